@@ -1,0 +1,230 @@
+//! The runtime form of a configuration: plain, checked values.
+//!
+//! Everything after [`crate::config::load`] trusts a `Plan`: addresses are parsed, durations
+//! are `Duration`s, every pool a route names exists. These types never derive `Deserialize`;
+//! the TOML shape lives in `file.rs`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Tokio worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub grace_period: Duration,
+    pub listeners: Vec<ListenerPlan>,
+    /// Pools in file order.
+    pub pools: Vec<PoolPlan>,
+}
+
+impl Plan {
+    pub fn pool(&self, name: &str) -> Option<&PoolPlan> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 and cleartext HTTP/2 (prior knowledge).
+    Http,
+}
+
+impl Protocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerPlan {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub protocol: Protocol,
+    /// Where a request goes when no route matches.
+    pub default_pool: Option<String>,
+    /// First match wins.
+    pub routes: Vec<RoutePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePlan {
+    pub matcher: Matcher,
+    pub target: Target,
+}
+
+/// All present conditions must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matcher {
+    pub host: Option<HostMatch>,
+    pub path_prefix: Option<String>,
+    pub method: Option<Method>,
+    pub header: Option<(HeaderName, String)>,
+    pub cookie: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `api.example.com` (lower case, no port).
+    Exact(String),
+    /// `*.example.com`: stored as `.example.com`; matches any name ending with it.
+    Suffix(String),
+}
+
+impl HostMatch {
+    /// `host` is the request's host without port, any case.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len()
+                    && host.as_bytes()[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Pool(String),
+    /// Weighted split over pools (canary, A/B); weights are > 0.
+    Split(Vec<(String, u32)>),
+}
+
+/// The balancing algorithm of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Smooth weighted round robin (nginx).
+    RoundRobin,
+    /// Fewest active requests relative to weight.
+    LeastConn,
+    /// Lowest response-time EWMA combined with in-flight requests.
+    LeastTime,
+    /// Power of two choices.
+    P2c,
+    /// Weighted random.
+    Random,
+    /// Client address hash (nginx `ip_hash`).
+    IpHash,
+    /// Consistent hashing on a ketama ring.
+    Hash,
+    /// Maglev lookup table.
+    Maglev,
+}
+
+impl Algorithm {
+    pub const NAMES: &'static [&'static str] = &[
+        "round_robin",
+        "weighted_round_robin",
+        "least_conn",
+        "least_time",
+        "p2c",
+        "random",
+        "ip_hash",
+        "hash",
+        "maglev",
+    ];
+
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        Some(match s {
+            "round_robin" | "weighted_round_robin" => Algorithm::RoundRobin,
+            "least_conn" => Algorithm::LeastConn,
+            "least_time" => Algorithm::LeastTime,
+            "p2c" => Algorithm::P2c,
+            "random" => Algorithm::Random,
+            "ip_hash" => Algorithm::IpHash,
+            "hash" => Algorithm::Hash,
+            "maglev" => Algorithm::Maglev,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::LeastConn => "least_conn",
+            Algorithm::LeastTime => "least_time",
+            Algorithm::P2c => "p2c",
+            Algorithm::Random => "random",
+            Algorithm::IpHash => "ip_hash",
+            Algorithm::Hash => "hash",
+            Algorithm::Maglev => "maglev",
+        }
+    }
+
+    /// Whether the algorithm looks at `PickContext::hash_key`.
+    pub fn uses_hash_key(&self) -> bool {
+        matches!(self, Algorithm::Hash | Algorithm::Maglev)
+    }
+}
+
+/// What a `hash`/`maglev` pool hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    Uri,
+    Header(HeaderName),
+    Cookie(String),
+    Query(String),
+}
+
+/// What `Host` header the upstream sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's `Host`, unchanged (default).
+    Keep,
+    /// The server's address (`host:port`).
+    Upstream,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect to a server.
+    pub connect: Duration,
+    /// Wait for the response head, and between two reads of the response body.
+    pub read: Duration,
+    /// Between two writes of the request body to the server.
+    pub send: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        // nginx's proxy_connect_timeout / proxy_read_timeout / proxy_send_timeout defaults.
+        Timeouts {
+            connect: Duration::from_secs(60),
+            read: Duration::from_secs(60),
+            send: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPlan {
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub hash_key: HashKey,
+    /// Idle upstream connections kept per server.
+    pub keepalive: usize,
+    /// How long an idle upstream connection is kept.
+    pub keepalive_timeout: Duration,
+    pub timeouts: Timeouts,
+    pub host_header: HostHeader,
+    pub servers: Vec<ServerPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPlan {
+    pub addr: SocketAddr,
+    /// Shown in logs and metrics; defaults to the address as written.
+    pub name: String,
+    /// 1..=1000.
+    pub weight: u32,
+    pub backup: bool,
+    pub down: bool,
+}

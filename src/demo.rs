@@ -1,0 +1,279 @@
+//! The built-in demo, and the small HTTP server it runs as backends.
+//!
+//! [`Backend`] is a real HTTP/1.1 server on 127.0.0.1 that names itself in every answer
+//! (`x-server` header and body). `switchyard demo` starts three of them with different
+//! response delays behind one listener; the integration tests use the same server, so what
+//! the demo shows is what the tests check. Paths:
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/health` | 200 `ok`, or 503 after [`Backend::set_healthy`]`(false)` |
+//! | `/headers` | the request head as the server saw it, one `name: value` per line |
+//! | `/bytes/N` | N bytes, streamed in 64 KiB chunks |
+//! | `/status/N` | status N |
+//! | `/sleep/MS` | waits MS milliseconds first |
+//! | any path with a request body | `received N bytes xxh3=HEX` after reading it all |
+//! | anything else | `NAME: METHOD PATH` |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::sync::watch;
+
+use crate::config::{
+    Algorithm, HashKey, HostHeader, ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Timeouts,
+};
+use crate::proxy::http::body::{ProxyBody, boxed, full};
+use crate::proxy::http::stopped;
+use crate::proxy::listen::bind_tcp;
+
+struct State {
+    name: String,
+    delay: Duration,
+    healthy: AtomicBool,
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// A running demo/test backend. Dropping it stops it.
+pub struct Backend {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl Backend {
+    /// Start on a free port of 127.0.0.1.
+    pub async fn start(name: &str, delay: Duration) -> std::io::Result<Backend> {
+        Backend::start_on("127.0.0.1:0".parse().expect("literal address"), name, delay).await
+    }
+
+    /// Start on a given address (a restarted backend comes back on its old port).
+    pub async fn start_on(
+        addr: SocketAddr,
+        name: &str,
+        delay: Duration,
+    ) -> std::io::Result<Backend> {
+        let listener = bind_tcp(addr)?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            name: name.to_string(),
+            delay,
+            healthy: AtomicBool::new(true),
+            connections: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut accept_stop = stop_rx.clone();
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(p) => p, Err(_) => continue },
+                    _ = stopped(&mut accept_stop) => return,
+                };
+                st.connections.fetch_add(1, Ordering::Relaxed);
+                let st = st.clone();
+                let mut conn_stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(answer(&st, req).await) }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        // A stopped backend drops its connections, as a killed process would.
+                        _ = stopped(&mut conn_stop) => {}
+                    }
+                });
+            }
+        });
+        Ok(Backend { addr, state, stop })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Make `/health` answer 503 (false) or 200 (true).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.state.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Stop listening and drop every open connection.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(st: &State, req: Request<Incoming>) -> Response<ProxyBody> {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_string();
+    let mut delay = st.delay;
+    if let Some(ms) = path
+        .strip_prefix("/sleep/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        delay += Duration::from_millis(ms);
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (status, body): (StatusCode, ProxyBody) = if path == "/health" {
+        if st.healthy.load(Ordering::Relaxed) {
+            (StatusCode::OK, full("ok\n"))
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, full("unhealthy\n"))
+        }
+    } else if path == "/headers" {
+        let mut text = format!("{} {} {:?}\n", req.method(), req.uri(), req.version());
+        for (k, v) in req.headers() {
+            text.push_str(&format!(
+                "{}: {}\n",
+                k,
+                String::from_utf8_lossy(v.as_bytes())
+            ));
+        }
+        (StatusCode::OK, full(text))
+    } else if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        (StatusCode::OK, stream_bytes(n))
+    } else if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        (
+            code,
+            full(format!("{}: status {}\n", st.name, code.as_u16())),
+        )
+    } else if req.headers().contains_key(http::header::CONTENT_LENGTH)
+        || req.headers().contains_key(http::header::TRANSFER_ENCODING)
+    {
+        let mut body = req.into_body();
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        n += d.len() as u64;
+                        hasher.update(d);
+                    }
+                }
+                Err(_) => return plain(st, StatusCode::BAD_REQUEST, full("body broken\n")),
+            }
+        }
+        (
+            StatusCode::OK,
+            full(format!(
+                "received {n} bytes xxh3={:016x}\n",
+                hasher.digest()
+            )),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            full(format!("{}: {} {}\n", st.name, req.method(), path)),
+        )
+    };
+    plain(st, status, body)
+}
+
+fn plain(st: &State, status: StatusCode, body: ProxyBody) -> Response<ProxyBody> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(&st.name) {
+        r.headers_mut().insert("x-server", v);
+    }
+    r
+}
+
+/// The byte at offset `i` of a `/bytes/N` answer, so a client can check what it got.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+fn stream_bytes(n: u64) -> ProxyBody {
+    const CHUNK: u64 = 64 * 1024;
+    let chunks = futures_util::stream::unfold(0u64, move |sent| async move {
+        if sent >= n {
+            return None;
+        }
+        let len = CHUNK.min(n - sent);
+        let data: Vec<u8> = (sent..sent + len).map(pattern_byte).collect();
+        Some((
+            Ok::<_, Infallible>(Frame::data(Bytes::from(data))),
+            sent + len,
+        ))
+    });
+    boxed(StreamBody::new(chunks))
+}
+
+/// The demo's plan: one listener over the given backends with `algorithm`.
+pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Algorithm) -> Plan {
+    Plan {
+        workers: 2,
+        grace_period: Duration::from_secs(5),
+        listeners: vec![ListenerPlan {
+            name: "demo".into(),
+            listen,
+            protocol: Protocol::Http,
+            default_pool: Some("demo".into()),
+            routes: Vec::new(),
+        }],
+        pools: vec![PoolPlan {
+            name: "demo".into(),
+            algorithm,
+            hash_key: HashKey::ClientIp,
+            keepalive: 32,
+            keepalive_timeout: Duration::from_secs(60),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(2),
+                read: Duration::from_secs(10),
+                send: Duration::from_secs(10),
+            },
+            host_header: HostHeader::Keep,
+            servers: backends
+                .iter()
+                .map(|(name, addr)| ServerPlan {
+                    addr: *addr,
+                    name: name.clone(),
+                    weight: 1,
+                    backup: false,
+                    down: false,
+                })
+                .collect(),
+        }],
+    }
+}

@@ -1,0 +1,186 @@
+//! The `switchyard` command: parse arguments, load the config, run the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use switchyard::config::{self, Algorithm, Plan};
+use switchyard::demo::{self, Backend};
+use switchyard::runtime::Runtime;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A software load balancer for L4 and L7 traffic"
+)]
+struct Cli {
+    /// Log level or filter (overrides RUST_LOG), e.g. "info", "debug", "switchyard=debug".
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer with a config file.
+    Run {
+        /// The config file.
+        #[arg(short, long, default_value = "switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file: print "ok" or every error, with file:line:column.
+    Check {
+        #[arg(short, long, default_value = "switchyard.toml")]
+        config: PathBuf,
+    },
+    /// Run a load balancer over three built-in demo servers.
+    Demo {
+        /// Where the demo listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Balancing algorithm of the demo pool.
+        #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
+        algorithm: Algorithm,
+    },
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s).ok_or_else(|| format!("use one of: {}", Algorithm::NAMES.join(", ")))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let result = match cli.command {
+        Command::Check { config } => return check(&config),
+        Command::Run { config } => run(&config),
+        Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(plan) => {
+            println!(
+                "ok: {} listener(s), {} pool(s), {} server(s)",
+                plan.listeners.len(),
+                plan.pools.len(),
+                plan.pools.iter().map(|p| p.servers.len()).sum::<usize>()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(path: &std::path::Path) -> Result<()> {
+    let plan = config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio_runtime(plan.workers)?;
+    rt.block_on(serve_until_signal(plan))
+}
+
+async fn serve_until_signal(plan: Plan) -> Result<()> {
+    let grace = plan.grace_period;
+    let runtime = Runtime::start(plan).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; in-flight requests get {grace:?}");
+    runtime.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
+    let rt = tokio_runtime(2)?;
+    rt.block_on(async move {
+        let delays = [5u64, 20, 50];
+        let mut backends = Vec::new();
+        for (i, ms) in delays.iter().enumerate() {
+            backends.push(
+                Backend::start(&format!("demo-{}", i + 1), Duration::from_millis(*ms)).await?,
+            );
+        }
+        let servers: Vec<(String, SocketAddr)> = backends
+            .iter()
+            .map(|b| (b.name().to_string(), b.addr))
+            .collect();
+        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm)).await?;
+        let addr = runtime.local_addr("demo").unwrap_or(listen);
+        println!(
+            "switchyard demo: listening on http://{addr}/ ({} over 3 servers)",
+            algorithm.as_str()
+        );
+        for (b, ms) in backends.iter().zip(delays) {
+            println!("  {:<7} http://{}  answers after {ms} ms", b.name(), b.addr);
+        }
+        println!();
+        println!("try:");
+        println!("  curl -s http://{addr}/                  # each answer names its server");
+        println!("  for i in $(seq 6); do curl -s http://{addr}/; done");
+        println!(
+            "  curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)"
+        );
+        println!("  curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body");
+        println!("  switchyard demo --algorithm least_time  # the slow server gets less");
+        println!("Ctrl-C stops.");
+        wait_for_signal().await;
+        runtime.shutdown().await;
+        Ok(())
+    })
+}

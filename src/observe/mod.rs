@@ -1,0 +1,3 @@
+//! What Switchyard tells about itself: the access log (and, later, metrics).
+
+pub mod access;

@@ -1,0 +1,195 @@
+//! Forwarding one request: pick a server, rewrite headers, send, and hand back the response
+//! with its body still streaming.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+
+use super::body::{ProxyBody, UpstreamBody, boxed, full};
+use super::headers::{add_forwarding, cookie, remove_hop_by_hop, wants_upgrade};
+use super::upstream::Upstream;
+use crate::balance::PickContext;
+use crate::config::{HashKey, HostHeader};
+use crate::error::ProxyError;
+use crate::upstream::Server;
+
+/// What the access log wants to know about the upstream side of a request.
+#[derive(Debug, Default)]
+pub struct UpstreamInfo {
+    pub server: Option<Arc<Server>>,
+    pub attempts: u32,
+    pub connect: Option<Duration>,
+    pub header: Option<Duration>,
+}
+
+/// The bytes a hashing pool hashes for this request; `None` means the client address.
+fn hash_key<'r, B>(key: &HashKey, req: &'r Request<B>) -> Option<&'r [u8]> {
+    match key {
+        HashKey::ClientIp => None,
+        HashKey::Uri => Some(
+            req.uri()
+                .path_and_query()
+                .map_or(req.uri().path().as_bytes(), |pq| pq.as_str().as_bytes()),
+        ),
+        HashKey::Header(name) => req.headers().get(name).map(|v| v.as_bytes()),
+        HashKey::Cookie(name) => cookie(req.headers(), name).map(str::as_bytes),
+        HashKey::Query(name) => req.uri().query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_bytes())
+        }),
+    }
+}
+
+/// Send `req` to a server of `up` and return its response, body streaming.
+pub async fn forward(
+    up: &Upstream,
+    mut req: Request<Incoming>,
+    client: SocketAddr,
+    scheme: &'static str,
+    info: &mut UpstreamInfo,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let pool = &up.pool;
+    let server = {
+        let ctx = PickContext {
+            client: Some(client.ip()),
+            hash_key: hash_key(&pool.hash_key, &req),
+            tried: &[],
+        };
+        pool.pick(&ctx).ok_or_else(|| ProxyError::NoServer {
+            pool: pool.name.clone(),
+        })?
+    };
+    info.server = Some(server.clone());
+    info.attempts += 1;
+
+    let upgrading = wants_upgrade(req.headers());
+    let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    remove_hop_by_hop(&mut parts.headers, upgrading);
+    // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
+    // read, which is when a server is ready for it); the server sees a plain request.
+    parts.headers.remove(header::EXPECT);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        // An HTTP/2 request carries its host in :authority; HTTP/1.1 needs Host.
+        parts.headers.insert(header::HOST, v);
+    }
+    if pool.host_header == HostHeader::Upstream
+        && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    add_forwarding(&mut parts.headers, client.ip(), scheme);
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .parse()
+        .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
+    parts.version = Version::HTTP_11;
+    let body: ProxyBody = if body.is_end_stream() {
+        full(Bytes::new())
+    } else {
+        boxed(body)
+    };
+    let upstream_req = Request::from_parts(parts, body);
+
+    let in_flight = server.begin();
+    let started = Instant::now();
+    let mut conn = up.conns().checkout(&server).await?;
+    info.connect = Some(conn.connect_time);
+    let read_timeout = pool.timeouts.read;
+    let sent = tokio::time::timeout(read_timeout, conn.sender.try_send_request(upstream_req)).await;
+    let mut resp = match sent {
+        Err(_) => {
+            return Err(ProxyError::Timeout {
+                server: server.name.clone(),
+                after: read_timeout,
+            });
+        }
+        Ok(Err(mut e)) => {
+            // A kept-alive connection the server had just closed: the request was not sent,
+            // so it goes again on a fresh connection to the same server.
+            match e.take_message() {
+                Some(again) if conn.reused => {
+                    conn = up.conns().connect(&server).await?;
+                    info.connect = Some(conn.connect_time);
+                    match tokio::time::timeout(read_timeout, conn.sender.send_request(again)).await
+                    {
+                        Err(_) => {
+                            return Err(ProxyError::Timeout {
+                                server: server.name.clone(),
+                                after: read_timeout,
+                            });
+                        }
+                        Ok(Err(e)) => return Err(upstream_error(&server, &e)),
+                        Ok(Ok(r)) => r,
+                    }
+                }
+                _ => return Err(upstream_error(&server, e.error())),
+            }
+        }
+        Ok(Ok(r)) => r,
+    };
+    let header_time = started.elapsed();
+    info.header = Some(header_time);
+    server.record_latency(header_time);
+
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(downstream) = downstream_upgrade {
+        let upstream = hyper::upgrade::on(&mut resp);
+        tokio::spawn(super::tunnel::run(downstream, upstream, in_flight));
+        let (mut parts, _) = resp.into_parts();
+        remove_hop_by_hop(&mut parts.headers, true);
+        return Ok(Response::from_parts(parts, full(Bytes::new())));
+    }
+    up.conns().checkin(&server, conn.sender);
+    let (mut parts, body) = resp.into_parts();
+    remove_hop_by_hop(&mut parts.headers, false);
+    Ok(Response::from_parts(
+        parts,
+        boxed(UpstreamBody::new(body, in_flight, read_timeout)),
+    ))
+}
+
+fn upstream_error(server: &Server, e: &hyper::Error) -> ProxyError {
+    let mut cause = e.to_string();
+    if let Some(source) = std::error::Error::source(e) {
+        cause = format!("{cause}: {source}");
+    }
+    ProxyError::Upstream {
+        server: server.name.clone(),
+        cause,
+    }
+}
+
+/// The client's answer when a request cannot be served.
+pub fn error_response(e: &ProxyError) -> Response<ProxyBody> {
+    let status = e.status();
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}

@@ -1,0 +1,155 @@
+//! L7: HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to servers.
+//!
+//! `serve` accepts connections and runs hyper's auto (h1/h2c) server on each; every request
+//! goes through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks a server
+//! and streams the exchange, and one access-log line records the outcome.
+
+pub mod body;
+pub mod forward;
+pub mod headers;
+pub mod router;
+pub mod tunnel;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use body::ProxyBody;
+pub use forward::{UpstreamInfo, error_response, forward};
+pub use router::{Route, RouteTarget, Router};
+pub use upstream::Upstream;
+
+use crate::error::ProxyError;
+use crate::observe::access::{self, AccessRecord};
+
+/// Everything one HTTP listener needs to serve a request; swapped whole on reload.
+pub struct Site {
+    pub listener: String,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    pub scheme: &'static str,
+    pub router: Router,
+}
+
+/// Serve one request.
+pub async fn handle(
+    site: Arc<Site>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut info = UpstreamInfo::default();
+    let (pool, result) = match site.router.route(&req).cloned() {
+        None => (None, Err(ProxyError::NoRoute)),
+        Some(up) => {
+            let r = forward(&up, req, client, site.scheme, &mut info).await;
+            (Some(up), r)
+        }
+    };
+    let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
+    let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::warn!(
+                listener = %site.listener,
+                pool = pool_name,
+                server = server_name,
+                cause = e.kind(),
+                "{method} {uri}: {e}"
+            );
+            error_response(&e)
+        }
+    };
+    access::log(&AccessRecord {
+        listener: &site.listener,
+        client,
+        method: method.as_str(),
+        uri: &uri.to_string(),
+        status: resp.status().as_u16(),
+        pool: pool_name,
+        server: server_name,
+        attempts: info.attempts,
+        upstream_connect: info.connect,
+        upstream_header: info.header,
+        total: started.elapsed(),
+    });
+    resp
+}
+
+/// Accept connections on `listener` and serve them with the current `site` until `shutdown`
+/// turns true; then stop accepting and give open connections `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    site: Arc<ArcSwap<Site>>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let site = site.clone();
+                let svc = service_fn(move |req| {
+                    let site = site.load_full();
+                    async move { Ok::<_, Infallible>(handle(site, client, req).await) }
+                });
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%client, "connection ended: {e}");
+                    }
+                });
+            }
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period of {grace:?} over; closing the remaining connections");
+    }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,99 @@
+//! Choosing the pool for a request: routes in order, first match wins, else the default.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::Request;
+
+use super::headers::{cookie, request_host};
+use super::upstream::Upstream;
+use crate::balance::smooth_sequence;
+use crate::config::Matcher;
+
+/// Where a matched route sends requests.
+pub enum RouteTarget {
+    Pool(Arc<Upstream>),
+    /// A weighted split: an exact, interleaved cycle over the pools (weights 90/10 send
+    /// exactly 9 of every 10 requests to the first, never 90 in a row).
+    Split {
+        pools: Vec<Arc<Upstream>>,
+        cycle: Vec<u32>,
+        next: AtomicUsize,
+    },
+}
+
+impl RouteTarget {
+    pub fn split(parts: Vec<(Arc<Upstream>, u32)>) -> RouteTarget {
+        let weights: Vec<u32> = parts.iter().map(|(_, w)| *w).collect();
+        RouteTarget::Split {
+            cycle: smooth_sequence(&weights),
+            pools: parts.into_iter().map(|(p, _)| p).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn choose(&self) -> &Arc<Upstream> {
+        match self {
+            RouteTarget::Pool(p) => p,
+            RouteTarget::Split { pools, cycle, next } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % cycle.len();
+                &pools[cycle[i] as usize]
+            }
+        }
+    }
+}
+
+pub struct Route {
+    pub matcher: Matcher,
+    pub target: RouteTarget,
+}
+
+pub struct Router {
+    pub routes: Vec<Route>,
+    pub default: Option<Arc<Upstream>>,
+}
+
+impl Router {
+    /// The pool for `req`, or `None` when no route matches and there is no default.
+    pub fn route<B>(&self, req: &Request<B>) -> Option<&Arc<Upstream>> {
+        self.routes
+            .iter()
+            .find(|r| matches(&r.matcher, req))
+            .map(|r| r.target.choose())
+            .or(self.default.as_ref())
+    }
+}
+
+fn matches<B>(m: &Matcher, req: &Request<B>) -> bool {
+    if let Some(host) = &m.host {
+        match request_host(req.headers(), req.uri()) {
+            Some(h) if host.matches(h) => {}
+            _ => return false,
+        }
+    }
+    if let Some(prefix) = &m.path_prefix
+        && !req.uri().path().starts_with(prefix.as_str())
+    {
+        return false;
+    }
+    if let Some(method) = &m.method
+        && req.method() != method
+    {
+        return false;
+    }
+    if let Some((name, value)) = &m.header
+        && !req
+            .headers()
+            .get_all(name)
+            .iter()
+            .any(|v| v.as_bytes() == value.as_bytes())
+    {
+        return false;
+    }
+    if let Some((name, value)) = &m.cookie
+        && cookie(req.headers(), name) != Some(value.as_str())
+    {
+        return false;
+    }
+    true
+}

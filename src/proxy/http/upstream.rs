@@ -1,0 +1,169 @@
+//! A pool as the HTTP proxy sees it: the pool's servers plus their idle connections.
+//!
+//! Connections are HTTP/1.1, one request at a time. After a response head arrives, a small
+//! task waits for the connection to become ready again (the body read to its end) and puts it
+//! back on its server's idle list, keeping at most `keepalive` per server for at most
+//! `keepalive_timeout`, like nginx's `keepalive` directive.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::upstream::{Pool, Server};
+
+/// A pool plus the connections to its servers.
+pub struct Upstream {
+    pub pool: Arc<Pool>,
+    conns: Arc<ConnPool>,
+}
+
+impl Upstream {
+    pub fn new(pool: Arc<Pool>) -> Upstream {
+        let conns = Arc::new(ConnPool {
+            idle: pool
+                .servers()
+                .iter()
+                .map(|s| (s.id(), Mutex::new(Vec::new())))
+                .collect(),
+            max_idle: pool.keepalive,
+            idle_timeout: pool.keepalive_timeout,
+            connect_timeout: pool.timeouts.connect,
+            opened: AtomicU64::new(0),
+        });
+        Upstream { pool, conns }
+    }
+
+    pub fn conns(&self) -> &Arc<ConnPool> {
+        &self.conns
+    }
+}
+
+struct IdleConn {
+    sender: http1::SendRequest<ProxyBody>,
+    since: Instant,
+}
+
+/// Idle upstream connections, per server.
+pub struct ConnPool {
+    /// One short lock per server, held only to push or pop an idle connection; requests to
+    /// different servers never contend.
+    idle: Vec<(u64, Mutex<Vec<IdleConn>>)>,
+    max_idle: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    opened: AtomicU64,
+}
+
+/// A connection checked out for one request.
+pub struct Conn {
+    pub sender: http1::SendRequest<ProxyBody>,
+    /// Taken from the idle list rather than opened for this request.
+    pub reused: bool,
+    /// Time spent connecting (zero when reused).
+    pub connect_time: Duration,
+}
+
+impl ConnPool {
+    fn idle_list(&self, server: &Server) -> Option<&Mutex<Vec<IdleConn>>> {
+        self.idle
+            .iter()
+            .find(|(id, _)| *id == server.id())
+            .map(|(_, l)| l)
+    }
+
+    /// Connections opened since start, for tests and metrics.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// An idle connection to `server` if one is still good, else a new one.
+    pub async fn checkout(&self, server: &Server) -> Result<Conn, ProxyError> {
+        if let Some(list) = self.idle_list(server) {
+            loop {
+                let candidate = list.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some(c) = candidate else { break };
+                if c.sender.is_ready() && c.since.elapsed() < self.idle_timeout {
+                    return Ok(Conn {
+                        sender: c.sender,
+                        reused: true,
+                        connect_time: Duration::ZERO,
+                    });
+                }
+                // Closed by the server, or idle too long: drop it and look again.
+            }
+        }
+        self.connect(server).await
+    }
+
+    /// Open a new connection to `server`, bounded by the pool's connect timeout.
+    pub async fn connect(&self, server: &Server) -> Result<Conn, ProxyError> {
+        let started = Instant::now();
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(server.addr)).await
+            {
+                Err(_) => {
+                    return Err(ProxyError::Connect {
+                        server: server.name.clone(),
+                        cause: format!("timed out after {:?}", self.connect_timeout),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return Err(ProxyError::Connect {
+                        server: server.name.clone(),
+                        cause: e.to_string(),
+                    });
+                }
+                Ok(Ok(s)) => s,
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProxyError::Connect {
+                server: server.name.clone(),
+                cause: e.to_string(),
+            })?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            // Ends when the server closes, the pool drops the sender, or an upgraded
+            // connection's tunnel is done.
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(Conn {
+            sender,
+            reused: false,
+            connect_time: started.elapsed(),
+        })
+    }
+
+    /// Put a connection back once its response has been read to the end.
+    pub fn checkin(self: &Arc<Self>, server: &Server, mut sender: http1::SendRequest<ProxyBody>) {
+        if self.max_idle == 0 {
+            return;
+        }
+        let pool = self.clone();
+        let id = server.id();
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            if let Some((_, list)) = pool.idle.iter().find(|(sid, _)| *sid == id) {
+                let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+                if list.len() >= pool.max_idle {
+                    // Keep the newest; the oldest is the likeliest to be closed by the server.
+                    list.remove(0);
+                }
+                list.push(IdleConn {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! A pool: its servers, and the balancer over those in rotation.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::Server;
+use crate::balance::{self, Balancer, PickContext};
+use crate::config::{Algorithm, HashKey, HostHeader, PoolPlan, Timeouts};
+
+/// The balancers of one moment: primaries, and backups for when no primary can serve.
+struct Pickers {
+    primary: Box<dyn Balancer>,
+    backup: Option<Box<dyn Balancer>>,
+}
+
+/// A named group of servers with one balancing algorithm.
+pub struct Pool {
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub hash_key: HashKey,
+    pub keepalive: usize,
+    pub keepalive_timeout: std::time::Duration,
+    pub timeouts: Timeouts,
+    pub host_header: HostHeader,
+    servers: Vec<Arc<Server>>,
+    pickers: ArcSwap<Pickers>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("servers", &self.servers)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// Build a pool from its plan. Servers of `previous` with the same address are kept,
+    /// with their counters and health, so a reload loses no state.
+    pub fn new(plan: &PoolPlan, previous: Option<&Pool>) -> Pool {
+        let servers: Vec<Arc<Server>> = plan
+            .servers
+            .iter()
+            .map(|sp| {
+                let kept = previous.and_then(|p| {
+                    p.servers
+                        .iter()
+                        .find(|s| s.addr == sp.addr && s.backup == sp.backup)
+                        .cloned()
+                });
+                match kept {
+                    Some(s) => {
+                        s.set_weight(sp.weight);
+                        s.set_admin_down(sp.down);
+                        s
+                    }
+                    None => Arc::new(Server::new(sp)),
+                }
+            })
+            .collect();
+        let pickers = build_pickers(plan.algorithm, &servers);
+        Pool {
+            name: plan.name.clone(),
+            algorithm: plan.algorithm,
+            hash_key: plan.hash_key.clone(),
+            keepalive: plan.keepalive,
+            keepalive_timeout: plan.keepalive_timeout,
+            timeouts: plan.timeouts,
+            host_header: plan.host_header,
+            servers,
+            pickers: ArcSwap::from_pointee(pickers),
+        }
+    }
+
+    /// Every server, in configuration order.
+    pub fn servers(&self) -> &[Arc<Server>] {
+        &self.servers
+    }
+
+    /// Choose a server: a primary if any can serve, else a backup.
+    pub fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        let pickers = self.pickers.load();
+        pickers
+            .primary
+            .pick(ctx)
+            .or_else(|| pickers.backup.as_ref().and_then(|b| b.pick(ctx)))
+    }
+
+    /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
+    /// leaves rotation (health, drain, weight); in-flight picks finish on the old ones.
+    pub fn rebuild(&self) {
+        self.pickers
+            .store(Arc::new(build_pickers(self.algorithm, &self.servers)));
+    }
+
+    /// Whether some server could take a request now.
+    pub fn has_available(&self) -> bool {
+        self.servers.iter().any(|s| s.is_available())
+    }
+}
+
+fn build_pickers(algorithm: Algorithm, servers: &[Arc<Server>]) -> Pickers {
+    let (backup, primary): (Vec<_>, Vec<_>) = servers
+        .iter()
+        .filter(|s| s.in_rotation())
+        .cloned()
+        .partition(|s| s.backup);
+    Pickers {
+        primary: balance::build(algorithm, &primary),
+        backup: (!backup.is_empty()).then(|| balance::build(algorithm, &backup)),
+    }
+}

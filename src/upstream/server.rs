@@ -1,0 +1,174 @@
+//! One upstream server and its live state.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::ServerPlan;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A backend. Identity (`addr`, `name`) is fixed; everything else is live state read by the
+/// balancers at pick time and written by the proxy and the health checkers.
+#[derive(Debug)]
+pub struct Server {
+    id: u64,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub backup: bool,
+    weight: AtomicU32,
+    /// Taken out by configuration (`down = true`) or by an operator.
+    admin_down: AtomicBool,
+    /// Requests (or L4 connections) now being served.
+    in_flight: AtomicU32,
+    /// Requests started, ever.
+    requests: AtomicU64,
+    /// Exponentially weighted moving average of the time to the response head, in µs;
+    /// 0 until the first sample.
+    latency_ewma_us: AtomicU64,
+}
+
+impl Server {
+    pub fn new(plan: &ServerPlan) -> Server {
+        Server {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: plan.name.clone(),
+            addr: plan.addr,
+            backup: plan.backup,
+            weight: AtomicU32::new(plan.weight.max(1)),
+            admin_down: AtomicBool::new(plan.down),
+            in_flight: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
+            latency_ewma_us: AtomicU64::new(0),
+        }
+    }
+
+    /// A short-hand for tests and benchmarks: a primary server of weight `weight`.
+    pub fn with_weight(addr: SocketAddr, weight: u32) -> Server {
+        Server::new(&ServerPlan {
+            addr,
+            name: addr.to_string(),
+            weight,
+            backup: false,
+            down: false,
+        })
+    }
+
+    /// Unique for the life of the process; a server kept across a reload keeps its id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Configured weight, 1..=1000.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    pub fn set_weight(&self, w: u32) {
+        self.weight.store(w.clamp(1, 1000), Ordering::Relaxed);
+    }
+
+    pub fn set_admin_down(&self, down: bool) {
+        self.admin_down.store(down, Ordering::Relaxed);
+    }
+
+    pub fn admin_down(&self) -> bool {
+        self.admin_down.load(Ordering::Relaxed)
+    }
+
+    /// Whether the pool's balancer should include this server when it is (re)built.
+    pub fn in_rotation(&self) -> bool {
+        !self.admin_down()
+    }
+
+    /// Whether a request may be sent here now. Checked at every pick, so a state that
+    /// changes with time needs no rebuild.
+    pub fn is_available(&self) -> bool {
+        self.in_rotation()
+    }
+
+    /// Requests or connections now in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests started, ever.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Latency EWMA in microseconds; 0 before the first sample.
+    pub fn latency_ewma_us(&self) -> u64 {
+        self.latency_ewma_us.load(Ordering::Relaxed)
+    }
+
+    /// Count a request as started; the returned guard counts it as finished when dropped.
+    pub fn begin(self: &std::sync::Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            server: self.clone(),
+        }
+    }
+
+    /// Feed one response time into the EWMA (weight 1/8 for the new sample, as TCP's SRTT).
+    pub fn record_latency(&self, d: Duration) {
+        let sample = (d.as_micros() as u64).max(1);
+        let _ = self
+            .latency_ewma_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            });
+    }
+}
+
+/// A request or connection in flight on a server; dropping it ends it.
+#[derive(Debug)]
+pub struct InFlight {
+    server: std::sync::Arc<Server>,
+}
+
+impl InFlight {
+    pub fn server(&self) -> &std::sync::Arc<Server> {
+        &self.server
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.server.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn in_flight_counts_up_and_down() {
+        let s = Arc::new(Server::with_weight("127.0.0.1:1".parse().unwrap(), 1));
+        let a = s.begin();
+        let b = s.begin();
+        assert_eq!(s.in_flight(), 2);
+        drop(a);
+        assert_eq!(s.in_flight(), 1);
+        drop(b);
+        assert_eq!((s.in_flight(), s.requests()), (0, 2));
+    }
+
+    #[test]
+    fn latency_ewma_moves_toward_samples() {
+        let s = Server::with_weight("127.0.0.1:1".parse().unwrap(), 1);
+        s.record_latency(Duration::from_millis(8));
+        assert_eq!(s.latency_ewma_us(), 8000);
+        for _ in 0..64 {
+            s.record_latency(Duration::from_millis(1));
+        }
+        assert!(s.latency_ewma_us() < 1100, "{}", s.latency_ewma_us());
+    }
+}
