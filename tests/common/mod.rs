@@ -1,0 +1,180 @@
+//! Shared helpers for the integration tests: start demo backends and a load balancer from
+//! inline TOML on 127.0.0.1 (port 0), make real HTTP requests, wait for conditions.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use switchyard::demo::Backend;
+use switchyard::runtime::Runtime;
+use tokio::net::TcpStream;
+
+/// Start `n` demo backends named `s1`, `s2`, … with no delay.
+pub async fn backends(n: usize) -> Vec<Backend> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        v.push(
+            Backend::start(&format!("s{}", i + 1), Duration::ZERO)
+                .await
+                .expect("start backend"),
+        );
+    }
+    v
+}
+
+/// `servers = [...]` entries for `backends`, with optional weights.
+pub fn servers_toml(backends: &[Backend], weights: &[u32]) -> String {
+    let items: Vec<String> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let w = weights.get(i).copied().unwrap_or(1);
+            format!(
+                "{{ addr = \"{}\", name = \"{}\", weight = {w} }}",
+                b.addr,
+                b.name()
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Start a load balancer from TOML text. Listeners should use `127.0.0.1:0`.
+pub async fn start_lb(toml: &str) -> Runtime {
+    let plan = switchyard::config::load_str(toml, "test.toml")
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n---\n{toml}"));
+    Runtime::start(plan).await.expect("start load balancer")
+}
+
+/// A minimal single-pool config: listener "web" on port 0 over `backends`.
+pub fn simple_config(algorithm: &str, backends: &[Backend], weights: &[u32]) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+
+[pool.p]
+algorithm = "{algorithm}"
+servers = {}
+"#,
+        servers_toml(backends, weights)
+    )
+}
+
+/// One answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The demo backend that answered (its `x-server` header), or "" if none.
+    pub fn server(&self) -> String {
+        self.headers
+            .get("x-server")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// A client connection (HTTP/1.1, keep-alive) for many requests in a row.
+pub struct Client {
+    sender: http1::SendRequest<Full<Bytes>>,
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect to LB");
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        Client { sender, addr }
+    }
+
+    /// Send a request built by the caller (its URI is the path; Host is added if missing).
+    pub async fn send(&mut self, mut req: Request<Full<Bytes>>) -> Answer {
+        if !req.headers().contains_key(http::header::HOST) {
+            req.headers_mut()
+                .insert(http::header::HOST, self.addr.to_string().parse().unwrap());
+        }
+        self.sender.ready().await.expect("connection ready");
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.sender.send_request(req))
+            .await
+            .expect("response within 30s")
+            .expect("response");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Answer {
+        self.send(Request::get(path).body(Full::new(Bytes::new())).unwrap())
+            .await
+    }
+}
+
+/// GET over a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str) -> Answer {
+    Client::connect(addr).await.get(path).await
+}
+
+/// GET with extra headers over a fresh connection.
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut b = Request::get(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    Client::connect(addr)
+        .await
+        .send(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+}
+
+/// Poll `cond` every 20 ms until it holds or `limit` passes; panics with `what` on timeout.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Count answers per server name.
+pub fn tally(names: impl IntoIterator<Item = String>) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for n in names {
+        *m.entry(n).or_insert(0) += 1;
+    }
+    m
+}
