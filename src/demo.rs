@@ -226,16 +226,27 @@ pub fn pattern_byte(i: u64) -> u8 {
 
 fn stream_bytes(n: u64) -> ProxyBody {
     const CHUNK: u64 = 64 * 1024;
-    let chunks = futures_util::stream::unfold(0u64, move |sent| async move {
-        if sent >= n {
-            return None;
+    // One chunk plus a period of the pattern, built once; every chunk is a zero-copy slice.
+    static PATTERN: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let pattern = PATTERN
+        .get_or_init(|| {
+            (0..CHUNK + 251)
+                .map(pattern_byte)
+                .collect::<Vec<u8>>()
+                .into()
+        })
+        .clone();
+    let chunks = futures_util::stream::unfold(0u64, move |sent| {
+        let pattern = pattern.clone();
+        async move {
+            if sent >= n {
+                return None;
+            }
+            let len = CHUNK.min(n - sent);
+            let start = (sent % 251) as usize;
+            let data = pattern.slice(start..start + len as usize);
+            Some((Ok::<_, Infallible>(Frame::data(data)), sent + len))
         }
-        let len = CHUNK.min(n - sent);
-        let data: Vec<u8> = (sent..sent + len).map(pattern_byte).collect();
-        Some((
-            Ok::<_, Infallible>(Frame::data(Bytes::from(data))),
-            sent + len,
-        ))
     });
     boxed(StreamBody::new(chunks))
 }

@@ -178,3 +178,72 @@ pub fn tally(names: impl IntoIterator<Item = String>) -> std::collections::BTree
     }
     m
 }
+
+/// The `switchyard` binary running `run -c` on a config written to a temp file; killed on drop.
+pub struct LbProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub dir: std::path::PathBuf,
+}
+
+impl LbProcess {
+    /// Start the binary on `toml` (one listener on port 0) and wait until it listens.
+    pub fn start(toml: &str) -> LbProcess {
+        use std::io::BufRead;
+        let dir = temp_dir("lb");
+        let path = dir.join("switchyard.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["--log-level", "warn,switchyard::runtime=info", "run", "-c"])
+            .arg(&path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start switchyard");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("switchyard exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        LbProcess { child, addr, dir }
+    }
+
+    /// Peak resident memory of the process so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+}
+
+impl Drop for LbProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

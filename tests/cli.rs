@@ -1,0 +1,118 @@
+//! The `switchyard` command as a user runs it: `check` on good and bad files, `run` and a
+//! clean stop on SIGTERM.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn switchyard(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .output()
+        .expect("run switchyard")
+}
+
+#[test]
+fn every_example_checks_ok() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = switchyard(&["check", "-c", path.to_str().unwrap()]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.starts_with("ok"),
+                "{}: {stdout}{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn check_lists_every_error_with_file_line_column_and_fix() {
+    let dir = temp_dir("cli");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+pool = "nope"
+
+[pool.api]
+algorithm = "least_connections"
+servers = [ { addr = "127.0.0.1:9001", weight = 0 }, { addr = "not an address" } ]
+
+[pool.empty]
+servers = []
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = switchyard(&["check", "-c", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        format!("error: {p}:4:8: no pool named \"nope\""),
+        "help: use one of: api, empty, or define [pool.nope]".to_string(),
+        format!("error: {p}:7:13: unknown algorithm \"least_connections\""),
+        "help: use one of: round_robin, weighted_round_robin, least_conn".to_string(),
+        format!("error: {p}:8:49: weight = 0 is out of range"),
+        format!("error: {p}:8:63: server address \"not an address\" is not an address"),
+        format!("error: {p}:11:11: pool \"empty\" has no servers"),
+        format!("5 error(s) in {p}"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+
+    std::fs::write(
+        &path,
+        "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\ntimeout = \"5s\"\n",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&switchyard(&["check", "-c", p]).stderr).into_owned();
+    assert!(
+        err.contains(&format!("{p}:4:1: unknown field `timeout`")),
+        "{err}"
+    );
+
+    let out = switchyard(&["check", "-c", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits() {
+    let b = backends(1).await;
+    let mut lb = LbProcess::start(&simple_config("round_robin", &b, &[]));
+    let addr = lb.addr;
+    assert_eq!(get(addr, "/").await.status, 200);
+    let slow = tokio::spawn(async move { get(addr, "/sleep/500").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request reaches the backend",
+        || async { b[0].requests() == 2 },
+    )
+    .await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &lb.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let answer = slow.await.unwrap();
+    assert_eq!(answer.status, 200, "the in-flight request finished");
+    let mut exited = None;
+    for _ in 0..250 {
+        if let Some(status) = lb.child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = exited.expect("switchyard exits within 5s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
