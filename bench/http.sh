@@ -58,7 +58,7 @@ taskset -c 0 nginx -c "$work/lb/nginx.conf" & pids+=($!)
 cat > "$work/haproxy.cfg" <<HA
 global
   nbthread 1
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s
@@ -89,8 +89,8 @@ servers = [ { addr = "127.0.0.1:$B1" }, { addr = "127.0.0.1:$B2" } ]
 SY
 taskset -c 0 "$SY" --log-level warn run -c "$work/switchyard.toml" & pids+=($!)
 
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
-for p in $B1 $B2 $P_SY $P_NG $P_HA; do wait_port "$p"; done
+wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 ($2) never opened"; cat "$work"/*/error.log 2>/dev/null; exit 1; }
+wait_port $B1 backend; wait_port $B2 backend; wait_port $P_SY switchyard; wait_port $P_NG nginx; wait_port $P_HA haproxy
 for p in $P_SY $P_NG $P_HA; do
   curl -sf "http://127.0.0.1:$p/" | grep -q "hello from the backend" || { echo "port $p does not proxy"; exit 1; }
 done

@@ -483,3 +483,15 @@ async fn shutdown_lets_in_flight_requests_finish() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test]
+async fn listens_on_ipv6_loopback() {
+    let b = backends(1).await;
+    let cfg = simple_config("round_robin", &b, &[]).replace("127.0.0.1:0", "[::1]:0");
+    let lb = start_lb(&cfg).await;
+    let addr = lb.local_addr("web").unwrap();
+    assert!(addr.is_ipv6());
+    let a = get(addr, "/headers").await;
+    assert_eq!(a.status, 200);
+    assert!(a.text().contains("x-forwarded-for: ::1\n"), "{}", a.text());
+}
