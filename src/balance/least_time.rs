@@ -3,7 +3,7 @@
 //! Each server's cost is its response-time EWMA (`Server::latency_ewma_us`, fed by the proxy
 //! with the time to the response head) times the requests it would then have in flight,
 //! over its weight: `ewma × (in_flight + 1) / weight`. Costs are compared cross-multiplied in
-//! `u128`, so no floats or division. A slow server is used only once the fast ones have
+//! integers, so no floats or division. A slow server is used only once the fast ones have
 //! enough requests queued to be slower still.
 //!
 //! A server with no sample yet (new, or just back) must be measured: when idle it is picked
@@ -34,20 +34,19 @@ impl LeastTime {
     }
 }
 
-/// `ewma × (in_flight + 1)` of one server, and its weight: cost is `.0 / .1`.
+/// `ewma × (in_flight + 1)` of one server, and its weight: cost is `.0 / .1`. Kept in
+/// `u64` (saturating; 60 s × 10^5 requests is still far below the limit) and compared with
+/// one widening multiply per side.
 #[derive(Clone, Copy)]
-struct Cost(u128, u128);
+struct Cost(u64, u64);
 
 impl Cost {
     fn new(ewma: u64, in_flight: u32, weight: u64) -> Cost {
-        Cost(
-            u128::from(ewma) * (u128::from(in_flight) + 1),
-            u128::from(weight),
-        )
+        Cost(ewma.saturating_mul(u64::from(in_flight) + 1), weight)
     }
 
     fn less(self, other: Cost) -> bool {
-        self.0 * other.1 < other.0 * self.1
+        u128::from(self.0) * u128::from(other.1) < u128::from(other.0) * u128::from(self.1)
     }
 }
 
@@ -59,7 +58,7 @@ impl Balancer for LeastTime {
         // The least busy (in_flight relative to weight) server still waiting for its first
         // sample, costed once the mean EWMA is known.
         let mut unmeasured: Option<(usize, u32)> = None;
-        let (mut sum, mut count) = (0u128, 0u128);
+        let (mut sum, mut count) = (0u64, 0u64);
         for k in 0..n {
             let i = if start + k >= n {
                 start + k - n
@@ -86,7 +85,7 @@ impl Balancer for LeastTime {
                 }
                 continue;
             }
-            sum += u128::from(ewma);
+            sum = sum.saturating_add(ewma);
             count += 1;
             let cost = Cost::new(ewma, in_flight, w);
             if best.is_none_or(|(_, b)| cost.less(b)) {
@@ -95,7 +94,7 @@ impl Balancer for LeastTime {
         }
         if let Some((i, in_flight)) = unmeasured {
             // With nothing measured yet, any positive cost will do: all are guesses.
-            let mean = sum.checked_div(count).unwrap_or(1).max(1) as u64;
+            let mean = sum.checked_div(count).unwrap_or(1).max(1);
             let cost = Cost::new(mean, in_flight, self.weights[i]);
             if best.is_none_or(|(_, b)| cost.less(b)) {
                 best = Some((i, cost));

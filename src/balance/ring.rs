@@ -36,6 +36,11 @@ pub struct Ring {
     points: Vec<u64>,
     /// `owners[k]` is the index in `servers` of the server at `points[k]`.
     owners: Vec<u32>,
+    /// `buckets[b]` is the first point whose top `bits` bits are `>= b`, with `len` as the
+    /// last entry: a pick binary-searches only its bucket (a few points) instead of a ring
+    /// that does not fit in cache.
+    buckets: Vec<u32>,
+    bits: u32,
 }
 
 impl Ring {
@@ -63,11 +68,34 @@ impl Ring {
         }
         // Sorting by (hash, index) keeps the order total even if two points collide.
         ring.sort_unstable();
+        let points: Vec<u64> = ring.iter().map(|p| p.0).collect();
+        // One to two points per bucket (at least 1 bit, so the shift below stays in range).
+        let bits = (usize::BITS - 1)
+            .saturating_sub(points.len().leading_zeros())
+            .clamp(1, 20);
+        let mut buckets = Vec::with_capacity((1 << bits) + 1);
+        let mut k = 0;
+        for b in 0..(1u64 << bits) {
+            while k < points.len() && points[k] >> (64 - bits) < b {
+                k += 1;
+            }
+            buckets.push(k as u32);
+        }
+        buckets.push(points.len() as u32);
         Ring {
             servers: servers.to_vec(),
-            points: ring.iter().map(|p| p.0).collect(),
+            points,
             owners: ring.iter().map(|p| p.1).collect(),
+            buckets,
+            bits,
         }
+    }
+
+    /// The first point at or after `h`, or `len` if `h` is past the last point.
+    fn first_at_or_after(&self, h: u64) -> usize {
+        let b = (h >> (64 - self.bits)) as usize;
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        lo + self.points[lo..hi].partition_point(|&p| p < h)
     }
 
     /// Points on the ring.
@@ -92,7 +120,7 @@ impl Balancer for Ring {
             return super::first_eligible(&self.servers, 0, ctx);
         };
         let h = xxh3_64(key);
-        let start = self.points.partition_point(|&p| p < h);
+        let start = self.first_at_or_after(h);
         for step in 0..len {
             if step == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
                 return None;
@@ -222,6 +250,28 @@ mod tests {
         let b = Ring::new(&s);
         assert!(b.len() as u64 <= MAX_POINTS, "{}", b.len());
         assert!(b.len() as u64 > MAX_POINTS / 2, "{}", b.len());
+    }
+
+    #[test]
+    fn bucket_index_agrees_with_a_plain_binary_search() {
+        for n in [1usize, 3, 100] {
+            let s = servers(&vec![1; n]);
+            let b = Ring::new(&s);
+            let mut probes: Vec<u64> = b
+                .points
+                .iter()
+                .flat_map(|&p| [p.wrapping_sub(1), p, p.wrapping_add(1)])
+                .collect();
+            probes.extend([0, u64::MAX]);
+            probes.extend(keys().iter().map(|k| xxh3_64(k)));
+            for h in probes {
+                assert_eq!(
+                    b.first_at_or_after(h),
+                    b.points.partition_point(|&p| p < h),
+                    "{h}"
+                );
+            }
+        }
     }
 
     #[test]
