@@ -11,7 +11,7 @@
 //! count is halved (then quartered, …) until it fits, at least one point each. Because the
 //! divisor is a power of two shared by the pool, it rarely changes when one server comes or
 //! goes, so minimal disruption holds for big weighted pools too except at those steps.
-//! A pick is a binary search over the ring.
+//! A pick reads one bucket of a prefix index, then searches the one or two points in it.
 
 use std::sync::Arc;
 

@@ -11,8 +11,9 @@
 //! exact counts from an earliest-deadline-first merge (one sort of fixed-point deadlines,
 //! O(sum × log sum)): server `i`'s `j`-th pick is due at `(j + ½) / wᵢ` of the cycle, so
 //! its picks are spread evenly through it. The cycle is stored as `u16` indices when the pool
-//! has at most 65,536 servers, and is capped at [`MAX_CYCLE`] entries (2 MiB); a pool whose
-//! gcd-reduced total weight is larger still has its weights scaled down to fit.
+//! has at most 65,536 servers, and is capped at about [`MAX_CYCLE`] entries (2 MiB); a pool
+//! whose gcd-reduced total weight is larger still has its weights scaled down to fit (each
+//! server keeps at least one pick, so the cap can be exceeded by at most one per server).
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -26,7 +27,7 @@ use crate::upstream::Server;
 pub const MAX_CYCLE: usize = 1 << 20;
 
 /// Above this many steps (servers × cycle length) nginx's own O(n)-per-step build is
-/// replaced by the heap build.
+/// replaced by the deadline build.
 const EXACT_BUDGET: usize = 1 << 22;
 
 /// Smooth weighted round robin over a fixed set of servers.
