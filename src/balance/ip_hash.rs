@@ -156,6 +156,19 @@ mod tests {
     }
 
     #[test]
+    fn no_client_address_picks_the_first_eligible() {
+        let s = servers(&[1, 1, 1]);
+        let b = IpHash::new(&s);
+        assert_eq!(index(&s, &b.pick(&PickContext::default()).unwrap()), 0);
+        let tried = [s[0].clone()];
+        let ctx = PickContext {
+            tried: &tried,
+            ..PickContext::default()
+        };
+        assert_eq!(index(&s, &b.pick(&ctx).unwrap()), 1);
+    }
+
+    #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(IpHash::new(s)));
     }

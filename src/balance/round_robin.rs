@@ -320,7 +320,7 @@ mod tests {
                 "{weights:?}"
             );
         }
-        let weights: Vec<u32> = (1..=1000).collect();
+        let weights: Vec<u32> = (1..=300).collect();
         assert_eq!(
             deadline_sequence(&weights),
             deadline_sequence_heap(&weights)
