@@ -6,12 +6,31 @@
 //! request. At pick time a balancer reads live load from the servers' atomics and skips
 //! servers the [`PickContext`] rules out (already tried by this request, or not available
 //! now), so retries and passive failures need no second selection path.
+//!
+//! Every balancer returns `None` over zero servers or when nothing is eligible, and none
+//! panics: hashing algorithms with neither a hash key nor a client address pick the first
+//! eligible server.
 
+mod ip_hash;
+mod least_conn;
+mod least_time;
+mod maglev;
+mod p2c;
+mod random;
+mod ring;
 mod round_robin;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use ip_hash::IpHash;
+pub use least_conn::LeastConn;
+pub use least_time::LeastTime;
+pub use maglev::Maglev;
+pub use p2c::P2c;
+pub use random::WeightedRandom;
+pub use ring::Ring;
 pub use round_robin::{RoundRobin, smooth_sequence};
 
 use crate::config::Algorithm;
@@ -45,13 +64,190 @@ pub trait Balancer: Send + Sync {
 /// The balancer for `algorithm` over `servers` (those in rotation; may be empty).
 pub fn build(algorithm: Algorithm, servers: &[Arc<Server>]) -> Box<dyn Balancer> {
     match algorithm {
-        Algorithm::RoundRobin
-        | Algorithm::LeastConn
-        | Algorithm::LeastTime
-        | Algorithm::P2c
-        | Algorithm::Random
-        | Algorithm::IpHash
-        | Algorithm::Hash
-        | Algorithm::Maglev => Box::new(RoundRobin::new(servers)),
+        Algorithm::RoundRobin => Box::new(RoundRobin::new(servers)),
+        Algorithm::LeastConn => Box::new(LeastConn::new(servers)),
+        Algorithm::LeastTime => Box::new(LeastTime::new(servers)),
+        Algorithm::P2c => Box::new(P2c::new(servers)),
+        Algorithm::Random => Box::new(WeightedRandom::new(servers)),
+        Algorithm::IpHash => Box::new(IpHash::new(servers)),
+        Algorithm::Hash => Box::new(Ring::new(servers)),
+        Algorithm::Maglev => Box::new(Maglev::new(servers)),
+    }
+}
+
+/// The bytes a hashing algorithm hashes: the hash key, else the client address (an
+/// IPv4-mapped IPv6 address counts as the IPv4 address, so a dual-stack listener hashes a
+/// client the same way as a v4 one). `None` when the request has neither.
+fn key_bytes<'a>(ctx: &PickContext<'a>, buf: &'a mut [u8; 16]) -> Option<&'a [u8]> {
+    if let Some(k) = ctx.hash_key {
+        return Some(k);
+    }
+    match ctx.client?.to_canonical() {
+        IpAddr::V4(v4) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            Some(&buf[..4])
+        }
+        IpAddr::V6(v6) => {
+            *buf = v6.octets();
+            Some(&buf[..])
+        }
+    }
+}
+
+/// The first server `ctx` allows, in order: what a hashing algorithm picks when a request
+/// has nothing to hash, and the last resort when hashing finds nothing eligible.
+fn first_eligible(
+    servers: &[Arc<Server>],
+    from: usize,
+    ctx: &PickContext<'_>,
+) -> Option<Arc<Server>> {
+    let n = servers.len();
+    (0..n)
+        .map(|i| &servers[(from + i) % n])
+        .find(|s| ctx.eligible(s))
+        .cloned()
+}
+
+/// A lock-free random number source shared by the threads picking from one balancer:
+/// SplitMix64 over an atomic counter. One relaxed `fetch_add` per number, no lock, no
+/// thread-local state, and a fixed seed makes tests reproducible.
+#[derive(Debug)]
+struct SplitMix(AtomicU64);
+
+impl SplitMix {
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn new(seed: u64) -> SplitMix {
+        SplitMix(AtomicU64::new(seed))
+    }
+
+    /// Seeded from the OS so that two load balancers (or two pools) do not walk in step.
+    fn from_entropy() -> SplitMix {
+        SplitMix::new(rand::random())
+    }
+
+    fn next_u64(&self) -> u64 {
+        let mut z = self
+            .0
+            .fetch_add(Self::GAMMA, Ordering::Relaxed)
+            .wrapping_add(Self::GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`), by multiply-shift: no division, bias below 2^-32 for
+    /// any pool size.
+    fn below(&self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the algorithm tests.
+    use std::sync::Arc;
+
+    use std::time::Duration;
+
+    use super::{Balancer, PickContext};
+    use crate::upstream::{InFlight, Server};
+
+    /// Servers on 127.0.0.1:1.. with the given weights.
+    pub fn servers(weights: &[u32]) -> Vec<Arc<Server>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                Arc::new(Server::with_weight(
+                    format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                    w,
+                ))
+            })
+            .collect()
+    }
+
+    /// The index in `servers` of a picked server.
+    pub fn index(servers: &[Arc<Server>], s: &Server) -> usize {
+        servers.iter().position(|x| x.id() == s.id()).unwrap()
+    }
+
+    /// Pick `n` times with an empty context; the indices picked.
+    pub fn picks(b: &dyn Balancer, servers: &[Arc<Server>], n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| index(servers, &b.pick(&PickContext::default()).unwrap()))
+            .collect()
+    }
+
+    /// Discrete-time run: one request arrives per tick and holds its server for that
+    /// server's latency (in ticks), then records it. Returns requests per server.
+    pub fn simulate(
+        b: &dyn Balancer,
+        s: &[Arc<Server>],
+        latency: &[u64],
+        ticks: u64,
+    ) -> Vec<usize> {
+        let mut counts = vec![0; s.len()];
+        let mut running: Vec<(u64, usize, InFlight)> = Vec::new();
+        for now in 0..ticks {
+            running.retain(|(end, i, _)| {
+                if *end <= now {
+                    s[*i].record_latency(Duration::from_millis(latency[*i]));
+                    false
+                } else {
+                    true
+                }
+            });
+            let got = b.pick(&PickContext::default()).unwrap();
+            let i = index(s, &got);
+            counts[i] += 1;
+            running.push((now + latency[i], i, got.begin()));
+        }
+        counts
+    }
+
+    /// Checks every balancer must pass: none over zero servers, `tried` and `down` are
+    /// respected, and with everything excluded the answer is `None`.
+    pub fn check_exclusion(make: impl Fn(&[Arc<Server>]) -> Box<dyn Balancer>) {
+        assert!(make(&[]).pick(&PickContext::default()).is_none());
+        let s = servers(&[5, 3, 2]);
+        let b = make(&s);
+        let client = Some("10.1.2.3".parse().unwrap());
+        for key in [None, Some(&b"user-42"[..])] {
+            for i in 0..50u8 {
+                let ip = Some(std::net::IpAddr::from([10, i, 7, 1]));
+                let tried = [s[0].clone()];
+                let ctx = PickContext {
+                    client: ip,
+                    hash_key: key,
+                    tried: &tried,
+                };
+                let got = b.pick(&ctx).unwrap();
+                assert_ne!(got.id(), s[0].id(), "tried server picked again");
+                let tried = [s[0].clone(), s[2].clone()];
+                let ctx = PickContext {
+                    client,
+                    hash_key: key,
+                    tried: &tried,
+                };
+                assert_eq!(b.pick(&ctx).unwrap().id(), s[1].id());
+                let tried = s.clone();
+                let ctx = PickContext {
+                    client,
+                    hash_key: key,
+                    tried: &tried,
+                };
+                assert!(b.pick(&ctx).is_none());
+            }
+        }
+        // A server marked down is skipped without a rebuild.
+        s[1].set_admin_down(true);
+        for _ in 0..50 {
+            let got = b.pick(&PickContext::default()).unwrap();
+            assert_ne!(got.id(), s[1].id(), "down server picked");
+        }
+        s[0].set_admin_down(true);
+        s[2].set_admin_down(true);
+        assert!(b.pick(&PickContext::default()).is_none());
     }
 }

@@ -1,0 +1,175 @@
+//! Client-address hashing with nginx's `ip_hash` semantics.
+//!
+//! The key is the first three octets of an IPv4 address (a whole /24 goes to one server,
+//! as in nginx) or the whole IPv6 address; an IPv4-mapped IPv6 address counts as IPv4. The
+//! hash is nginx's: start at 89, then `hash = (hash × 113 + byte) mod 6271` per byte, and
+//! `hash mod total_weight` lands in the servers' cumulative weights, so weights are honoured.
+//! If that server is ineligible the hash is stirred again with the same bytes, up to 20
+//! times (nginx's bound), and then the next eligible server after the last one hashed is
+//! taken. A request without a client address goes to the first eligible server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{Balancer, PickContext};
+use crate::upstream::Server;
+
+/// Rehashes before falling back to the next eligible server (nginx uses 20).
+const REHASH: usize = 20;
+
+/// nginx's `ip_hash` over a fixed set of servers.
+pub struct IpHash {
+    servers: Vec<Arc<Server>>,
+    /// `cumulative[i]` = sum of the weights of servers `0..=i`.
+    cumulative: Vec<u64>,
+}
+
+impl IpHash {
+    pub fn new(servers: &[Arc<Server>]) -> IpHash {
+        IpHash {
+            servers: servers.to_vec(),
+            cumulative: servers
+                .iter()
+                .scan(0u64, |sum, s| {
+                    *sum += u64::from(s.weight().max(1));
+                    Some(*sum)
+                })
+                .collect(),
+        }
+    }
+}
+
+fn stir(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash = (hash * 113 + u64::from(b)) % 6271;
+    }
+    hash
+}
+
+impl Balancer for IpHash {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        let total = *self.cumulative.last()?;
+        let Some(client) = ctx.client else {
+            return super::first_eligible(&self.servers, 0, ctx);
+        };
+        let mut buf = [0u8; 16];
+        let bytes: &[u8] = match client.to_canonical() {
+            IpAddr::V4(v4) => {
+                buf[..3].copy_from_slice(&v4.octets()[..3]);
+                &buf[..3]
+            }
+            IpAddr::V6(v6) => {
+                buf = v6.octets();
+                &buf
+            }
+        };
+        let mut hash = 89;
+        let mut i = 0;
+        for _ in 0..=REHASH {
+            hash = stir(hash, bytes);
+            let w = hash % total;
+            i = self.cumulative.partition_point(|&c| c <= w);
+            if ctx.eligible(&self.servers[i]) {
+                return Some(self.servers[i].clone());
+            }
+        }
+        super::first_eligible(&self.servers, i + 1, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::testing::{check_exclusion, index, servers};
+
+    fn pick(b: &IpHash, s: &[Arc<Server>], ip: &str) -> usize {
+        let ctx = PickContext {
+            client: Some(ip.parse().unwrap()),
+            ..PickContext::default()
+        };
+        index(s, &b.pick(&ctx).unwrap())
+    }
+
+    #[test]
+    fn one_address_always_goes_to_one_server() {
+        let s = servers(&[1, 1, 1, 1]);
+        let b = IpHash::new(&s);
+        for ip in ["192.0.2.7", "10.20.30.40", "2001:db8::1"] {
+            let first = pick(&b, &s, ip);
+            for _ in 0..100 {
+                assert_eq!(pick(&b, &s, ip), first, "{ip}");
+            }
+        }
+        // The last octet is ignored (nginx: a /24 sticks together); IPv4-mapped is IPv4.
+        assert_eq!(pick(&b, &s, "10.20.30.1"), pick(&b, &s, "10.20.30.254"));
+        assert_eq!(
+            pick(&b, &s, "::ffff:10.20.30.9"),
+            pick(&b, &s, "10.20.30.40")
+        );
+    }
+
+    #[test]
+    fn many_addresses_spread_by_weight() {
+        let s = servers(&[1, 1, 2]);
+        let b = IpHash::new(&s);
+        let mut counts = [0usize; 3];
+        for x in 0..40u32 {
+            for y in 0..100u32 {
+                counts[pick(&b, &s, &format!("10.{x}.{y}.1"))] += 1;
+            }
+        }
+        // 4,000 networks over weights 1,1,2: about 1,000, 1,000, 2,000.
+        assert!(counts[0].abs_diff(1000) < 150, "{counts:?}");
+        assert!(counts[1].abs_diff(1000) < 150, "{counts:?}");
+        assert!(counts[2].abs_diff(2000) < 200, "{counts:?}");
+    }
+
+    #[test]
+    fn same_hash_as_nginx() {
+        // nginx over 3 equal servers: 89 → ((89·113+192)%6271·113+0)%6271·113+2 ... % 3.
+        let h = stir(89, &[192, 0, 2]);
+        assert_eq!(
+            h,
+            ((((89 * 113 + 192) % 6271) * 113) % 6271 * 113 + 2) % 6271
+        );
+        let s = servers(&[1, 1, 1]);
+        assert_eq!(pick(&IpHash::new(&s), &s, "192.0.2.55"), (h % 3) as usize);
+    }
+
+    #[test]
+    fn an_unavailable_server_moves_only_its_clients() {
+        let s = servers(&[1, 1, 1, 1]);
+        let b = IpHash::new(&s);
+        let ips: Vec<String> = (0..500)
+            .map(|i| format!("10.{}.{}.1", i / 100, i % 100))
+            .collect();
+        let before: Vec<usize> = ips.iter().map(|ip| pick(&b, &s, ip)).collect();
+        s[2].set_admin_down(true);
+        for (ip, &was) in ips.iter().zip(&before) {
+            let now = pick(&b, &s, ip);
+            if was == 2 {
+                assert_ne!(now, 2);
+            } else {
+                assert_eq!(now, was, "{ip} moved off a healthy server");
+            }
+        }
+    }
+
+    #[test]
+    fn no_client_address_picks_the_first_eligible() {
+        let s = servers(&[1, 1, 1]);
+        let b = IpHash::new(&s);
+        assert_eq!(index(&s, &b.pick(&PickContext::default()).unwrap()), 0);
+        let tried = [s[0].clone()];
+        let ctx = PickContext {
+            tried: &tried,
+            ..PickContext::default()
+        };
+        assert_eq!(index(&s, &b.pick(&ctx).unwrap()), 1);
+    }
+
+    #[test]
+    fn exclusion() {
+        check_exclusion(|s| Box::new(IpHash::new(s)));
+    }
+}

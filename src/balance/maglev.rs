@@ -1,0 +1,238 @@
+//! Maglev hashing (Google's Maglev paper): a lookup table of prime size filled from each
+//! server's own permutation of the slots.
+//!
+//! Every server derives `offset` and `skip` from the xxh3 of its address, which gives it a
+//! permutation `offset, offset + skip, offset + 2·skip, … (mod M)` of the table. The servers
+//! take turns claiming the next free slot of their permutation until the table is full;
+//! weights are honoured by giving a server `weight / max weight` turns per round (a credit
+//! counter), so it ends with about `M × weight / total` slots. Everything derives from
+//! addresses only, so every load balancer with the same servers builds the same table.
+//!
+//! A pick is one xxh3 of the key (`PickContext::hash_key`, else the client address bytes)
+//! and one table read. If that server is ineligible the following slots are tried: they
+//! belong to servers in proportion to their weights, so a failed server's keys spread out
+//! instead of piling onto one neighbour. Removing a server moves its keys and only a small
+//! extra share of others (unlike a ring, Maglev trades exact minimal disruption for a
+//! perfectly even table and O(1) lookups).
+
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use super::{Balancer, PickContext};
+use crate::upstream::Server;
+
+/// Table size: prime, and large against any sensible pool (the paper suggests ≥ 100 ×
+/// servers; 65,537 keeps the imbalance within a few percent up to several hundred servers).
+pub const TABLE_SIZE: usize = 65_537;
+
+/// Slots walked before checking whether anything is eligible at all.
+const WALK_BEFORE_CHECK: usize = 64;
+
+/// A Maglev lookup table over a fixed set of servers.
+pub struct Maglev {
+    servers: Vec<Arc<Server>>,
+    /// `table[slot]` is an index into `servers`; empty when there are no servers.
+    table: Vec<u32>,
+}
+
+impl Maglev {
+    pub fn new(servers: &[Arc<Server>]) -> Maglev {
+        Maglev {
+            servers: servers.to_vec(),
+            table: populate(servers),
+        }
+    }
+
+    /// How many slots server `i` (by position in the pool) owns.
+    pub fn slots_of(&self, i: usize) -> usize {
+        self.table.iter().filter(|&&x| x as usize == i).count()
+    }
+}
+
+fn populate(servers: &[Arc<Server>]) -> Vec<u32> {
+    let m = TABLE_SIZE as u64;
+    if servers.is_empty() {
+        return Vec::new();
+    }
+    // Per server: (next slot of its permutation, skip, weight, credit).
+    let mut perm: Vec<(u64, u64, u64, u64)> = servers
+        .iter()
+        .map(|s| {
+            let id = s.addr.to_string();
+            let offset = xxh3_64_with_seed(id.as_bytes(), 0x6d61_676c) % m;
+            let skip = xxh3_64_with_seed(id.as_bytes(), 0x736b_6970) % (m - 1) + 1;
+            (offset, skip, u64::from(s.weight().max(1)), 0)
+        })
+        .collect();
+    let max_w = perm.iter().map(|p| p.2).max().unwrap_or(1);
+    let mut table = vec![u32::MAX; TABLE_SIZE];
+    let mut filled = 0;
+    while filled < TABLE_SIZE {
+        for (i, p) in perm.iter_mut().enumerate() {
+            p.3 += p.2;
+            while p.3 >= max_w && filled < TABLE_SIZE {
+                p.3 -= max_w;
+                // `skip` is in 1..M and M is prime, so the permutation visits every slot
+                // and a free one is always found.
+                loop {
+                    let slot = p.0 as usize;
+                    p.0 = (p.0 + p.1) % m;
+                    if table[slot] == u32::MAX {
+                        table[slot] = i as u32;
+                        filled += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    table
+}
+
+impl Balancer for Maglev {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        let len = self.table.len();
+        if len == 0 {
+            return None;
+        }
+        let mut buf = [0u8; 16];
+        let Some(key) = super::key_bytes(ctx, &mut buf) else {
+            return super::first_eligible(&self.servers, 0, ctx);
+        };
+        let start = (xxh3_64(key) % len as u64) as usize;
+        for step in 0..len {
+            if step == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
+                return None;
+            }
+            let k = if start + step >= len {
+                start + step - len
+            } else {
+                start + step
+            };
+            let s = &self.servers[self.table[k] as usize];
+            if ctx.eligible(s) {
+                return Some(s.clone());
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::testing::{check_exclusion, index, servers};
+
+    fn pick_key(b: &dyn Balancer, s: &[Arc<Server>], key: &[u8]) -> usize {
+        let ctx = PickContext {
+            hash_key: Some(key),
+            ..PickContext::default()
+        };
+        index(s, &b.pick(&ctx).unwrap())
+    }
+
+    fn keys() -> Vec<Vec<u8>> {
+        (0..10_000)
+            .map(|i| format!("session-{i}").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn removing_a_server_moves_about_its_share() {
+        let n = 10;
+        let s = servers(&vec![1; n]);
+        let full = Maglev::new(&s);
+        let before: Vec<usize> = keys().iter().map(|k| pick_key(&full, &s, k)).collect();
+        let rest: Vec<_> = s
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 4)
+            .map(|(_, x)| x.clone())
+            .collect();
+        let smaller = Maglev::new(&rest);
+        let (mut moved, mut on_removed) = (0, 0);
+        for (k, &was) in keys().iter().zip(&before) {
+            let now = pick_key(&smaller, &s, k);
+            if was == 4 {
+                on_removed += 1;
+                assert_ne!(now, 4, "every key of the removed server moves");
+            }
+            if now != was {
+                moved += 1;
+            }
+        }
+        // About 1/N of the keys lived there and moved; few others did.
+        assert!((800..1200).contains(&on_removed), "{on_removed}");
+        assert!(
+            moved < on_removed + 10_000 / n / 5,
+            "moved {moved}, of which {on_removed} had to"
+        );
+    }
+
+    #[test]
+    fn table_honours_weights_and_keys_stick() {
+        let s = servers(&[1, 2, 3, 4]);
+        let b = Maglev::new(&s);
+        for (i, w) in [1usize, 2, 3, 4].into_iter().enumerate() {
+            let want = TABLE_SIZE * w / 10;
+            assert!(
+                b.slots_of(i).abs_diff(want) < want / 50,
+                "server {i}: {}",
+                b.slots_of(i)
+            );
+        }
+        let mut counts = [0usize; 4];
+        for k in keys() {
+            let i = pick_key(&b, &s, &k);
+            assert_eq!(pick_key(&b, &s, &k), i);
+            counts[i] += 1;
+        }
+        for (i, w) in [1usize, 2, 3, 4].into_iter().enumerate() {
+            assert!(counts[i].abs_diff(1000 * w) < 250, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn tables_agree_across_instances() {
+        let (a, b) = (servers(&[1, 2, 3]), servers(&[1, 2, 3]));
+        assert_eq!(populate(&a), populate(&b));
+    }
+
+    #[test]
+    fn an_excluded_server_spreads_its_keys() {
+        let s = servers(&[1; 5]);
+        let b = Maglev::new(&s);
+        let tried = [s[0].clone()];
+        let mut got = std::collections::BTreeSet::new();
+        for k in keys() {
+            let was = pick_key(&b, &s, &k);
+            let ctx = PickContext {
+                hash_key: Some(&k),
+                tried: &tried,
+                ..PickContext::default()
+            };
+            let now = index(&s, &b.pick(&ctx).unwrap());
+            if was == 0 {
+                got.insert(now);
+            } else {
+                assert_eq!(now, was);
+            }
+        }
+        assert_eq!(got.len(), 4, "server 0's keys went to every other server");
+    }
+
+    #[test]
+    fn no_key_is_deterministic() {
+        let s = servers(&[1, 1]);
+        assert_eq!(
+            index(&s, &Maglev::new(&s).pick(&PickContext::default()).unwrap()),
+            0
+        );
+    }
+
+    #[test]
+    fn exclusion() {
+        check_exclusion(|s| Box::new(Maglev::new(s)));
+    }
+}
