@@ -163,9 +163,11 @@ fn datagram(
         return;
     };
     session.last_seen = now;
-    // try_send: a full socket buffer drops the datagram, as the network would, instead of
-    // stalling every other client behind this one.
-    match session.upstream.try_send(data) {
+    // A non-blocking send: a full socket buffer drops the datagram, as the network would,
+    // instead of stalling every other client behind this one. Straight to the socket, not
+    // tokio's `try_send`, which reports would-block until the reactor has seen the socket
+    // writable once (never, for a socket created a moment ago).
+    match socket2::SockRef::from(&*session.upstream).send(data) {
         Ok(_) => {
             svc.stats.datagrams_up.fetch_add(1, Ordering::Relaxed);
         }
@@ -227,7 +229,7 @@ async fn answers(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         match upstream.recv(&mut buf).await {
-            Ok(n) => match listener.try_send_to(&buf[..n], client) {
+            Ok(n) => match socket2::SockRef::from(&*listener).send_to(&buf[..n], &client.into()) {
                 Ok(_) => {
                     stats.datagrams_down.fetch_add(1, Ordering::Relaxed);
                 }
