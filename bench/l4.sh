@@ -35,7 +35,7 @@ wait_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
-  echo "nothing listens on $1" >&2; exit 1
+  echo "nothing listens on $1" >&2; cat "$TMP"/*.log >&2 2>/dev/null; exit 1
 }
 
 BACKEND=$(free_port)
@@ -51,7 +51,7 @@ listen = "127.0.0.1:$2"
 protocol = "tcp"
 pool = "b"
 splice = $3
-max_connections = 100000
+max_connections = 4000
 [pool.b]
 servers = [ { addr = "127.0.0.1:$BACKEND" } ]
 TOML
@@ -62,7 +62,7 @@ TOML
 start_haproxy() { # name port extra-option
   cat >"$TMP/$1.cfg" <<CFG
 global
-  maxconn 100000
+  maxconn 4000
   nbthread $WORKERS
 defaults
   mode tcp
@@ -76,7 +76,7 @@ frontend fe
 backend be
   server s1 127.0.0.1:$BACKEND
 CFG
-  haproxy -db -f "$TMP/$1.cfg" >/dev/null 2>&1 & PIDS+=($!)
+  haproxy -db -f "$TMP/$1.cfg" >"$TMP/$1.log" 2>&1 & PIDS+=($!)
   wait_port "$2"
 }
 
