@@ -9,8 +9,9 @@
 //! `session_timeout` after the client's last datagram; a periodic sweep ends idle sessions.
 //! The table holds at most `max_sessions`: a datagram from a new client beyond that is
 //! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
-//! ECONNREFUSED on the connected socket) ends, and the client's next datagram picks another
-//! server. A session holds its server's `in_flight` count, so `least_conn` counts sessions.
+//! ECONNREFUSED on the connected socket) or that left service (health checks, drain) ends,
+//! and the client's next datagram picks another server. A session holds its server's
+//! `in_flight` count, so `least_conn` counts sessions.
 
 use std::collections::HashMap;
 use std::io;
@@ -127,10 +128,11 @@ fn datagram(
     data: &[u8],
 ) {
     let now = Instant::now();
-    // A session whose server refused ends; the client's next datagram tries another server.
+    // A session whose server refused, or was taken out of service (health checks, drain),
+    // ends; this datagram then tries another server.
     let mut tried: Vec<Arc<Server>> = Vec::new();
     if let Some(s) = table.get(&client)
-        && s.answers.is_finished()
+        && (s.answers.is_finished() || !s.inflight.server().is_available())
     {
         tried.push(s.inflight.server().clone());
         table.remove(&client);
