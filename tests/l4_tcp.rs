@@ -281,28 +281,30 @@ async fn a_connect_timeout_tries_the_next_server() {
 #[tokio::test]
 async fn idle_connections_are_closed_and_busy_ones_kept() {
     let b = TcpBackend::start("e", Mode::Echo).await;
-    let lb = start_lb(&l4_config("tcp", "idle_timeout = \"400ms\"", "", &[b.addr])).await;
+    let lb = start_lb(&l4_config("tcp", "idle_timeout = \"1s\"", "", &[b.addr])).await;
     let addr = lb.local_addr("l4").unwrap();
     let stats = lb.tcp_stats("l4").unwrap();
 
-    // Busy: a ping every 100 ms for 1.2 s (three idle timeouts) stays open.
+    // Busy: a ping every 100 ms for 2 s (twice the idle timeout) stays open.
     let mut busy = TcpStream::connect(addr).await.unwrap();
     let mut buf = [0u8; 4];
-    for _ in 0..12 {
+    let mut last_echo = Instant::now();
+    for _ in 0..20 {
         busy.write_all(b"ping").await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), busy.read_exact(&mut buf))
             .await
             .expect("echo")
             .expect("still open");
+        last_echo = Instant::now();
         assert_eq!(&buf, b"ping");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(stats.idle_timeouts(), 0);
 
-    // Quiet: closed by the balancer.
-    let started = Instant::now();
-    assert!(closed_within(&mut busy, Duration::from_secs(5)).await);
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Quiet: closed by the balancer, about a second after the last byte (the balancer's
+    // clock started when it wrote the last echo, a hair before we read it).
+    assert!(closed_within(&mut busy, Duration::from_secs(10)).await);
+    assert!(last_echo.elapsed() >= Duration::from_millis(900));
     assert_eq!(stats.idle_timeouts(), 1);
     wait_until(
         Duration::from_secs(5),

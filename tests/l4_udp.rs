@@ -66,7 +66,7 @@ async fn sessions_expire_and_the_table_is_bounded() {
     let b = UdpBackend::start("u").await;
     let lb = start_lb(&l4_config(
         "udp",
-        "session_timeout = \"300ms\"\nmax_sessions = 2",
+        "session_timeout = \"2s\"\nmax_sessions = 2",
         "",
         &[b.addr],
     ))
@@ -86,7 +86,7 @@ async fn sessions_expire_and_the_table_is_bounded() {
     )
     .await;
     // Quiet sessions expire, and the third client gets in.
-    wait_until(Duration::from_secs(5), "sessions expire", || async {
+    wait_until(Duration::from_secs(10), "sessions expire", || async {
         stats.sessions() == 0
     })
     .await;

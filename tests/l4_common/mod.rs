@@ -253,23 +253,39 @@ pub struct Redis {
 
 impl Redis {
     pub async fn start() -> Redis {
-        let port = free_port();
-        let child = spawn_tool(
-            Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]),
-            "redis-server",
-            "redis-server",
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} did not start"
+        // A port free a moment ago may be taken by the time redis binds it: it then exits,
+        // and we try another.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = spawn_tool(
+                Command::new("redis-server")
+                    .args(["--port", &port.to_string()])
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]),
+                "redis-server",
+                "redis-server",
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err).await;
+                    }
+                    last_error = format!("redis-server on {port} exited ({status}): {err}");
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    return Redis { port, child };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server on {port} did not start"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        Redis { port, child }
+        panic!("redis-server did not start: {last_error}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -308,33 +324,49 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub async fn start(answer: &str) -> Dnsmasq {
-        let port = free_udp_port();
-        let child = spawn_tool(
-            Command::new("dnsmasq").args([
-                "--no-daemon",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                &format!("--port={port}"),
-                &format!("--address=/example.test/{answer}"),
-                "--pid-file=",
-                "--user=",
-                "--group=",
-            ]),
-            "dnsmasq",
-            "dnsmasq-base",
-        );
-        let d = Dnsmasq { port, child };
-        // Ready when it answers a query directly.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if dig(d.port, None).await.as_deref() == Some(answer) {
-                return d;
+        // dnsmasq binds UDP and TCP on its port; a port free for UDP a moment ago may be
+        // taken for TCP, or taken by the time it binds. Then it exits, and we try another.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_udp_port();
+            let mut child = spawn_tool(
+                Command::new("dnsmasq").args([
+                    "--no-daemon",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    &format!("--port={port}"),
+                    &format!("--address=/example.test/{answer}"),
+                    "--pid-file=",
+                    "--user=",
+                    "--group=",
+                ]),
+                "dnsmasq",
+                "dnsmasq-base",
+            );
+            // Ready when it answers a query directly.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err).await;
+                    }
+                    last_error = format!("dnsmasq on {port} exited ({status}): {err}");
+                    break;
+                }
+                if dig(port, None).await.as_deref() == Some(answer) {
+                    return Dnsmasq { port, child };
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "dnsmasq on {port} did not answer"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(Instant::now() < deadline, "dnsmasq on {port} did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("dnsmasq did not start: {last_error}");
     }
 }
 
