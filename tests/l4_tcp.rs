@@ -388,3 +388,38 @@ async fn an_open_connection_counts_on_its_server_for_least_conn() {
     .await;
     lb.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_lets_open_connections_finish() {
+    let b = TcpBackend::start("e", Mode::Echo).await;
+    let toml = format!(
+        "grace_period = \"10s\"\n{}",
+        l4_config("tcp", "", "", &[b.addr])
+    );
+    let lb = start_lb(&toml).await;
+    let addr = lb.local_addr("l4").unwrap();
+    let stats = lb.tcp_stats("l4").unwrap();
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    open.write_all(b"1").await.unwrap();
+    let mut buf = [0u8; 1];
+    open.read_exact(&mut buf).await.unwrap();
+
+    let stopping = tokio::spawn(lb.shutdown());
+    wait_until(
+        Duration::from_secs(5),
+        "the listener stops accepting",
+        || async { TcpStream::connect(addr).await.is_err() },
+    )
+    .await;
+    // The open connection still works during the grace period.
+    open.write_all(b"2").await.unwrap();
+    open.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"2");
+    assert!(!stopping.is_finished());
+    drop(open);
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown ends once the last connection closed")
+        .unwrap();
+    assert_eq!(stats.active(), 0);
+}
