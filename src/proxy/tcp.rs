@@ -139,7 +139,6 @@ pub async fn serve(
                 }
                 let svc = svc.clone();
                 let mut killed = killed.clone();
-                let local = stream.local_addr().ok().or(local);
                 tokio::spawn(async move {
                     let _active = active;
                     tokio::select! {
@@ -179,7 +178,13 @@ async fn handle(
     // Who the client is: the peer, or what a trusted proxy in front of us says.
     let mut early = Vec::new();
     let mut source = peer;
-    let mut destination = local.unwrap_or(peer);
+    // The address the client connected to; asked of the socket only when a PROXY header
+    // will carry it (one syscall saved per connection otherwise), since a wildcard listener
+    // does not know it.
+    let mut destination = match (svc.config.proxy_protocol, local) {
+        (Some(_), _) => client.local_addr().ok().or(local).unwrap_or(peer),
+        (None, local) => local.unwrap_or(peer),
+    };
     if let Some(trusted) = &svc.config.accept_proxy {
         if !trusted.iter().any(|b| b.contains(peer.ip())) {
             svc.stats.proxy_untrusted.fetch_add(1, Ordering::Relaxed);
