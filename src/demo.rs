@@ -262,6 +262,7 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
             protocol: Protocol::Http,
             default_pool: Some("demo".into()),
             routes: Vec::new(),
+            l4: Default::default(),
         }],
         pools: vec![PoolPlan {
             name: "demo".into(),

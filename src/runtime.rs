@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Plan, Protocol, Target};
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::listen::bind_tcp;
+use crate::proxy::{tcp, udp};
 use crate::upstream::Pool;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,14 @@ struct RunningListener {
     addr: SocketAddr,
     protocol: Protocol,
     task: JoinHandle<()>,
+    l4: Option<L4Stats>,
+}
+
+/// The counters of an L4 listener.
+#[derive(Clone)]
+enum L4Stats {
+    Tcp(Arc<tcp::TcpStats>),
+    Udp(Arc<udp::UdpStats>),
 }
 
 /// A running configuration.
@@ -53,7 +62,17 @@ impl Runtime {
 
         // Bind first, so a taken port fails the start before anything serves.
         let mut bound = Vec::new();
+        let mut bound_udp = Vec::new();
         for l in &plan.listeners {
+            if l.protocol == Protocol::Udp {
+                let socket = udp::bind_udp(l.listen).map_err(|source| RuntimeError::Bind {
+                    name: l.name.clone(),
+                    addr: l.listen,
+                    source,
+                })?;
+                bound_udp.push((l, socket));
+                continue;
+            }
             let socket = bind_tcp(l.listen).map_err(|source| RuntimeError::Bind {
                 name: l.name.clone(),
                 addr: l.listen,
@@ -64,8 +83,13 @@ impl Runtime {
 
         let (shutdown, _) = watch::channel(false);
         let mut listeners = Vec::new();
-        for (l, socket) in plan.listeners.iter().zip(bound) {
+        let tcp_listeners = plan
+            .listeners
+            .iter()
+            .filter(|l| l.protocol != Protocol::Udp);
+        for (l, socket) in tcp_listeners.zip(bound) {
             let addr = socket.local_addr().unwrap_or(l.listen);
+            let mut l4 = None;
             let task = match l.protocol {
                 Protocol::Http => {
                     let site = Arc::new(ArcSwap::from_pointee(site_for(l, &upstreams, "http")));
@@ -76,6 +100,24 @@ impl Runtime {
                         plan.grace_period,
                     ))
                 }
+                Protocol::Tcp => {
+                    let svc = Arc::new(tcp::TcpService {
+                        listener: l.name.clone(),
+                        pool: upstreams[l.default_pool.as_deref().unwrap_or_default()]
+                            .pool
+                            .clone(),
+                        config: l.l4.clone(),
+                        stats: Default::default(),
+                    });
+                    l4 = Some(L4Stats::Tcp(svc.stats.clone()));
+                    tokio::spawn(tcp::serve(
+                        socket,
+                        svc,
+                        shutdown.subscribe(),
+                        plan.grace_period,
+                    ))
+                }
+                Protocol::Udp => continue,
             };
             tracing::info!(
                 listener = %l.name,
@@ -87,6 +129,28 @@ impl Runtime {
                 addr,
                 protocol: l.protocol,
                 task,
+                l4,
+            });
+        }
+        for (l, socket) in bound_udp {
+            let addr = socket.local_addr().unwrap_or(l.listen);
+            let svc = Arc::new(udp::UdpService {
+                listener: l.name.clone(),
+                pool: upstreams[l.default_pool.as_deref().unwrap_or_default()]
+                    .pool
+                    .clone(),
+                config: l.l4.clone(),
+                stats: Default::default(),
+            });
+            let stats = svc.stats.clone();
+            let task = tokio::spawn(udp::serve(socket, svc, shutdown.subscribe()));
+            tracing::info!(listener = %l.name, protocol = "udp", "listening on {addr}");
+            listeners.push(RunningListener {
+                name: l.name.clone(),
+                addr,
+                protocol: l.protocol,
+                task,
+                l4: Some(L4Stats::Udp(stats)),
             });
         }
         for p in &plan.pools {
@@ -134,6 +198,34 @@ impl Runtime {
             .iter()
             .map(|l| (l.name.clone(), l.protocol, l.addr))
             .collect()
+    }
+
+    /// The counters of a `tcp` listener.
+    pub fn tcp_stats(&self, listener: &str) -> Option<Arc<tcp::TcpStats>> {
+        match self
+            .listeners
+            .iter()
+            .find(|l| l.name == listener)?
+            .l4
+            .clone()?
+        {
+            L4Stats::Tcp(s) => Some(s),
+            L4Stats::Udp(_) => None,
+        }
+    }
+
+    /// The counters of a `udp` listener.
+    pub fn udp_stats(&self, listener: &str) -> Option<Arc<udp::UdpStats>> {
+        match self
+            .listeners
+            .iter()
+            .find(|l| l.name == listener)?
+            .l4
+            .clone()?
+        {
+            L4Stats::Udp(s) => Some(s),
+            L4Stats::Tcp(_) => None,
+        }
     }
 
     /// A running pool.

@@ -32,6 +32,15 @@ pub struct ListenerFile {
     pub pool: Option<S<String>>,
     #[serde(default)]
     pub route: Vec<S<RouteFile>>,
+    // L4 keys (protocol = "tcp" | "udp"); checked in validate/l4.rs.
+    pub idle_timeout: Option<S<String>>,
+    pub max_connections: Option<S<i64>>,
+    pub proxy_protocol: Option<S<String>>,
+    pub accept_proxy_protocol: Option<S<bool>>,
+    pub trusted_proxies: Option<S<Vec<S<String>>>>,
+    pub splice: Option<S<bool>>,
+    pub session_timeout: Option<S<String>>,
+    pub max_sessions: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,12 +32,18 @@ impl Plan {
 pub enum Protocol {
     /// HTTP/1.1 and cleartext HTTP/2 (prior knowledge).
     Http,
+    /// L4: TCP connections copied byte for byte to a pool's server.
+    Tcp,
+    /// L4: UDP datagrams, a session per client address.
+    Udp,
 }
 
 impl Protocol {
     pub fn as_str(&self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
         }
     }
 }
@@ -51,6 +57,8 @@ pub struct ListenerPlan {
     pub default_pool: Option<String>,
     /// First match wins.
     pub routes: Vec<RoutePlan>,
+    /// Settings of `tcp`/`udp` listeners (defaults on `http` ones).
+    pub l4: L4Plan,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -227,4 +235,99 @@ pub struct ServerPlan {
     pub weight: u32,
     pub backup: bool,
     pub down: bool,
+}
+
+/// A PROXY protocol version (<https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyVersion {
+    /// The text header: `PROXY TCP4 src dst sport dport\r\n`.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// An address block such as `10.0.0.0/8`, for `trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address with host bits cleared.
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `a.b.c.d/n`, `x::y/n`, or a bare address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Cidr {
+            addr: mask(addr, prefix),
+            prefix,
+        })
+    }
+
+    /// Whether `ip` is inside the block; an IPv4-mapped IPv6 address counts as IPv4.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
+    }
+}
+
+fn mask(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & m).into())
+        }
+        IpAddr::V6(a) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & m).into())
+        }
+    }
+}
+
+/// The L4 settings of a listener. On an `http` listener these stay at their defaults and
+/// are not used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L4Plan {
+    /// TCP: close a connection with no byte either way for this long.
+    pub idle_timeout: Duration,
+    /// TCP: connections open at once; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// TCP: the PROXY header sent to the server before any client byte.
+    pub proxy_protocol: Option<ProxyVersion>,
+    /// TCP: expect a PROXY header (v1 or v2) from these peers only; `None` when off.
+    pub accept_proxy: Option<Vec<Cidr>>,
+    /// TCP: copy with splice(2) on Linux (zero-copy) instead of through a user buffer.
+    pub splice: bool,
+    /// UDP: a client's session lives this long after its last datagram.
+    pub session_timeout: Duration,
+    /// UDP: sessions at once; datagrams of new clients beyond it are dropped.
+    pub max_sessions: usize,
+}
+
+impl Default for L4Plan {
+    fn default() -> Self {
+        L4Plan {
+            // nginx's proxy_timeout.
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 10_000,
+            proxy_protocol: None,
+            accept_proxy: None,
+            splice: true,
+            session_timeout: Duration::from_secs(30),
+            max_sessions: 100_000,
+        }
+    }
 }

@@ -15,6 +15,8 @@ use super::file::*;
 use super::plan::*;
 use super::{ConfigError, ConfigErrors, parse_duration};
 
+mod l4;
+
 /// Collects errors against one source text.
 pub(crate) struct Checker<'a> {
     src: &'a str,
@@ -192,6 +194,7 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
             listeners.push(plan);
         }
     }
+    l4::check_pools(&mut c, &parsed, &pools);
     if parsed.listener.is_empty() {
         c.error(
             0..0,
@@ -251,11 +254,13 @@ fn listener(
         None => Some(Protocol::Http),
         Some(p) => match p.get_ref().as_str() {
             "http" => Some(Protocol::Http),
+            "tcp" => Some(Protocol::Tcp),
+            "udp" => Some(Protocol::Udp),
             other => {
                 c.error(
                     p.span(),
                     format!("unknown protocol {other:?}"),
-                    "use protocol = \"http\"",
+                    "use protocol = \"http\", \"tcp\" or \"udp\"",
                 );
                 None
             }
@@ -275,12 +280,14 @@ fn listener(
             "add pool = \"NAME\" (the default pool) or [[listener.route]] entries",
         );
     }
+    let l4 = l4::listener_l4(c, f, protocol?);
     Some(ListenerPlan {
         name,
         listen: listen?,
         protocol: protocol?,
         default_pool,
         routes,
+        l4,
     })
 }
 

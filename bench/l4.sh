@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# L4 TCP side by side: Switchyard (splice and plain copy) and HAProxy (mode tcp, with and
+# without splice) in front of the same backend on 127.0.0.1, plus the backend direct.
+# Runs a bulk download (BULK bytes, best of REPEAT) and a many-small-connections run
+# (CONC loops of connect / 64-byte answer / close for SECS seconds) through each, and prints
+# ratios against HAProxy. Bounded: about a minute after the release build.
+#
+#   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, WORKERS=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BULK=${BULK:-1073741824}
+REPEAT=${REPEAT:-3}
+SECS=${SECS:-4}
+CONC=${CONC:-32}
+WORKERS=${WORKERS:-2}
+
+command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install haproxy" >&2; exit 1; }
+cargo build --release --quiet --bin switchyard --example l4bench
+SY=target/release/switchyard
+LB=target/release/examples/l4bench
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on $1" >&2; cat "$TMP"/*.log >&2 2>/dev/null; exit 1
+}
+
+BACKEND=$(free_port)
+"$LB" server "127.0.0.1:$BACKEND" >/dev/null & PIDS+=($!)
+wait_port "$BACKEND"
+
+start_switchyard() { # name port splice
+  cat >"$TMP/$1.toml" <<TOML
+workers = $WORKERS
+[[listener]]
+name = "bench"
+listen = "127.0.0.1:$2"
+protocol = "tcp"
+pool = "b"
+splice = $3
+max_connections = 4000
+[pool.b]
+servers = [ { addr = "127.0.0.1:$BACKEND" } ]
+TOML
+  "$SY" --log-level error run -c "$TMP/$1.toml" & PIDS+=($!)
+  wait_port "$2"
+}
+
+start_haproxy() { # name port extra-option
+  cat >"$TMP/$1.cfg" <<CFG
+global
+  maxconn 4000
+  nbthread $WORKERS
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  $3
+frontend fe
+  bind 127.0.0.1:$2
+  default_backend be
+backend be
+  server s1 127.0.0.1:$BACKEND
+CFG
+  haproxy -db -f "$TMP/$1.cfg" >"$TMP/$1.log" 2>&1 & PIDS+=($!)
+  wait_port "$2"
+}
+
+declare -A PORT
+PORT[direct]=$BACKEND
+PORT[switchyard_splice]=$(free_port); start_switchyard sy_splice "${PORT[switchyard_splice]}" true
+PORT[switchyard_plain]=$(free_port);  start_switchyard sy_plain "${PORT[switchyard_plain]}" false
+PORT[haproxy]=$(free_port);           start_haproxy hap "${PORT[haproxy]}" ""
+PORT[haproxy_splice]=$(free_port);    start_haproxy hap_splice "${PORT[haproxy_splice]}" "option splice-auto"
+
+ORDER=(direct switchyard_splice switchyard_plain haproxy haproxy_splice)
+declare -A BULKR CONNR ERRS
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+for t in "${ORDER[@]}"; do
+  best=0
+  for _ in $(seq "$REPEAT"); do
+    r=$("$LB" bulk "127.0.0.1:${PORT[$t]}" "$BULK" | field mib_per_s)
+    best=$(python3 -c "print(max($best, $r))")
+  done
+  BULKR[$t]=$best
+  out=$("$LB" conns "127.0.0.1:${PORT[$t]}" "$SECS" "$CONC")
+  CONNR[$t]=$(echo "$out" | field conns_per_s)
+  ERRS[$t]=$(echo "$out" | field errors)
+done
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+echo
+echo "L4 TCP on 127.0.0.1, $(nproc) cores, workers/nbthread=$WORKERS; bulk = $((BULK / 1048576)) MiB download (best of $REPEAT); small = $CONC loops x ${SECS}s of connect + 64 B + close"
+printf "%-18s %12s %14s %8s %12s %12s\n" target bulk_MiB/s small_conn/s errors bulk/haproxy small/haproxy
+for t in "${ORDER[@]}"; do
+  printf "%-18s %12s %14s %8s %12s %12s\n" "$t" "${BULKR[$t]}" "${CONNR[$t]}" "${ERRS[$t]}" \
+    "$(ratio "${BULKR[$t]}" "${BULKR[haproxy]}")" "$(ratio "${CONNR[$t]}" "${CONNR[haproxy]}")"
+done
+echo
+echo "splice vs plain copy (Switchyard): bulk $(ratio "${BULKR[switchyard_splice]}" "${BULKR[switchyard_plain]}")x, small $(ratio "${CONNR[switchyard_splice]}" "${CONNR[switchyard_plain]}")x"

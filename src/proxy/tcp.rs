@@ -1,0 +1,518 @@
+//! L4 TCP: accept a client, pick a server from the pool, connect, and copy bytes both ways.
+//!
+//! Data flow of one connection: the accept loop ([`serve`]) enforces `max_connections`
+//! (over it: accept and close at once, counted) and spawns the connection. The connection
+//! optionally reads a PROXY header from a trusted peer (the real client address then feeds
+//! balancing), asks [`Pool::pick`] with the client address and the servers already tried,
+//! connects within the pool's connect timeout and, on refusal or timeout, tries the next
+//! server — before any byte went back to the client, so it never sees the dead server. The
+//! PROXY header for the server (if configured) and any bytes read past the client's header
+//! go out first; then both directions are copied until both have ended. One side's FIN is
+//! passed on as a `shutdown(Write)` of the other, and the other direction keeps flowing. On
+//! Linux a direction switches to splice(2) (socket → pipe → socket, no copy through user
+//! memory) once a read fills the buffer, i.e. for bulk transfers; short exchanges stay on
+//! the plain buffer and never pay for a pipe. The server's `in_flight` count is held for the
+//! life of the connection, so `least_conn` counts open connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::balance::PickContext;
+use crate::config::L4Plan;
+use crate::proxy::proxy_protocol::{self, Header};
+use crate::upstream::{InFlight, Pool, Server};
+
+/// How long a trusted peer may take to send its PROXY header.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The user-space buffer of one direction.
+const BUF_SIZE: usize = 32 * 1024;
+
+/// Live counters of one TCP listener. Plain atomics until the metrics registry arrives.
+#[derive(Debug, Default)]
+pub struct TcpStats {
+    /// Connections accepted, ever (including those closed for the limit).
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub active: AtomicU64,
+    /// Closed at once because `max_connections` were open.
+    pub rejected_over_limit: AtomicU64,
+    /// Closed because the peer is not in `trusted_proxies`.
+    pub proxy_untrusted: AtomicU64,
+    /// Closed because the PROXY header was malformed, missing or late.
+    pub proxy_malformed: AtomicU64,
+    /// Connect attempts to servers that failed (each one then tries the next server).
+    pub connect_failures: AtomicU64,
+    /// Clients closed because no server could be reached.
+    pub no_server: AtomicU64,
+    /// Closed by the idle timeout.
+    pub idle_timeouts: AtomicU64,
+    /// Bytes client → server and server → client.
+    pub bytes_up: AtomicU64,
+    pub bytes_down: AtomicU64,
+    /// Directions that switched to splice(2).
+    pub spliced: AtomicU64,
+}
+
+impl TcpStats {
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+    pub fn active(&self) -> u64 {
+        Self::get(&self.active)
+    }
+    pub fn rejected_over_limit(&self) -> u64 {
+        Self::get(&self.rejected_over_limit)
+    }
+    pub fn proxy_untrusted(&self) -> u64 {
+        Self::get(&self.proxy_untrusted)
+    }
+    pub fn proxy_malformed(&self) -> u64 {
+        Self::get(&self.proxy_malformed)
+    }
+    pub fn idle_timeouts(&self) -> u64 {
+        Self::get(&self.idle_timeouts)
+    }
+    pub fn connect_failures(&self) -> u64 {
+        Self::get(&self.connect_failures)
+    }
+    pub fn spliced(&self) -> u64 {
+        Self::get(&self.spliced)
+    }
+}
+
+/// One TCP listener's settings, pool and counters.
+pub struct TcpService {
+    pub listener: String,
+    pub pool: Arc<Pool>,
+    pub config: L4Plan,
+    pub stats: Arc<TcpStats>,
+}
+
+/// Decrements `active` when a connection ends, however it ends.
+struct Active(Arc<TcpStats>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accept connections on `listener` until `shutdown` turns true; then stop accepting and
+/// give open connections `grace` to end before closing them.
+pub async fn serve(
+    listener: TcpListener,
+    svc: Arc<TcpService>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let local = listener.local_addr().ok();
+    // Turned true when the grace period is over: connections still open close then.
+    let (kill, killed) = watch::channel(false);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(listener = %svc.listener, "accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
+                let active = Active(svc.stats.clone());
+                if open >= svc.config.max_connections as u64 {
+                    svc.stats.rejected_over_limit.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(listener = %svc.listener, %client, "over max_connections: closed");
+                    drop(stream);
+                    drop(active);
+                    continue;
+                }
+                let svc = svc.clone();
+                let mut killed = killed.clone();
+                tokio::spawn(async move {
+                    let _active = active;
+                    tokio::select! {
+                        _ = handle(&svc, stream, client, local) => {}
+                        _ = killed.wait_for(|k| *k) => {}
+                    }
+                });
+            }
+            _ = crate::proxy::http::stopped(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    let deadline = Instant::now() + grace;
+    while svc.stats.active() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if svc.stats.active() > 0 {
+        tracing::warn!(
+            listener = %svc.listener,
+            "grace period of {grace:?} over; closing {} connection(s)",
+            svc.stats.active()
+        );
+    }
+    let _ = kill.send(true);
+}
+
+/// Serve one client connection from start to end.
+async fn handle(
+    svc: &TcpService,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) {
+    let started = Instant::now();
+    let _ = client.set_nodelay(true);
+
+    // Who the client is: the peer, or what a trusted proxy in front of us says.
+    let mut early = Vec::new();
+    let mut source = peer;
+    // The address the client connected to; asked of the socket only when a PROXY header
+    // will carry it (one syscall saved per connection otherwise), since a wildcard listener
+    // does not know it.
+    let mut destination = match (svc.config.proxy_protocol, local) {
+        (Some(_), _) => client.local_addr().ok().or(local).unwrap_or(peer),
+        (None, local) => local.unwrap_or(peer),
+    };
+    if let Some(trusted) = &svc.config.accept_proxy {
+        if !trusted.iter().any(|b| b.contains(peer.ip())) {
+            svc.stats.proxy_untrusted.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
+            return;
+        }
+        match proxy_protocol::read_header(&mut client, PROXY_HEADER_TIMEOUT).await {
+            Ok((
+                Header::Proxied {
+                    source: s,
+                    destination: d,
+                },
+                rest,
+            )) => {
+                source = s;
+                destination = d;
+                early = rest;
+            }
+            Ok((Header::Local, rest)) => early = rest,
+            Err(e) => {
+                svc.stats.proxy_malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(listener = %svc.listener, %peer, "closed: {e}");
+                return;
+            }
+        }
+    }
+
+    let Some((mut upstream, inflight)) = connect(svc, source).await else {
+        svc.stats.no_server.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            listener = %svc.listener,
+            client = %source,
+            pool = %svc.pool.name,
+            "closed: no server of the pool could be reached"
+        );
+        return;
+    };
+    let server = inflight.server().clone();
+
+    // What the server reads first: our PROXY header, then what the client sent past its own.
+    let mut first = match svc.config.proxy_protocol {
+        Some(v) => proxy_protocol::encode(v, source, destination),
+        None => Vec::new(),
+    };
+    first.extend_from_slice(&early);
+    if !first.is_empty()
+        && let Err(e) = upstream.write_all(&first).await
+    {
+        tracing::debug!(listener = %svc.listener, server = %server.name, "write failed: {e}");
+        return;
+    }
+    svc.stats
+        .bytes_up
+        .fetch_add(early.len() as u64, Ordering::Relaxed);
+
+    let outcome = pipe_both(&client, &upstream, &svc.config, &svc.stats).await;
+    tracing::debug!(
+        listener = %svc.listener,
+        client = %source,
+        server = %server.name,
+        up = outcome.up,
+        down = outcome.down,
+        end = outcome.end,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "connection closed"
+    );
+    drop(inflight);
+}
+
+/// Pick and connect, trying the next server on refusal or timeout, until one answers or the
+/// pool has no untried server left.
+async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InFlight)> {
+    let mut tried: Vec<Arc<Server>> = Vec::new();
+    let limit = svc.pool.timeouts.connect;
+    loop {
+        let server = svc.pool.pick(&PickContext {
+            client: Some(client.ip()),
+            hash_key: None,
+            tried: &tried,
+        })?;
+        // Counted from the attempt on, so concurrent picks see it (least_conn).
+        let inflight = server.begin();
+        let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Some((s, inflight));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {limit:?}"),
+        };
+        svc.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            listener = %svc.listener,
+            pool = %svc.pool.name,
+            server = %server.name,
+            "connect failed, trying the next server: {err}"
+        );
+        drop(inflight);
+        tried.push(server);
+    }
+}
+
+/// How a connection ended, for the log line.
+struct Outcome {
+    up: u64,
+    down: u64,
+    end: &'static str,
+}
+
+/// Copy both ways until both directions have ended, an error ends one, or the connection
+/// has been idle for `idle_timeout`.
+async fn pipe_both(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    cfg: &L4Plan,
+    stats: &TcpStats,
+) -> Outcome {
+    let epoch = Instant::now();
+    // Milliseconds since `epoch` of the last byte moved either way.
+    let last = AtomicU64::new(0);
+    let activity = Activity { epoch, last: &last };
+    let up = Direction {
+        from: client,
+        to: upstream,
+        bytes: &stats.bytes_up,
+        moved: AtomicU64::new(0),
+    };
+    let down = Direction {
+        from: upstream,
+        to: client,
+        bytes: &stats.bytes_down,
+        moved: AtomicU64::new(0),
+    };
+    let splice = cfg.splice;
+    let copy = async {
+        // An error in one direction ends the connection: the other cannot be trusted to
+        // finish (e.g. a reset server will not answer), so stop both.
+        tokio::try_join!(
+            up.run(&activity, splice, stats),
+            down.run(&activity, splice, stats)
+        )
+    };
+    let end = tokio::select! {
+        r = copy => match r {
+            Ok(_) => "done",
+            Err(_) => "error",
+        },
+        _ = activity.idle(cfg.idle_timeout) => {
+            stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+            "idle_timeout"
+        }
+    };
+    Outcome {
+        up: up.moved.load(Ordering::Relaxed),
+        down: down.moved.load(Ordering::Relaxed),
+        end,
+    }
+}
+
+struct Activity<'a> {
+    epoch: Instant,
+    last: &'a AtomicU64,
+}
+
+impl Activity<'_> {
+    fn touch(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `limit`.
+    async fn idle(&self, limit: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let due = last + limit;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+/// One direction of a connection.
+struct Direction<'a> {
+    from: &'a TcpStream,
+    to: &'a TcpStream,
+    bytes: &'a AtomicU64,
+    moved: AtomicU64,
+}
+
+impl Direction<'_> {
+    fn count(&self, n: usize, activity: &Activity<'_>) {
+        self.moved.fetch_add(n as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+    }
+
+    /// Copy until end of stream, then pass the FIN on.
+    async fn run(&self, activity: &Activity<'_>, splice: bool, stats: &TcpStats) -> io::Result<()> {
+        let mut buf = vec![0u8; BUF_SIZE];
+        loop {
+            let n = read_some(self.from, &mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            write_all(self.to, &buf[..n]).await?;
+            self.count(n, activity);
+            // A full buffer means bulk data: move the rest without copying it through us.
+            #[cfg(target_os = "linux")]
+            if splice && n == buf.len() {
+                if let Some(pipe) = splice::Pipe::new() {
+                    drop(buf);
+                    stats.spliced.fetch_add(1, Ordering::Relaxed);
+                    splice::copy(self.from, self.to, &pipe, |n| self.count(n, activity)).await?;
+                    return finish(self.to);
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (splice, stats);
+        }
+        finish(self.to)
+    }
+}
+
+/// Pass a FIN on: the peer reads end of stream, and may still send.
+fn finish(to: &TcpStream) -> io::Result<()> {
+    match socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write) {
+        // The other side already went away entirely; nothing left to tell it.
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
+async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        s.readable().await?;
+        match s.try_read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+async fn write_all(s: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+mod splice {
+    //! socket → pipe → socket with splice(2): the kernel moves page references, no byte is
+    //! copied through user memory. rustix wraps the calls safely; tokio's readiness drives
+    //! them with `try_io`, so a would-block parks the task like any other socket wait.
+
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
+    use tokio::io::Interest;
+    use tokio::net::TcpStream;
+
+    /// The pipe's capacity (the Linux default is 64 KiB; a larger one moves more per call).
+    const PIPE_SIZE: usize = 256 * 1024;
+
+    pub(super) struct Pipe {
+        read: OwnedFd,
+        write: OwnedFd,
+        size: usize,
+    }
+
+    impl Pipe {
+        /// A non-blocking pipe, or `None` when the process is out of descriptors (the caller
+        /// then keeps copying through its buffer).
+        pub(super) fn new() -> Option<Pipe> {
+            let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).ok()?;
+            // Best effort: unprivileged processes may be capped by /proc/sys/fs/pipe-max-size.
+            let size = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE)
+                .unwrap_or(64 * 1024)
+                .max(4096);
+            Some(Pipe { read, write, size })
+        }
+    }
+
+    /// Move everything from `from` to `to` until `from` ends; `moved` sees each chunk.
+    pub(super) async fn copy(
+        from: &TcpStream,
+        to: &TcpStream,
+        pipe: &Pipe,
+        moved: impl Fn(usize),
+    ) -> io::Result<()> {
+        let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+        loop {
+            // The pipe is empty here, so a would-block can only come from the socket.
+            let n = loop {
+                from.readable().await?;
+                match from.try_io(Interest::READABLE, || {
+                    splice(from, None, &pipe.write, None, pipe.size, flags).map_err(io::Error::from)
+                }) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            // Drain the pipe fully; here a would-block can only come from the full socket.
+            let mut left = n;
+            while left > 0 {
+                to.writable().await?;
+                match to.try_io(Interest::WRITABLE, || {
+                    splice(&pipe.read, None, to, None, left, flags).map_err(io::Error::from)
+                }) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(m) => left -= m,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            moved(n);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! L4 UDP: a session per client address, each with its own upstream socket.
+//!
+//! Data flow: the listener task ([`serve`]) owns the session table, so the table needs no
+//! lock. A datagram from a client finds its session (or creates one: [`Pool::pick`] with the
+//! client address, a new socket connected to the chosen server) and goes out on that
+//! session's socket. Each session has a small task that reads the server's answers from its
+//! socket and sends them back to the client from the listening socket, so answers reach the
+//! right client and the client sees the address it spoke to. A session lives
+//! `session_timeout` after the client's last datagram; a periodic sweep ends idle sessions.
+//! The table holds at most `max_sessions`: a datagram from a new client beyond that is
+//! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
+//! ECONNREFUSED on the connected socket) or that left service (health checks, drain) ends,
+//! and the client's next datagram picks another server. A session holds its server's
+//! `in_flight` count, so `least_conn` counts sessions.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::balance::PickContext;
+use crate::config::L4Plan;
+use crate::upstream::{InFlight, Pool, Server};
+
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Live counters of one UDP listener.
+#[derive(Debug, Default)]
+pub struct UdpStats {
+    /// Sessions now in the table.
+    pub sessions: AtomicU64,
+    /// Sessions created, ever.
+    pub sessions_created: AtomicU64,
+    /// Sessions ended because their client was quiet for `session_timeout`.
+    pub sessions_expired: AtomicU64,
+    /// Datagrams of new clients dropped because the table was full.
+    pub rejected_over_limit: AtomicU64,
+    /// Datagrams dropped because no server was available.
+    pub no_server: AtomicU64,
+    /// Datagrams client → server and server → client.
+    pub datagrams_up: AtomicU64,
+    pub datagrams_down: AtomicU64,
+    /// Datagrams that could not be sent (socket buffer full, or an error).
+    pub send_errors: AtomicU64,
+}
+
+impl UdpStats {
+    pub fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+    pub fn sessions_expired(&self) -> u64 {
+        self.sessions_expired.load(Ordering::Relaxed)
+    }
+    pub fn rejected_over_limit(&self) -> u64 {
+        self.rejected_over_limit.load(Ordering::Relaxed)
+    }
+}
+
+/// One UDP listener's settings, pool and counters.
+pub struct UdpService {
+    pub listener: String,
+    pub pool: Arc<Pool>,
+    pub config: L4Plan,
+    pub stats: Arc<UdpStats>,
+}
+
+struct Session {
+    upstream: Arc<UdpSocket>,
+    /// The client's last datagram.
+    last_seen: Instant,
+    /// Reads answers from the server; aborted when the session ends.
+    answers: JoinHandle<()>,
+    /// Holds the server's in-flight count for the life of the session.
+    inflight: InFlight,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.answers.abort();
+    }
+}
+
+/// Serve datagrams on `socket` until `shutdown` turns true. UDP has nothing to drain: the
+/// sessions end with the loop.
+pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, mut shutdown: watch::Receiver<bool>) {
+    let socket = Arc::new(socket);
+    let mut table: HashMap<SocketAddr, Session> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Sweep often enough that a session outlives its timeout by at most a quarter of it.
+    let every =
+        (svc.config.session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let (n, client) = match r {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // On Linux an ICMP error for an earlier send_to can surface here;
+                        // it concerns one client, not the listener.
+                        tracing::debug!(listener = %svc.listener, "recv failed: {e}");
+                        continue;
+                    }
+                };
+                datagram(&svc, &socket, &mut table, client, &buf[..n]);
+            }
+            _ = sweep.tick() => expire(&svc, &mut table, Instant::now()),
+            _ = crate::proxy::http::stopped(&mut shutdown) => break,
+        }
+    }
+    table.clear();
+    svc.stats.sessions.store(0, Ordering::Relaxed);
+}
+
+fn datagram(
+    svc: &UdpService,
+    socket: &Arc<UdpSocket>,
+    table: &mut HashMap<SocketAddr, Session>,
+    client: SocketAddr,
+    data: &[u8],
+) {
+    let now = Instant::now();
+    // A session whose server refused, or was taken out of service (health checks, drain),
+    // ends; this datagram then tries another server.
+    let mut tried: Vec<Arc<Server>> = Vec::new();
+    if let Some(s) = table.get(&client)
+        && (s.answers.is_finished() || !s.inflight.server().is_available())
+    {
+        tried.push(s.inflight.server().clone());
+        table.remove(&client);
+        svc.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+    if !table.contains_key(&client) {
+        // Expired sessions leave at the next sweep (at most a second away), not here: a
+        // scan per datagram of a full table would let a flood of new clients burn the CPU.
+        if table.len() >= svc.config.max_sessions {
+            svc.stats
+                .rejected_over_limit
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "session table full: datagram dropped");
+            return;
+        }
+        match open(svc, socket, client, &tried) {
+            Ok(s) => {
+                table.insert(client, s);
+                svc.stats.sessions.fetch_add(1, Ordering::Relaxed);
+                svc.stats.sessions_created.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                svc.stats.no_server.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(listener = %svc.listener, %client, pool = %svc.pool.name, "datagram dropped: {e}");
+                return;
+            }
+        }
+    }
+    let Some(session) = table.get_mut(&client) else {
+        return;
+    };
+    session.last_seen = now;
+    // A non-blocking send: a full socket buffer drops the datagram, as the network would,
+    // instead of stalling every other client behind this one. Straight to the socket, not
+    // tokio's `try_send`, which reports would-block until the reactor has seen the socket
+    // writable once (never, for a socket created a moment ago).
+    match socket2::SockRef::from(&*session.upstream).send(data) {
+        Ok(_) => {
+            svc.stats.datagrams_up.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            svc.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "send to server failed: {e}");
+        }
+    }
+}
+
+/// A new session for `client`: pick a server, connect a socket to it, start reading answers.
+fn open(
+    svc: &UdpService,
+    listener: &Arc<UdpSocket>,
+    client: SocketAddr,
+    tried: &[Arc<Server>],
+) -> io::Result<Session> {
+    let server = svc
+        .pool
+        .pick(&PickContext {
+            client: Some(client.ip()),
+            hash_key: None,
+            tried,
+        })
+        .ok_or_else(|| io::Error::other("no server available"))?;
+    let inflight = server.begin();
+    let any: IpAddr = if server.addr.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let std_socket = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
+    std_socket.connect(server.addr)?;
+    std_socket.set_nonblocking(true)?;
+    let upstream = Arc::new(UdpSocket::from_std(std_socket)?);
+    let answers = tokio::spawn(answers(
+        upstream.clone(),
+        listener.clone(),
+        client,
+        svc.stats.clone(),
+        server.name.clone(),
+    ));
+    Ok(Session {
+        upstream,
+        last_seen: Instant::now(),
+        answers,
+        inflight,
+    })
+}
+
+/// Relay a server's answers to its client until the socket fails (the server refused).
+async fn answers(
+    upstream: Arc<UdpSocket>,
+    listener: Arc<UdpSocket>,
+    client: SocketAddr,
+    stats: Arc<UdpStats>,
+    server: String,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match upstream.recv(&mut buf).await {
+            Ok(n) => match socket2::SockRef::from(&*listener).send_to(&buf[..n], &client.into()) {
+                Ok(_) => {
+                    stats.datagrams_down.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%client, %server, "session ended: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Bind a UDP listening socket (IPv6 sockets v6-only, as for TCP).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// End the sessions whose client has been quiet for `session_timeout`.
+fn expire(svc: &UdpService, table: &mut HashMap<SocketAddr, Session>, now: Instant) {
+    let limit = svc.config.session_timeout;
+    let before = table.len();
+    table.retain(|_, s| now.duration_since(s.last_seen) < limit);
+    let gone = (before - table.len()) as u64;
+    if gone > 0 {
+        svc.stats.sessions.fetch_sub(gone, Ordering::Relaxed);
+        svc.stats
+            .sessions_expired
+            .fetch_add(gone, Ordering::Relaxed);
+    }
+}
