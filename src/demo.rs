@@ -272,8 +272,14 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                     weight: 1,
                     backup: false,
                     down: false,
+                    passive: Default::default(),
+                    slow_start: Duration::ZERO,
                 })
                 .collect(),
+            health: None,
+            retry: Default::default(),
+            sticky: None,
         }],
+        admin: None,
     }
 }

@@ -6,7 +6,9 @@ use arc_swap::ArcSwap;
 
 use super::Server;
 use crate::balance::{self, Balancer, PickContext};
-use crate::config::{Algorithm, HashKey, HostHeader, PoolPlan, Timeouts};
+use crate::config::{
+    Algorithm, HashKey, HealthPlan, HostHeader, PoolPlan, RetryPlan, StickyPlan, Timeouts,
+};
 
 /// The balancers of one moment: primaries, and backups for when no primary can serve.
 struct Pickers {
@@ -23,6 +25,10 @@ pub struct Pool {
     pub keepalive_timeout: std::time::Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
+    /// Active health checks (run by `health::spawn`), if configured.
+    pub health: Option<HealthPlan>,
+    pub retry: RetryPlan,
+    pub sticky: Option<StickyPlan>,
     servers: Vec<Arc<Server>>,
     pickers: ArcSwap<Pickers>,
 }
@@ -57,7 +63,14 @@ impl Pool {
                         s.set_admin_down(sp.down);
                         s
                     }
-                    None => Arc::new(Server::new(sp)),
+                    None => {
+                        let s = Arc::new(Server::new(sp));
+                        if previous.is_some() {
+                            // Added by a reload: ramp it up like a recovered server.
+                            s.start_slow_start(tokio::time::Instant::now());
+                        }
+                        s
+                    }
                 }
             })
             .collect();
@@ -70,6 +83,9 @@ impl Pool {
             keepalive_timeout: plan.keepalive_timeout,
             timeouts: plan.timeouts,
             host_header: plan.host_header,
+            health: plan.health.clone(),
+            retry: plan.retry.clone(),
+            sticky: plan.sticky.clone(),
             servers,
             pickers: ArcSwap::from_pointee(pickers),
         }
@@ -83,10 +99,30 @@ impl Pool {
     /// Choose a server: a primary if any can serve, else a backup.
     pub fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
         let pickers = self.pickers.load();
-        pickers
-            .primary
-            .pick(ctx)
-            .or_else(|| pickers.backup.as_ref().and_then(|b| b.pick(ctx)))
+        let once = || {
+            pickers
+                .primary
+                .pick(ctx)
+                .or_else(|| pickers.backup.as_ref().and_then(|b| b.pick(ctx)))
+        };
+        if let Some(s) = once() {
+            return Some(s);
+        }
+        // Slow start turns picks away; when it turned away the only servers left, ask
+        // again: its admission counters advance on every ask, so one of every
+        // `SlowStart::STEPS` asks is admitted at the latest.
+        if self
+            .servers
+            .iter()
+            .any(|s| s.in_slow_start() && s.is_available())
+        {
+            for _ in 0..crate::upstream::health::SlowStart::STEPS {
+                if let Some(s) = once() {
+                    return Some(s);
+                }
+            }
+        }
+        None
     }
 
     /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
