@@ -9,8 +9,10 @@ pub mod health;
 mod pool;
 mod server;
 mod server_health;
+pub mod stick_table;
 
 pub use health::{CheckRecord, Transition};
 pub use pool::Pool;
 pub use server::{InFlight, Server};
 pub use server_health::HealthState;
+pub use stick_table::StickTable;
