@@ -268,3 +268,101 @@ impl Server {
             .and_then(|a| a.last.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::ServerPlan;
+
+    fn server(max_fails: u32, slow_start: Duration) -> Arc<Server> {
+        Arc::new(Server::new(&ServerPlan {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            name: "s".into(),
+            weight: 1,
+            backup: false,
+            down: false,
+            passive: PassivePlan {
+                max_fails,
+                fail_timeout: Duration::from_secs(10),
+            },
+            slow_start,
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn passive_failure_takes_out_until_fail_timeout_on_the_real_clock() {
+        let s = server(1, Duration::ZERO);
+        s.report_success(Instant::now());
+        assert!(s.report_failure(Instant::now()));
+        assert_eq!(s.health_state(), HealthState::Failed);
+        assert!(
+            !s.is_available() && s.in_rotation(),
+            "out for picks, rotation unchanged"
+        );
+        tokio::time::advance(Duration::from_millis(9_990)).await;
+        assert!(!s.is_available());
+        tokio::time::advance(Duration::from_millis(20)).await;
+        assert!(s.is_available(), "tried again after fail_timeout");
+        s.report_success(Instant::now());
+        assert_eq!(s.health_state(), HealthState::Healthy);
+        assert!(s.is_available());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rise_passes_end_a_passive_timeout_early() {
+        let s = server(1, Duration::ZERO);
+        assert!(s.report_failure(Instant::now()));
+        assert_eq!(
+            s.record_check(2, 3, true, "ok".into(), Instant::now()),
+            None
+        );
+        assert!(!s.is_available(), "one pass is not enough");
+        assert_eq!(
+            s.record_check(2, 3, true, "ok".into(), Instant::now()),
+            None
+        );
+        assert!(s.is_available(), "rise passes clear the passive timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fall_failures_take_out_of_rotation_and_rise_brings_back() {
+        let s = server(0, Duration::ZERO);
+        for _ in 0..2 {
+            assert_eq!(
+                s.record_check(2, 3, false, "status 503".into(), Instant::now()),
+                None
+            );
+        }
+        assert_eq!(
+            s.record_check(2, 3, false, "status 503".into(), Instant::now()),
+            Some(Transition::Down)
+        );
+        assert!(!s.in_rotation());
+        assert_eq!(s.health_state(), HealthState::Unhealthy);
+        assert_eq!(s.last_check().unwrap().detail, "status 503");
+        s.record_check(2, 3, true, "status 200".into(), Instant::now());
+        assert_eq!(
+            s.record_check(2, 3, true, "status 200".into(), Instant::now()),
+            Some(Transition::Up)
+        );
+        assert!(s.in_rotation());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_admits_a_growing_share_then_all() {
+        let s = server(1, Duration::from_secs(20));
+        assert!(s.report_failure(Instant::now()));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        s.report_success(Instant::now());
+        assert!(s.in_slow_start());
+        let admitted = |s: &Server| (0..100).filter(|_| s.admits_pick()).count();
+        assert_eq!(admitted(&s), 5, "1/20 at the start");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(admitted(&s), 50, "half way");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(admitted(&s), 100);
+        assert!(!s.in_slow_start());
+    }
+}

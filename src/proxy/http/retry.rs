@@ -340,3 +340,80 @@ pub async fn run(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_allows_the_reserve_then_its_ratio() {
+        let b = RetryBudget::new(0.2);
+        for _ in 0..RetryBudget::RESERVE {
+            assert!(b.try_withdraw());
+        }
+        assert!(!b.try_withdraw(), "reserve spent");
+        // 100 requests earn 20 retries, but the bucket holds at most the reserve.
+        for _ in 0..100 {
+            b.deposit();
+        }
+        let granted = (0..100).filter(|_| b.try_withdraw()).count() as i64;
+        assert_eq!(granted, RetryBudget::RESERVE);
+        // Steady state: 5 requests per retry.
+        for _ in 0..5 {
+            b.deposit();
+        }
+        assert!(b.try_withdraw());
+        assert!(!b.try_withdraw());
+    }
+
+    #[test]
+    fn zero_budget_allows_only_the_reserve() {
+        let b = RetryBudget::new(0.0);
+        for _ in 0..1000 {
+            b.deposit();
+        }
+        let granted = (0..100).filter(|_| b.try_withdraw()).count() as i64;
+        assert_eq!(granted, RetryBudget::RESERVE);
+    }
+
+    #[test]
+    fn idempotent_methods() {
+        assert!(
+            idempotent(&Method::GET) && idempotent(&Method::PUT) && idempotent(&Method::DELETE)
+        );
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH));
+    }
+
+    #[test]
+    fn judging_follows_the_on_list() {
+        let on = RetryOn {
+            connect_failure: true,
+            reset: false,
+            timeout: true,
+            statuses: vec![503],
+        };
+        let resp = |s: u16| {
+            let mut r = Response::new(full(""));
+            *r.status_mut() = http::StatusCode::from_u16(s).unwrap();
+            Ok(r)
+        };
+        assert_eq!(judge(&resp(200), &on), Judged::Success);
+        assert_eq!(
+            judge(&resp(500), &on),
+            Judged::Success,
+            "not listed: passed through"
+        );
+        assert_eq!(judge(&resp(503), &on), Judged::Failure { retry: true });
+        let reset = Err(ProxyError::Upstream {
+            server: "s".into(),
+            cause: "closed".into(),
+        });
+        assert_eq!(
+            judge(&reset, &on),
+            Judged::Failure { retry: false },
+            "counted, not retried"
+        );
+        let bad = Err(ProxyError::BadRequest("x".into()));
+        assert_eq!(judge(&bad, &on), Judged::Success);
+    }
+}

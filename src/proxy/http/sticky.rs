@@ -205,3 +205,81 @@ impl Sticky {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(mode: &str) -> Arc<Pool> {
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9001\" }}, {{ addr = \"127.0.0.1:9002\" }} ]\n[pool.p.sticky]\nmode = \"{mode}\"\n"
+        );
+        let plan = crate::config::load_str(&src, "t.toml").unwrap();
+        Arc::new(Pool::new(&plan.pools[0], None))
+    }
+
+    #[test]
+    fn cookie_is_secure_over_tls_only() {
+        let p = pool("cookie");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let server = p.servers()[1].clone();
+        for (secure, want) in [(false, false), (true, true)] {
+            let l = sticky.lookup(&HeaderMap::new(), "10.0.0.1".parse().unwrap(), now);
+            let mut h = HeaderMap::new();
+            sticky.after(&l, &server, &mut h, secure, now);
+            let c = h.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+            assert_eq!(c.ends_with("; Secure"), want, "{c}");
+            assert!(
+                c.starts_with(&format!("SRV={}", server_cookie_id("p", &server))),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cookie_naming_a_down_server_is_broken_not_followed() {
+        let p = pool("cookie");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let s0 = p.servers()[0].clone();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("SRV={}", server_cookie_id("p", &s0))).unwrap(),
+        );
+        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        assert_eq!(l.preferred.as_ref().map(|s| s.id()), Some(s0.id()));
+        s0.set_admin_down(true);
+        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        assert!(l.preferred.is_none() && l.broken);
+        let mut out = HeaderMap::new();
+        sticky.after(&l, &p.servers()[1], &mut out, false, now);
+        assert_eq!(sticky.broken(), 1);
+        assert!(out.contains_key(header::SET_COOKIE));
+    }
+
+    #[test]
+    fn source_ip_table_expires_with_ttl() {
+        let p = pool("source_ip");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let t0 = Instant::now();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let l = sticky.lookup(&HeaderMap::new(), ip, t0);
+        assert!(l.preferred.is_none());
+        sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, t0);
+        let l = sticky.lookup(
+            &HeaderMap::new(),
+            ip,
+            t0 + std::time::Duration::from_secs(60),
+        );
+        assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
+        // Default ttl is 1h since the last use.
+        let l = sticky.lookup(
+            &HeaderMap::new(),
+            ip,
+            t0 + std::time::Duration::from_secs(3661),
+        );
+        assert!(l.preferred.is_none() && !l.broken);
+    }
+}
