@@ -131,7 +131,11 @@ async fn steady_stream_with_a_stop(retry: &str) -> StreamRun {
     for t in tasks {
         all.extend(t.await.expect("client task"));
     }
-    let errors: Vec<_> = all.iter().filter(|(_, st, _)| *st != 200).cloned().collect();
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|(_, st, _)| *st != 200)
+        .cloned()
+        .collect();
     println!(
         "{} requests in {:?}, {} errors; s2 back {back_after:?} after restart",
         all.len(),
@@ -156,13 +160,28 @@ async fn steady_stream_with_a_stop(retry: &str) -> StreamRun {
 async fn a_backend_stopped_mid_stream_costs_no_request_and_comes_back() {
     let run = steady_stream_with_a_stop(RETRY_ALL).await;
     assert_eq!(run.sent, 1000);
-    assert!(run.errors.is_empty(), "client-visible errors: {:?}", run.errors);
+    assert!(
+        run.errors.is_empty(),
+        "client-visible errors: {:?}",
+        run.errors
+    );
     // rise (2) × interval (200ms) + one check (interval + timeout), plus scheduling slack
     // on a shared machine.
     let bound = Duration::from_millis(2 * 200 + 200 + 150 + 500);
-    assert!(run.back_after <= bound, "s2 back after {:?} > {bound:?}", run.back_after);
-    assert!(run.s2_after_back > 0, "s2 took no traffic after coming back");
-    assert!(run.tally["s1"] > 250 && run.tally["s3"] > 250, "{:?}", run.tally);
+    assert!(
+        run.back_after <= bound,
+        "s2 back after {:?} > {bound:?}",
+        run.back_after
+    );
+    assert!(
+        run.s2_after_back > 0,
+        "s2 took no traffic after coming back"
+    );
+    assert!(
+        run.tally["s1"] > 250 && run.tally["s3"] > 250,
+        "{:?}",
+        run.tally
+    );
 }
 
 /// The control: the same stop with retries off is seen by clients, so the test above
@@ -172,7 +191,11 @@ async fn without_retries_the_same_stop_is_seen_by_clients() {
     let run = steady_stream_with_a_stop("[pool.p.retry]\nattempts = 0\n").await;
     assert_eq!(run.sent, 1000);
     assert!(!run.errors.is_empty(), "no errors even without retries");
-    assert!(run.errors.iter().all(|(_, st, _)| *st == 502), "{:?}", run.errors);
+    assert!(
+        run.errors.iter().all(|(_, st, _)| *st == 502),
+        "{:?}",
+        run.errors
+    );
 }
 
 #[tokio::test]

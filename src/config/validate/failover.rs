@@ -223,6 +223,8 @@ pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
                     plan.on.connect_failure = true;
                     plan.on.reset = true;
                 }
+                // Every server error status, 500 to 599.
+                "5xx" => plan.on.statuses.extend(500..=599),
                 s => match s.parse::<u16>() {
                     Ok(n) if (500..=599).contains(&n) || n == 429 || n == 404 || n == 403 => {
                         plan.on.statuses.push(n)
@@ -230,7 +232,7 @@ pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
                     _ => c.error(
                         cond.span(),
                         format!("retry condition {s:?} is not understood"),
-                        "use connect_failure, reset, timeout, error, or a status such as \"502\", \"503\", \"504\" (403, 404, 429, 5xx)",
+                        "use connect_failure, reset, timeout, error, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)",
                     ),
                 },
             }
@@ -361,6 +363,7 @@ mod tests {
         assert_eq!((h.rise, h.fall, h.interval), (2, 3, Duration::from_secs(3)));
         assert_eq!(p.retry.attempts, 3);
         assert!(p.retry.on.connect_failure && !p.retry.on.timeout && p.retry.on.status(503));
+        assert!(!p.retry.on.status(502));
         assert!(p.retry.non_idempotent);
         assert_eq!(p.servers[0].passive.max_fails, 3);
         assert_eq!(p.servers[0].passive.fail_timeout, Duration::from_secs(30));
