@@ -149,3 +149,66 @@ fn build_pickers(algorithm: Algorithm, servers: &[Arc<Server>]) -> Pickers {
         backup: (!backup.is_empty()).then(|| balance::build(algorithm, &backup)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    fn plan(ports: &[u16]) -> PoolPlan {
+        let servers: Vec<String> = ports
+            .iter()
+            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
+            .collect();
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nslow_start = \"20s\"\nservers = [{}]\n",
+            servers.join(", ")
+        );
+        crate::config::load_str(&src, "t.toml").unwrap().pools[0].clone()
+    }
+
+    fn count(pool: &Pool, picks: usize, server: usize) -> usize {
+        let id = pool.servers()[server].id();
+        (0..picks)
+            .filter(|_| pool.pick(&PickContext::default()).unwrap().id() == id)
+            .count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ramping_server_gets_a_growing_share_and_is_never_refused_alone() {
+        let pool = Pool::new(&plan(&[1, 2]), None);
+        assert_eq!(count(&pool, 200, 1), 100, "no ramp at start-up");
+        pool.servers()[1].start_slow_start(Instant::now());
+        let early = count(&pool, 200, 1);
+        assert!(early <= 10, "1/20 of its half at first: {early}");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let half = count(&pool, 200, 1);
+        assert!(
+            (40..=60).contains(&half),
+            "half of its half at 10 of 20s: {half}"
+        );
+        // With the other server out, the ramping one still takes every request.
+        pool.servers()[0].set_admin_down(true);
+        pool.rebuild();
+        assert_eq!(count(&pool, 50, 1), 50);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        pool.servers()[0].set_admin_down(false);
+        pool.rebuild();
+        assert_eq!(count(&pool, 200, 1), 100, "ramp over: an equal share");
+        assert!(!pool.servers()[1].in_slow_start());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_state_and_ramps_only_new_servers() {
+        let old = Pool::new(&plan(&[1, 2]), None);
+        old.servers()[0].report_failure(Instant::now());
+        let new = Pool::new(&plan(&[1, 2, 3]), Some(&old));
+        assert_eq!(new.servers()[0].id(), old.servers()[0].id());
+        assert!(!new.servers()[0].is_available(), "kept its passive state");
+        assert!(!new.servers()[1].in_slow_start());
+        assert!(new.servers()[2].in_slow_start(), "added by the reload");
+    }
+}
