@@ -499,3 +499,19 @@ async fn checkers_stop_with_the_runtime() {
         assert_eq!(b[0].requests(), after, "a checker outlived its runtime");
     }
 }
+
+#[tokio::test]
+async fn a_body_streamed_beyond_the_replay_buffer_is_not_sent_twice() {
+    let b = backends(3).await;
+    let retry = "[pool.p.retry]\nattempts = 2\non = [\"503\"]\nnon_idempotent = true\n";
+    let lb = start_lb(&config(&b, "max_fails = 0", retry)).await;
+    let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
+    // 64 KiB fits the replay buffer: tried on all three servers.
+    let a = c.send(post("/status/503", vec![7u8; 64 * 1024])).await;
+    assert_eq!(a.status, 503);
+    assert_eq!(total_requests(&b), 3);
+    // One byte more streams: it reached a server, so it is not retried.
+    let a = c.send(post("/status/503", vec![7u8; 64 * 1024 + 1])).await;
+    assert_eq!(a.status, 503);
+    assert_eq!(total_requests(&b), 4);
+}

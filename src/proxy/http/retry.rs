@@ -7,9 +7,9 @@
 //! idempotent or `non_idempotent = true` (or the request never reached the server), the
 //! body can be sent again, attempts are left, and the pool's [`RetryBudget`] has a token.
 //!
-//! Bodies: up to [`REPLAY_LIMIT`] bytes are read before the first try and kept, so they can
-//! be sent again; a longer body streams to the first server and its request is retried only
-//! if that server could not even be connected to.
+//! Bodies: a body whose length is known and at most [`REPLAY_LIMIT`] bytes is read before
+//! the first try and kept, so it can be sent again; any other body streams to the first
+//! server and its request is retried only if that server could not even be connected to.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -102,8 +102,8 @@ pub enum ReplayBody {
 }
 
 impl ReplayBody {
-    /// Read up to [`REPLAY_LIMIT`] of `body` when `keep` (retries are possible), each read
-    /// bounded by `read_timeout`.
+    /// Read `body` whole when `keep` (retries are possible) and its declared length is at
+    /// most [`REPLAY_LIMIT`], each read bounded by `read_timeout`; otherwise stream it.
     pub async fn read(
         body: Incoming,
         keep: bool,
@@ -112,7 +112,14 @@ impl ReplayBody {
         if body.is_end_stream() {
             return Ok(ReplayBody::Empty);
         }
-        if !keep {
+        // Only a body of known, small length is waited for. A body of unknown length may be
+        // a stream the client feeds as answers come back (gRPC, long polls): holding it
+        // until it ends could deadlock, so it streams at once.
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_LIMIT as u64);
+        if !keep || !small {
             return Ok(ReplayBody::Streaming(Some(boxed(body))));
         }
         let mut body = body;
