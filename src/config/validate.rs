@@ -548,6 +548,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
             }
         }
     }
+    failover::single_server(&mut servers);
     Some(PoolPlan {
         name: name.to_string(),
         algorithm: algorithm?,

@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::super::file::{AdminFile, HealthFile, RetryFile, StickyFile};
 use super::super::{
-    AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, StickyMode, StickyPlan,
+    AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
+    StickyPlan,
 };
 use super::Checker;
 
@@ -47,6 +48,15 @@ pub(super) fn passive(
             },
             None => default.fail_timeout,
         },
+    }
+}
+
+/// nginx's rule: the only server of a pool is never taken out by passive checks nor
+/// ramped up — there is nowhere else to send its traffic, so a 503 would help no one.
+pub(super) fn single_server(servers: &mut [ServerPlan]) {
+    if let [only] = servers {
+        only.passive.max_fails = 0;
+        only.slow_start = Duration::ZERO;
     }
 }
 
@@ -410,6 +420,14 @@ mod tests {
             text.contains("needs the application's cookie name"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_single_server_is_never_taken_out_passively() {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nmax_fails = 3\nslow_start = \"10s\"\nservers = [ { addr = \"127.0.0.1:9001\" } ]\n";
+        let plan = validate(src, "t.toml").unwrap();
+        let s = &plan.pool("p").unwrap().servers[0];
+        assert_eq!((s.passive.max_fails, s.slow_start), (0, Duration::ZERO));
     }
 
     #[test]
