@@ -12,6 +12,7 @@
 //! | `/bytes/N` | N bytes, streamed in 64 KiB chunks |
 //! | `/status/N` | status N |
 //! | `/sleep/MS` | waits MS milliseconds first |
+//! | `/login` | sets the cookie `JSESSIONID=NAME-N` (N counts logins), like a Java app |
 //! | any path with a request body | `received N bytes xxh3=HEX` after reading it all |
 //! | anything else | `NAME: METHOD PATH` |
 
@@ -43,6 +44,7 @@ struct State {
     healthy: AtomicBool,
     connections: AtomicU64,
     requests: AtomicU64,
+    logins: AtomicU64,
 }
 
 /// A running demo/test backend. Dropping it stops it.
@@ -72,6 +74,7 @@ impl Backend {
             healthy: AtomicBool::new(true),
             connections: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
         });
         let (stop, stop_rx) = watch::channel(false);
         let st = state.clone();
@@ -146,6 +149,20 @@ async fn answer(st: &State, req: Request<Incoming>) -> Response<ProxyBody> {
     }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if path == "/login" {
+        let n = st.logins.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut r = plain(
+            st,
+            StatusCode::OK,
+            full(format!("{}: logged in\n", st.name)),
+        );
+        if let Ok(v) =
+            http::HeaderValue::from_str(&format!("JSESSIONID={}-{n}; Path=/; HttpOnly", st.name))
+        {
+            r.headers_mut().insert(http::header::SET_COOKIE, v);
+        }
+        return r;
     }
     let (status, body): (StatusCode, ProxyBody) = if path == "/health" {
         if st.healthy.load(Ordering::Relaxed) {
@@ -284,8 +301,14 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                     weight: 1,
                     backup: false,
                     down: false,
+                    passive: Default::default(),
+                    slow_start: Duration::ZERO,
                 })
                 .collect(),
+            health: None,
+            retry: Default::default(),
+            sticky: None,
         }],
+        admin: None,
     }
 }

@@ -7,10 +7,12 @@
 //! the repository for the map.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;

@@ -46,6 +46,10 @@ pub struct Runtime {
     upstreams: HashMap<String, Arc<Upstream>>,
     listeners: Vec<RunningListener>,
     shutdown: watch::Sender<bool>,
+    /// Active health checkers, one set per pool; dropping them stops them.
+    checkers: Vec<crate::health::Checkers>,
+    /// The admin listener's address and task.
+    admin: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Runtime {
@@ -153,6 +157,31 @@ impl Runtime {
                 l4: Some(L4Stats::Udp(stats)),
             });
         }
+        let checkers = upstreams
+            .values()
+            .map(|u| crate::health::spawn(&u.pool))
+            .collect();
+        let admin = match &plan.admin {
+            None => None,
+            Some(a) => {
+                let socket = bind_tcp(a.listen).map_err(|source| RuntimeError::Bind {
+                    name: "admin".into(),
+                    addr: a.listen,
+                    source,
+                })?;
+                let addr = socket.local_addr().unwrap_or(a.listen);
+                let state = Arc::new(crate::admin::AdminState {
+                    pools: plan
+                        .pools
+                        .iter()
+                        .map(|p| upstreams[&p.name].pool.clone())
+                        .collect(),
+                });
+                tracing::info!("{}", crate::admin::describe(addr));
+                let task = tokio::spawn(crate::admin::serve(socket, state, shutdown.subscribe()));
+                Some((addr, task))
+            }
+        };
         for p in &plan.pools {
             let servers: Vec<String> = p
                 .servers
@@ -181,7 +210,14 @@ impl Runtime {
             upstreams,
             listeners,
             shutdown,
+            checkers,
+            admin,
         })
+    }
+
+    /// The admin listener's bound address, if `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(a, _)| *a)
     }
 
     /// The address a listener is bound to (useful with port 0).
@@ -245,8 +281,12 @@ impl Runtime {
     /// Stop accepting, let in-flight requests finish within the grace period, then return.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        drop(self.checkers);
         for l in self.listeners {
             let _ = l.task.await;
+        }
+        if let Some((_, task)) = self.admin {
+            let _ = task.await;
         }
     }
 }

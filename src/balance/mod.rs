@@ -49,9 +49,10 @@ pub struct PickContext<'a> {
 }
 
 impl PickContext<'_> {
-    /// Whether `server` may be picked for this request now.
+    /// Whether `server` may be picked for this request now (available, admitted by slow
+    /// start, not tried yet).
     pub fn eligible(&self, server: &Server) -> bool {
-        server.is_available() && !self.tried.iter().any(|t| t.id() == server.id())
+        server.admits_pick() && !self.tried.iter().any(|t| t.id() == server.id())
     }
 }
 

@@ -21,6 +21,7 @@ pub struct ConfigFile {
     pub listener: Vec<S<ListenerFile>>,
     #[serde(default)]
     pub pool: BTreeMap<String, S<PoolFile>>,
+    pub admin: Option<S<AdminFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,12 @@ pub struct PoolFile {
     pub timeouts: Option<S<TimeoutsFile>>,
     pub host_header: Option<S<String>>,
     pub servers: Option<S<Vec<S<ServerFile>>>>,
+    pub max_fails: Option<S<i64>>,
+    pub fail_timeout: Option<S<String>>,
+    pub slow_start: Option<S<String>>,
+    pub health: Option<S<HealthFile>>,
+    pub retry: Option<S<RetryFile>>,
+    pub sticky: Option<S<StickyFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,4 +104,51 @@ pub struct ServerFile {
     pub weight: Option<S<i64>>,
     pub backup: Option<bool>,
     pub down: Option<bool>,
+    pub max_fails: Option<S<i64>>,
+    pub fail_timeout: Option<S<String>>,
+    pub slow_start: Option<S<String>>,
+}
+
+/// `[pool.NAME.health]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthFile {
+    #[serde(rename = "type")]
+    pub kind: Option<S<String>>,
+    pub path: Option<S<String>>,
+    pub method: Option<S<String>>,
+    pub host: Option<S<String>>,
+    pub expect: Option<S<String>>,
+    pub expect_body: Option<S<String>>,
+    pub interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+}
+
+/// `[pool.NAME.retry]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    pub attempts: Option<S<i64>>,
+    pub on: Option<S<Vec<S<String>>>>,
+    pub non_idempotent: Option<bool>,
+    pub budget: Option<S<f64>>,
+}
+
+/// `[pool.NAME.sticky]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyFile {
+    pub mode: S<String>,
+    pub name: Option<S<String>>,
+    pub ttl: Option<S<String>>,
+    pub size: Option<S<i64>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: S<String>,
 }

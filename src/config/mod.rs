@@ -4,6 +4,7 @@
 //! runtime values of `plan.rs`, collecting every problem with its file, line, column and a fix.
 
 mod duration;
+mod failover;
 mod file;
 mod plan;
 mod validate;
@@ -12,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use duration::{format_duration, parse_duration};
+pub use failover::*;
 pub use plan::*;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.

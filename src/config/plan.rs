@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 
+use super::{AdminPlan, HealthPlan, PassivePlan, RetryPlan, StickyPlan};
+
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -19,6 +21,8 @@ pub struct Plan {
     pub listeners: Vec<ListenerPlan>,
     /// Pools in file order.
     pub pools: Vec<PoolPlan>,
+    /// The admin listener (`/health/live`, `/health/ready`), if configured.
+    pub admin: Option<AdminPlan>,
 }
 
 impl Plan {
@@ -224,6 +228,10 @@ pub struct PoolPlan {
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
     pub servers: Vec<ServerPlan>,
+    /// Active health checks, if configured.
+    pub health: Option<HealthPlan>,
+    pub retry: RetryPlan,
+    pub sticky: Option<StickyPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +243,10 @@ pub struct ServerPlan {
     pub weight: u32,
     pub backup: bool,
     pub down: bool,
+    /// Passive health (per server, else the pool's, else nginx's defaults).
+    pub passive: PassivePlan,
+    /// Ramp-up time after recovering; zero for none.
+    pub slow_start: Duration,
 }
 
 /// A PROXY protocol version (<https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>).

@@ -13,7 +13,9 @@ use toml::Spanned;
 
 use super::file::*;
 use super::plan::*;
-use super::{ConfigError, ConfigErrors, parse_duration};
+use super::{ConfigError, ConfigErrors, PassivePlan, parse_duration};
+
+mod failover;
 
 mod l4;
 
@@ -203,11 +205,17 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         );
     }
 
+    let admin = parsed
+        .admin
+        .as_ref()
+        .and_then(|a| failover::admin(&mut c, a));
+
     c.finish(Plan {
         workers,
         grace_period,
         listeners,
         pools,
+        admin,
     })
 }
 
@@ -218,6 +226,7 @@ impl Plan {
             grace_period: Duration::ZERO,
             listeners: Vec::new(),
             pools: Vec::new(),
+            admin: None,
         }
     }
 }
@@ -486,6 +495,15 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         },
     };
 
+    let pool_passive = failover::passive(c, &f.max_fails, &f.fail_timeout, PassivePlan::default());
+    let pool_slow_start = failover::slow_start(c, &f.slow_start, Duration::ZERO);
+    let health = f.health.as_ref().map(|h| failover::health(c, h));
+    let retry = f
+        .retry
+        .as_ref()
+        .map_or_else(Default::default, |r| failover::retry(c, r));
+    let sticky = f.sticky.as_ref().and_then(|s| failover::sticky(c, s));
+
     let mut servers = Vec::new();
     let mut seen = HashSet::new();
     match &f.servers {
@@ -508,6 +526,8 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                     .as_ref()
                     .map_or(Some(1), |w| c.int_in(w, "weight", 1, 1000))
                     .map(|w| w as u32);
+                let passive = failover::passive(c, &sf.max_fails, &sf.fail_timeout, pool_passive);
+                let slow_start = failover::slow_start(c, &sf.slow_start, pool_slow_start);
                 let name = sf.name.as_ref().map_or_else(
                     || sf.addr.get_ref().trim().to_string(),
                     |n| n.get_ref().clone(),
@@ -528,11 +548,14 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                         weight,
                         backup: sf.backup.unwrap_or(false),
                         down: sf.down.unwrap_or(false),
+                        passive,
+                        slow_start,
                     });
                 }
             }
         }
     }
+    failover::single_server(&mut servers);
     Some(PoolPlan {
         name: name.to_string(),
         algorithm: algorithm?,
@@ -542,6 +565,9 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         timeouts,
         host_header: host_header?,
         servers,
+        health,
+        retry,
+        sticky,
     })
 }
 

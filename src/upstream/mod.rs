@@ -5,8 +5,14 @@
 //! rotation; it rebuilds and swaps the balancer when that set changes. Nothing here touches a
 //! socket: the proxy reports outcomes, health checkers report probe results.
 
+pub mod health;
 mod pool;
 mod server;
+mod server_health;
+pub mod stick_table;
 
+pub use health::{CheckRecord, Transition};
 pub use pool::Pool;
 pub use server::{InFlight, Server};
+pub use server_health::HealthState;
+pub use stick_table::StickTable;

@@ -6,7 +6,9 @@ use arc_swap::ArcSwap;
 
 use super::Server;
 use crate::balance::{self, Balancer, PickContext};
-use crate::config::{Algorithm, HashKey, HostHeader, PoolPlan, Timeouts};
+use crate::config::{
+    Algorithm, HashKey, HealthPlan, HostHeader, PoolPlan, RetryPlan, StickyPlan, Timeouts,
+};
 
 /// The balancers of one moment: primaries, and backups for when no primary can serve.
 struct Pickers {
@@ -23,6 +25,10 @@ pub struct Pool {
     pub keepalive_timeout: std::time::Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
+    /// Active health checks (run by `health::spawn`), if configured.
+    pub health: Option<HealthPlan>,
+    pub retry: RetryPlan,
+    pub sticky: Option<StickyPlan>,
     servers: Vec<Arc<Server>>,
     pickers: ArcSwap<Pickers>,
 }
@@ -57,7 +63,14 @@ impl Pool {
                         s.set_admin_down(sp.down);
                         s
                     }
-                    None => Arc::new(Server::new(sp)),
+                    None => {
+                        let s = Arc::new(Server::new(sp));
+                        if previous.is_some() {
+                            // Added by a reload: ramp it up like a recovered server.
+                            s.start_slow_start(tokio::time::Instant::now());
+                        }
+                        s
+                    }
                 }
             })
             .collect();
@@ -70,6 +83,9 @@ impl Pool {
             keepalive_timeout: plan.keepalive_timeout,
             timeouts: plan.timeouts,
             host_header: plan.host_header,
+            health: plan.health.clone(),
+            retry: plan.retry.clone(),
+            sticky: plan.sticky.clone(),
             servers,
             pickers: ArcSwap::from_pointee(pickers),
         }
@@ -83,10 +99,30 @@ impl Pool {
     /// Choose a server: a primary if any can serve, else a backup.
     pub fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
         let pickers = self.pickers.load();
-        pickers
-            .primary
-            .pick(ctx)
-            .or_else(|| pickers.backup.as_ref().and_then(|b| b.pick(ctx)))
+        let once = || {
+            pickers
+                .primary
+                .pick(ctx)
+                .or_else(|| pickers.backup.as_ref().and_then(|b| b.pick(ctx)))
+        };
+        if let Some(s) = once() {
+            return Some(s);
+        }
+        // Slow start turns picks away; when it turned away the only servers left, ask
+        // again: its admission counters advance on every ask, so one of every
+        // `SlowStart::STEPS` asks is admitted at the latest.
+        if self
+            .servers
+            .iter()
+            .any(|s| s.in_slow_start() && s.is_available())
+        {
+            for _ in 0..crate::upstream::health::SlowStart::STEPS {
+                if let Some(s) = once() {
+                    return Some(s);
+                }
+            }
+        }
+        None
     }
 
     /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
@@ -111,5 +147,68 @@ fn build_pickers(algorithm: Algorithm, servers: &[Arc<Server>]) -> Pickers {
     Pickers {
         primary: balance::build(algorithm, &primary),
         backup: (!backup.is_empty()).then(|| balance::build(algorithm, &backup)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    fn plan(ports: &[u16]) -> PoolPlan {
+        let servers: Vec<String> = ports
+            .iter()
+            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
+            .collect();
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nslow_start = \"20s\"\nservers = [{}]\n",
+            servers.join(", ")
+        );
+        crate::config::load_str(&src, "t.toml").unwrap().pools[0].clone()
+    }
+
+    fn count(pool: &Pool, picks: usize, server: usize) -> usize {
+        let id = pool.servers()[server].id();
+        (0..picks)
+            .filter(|_| pool.pick(&PickContext::default()).unwrap().id() == id)
+            .count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ramping_server_gets_a_growing_share_and_is_never_refused_alone() {
+        let pool = Pool::new(&plan(&[1, 2]), None);
+        assert_eq!(count(&pool, 200, 1), 100, "no ramp at start-up");
+        pool.servers()[1].start_slow_start(Instant::now());
+        let early = count(&pool, 200, 1);
+        assert!(early <= 10, "1/20 of its half at first: {early}");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let half = count(&pool, 200, 1);
+        assert!(
+            (40..=60).contains(&half),
+            "half of its half at 10 of 20s: {half}"
+        );
+        // With the other server out, the ramping one still takes every request.
+        pool.servers()[0].set_admin_down(true);
+        pool.rebuild();
+        assert_eq!(count(&pool, 50, 1), 50);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        pool.servers()[0].set_admin_down(false);
+        pool.rebuild();
+        assert_eq!(count(&pool, 200, 1), 100, "ramp over: an equal share");
+        assert!(!pool.servers()[1].in_slow_start());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_state_and_ramps_only_new_servers() {
+        let old = Pool::new(&plan(&[1, 2]), None);
+        old.servers()[0].report_failure(Instant::now());
+        let new = Pool::new(&plan(&[1, 2, 3]), Some(&old));
+        assert_eq!(new.servers()[0].id(), old.servers()[0].id());
+        assert!(!new.servers()[0].is_available(), "kept its passive state");
+        assert!(!new.servers()[1].in_slow_start());
+        assert!(new.servers()[2].in_slow_start(), "added by the reload");
     }
 }

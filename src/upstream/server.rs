@@ -26,6 +26,8 @@ pub struct Server {
     /// Exponentially weighted moving average of the time to the response head, in µs;
     /// 0 until the first sample.
     latency_ewma_us: AtomicU64,
+    /// Health and slow start (see `upstream/health.rs` and `server_health.rs`).
+    pub(super) health: super::server_health::HealthCell,
 }
 
 impl Server {
@@ -40,6 +42,7 @@ impl Server {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             latency_ewma_us: AtomicU64::new(0),
+            health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
         }
     }
 
@@ -51,6 +54,8 @@ impl Server {
             weight,
             backup: false,
             down: false,
+            passive: Default::default(),
+            slow_start: Duration::ZERO,
         })
     }
 
@@ -76,15 +81,16 @@ impl Server {
         self.admin_down.load(Ordering::Relaxed)
     }
 
-    /// Whether the pool's balancer should include this server when it is (re)built.
+    /// Whether the pool's balancer should include this server when it is (re)built: not
+    /// taken out by an operator nor by active health checks.
     pub fn in_rotation(&self) -> bool {
-        !self.admin_down()
+        !self.admin_down() && self.health.healthy()
     }
 
-    /// Whether a request may be sent here now. Checked at every pick, so a state that
-    /// changes with time needs no rebuild.
+    /// Whether a request may be sent here now: in rotation and not taken out by passive
+    /// checks. Checked at every pick, so a state that changes with time needs no rebuild.
     pub fn is_available(&self) -> bool {
-        self.in_rotation()
+        self.in_rotation() && self.health.passive_available()
     }
 
     /// Requests or connections now in flight.

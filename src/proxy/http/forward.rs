@@ -1,5 +1,5 @@
-//! Forwarding one request: pick a server, rewrite headers, send, and hand back the response
-//! with its body still streaming.
+//! Forwarding one request: rewrite headers, then (through the retry loop of `retry.rs`)
+//! send it to a server and hand back the response with its body still streaming.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use http_body::Body;
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, UpstreamBody, boxed, full};
 use super::headers::{add_forwarding, cookie, remove_hop_by_hop, wants_upgrade};
+use super::retry::{self, Ask, ReplayBody};
 use super::upstream::Upstream;
-use crate::balance::PickContext;
 use crate::config::{HashKey, HostHeader};
 use crate::error::ProxyError;
 use crate::upstream::Server;
@@ -48,7 +47,15 @@ fn hash_key<'r, B>(key: &HashKey, req: &'r Request<B>) -> Option<&'r [u8]> {
     }
 }
 
-/// Send `req` to a server of `up` and return its response, body streaming.
+/// The request head as every try sends it (hop-by-hop headers gone, forwarding headers
+/// added); `attempt` clones it per server.
+pub struct Prepared {
+    pub parts: http::request::Parts,
+}
+
+/// Send `req` to a server of `up` and return its response, body streaming. Stickiness
+/// chooses the first server when the pool has it; failed tries move on to other servers
+/// as the pool's retry policy allows (`retry.rs`).
 pub async fn forward(
     up: &Upstream,
     mut req: Request<Incoming>,
@@ -57,18 +64,11 @@ pub async fn forward(
     info: &mut UpstreamInfo,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &up.pool;
-    let server = {
-        let ctx = PickContext {
-            client: Some(client.ip()),
-            hash_key: hash_key(&pool.hash_key, &req),
-            tried: &[],
-        };
-        pool.pick(&ctx).ok_or_else(|| ProxyError::NoServer {
-            pool: pool.name.clone(),
-        })?
-    };
-    info.server = Some(server.clone());
-    info.attempts += 1;
+    let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
+    let now = tokio::time::Instant::now();
+    let stick = up
+        .sticky()
+        .map(|s| s.lookup(req.headers(), client.ip(), now));
 
     let upgrading = wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
@@ -84,11 +84,6 @@ pub async fn forward(
         // An HTTP/2 request carries its host in :authority; HTTP/1.1 needs Host.
         parts.headers.insert(header::HOST, v);
     }
-    if pool.host_header == HostHeader::Upstream
-        && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
-    {
-        parts.headers.insert(header::HOST, v);
-    }
     add_forwarding(&mut parts.headers, client.ip(), scheme);
     parts.uri = parts
         .uri
@@ -97,17 +92,59 @@ pub async fn forward(
         .parse()
         .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
     parts.version = Version::HTTP_11;
-    let body: ProxyBody = if body.is_end_stream() {
-        full(Bytes::new())
-    } else {
-        boxed(body)
+    let method = parts.method.clone();
+    // Keep small bodies for a retry only when a retry could happen.
+    let keep = !upgrading && pool.retry.attempts > 0;
+    let mut body = ReplayBody::read(body, keep, pool.timeouts.send).await?;
+    let prepared = Prepared { parts };
+    let ask = Ask {
+        client,
+        hash_key: key.as_deref(),
+        method: &method,
+        preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
     };
-    let upstream_req = Request::from_parts(parts, body);
+    let (result, server) =
+        retry::run(up, &prepared, &mut body, downstream_upgrade, ask, info).await;
+    let mut resp = result?;
+    if let (Some(sticky), Some(lookup), Some(server)) = (up.sticky(), &stick, &server) {
+        sticky.after(
+            lookup,
+            server,
+            resp.headers_mut(),
+            scheme == "https",
+            tokio::time::Instant::now(),
+        );
+    }
+    Ok(resp)
+}
 
+/// One try: send the prepared request to `server` and return its response, body
+/// streaming. The body is taken only once a connection is open, so a connect failure
+/// leaves it for the next server.
+pub async fn attempt(
+    up: &Upstream,
+    server: &Arc<Server>,
+    prepared: &Prepared,
+    body: &mut ReplayBody,
+    downstream_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
+    info: &mut UpstreamInfo,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let pool = &up.pool;
+    info.server = Some(server.clone());
+    info.attempts += 1;
     let in_flight = server.begin();
     let started = Instant::now();
-    let mut conn = up.conns().checkout(&server).await?;
+    let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
+
+    let mut parts = prepared.parts.clone();
+    if pool.host_header == HostHeader::Upstream
+        && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    let upstream_req = Request::from_parts(parts, body.for_send());
+
     let read_timeout = pool.timeouts.read;
     let sent = tokio::time::timeout(read_timeout, conn.sender.try_send_request(upstream_req)).await;
     let mut resp = match sent {
@@ -122,7 +159,7 @@ pub async fn forward(
             // so it goes again on a fresh connection to the same server.
             match e.take_message() {
                 Some(again) if conn.reused => {
-                    conn = up.conns().connect(&server).await?;
+                    conn = up.conns().connect(server).await?;
                     info.connect = Some(conn.connect_time);
                     match tokio::time::timeout(read_timeout, conn.sender.send_request(again)).await
                     {
@@ -132,11 +169,11 @@ pub async fn forward(
                                 after: read_timeout,
                             });
                         }
-                        Ok(Err(e)) => return Err(upstream_error(&server, &e)),
+                        Ok(Err(e)) => return Err(upstream_error(server, &e)),
                         Ok(Ok(r)) => r,
                     }
                 }
-                _ => return Err(upstream_error(&server, e.error())),
+                _ => return Err(upstream_error(server, e.error())),
             }
         }
         Ok(Ok(r)) => r,
@@ -146,14 +183,14 @@ pub async fn forward(
     server.record_latency(header_time);
 
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching && let Some(downstream) = downstream_upgrade {
+    if switching && let Some(downstream) = downstream_upgrade.take() {
         let upstream = hyper::upgrade::on(&mut resp);
         tokio::spawn(super::tunnel::run(downstream, upstream, in_flight));
         let (mut parts, _) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(parts, full(Bytes::new())));
     }
-    up.conns().checkin(&server, conn.sender);
+    up.conns().checkin(server, conn.sender);
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(

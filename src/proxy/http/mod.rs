@@ -7,7 +7,9 @@
 pub mod body;
 pub mod forward;
 pub mod headers;
+pub mod retry;
 pub mod router;
+pub mod sticky;
 pub mod tunnel;
 pub mod upstream;
 

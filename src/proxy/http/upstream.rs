@@ -21,6 +21,8 @@ use crate::upstream::{Pool, Server};
 pub struct Upstream {
     pub pool: Arc<Pool>,
     conns: Arc<ConnPool>,
+    retry_budget: super::retry::RetryBudget,
+    sticky: Option<super::sticky::Sticky>,
 }
 
 impl Upstream {
@@ -36,7 +38,25 @@ impl Upstream {
             connect_timeout: pool.timeouts.connect,
             opened: AtomicU64::new(0),
         });
-        Upstream { pool, conns }
+        Upstream {
+            retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
+            sticky: pool
+                .sticky
+                .clone()
+                .map(|plan| super::sticky::Sticky::new(plan, pool.clone())),
+            pool,
+            conns,
+        }
+    }
+
+    /// The pool's retry budget.
+    pub fn retry_budget(&self) -> &super::retry::RetryBudget {
+        &self.retry_budget
+    }
+
+    /// The pool's sticky sessions, if `[sticky]` is configured.
+    pub fn sticky(&self) -> Option<&super::sticky::Sticky> {
+        self.sticky.as_ref()
     }
 
     pub fn conns(&self) -> &Arc<ConnPool> {

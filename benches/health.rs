@@ -1,0 +1,74 @@
+//! What health, retry and stickiness add to the hot path: the per-request calls a pick and
+//! a successful request make (`admits_pick`, `report_success`, `RetryBudget::deposit`), a
+//! whole `Pool::pick` with one server passively failed, and stick-table lookups.
+//!
+//! Run: `cargo bench --bench health`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use switchyard::balance::PickContext;
+use switchyard::proxy::http::retry::RetryBudget;
+use switchyard::upstream::{Pool, Server, StickTable};
+use tokio::time::Instant;
+
+fn main() {
+    divan::main();
+}
+
+fn pool() -> Pool {
+    let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }, { addr = \"127.0.0.1:3\" } ]\n";
+    let plan = switchyard::config::load_str(src, "bench.toml").unwrap();
+    Pool::new(&plan.pools[0], None)
+}
+
+#[divan::bench]
+fn admits_pick_healthy(b: divan::Bencher) {
+    let s = Server::with_weight("127.0.0.1:1".parse().unwrap(), 1);
+    b.bench(|| divan::black_box(&s).admits_pick());
+}
+
+#[divan::bench]
+fn report_success_clean(b: divan::Bencher) {
+    let s = Server::with_weight("127.0.0.1:1".parse().unwrap(), 1);
+    let now = Instant::now();
+    b.bench(|| divan::black_box(&s).report_success(now));
+}
+
+#[divan::bench]
+fn retry_budget_deposit(b: divan::Bencher) {
+    let budget = RetryBudget::new(0.2);
+    b.bench(|| divan::black_box(&budget).deposit());
+}
+
+#[divan::bench(args = [false, true])]
+fn pool_pick(b: divan::Bencher, one_failed: bool) {
+    let p = pool();
+    if one_failed {
+        p.servers()[1].report_failure(Instant::now());
+    }
+    let ctx = PickContext::default();
+    b.bench(|| p.pick(divan::black_box(&ctx)));
+}
+
+#[divan::bench]
+fn stick_table_hit(b: divan::Bencher) {
+    let t: StickTable<IpAddr> = StickTable::new(65_536, Duration::from_secs(3600));
+    let now = Instant::now();
+    for i in 0..10_000u32 {
+        t.insert(IpAddr::from(i.to_be_bytes()), u64::from(i % 3), now);
+    }
+    let key = IpAddr::from(1234u32.to_be_bytes());
+    b.bench(|| t.get(divan::black_box(&key), now));
+}
+
+#[divan::bench]
+fn stick_table_insert_new_keys(b: divan::Bencher) {
+    let t: StickTable<u64> = StickTable::new(65_536, Duration::from_secs(3600));
+    let now = Instant::now();
+    let mut k = 0u64;
+    b.bench_local(|| {
+        k += 1;
+        t.insert(k, k % 3, now);
+    });
+}

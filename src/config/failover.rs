@@ -1,0 +1,175 @@
+//! Plan types for failure handling and stickiness: active health checks, passive health
+//! (`max_fails`/`fail_timeout`), retries, sticky sessions, and the admin listener.
+//!
+//! Built by `validate/failover.rs` from the `[pool.NAME.health]`, `[pool.NAME.retry]`,
+//! `[pool.NAME.sticky]` and `[admin]` sections; read by `upstream`, `health`, `proxy::http`
+//! and `admin`. Plain values only; the defaults live in the `Default` impls so the docs,
+//! the validator and the tests agree.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::Method;
+
+/// How an active probe talks to a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    /// A TCP connect that succeeds within the timeout passes.
+    Tcp,
+    /// An HTTP/1.1 request whose status is in `expect` (and whose body contains
+    /// `expect_body`, when set) passes.
+    Http,
+}
+
+/// `[pool.NAME.health]`: one checker per server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthPlan {
+    pub kind: HealthKind,
+    pub path: String,
+    pub method: Method,
+    /// `Host` header of the probe; the server's address when `None`.
+    pub host: Option<String>,
+    /// Inclusive status ranges that pass.
+    pub expect: Vec<(u16, u16)>,
+    /// A substring the probe's body must contain.
+    pub expect_body: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Passes in a row to come back.
+    pub rise: u32,
+    /// Failures in a row to be taken out.
+    pub fall: u32,
+}
+
+impl Default for HealthPlan {
+    fn default() -> Self {
+        // HAProxy's inter/rise/fall; nginx Plus' "GET /" expecting 2xx/3xx.
+        HealthPlan {
+            kind: HealthKind::Http,
+            path: "/".into(),
+            method: Method::GET,
+            host: None,
+            expect: vec![(200, 399)],
+            expect_body: None,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+impl HealthPlan {
+    /// Whether `status` is one the probe accepts.
+    pub fn status_passes(&self, status: u16) -> bool {
+        self.expect
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// What makes a try fail and another server be tried (`on = [...]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryOn {
+    /// The TCP connect failed or timed out: the request never reached the server.
+    pub connect_failure: bool,
+    /// The server closed or reset the connection before the response head.
+    pub reset: bool,
+    /// No response head within the read timeout.
+    pub timeout: bool,
+    /// Response statuses that count as failures.
+    pub statuses: Vec<u16>,
+}
+
+impl RetryOn {
+    pub fn status(&self, status: u16) -> bool {
+        self.statuses.contains(&status)
+    }
+}
+
+/// `[pool.NAME.retry]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPlan {
+    /// Extra tries after the first.
+    pub attempts: u32,
+    pub on: RetryOn,
+    /// Whether POST, PATCH (and other non-idempotent methods) are tried again once the
+    /// request has reached a server.
+    pub non_idempotent: bool,
+    /// Retries may add at most this share to the pool's requests (0.2 = 20 %).
+    pub budget: f64,
+}
+
+impl Default for RetryPlan {
+    fn default() -> Self {
+        // nginx retries `error timeout` on the next server by default; so do we, twice.
+        RetryPlan {
+            attempts: 2,
+            on: RetryOn {
+                connect_failure: true,
+                reset: true,
+                timeout: true,
+                statuses: Vec::new(),
+            },
+            non_idempotent: false,
+            budget: 0.2,
+        }
+    }
+}
+
+/// Passive health: nginx's `max_fails` / `fail_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassivePlan {
+    /// Failures within `fail_timeout` that take a server out; 0 turns passive checks off.
+    pub max_fails: u32,
+    /// The window for counting failures, and how long the server then stays out.
+    pub fail_timeout: Duration,
+}
+
+impl Default for PassivePlan {
+    fn default() -> Self {
+        PassivePlan {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a sticky pool remembers a client's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickyMode {
+    /// Switchyard sets its own cookie naming the server (opaquely).
+    Cookie,
+    /// The application's session cookie, learned from responses, in a stick table.
+    AppCookie,
+    /// The client address, in a stick table.
+    SourceIp,
+}
+
+impl StickyMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StickyMode::Cookie => "cookie",
+            StickyMode::AppCookie => "app_cookie",
+            StickyMode::SourceIp => "source_ip",
+        }
+    }
+}
+
+/// `[pool.NAME.sticky]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyPlan {
+    pub mode: StickyMode,
+    /// The cookie's name (`cookie`, `app_cookie`); unused for `source_ip`.
+    pub name: String,
+    /// Cookie `Max-Age`; for the tables, how long an unused mapping is kept.
+    pub ttl: Duration,
+    /// Most entries a stick table holds; the oldest go first.
+    pub size: usize,
+}
+
+/// `[admin]`: Switchyard's own endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPlan {
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,444 @@
+//! Validation of the failure-handling sections: `[pool.NAME.health]`, `[pool.NAME.retry]`,
+//! `[pool.NAME.sticky]`, passive health keys (`max_fails`, `fail_timeout`, `slow_start`) and
+//! `[admin]`. Each function reports its errors to the [`Checker`] and returns a value (the
+//! default where a key was wrong), so one run lists every problem.
+
+use std::time::Duration;
+
+use http::Method;
+use toml::Spanned;
+
+use super::super::file::{AdminFile, HealthFile, RetryFile, StickyFile};
+use super::super::{
+    AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
+    StickyPlan,
+};
+use super::Checker;
+
+/// `[admin]`.
+pub(super) fn admin(c: &mut Checker<'_>, f: &Spanned<AdminFile>) -> Option<AdminPlan> {
+    c.socket_addr(&f.get_ref().listen, "admin listen")
+        .map(|listen| AdminPlan { listen })
+}
+
+/// `max_fails` and `fail_timeout`, each falling back to `default` (the pool's, or nginx's).
+pub(super) fn passive(
+    c: &mut Checker<'_>,
+    max_fails: &Option<Spanned<i64>>,
+    fail_timeout: &Option<Spanned<String>>,
+    default: PassivePlan,
+) -> PassivePlan {
+    PassivePlan {
+        max_fails: max_fails
+            .as_ref()
+            .and_then(|m| c.int_in(m, "max_fails", 0, 1000))
+            .map_or(default.max_fails, |n| n as u32),
+        fail_timeout: match fail_timeout {
+            Some(t) => match c.duration(t, "fail_timeout") {
+                Some(d) if d.is_zero() => {
+                    c.error(
+                        t.span(),
+                        "fail_timeout = \"0s\" would never take a failing server out",
+                        "write a duration such as \"10s\", or set max_fails = 0 to turn passive checks off",
+                    );
+                    default.fail_timeout
+                }
+                Some(d) => d,
+                None => default.fail_timeout,
+            },
+            None => default.fail_timeout,
+        },
+    }
+}
+
+/// nginx's rule: the only server of a pool is never taken out by passive checks nor
+/// ramped up — there is nowhere else to send its traffic, so a 503 would help no one.
+pub(super) fn single_server(servers: &mut [ServerPlan]) {
+    if let [only] = servers {
+        only.passive.max_fails = 0;
+        only.slow_start = Duration::ZERO;
+    }
+}
+
+/// `slow_start`, falling back to `default`.
+pub(super) fn slow_start(
+    c: &mut Checker<'_>,
+    v: &Option<Spanned<String>>,
+    default: Duration,
+) -> Duration {
+    c.duration_or(v, "slow_start", default)
+}
+
+/// `"200-399"`, `"200"`, `"200-299,302"` → inclusive ranges.
+pub(crate) fn parse_expect(s: &str) -> Option<Vec<(u16, u16)>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+            None => {
+                let n = part.parse().ok()?;
+                (n, n)
+            }
+        };
+        if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
+            return None;
+        }
+        out.push((lo, hi));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `[pool.NAME.health]`.
+pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan {
+    let h = f.get_ref();
+    let mut plan = HealthPlan::default();
+    if let Some(k) = &h.kind {
+        match k.get_ref().as_str() {
+            "http" => plan.kind = HealthKind::Http,
+            "tcp" => plan.kind = HealthKind::Tcp,
+            other => c.error(
+                k.span(),
+                format!("unknown health check type {other:?}"),
+                "use type = \"http\" or type = \"tcp\"",
+            ),
+        }
+    }
+    if plan.kind == HealthKind::Tcp {
+        // HTTP-only keys on a TCP check are a mistake the operator wants to hear about.
+        let http_only = [
+            ("path", h.path.as_ref().map(|v| v.span())),
+            ("method", h.method.as_ref().map(|v| v.span())),
+            ("host", h.host.as_ref().map(|v| v.span())),
+            ("expect", h.expect.as_ref().map(|v| v.span())),
+            ("expect_body", h.expect_body.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in http_only {
+            if let Some(span) = span {
+                c.error(
+                    span,
+                    format!("{key} is only used by type = \"http\" health checks"),
+                    format!("remove {key}, or set type = \"http\""),
+                );
+            }
+        }
+    }
+    if let Some(p) = &h.path {
+        if p.get_ref().starts_with('/') {
+            plan.path = p.get_ref().clone();
+        } else {
+            c.error(
+                p.span(),
+                format!("health path {:?} does not start with /", p.get_ref()),
+                format!("write \"/{}\"", p.get_ref()),
+            );
+        }
+    }
+    if let Some(m) = &h.method {
+        match Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
+            Ok(method) => plan.method = method,
+            Err(_) => c.error(
+                m.span(),
+                format!("{:?} is not an HTTP method", m.get_ref()),
+                "write e.g. \"GET\" or \"HEAD\"",
+            ),
+        }
+    }
+    if let Some(host) = &h.host {
+        if http::HeaderValue::from_str(host.get_ref()).is_ok() && !host.get_ref().is_empty() {
+            plan.host = Some(host.get_ref().clone());
+        } else {
+            c.error(
+                host.span(),
+                format!("host {:?} cannot be a Host header", host.get_ref()),
+                "write a host name such as \"api.internal\"",
+            );
+        }
+    }
+    if let Some(e) = &h.expect {
+        match parse_expect(e.get_ref()) {
+            Some(ranges) => plan.expect = ranges,
+            None => c.error(
+                e.span(),
+                format!("expect {:?} is not a list of statuses", e.get_ref()),
+                "write statuses or ranges from 100 to 599, e.g. \"200\", \"200-399\" or \"200-299,302\"",
+            ),
+        }
+    }
+    if let Some(b) = &h.expect_body {
+        plan.expect_body = Some(b.get_ref().clone());
+    }
+    plan.interval = c.duration_or(&h.interval, "interval", plan.interval);
+    plan.timeout = c.duration_or(&h.timeout, "timeout", plan.timeout);
+    if let Some(i) = &h.interval
+        && plan.interval < Duration::from_millis(10)
+    {
+        c.error(
+            i.span(),
+            "a health check interval under 10ms would flood the servers",
+            "write e.g. interval = \"2s\"",
+        );
+    }
+    if let Some(t) = &h.timeout {
+        if plan.timeout.is_zero() {
+            c.error(
+                t.span(),
+                "timeout = 0 fails every check",
+                "write e.g. timeout = \"1s\"",
+            );
+        } else if plan.timeout > plan.interval {
+            c.error(
+                t.span(),
+                format!(
+                    "timeout ({}) is longer than interval ({})",
+                    super::super::format_duration(plan.timeout),
+                    super::super::format_duration(plan.interval)
+                ),
+                "a check must end before the next starts; lower timeout or raise interval",
+            );
+        }
+    }
+    if let Some(r) = &h.rise {
+        plan.rise = c.int_in(r, "rise", 1, 100).map_or(plan.rise, |n| n as u32);
+    }
+    if let Some(f) = &h.fall {
+        plan.fall = c.int_in(f, "fall", 1, 100).map_or(plan.fall, |n| n as u32);
+    }
+    plan
+}
+
+/// `[pool.NAME.retry]`.
+pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
+    let r = f.get_ref();
+    let mut plan = RetryPlan::default();
+    if let Some(a) = &r.attempts {
+        plan.attempts = c
+            .int_in(a, "attempts", 0, 20)
+            .map_or(plan.attempts, |n| n as u32);
+    }
+    if let Some(on) = &r.on {
+        plan.on = RetryOn {
+            connect_failure: false,
+            reset: false,
+            timeout: false,
+            statuses: Vec::new(),
+        };
+        for cond in on.get_ref() {
+            match cond.get_ref().as_str() {
+                "connect_failure" => plan.on.connect_failure = true,
+                "reset" => plan.on.reset = true,
+                "timeout" => plan.on.timeout = true,
+                // nginx's `error`: the connection failed, before or after sending.
+                "error" => {
+                    plan.on.connect_failure = true;
+                    plan.on.reset = true;
+                }
+                // Every server error status, 500 to 599.
+                "5xx" => plan.on.statuses.extend(500..=599),
+                s => match s.parse::<u16>() {
+                    Ok(n) if (500..=599).contains(&n) || n == 429 || n == 404 || n == 403 => {
+                        plan.on.statuses.push(n)
+                    }
+                    _ => c.error(
+                        cond.span(),
+                        format!("retry condition {s:?} is not understood"),
+                        "use connect_failure, reset, timeout, error, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)",
+                    ),
+                },
+            }
+        }
+    }
+    if let Some(n) = r.non_idempotent {
+        plan.non_idempotent = n;
+    }
+    if let Some(b) = &r.budget {
+        let v = *b.get_ref();
+        if v.is_finite() && (0.0..=10.0).contains(&v) {
+            plan.budget = v;
+        } else {
+            c.error(
+                b.span(),
+                format!("budget = {v} is out of range"),
+                "write a share of the traffic from 0.0 to 10.0, e.g. budget = 0.2 for 20 %",
+            );
+        }
+    }
+    plan
+}
+
+/// `[pool.NAME.sticky]`.
+pub(super) fn sticky(c: &mut Checker<'_>, f: &Spanned<StickyFile>) -> Option<StickyPlan> {
+    let s = f.get_ref();
+    let mode = match s.mode.get_ref().as_str() {
+        "cookie" => Some(StickyMode::Cookie),
+        "app_cookie" => Some(StickyMode::AppCookie),
+        "source_ip" => Some(StickyMode::SourceIp),
+        other => {
+            c.error(
+                s.mode.span(),
+                format!("unknown sticky mode {other:?}"),
+                "use mode = \"cookie\", \"app_cookie\" or \"source_ip\"",
+            );
+            None
+        }
+    };
+    let name = match (&s.name, mode) {
+        (Some(n), Some(StickyMode::SourceIp)) => {
+            c.error(
+                n.span(),
+                "name is not used by mode = \"source_ip\"",
+                "remove name, or use mode = \"cookie\" / \"app_cookie\"",
+            );
+            String::new()
+        }
+        (Some(n), _) => {
+            let v = n.get_ref();
+            // RFC 6265 cookie-name is a token.
+            let ok = !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !ok {
+                c.error(
+                    n.span(),
+                    format!("{v:?} is not a cookie name"),
+                    "use letters, digits and - _ . only, e.g. name = \"SRV\"",
+                );
+            }
+            v.clone()
+        }
+        (None, Some(StickyMode::AppCookie)) => {
+            c.error(
+                f.span(),
+                "mode = \"app_cookie\" needs the application's cookie name",
+                "add name = \"JSESSIONID\" (or your application's session cookie)",
+            );
+            String::new()
+        }
+        (None, _) => "SRV".to_string(),
+    };
+    let ttl = c.duration_or(&s.ttl, "ttl", Duration::from_secs(3600));
+    if let Some(t) = &s.ttl
+        && ttl < Duration::from_secs(1)
+    {
+        c.error(
+            t.span(),
+            "ttl under 1s forgets every client at once",
+            "write e.g. ttl = \"1h\"",
+        );
+    }
+    let size = s
+        .size
+        .as_ref()
+        .map_or(Some(65_536), |n| c.int_in(n, "size", 16, 10_000_000))
+        .unwrap_or(65_536) as usize;
+    mode.map(|mode| StickyPlan {
+        mode,
+        name,
+        ttl,
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::validate;
+    use super::*;
+
+    const BASE: &str = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9001\" }, { addr = \"127.0.0.1:9002\", max_fails = 0, slow_start = \"5s\" } ]\n";
+
+    #[test]
+    fn defaults_are_nginx_s() {
+        let plan = validate(BASE, "t.toml").unwrap();
+        let p = plan.pool("p").unwrap();
+        assert_eq!(p.health, None);
+        assert_eq!(p.retry, RetryPlan::default());
+        assert_eq!(p.servers[0].passive, PassivePlan::default());
+        assert_eq!(p.servers[0].passive.max_fails, 1);
+        assert_eq!(p.servers[0].passive.fail_timeout, Duration::from_secs(10));
+        assert_eq!(p.servers[1].passive.max_fails, 0);
+        assert_eq!(p.servers[1].slow_start, Duration::from_secs(5));
+        assert_eq!(plan.admin, None);
+    }
+
+    #[test]
+    fn full_sections_become_plans() {
+        let src = format!(
+            "{BASE}max_fails = 3\nfail_timeout = \"30s\"\n[pool.p.health]\ntype = \"http\"\npath = \"/health\"\nexpect = \"200-299,302\"\nexpect_body = \"ok\"\ninterval = \"3s\"\ntimeout = \"1s\"\nrise = 2\nfall = 3\n[pool.p.retry]\nattempts = 3\non = [\"connect_failure\", \"503\"]\nnon_idempotent = true\nbudget = 0.5\n[pool.p.sticky]\nmode = \"cookie\"\nname = \"SRV\"\nttl = \"2h\"\n[admin]\nlisten = \"127.0.0.1:9900\"\n"
+        );
+        let plan = validate(&src, "t.toml").unwrap();
+        let p = plan.pool("p").unwrap();
+        let h = p.health.as_ref().unwrap();
+        assert_eq!(h.expect, vec![(200, 299), (302, 302)]);
+        assert!(h.status_passes(302) && !h.status_passes(301));
+        assert_eq!((h.rise, h.fall, h.interval), (2, 3, Duration::from_secs(3)));
+        assert_eq!(p.retry.attempts, 3);
+        assert!(p.retry.on.connect_failure && !p.retry.on.timeout && p.retry.on.status(503));
+        assert!(!p.retry.on.status(502));
+        assert!(p.retry.non_idempotent);
+        assert_eq!(p.servers[0].passive.max_fails, 3);
+        assert_eq!(p.servers[0].passive.fail_timeout, Duration::from_secs(30));
+        // The server's own max_fails wins over the pool's.
+        assert_eq!(p.servers[1].passive.max_fails, 0);
+        let s = p.sticky.as_ref().unwrap();
+        assert_eq!(
+            (s.mode, s.name.as_str(), s.ttl),
+            (StickyMode::Cookie, "SRV", Duration::from_secs(7200))
+        );
+        assert_eq!(plan.admin.unwrap().listen.port(), 9900);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_place() {
+        let src = format!(
+            "{BASE}[pool.p.health]\ntype = \"udp\"\nexpect = \"2xx\"\ninterval = \"1s\"\ntimeout = \"5s\"\nrise = 0\n[pool.p.retry]\non = [\"bogus\"]\nbudget = -1.0\n[pool.p.sticky]\nmode = \"app_cookie\"\n"
+        );
+        let errs = validate(&src, "t.toml").unwrap_err();
+        let text = errs.to_string();
+        assert_eq!(errs.0.len(), 7, "{text}");
+        assert!(
+            text.contains("t.toml:7:8: unknown health check type \"udp\""),
+            "{text}"
+        );
+        assert!(text.contains("t.toml:8:10: expect \"2xx\""), "{text}");
+        assert!(
+            text.contains("t.toml:10:11: timeout (5s) is longer than interval (1s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.toml:11:8: rise = 0 is out of range"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.toml:13:7: retry condition \"bogus\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.toml:14:10: budget = -1 is out of range"),
+            "{text}"
+        );
+        assert!(
+            text.contains("needs the application's cookie name"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_single_server_is_never_taken_out_passively() {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nmax_fails = 3\nslow_start = \"10s\"\nservers = [ { addr = \"127.0.0.1:9001\" } ]\n";
+        let plan = validate(src, "t.toml").unwrap();
+        let s = &plan.pool("p").unwrap().servers[0];
+        assert_eq!((s.passive.max_fails, s.slow_start), (0, Duration::ZERO));
+    }
+
+    #[test]
+    fn expect_lists() {
+        assert_eq!(parse_expect("200"), Some(vec![(200, 200)]));
+        assert_eq!(
+            parse_expect(" 200-299 , 302"),
+            Some(vec![(200, 299), (302, 302)])
+        );
+        for bad in ["", "2xx", "300-200", "99", "200-700", "200,"] {
+            assert_eq!(parse_expect(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! Retries and failover around the single attempt of `forward.rs`.
+//!
+//! [`run`] tries the sticky server or the pool's pick, judges the outcome (connect failure,
+//! reset, timeout, or a status of the pool's `on` list), reports it to the server's passive
+//! health, and when allowed tries again on a server this request has not tried yet
+//! (`PickContext::tried`). A retry is allowed when the failure is in `on`, the method is
+//! idempotent or `non_idempotent = true` (or the request never reached the server), the
+//! body can be sent again, attempts are left, and the pool's [`RetryBudget`] has a token.
+//!
+//! Bodies: a body whose length is known and at most [`REPLAY_LIMIT`] bytes is read before
+//! the first try and kept, so it can be sent again; any other body streams to the first
+//! server and its request is retried only if that server could not even be connected to.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tokio::time::Instant;
+
+use super::body::{BoxError, ProxyBody, boxed, full};
+use super::forward::{Prepared, UpstreamInfo, attempt};
+use super::upstream::Upstream;
+use crate::balance::PickContext;
+use crate::config::RetryOn;
+use crate::error::ProxyError;
+use crate::upstream::Server;
+
+/// The most request body kept for replay on another server (nginx buffers bodies too, in
+/// memory up to `client_body_buffer_size`, then on disk; we stream what is beyond this).
+pub const REPLAY_LIMIT: usize = 64 * 1024;
+
+/// A budget for retries: each request adds `ratio` of a token, each retry takes one. It
+/// starts with, and never holds more than, [`RetryBudget::RESERVE`] tokens, so a quiet pool
+/// can still retry a few requests while a failing one cannot double its traffic.
+#[derive(Debug)]
+pub struct RetryBudget {
+    /// Thousandths of a token.
+    milli: AtomicI64,
+    per_request: i64,
+}
+
+impl RetryBudget {
+    /// Tokens a budget starts with and holds at most.
+    pub const RESERVE: i64 = 10;
+
+    pub fn new(ratio: f64) -> RetryBudget {
+        RetryBudget {
+            milli: AtomicI64::new(Self::RESERVE * 1000),
+            per_request: (ratio * 1000.0).round() as i64,
+        }
+    }
+
+    /// One request went out (its first try).
+    pub fn deposit(&self) {
+        if self.per_request == 0 {
+            return;
+        }
+        let cap = Self::RESERVE * 1000;
+        let _ = self
+            .milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m < cap).then(|| (m + self.per_request).min(cap))
+            });
+    }
+
+    /// Take a token for one retry; false when the budget is spent.
+    pub fn try_withdraw(&self) -> bool {
+        self.milli
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m >= 1000).then_some(m - 1000)
+            })
+            .is_ok()
+    }
+}
+
+/// Methods that may be sent twice without harm (RFC 9110 §9.2.2).
+pub fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// A request body that can be sent more than once when it was small enough to keep.
+pub enum ReplayBody {
+    Empty,
+    Kept {
+        data: Bytes,
+        trailers: Option<HeaderMap>,
+    },
+    /// Too big to keep: goes to the first server that accepts a connection, then is gone.
+    Streaming(Option<ProxyBody>),
+}
+
+impl ReplayBody {
+    /// Read `body` whole when `keep` (retries are possible) and its declared length is at
+    /// most [`REPLAY_LIMIT`], each read bounded by `read_timeout`; otherwise stream it.
+    pub async fn read(
+        body: Incoming,
+        keep: bool,
+        read_timeout: Duration,
+    ) -> Result<ReplayBody, ProxyError> {
+        if body.is_end_stream() {
+            return Ok(ReplayBody::Empty);
+        }
+        // Only a body of known, small length is waited for. A body of unknown length may be
+        // a stream the client feeds as answers come back (gRPC, long polls): holding it
+        // until it ends could deadlock, so it streams at once.
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_LIMIT as u64);
+        if !keep || !small {
+            return Ok(ReplayBody::Streaming(Some(boxed(body))));
+        }
+        let mut body = body;
+        let mut data = BytesMut::new();
+        loop {
+            let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+                Err(_) => {
+                    return Err(ProxyError::BadRequest(format!(
+                        "request body: nothing received for {read_timeout:?}"
+                    )));
+                }
+                Ok(None) => {
+                    return Ok(ReplayBody::Kept {
+                        data: data.freeze(),
+                        trailers: None,
+                    });
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(ProxyError::BadRequest(format!("request body: {e}")));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            match frame.into_data() {
+                Ok(d) => {
+                    data.extend_from_slice(&d);
+                    if data.len() > REPLAY_LIMIT {
+                        return Ok(ReplayBody::Streaming(Some(boxed(Prefixed {
+                            prefix: Some(data.freeze()),
+                            rest: body,
+                        }))));
+                    }
+                }
+                Err(frame) => {
+                    // Trailers end the body.
+                    return Ok(ReplayBody::Kept {
+                        data: data.freeze(),
+                        trailers: frame.into_trailers().ok(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether the body can still be sent (again).
+    pub fn available(&self) -> bool {
+        !matches!(self, ReplayBody::Streaming(None))
+    }
+
+    /// The body for one try: a copy of a kept body, or the stream itself (once).
+    pub fn for_send(&mut self) -> ProxyBody {
+        match self {
+            ReplayBody::Empty => full(Bytes::new()),
+            ReplayBody::Kept {
+                data,
+                trailers: None,
+            } => full(data.clone()),
+            ReplayBody::Kept {
+                data,
+                trailers: Some(t),
+            } => boxed(Prefixed::<http_body_util::Empty<Bytes>> {
+                prefix: Some(data.clone()),
+                rest: http_body_util::Empty::new(),
+            })
+            .with_trailers(std::future::ready(Some(Ok(t.clone()))))
+            .boxed(),
+            ReplayBody::Streaming(b) => b.take().unwrap_or_else(|| full(Bytes::new())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Bytes already read, then the rest of the body.
+    struct Prefixed<B> {
+        prefix: Option<Bytes>,
+        #[pin]
+        rest: B,
+    }
+}
+
+impl<B> Body for Prefixed<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if let Some(p) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        this.rest
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut h = SizeHint::new();
+        h.set_lower(rest.lower() + extra);
+        if let Some(u) = rest.upper() {
+            h.set_upper(u + extra);
+        }
+        h
+    }
+}
+
+/// How one try ended, for passive health and the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    Success,
+    /// A failure; `retry` when it is in the `on` list.
+    Failure {
+        retry: bool,
+    },
+}
+
+fn judge(result: &Result<Response<ProxyBody>, ProxyError>, on: &RetryOn) -> Judged {
+    match result {
+        Ok(r) if on.status(r.status().as_u16()) => Judged::Failure { retry: true },
+        Ok(_) => Judged::Success,
+        Err(ProxyError::Connect { .. }) => Judged::Failure {
+            retry: on.connect_failure,
+        },
+        Err(ProxyError::Timeout { .. }) => Judged::Failure { retry: on.timeout },
+        Err(ProxyError::Upstream { .. }) => Judged::Failure { retry: on.reset },
+        // Not the server's fault (the request was bad): no health consequence, no retry.
+        Err(_) => Judged::Success,
+    }
+}
+
+/// Everything about the request the retry loop needs besides the request itself.
+pub struct Ask<'a> {
+    pub client: SocketAddr,
+    pub hash_key: Option<&'a [u8]>,
+    pub method: &'a Method,
+    /// Try this one first (sticky), when it is available.
+    pub preferred: Option<Arc<Server>>,
+}
+
+/// Send the prepared request, with failover; returns the final outcome and the server that
+/// produced it.
+pub async fn run(
+    up: &Upstream,
+    prepared: &Prepared,
+    body: &mut ReplayBody,
+    mut downstream_upgrade: Option<OnUpgrade>,
+    ask: Ask<'_>,
+    info: &mut UpstreamInfo,
+) -> (Result<Response<ProxyBody>, ProxyError>, Option<Arc<Server>>) {
+    let pool = &up.pool;
+    let plan = &pool.retry;
+    let upgrading = downstream_upgrade.is_some();
+    up.retry_budget().deposit();
+    let mut tried: Vec<Arc<Server>> = Vec::new();
+    let mut last: Option<Result<Response<ProxyBody>, ProxyError>> = None;
+    let max_tries = if upgrading { 1 } else { 1 + plan.attempts };
+    for n in 0..max_tries {
+        let server = match ask
+            .preferred
+            .as_ref()
+            .filter(|s| n == 0 && s.is_available())
+        {
+            Some(s) => s.clone(),
+            None => {
+                let ctx = PickContext {
+                    client: Some(ask.client.ip()),
+                    hash_key: ask.hash_key,
+                    tried: &tried,
+                };
+                match pool.pick(&ctx) {
+                    Some(s) => s,
+                    None => break,
+                }
+            }
+        };
+        if n > 0 && !up.retry_budget().try_withdraw() {
+            tracing::debug!(pool = %pool.name, "retry budget spent; not retrying");
+            break;
+        }
+        let result = attempt(up, &server, prepared, body, &mut downstream_upgrade, info).await;
+        let judged = judge(&result, &plan.on);
+        let now = Instant::now();
+        let retry = match judged {
+            Judged::Success => {
+                server.report_success(now);
+                return (result, Some(server));
+            }
+            Judged::Failure { retry } => {
+                server.report_failure(now);
+                retry
+            }
+        };
+        let reached_server = !matches!(result, Err(ProxyError::Connect { .. }));
+        let may = retry
+            && body.available()
+            && (!reached_server || idempotent(ask.method) || plan.non_idempotent);
+        if let Err(e) = &result {
+            tracing::debug!(pool = %pool.name, server = %server.name, "try {} failed: {e}", n + 1);
+        }
+        tried.push(server.clone());
+        let done = !may;
+        last = Some(result);
+        if done {
+            return (last.expect("just set"), Some(server));
+        }
+    }
+    let server = tried.last().cloned();
+    match last {
+        Some(r) => (r, server),
+        None => (
+            Err(ProxyError::NoServer {
+                pool: pool.name.clone(),
+            }),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_allows_the_reserve_then_its_ratio() {
+        let b = RetryBudget::new(0.2);
+        for _ in 0..RetryBudget::RESERVE {
+            assert!(b.try_withdraw());
+        }
+        assert!(!b.try_withdraw(), "reserve spent");
+        // 100 requests earn 20 retries, but the bucket holds at most the reserve.
+        for _ in 0..100 {
+            b.deposit();
+        }
+        let granted = (0..100).filter(|_| b.try_withdraw()).count() as i64;
+        assert_eq!(granted, RetryBudget::RESERVE);
+        // Steady state: 5 requests per retry.
+        for _ in 0..5 {
+            b.deposit();
+        }
+        assert!(b.try_withdraw());
+        assert!(!b.try_withdraw());
+    }
+
+    #[test]
+    fn zero_budget_allows_only_the_reserve() {
+        let b = RetryBudget::new(0.0);
+        for _ in 0..1000 {
+            b.deposit();
+        }
+        let granted = (0..100).filter(|_| b.try_withdraw()).count() as i64;
+        assert_eq!(granted, RetryBudget::RESERVE);
+    }
+
+    #[test]
+    fn idempotent_methods() {
+        assert!(
+            idempotent(&Method::GET) && idempotent(&Method::PUT) && idempotent(&Method::DELETE)
+        );
+        assert!(!idempotent(&Method::POST) && !idempotent(&Method::PATCH));
+    }
+
+    #[test]
+    fn judging_follows_the_on_list() {
+        let on = RetryOn {
+            connect_failure: true,
+            reset: false,
+            timeout: true,
+            statuses: vec![503],
+        };
+        let resp = |s: u16| {
+            let mut r = Response::new(full(""));
+            *r.status_mut() = http::StatusCode::from_u16(s).unwrap();
+            Ok(r)
+        };
+        assert_eq!(judge(&resp(200), &on), Judged::Success);
+        assert_eq!(
+            judge(&resp(500), &on),
+            Judged::Success,
+            "not listed: passed through"
+        );
+        assert_eq!(judge(&resp(503), &on), Judged::Failure { retry: true });
+        let reset = Err(ProxyError::Upstream {
+            server: "s".into(),
+            cause: "closed".into(),
+        });
+        assert_eq!(
+            judge(&reset, &on),
+            Judged::Failure { retry: false },
+            "counted, not retried"
+        );
+        let bad = Err(ProxyError::BadRequest("x".into()));
+        assert_eq!(judge(&bad, &on), Judged::Success);
+    }
+}

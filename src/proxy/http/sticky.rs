@@ -1,0 +1,285 @@
+//! Sticky sessions: keep a client on the server that holds its session.
+//!
+//! Before the pick, [`Sticky::lookup`] finds the remembered server (from Switchyard's own
+//! cookie, the application's session cookie via a stick table, or the client address via a
+//! stick table). The retry loop tries that server first if it is available; otherwise the
+//! pool's algorithm picks. After the response, [`Sticky::after`] sticks the client to the
+//! server that answered (a `Set-Cookie`, or a table entry) and counts `sticky_broken` when
+//! the remembered server could not be used — a dead server is never tried for stickiness.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
+use http::header::{self, HeaderValue};
+use tokio::time::Instant;
+
+use super::headers::cookie;
+use crate::config::{StickyMode, StickyPlan};
+use crate::upstream::{Pool, Server, StickTable};
+
+/// Longest application cookie value remembered; longer ones are not stuck (they would let a
+/// client fill the table with big keys).
+const MAX_APP_VALUE: usize = 256;
+
+/// The sticky state of one pool.
+pub struct Sticky {
+    plan: StickyPlan,
+    pool: Arc<Pool>,
+    /// `cookie` mode: the opaque id of each server, in pool order.
+    ids: Vec<String>,
+    app: Option<StickTable<String>>,
+    ip: Option<StickTable<IpAddr>>,
+    broken: AtomicU64,
+}
+
+/// What the request said about stickiness.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    /// The remembered server, when it is available now.
+    pub preferred: Option<Arc<Server>>,
+    /// A server was remembered but cannot take the request.
+    broken: bool,
+    /// The request's cookie value (`cookie`, `app_cookie`), or the client (`source_ip`).
+    cookie_value: Option<String>,
+    client: Option<IpAddr>,
+}
+
+/// The cookie value naming `server`: a hash of the pool and the server's name and address,
+/// so it reveals neither and agrees across Switchyard instances with the same config.
+pub fn server_cookie_id(pool: &str, server: &Server) -> String {
+    let text = format!("{pool}\0{}\0{}", server.name, server.addr);
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+impl Sticky {
+    pub fn new(plan: StickyPlan, pool: Arc<Pool>) -> Sticky {
+        let ids = pool
+            .servers()
+            .iter()
+            .map(|s| server_cookie_id(&pool.name, s))
+            .collect();
+        Sticky {
+            app: (plan.mode == StickyMode::AppCookie).then(|| StickTable::new(plan.size, plan.ttl)),
+            ip: (plan.mode == StickyMode::SourceIp).then(|| StickTable::new(plan.size, plan.ttl)),
+            plan,
+            pool,
+            ids,
+            broken: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests whose remembered server could not serve them (down, drained, removed, or
+    /// failed during the request) and were moved to another.
+    pub fn broken(&self) -> u64 {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    /// Entries in the stick table (`app_cookie`, `source_ip`); 0 for `cookie`.
+    pub fn table_len(&self) -> usize {
+        self.app.as_ref().map_or(0, |t| t.len()) + self.ip.as_ref().map_or(0, |t| t.len())
+    }
+
+    fn by_id(&self, id: u64) -> Option<&Arc<Server>> {
+        self.pool.servers().iter().find(|s| s.id() == id)
+    }
+
+    fn remembered(&self, server: Option<&Arc<Server>>, lookup: &mut Lookup) {
+        match server {
+            Some(s) if s.is_available() => lookup.preferred = Some(s.clone()),
+            _ => lookup.broken = true,
+        }
+    }
+
+    /// The server this request should stick to, if any.
+    pub fn lookup(&self, headers: &HeaderMap, client: IpAddr, now: Instant) -> Lookup {
+        let mut l = Lookup::default();
+        match self.plan.mode {
+            StickyMode::Cookie => {
+                if let Some(v) = cookie(headers, &self.plan.name) {
+                    l.cookie_value = Some(v.to_string());
+                    let i = self.ids.iter().position(|id| id == v);
+                    self.remembered(i.map(|i| &self.pool.servers()[i]), &mut l);
+                }
+            }
+            StickyMode::AppCookie => {
+                if let (Some(v), Some(table)) = (cookie(headers, &self.plan.name), &self.app)
+                    && v.len() <= MAX_APP_VALUE
+                {
+                    l.cookie_value = Some(v.to_string());
+                    if let Some(id) = table.get(&v.to_string(), now) {
+                        self.remembered(self.by_id(id), &mut l);
+                    }
+                }
+            }
+            StickyMode::SourceIp => {
+                l.client = Some(client);
+                if let Some(id) = self.ip.as_ref().and_then(|t| t.get(&client, now)) {
+                    self.remembered(self.by_id(id), &mut l);
+                }
+            }
+        }
+        l
+    }
+
+    /// Stick the client to `served_by`, which answered with `headers`; `secure` when the
+    /// client came over TLS.
+    pub fn after(
+        &self,
+        lookup: &Lookup,
+        served_by: &Arc<Server>,
+        headers: &mut HeaderMap,
+        secure: bool,
+        now: Instant,
+    ) {
+        let moved = lookup
+            .preferred
+            .as_ref()
+            .is_some_and(|p| p.id() != served_by.id());
+        if lookup.broken || moved {
+            self.broken.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                pool = %self.pool.name,
+                server = %served_by.name,
+                mode = self.plan.mode.as_str(),
+                "sticky session moved to another server"
+            );
+        }
+        match self.plan.mode {
+            StickyMode::Cookie => {
+                let Some(i) = self
+                    .pool
+                    .servers()
+                    .iter()
+                    .position(|s| s.id() == served_by.id())
+                else {
+                    return;
+                };
+                let id = &self.ids[i];
+                if lookup.cookie_value.as_deref() != Some(id.as_str()) {
+                    let mut c = format!(
+                        "{}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+                        self.plan.name,
+                        self.plan.ttl.as_secs()
+                    );
+                    if secure {
+                        c.push_str("; Secure");
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&c) {
+                        headers.append(header::SET_COOKIE, v);
+                    }
+                }
+            }
+            StickyMode::AppCookie => {
+                let Some(table) = &self.app else { return };
+                let prefix = format!("{}=", self.plan.name);
+                let mut learned = false;
+                for v in headers.get_all(header::SET_COOKIE) {
+                    let Ok(s) = v.to_str() else { continue };
+                    let pair = s.split(';').next().unwrap_or("").trim();
+                    if let Some(value) = pair.strip_prefix(&prefix)
+                        && !value.is_empty()
+                        && value.len() <= MAX_APP_VALUE
+                    {
+                        table.insert(value.to_string(), served_by.id(), now);
+                        learned = true;
+                    }
+                }
+                // The session moved without the application issuing a new cookie: stick
+                // the old value to the new server.
+                if !learned
+                    && (lookup.broken || moved)
+                    && let Some(v) = &lookup.cookie_value
+                {
+                    table.insert(v.clone(), served_by.id(), now);
+                }
+            }
+            StickyMode::SourceIp => {
+                if let (Some(table), Some(ip)) = (&self.ip, lookup.client)
+                    && lookup.preferred.as_ref().map(|p| p.id()) != Some(served_by.id())
+                {
+                    table.insert(ip, served_by.id(), now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(mode: &str) -> Arc<Pool> {
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9001\" }}, {{ addr = \"127.0.0.1:9002\" }} ]\n[pool.p.sticky]\nmode = \"{mode}\"\n"
+        );
+        let plan = crate::config::load_str(&src, "t.toml").unwrap();
+        Arc::new(Pool::new(&plan.pools[0], None))
+    }
+
+    #[test]
+    fn cookie_is_secure_over_tls_only() {
+        let p = pool("cookie");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let server = p.servers()[1].clone();
+        for (secure, want) in [(false, false), (true, true)] {
+            let l = sticky.lookup(&HeaderMap::new(), "10.0.0.1".parse().unwrap(), now);
+            let mut h = HeaderMap::new();
+            sticky.after(&l, &server, &mut h, secure, now);
+            let c = h.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+            assert_eq!(c.ends_with("; Secure"), want, "{c}");
+            assert!(
+                c.starts_with(&format!("SRV={}", server_cookie_id("p", &server))),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cookie_naming_a_down_server_is_broken_not_followed() {
+        let p = pool("cookie");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let s0 = p.servers()[0].clone();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("SRV={}", server_cookie_id("p", &s0))).unwrap(),
+        );
+        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        assert_eq!(l.preferred.as_ref().map(|s| s.id()), Some(s0.id()));
+        s0.set_admin_down(true);
+        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        assert!(l.preferred.is_none() && l.broken);
+        let mut out = HeaderMap::new();
+        sticky.after(&l, &p.servers()[1], &mut out, false, now);
+        assert_eq!(sticky.broken(), 1);
+        assert!(out.contains_key(header::SET_COOKIE));
+    }
+
+    #[test]
+    fn source_ip_table_expires_with_ttl() {
+        let p = pool("source_ip");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let t0 = Instant::now();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let l = sticky.lookup(&HeaderMap::new(), ip, t0);
+        assert!(l.preferred.is_none());
+        sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, t0);
+        let l = sticky.lookup(
+            &HeaderMap::new(),
+            ip,
+            t0 + std::time::Duration::from_secs(60),
+        );
+        assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
+        // Default ttl is 1h since the last use.
+        let l = sticky.lookup(
+            &HeaderMap::new(),
+            ip,
+            t0 + std::time::Duration::from_secs(3661),
+        );
+        assert!(l.preferred.is_none() && !l.broken);
+    }
+}
