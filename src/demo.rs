@@ -251,6 +251,9 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
             protocol: Protocol::Http,
             default_pool: Some("demo".into()),
             routes: Vec::new(),
+            tls: Vec::new(),
+            redirect_https: false,
+            hsts: None,
         }],
         pools: vec![PoolPlan {
             name: "demo".into(),
@@ -274,6 +277,9 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                     down: false,
                 })
                 .collect(),
+            upstream_protocol: Default::default(),
+            tls: None,
+            tunnel_idle_timeout: Duration::from_secs(3600),
         }],
     }
 }

@@ -14,4 +14,5 @@ pub mod error;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;
+pub mod tls;
 pub mod upstream;

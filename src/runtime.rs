@@ -10,8 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Plan, Protocol, Target};
+use crate::proxy::http::transport::Transport;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::listen::bind_tcp;
+use crate::tls;
 use crate::upstream::Pool;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,11 @@ pub enum RuntimeError {
         name: String,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error("TLS of {what}: {source}")]
+    Tls {
+        what: String,
+        source: crate::tls::TlsError,
     },
 }
 
@@ -47,9 +54,16 @@ impl Runtime {
             .iter()
             .map(|p| {
                 let pool = Arc::new(Pool::new(p, None));
-                (p.name.clone(), Arc::new(Upstream::new(pool)))
+                let transport = Transport::from_plan(p).map_err(|source| RuntimeError::Tls {
+                    what: format!("pool {:?}", p.name),
+                    source,
+                })?;
+                Ok((
+                    p.name.clone(),
+                    Arc::new(Upstream::with_transport(pool, transport)),
+                ))
             })
-            .collect();
+            .collect::<Result<_, RuntimeError>>()?;
 
         // Bind first, so a taken port fails the start before anything serves.
         let mut bound = Vec::new();
@@ -62,13 +76,35 @@ impl Runtime {
             bound.push(socket);
         }
 
+        // Where `redirect_https` sends clients: the first https listener's port.
+        let https_port = plan
+            .listeners
+            .iter()
+            .zip(&bound)
+            .find(|(l, _)| l.protocol == Protocol::Https)
+            .and_then(|(_, s)| s.local_addr().ok())
+            .map_or(443, |a| a.port());
         let (shutdown, _) = watch::channel(false);
         let mut listeners = Vec::new();
         for (l, socket) in plan.listeners.iter().zip(bound) {
             let addr = socket.local_addr().unwrap_or(l.listen);
             let task = match l.protocol {
+                Protocol::Https => {
+                    let mut site = site_for(l, &upstreams, "https");
+                    site.hsts = l.hsts.map(http::tls_serve::hsts_value);
+                    let tls = tls_listener(l, &shutdown)?;
+                    tokio::spawn(http::tls_serve::serve_tls(
+                        socket,
+                        Arc::new(ArcSwap::from_pointee(site)),
+                        tls,
+                        shutdown.subscribe(),
+                        plan.grace_period,
+                    ))
+                }
                 Protocol::Http => {
-                    let site = Arc::new(ArcSwap::from_pointee(site_for(l, &upstreams, "http")));
+                    let mut site = site_for(l, &upstreams, "http");
+                    site.redirect_https = l.redirect_https.then_some(https_port);
+                    let site = Arc::new(ArcSwap::from_pointee(site));
                     tokio::spawn(http::serve(
                         socket,
                         site,
@@ -186,5 +222,44 @@ fn site_for(
             routes,
             default: l.default_pool.as_deref().map(get),
         },
+        redirect_https: None,
+        hsts: None,
     }
 }
+
+/// The TLS side of an `https` listener: its certificates behind an SNI resolver, and a task
+/// that reloads them when their files change (until `shutdown`).
+fn tls_listener(
+    l: &crate::config::ListenerPlan,
+    shutdown: &watch::Sender<bool>,
+) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
+    let err = |source| RuntimeError::Tls {
+        what: format!("listener {:?}", l.name),
+        source,
+    };
+    let loaded = l
+        .tls
+        .iter()
+        .map(tls::load_pair)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let store = tls::CertStore::new(&loaded).ok_or_else(|| {
+        err(tls::TlsError::Config(
+            "an https listener needs a certificate".into(),
+        ))
+    })?;
+    tracing::info!(listener = %l.name, names = ?store.names, "TLS certificates loaded");
+    let resolver = Arc::new(tls::SniResolver::new(store));
+    let config = tls::server_config(resolver.clone()).map_err(err)?;
+    tokio::spawn(tls::watch(
+        l.name.clone(),
+        l.tls.clone(),
+        resolver,
+        CERT_CHECK_INTERVAL,
+        shutdown.subscribe(),
+    ));
+    Ok(config)
+}
+
+/// How often certificate files are checked for changes (a `stat` per file).
+const CERT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -32,6 +32,28 @@ pub struct ListenerFile {
     pub pool: Option<S<String>>,
     #[serde(default)]
     pub route: Vec<S<RouteFile>>,
+    /// `[[listener.tls]]` certificate/key pairs of an `https` listener.
+    #[serde(default)]
+    pub tls: Vec<S<TlsCertFile>>,
+    pub redirect_https: Option<S<bool>>,
+    pub hsts: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertFile {
+    pub cert: S<String>,
+    pub key: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    pub ca: Option<S<String>>,
+    pub server_name: Option<S<String>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+    pub insecure_skip_verify: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +92,9 @@ pub struct PoolFile {
     pub timeouts: Option<S<TimeoutsFile>>,
     pub host_header: Option<S<String>>,
     pub servers: Option<S<Vec<S<ServerFile>>>>,
+    pub upstream_protocol: Option<S<String>>,
+    pub tls: Option<S<UpstreamTlsFile>>,
+    pub tunnel_idle_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 mod duration;
 mod file;
 mod plan;
+mod tls_check;
 mod validate;
 
 use std::fmt;

@@ -32,12 +32,15 @@ impl Plan {
 pub enum Protocol {
     /// HTTP/1.1 and cleartext HTTP/2 (prior knowledge).
     Http,
+    /// TLS, then HTTP/1.1 or HTTP/2 as ALPN says.
+    Https,
 }
 
 impl Protocol {
     pub fn as_str(&self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::Https => "https",
         }
     }
 }
@@ -51,6 +54,12 @@ pub struct ListenerPlan {
     pub default_pool: Option<String>,
     /// First match wins.
     pub routes: Vec<RoutePlan>,
+    /// `https` listeners: certificate/key pairs, the first the default for clients without SNI.
+    pub tls: Vec<crate::tls::CertPair>,
+    /// Answer every request with 308 to the same URL over https.
+    pub redirect_https: bool,
+    /// `Strict-Transport-Security: max-age=...` on answers over TLS.
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +225,40 @@ pub struct PoolPlan {
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
     pub servers: Vec<ServerPlan>,
+    /// What the pool speaks to its servers.
+    pub upstream_protocol: UpstreamProtocol,
+    /// Re-encrypt to the servers.
+    pub tls: Option<crate::tls::UpstreamTlsOptions>,
+    /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+}
+
+/// The protocol a pool speaks to its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, a keep-alive pool of connections (default).
+    #[default]
+    H1,
+    /// HTTP/2: over TLS with ALPN `h2` when the pool has `tls`, else cleartext with prior
+    /// knowledge. One multiplexed connection per server.
+    H2,
+    /// Cleartext HTTP/2 with prior knowledge (gRPC servers without TLS).
+    H2c,
+}
+
+impl UpstreamProtocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpstreamProtocol::H1 => "h1",
+            UpstreamProtocol::H2 => "h2",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
+
+    /// Whether requests go over one multiplexed HTTP/2 connection per server.
+    pub fn is_h2(&self) -> bool {
+        !matches!(self, UpstreamProtocol::H1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -67,7 +67,16 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
+    /// A path as written in the file, relative to the file's own directory.
+    pub(crate) fn path(&self, written: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(written);
+        match std::path::Path::new(self.file).parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
         match parse_duration(v.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -81,7 +90,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration_or(
+    pub(crate) fn duration_or(
         &mut self,
         v: &Option<Spanned<String>>,
         what: &str,
@@ -251,11 +260,12 @@ fn listener(
         None => Some(Protocol::Http),
         Some(p) => match p.get_ref().as_str() {
             "http" => Some(Protocol::Http),
+            "https" => Some(Protocol::Https),
             other => {
                 c.error(
                     p.span(),
                     format!("unknown protocol {other:?}"),
-                    "use protocol = \"http\"",
+                    "use protocol = \"http\" or \"https\"",
                 );
                 None
             }
@@ -268,7 +278,9 @@ fn listener(
             routes.push(route);
         }
     }
-    if f.pool.is_none() && f.route.is_empty() {
+    let redirect_https = f.redirect_https.as_ref().is_some_and(|r| *r.get_ref());
+    let (tls, hsts) = super::tls_check::listener_tls(c, f, protocol);
+    if f.pool.is_none() && f.route.is_empty() && !redirect_https {
         c.error(
             l.span(),
             format!("listener {name:?} sends traffic nowhere"),
@@ -281,6 +293,9 @@ fn listener(
         protocol: protocol?,
         default_pool,
         routes,
+        tls,
+        redirect_https,
+        hsts,
     })
 }
 
@@ -526,6 +541,8 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
             }
         }
     }
+    let (upstream_protocol, tls, tunnel_idle_timeout) =
+        super::tls_check::pool_transport(c, name, f);
     Some(PoolPlan {
         name: name.to_string(),
         algorithm: algorithm?,
@@ -535,6 +552,9 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         timeouts,
         host_header: host_header?,
         servers,
+        upstream_protocol: upstream_protocol?,
+        tls,
+        tunnel_idle_timeout,
     })
 }
 

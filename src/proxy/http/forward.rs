@@ -73,7 +73,9 @@ pub async fn forward(
     let upgrading = wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let te_trailers = super::transport::te_trailers(&parts.headers);
     remove_hop_by_hop(&mut parts.headers, upgrading);
+    super::transport::restore_te(&mut parts.headers, te_trailers);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
     // read, which is when a server is ready for it); the server sees a plain request.
     parts.headers.remove(header::EXPECT);
@@ -106,6 +108,10 @@ pub async fn forward(
 
     let in_flight = server.begin();
     let started = Instant::now();
+    if up.transport().protocol.is_h2() {
+        return super::transport::forward_h2(up, &server, upstream_req, in_flight, started, info)
+            .await;
+    }
     let mut conn = up.conns().checkout(&server).await?;
     info.connect = Some(conn.connect_time);
     let read_timeout = pool.timeouts.read;
@@ -148,7 +154,12 @@ pub async fn forward(
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(downstream) = downstream_upgrade {
         let upstream = hyper::upgrade::on(&mut resp);
-        tokio::spawn(super::tunnel::run(downstream, upstream, in_flight));
+        tokio::spawn(super::tunnel::run(
+            downstream,
+            upstream,
+            in_flight,
+            up.transport().tunnel_idle_timeout,
+        ));
         let (mut parts, _) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(parts, full(Bytes::new())));
