@@ -73,9 +73,7 @@ pub async fn forward(
     let upgrading = wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let te_trailers = super::transport::te_trailers(&parts.headers);
-    remove_hop_by_hop(&mut parts.headers, upgrading);
-    super::transport::restore_te(&mut parts.headers, te_trailers);
+    super::transport::strip_hop_by_hop(&mut parts.headers, upgrading);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
     // read, which is when a server is ready for it); the server sees a plain request.
     parts.headers.remove(header::EXPECT);
@@ -166,7 +164,7 @@ pub async fn forward(
     }
     up.conns().checkin(&server, conn.sender);
     let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers, false);
+    super::transport::strip_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(
         parts,
         boxed(UpstreamBody::new(body, in_flight, read_timeout)),

@@ -358,7 +358,7 @@ fn response(
     timeout: Duration,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers, false);
+    strip_hop_by_hop(&mut parts.headers, false);
     // The client's connection decides its own version.
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, boxed(UpstreamBody::new(body, in_flight, timeout)))
@@ -375,20 +375,22 @@ fn h2_error(server: &Server, e: &hyper::Error) -> ProxyError {
     }
 }
 
-/// `TE: trailers` from the client, which HTTP/1.1 servers need to send trailers and gRPC
-/// servers require; `TE` is hop-by-hop, so it is taken off and put back as exactly this.
-pub fn te_trailers(headers: &http::HeaderMap) -> bool {
-    headers
+/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
+/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
+/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
+    let te_trailers = headers
         .get_all(header::TE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-}
-
-/// Put `TE: trailers` back after the hop-by-hop headers were removed.
-pub fn restore_te(headers: &mut http::HeaderMap, had: bool) {
-    if had {
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
+    remove_hop_by_hop(headers, upgrading);
+    if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    for v in trailer {
+        headers.append(header::TRAILER, v);
     }
 }
