@@ -2,8 +2,8 @@
 //!
 //! The tunnel lives until both sides have closed (an end of stream on one side is passed on
 //! as a half-close to the other, so a WebSocket close handshake completes normally), or until
-//! no byte has moved either way for the pool's `tunnel_idle_timeout`, when both connections
-//! are dropped. While it lives, the server counts it as in flight (`least_conn` sees it).
+//! no byte has moved either way for the pool's `tunnel_idle_timeout` (5 s once one side has
+//! closed), when both connections are dropped. While it lives, the server counts it as in flight (`least_conn` sees it).
 
 use std::io;
 use std::pin::Pin;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::upstream::InFlight;
@@ -46,31 +46,65 @@ pub async fn run(
         start,
         last: last.clone(),
     };
-    let copy = tokio::io::copy_bidirectional(&mut down, &mut up);
-    tokio::pin!(copy);
+    let (mut down_read, mut down_write) = tokio::io::split(&mut down);
+    let (mut up_read, mut up_write) = tokio::io::split(&mut up);
+    // Each direction copies until end of stream, then passes the end on as a half-close.
+    let to_server = async {
+        let r = tokio::io::copy(&mut down_read, &mut up_write).await;
+        let _ = up_write.shutdown().await;
+        r
+    };
+    let to_client = async {
+        let r = tokio::io::copy(&mut up_read, &mut down_write).await;
+        let _ = down_write.shutdown().await;
+        r
+    };
+    tokio::pin!(to_server, to_client);
+    let (mut server_done, mut client_done) = (false, false);
     loop {
+        // Once one side has finished, the other gets a short idle limit: a peer that keeps a
+        // finished tunnel half-open would otherwise hold it for the whole idle timeout.
+        let limit = if server_done || client_done {
+            idle_timeout.min(HALF_CLOSED_IDLE)
+        } else {
+            idle_timeout
+        };
         let quiet = start
             .elapsed()
             .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-        let left = idle_timeout.saturating_sub(quiet);
+        let left = limit.saturating_sub(quiet);
         if left.is_zero() {
             tracing::debug!(
                 server = %in_flight.server().name,
-                "tunnel idle for {idle_timeout:?}; closing both sides"
+                "tunnel idle for {limit:?}; closing both sides"
             );
             return;
         }
         tokio::select! {
-            r = &mut copy => {
+            r = &mut to_server, if !server_done => {
+                server_done = true;
                 if let Err(e) = r {
                     tracing::debug!(server = %in_flight.server().name, "tunnel ended: {e}");
+                    return;
                 }
-                return;
+            }
+            r = &mut to_client, if !client_done => {
+                client_done = true;
+                if let Err(e) = r {
+                    tracing::debug!(server = %in_flight.server().name, "tunnel ended: {e}");
+                    return;
+                }
             }
             _ = tokio::time::sleep(left) => {}
         }
+        if server_done && client_done {
+            return;
+        }
     }
 }
+
+/// Idle limit of a tunnel one side of which has closed (HAProxy's `timeout client-fin`).
+const HALF_CLOSED_IDLE: Duration = Duration::from_secs(5);
 
 /// A stream that notes when bytes last moved through it (milliseconds since `start`).
 struct Watched<T> {
