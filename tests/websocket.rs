@@ -27,7 +27,7 @@ async fn echo_server(name: &'static str) -> SocketAddr {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
+                    let reply = match msg {
                         Message::Text(t) if t.as_str() == "close-me" => {
                             let _ = ws
                                 .close(Some(CloseFrame {
@@ -35,18 +35,14 @@ async fn echo_server(name: &'static str) -> SocketAddr {
                                     reason: "server says bye".into(),
                                 }))
                                 .await;
+                            continue;
                         }
-                        Message::Text(t) => {
-                            if ws.send(Message::text(format!("{name}:{t}"))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Message::Binary(b) => {
-                            if ws.send(Message::Binary(b)).await.is_err() {
-                                return;
-                            }
-                        }
-                        _ => {}
+                        Message::Text(t) => Message::text(format!("{name}:{t}")),
+                        Message::Binary(b) => Message::Binary(b),
+                        _ => continue,
+                    };
+                    if ws.send(reply).await.is_err() {
+                        return;
                     }
                 }
             });
