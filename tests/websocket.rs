@@ -2,6 +2,7 @@
 //! (tokio-tungstenite): 1,000 messages echoed, tunnels counted in flight, clean close from
 //! either side, and the tunnel idle timeout.
 mod common;
+mod tls_support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -189,4 +190,36 @@ async fn an_idle_tunnel_is_closed_after_tunnel_idle_timeout() {
         || async { pool.servers()[0].in_flight() == 0 },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_an_https_listener() {
+    let servers = [echo_server("ws1").await];
+    let pki = tls_support::Pki::new();
+    let pair = pki.leaf("www", &["www.example.com"]);
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"https\"\npool = \"p\"\n{}\n[pool.p]\nservers = [ {{ addr = \"{}\" }} ]\n",
+        tls_support::tls_entries(&[pair]),
+        servers[0]
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // WebSocket needs HTTP/1.1: offer only that in ALPN, as browsers do for wss.
+    let connector =
+        tokio_rustls::TlsConnector::from(tls_support::client_config(&pki.ca_pem, &["http/1.1"]));
+    let tls = connector
+        .connect("www.example.com".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("wss://www.example.com/chat", tls)
+        .await
+        .expect("wss handshake through the LB");
+    assert_eq!(resp.status(), 101);
+    for i in 0..100 {
+        ws.send(Message::text(format!("secure {i}"))).await.unwrap();
+        let r = ws.next().await.unwrap().unwrap();
+        assert_eq!(r.into_text().unwrap().as_str(), format!("ws1:secure {i}"));
+    }
+    ws.close(None).await.unwrap();
 }
