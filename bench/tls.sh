@@ -7,10 +7,11 @@
 #   h2          h2load over TLS (ALPN h2), many streams per connection   (requests/s)
 # and prints Switchyard's ratio to each. Bounded: about 2 minutes in all.
 #
-#   bench/tls.sh            # DURATION=8 CONNS=32 by default
+#   bench/tls.sh            # DURATION=5 (s per wrk run) ROUNDS=2 CONNS=32 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-32}
 H2_REQUESTS=${H2_REQUESTS:-60000}
 
@@ -76,7 +77,6 @@ events { worker_connections 8192; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  http2_max_requests 1000000;
   ssl_session_cache shared:SSL:10m;
   upstream b { server 127.0.0.1:$BACKEND; keepalive 256; }
   server {
@@ -100,7 +100,7 @@ nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 2
-  maxconn 20000
+  maxconn 8000
   tune.ssl.default-dh-param 2048
 defaults
   mode http
@@ -126,30 +126,40 @@ for port in $BACKEND $P_SY $P_NGINX $P_HAPROXY; do
   done
 done
 for port in $P_SY $P_NGINX $P_HAPROXY; do
-  body=$(curl -sk --http2 "https://127.0.0.1:$port/")
+  body=$(curl -sk --http2 "https://127.0.0.1:$port/" || true)
   [ "$body" = "hello, world" ] || { echo "proxy on $port answers ${body:-nothing}"; cat "$work"/*.log; exit 1; }
 done
 
 wrk_rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print int($2)}'; }
 h2_rps() {
   h2load -n "$H2_REQUESTS" -c 16 -m 32 -t 2 -T 60 "$1" |
-    awk '/^finished in/ {gsub(",","",$4); print int($4)} /^requests:/ && $8 != 0 {print "ERRORS: " $0 > "/dev/stderr"}'
+    awk '/^finished in/ {gsub(",","",$4); print int($4)} /^requests:/ && ($10 != 0 || $12 != 0) {print "ERRORS: " $0 > "/dev/stderr"}'
 }
 
+# Interleaved and repeated: each test runs ROUNDS times per proxy, the proxies in a rotating
+# order, and the best run counts, so a burst of other load on this shared machine does not
+# land on one proxy only.
 declare -A R
 names=(switchyard nginx haproxy)
-ports=($P_SY $P_NGINX $P_HAPROXY)
-for i in 0 1 2; do
-  n=${names[$i]}; p=${ports[$i]}
-  echo "measuring $n ..." >&2
-  R[$n,ka]=$(wrk_rps "https://127.0.0.1:$p/")
-  R[$n,hs]=$(wrk_rps -H "Connection: close" "https://127.0.0.1:$p/")
-  R[$n,h2]=$(h2_rps "https://127.0.0.1:$p/")
+declare -A port_of=([switchyard]=$P_SY [nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
+for t in ka hs h2; do
+  for round in $(seq "$ROUNDS"); do
+    for k in 0 1 2; do
+      n=${names[$(( (k + round) % 3 ))]}; p=${port_of[$n]}
+      echo "round $round: $t on $n ..." >&2
+      case $t in
+        ka) v=$(wrk_rps "https://127.0.0.1:$p/");;
+        hs) v=$(wrk_rps -H "Connection: close" "https://127.0.0.1:$p/");;
+        h2) v=$(h2_rps "https://127.0.0.1:$p/");;
+      esac
+      [ "${R[$n,$t]:-0}" -ge "${v:-0}" ] || R[$n,$t]=$v
+    done
+  done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "HTTPS through a proxy, 127.0.0.1, ECDSA P-256, 2 workers each, ${DURATION}s per wrk run, $CONNS connections"
+echo "HTTPS through a proxy, 127.0.0.1, ECDSA P-256, 2 workers each; best of $ROUNDS; wrk ${DURATION}s, $CONNS connections"
 printf "%-26s %12s %12s %12s %10s %10s\n" "test (requests/s)" switchyard nginx haproxy "sy/nginx" "sy/haproxy"
 for t in ka hs h2; do
   case $t in
