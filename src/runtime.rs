@@ -44,6 +44,15 @@ pub struct Runtime {
     upstreams: HashMap<String, Arc<Upstream>>,
     listeners: Vec<RunningListener>,
     shutdown: watch::Sender<bool>,
+    /// The certificates of each `https` listener, for [`Runtime::reload_certificates`].
+    certificates: Vec<ListenerCerts>,
+}
+
+/// An `https` listener's certificate files and the resolver serving them.
+struct ListenerCerts {
+    listener: String,
+    pairs: Vec<tls::CertPair>,
+    resolver: Arc<tls::SniResolver>,
 }
 
 impl Runtime {
@@ -86,13 +95,19 @@ impl Runtime {
             .map_or(443, |a| a.port());
         let (shutdown, _) = watch::channel(false);
         let mut listeners = Vec::new();
+        let mut certificates = Vec::new();
         for (l, socket) in plan.listeners.iter().zip(bound) {
             let addr = socket.local_addr().unwrap_or(l.listen);
             let task = match l.protocol {
                 Protocol::Https => {
                     let mut site = site_for(l, &upstreams, "https");
                     site.hsts = l.hsts.map(http::tls_serve::hsts_value);
-                    let tls = tls_listener(l, &shutdown)?;
+                    let (tls, resolver) = tls_listener(l, &shutdown)?;
+                    certificates.push(ListenerCerts {
+                        listener: l.name.clone(),
+                        pairs: l.tls.clone(),
+                        resolver,
+                    });
                     tokio::spawn(http::tls_serve::serve_tls(
                         socket,
                         Arc::new(ArcSwap::from_pointee(site)),
@@ -153,6 +168,7 @@ impl Runtime {
             upstreams,
             listeners,
             shutdown,
+            certificates,
         })
     }
 
@@ -180,6 +196,16 @@ impl Runtime {
     /// A running pool with its upstream connections.
     pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
         self.upstreams.get(name).cloned()
+    }
+
+    /// Load the certificates of every `https` listener again now (besides the automatic
+    /// reload when their files change), e.g. on SIGHUP. A listener whose new pairs do not
+    /// load keeps serving its old ones; returns how many listeners took new certificates.
+    pub fn reload_certificates(&self) -> usize {
+        self.certificates
+            .iter()
+            .filter(|c| tls::reload(&c.listener, &c.pairs, &c.resolver))
+            .count()
     }
 
     pub fn plan(&self) -> &Plan {
@@ -232,7 +258,7 @@ fn site_for(
 fn tls_listener(
     l: &crate::config::ListenerPlan,
     shutdown: &watch::Sender<bool>,
-) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
+) -> Result<(Arc<rustls::ServerConfig>, Arc<tls::SniResolver>), RuntimeError> {
     let err = |source| RuntimeError::Tls {
         what: format!("listener {:?}", l.name),
         source,
@@ -254,11 +280,11 @@ fn tls_listener(
     tokio::spawn(tls::watch(
         l.name.clone(),
         l.tls.clone(),
-        resolver,
+        resolver.clone(),
         CERT_CHECK_INTERVAL,
         shutdown.subscribe(),
     ));
-    Ok(config)
+    Ok((config, resolver))
 }
 
 /// How often certificate files are checked for changes (a `stat` per file).

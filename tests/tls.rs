@@ -320,6 +320,32 @@ async fn certificates_reload_when_their_files_change() {
     assert_eq!(a.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_now_takes_a_good_pair_and_keeps_serving_on_a_bad_one() {
+    let pki = Pki::new();
+    let b = backends(1).await;
+    let (c, k) = pki.leaf("site", &["www.example.com"]);
+    let toml = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"https\"\npool = \"p\"\n{}\n[pool.p]\nservers = {}\n",
+        tls_entries(&[(c.clone(), k)]),
+        servers_toml(&b, &[])
+    );
+    let lb = start_lb(&toml).await;
+    let addr = lb.local_addr("web").unwrap();
+    let (cert, key) = pki.leaf_pem(&["www.example.com", "two.example.com"]);
+    pki.write("site", &cert, &key);
+    assert_eq!(lb.reload_certificates(), 1);
+    let a = https_get(addr, &pki.ca_pem, "two.example.com", &["h2"], "/").await;
+    assert_eq!(a.cert_names, ["www.example.com", "two.example.com"]);
+    // A certificate that does not match the key on disk: refused, the old pair serves on.
+    let (other, _) = pki.leaf_pem(&["www.example.com", "three.example.com"]);
+    std::fs::write(&c, other).unwrap();
+    assert_eq!(lb.reload_certificates(), 0);
+    let a = https_get(addr, &pki.ca_pem, "two.example.com", &["h2"], "/").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.cert_names, ["www.example.com", "two.example.com"]);
+}
+
 #[tokio::test]
 async fn a_bad_new_pair_keeps_the_old_one() {
     let pki = Pki::new();
