@@ -122,3 +122,57 @@ pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<ServerConfig>, Tl
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(20_000);
     Ok(Arc::new(cfg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{CertPair, load_pair};
+
+    fn cert(dir: &std::path::Path, file: &str, names: &[&str]) -> LoadedCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let c = params.self_signed(&key).unwrap();
+        let pair = CertPair {
+            cert: dir.join(format!("{file}.pem")),
+            key: dir.join(format!("{file}.key")),
+        };
+        std::fs::write(&pair.cert, c.pem()).unwrap();
+        std::fs::write(&pair.key, key.serialize_pem()).unwrap();
+        load_pair(&pair).unwrap()
+    }
+
+    #[test]
+    fn exact_names_beat_wildcards_and_unknown_names_get_the_first_pair() {
+        let dir = std::env::temp_dir().join(format!("switchyard-resolver-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certs = [
+            cert(&dir, "a", &["a.example.com", "example.com"]),
+            cert(&dir, "wild", &["*.example.com"]),
+            cert(&dir, "b", &["b.example.com"]),
+            cert(&dir, "dup", &["b.example.com"]),
+        ];
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = CertStore::new(&certs).unwrap();
+        let is = |sni: Option<&str>, i: usize| Arc::ptr_eq(store.find(sni), &certs[i].key);
+        assert!(is(Some("a.example.com"), 0));
+        assert!(is(Some("example.com"), 0));
+        assert!(
+            is(Some("b.example.com"), 2),
+            "exact beats wildcard; first of two wins"
+        );
+        assert!(is(Some("c.example.com"), 1));
+        assert!(
+            is(Some("C.Example.COM."), 1),
+            "case and a trailing dot do not matter"
+        );
+        assert!(
+            is(Some("x.c.example.com"), 0),
+            "a wildcard covers one label only"
+        );
+        assert!(is(Some("other.org"), 0));
+        assert!(is(None, 0));
+        assert_eq!(store.names[1], ["*.example.com"]);
+    }
+}
