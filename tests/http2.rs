@@ -469,3 +469,41 @@ async fn a_settings_flood_is_absorbed_while_others_are_served() {
     assert!(acks > 0, "the server answered the SETTINGS frames");
     assert_eq!(c.get("/").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_list_over_64k_is_refused_and_smaller_ones_pass() {
+    let b = backends(1).await;
+    let lb = start_lb(&simple_config("round_robin", &b, &[])).await;
+    let url = format!("http://{}/", lb.local_addr("web").unwrap());
+    let value = "v".repeat(1000);
+    let send = |count: usize| {
+        let mut args = vec![
+            "-sS".to_string(),
+            "--http2-prior-knowledge".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code}".into(),
+        ];
+        for i in 0..count {
+            args.push("-H".into());
+            args.push(format!("x-big-{i}: {value}"));
+        }
+        args.push(url.clone());
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_tool_async("curl", &refs).await
+        }
+    };
+    let small = send(40).await; // ~40 KiB
+    assert_eq!(String::from_utf8_lossy(&small.stdout), "200");
+    let big = send(100).await; // ~100 KiB: over the limit
+    let code = String::from_utf8_lossy(&big.stdout).into_owned();
+    assert_ne!(code, "200", "a 100 KiB header list must not be served");
+    assert_eq!(
+        b[0].requests(),
+        1,
+        "only the small request reached the server"
+    );
+    assert_eq!(get(lb.local_addr("web").unwrap(), "/").await.status, 200);
+}
