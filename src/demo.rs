@@ -280,6 +280,9 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
             default_pool: Some("demo".into()),
             routes: Vec::new(),
             l4: Default::default(),
+            tls: Vec::new(),
+            redirect_https: false,
+            hsts: None,
         }],
         pools: vec![PoolPlan {
             name: "demo".into(),
@@ -308,6 +311,9 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
             health: None,
             retry: Default::default(),
             sticky: None,
+            upstream_protocol: Default::default(),
+            tls: None,
+            tunnel_idle_timeout: Duration::from_secs(3600),
         }],
         admin: None,
     }

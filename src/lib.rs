@@ -16,4 +16,5 @@ pub mod health;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;
+pub mod tls;
 pub mod upstream;

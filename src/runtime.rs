@@ -10,9 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Plan, Protocol, Target};
+use crate::proxy::http::transport::Transport;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::listen::bind_tcp;
 use crate::proxy::{tcp, udp};
+use crate::tls;
 use crate::upstream::Pool;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,11 @@ pub enum RuntimeError {
         name: String,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    #[error("TLS of {what}: {source}")]
+    Tls {
+        what: String,
+        source: crate::tls::TlsError,
     },
 }
 
@@ -50,6 +57,15 @@ pub struct Runtime {
     checkers: Vec<crate::health::Checkers>,
     /// The admin listener's address and task.
     admin: Option<(SocketAddr, JoinHandle<()>)>,
+    /// The certificates of each `https` listener, for [`Runtime::reload_certificates`].
+    certificates: Vec<ListenerCerts>,
+}
+
+/// An `https` listener's certificate files and the resolver serving them.
+struct ListenerCerts {
+    listener: String,
+    pairs: Vec<tls::CertPair>,
+    resolver: Arc<tls::SniResolver>,
 }
 
 impl Runtime {
@@ -60,9 +76,16 @@ impl Runtime {
             .iter()
             .map(|p| {
                 let pool = Arc::new(Pool::new(p, None));
-                (p.name.clone(), Arc::new(Upstream::new(pool)))
+                let transport = Transport::from_plan(p).map_err(|source| RuntimeError::Tls {
+                    what: format!("pool {:?}", p.name),
+                    source,
+                })?;
+                Ok((
+                    p.name.clone(),
+                    Arc::new(Upstream::with_transport(pool, transport)),
+                ))
             })
-            .collect();
+            .collect::<Result<_, RuntimeError>>()?;
 
         // Bind first, so a taken port fails the start before anything serves.
         let mut bound = Vec::new();
@@ -85,8 +108,27 @@ impl Runtime {
             bound.push(socket);
         }
 
+        let admin_socket = match &plan.admin {
+            Some(a) => Some(bind_tcp(a.listen).map_err(|source| RuntimeError::Bind {
+                name: "admin".into(),
+                addr: a.listen,
+                source,
+            })?),
+            None => None,
+        };
+
+        // Where `redirect_https` sends clients: the first https listener's port.
+        let https_port = plan
+            .listeners
+            .iter()
+            .filter(|l| l.protocol != Protocol::Udp)
+            .zip(&bound)
+            .find(|(l, _)| l.protocol == Protocol::Https)
+            .and_then(|(_, s)| s.local_addr().ok())
+            .map_or(443, |a| a.port());
         let (shutdown, _) = watch::channel(false);
         let mut listeners = Vec::new();
+        let mut certificates = Vec::new();
         let tcp_listeners = plan
             .listeners
             .iter()
@@ -95,8 +137,27 @@ impl Runtime {
             let addr = socket.local_addr().unwrap_or(l.listen);
             let mut l4 = None;
             let task = match l.protocol {
+                Protocol::Https => {
+                    let mut site = site_for(l, &upstreams, "https");
+                    site.hsts = l.hsts.map(http::tls_serve::hsts_value);
+                    let (tls, resolver) = tls_listener(l, &shutdown)?;
+                    certificates.push(ListenerCerts {
+                        listener: l.name.clone(),
+                        pairs: l.tls.clone(),
+                        resolver,
+                    });
+                    tokio::spawn(http::tls_serve::serve_tls(
+                        socket,
+                        Arc::new(ArcSwap::from_pointee(site)),
+                        tls,
+                        shutdown.subscribe(),
+                        plan.grace_period,
+                    ))
+                }
                 Protocol::Http => {
-                    let site = Arc::new(ArcSwap::from_pointee(site_for(l, &upstreams, "http")));
+                    let mut site = site_for(l, &upstreams, "http");
+                    site.redirect_https = l.redirect_https.then_some(https_port);
+                    let site = Arc::new(ArcSwap::from_pointee(site));
                     tokio::spawn(http::serve(
                         socket,
                         site,
@@ -157,18 +218,8 @@ impl Runtime {
                 l4: Some(L4Stats::Udp(stats)),
             });
         }
-        let checkers = upstreams
-            .values()
-            .map(|u| crate::health::spawn(&u.pool))
-            .collect();
-        let admin = match &plan.admin {
-            None => None,
-            Some(a) => {
-                let socket = bind_tcp(a.listen).map_err(|source| RuntimeError::Bind {
-                    name: "admin".into(),
-                    addr: a.listen,
-                    source,
-                })?;
+        let admin = match (&plan.admin, admin_socket) {
+            (Some(a), Some(socket)) => {
                 let addr = socket.local_addr().unwrap_or(a.listen);
                 let state = Arc::new(crate::admin::AdminState {
                     pools: plan
@@ -181,7 +232,12 @@ impl Runtime {
                 let task = tokio::spawn(crate::admin::serve(socket, state, shutdown.subscribe()));
                 Some((addr, task))
             }
+            _ => None,
         };
+        let checkers = upstreams
+            .values()
+            .map(|u| crate::health::spawn(&u.pool))
+            .collect();
         for p in &plan.pools {
             let servers: Vec<String> = p
                 .servers
@@ -212,6 +268,7 @@ impl Runtime {
             shutdown,
             checkers,
             admin,
+            certificates,
         })
     }
 
@@ -274,6 +331,16 @@ impl Runtime {
         self.upstreams.get(name).cloned()
     }
 
+    /// Load the certificates of every `https` listener again now (besides the automatic
+    /// reload when their files change), e.g. on SIGHUP. A listener whose new pairs do not
+    /// load keeps serving its old ones; returns how many listeners took new certificates.
+    pub fn reload_certificates(&self) -> usize {
+        self.certificates
+            .iter()
+            .filter(|c| tls::reload(&c.listener, &c.pairs, &c.resolver))
+            .count()
+    }
+
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
@@ -318,5 +385,44 @@ fn site_for(
             routes,
             default: l.default_pool.as_deref().map(get),
         },
+        redirect_https: None,
+        hsts: None,
     }
 }
+
+/// The TLS side of an `https` listener: its certificates behind an SNI resolver, and a task
+/// that reloads them when their files change (until `shutdown`).
+fn tls_listener(
+    l: &crate::config::ListenerPlan,
+    shutdown: &watch::Sender<bool>,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<tls::SniResolver>), RuntimeError> {
+    let err = |source| RuntimeError::Tls {
+        what: format!("listener {:?}", l.name),
+        source,
+    };
+    let loaded = l
+        .tls
+        .iter()
+        .map(tls::load_pair)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let store = tls::CertStore::new(&loaded).ok_or_else(|| {
+        err(tls::TlsError::Config(
+            "an https listener needs a certificate".into(),
+        ))
+    })?;
+    tracing::info!(listener = %l.name, names = ?store.names, "TLS certificates loaded");
+    let resolver = Arc::new(tls::SniResolver::new(store));
+    let config = tls::server_config(resolver.clone()).map_err(err)?;
+    tokio::spawn(tls::watch(
+        l.name.clone(),
+        l.tls.clone(),
+        resolver.clone(),
+        CERT_CHECK_INTERVAL,
+        shutdown.subscribe(),
+    ));
+    Ok((config, resolver))
+}
+
+/// How often certificate files are checked for changes (a `stat` per file).
+const CERT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

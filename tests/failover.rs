@@ -442,6 +442,15 @@ async fn post_is_not_retried_after_reaching_a_server_unless_non_idempotent() {
 
 #[tokio::test]
 async fn a_post_that_never_reached_a_server_is_retried_with_its_body() {
+    post_retried_after_a_failed_connect("").await;
+}
+
+#[tokio::test]
+async fn over_h2c_too_a_post_that_never_reached_a_server_is_retried_with_its_body() {
+    post_retried_after_a_failed_connect("upstream_protocol = \"h2c\"").await;
+}
+
+async fn post_retried_after_a_failed_connect(pool_extra: &str) {
     let b = backends(2).await;
     let s1 = b[0].addr;
     b[0].stop();
@@ -455,7 +464,7 @@ async fn a_post_that_never_reached_a_server_is_retried_with_its_body() {
     let big = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     for body in [small, big] {
         // New LB each time so round robin starts at the stopped s1.
-        let lb = start_lb(&config(&b, "", "")).await;
+        let lb = start_lb(&config(&b, pool_extra, "")).await;
         let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
         let want = format!(
             "received {} bytes xxh3={:016x}\n",

@@ -32,6 +32,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86400)),
+            // Weeks and years, for `hsts = "1y"` (a year of 365 days, as max-age=31536000).
+            "w" => Duration::from_secs(n.saturating_mul(7 * 86400)),
+            "y" => Duration::from_secs(n.saturating_mul(365 * 86400)),
             "" => return Err(format!("{s:?} has no unit")),
             u => return Err(format!("{s:?}: unknown unit {u:?}")),
         };

@@ -42,6 +42,28 @@ pub struct ListenerFile {
     pub splice: Option<S<bool>>,
     pub session_timeout: Option<S<String>>,
     pub max_sessions: Option<S<i64>>,
+    /// `[[listener.tls]]` certificate/key pairs of an `https` listener.
+    #[serde(default)]
+    pub tls: Vec<S<TlsCertFile>>,
+    pub redirect_https: Option<S<bool>>,
+    pub hsts: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertFile {
+    pub cert: S<String>,
+    pub key: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    pub ca: Option<S<String>>,
+    pub server_name: Option<S<String>>,
+    pub client_cert: Option<S<String>>,
+    pub client_key: Option<S<String>>,
+    pub insecure_skip_verify: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +108,9 @@ pub struct PoolFile {
     pub health: Option<S<HealthFile>>,
     pub retry: Option<S<RetryFile>>,
     pub sticky: Option<S<StickyFile>>,
+    pub upstream_protocol: Option<S<String>>,
+    pub tls: Option<S<UpstreamTlsFile>>,
+    pub tunnel_idle_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

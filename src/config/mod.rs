@@ -7,6 +7,7 @@ mod duration;
 mod failover;
 mod file;
 mod plan;
+mod tls_check;
 mod validate;
 
 use std::fmt;

@@ -40,6 +40,8 @@ pub enum Protocol {
     Tcp,
     /// L4: UDP datagrams, a session per client address.
     Udp,
+    /// TLS, then HTTP/1.1 or HTTP/2 as ALPN says.
+    Https,
 }
 
 impl Protocol {
@@ -48,6 +50,7 @@ impl Protocol {
             Protocol::Http => "http",
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Https => "https",
         }
     }
 }
@@ -63,6 +66,12 @@ pub struct ListenerPlan {
     pub routes: Vec<RoutePlan>,
     /// Settings of `tcp`/`udp` listeners (defaults on `http` ones).
     pub l4: L4Plan,
+    /// `https` listeners: certificate/key pairs, the first the default for clients without SNI.
+    pub tls: Vec<crate::tls::CertPair>,
+    /// Answer every request with 308 to the same URL over https.
+    pub redirect_https: bool,
+    /// `Strict-Transport-Security: max-age=...` on answers over TLS.
+    pub hsts: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,6 +241,40 @@ pub struct PoolPlan {
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
     pub sticky: Option<StickyPlan>,
+    /// What the pool speaks to its servers.
+    pub upstream_protocol: UpstreamProtocol,
+    /// Re-encrypt to the servers.
+    pub tls: Option<crate::tls::UpstreamTlsOptions>,
+    /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+}
+
+/// The protocol a pool speaks to its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, a keep-alive pool of connections (default).
+    #[default]
+    H1,
+    /// HTTP/2: over TLS with ALPN `h2` when the pool has `tls`, else cleartext with prior
+    /// knowledge. One multiplexed connection per server.
+    H2,
+    /// Cleartext HTTP/2 with prior knowledge (gRPC servers without TLS).
+    H2c,
+}
+
+impl UpstreamProtocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpstreamProtocol::H1 => "h1",
+            UpstreamProtocol::H2 => "h2",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
+
+    /// Whether requests go over one multiplexed HTTP/2 connection per server.
+    pub fn is_h2(&self) -> bool {
+        !matches!(self, UpstreamProtocol::H1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,7 +71,16 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
+    /// A path as written in the file, relative to the file's own directory.
+    pub(crate) fn path(&self, written: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(written);
+        match std::path::Path::new(self.file).parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
         match parse_duration(v.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -85,7 +94,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration_or(
+    pub(crate) fn duration_or(
         &mut self,
         v: &Option<Spanned<String>>,
         what: &str,
@@ -265,11 +274,12 @@ fn listener(
             "http" => Some(Protocol::Http),
             "tcp" => Some(Protocol::Tcp),
             "udp" => Some(Protocol::Udp),
+            "https" => Some(Protocol::Https),
             other => {
                 c.error(
                     p.span(),
                     format!("unknown protocol {other:?}"),
-                    "use protocol = \"http\", \"tcp\" or \"udp\"",
+                    "use protocol = \"http\", \"https\", \"tcp\" or \"udp\"",
                 );
                 None
             }
@@ -282,7 +292,9 @@ fn listener(
             routes.push(route);
         }
     }
-    if f.pool.is_none() && f.route.is_empty() {
+    let redirect_https = f.redirect_https.as_ref().is_some_and(|r| *r.get_ref());
+    let (tls, hsts) = super::tls_check::listener_tls(c, f, protocol);
+    if f.pool.is_none() && f.route.is_empty() && !redirect_https {
         c.error(
             l.span(),
             format!("listener {name:?} sends traffic nowhere"),
@@ -297,6 +309,9 @@ fn listener(
         default_pool,
         routes,
         l4,
+        tls,
+        redirect_https,
+        hsts,
     })
 }
 
@@ -556,6 +571,8 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         }
     }
     failover::single_server(&mut servers);
+    let (upstream_protocol, tls, tunnel_idle_timeout) =
+        super::tls_check::pool_transport(c, name, f);
     Some(PoolPlan {
         name: name.to_string(),
         algorithm: algorithm?,
@@ -568,6 +585,9 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         health,
         retry,
         sticky,
+        upstream_protocol: upstream_protocol?,
+        tls,
+        tunnel_idle_timeout,
     })
 }
 

@@ -73,7 +73,7 @@ pub async fn forward(
     let upgrading = wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    remove_hop_by_hop(&mut parts.headers, upgrading);
+    super::transport::strip_hop_by_hop(&mut parts.headers, upgrading);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
     // read, which is when a server is ready for it); the server sees a plain request.
     parts.headers.remove(header::EXPECT);
@@ -134,16 +134,31 @@ pub async fn attempt(
     info.attempts += 1;
     let in_flight = server.begin();
     let started = Instant::now();
+    // The body is handed over only once a connection exists, so a failed connect leaves it
+    // whole for the next server.
+    let request = |body: &mut ReplayBody| {
+        let mut parts = prepared.parts.clone();
+        if pool.host_header == HostHeader::Upstream
+            && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+        Request::from_parts(parts, body.for_send())
+    };
+    if up.transport().protocol.is_h2() {
+        return super::transport::forward_h2(
+            up,
+            server,
+            move || request(body),
+            in_flight,
+            started,
+            info,
+        )
+        .await;
+    }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
-
-    let mut parts = prepared.parts.clone();
-    if pool.host_header == HostHeader::Upstream
-        && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
-    {
-        parts.headers.insert(header::HOST, v);
-    }
-    let upstream_req = Request::from_parts(parts, body.for_send());
+    let upstream_req = request(body);
 
     let read_timeout = pool.timeouts.read;
     let sent = tokio::time::timeout(read_timeout, conn.sender.try_send_request(upstream_req)).await;
@@ -185,14 +200,19 @@ pub async fn attempt(
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(downstream) = downstream_upgrade.take() {
         let upstream = hyper::upgrade::on(&mut resp);
-        tokio::spawn(super::tunnel::run(downstream, upstream, in_flight));
+        tokio::spawn(super::tunnel::run(
+            downstream,
+            upstream,
+            in_flight,
+            up.transport().tunnel_idle_timeout,
+        ));
         let (mut parts, _) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(parts, full(Bytes::new())));
     }
     up.conns().checkin(server, conn.sender);
     let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers, false);
+    super::transport::strip_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(
         parts,
         boxed(UpstreamBody::new(body, in_flight, read_timeout)),

@@ -10,6 +10,8 @@ pub mod headers;
 pub mod retry;
 pub mod router;
 pub mod sticky;
+pub mod tls_serve;
+pub mod transport;
 pub mod tunnel;
 pub mod upstream;
 
@@ -42,6 +44,10 @@ pub struct Site {
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub scheme: &'static str,
     pub router: Router,
+    /// `redirect_https = true`: answer 308 to the https URL on this port (443 left out).
+    pub redirect_https: Option<u16>,
+    /// `Strict-Transport-Security` value added to answers (https listeners only).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Serve one request.
@@ -50,6 +56,9 @@ pub async fn handle(
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    if let Some(port) = site.redirect_https {
+        return tls_serve::redirect(&site, client, &req, port);
+    }
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -76,6 +85,7 @@ pub async fn handle(
             error_response(&e)
         }
     };
+    let resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
@@ -100,16 +110,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+    let builder = conn_builder();
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -149,6 +150,32 @@ pub async fn serve(
     {
         tracing::warn!("grace period of {grace:?} over; closing the remaining connections");
     }
+}
+
+/// The connection settings of every listener, cleartext or TLS: HTTP/1.1 keep-alive with a
+/// header deadline, and HTTP/2 with limits against the known floods: at most 256 streams per
+/// connection, 64 KiB of headers, and a GOAWAY (ENHANCE_YOUR_CALM) for a client that resets
+/// streams faster than we accept them (CVE-2023-44487 "rapid reset") or makes us reset many.
+/// SETTINGS floods are bounded by h2 itself: it reads no further frame until the previous
+/// SETTINGS is acknowledged.
+pub(crate) fn conn_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(50)
+        .max_local_error_reset_streams(256)
+        .max_send_buf_size(1024 * 1024)
+        .keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).

@@ -4,18 +4,20 @@
 //! task waits for the connection to become ready again (the body read to its end) and puts it
 //! back on its server's idle list, keeping at most `keepalive` per server for at most
 //! `keepalive_timeout`, like nginx's `keepalive` directive.
+//!
+//! How a connection is made (TCP or TLS) is the pool's [`Transport`]; pools with
+//! `upstream_protocol = "h2"`/`"h2c"` use the multiplexed [`H2Conns`] instead of this pool.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
 use super::body::ProxyBody;
+use super::transport::{H2Conns, Transport};
 use crate::error::ProxyError;
 use crate::upstream::{Pool, Server};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 
 /// A pool plus the connections to its servers.
 pub struct Upstream {
@@ -23,10 +25,17 @@ pub struct Upstream {
     conns: Arc<ConnPool>,
     retry_budget: super::retry::RetryBudget,
     sticky: Option<super::sticky::Sticky>,
+    h2: H2Conns,
 }
 
 impl Upstream {
     pub fn new(pool: Arc<Pool>) -> Upstream {
+        Upstream::with_transport(pool, Transport::default())
+    }
+
+    /// A pool whose servers are reached as `transport` says (TLS, HTTP/2).
+    pub fn with_transport(pool: Arc<Pool>, transport: Transport) -> Upstream {
+        let h2 = H2Conns::new(pool.servers());
         let conns = Arc::new(ConnPool {
             idle: pool
                 .servers()
@@ -37,6 +46,7 @@ impl Upstream {
             idle_timeout: pool.keepalive_timeout,
             connect_timeout: pool.timeouts.connect,
             opened: AtomicU64::new(0),
+            transport: Arc::new(transport),
         });
         Upstream {
             retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
@@ -46,6 +56,7 @@ impl Upstream {
                 .map(|plan| super::sticky::Sticky::new(plan, pool.clone())),
             pool,
             conns,
+            h2,
         }
     }
 
@@ -61,6 +72,16 @@ impl Upstream {
 
     pub fn conns(&self) -> &Arc<ConnPool> {
         &self.conns
+    }
+
+    /// The HTTP/2 connections (pools with `upstream_protocol = "h2"`/`"h2c"`).
+    pub fn h2(&self) -> &H2Conns {
+        &self.h2
+    }
+
+    /// How this pool reaches its servers.
+    pub fn transport(&self) -> &Transport {
+        &self.conns.transport
     }
 }
 
@@ -78,6 +99,7 @@ pub struct ConnPool {
     idle_timeout: Duration,
     connect_timeout: Duration,
     opened: AtomicU64,
+    transport: Arc<Transport>,
 }
 
 /// A connection checked out for one request.
@@ -124,24 +146,7 @@ impl ConnPool {
     /// Open a new connection to `server`, bounded by the pool's connect timeout.
     pub async fn connect(&self, server: &Server) -> Result<Conn, ProxyError> {
         let started = Instant::now();
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(server.addr)).await
-            {
-                Err(_) => {
-                    return Err(ProxyError::Connect {
-                        server: server.name.clone(),
-                        cause: format!("timed out after {:?}", self.connect_timeout),
-                    });
-                }
-                Ok(Err(e)) => {
-                    return Err(ProxyError::Connect {
-                        server: server.name.clone(),
-                        cause: e.to_string(),
-                    });
-                }
-                Ok(Ok(s)) => s,
-            };
-        let _ = stream.set_nodelay(true);
+        let stream = self.transport.connect(server, self.connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

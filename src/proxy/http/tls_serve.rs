@@ -1,0 +1,207 @@
+//! HTTPS: the serve loop of `protocol = "https"` listeners, and the two listener policies
+//! that go with TLS: `redirect_https` (308 to the https URL) and `hsts`.
+//!
+//! A connection is accepted, the TLS handshake runs in its own task (bounded by
+//! [`HANDSHAKE_TIMEOUT`], so a slow client holds nothing of the accept loop), and the
+//! decrypted stream goes to the same hyper auto server as cleartext listeners use: ALPN `h2`
+//! gets HTTP/2, `http/1.1` or no ALPN gets HTTP/1.1. Requests then take the common path,
+//! [`super::handle`], with `Site::scheme = "https"` (so `X-Forwarded-Proto: https`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::body::{ProxyBody, full};
+use super::headers::request_host;
+use super::{Site, conn_builder, handle, stopped};
+use crate::observe::access::{self, AccessRecord};
+
+/// A client that has not finished its TLS handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept TLS connections on `listener` and serve them with the current `site` until
+/// `shutdown` turns true; then stop accepting and give open connections `grace` to finish.
+pub async fn serve_tls(
+    listener: TcpListener,
+    site: Arc<ArcSwap<Site>>,
+    tls: Arc<ServerConfig>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let builder = Arc::new(conn_builder());
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let site = site.clone();
+                let builder = builder.clone();
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%client, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%client, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let svc = service_fn(move |req| {
+                        let site = site.load_full();
+                        async move { Ok::<_, Infallible>(handle(site, client, req).await) }
+                    });
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%client, "connection ended: {e}");
+                    }
+                });
+            }
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period of {grace:?} over; closing the remaining connections");
+    }
+}
+
+/// The https URL of a request: same host and path, scheme https, `port` unless 443.
+pub fn https_url<B>(req: &Request<B>, port: u16) -> Option<String> {
+    let host = request_host(req.headers(), req.uri())?;
+    if host.is_empty() {
+        return None;
+    }
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let authority = if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
+    };
+    // Only a valid authority goes into Location: the Host header is the client's text.
+    authority.parse::<http::uri::Authority>().ok()?;
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    Some(format!("https://{authority}{pq}"))
+}
+
+/// `redirect_https`: 308 Permanent Redirect (method and body kept, unlike 301) to the https
+/// URL, or 400 when the request names no usable host.
+pub fn redirect<B>(
+    site: &Site,
+    client: SocketAddr,
+    req: &Request<B>,
+    port: u16,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let resp = match https_url(req, port).and_then(|u| HeaderValue::from_str(&u).ok()) {
+        Some(location) => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        None => {
+            let mut r = Response::new(full("400 Bad Request: no host to redirect to\n"));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
+        }
+    };
+    access::log(&AccessRecord {
+        listener: &site.listener,
+        client,
+        method: req.method().as_str(),
+        uri: &req.uri().to_string(),
+        status: resp.status().as_u16(),
+        pool: "-",
+        server: "-",
+        attempts: 0,
+        upstream_connect: None,
+        upstream_header: None,
+        total: started.elapsed(),
+    });
+    resp
+}
+
+/// The `Strict-Transport-Security` value for a max-age.
+pub fn hsts_value(max_age: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("max-age={}", max_age.as_secs()))
+        .unwrap_or_else(|_| HeaderValue::from_static("max-age=31536000"))
+}
+
+/// Add `Strict-Transport-Security` unless the server already set one.
+pub fn with_hsts(hsts: Option<&HeaderValue>, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    if let Some(v) = hsts {
+        resp.headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert_with(|| v.clone());
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(host: &str, path: &str) -> Request<()> {
+        Request::get(path).header("host", host).body(()).unwrap()
+    }
+
+    #[test]
+    fn https_urls_keep_host_and_path() {
+        assert_eq!(
+            https_url(&req("example.com:8080", "/a?b=1"), 443).as_deref(),
+            Some("https://example.com/a?b=1")
+        );
+        assert_eq!(
+            https_url(&req("example.com", "/"), 8443).as_deref(),
+            Some("https://example.com:8443/")
+        );
+        assert_eq!(
+            https_url(&req("[::1]:80", "/x"), 443).as_deref(),
+            Some("https://[::1]/x")
+        );
+        assert_eq!(https_url(&req("bad host/", "/"), 443), None);
+    }
+
+    #[test]
+    fn hsts_is_max_age_in_seconds() {
+        assert_eq!(
+            hsts_value(Duration::from_secs(365 * 86400)),
+            "max-age=31536000"
+        );
+    }
+}

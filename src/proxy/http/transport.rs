@@ -1,0 +1,397 @@
+//! How a pool reaches its servers: TCP or TLS, and HTTP/1.1 or HTTP/2.
+//!
+//! [`Transport`] is built once per pool from its plan (`upstream_protocol`, `tls`,
+//! `tunnel_idle_timeout`). [`Transport::connect`] gives a byte stream, cleartext or TLS,
+//! to the HTTP/1.1 keep-alive pool in `upstream.rs` and to [`H2Conns`] here.
+//!
+//! HTTP/2 upstream: one multiplexed connection per server, shared by every request to it (a
+//! `SendRequest` is cloned per request, which is how hyper multiplexes). It is opened on first
+//! use, opened once even when many requests arrive together (a per-server async lock taken
+//! only to connect), and replaced when it closes (GOAWAY, server restart, error). Balancing
+//! stays per request: each request picks its server, then takes that server's connection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::body::{ProxyBody, UpstreamBody, boxed};
+use super::forward::UpstreamInfo;
+use super::headers::remove_hop_by_hop;
+use super::upstream::Upstream;
+use crate::config::{PoolPlan, UpstreamProtocol};
+use crate::error::ProxyError;
+use crate::tls::{TlsError, UpstreamTlsOptions};
+use crate::upstream::{InFlight, Server};
+
+/// TLS towards the servers of one pool.
+pub struct UpstreamTls {
+    pub connector: TlsConnector,
+    pub options: UpstreamTlsOptions,
+}
+
+/// How one pool connects to its servers.
+pub struct Transport {
+    pub protocol: UpstreamProtocol,
+    pub tls: Option<UpstreamTls>,
+    /// Idle limit of upgraded connections (WebSocket) through this pool.
+    pub tunnel_idle_timeout: Duration,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            protocol: UpstreamProtocol::H1,
+            tls: None,
+            tunnel_idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Transport {
+    /// The transport a pool's plan asks for; fails only if its TLS files went bad since
+    /// validation.
+    pub fn from_plan(p: &PoolPlan) -> Result<Transport, TlsError> {
+        let tls = match &p.tls {
+            None => None,
+            Some(opts) => {
+                let alpn: &[&[u8]] = if p.upstream_protocol.is_h2() {
+                    &[b"h2"]
+                } else {
+                    &[b"http/1.1"]
+                };
+                let config: Arc<ClientConfig> = crate::tls::client_config(&p.name, opts, alpn)?;
+                Some(UpstreamTls {
+                    connector: TlsConnector::from(config),
+                    options: opts.clone(),
+                })
+            }
+        };
+        Ok(Transport {
+            protocol: p.upstream_protocol,
+            tls,
+            tunnel_idle_timeout: p.tunnel_idle_timeout,
+        })
+    }
+
+    /// `https` when the pool re-encrypts, else `http` (the `:scheme` of HTTP/2 requests).
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// A TCP connection to `server`, with TLS on top when the pool has `tls`; the whole of it
+    /// bounded by `timeout`.
+    pub async fn connect(
+        &self,
+        server: &Server,
+        timeout: Duration,
+    ) -> Result<UpStream, ProxyError> {
+        let fail = |cause: String| ProxyError::Connect {
+            server: server.name.clone(),
+            cause,
+        };
+        let work = async {
+            let tcp = TcpStream::connect(server.addr)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            let Some(tls) = &self.tls else {
+                return Ok(UpStream::Tcp(tcp));
+            };
+            let name = crate::tls::server_name_for(tls.options.server_name.as_deref(), server.addr)
+                .map_err(|e| fail(e.to_string()))?;
+            let stream = tls
+                .connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(format!("TLS handshake: {e}")))?;
+            Ok(UpStream::Tls(Box::new(stream)))
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(fail(format!("timed out after {timeout:?}"))),
+        }
+    }
+}
+
+/// A connection to a server: TCP or TLS over TCP.
+pub enum UpStream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for UpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpStream::Tcp(s) => s.is_write_vectored(),
+            UpStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+struct H2Slot {
+    id: u64,
+    current: ArcSwapOption<http2::SendRequest<ProxyBody>>,
+    /// Held only while connecting, so that a burst of requests opens one connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// The HTTP/2 connections of one pool, one per server.
+pub struct H2Conns {
+    slots: Vec<H2Slot>,
+    opened: AtomicU64,
+}
+
+impl H2Conns {
+    pub fn new(servers: &[Arc<Server>]) -> H2Conns {
+        H2Conns {
+            slots: servers
+                .iter()
+                .map(|s| H2Slot {
+                    id: s.id(),
+                    current: ArcSwapOption::empty(),
+                    connecting: tokio::sync::Mutex::new(()),
+                })
+                .collect(),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    /// HTTP/2 connections opened since start (tests, metrics).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    fn live(slot: &H2Slot) -> Option<http2::SendRequest<ProxyBody>> {
+        slot.current
+            .load()
+            .as_ref()
+            .filter(|s| !s.is_closed())
+            .map(|s| (**s).clone())
+    }
+
+    /// A sender on the server's connection, opening one if there is none. Returns whether
+    /// it was already open, and the time spent connecting.
+    async fn sender(
+        &self,
+        transport: &Transport,
+        server: &Server,
+        connect_timeout: Duration,
+    ) -> Result<(http2::SendRequest<ProxyBody>, bool, Duration), ProxyError> {
+        let Some(slot) = self.slots.iter().find(|s| s.id == server.id()) else {
+            return Err(ProxyError::Connect {
+                server: server.name.clone(),
+                cause: "server is not in this pool".into(),
+            });
+        };
+        if let Some(s) = Self::live(slot) {
+            return Ok((s, true, Duration::ZERO));
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(s) = Self::live(slot) {
+            return Ok((s, true, Duration::ZERO));
+        }
+        let started = Instant::now();
+        let stream = transport.connect(server, connect_timeout).await?;
+        if let UpStream::Tls(t) = &stream
+            && t.get_ref().1.alpn_protocol() != Some(b"h2")
+        {
+            return Err(ProxyError::Connect {
+                server: server.name.clone(),
+                cause: "the server did not agree to HTTP/2 (ALPN h2); set upstream_protocol = \"h1\" for this pool".into(),
+            });
+        }
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .max_header_list_size(64 * 1024)
+            .adaptive_window(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProxyError::Connect {
+                server: server.name.clone(),
+                cause: format!("HTTP/2 handshake: {e}"),
+            })?;
+        let name = server.name.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(server = %name, "HTTP/2 upstream connection ended: {e}");
+            }
+        });
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        slot.current.store(Some(Arc::new(sender.clone())));
+        Ok((sender, false, started.elapsed()))
+    }
+}
+
+/// Send one request over the server's HTTP/2 connection; the response body streams back
+/// (trailers included: gRPC's `grpc-status` arrives as a trailer frame of the body).
+pub async fn forward_h2(
+    up: &Upstream,
+    server: &Arc<Server>,
+    make_request: impl FnOnce() -> Request<ProxyBody>,
+    in_flight: InFlight,
+    started: Instant,
+    info: &mut UpstreamInfo,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let transport = up.transport();
+    let timeout = up.pool.timeouts.read;
+    let timed_out = || ProxyError::Timeout {
+        server: server.name.clone(),
+        after: timeout,
+    };
+    // Connect first: the request (and so its body) is made only once a connection exists, so
+    // a failed connect leaves the body whole for a retry on another server.
+    let (mut sender, reused, connect_time) = up
+        .h2()
+        .sender(transport, server, up.pool.timeouts.connect)
+        .await?;
+    info.connect = Some(connect_time);
+    let (mut parts, body) = make_request().into_parts();
+    // HTTP/2 carries the host in :authority and forbids connection-specific headers.
+    let authority = parts
+        .headers
+        .remove(header::HOST)
+        .and_then(|h| h.to_str().ok().map(str::to_string))
+        .unwrap_or_else(|| server.addr.to_string());
+    parts.headers.remove(header::CONNECTION);
+    parts.headers.remove(header::UPGRADE);
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = format!("{}://{authority}{pq}", transport.scheme())
+        .parse()
+        .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
+    parts.version = Version::HTTP_2;
+    let req = Request::from_parts(parts, body);
+    let resp = match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Ok(r)) => r,
+        Ok(Err(mut e)) => match e.take_message() {
+            // The connection went away (GOAWAY, closed) before the request left: it was not
+            // sent, so it goes once more on a fresh connection to the same server.
+            Some(again) if reused => {
+                let (mut sender, _, connect_time) = up
+                    .h2()
+                    .sender(transport, server, up.pool.timeouts.connect)
+                    .await?;
+                info.connect = Some(connect_time);
+                match tokio::time::timeout(timeout, sender.send_request(again)).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(Err(e)) => return Err(h2_error(server, &e)),
+                    Ok(Ok(r)) => r,
+                }
+            }
+            _ => return Err(h2_error(server, e.error())),
+        },
+    };
+    let header_time = started.elapsed();
+    info.header = Some(header_time);
+    server.record_latency(header_time);
+    Ok(response(resp, in_flight, timeout))
+}
+
+fn response(
+    resp: Response<Incoming>,
+    in_flight: InFlight,
+    timeout: Duration,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    // The client's connection decides its own version.
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, boxed(UpstreamBody::new(body, in_flight, timeout)))
+}
+
+fn h2_error(server: &Server, e: &hyper::Error) -> ProxyError {
+    let mut cause = e.to_string();
+    if let Some(source) = std::error::Error::source(e) {
+        cause = format!("{cause}: {source}");
+    }
+    ProxyError::Upstream {
+        server: server.name.clone(),
+        cause,
+    }
+}
+
+/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
+/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
+/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
+    remove_hop_by_hop(headers, upgrading);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    for v in trailer {
+        headers.append(header::TRAILER, v);
+    }
+}
