@@ -16,6 +16,7 @@ use super::plan::*;
 use super::{ConfigError, ConfigErrors, PassivePlan, parse_duration};
 
 mod failover;
+mod syntax;
 
 mod l4;
 
@@ -146,21 +147,12 @@ impl<'a> Checker<'a> {
 
 pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     let mut c = Checker::new(src, file);
-    let parsed: ConfigFile = match toml::from_str(src) {
+    let parsed: ConfigFile = match syntax::read(src) {
         Ok(f) => f,
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_string();
-            let help = if message.starts_with("unknown field") {
-                "remove the key or fix its spelling (the keys allowed here are listed above)"
-            } else if message.contains("duplicate key") {
-                "each name may appear once; rename or merge the two"
-            } else if message.starts_with("missing field") {
-                "add the key; it has no default"
-            } else {
-                "see the configuration reference in README.md"
-            };
-            c.error(span, message, help);
+        Err(errors) => {
+            for e in errors {
+                c.error(e.span, e.message, e.help);
+            }
             return c.finish(Plan::empty());
         }
     };
