@@ -65,6 +65,29 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Parse and validate TOML text. `file` names the source in error messages.
+///
+/// ```
+/// let plan = switchyard::config::load_str(
+///     r#"
+/// [[listener]]
+/// listen = "127.0.0.1:8080"
+/// pool = "web"
+///
+/// [pool.web]
+/// algorithm = "least_conn"
+/// servers = [{ addr = "127.0.0.1:9001", weight = 3 }, { addr = "127.0.0.1:9002" }]
+/// "#,
+///     "inline.toml",
+/// )
+/// .unwrap();
+/// assert_eq!(plan.pools[0].servers[0].weight, 3);
+///
+/// // Every problem at once, each with file:line:column and a fix.
+/// let errors = switchyard::config::load_str("[pool.web]\nservers = []\n", "bad.toml").unwrap_err();
+/// let text = errors.to_string();
+/// assert!(text.contains("error: bad.toml:2:11: pool \"web\" has no servers"), "{text}");
+/// assert!(text.contains("the file has no [[listener]]"), "{text}");
+/// ```
 pub fn load_str(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     validate::validate(src, file)
 }
