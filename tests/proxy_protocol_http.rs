@@ -2,7 +2,7 @@
 //! (v1) and hand-written v1/v2 headers in front of HTTP/1.1 and of a TLS handshake; the
 //! backend sees the header's client in `X-Forwarded-For` / `X-Real-IP`, `ip_hash` balances
 //! on it; untrusted peers and malformed headers are closed and counted, and nothing of them
-//! reaches a server.
+//! reaches a server. `source_ip` stickiness keys on the header client too.
 mod common;
 mod tls_support;
 
@@ -272,5 +272,54 @@ async fn untrusted_peers_and_malformed_headers_are_closed_and_counted() {
         "a refused connection reached a server"
     );
     assert_eq!(b[0].requests(), 0);
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_ip_stickiness_follows_the_header_client() {
+    let b = backends(3).await;
+    let lb = start_lb(&format!(
+        r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+accept_proxy_protocol = true
+trusted_proxies = ["127.0.0.1"]
+
+[pool.p]
+servers = {}
+[pool.p.sticky]
+mode = "source_ip"
+"#,
+        servers_toml(&b, &[])
+    ))
+    .await;
+    let web = lb.local_addr("web").unwrap();
+    // Six clients behind the same proxy (all connections come from 127.0.0.1): each stays
+    // on its server, and round robin spreads the six, which it could not do if the peer's
+    // address were the client.
+    let mut by_client: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for round in 0..4u16 {
+        for c in 1..=6 {
+            let client = format!("192.0.2.{c}");
+            let (seen, server) =
+                get_headers(with_header(web, &v1(&client, 20000 + round)).await).await;
+            assert!(seen.contains(&format!("x-real-ip: {client}\n")), "{seen}");
+            by_client.entry(client).or_default().push(server);
+        }
+    }
+    for (client, servers) in &by_client {
+        assert!(
+            servers.iter().all(|s| *s == servers[0]),
+            "{client}: {servers:?}"
+        );
+    }
+    let used: BTreeSet<_> = by_client.values().map(|v| v[0].clone()).collect();
+    assert_eq!(
+        used.len(),
+        3,
+        "six clients over three servers: {by_client:?}"
+    );
     lb.shutdown().await;
 }
