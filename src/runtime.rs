@@ -38,6 +38,8 @@ struct RunningListener {
     protocol: Protocol,
     task: JoinHandle<()>,
     l4: Option<L4Stats>,
+    /// PROXY header counters of an http/https listener with `accept_proxy_protocol`.
+    proxy_in: Option<Arc<http::proxy_in::ProxyInStats>>,
 }
 
 /// The counters of an L4 listener.
@@ -136,9 +138,11 @@ impl Runtime {
         for (l, socket) in tcp_listeners.zip(bound) {
             let addr = socket.local_addr().unwrap_or(l.listen);
             let mut l4 = None;
+            let proxy_in = proxy_in_for(l);
             let task = match l.protocol {
                 Protocol::Https => {
                     let mut site = site_for(l, &upstreams, "https");
+                    site.proxy_in = proxy_in.clone();
                     site.hsts = l.hsts.map(http::tls_serve::hsts_value);
                     let (tls, resolver) = tls_listener(l, &shutdown)?;
                     certificates.push(ListenerCerts {
@@ -156,6 +160,7 @@ impl Runtime {
                 }
                 Protocol::Http => {
                     let mut site = site_for(l, &upstreams, "http");
+                    site.proxy_in = proxy_in.clone();
                     site.redirect_https = l.redirect_https.then_some(https_port);
                     let site = Arc::new(ArcSwap::from_pointee(site));
                     tokio::spawn(http::serve(
@@ -195,6 +200,7 @@ impl Runtime {
                 protocol: l.protocol,
                 task,
                 l4,
+                proxy_in: proxy_in.map(|p| p.stats.clone()),
             });
         }
         for (l, socket) in bound_udp {
@@ -216,6 +222,7 @@ impl Runtime {
                 protocol: l.protocol,
                 task,
                 l4: Some(L4Stats::Udp(stats)),
+                proxy_in: None,
             });
         }
         let admin = match (&plan.admin, admin_socket) {
@@ -321,6 +328,15 @@ impl Runtime {
         }
     }
 
+    /// The PROXY header counters of an `http` / `https` listener that accepts them.
+    pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<http::proxy_in::ProxyInStats>> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)?
+            .proxy_in
+            .clone()
+    }
+
     /// A running pool.
     pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
         self.upstreams.get(name).map(|u| u.pool.clone())
@@ -387,7 +403,20 @@ fn site_for(
         },
         redirect_https: None,
         hsts: None,
+        proxy_in: None,
     }
+}
+
+/// The PROXY-protocol policy of an `http` / `https` listener, if it accepts the header.
+fn proxy_in_for(l: &crate::config::ListenerPlan) -> Option<Arc<http::proxy_in::ProxyIn>> {
+    let trusted = l.l4.accept_proxy.clone()?;
+    matches!(l.protocol, Protocol::Http | Protocol::Https).then(|| {
+        Arc::new(http::proxy_in::ProxyIn {
+            listener: l.name.clone(),
+            trusted,
+            stats: Default::default(),
+        })
+    })
 }
 
 /// The TLS side of an `https` listener: its certificates behind an SNI resolver, and a task

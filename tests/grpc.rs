@@ -125,3 +125,74 @@ servers = [ {{ addr = "127.0.0.1:{}", name = "g1" }}, {{ addr = "127.0.0.1:{}", 
     // Two servers, one HTTP/2 connection each, for all those calls.
     assert_eq!(lb.upstream("grpc").unwrap().h2().opened(), 2);
 }
+
+fn grpc_server_with(name: &str, mode: &str) -> GrpcServer {
+    let mut child = Command::new("python3")
+        .args([PEER, "server", name, mode])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 is needed by this test");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| {
+        panic!("the gRPC server did not start (is grpcio installed? scripts/test installs it): {line:?}")
+    });
+    GrpcServer { child, port }
+}
+
+/// `n` unary calls through `target`: each reply, or the status name of a failed call.
+async fn unary_calls(target: &str, n: usize) -> Vec<String> {
+    let out = run_tool_async("python3", &[PEER, "unary", target, &n.to_string()]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gRPC client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_unavailable_is_retried_on_another_server_when_the_policy_says_so() {
+    // g1 refuses every unary call with UNAVAILABLE (trailers-only); g2 answers.
+    let servers = [grpc_server_with("g1", "refuse"), grpc_server("g2")];
+    let config = |retry: &str| {
+        format!(
+            r#"
+[[listener]]
+name = "h2c"
+listen = "127.0.0.1:0"
+pool = "grpc"
+[pool.grpc]
+upstream_protocol = "h2"
+max_fails = 0
+servers = [ {{ addr = "127.0.0.1:{}", name = "g1" }}, {{ addr = "127.0.0.1:{}", name = "g2" }} ]
+{retry}
+"#,
+            servers[0].port, servers[1].port
+        )
+    };
+    // The control: without grpc_unavailable in `on`, round robin hands every other call to
+    // g1 and the client sees its UNAVAILABLE.
+    let lb = start_lb(&config("")).await;
+    let h2c = lb.local_addr("h2c").unwrap().to_string();
+    let got = unary_calls(&h2c, 10).await;
+    assert_eq!(
+        got.iter().filter(|r| *r == "UNAVAILABLE").count(),
+        5,
+        "{got:?}"
+    );
+    lb.shutdown().await;
+
+    // With it, each call g1 refuses is sent again, body and all, to g2.
+    let lb = start_lb(&config("[pool.grpc.retry]\non = [\"grpc_unavailable\"]")).await;
+    let h2c = lb.local_addr("h2c").unwrap().to_string();
+    let got = unary_calls(&h2c, 10).await;
+    let want: Vec<String> = (0..10).map(|i| format!("g2:u{i}")).collect();
+    assert_eq!(got, want);
+    lb.shutdown().await;
+}

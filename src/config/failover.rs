@@ -79,6 +79,9 @@ pub struct RetryOn {
     pub timeout: bool,
     /// Response statuses that count as failures.
     pub statuses: Vec<u16>,
+    /// `grpc_unavailable`: a gRPC answer with `grpc-status: 14` in its headers (a
+    /// trailers-only response: the server refused the call before answering it).
+    pub grpc_unavailable: bool,
 }
 
 impl RetryOn {
@@ -110,6 +113,7 @@ impl Default for RetryPlan {
                 reset: true,
                 timeout: true,
                 statuses: Vec::new(),
+                grpc_unavailable: false,
             },
             non_idempotent: false,
             budget: 0.2,

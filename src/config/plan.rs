@@ -352,8 +352,8 @@ fn mask(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
     }
 }
 
-/// The L4 settings of a listener. On an `http` listener these stay at their defaults and
-/// are not used.
+/// The L4 settings of a listener. On an `http` / `https` listener only `accept_proxy` is
+/// used (PROXY headers in front of HTTP); the rest stay at their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct L4Plan {
     /// TCP: close a connection with no byte either way for this long.
@@ -362,7 +362,8 @@ pub struct L4Plan {
     pub max_connections: usize,
     /// TCP: the PROXY header sent to the server before any client byte.
     pub proxy_protocol: Option<ProxyVersion>,
-    /// TCP: expect a PROXY header (v1 or v2) from these peers only; `None` when off.
+    /// TCP, HTTP, HTTPS: expect a PROXY header (v1 or v2) from these peers only; `None`
+    /// when off.
     pub accept_proxy: Option<Vec<Cidr>>,
     /// TCP: copy with splice(2) on Linux (zero-copy) instead of through a user buffer.
     pub splice: bool,

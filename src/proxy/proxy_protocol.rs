@@ -4,7 +4,8 @@
 //! [`encode`] writes the header the TCP listener sends to a server (`proxy_protocol = "v1"`
 //! or `"v2"`). [`parse`] reads one from the first bytes a client sent (a listener with
 //! `accept_proxy_protocol = true`); [`read_header`] drives it over a socket and returns the
-//! bytes that followed the header, which belong to the payload. The parser is written for
+//! bytes that followed the header, which belong to the payload; [`read_header_exact`] reads
+//! exactly the header and leaves the payload in the socket (HTTP and HTTPS listeners). The parser is written for
 //! hostile input: it checks every length before slicing, caps the header size, and returns
 //! an error instead of panicking. Spec: <https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>.
 
@@ -289,6 +290,45 @@ pub async fn read_header(
         .map_err(|_| ReadError::Timeout(limit))?
 }
 
+/// Read one PROXY header from `stream` within `limit`, taking no byte past it: what follows
+/// stays in the socket for whoever reads next (hyper, or a TLS handshake), so no wrapper
+/// stream is needed to give early bytes back. Bytes are peeked first, and only those known
+/// to belong to the header are consumed: an incomplete parse means everything seen so far is
+/// header, and a complete one says exactly how long it is.
+pub async fn read_header_exact(
+    stream: &mut TcpStream,
+    limit: Duration,
+) -> Result<Header, ReadError> {
+    let work = async {
+        // The header bytes consumed so far (each a prefix of a valid header).
+        let mut taken: Vec<u8> = Vec::with_capacity(64);
+        let mut peeked = [0u8; 512];
+        loop {
+            // Waits for bytes beyond those taken: peeking never spins on old data.
+            let n = stream.peek(&mut peeked).await?;
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+            let seen = [taken.as_slice(), &peeked[..n]].concat();
+            match parse(&seen)? {
+                Some((header, used)) => {
+                    let rest = used - taken.len();
+                    stream.read_exact(&mut peeked[..rest]).await?;
+                    return Ok(header);
+                }
+                None if seen.len() > V2_MAX => return Err(ParseError::TooLong(V2_MAX).into()),
+                None => {
+                    stream.read_exact(&mut peeked[..n]).await?;
+                    taken.extend_from_slice(&peeked[..n]);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| ReadError::Timeout(limit))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +449,49 @@ mod tests {
         }
         let long = [b"PROXY TCP4 ".as_slice(), &[b'1'; 120]].concat();
         assert_eq!(parse(&long), Err(ParseError::TooLong(V1_MAX)));
+    }
+
+    /// `read_header_exact` takes the header, however it is split, and leaves the payload in
+    /// the socket; a payload without a header is refused.
+    #[tokio::test]
+    async fn exact_read_leaves_the_payload_in_the_socket() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for (header, split) in [
+            (
+                encode(ProxyVersion::V1, sa("192.0.2.1:1"), sa("192.0.2.2:2")),
+                7,
+            ),
+            (
+                encode(ProxyVersion::V2, sa("[2001:db8::1]:1"), sa("[::1]:2")),
+                20,
+            ),
+        ] {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            client.write_all(&header[..split]).await.unwrap();
+            let reader = tokio::spawn(async move {
+                let h = read_header_exact(&mut server, Duration::from_secs(5)).await;
+                (h, server)
+            });
+            tokio::task::yield_now().await;
+            let mut rest = header[split..].to_vec();
+            rest.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            client.write_all(&rest).await.unwrap();
+            let (h, mut server) = reader.await.unwrap();
+            assert!(matches!(h.unwrap(), Header::Proxied { .. }));
+            let mut payload = [0u8; 16];
+            server.read_exact(&mut payload).await.unwrap();
+            assert_eq!(&payload, b"GET / HTTP/1.1\r\n");
+        }
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert!(matches!(
+            read_header_exact(&mut server, Duration::from_secs(5)).await,
+            Err(ReadError::Parse(ParseError::NotProxy))
+        ));
     }
 
     /// Fuzz-style: random and mutated input never panics, and anything accepted reports a

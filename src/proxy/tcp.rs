@@ -12,7 +12,10 @@
 //! Linux a direction switches to splice(2) (socket → pipe → socket, no copy through user
 //! memory) once a read fills the buffer, i.e. for bulk transfers; short exchanges stay on
 //! the plain buffer and never pay for a pipe. The server's `in_flight` count is held for the
-//! life of the connection, so `least_conn` counts open connections.
+//! life of the connection, so `least_conn` counts open connections. Each connect attempt is
+//! reported to the server's passive health (`report_failure` on refusal or timeout,
+//! `report_success` on a connect), so `max_fails` / `fail_timeout` apply at L4 as in nginx's
+//! stream module.
 
 use std::io;
 use std::net::SocketAddr;
@@ -270,12 +273,18 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
         let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
+                // Passive health: a connect is the server's answer at L4 (nginx's stream
+                // module judges the same). One atomic load unless failures are on record.
+                server.report_success(tokio::time::Instant::now());
                 return Some((s, inflight));
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {limit:?}"),
         };
         svc.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        // Refused or timed out: counts towards `max_fails` within `fail_timeout`; once
+        // tripped, picks skip the server until `fail_timeout` has passed.
+        server.report_failure(tokio::time::Instant::now());
         tracing::warn!(
             listener = %svc.listener,
             pool = %svc.pool.name,

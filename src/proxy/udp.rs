@@ -11,7 +11,10 @@
 //! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
 //! ECONNREFUSED on the connected socket) or that left service (health checks, drain) ends,
 //! and the client's next datagram picks another server. A session holds its server's
-//! `in_flight` count, so `least_conn` counts sessions.
+//! `in_flight` count, so `least_conn` counts sessions. Passive health sees UDP through the
+//! only signals it has: a refusal (ICMP port unreachable) is a failure of the server, the
+//! first answer of a session a success, so `max_fails` / `fail_timeout` take a server
+//! that refuses out of new sessions' picks.
 
 use std::collections::HashMap;
 use std::io;
@@ -202,7 +205,11 @@ fn open(
         Ipv6Addr::UNSPECIFIED.into()
     };
     let std_socket = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
-    std_socket.connect(server.addr)?;
+    if let Err(e) = std_socket.connect(server.addr) {
+        // No route to the server, for instance: its fault, not the client's.
+        server.report_failure(tokio::time::Instant::now());
+        return Err(e);
+    }
     std_socket.set_nonblocking(true)?;
     let upstream = Arc::new(UdpSocket::from_std(std_socket)?);
     let answers = tokio::spawn(answers(
@@ -210,7 +217,7 @@ fn open(
         listener.clone(),
         client,
         svc.stats.clone(),
-        server.name.clone(),
+        server.clone(),
     ));
     Ok(Session {
         upstream,
@@ -226,23 +233,39 @@ async fn answers(
     listener: Arc<UdpSocket>,
     client: SocketAddr,
     stats: Arc<UdpStats>,
-    server: String,
+    server: Arc<Server>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut answered = false;
     loop {
         match upstream.recv(&mut buf).await {
-            Ok(n) => match socket2::SockRef::from(&*listener).send_to(&buf[..n], &client.into()) {
-                Ok(_) => {
-                    stats.datagrams_down.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            Ok(n) if !answered => {
+                // The first answer of a session is the server's proof of life; later ones
+                // add nothing, so they cost nothing.
+                answered = true;
+                server.report_success(tokio::time::Instant::now());
+                forward(&listener, &buf[..n], client, &stats);
+            }
+            Ok(n) => forward(&listener, &buf[..n], client, &stats),
             Err(e) => {
-                tracing::warn!(%client, %server, "session ended: {e}");
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    server.report_failure(tokio::time::Instant::now());
+                }
+                tracing::warn!(%client, server = %server.name, "session ended: {e}");
                 return;
             }
+        }
+    }
+}
+
+/// Send one answer back to its client from the listening socket.
+fn forward(listener: &UdpSocket, data: &[u8], client: SocketAddr, stats: &UdpStats) {
+    match socket2::SockRef::from(listener).send_to(data, &client.into()) {
+        Ok(_) => {
+            stats.datagrams_down.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            stats.send_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

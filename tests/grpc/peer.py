@@ -1,10 +1,12 @@
 """gRPC peers for tests/grpc.rs, with Python grpcio (the C-core implementation).
 
-    peer.py server NAME          serve on 127.0.0.1:<free port>, print the port, stop when
+    peer.py server NAME [refuse] serve on 127.0.0.1:<free port>, print the port, stop when
                                  stdin closes. Methods (raw bytes, no protobuf needed):
                                    /test.Echo/Unary   -> b"NAME:" + request
+                                                         (with `refuse`: UNAVAILABLE)
                                    /test.Echo/Stream  -> b"NAME:" + each request (bidi)
                                    /test.Echo/Fail    -> status UNAVAILABLE, "NAME is draining"
+    peer.py unary TARGET N       N unary calls; prints a JSON list of replies or status names.
     peer.py client TARGET [CA SERVER_NAME]
                                  run the calls through TARGET (TLS when CA is given) and print
                                  one JSON object with what came back.
@@ -17,10 +19,12 @@ from concurrent import futures
 import grpc
 
 
-def serve(name):
+def serve(name, mode=None):
     prefix = name.encode() + b":"
 
     def unary(request, context):
+        if mode == "refuse":
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"{name} refuses")
         context.set_trailing_metadata((("x-served-by", name),))
         return prefix + request
 
@@ -74,8 +78,23 @@ def client(target, ca=None, server_name=None):
     print(json.dumps(out), flush=True)
 
 
+def unary_calls(target, n):
+    channel = grpc.insecure_channel(target)
+    grpc.channel_ready_future(channel).result(timeout=20)
+    unary = channel.unary_unary("/test.Echo/Unary")
+    out = []
+    for i in range(int(n)):
+        try:
+            out.append(unary(f"u{i}".encode(), timeout=20).decode())
+        except grpc.RpcError as e:
+            out.append(e.code().name)
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "server":
-        serve(sys.argv[2])
+        serve(*sys.argv[2:])
+    elif sys.argv[1] == "unary":
+        unary_calls(*sys.argv[2:])
     else:
         client(*sys.argv[2:])

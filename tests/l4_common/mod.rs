@@ -43,9 +43,12 @@ pub struct TcpBackend {
 
 impl TcpBackend {
     pub async fn start(name: &str, mode: Mode) -> TcpBackend {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind backend");
+        TcpBackend::start_on(name, mode, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Start on a given address (to bring a killed backend back on its port).
+    pub async fn start_on(name: &str, mode: Mode, addr: SocketAddr) -> TcpBackend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicU64::new(0));
         let count = connections.clone();

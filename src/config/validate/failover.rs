@@ -222,12 +222,14 @@ pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
             reset: false,
             timeout: false,
             statuses: Vec::new(),
+            grpc_unavailable: false,
         };
         for cond in on.get_ref() {
             match cond.get_ref().as_str() {
                 "connect_failure" => plan.on.connect_failure = true,
                 "reset" => plan.on.reset = true,
                 "timeout" => plan.on.timeout = true,
+                "grpc_unavailable" => plan.on.grpc_unavailable = true,
                 // nginx's `error`: the connection failed, before or after sending.
                 "error" => {
                     plan.on.connect_failure = true;
@@ -242,7 +244,7 @@ pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
                     _ => c.error(
                         cond.span(),
                         format!("retry condition {s:?} is not understood"),
-                        "use connect_failure, reset, timeout, error, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)",
+                        "use connect_failure, reset, timeout, error, grpc_unavailable, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)",
                     ),
                 },
             }

@@ -18,6 +18,9 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
     let mut plan = L4Plan::default();
     let tcp = protocol == Protocol::Tcp;
     let udp = protocol == Protocol::Udp;
+    // Accepting PROXY headers also works in front of HTTP (nginx `listen … proxy_protocol`,
+    // HAProxy `accept-proxy`): the header is read before hyper and before TLS.
+    let http = matches!(protocol, Protocol::Http | Protocol::Https);
     let is = protocol.as_str();
 
     // Keys of the other protocol (or of L4 on an http listener): name the fix.
@@ -50,6 +53,9 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
     ];
     if !tcp {
         for (key, span) in &tcp_keys {
+            if http && matches!(*key, "accept_proxy_protocol" | "trusted_proxies") {
+                continue;
+            }
             if let Some(span) = span {
                 let help = if udp {
                     match *key {
@@ -87,6 +93,9 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
                 );
             }
         }
+    }
+    if http {
+        plan.accept_proxy = accept_proxy(c, f);
     }
     if !(tcp || udp) {
         return plan;
@@ -377,6 +386,40 @@ servers = [ { addr = "127.0.0.1:1" } ]
             "{base}idle_timeout = \"0s\"\nmax_connections = 0\n"
         ));
         assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn http_listeners_accept_proxy_headers_udp_ones_do_not() {
+        for protocol in ["http", "https"] {
+            let tls = if protocol == "https" {
+                "tls = [ { cert = \"c.pem\", key = \"k.pem\" } ]\n"
+            } else {
+                ""
+            };
+            let src = format!(
+                "[pool.p]\nservers = [ {{ addr = \"127.0.0.1:1\" }} ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\npool = \"p\"\n{tls}accept_proxy_protocol = true\n"
+            );
+            let e = errors(&src);
+            assert!(
+                e.iter().any(|e| e.contains("needs trusted_proxies")),
+                "{protocol}: {e:?}"
+            );
+            assert!(
+                !e.iter().any(|e| e.contains("applies to protocol")),
+                "{protocol}: {e:?}"
+            );
+        }
+        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\naccept_proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+        let plan = crate::config::load_str(src, "l4.toml").unwrap();
+        assert_eq!(
+            plan.listeners[0].l4.accept_proxy,
+            Some(vec![Cidr::parse("10.0.0.0/8").unwrap()])
+        );
+        let e = errors(&src.replace("pool = \"p\"", "protocol = \"udp\"\npool = \"p\""));
+        assert!(
+            e[0].contains("accept_proxy_protocol applies to protocol = \"tcp\""),
+            "{e:?}"
+        );
     }
 
     #[test]

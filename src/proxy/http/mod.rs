@@ -7,6 +7,7 @@
 pub mod body;
 pub mod forward;
 pub mod headers;
+pub mod proxy_in;
 pub mod retry;
 pub mod router;
 pub mod sticky;
@@ -48,6 +49,8 @@ pub struct Site {
     pub redirect_https: Option<u16>,
     /// `Strict-Transport-Security` value added to answers (https listeners only).
     pub hsts: Option<http::HeaderValue>,
+    /// `accept_proxy_protocol`: read a PROXY header first and take the client from it.
+    pub proxy_in: Option<Arc<proxy_in::ProxyIn>>,
 }
 
 /// Serve one request.
@@ -126,6 +129,10 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let site = site.clone();
+                if let Some(policy) = site.load().proxy_in.clone() {
+                    proxy_in::spawn_cleartext(policy, stream, client, site, builder.clone(), graceful.watcher());
+                    continue;
+                }
                 let svc = service_fn(move |req| {
                     let site = site.load_full();
                     async move { Ok::<_, Infallible>(handle(site, client, req).await) }

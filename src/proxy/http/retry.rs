@@ -10,11 +10,20 @@
 //! Bodies: a body whose length is known and at most [`REPLAY_LIMIT`] bytes is read before
 //! the first try and kept, so it can be sent again; any other body streams to the first
 //! server and its request is retried only if that server could not even be connected to.
+//!
+//! gRPC (`on = ["grpc_unavailable"]`): gRPC requests carry no `Content-Length`, and a call
+//! may be a stream the client feeds as answers come back, so its body cannot be read before
+//! the first try. It streams, and a copy of up to [`REPLAY_LIMIT`] bytes is kept on the way
+//! ([`ReplayBody::tee`]). When the server refuses the call with `grpc-status: 14`
+//! (UNAVAILABLE) in a trailers-only answer and the client's whole body had gone through
+//! (a unary call, or a stream that had ended), the copy is sent to the next server. gRPC
+//! calls are POSTs; listing `grpc_unavailable` is the operator's statement that UNAVAILABLE
+//! is safe to retry (as Envoy's `retry_on: unavailable`), so the method is not checked.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -99,6 +108,12 @@ pub enum ReplayBody {
     },
     /// Too big to keep: goes to the first server that accepts a connection, then is gone.
     Streaming(Option<ProxyBody>),
+    /// Streams, keeping a copy on the way ([`ReplayBody::tee`]); `settle` turns it into
+    /// `Kept` once a try has sent it whole, or into a spent `Streaming` when it could not.
+    Teed {
+        body: Option<ProxyBody>,
+        copy: Arc<Mutex<TeeCopy>>,
+    },
 }
 
 impl ReplayBody {
@@ -165,7 +180,41 @@ impl ReplayBody {
 
     /// Whether the body can still be sent (again).
     pub fn available(&self) -> bool {
-        !matches!(self, ReplayBody::Streaming(None))
+        !matches!(
+            self,
+            ReplayBody::Streaming(None) | ReplayBody::Teed { body: None, .. }
+        )
+    }
+
+    /// Stream this body but keep a copy of up to [`REPLAY_LIMIT`] bytes on the way, so the
+    /// request can be sent again if it went through whole. Only a streaming body changes.
+    pub fn tee(&mut self) {
+        if let ReplayBody::Streaming(body @ Some(_)) = self {
+            *self = ReplayBody::Teed {
+                body: body.take(),
+                copy: Arc::default(),
+            };
+        }
+    }
+
+    /// After a try: a teed body that went through whole (and fit) can be sent again from
+    /// its copy; one that did not is spent.
+    fn settle(&mut self) {
+        let ReplayBody::Teed { body: None, copy } = self else {
+            return;
+        };
+        let next = {
+            let mut c = copy.lock().unwrap_or_else(|e| e.into_inner());
+            if c.complete && !c.overflow {
+                ReplayBody::Kept {
+                    data: std::mem::take(&mut c.data).freeze(),
+                    trailers: c.trailers.take(),
+                }
+            } else {
+                ReplayBody::Streaming(None)
+            }
+        };
+        *self = next;
     }
 
     /// The body for one try: a copy of a kept body, or the stream itself (once).
@@ -186,8 +235,106 @@ impl ReplayBody {
             .with_trailers(std::future::ready(Some(Ok(t.clone()))))
             .boxed(),
             ReplayBody::Streaming(b) => b.take().unwrap_or_else(|| full(Bytes::new())),
+            ReplayBody::Teed { body, copy } => match body.take() {
+                Some(b) => boxed(Tee {
+                    inner: b,
+                    copy: copy.clone(),
+                }),
+                None => full(Bytes::new()),
+            },
         }
     }
+}
+
+/// What a teed body has seen go through.
+#[derive(Debug, Default)]
+pub struct TeeCopy {
+    data: BytesMut,
+    trailers: Option<HeaderMap>,
+    /// The body ended (the client's END_STREAM went through).
+    complete: bool,
+    /// More than [`REPLAY_LIMIT`] bytes: no copy is kept.
+    overflow: bool,
+}
+
+pin_project_lite::pin_project! {
+    /// A body passed through unchanged while a copy of it is kept. The mutex is taken once
+    /// per frame, by one task only (the connection sending the body); it exists so the
+    /// retry loop can read the copy after the try. Only gRPC calls of pools with
+    /// `grpc_unavailable` pay for it.
+    struct Tee<B> {
+        #[pin]
+        inner: B,
+        copy: Arc<Mutex<TeeCopy>>,
+    }
+}
+
+impl<B> Body for Tee<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        let ended = match &polled {
+            Poll::Pending | Poll::Ready(Some(Err(_))) => {
+                return polled.map(|f| f.map(|r| r.map_err(Into::into)));
+            }
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => false,
+        };
+        let mut c = this.copy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(d) = frame.data_ref() {
+                if c.data.len() + d.len() > REPLAY_LIMIT {
+                    c.overflow = true;
+                    c.data = BytesMut::new();
+                } else if !c.overflow {
+                    c.data.extend_from_slice(d);
+                }
+            } else if let Some(t) = frame.trailers_ref() {
+                c.trailers = Some(t.clone());
+            }
+        }
+        // END_STREAM may come with the last frame: then no `None` is ever polled.
+        c.complete |= ended || this.inner.is_end_stream();
+        drop(c);
+        polled.map(|f| f.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A gRPC call: `content-type: application/grpc` or `application/grpc+…`.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v == "application/grpc"
+                || v.starts_with("application/grpc+")
+                || v.starts_with("application/grpc;")
+        })
+}
+
+/// A trailers-only gRPC answer with status UNAVAILABLE (14): `grpc-status` in the headers.
+fn grpc_unavailable(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"14")
 }
 
 pin_project_lite::pin_project! {
@@ -249,6 +396,9 @@ enum Judged {
 fn judge(result: &Result<Response<ProxyBody>, ProxyError>, on: &RetryOn) -> Judged {
     match result {
         Ok(r) if on.status(r.status().as_u16()) => Judged::Failure { retry: true },
+        Ok(r) if on.grpc_unavailable && grpc_unavailable(r.headers()) => {
+            Judged::Failure { retry: true }
+        }
         Ok(_) => Judged::Success,
         Err(ProxyError::Connect { .. }) => Judged::Failure {
             retry: on.connect_failure,
@@ -286,6 +436,9 @@ pub async fn run(
     let mut tried: Vec<Arc<Server>> = Vec::new();
     let mut last: Option<Result<Response<ProxyBody>, ProxyError>> = None;
     let max_tries = if upgrading { 1 } else { 1 + plan.attempts };
+    if plan.on.grpc_unavailable && max_tries > 1 && is_grpc(&prepared.parts.headers) {
+        body.tee();
+    }
     for n in 0..max_tries {
         let server = match ask
             .preferred
@@ -323,9 +476,13 @@ pub async fn run(
             }
         };
         let reached_server = !matches!(result, Err(ProxyError::Connect { .. }));
+        body.settle();
+        // UNAVAILABLE is gRPC's "not processed, try elsewhere" when the operator says so.
+        let grpc_refused =
+            plan.on.grpc_unavailable && matches!(&result, Ok(r) if grpc_unavailable(r.headers()));
         let may = retry
             && body.available()
-            && (!reached_server || idempotent(ask.method) || plan.non_idempotent);
+            && (!reached_server || idempotent(ask.method) || plan.non_idempotent || grpc_refused);
         if let Err(e) = &result {
             tracing::debug!(pool = %pool.name, server = %server.name, "try {} failed: {e}", n + 1);
         }
@@ -398,6 +555,7 @@ mod tests {
             reset: false,
             timeout: true,
             statuses: vec![503],
+            grpc_unavailable: false,
         };
         let resp = |s: u16| {
             let mut r = Response::new(full(""));
@@ -422,5 +580,62 @@ mod tests {
         );
         let bad = Err(ProxyError::BadRequest("x".into()));
         assert_eq!(judge(&bad, &on), Judged::Success);
+    }
+
+    #[test]
+    fn grpc_unavailable_in_the_headers_is_judged_when_listed() {
+        let grpc = |status: &str| {
+            let mut r = Response::new(full(""));
+            r.headers_mut()
+                .insert("grpc-status", status.parse().unwrap());
+            Ok(r)
+        };
+        let mut on = RetryOn {
+            connect_failure: true,
+            reset: true,
+            timeout: true,
+            statuses: vec![],
+            grpc_unavailable: false,
+        };
+        assert_eq!(judge(&grpc("14"), &on), Judged::Success, "not listed");
+        on.grpc_unavailable = true;
+        assert_eq!(judge(&grpc("14"), &on), Judged::Failure { retry: true });
+        assert_eq!(judge(&grpc("0"), &on), Judged::Success);
+        assert_eq!(judge(&grpc("13"), &on), Judged::Success);
+    }
+
+    /// A teed body that went through whole becomes replayable; one beyond the limit, or
+    /// one the client had not finished, is spent after its try.
+    #[tokio::test]
+    async fn a_teed_body_is_kept_only_when_it_went_through_whole() {
+        let streaming = |b: ProxyBody| {
+            let mut r = ReplayBody::Streaming(Some(b));
+            r.tee();
+            r
+        };
+        let mut small = streaming(full(Bytes::from_static(b"\0\0\0\0\x02hi")));
+        let sent = small.for_send().collect().await.unwrap().to_bytes();
+        small.settle();
+        assert!(small.available());
+        let again = small.for_send().collect().await.unwrap().to_bytes();
+        assert_eq!(sent, again);
+
+        let mut big = streaming(full(Bytes::from(vec![7u8; REPLAY_LIMIT + 1])));
+        let _ = big.for_send().collect().await.unwrap();
+        big.settle();
+        assert!(!big.available(), "beyond the replay limit");
+
+        // Only the first frame of a longer stream went through before the answer.
+        use futures_util::StreamExt;
+        let first = futures_util::stream::iter(vec![Ok::<_, BoxError>(Frame::data(
+            Bytes::from_static(b"a"),
+        ))]);
+        let pending = http_body_util::StreamBody::new(first.chain(futures_util::stream::pending()));
+        let mut open = streaming(boxed(pending));
+        let mut b = open.for_send();
+        assert!(b.frame().await.unwrap().is_ok());
+        drop(b);
+        open.settle();
+        assert!(!open.available(), "the client had not finished");
     }
 }

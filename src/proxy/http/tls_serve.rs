@@ -5,7 +5,8 @@
 //! [`HANDSHAKE_TIMEOUT`], so a slow client holds nothing of the accept loop), and the
 //! decrypted stream goes to the same hyper auto server as cleartext listeners use: ALPN `h2`
 //! gets HTTP/2, `http/1.1` or no ALPN gets HTTP/1.1. Requests then take the common path,
-//! [`super::handle`], with `Site::scheme = "https"` (so `X-Forwarded-Proto: https`).
+//! [`super::handle`], with `Site::scheme = "https"` (so `X-Forwarded-Proto: https`). With
+//! `accept_proxy_protocol`, the PROXY header is read before the handshake (`proxy_in.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,7 +48,7 @@ pub async fn serve_tls(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, client) = match accepted {
+                let (mut stream, client) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -61,6 +62,9 @@ pub async fn serve_tls(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    // A PROXY header, when the listener takes one, comes before TLS.
+                    let policy = site.load().proxy_in.clone();
+                    let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await else { return };
                     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
