@@ -498,3 +498,39 @@ async fn listens_on_ipv6_loopback() {
     assert_eq!(a.status, 200);
     assert!(a.text().contains("x-forwarded-for: ::1\n"), "{}", a.text());
 }
+
+#[tokio::test]
+async fn an_http_1_0_server_does_not_end_the_clients_keep_alive() {
+    // Like `python3 -m http.server`: answers in HTTP/1.0 and closes.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold")
+                    .await;
+            });
+        }
+    });
+    let cfg = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"{addr}\" }} ]\n"
+    );
+    let lb = start_lb(&cfg).await;
+    let mut s = TcpStream::connect(lb.local_addr("web").unwrap()).await.unwrap();
+    let mut text = String::new();
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer on the same connection")
+            .unwrap();
+        assert!(n > 0, "the LB closed the client connection after: {text}");
+        text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.ends_with("old"), "{text}");
+    }
+}

@@ -65,6 +65,13 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
+    // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
+    // must not turn off the client's keep-alive (hyper still answers a 1.0 client in 1.0).
+    let version = if req.version() == http::Version::HTTP_2 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
     let mut info = UpstreamInfo::default();
     let (pool, result) = match site.router.route(&req).cloned() {
         None => (None, Err(ProxyError::NoRoute)),
@@ -88,7 +95,8 @@ pub async fn handle(
             error_response(&e)
         }
     };
-    let resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
+    let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
+    *resp.version_mut() = version;
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
