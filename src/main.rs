@@ -64,10 +64,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, leaving out a cause the message already quotes.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn init_logging(level: Option<&str>) {
@@ -113,7 +128,14 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: &std::path::Path) -> Result<()> {
-    let plan = config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = match config::load_file(path) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            // The same report as `check`: every error, each already saying "error:".
+            eprintln!("{errors}");
+            anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
+        }
+    };
     let rt = tokio_runtime(plan.workers)?;
     rt.block_on(serve_until_signal(plan))
 }

@@ -519,10 +519,14 @@ async fn an_http_1_0_server_does_not_end_the_clients_keep_alive() {
         "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"{addr}\" }} ]\n"
     );
     let lb = start_lb(&cfg).await;
-    let mut s = TcpStream::connect(lb.local_addr("web").unwrap()).await.unwrap();
+    let mut s = TcpStream::connect(lb.local_addr("web").unwrap())
+        .await
+        .unwrap();
     let mut text = String::new();
     for _ in 0..3 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = vec![0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
             .await

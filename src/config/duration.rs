@@ -22,6 +22,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let n: u64 = t[start..i]
             .parse()
             .map_err(|_| format!("{s:?}: number too large"))?;
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
@@ -36,7 +39,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "w" => Duration::from_secs(n.saturating_mul(7 * 86400)),
             "y" => Duration::from_secs(n.saturating_mul(365 * 86400)),
             "" => return Err(format!("{s:?} has no unit")),
-            u => return Err(format!("{s:?}: unknown unit {u:?}")),
+            u => {
+                return Err(format!(
+                    "{s:?}: unknown unit {u:?} (units: ms, s, m, h, d, w, y)"
+                ));
+            }
         };
         total = total.saturating_add(part);
     }
@@ -75,6 +82,13 @@ mod tests {
         for bad in ["", "5", "s", "5x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn an_unknown_unit_is_named() {
+        let e = parse_duration("1 sec").unwrap_err();
+        assert!(e.contains("unknown unit \"sec\""), "{e}");
+        assert_eq!(parse_duration("1 s"), Ok(Duration::from_secs(1)));
     }
 
     #[test]

@@ -125,20 +125,30 @@ impl<'a> Checker<'a> {
         if let Ok(a) = s.parse::<SocketAddr>() {
             return Some(a);
         }
-        // A name such as `localhost:9001` is resolved once, here.
-        let resolved = if s
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        // `listen = "8080"`, as nginx's `listen 8080;`: every IPv4 address.
+        if what == "listen"
+            && let Ok(port) = s.parse::<u16>()
         {
-            s.to_socket_addrs().ok().and_then(|mut it| it.next())
-        } else {
-            None
-        };
-        if resolved.is_none() {
+            return Some(SocketAddr::from(([0, 0, 0, 0], port)));
+        }
+        let host_port = s
+            .rsplit_once(':')
+            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let Some((host, _)) = host_port else {
             self.error(
                 v.span(),
                 format!("{what} {s:?} is not an address"),
                 "write host:port, e.g. \"127.0.0.1:9001\" or \"[::1]:9001\"",
+            );
+            return None;
+        };
+        // A name such as `localhost:9001` is resolved once, here.
+        let resolved = s.to_socket_addrs().ok().and_then(|mut it| it.next());
+        if resolved.is_none() {
+            self.error(
+                v.span(),
+                format!("{what} {s:?}: the name {host:?} does not resolve"),
+                "check the name, or write an IP address such as \"127.0.0.1:9001\"",
             );
         }
         resolved
@@ -167,7 +177,7 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         Duration::from_secs(10),
     );
 
-    let pools: Vec<PoolPlan> = parsed
+    let mut pools: Vec<PoolPlan> = parsed
         .pool
         .iter()
         .filter_map(|(name, p)| pool(&mut c, name, p))
@@ -197,7 +207,7 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
             listeners.push(plan);
         }
     }
-    l4::check_pools(&mut c, &parsed, &pools);
+    l4::check_pools(&mut c, &parsed, &mut pools);
     if parsed.listener.is_empty() {
         c.error(
             0..0,
@@ -677,6 +687,18 @@ servers = [ { addr = "127.0.0.1:1", weight = 0 } ]
             text[4]
         );
         assert!(errs.iter().all(|e| e.help.is_some()));
+    }
+
+    #[test]
+    fn a_bare_port_listens_on_every_ipv4_address() {
+        let src = "[[listener]]\nlisten = \"8080\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        let plan = validate(src, "f.toml").unwrap();
+        assert_eq!(plan.listeners[0].listen, "0.0.0.0:8080".parse().unwrap());
+        // Only listen: a server needs its host.
+        let errs = validate(&src.replace("127.0.0.1:9", "9"), "f.toml")
+            .unwrap_err()
+            .0;
+        assert!(errs[0].message.contains("is not an address"), "{errs:?}");
     }
 
     #[test]

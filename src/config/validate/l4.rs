@@ -7,6 +7,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Checker;
+use crate::config::HealthKind;
 use crate::config::file::{ConfigFile, ListenerFile};
 use crate::config::plan::{Cidr, HashKey, L4Plan, PoolPlan, Protocol, ProxyVersion};
 
@@ -228,8 +229,69 @@ fn accept_proxy(c: &mut Checker<'_>, f: &ListenerFile) -> Option<Vec<Cidr>> {
     }
 }
 
-/// A pool behind an L4 listener cannot hash on what only HTTP carries.
-pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &[PoolPlan]) {
+/// A pool behind an L4 listener cannot hash on what only HTTP carries; one that only L4
+/// listeners use cannot have HTTP's sticky sessions or retries, and its health check is a TCP
+/// connect unless it says otherwise (nginx's stream module does the same).
+pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut [PoolPlan]) {
+    let is_l4 = |f: &ListenerFile| {
+        f.protocol
+            .as_ref()
+            .is_some_and(|p| matches!(p.get_ref().as_str(), "tcp" | "udp"))
+    };
+    // Pools some HTTP listener sends to (default pool, routes, splits).
+    let mut http_pools: Vec<&str> = Vec::new();
+    for l in parsed
+        .listener
+        .iter()
+        .map(|l| l.get_ref())
+        .filter(|f| !is_l4(f))
+    {
+        http_pools.extend(l.pool.as_ref().map(|p| p.get_ref().as_str()));
+        for r in &l.route {
+            let r = r.get_ref();
+            http_pools.extend(r.pool.as_ref().map(|p| p.get_ref().as_str()));
+            for s in r.split.iter().flat_map(|s| s.get_ref()) {
+                http_pools.push(s.get_ref().pool.get_ref().as_str());
+            }
+        }
+    }
+    let l4_only: Vec<&str> = parsed
+        .listener
+        .iter()
+        .map(|l| l.get_ref())
+        .filter(|f| is_l4(f))
+        .filter_map(|f| f.pool.as_ref().map(|p| p.get_ref().as_str()))
+        .filter(|p| !http_pools.contains(p))
+        .collect();
+    for name in l4_only {
+        let (Some(file), Some(plan)) = (
+            parsed.pool.get(name),
+            pools.iter_mut().find(|p| p.name == name),
+        ) else {
+            continue;
+        };
+        let f = file.get_ref();
+        if let Some(sticky) = &f.sticky {
+            c.error(
+                sticky.span(),
+                format!("[pool.{name}.sticky] needs HTTP, but only tcp/udp listeners use this pool"),
+                "for client-address affinity at L4 use algorithm = \"ip_hash\" (or \"hash\"), and remove [sticky]",
+            );
+        }
+        if let Some(retry) = &f.retry {
+            c.error(
+                retry.span(),
+                format!("[pool.{name}.retry] applies to HTTP requests, but only tcp/udp listeners use this pool"),
+                "remove it: an L4 listener always tries the next server when a connect fails",
+            );
+        }
+        if let (Some(h), Some(health)) = (&f.health, plan.health.as_mut())
+            && h.get_ref().kind.is_none()
+            && h.get_ref().path.is_none()
+        {
+            health.kind = HealthKind::Tcp;
+        }
+    }
     for l in &parsed.listener {
         let f = l.get_ref();
         let is_l4 = f
@@ -464,5 +526,48 @@ servers = [ { addr = "127.0.0.1:1" } ]
                 .contains("fd12::1".parse().unwrap())
         );
         assert!(Cidr::parse("1.2.3.4/x").is_none());
+    }
+
+    #[test]
+    fn an_l4_only_pool_gets_tcp_checks_and_no_http_settings() {
+        let base = "[[listener]]\nname = \"r\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n";
+        let plan = crate::config::load_str(
+            &format!("{base}[pool.p.health]\ninterval = \"1s\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            plan.pools[0].health.as_ref().unwrap().kind,
+            crate::config::HealthKind::Tcp
+        );
+        // An explicit path means an HTTP check of servers behind a TCP listener.
+        let plan = crate::config::load_str(
+            &format!("{base}[pool.p.health]\npath = \"/up\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            plan.pools[0].health.as_ref().unwrap().kind,
+            crate::config::HealthKind::Http
+        );
+
+        let errs = errors(&format!(
+            "{base}[pool.p.sticky]\nmode = \"cookie\"\n[pool.p.retry]\nattempts = 1\n"
+        ));
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].contains("l4.toml:8:1: [pool.p.sticky] needs HTTP"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].contains("[pool.p.retry] applies to HTTP requests"),
+            "{errs:#?}"
+        );
+
+        // The same pool also behind an HTTP listener keeps its HTTP settings.
+        let shared = format!(
+            "{base}[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p.sticky]\nmode = \"cookie\"\n"
+        );
+        assert!(crate::config::load_str(&shared, "t.toml").is_ok());
     }
 }
