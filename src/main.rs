@@ -122,6 +122,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
+        .thread_name("switchyard-w")
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -136,6 +137,7 @@ fn run(path: &std::path::Path) -> Result<()> {
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
     };
+    raise_open_file_limit(&plan);
     let rt = tokio_runtime(plan.workers)?;
     rt.block_on(serve_until_signal(plan))
 }
@@ -143,11 +145,52 @@ fn run(path: &std::path::Path) -> Result<()> {
 async fn serve_until_signal(plan: Plan) -> Result<()> {
     let grace = plan.grace_period;
     let runtime = Runtime::start(plan).await?;
-    wait_for_signal().await;
+    let mut hangup = Hangup::new();
+    loop {
+        tokio::select! {
+            _ = wait_for_signal() => break,
+            _ = hangup.recv() => {
+                let n = runtime.reload_certificates();
+                tracing::warn!(
+                    "SIGHUP: certificates loaded again ({n} listener(s) took new ones); \
+                     other changes to the config file need a restart for now"
+                );
+            }
+        }
+    }
     tracing::info!("shutting down: no new connections; in-flight requests get {grace:?}");
     runtime.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP, which would otherwise end the process: nginx and HAProxy users send it to reload.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new() -> Hangup {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Hangup {
+                signal: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Hangup {}
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 async fn wait_for_signal() {
@@ -169,6 +212,48 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Raise the soft open-file limit to the hard one (as HAProxy does): the default soft limit
+/// of 1024 is far below `max_connections` (each proxied connection holds two descriptors,
+/// a UDP session one), and accept would fail with EMFILE long before the configured limit.
+/// Warns when even the hard limit is below what the config asks for.
+fn raise_open_file_limit(plan: &Plan) {
+    let wanted: u64 = plan
+        .listeners
+        .iter()
+        .map(|l| match l.protocol {
+            config::Protocol::Tcp => 2 * l.l4.max_connections as u64,
+            config::Protocol::Udp => l.l4.max_sessions as u64,
+            _ => 0,
+        })
+        .sum::<u64>()
+        + 256;
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        let (Some(soft), hard) = (limit.current, limit.maximum) else {
+            return; // unlimited already
+        };
+        let target = hard.unwrap_or(u64::MAX).min(wanted.max(soft));
+        if target > soft {
+            limit.current = Some(target);
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => tracing::debug!("open-file limit raised from {soft} to {target}"),
+                Err(e) => tracing::warn!("cannot raise the open-file limit from {soft}: {e}"),
+            }
+        }
+        let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+        if now < wanted {
+            tracing::warn!(
+                "the open-file limit is {now} but the listeners' max_connections/max_sessions \
+                 need about {wanted}: raise it (ulimit -n, LimitNOFILE=) or lower those limits"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = wanted;
 }
 
 fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {

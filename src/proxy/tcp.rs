@@ -270,9 +270,13 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
         })?;
         // Counted from the attempt on, so concurrent picks see it (least_conn).
         let inflight = server.begin();
+        let attempt = Instant::now();
         let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
+                // At L4 the connect time is the server's response time: `least_time` ranks
+                // by it here (nginx's `least_time connect`).
+                server.record_latency(attempt.elapsed());
                 // Passive health: a connect is the server's answer at L4 (nginx's stream
                 // module judges the same). One atomic load unless failures are on record.
                 server.report_success(tokio::time::Instant::now());

@@ -1,0 +1,174 @@
+//! The `switchyard` process as an operator meets it: the demo, SIGHUP, the open-file limit and
+//! `workers = N`.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn signal(child: &std::process::Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+/// Waits up to `limit` for the child to exit and returns its status.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "switchyard still runs {limit:?} after the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_three_named_servers_and_stops_on_ctrl_c() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--log-level", "warn", "demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("the demo prints").unwrap();
+    let addr: std::net::SocketAddr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let mut printed = Vec::new();
+    for line in lines.by_ref().take(20) {
+        let line = line.unwrap();
+        let last = line.contains("Ctrl-C");
+        printed.push(line);
+        if last {
+            break;
+        }
+    }
+    assert!(
+        printed.iter().any(|l| l.contains("curl")),
+        "the demo says what to try: {printed:?}"
+    );
+    std::thread::spawn(move || for _ in lines {});
+
+    let mut client = Client::connect(addr).await;
+    let mut names = Vec::new();
+    for _ in 0..6 {
+        let a = client.get("/").await;
+        assert_eq!(a.status, 200);
+        names.push(a.text().split(':').next().unwrap_or("").to_string());
+    }
+    let t = tally(names);
+    assert_eq!(
+        t.keys().cloned().collect::<Vec<_>>(),
+        ["demo-1", "demo-2", "demo-3"],
+        "round robin over the three demo servers: {t:?}"
+    );
+    assert!(t.values().all(|&n| n == 2), "{t:?}");
+
+    signal(&child, "INT");
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_process_serving_and_sigterm_still_stops_it() {
+    let b = backends(2).await;
+    let mut lb = LbProcess::start(&simple_config("round_robin", &b, &[]));
+    assert_eq!(get(lb.addr, "/").await.status, 200);
+    for _ in 0..3 {
+        signal(&lb.child, "HUP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            lb.child.try_wait().unwrap().is_none(),
+            "SIGHUP must not end the process"
+        );
+        assert_eq!(get(lb.addr, "/").await.status, 200);
+    }
+    signal(&lb.child, "TERM");
+    let status = wait_exit(&mut lb.child, Duration::from_secs(5));
+    assert!(status.success(), "exit status {status}");
+}
+
+/// `(soft, hard)` open-file limits of a process, from /proc/PID/limits.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files in /proc/PID/limits");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (
+        fields.next().unwrap().to_string(),
+        fields.next().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_file_limit_is_raised_for_max_connections() {
+    let b = backends(1).await;
+    // Start it with a soft limit of 1024, well below what 10,000 TCP connections need.
+    let config = format!(
+        "{}\n[[listener]]\nname = \"tcp\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n\
+         pool = \"p\"\nmax_connections = 10000\n",
+        simple_config("round_robin", &b, &[])
+    );
+    let dir = temp_dir("nofile");
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -S -n 1024 && exec {} --log-level warn run -c {}",
+            env!("CARGO_BIN_EXE_switchyard"),
+            path.display()
+        ))
+        .spawn()
+        .expect("start switchyard");
+    let pid = child.id();
+    let before = open_file_limits(std::process::id());
+    let mut raised = None;
+    for _ in 0..250 {
+        let (soft, hard) = open_file_limits(pid);
+        if soft != "1024" {
+            raised = Some((soft, hard));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    let (soft, hard) = raised.expect("switchyard raised its soft open-file limit from 1024");
+    let soft_n: u64 = soft.parse().unwrap_or(u64::MAX);
+    let hard_n: u64 = hard.parse().unwrap_or(u64::MAX);
+    assert!(
+        soft_n >= 20_256.min(hard_n),
+        "soft limit {soft} (hard {hard}, the test's own {before:?}) covers 2 x 10,000 connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_sets_the_number_of_worker_threads() {
+    let b = backends(1).await;
+    let config = format!("workers = 3\n{}", simple_config("round_robin", &b, &[]));
+    let lb = LbProcess::start(&config);
+    assert_eq!(get(lb.addr, "/").await.status, 200);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", lb.child.id())).unwrap();
+    let workers = tasks
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "switchyard-w")
+        .count();
+    assert_eq!(workers, 3, "worker threads named switchyard-w");
+}
