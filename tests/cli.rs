@@ -85,6 +85,98 @@ servers = []
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `switchyard run -c FILE`, waited for at most 10 s (killed after that).
+fn run_briefly(path: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["run", "-c", path])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchyard");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_tcp_listener_without_pool_is_a_config_error_not_a_panic() {
+    // This file passed `check`, then `run` panicked looking up the pool "".
+    let dir = temp_dir("cli-l4");
+    let path = dir.join("tcp.toml");
+    std::fs::write(
+        &path,
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\nredirect_https = true\n\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = switchyard(&["check", "-c", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        format!("error: {p}:1:1: this tcp listener has no pool"),
+        "help: add pool = \"NAME\"".to_string(),
+        format!(
+            "error: {p}:4:18: redirect_https is for http/https listeners, not this tcp listener"
+        ),
+        format!("2 error(s) in {p}"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    let (code, err) = run_briefly(p);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("this tcp listener has no pool"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_reports_shape_errors_and_other_errors_together() {
+    let dir = temp_dir("cli-mixed");
+    let path = dir.join("mixed.toml");
+    std::fs::write(
+        &path,
+        r#"[[listener]]
+listen = "127.0.0.1:8080"
+pool = "web"
+timeout = "5s"
+
+  [[listener.route]]
+  path_prefix = "/api/"
+  pool = "api"
+
+[pool.web]
+servers = [ { addr = "127.0.0.1:9001", weight = 0 } ]
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = switchyard(&["check", "-c", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with(&format!("error: {p}:4:1: unknown field `timeout`")),
+        "{err}"
+    );
+    assert_eq!(lines[1], format!("error: {p}:8:10: no pool named \"api\""));
+    assert_eq!(
+        lines[2],
+        format!("error: {p}:11:49: weight = 0 is out of range")
+    );
+    assert!(err.contains(&format!("3 error(s) in {p}")), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let b = backends(1).await;

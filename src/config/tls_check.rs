@@ -17,13 +17,20 @@ use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
 
 const CERT_HELP: &str = "write cert = \"PATH\" (PEM, full chain, leaf first) and key = \"PATH\" (PEM private key of that leaf); make one with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem";
 
-/// The certificate pairs and HSTS max-age of a listener.
+/// The certificate pairs and HSTS max-age of a listener. `shaky`: the listener lost a key to
+/// a shape error (it may be a misspelt `tls`).
 pub(crate) fn listener_tls(
     c: &mut Checker<'_>,
     f: &ListenerFile,
     protocol: Option<Protocol>,
+    shaky: bool,
 ) -> (Vec<CertPair>, Option<Duration>) {
     let mut pairs = Vec::new();
+    if matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+        // validate/l4.rs says these keys do not belong there; loading the files would only
+        // add errors about keys that should go.
+        return (pairs, None);
+    }
     for t in &f.tls {
         let t = t.get_ref();
         let pair = CertPair {
@@ -51,7 +58,7 @@ pub(crate) fn listener_tls(
         pairs.push(pair);
     }
     match protocol {
-        Some(Protocol::Https) if f.tls.is_empty() => c.error(
+        Some(Protocol::Https) if f.tls.is_empty() && !shaky => c.error(
             f.protocol.as_ref().map_or(0..0, |p| p.span()),
             "an https listener needs at least one certificate",
             "add [[listener.tls]] with cert = \"PATH\" and key = \"PATH\" below this listener",
@@ -117,10 +124,11 @@ pub(crate) fn pool_transport(
             }
         },
     };
-    let tunnel_idle_timeout = c.duration_or(
+    let tunnel_idle_timeout = c.positive_duration(
         &f.tunnel_idle_timeout,
         "tunnel_idle_timeout",
         Duration::from_secs(3600),
+        "write e.g. tunnel_idle_timeout = \"1h\"; zero would close every WebSocket at once",
     );
     let Some(t) = &f.tls else {
         return (protocol, None, tunnel_idle_timeout);
@@ -139,6 +147,8 @@ pub(crate) fn pool_transport(
             key: c.path(key.get_ref()),
         }),
         (None, None) => None,
+        // One of the two cut for a shape error: that error says it.
+        (Some(_), None) | (None, Some(_)) if c.shaky(t.span()) => None,
         (Some(s), None) | (None, Some(s)) => {
             c.error(
                 s.span(),

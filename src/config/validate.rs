@@ -25,6 +25,8 @@ pub(crate) struct Checker<'a> {
     src: &'a str,
     file: &'a str,
     errors: Vec<ConfigError>,
+    /// Entries cut from the file for a shape error (see [`syntax::Cut`]).
+    cuts: Vec<syntax::Cut>,
 }
 
 impl<'a> Checker<'a> {
@@ -33,7 +35,21 @@ impl<'a> Checker<'a> {
             src,
             file,
             errors: Vec::new(),
+            cuts: Vec::new(),
         }
+    }
+
+    /// Whether the table spanning `table` lost an entry to a shape error (an unknown or
+    /// misspelt key, a wrong type, an array element with a missing key). Checks that reason
+    /// about a key of this table being absent stay quiet then: the key may be the one cut.
+    pub(crate) fn shaky(&self, table: Range<usize>) -> bool {
+        self.cuts.iter().any(|c| c.table.as_ref() == Some(&table))
+    }
+
+    /// Whether `key` (or an element of the array under it) was cut from the table spanning
+    /// `table`, `None` for the top level.
+    pub(crate) fn was_cut(&self, table: Option<Range<usize>>, key: &str) -> bool {
+        self.cuts.iter().any(|c| c.table == table && c.key == key)
     }
 
     /// 1-based line and column of a byte offset.
@@ -67,7 +83,12 @@ impl<'a> Checker<'a> {
         if self.errors.is_empty() {
             Ok(value)
         } else {
+            // Shape errors and the other checks come in two passes: one list, in file order,
+            // each problem once.
             self.errors.sort_by_key(|e| (e.line, e.column));
+            let mut seen = HashSet::new();
+            self.errors
+                .retain(|e| seen.insert((e.line, e.column, e.message.clone())));
             Err(ConfigErrors(self.errors))
         }
     }
@@ -92,6 +113,25 @@ impl<'a> Checker<'a> {
                 );
                 None
             }
+        }
+    }
+
+    /// A duration that must not be zero (a timeout, an interval, a lifetime), else `default`.
+    pub(crate) fn positive_duration(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        what: &str,
+        default: Duration,
+        help: &str,
+    ) -> Duration {
+        let Some(v) = v else { return default };
+        match self.duration(v, what) {
+            Some(d) if d.is_zero() => {
+                self.error(v.span(), format!("{what} must be longer than 0"), help);
+                default
+            }
+            Some(d) => d,
+            None => default,
         }
     }
 
@@ -157,14 +197,15 @@ impl<'a> Checker<'a> {
 
 pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     let mut c = Checker::new(src, file);
-    let parsed: ConfigFile = match syntax::read(src) {
-        Ok(f) => f,
-        Err(errors) => {
-            for e in errors {
-                c.error(e.span, e.message, e.help);
-            }
-            return c.finish(Plan::empty());
-        }
+    // Shape errors first; then whatever could be read is checked too, so one run reports a
+    // typo and a zero weight alike.
+    let read = syntax::read(src);
+    for e in read.errors {
+        c.error(e.span, e.message, e.help);
+    }
+    c.cuts = read.cuts;
+    let Some(parsed) = read.file else {
+        return c.finish(Plan::empty());
     };
 
     let workers = match &parsed.workers {
@@ -182,7 +223,15 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         .iter()
         .filter_map(|(name, p)| pool(&mut c, name, p))
         .collect();
-    let pool_names: HashSet<&str> = parsed.pool.keys().map(String::as_str).collect();
+    let mut pool_names: HashSet<&str> = parsed.pool.keys().map(String::as_str).collect();
+    // A pool cut for a shape error exists all the same: naming it is no second mistake.
+    let cut_pools: Vec<String> = c
+        .cuts
+        .iter()
+        .filter(|cut| cut.path.len() == 2 && cut.path[0] == "pool")
+        .map(|cut| cut.path[1].clone())
+        .collect();
+    pool_names.extend(cut_pools.iter().map(String::as_str));
 
     let mut listeners = Vec::new();
     let mut names = HashSet::new();
@@ -208,7 +257,8 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         }
     }
     l4::check_pools(&mut c, &parsed, &mut pools);
-    if parsed.listener.is_empty() {
+    failover::sticky_cookies(&mut c, &parsed, &listeners);
+    if parsed.listener.is_empty() && !c.was_cut(None, "listener") {
         c.error(
             0..0,
             "the file has no [[listener]]",
@@ -270,7 +320,10 @@ fn listener(
         .as_ref()
         .map_or_else(|| format!("listener{}", index + 1), |n| n.get_ref().clone());
     let listen = c.socket_addr(&f.listen, "listen");
+    let shaky = c.shaky(l.span());
     let protocol = match &f.protocol {
+        // A protocol cut for a wrong type is unknown, not "http".
+        None if c.was_cut(Some(l.span()), "protocol") => None,
         None => Some(Protocol::Http),
         Some(p) => match p.get_ref().as_str() {
             "http" => Some(Protocol::Http),
@@ -295,15 +348,17 @@ fn listener(
         }
     }
     let redirect_https = f.redirect_https.as_ref().is_some_and(|r| *r.get_ref());
-    let (tls, hsts) = super::tls_check::listener_tls(c, f, protocol);
-    if f.pool.is_none() && f.route.is_empty() && !redirect_https {
+    let (tls, hsts) = super::tls_check::listener_tls(c, f, protocol, shaky);
+    let http = matches!(protocol, Some(Protocol::Http | Protocol::Https));
+    // (tcp/udp listeners without pool get their own error in l4.rs.)
+    if http && f.pool.is_none() && f.route.is_empty() && !redirect_https && !shaky {
         c.error(
             l.span(),
             format!("listener {name:?} sends traffic nowhere"),
             "add pool = \"NAME\" (the default pool) or [[listener.route]] entries",
         );
     }
-    let l4 = l4::listener_l4(c, f, protocol?);
+    let l4 = l4::listener_l4(c, l, protocol?);
     Some(ListenerPlan {
         name,
         listen: listen?,
@@ -387,6 +442,7 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
     let target = match (&f.pool, &f.split) {
         (Some(p), None) => pool_ref(c, p, pools).map(Target::Pool),
         (None, Some(split)) => {
+            let shaky_split = c.was_cut(Some(r.span()), "split");
             let mut parts = Vec::new();
             let mut good = true;
             for s in split.get_ref() {
@@ -397,7 +453,7 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
                     _ => good = false,
                 }
             }
-            if split.get_ref().is_empty() {
+            if split.get_ref().is_empty() && !shaky_split {
                 c.error(
                     split.span(),
                     "split is empty",
@@ -416,11 +472,13 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
             None
         }
         (None, None) => {
-            c.error(
-                r.span(),
-                "a route has no pool",
-                "add pool = \"NAME\" or split = [ { pool = \"NAME\", weight = 1 } ]",
-            );
+            if !c.shaky(r.span()) {
+                c.error(
+                    r.span(),
+                    "a route has no pool",
+                    "add pool = \"NAME\" or split = [ { pool = \"NAME\", weight = 1 } ]",
+                );
+            }
             None
         }
     };
@@ -430,6 +488,7 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
 
 fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPlan> {
     let f = p.get_ref();
+    let shaky = c.shaky(p.span());
     let algorithm = match &f.algorithm {
         None => Some(Algorithm::RoundRobin),
         Some(a) => {
@@ -466,6 +525,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                 );
             }
             if let (Some(alg), Some(_)) = (algorithm, &parsed)
+                && !shaky
                 && !alg.uses_hash_key()
                 && v != "client_ip"
             {
@@ -484,17 +544,21 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
     let keepalive = f.keepalive.as_ref().map_or(Some(32), |k| {
         c.int_in(k, "keepalive", 0, 100_000).map(|n| n as usize)
     });
-    let keepalive_timeout = c.duration_or(
+    let keepalive_timeout = c.positive_duration(
         &f.keepalive_timeout,
         "keepalive_timeout",
         Duration::from_secs(60),
+        "write e.g. keepalive_timeout = \"60s\"; to keep no idle connection, set keepalive = 0",
     );
     let mut timeouts = Timeouts::default();
     if let Some(t) = &f.timeouts {
         let t = t.get_ref();
-        timeouts.connect = c.duration_or(&t.connect, "timeouts.connect", timeouts.connect);
-        timeouts.read = c.duration_or(&t.read, "timeouts.read", timeouts.read);
-        timeouts.send = c.duration_or(&t.send, "timeouts.send", timeouts.send);
+        // A zero timeout fails every connect or read at once; nginx rejects it too.
+        let help = "write e.g. \"5s\"; a timeout of zero fails every try at once";
+        timeouts.connect =
+            c.positive_duration(&t.connect, "timeouts.connect", timeouts.connect, help);
+        timeouts.read = c.positive_duration(&t.read, "timeouts.read", timeouts.read, help);
+        timeouts.send = c.positive_duration(&t.send, "timeouts.send", timeouts.send, help);
     }
     let host_header = match &f.host_header {
         None => Some(HostHeader::Keep),
@@ -524,6 +588,8 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
     let mut servers = Vec::new();
     let mut seen = HashSet::new();
     match &f.servers {
+        // Cut for a shape error (or misspelt): that error says it already.
+        _ if shaky => {}
         None => c.error(
             p.span(),
             format!("pool {name:?} has no servers"),
@@ -545,23 +611,23 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                     .map(|w| w as u32);
                 let passive = failover::passive(c, &sf.max_fails, &sf.fail_timeout, pool_passive);
                 let slow_start = failover::slow_start(c, &sf.slow_start, pool_slow_start);
-                let name = sf.name.as_ref().map_or_else(
+                let server_name = sf.name.as_ref().map_or_else(
                     || sf.addr.get_ref().trim().to_string(),
                     |n| n.get_ref().clone(),
                 );
-                if let Some(addr) = addr {
-                    if !seen.insert(addr) {
-                        c.error(
-                            sf.addr.span(),
-                            format!("server {addr} appears twice in pool {name:?}"),
-                            "list each server once; raise its weight to give it more traffic",
-                        );
-                    }
+                if let Some(addr) = addr
+                    && !seen.insert(addr)
+                {
+                    c.error(
+                        sf.addr.span(),
+                        format!("server {addr} appears twice in pool {name:?}"),
+                        "list each server once; raise its weight to give it more traffic",
+                    );
                 }
                 if let (Some(addr), Some(weight)) = (addr, weight) {
                     servers.push(ServerPlan {
                         addr,
-                        name,
+                        name: server_name,
                         weight,
                         backup: sf.backup.unwrap_or(false),
                         down: sf.down.unwrap_or(false),
@@ -703,7 +769,7 @@ servers = [ { addr = "127.0.0.1:1", weight = 0 } ]
 
     #[test]
     fn unknown_keys_are_named_with_their_place() {
-        let bad = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\nlisen = 1\n";
+        let bad = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\nlisen = 1\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
         let errs = validate(bad, "f.toml").unwrap_err().0;
         assert_eq!(errs.len(), 1);
         assert_eq!((errs[0].line, errs[0].column), (4, 1));
@@ -731,7 +797,143 @@ servers = [ { addr = "127.0.0.1:9" }, { addr = "127.0.0.1:9" } ]
         let errs = validate(bad, "f.toml").unwrap_err().0;
         let text = ConfigErrors(errs.clone()).to_string();
         assert_eq!(errs.len(), 2, "{text}");
-        assert!(text.contains("appears twice"), "{text}");
+        assert!(
+            text.contains("f.toml:11:48: server 127.0.0.1:9 appears twice in pool \"p\""),
+            "{text}"
+        );
         assert!(text.contains("listener name \"a\" is used twice"), "{text}");
+    }
+
+    #[test]
+    fn shape_errors_and_other_errors_come_in_one_run() {
+        let bad = r#"
+[[listener]]
+listen = "127.0.0.1:1"
+pool = "web"
+timeout = "5s"
+  [[listener.route]]
+  path_prefix = "/api/"
+  pool = "api"
+
+[pool.web]
+servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
+"#;
+        let errs = validate(bad, "f.toml").unwrap_err().0;
+        let text = ConfigErrors(errs.clone()).to_string();
+        assert_eq!(errs.len(), 3, "{text}");
+        assert!(
+            text.starts_with("error: f.toml:5:1: unknown field `timeout`"),
+            "{text}"
+        );
+        assert!(
+            errs[1]
+                .to_string()
+                .contains("f.toml:8:10: no pool named \"api\""),
+            "{text}"
+        );
+        assert!(
+            errs[2]
+                .to_string()
+                .contains("f.toml:11:46: weight = 0 is out of range"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shape_error_brings_no_follow_on_errors() {
+        let pool = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        for (src, only) in [
+            // A misspelt key is absent, but "has no servers" / "sends traffic nowhere" / "a
+            // route has no pool" would blame the user twice for one typo.
+            (
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool.p]\nserver = [ { addr = \"127.0.0.1:9\" } ]\n"
+                    .to_string(),
+                "unknown field `server`",
+            ),
+            (
+                format!("[[listener]]\nlisten = \"127.0.0.1:1\"\npol = \"p\"\n{pool}"),
+                "unknown field `pol`",
+            ),
+            (
+                format!(
+                    "[[listener]]\nlisten = \"127.0.0.1:1\"\n[[listener.route]]\npol = \"p\"\n{pool}"
+                ),
+                "unknown field `pol`",
+            ),
+            (
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool.p]\nservers = 3\n"
+                    .to_string(),
+                "invalid type: integer `3`",
+            ),
+            // A wrong-typed protocol is unknown, not "http": no "idle_timeout applies to tcp".
+            (
+                format!(
+                    "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = 4\nidle_timeout = \"1m\"\npool = \"p\"\n{pool}"
+                ),
+                "invalid type: integer `4`",
+            ),
+            // The only listener lost: not also "the file has no [[listener]]".
+            (
+                format!("[[listener]]\npool = \"p\"\n{pool}"),
+                "missing field `listen`",
+            ),
+            // A wrong-typed interval is not compared with the timeout as the default.
+            (
+                format!(
+                    "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n{pool}[pool.p.health]\ninterval = 1\ntimeout = \"3s\"\n"
+                ),
+                "invalid type: integer `1`",
+            ),
+            // A pool that could not be read still exists for the routes that name it.
+            (
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool]\np = 1\n".to_string(),
+                "invalid type: integer `1`",
+            ),
+        ] {
+            let errs = validate(&src, "f.toml").unwrap_err().0;
+            let text = ConfigErrors(errs.clone()).to_string();
+            assert_eq!(errs.len(), 1, "{src}\n{text}");
+            assert!(errs[0].message.contains(only), "{src}\n{text}");
+        }
+    }
+
+    #[test]
+    fn zero_timeouts_are_errors() {
+        let base = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        for (key, line) in [
+            (
+                "timeouts = { connect = \"0s\" }",
+                "timeouts.connect must be longer than 0",
+            ),
+            (
+                "timeouts = { read = \"0ms\" }",
+                "timeouts.read must be longer than 0",
+            ),
+            (
+                "timeouts = { send = \"0s\" }",
+                "timeouts.send must be longer than 0",
+            ),
+            (
+                "keepalive_timeout = \"0s\"",
+                "keepalive_timeout must be longer than 0",
+            ),
+            (
+                "tunnel_idle_timeout = \"0s\"",
+                "tunnel_idle_timeout must be longer than 0",
+            ),
+            (
+                "fail_timeout = \"0s\"",
+                "fail_timeout = \"0s\" would never take",
+            ),
+        ] {
+            let errs = validate(&format!("{base}{key}\n"), "f.toml").unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{key}: {errs:?}");
+            assert_eq!(errs[0].line, 6, "{key}: {errs:?}");
+            assert!(errs[0].message.contains(line), "{key}: {errs:?}");
+            assert!(errs[0].help.is_some());
+        }
+        // Zero means something for these: stop at once, no ramp-up, forget HSTS.
+        let ok = format!("grace_period = \"0s\"\n{base}slow_start = \"0s\"\n");
+        assert!(validate(&ok, "f.toml").is_ok());
     }
 }

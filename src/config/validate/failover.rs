@@ -8,7 +8,8 @@ use std::time::Duration;
 use http::Method;
 use toml::Spanned;
 
-use super::super::file::{AdminFile, HealthFile, RetryFile, StickyFile};
+use super::super::file::{AdminFile, ConfigFile, HealthFile, RetryFile, StickyFile};
+use super::super::plan::{ListenerPlan, Protocol, Target};
 use super::super::{
     AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
     StickyPlan,
@@ -89,6 +90,19 @@ pub(crate) fn parse_expect(s: &str) -> Option<Vec<(u16, u16)>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// The methods a probe may send: the standard ones that ask for a resource (not CONNECT,
+/// which opens a tunnel and gets no status to judge).
+const PROBE_METHODS: [(&str, Method); 8] = [
+    ("GET", Method::GET),
+    ("HEAD", Method::HEAD),
+    ("OPTIONS", Method::OPTIONS),
+    ("POST", Method::POST),
+    ("PUT", Method::PUT),
+    ("PATCH", Method::PATCH),
+    ("DELETE", Method::DELETE),
+    ("TRACE", Method::TRACE),
+];
+
 /// `[pool.NAME.health]`.
 pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan {
     let h = f.get_ref();
@@ -135,12 +149,20 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
         }
     }
     if let Some(m) = &h.method {
-        match Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes()) {
-            Ok(method) => plan.method = method,
-            Err(_) => c.error(
+        let upper = m.get_ref().to_ascii_uppercase();
+        match PROBE_METHODS.iter().find(|(name, _)| *name == upper) {
+            Some((_, method)) => plan.method = method.clone(),
+            None => c.error(
                 m.span(),
-                format!("{:?} is not an HTTP method", m.get_ref()),
-                "write e.g. \"GET\" or \"HEAD\"",
+                format!("{:?} is not a method a health check can send", m.get_ref()),
+                format!(
+                    "use one of: {}",
+                    PROBE_METHODS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ),
         }
     }
@@ -166,8 +188,16 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
         }
     }
     if let Some(b) = &h.expect_body {
+        if plan.method == Method::HEAD {
+            c.error(
+                b.span(),
+                "expect_body with method = \"HEAD\": an answer to HEAD has no body",
+                "remove expect_body, or use method = \"GET\"",
+            );
+        }
         plan.expect_body = Some(b.get_ref().clone());
     }
+    let shaky = c.shaky(f.span());
     plan.interval = c.duration_or(&h.interval, "interval", plan.interval);
     plan.timeout = c.duration_or(&h.timeout, "timeout", plan.timeout);
     if let Some(i) = &h.interval
@@ -179,24 +209,36 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
             "write e.g. interval = \"2s\"",
         );
     }
-    if let Some(t) = &h.timeout {
-        if plan.timeout.is_zero() {
-            c.error(
-                t.span(),
-                "timeout = 0 fails every check",
-                "write e.g. timeout = \"1s\"",
-            );
-        } else if plan.timeout > plan.interval {
-            c.error(
-                t.span(),
-                format!(
-                    "timeout ({}) is longer than interval ({})",
-                    super::super::format_duration(plan.timeout),
-                    super::super::format_duration(plan.interval)
-                ),
-                "a check must end before the next starts; lower timeout or raise interval",
-            );
-        }
+    let zero_timeout = h.timeout.as_ref().filter(|_| plan.timeout.is_zero());
+    if let Some(t) = zero_timeout {
+        c.error(
+            t.span(),
+            "timeout = 0 fails every check",
+            "write e.g. timeout = \"1s\"",
+        );
+    } else if plan.timeout > plan.interval && !shaky {
+        // Against the default too: `interval = "500ms"` alone leaves the 1s timeout longer.
+        let fmt = super::super::format_duration;
+        let span = match (&h.timeout, &h.interval) {
+            (Some(t), _) => t.span(),
+            (None, Some(i)) => i.span(),
+            (None, None) => f.span(),
+        };
+        let default = |v: &Option<Spanned<String>>| if v.is_none() { ", the default" } else { "" };
+        c.error(
+            span,
+            format!(
+                "timeout ({}{}) is longer than interval ({}{})",
+                fmt(plan.timeout),
+                default(&h.timeout),
+                fmt(plan.interval),
+                default(&h.interval),
+            ),
+            format!(
+                "a check must end before the next starts; set timeout = \"{}\" or less, or raise interval",
+                fmt(plan.interval / 2)
+            ),
+        );
     }
     if let Some(r) = &h.rise {
         plan.rise = c.int_in(r, "rise", 1, 100).map_or(plan.rise, |n| n as u32);
@@ -308,6 +350,7 @@ pub(super) fn sticky(c: &mut Checker<'_>, f: &Spanned<StickyFile>) -> Option<Sti
             }
             v.clone()
         }
+        (None, Some(StickyMode::AppCookie)) if c.shaky(f.span()) => String::new(),
         (None, Some(StickyMode::AppCookie)) => {
             c.error(
                 f.span(),
@@ -339,6 +382,110 @@ pub(super) fn sticky(c: &mut Checker<'_>, f: &Spanned<StickyFile>) -> Option<Sti
         ttl,
         size,
     })
+}
+
+/// Two sticky pools that one listener reaches (default pool, routes, splits) must not share
+/// a cookie name: both cookies are set with `Path=/`, so each pool's `Set-Cookie` replaces
+/// the other's and a client moving between them loses its server every time. A
+/// `mode = "cookie"` name equal to an `app_cookie` pool's would overwrite the application's
+/// session cookie. Two `app_cookie` pools on one name are the applications' business.
+pub(super) fn sticky_cookies(c: &mut Checker<'_>, parsed: &ConfigFile, listeners: &[ListenerPlan]) {
+    // (pool, cookie name, mode, where to point) for the pools whose sticky section is sound.
+    struct Sticky<'f> {
+        pool: &'f str,
+        cookie: String,
+        mode: &'f str,
+        span: std::ops::Range<usize>,
+    }
+    let all: Vec<Sticky<'_>> = parsed
+        .pool
+        .iter()
+        .filter_map(|(pool, p)| {
+            let s = p.get_ref().sticky.as_ref()?;
+            let f = s.get_ref();
+            let mode = f.mode.get_ref().as_str();
+            if c.shaky(s.span()) || !matches!(mode, "cookie" | "app_cookie") {
+                return None;
+            }
+            let (cookie, span) = match &f.name {
+                Some(n) => (n.get_ref().clone(), n.span()),
+                None if mode == "cookie" => ("SRV".to_string(), s.span()),
+                None => return None,
+            };
+            Some(Sticky {
+                pool,
+                cookie,
+                mode,
+                span,
+            })
+        })
+        .collect();
+    let mut reported = std::collections::HashSet::new();
+    for l in listeners {
+        if !matches!(l.protocol, Protocol::Http | Protocol::Https) {
+            continue;
+        }
+        let mut reached: Vec<&str> = l.default_pool.iter().map(String::as_str).collect();
+        for r in &l.routes {
+            match &r.target {
+                Target::Pool(p) => reached.push(p),
+                Target::Split(parts) => reached.extend(parts.iter().map(|(p, _)| p.as_str())),
+            }
+        }
+        let mut stickies: Vec<&Sticky<'_>> = Vec::new();
+        for p in reached {
+            if let Some(s) = all.iter().find(|s| s.pool == p)
+                && !stickies.iter().any(|x| x.pool == p)
+            {
+                stickies.push(s);
+            }
+        }
+        for (i, a) in stickies.iter().enumerate() {
+            for b in stickies[i + 1..].iter() {
+                if a.cookie != b.cookie || (a.mode == "app_cookie" && b.mode == "app_cookie") {
+                    continue;
+                }
+                // Point at the later of the two in the file; report each pair once.
+                let (first, second) = if a.span.start <= b.span.start {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                if !reported.insert((first.pool, second.pool)) {
+                    continue;
+                }
+                let help = match (first.mode, second.mode) {
+                    ("cookie", "cookie") => format!(
+                        "give each pool its own cookie: name = \"{c}_{}\" in [pool.{}.sticky] and name = \"{c}_{}\" in [pool.{}.sticky]",
+                        first.pool,
+                        first.pool,
+                        second.pool,
+                        second.pool,
+                        c = first.cookie
+                    ),
+                    _ => {
+                        let ours = if first.mode == "cookie" {
+                            first
+                        } else {
+                            second
+                        };
+                        format!(
+                            "rename Switchyard's cookie: name = \"{}_{}\" in [pool.{}.sticky]; the application's cookie keeps its name",
+                            ours.cookie, ours.pool, ours.pool
+                        )
+                    }
+                };
+                c.error(
+                    second.span.clone(),
+                    format!(
+                        "pools {:?} and {:?} both use the sticky cookie {:?} on listener {:?}: each one's Set-Cookie (Path=/) replaces the other's, so clients lose their server",
+                        first.pool, second.pool, first.cookie, l.name
+                    ),
+                    help,
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -442,5 +589,135 @@ mod tests {
         for bad in ["", "2xx", "300-200", "99", "200-700", "200,"] {
             assert_eq!(parse_expect(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn probe_methods_and_timeouts() {
+        let with = |health: &str| format!("{BASE}[pool.p.health]\n{health}");
+        let errs = |health: &str| validate(&with(health), "t.toml").unwrap_err().to_string();
+        let plan = validate(&with("method = \"head\"\n"), "t.toml").unwrap();
+        assert_eq!(plan.pools[0].health.as_ref().unwrap().method, Method::HEAD);
+        for m in ["OPTIONS", "POST", "DELETE"] {
+            assert!(validate(&with(&format!("method = \"{m}\"\n")), "t.toml").is_ok());
+        }
+        for bad in ["FOO", "CONNECT", "G ET"] {
+            let text = errs(&format!("method = \"{bad}\"\n"));
+            assert!(
+                text.contains(&format!(
+                    "t.toml:7:10: \"{bad}\" is not a method a health check can send"
+                )),
+                "{text}"
+            );
+            assert!(text.contains("use one of: GET, HEAD"), "{text}");
+        }
+        let text = errs("method = \"HEAD\"\nexpect_body = \"ok\"\n");
+        assert!(
+            text.contains(
+                "t.toml:8:15: expect_body with method = \"HEAD\": an answer to HEAD has no body"
+            ),
+            "{text}"
+        );
+        // The default timeout (1s) against a shorter interval.
+        let text = errs("interval = \"500ms\"\n");
+        assert!(
+            text.contains("t.toml:7:12: timeout (1s, the default) is longer than interval (500ms)"),
+            "{text}"
+        );
+        assert!(text.contains("set timeout = \"250ms\" or less"), "{text}");
+        // And a timeout against the default interval (2s).
+        let text = errs("timeout = \"3s\"\n");
+        assert!(
+            text.contains("t.toml:7:11: timeout (3s) is longer than interval (2s, the default)"),
+            "{text}"
+        );
+        assert!(
+            validate(
+                &with("interval = \"500ms\"\ntimeout = \"200ms\"\n"),
+                "t.toml"
+            )
+            .is_ok()
+        );
+        let text = errs("interval = \"0s\"\n");
+        assert!(text.contains("interval under 10ms"), "{text}");
+    }
+
+    const TWO_STICKY: &str = r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "a"
+  [[listener.route]]
+  path_prefix = "/b/"
+  pool = "b"
+[pool.a]
+servers = [ { addr = "127.0.0.1:9001" } ]
+[pool.a.sticky]
+mode = "cookie"
+[pool.b]
+servers = [ { addr = "127.0.0.1:9002" } ]
+[pool.b.sticky]
+mode = "cookie"
+"#;
+
+    #[test]
+    fn sticky_pools_of_one_listener_need_their_own_cookie() {
+        // Both on the default name SRV.
+        let errs = validate(TWO_STICKY, "t.toml").unwrap_err();
+        let text = errs.to_string();
+        assert_eq!(errs.0.len(), 1, "{text}");
+        assert!(
+            text.contains("t.toml:15:1: pools \"a\" and \"b\" both use the sticky cookie \"SRV\" on listener \"web\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "name = \"SRV_a\" in [pool.a.sticky] and name = \"SRV_b\" in [pool.b.sticky]"
+            ),
+            "{text}"
+        );
+        // The same name written out, reached through a split.
+        let named = TWO_STICKY
+            .replace(
+                "pool = \"b\"\n",
+                "split = [ { pool = \"a\", weight = 1 }, { pool = \"b\", weight = 1 } ]\n",
+            )
+            .replace("mode = \"cookie\"\n", "mode = \"cookie\"\nname = \"S\"\n");
+        let text = validate(&named, "t.toml").unwrap_err().to_string();
+        assert!(
+            text.contains("t.toml:18:8: pools \"a\" and \"b\" both use the sticky cookie \"S\""),
+            "{text}"
+        );
+        assert!(text.contains("name = \"S_a\" in [pool.a.sticky]"), "{text}");
+        // Switchyard's cookie on the application's session cookie.
+        let app = TWO_STICKY.replacen(
+            "[pool.b.sticky]\nmode = \"cookie\"\n",
+            "[pool.b.sticky]\nmode = \"app_cookie\"\nname = \"SRV\"\n",
+            1,
+        );
+        let text = validate(&app, "t.toml").unwrap_err().to_string();
+        assert!(
+            text.contains("both use the sticky cookie \"SRV\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("name = \"SRV_a\" in [pool.a.sticky]"),
+            "{text}"
+        );
+        // Distinct names, or pools on different listeners, are fine.
+        let distinct = TWO_STICKY.replacen(
+            "mode = \"cookie\"\n",
+            "mode = \"cookie\"\nname = \"SRV_a\"\n",
+            1,
+        );
+        assert!(validate(&distinct, "t.toml").is_ok());
+        let apart = TWO_STICKY.replace(
+            "  [[listener.route]]\n  path_prefix = \"/b/\"\n  pool = \"b\"\n",
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"b\"\n",
+        );
+        assert!(
+            validate(&apart, "t.toml").is_ok(),
+            "{:?}",
+            validate(&apart, "t.toml")
+        );
     }
 }

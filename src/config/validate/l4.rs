@@ -8,14 +8,20 @@ use toml::Spanned;
 
 use super::Checker;
 use crate::config::HealthKind;
-use crate::config::file::{ConfigFile, ListenerFile};
+use crate::config::file::{ConfigFile, ListenerFile, PoolFile};
 use crate::config::plan::{Cidr, HashKey, L4Plan, PoolPlan, Protocol, ProxyVersion};
 
 const TCP_ONLY: &str = "applies to protocol = \"tcp\" listeners";
 const UDP_ONLY: &str = "applies to protocol = \"udp\" listeners";
 
 /// The L4 settings of one listener, reporting keys that do not fit its protocol.
-pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Protocol) -> L4Plan {
+pub(super) fn listener_l4(
+    c: &mut Checker<'_>,
+    l: &Spanned<ListenerFile>,
+    protocol: Protocol,
+) -> L4Plan {
+    let f = l.get_ref();
+    let shaky = c.shaky(l.span());
     let mut plan = L4Plan::default();
     let tcp = protocol == Protocol::Tcp;
     let udp = protocol == Protocol::Udp;
@@ -96,7 +102,7 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
         }
     }
     if http {
-        plan.accept_proxy = accept_proxy(c, f);
+        plan.accept_proxy = accept_proxy(c, f, shaky);
     }
     if !(tcp || udp) {
         return plan;
@@ -110,17 +116,50 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
             "remove the [[listener.route]] entries and set pool = \"NAME\", or use protocol = \"http\"",
         );
     }
-    if f.pool.is_none() && !f.route.is_empty() {
+    // Without routes, the pool is where every connection goes: there is no other.
+    if f.pool.is_none() && !shaky {
         c.error(
-            f.listen.span(),
+            l.span(),
             format!("this {is} listener has no pool"),
-            "add pool = \"NAME\"",
+            "add pool = \"NAME\": every connection goes to a server of that pool",
         );
+    }
+    // What only HTTP does: an L4 listener copies bytes and never sees a request to redirect,
+    // a response to add a header to, or a TLS handshake of its own to answer.
+    let http_keys: [(&str, Option<Range<usize>>, &str); 3] = [
+        (
+            "redirect_https",
+            f.redirect_https.as_ref().map(|v| v.span()),
+            "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener",
+        ),
+        (
+            "hsts",
+            f.hsts.as_ref().map(|v| v.span()),
+            "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener",
+        ),
+        (
+            "[[listener.tls]]",
+            f.tls.first().map(|v| v.span()),
+            "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here",
+        ),
+    ];
+    for (key, span, help) in http_keys {
+        if let Some(span) = span {
+            c.error(
+                span,
+                format!("{key} is for http/https listeners, not this {is} listener"),
+                help,
+            );
+        }
     }
 
     if tcp {
-        plan.idle_timeout =
-            positive_duration(c, &f.idle_timeout, "idle_timeout", plan.idle_timeout);
+        plan.idle_timeout = c.positive_duration(
+            &f.idle_timeout,
+            "idle_timeout",
+            plan.idle_timeout,
+            "write e.g. \"30s\" or \"10m\"",
+        );
         if let Some(m) = &f.max_connections {
             plan.max_connections = c
                 .int_in(m, "max_connections", 1, 10_000_000)
@@ -143,14 +182,14 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
         if let Some(s) = &f.splice {
             plan.splice = *s.get_ref();
         }
-        plan.accept_proxy = accept_proxy(c, f);
+        plan.accept_proxy = accept_proxy(c, f, shaky);
     }
     if udp {
-        plan.session_timeout = positive_duration(
-            c,
+        plan.session_timeout = c.positive_duration(
             &f.session_timeout,
             "session_timeout",
             plan.session_timeout,
+            "write e.g. \"30s\" or \"10m\"",
         );
         if let Some(m) = &f.max_sessions {
             plan.max_sessions = c
@@ -161,33 +200,14 @@ pub(super) fn listener_l4(c: &mut Checker<'_>, f: &ListenerFile, protocol: Proto
     plan
 }
 
-fn positive_duration(
-    c: &mut Checker<'_>,
-    v: &Option<Spanned<String>>,
-    what: &str,
-    default: std::time::Duration,
-) -> std::time::Duration {
-    let Some(v) = v else { return default };
-    match c.duration(v, what) {
-        Some(d) if d.is_zero() => {
-            c.error(
-                v.span(),
-                format!("{what} must be longer than 0"),
-                "write e.g. \"30s\" or \"10m\"",
-            );
-            default
-        }
-        Some(d) => d,
-        None => default,
-    }
-}
-
-fn accept_proxy(c: &mut Checker<'_>, f: &ListenerFile) -> Option<Vec<Cidr>> {
+fn accept_proxy(c: &mut Checker<'_>, f: &ListenerFile, shaky: bool) -> Option<Vec<Cidr>> {
     let on = f
         .accept_proxy_protocol
         .as_ref()
         .is_some_and(|a| *a.get_ref());
     match (&f.accept_proxy_protocol, &f.trusted_proxies) {
+        // One of the pair cut for a shape error: that error says it.
+        (Some(_), None) | (None, Some(_)) if shaky => None,
         (_, Some(t)) if !on => {
             c.error(
                 t.span(),
@@ -230,8 +250,10 @@ fn accept_proxy(c: &mut Checker<'_>, f: &ListenerFile) -> Option<Vec<Cidr>> {
 }
 
 /// A pool behind an L4 listener cannot hash on what only HTTP carries; one that only L4
-/// listeners use cannot have HTTP's sticky sessions or retries, and its health check is a TCP
-/// connect unless it says otherwise (nginx's stream module does the same).
+/// listeners use cannot have HTTP's sticky sessions, retries or other HTTP settings (they
+/// would be ignored), and its health check is a TCP connect unless it says otherwise
+/// (nginx's stream module does the same). `tls` is an error on any pool an L4 listener
+/// uses: that listener would still send the client's bytes as they are, in plaintext.
 pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut [PoolPlan]) {
     let is_l4 = |f: &ListenerFile| {
         f.protocol
@@ -255,14 +277,38 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
             }
         }
     }
-    let l4_only: Vec<&str> = parsed
+    let mut l4_pools: Vec<&str> = parsed
         .listener
         .iter()
         .map(|l| l.get_ref())
         .filter(|f| is_l4(f))
         .filter_map(|f| f.pool.as_ref().map(|p| p.get_ref().as_str()))
-        .filter(|p| !http_pools.contains(p))
         .collect();
+    l4_pools.sort_unstable();
+    l4_pools.dedup();
+    for name in &l4_pools {
+        let Some(file) = parsed.pool.get(*name) else {
+            continue;
+        };
+        if let Some(tls) = &file.get_ref().tls
+            && http_pools.contains(name)
+        {
+            c.error(
+                tls.span(),
+                format!("pool {name:?} has tls, but a tcp/udp listener uses it too: that listener passes the client's bytes through as they are, without TLS"),
+                "give the tcp/udp listener its own pool (the same servers, without tls); tls to the servers is only for http/https listeners",
+            );
+        }
+    }
+    // A listener cut for a shape error may have used a pool: "only L4 uses it" is unsure.
+    let l4_only: Vec<&str> = if c.was_cut(None, "listener") {
+        Vec::new()
+    } else {
+        l4_pools
+            .into_iter()
+            .filter(|p| !http_pools.contains(p))
+            .collect()
+    };
     for name in l4_only {
         let (Some(file), Some(plan)) = (
             parsed.pool.get(name),
@@ -285,6 +331,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
                 "remove it: an L4 listener always tries the next server when a connect fails",
             );
         }
+        http_only_pool_keys(c, name, f);
         if let (Some(h), Some(health)) = (&f.health, plan.health.as_mut())
             && h.get_ref().kind.is_none()
             && h.get_ref().path.is_none()
@@ -316,6 +363,66 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
                     "set hash_key = \"client_ip\" in [pool.{}], or give this listener its own pool",
                     p.name
                 ),
+            );
+        }
+    }
+}
+
+/// Keys of a pool that only tcp/udp listeners use which only HTTP reads: each is an error,
+/// since the value would be silently ignored.
+fn http_only_pool_keys(c: &mut Checker<'_>, name: &str, f: &PoolFile) {
+    const PASS: &str = "L4 passes bytes through as they are";
+    let timeouts = f.timeouts.as_ref().map(|t| t.get_ref());
+    let keys: [(&str, Option<Range<usize>>, String); 8] = [
+        (
+            "tls",
+            f.tls.as_ref().map(|v| v.span()),
+            format!("remove tls: {PASS}, so TLS to the servers is only for http/https listeners (clients that speak TLS themselves reach TLS servers through a tcp listener unchanged)"),
+        ),
+        (
+            "upstream_protocol",
+            f.upstream_protocol.as_ref().map(|v| v.span()),
+            format!("remove upstream_protocol: {PASS}, in whatever protocol the client speaks"),
+        ),
+        (
+            "tunnel_idle_timeout",
+            f.tunnel_idle_timeout.as_ref().map(|v| v.span()),
+            "remove it and set idle_timeout on the tcp listener".to_string(),
+        ),
+        (
+            "keepalive",
+            f.keepalive.as_ref().map(|v| v.span()),
+            "remove it: each L4 connection has its own server connection, kept as long as the client's".to_string(),
+        ),
+        (
+            "keepalive_timeout",
+            f.keepalive_timeout.as_ref().map(|v| v.span()),
+            "remove it: each L4 connection has its own server connection, kept as long as the client's".to_string(),
+        ),
+        (
+            "host_header",
+            f.host_header.as_ref().map(|v| v.span()),
+            format!("remove host_header: {PASS} and rewrites no header"),
+        ),
+        (
+            "timeouts.read",
+            timeouts.and_then(|t| t.read.as_ref()).map(|v| v.span()),
+            "remove it and set idle_timeout (tcp) or session_timeout (udp) on the listener; timeouts.connect applies".to_string(),
+        ),
+        (
+            "timeouts.send",
+            timeouts.and_then(|t| t.send.as_ref()).map(|v| v.span()),
+            "remove it and set idle_timeout (tcp) or session_timeout (udp) on the listener; timeouts.connect applies".to_string(),
+        ),
+    ];
+    for (key, span, help) in keys {
+        if let Some(span) = span {
+            c.error(
+                span,
+                format!(
+                    "{key} in [pool.{name}] is for HTTP, but only tcp/udp listeners use this pool"
+                ),
+                help,
             );
         }
     }
@@ -569,5 +676,116 @@ servers = [ { addr = "127.0.0.1:1" } ]
             "{base}[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p.sticky]\nmode = \"cookie\"\n"
         );
         assert!(crate::config::load_str(&shared, "t.toml").is_ok());
+    }
+
+    /// The file that passed `check` and then made `run` panic (upstreams indexed by "").
+    pub(crate) const TCP_REDIRECT_NO_POOL: &str = "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\nredirect_https = true\n\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+
+    #[test]
+    fn an_l4_listener_needs_a_pool_and_no_http_keys() {
+        let e = errors(TCP_REDIRECT_NO_POOL);
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].contains("l4.toml:1:1: this tcp listener has no pool"),
+            "{e:#?}"
+        );
+        assert!(e[0].contains("help: add pool = \"NAME\""), "{e:#?}");
+        assert!(
+            e[1].contains(
+                "l4.toml:4:18: redirect_https is for http/https listeners, not this tcp listener"
+            ),
+            "{e:#?}"
+        );
+        assert!(crate::config::load_str(TCP_REDIRECT_NO_POOL, "l4.toml").is_err());
+
+        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"udp\"\npool = \"p\"\nhsts = \"1y\"\n  [[listener.tls]]\n  cert = \"missing-cert.pem\"\n  key = \"missing-key.pem\"\n";
+        let e = errors(src);
+        // The certificate files are not loaded: the key itself is the mistake.
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].contains("7:8: hsts is for http/https listeners, not this udp listener"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].contains("8:3: [[listener.tls]] is for http/https listeners"),
+            "{e:#?}"
+        );
+        assert!(e[1].contains("protocol = \"https\""), "{e:#?}");
+        // Without the pool a udp listener says so too.
+        let e = errors(&src.replace("pool = \"p\"\n", ""));
+        assert!(e[0].contains("this udp listener has no pool"), "{e:#?}");
+    }
+
+    #[test]
+    fn http_settings_of_an_l4_only_pool_are_errors() {
+        let src = r#"
+[[listener]]
+listen = "127.0.0.1:0"
+protocol = "tcp"
+pool = "p"
+[pool.p]
+upstream_protocol = "h2"
+tunnel_idle_timeout = "1m"
+keepalive = 8
+host_header = "upstream"
+timeouts = { connect = "1s", read = "5s" }
+tls = { server_name = "db.internal" }
+servers = [ { addr = "127.0.0.1:1" } ]
+"#;
+        let e = errors(src);
+        assert_eq!(e.len(), 6, "{e:#?}");
+        for (i, (at, key)) in [
+            ("7:21", "upstream_protocol"),
+            ("8:23", "tunnel_idle_timeout"),
+            ("9:13", "keepalive"),
+            ("10:15", "host_header"),
+            ("11:37", "timeouts.read"),
+            ("12:7", "tls"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(
+                e[i].contains(&format!("l4.toml:{at}: {key} in [pool.p] is for HTTP, but only tcp/udp listeners use this pool")),
+                "{i}: {e:#?}"
+            );
+        }
+        assert!(
+            e[5].contains("L4 passes bytes through as they are"),
+            "{e:#?}"
+        );
+        // timeouts.connect is what L4 uses.
+        let ok = "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\ntimeouts = { connect = \"1s\" }\nservers = [ { addr = \"127.0.0.1:1\" } ]\n";
+        assert!(crate::config::load_str(ok, "l4.toml").is_ok());
+    }
+
+    #[test]
+    fn tls_on_a_pool_shared_by_l4_and_http_is_an_error() {
+        let src = r#"
+[[listener]]
+listen = "127.0.0.1:0"
+protocol = "tcp"
+pool = "p"
+[[listener]]
+listen = "127.0.0.1:0"
+pool = "p"
+[pool.p]
+upstream_protocol = "h2"
+keepalive = 8
+tls = { server_name = "db.internal" }
+servers = [ { addr = "127.0.0.1:1" } ]
+"#;
+        let e = errors(src);
+        // The HTTP side uses upstream_protocol and keepalive; the tcp side would send
+        // plaintext to servers that expect TLS.
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].contains("l4.toml:12:7: pool \"p\" has tls, but a tcp/udp listener uses it too"),
+            "{e:#?}"
+        );
+        assert!(
+            e[0].contains("give the tcp/udp listener its own pool"),
+            "{e:#?}"
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! The document is parsed once into toml's span-keeping tree (recovering past syntax
 //! errors). Then it is deserialized; when that fails (an unknown key, a wrong type, a missing
 //! key), the error is recorded, the entry it points at is cut from the tree, and the rest is
-//! deserialized again, until it goes through or nothing more can be cut.
+//! deserialized again, until it goes through or nothing more can be cut. What goes through is
+//! handed on with the list of cuts, so `validate.rs` checks the rest of the file in the same
+//! run and knows where a key may be missing only because it was misspelt.
 
 use std::ops::Range;
 
@@ -21,33 +23,85 @@ pub(crate) struct ShapeError {
     pub help: String,
 }
 
+/// An entry cut from the document so the rest could be read: `key` of the table spanning
+/// `table` (`None`: the top level), the whole key or one element of the array under it.
+///
+/// Validation asks these before a check that reasons about a key being absent ("has no
+/// servers", "sends traffic nowhere", "timeout is longer than the default interval"): in a
+/// table that lost an entry, the key may be there, misspelt, so such a check stays quiet.
+#[derive(Debug, Clone)]
+pub(crate) struct Cut {
+    pub table: Option<Range<usize>>,
+    pub key: String,
+    /// The keys from the top level to `key`, `[]` for an array element (`pool`, `web`).
+    pub path: Vec<String>,
+}
+
+/// What could be read: the file with the bad entries cut (`None` when nothing could be
+/// read), the shape errors, and what was cut.
+pub(crate) struct Read {
+    pub file: Option<ConfigFile>,
+    pub errors: Vec<ShapeError>,
+    pub cuts: Vec<Cut>,
+}
+
 /// At most this many shape errors are collected from one file.
 const MAX_ERRORS: usize = 100;
 
-pub(crate) fn read(src: &str) -> Result<ConfigFile, Vec<ShapeError>> {
+pub(crate) fn read(src: &str) -> Read {
     let (mut doc, syntax) = DeTable::parse_recoverable(src);
     if let Some(first) = syntax.first() {
         // Past the first syntax error, what the parser recovers is guesswork: one error that
         // is surely right beats a cascade of doubtful ones.
-        return Err(vec![shape_error(first)]);
+        return Read {
+            file: None,
+            errors: vec![shape_error(first)],
+            cuts: Vec::new(),
+        };
     }
     let mut errors = Vec::new();
+    let mut cuts = Vec::new();
+    let mut file = None;
     while errors.len() < MAX_ERRORS {
         let de = toml::de::Deserializer::from(doc.clone());
         match ConfigFile::deserialize(de) {
-            Ok(file) if errors.is_empty() => return Ok(file),
-            Ok(_) => break,
+            Ok(f) => {
+                file = Some(f);
+                break;
+            }
             Err(e) => {
                 let error = shape_error(&e);
                 let at = error.span.start;
                 errors.push(error);
-                if !prune(doc.get_mut(), at) {
-                    break;
+                match prune(doc.get_mut(), None, &mut Vec::new(), at) {
+                    Some(cut) => cuts.push(cut),
+                    None => break,
                 }
             }
         }
     }
-    Err(errors)
+    drop_doubled_missing(&mut errors, &cuts);
+    Read { file, errors, cuts }
+}
+
+/// `lisen = "…"` gives "unknown field `lisen`, did you mean `listen`?" and, for the same
+/// table, "missing field `listen`": the second says nothing new, so it goes.
+fn drop_doubled_missing(errors: &mut Vec<ShapeError>, cuts: &[Cut]) {
+    let suggested: Vec<(Range<usize>, String)> = errors
+        .iter()
+        .zip(cuts)
+        .filter_map(|(e, cut)| {
+            let near = e.help.strip_prefix("did you mean `")?.strip_suffix("`?")?;
+            Some((cut.table.clone()?, near.to_string()))
+        })
+        .collect();
+    errors.retain(|e| {
+        let missing = e
+            .message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        !missing.is_some_and(|m| suggested.iter().any(|(t, k)| *t == e.span && k == m))
+    });
 }
 
 fn shape_error(e: &toml::de::Error) -> ShapeError {
@@ -110,55 +164,76 @@ fn covers(span: &Range<usize>, at: usize) -> bool {
     span.start <= at && (at < span.end || span.start == span.end)
 }
 
-/// Cut the innermost entry at byte `at` from `table`. Returns whether something was cut.
+/// Cut the innermost entry at byte `at` from `table` (spanning `span`, `None` at the top
+/// level; `path` leads to it). Returns what was cut.
 ///
 /// The whole tree is searched: the element of an array of tables spans only its
 /// `[[header]]`, not the keys below it, so spans cannot guide the descent.
-fn prune(table: &mut DeTable<'_>, at: usize) -> bool {
+fn prune(
+    table: &mut DeTable<'_>,
+    span: Option<Range<usize>>,
+    path: &mut Vec<String>,
+    at: usize,
+) -> Option<Cut> {
     let mut cut: Option<String> = None;
     for (key, value) in table.iter_mut() {
         if covers(&key.span(), at) {
             cut = Some(key.get_ref().to_string());
             break;
         }
+        let value_span = value.span();
+        path.push(key.get_ref().to_string());
         let deeper = match value.get_mut() {
-            DeValue::Table(t) => prune(t, at),
-            DeValue::Array(a) => prune_array(a, at),
-            _ => false,
+            DeValue::Table(t) => prune(t, Some(value_span.clone()), path, at),
+            DeValue::Array(a) => prune_array(a, span.clone(), path, at),
+            _ => None,
         };
-        if deeper {
-            return true;
+        path.pop();
+        if deeper.is_some() {
+            return deeper;
         }
-        if covers(&value.span(), at) {
+        if covers(&value_span, at) {
             cut = Some(key.get_ref().to_string());
             break;
         }
     }
-    match cut {
-        Some(key) => table.remove(key.as_str()).is_some(),
-        None => false,
-    }
+    let key = cut?;
+    table.remove(key.as_str())?;
+    let mut path = path.clone();
+    path.push(key.clone());
+    Some(Cut {
+        table: span,
+        key,
+        path,
+    })
 }
 
-fn prune_array(array: &mut DeArray<'_>, at: usize) -> bool {
+/// Like [`prune`] for the array under `path`'s last key, in the table spanning `holder`.
+fn prune_array(
+    array: &mut DeArray<'_>,
+    holder: Option<Range<usize>>,
+    path: &mut Vec<String>,
+    at: usize,
+) -> Option<Cut> {
     let mut index = None;
     for (i, v) in array.as_mut().iter_mut().enumerate() {
+        let span = v.span();
+        path.push("[]".into());
         let deeper = match v.get_mut() {
-            DeValue::Table(t) => prune(t, at),
-            DeValue::Array(a) => prune_array(a, at),
-            _ => false,
+            DeValue::Table(t) => prune(t, Some(span.clone()), path, at),
+            DeValue::Array(a) => prune_array(a, holder.clone(), path, at),
+            _ => None,
         };
-        if deeper {
-            return true;
+        path.pop();
+        if deeper.is_some() {
+            return deeper;
         }
-        if covers(&v.span(), at) {
+        if covers(&span, at) {
             index = Some(i);
             break;
         }
     }
-    let Some(index) = index else {
-        return false;
-    };
+    let index = index?;
     let kept: Vec<Spanned<DeValue<'_>>> = array
         .iter()
         .enumerate()
@@ -170,7 +245,13 @@ fn prune_array(array: &mut DeArray<'_>, at: usize) -> bool {
         rebuilt.push(v);
     }
     *array = rebuilt;
-    true
+    let mut path = path.clone();
+    path.push("[]".into());
+    Some(Cut {
+        table: holder,
+        key: path[path.len() - 2].clone(),
+        path,
+    })
 }
 
 #[cfg(test)]
@@ -190,20 +271,20 @@ mod tests {
     #[test]
     fn every_shape_error_is_collected() {
         let src = "wokers = 2\n[[listener]]\nlisen = \"x\"\npool = \"p\"\n[pool.p]\nkeepalive = \"3\"\nservers = [ { addr = \"a:1\", wieght = 1 } ]\n";
-        let errors = read(src).expect_err("errors");
+        let errors = read(src).errors;
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
-        assert_eq!(errors.len(), 5, "{messages:#?}");
-        for part in [
-            "`wokers`",
-            "`lisen`",
-            "missing field `listen`",
-            "string \"3\"",
-            "`wieght`",
-        ] {
+        // `lisen` also leaves `listen` missing; "did you mean `listen`?" already says it.
+        assert_eq!(errors.len(), 4, "{messages:#?}");
+        for part in ["`wokers`", "`lisen`", "string \"3\"", "`wieght`"] {
             assert!(
                 messages.iter().any(|m| m.contains(part)),
                 "{part} not in {messages:#?}"
             );
         }
+        assert!(!messages.iter().any(|m| m.contains("missing field")));
+        // A missing key with no near miss is still reported.
+        let errors = read("[[listener]]\npool = \"p\"\n").errors;
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("missing field `listen`"));
     }
 }
