@@ -122,7 +122,30 @@ impl Pool {
                 }
             }
         }
+        // A fresh request found nothing: if that is only passive time-outs, this request gets
+        // its 503 and the next one tries again (a retry that ran out of untried servers does
+        // not count: it answers with its last failure).
+        if ctx.tried.is_empty() {
+            self.quick_recovery();
+        }
         None
+    }
+
+    /// nginx's "all peers failed, mark them as live for quick recovery": when no primary
+    /// nor backup can take a request and some servers are out only through their passive
+    /// `fail_timeout` (not `down`, not actively unhealthy), forget those time-outs, so the
+    /// pool is not dark for a whole `fail_timeout` after a blip that hit every server.
+    fn quick_recovery(&self) {
+        if self.has_available() {
+            return;
+        }
+        let cleared = self.servers.iter().filter(|s| s.quick_recover()).count();
+        if cleared > 0 {
+            tracing::warn!(
+                pool = %self.name,
+                "no usable server: cleared the passive time-outs of {cleared} server(s), the next request tries them again"
+            );
+        }
     }
 
     /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
@@ -170,6 +193,21 @@ mod tests {
         crate::config::load_str(&src, "t.toml").unwrap().pools[0].clone()
     }
 
+    /// A pool of `n` servers on 127.0.0.1:1.. with `algorithm` and extra pool keys.
+    fn pool_of(n: u16, algorithm: &str, extra: &str) -> Pool {
+        let servers: Vec<String> = (1..=n)
+            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
+            .collect();
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nalgorithm = \"{algorithm}\"\n{extra}\nservers = [{}]\n",
+            servers.join(", ")
+        );
+        Pool::new(
+            &crate::config::load_str(&src, "t.toml").unwrap().pools[0],
+            None,
+        )
+    }
+
     fn count(pool: &Pool, picks: usize, server: usize) -> usize {
         let id = pool.servers()[server].id();
         (0..picks)
@@ -210,5 +248,76 @@ mod tests {
         assert!(!new.servers()[0].is_available(), "kept its passive state");
         assert!(!new.servers()[1].in_slow_start());
         assert!(new.servers()[2].in_slow_start(), "added by the reload");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_server_passively_out_gives_one_refusal_then_all_are_tried_again() {
+        let pool = pool_of(3, "round_robin", "");
+        for s in pool.servers() {
+            assert!(s.report_failure(Instant::now()), "max_fails = 1 trips");
+        }
+        assert!(!pool.has_available());
+        // This request is refused (its 503) …
+        assert!(pool.pick(&PickContext::default()).is_none());
+        // … and the next ones are tried, long before fail_timeout (10 s) ends.
+        assert!(pool.has_available());
+        let picked: std::collections::BTreeSet<u64> = (0..3)
+            .map(|_| pool.pick(&PickContext::default()).unwrap().id())
+            .collect();
+        assert_eq!(picked.len(), 3, "every server is back in turn");
+        for s in pool.servers() {
+            assert_eq!(s.health_state(), crate::upstream::HealthState::Healthy);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_recovery_leaves_down_and_unhealthy_servers_and_retries_alone() {
+        let pool = pool_of(4, "round_robin", "");
+        let s = pool.servers();
+        s[0].set_admin_down(true);
+        for _ in 0..3 {
+            s[1].record_check(2, 3, false, "status 500".into(), Instant::now());
+        }
+        pool.rebuild();
+        s[2].report_failure(Instant::now());
+        s[3].report_failure(Instant::now());
+        // A retry that ran out of untried servers clears nothing: it answers with its last
+        // failure, and the next fresh request gets the refusal.
+        let tried = [s[2].clone()];
+        let retry = PickContext {
+            tried: &tried,
+            ..PickContext::default()
+        };
+        assert!(pool.pick(&retry).is_none());
+        assert!(!pool.has_available());
+        assert!(pool.pick(&PickContext::default()).is_none());
+        // Only the passively failed servers came back; down and unhealthy stay out.
+        for _ in 0..10 {
+            let got = pool.pick(&PickContext::default()).unwrap().id();
+            assert!(got == s[2].id() || got == s[3].id());
+        }
+        assert!(!s[0].is_available() && !s[1].is_available());
+        // With nothing passive to clear, a dark pool stays dark.
+        s[2].set_admin_down(true);
+        s[3].set_admin_down(true);
+        pool.rebuild();
+        assert!(pool.pick(&PickContext::default()).is_none());
+        assert!(pool.pick(&PickContext::default()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_usable_backup_means_no_quick_recovery() {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }, { addr = \"127.0.0.1:3\", backup = true }]\n";
+        let pool = Pool::new(
+            &crate::config::load_str(src, "t.toml").unwrap().pools[0],
+            None,
+        );
+        let s = pool.servers();
+        s[0].report_failure(Instant::now());
+        s[1].report_failure(Instant::now());
+        for _ in 0..5 {
+            assert_eq!(pool.pick(&PickContext::default()).unwrap().id(), s[2].id());
+        }
+        assert!(!s[0].is_available() && !s[1].is_available(), "still out");
     }
 }
