@@ -1,4 +1,4 @@
-//! A pool: its servers, and the balancer over those in rotation.
+//! A pool: its servers, and the balancers over them (one per tier: primaries, backups).
 
 use std::sync::Arc;
 
@@ -148,7 +148,7 @@ impl Pool {
         }
     }
 
-    /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
+    /// Rebuild the balancers for the servers now in rotation. Call when a server enters or
     /// leaves rotation (health, drain, weight); in-flight picks finish on the old ones.
     pub fn rebuild(&self) {
         self.pickers
@@ -161,15 +161,14 @@ impl Pool {
     }
 }
 
+/// One balancer per tier over every configured server of it: `balance::build_tier` decides
+/// what each algorithm is built over (the servers in rotation, or all of them for the hashing
+/// algorithms, which keep their mapping when a server is `down` or unhealthy).
 fn build_pickers(algorithm: Algorithm, servers: &[Arc<Server>]) -> Pickers {
-    let (backup, primary): (Vec<_>, Vec<_>) = servers
-        .iter()
-        .filter(|s| s.in_rotation())
-        .cloned()
-        .partition(|s| s.backup);
+    let (backup, primary): (Vec<_>, Vec<_>) = servers.iter().cloned().partition(|s| s.backup);
     Pickers {
-        primary: balance::build(algorithm, &primary),
-        backup: (!backup.is_empty()).then(|| balance::build(algorithm, &backup)),
+        primary: balance::build_tier(algorithm, &primary),
+        backup: (!backup.is_empty()).then(|| balance::build_tier(algorithm, &backup)),
     }
 }
 
@@ -319,5 +318,118 @@ mod tests {
             assert_eq!(pool.pick(&PickContext::default()).unwrap().id(), s[2].id());
         }
         assert!(!s[0].is_available() && !s[1].is_available(), "still out");
+    }
+
+    /// The server (its index) each of 10,000 keys goes to: client addresses in 10,000
+    /// different /24s for `ip_hash`, hash keys for `hash` and `maglev`.
+    fn mapping(pool: &Pool) -> Vec<usize> {
+        (0..10_000u32)
+            .map(|i| {
+                let key = format!("user-{i}");
+                let ctx = PickContext {
+                    client: Some(std::net::IpAddr::from([
+                        10,
+                        (i / 100) as u8,
+                        (i % 100) as u8,
+                        1,
+                    ])),
+                    hash_key: (pool.algorithm != Algorithm::IpHash).then_some(key.as_bytes()),
+                    tried: &[],
+                };
+                let id = pool.pick(&ctx).unwrap().id();
+                pool.servers().iter().position(|s| s.id() == id).unwrap()
+            })
+            .collect()
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Out {
+        Down,
+        Unhealthy,
+    }
+
+    fn take_out(pool: &Pool, i: usize, how: Out, out: bool) {
+        let s = &pool.servers()[i];
+        match how {
+            Out::Down => s.set_admin_down(out),
+            Out::Unhealthy => {
+                for _ in 0..3 {
+                    s.record_check(2, 3, !out, "t".into(), Instant::now());
+                }
+            }
+        }
+        assert_eq!(s.in_rotation(), !out);
+        pool.rebuild();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hashing_keeps_every_other_servers_keys_when_one_is_out_and_gives_them_back() {
+        for algorithm in ["ip_hash", "hash", "maglev"] {
+            for how in [Out::Down, Out::Unhealthy] {
+                let n = 5;
+                let pool = pool_of(n as u16, algorithm, "");
+                let before = mapping(&pool);
+                let k = 2;
+                take_out(&pool, k, how, true);
+                let during = mapping(&pool);
+                let mut moved_to = vec![0usize; n];
+                for (key, (&was, &now)) in before.iter().zip(&during).enumerate() {
+                    if was == k {
+                        assert_ne!(
+                            now, k,
+                            "{algorithm} {how:?}: key {key} stayed on the out server"
+                        );
+                        moved_to[now] += 1;
+                    } else {
+                        assert_eq!(
+                            now, was,
+                            "{algorithm} {how:?}: key {key} of server {was} moved"
+                        );
+                    }
+                }
+                let moved: usize = moved_to.iter().sum();
+                assert!(
+                    (1500..2500).contains(&moved),
+                    "{algorithm}: {moved} keys on server {k}"
+                );
+                // They spread over the others (equal weights: about a quarter each), not onto
+                // one neighbour.
+                for (i, &c) in moved_to.iter().enumerate() {
+                    if i != k {
+                        assert!(
+                            c.abs_diff(moved / 4) < moved / 8,
+                            "{algorithm} {how:?}: {moved_to:?}"
+                        );
+                    }
+                }
+                // Deterministic: asked again, the same answers.
+                assert_eq!(mapping(&pool), during, "{algorithm} {how:?}");
+                take_out(&pool, k, how, false);
+                assert_eq!(
+                    mapping(&pool),
+                    before,
+                    "{algorithm} {how:?}: keys came back"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hashing_with_most_of_the_pool_out_still_serves_every_key_deterministically() {
+        for algorithm in ["ip_hash", "hash", "maglev"] {
+            let pool = pool_of(20, algorithm, "");
+            for i in 0..18 {
+                pool.servers()[i].set_admin_down(true);
+            }
+            pool.rebuild();
+            let during = mapping(&pool);
+            assert!(during.iter().all(|&i| i >= 18), "{algorithm}");
+            let on_18 = during.iter().filter(|&&i| i == 18).count();
+            assert!(
+                (4000..6000).contains(&on_18),
+                "{algorithm}: {on_18} of 10,000 on one of two"
+            );
+            assert_eq!(mapping(&pool), during, "{algorithm}");
+        }
     }
 }
