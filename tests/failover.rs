@@ -460,6 +460,36 @@ async fn post_is_not_retried_after_reaching_a_server_unless_non_idempotent() {
 }
 
 #[tokio::test]
+async fn each_retry_goes_to_a_server_this_request_has_not_tried() {
+    // Passive checks off (max_fails = 0): only the request's own `tried` list keeps its
+    // retries apart. Every algorithm, and a fixed client, so hashing always starts on the
+    // same server.
+    for algorithm in [
+        "round_robin",
+        "least_conn",
+        "least_time",
+        "p2c",
+        "random",
+        "ip_hash",
+        "hash",
+        "maglev",
+    ] {
+        let b = backends(3).await;
+        let retry = "[pool.p.retry]\nattempts = 2\non = [\"502\"]\n";
+        let extra = format!("algorithm = \"{algorithm}\"\nmax_fails = 0");
+        let lb = start_lb(&config(&b, &extra, retry)).await;
+        let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
+        for n in 1..=5u64 {
+            // All three answer 502: one request, three tries, one on each server.
+            let a = c.get("/status/502").await;
+            assert_eq!(a.status, 502, "{algorithm}");
+            let got: Vec<u64> = b.iter().map(|s| s.requests()).collect();
+            assert_eq!(got, [n, n, n], "{algorithm}: after {n} request(s)");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_post_that_never_reached_a_server_is_retried_with_its_body() {
     post_retried_after_a_failed_connect("").await;
 }

@@ -271,6 +271,42 @@ pub(crate) mod testing {
         counts
     }
 
+    /// A request's retries walk the pool: each pick is a server it has not tried, until it
+    /// has tried them all, then `None`; with other requests picking in between (moving any
+    /// shared cursor) and holding their servers (moving load-aware choices).
+    pub fn check_retries_try_each_server_once(make: impl Fn(&[Arc<Server>]) -> Box<dyn Balancer>) {
+        let s = servers(&[5, 3, 2, 1]);
+        let b = make(&s);
+        let mut held = Vec::new();
+        for round in 0..60 {
+            let mut tried: Vec<Arc<Server>> = Vec::new();
+            for _ in 0..s.len() {
+                for _ in 0..round % 3 {
+                    held.push(b.pick(&PickContext::default()).unwrap().begin());
+                }
+                let ctx = PickContext {
+                    tried: &tried,
+                    ..PickContext::default()
+                };
+                let got = b.pick(&ctx).unwrap();
+                assert!(
+                    !tried.iter().any(|t| t.id() == got.id()),
+                    "round {round}: server {} picked again",
+                    index(&s, &got)
+                );
+                tried.push(got);
+            }
+            let ctx = PickContext {
+                tried: &tried,
+                ..PickContext::default()
+            };
+            assert!(b.pick(&ctx).is_none(), "everything tried");
+            if held.len() > 20 {
+                held.clear();
+            }
+        }
+    }
+
     /// Checks every balancer must pass: none over zero servers, `tried` and `down` are
     /// respected, and with everything excluded the answer is `None`.
     pub fn check_exclusion(make: impl Fn(&[Arc<Server>]) -> Box<dyn Balancer>) {

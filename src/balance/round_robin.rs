@@ -258,7 +258,9 @@ impl Balancer for RoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, picks, servers};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, picks, servers,
+    };
 
     #[test]
     fn weights_5_3_2_spread_out() {
@@ -375,5 +377,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(RoundRobin::new(s)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(RoundRobin::new(s)));
     }
 }
