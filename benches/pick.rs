@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the balancers: `pick` for every algorithm over 3, 100 and 1,000
-//! servers, and `build` over 1,000 servers with weights up to 1,000 (the cost a pool pays
+//! servers (and, for the hashing ones, with one server down), and `build` over 1,000 servers with weights up to 1,000 (the cost a pool pays
 //! when its usable set changes).
 //!
 //! Run: `cargo bench --bench pick`. Servers have weights 1..=10 (build: 1..=1000), some
@@ -102,6 +102,44 @@ mod pick {
     #[divan::bench(args = SIZES)]
     fn maglev(b: Bencher, n: usize) {
         bench_pick(b, Algorithm::Maglev, n);
+    }
+}
+
+/// A hashing pick with one server of the tier marked down: the balancer keeps its mapping
+/// over every server (`build_tier`) and the keys of the down one take a second candidate.
+fn bench_pick_one_down(bencher: Bencher, algorithm: Algorithm, n: usize) {
+    let (servers, _guards) = pool(n, 10);
+    servers[n / 2].set_admin_down(true);
+    let b = balance::build_tier(algorithm, &servers);
+    let counter = AtomicU64::new(0);
+    bencher.bench(|| {
+        let c = counter.fetch_add(1, Ordering::Relaxed);
+        let key = c.to_le_bytes();
+        let ctx = PickContext {
+            client: Some(IpAddr::V4(Ipv4Addr::from(c as u32))),
+            hash_key: algorithm.uses_hash_key().then_some(&key[..]),
+            tried: &[],
+        };
+        black_box(b.pick(black_box(&ctx)))
+    });
+}
+
+mod pick_one_down {
+    use super::*;
+
+    #[divan::bench(args = SIZES)]
+    fn ip_hash(b: Bencher, n: usize) {
+        bench_pick_one_down(b, Algorithm::IpHash, n);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn hash(b: Bencher, n: usize) {
+        bench_pick_one_down(b, Algorithm::Hash, n);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn maglev(b: Bencher, n: usize) {
+        bench_pick_one_down(b, Algorithm::Maglev, n);
     }
 }
 

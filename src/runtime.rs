@@ -243,7 +243,7 @@ impl Runtime {
         };
         let checkers = upstreams
             .values()
-            .map(|u| crate::health::spawn(&u.pool))
+            .map(|u| crate::health::spawn(&u.pool, probe_transport(u.transport())))
             .collect();
         for p in &plan.pools {
             let servers: Vec<String> = p
@@ -371,6 +371,18 @@ impl Runtime {
         if let Some((_, task)) = self.admin {
             let _ = task.await;
         }
+    }
+}
+
+/// Health checks reach a pool's servers the way its requests do: the same TLS client
+/// configuration and name, the same HTTP version.
+fn probe_transport(t: &Transport) -> crate::health::ProbeTransport {
+    crate::health::ProbeTransport {
+        tls: t.tls.as_ref().map(|tls| crate::health::ProbeTls {
+            connector: tls.connector.clone(),
+            server_name: tls.options.server_name.clone(),
+        }),
+        h2: t.protocol.is_h2(),
     }
 }
 

@@ -231,9 +231,9 @@ async fn every_server_down_gives_a_fast_503_with_retry_after() {
 }
 
 #[tokio::test]
-async fn without_health_checks_passive_failures_turn_502_into_fast_503() {
+async fn without_health_checks_passive_failures_give_one_fast_503_then_quick_recovery() {
     let b = backends(2).await;
-    let lb = start_lb(&config(&b, "", RETRY_ALL)).await;
+    let lb = start_lb(&config(&b, "fail_timeout = \"30s\"", RETRY_ALL)).await;
     let addr = lb.local_addr("web").unwrap();
     for s in &b {
         s.stop();
@@ -249,11 +249,30 @@ async fn without_health_checks_passive_failures_turn_502_into_fast_503() {
     // The first request tries both servers and gives the last error …
     let first = get(addr, "/").await;
     assert_eq!(first.status, 502, "{}", first.text());
-    // … which took both out (max_fails = 1 by default): now 503 at once.
+    assert_eq!(state(&lb, 0), HealthState::Failed);
+    assert_eq!(state(&lb, 1), HealthState::Failed);
+    // … which took both out (max_fails = 1 by default): the next one is a 503 at once …
+    let started = Instant::now();
     let second = get(addr, "/").await;
     assert_eq!(second.status, 503);
-    assert!(second.headers.contains_key("retry-after"));
-    assert_eq!(state(&lb, 0), HealthState::Failed);
+    assert_eq!(second.headers.get("retry-after").unwrap(), "1");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // … and, as nginx does ("mark them as live for quick recovery"), every server is tried
+    // again by the following request instead of the pool staying dark for fail_timeout.
+    assert_eq!(state(&lb, 0), HealthState::Healthy);
+    let b0 = restart(b[0].addr, "s1").await;
+    let third = get(addr, "/").await;
+    assert_eq!(
+        (third.status.as_u16(), third.server().as_str()),
+        (200, "s1"),
+        "{}",
+        third.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "well inside fail_timeout"
+    );
+    drop(b0);
 }
 
 #[tokio::test]
@@ -438,6 +457,36 @@ async fn post_is_not_retried_after_reaching_a_server_unless_non_idempotent() {
         3,
         "non_idempotent = true: POST tried on all three"
     );
+}
+
+#[tokio::test]
+async fn each_retry_goes_to_a_server_this_request_has_not_tried() {
+    // Passive checks off (max_fails = 0): only the request's own `tried` list keeps its
+    // retries apart. Every algorithm, and a fixed client, so hashing always starts on the
+    // same server.
+    for algorithm in [
+        "round_robin",
+        "least_conn",
+        "least_time",
+        "p2c",
+        "random",
+        "ip_hash",
+        "hash",
+        "maglev",
+    ] {
+        let b = backends(3).await;
+        let retry = "[pool.p.retry]\nattempts = 2\non = [\"502\"]\n";
+        let extra = format!("algorithm = \"{algorithm}\"\nmax_fails = 0");
+        let lb = start_lb(&config(&b, &extra, retry)).await;
+        let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
+        for n in 1..=5u64 {
+            // All three answer 502: one request, three tries, one on each server.
+            let a = c.get("/status/502").await;
+            assert_eq!(a.status, 502, "{algorithm}");
+            let got: Vec<u64> = b.iter().map(|s| s.requests()).collect();
+            assert_eq!(got, [n, n, n], "{algorithm}: after {n} request(s)");
+        }
+    }
 }
 
 #[tokio::test]

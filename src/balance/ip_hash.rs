@@ -6,7 +6,9 @@
 //! `hash mod total_weight` lands in the servers' cumulative weights, so weights are honoured.
 //! If that server is ineligible the hash is stirred again with the same bytes, up to 20
 //! times (nginx's bound), and then the next eligible server after the last one hashed is
-//! taken. A request without a client address goes to the first eligible server.
+//! taken (in a pool, where the mapping is kept over every configured server, such a client
+//! goes to the balancer over the servers in rotation instead: see `balance::Stable`). A
+//! request without a client address goes to the first eligible server.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -46,11 +48,16 @@ fn stir(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-impl Balancer for IpHash {
-    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        let total = *self.cumulative.last()?;
+impl IpHash {
+    /// nginx's search: the hashed server, else up to [`REHASH`] rehashes. `Ok` with the
+    /// server found, `Err` with the index of the last server hashed (or `None` when there is
+    /// no client address).
+    fn search(&self, ctx: &PickContext<'_>) -> Result<Arc<Server>, Option<usize>> {
+        let Some(&total) = self.cumulative.last() else {
+            return Err(None);
+        };
         let Some(client) = ctx.client else {
-            return super::first_eligible(&self.servers, 0, ctx);
+            return Err(None);
         };
         let mut buf = [0u8; 16];
         let bytes: &[u8] = match client.to_canonical() {
@@ -70,10 +77,33 @@ impl Balancer for IpHash {
             let w = hash % total;
             i = self.cumulative.partition_point(|&c| c <= w);
             if ctx.eligible(&self.servers[i]) {
-                return Some(self.servers[i].clone());
+                return Ok(self.servers[i].clone());
             }
         }
-        super::first_eligible(&self.servers, i + 1, ctx)
+        Err(Some(i))
+    }
+}
+
+impl Balancer for IpHash {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        match self.search(ctx) {
+            Ok(s) => Some(s),
+            Err(last) => super::first_eligible(&self.servers, last.map_or(0, |i| i + 1), ctx),
+        }
+    }
+}
+
+impl super::StablePick for IpHash {
+    fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        match self.search(ctx) {
+            Ok(s) => Some(s),
+            // No client address: the first eligible server, as `pick` (nothing to keep).
+            Err(None) => super::first_eligible(&self.servers, 0, ctx),
+            Err(Some(_)) => None,
+        }
     }
 }
 

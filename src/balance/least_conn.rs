@@ -62,7 +62,9 @@ impl Balancer for LeastConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, index, picks, servers};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, index, picks, servers,
+    };
 
     #[test]
     fn sends_to_the_least_loaded_relative_to_weight() {
@@ -111,5 +113,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(LeastConn::new(s)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(LeastConn::new(s)));
     }
 }

@@ -107,7 +107,9 @@ impl Balancer for LeastTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, index, servers, simulate};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, index, servers, simulate,
+    };
     use std::time::Duration;
 
     #[test]
@@ -157,5 +159,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(LeastTime::new(s)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(LeastTime::new(s)));
     }
 }

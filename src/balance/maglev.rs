@@ -9,11 +9,17 @@
 //! addresses only, so every load balancer with the same servers builds the same table.
 //!
 //! A pick is one xxh3 of the key (`PickContext::hash_key`, else the client address bytes)
-//! and one table read. If that server is ineligible the following slots are tried: they
-//! belong to servers in proportion to their weights, so a failed server's keys spread out
-//! instead of piling onto one neighbour. Removing a server moves its keys and only a small
-//! extra share of others (unlike a ring, Maglev trades exact minimal disruption for a
-//! perfectly even table and O(1) lookups).
+//! and one table read. If that server is ineligible the key is rehashed (xxh3 seeded 1, 2,
+//! …) and the slot it lands on is tried, up to `balance::STABLE_WALK` times, then the
+//! following slots in table order. Each rehash is a uniform draw over the table, whose slots
+//! belong to servers in proportion to their weights, so a failed server's keys spread over
+//! the others by weight instead of piling onto one neighbour. (Walking the next slots would
+//! not: a server's slots follow an arithmetic progression, and with few servers left the
+//! next eligible slot favours some of them several times over.) Rebuilding the table without
+//! a server moves its keys and a small extra share of others (unlike a ring, Maglev trades
+//! exact minimal disruption for a perfectly even table and O(1) lookups); a pool keeps the
+//! table over every configured server and skips the ineligible ones this way, which moves
+//! only their keys.
 
 use std::sync::Arc;
 
@@ -26,7 +32,7 @@ use crate::upstream::Server;
 /// servers; 65,537 keeps the imbalance within a few percent up to several hundred servers).
 pub const TABLE_SIZE: usize = 65_537;
 
-/// Slots walked before checking whether anything is eligible at all.
+/// Slots tried before checking whether anything is eligible at all.
 const WALK_BEFORE_CHECK: usize = 64;
 
 /// A Maglev lookup table over a fixed set of servers.
@@ -90,8 +96,21 @@ fn populate(servers: &[Arc<Server>]) -> Vec<u32> {
     table
 }
 
-impl Balancer for Maglev {
-    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+impl Maglev {
+    /// The key's slot for try `n`: its own slot first, then a rehash (xxh3 seeded with `n`)
+    /// per further try, each a uniform draw over the table.
+    fn slot(&self, key: &[u8], n: u64) -> usize {
+        let h = if n == 0 {
+            xxh3_64(key)
+        } else {
+            xxh3_64_with_seed(key, n)
+        };
+        (h % self.table.len() as u64) as usize
+    }
+
+    /// The server of the key's slot, else of its rehashed slots, trying at most `limit`
+    /// slots; with `exhaustive`, then every slot in table order from the key's own.
+    fn search(&self, ctx: &PickContext<'_>, limit: usize, exhaustive: bool) -> Option<Arc<Server>> {
         let len = self.table.len();
         if len == 0 {
             return None;
@@ -100,22 +119,35 @@ impl Balancer for Maglev {
         let Some(key) = super::key_bytes(ctx, &mut buf) else {
             return super::first_eligible(&self.servers, 0, ctx);
         };
-        let start = (xxh3_64(key) % len as u64) as usize;
-        for step in 0..len {
-            if step == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
+        for n in 0..limit {
+            if n == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
                 return None;
             }
-            let k = if start + step >= len {
-                start + step - len
-            } else {
-                start + step
-            };
-            let s = &self.servers[self.table[k] as usize];
+            let s = &self.servers[self.table[self.slot(key, n as u64)] as usize];
             if ctx.eligible(s) {
                 return Some(s.clone());
             }
         }
-        None
+        if !exhaustive || !self.servers.iter().any(|s| ctx.eligible(s)) {
+            return None;
+        }
+        let start = self.slot(key, 0);
+        (0..len)
+            .map(|step| &self.servers[self.table[(start + step) % len] as usize])
+            .find(|s| ctx.eligible(s))
+            .cloned()
+    }
+}
+
+impl Balancer for Maglev {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        self.search(ctx, super::STABLE_WALK, true)
+    }
+}
+
+impl super::StablePick for Maglev {
+    fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        self.search(ctx, super::STABLE_WALK, false)
     }
 }
 

@@ -1,11 +1,15 @@
 //! Balancing algorithms: one small type per file behind [`Balancer`], and [`build`], the one
 //! place that maps a configured [`Algorithm`] to code.
 //!
-//! A balancer is built from the servers in rotation of a pool (primaries or backups) and
-//! rebuilt when that set changes; hashing algorithms pay their build cost there, never per
-//! request. At pick time a balancer reads live load from the servers' atomics and skips
-//! servers the [`PickContext`] rules out (already tried by this request, or not available
-//! now), so retries and passive failures need no second selection path.
+//! A pool asks [`build_tier`] for the balancer of one tier (primaries or backups) and asks
+//! again when the tier's rotation changes; hashing algorithms pay their build cost there,
+//! never per request. Most balancers are built over the servers in rotation. The hashing ones
+//! (`ip_hash`, `hash`, `maglev`) are built over every configured server of the tier, in
+//! rotation or not, so that a server marked `down` or taken out by active checks moves only
+//! its own clients (see [`Stable`]). At pick time a balancer reads live load from the
+//! servers' atomics and skips servers the [`PickContext`] rules out (already tried by this
+//! request, or not available now), so retries and passive failures need no second selection
+//! path.
 //!
 //! Every balancer returns `None` over zero servers or when nothing is eligible, and none
 //! panics: hashing algorithms with neither a hash key nor a client address pick the first
@@ -62,7 +66,67 @@ pub trait Balancer: Send + Sync {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>>;
 }
 
-/// The balancer for `algorithm` over `servers` (those in rotation; may be empty).
+/// The balancer of one tier of a pool (its primaries, or its backups): `tier` is every
+/// configured server of it. Hashing algorithms keep their mapping over all of them
+/// ([`Stable`]); the others are built over the servers in rotation.
+pub fn build_tier(algorithm: Algorithm, tier: &[Arc<Server>]) -> Box<dyn Balancer> {
+    let in_rotation: Vec<Arc<Server>> = tier.iter().filter(|s| s.in_rotation()).cloned().collect();
+    let compact = || (in_rotation.len() < tier.len()).then(|| build(algorithm, &in_rotation));
+    match algorithm {
+        Algorithm::IpHash => Box::new(Stable::new(IpHash::new(tier), compact())),
+        Algorithm::Hash => Box::new(Stable::new(Ring::new(tier), compact())),
+        Algorithm::Maglev => Box::new(Stable::new(Maglev::new(tier), compact())),
+        _ => build(algorithm, &in_rotation),
+    }
+}
+
+/// Candidates a ring or Maglev walk looks at in [`StablePick::pick_stable`] before giving up.
+/// With a share `f` of the tier eligible, a key exhausts it with probability `(1 - f)^128`:
+/// nil with a few servers out, a tenth of a percent with nine in ten out.
+pub const STABLE_WALK: usize = 128;
+
+/// A hashing balancer's bounded search over its full mapping: the server a key maps to, or
+/// the next ones in the algorithm's own deterministic order (the next points of the ring, the
+/// next slots of the Maglev table, nginx's rehash for `ip_hash`), giving up with `None` after
+/// a few ineligible candidates instead of searching on.
+pub trait StablePick: Balancer {
+    fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>>;
+}
+
+/// A hashing balancer over every configured server of a tier, with a compact one over the
+/// servers in rotation for the rare key whose bounded search finds nothing.
+///
+/// A server out of rotation (`down = true`, actively unhealthy) stays in the mapping and is
+/// skipped at pick time, so only the keys that lived on it move, each to the next candidate
+/// of its own search (which spreads them over the others by weight), and they return when it
+/// does. A pick costs what it did over the rotation alone: the search is bounded (a few dozen
+/// candidates for a ring or a table, 21 hashes for `ip_hash`). Only when most of a tier is
+/// out does a key exhaust it; it then goes to the compact balancer, which is built only while
+/// some server is out of rotation and so deterministic for that rotation.
+pub struct Stable<B> {
+    all: B,
+    in_rotation: Option<Box<dyn Balancer>>,
+}
+
+impl<B: StablePick> Stable<B> {
+    pub fn new(all: B, in_rotation: Option<Box<dyn Balancer>>) -> Stable<B> {
+        Stable { all, in_rotation }
+    }
+}
+
+impl<B: StablePick> Balancer for Stable<B> {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        self.all
+            .pick_stable(ctx)
+            .or_else(|| match &self.in_rotation {
+                Some(compact) => compact.pick(ctx),
+                // Everything is in rotation: what was skipped is passive or tried; search on.
+                None => self.all.pick(ctx),
+            })
+    }
+}
+
+/// The balancer for `algorithm` over exactly `servers` (may be empty).
 pub fn build(algorithm: Algorithm, servers: &[Arc<Server>]) -> Box<dyn Balancer> {
     match algorithm {
         Algorithm::RoundRobin => Box::new(RoundRobin::new(servers)),
@@ -205,6 +269,42 @@ pub(crate) mod testing {
             running.push((now + latency[i], i, got.begin()));
         }
         counts
+    }
+
+    /// A request's retries walk the pool: each pick is a server it has not tried, until it
+    /// has tried them all, then `None`; with other requests picking in between (moving any
+    /// shared cursor) and holding their servers (moving load-aware choices).
+    pub fn check_retries_try_each_server_once(make: impl Fn(&[Arc<Server>]) -> Box<dyn Balancer>) {
+        let s = servers(&[5, 3, 2, 1]);
+        let b = make(&s);
+        let mut held = Vec::new();
+        for round in 0..60 {
+            let mut tried: Vec<Arc<Server>> = Vec::new();
+            for _ in 0..s.len() {
+                for _ in 0..round % 3 {
+                    held.push(b.pick(&PickContext::default()).unwrap().begin());
+                }
+                let ctx = PickContext {
+                    tried: &tried,
+                    ..PickContext::default()
+                };
+                let got = b.pick(&ctx).unwrap();
+                assert!(
+                    !tried.iter().any(|t| t.id() == got.id()),
+                    "round {round}: server {} picked again",
+                    index(&s, &got)
+                );
+                tried.push(got);
+            }
+            let ctx = PickContext {
+                tried: &tried,
+                ..PickContext::default()
+            };
+            assert!(b.pick(&ctx).is_none(), "everything tried");
+            if held.len() > 20 {
+                held.clear();
+            }
+        }
     }
 
     /// Checks every balancer must pass: none over zero servers, `tried` and `down` are

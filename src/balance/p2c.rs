@@ -102,7 +102,9 @@ impl Balancer for P2c {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, index, picks, servers, simulate};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, index, picks, servers, simulate,
+    };
     use std::time::Duration;
 
     #[test]
@@ -159,5 +161,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(P2c::with_seed(s, 5)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(P2c::with_seed(s, 5)));
     }
 }

@@ -90,7 +90,9 @@ impl Balancer for WeightedRandom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, index, picks, servers};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, index, picks, servers,
+    };
 
     #[test]
     fn honours_weights() {
@@ -137,5 +139,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(WeightedRandom::with_seed(s, 5)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(WeightedRandom::with_seed(s, 5)));
     }
 }

@@ -114,8 +114,10 @@ impl Ring {
     }
 }
 
-impl Balancer for Ring {
-    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+impl Ring {
+    /// The first eligible server at or after the key's point, looking at most at `limit`
+    /// points.
+    fn search(&self, ctx: &PickContext<'_>, limit: usize) -> Option<Arc<Server>> {
         let len = self.points.len();
         if len == 0 {
             return None;
@@ -126,7 +128,7 @@ impl Balancer for Ring {
         };
         let h = xxh3_64(key);
         let start = self.first_at_or_after(h);
-        for step in 0..len {
+        for step in 0..len.min(limit) {
             if step == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
                 return None;
             }
@@ -142,6 +144,18 @@ impl Balancer for Ring {
             }
         }
         None
+    }
+}
+
+impl Balancer for Ring {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        self.search(ctx, usize::MAX)
+    }
+}
+
+impl super::StablePick for Ring {
+    fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        self.search(ctx, super::STABLE_WALK)
     }
 }
 

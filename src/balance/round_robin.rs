@@ -3,7 +3,9 @@
 //! Every pick adds each server's weight to its current weight, takes the largest, and
 //! subtracts the total from it: weights 5,3,2 give a,b,c,a,a,b,a,c,b,a — exactly 5,3,2 in
 //! every 10, spread out. The cycle of picks is computed once when the balancer is built, and a
-//! pick is one atomic increment into it, so the hot path takes no lock.
+//! pick is one atomic increment into it, so the hot path takes no lock. A server skipped at
+//! pick time (passively failed, slow-started, tried) gives up its positions of the cycle, so
+//! the others keep their proportions among themselves.
 //!
 //! Building nginx's sequence costs O(servers × sum of weights): 1,000 servers of weight up
 //! to 1,000 would take about 10^9 steps. So the exact nginx cycle is built only when that
@@ -241,24 +243,32 @@ impl Balancer for RoundRobin {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        // Skip what this request may not use: a short walk along the cycle, then (when
-        // most of the pool is excluded) one pass over the servers instead of a whole cycle.
+        // Skip what this request may not use with a short walk along the cycle, using up the
+        // positions walked over: each position serves one pick, so the eligible servers keep
+        // their proportions (5,3,2 with the first out give 3:2, not the 7:3 that handing the
+        // skipped positions to whoever follows them would). When most of the pool is excluded,
+        // one pass over the servers instead of a whole cycle.
         let walk = len.min(64);
-        (0..walk)
-            .map(|i| &self.servers[self.cycle.get((start + i) % len)])
-            .find(|s| ctx.eligible(s))
-            .cloned()
-            .or_else(|| {
-                let from = self.cycle.get(start % len);
-                super::first_eligible(&self.servers, from, ctx)
-            })
+        for i in 0..walk {
+            let s = &self.servers[self.cycle.get((start + i) % len)];
+            if ctx.eligible(s) {
+                if i > 0 {
+                    self.next.fetch_add(i, Ordering::Relaxed);
+                }
+                return Some(s.clone());
+            }
+        }
+        self.next.fetch_add(walk - 1, Ordering::Relaxed);
+        super::first_eligible(&self.servers, start % self.servers.len(), ctx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::testing::{check_exclusion, picks, servers};
+    use crate::balance::testing::{
+        check_exclusion, check_retries_try_each_server_once, picks, servers,
+    };
 
     #[test]
     fn weights_5_3_2_spread_out() {
@@ -272,6 +282,40 @@ mod tests {
         for window in got.chunks(10) {
             assert_eq!(window, [0, 1, 2, 0, 0, 1, 0, 2, 1, 0]);
         }
+    }
+
+    #[tokio::test]
+    async fn a_passively_excluded_server_leaves_the_others_their_proportions() {
+        let s = servers(&[5, 3, 2]);
+        let b = RoundRobin::new(&s);
+        assert!(s[0].report_failure(tokio::time::Instant::now()));
+        assert!(!s[0].is_available());
+        let got = picks(&b, &s, 1000);
+        let count = |i: usize| got.iter().filter(|&&x| x == i).count();
+        // 3:2 of the remaining weight, exactly, and still interleaved (no runs of one server
+        // longer than the cycle gives).
+        assert_eq!((count(0), count(1), count(2)), (0, 600, 400));
+        assert!(
+            got.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])),
+            "{got:?}"
+        );
+        // Tried servers are skipped the same way: the others keep their proportions.
+        let s = servers(&[1, 5, 3, 2]);
+        let b = RoundRobin::new(&s);
+        let tried = [s[1].clone()];
+        let ctx = PickContext {
+            tried: &tried,
+            ..PickContext::default()
+        };
+        let mut counts = [0usize; 4];
+        for _ in 0..1100 {
+            counts[crate::balance::testing::index(&s, &b.pick(&ctx).unwrap())] += 1;
+        }
+        // Weights 1, 3, 2 of the remaining 6 over 1,100 picks: 183⅓, 550, 366⅔.
+        assert!(counts[0].abs_diff(183) <= 1, "{counts:?}");
+        assert_eq!(counts[1], 0);
+        assert!(counts[2].abs_diff(550) <= 1, "{counts:?}");
+        assert!(counts[3].abs_diff(367) <= 1, "{counts:?}");
     }
 
     #[test]
@@ -375,5 +419,10 @@ mod tests {
     #[test]
     fn exclusion() {
         check_exclusion(|s| Box::new(RoundRobin::new(s)));
+    }
+
+    #[test]
+    fn retries_try_each_server_once() {
+        check_retries_try_each_server_once(|s| Box::new(RoundRobin::new(s)));
     }
 }

@@ -1,6 +1,7 @@
 //! Active health checks: one task per server probing on the pool's schedule and feeding the
 //! result to the server's rise/fall state machine (`upstream::health`). When a server
-//! enters or leaves rotation, the task rebuilds the pool's balancer.
+//! enters or leaves rotation, the task rebuilds the pool's balancer. HTTP probes speak what
+//! the pool speaks to its servers (TLS, HTTP/2): see [`ProbeTransport`].
 //!
 //! [`spawn`] starts the tasks of one pool; the returned [`Checkers`] stops them when dropped,
 //! so checkers live exactly as long as the pool they belong to (the runtime keeps them next
@@ -15,7 +16,7 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use probe::{Outcome, probe};
+pub use probe::{Outcome, ProbeTls, ProbeTransport, probe, probe_with};
 
 use crate::config::HealthPlan;
 use crate::upstream::{Pool, Server};
@@ -45,16 +46,25 @@ impl Drop for Checkers {
     }
 }
 
-/// Start one checker per server of `pool` if the pool has `[health]` configured.
-pub fn spawn(pool: &Arc<Pool>) -> Checkers {
+/// Start one checker per server of `pool` if the pool has `[health]` configured; HTTP
+/// probes reach the servers as `transport` says (the pool's TLS and protocol).
+pub fn spawn(pool: &Arc<Pool>, transport: ProbeTransport) -> Checkers {
     let Some(plan) = pool.health.clone() else {
         return Checkers::default();
     };
     let plan = Arc::new(plan);
+    let transport = Arc::new(transport);
     let tasks = pool
         .servers()
         .iter()
-        .map(|server| tokio::spawn(check_loop(pool.clone(), server.clone(), plan.clone())))
+        .map(|server| {
+            tokio::spawn(check_loop(
+                pool.clone(),
+                server.clone(),
+                plan.clone(),
+                transport.clone(),
+            ))
+        })
         .collect();
     Checkers { tasks }
 }
@@ -65,12 +75,17 @@ fn jitter(interval: Duration, frac: f64) -> Duration {
     interval.mul_f64(rand::rng().random_range(0.0..frac))
 }
 
-async fn check_loop(pool: Arc<Pool>, server: Arc<Server>, plan: Arc<HealthPlan>) {
+async fn check_loop(
+    pool: Arc<Pool>,
+    server: Arc<Server>,
+    plan: Arc<HealthPlan>,
+    transport: Arc<ProbeTransport>,
+) {
     // The first check comes within one interval, spread over it.
     tokio::time::sleep(jitter(plan.interval, 1.0)).await;
     loop {
         let started = Instant::now();
-        let outcome = probe(&plan, server.addr).await;
+        let outcome = probe_with(&plan, server.addr, &transport).await;
         tracing::debug!(
             pool = %pool.name,
             server = %server.name,

@@ -1,4 +1,4 @@
-//! A pool: its servers, and the balancer over those in rotation.
+//! A pool: its servers, and the balancers over them (one per tier: primaries, backups).
 
 use std::sync::Arc;
 
@@ -122,10 +122,33 @@ impl Pool {
                 }
             }
         }
+        // A fresh request found nothing: if that is only passive time-outs, this request gets
+        // its 503 and the next one tries again (a retry that ran out of untried servers does
+        // not count: it answers with its last failure).
+        if ctx.tried.is_empty() {
+            self.quick_recovery();
+        }
         None
     }
 
-    /// Rebuild the balancers over the servers now in rotation. Call when a server enters or
+    /// nginx's "all peers failed, mark them as live for quick recovery": when no primary
+    /// nor backup can take a request and some servers are out only through their passive
+    /// `fail_timeout` (not `down`, not actively unhealthy), forget those time-outs, so the
+    /// pool is not dark for a whole `fail_timeout` after a blip that hit every server.
+    fn quick_recovery(&self) {
+        if self.has_available() {
+            return;
+        }
+        let cleared = self.servers.iter().filter(|s| s.quick_recover()).count();
+        if cleared > 0 {
+            tracing::warn!(
+                pool = %self.name,
+                "no usable server: cleared the passive time-outs of {cleared} server(s), the next request tries them again"
+            );
+        }
+    }
+
+    /// Rebuild the balancers for the servers now in rotation. Call when a server enters or
     /// leaves rotation (health, drain, weight); in-flight picks finish on the old ones.
     pub fn rebuild(&self) {
         self.pickers
@@ -138,15 +161,14 @@ impl Pool {
     }
 }
 
+/// One balancer per tier over every configured server of it: `balance::build_tier` decides
+/// what each algorithm is built over (the servers in rotation, or all of them for the hashing
+/// algorithms, which keep their mapping when a server is `down` or unhealthy).
 fn build_pickers(algorithm: Algorithm, servers: &[Arc<Server>]) -> Pickers {
-    let (backup, primary): (Vec<_>, Vec<_>) = servers
-        .iter()
-        .filter(|s| s.in_rotation())
-        .cloned()
-        .partition(|s| s.backup);
+    let (backup, primary): (Vec<_>, Vec<_>) = servers.iter().cloned().partition(|s| s.backup);
     Pickers {
-        primary: balance::build(algorithm, &primary),
-        backup: (!backup.is_empty()).then(|| balance::build(algorithm, &backup)),
+        primary: balance::build_tier(algorithm, &primary),
+        backup: (!backup.is_empty()).then(|| balance::build_tier(algorithm, &backup)),
     }
 }
 
@@ -170,6 +192,21 @@ mod tests {
         crate::config::load_str(&src, "t.toml").unwrap().pools[0].clone()
     }
 
+    /// A pool of `n` servers on 127.0.0.1:1.. with `algorithm` and extra pool keys.
+    fn pool_of(n: u16, algorithm: &str, extra: &str) -> Pool {
+        let servers: Vec<String> = (1..=n)
+            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
+            .collect();
+        let src = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nalgorithm = \"{algorithm}\"\n{extra}\nservers = [{}]\n",
+            servers.join(", ")
+        );
+        Pool::new(
+            &crate::config::load_str(&src, "t.toml").unwrap().pools[0],
+            None,
+        )
+    }
+
     fn count(pool: &Pool, picks: usize, server: usize) -> usize {
         let id = pool.servers()[server].id();
         (0..picks)
@@ -182,13 +219,16 @@ mod tests {
         let pool = Pool::new(&plan(&[1, 2]), None);
         assert_eq!(count(&pool, 200, 1), 100, "no ramp at start-up");
         pool.servers()[1].start_slow_start(Instant::now());
+        // The ramp is its weight's (as in nginx and HAProxy): at first 1/20 of it, so about
+        // 1/21 of the picks (refused turns go to the other server) …
         let early = count(&pool, 200, 1);
-        assert!(early <= 10, "1/20 of its half at first: {early}");
+        assert!((5..=12).contains(&early), "weight 1/20 at first: {early}");
         tokio::time::advance(Duration::from_secs(10)).await;
+        // … and half way through, half its weight: 1/3 of the picks.
         let half = count(&pool, 200, 1);
         assert!(
-            (40..=60).contains(&half),
-            "half of its half at 10 of 20s: {half}"
+            (58..=75).contains(&half),
+            "half its weight at 10 of 20s: {half}"
         );
         // With the other server out, the ramping one still takes every request.
         pool.servers()[0].set_admin_down(true);
@@ -210,5 +250,189 @@ mod tests {
         assert!(!new.servers()[0].is_available(), "kept its passive state");
         assert!(!new.servers()[1].in_slow_start());
         assert!(new.servers()[2].in_slow_start(), "added by the reload");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_server_passively_out_gives_one_refusal_then_all_are_tried_again() {
+        let pool = pool_of(3, "round_robin", "");
+        for s in pool.servers() {
+            assert!(s.report_failure(Instant::now()), "max_fails = 1 trips");
+        }
+        assert!(!pool.has_available());
+        // This request is refused (its 503) …
+        assert!(pool.pick(&PickContext::default()).is_none());
+        // … and the next ones are tried, long before fail_timeout (10 s) ends.
+        assert!(pool.has_available());
+        let picked: std::collections::BTreeSet<u64> = (0..3)
+            .map(|_| pool.pick(&PickContext::default()).unwrap().id())
+            .collect();
+        assert_eq!(picked.len(), 3, "every server is back in turn");
+        for s in pool.servers() {
+            assert_eq!(s.health_state(), crate::upstream::HealthState::Healthy);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_recovery_leaves_down_and_unhealthy_servers_and_retries_alone() {
+        let pool = pool_of(4, "round_robin", "");
+        let s = pool.servers();
+        s[0].set_admin_down(true);
+        for _ in 0..3 {
+            s[1].record_check(2, 3, false, "status 500".into(), Instant::now());
+        }
+        pool.rebuild();
+        s[2].report_failure(Instant::now());
+        s[3].report_failure(Instant::now());
+        // A retry that ran out of untried servers clears nothing: it answers with its last
+        // failure, and the next fresh request gets the refusal.
+        let tried = [s[2].clone()];
+        let retry = PickContext {
+            tried: &tried,
+            ..PickContext::default()
+        };
+        assert!(pool.pick(&retry).is_none());
+        assert!(!pool.has_available());
+        assert!(pool.pick(&PickContext::default()).is_none());
+        // Only the passively failed servers came back; down and unhealthy stay out.
+        for _ in 0..10 {
+            let got = pool.pick(&PickContext::default()).unwrap().id();
+            assert!(got == s[2].id() || got == s[3].id());
+        }
+        assert!(!s[0].is_available() && !s[1].is_available());
+        // With nothing passive to clear, a dark pool stays dark.
+        s[2].set_admin_down(true);
+        s[3].set_admin_down(true);
+        pool.rebuild();
+        assert!(pool.pick(&PickContext::default()).is_none());
+        assert!(pool.pick(&PickContext::default()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_usable_backup_means_no_quick_recovery() {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }, { addr = \"127.0.0.1:3\", backup = true }]\n";
+        let pool = Pool::new(
+            &crate::config::load_str(src, "t.toml").unwrap().pools[0],
+            None,
+        );
+        let s = pool.servers();
+        s[0].report_failure(Instant::now());
+        s[1].report_failure(Instant::now());
+        for _ in 0..5 {
+            assert_eq!(pool.pick(&PickContext::default()).unwrap().id(), s[2].id());
+        }
+        assert!(!s[0].is_available() && !s[1].is_available(), "still out");
+    }
+
+    /// The server (its index) each of 10,000 keys goes to: client addresses in 10,000
+    /// different /24s for `ip_hash`, hash keys for `hash` and `maglev`.
+    fn mapping(pool: &Pool) -> Vec<usize> {
+        (0..10_000u32)
+            .map(|i| {
+                let key = format!("user-{i}");
+                let ctx = PickContext {
+                    client: Some(std::net::IpAddr::from([
+                        10,
+                        (i / 100) as u8,
+                        (i % 100) as u8,
+                        1,
+                    ])),
+                    hash_key: (pool.algorithm != Algorithm::IpHash).then_some(key.as_bytes()),
+                    tried: &[],
+                };
+                let id = pool.pick(&ctx).unwrap().id();
+                pool.servers().iter().position(|s| s.id() == id).unwrap()
+            })
+            .collect()
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Out {
+        Down,
+        Unhealthy,
+    }
+
+    fn take_out(pool: &Pool, i: usize, how: Out, out: bool) {
+        let s = &pool.servers()[i];
+        match how {
+            Out::Down => s.set_admin_down(out),
+            Out::Unhealthy => {
+                for _ in 0..3 {
+                    s.record_check(2, 3, !out, "t".into(), Instant::now());
+                }
+            }
+        }
+        assert_eq!(s.in_rotation(), !out);
+        pool.rebuild();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hashing_keeps_every_other_servers_keys_when_one_is_out_and_gives_them_back() {
+        for algorithm in ["ip_hash", "hash", "maglev"] {
+            for how in [Out::Down, Out::Unhealthy] {
+                let n = 5;
+                let pool = pool_of(n as u16, algorithm, "");
+                let before = mapping(&pool);
+                let k = 2;
+                take_out(&pool, k, how, true);
+                let during = mapping(&pool);
+                let mut moved_to = vec![0usize; n];
+                for (key, (&was, &now)) in before.iter().zip(&during).enumerate() {
+                    if was == k {
+                        assert_ne!(
+                            now, k,
+                            "{algorithm} {how:?}: key {key} stayed on the out server"
+                        );
+                        moved_to[now] += 1;
+                    } else {
+                        assert_eq!(
+                            now, was,
+                            "{algorithm} {how:?}: key {key} of server {was} moved"
+                        );
+                    }
+                }
+                let moved: usize = moved_to.iter().sum();
+                assert!(
+                    (1500..2500).contains(&moved),
+                    "{algorithm}: {moved} keys on server {k}"
+                );
+                // They spread over the others (equal weights: about a quarter each), not onto
+                // one neighbour.
+                for (i, &c) in moved_to.iter().enumerate() {
+                    if i != k {
+                        assert!(
+                            c.abs_diff(moved / 4) < moved / 8,
+                            "{algorithm} {how:?}: {moved_to:?}"
+                        );
+                    }
+                }
+                // Deterministic: asked again, the same answers.
+                assert_eq!(mapping(&pool), during, "{algorithm} {how:?}");
+                take_out(&pool, k, how, false);
+                assert_eq!(
+                    mapping(&pool),
+                    before,
+                    "{algorithm} {how:?}: keys came back"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hashing_with_most_of_the_pool_out_still_serves_every_key_deterministically() {
+        for algorithm in ["ip_hash", "hash", "maglev"] {
+            let pool = pool_of(20, algorithm, "");
+            for i in 0..18 {
+                pool.servers()[i].set_admin_down(true);
+            }
+            pool.rebuild();
+            let during = mapping(&pool);
+            assert!(during.iter().all(|&i| i >= 18), "{algorithm}");
+            let on_18 = during.iter().filter(|&&i| i == 18).count();
+            assert!(
+                (4000..6000).contains(&on_18),
+                "{algorithm}: {on_18} of 10,000 on one of two"
+            );
+            assert_eq!(mapping(&pool), during, "{algorithm}");
+        }
     }
 }

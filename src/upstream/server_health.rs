@@ -238,6 +238,18 @@ impl Server {
         transition
     }
 
+    /// nginx's quick recovery, asked by the pool when none of its servers can take a
+    /// request: forget a passive time-out so that the next request tries this server again.
+    /// True when there was one to forget (the server is in rotation — not taken out by an
+    /// operator nor by active checks — and out only through `max_fails`/`fail_timeout`).
+    pub(super) fn quick_recover(&self) -> bool {
+        if !self.in_rotation() || self.health.passive_available() {
+            return false;
+        }
+        self.clear_passive();
+        true
+    }
+
     fn clear_passive(&self) {
         let h = &self.health;
         let mut p = h.passive.lock().unwrap_or_else(|e| e.into_inner());
