@@ -168,6 +168,25 @@ async fn forwarding_headers_are_set_and_host_is_kept_or_rewritten() {
     assert!(seen.contains("x-real-ip: 127.0.0.1\n"), "{seen}");
     assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
 
+    // Several X-Forwarded-For lines are one list: all of them, in order, then the client.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    raw.write_all(
+        b"GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.1, 203.0.113.2\r\nX-Forwarded-For: 198.51.100.3\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("x-forwarded-for: 203.0.113.1, 203.0.113.2, 198.51.100.3, 127.0.0.1\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("x-forwarded-for:").count(), 1, "{text}");
+
     let cfg = simple_config("round_robin", &b, &[])
         .replace("[pool.p]\n", "[pool.p]\nhost_header = \"upstream\"\n");
     let lb2 = start_lb(&cfg).await;
@@ -238,6 +257,9 @@ async fn hop_by_hop_headers_do_not_cross_either_way() {
             ("keep-alive", "300"),
             ("upgrade", "h2c"),
             ("proxy-authorization", "Basic abc"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy", "http://attacker.example:3128"),
+            ("proxy-app-tenant", "t1"),
             ("x-app", "kept"),
         ],
     )
@@ -254,12 +276,17 @@ async fn hop_by_hop_headers_do_not_cross_either_way() {
     }
     let head = seen.recv().await.unwrap().to_ascii_lowercase();
     assert!(head.contains("x-app: kept"), "{head}");
+    // An application header that only starts with "proxy" is end to end.
+    assert!(head.contains("\r\nproxy-app-tenant: t1"), "{head}");
     for h in [
         "x-private",
         "deflate",
         "keep-alive",
         "upgrade",
         "proxy-authorization",
+        "proxy-connection",
+        "\r\nproxy:",
+        "attacker",
     ] {
         assert!(!head.contains(h), "request kept {h}: {head}");
     }

@@ -495,6 +495,8 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         timeouts.connect = c.duration_or(&t.connect, "timeouts.connect", timeouts.connect);
         timeouts.read = c.duration_or(&t.read, "timeouts.read", timeouts.read);
         timeouts.send = c.duration_or(&t.send, "timeouts.send", timeouts.send);
+        timeouts.client_body =
+            c.duration_or(&t.client_body, "timeouts.client_body", timeouts.client_body);
     }
     let host_header = match &f.host_header {
         None => Some(HostHeader::Keep),
