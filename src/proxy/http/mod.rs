@@ -183,7 +183,12 @@ pub(crate) fn service(
 /// After the listener closed: let open connections and tunnels finish within `grace`
 /// (nginx keeps WebSocket connections through a graceful shutdown too), then close the rest.
 pub(crate) async fn drain(graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
-    let both = async { tokio::join!(graceful.shutdown(), tunnels.idle()) };
+    // Connections first: a request upgrading now spawns its tunnel before its connection
+    // is done, so once they are all done no tunnel can be added.
+    let both = async {
+        graceful.shutdown().await;
+        tunnels.idle().await;
+    };
     if tokio::time::timeout(grace, both).await.is_err() {
         tracing::warn!(
             tunnels = tunnels.open(),
