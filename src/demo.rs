@@ -294,6 +294,7 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                 connect: Duration::from_secs(2),
                 read: Duration::from_secs(10),
                 send: Duration::from_secs(10),
+                client_body: Duration::from_secs(10),
             },
             host_header: HostHeader::Keep,
             servers: backends

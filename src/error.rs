@@ -33,6 +33,9 @@ pub enum ProxyError {
     Upstream { server: String, cause: String },
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client stopped sending its request body for `timeouts.client_body`.
+    #[error("the client sent no body bytes for {0:?}")]
+    ClientTimeout(Duration),
 }
 
 impl ProxyError {
@@ -44,6 +47,7 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -54,7 +58,7 @@ impl ProxyError {
             ProxyError::Connect { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::Upstream { .. } => Side::Upstream,
-            ProxyError::BadRequest(_) => Side::Downstream,
+            ProxyError::BadRequest(_) | ProxyError::ClientTimeout(_) => Side::Downstream,
         }
     }
 
@@ -73,6 +77,7 @@ impl ProxyError {
             ProxyError::Timeout { .. } => "timeout",
             ProxyError::Upstream { .. } => "upstream_error",
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::ClientTimeout(_) => "client_timeout",
         }
     }
 }

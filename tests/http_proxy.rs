@@ -168,6 +168,25 @@ async fn forwarding_headers_are_set_and_host_is_kept_or_rewritten() {
     assert!(seen.contains("x-real-ip: 127.0.0.1\n"), "{seen}");
     assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
 
+    // Several X-Forwarded-For lines are one list: all of them, in order, then the client.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    raw.write_all(
+        b"GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.1, 203.0.113.2\r\nX-Forwarded-For: 198.51.100.3\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("x-forwarded-for: 203.0.113.1, 203.0.113.2, 198.51.100.3, 127.0.0.1\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("x-forwarded-for:").count(), 1, "{text}");
+
     let cfg = simple_config("round_robin", &b, &[])
         .replace("[pool.p]\n", "[pool.p]\nhost_header = \"upstream\"\n");
     let lb2 = start_lb(&cfg).await;
@@ -238,6 +257,9 @@ async fn hop_by_hop_headers_do_not_cross_either_way() {
             ("keep-alive", "300"),
             ("upgrade", "h2c"),
             ("proxy-authorization", "Basic abc"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy", "http://attacker.example:3128"),
+            ("proxy-app-tenant", "t1"),
             ("x-app", "kept"),
         ],
     )
@@ -254,12 +276,17 @@ async fn hop_by_hop_headers_do_not_cross_either_way() {
     }
     let head = seen.recv().await.unwrap().to_ascii_lowercase();
     assert!(head.contains("x-app: kept"), "{head}");
+    // An application header that only starts with "proxy" is end to end.
+    assert!(head.contains("\r\nproxy-app-tenant: t1"), "{head}");
     for h in [
         "x-private",
         "deflate",
         "keep-alive",
         "upgrade",
         "proxy-authorization",
+        "proxy-connection",
+        "\r\nproxy:",
+        "attacker",
     ] {
         assert!(!head.contains(h), "request kept {h}: {head}");
     }
@@ -400,29 +427,39 @@ async fn head_and_expect_continue_and_chunked_upload() {
     // The connection is still usable after a HEAD.
     assert_eq!(c.get("/").await.status, 200);
 
-    // curl sends a 2 MB upload with Expect: 100-continue and waits for the 100.
-    let out = tokio::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-H",
-            "Expect: 100-continue",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(format!("http://{addr}/upload"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("curl must be installed (scripts/test installs it)");
-    let mut child = out;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&vec![b'x'; 2_000_000]).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("received 2000000 bytes"), "{text}");
+    // Expect: 100-continue from a raw client that sends no body byte before the 100 comes
+    // (curl would send it after 1 s anyway, so it cannot tell): a small body (read before
+    // the server is chosen) and a 2 MB one (streamed to the server).
+    for size in [1000usize, 2_000_000] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {size}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let want = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let mut got = vec![0u8; want.len()];
+        tokio::time::timeout(Duration::from_millis(500), s.read_exact(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{size}: no 100 Continue within 500 ms"))
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+        s.write_all(&vec![b'x'; size]).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("final answer within 10 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{size}: {text}");
+        assert!(
+            text.contains(&format!("received {size} bytes")),
+            "{size}: {text}"
+        );
+    }
 
     // Chunked (no Content-Length) upload from curl reading a pipe.
     let out = tokio::process::Command::new("sh")
@@ -537,4 +574,168 @@ async fn an_http_1_0_server_does_not_end_the_clients_keep_alive() {
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
         assert!(text.ends_with("old"), "{text}");
     }
+}
+
+/// A config over `b` with `timeouts = { ... }` as given.
+fn with_timeouts(b: &[Backend], timeouts: &str) -> String {
+    simple_config("round_robin", b, &[]).replace(
+        "[pool.p]\n",
+        &format!("[pool.p]\ntimeouts = {{ {timeouts} }}\n"),
+    )
+}
+
+/// Read what the server sends until it closes or `limit` passes.
+async fn read_until_close(s: &mut TcpStream, limit: Duration) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `timeouts.read` is the time between two reads from the server once the request is sent:
+/// an upload that takes longer than it in total, with short pauses, goes through, streamed
+/// (chunked) and with a declared length above the replay limit alike.
+#[tokio::test]
+async fn a_slow_upload_longer_than_the_read_timeout_succeeds() {
+    let b = backends(1).await;
+    let lb = start_lb(&with_timeouts(
+        &b,
+        "read = \"300ms\", send = \"2s\", client_body = \"2s\"",
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+
+    // Chunked: 12 chunks of 1000 bytes, 100 ms apart (1.2 s in all).
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(format!("3e8\r\n{}\r\n", "x".repeat(1000)).as_bytes())
+            .await
+            .unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let text = read_until_close(&mut s, Duration::from_secs(10)).await;
+    assert!(started.elapsed() > Duration::from_millis(900));
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("received 12000 bytes"), "{text}");
+
+    // Content-Length of 100 000 (streamed: over the replay limit), sent in 10 slices.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..10 {
+        s.write_all(&[b'y'; 10_000]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let text = read_until_close(&mut s, Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("received 100000 bytes"), "{text}");
+}
+
+/// A client that stops in the middle of its body gets 408 after `timeouts.client_body`
+/// (nginx's `client_body_timeout`), both for a small body read before the server is chosen
+/// and for a large one already streaming to the server; the server is not blamed.
+#[tokio::test]
+async fn a_client_that_stalls_mid_body_gets_408() {
+    let b = backends(1).await;
+    let lb = start_lb(&with_timeouts(
+        &b,
+        "read = \"10s\", send = \"10s\", client_body = \"300ms\"",
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    for (declared, sent) in [(1000usize, 10usize), (200_000, 70_000)] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.write_all(&vec![b'z'; sent]).await.unwrap();
+        let started = Instant::now();
+        // The connection is kept open (no half-close): the client just stops.
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{declared}: {text}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "408 after {waited:?}"
+        );
+        // The rest of the body will not come: the connection is closed after the 408.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("the connection is closed after the 408")
+            .ok(); // a reset is a close too
+        assert!(!String::from_utf8_lossy(&rest).contains("HTTP/1.1"));
+    }
+    // Not the server's fault: it is still in use (max_fails = 1 would have taken it out).
+    assert_eq!(get(addr, "/").await.status, 200);
+}
+
+/// A server that stops reading the request body: after `timeouts.send` without a write
+/// going through, 504, long before `timeouts.read`.
+#[tokio::test]
+async fn a_server_that_stops_reading_the_body_gets_the_send_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        // Accept, read a little, then hold the connection without reading (bounded).
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            held.push(s);
+            if held.len() > 4 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let cfg = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\ntimeouts = {{ read = \"20s\", send = \"400ms\", client_body = \"20s\" }}\nservers = [ {{ addr = \"{server}\" }} ]\n"
+    );
+    let lb = start_lb(&cfg).await;
+    let addr = lb.local_addr("web").unwrap();
+    let s = TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    const TOTAL: usize = 64 << 20;
+    let writer = tokio::spawn(async move {
+        wr.write_all(
+            format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {TOTAL}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let block = vec![b'u'; 1 << 20];
+        for _ in 0..TOTAL >> 20 {
+            wr.write_all(&block).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "504 after {:?}",
+        started.elapsed()
+    );
+    writer.abort();
 }

@@ -3,6 +3,8 @@
 //! pinned server dies.
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use switchyard::runtime::Runtime;
 
@@ -125,17 +127,15 @@ async fn an_app_session_cookie_pins_the_next_requests() {
         let a = get_with(addr, "/", &[("cookie", &cookie)]).await;
         assert_eq!((a.status.as_u16(), a.server()), (200, server.clone()));
     }
-    // An unknown session is balanced as usual.
-    let mut names = Vec::new();
+    // A session the table does not hold is balanced once, then pinned to the server that
+    // served it (HAProxy's `stick store-request`).
+    let unknown = [("cookie", "JSESSIONID=never-issued")];
+    let first = get_with(addr, "/", &unknown).await.server();
     for _ in 0..6 {
-        names.push(
-            get_with(addr, "/", &[("cookie", "JSESSIONID=never-issued")])
-                .await
-                .server(),
-        );
+        assert_eq!(get_with(addr, "/", &unknown).await.server(), first);
     }
-    assert_eq!(tally(names).len(), 3);
-    assert_eq!(lb.upstream("p").unwrap().sticky().unwrap().table_len(), 1);
+    assert_eq!(lb.upstream("p").unwrap().sticky().unwrap().table_len(), 2);
+    assert_eq!(broken(&lb), 0, "a table miss is not a broken session");
 
     // The pinned server dies: the session moves once, then stays on the new server.
     b.iter().find(|x| x.name() == server).unwrap().stop();
@@ -147,6 +147,89 @@ async fn an_app_session_cookie_pins_the_next_requests() {
         assert_eq!((a.status.as_u16(), a.server()), (200, moved.server()));
     }
     assert_eq!(broken(&lb), 1);
+}
+
+/// After a restart the table is empty; the sessions the application issued before it pin
+/// again from their first request on, without the application setting a new cookie.
+#[tokio::test]
+async fn app_sessions_pin_again_after_a_restart() {
+    let b = backends(3).await;
+    let cfg = config(
+        &b,
+        "mode = \"app_cookie\"\nname = \"JSESSIONID\"\nttl = \"30m\"",
+    );
+    let lb = start_lb(&cfg).await;
+    let addr = lb.local_addr("web").unwrap();
+    let cookies: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(pair(&set_cookie(&get(addr, "/login").await).unwrap()));
+        }
+        v
+    };
+    lb.shutdown().await;
+
+    let lb = start_lb(&cfg).await;
+    let addr = lb.local_addr("web").unwrap();
+    assert_eq!(lb.upstream("p").unwrap().sticky().unwrap().table_len(), 0);
+    for cookie in &cookies {
+        let first = get_with(addr, "/", &[("cookie", cookie)]).await;
+        assert_eq!(first.status, 200);
+        assert!(set_cookie(&first).is_none(), "no new cookie from the app");
+        // Round robin over three servers would spread these; the session holds them.
+        for _ in 0..6 {
+            let a = get_with(addr, "/", &[("cookie", cookie)]).await;
+            assert_eq!((a.status.as_u16(), a.server()), (200, first.server()));
+        }
+    }
+    assert_eq!(lb.upstream("p").unwrap().sticky().unwrap().table_len(), 3);
+}
+
+/// A client stuck to a backup while the primary was down goes back to the primary once it
+/// recovers, and stays there (a new cookie).
+#[tokio::test]
+async fn a_client_pinned_to_a_backup_returns_to_a_recovered_primary() {
+    let b = backends(2).await;
+    let toml = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{{ addr = \"{}\", name = \"s1\" }}, {{ addr = \"{}\", name = \"s2\", backup = true }}]\n[pool.p.health]\ntype = \"http\"\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\nrise = 1\nfall = 1\n[pool.p.sticky]\nmode = \"cookie\"\n",
+        b[0].addr, b[1].addr
+    );
+    let lb = start_lb(&toml).await;
+    let addr = lb.local_addr("web").unwrap();
+    let pool = lb.pool("p").unwrap();
+    let primary = pool.servers()[0].clone();
+
+    b[0].set_healthy(false);
+    wait_until(Duration::from_secs(5), "s1 out", || async {
+        !primary.is_available()
+    })
+    .await;
+    let on_backup = get(addr, "/").await;
+    assert_eq!(on_backup.server(), "s2");
+    let backup_cookie = pair(&set_cookie(&on_backup).unwrap());
+    for _ in 0..3 {
+        let a = get_with(addr, "/", &[("cookie", &backup_cookie)]).await;
+        assert_eq!(a.server(), "s2");
+    }
+
+    b[0].set_healthy(true);
+    wait_until(Duration::from_secs(5), "s1 back", || async {
+        primary.is_available()
+    })
+    .await;
+    let back = get_with(addr, "/", &[("cookie", &backup_cookie)]).await;
+    assert_eq!(
+        (back.status.as_u16(), back.server()),
+        (200, "s1".to_string())
+    );
+    let primary_cookie = pair(&set_cookie(&back).expect("re-stuck to the primary"));
+    assert_ne!(primary_cookie, backup_cookie);
+    for _ in 0..5 {
+        let a = get_with(addr, "/", &[("cookie", &primary_cookie)]).await;
+        assert_eq!(a.server(), "s1");
+        let a = get_with(addr, "/", &[("cookie", &backup_cookie)]).await;
+        assert_eq!(a.server(), "s1", "the old backup cookie no longer holds");
+    }
 }
 
 #[tokio::test]

@@ -223,3 +223,111 @@ async fn websocket_over_an_https_listener() {
     }
     ws.close(None).await.unwrap();
 }
+
+/// Send `text` and expect `NAME:text` back within 5 s.
+async fn exchange<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, text: &str) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text(text.to_string())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("reply in time")
+        .expect("tunnel open")
+        .expect("a message");
+    reply.into_text().unwrap().to_string()
+}
+
+fn sigterm(lb: &LbProcess) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &lb.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+}
+
+/// Wait up to `limit` for the process to exit; its status, or None while it still runs.
+async fn exited(lb: &mut LbProcess, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(st) = lb.child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGTERM with a WebSocket open: the listener stops accepting at once, the open tunnel keeps
+/// working, and the process exits as soon as the client closes it (well within the grace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_websocket_survives_sigterm_until_it_closes() {
+    let server = echo_server("ws1").await;
+    let cfg = format!("grace_period = \"20s\"\n{}", config(&[server], ""));
+    let mut lb = LbProcess::start(&cfg);
+    let addr = lb.addr;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/chat"))
+        .await
+        .unwrap();
+    assert_eq!(exchange(&mut ws, "before").await, "ws1:before");
+
+    sigterm(&lb);
+    wait_until(Duration::from_secs(5), "the listener closed", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    for i in 0..5 {
+        let text = format!("during shutdown {i}");
+        assert_eq!(exchange(&mut ws, &text).await, format!("ws1:{text}"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        lb.child.try_wait().unwrap().is_none(),
+        "exited with a tunnel open"
+    );
+
+    let started = std::time::Instant::now();
+    ws.close(None).await.unwrap();
+    let status = exited(&mut lb, Duration::from_secs(10))
+        .await
+        .expect("exits once the tunnel is closed");
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "exit took {:?} after the close (grace is 20 s)",
+        started.elapsed()
+    );
+}
+
+/// A tunnel still open when the grace period ends is closed, and the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_open_past_the_grace_period_is_closed() {
+    let server = echo_server("ws1").await;
+    let cfg = format!("grace_period = \"1s\"\n{}", config(&[server], ""));
+    let mut lb = LbProcess::start(&cfg);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", lb.addr))
+        .await
+        .unwrap();
+    assert_eq!(exchange(&mut ws, "hello").await, "ws1:hello");
+    let started = std::time::Instant::now();
+    sigterm(&lb);
+    // Still served inside the grace period.
+    assert_eq!(exchange(&mut ws, "inside").await, "ws1:inside");
+    let status = exited(&mut lb, Duration::from_secs(10))
+        .await
+        .expect("exits when the grace period ends");
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "exit after {took:?} with a 1 s grace"
+    );
+    // The client sees its tunnel end.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the tunnel ends");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+}

@@ -119,6 +119,7 @@ pub struct TimeoutsFile {
     pub connect: Option<S<String>>,
     pub read: Option<S<String>>,
     pub send: Option<S<String>>,
+    pub client_body: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

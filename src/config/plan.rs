@@ -208,19 +208,25 @@ pub enum HostHeader {
 pub struct Timeouts {
     /// TCP connect to a server.
     pub connect: Duration,
-    /// Wait for the response head, and between two reads of the response body.
+    /// Between two reads from the server: for the response head from the end of the
+    /// request body, then between two reads of the response body.
     pub read: Duration,
-    /// Between two writes of the request body to the server.
+    /// Between two successful writes of the request to the server.
     pub send: Duration,
+    /// Between two reads of the request body from the client (nginx's
+    /// `client_body_timeout`); exceeded → 408.
+    pub client_body: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        // nginx's proxy_connect_timeout / proxy_read_timeout / proxy_send_timeout defaults.
+        // nginx's proxy_connect_timeout / proxy_read_timeout / proxy_send_timeout /
+        // client_body_timeout defaults.
         Timeouts {
             connect: Duration::from_secs(60),
             read: Duration::from_secs(60),
             send: Duration::from_secs(60),
+            client_body: Duration::from_secs(60),
         }
     }
 }

@@ -559,6 +559,12 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
             c.positive_duration(&t.connect, "timeouts.connect", timeouts.connect, help);
         timeouts.read = c.positive_duration(&t.read, "timeouts.read", timeouts.read, help);
         timeouts.send = c.positive_duration(&t.send, "timeouts.send", timeouts.send, help);
+        timeouts.client_body = c.positive_duration(
+            &t.client_body,
+            "timeouts.client_body",
+            timeouts.client_body,
+            help,
+        );
     }
     let host_header = match &f.host_header {
         None => Some(HostHeader::Keep),

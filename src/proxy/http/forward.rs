@@ -3,16 +3,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 
-use super::body::{ProxyBody, UpstreamBody, boxed, full};
+use super::body::{ClientBody, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
 use super::headers::{add_forwarding, cookie, remove_hop_by_hop, wants_upgrade};
 use super::retry::{self, Ask, ReplayBody};
+use super::tunnel::Tunnels;
 use super::upstream::Upstream;
 use crate::config::{HashKey, HostHeader};
 use crate::error::ProxyError;
@@ -51,6 +54,10 @@ fn hash_key<'r, B>(key: &HashKey, req: &'r Request<B>) -> Option<&'r [u8]> {
 /// added); `attempt` clones it per server.
 pub struct Prepared {
     pub parts: http::request::Parts,
+    /// Turns true when the client stalled sending its body (`timeouts.client_body`).
+    pub client_stalled: Arc<AtomicBool>,
+    /// Where upgraded connections are kept, so shutdown waits for them.
+    pub tunnels: Option<Tunnels>,
 }
 
 /// Send `req` to a server of `up` and return its response, body streaming. Stickiness
@@ -71,6 +78,7 @@ pub async fn forward(
         .map(|s| s.lookup(req.headers(), client.ip(), now));
 
     let upgrading = wants_upgrade(req.headers());
+    let tunnels = req.extensions().get::<Tunnels>().cloned();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     super::transport::strip_hop_by_hop(&mut parts.headers, upgrading);
@@ -95,8 +103,18 @@ pub async fn forward(
     let method = parts.method.clone();
     // Keep small bodies for a retry only when a retry could happen.
     let keep = !upgrading && pool.retry.attempts > 0;
-    let mut body = ReplayBody::read(body, keep, pool.timeouts.send).await?;
-    let prepared = Prepared { parts };
+    let client_stalled = Arc::new(AtomicBool::new(false));
+    let body = boxed(ClientBody::new(
+        body,
+        pool.timeouts.client_body,
+        client_stalled.clone(),
+    ));
+    let mut body = ReplayBody::read(body, keep).await?;
+    let prepared = Prepared {
+        parts,
+        client_stalled,
+        tunnels,
+    };
     let ask = Ask {
         client,
         hash_key: key.as_deref(),
@@ -146,52 +164,51 @@ pub async fn attempt(
         Request::from_parts(parts, body.for_send())
     };
     if up.transport().protocol.is_h2() {
+        let sent = Arc::new(Notify::new());
+        let make = {
+            let sent = sent.clone();
+            move || request(body).map(|b| boxed(Sending::new(b, sent)))
+        };
         return super::transport::forward_h2(
-            up,
-            server,
-            move || request(body),
-            in_flight,
-            started,
-            info,
+            up, server, prepared, make, &sent, in_flight, started, info,
         )
         .await;
     }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
-    let upstream_req = request(body);
+    let sent = Arc::new(Notify::new());
+    let upstream_req = request(body).map(|b| boxed(Sending::new(b, sent.clone())));
 
     let read_timeout = pool.timeouts.read;
-    let sent = tokio::time::timeout(read_timeout, conn.sender.try_send_request(upstream_req)).await;
-    let mut resp = match sent {
-        Err(_) => {
-            return Err(ProxyError::Timeout {
-                server: server.name.clone(),
-                after: read_timeout,
-            });
-        }
-        Ok(Err(mut e)) => {
+    let timed_out = || ProxyError::Timeout {
+        server: server.name.clone(),
+        after: read_timeout,
+    };
+    let sent_head = response_head(
+        conn.sender.try_send_request(upstream_req),
+        &sent,
+        read_timeout,
+    );
+    let mut resp = match sent_head.await {
+        None => return Err(timed_out()),
+        Some(Err(mut e)) => {
             // A kept-alive connection the server had just closed: the request was not sent,
             // so it goes again on a fresh connection to the same server.
             match e.take_message() {
                 Some(again) if conn.reused => {
                     conn = up.conns().connect(server).await?;
                     info.connect = Some(conn.connect_time);
-                    match tokio::time::timeout(read_timeout, conn.sender.send_request(again)).await
+                    match response_head(conn.sender.send_request(again), &sent, read_timeout).await
                     {
-                        Err(_) => {
-                            return Err(ProxyError::Timeout {
-                                server: server.name.clone(),
-                                after: read_timeout,
-                            });
-                        }
-                        Ok(Err(e)) => return Err(upstream_error(server, &e)),
-                        Ok(Ok(r)) => r,
+                        None => return Err(timed_out()),
+                        Some(Err(e)) => return Err(exchange_error(server, &e, prepared, pool)),
+                        Some(Ok(r)) => r,
                     }
                 }
-                _ => return Err(upstream_error(server, e.error())),
+                _ => return Err(exchange_error(server, e.error(), prepared, pool)),
             }
         }
-        Ok(Ok(r)) => r,
+        Some(Ok(r)) => r,
     };
     let header_time = started.elapsed();
     info.header = Some(header_time);
@@ -200,12 +217,18 @@ pub async fn attempt(
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(downstream) = downstream_upgrade.take() {
         let upstream = hyper::upgrade::on(&mut resp);
-        tokio::spawn(super::tunnel::run(
+        let tunnel = super::tunnel::run(
             downstream,
             upstream,
             in_flight,
             up.transport().tunnel_idle_timeout,
-        ));
+        );
+        match &prepared.tunnels {
+            Some(t) => t.spawn(tunnel),
+            None => {
+                tokio::spawn(tunnel);
+            }
+        }
         let (mut parts, _) = resp.into_parts();
         remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(parts, full(Bytes::new())));
@@ -219,7 +242,49 @@ pub async fn attempt(
     ))
 }
 
-fn upstream_error(server: &Server, e: &hyper::Error) -> ProxyError {
+/// Wait for the response head of a request whose body tells `sent` when it has gone: no
+/// limit while the body is still being sent (the client's pauses are bounded by
+/// `timeouts.client_body`, the server's by `timeouts.send`), then at most `read`, as nginx
+/// starts `proxy_read_timeout` once the request is sent. `None` when `read` ran out.
+pub(super) async fn response_head<F: Future>(
+    send: F,
+    sent: &Notify,
+    read: Duration,
+) -> Option<F::Output> {
+    tokio::pin!(send);
+    tokio::select! {
+        biased;
+        r = &mut send => return Some(r),
+        () = sent.notified() => {}
+    }
+    tokio::time::timeout(read, send).await.ok()
+}
+
+/// A failed exchange with `server`, by cause: the client stalled sending its body (408, not
+/// the server's fault), the server took no bytes for `timeouts.send` (504), or the server
+/// closed, reset or answered garbage (502).
+pub(super) fn exchange_error(
+    server: &Server,
+    e: &hyper::Error,
+    prepared: &Prepared,
+    pool: &crate::upstream::Pool,
+) -> ProxyError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<ClientBodyTimeout>() {
+            return ProxyError::ClientTimeout(t.0);
+        }
+        source = s.source();
+    }
+    if prepared.client_stalled.load(Ordering::Relaxed) {
+        return ProxyError::ClientTimeout(pool.timeouts.client_body);
+    }
+    if super::transport::is_send_timeout(e) {
+        return ProxyError::Timeout {
+            server: server.name.clone(),
+            after: pool.timeouts.send,
+        };
+    }
     let mut cause = e.to_string();
     if let Some(source) = std::error::Error::source(e) {
         cause = format!("{cause}: {source}");

@@ -9,10 +9,18 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static PROXY_AUTHENTICATION_INFO: HeaderName = HeaderName::from_static("proxy-authentication-info");
+static PROXY: HeaderName = HeaderName::from_static("proxy");
 
 /// Remove the headers that describe one hop (RFC 9110 §7.6.1): those `Connection` names,
-/// then `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding` and
-/// `Upgrade`. When `upgrading`, `Upgrade` and `Connection: upgrade` are kept for the next hop.
+/// then `Connection`, `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade`, and
+/// the proxy ones: `Proxy-Connection` (the old spelling of `Connection`), the credentials
+/// and challenges of proxy authentication, which are meant for the proxy next to the client
+/// (`Proxy-Authorization`, `Proxy-Authenticate`, `Proxy-Authentication-Info`, RFC 9110
+/// §11.7), and `Proxy`, which is no header of HTTP but the "httpoxy" attack (CGI turns it
+/// into `HTTP_PROXY`; nginx and HAProxy advise removing it). Other names that merely start
+/// with `proxy` are the application's, end to end, and cross. When `upgrading`, `Upgrade`
+/// and `Connection: upgrade` are kept for the next hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -33,6 +41,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
         &PROXY_CONNECTION,
         &header::PROXY_AUTHENTICATE,
         &header::PROXY_AUTHORIZATION,
+        &PROXY_AUTHENTICATION_INFO,
+        &PROXY,
         &header::TE,
         &header::TRAILER,
         &header::TRANSFER_ENCODING,
@@ -58,13 +68,20 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Append the client to `X-Forwarded-For`, and set `X-Real-IP` and `X-Forwarded-Proto`,
-/// as nginx's `$proxy_add_x_forwarded_for`, `$remote_addr` and `$scheme`.
+/// as nginx's `$proxy_add_x_forwarded_for`, `$remote_addr` and `$scheme`. Several
+/// `X-Forwarded-For` lines are one list (RFC 9110 §5.3): they are joined in order, and the
+/// client goes last, on one line.
 pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
     let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
-    };
+    let mut xff: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    xff.push(&ip);
+    let xff = xff.join(", ");
     // Both strings are built from a valid header value and an IP address: always valid.
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
@@ -132,11 +149,17 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
             ("proxy-authorization", "x"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-authentication-info", "x"),
+            ("proxy", "http://evil.example/"),
             ("x-kept", "yes"),
+            ("proxy-app-id", "end to end"),
         ]);
         remove_hop_by_hop(&mut h, false);
-        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h.len(), 2, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+        assert_eq!(h["proxy-app-id"], "end to end");
     }
 
     #[test]
@@ -155,6 +178,15 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-real-ip"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
+
+        let mut h = map(&[
+            ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+            ("x-forwarded-for", "10.0.0.3"),
+            ("x-forwarded-for", " "),
+        ]);
+        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]);
     }
 
     #[test]

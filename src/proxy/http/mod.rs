@@ -34,6 +34,7 @@ use tokio::sync::watch;
 pub use body::ProxyBody;
 pub use forward::{UpstreamInfo, error_response, forward};
 pub use router::{Route, RouteTarget, Router};
+pub use tunnel::Tunnels;
 pub use upstream::Upstream;
 
 use crate::error::ProxyError;
@@ -123,6 +124,7 @@ pub async fn serve(
 ) {
     let builder = conn_builder();
     let graceful = GracefulShutdown::new();
+    let tunnels = Tunnels::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -138,13 +140,10 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let site = site.clone();
                 if let Some(policy) = site.load().proxy_in.clone() {
-                    proxy_in::spawn_cleartext(policy, stream, client, site, builder.clone(), graceful.watcher());
+                    proxy_in::spawn_cleartext(policy, stream, client, site, builder.clone(), graceful.watcher(), tunnels.clone());
                     continue;
                 }
-                let svc = service_fn(move |req| {
-                    let site = site.load_full();
-                    async move { Ok::<_, Infallible>(handle(site, client, req).await) }
-                });
+                let svc = service(site, client, tunnels.clone());
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .into_owned();
@@ -159,11 +158,43 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period of {grace:?} over; closing the remaining connections");
+    drain(graceful, &tunnels, grace).await;
+}
+
+/// The service of one client connection: [`handle`] with the listener's current site; each
+/// request carries the listener's [`Tunnels`] so an upgrade is kept where shutdown sees it.
+pub(crate) fn service(
+    site: Arc<ArcSwap<Site>>,
+    client: SocketAddr,
+    tunnels: Tunnels,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |mut req: Request<Incoming>| {
+        let site = site.load_full();
+        req.extensions_mut().insert(tunnels.clone());
+        async move { Ok::<_, Infallible>(handle(site, client, req).await) }
+    })
+}
+
+/// After the listener closed: let open connections and tunnels finish within `grace`
+/// (nginx keeps WebSocket connections through a graceful shutdown too), then close the rest.
+pub(crate) async fn drain(graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
+    // Connections first: a request upgrading now spawns its tunnel before its connection
+    // is done, so once they are all done no tunnel can be added.
+    let both = async {
+        graceful.shutdown().await;
+        tunnels.idle().await;
+    };
+    if tokio::time::timeout(grace, both).await.is_err() {
+        tracing::warn!(
+            tunnels = tunnels.open(),
+            "grace period of {grace:?} over; closing the remaining connections"
+        );
+        tunnels.cut();
     }
 }
 

@@ -13,20 +13,18 @@
 //! connection and is counted; nothing of it reaches hyper or a server. v2 `LOCAL` and v1
 //! `UNKNOWN` (health checks of the proxy in front) keep the peer's own address.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 
-use super::{Site, handle};
+use super::Site;
 use crate::config::Cidr;
 use crate::proxy::proxy_protocol::{self, Header};
 
@@ -114,15 +112,13 @@ pub fn spawn_cleartext(
     site: Arc<ArcSwap<Site>>,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
+    tunnels: super::Tunnels,
 ) {
     tokio::spawn(async move {
         let Some(client) = policy.client(&mut stream, peer).await else {
             return;
         };
-        let svc = service_fn(move |req| {
-            let site = site.load_full();
-            async move { Ok::<_, Infallible>(handle(site, client, req).await) }
-        });
+        let svc = super::service(site, client, tunnels);
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

@@ -25,17 +25,15 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::Instant;
 
-use super::body::{BoxError, ProxyBody, boxed, full};
+use super::body::{BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
 use super::forward::{Prepared, UpstreamInfo, attempt};
 use super::upstream::Upstream;
 use crate::balance::PickContext;
@@ -118,12 +116,9 @@ pub enum ReplayBody {
 
 impl ReplayBody {
     /// Read `body` whole when `keep` (retries are possible) and its declared length is at
-    /// most [`REPLAY_LIMIT`], each read bounded by `read_timeout`; otherwise stream it.
-    pub async fn read(
-        body: Incoming,
-        keep: bool,
-        read_timeout: Duration,
-    ) -> Result<ReplayBody, ProxyError> {
+    /// most [`REPLAY_LIMIT`]; otherwise stream it. The client's pauses are bounded by the
+    /// [`ClientBody`](super::body::ClientBody) around it.
+    pub async fn read(body: ProxyBody, keep: bool) -> Result<ReplayBody, ProxyError> {
         if body.is_end_stream() {
             return Ok(ReplayBody::Empty);
         }
@@ -135,27 +130,20 @@ impl ReplayBody {
             .exact()
             .is_some_and(|n| n <= REPLAY_LIMIT as u64);
         if !keep || !small {
-            return Ok(ReplayBody::Streaming(Some(boxed(body))));
+            return Ok(ReplayBody::Streaming(Some(body)));
         }
         let mut body = body;
         let mut data = BytesMut::new();
         loop {
-            let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
-                Err(_) => {
-                    return Err(ProxyError::BadRequest(format!(
-                        "request body: nothing received for {read_timeout:?}"
-                    )));
-                }
-                Ok(None) => {
+            let frame = match body.frame().await {
+                None => {
                     return Ok(ReplayBody::Kept {
                         data: data.freeze(),
                         trailers: None,
                     });
                 }
-                Ok(Some(Err(e))) => {
-                    return Err(ProxyError::BadRequest(format!("request body: {e}")));
-                }
-                Ok(Some(Ok(f))) => f,
+                Some(Err(e)) => return Err(client_body_error(&*e)),
+                Some(Ok(f)) => f,
             };
             match frame.into_data() {
                 Ok(d) => {
@@ -243,6 +231,14 @@ impl ReplayBody {
                 None => full(Bytes::new()),
             },
         }
+    }
+}
+
+/// The error of a request body read from the client: 408 when it stalled, else 400.
+fn client_body_error(e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    match e.downcast_ref::<ClientBodyTimeout>() {
+        Some(t) => ProxyError::ClientTimeout(t.0),
+        None => ProxyError::BadRequest(format!("request body: {e}")),
     }
 }
 

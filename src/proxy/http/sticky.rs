@@ -87,9 +87,20 @@ impl Sticky {
 
     fn remembered(&self, server: Option<&Arc<Server>>, lookup: &mut Lookup) {
         match server {
+            // A backup holds a session only while no primary can serve: once one is back,
+            // the client goes to the primaries (and is stuck there), as a pool sends new
+            // clients. Not counted as broken: the backup could still have served.
+            Some(s) if s.backup && self.primary_available() => {}
             Some(s) if s.is_available() => lookup.preferred = Some(s.clone()),
             _ => lookup.broken = true,
         }
+    }
+
+    fn primary_available(&self) -> bool {
+        self.pool
+            .servers()
+            .iter()
+            .any(|s| !s.backup && s.is_available())
     }
 
     /// The server this request should stick to, if any.
@@ -186,10 +197,13 @@ impl Sticky {
                         learned = true;
                     }
                 }
-                // The session moved without the application issuing a new cookie: stick
-                // the old value to the new server.
+                // A session the table does not hold (Switchyard restarted, the entry
+                // expired or was pushed out) or that moved, without the application issuing
+                // a new cookie: stick its value to the server that served it (HAProxy's
+                // `stick store-request`), so the session pins again from now on.
+                let held = lookup.preferred.as_ref().map(|p| p.id()) == Some(served_by.id());
                 if !learned
-                    && (lookup.broken || moved)
+                    && !held
                     && let Some(v) = &lookup.cookie_value
                 {
                     table.insert(v.clone(), served_by.id(), now);
@@ -257,6 +271,23 @@ mod tests {
         sticky.after(&l, &p.servers()[1], &mut out, false, now);
         assert_eq!(sticky.broken(), 1);
         assert!(out.contains_key(header::SET_COOKIE));
+    }
+
+    #[test]
+    fn an_app_cookie_missing_from_the_table_is_learned_from_the_request() {
+        let p = pool("app_cookie\"\nname = \"SRV");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("SRV=abc"));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let l = sticky.lookup(&h, ip, now);
+        assert!(l.preferred.is_none() && !l.broken);
+        sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
+        assert_eq!(sticky.table_len(), 1);
+        let l = sticky.lookup(&h, ip, now);
+        assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
+        assert_eq!(sticky.broken(), 0);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! [`super::handle`], with `Site::scheme = "https"` (so `X-Forwarded-Proto: https`). With
 //! `accept_proxy_protocol`, the PROXY header is read before the handshake (`proxy_in.rs`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +16,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
@@ -27,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::body::{ProxyBody, full};
 use super::headers::request_host;
-use super::{Site, conn_builder, handle, stopped};
+use super::{Site, conn_builder, stopped};
 use crate::observe::access::{self, AccessRecord};
 
 /// A client that has not finished its TLS handshake by then is dropped.
@@ -45,6 +43,7 @@ pub async fn serve_tls(
     let builder = Arc::new(conn_builder());
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
+    let tunnels = super::Tunnels::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -61,6 +60,7 @@ pub async fn serve_tls(
                 let builder = builder.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
+                let tunnels = tunnels.clone();
                 tokio::spawn(async move {
                     // A PROXY header, when the listener takes one, comes before TLS.
                     let policy = site.load().proxy_in.clone();
@@ -76,10 +76,7 @@ pub async fn serve_tls(
                             return;
                         }
                     };
-                    let svc = service_fn(move |req| {
-                        let site = site.load_full();
-                        async move { Ok::<_, Infallible>(handle(site, client, req).await) }
-                    });
+                    let svc = super::service(site, client, tunnels);
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .into_owned();
@@ -92,12 +89,7 @@ pub async fn serve_tls(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("grace period of {grace:?} over; closing the remaining connections");
-    }
+    super::drain(graceful, &tunnels, grace).await;
 }
 
 /// The https URL of a request: same host and path, scheme https, `port` unless 443.

@@ -26,11 +26,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::body::{ProxyBody, UpstreamBody, boxed};
-use super::forward::UpstreamInfo;
+use super::forward::{Prepared, UpstreamInfo, exchange_error, response_head};
 use super::headers::remove_hop_by_hop;
 use super::upstream::Upstream;
 use crate::config::{PoolPlan, UpstreamProtocol};
@@ -240,6 +241,7 @@ impl H2Conns {
         transport: &Transport,
         server: &Server,
         connect_timeout: Duration,
+        send_timeout: Duration,
     ) -> Result<(http2::SendRequest<ProxyBody>, bool, Duration), ProxyError> {
         let Some(slot) = self.slots.iter().find(|s| s.id == server.id()) else {
             return Err(ProxyError::Connect {
@@ -270,7 +272,7 @@ impl H2Conns {
             .keep_alive_timeout(Duration::from_secs(10))
             .max_header_list_size(64 * 1024)
             .adaptive_window(true)
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(SendTimed::new(stream, send_timeout)))
             .await
             .map_err(|e| ProxyError::Connect {
                 server: server.name.clone(),
@@ -289,26 +291,32 @@ impl H2Conns {
 }
 
 /// Send one request over the server's HTTP/2 connection; the response body streams back
-/// (trailers included: gRPC's `grpc-status` arrives as a trailer frame of the body).
+/// (trailers included: gRPC's `grpc-status` arrives as a trailer frame of the body). The
+/// request body tells `sent` when it has gone; the read timeout starts then.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward_h2(
     up: &Upstream,
     server: &Arc<Server>,
+    prepared: &Prepared,
     make_request: impl FnOnce() -> Request<ProxyBody>,
+    sent: &Notify,
     in_flight: InFlight,
     started: Instant,
     info: &mut UpstreamInfo,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let transport = up.transport();
     let timeout = up.pool.timeouts.read;
+    let send_timeout = up.pool.timeouts.send;
     let timed_out = || ProxyError::Timeout {
         server: server.name.clone(),
         after: timeout,
     };
+    let failed = |e: &hyper::Error| exchange_error(server, e, prepared, &up.pool);
     // Connect first: the request (and so its body) is made only once a connection exists, so
     // a failed connect leaves the body whole for a retry on another server.
     let (mut sender, reused, connect_time) = up
         .h2()
-        .sender(transport, server, up.pool.timeouts.connect)
+        .sender(transport, server, up.pool.timeouts.connect, send_timeout)
         .await?;
     info.connect = Some(connect_time);
     let (mut parts, body) = make_request().into_parts();
@@ -326,25 +334,25 @@ pub async fn forward_h2(
         .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
     parts.version = Version::HTTP_2;
     let req = Request::from_parts(parts, body);
-    let resp = match tokio::time::timeout(timeout, sender.try_send_request(req)).await {
-        Err(_) => return Err(timed_out()),
-        Ok(Ok(r)) => r,
-        Ok(Err(mut e)) => match e.take_message() {
+    let resp = match response_head(sender.try_send_request(req), sent, timeout).await {
+        None => return Err(timed_out()),
+        Some(Ok(r)) => r,
+        Some(Err(mut e)) => match e.take_message() {
             // The connection went away (GOAWAY, closed) before the request left: it was not
             // sent, so it goes once more on a fresh connection to the same server.
             Some(again) if reused => {
                 let (mut sender, _, connect_time) = up
                     .h2()
-                    .sender(transport, server, up.pool.timeouts.connect)
+                    .sender(transport, server, up.pool.timeouts.connect, send_timeout)
                     .await?;
                 info.connect = Some(connect_time);
-                match tokio::time::timeout(timeout, sender.send_request(again)).await {
-                    Err(_) => return Err(timed_out()),
-                    Ok(Err(e)) => return Err(h2_error(server, &e)),
-                    Ok(Ok(r)) => r,
+                match response_head(sender.send_request(again), sent, timeout).await {
+                    None => return Err(timed_out()),
+                    Some(Err(e)) => return Err(failed(&e)),
+                    Some(Ok(r)) => r,
                 }
             }
-            _ => return Err(h2_error(server, e.error())),
+            _ => return Err(failed(e.error())),
         },
     };
     let header_time = started.elapsed();
@@ -365,17 +373,6 @@ fn response(
     Response::from_parts(parts, boxed(UpstreamBody::new(body, in_flight, timeout)))
 }
 
-fn h2_error(server: &Server, e: &hyper::Error) -> ProxyError {
-    let mut cause = e.to_string();
-    if let Some(source) = std::error::Error::source(e) {
-        cause = format!("{cause}: {source}");
-    }
-    ProxyError::Upstream {
-        server: server.name.clone(),
-        cause,
-    }
-}
-
 /// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
 /// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
 /// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
@@ -394,4 +391,121 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
     for v in trailer {
         headers.append(header::TRAILER, v);
     }
+}
+
+/// A write to a server made no progress for `timeouts.send` (nginx's `proxy_send_timeout`).
+#[derive(Debug)]
+pub struct SendTimeout(pub Duration);
+
+impl std::fmt::Display for SendTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server took no bytes for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for SendTimeout {}
+
+/// A connection to a server whose writes fail with [`SendTimeout`] once one has waited
+/// `timeout` without the server taking a byte: the time between two successful writes is
+/// bounded, as nginx's `proxy_send_timeout`. Reads are not touched (the read timeout is the
+/// exchange's business).
+pub struct SendTimed<T> {
+    inner: T,
+    timeout: Duration,
+    /// Armed while a write waits for the server.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> SendTimed<T> {
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        SendTimed {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// After a write that returned `Pending`: fail once the stall has lasted `timeout`.
+    fn check<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                SendTimeout(timeout),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SendTimed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimed<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.check(cx, r)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.check(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.check(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.check(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Whether `e` (or one of its causes) is a send timeout of [`SendTimed`].
+pub fn is_send_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<SendTimeout>()
+            || err
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<SendTimeout>())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }

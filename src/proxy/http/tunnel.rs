@@ -103,6 +103,67 @@ pub async fn run(
     }
 }
 
+/// The open tunnels of one listener. Upgraded connections leave hyper's graceful shutdown
+/// (their HTTP connection is over), so the serve loop keeps them here: on shutdown it waits
+/// for them as for connections, within the same grace period, then cuts what is left.
+#[derive(Clone)]
+pub struct Tunnels {
+    open: Arc<tokio::sync::watch::Sender<usize>>,
+    cut: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Tunnels {
+    fn default() -> Self {
+        Tunnels {
+            open: Arc::new(tokio::sync::watch::Sender::new(0)),
+            cut: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+/// Counts one open tunnel until dropped.
+struct Open(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl Tunnels {
+    /// Run `tunnel` in its own task, counted until it ends or [`Tunnels::cut`] is called.
+    pub fn spawn(&self, tunnel: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.open.send_modify(|n| *n += 1);
+        let open = Open(self.open.clone());
+        let mut cut = self.cut.subscribe();
+        tokio::spawn(async move {
+            let _open = open;
+            tokio::select! {
+                () = tunnel => {}
+                _ = cut.wait_for(|c| *c) => {
+                    tracing::debug!("grace period over; closing an open tunnel");
+                }
+            }
+        });
+    }
+
+    /// Tunnels open now.
+    pub fn open(&self) -> usize {
+        *self.open.borrow()
+    }
+
+    /// Resolves once no tunnel is open.
+    pub async fn idle(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Close every open tunnel (both of its connections are dropped).
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
 /// Idle limit of a tunnel one side of which has closed (HAProxy's `timeout client-fin`).
 const HALF_CLOSED_IDLE: Duration = Duration::from_secs(5);
 

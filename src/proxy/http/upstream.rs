@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::body::ProxyBody;
-use super::transport::{H2Conns, Transport};
+use super::transport::{H2Conns, SendTimed, Transport};
 use crate::error::ProxyError;
 use crate::upstream::{Pool, Server};
 use hyper::client::conn::http1;
@@ -45,6 +45,7 @@ impl Upstream {
             max_idle: pool.keepalive,
             idle_timeout: pool.keepalive_timeout,
             connect_timeout: pool.timeouts.connect,
+            send_timeout: pool.timeouts.send,
             opened: AtomicU64::new(0),
             transport: Arc::new(transport),
         });
@@ -98,6 +99,7 @@ pub struct ConnPool {
     max_idle: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
+    send_timeout: Duration,
     opened: AtomicU64,
     transport: Arc<Transport>,
 }
@@ -143,12 +145,13 @@ impl ConnPool {
         self.connect(server).await
     }
 
-    /// Open a new connection to `server`, bounded by the pool's connect timeout.
+    /// Open a new connection to `server`, bounded by the pool's connect timeout; its writes
+    /// are bounded by the pool's send timeout.
     pub async fn connect(&self, server: &Server) -> Result<Conn, ProxyError> {
         let started = Instant::now();
         let stream = self.transport.connect(server, self.connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(SendTimed::new(stream, self.send_timeout)))
             .await
             .map_err(|e| ProxyError::Connect {
                 server: server.name.clone(),
