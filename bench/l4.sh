@@ -3,7 +3,8 @@
 # without splice) in front of the same backend on 127.0.0.1, plus the backend direct.
 # Runs a bulk download (BULK bytes, best of REPEAT) and a many-small-connections run
 # (CONC loops of connect / 64-byte answer / close for SECS seconds) through each, and prints
-# ratios against HAProxy. Bounded: about a minute after the release build.
+# ratios against HAProxy (each row against HAProxy without splice, then like for like:
+# splice against splice, plain copy against plain copy). Bounded: about a minute after the release build.
 #
 #   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, WORKERS=2
 set -euo pipefail
@@ -112,3 +113,5 @@ for t in "${ORDER[@]}"; do
 done
 echo
 echo "splice vs plain copy (Switchyard): bulk $(ratio "${BULKR[switchyard_splice]}" "${BULKR[switchyard_plain]}")x, small $(ratio "${CONNR[switchyard_splice]}" "${CONNR[switchyard_plain]}")x"
+echo "like for like: Switchyard splice / HAProxy splice: bulk $(ratio "${BULKR[switchyard_splice]}" "${BULKR[haproxy_splice]}")x, small $(ratio "${CONNR[switchyard_splice]}" "${CONNR[haproxy_splice]}")x;" \
+  "Switchyard plain / HAProxy plain: bulk $(ratio "${BULKR[switchyard_plain]}" "${BULKR[haproxy]}")x, small $(ratio "${CONNR[switchyard_plain]}" "${CONNR[haproxy]}")x"
