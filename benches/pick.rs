@@ -46,10 +46,14 @@ fn pool(n: usize, max_weight: u32) -> (Vec<Arc<Server>>, Vec<InFlight>) {
 
 fn bench_pick(bencher: Bencher, algorithm: Algorithm, n: usize) {
     let (servers, _guards) = pool(n, 10);
-    let b = balance::build(algorithm, &servers);
+    run_picks(bencher, algorithm, &*balance::build(algorithm, &servers));
+}
+
+/// Picks with a different client and key each time, so hashing is not served from one
+/// cache line.
+fn run_picks(bencher: Bencher, algorithm: Algorithm, b: &dyn balance::Balancer) {
     let counter = AtomicU64::new(0);
     bencher.bench(|| {
-        // A different client and key each time, so hashing is not served from one cache line.
         let c = counter.fetch_add(1, Ordering::Relaxed);
         let key = c.to_le_bytes();
         let ctx = PickContext {
@@ -110,18 +114,11 @@ mod pick {
 fn bench_pick_one_down(bencher: Bencher, algorithm: Algorithm, n: usize) {
     let (servers, _guards) = pool(n, 10);
     servers[n / 2].set_admin_down(true);
-    let b = balance::build_tier(algorithm, &servers);
-    let counter = AtomicU64::new(0);
-    bencher.bench(|| {
-        let c = counter.fetch_add(1, Ordering::Relaxed);
-        let key = c.to_le_bytes();
-        let ctx = PickContext {
-            client: Some(IpAddr::V4(Ipv4Addr::from(c as u32))),
-            hash_key: algorithm.uses_hash_key().then_some(&key[..]),
-            tried: &[],
-        };
-        black_box(b.pick(black_box(&ctx)))
-    });
+    run_picks(
+        bencher,
+        algorithm,
+        &*balance::build_tier(algorithm, &servers),
+    );
 }
 
 mod pick_one_down {
