@@ -36,6 +36,9 @@ pub enum ProxyError {
     /// The client stopped sending its request body for `timeouts.client_body`.
     #[error("the client sent no body bytes for {0:?}")]
     ClientTimeout(Duration),
+    /// The client's request body ended early (it closed or reset mid-upload).
+    #[error("the client's request body failed: {0}")]
+    ClientAborted(String),
 }
 
 impl ProxyError {
@@ -46,7 +49,7 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
@@ -58,7 +61,9 @@ impl ProxyError {
             ProxyError::Connect { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::Upstream { .. } => Side::Upstream,
-            ProxyError::BadRequest(_) | ProxyError::ClientTimeout(_) => Side::Downstream,
+            ProxyError::BadRequest(_)
+            | ProxyError::ClientTimeout(_)
+            | ProxyError::ClientAborted(_) => Side::Downstream,
         }
     }
 
@@ -78,6 +83,7 @@ impl ProxyError {
             ProxyError::Upstream { .. } => "upstream_error",
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::ClientTimeout(_) => "client_timeout",
+            ProxyError::ClientAborted(_) => "client_aborted",
         }
     }
 }

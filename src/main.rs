@@ -144,19 +144,16 @@ fn run(path: &std::path::Path) -> Result<()> {
 
 async fn serve_until_signal(plan: Plan) -> Result<()> {
     let grace = plan.grace_period;
+    // Installed before the listeners open, so no signal meets the default action (which
+    // ends the process) or falls between two waits.
+    let mut signals = Signals::new();
     let runtime = Runtime::start(plan).await?;
-    let mut hangup = Hangup::new();
-    loop {
-        tokio::select! {
-            _ = wait_for_signal() => break,
-            _ = hangup.recv() => {
-                let n = runtime.reload_certificates();
-                tracing::warn!(
-                    "SIGHUP: certificates loaded again ({n} listener(s) took new ones); \
-                     other changes to the config file need a restart for now"
-                );
-            }
-        }
+    while signals.next().await == Signal::Hangup {
+        let n = runtime.reload_certificates();
+        tracing::warn!(
+            "SIGHUP: certificates loaded again ({n} listener(s) took new ones); \
+             other changes to the config file need a restart for now"
+        );
     }
     tracing::info!("shutting down: no new connections; in-flight requests get {grace:?}");
     runtime.shutdown().await;
@@ -164,60 +161,68 @@ async fn serve_until_signal(plan: Plan) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP, which would otherwise end the process: nginx and HAProxy users send it to reload.
-struct Hangup {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
+#[derive(PartialEq)]
+enum Signal {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP, which nginx and HAProxy users send to reload.
+    Hangup,
 }
 
-impl Hangup {
-    fn new() -> Hangup {
+/// The signals the process answers, each listened for once for its whole life.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            Hangup {
-                signal: signal(SignalKind::hangup()).ok(),
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
-        Hangup {}
+        Signals {}
     }
 
-    async fn recv(&mut self) {
+    async fn next(&mut self) -> Signal {
         #[cfg(unix)]
-        if let Some(s) = self.signal.as_mut() {
-            s.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await
-    }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
+            tokio::select! {
+                () = recv(&mut self.int) => Signal::Stop,
+                () = recv(&mut self.term) => Signal::Stop,
+                () = recv(&mut self.hup) => Signal::Hangup,
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
-/// Raise the soft open-file limit to the hard one (as HAProxy does): the default soft limit
-/// of 1024 is far below `max_connections` (each proxied connection holds two descriptors,
-/// a UDP session one), and accept would fail with EMFILE long before the configured limit.
-/// Warns when even the hard limit is below what the config asks for.
+/// Raise the soft open-file limit to the hard one (as HAProxy and nginx's
+/// `worker_rlimit_nofile` do), capped at 1,048,576: the usual soft limit of 1024 runs out at
+/// about 500 proxied connections (each holds two descriptors, a UDP session one), long before
+/// `max_connections`. Warns when even that is below what the L4 listeners' limits ask for.
 fn raise_open_file_limit(plan: &Plan) {
     let wanted: u64 = plan
         .listeners
@@ -232,11 +237,12 @@ fn raise_open_file_limit(plan: &Plan) {
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{Resource, getrlimit, setrlimit};
+        const CAP: u64 = 1 << 20;
         let mut limit = getrlimit(Resource::Nofile);
-        let (Some(soft), hard) = (limit.current, limit.maximum) else {
+        let Some(soft) = limit.current else {
             return; // unlimited already
         };
-        let target = hard.unwrap_or(u64::MAX).min(wanted.max(soft));
+        let target = limit.maximum.unwrap_or(u64::MAX).min(CAP.max(soft));
         if target > soft {
             limit.current = Some(target);
             match setrlimit(Resource::Nofile, limit) {
@@ -259,6 +265,7 @@ fn raise_open_file_limit(plan: &Plan) {
 fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
     let rt = tokio_runtime(2)?;
     rt.block_on(async move {
+        let mut signals = Signals::new();
         let delays = [5u64, 20, 50];
         let mut backends = Vec::new();
         for (i, ms) in delays.iter().enumerate() {
@@ -289,7 +296,7 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
         println!("  curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body");
         println!("  switchyard demo --algorithm least_time  # the slow server gets less");
         println!("Ctrl-C stops.");
-        wait_for_signal().await;
+        while signals.next().await != Signal::Stop {}
         runtime.shutdown().await;
         Ok(())
     })

@@ -685,6 +685,50 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     assert_eq!(get(addr, "/").await.status, 200);
 }
 
+/// A client that closes its connection mid-upload is the client's failure, not the
+/// server's: with nginx's default `max_fails = 1` the server would otherwise be taken out.
+#[tokio::test]
+async fn a_client_that_aborts_its_upload_does_not_count_against_the_server() {
+    let b = backends(2).await;
+    let lb = start_lb(&simple_config("round_robin", &b, &[])).await;
+    let addr = lb.local_addr("web").unwrap();
+    for (declared, sent) in [(1000usize, 10usize), (4_000_000, 300_000)] {
+        let before: u64 = b.iter().map(|x| x.requests()).sum();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        s.write_all(&vec![b'z'; sent]).await.unwrap();
+        if declared > 1000 {
+            // The streamed body reached a server before the client went away.
+            wait_until(
+                Duration::from_secs(5),
+                "the upload reaches a server",
+                || async { b.iter().map(|x| x.requests()).sum::<u64>() > before },
+            )
+            .await;
+        }
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = Client::connect(addr).await;
+        let mut names = Vec::new();
+        for _ in 0..10 {
+            let a = c.get("/").await;
+            assert_eq!(a.status, 200);
+            names.push(a.text().split(':').next().unwrap().to_string());
+        }
+        let t = tally(names);
+        assert_eq!(
+            t.len(),
+            2,
+            "both servers still in rotation after an abort of {declared}: {t:?}"
+        );
+    }
+}
+
 /// A server that stops reading the request body: after `timeouts.send` without a write
 /// going through, 504, long before `timeouts.read`.
 #[tokio::test]

@@ -116,17 +116,18 @@ fn open_file_limits(pid: u32) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_open_file_limit_is_raised_for_max_connections() {
-    let b = backends(1).await;
-    // Start it with a soft limit of 1024, well below what 10,000 TCP connections need.
-    let config = format!(
-        "{}\n[[listener]]\nname = \"tcp\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n\
-         pool = \"p\"\nmax_connections = 10000\n",
-        simple_config("round_robin", &b, &[])
+async fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let (_, hard) = open_file_limits(std::process::id());
+    let hard_n: u64 = hard.parse().unwrap_or(u64::MAX);
+    assert!(
+        hard_n > 1024,
+        "this machine's hard open-file limit is {hard}: nothing to raise a soft 1024 to"
     );
+    let b = backends(1).await;
+    // An HTTP-only config: about 500 proxied clients would exhaust a soft limit of 1024.
     let dir = temp_dir("nofile");
     let path = dir.join("switchyard.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, simple_config("round_robin", &b, &[])).unwrap();
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -137,12 +138,11 @@ async fn the_open_file_limit_is_raised_for_max_connections() {
         .spawn()
         .expect("start switchyard");
     let pid = child.id();
-    let before = open_file_limits(std::process::id());
     let mut raised = None;
     for _ in 0..250 {
-        let (soft, hard) = open_file_limits(pid);
+        let (soft, _) = open_file_limits(pid);
         if soft != "1024" {
-            raised = Some((soft, hard));
+            raised = Some(soft);
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -150,12 +150,12 @@ async fn the_open_file_limit_is_raised_for_max_connections() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(dir);
-    let (soft, hard) = raised.expect("switchyard raised its soft open-file limit from 1024");
+    let soft = raised.expect("switchyard raised its soft open-file limit from 1024");
     let soft_n: u64 = soft.parse().unwrap_or(u64::MAX);
-    let hard_n: u64 = hard.parse().unwrap_or(u64::MAX);
-    assert!(
-        soft_n >= 20_256.min(hard_n),
-        "soft limit {soft} (hard {hard}, the test's own {before:?}) covers 2 x 10,000 connections"
+    assert_eq!(
+        soft_n,
+        hard_n.min(1 << 20),
+        "soft limit {soft}, hard {hard}"
     );
 }
 

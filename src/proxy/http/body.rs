@@ -193,6 +193,39 @@ where
     }
 }
 
+/// Whether a request body has been handed whole to the upstream connection. A flag that
+/// stays set (a request sent again on a fresh connection is sent already) and wakes every
+/// waiter.
+#[derive(Default)]
+pub struct Sent {
+    done: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Sent {
+    pub fn new() -> std::sync::Arc<Sent> {
+        std::sync::Arc::new(Sent::default())
+    }
+
+    fn mark(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Returns once the body has been sent.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.done.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// A request body on its way to a server, telling `sent` when its end has been handed
     /// to the connection: the server's read timeout for the response head starts then
@@ -200,15 +233,15 @@ pin_project_lite::pin_project! {
     pub struct Sending<B> {
         #[pin]
         inner: B,
-        sent: Option<std::sync::Arc<tokio::sync::Notify>>,
+        sent: Option<std::sync::Arc<Sent>>,
     }
 }
 
 impl<B: Body> Sending<B> {
-    pub fn new(inner: B, sent: std::sync::Arc<tokio::sync::Notify>) -> Self {
+    pub fn new(inner: B, sent: std::sync::Arc<Sent>) -> Self {
         if inner.is_end_stream() {
             // Nothing to send (GET): the connection may never poll it.
-            sent.notify_one();
+            sent.mark();
             return Sending { inner, sent: None };
         }
         Sending {
@@ -237,7 +270,7 @@ where
             _ => false,
         };
         if ended && let Some(sent) = this.sent.take() {
-            sent.notify_one();
+            sent.mark();
         }
         polled
     }
@@ -248,5 +281,44 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn sent_stays_sent_for_a_request_sent_again() {
+        // A GET is sent at once; the first wait for its response head uses the signal, and
+        // the wait after a retry on a fresh connection must see it still (the read timeout
+        // depends on it).
+        let sent = Sent::new();
+        let _get = Sending::new(Full::new(Bytes::new()), sent.clone());
+        for attempt in 0..2 {
+            tokio::time::timeout(Duration::from_secs(1), sent.wait())
+                .await
+                .unwrap_or_else(|_| panic!("wait {attempt} saw the body as sent"));
+        }
+    }
+
+    #[tokio::test]
+    async fn sent_wakes_a_waiter_when_the_body_ends() {
+        let sent = Sent::new();
+        let body = Sending::new(Full::new(Bytes::from_static(b"abc")), sent.clone());
+        let waiter = tokio::spawn({
+            let sent = sent.clone();
+            async move { sent.wait().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "not sent before the body is read");
+        let got = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&got[..], b"abc");
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the waiter woke")
+            .unwrap();
     }
 }

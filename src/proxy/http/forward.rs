@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use tokio::sync::Notify;
 
 use super::body::{ClientBody, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
 use super::headers::{add_forwarding, cookie, remove_hop_by_hop, wants_upgrade};
@@ -164,7 +163,7 @@ pub async fn attempt(
         Request::from_parts(parts, body.for_send())
     };
     if up.transport().protocol.is_h2() {
-        let sent = Arc::new(Notify::new());
+        let sent = super::body::Sent::new();
         let make = {
             let sent = sent.clone();
             move || request(body).map(|b| boxed(Sending::new(b, sent)))
@@ -176,7 +175,7 @@ pub async fn attempt(
     }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
-    let sent = Arc::new(Notify::new());
+    let sent = super::body::Sent::new();
     let upstream_req = request(body).map(|b| boxed(Sending::new(b, sent.clone())));
 
     let read_timeout = pool.timeouts.read;
@@ -248,14 +247,14 @@ pub async fn attempt(
 /// starts `proxy_read_timeout` once the request is sent. `None` when `read` ran out.
 pub(super) async fn response_head<F: Future>(
     send: F,
-    sent: &Notify,
+    sent: &super::body::Sent,
     read: Duration,
 ) -> Option<F::Output> {
     tokio::pin!(send);
     tokio::select! {
         biased;
         r = &mut send => return Some(r),
-        () = sent.notified() => {}
+        () = sent.wait() => {}
     }
     tokio::time::timeout(read, send).await.ok()
 }
@@ -278,6 +277,12 @@ pub(super) fn exchange_error(
     }
     if prepared.client_stalled.load(Ordering::Relaxed) {
         return ProxyError::ClientTimeout(pool.timeouts.client_body);
+    }
+    if e.is_user() {
+        // Our side of the exchange failed: the request body, which is the client's (it
+        // closed or reset mid-upload). Not the server's fault, so no passive failure.
+        let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+        return ProxyError::ClientAborted(cause);
     }
     if super::transport::is_send_timeout(e) {
         return ProxyError::Timeout {

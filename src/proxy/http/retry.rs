@@ -383,6 +383,8 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Judged {
     Success,
+    /// The client's doing (bad request, stalled or aborted body): says nothing of the server.
+    Neutral,
     /// A failure; `retry` when it is in the `on` list.
     Failure {
         retry: bool,
@@ -401,8 +403,9 @@ fn judge(result: &Result<Response<ProxyBody>, ProxyError>, on: &RetryOn) -> Judg
         },
         Err(ProxyError::Timeout { .. }) => Judged::Failure { retry: on.timeout },
         Err(ProxyError::Upstream { .. }) => Judged::Failure { retry: on.reset },
-        // Not the server's fault (the request was bad): no health consequence, no retry.
-        Err(_) => Judged::Success,
+        // Not the server's fault (a bad request, a client that stalled or went away): no
+        // health consequence either way, no retry.
+        Err(_) => Judged::Neutral,
     }
 }
 
@@ -466,6 +469,7 @@ pub async fn run(
                 server.report_success(now);
                 return (result, Some(server));
             }
+            Judged::Neutral => return (result, Some(server)),
             Judged::Failure { retry } => {
                 server.report_failure(now);
                 retry
@@ -575,7 +579,7 @@ mod tests {
             "counted, not retried"
         );
         let bad = Err(ProxyError::BadRequest("x".into()));
-        assert_eq!(judge(&bad, &on), Judged::Success);
+        assert_eq!(judge(&bad, &on), Judged::Neutral);
     }
 
     #[test]

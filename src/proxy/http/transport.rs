@@ -26,7 +26,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -299,7 +298,7 @@ pub async fn forward_h2(
     server: &Arc<Server>,
     prepared: &Prepared,
     make_request: impl FnOnce() -> Request<ProxyBody>,
-    sent: &Notify,
+    sent: &super::body::Sent,
     in_flight: InFlight,
     started: Instant,
     info: &mut UpstreamInfo,
