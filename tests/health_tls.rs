@@ -173,8 +173,8 @@ const HEALTH: &str = r#"
 [pool.p.health]
 type = "http"
 path = "/health"
-interval = "200ms"
-timeout = "200ms"
+interval = "500ms"
+timeout = "500ms"
 rise = 2
 fall = 2
 "#;

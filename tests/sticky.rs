@@ -191,7 +191,7 @@ async fn app_sessions_pin_again_after_a_restart() {
 async fn a_client_pinned_to_a_backup_returns_to_a_recovered_primary() {
     let b = backends(2).await;
     let toml = format!(
-        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{{ addr = \"{}\", name = \"s1\" }}, {{ addr = \"{}\", name = \"s2\", backup = true }}]\n[pool.p.health]\ntype = \"http\"\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"80ms\"\nrise = 1\nfall = 1\n[pool.p.sticky]\nmode = \"cookie\"\n",
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{{ addr = \"{}\", name = \"s1\" }}, {{ addr = \"{}\", name = \"s2\", backup = true }}]\n[pool.p.health]\ntype = \"http\"\npath = \"/health\"\ninterval = \"250ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 2\n[pool.p.sticky]\nmode = \"cookie\"\n",
         b[0].addr, b[1].addr
     );
     let lb = start_lb(&toml).await;

@@ -594,8 +594,10 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
     let mut servers = Vec::new();
     let mut seen = HashSet::new();
     match &f.servers {
-        // Cut for a shape error (or misspelt): that error says it already.
-        _ if shaky => {}
+        // Cut for a shape error (or misspelt), or emptied by one: that error says it
+        // already. The servers that did parse are still checked.
+        None if shaky => {}
+        Some(list) if shaky && list.get_ref().is_empty() => {}
         None => c.error(
             p.span(),
             format!("pool {name:?} has no servers"),
@@ -841,6 +843,30 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
             errs[2]
                 .to_string()
                 .contains("f.toml:11:46: weight = 0 is out of range"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_typo_in_a_pool_still_lets_its_servers_be_checked() {
+        let bad = r#"
+[[listener]]
+listen = "127.0.0.1:1"
+pool = "web"
+
+[pool.web]
+algoritm = "least_conn"
+servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
+"#;
+        let errs = validate(bad, "f.toml").unwrap_err().0;
+        let text = ConfigErrors(errs.clone()).to_string();
+        assert_eq!(errs.len(), 2, "{text}");
+        assert!(
+            text.contains("f.toml:7:1: unknown field `algoritm`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("f.toml:8:46: weight = 0 is out of range"),
             "{text}"
         );
     }

@@ -97,6 +97,21 @@ impl<K: Hash + Eq + Clone> StickTable<K> {
         self.tidy(&mut shard, now);
     }
 
+    /// Remember `key` → `server` from `now` only when that evicts nobody: the key is held
+    /// already, or its shard has room. For keys a client chose, which must not push out the
+    /// ones a server issued. Returns whether it was stored.
+    pub fn insert_if_room(&self, key: K, server: u64, now: Instant) -> bool {
+        {
+            let mut shard = self.shard(&key).lock().unwrap_or_else(|e| e.into_inner());
+            self.tidy(&mut shard, now);
+            if !shard.map.contains_key(&key) && shard.map.len() >= self.per_shard {
+                return false;
+            }
+        }
+        self.insert(key, server, now);
+        true
+    }
+
     /// Entries held now (expired ones included until they are evicted).
     pub fn len(&self) -> usize {
         self.shards

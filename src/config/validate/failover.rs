@@ -199,7 +199,9 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
     }
     let shaky = c.shaky(f.span());
     plan.interval = c.duration_or(&h.interval, "interval", plan.interval);
-    plan.timeout = c.duration_or(&h.timeout, "timeout", plan.timeout);
+    // Unset, the timeout is 1s or the interval if that is shorter (HAProxy's `timeout check`
+    // falls back to `inter` too): `interval = "500ms"` alone is a valid check.
+    plan.timeout = c.duration_or(&h.timeout, "timeout", plan.timeout.min(plan.interval));
     if let Some(i) = &h.interval
         && plan.interval < Duration::from_millis(10)
     {
@@ -217,7 +219,7 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
             "write e.g. timeout = \"1s\"",
         );
     } else if plan.timeout > plan.interval && !shaky {
-        // Against the default too: `interval = "500ms"` alone leaves the 1s timeout longer.
+        // An explicit timeout, against an explicit or the default interval.
         let fmt = super::super::format_duration;
         let span = match (&h.timeout, &h.interval) {
             (Some(t), _) => t.span(),
@@ -617,13 +619,13 @@ mod tests {
             ),
             "{text}"
         );
-        // The default timeout (1s) against a shorter interval.
-        let text = errs("interval = \"500ms\"\n");
-        assert!(
-            text.contains("t.toml:7:12: timeout (1s, the default) is longer than interval (500ms)"),
-            "{text}"
+        // A short interval alone shortens the default timeout (1s) to it.
+        let short = validate(&with("interval = \"500ms\"\n"), "t.toml").unwrap();
+        let h = short.pools[0].health.as_ref().unwrap();
+        assert_eq!(
+            (h.interval, h.timeout),
+            (Duration::from_millis(500), Duration::from_millis(500))
         );
-        assert!(text.contains("set timeout = \"250ms\" or less"), "{text}");
         // And a timeout against the default interval (2s).
         let text = errs("timeout = \"3s\"\n");
         assert!(

@@ -373,7 +373,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
 fn http_only_pool_keys(c: &mut Checker<'_>, name: &str, f: &PoolFile) {
     const PASS: &str = "L4 passes bytes through as they are";
     let timeouts = f.timeouts.as_ref().map(|t| t.get_ref());
-    let keys: [(&str, Option<Range<usize>>, String); 8] = [
+    let keys: [(&str, Option<Range<usize>>, String); 9] = [
         (
             "tls",
             f.tls.as_ref().map(|v| v.span()),
@@ -412,6 +412,11 @@ fn http_only_pool_keys(c: &mut Checker<'_>, name: &str, f: &PoolFile) {
         (
             "timeouts.send",
             timeouts.and_then(|t| t.send.as_ref()).map(|v| v.span()),
+            "remove it and set idle_timeout (tcp) or session_timeout (udp) on the listener; timeouts.connect applies".to_string(),
+        ),
+        (
+            "timeouts.client_body",
+            timeouts.and_then(|t| t.client_body.as_ref()).map(|v| v.span()),
             "remove it and set idle_timeout (tcp) or session_timeout (udp) on the listener; timeouts.connect applies".to_string(),
         ),
     ];
@@ -728,18 +733,19 @@ upstream_protocol = "h2"
 tunnel_idle_timeout = "1m"
 keepalive = 8
 host_header = "upstream"
-timeouts = { connect = "1s", read = "5s" }
+timeouts = { connect = "1s", read = "5s", client_body = "5s" }
 tls = { server_name = "db.internal" }
 servers = [ { addr = "127.0.0.1:1" } ]
 "#;
         let e = errors(src);
-        assert_eq!(e.len(), 6, "{e:#?}");
+        assert_eq!(e.len(), 7, "{e:#?}");
         for (i, (at, key)) in [
             ("7:21", "upstream_protocol"),
             ("8:23", "tunnel_idle_timeout"),
             ("9:13", "keepalive"),
             ("10:15", "host_header"),
             ("11:37", "timeouts.read"),
+            ("11:57", "timeouts.client_body"),
             ("12:7", "tls"),
         ]
         .iter()
@@ -751,7 +757,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
             );
         }
         assert!(
-            e[5].contains("L4 passes bytes through as they are"),
+            e[6].contains("L4 passes bytes through as they are"),
             "{e:#?}"
         );
         // timeouts.connect is what L4 uses.

@@ -200,13 +200,16 @@ impl Sticky {
                 // A session the table does not hold (Switchyard restarted, the entry
                 // expired or was pushed out) or that moved, without the application issuing
                 // a new cookie: stick its value to the server that served it (HAProxy's
-                // `stick store-request`), so the session pins again from now on.
+                // `stick store-request`), so the session pins again from now on. A value
+                // the table does not know is only learned while the table has room: the
+                // client chose it, and a flood of made-up values must not push out the
+                // sessions the servers issued.
                 let held = lookup.preferred.as_ref().map(|p| p.id()) == Some(served_by.id());
                 if !learned
                     && !held
                     && let Some(v) = &lookup.cookie_value
                 {
-                    table.insert(v.clone(), served_by.id(), now);
+                    table.insert_if_room(v.clone(), served_by.id(), now);
                 }
             }
             StickyMode::SourceIp => {
@@ -288,6 +291,50 @@ mod tests {
         let l = sticky.lookup(&h, ip, now);
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         assert_eq!(sticky.broken(), 0);
+    }
+
+    #[test]
+    fn made_up_app_cookies_do_not_push_out_issued_sessions() {
+        let p = pool("app_cookie\"\nname = \"SRV\"\nsize = 1600\nttl = \"1h");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        // The application issues a hundred sessions.
+        let issued: Vec<(String, usize)> = (0..100).map(|i| (format!("s{i}"), i % 2)).collect();
+        for (value, server) in &issued {
+            let l = sticky.lookup(&HeaderMap::new(), ip, now);
+            let mut resp = HeaderMap::new();
+            resp.insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&format!("SRV={value}; Path=/")).unwrap(),
+            );
+            sticky.after(&l, &p.servers()[*server], &mut resp, false, now);
+        }
+        assert_eq!(sticky.table_len(), 100);
+        // A client floods made-up values: they fill the room left, and push out nothing.
+        for i in 0..10_000 {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("SRV=made-up-{i}")).unwrap(),
+            );
+            let l = sticky.lookup(&h, ip, now);
+            sticky.after(&l, &p.servers()[0], &mut HeaderMap::new(), false, now);
+        }
+        assert!(sticky.table_len() <= 1600);
+        for (value, server) in &issued {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("SRV={value}")).unwrap(),
+            );
+            let l = sticky.lookup(&h, ip, now);
+            assert_eq!(
+                l.preferred.map(|s| s.id()),
+                Some(p.servers()[*server].id()),
+                "{value}"
+            );
+        }
     }
 
     #[test]
