@@ -232,8 +232,9 @@ impl Runtime {
                     pools: plan
                         .pools
                         .iter()
-                        .map(|p| upstreams[&p.name].pool.clone())
+                        .map(|p| upstreams[&p.name].clone())
                         .collect(),
+                    listeners: listeners.iter().map(admin_listener).collect(),
                 });
                 tracing::info!("{}", crate::admin::describe(addr));
                 let task = tokio::spawn(crate::admin::serve(socket, state, shutdown.subscribe()));
@@ -371,6 +372,23 @@ impl Runtime {
         if let Some((_, task)) = self.admin {
             let _ = task.await;
         }
+    }
+}
+
+/// What the admin endpoints show of a listener.
+fn admin_listener(l: &RunningListener) -> crate::admin::AdminListener {
+    use crate::admin::ListenerStats;
+    crate::admin::AdminListener {
+        name: l.name.clone(),
+        protocol: l.protocol,
+        addr: l.addr,
+        stats: match &l.l4 {
+            Some(L4Stats::Tcp(s)) => ListenerStats::Tcp(s.clone()),
+            Some(L4Stats::Udp(s)) => ListenerStats::Udp(s.clone()),
+            None => ListenerStats::Http {
+                proxy_in: l.proxy_in.clone(),
+            },
+        },
     }
 }
 

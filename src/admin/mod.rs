@@ -1,11 +1,18 @@
-//! The admin listener: Switchyard's own endpoints for orchestrators and keepalived.
+//! The admin listener: Switchyard's own endpoints for orchestrators, keepalived, Prometheus
+//! and people.
 //!
 //! - `GET /health/live`: 200 while the process serves at all.
 //! - `GET /health/ready`: 200 when the configuration is loaded, the listeners are bound (the
 //!   admin listener starts after them) and every pool has at least one usable server; else
 //!   503 naming the pools without one. The body lists each server's state.
+//! - `GET /metrics`: every counter, in the Prometheus text format (`metrics.rs`).
+//! - `GET /status`: pools, servers and listeners with their state and counters, as JSON
+//!   (`status.rs`).
 //!
-//! It reads pools only; it never changes them.
+//! It reads pools and listener counters only; it never changes them.
+
+mod metrics;
+mod status;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -22,11 +29,41 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::Protocol;
+use crate::proxy::http::Upstream;
+use crate::proxy::http::proxy_in::ProxyInStats;
+use crate::proxy::tcp::TcpStats;
+use crate::proxy::udp::UdpStats;
 use crate::upstream::Pool;
 
-/// What the admin endpoints look at.
+/// What the admin endpoints look at: the running pools (with their sticky state) and
+/// listeners (with their counters): pools by name (as the plan holds them), listeners in
+/// the order the runtime started them (TCP-based ones, then UDP).
 pub struct AdminState {
-    pub pools: Vec<Arc<Pool>>,
+    pub pools: Vec<Arc<Upstream>>,
+    pub listeners: Vec<AdminListener>,
+}
+
+/// A running listener as the admin endpoints show it.
+pub struct AdminListener {
+    pub name: String,
+    pub protocol: Protocol,
+    pub addr: SocketAddr,
+    pub stats: ListenerStats,
+}
+
+/// The counters a listener keeps, by protocol.
+pub enum ListenerStats {
+    /// `http` / `https`: PROXY header counters when it accepts the header.
+    Http {
+        proxy_in: Option<Arc<ProxyInStats>>,
+    },
+    Tcp(Arc<TcpStats>),
+    Udp(Arc<UdpStats>),
+}
+
+fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Serve the admin endpoints on `listener` until `shutdown` turns true.
@@ -62,11 +99,15 @@ pub async fn serve(
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    typed(status, "text/plain; charset=utf-8", body)
+}
+
+fn typed(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        header::HeaderValue::from_static(content_type),
     );
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -78,10 +119,13 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 /// The answer to one admin request.
 pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if !matches!(path, "/health/live" | "/health/ready") {
+    if !matches!(
+        path,
+        "/health/live" | "/health/ready" | "/metrics" | "/status"
+    ) {
         return text(
             StatusCode::NOT_FOUND,
-            "not found; try /health/live or /health/ready\n".into(),
+            "not found; try /health/live, /health/ready, /metrics or /status\n".into(),
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -90,10 +134,21 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    if path == "/health/live" {
-        return text(StatusCode::OK, "live\n".into());
+    match path {
+        "/health/live" => return text(StatusCode::OK, "live\n".into()),
+        "/metrics" => {
+            return typed(
+                StatusCode::OK,
+                crate::observe::metrics::CONTENT_TYPE,
+                metrics::render(state),
+            );
+        }
+        "/status" => {
+            return typed(StatusCode::OK, "application/json", status::render(state));
+        }
+        _ => {}
     }
-    let (ready, body) = readiness(&state.pools);
+    let (ready, body) = readiness(state.pools.iter().map(|u| &u.pool));
     text(
         if ready {
             StatusCode::OK
@@ -105,7 +160,7 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
 }
 
 /// Whether every pool has a usable server, and a report of every server's state.
-pub fn readiness(pools: &[Arc<Pool>]) -> (bool, String) {
+pub fn readiness<'a>(pools: impl IntoIterator<Item = &'a Arc<Pool>>) -> (bool, String) {
     let mut body = String::new();
     let mut empty = Vec::new();
     for p in pools {
@@ -147,5 +202,5 @@ pub fn readiness(pools: &[Arc<Pool>]) -> (bool, String) {
 
 /// The admin listener's bound address, for logs.
 pub fn describe(addr: SocketAddr) -> String {
-    format!("admin endpoints on http://{addr}/health/live and /health/ready")
+    format!("admin endpoints on http://{addr}: /health/live, /health/ready, /metrics, /status")
 }

@@ -1,3 +1,5 @@
-//! What Switchyard tells about itself: the access log (and, later, metrics).
+//! What Switchyard tells about itself: the access log, and the Prometheus text format the
+//! admin listener's `/metrics` is written in.
 
 pub mod access;
+pub mod metrics;

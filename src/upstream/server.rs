@@ -23,6 +23,10 @@ pub struct Server {
     in_flight: AtomicU32,
     /// Requests started, ever.
     requests: AtomicU64,
+    /// Failures reported to passive health, ever (each failed try or connect).
+    failures: AtomicU64,
+    /// Response heads received from this server, ever, by status class 1xx..5xx.
+    responses: [AtomicU64; 5],
     /// Exponentially weighted moving average of the time to the response head, in µs;
     /// 0 until the first sample.
     latency_ewma_us: AtomicU64,
@@ -41,6 +45,8 @@ impl Server {
             admin_down: AtomicBool::new(plan.down),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
             health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
         }
@@ -101,6 +107,31 @@ impl Server {
     /// Requests started, ever.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Failures reported to passive health, ever (whether or not they took it out).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a response head received from this server (one relaxed increment); a status
+    /// outside 100..=599 is not counted.
+    pub fn count_response(&self, status: u16) {
+        if let Some(c) = self
+            .responses
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Responses received, ever, by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed))
     }
 
     /// Latency EWMA in microseconds; 0 before the first sample.
@@ -176,5 +207,14 @@ mod tests {
             s.record_latency(Duration::from_millis(1));
         }
         assert!(s.latency_ewma_us() < 1100, "{}", s.latency_ewma_us());
+    }
+
+    #[test]
+    fn responses_count_by_class_and_ignore_nonsense() {
+        let s = Server::with_weight("127.0.0.1:1".parse().unwrap(), 1);
+        for status in [101, 200, 204, 302, 404, 503, 599, 0, 99, 600, 999] {
+            s.count_response(status);
+        }
+        assert_eq!(s.responses(), [1, 2, 1, 1, 2]);
     }
 }

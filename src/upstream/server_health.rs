@@ -155,6 +155,7 @@ impl Server {
     /// error, timeout, reset, or a status the pool counts as failure). Returns true when
     /// this failure takes the server out for `fail_timeout`. Used by the L7 and L4 proxies.
     pub fn report_failure(&self, now: Instant) -> bool {
+        self.count_failure();
         let h = &self.health;
         let mut p = h.passive.lock().unwrap_or_else(|e| e.into_inner());
         let tripped = p.failure(now);

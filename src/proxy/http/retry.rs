@@ -462,6 +462,9 @@ pub async fn run(
             break;
         }
         let result = attempt(up, &server, prepared, body, &mut downstream_upgrade, info).await;
+        if let Ok(r) = &result {
+            server.count_response(r.status().as_u16());
+        }
         let judged = judge(&result, &plan.on);
         let now = Instant::now();
         let retry = match judged {

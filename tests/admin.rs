@@ -1,0 +1,771 @@
+//! The admin listener's `/metrics` (Prometheus text format 0.0.4) and `/status` (JSON),
+//! read over a real socket after real traffic: HTTP requests with sticky cookies naming a
+//! `down` server, a PROXY-protocol http listener, a TCP listener over its `max_connections`,
+//! a TCP pool whose only server refuses, a UDP session. Every counter is asserted exactly,
+//! and every line of the page is parsed.
+mod common;
+mod l4_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::Full;
+use l4_common::*;
+use switchyard::proxy::http::sticky::server_cookie_id;
+use switchyard::runtime::Runtime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// One sample of the page.
+type Key = (String, BTreeMap<String, String>);
+
+/// A parsed `/metrics` page: every sample by name and labels, and each family's kind.
+#[derive(Debug)]
+struct Page {
+    samples: BTreeMap<Key, f64>,
+    kinds: BTreeMap<String, String>,
+}
+
+impl Page {
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples.get(&(name.to_string(), labels)).copied()
+    }
+
+    /// The value, which must be there.
+    fn at(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in {:#?}", self.samples))
+    }
+
+    /// The label sets a family has samples for.
+    fn label_sets(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        self.samples
+            .keys()
+            .filter(|(n, _)| n == name)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut c = name.chars();
+    c.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `{a="x",b="y"}` at the start of `s`: the labels (unescaped) and the rest of `s`.
+fn parse_labels(s: &str, line: &str) -> (BTreeMap<String, String>, String) {
+    let mut labels = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    assert_eq!(chars.next(), Some('{'), "{line}");
+    loop {
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        assert!(
+            valid_name(&key) && !key.contains(':'),
+            "label {key:?}: {line}"
+        );
+        assert_eq!(chars.next(), Some('='), "{line}");
+        assert_eq!(chars.next(), Some('"'), "{line}");
+        let mut value = String::new();
+        loop {
+            match chars.next() {
+                Some('\\') => match chars.next() {
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    Some('n') => value.push('\n'),
+                    other => panic!("bad escape \\{other:?} in {line}"),
+                },
+                Some('"') => break,
+                Some(c) => value.push(c),
+                None => panic!("unterminated label value: {line}"),
+            }
+        }
+        assert!(
+            labels.insert(key.clone(), value).is_none(),
+            "label {key} twice: {line}"
+        );
+        match chars.next() {
+            Some(',') => continue,
+            Some('}') => break,
+            other => panic!("expected , or }} after a label, got {other:?}: {line}"),
+        }
+    }
+    (labels, chars.collect())
+}
+
+/// Parse a page, asserting the format: each family opens with `# HELP name …` then
+/// `# TYPE name counter|gauge` and appears once; its samples follow it, named after it;
+/// counters end in `_total`; values parse; no sample twice; no family without a sample.
+fn parse(text: &str) -> Page {
+    assert!(text.ends_with('\n'), "the page ends with a line feed");
+    let mut samples = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
+    let mut family: Option<String> = None;
+    let mut pending_help: Option<String> = None;
+    let mut with_samples = BTreeSet::new();
+    for line in text.lines() {
+        assert!(!line.is_empty(), "empty line in:\n{text}");
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            assert!(pending_help.is_none(), "HELP without TYPE before {line}");
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            assert!(valid_name(name) && !help.is_empty(), "{line}");
+            pending_help = Some(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert_eq!(
+                pending_help.take().as_deref(),
+                Some(name),
+                "TYPE after its HELP: {line}"
+            );
+            assert!(matches!(kind, "counter" | "gauge"), "{line}");
+            assert!(kind != "counter" || name.ends_with("_total"), "{line}");
+            assert!(
+                kinds.insert(name.to_string(), kind.to_string()).is_none(),
+                "family {name} declared twice"
+            );
+            family = Some(name.to_string());
+        } else {
+            assert!(!line.starts_with('#'), "unknown comment {line}");
+            assert!(
+                pending_help.is_none(),
+                "sample between HELP and TYPE: {line}"
+            );
+            let end = line.find(['{', ' ']).expect("name then value");
+            let name = &line[..end];
+            assert_eq!(
+                Some(name),
+                family.as_deref(),
+                "sample outside its family: {line}"
+            );
+            let (labels, rest) = if line[end..].starts_with('{') {
+                parse_labels(&line[end..], line)
+            } else {
+                (BTreeMap::new(), line[end..].to_string())
+            };
+            let value = rest.strip_prefix(' ').expect("one space before the value");
+            let value: f64 = match value {
+                "NaN" => f64::NAN,
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("value {v:?}: {line}")),
+            };
+            with_samples.insert(name.to_string());
+            assert!(
+                samples.insert((name.to_string(), labels), value).is_none(),
+                "sample twice: {line}"
+            );
+        }
+    }
+    assert!(pending_help.is_none(), "HELP at the end without TYPE");
+    for name in kinds.keys() {
+        assert!(with_samples.contains(name), "family {name} has no sample");
+    }
+    Page { samples, kinds }
+}
+
+async fn scrape(admin: SocketAddr) -> Page {
+    let a = get(admin, "/metrics").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    parse(&a.text())
+}
+
+/// The unusual server name checks label escaping end to end: a quote and a backslash.
+const ODD: &str = "s\"2\\";
+
+struct Setup {
+    lb: Runtime,
+    admin: SocketAddr,
+    _web: Vec<switchyard::demo::Backend>,
+    _tcp: (TcpBackend, TcpBackend),
+    _udp: UdpBackend,
+    dead: [SocketAddr; 2],
+}
+
+async fn setup() -> Setup {
+    let web = backends(2).await;
+    let echo = TcpBackend::start("e", Mode::Echo).await;
+    let spare = TcpBackend::start("b", Mode::Echo).await;
+    let udp = UdpBackend::start("u1").await;
+    // Two ports nothing listens on (held together while chosen, so they differ). Two
+    // servers: the only server of a pool is never taken out by passive checks.
+    let dead = {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        [a.local_addr().unwrap(), b.local_addr().unwrap()]
+    };
+    let toml = format!(
+        r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+
+[[listener]]
+name = "pp"
+listen = "127.0.0.1:0"
+pool = "p"
+accept_proxy_protocol = true
+trusted_proxies = ["127.0.0.1"]
+
+[[listener]]
+name = "tcp"
+listen = "127.0.0.1:0"
+protocol = "tcp"
+pool = "t"
+max_connections = 1
+
+[[listener]]
+name = "tcpdead"
+listen = "127.0.0.1:0"
+protocol = "tcp"
+pool = "dead"
+
+[[listener]]
+name = "udp"
+listen = "127.0.0.1:0"
+protocol = "udp"
+pool = "u"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[pool.p]
+servers = [
+  {{ addr = "{}", name = "s1" }},
+  {{ addr = "{}", name = "s\"2\\", down = true }},
+]
+[pool.p.sticky]
+mode = "cookie"
+name = "SRV"
+[pool.p.health]
+type = "http"
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+rise = 2
+fall = 3
+
+[pool.t]
+servers = [{{ addr = "{}", name = "e" }}, {{ addr = "{}", name = "b", backup = true }}]
+
+[pool.dead]
+servers = [{{ addr = "{}", name = "gone" }}, {{ addr = "{}", name = "gone2" }}]
+
+[pool.u]
+servers = [{{ addr = "{}", name = "u1" }}]
+"#,
+        web[0].addr, web[1].addr, echo.addr, spare.addr, dead[0], dead[1], udp.addr
+    );
+    let lb = start_lb(&toml).await;
+    let admin = lb.admin_addr().unwrap();
+    Setup {
+        lb,
+        admin,
+        _web: web,
+        _tcp: (echo, spare),
+        _udp: udp,
+        dead,
+    }
+}
+
+/// Drive the traffic whose counters the tests assert.
+async fn drive(s: &Setup) {
+    let lb = &s.lb;
+    let pool = lb.pool("p").unwrap();
+    let cookie = |i: usize| format!("SRV={}", server_cookie_id("p", &pool.servers()[i]));
+
+    // Two requests stuck to the down server: moved to s1 and counted as broken; two stuck
+    // to s1 (one answered 503 by it): followed, not counted.
+    let web = lb.local_addr("web").unwrap();
+    for (path, c) in [("/", 1), ("/", 1), ("/", 0), ("/status/503", 0)] {
+        let a = get_with(web, path, &[("cookie", &cookie(c))]).await;
+        assert_eq!(a.server(), "s1");
+        assert_eq!(a.status, if path == "/" { 200 } else { 503 });
+    }
+
+    // PROXY header in front of HTTP: one believed (and served by s1), one malformed.
+    let pp = lb.local_addr("pp").unwrap();
+    let mut c = TcpStream::connect(pp).await.unwrap();
+    c.write_all(
+        b"PROXY TCP4 203.0.113.7 192.0.2.1 40000 80\r\nGET /headers HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8(read_to_end(&mut c, Duration::from_secs(10)).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut c = TcpStream::connect(pp).await.unwrap();
+    c.write_all(b"PROXY TCP4 1.2.3 127.0.0.1 1 80\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut c, Duration::from_secs(10)).await);
+
+    // TCP with max_connections = 1: one connection echoes 5 bytes, a second one is closed.
+    let tcp = lb.local_addr("tcp").unwrap();
+    let mut first = TcpStream::connect(tcp).await.unwrap();
+    first.write_all(b"hello").await.unwrap();
+    let mut buf = [0u8; 5];
+    first.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hello");
+    let mut second = TcpStream::connect(tcp).await.unwrap();
+    assert!(closed_within(&mut second, Duration::from_secs(5)).await);
+    drop(first);
+
+    // A TCP pool whose servers refuse: a connect failure on each, the client closed.
+    let mut c = TcpStream::connect(lb.local_addr("tcpdead").unwrap())
+        .await
+        .unwrap();
+    assert!(closed_within(&mut c, Duration::from_secs(5)).await);
+
+    // One UDP datagram each way.
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(b"ping", lb.local_addr("udp").unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("UDP answer within 5 s")
+        .unwrap();
+    assert_eq!(&buf[..n], b"u1:ping");
+
+    // Wait until every connection has ended, every request has let go of its server, and
+    // both health checkers have checked: then the counters no longer move.
+    let admin = s.admin;
+    let s1_addr = pool.servers()[0].addr.to_string();
+    let s1 = [("pool", "p"), ("server", "s1"), ("addr", s1_addr.as_str())];
+    wait_until(
+        Duration::from_secs(10),
+        "the counters to settle",
+        || async {
+            let m = scrape(admin).await;
+            m.get("switchyard_tcp_connections_active", &[("listener", "tcp")]) == Some(0.0)
+                && m.get(
+                    "switchyard_tcp_connections_active",
+                    &[("listener", "tcpdead")],
+                ) == Some(0.0)
+                && m.get("switchyard_server_in_flight", &s1) == Some(0.0)
+                && m.get(
+                    "switchyard_udp_datagrams_total",
+                    &[("listener", "udp"), ("direction", "server_to_client")],
+                ) == Some(1.0)
+                && m.label_sets("switchyard_server_last_check_success").len() == 2
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_real_traffic_exactly() {
+    let s = setup().await;
+    drive(&s).await;
+    let m = scrape(s.admin).await;
+    let lb = &s.lb;
+    let addr = |pool: &str, i: usize| lb.pool(pool).unwrap().servers()[i].addr.to_string();
+    let (a_s1, a_s2, a_e, a_b, a_u1, a_gone, a_gone2) = (
+        addr("p", 0),
+        addr("p", 1),
+        addr("t", 0),
+        addr("t", 1),
+        addr("u", 0),
+        s.dead[0].to_string(),
+        s.dead[1].to_string(),
+    );
+    assert_eq!(a_gone, addr("dead", 0));
+    let s1 = [("pool", "p"), ("server", "s1"), ("addr", a_s1.as_str())];
+    let s2 = [("pool", "p"), ("server", ODD), ("addr", a_s2.as_str())];
+    let e = [("pool", "t"), ("server", "e"), ("addr", a_e.as_str())];
+    let b = [("pool", "t"), ("server", "b"), ("addr", a_b.as_str())];
+    let u1 = [("pool", "u"), ("server", "u1"), ("addr", a_u1.as_str())];
+    let gone = [
+        ("pool", "dead"),
+        ("server", "gone"),
+        ("addr", a_gone.as_str()),
+    ];
+    let gone2 = [
+        ("pool", "dead"),
+        ("server", "gone2"),
+        ("addr", a_gone2.as_str()),
+    ];
+    let all = [s1, s2, e, b, u1, gone, gone2];
+
+    assert_eq!(
+        m.at(
+            "switchyard_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    // Per server: state, and [up, backup, in_flight, requests, failures, 2xx, 5xx].
+    let expect: [(&str, [f64; 7]); 7] = [
+        ("healthy", [1.0, 0.0, 0.0, 5.0, 0.0, 4.0, 1.0]),
+        ("disabled", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        ("healthy", [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+        ("healthy", [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        // A UDP session counts as in flight on its server while it lives.
+        ("healthy", [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0]),
+        // Each refused once, and was taken out by passive checks for it (max_fails = 1).
+        ("failed", [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]),
+        ("failed", [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]),
+    ];
+    for (labels, (state, want)) in all.iter().zip(expect) {
+        let with = |k: &'static str, v: &'static str| {
+            let mut l = labels.to_vec();
+            l.push((k, v));
+            l
+        };
+        let got = [
+            m.at("switchyard_server_up", labels),
+            m.at("switchyard_server_backup", labels),
+            m.at("switchyard_server_in_flight", labels),
+            m.at("switchyard_server_requests_total", labels),
+            m.at("switchyard_server_failures_total", labels),
+            m.at("switchyard_server_responses_total", &with("class", "2xx")),
+            m.at("switchyard_server_responses_total", &with("class", "5xx")),
+        ];
+        assert_eq!(got, want, "{labels:?}");
+        assert_eq!(m.at("switchyard_server_weight", labels), 1.0);
+        assert_eq!(m.at("switchyard_server_slow_start", labels), 0.0);
+        for class in ["1xx", "3xx", "4xx"] {
+            assert_eq!(
+                m.at("switchyard_server_responses_total", &with("class", class)),
+                0.0
+            );
+        }
+        for st in ["healthy", "unhealthy", "failed", "disabled"] {
+            let want = if st == state { 1.0 } else { 0.0 };
+            assert_eq!(
+                m.at("switchyard_server_state", &with("state", st)),
+                want,
+                "{labels:?} {st}"
+            );
+        }
+    }
+    // Latency: measured where traffic went, 0 where none did.
+    for labels in [&s1, &e] {
+        let l = m.at("switchyard_server_latency_ewma_seconds", labels);
+        assert!(l > 0.0 && l < 5.0, "{labels:?}: {l}");
+    }
+    for labels in [&s2, &b] {
+        assert_eq!(m.at("switchyard_server_latency_ewma_seconds", labels), 0.0);
+    }
+    // Active checks run in pool p only, and pass (the down server's backend is up too).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for labels in [&s1, &s2] {
+        assert_eq!(m.at("switchyard_server_last_check_success", labels), 1.0);
+        let at = m.at("switchyard_server_last_check_timestamp_seconds", labels);
+        assert!(at <= now + 1.0 && at > now - 30.0, "{at} vs {now}");
+    }
+    assert_eq!(
+        m.label_sets("switchyard_server_last_check_success").len(),
+        2
+    );
+
+    // Per pool.
+    for (pool, servers, usable) in [
+        ("p", 2.0, 1.0),
+        ("t", 2.0, 2.0),
+        ("dead", 2.0, 0.0),
+        ("u", 1.0, 1.0),
+    ] {
+        assert_eq!(
+            m.at("switchyard_pool_servers", &[("pool", pool)]),
+            servers,
+            "{pool}"
+        );
+        assert_eq!(
+            m.at("switchyard_pool_servers_usable", &[("pool", pool)]),
+            usable,
+            "{pool}"
+        );
+    }
+    let sticky = [("pool", "p"), ("mode", "cookie")];
+    assert_eq!(m.at("switchyard_pool_sticky_broken_total", &sticky), 2.0);
+    assert_eq!(m.at("switchyard_pool_sticky_table_entries", &sticky), 0.0);
+    assert_eq!(
+        m.label_sets("switchyard_pool_sticky_broken_total").len(),
+        1,
+        "only pools with [sticky]"
+    );
+    assert_eq!(lb.upstream("p").unwrap().sticky().unwrap().broken(), 2);
+
+    // Per TCP listener.
+    let tcp = |name: &str, l: &str| m.at(name, &[("listener", l)]);
+    for (l, accepted, rejected, connect_failures, no_server) in
+        [("tcp", 2.0, 1.0, 0.0, 0.0), ("tcpdead", 1.0, 0.0, 2.0, 1.0)]
+    {
+        assert_eq!(
+            (
+                tcp("switchyard_tcp_connections_accepted_total", l),
+                tcp("switchyard_tcp_connections_active", l),
+                tcp("switchyard_tcp_connections_rejected_over_limit_total", l),
+                tcp("switchyard_tcp_connect_failures_total", l),
+                tcp("switchyard_tcp_no_server_total", l),
+                tcp("switchyard_tcp_proxy_untrusted_total", l),
+                tcp("switchyard_tcp_proxy_malformed_total", l),
+                tcp("switchyard_tcp_idle_timeouts_total", l),
+                tcp("switchyard_tcp_spliced_total", l),
+            ),
+            (
+                accepted,
+                0.0,
+                rejected,
+                connect_failures,
+                no_server,
+                0.0,
+                0.0,
+                0.0,
+                0.0
+            ),
+            "{l}"
+        );
+    }
+    let bytes = |l: &str, d: &str| {
+        m.at(
+            "switchyard_tcp_bytes_total",
+            &[("listener", l), ("direction", d)],
+        )
+    };
+    assert_eq!(bytes("tcp", "client_to_server"), 5.0);
+    assert_eq!(bytes("tcp", "server_to_client"), 5.0);
+    assert_eq!(bytes("tcpdead", "client_to_server"), 0.0);
+    let stats = lb.tcp_stats("tcp").unwrap();
+    assert_eq!(
+        stats.rejected_over_limit(),
+        1,
+        "the page shows the listener's own counter"
+    );
+
+    // Per UDP listener.
+    let udp = |name: &str| m.at(name, &[("listener", "udp")]);
+    assert_eq!(
+        (
+            udp("switchyard_udp_sessions"),
+            udp("switchyard_udp_sessions_created_total"),
+            udp("switchyard_udp_sessions_expired_total"),
+            udp("switchyard_udp_rejected_over_limit_total"),
+            udp("switchyard_udp_no_server_total"),
+            udp("switchyard_udp_send_errors_total"),
+        ),
+        (1.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    );
+    let dgrams = |d: &str| {
+        m.at(
+            "switchyard_udp_datagrams_total",
+            &[("listener", "udp"), ("direction", d)],
+        )
+    };
+    assert_eq!(
+        (dgrams("client_to_server"), dgrams("server_to_client")),
+        (1.0, 1.0)
+    );
+
+    // PROXY in front of http: only the listener that accepts it has the counters.
+    let pp = |name: &str| m.at(name, &[("listener", "pp")]);
+    assert_eq!(
+        (
+            pp("switchyard_http_proxy_protocol_accepted_total"),
+            pp("switchyard_http_proxy_protocol_untrusted_total"),
+            pp("switchyard_http_proxy_protocol_malformed_total"),
+        ),
+        (1.0, 0.0, 1.0)
+    );
+    assert_eq!(
+        m.label_sets("switchyard_http_proxy_protocol_accepted_total")
+            .len(),
+        1
+    );
+    assert!(
+        m.get(
+            "switchyard_tcp_connections_accepted_total",
+            &[("listener", "udp")]
+        )
+        .is_none()
+    );
+
+    // Kinds: every family is named switchyard_…, counters as counters.
+    for (name, kind) in &m.kinds {
+        assert!(name.starts_with("switchyard_"), "{name}");
+        assert_eq!(
+            kind == "counter",
+            name.ends_with("_total"),
+            "{name} is a {kind}"
+        );
+    }
+    assert_eq!(m.kinds["switchyard_server_in_flight"], "gauge");
+    assert_eq!(m.kinds["switchyard_pool_sticky_broken_total"], "counter");
+
+    // A counter only goes up: one more broken stickiness shows on the next scrape.
+    let web = lb.local_addr("web").unwrap();
+    let down = format!(
+        "SRV={}",
+        server_cookie_id("p", &lb.pool("p").unwrap().servers()[1])
+    );
+    assert_eq!(
+        get_with(web, "/", &[("cookie", &down)]).await.server(),
+        "s1"
+    );
+    assert_eq!(
+        scrape(s.admin)
+            .await
+            .at("switchyard_pool_sticky_broken_total", &sticky),
+        3.0
+    );
+    s.lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_json_with_pools_servers_and_listeners() {
+    let s = setup().await;
+    drive(&s).await;
+    let a = get(s.admin, "/status").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["content-type"], "application/json");
+    let doc: serde_json::Value = serde_json::from_str(&a.text()).expect("JSON");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["ready"], false, "pool dead has no usable server");
+
+    let pools = doc["pools"].as_array().unwrap();
+    let names: Vec<_> = pools.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dead", "p", "t", "u"], "pools by name");
+    let p = &pools[1];
+    assert_eq!(p["algorithm"], "round_robin");
+    assert_eq!(p["servers_usable"], 1);
+    assert_eq!(p["sticky"]["mode"], "cookie");
+    assert_eq!(p["sticky"]["broken"], 2);
+    let s1 = &p["servers"][0];
+    assert_eq!(
+        (&s1["name"], &s1["state"], &s1["usable"], &s1["backup"]),
+        (&"s1".into(), &"healthy".into(), &true.into(), &false.into())
+    );
+    assert_eq!((&s1["in_flight"], &s1["requests"]), (&0.into(), &5.into()));
+    assert_eq!(
+        (&s1["responses"]["2xx"], &s1["responses"]["5xx"]),
+        (&4.into(), &1.into())
+    );
+    assert_eq!(s1["last_check"]["result"], "pass");
+    assert!(s1["last_check"]["ago_ms"].as_u64().unwrap() < 30_000);
+    assert!(s1["latency_ewma_ms"].as_f64().unwrap() > 0.0);
+    let s2 = &p["servers"][1];
+    assert_eq!(
+        (&s2["name"], &s2["state"], &s2["usable"]),
+        (&ODD.into(), &"disabled".into(), &false.into())
+    );
+    assert_eq!(pools[2]["sticky"], serde_json::Value::Null);
+    assert_eq!(pools[2]["servers"][1]["backup"], true);
+    assert_eq!(pools[0]["servers_usable"], 0);
+    let gone = &pools[0]["servers"][0];
+    assert_eq!(
+        (&gone["state"], &gone["failures"]),
+        (&"failed".into(), &1.into())
+    );
+    assert_eq!(
+        gone["last_check"],
+        serde_json::Value::Null,
+        "no active checks there"
+    );
+    assert_eq!(pools[3]["servers"][0]["in_flight"], 1);
+
+    let listeners: BTreeMap<&str, &serde_json::Value> = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l))
+        .collect();
+    assert_eq!(
+        listeners.keys().copied().collect::<Vec<_>>(),
+        ["pp", "tcp", "tcpdead", "udp", "web"]
+    );
+    for (name, l) in &listeners {
+        assert_eq!(
+            l["addr"],
+            s.lb.local_addr(name).unwrap().to_string(),
+            "{name}"
+        );
+    }
+    assert_eq!(listeners["web"]["protocol"], "http");
+    assert_eq!(listeners["web"]["counters"], serde_json::Value::Null);
+    let pp = &listeners["pp"]["counters"]["proxy_protocol"];
+    assert_eq!((&pp["accepted"], &pp["malformed"]), (&1.into(), &1.into()));
+    let tcp = &listeners["tcp"]["counters"];
+    assert_eq!(listeners["tcp"]["protocol"], "tcp");
+    assert_eq!(
+        (
+            &tcp["accepted"],
+            &tcp["rejected_over_limit"],
+            &tcp["active"],
+            &tcp["bytes_client_to_server"]
+        ),
+        (&2.into(), &1.into(), &0.into(), &5.into())
+    );
+    assert_eq!(listeners["tcpdead"]["counters"]["connect_failures"], 2);
+    let udp = &listeners["udp"]["counters"];
+    assert_eq!(
+        (&udp["sessions"], &udp["datagrams_server_to_client"]),
+        (&1.into(), &1.into())
+    );
+    s.lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_paths_and_methods() {
+    let b = backends(1).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nservers = {}\n",
+        servers_toml(&b, &[])
+    ))
+    .await;
+    let admin = lb.admin_addr().unwrap();
+    for path in ["/nope", "/metrics/", "/status.json", "/"] {
+        assert_eq!(get(admin, path).await.status, 404, "{path}");
+    }
+    for path in ["/metrics", "/status"] {
+        for method in ["POST", "PUT", "DELETE"] {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let a = Client::connect(admin).await.send(req).await;
+            assert_eq!(a.status, 405, "{method} {path}");
+            assert_eq!(a.headers["allow"], "GET, HEAD");
+        }
+        let head = Request::head(path).body(Full::new(Bytes::new())).unwrap();
+        let a = Client::connect(admin).await.send(head).await;
+        assert_eq!(a.status, 200, "HEAD {path}");
+        assert!(a.body.is_empty());
+        assert_eq!(a.headers["cache-control"], "no-store");
+    }
+    // A pool with no traffic: the families are there, the counters at zero.
+    let m = scrape(admin).await;
+    let s1 = b[0].addr.to_string();
+    let labels = [("pool", "p"), ("server", "s1"), ("addr", s1.as_str())];
+    assert_eq!(m.at("switchyard_server_requests_total", &labels), 0.0);
+    assert_eq!(m.at("switchyard_server_up", &labels), 1.0);
+    assert!(
+        m.label_sets("switchyard_pool_sticky_broken_total")
+            .is_empty()
+    );
+    assert!(
+        !m.kinds
+            .contains_key("switchyard_tcp_connections_accepted_total"),
+        "no tcp listener"
+    );
+    lb.shutdown().await;
+}
