@@ -39,6 +39,15 @@ pub enum ProxyError {
     /// The client's request body ended early (it closed or reset mid-upload).
     #[error("the client's request body failed: {0}")]
     ClientAborted(String),
+    /// A WebSocket upgrade routed to a pool that speaks HTTP/2 to its servers: HTTP/2 has no
+    /// `Upgrade`, and Switchyard speaks no extended CONNECT (RFC 8441) to servers.
+    #[error(
+        "WebSocket upgrade refused: pool {pool:?} speaks {protocol} to its servers, and WebSocket needs a pool with upstream_protocol = \"h1\""
+    )]
+    UpgradeToH2 {
+        pool: String,
+        protocol: &'static str,
+    },
 }
 
 impl ProxyError {
@@ -51,13 +60,17 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            // As nginx and HAProxy answer a request they cannot carry to a server.
+            ProxyError::UpgradeToH2 { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// Which side caused it.
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::NoServer { .. } | ProxyError::NoRoute => Side::Internal,
+            ProxyError::NoServer { .. } | ProxyError::NoRoute | ProxyError::UpgradeToH2 { .. } => {
+                Side::Internal
+            }
             ProxyError::Connect { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::Upstream { .. } => Side::Upstream,
@@ -84,6 +97,13 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::ClientTimeout(_) => "client_timeout",
             ProxyError::ClientAborted(_) => "client_aborted",
+            ProxyError::UpgradeToH2 { .. } => "upgrade_to_h2_pool",
         }
+    }
+
+    /// What the client may read of the cause in the error body: only a cause that names
+    /// no server (the configuration's, not a server's, e.g. an upgrade to an HTTP/2 pool).
+    pub fn client_detail(&self) -> Option<String> {
+        matches!(self, ProxyError::UpgradeToH2 { .. }).then(|| self.to_string())
     }
 }

@@ -331,3 +331,103 @@ async fn a_websocket_open_past_the_grace_period_is_closed() {
         .expect("the tunnel ends");
     assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
 }
+
+/// The switchyard binary on `toml`, its log lines kept as they come; killed on drop.
+struct LoggedLb {
+    child: std::process::Child,
+    addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LoggedLb {
+    fn start(toml: &str) -> LoggedLb {
+        use std::io::BufRead;
+        let path = temp_dir("ws-h2").join("switchyard.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["--log-level", "warn,switchyard::runtime=info", "run", "-c"])
+            .arg(&path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start switchyard");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("switchyard exited").unwrap();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        LoggedLb { child, addr, log }
+    }
+
+    fn lines_with(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+}
+
+impl Drop for LoggedLb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_to_an_h2c_pool_is_refused_with_a_502_naming_the_cause() {
+    // The demo backend speaks h2c (prior knowledge) as well as HTTP/1.1.
+    let server = switchyard::demo::Backend::start("h2", Duration::ZERO)
+        .await
+        .unwrap();
+    let lb = LoggedLb::start(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"grpc\"\n[pool.grpc]\nupstream_protocol = \"h2c\"\nservers = [ {{ addr = \"{}\", name = \"h2\" }} ]\n",
+        server.addr
+    ));
+    // Plain requests reach the server over h2c.
+    let a = get(lb.addr, "/").await;
+    assert_eq!((a.status.as_u16(), a.server().as_str()), (200, "h2"));
+    let before = server.requests();
+
+    let err = tokio_tungstenite::connect_async(format!("ws://{}/chat", lb.addr))
+        .await
+        .expect_err("no WebSocket through an h2c pool");
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(resp.status(), 502);
+    let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+    assert!(
+        body.starts_with("502 Bad Gateway\nWebSocket upgrade refused: pool \"grpc\" speaks h2c to its servers, and WebSocket needs a pool with upstream_protocol = \"h1\""),
+        "{body}"
+    );
+    assert_eq!(server.requests(), before, "the server saw no request");
+    // One log line for it, naming the pool and the cause.
+    wait_until(Duration::from_secs(5), "the log line", || async {
+        !lb.lines_with("upgrade_to_h2_pool").is_empty()
+    })
+    .await;
+    let lines = lb.lines_with("upgrade_to_h2_pool");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("pool=\"grpc\"") && lines[0].contains("WebSocket upgrade refused"),
+        "{}",
+        lines[0]
+    );
+
+    // `Upgrade: h2c` is an offer a server may ignore: it goes on as a plain request.
+    let a = get_with(
+        lb.addr,
+        "/",
+        &[("connection", "upgrade"), ("upgrade", "h2c")],
+    )
+    .await;
+    assert_eq!((a.status.as_u16(), a.server().as_str()), (200, "h2"));
+    assert_eq!(server.requests(), before + 1);
+}

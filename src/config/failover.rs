@@ -16,9 +16,12 @@ use http::Method;
 pub enum HealthKind {
     /// A TCP connect that succeeds within the timeout passes.
     Tcp,
-    /// An HTTP/1.1 request whose status is in `expect` (and whose body contains
-    /// `expect_body`, when set) passes.
+    /// An HTTP request (HTTP/1.1, or HTTP/2 for an `h2`/`h2c` pool) whose status is in
+    /// `expect` (and whose body contains `expect_body`, when set) passes.
     Http,
+    /// A `grpc.health.v1.Health/Check` call over HTTP/2 for `service` (`""`: the whole
+    /// server) passes when it ends with `grpc-status: 0` and the answer is `SERVING`.
+    Grpc { service: String },
 }
 
 /// `[pool.NAME.health]`: one checker per server.

@@ -146,6 +146,8 @@ pub struct HealthFile {
     pub host: Option<S<String>>,
     pub expect: Option<S<String>>,
     pub expect_body: Option<S<String>>,
+    /// The gRPC service a `type = "grpc"` check asks about.
+    pub service: Option<S<String>>,
     pub interval: Option<S<String>>,
     pub timeout: Option<S<String>>,
     pub rise: Option<S<i64>>,

@@ -649,6 +649,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
     failover::single_server(&mut servers);
     let (upstream_protocol, tls, tunnel_idle_timeout) =
         super::tls_check::pool_transport(c, name, f);
+    failover::grpc_check_needs_h2(c, name, f, health.as_ref(), upstream_protocol);
     Some(PoolPlan {
         name: name.to_string(),
         algorithm: algorithm?,

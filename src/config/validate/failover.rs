@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::Method;
 use toml::Spanned;
 
-use super::super::file::{AdminFile, ConfigFile, HealthFile, RetryFile, StickyFile};
-use super::super::plan::{ListenerPlan, Protocol, Target};
+use super::super::file::{AdminFile, ConfigFile, HealthFile, PoolFile, RetryFile, StickyFile};
+use super::super::plan::{ListenerPlan, Protocol, Target, UpstreamProtocol};
 use super::super::{
     AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
     StickyPlan,
@@ -111,31 +111,74 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
         match k.get_ref().as_str() {
             "http" => plan.kind = HealthKind::Http,
             "tcp" => plan.kind = HealthKind::Tcp,
+            "grpc" => {
+                plan.kind = HealthKind::Grpc {
+                    service: h
+                        .service
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.get_ref().clone()),
+                }
+            }
             other => c.error(
                 k.span(),
                 format!("unknown health check type {other:?}"),
-                "use type = \"http\" or type = \"tcp\"",
+                "use type = \"http\", type = \"tcp\" or type = \"grpc\"",
             ),
         }
     }
-    if plan.kind == HealthKind::Tcp {
-        // HTTP-only keys on a TCP check are a mistake the operator wants to hear about.
-        let http_only = [
-            ("path", h.path.as_ref().map(|v| v.span())),
-            ("method", h.method.as_ref().map(|v| v.span())),
-            ("host", h.host.as_ref().map(|v| v.span())),
-            ("expect", h.expect.as_ref().map(|v| v.span())),
-            ("expect_body", h.expect_body.as_ref().map(|v| v.span())),
-        ];
-        for (key, span) in http_only {
-            if let Some(span) = span {
-                c.error(
-                    span,
-                    format!("{key} is only used by type = \"http\" health checks"),
-                    format!("remove {key}, or set type = \"http\""),
-                );
+    // Keys of another kind of check are a mistake the operator wants to hear about.
+    match &plan.kind {
+        HealthKind::Tcp => {
+            let http_only = [
+                ("path", &h.path),
+                ("method", &h.method),
+                ("host", &h.host),
+                ("expect", &h.expect),
+                ("expect_body", &h.expect_body),
+            ];
+            for (key, v) in http_only {
+                if let Some(v) = v {
+                    c.error(
+                        v.span(),
+                        format!("{key} is only used by type = \"http\" health checks"),
+                        format!("remove {key}, or set type = \"http\""),
+                    );
+                }
             }
         }
+        HealthKind::Grpc { .. } => {
+            const PASSES: &str =
+                "a gRPC check passes when the server answers SERVING with grpc-status 0";
+            let http_only = [
+                (
+                    "path",
+                    &h.path,
+                    "a gRPC check always calls /grpc.health.v1.Health/Check; name the service it asks about with service = \"package.Service\"",
+                ),
+                ("method", &h.method, "a gRPC call is always a POST"),
+                ("expect", &h.expect, PASSES),
+                ("expect_body", &h.expect_body, PASSES),
+            ];
+            for (key, v, why) in http_only {
+                if let Some(v) = v {
+                    c.error(
+                        v.span(),
+                        format!("{key} is not used by type = \"grpc\" health checks"),
+                        format!("remove {key}: {why}"),
+                    );
+                }
+            }
+        }
+        HealthKind::Http => {}
+    }
+    if let Some(s) = &h.service
+        && !matches!(plan.kind, HealthKind::Grpc { .. })
+    {
+        c.error(
+            s.span(),
+            "service is only used by type = \"grpc\" health checks",
+            "remove service, or set type = \"grpc\"",
+        );
     }
     if let Some(p) = &h.path {
         if p.get_ref().starts_with('/') {
@@ -249,6 +292,39 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
         plan.fall = c.int_in(f, "fall", 1, 100).map_or(plan.fall, |n| n as u32);
     }
     plan
+}
+
+/// A `type = "grpc"` check speaks HTTP/2, so its pool must speak HTTP/2 to its servers
+/// (`protocol` is `None` when `upstream_protocol` was wrong, which is reported already).
+pub(super) fn grpc_check_needs_h2(
+    c: &mut Checker<'_>,
+    pool: &str,
+    f: &PoolFile,
+    health: Option<&HealthPlan>,
+    protocol: Option<UpstreamProtocol>,
+) {
+    let (Some(h), Some(HealthKind::Grpc { .. })) = (&f.health, health.map(|h| &h.kind)) else {
+        return;
+    };
+    if protocol != Some(UpstreamProtocol::H1) {
+        return;
+    }
+    let span = h.get_ref().kind.as_ref().map_or(h.span(), |k| k.span());
+    let how = if f.upstream_protocol.is_some() {
+        "upstream_protocol = \"h1\""
+    } else {
+        "HTTP/1.1, the default"
+    };
+    let want = if f.tls.is_some() { "h2" } else { "h2c" };
+    c.error(
+        span,
+        format!(
+            "a type = \"grpc\" health check speaks HTTP/2, but pool {pool:?} speaks {how} to its servers"
+        ),
+        format!(
+            "set upstream_protocol = \"{want}\" in [pool.{pool}] (gRPC servers speak only HTTP/2), or use type = \"tcp\""
+        ),
+    );
 }
 
 /// `[pool.NAME.retry]`.
@@ -641,6 +717,82 @@ mod tests {
         );
         let text = errs("interval = \"0s\"\n");
         assert!(text.contains("interval under 10ms"), "{text}");
+    }
+
+    #[test]
+    fn grpc_checks_need_an_h2_pool_and_no_http_keys() {
+        let pool = |extra: &str, health: &str| {
+            format!(
+                "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"g\"\n[pool.g]\n{extra}servers = [ {{ addr = \"127.0.0.1:9001\" }} ]\n[pool.g.health]\n{health}"
+            )
+        };
+        let kind = |src: &str| {
+            validate(src, "t.toml").unwrap().pools[0]
+                .health
+                .clone()
+                .unwrap()
+                .kind
+        };
+        let errs = |src: &str| validate(src, "t.toml").unwrap_err().to_string();
+        let grpc = |service: &str| HealthKind::Grpc {
+            service: service.into(),
+        };
+        // Over h2c and h2 (TLS), the whole server or one service.
+        let h2c = "upstream_protocol = \"h2c\"\n";
+        assert_eq!(kind(&pool(h2c, "type = \"grpc\"\n")), grpc(""));
+        assert_eq!(
+            kind(&pool(
+                "upstream_protocol = \"h2\"\n",
+                "type = \"grpc\"\nservice = \"test.Echo\"\nhost = \"g.internal\"\n"
+            )),
+            grpc("test.Echo")
+        );
+        // An HTTP/1.1 pool, by default or as written: the error is at `type`, with the fix.
+        let text = errs(&pool("", "type = \"grpc\"\n"));
+        assert!(
+            text.contains("t.toml:7:8: a type = \"grpc\" health check speaks HTTP/2, but pool \"g\" speaks HTTP/1.1, the default to its servers"),
+            "{text}"
+        );
+        assert!(
+            text.contains("set upstream_protocol = \"h2c\" in [pool.g]"),
+            "{text}"
+        );
+        let text = errs(&pool("upstream_protocol = \"h1\"\n", "type = \"grpc\"\n"));
+        assert!(
+            text.contains("t.toml:8:8: a type = \"grpc\" health check speaks HTTP/2, but pool \"g\" speaks upstream_protocol = \"h1\" to its servers"),
+            "{text}"
+        );
+        // HTTP keys, each named where it is written.
+        let errs_of = |src: &str| validate(src, "t.toml").unwrap_err();
+        let e = errs_of(&pool(
+            h2c,
+            "type = \"grpc\"\npath = \"/health\"\nmethod = \"GET\"\nexpect = \"200\"\nexpect_body = \"ok\"\n",
+        ));
+        let text = e.to_string();
+        assert_eq!(e.0.len(), 4, "{text}");
+        for (line_col, key) in [
+            ("9:8", "path"),
+            ("10:10", "method"),
+            ("11:10", "expect"),
+            ("12:15", "expect_body"),
+        ] {
+            assert!(
+                text.contains(&format!(
+                    "t.toml:{line_col}: {key} is not used by type = \"grpc\" health checks"
+                )),
+                "{key}: {text}"
+            );
+        }
+        assert!(
+            text.contains("remove path: a gRPC check always calls /grpc.health.v1.Health/Check"),
+            "{text}"
+        );
+        // `service` belongs to gRPC checks only.
+        let text = errs(&pool(h2c, "path = \"/up\"\nservice = \"x\"\n"));
+        assert!(
+            text.contains("t.toml:9:11: service is only used by type = \"grpc\" health checks"),
+            "{text}"
+        );
     }
 
     const TWO_STICKY: &str = r#"

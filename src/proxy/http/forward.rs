@@ -77,6 +77,14 @@ pub async fn forward(
         .map(|s| s.lookup(req.headers(), client.ip(), now));
 
     let upgrading = wants_upgrade(req.headers());
+    if upgrading && up.transport().protocol.is_h2() && asks_websocket(req.headers()) {
+        // HTTP/2 has no Upgrade: forwarded without it, the request would quietly become a
+        // plain one. Other upgrades (`h2c`) are offers a server may ignore, so they go on.
+        return Err(ProxyError::UpgradeToH2 {
+            pool: pool.name.clone(),
+            protocol: up.transport().protocol.as_str(),
+        });
+    }
     let tunnels = req.extensions().get::<Tunnels>().cloned();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -133,6 +141,16 @@ pub async fn forward(
         );
     }
     Ok(resp)
+}
+
+/// Whether `Upgrade` offers WebSocket (among other protocols, perhaps).
+fn asks_websocket(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
 }
 
 /// One try: send the prepared request to `server` and return its response, body
@@ -303,11 +321,15 @@ pub(super) fn exchange_error(
 /// The client's answer when a request cannot be served.
 pub fn error_response(e: &ProxyError) -> Response<ProxyBody> {
     let status = e.status();
-    let text = format!(
+    let mut text = format!(
         "{} {}\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("Error")
     );
+    if let Some(detail) = e.client_detail() {
+        text.push_str(&detail);
+        text.push('\n');
+    }
     let mut resp = Response::new(full(text));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
