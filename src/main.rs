@@ -224,16 +224,24 @@ impl Signals {
 /// about 500 proxied connections (each holds two descriptors, a UDP session one), long before
 /// `max_connections`. Warns when even that is below what the L4 listeners' limits ask for.
 fn raise_open_file_limit(plan: &Plan) {
-    let wanted: u64 = plan
-        .listeners
-        .iter()
-        .map(|l| match l.protocol {
-            config::Protocol::Tcp => 2 * l.l4.max_connections as u64,
-            config::Protocol::Udp => l.l4.max_sessions as u64,
-            _ => 0,
-        })
-        .sum::<u64>()
-        + 256;
+    let defaults = config::L4Plan::default();
+    let mut needs = Vec::new();
+    let mut wanted: u64 = 256;
+    for l in &plan.listeners {
+        let (key, n, default, per) = match l.protocol {
+            config::Protocol::Tcp => (
+                "max_connections",
+                l.l4.max_connections,
+                defaults.max_connections,
+                2,
+            ),
+            config::Protocol::Udp => ("max_sessions", l.l4.max_sessions, defaults.max_sessions, 1),
+            _ => continue,
+        };
+        wanted += (per * n) as u64;
+        let note = if n == default { " (the default)" } else { "" };
+        needs.push(format!("{}: {key} = {n}{note}", l.name));
+    }
     #[cfg(target_os = "linux")]
     {
         use rustix::process::{Resource, getrlimit, setrlimit};
@@ -253,8 +261,10 @@ fn raise_open_file_limit(plan: &Plan) {
         let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
         if now < wanted {
             tracing::warn!(
-                "the open-file limit is {now} but the listeners' max_connections/max_sessions \
-                 need about {wanted}: raise it (ulimit -n, LimitNOFILE=) or lower those limits"
+                "the open-file limit is {now}, but {} need about {wanted} descriptors: raise \
+                 the limit (ulimit -n, systemd LimitNOFILE=) or set lower limits on those \
+                 listeners",
+                needs.join(", ")
             );
         }
     }
@@ -294,7 +304,11 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
             "  curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)"
         );
         println!("  curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body");
-        println!("  switchyard demo --algorithm least_time  # the slow server gets less");
+        // As this program was started: `cargo run` users have no `switchyard` on their PATH.
+        let me = std::env::args()
+            .next()
+            .unwrap_or_else(|| "switchyard".into());
+        println!("  {me} demo --algorithm least_time  # the slow server gets less");
         println!("Ctrl-C stops.");
         while signals.next().await != Signal::Stop {}
         runtime.shutdown().await;

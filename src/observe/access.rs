@@ -24,8 +24,17 @@ pub struct AccessRecord<'a> {
     pub total: Duration,
 }
 
-fn ms(d: Option<Duration>) -> f64 {
-    d.map_or(-1.0, |d| d.as_secs_f64() * 1000.0)
+/// Milliseconds to the microsecond (`0.090`), or `-` when there is no such time (no server
+/// reached), as nginx writes `$upstream_connect_time`.
+struct Ms(Option<Duration>);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "{:.3}", d.as_secs_f64() * 1000.0),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 pub fn log(r: &AccessRecord<'_>) {
@@ -39,8 +48,24 @@ pub fn log(r: &AccessRecord<'_>) {
         pool = r.pool,
         server = r.server,
         attempts = r.attempts,
-        upstream_connect_ms = ms(r.upstream_connect),
-        upstream_header_ms = ms(r.upstream_header),
-        total_ms = r.total.as_secs_f64() * 1000.0,
+        upstream_connect_ms = %Ms(r.upstream_connect),
+        upstream_header_ms = %Ms(r.upstream_header),
+        total_ms = %Ms(Some(r.total)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ms;
+    use std::time::Duration;
+
+    #[test]
+    fn milliseconds_print_to_the_microsecond() {
+        assert_eq!(
+            Ms(Some(Duration::from_nanos(89_895_996))).to_string(),
+            "89.896"
+        );
+        assert_eq!(Ms(Some(Duration::from_micros(90))).to_string(), "0.090");
+        assert_eq!(Ms(None).to_string(), "-");
+    }
 }
