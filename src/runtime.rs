@@ -46,9 +46,9 @@ fn bind_help(addr: SocketAddr, udp: bool, e: &std::io::Error) -> String {
                 "another process listens there ({ss} 'sport = :{port}' shows which), or choose another port"
             )
         }
-        ErrorKind::PermissionDenied if port < 1024 => format!(
-            "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary), or choose a port above 1023"
-        ),
+        ErrorKind::PermissionDenied if port < 1024 => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary), or choose a port above 1023".to_string()
+        }
         ErrorKind::AddrNotAvailable => format!(
             "{} is not an address of this machine (ip -brief addr lists them); listen on one of those, or on {} for every address",
             addr.ip(),

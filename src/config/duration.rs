@@ -49,7 +49,9 @@ pub fn parse_duration_explained(s: &str) -> Result<Duration, DurationError> {
             let help = if t.starts_with('-') {
                 "a duration cannot be negative; write e.g. \"5s\"".to_string()
             } else {
-                format!("write a whole number with a unit, e.g. \"5s\" or \"1m30s\" (units: {UNITS})")
+                format!(
+                    "write a whole number with a unit, e.g. \"5s\" or \"1m30s\" (units: {UNITS})"
+                )
             };
             return fail(format!("{s:?} is not a duration"), help);
         }
@@ -107,7 +109,10 @@ pub fn parse_duration_explained(s: &str) -> Result<Duration, DurationError> {
                     _ => None,
                 };
                 let help = match near {
-                    Some(n) => format!("write \"{}{n}\" (units: {UNITS})", t[start..ustart].trim_end()),
+                    Some(n) => format!(
+                        "write \"{}{n}\" (units: {UNITS})",
+                        t[start..ustart].trim_end()
+                    ),
                     None => format!("units: {UNITS}, e.g. \"250ms\", \"5s\", \"1m30s\""),
                 };
                 return fail(format!("{s:?}: unknown unit {u:?} (units: {UNITS})"), help);
@@ -120,7 +125,11 @@ pub fn parse_duration_explained(s: &str) -> Result<Duration, DurationError> {
         let whole: u128 = whole.parse().unwrap_or(u128::MAX);
         let frac = &frac[..frac.len().min(9)];
         let scale = 10u128.pow(frac.len() as u32);
-        let frac_n: u128 = if frac.is_empty() { 0 } else { frac.parse().unwrap_or(0) };
+        let frac_n: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().unwrap_or(0)
+        };
         let part = whole * unit_ms + frac_n * unit_ms / scale;
         if (frac_n * unit_ms) % scale != 0 {
             inexact = true;
@@ -185,7 +194,10 @@ mod tests {
         // nginx writes `1h 30m`.
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration(" 1h  30m 5s "), Ok(Duration::from_secs(5405)));
+        assert_eq!(
+            parse_duration(" 1h  30m 5s "),
+            Ok(Duration::from_secs(5405))
+        );
         assert_eq!(parse_duration("1s 500ms"), Ok(Duration::from_millis(1500)));
     }
 
@@ -201,9 +213,18 @@ mod tests {
         let e = parse_duration_explained("1.5s").unwrap_err();
         assert_eq!(e.message, "\"1.5s\": fractions are not supported");
         assert_eq!(e.help, "write \"1500ms\"");
-        assert_eq!(parse_duration_explained("1.5m").unwrap_err().help, "write \"90s\"");
-        assert_eq!(parse_duration_explained("0.5h").unwrap_err().help, "write \"30m\"");
-        assert_eq!(parse_duration_explained("1m 0.5s").unwrap_err().help, "write \"60500ms\"");
+        assert_eq!(
+            parse_duration_explained("1.5m").unwrap_err().help,
+            "write \"90s\""
+        );
+        assert_eq!(
+            parse_duration_explained("0.5h").unwrap_err().help,
+            "write \"30m\""
+        );
+        assert_eq!(
+            parse_duration_explained("1m 0.5s").unwrap_err().help,
+            "write \"60500ms\""
+        );
         let e = parse_duration_explained("1.0005s").unwrap_err();
         assert!(e.help.contains("whole number of milliseconds"), "{e:?}");
     }
@@ -212,7 +233,10 @@ mod tests {
     fn a_missing_unit_suggests_one() {
         let e = parse_duration_explained("30").unwrap_err();
         assert_eq!(e.message, "\"30\" has no unit");
-        assert!(e.help.starts_with("write \"30s\" (seconds) or \"30ms\""), "{e:?}");
+        assert!(
+            e.help.starts_with("write \"30s\" (seconds) or \"30ms\""),
+            "{e:?}"
+        );
         let e = parse_duration_explained("1m30").unwrap_err();
         assert_eq!(e.message, "\"1m30\": 30 has no unit");
     }
@@ -235,7 +259,10 @@ mod tests {
             "18446744073709551615ms",
         ] {
             let e = parse_duration_explained(bad).unwrap_err();
-            assert!(e.message.ends_with("is too long (more than 10 years)"), "{bad}: {e:?}");
+            assert!(
+                e.message.ends_with("is too long (more than 10 years)"),
+                "{bad}: {e:?}"
+            );
         }
     }
 

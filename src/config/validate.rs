@@ -11,9 +11,9 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
+use super::duration::parse_duration_explained;
 use super::file::*;
 use super::plan::*;
-use super::duration::parse_duration_explained;
 use super::{ConfigError, ConfigErrors, PassivePlan};
 
 mod algorithm;
@@ -603,10 +603,22 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
                 let sf = s.get_ref();
                 let help = "write { pool = \"NAME\", weight = 1 }";
                 let pool = c
-                    .required(&sf.pool, s.span(), "pool", "a part of split has no pool", help)
+                    .required(
+                        &sf.pool,
+                        s.span(),
+                        "pool",
+                        "a part of split has no pool",
+                        help,
+                    )
                     .and_then(|p| pool_ref(c, p, pools));
                 let weight = c
-                    .required(&sf.weight, s.span(), "weight", "a part of split has no weight", help)
+                    .required(
+                        &sf.weight,
+                        s.span(),
+                        "weight",
+                        "a part of split has no weight",
+                        help,
+                    )
                     .and_then(|w| c.int_in(w, "weight", 1, 1_000_000));
                 match (pool, weight) {
                     (Some(p), Some(w)) => parts.push((p, w as u32)),
@@ -651,7 +663,12 @@ fn name_value(c: &mut Checker<'_>, v: &Spanned<NameValue>, what: &str) -> Option
     let f = v.get_ref();
     let help = format!("write {what} = {{ name = \"x-canary\", value = \"1\" }}");
     if f.name.is_none() {
-        c.missing(v.span(), "name", format!("{what} has no name"), help.clone());
+        c.missing(
+            v.span(),
+            "name",
+            format!("{what} has no name"),
+            help.clone(),
+        );
     }
     if f.value.is_none() {
         c.missing(v.span(), "value", format!("{what} has no value"), help);
@@ -1191,7 +1208,10 @@ attempts = 1
         ];
         assert_eq!(errs.len(), expected.len(), "{text:#?}");
         for (got, want) in text.iter().zip(expected) {
-            assert!(got.starts_with(&format!("error: {want}")), "{want}\n{text:#?}");
+            assert!(
+                got.starts_with(&format!("error: {want}")),
+                "{want}\n{text:#?}"
+            );
         }
         assert!(text[3].contains("help: write keepalive = 32, without quotes"));
         assert!(text[7].contains("help: did you mean \"least_conn\"?"));
@@ -1201,19 +1221,33 @@ attempts = 1
     fn listeners_that_cannot_all_bind_are_errors() {
         let pool = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
         let l = |listen: &str, protocol: &str| {
-            format!("[[listener]]\nlisten = \"{listen}\"\nprotocol = \"{protocol}\"\npool = \"p\"\n")
+            format!(
+                "[[listener]]\nlisten = \"{listen}\"\nprotocol = \"{protocol}\"\npool = \"p\"\n"
+            )
         };
         for (src, message) in [
             (
-                format!("{}{}{pool}", l("127.0.0.1:80", "http"), l("127.0.0.1:80", "tcp")),
+                format!(
+                    "{}{}{pool}",
+                    l("127.0.0.1:80", "http"),
+                    l("127.0.0.1:80", "tcp")
+                ),
                 "listener \"listener2\" listens on 127.0.0.1:80, as listener \"listener1\" does",
             ),
             (
-                format!("{}{}{pool}", l("0.0.0.0:80", "http"), l("127.0.0.1:80", "http")),
+                format!(
+                    "{}{}{pool}",
+                    l("0.0.0.0:80", "http"),
+                    l("127.0.0.1:80", "http")
+                ),
                 "listener \"listener2\" listens on 127.0.0.1:80, which listener \"listener1\" on 0.0.0.0:80 covers",
             ),
             (
-                format!("{}{}{pool}", l("127.0.0.1:53", "udp"), l("0.0.0.0:53", "udp")),
+                format!(
+                    "{}{}{pool}",
+                    l("127.0.0.1:53", "udp"),
+                    l("0.0.0.0:53", "udp")
+                ),
                 "listener \"listener2\" listens on 0.0.0.0:53, which listener \"listener1\" on 127.0.0.1:53 covers",
             ),
             (
@@ -1225,7 +1259,10 @@ attempts = 1
                 "listener \"listener1\" listens on 0.0.0.0:9, where server \"127.0.0.1:9\" of pool \"p\" is",
             ),
             (
-                format!("{}{pool}[admin]\nlisten = \"127.0.0.1:80\"\n", l("0.0.0.0:80", "http")),
+                format!(
+                    "{}{pool}[admin]\nlisten = \"127.0.0.1:80\"\n",
+                    l("0.0.0.0:80", "http")
+                ),
                 "[admin] listens on 127.0.0.1:80, as listener \"listener1\" does",
             ),
         ] {
@@ -1237,7 +1274,11 @@ attempts = 1
         // A tcp and a udp listener may share an address (DNS on 53); IPv4 and IPv6
         // wildcards are separate sockets (v6-only).
         for src in [
-            format!("{}{}{pool}", l("127.0.0.1:53", "tcp"), l("127.0.0.1:53", "udp")),
+            format!(
+                "{}{}{pool}",
+                l("127.0.0.1:53", "tcp"),
+                l("127.0.0.1:53", "udp")
+            ),
             format!("{}{}{pool}", l("0.0.0.0:80", "http"), l("[::]:80", "http")),
         ] {
             assert!(validate(&src, "f.toml").is_ok(), "{src}");
@@ -1249,7 +1290,10 @@ attempts = 1
         let src = "[[listener]]\nname = \"web\"\n  listen = \"127.0.0.1:8080\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n[admin]\nlisten = \"127.0.0.1:9900\"\n";
         let plan = validate(src, "dir/f.toml").unwrap();
         assert_eq!(plan.listeners[0].origin.as_deref(), Some("dir/f.toml:3:12"));
-        assert_eq!(plan.admin.unwrap().origin.as_deref(), Some("dir/f.toml:8:10"));
+        assert_eq!(
+            plan.admin.unwrap().origin.as_deref(),
+            Some("dir/f.toml:8:10")
+        );
     }
 
     #[test]

@@ -42,12 +42,13 @@ fn suggest(written: &str) -> Option<String> {
     if let Some(h) = lower.strip_prefix("hdr(").and_then(|r| r.strip_suffix(')')) {
         return Some(hash_on(&format!("header:{h}"), "hdr()"));
     }
-    let squashed: String = lower.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     let (name, whose) = match squashed.as_str() {
         "leastconn" => ("least_conn", "HAProxy's leastconn"),
-        "leastconnection" | "leastconnections" | "leastconns" | "leastactive" => {
-            ("least_conn", "")
-        }
+        "leastconnection" | "leastconnections" | "leastconns" | "leastactive" => ("least_conn", ""),
         "roundrobin" => ("round_robin", "HAProxy's roundrobin"),
         "staticrr" => (
             "round_robin",
@@ -122,21 +123,45 @@ mod tests {
     fn near_misses_and_other_spellings_get_a_suggestion() {
         for (written, starts) in [
             ("least_connections", "did you mean \"least_conn\"?"),
-            ("leastconn", "did you mean \"least_conn\"? (HAProxy's leastconn)"),
-            ("roundrobin", "did you mean \"round_robin\"? (HAProxy's roundrobin)"),
+            (
+                "leastconn",
+                "did you mean \"least_conn\"? (HAProxy's leastconn)",
+            ),
+            (
+                "roundrobin",
+                "did you mean \"round_robin\"? (HAProxy's roundrobin)",
+            ),
             ("static-rr", "did you mean \"round_robin\"?"),
             ("source", "did you mean \"ip_hash\"? (HAProxy's source"),
-            ("LEAST_CONN", "names are lowercase: write algorithm = \"least_conn\""),
+            (
+                "LEAST_CONN",
+                "names are lowercase: write algorithm = \"least_conn\"",
+            ),
             ("magelv", "did you mean \"maglev\"?"),
-            ("random two least_conn", "nginx's `random two` is power of two choices"),
+            (
+                "random two least_conn",
+                "nginx's `random two` is power of two choices",
+            ),
             (
                 "hash $request_uri consistent",
                 "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"uri\"",
             ),
-            ("hash $cookie_sid", "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:sid\""),
-            ("hash $http_x_user consistent", "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"header:x-user\""),
-            ("uri", "HAProxy's `balance uri` is a hash: write algorithm = \"hash\" and hash_key = \"uri\""),
-            ("hdr(X-User)", "HAProxy's `balance hdr()` is a hash: write algorithm = \"hash\" and hash_key = \"header:x-user\""),
+            (
+                "hash $cookie_sid",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:sid\"",
+            ),
+            (
+                "hash $http_x_user consistent",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
+            ),
+            (
+                "uri",
+                "HAProxy's `balance uri` is a hash: write algorithm = \"hash\" and hash_key = \"uri\"",
+            ),
+            (
+                "hdr(X-User)",
+                "HAProxy's `balance hdr()` is a hash: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
+            ),
             ("first", "HAProxy's `balance first`"),
         ] {
             let h = help(written);

@@ -26,8 +26,10 @@ pub(super) fn admin(c: &mut Checker<'_>, f: &Spanned<AdminFile>) -> Option<Admin
         "add listen = \"127.0.0.1:9900\"",
     )?;
     let origin = Some(c.origin(listen.span().start));
-    c.socket_addr(listen, "admin listen")
-        .map(|addr| AdminPlan { listen: addr, origin })
+    c.socket_addr(listen, "admin listen").map(|addr| AdminPlan {
+        listen: addr,
+        origin,
+    })
 }
 
 /// `max_fails` and `fail_timeout`, each falling back to `default` (the pool's, or nginx's).
@@ -729,7 +731,13 @@ mod tests {
         assert!(validate(&with("timeout = \"2s\"\n"), "t.toml").is_ok());
         let text = errs("interval = \"500ms\"\ntimeout = \"1s\"\n");
         assert!(text.contains("set timeout = \"500ms\" or less"), "{text}");
-        assert!(validate(&with("interval = \"500ms\"\ntimeout = \"500ms\"\n"), "t.toml").is_ok());
+        assert!(
+            validate(
+                &with("interval = \"500ms\"\ntimeout = \"500ms\"\n"),
+                "t.toml"
+            )
+            .is_ok()
+        );
         assert!(
             validate(
                 &with("interval = \"500ms\"\ntimeout = \"200ms\"\n"),

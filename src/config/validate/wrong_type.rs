@@ -75,7 +75,10 @@ fn example_int(key: &str) -> i64 {
 /// the operator's words. `None` leaves serde's text (another kind of error, or a type this
 /// does not know).
 pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
-    let expected = message.strip_prefix("invalid type: ")?.rsplit_once(", expected ")?.1;
+    let expected = message
+        .strip_prefix("invalid type: ")?
+        .rsplit_once(", expected ")?
+        .1;
     let element = cut.path.last().is_some_and(|k| k == "[]");
     let key = cut.key.as_str();
     let found = &cut.found;
@@ -89,9 +92,14 @@ pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
             match found {
                 Found::Str(s) if s.trim().parse::<i64>().is_ok() => (
                     what,
-                    format!("write {key} = {}, without quotes", s.trim().parse::<i64>().ok()?),
+                    format!(
+                        "write {key} = {}, without quotes",
+                        s.trim().parse::<i64>().ok()?
+                    ),
                 ),
-                Found::Float(f) if f.is_finite() => (what, format!("write {key} = {}", f.round() as i64)),
+                Found::Float(f) if f.is_finite() => {
+                    (what, format!("write {key} = {}", f.round() as i64))
+                }
                 _ => (what, format!("write e.g. {key} = {}", example_int(key))),
             }
         }
@@ -118,32 +126,36 @@ pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
             };
             match guess {
                 Some(b) => (what, format!("write {key} = {b}, without quotes")),
-                None => (what, format!("write {key} = true or {key} = false, without quotes")),
-            }
-        }
-        "a string" | "a borrowed string" | "char" if DURATION_KEYS.contains(&key) => {
-            match found {
-                Found::Int(Some(n)) => (
-                    format!("{key} = {n} needs a unit"),
-                    format!("write {} (or \"{n}ms\"); units: ms, s, m, h, d", quoted(&format!("{n}s"))),
-                ),
-                Found::Float(f) => {
-                    let text = format!("{f}s");
-                    let fix = parse_duration_explained(&text)
-                        .err()
-                        .and_then(|e| e.help.strip_prefix("write ").map(str::to_string))
-                        .unwrap_or_else(|| format!("{text:?}"));
-                    (
-                        format!("{key} = {f} needs a unit, in quotes"),
-                        format!("write {key} = {fix}; fractions are not supported"),
-                    )
-                }
-                _ => (
-                    format!("{key} must be a duration in quotes"),
-                    format!("write e.g. {}", quoted("5s")),
+                None => (
+                    what,
+                    format!("write {key} = true or {key} = false, without quotes"),
                 ),
             }
         }
+        "a string" | "a borrowed string" | "char" if DURATION_KEYS.contains(&key) => match found {
+            Found::Int(Some(n)) => (
+                format!("{key} = {n} needs a unit"),
+                format!(
+                    "write {} (or \"{n}ms\"); units: ms, s, m, h, d",
+                    quoted(&format!("{n}s"))
+                ),
+            ),
+            Found::Float(f) => {
+                let text = format!("{f}s");
+                let fix = parse_duration_explained(&text)
+                    .err()
+                    .and_then(|e| e.help.strip_prefix("write ").map(str::to_string))
+                    .unwrap_or_else(|| format!("{text:?}"));
+                (
+                    format!("{key} = {f} needs a unit, in quotes"),
+                    format!("write {key} = {fix}; fractions are not supported"),
+                )
+            }
+            _ => (
+                format!("{key} must be a duration in quotes"),
+                format!("write e.g. {}", quoted("5s")),
+            ),
+        },
         "a string" | "a borrowed string" | "char" => {
             let what = format!("{key} must be a string, in quotes");
             match found {
@@ -157,16 +169,25 @@ pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
                 _ => (what, format!("write {}", quoted("..."))),
             }
         }
-        "a sequence" => (format!("{key} must be an array"), array_shape(key, found, cut)),
-        e if e.starts_with("struct ") || e == "a map" || e == "map" => {
-            (format!("{key} must be a table"), table_shape(key, found, cut))
-        }
+        "a sequence" => (
+            format!("{key} must be an array"),
+            array_shape(key, found, cut),
+        ),
+        e if e.starts_with("struct ") || e == "a map" || e == "map" => (
+            format!("{key} must be a table"),
+            table_shape(key, found, cut),
+        ),
         _ => return None,
     })
 }
 
 /// An element of the array under `key` has the wrong type.
-fn explain_element(key: &str, expected: &str, found: &Found, cut: &Cut) -> Option<(String, String)> {
+fn explain_element(
+    key: &str,
+    expected: &str,
+    found: &Found,
+    cut: &Cut,
+) -> Option<(String, String)> {
     let s = match found {
         Found::Str(s) => s.clone(),
         _ => String::new(),
@@ -249,12 +270,18 @@ fn table_shape(key: &str, found: &Found, cut: &Cut) -> String {
         ("pool", "sticky") => {
             format!("write a section [pool.{pool}.sticky] with mode = \"cookie\" below it")
         }
-        ("pool", "tls") => format!("write tls = {{ ca = \"ca.pem\" }}, or a section [pool.{pool}.tls]"),
+        ("pool", "tls") => {
+            format!("write tls = {{ ca = \"ca.pem\" }}, or a section [pool.{pool}.tls]")
+        }
         ("pool", k) if k == pool && cut.path.len() == 2 => {
-            format!("write a section [pool.{pool}] with servers = [ {{ addr = \"host:port\" }} ] below it")
+            format!(
+                "write a section [pool.{pool}] with servers = [ {{ addr = \"host:port\" }} ] below it"
+            )
         }
         (_, "pool") => "write a section [pool.NAME] for each pool".into(),
-        (_, "header" | "cookie") => format!("write {key} = {{ name = \"x-canary\", value = \"1\" }}"),
+        (_, "header" | "cookie") => {
+            format!("write {key} = {{ name = \"x-canary\", value = \"1\" }}")
+        }
         (_, "admin") => "write a section [admin] with listen = \"127.0.0.1:9900\" below it".into(),
         (_, "listener") => "write [[listener]] with listen and pool below it".into(),
         (_, "route") => "write [[listener.route]] with its conditions and pool below it".into(),
