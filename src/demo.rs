@@ -276,6 +276,7 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
         listeners: vec![ListenerPlan {
             name: "demo".into(),
             listen,
+            origin: None,
             protocol: Protocol::Http,
             default_pool: Some("demo".into()),
             routes: Vec::new(),

@@ -19,10 +19,13 @@ use crate::upstream::Pool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("listener {name:?} cannot listen on {addr}: {source}")]
+    /// `origin`: where the address is written (`file:line:column`), when it came from a file.
+    #[error("{}listener {name:?} cannot listen on {addr}: {source}\n  help: {}", origin.as_ref().map_or(String::new(), |o| format!("{o}: ")), bind_help(*addr, *udp, source))]
     Bind {
         name: String,
         addr: SocketAddr,
+        origin: Option<String>,
+        udp: bool,
         source: std::io::Error,
     },
     #[error("TLS of {what}: {source}")]
@@ -30,6 +33,29 @@ pub enum RuntimeError {
         what: String,
         source: crate::tls::TlsError,
     },
+}
+
+/// What to do when an address cannot be bound.
+fn bind_help(addr: SocketAddr, udp: bool, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let port = addr.port();
+    match e.kind() {
+        ErrorKind::AddrInUse => {
+            let ss = if udp { "ss -lunp" } else { "ss -ltnp" };
+            format!(
+                "another process listens there ({ss} 'sport = :{port}' shows which), or choose another port"
+            )
+        }
+        ErrorKind::PermissionDenied if port < 1024 => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary), or choose a port above 1023".to_string()
+        }
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine (ip -brief addr lists them); listen on one of those, or on {} for every address",
+            addr.ip(),
+            if addr.is_ipv4() { "0.0.0.0" } else { "[::]" }
+        ),
+        _ => "choose another address or port".to_string(),
+    }
 }
 
 struct RunningListener {
@@ -97,6 +123,8 @@ impl Runtime {
                 let socket = udp::bind_udp(l.listen).map_err(|source| RuntimeError::Bind {
                     name: l.name.clone(),
                     addr: l.listen,
+                    origin: l.origin.clone(),
+                    udp: true,
                     source,
                 })?;
                 bound_udp.push((l, socket));
@@ -105,6 +133,8 @@ impl Runtime {
             let socket = bind_tcp(l.listen).map_err(|source| RuntimeError::Bind {
                 name: l.name.clone(),
                 addr: l.listen,
+                origin: l.origin.clone(),
+                udp: false,
                 source,
             })?;
             bound.push(socket);
@@ -114,6 +144,8 @@ impl Runtime {
             Some(a) => Some(bind_tcp(a.listen).map_err(|source| RuntimeError::Bind {
                 name: "admin".into(),
                 addr: a.listen,
+                origin: a.origin.clone(),
+                udp: false,
                 source,
             })?),
             None => None,

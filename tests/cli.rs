@@ -59,7 +59,7 @@ servers = []
         format!("error: {p}:4:8: no pool named \"nope\""),
         "help: use one of: api, empty, or define [pool.nope]".to_string(),
         format!("error: {p}:7:13: unknown algorithm \"least_connections\""),
-        "help: use one of: round_robin, weighted_round_robin, least_conn".to_string(),
+        "help: did you mean \"least_conn\"?".to_string(),
         format!("error: {p}:8:49: weight = 0 is out of range"),
         format!("error: {p}:8:63: server address \"not an address\" is not an address"),
         format!("error: {p}:11:11: pool \"empty\" has no servers"),
@@ -174,6 +174,127 @@ servers = [ { addr = "127.0.0.1:9001", weight = 0 } ]
         format!("error: {p}:11:49: weight = 0 is out of range")
     );
     assert!(err.contains(&format!("3 error(s) in {p}")), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_lists_every_error_of_the_trial_files_in_one_run() {
+    // A user from nginx/HAProxy: a quoted number, a unit-less and a fractional duration, a
+    // HAProxy algorithm name, a misspelt listen; each used to hide what came after it in its
+    // table, and the type error spoke Rust.
+    let dir = temp_dir("cli-trial");
+    let path = dir.join("trial.toml");
+    std::fs::write(
+        &path,
+        r#"[[listener]]
+name = "site"
+listen = "127.0.0.1:18090"
+pool = "api"
+
+[[listener]]
+name = "raw"
+listn = "127.0.0.1:18096"
+protocol = "tcp"
+pool = "apii"
+
+[pool.api]
+algorithm = "leastconn"
+keepalive = "32"
+timeouts = { read = 5, connect = "1.5s" }
+servers = [ { addr = "127.0.0.1:18081", weight = 0, fail_timeout = "30" } ]
+[pool.api.sticky]
+mode = "cookie"
+ttl = "99999999999999s"
+"#,
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = switchyard(&["check", "-c", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        (
+            "8:1: unknown field `listn`",
+            "help: did you mean `listen`?".to_string(),
+        ),
+        (
+            "10:8: no pool named \"apii\"",
+            "help: use one of: api, or define [pool.apii]".into(),
+        ),
+        (
+            "13:13: unknown algorithm \"leastconn\"",
+            "help: did you mean \"least_conn\"? (HAProxy's leastconn)".into(),
+        ),
+        (
+            "14:13: keepalive must be a whole number",
+            "help: write keepalive = 32, without quotes".into(),
+        ),
+        (
+            "15:21: read = 5 needs a unit",
+            "help: write read = \"5s\" (or \"5ms\")".into(),
+        ),
+        (
+            "15:34: timeouts.connect: \"1.5s\": fractions are not supported",
+            "help: write \"1500ms\"".into(),
+        ),
+        (
+            "16:50: weight = 0 is out of range",
+            "help: use a whole number from 1 to 1000".into(),
+        ),
+        (
+            "16:68: fail_timeout: \"30\" has no unit",
+            "help: write \"30s\" (seconds) or \"30ms\"".into(),
+        ),
+        (
+            "19:7: ttl: \"99999999999999s\" is too long (more than 10 years)",
+            "help: write a duration of at most \"10y\"".into(),
+        ),
+    ];
+    let lines: Vec<&str> = err.lines().collect();
+    let errors: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), expected.len(), "{err}");
+    for (i, (message, help)) in errors.iter().zip(expected) {
+        assert!(
+            lines[*i].starts_with(&format!("error: {p}:{message}")),
+            "{message}\n{err}"
+        );
+        assert!(
+            lines[i + 1].starts_with(&format!("  {help}")),
+            "{help}\n{err}"
+        );
+    }
+    assert!(err.contains(&format!("9 error(s) in {p}")), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_port_taken_by_another_process_is_named_with_its_line_and_a_fix() {
+    // Another process holds the port; `check` cannot know, `run` says where and what to do.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = temp_dir("cli-bind");
+    let path = dir.join("taken.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
+        ),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let out = switchyard(&["check", "-c", p]);
+    assert!(out.status.success());
+    let (code, err) = run_briefly(p);
+    assert_eq!(code, Some(1), "{err}");
+    let expected = format!("error: {p}:3:10: listener \"web\" cannot listen on 127.0.0.1:{port}: ");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    let help = format!(
+        "\n  help: another process listens there (ss -ltnp 'sport = :{port}' shows which), or choose another port"
+    );
+    assert!(err.contains(&help), "missing {help:?} in:\n{err}");
+    drop(taken);
     let _ = std::fs::remove_dir_all(dir);
 }
 

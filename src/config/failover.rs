@@ -179,4 +179,6 @@ pub struct StickyPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminPlan {
     pub listen: SocketAddr,
+    /// Where `listen` is written (`file:line:column`), for an error binding it.
+    pub origin: Option<String>,
 }

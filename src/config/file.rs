@@ -3,7 +3,9 @@
 //! Every struct denies unknown keys, and every value an operator can get wrong keeps its
 //! span so `validate.rs` can point at the exact line and column. Nothing here is checked
 //! beyond its TOML type: numbers stay `i64` so that `weight = 0` or `weight = -1` reach
-//! validation and get a message that says what to write instead.
+//! validation and get a message that says what to write instead. Keys an entry cannot do
+//! without (`listen`, `addr`, `mode`, …) are `Option`s too: validation reports a missing one
+//! and still checks the rest of the entry, where serde would drop the entry whole.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +30,8 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct ListenerFile {
     pub name: Option<S<String>>,
-    pub listen: S<String>,
+    /// Required.
+    pub listen: Option<S<String>>,
     pub protocol: Option<S<String>>,
     pub pool: Option<S<String>>,
     #[serde(default)]
@@ -52,8 +55,10 @@ pub struct ListenerFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsCertFile {
-    pub cert: S<String>,
-    pub key: S<String>,
+    /// Required.
+    pub cert: Option<S<String>>,
+    /// Required.
+    pub key: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,15 +86,19 @@ pub struct RouteFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameValue {
-    pub name: String,
-    pub value: String,
+    /// Required.
+    pub name: Option<String>,
+    /// Required.
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitFile {
-    pub pool: S<String>,
-    pub weight: S<i64>,
+    /// Required.
+    pub pool: Option<S<String>>,
+    /// Required.
+    pub weight: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +134,8 @@ pub struct TimeoutsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
-    pub addr: S<String>,
+    /// Required.
+    pub addr: Option<S<String>>,
     pub name: Option<S<String>>,
     pub weight: Option<S<i64>>,
     pub backup: Option<bool>,
@@ -168,7 +178,8 @@ pub struct RetryFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StickyFile {
-    pub mode: S<String>,
+    /// Required.
+    pub mode: Option<S<String>>,
     pub name: Option<S<String>>,
     pub ttl: Option<S<String>>,
     pub size: Option<S<i64>>,
@@ -178,5 +189,6 @@ pub struct StickyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
-    pub listen: S<String>,
+    /// Required.
+    pub listen: Option<S<String>>,
 }

@@ -59,6 +59,9 @@ impl Protocol {
 pub struct ListenerPlan {
     pub name: String,
     pub listen: SocketAddr,
+    /// Where `listen` is written (`file:line:column`), so that an error binding it at run
+    /// time points at the line to change; `None` for a plan made in code (the demo).
+    pub origin: Option<String>,
     pub protocol: Protocol,
     /// Where a request goes when no route matches.
     pub default_pool: Option<String>,

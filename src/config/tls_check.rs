@@ -31,18 +31,35 @@ pub(crate) fn listener_tls(
         // add errors about keys that should go.
         return (pairs, None);
     }
-    for t in &f.tls {
-        let t = t.get_ref();
+    for entry in &f.tls {
+        let t = entry.get_ref();
+        let cert = c.required(
+            &t.cert,
+            entry.span(),
+            "cert",
+            "[[listener.tls]] has no cert",
+            CERT_HELP,
+        );
+        let key = c.required(
+            &t.key,
+            entry.span(),
+            "key",
+            "[[listener.tls]] has no key",
+            CERT_HELP,
+        );
+        let (Some(cert), Some(key)) = (cert, key) else {
+            continue;
+        };
         let pair = CertPair {
-            cert: c.path(t.cert.get_ref()),
-            key: c.path(t.key.get_ref()),
+            cert: c.path(cert.get_ref()),
+            key: c.path(key.get_ref()),
         };
         if let Err(e) = crate::tls::load_pair(&pair) {
             // Point at the key line when the key is what's wrong.
             let span = match &e {
-                TlsError::Read { path, .. } if *path == pair.key => t.key.span(),
-                TlsError::NoKey { .. } | TlsError::BadKey { .. } => t.key.span(),
-                _ => t.cert.span(),
+                TlsError::Read { path, .. } if *path == pair.key => key.span(),
+                TlsError::NoKey { .. } | TlsError::BadKey { .. } => key.span(),
+                _ => cert.span(),
             };
             let help = match &e {
                 TlsError::KeyMismatch { .. } => {

@@ -11,12 +11,15 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
+use super::duration::parse_duration_explained;
 use super::file::*;
 use super::plan::*;
-use super::{ConfigError, ConfigErrors, PassivePlan, parse_duration};
+use super::{ConfigError, ConfigErrors, PassivePlan};
 
+mod algorithm;
 mod failover;
 mod syntax;
+mod wrong_type;
 
 mod l4;
 
@@ -50,6 +53,52 @@ impl<'a> Checker<'a> {
     /// `table`, `None` for the top level.
     pub(crate) fn was_cut(&self, table: Option<Range<usize>>, key: &str) -> bool {
         self.cuts.iter().any(|c| c.table == table && c.key == key)
+    }
+
+    /// Whether `key` of the table spanning `table` was cut for a shape error, or is what a
+    /// cut key was probably meant to be (`lisen` for `listen`): then its absence is no second
+    /// mistake.
+    pub(crate) fn misspelt(&self, table: Range<usize>, key: &str) -> bool {
+        self.cuts.iter().any(|c| {
+            c.table.as_ref() == Some(&table)
+                && (c.key == key || c.suggested.as_deref() == Some(key))
+        })
+    }
+
+    /// A key the entry cannot do without: its value, or `None` and an error at the entry
+    /// (unless the key is [`Checker::misspelt`]: that error says it already). The caller
+    /// goes on checking the rest of the entry.
+    pub(crate) fn required<'v, T>(
+        &mut self,
+        v: &'v Option<Spanned<T>>,
+        table: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Option<&'v Spanned<T>> {
+        if v.is_none() {
+            self.missing(table, key, message, help);
+        }
+        v.as_ref()
+    }
+
+    /// Report the missing `key` of the table spanning `table`, unless it is misspelt.
+    pub(crate) fn missing(
+        &mut self,
+        table: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        if !self.misspelt(table.clone(), key) {
+            self.error(table, message, help);
+        }
+    }
+
+    /// `file:line:column` of a byte offset, for the runtime's own errors (a port taken).
+    pub(crate) fn origin(&self, offset: usize) -> String {
+        let (line, column) = self.position(offset);
+        format!("{}:{line}:{column}", self.file)
     }
 
     /// 1-based line and column of a byte offset.
@@ -103,14 +152,10 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn duration(&mut self, v: &Spanned<String>, what: &str) -> Option<Duration> {
-        match parse_duration(v.get_ref()) {
+        match parse_duration_explained(v.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(
-                    v.span(),
-                    format!("{what}: {e}"),
-                    "write a number with a unit: \"250ms\", \"5s\", \"1m\", \"1h\"",
-                );
+                self.error(v.span(), format!("{what}: {}", e.message), e.help);
                 None
             }
         }
@@ -221,7 +266,7 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     let mut pools: Vec<PoolPlan> = parsed
         .pool
         .iter()
-        .filter_map(|(name, p)| pool(&mut c, name, p))
+        .map(|(name, p)| pool(&mut c, name, p))
         .collect();
     let mut pool_names: HashSet<&str> = parsed.pool.keys().map(String::as_str).collect();
     // A pool cut for a shape error exists all the same: naming it is no second mistake.
@@ -235,7 +280,9 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
 
     let mut listeners = Vec::new();
     let mut names = HashSet::new();
-    let mut addrs = HashSet::new();
+    // (udp?, address, listener name) of the listeners so far, and where each `listen` is.
+    let mut bound: Vec<(bool, SocketAddr, String)> = Vec::new();
+    let mut listen_spans = Vec::new();
     for (i, l) in parsed.listener.iter().enumerate() {
         if let Some(plan) = listener(&mut c, i, l, &pool_names) {
             if !names.insert(plan.name.clone()) {
@@ -246,16 +293,31 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
                     "give every [[listener]] its own name",
                 );
             }
-            if plan.listen.port() != 0 && !addrs.insert(plan.listen) {
+            let span = l.get_ref().listen.as_ref().map_or(l.span(), |v| v.span());
+            let udp = plan.protocol == Protocol::Udp;
+            if let Some((_, other, name)) = bound
+                .iter()
+                .find(|(u, a, _)| *u == udp && same_socket(*a, plan.listen))
+            {
+                let how = if *other == plan.listen {
+                    format!("as listener {name:?} does")
+                } else {
+                    format!("which listener {name:?} on {other} covers")
+                };
                 c.error(
-                    l.get_ref().listen.span(),
-                    format!("two listeners listen on {}", plan.listen),
-                    "give every [[listener]] its own address or port",
+                    span.clone(),
+                    format!("listener {:?} listens on {}, {how}", plan.name, plan.listen),
+                    "give every [[listener]] its own address or port (a tcp and a udp listener may share one)",
                 );
             }
+            if plan.listen.port() != 0 {
+                bound.push((udp, plan.listen, plan.name.clone()));
+            }
+            listen_spans.push(span);
             listeners.push(plan);
         }
     }
+    listens_on_a_server(&mut c, &listeners, &listen_spans, &pools);
     l4::check_pools(&mut c, &parsed, &mut pools);
     failover::sticky_cookies(&mut c, &parsed, &listeners);
     if parsed.listener.is_empty() && !c.was_cut(None, "listener") {
@@ -270,6 +332,18 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         .admin
         .as_ref()
         .and_then(|a| failover::admin(&mut c, a));
+    if let (Some(a), Some(f)) = (&admin, &parsed.admin)
+        && let Some((_, _, name)) = bound
+            .iter()
+            .find(|(udp, addr, _)| !udp && same_socket(*addr, a.listen))
+    {
+        let span = f.get_ref().listen.as_ref().map_or(f.span(), |v| v.span());
+        c.error(
+            span,
+            format!("[admin] listens on {}, as listener {name:?} does", a.listen),
+            "give [admin] an address or port of its own, e.g. listen = \"127.0.0.1:9900\"",
+        );
+    }
 
     c.finish(Plan {
         workers,
@@ -288,6 +362,68 @@ impl Plan {
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
+        }
+    }
+}
+
+/// Whether two sockets of one transport cannot both be bound: the same address, or the same
+/// port with one of them on every address of the family (`0.0.0.0`, `[::]`; IPv6 sockets
+/// are v6-only, so `0.0.0.0:80` and `[::]:80` go together).
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A listener on the address of a server of a pool that listeners of its transport use:
+/// Switchyard would send to itself, or fail to start because the server holds the port.
+fn listens_on_a_server(
+    c: &mut Checker<'_>,
+    listeners: &[ListenerPlan],
+    spans: &[Range<usize>],
+    pools: &[PoolPlan],
+) {
+    // The pools each transport (udp or not) sends to.
+    let mut reached: HashSet<(bool, &str)> = HashSet::new();
+    for l in listeners {
+        let udp = l.protocol == Protocol::Udp;
+        reached.extend(l.default_pool.iter().map(|p| (udp, p.as_str())));
+        for r in &l.routes {
+            match &r.target {
+                Target::Pool(p) => {
+                    reached.insert((udp, p.as_str()));
+                }
+                Target::Split(parts) => {
+                    reached.extend(parts.iter().map(|(p, _)| (udp, p.as_str())));
+                }
+            }
+        }
+    }
+    for (l, span) in listeners.iter().zip(spans) {
+        let udp = l.protocol == Protocol::Udp;
+        let local = |s: &ServerPlan| {
+            s.addr.port() == l.listen.port()
+                && (s.addr.ip() == l.listen.ip()
+                    || (l.listen.ip().is_unspecified()
+                        && s.addr.ip().is_loopback()
+                        && s.addr.is_ipv4() == l.listen.is_ipv4()))
+        };
+        let hit = pools
+            .iter()
+            .filter(|p| reached.contains(&(udp, p.name.as_str())))
+            .find_map(|p| p.servers.iter().find(|s| local(s)).map(|s| (p, s)));
+        if let Some((pool, server)) = hit
+            && l.listen.port() != 0
+        {
+            c.error(
+                span.clone(),
+                format!(
+                    "listener {:?} listens on {}, where server {:?} of pool {:?} is",
+                    l.name, l.listen, server.name, pool.name
+                ),
+                "Switchyard would send to itself, or find the port taken by the server: give the listener (or the server) another port",
+            );
         }
     }
 }
@@ -319,7 +455,15 @@ fn listener(
         .name
         .as_ref()
         .map_or_else(|| format!("listener{}", index + 1), |n| n.get_ref().clone());
-    let listen = c.socket_addr(&f.listen, "listen");
+    let listen_value = c.required(
+        &f.listen,
+        l.span(),
+        "listen",
+        format!("listener {name:?} has no listen address"),
+        "add listen = \"127.0.0.1:8080\" (or a bare port, listen = \"8080\")",
+    );
+    let origin = listen_value.map(|v| c.origin(v.span().start));
+    let listen = listen_value.and_then(|v| c.socket_addr(v, "listen"));
     let shaky = c.shaky(l.span());
     let protocol = match &f.protocol {
         // A protocol cut for a wrong type is unknown, not "http".
@@ -359,9 +503,13 @@ fn listener(
         );
     }
     let l4 = l4::listener_l4(c, l, protocol?);
+    // A listener without a usable address is still checked against the others (sticky
+    // cookies): its error is recorded, so this plan is never run.
+    let listen = listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     Some(ListenerPlan {
         name,
-        listen: listen?,
+        listen,
+        origin,
         protocol: protocol?,
         default_pool,
         routes,
@@ -424,20 +572,26 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
         }
     }
     if let Some(h) = &f.header {
-        match HeaderName::from_bytes(h.get_ref().name.as_bytes()) {
-            Ok(name) => matcher.header = Some((name, h.get_ref().value.clone())),
-            Err(_) => {
-                c.error(
-                    h.span(),
-                    format!("{:?} is not a header name", h.get_ref().name),
-                    "write header = { name = \"x-canary\", value = \"1\" }",
-                );
-                ok = false;
-            }
+        match name_value(c, h, "header") {
+            Some((n, v)) => match HeaderName::from_bytes(n.as_bytes()) {
+                Ok(name) => matcher.header = Some((name, v)),
+                Err(_) => {
+                    c.error(
+                        h.span(),
+                        format!("{n:?} is not a header name"),
+                        "write header = { name = \"x-canary\", value = \"1\" }",
+                    );
+                    ok = false;
+                }
+            },
+            None => ok = false,
         }
     }
     if let Some(k) = &f.cookie {
-        matcher.cookie = Some((k.get_ref().name.clone(), k.get_ref().value.clone()));
+        match name_value(c, k, "cookie") {
+            Some(nv) => matcher.cookie = Some(nv),
+            None => ok = false,
+        }
     }
     let target = match (&f.pool, &f.split) {
         (Some(p), None) => pool_ref(c, p, pools).map(Target::Pool),
@@ -446,8 +600,26 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
             let mut parts = Vec::new();
             let mut good = true;
             for s in split.get_ref() {
-                let pool = pool_ref(c, &s.get_ref().pool, pools);
-                let weight = c.int_in(&s.get_ref().weight, "weight", 1, 1_000_000);
+                let sf = s.get_ref();
+                let help = "write { pool = \"NAME\", weight = 1 }";
+                let pool = c
+                    .required(
+                        &sf.pool,
+                        s.span(),
+                        "pool",
+                        "a part of split has no pool",
+                        help,
+                    )
+                    .and_then(|p| pool_ref(c, p, pools));
+                let weight = c
+                    .required(
+                        &sf.weight,
+                        s.span(),
+                        "weight",
+                        "a part of split has no weight",
+                        help,
+                    )
+                    .and_then(|w| c.int_in(w, "weight", 1, 1_000_000));
                 match (pool, weight) {
                     (Some(p), Some(w)) => parts.push((p, w as u32)),
                     _ => good = false,
@@ -486,7 +658,28 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
     ok.then_some(RoutePlan { matcher, target })
 }
 
-fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPlan> {
+/// `header = { name, value }` or `cookie = { name, value }`: both are needed.
+fn name_value(c: &mut Checker<'_>, v: &Spanned<NameValue>, what: &str) -> Option<(String, String)> {
+    let f = v.get_ref();
+    let help = format!("write {what} = {{ name = \"x-canary\", value = \"1\" }}");
+    if f.name.is_none() {
+        c.missing(
+            v.span(),
+            "name",
+            format!("{what} has no name"),
+            help.clone(),
+        );
+    }
+    if f.value.is_none() {
+        c.missing(v.span(), "value", format!("{what} has no value"), help);
+    }
+    Some((f.name.clone()?, f.value.clone()?))
+}
+
+/// A pool's plan. A wrong value is reported and replaced by its default, so the checks that
+/// come after (L4 use, sticky cookies) still see the pool; with an error recorded, the plan
+/// is never run.
+fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> PoolPlan {
     let f = p.get_ref();
     let shaky = c.shaky(p.span());
     let algorithm = match &f.algorithm {
@@ -497,7 +690,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                 c.error(
                     a.span(),
                     format!("unknown algorithm {:?}", a.get_ref()),
-                    format!("use one of: {}", Algorithm::NAMES.join(", ")),
+                    algorithm::help(a.get_ref()),
                 );
             }
             alg
@@ -611,7 +804,15 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
         Some(list) => {
             for s in list.get_ref() {
                 let sf = s.get_ref();
-                let addr = c.socket_addr(&sf.addr, "server address");
+                let addr = c
+                    .required(
+                        &sf.addr,
+                        s.span(),
+                        "addr",
+                        format!("a server of pool {name:?} has no addr"),
+                        "write { addr = \"127.0.0.1:9001\" }",
+                    )
+                    .and_then(|a| c.socket_addr(a, "server address"));
                 let weight = sf
                     .weight
                     .as_ref()
@@ -619,15 +820,16 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
                     .map(|w| w as u32);
                 let passive = failover::passive(c, &sf.max_fails, &sf.fail_timeout, pool_passive);
                 let slow_start = failover::slow_start(c, &sf.slow_start, pool_slow_start);
-                let server_name = sf.name.as_ref().map_or_else(
-                    || sf.addr.get_ref().trim().to_string(),
-                    |n| n.get_ref().clone(),
-                );
-                if let Some(addr) = addr
+                let server_name = match (&sf.name, &sf.addr) {
+                    (Some(n), _) => n.get_ref().clone(),
+                    (None, Some(a)) => a.get_ref().trim().to_string(),
+                    (None, None) => String::new(),
+                };
+                if let (Some(addr), Some(written)) = (addr, &sf.addr)
                     && !seen.insert(addr)
                 {
                     c.error(
-                        sf.addr.span(),
+                        written.span(),
                         format!("server {addr} appears twice in pool {name:?}"),
                         "list each server once; raise its weight to give it more traffic",
                     );
@@ -650,22 +852,22 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> Option<PoolPl
     let (upstream_protocol, tls, tunnel_idle_timeout) =
         super::tls_check::pool_transport(c, name, f);
     failover::grpc_check_needs_h2(c, name, f, health.as_ref(), upstream_protocol);
-    Some(PoolPlan {
+    PoolPlan {
         name: name.to_string(),
-        algorithm: algorithm?,
-        hash_key: hash_key?,
-        keepalive: keepalive?,
+        algorithm: algorithm.unwrap_or(Algorithm::RoundRobin),
+        hash_key: hash_key.unwrap_or(HashKey::ClientIp),
+        keepalive: keepalive.unwrap_or(32),
         keepalive_timeout,
         timeouts,
-        host_header: host_header?,
+        host_header: host_header.unwrap_or(HostHeader::Keep),
         servers,
         health,
         retry,
         sticky,
-        upstream_protocol: upstream_protocol?,
+        upstream_protocol: upstream_protocol.unwrap_or(UpstreamProtocol::H1),
         tls,
         tunnel_idle_timeout,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -896,31 +1098,51 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
             (
                 "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool.p]\nservers = 3\n"
                     .to_string(),
-                "invalid type: integer `3`",
+                "servers must be an array",
             ),
             // A wrong-typed protocol is unknown, not "http": no "idle_timeout applies to tcp".
             (
                 format!(
                     "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = 4\nidle_timeout = \"1m\"\npool = \"p\"\n{pool}"
                 ),
-                "invalid type: integer `4`",
+                "protocol must be a string, in quotes",
             ),
-            // The only listener lost: not also "the file has no [[listener]]".
+            // The only listener has no address: not also "the file has no [[listener]]".
             (
                 format!("[[listener]]\npool = \"p\"\n{pool}"),
-                "missing field `listen`",
+                "listener \"listener1\" has no listen address",
+            ),
+            // A misspelt required key: not also "has no listen address" / "has no addr".
+            (
+                format!("[[listener]]\nlistn = \"127.0.0.1:1\"\npool = \"p\"\n{pool}"),
+                "unknown field `listn`",
+            ),
+            (
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool.p]\nservers = [ { adr = \"127.0.0.1:9\" } ]\n"
+                    .to_string(),
+                "unknown field `adr`",
+            ),
+            (
+                format!("[[listener]]\nlisten = 1\npool = \"p\"\n{pool}"),
+                "listen must be a string, in quotes",
+            ),
+            (
+                format!(
+                    "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n{pool}[pool.p.sticky]\nmod = \"cookie\"\n"
+                ),
+                "unknown field `mod`",
             ),
             // A wrong-typed interval is not compared with the timeout as the default.
             (
                 format!(
                     "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n{pool}[pool.p.health]\ninterval = 1\ntimeout = \"3s\"\n"
                 ),
-                "invalid type: integer `1`",
+                "interval = 1 needs a unit",
             ),
             // A pool that could not be read still exists for the routes that name it.
             (
                 "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[pool]\np = 1\n".to_string(),
-                "invalid type: integer `1`",
+                "p must be a table",
             ),
         ] {
             let errs = validate(&src, "f.toml").unwrap_err().0;
@@ -928,6 +1150,150 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
             assert_eq!(errs.len(), 1, "{src}\n{text}");
             assert!(errs[0].message.contains(only), "{src}\n{text}");
         }
+    }
+
+    #[test]
+    fn one_error_hides_no_other_in_its_entry() {
+        // The trial files of a user coming from nginx/HAProxy: a wrong type, an unknown
+        // value or a misspelt required key each used to hide the rest of its table.
+        let bad = r#"
+[[listener]]
+name = "site"
+listen = "127.0.0.1:18090"
+pool = "api"
+
+[[listener]]
+name = "raw"
+listn = "127.0.0.1:18096"
+protocol = "tcp"
+pool = "apii"
+hsts = "1h"
+
+[pool.api]
+keepalive = "32"
+servers = [
+  { addr = "127.0.0.1:18081", weight = 0, fail_timeout = "30" },
+  { weight = 2 },
+]
+
+[[listener]]
+name = "l4"
+listen = "127.0.0.1:18097"
+protocol = "tcp"
+pool = "web"
+
+[pool.web]
+algorithm = "least_connections"
+timeouts = { read = "5s" }
+servers = [ { addr = "127.0.0.1:18082" } ]
+[pool.web.sticky]
+mode = "cookie"
+[pool.web.retry]
+attempts = 1
+"#;
+        let errs = validate(bad, "f.toml").unwrap_err().0;
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let expected = [
+            "f.toml:9:1: unknown field `listn`",
+            "f.toml:11:8: no pool named \"apii\"",
+            "f.toml:12:8: hsts is for http/https listeners, not this tcp listener",
+            "f.toml:15:13: keepalive must be a whole number",
+            "f.toml:17:40: weight = 0 is out of range",
+            "f.toml:17:58: fail_timeout: \"30\" has no unit",
+            "f.toml:18:3: a server of pool \"api\" has no addr",
+            "f.toml:28:13: unknown algorithm \"least_connections\"",
+            "f.toml:29:21: timeouts.read in [pool.web] is for HTTP",
+            "f.toml:31:1: [pool.web.sticky] needs HTTP",
+            "f.toml:33:1: [pool.web.retry] applies to HTTP requests",
+        ];
+        assert_eq!(errs.len(), expected.len(), "{text:#?}");
+        for (got, want) in text.iter().zip(expected) {
+            assert!(
+                got.starts_with(&format!("error: {want}")),
+                "{want}\n{text:#?}"
+            );
+        }
+        assert!(text[3].contains("help: write keepalive = 32, without quotes"));
+        assert!(text[7].contains("help: did you mean \"least_conn\"?"));
+    }
+
+    #[test]
+    fn listeners_that_cannot_all_bind_are_errors() {
+        let pool = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        let l = |listen: &str, protocol: &str| {
+            format!(
+                "[[listener]]\nlisten = \"{listen}\"\nprotocol = \"{protocol}\"\npool = \"p\"\n"
+            )
+        };
+        for (src, message) in [
+            (
+                format!(
+                    "{}{}{pool}",
+                    l("127.0.0.1:80", "http"),
+                    l("127.0.0.1:80", "tcp")
+                ),
+                "listener \"listener2\" listens on 127.0.0.1:80, as listener \"listener1\" does",
+            ),
+            (
+                format!(
+                    "{}{}{pool}",
+                    l("0.0.0.0:80", "http"),
+                    l("127.0.0.1:80", "http")
+                ),
+                "listener \"listener2\" listens on 127.0.0.1:80, which listener \"listener1\" on 0.0.0.0:80 covers",
+            ),
+            (
+                format!(
+                    "{}{}{pool}",
+                    l("127.0.0.1:53", "udp"),
+                    l("0.0.0.0:53", "udp")
+                ),
+                "listener \"listener2\" listens on 0.0.0.0:53, which listener \"listener1\" on 127.0.0.1:53 covers",
+            ),
+            (
+                format!("{}{pool}", l("127.0.0.1:9", "http")),
+                "listener \"listener1\" listens on 127.0.0.1:9, where server \"127.0.0.1:9\" of pool \"p\" is",
+            ),
+            (
+                format!("{}{pool}", l("0.0.0.0:9", "tcp")),
+                "listener \"listener1\" listens on 0.0.0.0:9, where server \"127.0.0.1:9\" of pool \"p\" is",
+            ),
+            (
+                format!(
+                    "{}{pool}[admin]\nlisten = \"127.0.0.1:80\"\n",
+                    l("0.0.0.0:80", "http")
+                ),
+                "[admin] listens on 127.0.0.1:80, as listener \"listener1\" does",
+            ),
+        ] {
+            let errs = validate(&src, "f.toml").unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{src}\n{errs:#?}");
+            assert_eq!(errs[0].message, message, "{src}");
+            assert!(errs[0].help.is_some());
+        }
+        // A tcp and a udp listener may share an address (DNS on 53); IPv4 and IPv6
+        // wildcards are separate sockets (v6-only).
+        for src in [
+            format!(
+                "{}{}{pool}",
+                l("127.0.0.1:53", "tcp"),
+                l("127.0.0.1:53", "udp")
+            ),
+            format!("{}{}{pool}", l("0.0.0.0:80", "http"), l("[::]:80", "http")),
+        ] {
+            assert!(validate(&src, "f.toml").is_ok(), "{src}");
+        }
+    }
+
+    #[test]
+    fn a_listener_knows_where_its_address_is_written() {
+        let src = "[[listener]]\nname = \"web\"\n  listen = \"127.0.0.1:8080\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n[admin]\nlisten = \"127.0.0.1:9900\"\n";
+        let plan = validate(src, "dir/f.toml").unwrap();
+        assert_eq!(plan.listeners[0].origin.as_deref(), Some("dir/f.toml:3:12"));
+        assert_eq!(
+            plan.admin.unwrap().origin.as_deref(),
+            Some("dir/f.toml:8:10")
+        );
     }
 
     #[test]

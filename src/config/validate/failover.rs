@@ -18,8 +18,18 @@ use super::Checker;
 
 /// `[admin]`.
 pub(super) fn admin(c: &mut Checker<'_>, f: &Spanned<AdminFile>) -> Option<AdminPlan> {
-    c.socket_addr(&f.get_ref().listen, "admin listen")
-        .map(|listen| AdminPlan { listen })
+    let listen = c.required(
+        &f.get_ref().listen,
+        f.span(),
+        "listen",
+        "[admin] has no listen address",
+        "add listen = \"127.0.0.1:9900\"",
+    )?;
+    let origin = Some(c.origin(listen.span().start));
+    c.socket_addr(listen, "admin listen").map(|addr| AdminPlan {
+        listen: addr,
+        origin,
+    })
 }
 
 /// `max_fails` and `fail_timeout`, each falling back to `default` (the pool's, or nginx's).
@@ -280,8 +290,8 @@ pub(super) fn health(c: &mut Checker<'_>, f: &Spanned<HealthFile>) -> HealthPlan
                 default(&h.interval),
             ),
             format!(
-                "a check must end before the next starts; set timeout = \"{}\" or less, or raise interval",
-                fmt(plan.interval / 2)
+                "a check must end before the next starts: set timeout = \"{}\" or less (or leave it out: the default is 1s, or the interval when that is shorter), or raise interval",
+                fmt(plan.interval)
             ),
         );
     }
@@ -391,13 +401,21 @@ pub(super) fn retry(c: &mut Checker<'_>, f: &Spanned<RetryFile>) -> RetryPlan {
 /// `[pool.NAME.sticky]`.
 pub(super) fn sticky(c: &mut Checker<'_>, f: &Spanned<StickyFile>) -> Option<StickyPlan> {
     let s = f.get_ref();
-    let mode = match s.mode.get_ref().as_str() {
-        "cookie" => Some(StickyMode::Cookie),
-        "app_cookie" => Some(StickyMode::AppCookie),
-        "source_ip" => Some(StickyMode::SourceIp),
-        other => {
+    let written = c.required(
+        &s.mode,
+        f.span(),
+        "mode",
+        "[sticky] has no mode",
+        "add mode = \"cookie\" (Switchyard's cookie), \"app_cookie\" (the application's) or \"source_ip\"",
+    );
+    let mode = match written.map(|m| m.get_ref().as_str()) {
+        None => None,
+        Some("cookie") => Some(StickyMode::Cookie),
+        Some("app_cookie") => Some(StickyMode::AppCookie),
+        Some("source_ip") => Some(StickyMode::SourceIp),
+        Some(other) => {
             c.error(
-                s.mode.span(),
+                written.map_or(f.span(), |m| m.span()),
                 format!("unknown sticky mode {other:?}"),
                 "use mode = \"cookie\", \"app_cookie\" or \"source_ip\"",
             );
@@ -481,7 +499,7 @@ pub(super) fn sticky_cookies(c: &mut Checker<'_>, parsed: &ConfigFile, listeners
         .filter_map(|(pool, p)| {
             let s = p.get_ref().sticky.as_ref()?;
             let f = s.get_ref();
-            let mode = f.mode.get_ref().as_str();
+            let mode = f.mode.as_ref()?.get_ref().as_str();
             if c.shaky(s.span()) || !matches!(mode, "cookie" | "app_cookie") {
                 return None;
             }
@@ -707,6 +725,18 @@ mod tests {
         assert!(
             text.contains("t.toml:7:11: timeout (3s) is longer than interval (2s, the default)"),
             "{text}"
+        );
+        // The fix it names is valid, as docs/health-and-stickiness.md says: at most interval.
+        assert!(text.contains("set timeout = \"2s\" or less"), "{text}");
+        assert!(validate(&with("timeout = \"2s\"\n"), "t.toml").is_ok());
+        let text = errs("interval = \"500ms\"\ntimeout = \"1s\"\n");
+        assert!(text.contains("set timeout = \"500ms\" or less"), "{text}");
+        assert!(
+            validate(
+                &with("interval = \"500ms\"\ntimeout = \"500ms\"\n"),
+                "t.toml"
+            )
+            .is_ok()
         );
         assert!(
             validate(

@@ -273,7 +273,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
             let r = r.get_ref();
             http_pools.extend(r.pool.as_ref().map(|p| p.get_ref().as_str()));
             for s in r.split.iter().flat_map(|s| s.get_ref()) {
-                http_pools.push(s.get_ref().pool.get_ref().as_str());
+                http_pools.extend(s.get_ref().pool.as_ref().map(|p| p.get_ref().as_str()));
             }
         }
     }
@@ -310,10 +310,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
             .collect()
     };
     for name in l4_only {
-        let (Some(file), Some(plan)) = (
-            parsed.pool.get(name),
-            pools.iter_mut().find(|p| p.name == name),
-        ) else {
+        let Some(file) = parsed.pool.get(name) else {
             continue;
         };
         let f = file.get_ref();
@@ -332,7 +329,8 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
             );
         }
         http_only_pool_keys(c, name, f);
-        if let (Some(h), Some(health)) = (&f.health, plan.health.as_mut())
+        let plan = pools.iter_mut().find(|p| p.name == name);
+        if let (Some(h), Some(health)) = (&f.health, plan.and_then(|p| p.health.as_mut()))
             && h.get_ref().kind.is_none()
             && h.get_ref().path.is_none()
         {
@@ -468,7 +466,7 @@ session_timeout = "30s"
 max_sessions = 100000
 
 [pool.p]
-servers = [ { addr = "127.0.0.1:1" } ]
+servers = [ { addr = "127.0.0.1:9" } ]
 "#;
         let plan = super::super::validate(src, "l4.toml").unwrap();
         let tcp = &plan.listeners[0];
@@ -512,7 +510,7 @@ pool = "p"
 max_sessions = 5
 
 [pool.p]
-servers = [ { addr = "127.0.0.1:1" } ]
+servers = [ { addr = "127.0.0.1:9" } ]
 "#;
         let e = errors(src);
         assert_eq!(e.len(), 5, "{e:#?}");
@@ -540,7 +538,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
 
     #[test]
     fn proxy_protocol_settings_are_checked() {
-        let base = "[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\npool = \"p\"\n";
+        let base = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\npool = \"p\"\n";
         let e = errors(&format!("{base}proxy_protocol = \"v3\"\n"));
         assert!(e[0].contains("7:18: proxy_protocol \"v3\""), "{e:?}");
         assert!(e[0].contains("\"v1\" or \"v2\""), "{e:?}");
@@ -571,7 +569,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
                 ""
             };
             let src = format!(
-                "[pool.p]\nservers = [ {{ addr = \"127.0.0.1:1\" }} ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\npool = \"p\"\n{tls}accept_proxy_protocol = true\n"
+                "[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"{protocol}\"\npool = \"p\"\n{tls}accept_proxy_protocol = true\n"
             );
             let e = errors(&src);
             assert!(
@@ -583,7 +581,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
                 "{protocol}: {e:?}"
             );
         }
-        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\naccept_proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\naccept_proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
         let plan = crate::config::load_str(src, "l4.toml").unwrap();
         assert_eq!(
             plan.listeners[0].l4.accept_proxy,
@@ -606,7 +604,7 @@ pool = "p"
 [pool.p]
 algorithm = "hash"
 hash_key = "header:x-user"
-servers = [ { addr = "127.0.0.1:1" } ]
+servers = [ { addr = "127.0.0.1:9" } ]
 "#;
         let e = errors(src);
         assert_eq!(e.len(), 1, "{e:?}");
@@ -642,7 +640,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
 
     #[test]
     fn an_l4_only_pool_gets_tcp_checks_and_no_http_settings() {
-        let base = "[[listener]]\nname = \"r\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n";
+        let base = "[[listener]]\nname = \"r\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
         let plan = crate::config::load_str(
             &format!("{base}[pool.p.health]\ninterval = \"1s\"\n"),
             "t.toml",
@@ -703,7 +701,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
         );
         assert!(crate::config::load_str(TCP_REDIRECT_NO_POOL, "l4.toml").is_err());
 
-        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:1\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"udp\"\npool = \"p\"\nhsts = \"1y\"\n  [[listener.tls]]\n  cert = \"missing-cert.pem\"\n  key = \"missing-key.pem\"\n";
+        let src = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"udp\"\npool = \"p\"\nhsts = \"1y\"\n  [[listener.tls]]\n  cert = \"missing-cert.pem\"\n  key = \"missing-key.pem\"\n";
         let e = errors(src);
         // The certificate files are not loaded: the key itself is the mistake.
         assert_eq!(e.len(), 2, "{e:#?}");
@@ -735,7 +733,7 @@ keepalive = 8
 host_header = "upstream"
 timeouts = { connect = "1s", read = "5s", client_body = "5s" }
 tls = { server_name = "db.internal" }
-servers = [ { addr = "127.0.0.1:1" } ]
+servers = [ { addr = "127.0.0.1:9" } ]
 "#;
         let e = errors(src);
         assert_eq!(e.len(), 7, "{e:#?}");
@@ -761,7 +759,7 @@ servers = [ { addr = "127.0.0.1:1" } ]
             "{e:#?}"
         );
         // timeouts.connect is what L4 uses.
-        let ok = "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\ntimeouts = { connect = \"1s\" }\nservers = [ { addr = \"127.0.0.1:1\" } ]\n";
+        let ok = "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\npool = \"p\"\n[pool.p]\ntimeouts = { connect = \"1s\" }\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
         assert!(crate::config::load_str(ok, "l4.toml").is_ok());
     }
 
@@ -779,7 +777,7 @@ pool = "p"
 upstream_protocol = "h2"
 keepalive = 8
 tls = { server_name = "db.internal" }
-servers = [ { addr = "127.0.0.1:1" } ]
+servers = [ { addr = "127.0.0.1:9" } ]
 "#;
         let e = errors(src);
         // The HTTP side uses upstream_protocol and keepalive; the tcp side would send

@@ -2,11 +2,14 @@
 //! wrong type, missing key), not only the first one serde stops at.
 //!
 //! The document is parsed once into toml's span-keeping tree (recovering past syntax
-//! errors). Then it is deserialized; when that fails (an unknown key, a wrong type, a missing
-//! key), the error is recorded, the entry it points at is cut from the tree, and the rest is
-//! deserialized again, until it goes through or nothing more can be cut. What goes through is
-//! handed on with the list of cuts, so `validate.rs` checks the rest of the file in the same
-//! run and knows where a key may be missing only because it was misspelt.
+//! errors). Then it is deserialized; when that fails (an unknown key, a wrong type), the
+//! error is recorded, the one key it points at is cut from the tree (an array element, when
+//! the element itself has the wrong type), and the rest is deserialized again, until it goes
+//! through or nothing more can be cut. The rest of the table keeps its keys, so they are
+//! checked in the same run. Keys an entry cannot do without (`listen`, `addr`, …) are
+//! `Option`s in `file.rs` and reported by `validate.rs`, so a missing one does not cut the
+//! whole entry either. What goes through is handed on with the list of cuts, so
+//! `validate.rs` knows where a key may be missing only because it was misspelt.
 
 use std::ops::Range;
 
@@ -15,6 +18,7 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::super::file::ConfigFile;
+use super::wrong_type::{self, Found};
 
 /// One problem serde found: its place, message and the fix to suggest.
 pub(crate) struct ShapeError {
@@ -35,6 +39,10 @@ pub(crate) struct Cut {
     pub key: String,
     /// The keys from the top level to `key`, `[]` for an array element (`pool`, `web`).
     pub path: Vec<String>,
+    /// The key this one was probably meant to be ("did you mean `listen`?").
+    pub suggested: Option<String>,
+    /// What the cut entry held, to say what to write instead.
+    pub found: Found,
 }
 
 /// What could be read: the file with the bad entries cut (`None` when nothing could be
@@ -70,38 +78,27 @@ pub(crate) fn read(src: &str) -> Read {
                 break;
             }
             Err(e) => {
-                let error = shape_error(&e);
+                let mut error = shape_error(&e);
                 let at = error.span.start;
-                errors.push(error);
-                match prune(doc.get_mut(), None, &mut Vec::new(), at) {
-                    Some(cut) => cuts.push(cut),
-                    None => break,
+                let Some(mut cut) = prune(doc.get_mut(), None, &mut Vec::new(), at) else {
+                    errors.push(error);
+                    break;
+                };
+                cut.suggested = error
+                    .help
+                    .strip_prefix("did you mean `")
+                    .and_then(|h| h.strip_suffix("`?"))
+                    .map(str::to_string);
+                if let Some((message, help)) = wrong_type::explain(&error.message, &cut) {
+                    error.message = message;
+                    error.help = help;
                 }
+                errors.push(error);
+                cuts.push(cut);
             }
         }
     }
-    drop_doubled_missing(&mut errors, &cuts);
     Read { file, errors, cuts }
-}
-
-/// `lisen = "…"` gives "unknown field `lisen`, did you mean `listen`?" and, for the same
-/// table, "missing field `listen`": the second says nothing new, so it goes.
-fn drop_doubled_missing(errors: &mut Vec<ShapeError>, cuts: &[Cut]) {
-    let suggested: Vec<(Range<usize>, String)> = errors
-        .iter()
-        .zip(cuts)
-        .filter_map(|(e, cut)| {
-            let near = e.help.strip_prefix("did you mean `")?.strip_suffix("`?")?;
-            Some((cut.table.clone()?, near.to_string()))
-        })
-        .collect();
-    errors.retain(|e| {
-        let missing = e
-            .message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next());
-        !missing.is_some_and(|m| suggested.iter().any(|(t, k)| *t == e.span && k == m))
-    });
 }
 
 fn shape_error(e: &toml::de::Error) -> ShapeError {
@@ -145,7 +142,7 @@ fn did_you_mean(message: &str) -> Option<String> {
         .map(|(_, k)| k.to_string())
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -198,13 +195,15 @@ fn prune(
         }
     }
     let key = cut?;
-    table.remove(key.as_str())?;
+    let removed = table.remove(key.as_str())?;
     let mut path = path.clone();
     path.push(key.clone());
     Some(Cut {
         table: span,
         key,
         path,
+        suggested: None,
+        found: Found::of(removed.get_ref()),
     })
 }
 
@@ -234,6 +233,7 @@ fn prune_array(
         }
     }
     let index = index?;
+    let found = Found::of(array[index].get_ref());
     let kept: Vec<Spanned<DeValue<'_>>> = array
         .iter()
         .enumerate()
@@ -251,6 +251,8 @@ fn prune_array(
         table: holder,
         key: path[path.len() - 2].clone(),
         path,
+        suggested: None,
+        found,
     })
 }
 
@@ -275,16 +277,85 @@ mod tests {
         let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
         // `lisen` also leaves `listen` missing; "did you mean `listen`?" already says it.
         assert_eq!(errors.len(), 4, "{messages:#?}");
-        for part in ["`wokers`", "`lisen`", "string \"3\"", "`wieght`"] {
+        for part in [
+            "`wokers`",
+            "`lisen`",
+            "keepalive must be a whole number",
+            "`wieght`",
+        ] {
             assert!(
                 messages.iter().any(|m| m.contains(part)),
                 "{part} not in {messages:#?}"
             );
         }
         assert!(!messages.iter().any(|m| m.contains("missing field")));
-        // A missing key with no near miss is still reported.
-        let errors = read("[[listener]]\npool = \"p\"\n").errors;
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.contains("missing field `listen`"));
+        // Only the offending key is cut: the listener keeps its `pool`.
+        let read = read(src);
+        let listener = &read.file.as_ref().unwrap().listener[0];
+        assert!(listener.get_ref().pool.is_some());
+        assert!(listener.get_ref().listen.is_none());
+        let lisen = read.cuts.iter().find(|c| c.key == "lisen").unwrap();
+        assert_eq!(lisen.suggested.as_deref(), Some("listen"));
+    }
+
+    #[test]
+    fn wrong_types_are_said_in_the_operators_words() {
+        for (src, message, help) in [
+            (
+                "[pool.p]\nkeepalive = \"32\"\n",
+                "keepalive must be a whole number",
+                "write keepalive = 32, without quotes",
+            ),
+            (
+                "[pool.p]\nkeepalive = \"many\"\n",
+                "keepalive must be a whole number",
+                "write e.g. keepalive = 32",
+            ),
+            (
+                "[pool.p]\ntimeouts = { read = 5 }\n",
+                "read = 5 needs a unit",
+                "write read = \"5s\" (or \"5ms\"); units: ms, s, m, h, d",
+            ),
+            (
+                "[pool.p]\ntimeouts = { read = 1.5 }\n",
+                "read = 1.5 needs a unit, in quotes",
+                "write read = \"1500ms\"; fractions are not supported",
+            ),
+            (
+                "[pool.p]\nservers = [ { addr = \"a:1\", backup = \"yes\" } ]\n",
+                "backup must be true or false",
+                "write backup = true, without quotes",
+            ),
+            (
+                "[pool.p]\nservers = [ \"127.0.0.1:9001\" ]\n",
+                "each server must be a table",
+                "write { addr = \"127.0.0.1:9001\" }",
+            ),
+            (
+                "[pool.p]\nservers = \"127.0.0.1:9001\"\n",
+                "servers must be an array",
+                "write servers = [ { addr = \"127.0.0.1:9001\" } ]",
+            ),
+            (
+                "[pool.p]\nhealth = true\n",
+                "health must be a table",
+                "write a section [pool.p.health] with e.g. interval = \"2s\" below it",
+            ),
+            (
+                "[[listener]]\nlisten = 8080\n",
+                "listen must be a string, in quotes",
+                "write listen = \"8080\"",
+            ),
+            (
+                "[pool.p.retry]\non = \"5xx\"\n",
+                "on must be an array",
+                "write on = [\"5xx\"]",
+            ),
+        ] {
+            let errors = read(src).errors;
+            assert_eq!(errors.len(), 1, "{src}");
+            assert_eq!(errors[0].message, message, "{src}");
+            assert_eq!(errors[0].help, help, "{src}");
+        }
     }
 }

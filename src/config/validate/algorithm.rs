@@ -1,0 +1,174 @@
+//! What to suggest for an unknown `algorithm`: the near miss (`least_connections`), or the
+//! Switchyard spelling of what an nginx, HAProxy or Envoy user writes (`leastconn`,
+//! `roundrobin`, `source`, `hash $request_uri consistent`). These are suggested, never
+//! accepted silently: the file says one thing, in one spelling.
+
+use crate::config::plan::Algorithm;
+
+/// The help line for `algorithm = "<written>"`, which [`Algorithm::parse`] did not know.
+pub(super) fn help(written: &str) -> String {
+    suggest(written).unwrap_or_else(|| format!("use one of: {}", Algorithm::NAMES.join(", ")))
+}
+
+fn suggest(written: &str) -> Option<String> {
+    let lower = written.trim().to_ascii_lowercase();
+    if lower != written.trim() && Algorithm::parse(&lower).is_some() {
+        return Some(format!("names are lowercase: write algorithm = {lower:?}"));
+    }
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    // nginx: `hash $request_uri consistent;`, `random two least_conn;`, `least_time header;`.
+    match words.as_slice() {
+        ["hash", key, rest @ ..] => {
+            let hash_key = nginx_variable(key)?;
+            let note = if rest.contains(&"consistent") {
+                ""
+            } else {
+                " (Switchyard's hash is always consistent, as nginx's with `consistent`)"
+            };
+            return Some(format!(
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = {hash_key:?}{note}"
+            ));
+        }
+        ["random", "two", ..] => {
+            return Some(
+                "nginx's `random two` is power of two choices: write algorithm = \"p2c\"".into(),
+            );
+        }
+        ["least_time", ..] => return Some("write algorithm = \"least_time\"".into()),
+        ["url_param", name, ..] => return Some(hash_on(&format!("query:{name}"), "url_param")),
+        _ => {}
+    }
+    // HAProxy `balance hdr(Name)`.
+    if let Some(h) = lower.strip_prefix("hdr(").and_then(|r| r.strip_suffix(')')) {
+        return Some(hash_on(&format!("header:{h}"), "hdr()"));
+    }
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let (name, whose) = match squashed.as_str() {
+        "leastconn" => ("least_conn", "HAProxy's leastconn"),
+        "leastconnection" | "leastconnections" | "leastconns" | "leastactive" => ("least_conn", ""),
+        "roundrobin" => ("round_robin", "HAProxy's roundrobin"),
+        "staticrr" => (
+            "round_robin",
+            "HAProxy's static-rr; Switchyard's round_robin is smooth weighted round robin",
+        ),
+        "rr" | "wrr" => ("round_robin", ""),
+        "source" => (
+            "ip_hash",
+            "HAProxy's source; or algorithm = \"hash\" (hash_key = \"client_ip\" is the default) to hash the whole address on a consistent ring",
+        ),
+        "iphash" | "sourceip" | "srcip" | "clientip" => ("ip_hash", ""),
+        "uri" => return Some(hash_on("uri", "uri")),
+        "leastrequest" => (
+            "p2c",
+            "Envoy's LEAST_REQUEST picks the less loaded of two random servers, as p2c does; or \"least_conn\" to compare all",
+        ),
+        "ringhash" | "consistenthash" | "consistent" | "ketama" | "chash" => ("hash", ""),
+        "poweroftwo" | "poweroftwochoices" | "randomtwo" => ("p2c", ""),
+        "leastresponsetime" | "fastestresponse" | "leastlatency" => ("least_time", ""),
+        "first" => {
+            return Some(
+                "HAProxy's `balance first` (fill one server up to its maxconn before the next) is not supported: Switchyard has no per-server connection limit to fill up to. Use backup = true on the servers to keep idle until the others are down, or least_conn to spread the load".into(),
+            );
+        }
+        _ => {
+            let near = Algorithm::NAMES
+                .iter()
+                .map(|n| (super::syntax::edit_distance(&lower, n), *n))
+                .filter(|(d, _)| *d <= 2 && *d * 2 < lower.len())
+                .min_by_key(|(d, _)| *d)?;
+            (near.1, "")
+        }
+    };
+    Some(if whose.is_empty() {
+        format!("did you mean {name:?}?")
+    } else {
+        format!("did you mean {name:?}? ({whose})")
+    })
+}
+
+fn hash_on(key: &str, haproxy: &str) -> String {
+    format!(
+        "HAProxy's `balance {haproxy}` is a hash: write algorithm = \"hash\" and hash_key = {key:?}"
+    )
+}
+
+/// The `hash_key` for an nginx variable, e.g. `$request_uri` → `uri`.
+fn nginx_variable(v: &str) -> Option<String> {
+    let v = v.strip_prefix('$')?;
+    Some(match v {
+        "request_uri" | "uri" => "uri".into(),
+        "remote_addr" | "binary_remote_addr" => "client_ip".into(),
+        _ => {
+            if let Some(c) = v.strip_prefix("cookie_") {
+                format!("cookie:{c}")
+            } else if let Some(a) = v.strip_prefix("arg_") {
+                format!("query:{a}")
+            } else if let Some(h) = v.strip_prefix("http_") {
+                format!("header:{}", h.replace('_', "-"))
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help;
+
+    #[test]
+    fn near_misses_and_other_spellings_get_a_suggestion() {
+        for (written, starts) in [
+            ("least_connections", "did you mean \"least_conn\"?"),
+            (
+                "leastconn",
+                "did you mean \"least_conn\"? (HAProxy's leastconn)",
+            ),
+            (
+                "roundrobin",
+                "did you mean \"round_robin\"? (HAProxy's roundrobin)",
+            ),
+            ("static-rr", "did you mean \"round_robin\"?"),
+            ("source", "did you mean \"ip_hash\"? (HAProxy's source"),
+            (
+                "LEAST_CONN",
+                "names are lowercase: write algorithm = \"least_conn\"",
+            ),
+            ("magelv", "did you mean \"maglev\"?"),
+            (
+                "random two least_conn",
+                "nginx's `random two` is power of two choices",
+            ),
+            (
+                "hash $request_uri consistent",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"uri\"",
+            ),
+            (
+                "hash $cookie_sid",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:sid\"",
+            ),
+            (
+                "hash $http_x_user consistent",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
+            ),
+            (
+                "uri",
+                "HAProxy's `balance uri` is a hash: write algorithm = \"hash\" and hash_key = \"uri\"",
+            ),
+            (
+                "hdr(X-User)",
+                "HAProxy's `balance hdr()` is a hash: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
+            ),
+            ("first", "HAProxy's `balance first`"),
+        ] {
+            let h = help(written);
+            assert!(h.starts_with(starts), "{written}: {h}");
+        }
+        assert!(help("first").contains("not supported"));
+        // Nothing close: the list.
+        assert!(help("fastest").starts_with("use one of: round_robin, weighted_round_robin"));
+    }
+}
