@@ -11,6 +11,10 @@ use switchyard::config::{self, Algorithm, Plan};
 use switchyard::demo::{self, Backend};
 use switchyard::runtime::Runtime;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
