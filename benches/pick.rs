@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the balancers: `pick` for every algorithm over 3, 100 and 1,000
-//! servers (and, for the hashing ones, with one server down), and `build` over 1,000 servers with weights up to 1,000 (the cost a pool pays
-//! when its usable set changes).
+//! servers (and, for the hashing ones, with one server down; for the load-aware ones, with
+//! every server busy), and `build` over 1,000 servers with weights up to 1,000 (the cost a
+//! pool pays when its usable set changes).
 //!
 //! Run: `cargo bench --bench pick`. Servers have weights 1..=10 (build: 1..=1000), some
 //! requests in flight and a latency sample each, so the load-aware algorithms compare real
@@ -106,6 +107,37 @@ mod pick {
     #[divan::bench(args = SIZES)]
     fn maglev(b: Bencher, n: usize) {
         bench_pick(b, Algorithm::Maglev, n);
+    }
+}
+
+/// The load-aware picks when every server is busy (1–3 requests in flight each): no idle
+/// server ends the scan early, so this is their worst case.
+fn bench_pick_busy(bencher: Bencher, algorithm: Algorithm, n: usize) {
+    let (servers, mut guards) = pool(n, 10);
+    for (i, s) in servers.iter().enumerate() {
+        for _ in 0..(1 + i % 3) {
+            guards.push(s.begin());
+        }
+    }
+    run_picks(bencher, algorithm, &*balance::build(algorithm, &servers));
+}
+
+mod pick_all_busy {
+    use super::*;
+
+    #[divan::bench(args = SIZES)]
+    fn least_conn(b: Bencher, n: usize) {
+        bench_pick_busy(b, Algorithm::LeastConn, n);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn least_time(b: Bencher, n: usize) {
+        bench_pick_busy(b, Algorithm::LeastTime, n);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn p2c(b: Bencher, n: usize) {
+        bench_pick_busy(b, Algorithm::P2c, n);
     }
 }
 

@@ -45,14 +45,19 @@ impl Balancer for LeastConn {
                 start + k
             };
             let s = &self.servers[i];
-            if !ctx.eligible(s) {
-                continue;
-            }
             let load = u64::from(s.in_flight());
             let w = self.weights[i];
-            match best {
-                Some((_, bl, bw)) if load * bw >= bl * w => {}
-                _ => best = Some((i, load, w)),
+            // The load first, eligibility only for a server that would become the best: most
+            // servers of a large pool are not, and they cost one atomic load.
+            let better = match best {
+                Some((_, bl, bw)) => load * bw < bl * w,
+                None => true,
+            };
+            if better && ctx.eligible(s) {
+                best = Some((i, load, w));
+                if load == 0 {
+                    break; // nothing is strictly less loaded than idle
+                }
             }
         }
         best.map(|(i, _, _)| self.servers[i].clone())

@@ -8,7 +8,7 @@
 //!
 //! A server with no sample yet (new, or just back) must be measured: when idle it is picked
 //! before any measured server; while its first request is in flight it is costed at the
-//! mean EWMA of the measured eligible servers, so it gets a fair share instead of a flood.
+//! mean EWMA of the measured servers, so it gets a fair share instead of a flood.
 //! Ties are broken in weighted turn, as `least_conn`. A pick is O(servers).
 
 use std::sync::Arc;
@@ -66,29 +66,29 @@ impl Balancer for LeastTime {
                 start + k
             };
             let s = &self.servers[i];
-            if !ctx.eligible(s) {
-                continue;
-            }
             let ewma = s.latency_ewma_us();
             let in_flight = s.in_flight();
             let w = self.weights[i];
+            // Eligibility is asked only of a server that would be chosen: it costs more than
+            // the two loads above, and most servers of a large pool are not.
             if ewma == 0 {
-                if in_flight == 0 {
-                    return Some(s.clone());
-                }
                 let better = match unmeasured {
                     None => true,
                     Some((j, f)) => u64::from(in_flight) * self.weights[j] < u64::from(f) * w,
                 };
-                if better {
+                if (in_flight == 0 || better) && ctx.eligible(s) {
+                    if in_flight == 0 {
+                        return Some(s.clone());
+                    }
                     unmeasured = Some((i, in_flight));
                 }
                 continue;
             }
+            // The mean that costs an unmeasured server is over every measured one.
             sum = sum.saturating_add(ewma);
             count += 1;
             let cost = Cost::new(ewma, in_flight, w);
-            if best.is_none_or(|(_, b)| cost.less(b)) {
+            if best.is_none_or(|(_, b)| cost.less(b)) && ctx.eligible(s) {
                 best = Some((i, cost));
             }
         }
