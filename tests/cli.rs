@@ -14,6 +14,37 @@ fn switchyard(args: &[&str]) -> std::process::Output {
         .expect("run switchyard")
 }
 
+/// A config file in a temp directory of its own, removed on drop.
+struct ConfigFile {
+    dir: std::path::PathBuf,
+    path: String,
+}
+
+impl ConfigFile {
+    fn new(name: &str, toml: &str) -> ConfigFile {
+        let dir = temp_dir("cli");
+        let path = dir.join(name);
+        std::fs::write(&path, toml).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        ConfigFile { dir, path }
+    }
+
+    /// `switchyard check -c FILE`: its exit code and standard error.
+    fn check(&self) -> (Option<i32>, String) {
+        let out = switchyard(&["check", "-c", &self.path]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn every_example_checks_ok() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).unwrap() {
@@ -33,10 +64,8 @@ fn every_example_checks_ok() {
 
 #[test]
 fn check_lists_every_error_with_file_line_column_and_fix() {
-    let dir = temp_dir("cli");
-    let path = dir.join("bad.toml");
-    std::fs::write(
-        &path,
+    let f = ConfigFile::new(
+        "bad.toml",
         r#"[[listener]]
 name = "web"
 listen = "127.0.0.1:8080"
@@ -49,12 +78,10 @@ servers = [ { addr = "127.0.0.1:9001", weight = 0 }, { addr = "not an address" }
 [pool.empty]
 servers = []
 "#,
-    )
-    .unwrap();
-    let p = path.to_str().unwrap();
-    let out = switchyard(&["check", "-c", p]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let p = f.path.as_str();
+    let (code, err) = f.check();
+    assert_eq!(code, Some(1));
     for expected in [
         format!("error: {p}:4:8: no pool named \"nope\""),
         "help: use one of: api, empty, or define [pool.nope]".to_string(),
@@ -69,20 +96,19 @@ servers = []
     }
 
     std::fs::write(
-        &path,
+        p,
         "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\ntimeout = \"5s\"\n",
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&switchyard(&["check", "-c", p]).stderr).into_owned();
+    let (_, err) = f.check();
     assert!(
         err.contains(&format!("{p}:4:1: unknown field `timeout`")),
         "{err}"
     );
 
-    let out = switchyard(&["check", "-c", dir.join("missing.toml").to_str().unwrap()]);
+    let out = switchyard(&["check", "-c", f.dir.join("missing.toml").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `switchyard run -c FILE`, waited for at most 10 s (killed after that).
@@ -110,17 +136,13 @@ fn run_briefly(path: &str) -> (Option<i32>, String) {
 #[test]
 fn a_tcp_listener_without_pool_is_a_config_error_not_a_panic() {
     // This file passed `check`, then `run` panicked looking up the pool "".
-    let dir = temp_dir("cli-l4");
-    let path = dir.join("tcp.toml");
-    std::fs::write(
-        &path,
+    let f = ConfigFile::new(
+        "tcp.toml",
         "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"tcp\"\nredirect_https = true\n\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n",
-    )
-    .unwrap();
-    let p = path.to_str().unwrap();
-    let out = switchyard(&["check", "-c", p]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let p = f.path.as_str();
+    let (code, err) = f.check();
+    assert_eq!(code, Some(1));
     for expected in [
         format!("error: {p}:1:1: this tcp listener has no pool"),
         "help: add pool = \"NAME\"".to_string(),
@@ -135,15 +157,12 @@ fn a_tcp_listener_without_pool_is_a_config_error_not_a_panic() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("this tcp listener has no pool"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn check_reports_shape_errors_and_other_errors_together() {
-    let dir = temp_dir("cli-mixed");
-    let path = dir.join("mixed.toml");
-    std::fs::write(
-        &path,
+    let f = ConfigFile::new(
+        "mixed.toml",
         r#"[[listener]]
 listen = "127.0.0.1:8080"
 pool = "web"
@@ -156,12 +175,10 @@ timeout = "5s"
 [pool.web]
 servers = [ { addr = "127.0.0.1:9001", weight = 0 } ]
 "#,
-    )
-    .unwrap();
-    let p = path.to_str().unwrap();
-    let out = switchyard(&["check", "-c", p]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let p = f.path.as_str();
+    let (code, err) = f.check();
+    assert_eq!(code, Some(1));
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 3, "{err}");
     assert!(
@@ -174,7 +191,6 @@ servers = [ { addr = "127.0.0.1:9001", weight = 0 } ]
         format!("error: {p}:11:49: weight = 0 is out of range")
     );
     assert!(err.contains(&format!("3 error(s) in {p}")), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -182,10 +198,8 @@ fn check_lists_every_error_of_the_trial_files_in_one_run() {
     // A user from nginx/HAProxy: a quoted number, a unit-less and a fractional duration, a
     // HAProxy algorithm name, a misspelt listen; each used to hide what came after it in its
     // table, and the type error spoke Rust.
-    let dir = temp_dir("cli-trial");
-    let path = dir.join("trial.toml");
-    std::fs::write(
-        &path,
+    let f = ConfigFile::new(
+        "trial.toml",
         r#"[[listener]]
 name = "site"
 listen = "127.0.0.1:18090"
@@ -206,12 +220,10 @@ servers = [ { addr = "127.0.0.1:18081", weight = 0, fail_timeout = "30" } ]
 mode = "cookie"
 ttl = "99999999999999s"
 "#,
-    )
-    .unwrap();
-    let p = path.to_str().unwrap();
-    let out = switchyard(&["check", "-c", p]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let p = f.path.as_str();
+    let (code, err) = f.check();
+    assert_eq!(code, Some(1));
     let expected = [
         (
             "8:1: unknown field `listn`",
@@ -266,7 +278,6 @@ ttl = "99999999999999s"
         );
     }
     assert!(err.contains(&format!("9 error(s) in {p}")), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -274,18 +285,14 @@ fn a_port_taken_by_another_process_is_named_with_its_line_and_a_fix() {
     // Another process holds the port; `check` cannot know, `run` says where and what to do.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let dir = temp_dir("cli-bind");
-    let path = dir.join("taken.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let f = ConfigFile::new(
+        "taken.toml",
+        &format!(
             "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
         ),
-    )
-    .unwrap();
-    let p = path.to_str().unwrap();
-    let out = switchyard(&["check", "-c", p]);
-    assert!(out.status.success());
+    );
+    let p = f.path.as_str();
+    assert_eq!(f.check().0, Some(0));
     let (code, err) = run_briefly(p);
     assert_eq!(code, Some(1), "{err}");
     let expected = format!("error: {p}:3:10: listener \"web\" cannot listen on 127.0.0.1:{port}: ");
@@ -295,7 +302,6 @@ fn a_port_taken_by_another_process_is_named_with_its_line_and_a_fix() {
     );
     assert!(err.contains(&help), "missing {help:?} in:\n{err}");
     drop(taken);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
