@@ -301,6 +301,8 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
             {
                 let how = if *other == plan.listen {
                     format!("as listener {name:?} does")
+                } else if plan.listen.ip().is_unspecified() {
+                    format!("which covers listener {name:?} on {other}")
                 } else {
                     format!("which listener {name:?} on {other} covers")
                 };
@@ -376,55 +378,89 @@ fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-/// A listener on the address of a server of a pool that listeners of its transport use:
-/// Switchyard would send to itself, or fail to start because the server holds the port.
+/// A listener whose traffic comes back to itself: a server of a pool it sends to is on its
+/// own address, or on the address of another listener of this config whose traffic leads
+/// back to it. Chains that end elsewhere (a tcp listener sending PROXY headers to a local
+/// https listener that sends to the real servers) are fine.
 fn listens_on_a_server(
     c: &mut Checker<'_>,
     listeners: &[ListenerPlan],
     spans: &[Range<usize>],
     pools: &[PoolPlan],
 ) {
-    // The pools each transport (udp or not) sends to.
-    let mut reached: HashSet<(bool, &str)> = HashSet::new();
-    for l in listeners {
-        let udp = l.protocol == Protocol::Udp;
-        reached.extend(l.default_pool.iter().map(|p| (udp, p.as_str())));
+    let pool = |name: &str| pools.iter().find(|p| p.name == name);
+    let pools_of = |l: &ListenerPlan| -> Vec<&PoolPlan> {
+        let mut names: Vec<&str> = l.default_pool.iter().map(String::as_str).collect();
         for r in &l.routes {
             match &r.target {
-                Target::Pool(p) => {
-                    reached.insert((udp, p.as_str()));
-                }
-                Target::Split(parts) => {
-                    reached.extend(parts.iter().map(|(p, _)| (udp, p.as_str())));
-                }
+                Target::Pool(p) => names.push(p),
+                Target::Split(parts) => names.extend(parts.iter().map(|(p, _)| p.as_str())),
             }
         }
-    }
-    for (l, span) in listeners.iter().zip(spans) {
-        let udp = l.protocol == Protocol::Udp;
-        let local = |s: &ServerPlan| {
-            s.addr.port() == l.listen.port()
-                && (s.addr.ip() == l.listen.ip()
-                    || (l.listen.ip().is_unspecified()
-                        && s.addr.ip().is_loopback()
-                        && s.addr.is_ipv4() == l.listen.is_ipv4()))
-        };
-        let hit = pools
-            .iter()
-            .filter(|p| reached.contains(&(udp, p.name.as_str())))
-            .find_map(|p| p.servers.iter().find(|s| local(s)).map(|s| (p, s)));
-        if let Some((pool, server)) = hit
-            && l.listen.port() != 0
-        {
-            c.error(
-                span.clone(),
-                format!(
-                    "listener {:?} listens on {}, where server {:?} of pool {:?} is",
-                    l.name, l.listen, server.name, pool.name
-                ),
-                "Switchyard would send to itself, or find the port taken by the server: give the listener (or the server) another port",
-            );
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().filter_map(pool).collect()
+    };
+    // A server on listener `m`'s address, reached over the same transport.
+    let lands_on = |m: &ListenerPlan, s: &ServerPlan| {
+        m.listen.port() != 0
+            && s.addr.port() == m.listen.port()
+            && (s.addr.ip() == m.listen.ip()
+                || (m.listen.ip().is_unspecified()
+                    && s.addr.ip().is_loopback()
+                    && s.addr.is_ipv4() == m.listen.is_ipv4()))
+    };
+    // hops[i]: (j, pool, server) for each listener j that listener i's servers land on.
+    let hops: Vec<Vec<(usize, &PoolPlan, &ServerPlan)>> = listeners
+        .iter()
+        .map(|l| {
+            let udp = l.protocol == Protocol::Udp;
+            let mut out = Vec::new();
+            for p in pools_of(l) {
+                for s in &p.servers {
+                    for (j, m) in listeners.iter().enumerate() {
+                        if (m.protocol == Protocol::Udp) == udp && lands_on(m, s) {
+                            out.push((j, p, s));
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    let leads_back = |from: usize, to: usize| -> bool {
+        let mut seen = vec![false; listeners.len()];
+        let mut stack = vec![from];
+        while let Some(k) = stack.pop() {
+            if k == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[k], true) {
+                stack.extend(hops[k].iter().map(|h| h.0));
+            }
         }
+        false
+    };
+    for (i, (l, span)) in listeners.iter().zip(spans).enumerate() {
+        let Some(&(j, pool, server)) = hops[i].iter().find(|h| leads_back(h.0, i)) else {
+            continue;
+        };
+        let message = if j == i {
+            format!(
+                "listener {:?} listens on {}, where server {:?} of pool {:?} is",
+                l.name, l.listen, server.name, pool.name
+            )
+        } else {
+            format!(
+                "listener {:?} sends through pool {:?} (server {:?}) to listener {:?}, whose traffic comes back to it",
+                l.name, pool.name, server.name, listeners[j].name
+            )
+        };
+        c.error(
+            span.clone(),
+            message,
+            "Switchyard would send to itself in a loop: give the listener (or the server) another port",
+        );
     }
 }
 
@@ -1051,6 +1087,40 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
     }
 
     #[test]
+    fn a_chain_of_local_listeners_is_fine_and_a_loop_is_not() {
+        // tcp :7000 -> http :7001 -> the real server: a chain, as with PROXY headers.
+        let chain = r#"
+[[listener]]
+name = "edge"
+listen = "127.0.0.1:7000"
+protocol = "tcp"
+pool = "hop"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:7001"
+pool = "app"
+[pool.hop]
+servers = [ { addr = "127.0.0.1:7001" } ]
+[pool.app]
+servers = [ { addr = "127.0.0.1:9" } ]
+"#;
+        assert!(validate(chain, "f.toml").is_ok());
+        // :7000 -> :7001 -> :7000: each listener of the loop is named.
+        let looped = chain.replace("addr = \"127.0.0.1:9\"", "addr = \"127.0.0.1:7000\"");
+        let errs = validate(&looped, "f.toml").unwrap_err().0;
+        let text = ConfigErrors(errs.clone()).to_string();
+        assert_eq!(errs.len(), 2, "{text}");
+        assert!(
+            text.contains("listener \"edge\" sends through pool \"hop\" (server \"127.0.0.1:7001\") to listener \"web\", whose traffic comes back to it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("listener \"web\" sends through pool \"app\""),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_typo_in_a_pool_still_lets_its_servers_be_checked() {
         let bad = r#"
 [[listener]]
@@ -1248,7 +1318,7 @@ attempts = 1
                     l("127.0.0.1:53", "udp"),
                     l("0.0.0.0:53", "udp")
                 ),
-                "listener \"listener2\" listens on 0.0.0.0:53, which listener \"listener1\" on 127.0.0.1:53 covers",
+                "listener \"listener2\" listens on 0.0.0.0:53, which covers listener \"listener1\" on 127.0.0.1:53",
             ),
             (
                 format!("{}{pool}", l("127.0.0.1:9", "http")),

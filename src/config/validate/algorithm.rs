@@ -16,10 +16,13 @@ fn suggest(written: &str) -> Option<String> {
         return Some(format!("names are lowercase: write algorithm = {lower:?}"));
     }
     let words: Vec<&str> = lower.split_whitespace().collect();
+    // Keywords are matched in lowercase; names (cookies, query parameters) keep their case,
+    // since the lookups are exact.
+    let original: Vec<&str> = written.split_whitespace().collect();
     // nginx: `hash $request_uri consistent;`, `random two least_conn;`, `least_time header;`.
     match words.as_slice() {
         ["hash", key, rest @ ..] => {
-            let hash_key = nginx_variable(key)?;
+            let hash_key = nginx_variable(key, original[1])?;
             let note = if rest.contains(&"consistent") {
                 ""
             } else {
@@ -35,12 +38,20 @@ fn suggest(written: &str) -> Option<String> {
             );
         }
         ["least_time", ..] => return Some("write algorithm = \"least_time\"".into()),
-        ["url_param", name, ..] => return Some(hash_on(&format!("query:{name}"), "url_param")),
+        ["url_param", _, ..] => {
+            return Some(hash_on(&format!("query:{}", original[1]), "url_param"));
+        }
         _ => {}
     }
     // HAProxy `balance hdr(Name)`.
-    if let Some(h) = lower.strip_prefix("hdr(").and_then(|r| r.strip_suffix(')')) {
-        return Some(hash_on(&format!("header:{h}"), "hdr()"));
+    if lower.starts_with("hdr(") && lower.ends_with(')') {
+        // ASCII lowercasing keeps byte offsets, so the original's name sits at the same place.
+        let trimmed = written.trim();
+        let h = &trimmed[4..trimmed.len() - 1];
+        return Some(hash_on(
+            &format!("header:{}", h.to_ascii_lowercase()),
+            "hdr()",
+        ));
     }
     let squashed: String = lower
         .chars()
@@ -95,17 +106,19 @@ fn hash_on(key: &str, haproxy: &str) -> String {
     )
 }
 
-/// The `hash_key` for an nginx variable, e.g. `$request_uri` → `uri`.
-fn nginx_variable(v: &str) -> Option<String> {
-    let v = v.strip_prefix('$')?;
+/// The `hash_key` for an nginx variable, `lower` in lowercase and `original` as written.
+fn nginx_variable(lower: &str, original: &str) -> Option<String> {
+    let v = lower.strip_prefix('$')?;
+    // The name after a `cookie_`/`arg_` prefix, in its written case.
+    let name = |prefix: &str| &original[1 + prefix.len()..];
     Some(match v {
         "request_uri" | "uri" => "uri".into(),
         "remote_addr" | "binary_remote_addr" => "client_ip".into(),
         _ => {
-            if let Some(c) = v.strip_prefix("cookie_") {
-                format!("cookie:{c}")
-            } else if let Some(a) = v.strip_prefix("arg_") {
-                format!("query:{a}")
+            if v.starts_with("cookie_") {
+                format!("cookie:{}", name("cookie_"))
+            } else if v.starts_with("arg_") {
+                format!("query:{}", name("arg_"))
             } else if let Some(h) = v.strip_prefix("http_") {
                 format!("header:{}", h.replace('_', "-"))
             } else {
@@ -149,6 +162,14 @@ mod tests {
             (
                 "hash $cookie_sid",
                 "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:sid\"",
+            ),
+            (
+                "url_param userId",
+                "HAProxy's `balance url_param` is a hash: write algorithm = \"hash\" and hash_key = \"query:userId\"",
+            ),
+            (
+                "hash $cookie_SessionID",
+                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:SessionID\"",
             ),
             (
                 "hash $http_x_user consistent",

@@ -9,7 +9,7 @@ use http::Method;
 use toml::Spanned;
 
 use super::super::file::{AdminFile, ConfigFile, HealthFile, PoolFile, RetryFile, StickyFile};
-use super::super::plan::{ListenerPlan, Protocol, Target, UpstreamProtocol};
+use super::super::plan::{HostMatch, ListenerPlan, Protocol, Target, UpstreamProtocol};
 use super::super::{
     AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
     StickyPlan,
@@ -522,12 +522,40 @@ pub(super) fn sticky_cookies(c: &mut Checker<'_>, parsed: &ConfigFile, listeners
             continue;
         }
         let mut reached: Vec<&str> = l.default_pool.iter().map(String::as_str).collect();
+        // The exact hosts through which each pool is reached; `None` when some way to it
+        // has no exact host (the default pool, a route without `host`, a wildcard).
+        let mut hosts: std::collections::HashMap<&str, Option<std::collections::HashSet<&str>>> =
+            std::collections::HashMap::new();
+        for p in &reached {
+            hosts.insert(p, None);
+        }
         for r in &l.routes {
-            match &r.target {
-                Target::Pool(p) => reached.push(p),
-                Target::Split(parts) => reached.extend(parts.iter().map(|(p, _)| p.as_str())),
+            let targets: Vec<&str> = match &r.target {
+                Target::Pool(p) => vec![p.as_str()],
+                Target::Split(parts) => parts.iter().map(|(p, _)| p.as_str()).collect(),
+            };
+            for p in targets {
+                reached.push(p);
+                let exact = match &r.matcher.host {
+                    Some(HostMatch::Exact(h)) => Some(h.as_str()),
+                    _ => None,
+                };
+                let entry = hosts
+                    .entry(p)
+                    .or_insert_with(|| Some(std::collections::HashSet::new()));
+                match (entry.as_mut(), exact) {
+                    (Some(set), Some(h)) => {
+                        set.insert(h);
+                    }
+                    _ => *entry = None,
+                }
             }
         }
+        // Host-only cookies (no Domain) of pools that serve disjoint exact hosts never meet.
+        let apart = |a: &str, b: &str| match (hosts.get(a), hosts.get(b)) {
+            (Some(Some(x)), Some(Some(y))) => x.is_disjoint(y),
+            _ => false,
+        };
         let mut stickies: Vec<&Sticky<'_>> = Vec::new();
         for p in reached {
             if let Some(s) = all.iter().find(|s| s.pool == p)
@@ -538,7 +566,10 @@ pub(super) fn sticky_cookies(c: &mut Checker<'_>, parsed: &ConfigFile, listeners
         }
         for (i, a) in stickies.iter().enumerate() {
             for b in stickies[i + 1..].iter() {
-                if a.cookie != b.cookie || (a.mode == "app_cookie" && b.mode == "app_cookie") {
+                if a.cookie != b.cookie
+                    || (a.mode == "app_cookie" && b.mode == "app_cookie")
+                    || apart(a.pool, b.pool)
+                {
                     continue;
                 }
                 // Point at the later of the two in the file; report each pair once.
@@ -903,5 +934,24 @@ mode = "cookie"
             "{:?}",
             validate(&apart, "t.toml")
         );
+        // Virtual hosts: cookies carry no Domain, so pools behind disjoint exact hosts
+        // never see each other's; a wildcard, or the listener's default pool, may.
+        let vhosts = |a: &str, b: &str| {
+            format!(
+                "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\n  [[listener.route]]\n  host = \"{a}\"\n  pool = \"a\"\n  [[listener.route]]\n  host = \"{b}\"\n  pool = \"b\"\n{}",
+                &TWO_STICKY[TWO_STICKY.find("[pool.a]").unwrap()..]
+            )
+        };
+        assert!(validate(&vhosts("a.example.com", "b.example.com"), "t.toml").is_ok());
+        for (a, b) in [
+            ("a.example.com", "a.example.com"),
+            ("*.example.com", "b.example.com"),
+        ] {
+            let text = validate(&vhosts(a, b), "t.toml").unwrap_err().to_string();
+            assert!(
+                text.contains("both use the sticky cookie \"SRV\""),
+                "{a} {b}: {text}"
+            );
+        }
     }
 }

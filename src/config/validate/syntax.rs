@@ -317,6 +317,11 @@ mod tests {
                 "write read = \"5s\" (or \"5ms\"); units: ms, s, m, h, d",
             ),
             (
+                "[pool.p]\ntimeouts = { read = -5 }\n",
+                "read = -5: a duration cannot be negative",
+                "write a positive duration in quotes, e.g. read = \"5s\"",
+            ),
+            (
                 "[pool.p]\ntimeouts = { read = 1.5 }\n",
                 "read = 1.5 needs a unit, in quotes",
                 "write read = \"1500ms\"; fractions are not supported",

@@ -133,6 +133,14 @@ pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
             }
         }
         "a string" | "a borrowed string" | "char" if DURATION_KEYS.contains(&key) => match found {
+            Found::Int(Some(n)) if *n < 0 => (
+                format!("{key} = {n}: a duration cannot be negative"),
+                format!("write a positive duration in quotes, e.g. {key} = \"5s\""),
+            ),
+            Found::Float(f) if !f.is_finite() || *f < 0.0 => (
+                format!("{key} = {f}: a duration cannot be negative or infinite"),
+                format!("write a positive duration in quotes, e.g. {key} = \"5s\""),
+            ),
             Found::Int(Some(n)) => (
                 format!("{key} = {n} needs a unit"),
                 format!(
