@@ -159,9 +159,19 @@ async fn serve_until_signal(plan: Plan) -> Result<()> {
              other changes to the config file need a restart for now"
         );
     }
-    tracing::info!("shutting down: no new connections; in-flight requests get {grace:?}");
-    runtime.shutdown().await;
-    tracing::info!("stopped");
+    tracing::info!(
+        "shutting down: no new connections; in-flight requests get {grace:?} (signal again to stop at once)"
+    );
+    let drained = tokio::select! {
+        () = runtime.shutdown() => true,
+        () = async { while signals.next().await != Signal::Stop {} } => false,
+    };
+    if drained {
+        tracing::info!("stopped");
+    } else {
+        // A second SIGINT/SIGTERM while draining: the operator wants out now.
+        tracing::warn!("second stop signal: closing every connection now");
+    }
     Ok(())
 }
 

@@ -172,3 +172,40 @@ async fn workers_sets_the_number_of_worker_threads() {
         .count();
     assert_eq!(workers, 3, "worker threads named switchyard-w");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stop_signal_ends_the_drain_at_once() {
+    let b = backends(1).await;
+    let config = format!(
+        "grace_period = \"30s\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let mut lb = LbProcess::start(&config);
+    let addr = lb.addr;
+    // A request that would hold the drain for 20 s.
+    let slow = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /sleep/20000 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(25), s.read_to_end(&mut buf)).await;
+    });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request reaches the backend",
+        || async { b[0].requests() == 1 },
+    )
+    .await;
+    signal(&lb.child, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        lb.child.try_wait().unwrap().is_none(),
+        "the first SIGTERM drains"
+    );
+    signal(&lb.child, "TERM");
+    let status = wait_exit(&mut lb.child, Duration::from_secs(3));
+    assert!(status.success(), "exit status {status}");
+    slow.abort();
+}

@@ -505,12 +505,26 @@ fn listener(
         // A protocol cut for a wrong type is unknown, not "http".
         None if c.was_cut(Some(l.span()), "protocol") => None,
         None => Some(Protocol::Http),
-        Some(p) => match p.get_ref().as_str() {
-            "http" => Some(Protocol::Http),
-            "tcp" => Some(Protocol::Tcp),
-            "udp" => Some(Protocol::Udp),
-            "https" => Some(Protocol::Https),
-            other => {
+        Some(p) => match p.get_ref().to_ascii_lowercase().as_str() {
+            // `"TCP"` is an error, but the listener is checked as the tcp listener it means,
+            // so its other errors come in the same run.
+            known @ ("http" | "tcp" | "udp" | "https") => {
+                if p.get_ref() != known {
+                    c.error(
+                        p.span(),
+                        format!("unknown protocol {:?}", p.get_ref()),
+                        format!("names are lowercase: write protocol = {known:?}"),
+                    );
+                }
+                Some(match known {
+                    "http" => Protocol::Http,
+                    "tcp" => Protocol::Tcp,
+                    "udp" => Protocol::Udp,
+                    _ => Protocol::Https,
+                })
+            }
+            _ => {
+                let other = p.get_ref();
                 c.error(
                     p.span(),
                     format!("unknown protocol {other:?}"),
@@ -1084,6 +1098,28 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
                 .contains("f.toml:11:46: weight = 0 is out of range"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_upper_case_protocol_is_an_error_and_the_listener_is_still_checked() {
+        let src = r#"
+[[listener]]
+listen = "127.0.0.1:7000"
+protocol = "TCP"
+pool = "r"
+[pool.r]
+keepalive = 8
+servers = [ { addr = "127.0.0.1:9" } ]
+"#;
+        let errs = validate(src, "f.toml").unwrap_err();
+        let text = errs.to_string();
+        assert_eq!(errs.0.len(), 2, "{text}");
+        assert!(
+            text.contains("f.toml:4:12: unknown protocol \"TCP\"")
+                && text.contains("names are lowercase: write protocol = \"tcp\""),
+            "{text}"
+        );
+        assert!(text.contains("keepalive in [pool.r] is for HTTP"), "{text}");
     }
 
     #[test]

@@ -258,7 +258,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
     let is_l4 = |f: &ListenerFile| {
         f.protocol
             .as_ref()
-            .is_some_and(|p| matches!(p.get_ref().as_str(), "tcp" | "udp"))
+            .is_some_and(|p| matches!(p.get_ref().to_ascii_lowercase().as_str(), "tcp" | "udp"))
     };
     // Pools some HTTP listener sends to (default pool, routes, splits).
     let mut http_pools: Vec<&str> = Vec::new();
@@ -342,7 +342,7 @@ pub(super) fn check_pools(c: &mut Checker<'_>, parsed: &ConfigFile, pools: &mut 
         let is_l4 = f
             .protocol
             .as_ref()
-            .is_some_and(|p| matches!(p.get_ref().as_str(), "tcp" | "udp"));
+            .is_some_and(|p| matches!(p.get_ref().to_ascii_lowercase().as_str(), "tcp" | "udp"));
         let Some(pool_name) = f.pool.as_ref().filter(|_| is_l4) else {
             continue;
         };

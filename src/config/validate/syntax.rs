@@ -21,6 +21,7 @@ use super::super::file::ConfigFile;
 use super::wrong_type::{self, Found};
 
 /// One problem serde found: its place, message and the fix to suggest.
+#[derive(Debug)]
 pub(crate) struct ShapeError {
     pub span: Range<usize>,
     pub message: String,
@@ -104,6 +105,13 @@ pub(crate) fn read(src: &str) -> Read {
 fn shape_error(e: &toml::de::Error) -> ShapeError {
     let message = e.message().trim().to_string();
     let help = if message.starts_with("unknown field") {
+        if let Some(help) = other_spelling(&message) {
+            return ShapeError {
+                span: e.span().unwrap_or(0..0),
+                help,
+                message,
+            };
+        }
         match did_you_mean(&message) {
             Some(near) => {
                 return ShapeError {
@@ -128,6 +136,40 @@ fn shape_error(e: &toml::de::Error) -> ShapeError {
         message,
         help: help.to_string(),
     }
+}
+
+/// nginx's and HAProxy's names for keys that are spelt otherwise here, when the key they
+/// mean is allowed where they were written. A help starting "did you mean `k`?" also tells
+/// the validator that `k` was meant (so "missing `k`" is not said twice).
+fn other_spelling(message: &str) -> Option<String> {
+    let mut quoted = message.split('`').skip(1).step_by(2);
+    let written = quoted.next()?;
+    let allowed: Vec<&str> = quoted.collect();
+    let meant = match written {
+        "address" | "server" | "host" if allowed.contains(&"addr") => "addr",
+        "balance" | "lb_method" | "lb_policy" if allowed.contains(&"algorithm") => "algorithm",
+        "proxy_timeout" | "timeout_client" | "timeout" if allowed.contains(&"idle_timeout") => {
+            "idle_timeout"
+        }
+        "maxconn" if allowed.contains(&"max_connections") => "max_connections",
+        "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout"
+            if allowed.contains(&"timeouts") =>
+        {
+            let which = written
+                .trim_start_matches("proxy_")
+                .trim_end_matches("_timeout");
+            return Some(format!(
+                "did you mean `timeouts`? nginx's {written} is timeouts = {{ {which} = \"60s\" }} here"
+            ));
+        }
+        "timeouts" | "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout" => {
+            return Some(
+                "timeouts are set per pool: timeouts = { connect = \"5s\", read = \"60s\", send = \"60s\" } in [pool.NAME] (a slow route gets a pool of its own)".into(),
+            );
+        }
+        _ => return None,
+    };
+    Some(format!("did you mean `{meant}`?"))
 }
 
 /// For "unknown field `lisen`, expected one of `name`, `listen`, …": the allowed key closest
@@ -299,6 +341,46 @@ mod tests {
     }
 
     #[test]
+    fn nginx_and_haproxy_key_names_get_ours() {
+        let listener = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n";
+        let pool = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        for (src, help) in [
+            (
+                format!("{listener}[pool.p]\nservers = [ {{ address = \"127.0.0.1:9\" }} ]\n"),
+                "did you mean `addr`?",
+            ),
+            (
+                format!("{listener}{pool}balance = \"roundrobin\"\n"),
+                "did you mean `algorithm`?",
+            ),
+            (
+                format!("{listener}protocol = \"tcp\"\nproxy_timeout = \"10m\"\n{pool}"),
+                "did you mean `idle_timeout`?",
+            ),
+            (
+                format!("{listener}{pool}proxy_read_timeout = \"5s\"\n"),
+                "did you mean `timeouts`? nginx's proxy_read_timeout is timeouts = { read = \"60s\" } here",
+            ),
+            (
+                format!("{listener}timeouts = {{ read = \"5s\" }}\n{pool}"),
+                "timeouts are set per pool",
+            ),
+        ] {
+            let read = read(&src);
+            assert_eq!(read.errors.len(), 1, "{src}\n{:?}", read.errors);
+            assert!(
+                read.errors[0].help.starts_with(help),
+                "{src}\n{:?}",
+                read.errors
+            );
+        }
+        // `address` names `addr`: no second error that the server has no address.
+        let src = format!("{listener}[pool.p]\nservers = [ {{ address = \"127.0.0.1:9\" }} ]\n");
+        let errs = super::super::validate(&src, "f.toml").unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+    }
+
+    #[test]
     fn wrong_types_are_said_in_the_operators_words() {
         for (src, message, help) in [
             (
@@ -314,7 +396,7 @@ mod tests {
             (
                 "[pool.p]\ntimeouts = { read = 5 }\n",
                 "read = 5 needs a unit",
-                "write read = \"5s\" (or \"5ms\"); units: ms, s, m, h, d",
+                "write read = \"5s\" (or \"5ms\"); units: ms, s, m, h, d, w, y",
             ),
             (
                 "[pool.p]\ntimeouts = { read = -5 }\n",

@@ -144,7 +144,7 @@ pub(crate) fn explain(message: &str, cut: &Cut) -> Option<(String, String)> {
             Found::Int(Some(n)) => (
                 format!("{key} = {n} needs a unit"),
                 format!(
-                    "write {} (or \"{n}ms\"); units: ms, s, m, h, d",
+                    "write {} (or \"{n}ms\"); units: ms, s, m, h, d, w, y",
                     quoted(&format!("{n}s"))
                 ),
             ),

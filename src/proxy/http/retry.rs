@@ -486,8 +486,24 @@ pub async fn run(
         let may = retry
             && body.available()
             && (!reached_server || idempotent(ask.method) || plan.non_idempotent || grpc_refused);
-        if let Err(e) = &result {
-            tracing::debug!(pool = %pool.name, server = %server.name, "try {} failed: {e}", n + 1);
+        // A try that fails over is logged here, as nginx logs each upstream it leaves; the
+        // last try's outcome is the request's, logged with it.
+        if may {
+            match &result {
+                Err(e) => tracing::warn!(
+                    pool = %pool.name,
+                    server = %server.name,
+                    "try {} failed, failing over: {e}",
+                    n + 1
+                ),
+                Ok(r) => tracing::warn!(
+                    pool = %pool.name,
+                    server = %server.name,
+                    "try {} answered {}, failing over",
+                    n + 1,
+                    r.status().as_u16()
+                ),
+            }
         }
         tried.push(server.clone());
         let done = !may;
