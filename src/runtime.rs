@@ -81,6 +81,8 @@ pub struct Runtime {
     upstreams: HashMap<String, Arc<Upstream>>,
     listeners: Vec<RunningListener>,
     shutdown: watch::Sender<bool>,
+    /// Stops the admin listener, after the others have drained.
+    admin_stop: watch::Sender<bool>,
     /// Active health checkers, one set per pool; dropping them stops them.
     checkers: Vec<crate::health::Checkers>,
     /// The admin listener's address and task.
@@ -161,6 +163,7 @@ impl Runtime {
             .and_then(|(_, s)| s.local_addr().ok())
             .map_or(443, |a| a.port());
         let (shutdown, _) = watch::channel(false);
+        let (admin_stop, _) = watch::channel(false);
         let mut listeners = Vec::new();
         let mut certificates = Vec::new();
         let tcp_listeners = plan
@@ -267,9 +270,10 @@ impl Runtime {
                         .map(|p| upstreams[&p.name].clone())
                         .collect(),
                     listeners: listeners.iter().map(admin_listener).collect(),
+                    draining: shutdown.subscribe(),
                 });
                 tracing::info!("{}", crate::admin::describe(addr));
-                let task = tokio::spawn(crate::admin::serve(socket, state, shutdown.subscribe()));
+                let task = tokio::spawn(crate::admin::serve(socket, state, admin_stop.subscribe()));
                 Some((addr, task))
             }
             _ => None,
@@ -306,6 +310,7 @@ impl Runtime {
             upstreams,
             listeners,
             shutdown,
+            admin_stop,
             checkers,
             admin,
             certificates,
@@ -401,6 +406,9 @@ impl Runtime {
         for l in self.listeners {
             let _ = l.task.await;
         }
+        // The admin listener last: while the others drain it answers, `/health/ready` with
+        // 503 "draining".
+        let _ = self.admin_stop.send(true);
         if let Some((_, task)) = self.admin {
             let _ = task.await;
         }

@@ -769,3 +769,43 @@ async fn admin_paths_and_methods() {
     );
     lb.shutdown().await;
 }
+
+/// While the listeners drain, the admin listener still answers, and `/health/ready` says
+/// 503 "draining" so whatever balances in front takes this instance out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_draining_during_shutdown() {
+    let b = backends(1).await;
+    let toml = format!(
+        "grace_period = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let lb = start_lb(&toml).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    assert_eq!(get(admin, "/health/ready").await.status, 200);
+    let slow = tokio::spawn(async move { get(web, "/sleep/800").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request reaches the backend",
+        || async { b[0].requests() == 1 },
+    )
+    .await;
+    let stopping = tokio::spawn(lb.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = get(admin, "/health/ready").await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("draining"), "{}", ready.text());
+    assert_eq!(get(admin, "/health/live").await.status, 200);
+    assert_eq!(
+        slow.await.unwrap().status,
+        200,
+        "the in-flight request finished"
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown ends once drained")
+        .unwrap();
+    assert!(
+        TcpStream::connect(admin).await.is_err(),
+        "the admin listener is closed after the drain"
+    );
+}

@@ -42,6 +42,9 @@ use crate::upstream::Pool;
 pub struct AdminState {
     pub pools: Vec<Arc<Upstream>>,
     pub listeners: Vec<AdminListener>,
+    /// True once the process is shutting down: `/health/ready` then answers 503, so a
+    /// balancer or orchestrator in front takes this instance out while it drains.
+    pub draining: watch::Receiver<bool>,
 }
 
 /// A running listener as the admin endpoints show it.
@@ -66,7 +69,8 @@ fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Serve the admin endpoints on `listener` until `shutdown` turns true.
+/// Serve the admin endpoints on `listener` until `shutdown` turns true (after the
+/// listeners have drained, so readiness can say "draining" meanwhile).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
@@ -147,6 +151,12 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
             return typed(StatusCode::OK, "application/json", status::render(state));
         }
         _ => {}
+    }
+    if *state.draining.borrow() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: draining (shutting down, no new connections)\n".into(),
+        );
     }
     let (ready, body) = readiness(state.pools.iter().map(|u| &u.pool));
     text(
