@@ -100,22 +100,32 @@ pub async fn forward(
         parts.headers.insert(header::HOST, v);
     }
     add_forwarding(&mut parts.headers, client.ip(), scheme);
-    parts.uri = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .parse()
+    // Origin form (`/path?query`) for the server, without parsing the target again.
+    let mut target = http::uri::Parts::default();
+    target.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    parts.uri = http::Uri::from_parts(target)
         .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
     parts.version = Version::HTTP_11;
     let method = parts.method.clone();
     // Keep small bodies for a retry only when a retry could happen.
     let keep = !upgrading && pool.retry.attempts > 0;
     let client_stalled = Arc::new(AtomicBool::new(false));
-    let body = boxed(ClientBody::new(
-        body,
-        pool.timeouts.client_body,
-        client_stalled.clone(),
-    ));
+    // A request without a body (GET) has nothing to time out.
+    let body = if http_body::Body::is_end_stream(&body) {
+        boxed(body)
+    } else {
+        boxed(ClientBody::new(
+            body,
+            pool.timeouts.client_body,
+            client_stalled.clone(),
+        ))
+    };
     let mut body = ReplayBody::read(body, keep).await?;
     let prepared = Prepared {
         parts,

@@ -175,7 +175,10 @@ pub(crate) fn service(
 > + Clone {
     service_fn(move |mut req: Request<Incoming>| {
         let site = site.load_full();
-        req.extensions_mut().insert(tunnels.clone());
+        // Only an upgrade becomes a tunnel; other requests skip the extension map's allocation.
+        if headers::wants_upgrade(req.headers()) {
+            req.extensions_mut().insert(tunnels.clone());
+        }
         async move { Ok::<_, Infallible>(handle(site, client, req).await) }
     })
 }
