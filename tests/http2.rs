@@ -507,3 +507,60 @@ async fn a_header_list_over_64k_is_refused_and_smaller_ones_pass() {
     );
     assert_eq!(get(lb.local_addr("web").unwrap(), "/").await.status, 200);
 }
+
+/// An h2c server that takes requests but opens no flow-control window, so no body byte can
+/// reach it: the upload stalls in the connection, not at the client. `timeouts.send` must
+/// bound it (504), long before `timeouts.read` would have started.
+#[tokio::test]
+async fn an_upload_held_back_by_h2_flow_control_gets_the_send_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((s, _)) = l.accept().await else { return };
+        let Ok(mut conn) = h2::server::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, Bytes>(s)
+            .await
+        else {
+            return;
+        };
+        let mut held = Vec::new();
+        // Accept streams (bounded) and never read their bodies nor answer.
+        let _ = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(req)) = conn.accept().await {
+                held.push(req);
+            }
+        })
+        .await;
+    });
+    let cfg = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nupstream_protocol = \"h2c\"\ntimeouts = {{ read = \"20s\", send = \"500ms\", client_body = \"20s\" }}\nservers = [ {{ addr = \"{server}\" }} ]\n"
+    );
+    let lb = start_lb(&cfg).await;
+    let addr = lb.local_addr("web").unwrap();
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // Two chunks, apart: the first is taken and waits for a window that never opens; the
+    // second is never asked for. (A body handed over whole in one piece counts as sent, and
+    // `timeouts.read` bounds it from there.)
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = format!("3e8\r\n{}\r\n", "x".repeat(1000));
+    s.write_all(chunk.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(chunk.as_bytes()).await.unwrap();
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer well before the read timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+        "504 after {waited:?}"
+    );
+}

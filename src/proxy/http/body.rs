@@ -195,21 +195,53 @@ where
 
 /// Whether a request body has been handed whole to the upstream connection. A flag that
 /// stays set (a request sent again on a fresh connection is sent already) and wakes every
-/// waiter.
-#[derive(Default)]
+/// waiter. Until then it also tells how long the body has made no progress while not
+/// waiting on the client: the connection not taking it (an HTTP/2 server that opens no
+/// flow-control window, a socket that takes no bytes), which `timeouts.send` bounds.
 pub struct Sent {
     done: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the body's last step (a frame, or the start).
+    progress_ms: std::sync::atomic::AtomicU64,
+    /// The body is waiting for the client's next bytes (its pauses are the client's).
+    waiting_client: std::sync::atomic::AtomicBool,
 }
 
 impl Sent {
     pub fn new() -> std::sync::Arc<Sent> {
-        std::sync::Arc::new(Sent::default())
+        std::sync::Arc::new(Sent {
+            done: Default::default(),
+            notify: Default::default(),
+            epoch: Instant::now(),
+            progress_ms: Default::default(),
+            waiting_client: Default::default(),
+        })
     }
 
     fn mark(&self) {
         self.done.store(true, std::sync::atomic::Ordering::Release);
         self.notify.notify_waiters();
+    }
+
+    fn step(&self, waiting_client: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.waiting_client.store(waiting_client, Relaxed);
+        if !waiting_client {
+            let ms = self.epoch.elapsed().as_millis() as u64;
+            self.progress_ms.store(ms, Relaxed);
+        }
+    }
+
+    /// How long the body has not moved for want of the connection taking it; `None` while
+    /// it waits on the client.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.waiting_client.load(Relaxed) {
+            return None;
+        }
+        let last = Duration::from_millis(self.progress_ms.load(Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(last))
     }
 
     /// Returns once the body has been sent.
@@ -269,6 +301,9 @@ where
             Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
             _ => false,
         };
+        if let Some(sent) = this.sent.as_ref() {
+            sent.step(polled.is_pending());
+        }
         if ended && let Some(sent) = this.sent.take() {
             sent.mark();
         }

@@ -207,35 +207,41 @@ pub async fn attempt(
     let upstream_req = request(body).map(|b| boxed(Sending::new(b, sent.clone())));
 
     let read_timeout = pool.timeouts.read;
-    let timed_out = || ProxyError::Timeout {
+    let send_timeout = pool.timeouts.send;
+    let timed_out = |after| ProxyError::Timeout {
         server: server.name.clone(),
-        after: read_timeout,
+        after,
     };
     let sent_head = response_head(
         conn.sender.try_send_request(upstream_req),
         &sent,
         read_timeout,
+        send_timeout,
     );
     let mut resp = match sent_head.await {
-        None => return Err(timed_out()),
-        Some(Err(mut e)) => {
+        Head::ReadTimeout => return Err(timed_out(read_timeout)),
+        Head::SendStalled => return Err(timed_out(send_timeout)),
+        Head::Done(Err(mut e)) => {
             // A kept-alive connection the server had just closed: the request was not sent,
             // so it goes again on a fresh connection to the same server.
             match e.take_message() {
                 Some(again) if conn.reused => {
                     conn = up.conns().connect(server).await?;
                     info.connect = Some(conn.connect_time);
-                    match response_head(conn.sender.send_request(again), &sent, read_timeout).await
-                    {
-                        None => return Err(timed_out()),
-                        Some(Err(e)) => return Err(exchange_error(server, &e, prepared, pool)),
-                        Some(Ok(r)) => r,
+                    let again = conn.sender.send_request(again);
+                    match response_head(again, &sent, read_timeout, send_timeout).await {
+                        Head::ReadTimeout => return Err(timed_out(read_timeout)),
+                        Head::SendStalled => return Err(timed_out(send_timeout)),
+                        Head::Done(Err(e)) => {
+                            return Err(exchange_error(server, &e, prepared, pool));
+                        }
+                        Head::Done(Ok(r)) => r,
                     }
                 }
                 _ => return Err(exchange_error(server, e.error(), prepared, pool)),
             }
         }
-        Some(Ok(r)) => r,
+        Head::Done(Ok(r)) => r,
     };
     let header_time = started.elapsed();
     info.header = Some(header_time);
@@ -269,22 +275,44 @@ pub async fn attempt(
     ))
 }
 
-/// Wait for the response head of a request whose body tells `sent` when it has gone: no
-/// limit while the body is still being sent (the client's pauses are bounded by
-/// `timeouts.client_body`, the server's by `timeouts.send`), then at most `read`, as nginx
-/// starts `proxy_read_timeout` once the request is sent. `None` when `read` ran out.
+/// How waiting for a response head ended.
+pub(super) enum Head<T> {
+    Done(T),
+    /// `timeouts.read` passed after the request was sent.
+    ReadTimeout,
+    /// The body made no progress for `timeouts.send` while not waiting on the client: the
+    /// connection is not taking it.
+    SendStalled,
+}
+
+/// Wait for the response head of a request whose body tells `sent` when it has gone: while
+/// the body is being sent, the client's pauses are bounded by `timeouts.client_body` and the
+/// connection's by `send` (a socket that takes no bytes, an HTTP/2 server that opens no
+/// window); then at most `read`, as nginx starts `proxy_read_timeout` once the request is
+/// sent.
 pub(super) async fn response_head<F: Future>(
     send: F,
     sent: &super::body::Sent,
     read: Duration,
-) -> Option<F::Output> {
+    send_limit: Duration,
+) -> Head<F::Output> {
     tokio::pin!(send);
-    tokio::select! {
-        biased;
-        r = &mut send => return Some(r),
-        () = sent.wait() => {}
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut send => return Head::Done(r),
+            () = sent.wait() => break,
+            () = tokio::time::sleep(send_limit / 4) => {
+                if sent.stalled_for().is_some_and(|d| d >= send_limit) {
+                    return Head::SendStalled;
+                }
+            }
+        }
     }
-    tokio::time::timeout(read, send).await.ok()
+    match tokio::time::timeout(read, send).await {
+        Ok(r) => Head::Done(r),
+        Err(_) => Head::ReadTimeout,
+    }
 }
 
 /// A failed exchange with `server`, by cause: the client stalled sending its body (408, not

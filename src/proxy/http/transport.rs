@@ -30,7 +30,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::body::{ProxyBody, UpstreamBody, boxed};
-use super::forward::{Prepared, UpstreamInfo, exchange_error, response_head};
+use super::forward::{Head, Prepared, UpstreamInfo, exchange_error, response_head};
 use super::headers::remove_hop_by_hop;
 use super::upstream::Upstream;
 use crate::config::{PoolPlan, UpstreamProtocol};
@@ -306,9 +306,9 @@ pub async fn forward_h2(
     let transport = up.transport();
     let timeout = up.pool.timeouts.read;
     let send_timeout = up.pool.timeouts.send;
-    let timed_out = || ProxyError::Timeout {
+    let timed_out = |after| ProxyError::Timeout {
         server: server.name.clone(),
-        after: timeout,
+        after,
     };
     let failed = |e: &hyper::Error| exchange_error(server, e, prepared, &up.pool);
     // Connect first: the request (and so its body) is made only once a connection exists, so
@@ -333,10 +333,12 @@ pub async fn forward_h2(
         .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
     parts.version = Version::HTTP_2;
     let req = Request::from_parts(parts, body);
-    let resp = match response_head(sender.try_send_request(req), sent, timeout).await {
-        None => return Err(timed_out()),
-        Some(Ok(r)) => r,
-        Some(Err(mut e)) => match e.take_message() {
+    let resp = match response_head(sender.try_send_request(req), sent, timeout, send_timeout).await
+    {
+        Head::ReadTimeout => return Err(timed_out(timeout)),
+        Head::SendStalled => return Err(timed_out(send_timeout)),
+        Head::Done(Ok(r)) => r,
+        Head::Done(Err(mut e)) => match e.take_message() {
             // The connection went away (GOAWAY, closed) before the request left: it was not
             // sent, so it goes once more on a fresh connection to the same server.
             Some(again) if reused => {
@@ -345,10 +347,11 @@ pub async fn forward_h2(
                     .sender(transport, server, up.pool.timeouts.connect, send_timeout)
                     .await?;
                 info.connect = Some(connect_time);
-                match response_head(sender.send_request(again), sent, timeout).await {
-                    None => return Err(timed_out()),
-                    Some(Err(e)) => return Err(failed(&e)),
-                    Some(Ok(r)) => r,
+                match response_head(sender.send_request(again), sent, timeout, send_timeout).await {
+                    Head::ReadTimeout => return Err(timed_out(timeout)),
+                    Head::SendStalled => return Err(timed_out(send_timeout)),
+                    Head::Done(Err(e)) => return Err(failed(&e)),
+                    Head::Done(Ok(r)) => r,
                 }
             }
             _ => return Err(failed(e.error())),
