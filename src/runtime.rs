@@ -164,6 +164,25 @@ impl Runtime {
             .map_or(443, |a| a.port());
         let (shutdown, _) = watch::channel(false);
         let (admin_stop, _) = watch::channel(false);
+        // Pools an http/https listener sends to: their latency EWMA is the time to a
+        // response head, which L4 connect times must not dilute.
+        let l7_pools: std::collections::HashSet<&str> = plan
+            .listeners
+            .iter()
+            .filter(|l| matches!(l.protocol, Protocol::Http | Protocol::Https))
+            .flat_map(|l| {
+                let routed = l.routes.iter().flat_map(|r| match &r.target {
+                    crate::config::Target::Pool(p) => vec![p.as_str()],
+                    crate::config::Target::Split(parts) => {
+                        parts.iter().map(|(p, _)| p.as_str()).collect()
+                    }
+                });
+                l.default_pool.as_deref().into_iter().chain(routed)
+            })
+            .collect();
+        let l4_latency = |l: &crate::config::ListenerPlan| {
+            !l7_pools.contains(l.default_pool.as_deref().unwrap_or_default())
+        };
         let mut listeners = Vec::new();
         let mut certificates = Vec::new();
         let tcp_listeners = plan
@@ -213,6 +232,7 @@ impl Runtime {
                             .clone(),
                         config: l.l4.clone(),
                         stats: Default::default(),
+                        record_latency: l4_latency(l),
                     });
                     l4 = Some(L4Stats::Tcp(svc.stats.clone()));
                     tokio::spawn(tcp::serve(
@@ -247,6 +267,7 @@ impl Runtime {
                     .clone(),
                 config: l.l4.clone(),
                 stats: Default::default(),
+                record_latency: l4_latency(l),
             });
             let stats = svc.stats.clone();
             let task = tokio::spawn(udp::serve(socket, svc, shutdown.subscribe()));

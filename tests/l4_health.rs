@@ -301,3 +301,44 @@ async fn a_udp_server_that_refuses_is_taken_out_by_passive_checks() {
     assert_eq!(dead_server.health_state(), HealthState::Failed);
     lb.shutdown().await;
 }
+
+/// At L4 the connect time is a server's response time for `least_time` (nginx's
+/// `least_time connect`), unless an HTTP listener shares the pool: its EWMA is the time to a
+/// response head, which connect times must not dilute.
+#[tokio::test]
+async fn tcp_connect_times_feed_least_time_unless_http_shares_the_pool() {
+    let echo = TcpBackend::start("echo", Mode::Echo).await;
+    let lb = start(&l4_config(
+        "tcp",
+        "",
+        "algorithm = \"least_time\"",
+        &[echo.addr],
+    ))
+    .await;
+    let server = lb.pool("p").unwrap().servers()[0].clone();
+    assert_eq!(
+        server.latency_ewma_us(),
+        0,
+        "unmeasured before any connection"
+    );
+    echo_once(lb.local_addr("l4").unwrap()).await;
+    assert!(
+        server.latency_ewma_us() > 0,
+        "the connect time was recorded"
+    );
+    lb.shutdown().await;
+
+    let shared = format!(
+        "{}\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n",
+        l4_config("tcp", "", "algorithm = \"least_time\"", &[echo.addr])
+    );
+    let lb = start(&shared).await;
+    let server = lb.pool("p").unwrap().servers()[0].clone();
+    echo_once(lb.local_addr("l4").unwrap()).await;
+    assert_eq!(
+        server.latency_ewma_us(),
+        0,
+        "a pool an http listener shares keeps response-head times only"
+    );
+    lb.shutdown().await;
+}

@@ -96,6 +96,9 @@ pub struct TcpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<TcpStats>,
+    /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
+    /// listener shares the pool, whose EWMA is the time to a response head.
+    pub record_latency: bool,
 }
 
 /// Decrements `active` when a connection ends, however it ends.
@@ -276,7 +279,9 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
                 let _ = s.set_nodelay(true);
                 // At L4 the connect time is the server's response time: `least_time` ranks
                 // by it here (nginx's `least_time connect`).
-                server.record_latency(attempt.elapsed());
+                if svc.record_latency {
+                    server.record_latency(attempt.elapsed());
+                }
                 // Passive health: a connect is the server's answer at L4 (nginx's stream
                 // module judges the same). One atomic load unless failures are on record.
                 server.report_success(tokio::time::Instant::now());

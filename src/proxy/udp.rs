@@ -72,6 +72,9 @@ pub struct UdpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<UdpStats>,
+    /// Feed first-answer delays to the servers' latency EWMA (`least_time`); off when an
+    /// HTTP listener shares the pool.
+    pub record_latency: bool,
 }
 
 struct Session {
@@ -218,6 +221,7 @@ fn open(
         client,
         svc.stats.clone(),
         server.clone(),
+        svc.record_latency,
     ));
     Ok(Session {
         upstream,
@@ -238,6 +242,7 @@ async fn answers(
     client: SocketAddr,
     stats: Arc<UdpStats>,
     server: Arc<Server>,
+    record_latency: bool,
 ) {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_DATAGRAM]);
@@ -266,7 +271,9 @@ async fn answers(
                 // delay the server's response time (for `least_time`); later ones add
                 // nothing, so they cost nothing.
                 answered = true;
-                server.record_latency(opened.elapsed());
+                if record_latency {
+                    server.record_latency(opened.elapsed());
+                }
                 server.report_success(tokio::time::Instant::now());
             }
             Ok(()) => {}
