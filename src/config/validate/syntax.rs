@@ -59,7 +59,12 @@ const MAX_ERRORS: usize = 100;
 
 pub(crate) fn read(src: &str) -> Read {
     let (mut doc, syntax) = DeTable::parse_recoverable(src);
-    if let Some(first) = syntax.first() {
+    // The earliest in the file: the parser may find a later error first (an unterminated
+    // string swallows the lines after it, and what breaks there is reported before it).
+    if let Some(first) = syntax
+        .iter()
+        .min_by_key(|e| e.span().map_or(usize::MAX, |s| s.start))
+    {
         // Past the first syntax error, what the parser recovers is guesswork: one error that
         // is surely right beats a cascade of doubtful ones.
         return Read {
@@ -126,6 +131,10 @@ fn shape_error(e: &toml::de::Error) -> ShapeError {
         "each name may appear once; rename or merge the two"
     } else if message.starts_with("missing field") {
         "add the key; it has no default"
+    } else if message.contains("basic string") || message.contains("literal string") {
+        "close the string with its quote on the same line (a \\\" inside needs a backslash)"
+    } else if message.starts_with("unclosed") {
+        "close it with the bracket named above"
     } else if message.starts_with("invalid type") {
         "write a value of the type named above, e.g. a number without quotes or a string in quotes"
     } else {
@@ -338,6 +347,17 @@ mod tests {
         assert!(listener.get_ref().listen.is_none());
         let lisen = read.cuts.iter().find(|c| c.key == "lisen").unwrap();
         assert_eq!(lisen.suggested.as_deref(), Some("listen"));
+    }
+
+    #[test]
+    fn the_earliest_syntax_error_is_the_one_reported() {
+        let src = "[pool.x]\nalgorithm = \"round_robin\n[[listener]\n";
+        let read = read(src);
+        assert_eq!(read.errors.len(), 1);
+        let e = &read.errors[0];
+        assert!(e.message.contains("string"), "{e:?}");
+        assert!(e.span.start < src.find("[[listener").unwrap(), "{e:?}");
+        assert!(e.help.starts_with("close the string"), "{e:?}");
     }
 
     #[test]
