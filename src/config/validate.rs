@@ -576,7 +576,11 @@ fn route(c: &mut Checker<'_>, r: &Spanned<RouteFile>, pools: &HashSet<&str>) -> 
     let mut matcher = Matcher::default();
     if let Some(h) = &f.host {
         let host = h.get_ref().trim().to_ascii_lowercase();
-        if host.is_empty() || host.contains('/') || host.contains(':') || host[1..].contains('*') {
+        if host.is_empty()
+            || host.contains('/')
+            || host.contains(':')
+            || host.chars().skip(1).any(|ch| ch == '*')
+        {
             c.error(
                 h.span(),
                 format!("host {:?} is not a host name", h.get_ref()),
@@ -1098,6 +1102,17 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
                 .contains("f.toml:11:46: weight = 0 is out of range"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_route_host_may_start_with_any_character() {
+        // Once a panic: the wildcard check sliced the host at byte 1.
+        for host in ["ü.example.com", "*ü.example.com", "é"] {
+            let src = format!(
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n  [[listener.route]]\n  host = \"{host}\"\n  pool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
+            );
+            let _ = validate(&src, "f.toml");
+        }
     }
 
     #[test]

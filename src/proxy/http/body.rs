@@ -225,19 +225,20 @@ impl Sent {
     }
 
     fn step(&self, waiting_client: bool) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.waiting_client.store(waiting_client, Relaxed);
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        // The time first: whoever sees "not waiting" then sees this step's time too.
         if !waiting_client {
             let ms = self.epoch.elapsed().as_millis() as u64;
             self.progress_ms.store(ms, Relaxed);
         }
+        self.waiting_client.store(waiting_client, Release);
     }
 
     /// How long the body has not moved for want of the connection taking it; `None` while
     /// it waits on the client.
     pub fn stalled_for(&self) -> Option<Duration> {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.waiting_client.load(Relaxed) {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        if self.waiting_client.load(Acquire) {
             return None;
         }
         let last = Duration::from_millis(self.progress_ms.load(Relaxed));
@@ -261,24 +262,39 @@ impl Sent {
 pin_project_lite::pin_project! {
     /// A request body on its way to a server, telling `sent` when its end has been handed
     /// to the connection: the server's read timeout for the response head starts then
-    /// (nginx starts `proxy_read_timeout` once the request is sent).
+    /// (nginx starts `proxy_read_timeout` once the request is sent). Sliced (HTTP/2), it
+    /// hands data over in pieces of at most `slice` bytes, so each piece asked for means
+    /// that much has gone out, and a slow but moving upload is not taken for a stall.
     pub struct Sending<B> {
         #[pin]
         inner: B,
         sent: Option<std::sync::Arc<Sent>>,
+        slice: usize,
+        rest: Option<Bytes>,
     }
 }
 
+/// The piece size for HTTP/2 uploads: one default-size DATA frame.
+pub const H2_SLICE: usize = 16 * 1024;
+
 impl<B: Body> Sending<B> {
     pub fn new(inner: B, sent: std::sync::Arc<Sent>) -> Self {
-        if inner.is_end_stream() {
+        Self::sliced(inner, sent, usize::MAX)
+    }
+
+    pub fn sliced(inner: B, sent: std::sync::Arc<Sent>, slice: usize) -> Self {
+        let sent = if inner.is_end_stream() {
             // Nothing to send (GET): the connection may never poll it.
             sent.mark();
-            return Sending { inner, sent: None };
-        }
+            None
+        } else {
+            Some(sent)
+        };
         Sending {
             inner,
-            sent: Some(sent),
+            sent,
+            slice: slice.max(1),
+            rest: None,
         }
     }
 }
@@ -295,10 +311,27 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
+        let polled = match this.rest.take() {
+            Some(mut rest) => {
+                let piece = rest.split_to(rest.len().min(*this.slice));
+                *this.rest = (!rest.is_empty()).then_some(rest);
+                Poll::Ready(Some(Ok(Frame::data(piece))))
+            }
+            None => match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame)))
+                    if frame.data_ref().is_some_and(|d| d.len() > *this.slice) =>
+                {
+                    let mut data = frame.into_data().unwrap_or_default();
+                    let piece = data.split_to(*this.slice);
+                    *this.rest = Some(data);
+                    Poll::Ready(Some(Ok(Frame::data(piece))))
+                }
+                other => other,
+            },
+        };
         let ended = match &polled {
             Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Ok(_))) => this.rest.is_none() && this.inner.is_end_stream(),
             _ => false,
         };
         if let Some(sent) = this.sent.as_ref() {
@@ -311,11 +344,17 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let mut hint = self.inner.size_hint();
+        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint.set_lower(hint.lower() + rest);
+        hint
     }
 }
 
@@ -337,6 +376,29 @@ mod tests {
                 .await
                 .unwrap_or_else(|_| panic!("wait {attempt} saw the body as sent"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_sliced_body_goes_in_pieces_and_keeps_its_length() {
+        let sent = Sent::new();
+        let data = Bytes::from(vec![7u8; 40_000]);
+        let mut body = Sending::sliced(Full::new(data.clone()), sent.clone(), 16_384);
+        assert_eq!(body.size_hint().exact(), Some(40_000));
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let d = frame.unwrap().into_data().unwrap();
+            sizes.push(d.len());
+            got.extend_from_slice(&d);
+            if !body.is_end_stream() {
+                assert_eq!(body.size_hint().exact(), Some((40_000 - got.len()) as u64));
+            }
+        }
+        assert_eq!(sizes, [16_384, 16_384, 7_232]);
+        assert_eq!(got, data);
+        tokio::time::timeout(Duration::from_secs(1), sent.wait())
+            .await
+            .expect("sent once the last piece went");
     }
 
     #[tokio::test]

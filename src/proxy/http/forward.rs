@@ -194,7 +194,7 @@ pub async fn attempt(
         let sent = super::body::Sent::new();
         let make = {
             let sent = sent.clone();
-            move || request(body).map(|b| boxed(Sending::new(b, sent)))
+            move || request(body).map(|b| boxed(Sending::sliced(b, sent, super::body::H2_SLICE)))
         };
         return super::transport::forward_h2(
             up, server, prepared, make, &sent, in_flight, started, info,
@@ -216,7 +216,8 @@ pub async fn attempt(
         conn.sender.try_send_request(upstream_req),
         &sent,
         read_timeout,
-        send_timeout,
+        // HTTP/1.1: every socket write is timed already (`SendTimed`), byte by byte.
+        None,
     );
     let mut resp = match sent_head.await {
         Head::ReadTimeout => return Err(timed_out(read_timeout)),
@@ -229,7 +230,7 @@ pub async fn attempt(
                     conn = up.conns().connect(server).await?;
                     info.connect = Some(conn.connect_time);
                     let again = conn.sender.send_request(again);
-                    match response_head(again, &sent, read_timeout, send_timeout).await {
+                    match response_head(again, &sent, read_timeout, None).await {
                         Head::ReadTimeout => return Err(timed_out(read_timeout)),
                         Head::SendStalled => return Err(timed_out(send_timeout)),
                         Head::Done(Err(e)) => {
@@ -294,16 +295,17 @@ pub(super) async fn response_head<F: Future>(
     send: F,
     sent: &super::body::Sent,
     read: Duration,
-    send_limit: Duration,
+    stall_limit: Option<Duration>,
 ) -> Head<F::Output> {
     tokio::pin!(send);
     loop {
+        let check = stall_limit.unwrap_or(Duration::MAX);
         tokio::select! {
             biased;
             r = &mut send => return Head::Done(r),
             () = sent.wait() => break,
-            () = tokio::time::sleep(send_limit / 4) => {
-                if sent.stalled_for().is_some_and(|d| d >= send_limit) {
+            () = tokio::time::sleep(check / 4), if stall_limit.is_some() => {
+                if sent.stalled_for().is_some_and(|d| d >= check) {
                     return Head::SendStalled;
                 }
             }

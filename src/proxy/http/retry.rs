@@ -434,6 +434,7 @@ pub async fn run(
     up.retry_budget().deposit();
     let mut tried: Vec<Arc<Server>> = Vec::new();
     let mut last: Option<Result<Response<ProxyBody>, ProxyError>> = None;
+    let mut leaving: Option<(Arc<Server>, String)> = None;
     let max_tries = if upgrading { 1 } else { 1 + plan.attempts };
     if plan.on.grpc_unavailable && max_tries > 1 && is_grpc(&prepared.parts.headers) {
         body.tee();
@@ -461,6 +462,14 @@ pub async fn run(
             tracing::debug!(pool = %pool.name, "retry budget spent; not retrying");
             break;
         }
+        if let Some((from, why)) = leaving.take() {
+            tracing::warn!(
+                pool = %pool.name,
+                server = %from.name,
+                next = %server.name,
+                "try {n} {why}; failing over"
+            );
+        }
         let result = attempt(up, &server, prepared, body, &mut downstream_upgrade, info).await;
         if let Ok(r) = &result {
             server.count_response(r.status().as_u16());
@@ -486,24 +495,14 @@ pub async fn run(
         let may = retry
             && body.available()
             && (!reached_server || idempotent(ask.method) || plan.non_idempotent || grpc_refused);
-        // A try that fails over is logged here, as nginx logs each upstream it leaves; the
-        // last try's outcome is the request's, logged with it.
+        // Logged once the next try has a server (as nginx logs each upstream it leaves);
+        // a last try's outcome is the request's, logged with it.
         if may {
-            match &result {
-                Err(e) => tracing::warn!(
-                    pool = %pool.name,
-                    server = %server.name,
-                    "try {} failed, failing over: {e}",
-                    n + 1
-                ),
-                Ok(r) => tracing::warn!(
-                    pool = %pool.name,
-                    server = %server.name,
-                    "try {} answered {}, failing over",
-                    n + 1,
-                    r.status().as_u16()
-                ),
-            }
+            let why = match &result {
+                Err(e) => format!("failed: {e}"),
+                Ok(r) => format!("answered {}", r.status().as_u16()),
+            };
+            leaving = Some((server.clone(), why));
         }
         tried.push(server.clone());
         let done = !may;

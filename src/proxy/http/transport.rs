@@ -333,7 +333,13 @@ pub async fn forward_h2(
         .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
     parts.version = Version::HTTP_2;
     let req = Request::from_parts(parts, body);
-    let resp = match response_head(sender.try_send_request(req), sent, timeout, send_timeout).await
+    let resp = match response_head(
+        sender.try_send_request(req),
+        sent,
+        timeout,
+        Some(send_timeout),
+    )
+    .await
     {
         Head::ReadTimeout => return Err(timed_out(timeout)),
         Head::SendStalled => return Err(timed_out(send_timeout)),
@@ -347,7 +353,14 @@ pub async fn forward_h2(
                     .sender(transport, server, up.pool.timeouts.connect, send_timeout)
                     .await?;
                 info.connect = Some(connect_time);
-                match response_head(sender.send_request(again), sent, timeout, send_timeout).await {
+                match response_head(
+                    sender.send_request(again),
+                    sent,
+                    timeout,
+                    Some(send_timeout),
+                )
+                .await
+                {
                     Head::ReadTimeout => return Err(timed_out(timeout)),
                     Head::SendStalled => return Err(timed_out(send_timeout)),
                     Head::Done(Err(e)) => return Err(failed(&e)),
