@@ -169,12 +169,7 @@ async fn forwarding_headers_are_set_and_host_is_kept_or_rewritten() {
     assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
 
     // Several X-Forwarded-For lines are one list: all of them, in order, then the client.
-    let mut raw = TcpStream::connect(addr).await.unwrap();
-    raw.write_all(
-        b"GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.1, 203.0.113.2\r\nX-Forwarded-For: 198.51.100.3\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let mut raw = send_head(addr, b"GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.1, 203.0.113.2\r\nX-Forwarded-For: 198.51.100.3\r\nConnection: close\r\n\r\n").await;
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut out))
         .await
@@ -431,15 +426,10 @@ async fn head_and_expect_continue_and_chunked_upload() {
     // (curl would send it after 1 s anyway, so it cannot tell): a small body (read before
     // the server is chosen) and a 2 MB one (streamed to the server).
     for size in [1000usize, 2_000_000] {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(
-            format!(
+        let mut s = send_head(addr, format!(
                 "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {size}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
             )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+            .as_bytes()).await;
         let want = b"HTTP/1.1 100 Continue\r\n\r\n";
         let mut got = vec![0u8; want.len()];
         // The client never sends early, so any bound proves the point; a generous one keeps
@@ -486,8 +476,7 @@ async fn malformed_requests_get_400_and_a_close() {
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
         b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n",
     ] {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(bad).await.unwrap();
+        let mut s = send_head(addr, bad).await;
         let mut out = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
             .await
@@ -587,6 +576,13 @@ fn with_timeouts(b: &[Backend], timeouts: &str) -> String {
 }
 
 /// Read what the server sends until it closes or `limit` passes.
+/// A raw client connection that has sent `head` (and whatever else is in it).
+async fn send_head(addr: std::net::SocketAddr, head: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head).await.unwrap();
+    s
+}
+
 async fn read_until_close(s: &mut TcpStream, limit: Duration) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(limit, s.read_to_end(&mut out)).await;
@@ -607,10 +603,7 @@ async fn a_slow_upload_longer_than_the_read_timeout_succeeds() {
     let addr = lb.local_addr("web").unwrap();
 
     // Chunked: 12 chunks of 1000 bytes, 100 ms apart (1.2 s in all).
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send_head(addr, b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
     let started = Instant::now();
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -625,12 +618,11 @@ async fn a_slow_upload_longer_than_the_read_timeout_succeeds() {
     assert!(text.contains("received 12000 bytes"), "{text}");
 
     // Content-Length of 100 000 (streamed: over the replay limit), sent in 10 slices.
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
+    let mut s = send_head(
+        addr,
         b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
     )
-    .await
-    .unwrap();
+    .await;
     for _ in 0..10 {
         s.write_all(&[b'y'; 10_000]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -653,13 +645,12 @@ async fn a_client_that_stalls_mid_body_gets_408() {
     .await;
     let addr = lb.local_addr("web").unwrap();
     for (declared, sent) in [(1000usize, 10usize), (200_000, 70_000)] {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(
+        let mut s = send_head(
+            addr,
             format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n")
                 .as_bytes(),
         )
-        .await
-        .unwrap();
+        .await;
         s.write_all(&vec![b'z'; sent]).await.unwrap();
         let started = Instant::now();
         // The connection is kept open (no half-close): the client just stops.
@@ -696,13 +687,12 @@ async fn a_client_that_aborts_its_upload_does_not_count_against_the_server() {
     let addr = lb.local_addr("web").unwrap();
     for (declared, sent) in [(1000usize, 10usize), (4_000_000, 300_000)] {
         let before: u64 = b.iter().map(|x| x.requests()).sum();
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(
+        let mut s = send_head(
+            addr,
             format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n")
                 .as_bytes(),
         )
-        .await
-        .unwrap();
+        .await;
         s.write_all(&vec![b'z'; sent]).await.unwrap();
         if declared > 1000 {
             // The streamed body reached a server before the client went away.
