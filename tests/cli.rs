@@ -317,21 +317,10 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         || async { b[0].requests() == 2 },
     )
     .await;
-    let kill = Command::new("kill")
-        .args(["-TERM", &lb.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal(&lb.child, "TERM");
     let answer = slow.await.unwrap();
     assert_eq!(answer.status, 200, "the in-flight request finished");
-    let mut exited = None;
-    for _ in 0..250 {
-        if let Some(status) = lb.child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let exited = exited(&mut lb.child, Duration::from_secs(5)).await;
     let status = exited.expect("switchyard exits within 5s of SIGTERM");
     assert!(status.success(), "exit status {status}");
 }

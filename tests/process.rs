@@ -8,30 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn signal(child: &std::process::Child, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill -{name}");
-}
-
-/// Waits up to `limit` for the child to exit and returns its status.
-fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "switchyard still runs {limit:?} after the signal"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_three_named_servers_and_stops_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -78,7 +54,9 @@ async fn the_demo_serves_three_named_servers_and_stops_on_ctrl_c() {
     assert!(t.values().all(|&n| n == 2), "{t:?}");
 
     signal(&child, "INT");
-    let status = wait_exit(&mut child, Duration::from_secs(5));
+    let status = exited(&mut child, Duration::from_secs(5))
+        .await
+        .expect("switchyard exits after the signal");
     assert!(status.success(), "exit status {status}");
 }
 
@@ -97,7 +75,9 @@ async fn sighup_keeps_the_process_serving_and_sigterm_still_stops_it() {
         assert_eq!(get(lb.addr, "/").await.status, 200);
     }
     signal(&lb.child, "TERM");
-    let status = wait_exit(&mut lb.child, Duration::from_secs(5));
+    let status = exited(&mut lb.child, Duration::from_secs(5))
+        .await
+        .expect("switchyard exits after the signal");
     assert!(status.success(), "exit status {status}");
 }
 
@@ -205,7 +185,9 @@ async fn a_second_stop_signal_ends_the_drain_at_once() {
         "the first SIGTERM drains"
     );
     signal(&lb.child, "TERM");
-    let status = wait_exit(&mut lb.child, Duration::from_secs(3));
+    let status = exited(&mut lb.child, Duration::from_secs(3))
+        .await
+        .expect("switchyard exits after the signal");
     assert!(status.success(), "exit status {status}");
     slow.abort();
 }

@@ -238,29 +238,6 @@ where
     reply.into_text().unwrap().to_string()
 }
 
-fn sigterm(lb: &LbProcess) {
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &lb.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM");
-}
-
-/// Wait up to `limit` for the process to exit; its status, or None while it still runs.
-async fn exited(lb: &mut LbProcess, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(st) = lb.child.try_wait().unwrap() {
-            return Some(st);
-        }
-        if std::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// SIGTERM with a WebSocket open: the listener stops accepting at once, the open tunnel keeps
 /// working, and the process exits as soon as the client closes it (well within the grace).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +251,7 @@ async fn an_open_websocket_survives_sigterm_until_it_closes() {
         .unwrap();
     assert_eq!(exchange(&mut ws, "before").await, "ws1:before");
 
-    sigterm(&lb);
+    signal(&lb.child, "TERM");
     wait_until(Duration::from_secs(5), "the listener closed", || async {
         tokio::net::TcpStream::connect(addr).await.is_err()
     })
@@ -291,7 +268,7 @@ async fn an_open_websocket_survives_sigterm_until_it_closes() {
 
     let started = std::time::Instant::now();
     ws.close(None).await.unwrap();
-    let status = exited(&mut lb, Duration::from_secs(10))
+    let status = exited(&mut lb.child, Duration::from_secs(10))
         .await
         .expect("exits once the tunnel is closed");
     assert!(status.success(), "{status}");
@@ -313,10 +290,10 @@ async fn a_websocket_open_past_the_grace_period_is_closed() {
         .unwrap();
     assert_eq!(exchange(&mut ws, "hello").await, "ws1:hello");
     let started = std::time::Instant::now();
-    sigterm(&lb);
+    signal(&lb.child, "TERM");
     // Still served inside the grace period.
     assert_eq!(exchange(&mut ws, "inside").await, "ws1:inside");
-    let status = exited(&mut lb, Duration::from_secs(10))
+    let status = exited(&mut lb.child, Duration::from_secs(10))
         .await
         .expect("exits when the grace period ends");
     let took = started.elapsed();

@@ -334,7 +334,11 @@ where
             Poll::Ready(Some(Ok(_))) => this.rest.is_none() && this.inner.is_end_stream(),
             _ => false,
         };
-        if let Some(sent) = this.sent.as_ref() {
+        // Progress matters only where the stall check runs (sliced, HTTP/2); HTTP/1.1
+        // writes are timed by `SendTimed`, so its uploads skip the clock read per frame.
+        if *this.slice != usize::MAX
+            && let Some(sent) = this.sent.as_ref()
+        {
             sent.step(polled.is_pending());
         }
         if ended && let Some(sent) = this.sent.take() {
