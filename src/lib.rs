@@ -12,6 +12,7 @@ pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod observe;
 pub mod proxy;
