@@ -81,6 +81,7 @@ async fn h2c_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn curl_prior_knowledge_and_one_connection_balanced_per_request() {
     let b = backends(2).await;
     let lb = start_lb(&simple_config("round_robin", &b, &[])).await;
@@ -139,6 +140,7 @@ fn h2load_ok(out: &std::process::Output, n: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (h2load): scripts/test runs it"]
 async fn h2load_many_streams_over_h2c_and_tls_without_errors() {
     let pki = Pki::new();
     let b = backends(3).await;
@@ -471,6 +473,7 @@ async fn a_settings_flood_is_absorbed_while_others_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn a_header_list_over_64k_is_refused_and_smaller_ones_pass() {
     let b = backends(1).await;
     let lb = start_lb(&simple_config("round_robin", &b, &[])).await;

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use xxhash_rust::xxh3::Xxh3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (redis): scripts/test runs it"]
 async fn redis_benchmark_through_two_redis_servers_has_no_errors() {
     let r1 = Redis::start().await;
     let r2 = Redis::start().await;
@@ -158,11 +159,13 @@ async fn gigabyte(splice: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (1 GiB through TCP): scripts/test runs it"]
 async fn a_gigabyte_arrives_intact_with_flat_memory_spliced() {
     gigabyte(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (1 GiB through TCP): scripts/test runs it"]
 async fn a_gigabyte_arrives_intact_with_flat_memory_plain_copy() {
     gigabyte(false).await;
 }

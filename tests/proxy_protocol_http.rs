@@ -104,6 +104,7 @@ async fn closed_silently(mut s: TcpStream) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn http_and_https_listeners_take_the_client_from_a_trusted_proxy_header() {
     let pki = Pki::new();
     let b = backends(3).await;
@@ -204,6 +205,7 @@ async fn http_and_https_listeners_take_the_client_from_a_trusted_proxy_header() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn untrusted_peers_and_malformed_headers_are_closed_and_counted() {
     let pki = Pki::new();
     let b = backends(1).await;

@@ -261,6 +261,7 @@ async fn source_ip_sticks_one_client_to_one_server() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn curl_with_a_cookie_jar_stays_on_one_server() {
     let b = backends(3).await;
     let lb = start_lb(&config(&b, "mode = \"cookie\"")).await;

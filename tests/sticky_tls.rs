@@ -43,6 +43,7 @@ fn srv_cookie(dump: &str) -> Option<Vec<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn the_inserted_cookie_is_secure_over_tls_only_and_pins_a_tls_client() {
     let pki = Pki::new();
     let b = backends(3).await;

@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 const GIB: u64 = 1 << 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (1 GiB each way, curl): scripts/test runs it"]
 async fn one_gib_each_way_with_flat_memory() {
     let b = backends(1).await;
     let lb = LbProcess::start(&simple_config("round_robin", &b, &[]));

@@ -60,6 +60,7 @@ fn subject_cn(out: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (openssl): scripts/test runs it"]
 async fn openssl_sees_the_certificate_for_each_sni_name() {
     let pki = Pki::new();
     let b = backends(1).await;
@@ -124,6 +125,7 @@ async fn openssl_sees_the_certificate_for_each_sni_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn curl_gets_http2_and_http1_over_tls_with_forwarded_proto_and_hsts() {
     let pki = Pki::new();
     let b = backends(2).await;
@@ -220,6 +222,7 @@ async fn rust_client_sees_sni_alpn_and_both_http_versions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn plain_listener_redirects_to_the_https_port() {
     let pki = Pki::new();
     let b = backends(1).await;
