@@ -685,8 +685,11 @@ async fn a_client_that_aborts_its_upload_does_not_count_against_the_server() {
     let b = backends(2).await;
     let lb = start_lb(&simple_config("round_robin", &b, &[])).await;
     let addr = lb.local_addr("web").unwrap();
+    let servers = lb.pool("p").unwrap().servers().to_vec();
+    let started = || servers.iter().map(|s| s.requests()).sum::<u64>();
     for (declared, sent) in [(1000usize, 10usize), (4_000_000, 300_000)] {
         let before: u64 = b.iter().map(|x| x.requests()).sum();
+        let lb_before = started();
         let mut s = send_head(
             addr,
             format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {declared}\r\n\r\n")
@@ -703,8 +706,30 @@ async fn a_client_that_aborts_its_upload_does_not_count_against_the_server() {
             )
             .await;
         }
-        drop(s);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The client ends its side mid-body; the balancer's answer (or its close) says it has
+        // dealt with the abort, and no request is left in flight on a server.
+        s.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+            .await
+            .expect("the balancer answers or closes an aborted upload")
+            .ok(); // a reset is an end too
+        let reached = started() > lb_before;
+        wait_until(Duration::from_secs(5), "no request in flight", || async {
+            servers.iter().all(|s| s.in_flight() == 0)
+        })
+        .await;
+        // The streamed upload did reach a server, so this checks something there.
+        assert!(
+            declared == 1000 || reached,
+            "the upload of {declared} never reached a server"
+        );
+        let failures: Vec<u64> = servers.iter().map(|s| s.failures()).collect();
+        assert_eq!(
+            failures,
+            [0, 0],
+            "an abort of {declared} counted against a server"
+        );
         let mut c = Client::connect(addr).await;
         let mut names = Vec::new();
         for _ in 0..10 {
