@@ -29,14 +29,13 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::sync::watch;
 
 use crate::config::{
     Algorithm, HashKey, HostHeader, ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Timeouts,
 };
 use crate::proxy::http::body::{ProxyBody, boxed, full};
-use crate::proxy::http::stopped;
 use crate::proxy::listen::bind_tcp;
+use crate::shutdown::Shutdown;
 
 struct State {
     name: String,
@@ -51,7 +50,7 @@ struct State {
 pub struct Backend {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl Backend {
@@ -76,18 +75,18 @@ impl Backend {
             requests: AtomicU64::new(0),
             logins: AtomicU64::new(0),
         });
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = Shutdown::new();
+        let stop_rx = stop.clone();
         let st = state.clone();
         tokio::spawn(async move {
-            let mut accept_stop = stop_rx.clone();
             loop {
                 let (stream, _) = tokio::select! {
                     r = listener.accept() => match r { Ok(p) => p, Err(_) => continue },
-                    _ = stopped(&mut accept_stop) => return,
+                    _ = stop_rx.stopped() => return,
                 };
                 st.connections.fetch_add(1, Ordering::Relaxed);
                 let st = st.clone();
-                let mut conn_stop = stop_rx.clone();
+                let conn_stop = stop_rx.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let st = st.clone();
@@ -98,7 +97,7 @@ impl Backend {
                     tokio::select! {
                         _ = conn => {}
                         // A stopped backend drops its connections, as a killed process would.
-                        _ = stopped(&mut conn_stop) => {}
+                        _ = conn_stop.stopped() => {}
                     }
                 });
             }
@@ -127,7 +126,7 @@ impl Backend {
 
     /// Stop listening and drop every open connection.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 

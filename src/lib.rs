@@ -17,5 +17,6 @@ pub mod health;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;
+pub mod shutdown;
 pub mod tls;
 pub mod upstream;

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Plan, Protocol, Target};
@@ -14,6 +13,7 @@ use crate::proxy::http::transport::Transport;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::listen::bind_tcp;
 use crate::proxy::{tcp, udp};
+use crate::shutdown::Shutdown;
 use crate::tls;
 use crate::upstream::Pool;
 
@@ -80,9 +80,9 @@ pub struct Runtime {
     plan: Plan,
     upstreams: HashMap<String, Arc<Upstream>>,
     listeners: Vec<RunningListener>,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     /// Stops the admin listener, after the others have drained.
-    admin_stop: watch::Sender<bool>,
+    admin_stop: Shutdown,
     /// Active health checkers, one set per pool; dropping them stops them.
     checkers: Vec<crate::health::Checkers>,
     /// The admin listener's address and task.
@@ -162,8 +162,8 @@ impl Runtime {
             .find(|(l, _)| l.protocol == Protocol::Https)
             .and_then(|(_, s)| s.local_addr().ok())
             .map_or(443, |a| a.port());
-        let (shutdown, _) = watch::channel(false);
-        let (admin_stop, _) = watch::channel(false);
+        let shutdown = Shutdown::new();
+        let admin_stop = Shutdown::new();
         // Pools an http/https listener sends to: their latency EWMA is the time to a
         // response head, which L4 connect times must not dilute.
         let l7_pools: std::collections::HashSet<&str> = plan
@@ -208,7 +208,7 @@ impl Runtime {
                         socket,
                         Arc::new(ArcSwap::from_pointee(site)),
                         tls,
-                        shutdown.subscribe(),
+                        shutdown.clone(),
                         plan.grace_period,
                     ))
                 }
@@ -220,7 +220,7 @@ impl Runtime {
                     tokio::spawn(http::serve(
                         socket,
                         site,
-                        shutdown.subscribe(),
+                        shutdown.clone(),
                         plan.grace_period,
                     ))
                 }
@@ -235,12 +235,7 @@ impl Runtime {
                         record_latency: l4_latency(l),
                     });
                     l4 = Some(L4Stats::Tcp(svc.stats.clone()));
-                    tokio::spawn(tcp::serve(
-                        socket,
-                        svc,
-                        shutdown.subscribe(),
-                        plan.grace_period,
-                    ))
+                    tokio::spawn(tcp::serve(socket, svc, shutdown.clone(), plan.grace_period))
                 }
                 Protocol::Udp => continue,
             };
@@ -270,7 +265,7 @@ impl Runtime {
                 record_latency: l4_latency(l),
             });
             let stats = svc.stats.clone();
-            let task = tokio::spawn(udp::serve(socket, svc, shutdown.subscribe()));
+            let task = tokio::spawn(udp::serve(socket, svc, shutdown.clone()));
             tracing::info!(listener = %l.name, protocol = "udp", "listening on {addr}");
             listeners.push(RunningListener {
                 name: l.name.clone(),
@@ -291,10 +286,10 @@ impl Runtime {
                         .map(|p| upstreams[&p.name].clone())
                         .collect(),
                     listeners: listeners.iter().map(admin_listener).collect(),
-                    draining: shutdown.subscribe(),
+                    draining: shutdown.clone(),
                 });
                 tracing::info!("{}", crate::admin::describe(addr));
-                let task = tokio::spawn(crate::admin::serve(socket, state, admin_stop.subscribe()));
+                let task = tokio::spawn(crate::admin::serve(socket, state, admin_stop.clone()));
                 Some((addr, task))
             }
             _ => None,
@@ -422,14 +417,14 @@ impl Runtime {
 
     /// Stop accepting, let in-flight requests finish within the grace period, then return.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.stop();
         drop(self.checkers);
         for l in self.listeners {
             let _ = l.task.await;
         }
         // The admin listener last: while the others drain it answers, `/health/ready` with
         // 503 "draining".
-        let _ = self.admin_stop.send(true);
+        self.admin_stop.stop();
         if let Some((_, task)) = self.admin {
             let _ = task.await;
         }
@@ -514,7 +509,7 @@ fn proxy_in_for(l: &crate::config::ListenerPlan) -> Option<Arc<http::proxy_in::P
 /// that reloads them when their files change (until `shutdown`).
 fn tls_listener(
     l: &crate::config::ListenerPlan,
-    shutdown: &watch::Sender<bool>,
+    shutdown: &Shutdown,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<tls::SniResolver>), RuntimeError> {
     let err = |source| RuntimeError::Tls {
         what: format!("listener {:?}", l.name),
@@ -539,7 +534,7 @@ fn tls_listener(
         l.tls.clone(),
         resolver.clone(),
         CERT_CHECK_INTERVAL,
-        shutdown.subscribe(),
+        shutdown.clone(),
     ));
     Ok((config, resolver))
 }

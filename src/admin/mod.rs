@@ -27,13 +27,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::config::Protocol;
 use crate::proxy::http::Upstream;
 use crate::proxy::http::proxy_in::ProxyInStats;
 use crate::proxy::tcp::TcpStats;
 use crate::proxy::udp::UdpStats;
+use crate::shutdown::Shutdown;
 use crate::upstream::Pool;
 
 /// What the admin endpoints look at: the running pools (with their sticky state) and
@@ -42,9 +42,9 @@ use crate::upstream::Pool;
 pub struct AdminState {
     pub pools: Vec<Arc<Upstream>>,
     pub listeners: Vec<AdminListener>,
-    /// True once the process is shutting down: `/health/ready` then answers 503, so a
+    /// Fired once the process is shutting down: `/health/ready` then answers 503, so a
     /// balancer or orchestrator in front takes this instance out while it drains.
-    pub draining: watch::Receiver<bool>,
+    pub draining: Shutdown,
 }
 
 /// A running listener as the admin endpoints show it.
@@ -69,13 +69,9 @@ fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Serve the admin endpoints on `listener` until `shutdown` turns true (after the
+/// Serve the admin endpoints on `listener` until `shutdown` fires (after the
 /// listeners have drained, so readiness can say "draining" meanwhile).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AdminState>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Shutdown) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -88,16 +84,16 @@ pub async fn serve(
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(answer(&state, &req)) }
                 });
-                let mut stop = shutdown.clone();
+                let stop = shutdown.clone();
                 tokio::spawn(async move {
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                     tokio::select! {
                         _ = conn => {}
-                        _ = crate::proxy::http::stopped(&mut stop) => {}
+                        _ = stop.stopped() => {}
                     }
                 });
             }
-            _ = crate::proxy::http::stopped(&mut shutdown) => return,
+            _ = shutdown.stopped() => return,
         }
     }
 }
@@ -152,7 +148,7 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
         }
         _ => {}
     }
-    if *state.draining.borrow() {
+    if state.draining.is_stopped() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: draining (shutting down, no new connections)\n".into(),

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
 use crate::proxy::proxy_protocol::{self, Header};
+use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
 
 /// How long a trusted peer may take to send its PROXY header.
@@ -110,17 +110,17 @@ impl Drop for Active {
     }
 }
 
-/// Accept connections on `listener` until `shutdown` turns true; then stop accepting and
+/// Accept connections on `listener` until `shutdown` fires; then stop accepting and
 /// give open connections `grace` to end before closing them.
 pub async fn serve(
     listener: TcpListener,
     svc: Arc<TcpService>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     grace: Duration,
 ) {
     let local = listener.local_addr().ok();
-    // Turned true when the grace period is over: connections still open close then.
-    let (kill, killed) = watch::channel(false);
+    // Fired when the grace period is over: connections still open close then.
+    let kill = Shutdown::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -144,16 +144,16 @@ pub async fn serve(
                     continue;
                 }
                 let svc = svc.clone();
-                let mut killed = killed.clone();
+                let killed = kill.clone();
                 tokio::spawn(async move {
                     let _active = active;
                     tokio::select! {
                         _ = handle(&svc, stream, client, local) => {}
-                        _ = killed.wait_for(|k| *k) => {}
+                        _ = killed.stopped() => {}
                     }
                 });
             }
-            _ = crate::proxy::http::stopped(&mut shutdown) => break,
+            _ = shutdown.stopped() => break,
         }
     }
     drop(listener);
@@ -168,7 +168,7 @@ pub async fn serve(
             svc.stats.active()
         );
     }
-    let _ = kill.send(true);
+    kill.stop();
 }
 
 /// Serve one client connection from start to end.

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
 
 /// The largest UDP payload.
@@ -93,9 +93,9 @@ impl Drop for Session {
     }
 }
 
-/// Serve datagrams on `socket` until `shutdown` turns true. UDP has nothing to drain: the
+/// Serve datagrams on `socket` until `shutdown` fires. UDP has nothing to drain: the
 /// sessions end with the loop.
-pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, shutdown: Shutdown) {
     let socket = Arc::new(socket);
     let mut table: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -119,7 +119,7 @@ pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, mut shutdown: watch:
                 datagram(&svc, &socket, &mut table, client, &buf[..n]);
             }
             _ = sweep.tick() => expire(&svc, &mut table, Instant::now()),
-            _ = crate::proxy::http::stopped(&mut shutdown) => break,
+            _ = shutdown.stopped() => break,
         }
     }
     table.clear();

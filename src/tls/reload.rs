@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
-
 use super::{CertPair, CertStore, SniResolver, load_pair};
+use crate::shutdown::Shutdown;
 
 type Stamp = Vec<Option<(SystemTime, u64)>>;
 
@@ -51,14 +50,14 @@ pub fn reload(listener: &str, pairs: &[CertPair], resolver: &SniResolver) -> boo
     }
 }
 
-/// Watch `pairs` every `every` until `shutdown` turns true; reload `resolver` when a file's
+/// Watch `pairs` every `every` until `shutdown` fires; reload `resolver` when a file's
 /// modification time or size changes.
 pub async fn watch(
     listener: String,
     pairs: Vec<CertPair>,
     resolver: Arc<SniResolver>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let mut last = stamp(&pairs);
     let mut tick = tokio::time::interval(every);
@@ -66,7 +65,7 @@ pub async fn watch(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.stopped() => return,
         }
         let now = stamp(&pairs);
         if now != last {

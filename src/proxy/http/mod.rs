@@ -29,7 +29,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 pub use body::ProxyBody;
 pub use forward::{UpstreamInfo, error_response, forward};
@@ -39,6 +38,7 @@ pub use upstream::Upstream;
 
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
+use crate::shutdown::Shutdown;
 
 /// Everything one HTTP listener needs to serve a request; swapped whole on reload.
 pub struct Site {
@@ -115,11 +115,11 @@ pub async fn handle(
 }
 
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
-/// turns true; then stop accepting and give open connections `grace` to finish.
+/// fires; then stop accepting and give open connections `grace` to finish.
 pub async fn serve(
     listener: TcpListener,
     site: Arc<ArcSwap<Site>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     grace: Duration,
 ) {
     let builder = conn_builder();
@@ -154,7 +154,7 @@ pub async fn serve(
                     }
                 });
             }
-            _ = stopped(&mut shutdown) => break,
+            _ = shutdown.stopped() => break,
         }
     }
     drop(listener);
@@ -225,9 +225,4 @@ pub(crate) fn conn_builder() -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Duration::from_secs(60))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

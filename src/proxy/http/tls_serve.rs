@@ -20,24 +20,24 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::body::{ProxyBody, full};
 use super::headers::request_host;
-use super::{Site, conn_builder, stopped};
+use super::{Site, conn_builder};
 use crate::observe::access::{self, AccessRecord};
+use crate::shutdown::Shutdown;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accept TLS connections on `listener` and serve them with the current `site` until
-/// `shutdown` turns true; then stop accepting and give open connections `grace` to finish.
+/// `shutdown` fires; then stop accepting and give open connections `grace` to finish.
 pub async fn serve_tls(
     listener: TcpListener,
     site: Arc<ArcSwap<Site>>,
     tls: Arc<ServerConfig>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     grace: Duration,
 ) {
     let builder = Arc::new(conn_builder());
@@ -85,7 +85,7 @@ pub async fn serve_tls(
                     }
                 });
             }
-            _ = stopped(&mut shutdown) => break,
+            _ = shutdown.stopped() => break,
         }
     }
     drop(listener);
