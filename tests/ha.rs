@@ -41,6 +41,7 @@ fn the_backup_answers_on_the_virtual_ip_when_the_masters_switchyard_dies() {
         .iter()
         .map(|(name, _)| Node::prepare(name, &net, &dir.0))
         .collect();
+    let logs = Logs(nodes.iter().flat_map(Node::logs).collect());
     for n in &mut nodes {
         n.start_switchyard();
     }
@@ -48,7 +49,6 @@ fn the_backup_answers_on_the_virtual_ip_when_the_masters_switchyard_dies() {
         n.wait_ready();
         n.start_keepalived();
     }
-    let logs = Logs(nodes.iter().flat_map(Node::logs).collect());
     // Both probes have passed once in keepalived's eyes, and lb1 (priority 150) holds the IP.
     for n in &nodes {
         wait_for(
