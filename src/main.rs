@@ -51,6 +51,26 @@ enum Command {
         #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
         algorithm: Algorithm,
     },
+    /// Ask a running Switchyard whether it is ready (its admin /health/ready), for
+    /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
+    /// 2 no answer, 3 not asked (no [admin] in the config, bad address).
+    Probe(ProbeArgs),
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// The config file whose [admin] listen address to ask (only that key is read).
+    #[arg(short, long, default_value = "switchyard.toml")]
+    config: PathBuf,
+    /// The admin listener to ask instead, e.g. 127.0.0.1:9900.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Give up after this long in all (connect, send, answer).
+    #[arg(long, default_value = "500ms", value_parser = config::parse_duration)]
+    timeout: Duration,
+    /// Print nothing; the exit status says it all.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
@@ -64,6 +84,7 @@ fn main() -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Run { config } => run(&config),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
+        Command::Probe(args) => return probe(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +142,33 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+// `switchyard probe`: fast and quiet, as keepalived runs it every second. The logic lives in
+// `switchyard::admin::probe`; this is the exit status and one line for a person.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    use switchyard::admin::probe;
+    let addr = match &args.admin {
+        Some(value) => probe::admin_addr(value),
+        None => probe::admin_addr_from_file(&args.config),
+    };
+    let addr = match addr {
+        Ok(addr) => addr,
+        Err(e) => {
+            if !args.quiet {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(3);
+        }
+    };
+    let outcome = probe::ask(addr, args.timeout);
+    if !args.quiet {
+        match outcome {
+            probe::Probe::Ready(_) => println!("{}", outcome.describe(addr)),
+            _ => eprintln!("{}", outcome.describe(addr)),
+        }
+    }
+    ExitCode::from(outcome.exit_code())
 }
 
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {

@@ -12,6 +12,7 @@
 //! It reads pools and listener counters only; it never changes them.
 
 mod metrics;
+pub mod probe;
 mod status;
 
 use std::convert::Infallible;
