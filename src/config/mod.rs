@@ -10,6 +10,9 @@ mod plan;
 mod tls_check;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::Path;
 
