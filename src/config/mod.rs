@@ -11,20 +11,21 @@
 //! - `words.rs`: settings spelled as one of a few words (`algorithm`, `protocol`, ...).
 //! - `duration.rs`: `"250ms"`, `"1m30s"`.
 //!
-//! To add a key: a field in the plan type with its default in the type's `Default` impl,
-//! and one line in the reader of its table, where the key should appear in the list of keys
+//! To add a key: a field in the plan type, with its default in the type's `Default` impl,
+//! and one line in the reader of its table, placed where the key should appear in the list
 //! an unknown-key error gives, e.g. in `read/mod.rs`
-//! `top.set("shutdown_delay", &mut plan.shutdown_delay, duration("shutdown_delay"));`. The
-//! parsers in `read/value.rs` (`int(lo, hi)`, `positive(what, help)`, `addr(what)`, `word`,
-//! `list(p)`, any closure, with `.must(rule, message, help)`) say in the operator's words
-//! what is wrong. A key that only some listeners take goes in `PROTOCOL_KEYS` of
-//! `read/listener.rs` and is read with `on.set(...)`; one that only HTTP reads goes in
-//! `HTTP_POOL_KEYS` of `read/cross.rs` too. A new table: `t.table("name")` or
-//! `t.tables("name")`, its own reader, and `finish()` at its end.
+//! `top.set("shutdown_delay", &mut plan.shutdown_delay, duration);`. The parsers of
+//! `read/value.rs` (`int(lo, hi)`, `duration`, `positive(help)`, `addr(what)`, `word`,
+//! `list(p)`, `slash_path(what)`, or any closure over a `Val`, with `.must(rule, message,
+//! help)`) say in the operator's words what is wrong. A listener key that only some
+//! protocols take also goes in `PROTOCOL_KEYS` (`read/listener.rs`) and is read with
+//! `on.set(...)`; a pool key that only HTTP reads also goes in `HTTP_POOL_KEYS`
+//! (`read/cross.rs`). A new table (`[[listener.limit]]`): `t.tables("limit")` or
+//! `t.table("log")` in its parent's reader, a reader of its own, and `finish()` at its end.
 //!
-//! To add a choice of words: implement [`words::Words`] for the plan enum (its words, and
+//! To add a choice of words: implement `words::Words` for the plan enum (its words, and
 //! what to say for another) and read it with `word`. To add a rule across listeners and
-//! pools: a function in `read/cross.rs` over the plan.
+//! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
 mod duration;
 mod failover;

@@ -267,7 +267,6 @@ impl Words for HostHeader {
 }
 
 /// How long each step of an exchange with a server may take.
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP connect to a server.

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use super::report::{Kind, Report};
 use crate::config::{
-    HealthKind, HostMatch, ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, StickyMode, Target,
+    HashKey, HealthKind, HostMatch, ListenerPlan, Plan, Protocol, StickyMode, Target,
 };
 
 /// What the rules need to know besides the plan.
@@ -29,14 +29,10 @@ pub(super) struct Seen {
 
 /// Every rule across listeners and pools.
 pub(super) fn check(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
-    let listens: Vec<Range<usize>> = seen
+    let listens: Vec<_> = seen
         .listeners
         .iter()
-        .map(|(path, _)| {
-            r.at(&format!("{path}.listen"))
-                .or(r.at(path))
-                .unwrap_or_default()
-        })
+        .map(|(path, _)| at(r, path, "listen"))
         .collect();
     addresses(r, plan, seen, &listens);
     loops(r, plan, &listens);
@@ -44,18 +40,30 @@ pub(super) fn check(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
     sticky_cookies(r, plan);
 }
 
+/// Where `key` of the table at `path` is written, else where the table is.
+fn at(r: &Report<'_>, path: &str, key: &str) -> Range<usize> {
+    r.at(&format!("{path}.{key}"))
+        .or(r.at(path))
+        .unwrap_or_default()
+}
+
 fn error(r: &Report<'_>, span: Range<usize>, message: String, help: &str) {
     r.error(Kind::Rule, span, message, help.to_string());
+}
+
+fn is_l4(l: &ListenerPlan) -> bool {
+    matches!(l.protocol, Protocol::Tcp | Protocol::Udp)
 }
 
 /// Whether two sockets of one transport cannot both be bound: the same address, or the same
 /// port with one of them on every address of the family (`0.0.0.0`, `[::]`; IPv6 sockets
 /// are v6-only, so `0.0.0.0:80` and `[::]:80` go together).
 fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    let either_any = a.ip().is_unspecified() || b.ip().is_unspecified();
     a.port() == b.port()
         && a.port() != 0
         && a.is_ipv4() == b.is_ipv4()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        && (a.ip() == b.ip() || either_any)
 }
 
 /// Listener names are unique, and the listeners (and `[admin]`) can all bind.
@@ -65,18 +73,19 @@ fn addresses(r: &Report<'_>, plan: &Plan, seen: &Seen, listens: &[Range<usize>])
     let mut bound: Vec<(bool, SocketAddr, &str)> = Vec::new();
     for ((l, (path, _)), listen) in plan.listeners.iter().zip(&seen.listeners).zip(listens) {
         if !names.insert(&l.name) {
-            let span = r
-                .at(&format!("{path}.name"))
-                .or(r.at(path))
-                .unwrap_or_default();
             let message = format!("listener name {:?} is used twice", l.name);
-            error(r, span, message, "give every [[listener]] its own name");
+            error(
+                r,
+                at(r, path, "name"),
+                message,
+                "give every [[listener]] its own name",
+            );
         }
         let udp = l.protocol == Protocol::Udp;
-        if let Some((_, other, name)) = bound
+        let taken = bound
             .iter()
-            .find(|(u, a, _)| *u == udp && same_socket(*a, l.listen))
-        {
+            .find(|(u, a, _)| *u == udp && same_socket(*a, l.listen));
+        if let Some((_, other, name)) = taken {
             let how = if *other == l.listen {
                 format!("as listener {name:?} does")
             } else if l.listen.ip().is_unspecified() {
@@ -84,41 +93,40 @@ fn addresses(r: &Report<'_>, plan: &Plan, seen: &Seen, listens: &[Range<usize>])
             } else {
                 format!("which listener {name:?} on {other} covers")
             };
-            error(
-                r,
-                listen.clone(),
-                format!("listener {:?} listens on {}, {how}", l.name, l.listen),
-                "give every [[listener]] its own address or port (a tcp and a udp listener may share one)",
-            );
+            let message = format!("listener {:?} listens on {}, {how}", l.name, l.listen);
+            let help = "give every [[listener]] its own address or port (a tcp and a udp listener may share one)";
+            error(r, listen.clone(), message, help);
         }
         if l.listen.port() != 0 {
             bound.push((udp, l.listen, &l.name));
         }
     }
-    if let Some(a) = &plan.admin
-        && let Some((_, _, name)) = bound
-            .iter()
-            .find(|(udp, addr, _)| !udp && same_socket(*addr, a.listen))
+    let Some(a) = &plan.admin else { return };
+    if let Some((_, _, name)) = bound
+        .iter()
+        .find(|(udp, addr, _)| !udp && same_socket(*addr, a.listen))
     {
-        error(
-            r,
-            r.at("admin.listen").or(r.at("admin")).unwrap_or_default(),
-            format!("[admin] listens on {}, as listener {name:?} does", a.listen),
-            "give [admin] an address or port of its own, e.g. listen = \"127.0.0.1:9900\"",
-        );
+        let message = format!("[admin] listens on {}, as listener {name:?} does", a.listen);
+        let help = "give [admin] an address or port of its own, e.g. listen = \"127.0.0.1:9900\"";
+        error(r, at(r, "admin", "listen"), message, help);
     }
 }
 
-/// The pools a listener sends to: its default pool, its routes' pools and splits.
-fn pools_of(l: &ListenerPlan) -> Vec<&str> {
-    let mut names: Vec<&str> = l.default_pool.iter().map(String::as_str).collect();
+/// The pools a listener sends to, each with the exact host of the way there (`None` for the
+/// default pool, a route without `host`, a wildcard).
+fn ways(l: &ListenerPlan) -> Vec<(&str, Option<&str>)> {
+    let mut ways: Vec<_> = l.default_pool.iter().map(|p| (p.as_str(), None)).collect();
     for route in &l.routes {
+        let exact = match &route.matcher.host {
+            Some(HostMatch::Exact(h)) => Some(h.as_str()),
+            _ => None,
+        };
         match &route.target {
-            Target::Pool(p) => names.push(p),
-            Target::Split(parts) => names.extend(parts.iter().map(|(p, _)| p.as_str())),
+            Target::Pool(p) => ways.push((p, exact)),
+            Target::Split(parts) => ways.extend(parts.iter().map(|(p, _)| (p.as_str(), exact))),
         }
     }
-    names
+    ways
 }
 
 /// A listener whose traffic comes back to itself: a server of a pool it sends to is on its
@@ -127,40 +135,40 @@ fn pools_of(l: &ListenerPlan) -> Vec<&str> {
 /// https listener that sends to the real servers) are fine.
 fn loops(r: &Report<'_>, plan: &Plan, listens: &[Range<usize>]) {
     let listeners = &plan.listeners;
-    // A server on listener `m`'s address, reached over the same transport.
-    let lands_on = |m: &ListenerPlan, s: &ServerPlan| {
-        m.listen.port() != 0
-            && s.addr.port() == m.listen.port()
-            && (s.addr.ip() == m.listen.ip()
-                || (m.listen.ip().is_unspecified()
-                    && s.addr.ip().is_loopback()
-                    && s.addr.is_ipv4() == m.listen.is_ipv4()))
+    // A server at `s` is on listener `m`'s address.
+    let lands_on = |m: &ListenerPlan, s: SocketAddr| {
+        let any = m.listen.ip().is_unspecified()
+            && s.ip().is_loopback()
+            && s.is_ipv4() == m.listen.is_ipv4();
+        m.listen.port() != 0 && s.port() == m.listen.port() && (s.ip() == m.listen.ip() || any)
     };
-    // hops[i]: (j, pool, server) for each listener j that listener i's servers land on.
-    let hops: Vec<Vec<(usize, &PoolPlan, &ServerPlan)>> = listeners
+    // hops[i]: (j, pool, server) for each listener j (of the same transport) that listener
+    // i's servers land on.
+    let hops: Vec<Vec<_>> = listeners
         .iter()
         .map(|l| {
-            let mut names = pools_of(l);
-            names.sort_unstable();
-            names.dedup();
+            let mut pools: Vec<&str> = ways(l).into_iter().map(|w| w.0).collect();
+            pools.sort_unstable();
+            pools.dedup();
+            let servers = pools
+                .into_iter()
+                .filter_map(|n| plan.pool(n))
+                .flat_map(|p| p.servers.iter().map(move |s| (p, s)));
+            let same =
+                |m: &ListenerPlan| (m.protocol == Protocol::Udp) == (l.protocol == Protocol::Udp);
             let mut out = Vec::new();
-            for p in names.into_iter().filter_map(|n| plan.pool(n)) {
-                for s in &p.servers {
-                    for (j, m) in listeners.iter().enumerate() {
-                        if (m.protocol == Protocol::Udp) == (l.protocol == Protocol::Udp)
-                            && lands_on(m, s)
-                        {
-                            out.push((j, p, s));
-                        }
-                    }
-                }
+            for (p, s) in servers {
+                let landed = listeners
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| same(m) && lands_on(m, s.addr));
+                out.extend(landed.map(|(j, _)| (j, p, s)));
             }
             out
         })
         .collect();
     let leads_back = |from: usize, to: usize| {
-        let mut seen = vec![false; listeners.len()];
-        let mut stack = vec![from];
+        let (mut seen, mut stack) = (vec![false; listeners.len()], vec![from]);
         while let Some(k) = stack.pop() {
             if k == to {
                 return true;
@@ -181,9 +189,10 @@ fn loops(r: &Report<'_>, plan: &Plan, listens: &[Range<usize>]) {
                 l.name, l.listen, server.name, pool.name
             )
         } else {
+            let to = &listeners[j].name;
             format!(
-                "listener {:?} sends through pool {:?} (server {:?}) to listener {:?}, whose traffic comes back to it",
-                l.name, pool.name, server.name, listeners[j].name
+                "listener {:?} sends through pool {:?} (server {:?}) to listener {to:?}, whose traffic comes back to it",
+                l.name, pool.name, server.name
             )
         };
         let help = "Switchyard would send to itself in a loop: give the listener (or the server) another port";
@@ -192,31 +201,14 @@ fn loops(r: &Report<'_>, plan: &Plan, listens: &[Range<usize>]) {
 }
 
 /// The keys of a pool that only HTTP reads, and the fix when only tcp/udp listeners use it.
+#[rustfmt::skip]
 const HTTP_POOL_KEYS: [(&str, &str); 9] = [
-    (
-        "tls",
-        "remove tls: L4 passes bytes through as they are, so TLS to the servers is only for http/https listeners (clients that speak TLS themselves reach TLS servers through a tcp listener unchanged)",
-    ),
-    (
-        "upstream_protocol",
-        "remove upstream_protocol: L4 passes bytes through as they are, in whatever protocol the client speaks",
-    ),
-    (
-        "tunnel_idle_timeout",
-        "remove it and set idle_timeout on the tcp listener",
-    ),
-    (
-        "keepalive",
-        "remove it: each L4 connection has its own server connection, kept as long as the client's",
-    ),
-    (
-        "keepalive_timeout",
-        "remove it: each L4 connection has its own server connection, kept as long as the client's",
-    ),
-    (
-        "host_header",
-        "remove host_header: L4 passes bytes through as they are and rewrites no header",
-    ),
+    ("tls", "remove tls: L4 passes bytes through as they are, so TLS to the servers is only for http/https listeners (clients that speak TLS themselves reach TLS servers through a tcp listener unchanged)"),
+    ("upstream_protocol", "remove upstream_protocol: L4 passes bytes through as they are, in whatever protocol the client speaks"),
+    ("tunnel_idle_timeout", "remove it and set idle_timeout on the tcp listener"),
+    ("keepalive", "remove it: each L4 connection has its own server connection, kept as long as the client's"),
+    ("keepalive_timeout", "remove it: each L4 connection has its own server connection, kept as long as the client's"),
+    ("host_header", "remove host_header: L4 passes bytes through as they are and rewrites no header"),
     ("timeouts.read", TIMEOUTS),
     ("timeouts.send", TIMEOUTS),
     ("timeouts.client_body", TIMEOUTS),
@@ -230,61 +222,47 @@ const TIMEOUTS: &str = "remove it and set idle_timeout (tcp) or session_timeout 
 /// (nginx's stream module does the same). `tls` is an error on any pool an L4 listener
 /// uses: that listener would still send the client's bytes as they are, in plaintext.
 fn l4_pools(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
-    let l4 = |l: &ListenerPlan| matches!(l.protocol, Protocol::Tcp | Protocol::Udp);
-    let mut l4_pools: Vec<String> = plan
-        .listeners
-        .iter()
-        .filter(|l| l4(l))
-        .filter_map(|l| l.default_pool.clone())
-        .collect();
+    let listeners = plan.listeners.iter().filter(|l| is_l4(l));
+    let mut l4_pools: Vec<String> = listeners.filter_map(|l| l.default_pool.clone()).collect();
     l4_pools.sort_unstable();
     l4_pools.dedup();
     for name in &l4_pools {
-        if let Some(span) = r.at(&format!("pool.{name}.tls"))
-            && seen.http_pools.contains(name)
-        {
-            error(
-                r,
-                span,
-                format!(
-                    "pool {name:?} has tls, but a tcp/udp listener uses it too: that listener passes the client's bytes through as they are, without TLS"
-                ),
-                "give the tcp/udp listener its own pool (the same servers, without tls); tls to the servers is only for http/https listeners",
+        let pool = format!("pool.{name}");
+        let at = |key: &str| r.at(&format!("{pool}.{key}"));
+        if let Some(span) = at("tls").filter(|_| seen.http_pools.contains(name)) {
+            let message = format!(
+                "pool {name:?} has tls, but a tcp/udp listener uses it too: that listener passes the client's bytes through as they are, without TLS"
             );
+            let help = "give the tcp/udp listener its own pool (the same servers, without tls); tls to the servers is only for http/https listeners";
+            error(r, span, message, help);
         }
-    }
-    // With a listener that could not be read, "only L4 uses it" is unsure.
-    let l4_only = l4_pools
-        .iter()
-        .filter(|p| !seen.lost_listener && !seen.http_pools.contains(p));
-    for name in l4_only {
-        let at = |key: &str| r.at(&format!("pool.{name}.{key}"));
+        // With a listener that could not be read, "only L4 uses it" is unsure.
+        if seen.lost_listener || seen.http_pools.contains(name) {
+            continue;
+        }
+        let only = "but only tcp/udp listeners use this pool";
         if let Some(span) = at("sticky") {
-            error(
-                r,
-                span,
-                format!(
-                    "[pool.{name}.sticky] needs HTTP, but only tcp/udp listeners use this pool"
-                ),
-                "for client-address affinity at L4 use algorithm = \"ip_hash\" (or \"hash\"), and remove [sticky]",
-            );
+            let help = "for client-address affinity at L4 use algorithm = \"ip_hash\" (or \"hash\"), and remove [sticky]";
+            error(r, span, format!("[{pool}.sticky] needs HTTP, {only}"), help);
         }
         if let Some(span) = at("retry") {
+            let help =
+                "remove it: an L4 listener always tries the next server when a connect fails";
             error(
                 r,
                 span,
-                format!(
-                    "[pool.{name}.retry] applies to HTTP requests, but only tcp/udp listeners use this pool"
-                ),
-                "remove it: an L4 listener always tries the next server when a connect fails",
+                format!("[{pool}.retry] applies to HTTP requests, {only}"),
+                help,
             );
         }
         for (key, help) in HTTP_POOL_KEYS {
             if let Some(span) = at(key) {
-                let message = format!(
-                    "{key} in [pool.{name}] is for HTTP, but only tcp/udp listeners use this pool"
+                error(
+                    r,
+                    span,
+                    format!("{key} in [{pool}] is for HTTP, {only}"),
+                    help,
                 );
-                error(r, span, message, help);
             }
         }
         let health = plan
@@ -292,9 +270,8 @@ fn l4_pools(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
             .iter_mut()
             .find(|p| &p.name == name)
             .and_then(|p| p.health.as_mut());
-        if let Some(h) = health
-            && at("health.type").is_none()
-            && at("health.path").is_none()
+        if let Some(h) =
+            health.filter(|_| at("health.type").is_none() && at("health.path").is_none())
         {
             h.kind = HealthKind::Tcp;
         }
@@ -303,26 +280,31 @@ fn l4_pools(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
         .listeners
         .iter()
         .zip(&seen.listeners)
-        .filter(|(l, _)| l4(l))
+        .filter(|(l, _)| is_l4(l))
     {
-        if let Some(p) = l.default_pool.as_deref().and_then(|name| plan.pool(name))
-            && p.algorithm.uses_hash_key()
-            && p.hash_key != crate::config::HashKey::ClientIp
-        {
-            error(
-                r,
-                r.at(&format!("{path}.pool")).unwrap_or_default(),
-                format!(
-                    "pool {:?} hashes on an HTTP value, which a {written} listener cannot see",
-                    p.name
-                ),
-                &format!(
-                    "set hash_key = \"client_ip\" in [pool.{}], or give this listener its own pool",
-                    p.name
-                ),
+        let Some(p) = l.default_pool.as_deref().and_then(|name| plan.pool(name)) else {
+            continue;
+        };
+        if p.algorithm.uses_hash_key() && p.hash_key != HashKey::ClientIp {
+            let message = format!(
+                "pool {:?} hashes on an HTTP value, which a {written} listener cannot see",
+                p.name
             );
+            let help = format!(
+                "set hash_key = \"client_ip\" in [pool.{}], or give this listener its own pool",
+                p.name
+            );
+            error(r, at(r, path, "pool"), message, &help);
         }
     }
+}
+
+/// A sticky pool with a cookie: its name, the cookie, the mode, where to point.
+struct Sticky<'p> {
+    pool: &'p str,
+    cookie: &'p str,
+    mode: StickyMode,
+    span: Range<usize>,
 }
 
 /// Two sticky pools that one listener reaches (default pool, routes, splits) must not share
@@ -331,98 +313,79 @@ fn l4_pools(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
 /// `mode = "cookie"` name equal to an `app_cookie` pool's would overwrite the application's
 /// session cookie. Two `app_cookie` pools on one name are the applications' business.
 fn sticky_cookies(r: &Report<'_>, plan: &Plan) {
-    // (pool, cookie name, mode, where to point) of the sticky pools with a cookie.
-    let all: Vec<(&str, &str, StickyMode, Range<usize>)> = plan
-        .pools
-        .iter()
-        .filter_map(|p| {
-            let s = p
-                .sticky
-                .as_ref()
-                .filter(|s| s.mode != StickyMode::SourceIp && !s.name.is_empty())?;
-            let at = |key: &str| r.at(&format!("pool.{}.{key}", p.name));
-            let span = at("sticky.name").or(at("sticky")).unwrap_or_default();
-            Some((p.name.as_str(), s.name.as_str(), s.mode, span))
-        })
-        .collect();
-    let mut reported = HashSet::new();
-    for l in plan
-        .listeners
-        .iter()
-        .filter(|l| matches!(l.protocol, Protocol::Http | Protocol::Https))
-    {
-        // The exact hosts through which each pool is reached; `None` when some way to it
-        // has no exact host (the default pool, a route without `host`, a wildcard).
-        let mut hosts: HashMap<&str, Option<HashSet<&str>>> = HashMap::new();
-        if let Some(p) = &l.default_pool {
-            hosts.insert(p, None);
+    let mut all: Vec<Sticky<'_>> = Vec::new();
+    for p in &plan.pools {
+        if let Some(s) = p
+            .sticky
+            .as_ref()
+            .filter(|s| s.mode != StickyMode::SourceIp && !s.name.is_empty())
+        {
+            let span = at(r, &format!("pool.{}.sticky", p.name), "name");
+            all.push(Sticky {
+                pool: &p.name,
+                cookie: &s.name,
+                mode: s.mode,
+                span,
+            });
         }
-        for route in &l.routes {
-            let exact = match &route.matcher.host {
-                Some(HostMatch::Exact(h)) => Some(h.as_str()),
-                _ => None,
-            };
-            let targets = match &route.target {
-                Target::Pool(p) => vec![p.as_str()],
-                Target::Split(parts) => parts.iter().map(|(p, _)| p.as_str()).collect(),
-            };
-            for p in targets {
-                let entry = hosts.entry(p).or_insert_with(|| Some(HashSet::new()));
-                match (entry.as_mut(), exact) {
-                    (Some(set), Some(h)) => _ = set.insert(h),
-                    _ => *entry = None,
-                }
+    }
+    let mut reported = HashSet::new();
+    for l in plan.listeners.iter().filter(|l| !is_l4(l)) {
+        let ways = ways(l);
+        // The exact hosts through which each pool is reached; `None` when some way to it
+        // has none. Host-only cookies (no Domain) of pools that serve disjoint exact hosts
+        // never meet.
+        let mut hosts: HashMap<&str, Option<HashSet<&str>>> = HashMap::new();
+        for &(p, exact) in &ways {
+            let entry = hosts.entry(p).or_insert_with(|| Some(HashSet::new()));
+            match (entry.as_mut(), exact) {
+                (Some(set), Some(h)) => _ = set.insert(h),
+                _ => *entry = None,
             }
         }
-        // Host-only cookies (no Domain) of pools that serve disjoint exact hosts never meet.
-        let apart = |a: &str, b: &str| matches!((hosts.get(a), hosts.get(b)), (Some(Some(x)), Some(Some(y))) if x.is_disjoint(y));
-        let mut stickies = Vec::new();
-        for p in pools_of(l) {
-            if let Some(s) = all.iter().find(|s| s.0 == p)
-                && !stickies
-                    .iter()
-                    .any(|x: &&(&str, &str, StickyMode, Range<usize>)| x.0 == p)
-            {
+        let apart = |a: &str, b: &str| matches!((&hosts[a], &hosts[b]), (Some(x), Some(y)) if x.is_disjoint(y));
+        let mut stickies: Vec<&Sticky<'_>> = Vec::new();
+        for s in ways
+            .iter()
+            .filter_map(|(p, _)| all.iter().find(|s| s.pool == *p))
+        {
+            if !stickies.iter().any(|x| x.pool == s.pool) {
                 stickies.push(s);
             }
         }
         for (i, a) in stickies.iter().enumerate() {
             for b in &stickies[i + 1..] {
-                let both_apps = a.2 == StickyMode::AppCookie && b.2 == StickyMode::AppCookie;
-                if a.1 != b.1 || both_apps || apart(a.0, b.0) {
-                    continue;
-                }
+                let apps = a.mode == StickyMode::AppCookie && b.mode == StickyMode::AppCookie;
                 // Point at the later of the two in the file; report each pair once.
-                let (first, second) = if a.3.start <= b.3.start {
+                let (first, second) = if a.span.start <= b.span.start {
                     (a, b)
                 } else {
                     (b, a)
                 };
-                if !reported.insert((first.0, second.0)) {
+                if a.cookie != b.cookie
+                    || apps
+                    || apart(a.pool, b.pool)
+                    || !reported.insert((first.pool, second.pool))
+                {
                     continue;
                 }
-                let (c, p1, p2) = (first.1, first.0, second.0);
-                let help = match (first.2, second.2) {
+                let (c, p1, p2) = (first.cookie, first.pool, second.pool);
+                let help = match (first.mode, second.mode) {
                     (StickyMode::Cookie, StickyMode::Cookie) => format!(
                         "give each pool its own cookie: name = \"{c}_{p1}\" in [pool.{p1}.sticky] and name = \"{c}_{p2}\" in [pool.{p2}.sticky]"
                     ),
-                    _ => {
-                        let ours = if first.2 == StickyMode::Cookie {
-                            first
-                        } else {
-                            second
-                        };
-                        format!(
-                            "rename Switchyard's cookie: name = \"{}_{}\" in [pool.{}.sticky]; the application's cookie keeps its name",
-                            ours.1, ours.0, ours.0
-                        )
-                    }
+                    (StickyMode::Cookie, _) => format!(
+                        "rename Switchyard's cookie: name = \"{c}_{p1}\" in [pool.{p1}.sticky]; the application's cookie keeps its name"
+                    ),
+                    _ => format!(
+                        "rename Switchyard's cookie: name = \"{c}_{p2}\" in [pool.{p2}.sticky]; the application's cookie keeps its name"
+                    ),
                 };
                 let message = format!(
                     "pools {p1:?} and {p2:?} both use the sticky cookie {c:?} on listener {:?}: each one's Set-Cookie (Path=/) replaces the other's, so clients lose their server",
                     l.name
                 );
-                error(r, second.3.clone(), message, &help);
+                error(r, second.span.clone(), message, &help);
             }
         }
     }

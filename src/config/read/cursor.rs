@@ -19,6 +19,9 @@ use super::report::{Kind, Report};
 use super::value::{Bad, Ty, Val};
 use crate::config::suggest;
 
+/// An error to report: where, what is wrong, and what to write instead.
+type Error = (Range<usize>, String, String);
+
 /// One table being read.
 pub(crate) struct Table<'a> {
     report: &'a Report<'a>,
@@ -26,27 +29,15 @@ pub(crate) struct Table<'a> {
     span: Range<usize>,
     /// Where the table is: `pool.web.health`, `listener.0`; empty at the top level.
     path: String,
+    /// Put before a key where a message names its value (`timeouts.`).
+    prefix: &'static str,
     /// The keys read so far, in order: the keys this table allows.
     read: RefCell<Vec<String>>,
     /// The keys written with a value that could not be read.
     bad: RefCell<Vec<String>>,
-    /// Errors about absent keys, for [`Table::finish`] to report.
-    absent: RefCell<Vec<Absent>>,
+    /// Errors about absent keys (the keys, and the error), for [`Table::finish`].
+    absent: RefCell<Vec<(Vec<String>, Error)>>,
     finished: Cell<bool>,
-}
-
-struct Unknown {
-    span: Range<usize>,
-    message: String,
-    near: Option<String>,
-    help: String,
-}
-
-struct Absent {
-    keys: Vec<String>,
-    span: Range<usize>,
-    message: String,
-    help: String,
 }
 
 impl<'a> Table<'a> {
@@ -56,16 +47,25 @@ impl<'a> Table<'a> {
     }
 
     fn new(report: &'a Report<'a>, map: &'a DeTable<'a>, span: Range<usize>, path: String) -> Self {
+        let (read, bad, absent) = Default::default();
+        let finished = Cell::new(false);
         Table {
             report,
             map,
             span,
             path,
-            read: RefCell::default(),
-            bad: RefCell::default(),
-            absent: RefCell::default(),
-            finished: Cell::new(false),
+            prefix: "",
+            read,
+            bad,
+            absent,
+            finished,
         }
+    }
+
+    /// This table, its values named `{prefix}{key}` in messages (`timeouts.read`).
+    pub(crate) fn named(mut self, prefix: &'static str) -> Self {
+        self.prefix = prefix;
+        self
     }
 
     /// Where the table is written (its `[header]`, or the inline table).
@@ -78,9 +78,9 @@ impl<'a> Table<'a> {
     }
 
     fn child(&self, key: &str) -> String {
-        match self.path.is_empty() {
-            true => key.to_string(),
-            false => format!("{}.{key}", self.path),
+        match self.path.as_str() {
+            "" => key.to_string(),
+            path => format!("{path}.{key}"),
         }
     }
 
@@ -89,22 +89,22 @@ impl<'a> Table<'a> {
         self.map.contains_key(key)
     }
 
-    /// Where the value of `key` is written, whatever it is.
+    /// Where the value of `key` is written, whatever it is; an array of tables is pointed at
+    /// by its first table.
     pub(crate) fn at(&self, key: &str) -> Option<Range<usize>> {
-        self.map.get(key).map(Spanned::span)
+        let v = self.map.get(key)?;
+        let first = v
+            .get_ref()
+            .as_array()
+            .and_then(|a| a.first())
+            .filter(|f| f.get_ref().is_table());
+        Some(first.unwrap_or(v).span())
     }
 
     /// Where the value at `path` below this table (`"tls"`, `"health.type"`) is written, if
     /// it was read with the right type.
     pub(crate) fn pos(&self, path: &str) -> Option<Range<usize>> {
         self.report.at(&self.child(path))
-    }
-
-    /// Where the first table of the array of tables under `key` is written (an array of
-    /// tables is pointed at by its first entry).
-    pub(crate) fn first(&self, key: &str) -> Option<Range<usize>> {
-        let first = self.map.get(key)?.get_ref().as_array()?.first()?;
-        first.get_ref().is_table().then(|| first.span())
     }
 
     /// The string written for `key`, if it is one.
@@ -120,14 +120,6 @@ impl<'a> Table<'a> {
             .map(|a| a.len())
     }
 
-    /// The keys of the table under `key`, without reading it.
-    pub(crate) fn table_keys(&self, key: &str) -> Vec<&'a str> {
-        let table = self.map.get(key).and_then(|v| v.get_ref().as_table());
-        table.map_or_else(Vec::new, |t| {
-            t.keys().map(|k| k.get_ref().as_ref()).collect()
-        })
-    }
-
     /// Every key written, in order.
     pub(crate) fn keys(&self) -> Vec<&'a str> {
         self.map.keys().map(|k| k.get_ref().as_ref()).collect()
@@ -139,38 +131,40 @@ impl<'a> Table<'a> {
             self.read.borrow_mut().push(key.to_string());
         }
         let v = self.map.get(key)?;
+        let (path, prefix) = (self.path.as_str(), self.prefix);
+        let (value, span) = (v.get_ref(), v.span());
         Some(Val {
             report: self.report,
             key,
-            value: v.get_ref(),
-            span: v.span(),
-            path: &self.path,
+            value,
+            span,
+            path,
+            prefix,
             element: false,
         })
     }
 
+    /// Record that `key` could not be read, and why.
+    fn bad(&self, key: &str, v: &Val<'_>, why: Bad) {
+        self.bad.borrow_mut().push(key.to_string());
+        v.report(why);
+    }
+
     /// `key` read with `p`: `None` when it is not written, `Err` when it could not be read
     /// (reported).
-    fn read_with<T>(
-        &self,
-        key: &str,
-        p: impl Fn(&Val<'_>) -> Result<T, Bad>,
-    ) -> Option<Result<T, ()>> {
+    fn read<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> Option<Result<T, ()>> {
         let v = self.take(key)?;
         let got = p(&v);
         if !matches!(got, Err(Bad::Type(_))) {
             self.report.mark(self.child(key), v.span.clone());
         }
-        Some(got.map_err(|bad| {
-            self.bad.borrow_mut().push(key.to_string());
-            v.report(bad)
-        }))
+        Some(got.map_err(|why| self.bad(key, &v, why)))
     }
 
     /// The value of `key` read with `p`, or `None` when it is not written or could not be
     /// read (reported).
     pub(crate) fn get<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> Option<T> {
-        self.read_with(key, p)?.ok()
+        self.read(key, p)?.ok()
     }
 
     /// Set `field` to the value of `key` read with `p`, when it is written and can be read.
@@ -181,7 +175,7 @@ impl<'a> Table<'a> {
         field: &mut T,
         p: impl Fn(&Val<'_>) -> Result<T, Bad>,
     ) -> bool {
-        match self.read_with(key, p) {
+        match self.read(key, p) {
             Some(Ok(v)) => *field = v,
             Some(Err(())) => return false,
             None => {}
@@ -198,40 +192,35 @@ impl<'a> Table<'a> {
         message: impl Into<String>,
         help: impl Into<String>,
     ) -> Option<T> {
-        let found = self.read_with(key, p);
+        let found = self.read(key, p);
         if found.is_none() {
             self.absent(&[key], self.span(), message, help);
         }
         found?.ok()
     }
 
-    /// Read only the TOML type of `key` (read with `p`), for a key that does not apply here
-    /// and whose value is not checked: whether it is written with the right type.
+    /// Read only the TOML type of `key` (with `p`, whose own findings are dropped), for a key
+    /// that does not apply here: whether it is written with the right type.
     pub(crate) fn check<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> bool {
         let Some(v) = self.take(key) else {
             return false;
         };
-        // The parser runs on its own: what it finds inside the value is not reported.
         let quiet = Report::new("", "");
         match p(&Val {
             report: &quiet,
             ..v.clone()
         }) {
-            Err(Bad::Type(ty)) => {
-                self.bad.borrow_mut().push(key.to_string());
-                v.report(Bad::Type(ty));
-                false
-            }
-            _ => true,
+            Err(Bad::Type(ty)) => self.bad(key, &v, Bad::Type(ty)),
+            _ => return true,
         }
+        false
     }
 
     /// The table under `key` (a `[section]` or an inline table).
     pub(crate) fn table(&self, key: &str) -> Option<Table<'a>> {
         let v = self.take(key)?;
         let Some(DeValue::Table(t)) = self.map.get(key).map(Spanned::get_ref) else {
-            self.bad.borrow_mut().push(key.to_string());
-            v.report(Bad::Type(Ty::Table));
+            self.bad(key, &v, Bad::Type(Ty::Table));
             return None;
         };
         self.report.mark(self.child(key), v.span.clone());
@@ -245,24 +234,19 @@ impl<'a> Table<'a> {
             return Vec::new();
         };
         let Some(DeValue::Array(items)) = self.map.get(key).map(Spanned::get_ref) else {
-            self.bad.borrow_mut().push(key.to_string());
-            v.report(Bad::Type(Ty::Array));
+            self.bad(key, &v, Bad::Type(Ty::Array));
             return Vec::new();
         };
         self.report.mark(self.child(key), v.span.clone());
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            match item.get_ref() {
-                DeValue::Table(t) => {
-                    let path = format!("{}.{i}", self.child(key));
-                    self.report.mark(path.clone(), item.span());
-                    out.push((i, Table::new(self.report, t, item.span(), path)));
-                }
-                _ => {
-                    self.bad.borrow_mut().push(key.to_string());
-                    v.element(item).report(Bad::Type(Ty::Table));
-                }
-            }
+            let DeValue::Table(t) = item.get_ref() else {
+                self.bad(key, &v.element(item), Bad::Type(Ty::Table));
+                continue;
+            };
+            let path = format!("{}.{i}", self.child(key));
+            self.report.mark(path.clone(), item.span());
+            out.push((i, Table::new(self.report, t, item.span(), path)));
         }
         out
     }
@@ -278,6 +262,11 @@ impl<'a> Table<'a> {
             .error(Kind::Rule, span, message.into(), help.into());
     }
 
+    /// An error at the value of `key` (a path below this table, e.g. `"tls.0"`).
+    pub(crate) fn error_at(&self, key: &str, message: impl Into<String>, help: impl Into<String>) {
+        self.error(self.pos(key).unwrap_or(self.span()), message, help);
+    }
+
     /// An error about `keys` being absent, reported by [`Table::finish`] unless one of them
     /// is written wrong or misspelt (its own error says so already).
     pub(crate) fn absent(
@@ -287,55 +276,43 @@ impl<'a> Table<'a> {
         message: impl Into<String>,
         help: impl Into<String>,
     ) {
-        self.absent.borrow_mut().push(Absent {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            span,
-            message: message.into(),
-            help: help.into(),
-        });
+        let keys = keys.iter().map(|k| k.to_string()).collect();
+        let error = (span, message.into(), help.into());
+        self.absent.borrow_mut().push((keys, error));
     }
 
-    /// Each key written but not read: its place, the message, the key it probably means and
-    /// the help.
-    fn unknown(&self) -> Vec<Unknown> {
+    /// Each key written but not read: where it is, the key it probably means, the message
+    /// and the help.
+    fn unknown(&self) -> Vec<(Range<usize>, Option<String>, String, String)> {
         let read = self.read.borrow();
         let allowed: Vec<&str> = read.iter().map(String::as_str).collect();
         let unread = self
             .map
             .keys()
             .filter(|k| !allowed.contains(&k.get_ref().as_ref()));
-        unread
-            .map(|k| {
-                let (near, help) = suggest::key(k.get_ref(), &allowed);
-                let message = unknown_key(k.get_ref(), &allowed);
-                Unknown {
-                    span: k.span(),
-                    message,
-                    near,
-                    help,
-                }
-            })
-            .collect()
+        let unknown = |key: &Spanned<std::borrow::Cow<'_, str>>| {
+            let (near, help) = suggest::key(key.get_ref(), &allowed);
+            (key.span(), near, unknown_key(key.get_ref(), &allowed), help)
+        };
+        unread.map(unknown).collect()
     }
 
     /// Whether a key written but not read probably means `key` (once every key is read).
     pub(crate) fn meant(&self, key: &str) -> bool {
-        self.unknown()
-            .iter()
-            .any(|u| u.near.as_deref() == Some(key))
+        self.unknown().iter().any(|u| u.1.as_deref() == Some(key))
     }
 
     /// Report each key written but not read as unknown, with the key it probably means, and
     /// the errors about absent keys that no misspelt key explains.
     pub(crate) fn finish(&self) {
         let mut meant = self.bad.borrow().clone();
-        for u in self.unknown() {
-            meant.extend(u.near);
-            self.report.error(Kind::Shape, u.span, u.message, u.help);
+        for (span, near, message, help) in self.unknown() {
+            meant.extend(near);
+            self.report.error(Kind::Shape, span, message, help);
         }
-        for a in self.absent.take() {
-            if !a.keys.iter().any(|k| meant.iter().any(|m| m == k)) {
-                self.report.error(Kind::Rule, a.span, a.message, a.help);
+        for (keys, (span, message, help)) in self.absent.take() {
+            if !keys.iter().any(|k| meant.contains(k)) {
+                self.report.error(Kind::Rule, span, message, help);
             }
         }
         self.finished.set(true);
@@ -345,11 +322,8 @@ impl<'a> Table<'a> {
 impl Drop for Table<'_> {
     fn drop(&mut self) {
         // A table read without `finish` would let unknown keys pass silently.
-        debug_assert!(
-            self.finished.get() || std::thread::panicking(),
-            "[{}] was read without finish()",
-            self.path
-        );
+        let done = self.finished.get() || std::thread::panicking();
+        debug_assert!(done, "[{}] was read without finish()", self.path);
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use http::Method;
 
 use super::cursor::Table;
-use super::value::{Bad, Parse, Val, boolean, duration, float, int, list, string, word};
+use super::value::{Bad, Parse, Val, bad, boolean, duration, float, int, list, slash_path};
+use super::value::{string, word};
 use crate::config::{
     HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, StickyMode, StickyPlan,
 };
@@ -21,21 +22,17 @@ pub(super) fn passive(t: &Table<'_>, p: &mut PassivePlan) {
     t.set(
         "fail_timeout",
         &mut p.fail_timeout,
-        duration("fail_timeout").must(|d| !d.is_zero(), never, help),
+        duration.must(|d| !d.is_zero(), never, help),
     );
 }
 
 /// `"200-399"`, `"200"`, `"200-299,302"` → inclusive ranges.
 pub(crate) fn parse_expect(s: &str) -> Option<Vec<(u16, u16)>> {
     let mut out = Vec::new();
-    for part in s.split(',') {
-        let part = part.trim();
+    for part in s.split(',').map(str::trim) {
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
-            None => {
-                let n = part.parse().ok()?;
-                (n, n)
-            }
+            None => (part.parse().ok()?, part.parse().ok()?),
         };
         if !(100..=599).contains(&lo) || !(100..=599).contains(&hi) || lo > hi {
             return None;
@@ -48,11 +45,9 @@ pub(crate) fn parse_expect(s: &str) -> Option<Vec<(u16, u16)>> {
 const PASSES: &str = "a gRPC check passes when the server answers SERVING with grpc-status 0";
 
 /// The keys of an HTTP check, and why a gRPC check does not use one ("": it does).
+#[rustfmt::skip]
 const HTTP_CHECK_KEYS: [(&str, &str); 5] = [
-    (
-        "path",
-        "a gRPC check always calls /grpc.health.v1.Health/Check; name the service it asks about with service = \"package.Service\"",
-    ),
+    ("path", "a gRPC check always calls /grpc.health.v1.Health/Check; name the service it asks about with service = \"package.Service\""),
     ("method", "a gRPC call is always a POST"),
     ("host", ""),
     ("expect", PASSES),
@@ -63,87 +58,77 @@ const HTTP_CHECK_KEYS: [(&str, &str); 5] = [
 pub(super) fn health(t: &Table<'_>) -> HealthPlan {
     let mut h = HealthPlan::default();
     t.set("type", &mut h.kind, word);
-    t.set("path", &mut h.path, |v| {
-        let p = v.str()?;
-        match p.starts_with('/') {
-            true => Ok(p.to_string()),
-            false => Err(Bad::Value(
-                format!("health path {p:?} does not start with /"),
-                format!("write \"/{p}\""),
-            )),
-        }
-    });
+    t.set("path", &mut h.path, slash_path("health path"));
     t.set("method", &mut h.method, word);
-    t.set("host", &mut h.host, |v| {
-        let host = v.str()?;
-        match http::HeaderValue::from_str(host).is_ok() && !host.is_empty() {
-            true => Ok(Some(host.to_string())),
-            false => Err(Bad::Value(
-                format!("host {host:?} cannot be a Host header"),
-                "write a host name such as \"api.internal\"".into(),
-            )),
+    h.host = t.get("host", |v| match v.str()? {
+        host if http::HeaderValue::from_str(host).is_ok() && !host.is_empty() => {
+            Ok(host.to_string())
         }
+        host => Err(bad(
+            format!("host {host:?} cannot be a Host header"),
+            "write a host name such as \"api.internal\"",
+        )),
     });
     t.set("expect", &mut h.expect, |v| {
         let e = v.str()?;
-        parse_expect(e).ok_or_else(|| {
-            Bad::Value(
-                format!("expect {e:?} is not a list of statuses"),
-                "write statuses or ranges from 100 to 599, e.g. \"200\", \"200-399\" or \"200-299,302\"".into(),
-            )
-        })
+        let help = "write statuses or ranges from 100 to 599, e.g. \"200\", \"200-399\" or \"200-299,302\"";
+        parse_expect(e).ok_or_else(|| bad(format!("expect {e:?} is not a list of statuses"), help))
     });
-    t.set("expect_body", &mut h.expect_body, |v| string(v).map(Some));
+    h.expect_body = t.get("expect_body", string);
     let service = t.get("service", string);
     let flood = "a health check interval under 10ms would flood the servers";
-    let short = duration("interval").must(
+    let interval = duration.must(
         |d| *d >= Duration::from_millis(10),
         flood,
         "write e.g. interval = \"2s\"",
     );
-    let interval_known = t.set("interval", &mut h.interval, short);
+    let interval_known = t.set("interval", &mut h.interval, interval);
     // Unset, the timeout is 1s or the interval if that is shorter (HAProxy's `timeout check`
     // falls back to `inter` too): `interval = "500ms"` alone is a valid check.
     h.timeout = h.timeout.min(h.interval);
-    let zero = duration("timeout").must(
+    let timeout = duration.must(
         |d| !d.is_zero(),
         "timeout = 0 fails every check",
         "write e.g. timeout = \"1s\"",
     );
-    let timeout_known = t.set("timeout", &mut h.timeout, zero);
+    let timeout_known = t.set("timeout", &mut h.timeout, timeout);
     t.set("rise", &mut h.rise, int(1, 100));
     t.set("fall", &mut h.fall, int(1, 100));
 
     // Keys of another kind of check are a mistake the operator wants to hear about.
-    for (key, grpc_why) in HTTP_CHECK_KEYS {
-        let Some(span) = t.pos(key) else { continue };
+    for (key, grpc_why) in HTTP_CHECK_KEYS
+        .into_iter()
+        .filter(|(k, _)| t.pos(k).is_some())
+    {
         match h.kind {
-            HealthKind::Tcp => t.error(
-                span,
-                format!("{key} is only used by type = \"http\" health checks"),
-                format!("remove {key}, or set type = \"http\""),
-            ),
-            HealthKind::Grpc { .. } if !grpc_why.is_empty() => t.error(
-                span,
-                format!("{key} is not used by type = \"grpc\" health checks"),
-                format!("remove {key}: {grpc_why}"),
-            ),
+            HealthKind::Tcp => {
+                let message = format!("{key} is only used by type = \"http\" health checks");
+                t.error_at(
+                    key,
+                    message,
+                    format!("remove {key}, or set type = \"http\""),
+                );
+            }
+            HealthKind::Grpc { .. } if !grpc_why.is_empty() => {
+                let message = format!("{key} is not used by type = \"grpc\" health checks");
+                t.error_at(key, message, format!("remove {key}: {grpc_why}"));
+            }
             _ => {}
         }
     }
     match (&mut h.kind, service) {
         (HealthKind::Grpc { service }, written) => *service = written.unwrap_or_default(),
-        (_, Some(_)) => t.error(
-            t.pos("service").unwrap_or_default(),
-            "service is only used by type = \"grpc\" health checks",
-            "remove service, or set type = \"grpc\"",
-        ),
+        (_, Some(_)) => {
+            let message = "service is only used by type = \"grpc\" health checks";
+            t.error_at("service", message, "remove service, or set type = \"grpc\"");
+        }
         _ => {}
     }
-    if let (Some(span), &Method::HEAD) = (t.pos("expect_body"), &h.method) {
-        t.error(
-            span,
-            "expect_body with method = \"HEAD\": an answer to HEAD has no body",
+    if h.expect_body.is_some() && h.method == Method::HEAD {
+        let message = "expect_body with method = \"HEAD\": an answer to HEAD has no body";
+        t.error_at(
+            "expect_body",
+            message,
             "remove expect_body, or use method = \"GET\"",
         );
     }
@@ -158,16 +143,14 @@ pub(super) fn health(t: &Table<'_>) -> HealthPlan {
 fn timeout_over_interval(t: &Table<'_>, h: &HealthPlan) {
     let fmt = crate::config::format_duration;
     let default = |key| if t.has(key) { "" } else { ", the default" };
+    let (timeout, interval) = (fmt(h.timeout), fmt(h.interval));
     let message = format!(
-        "timeout ({}{}) is longer than interval ({}{})",
-        fmt(h.timeout),
+        "timeout ({timeout}{}) is longer than interval ({interval}{})",
         default("timeout"),
-        fmt(h.interval),
-        default("interval"),
+        default("interval")
     );
     let help = format!(
-        "a check must end before the next starts: set timeout = \"{}\" or less (or leave it out: the default is 1s, or the interval when that is shorter), or raise interval",
-        fmt(h.interval)
+        "a check must end before the next starts: set timeout = \"{interval}\" or less (or leave it out: the default is 1s, or the interval when that is shorter), or raise interval"
     );
     let span = t.pos("timeout").or(t.pos("interval")).unwrap_or(t.span());
     match t.has("interval") {
@@ -192,15 +175,9 @@ pub(super) fn retry(t: &Table<'_>, p: &mut RetryPlan) {
     }
     t.set("non_idempotent", &mut p.non_idempotent, boolean);
     let help = "write a share of the traffic from 0.0 to 10.0, e.g. budget = 0.2 for 20 %";
-    t.set("budget", &mut p.budget, |v| {
-        let b = float(v)?;
-        match b.is_finite() && (0.0..=10.0).contains(&b) {
-            true => Ok(b),
-            false => Err(Bad::Value(
-                format!("budget = {b} is out of range"),
-                help.into(),
-            )),
-        }
+    t.set("budget", &mut p.budget, |v| match float(v)? {
+        b if b.is_finite() && (0.0..=10.0).contains(&b) => Ok(b),
+        b => Err(bad(format!("budget = {b} is out of range"), help)),
     });
     t.finish();
 }
@@ -222,9 +199,10 @@ fn condition(v: &Val<'_>) -> Result<RetryOn, Bad> {
                 on.statuses.push(n)
             }
             _ => {
-                return Err(Bad::Value(
+                let help = "use connect_failure, reset, timeout, error, grpc_unavailable, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)";
+                return Err(bad(
                     format!("retry condition {s:?} is not understood"),
-                    "use connect_failure, reset, timeout, error, grpc_unavailable, \"5xx\", or a status: \"502\", \"503\", \"504\" (any of 500-599, or 403, 404, 429)".into(),
+                    help,
                 ));
             }
         },
@@ -239,12 +217,13 @@ pub(super) fn sticky(t: &Table<'_>) -> Option<StickyPlan> {
     let help = "add mode = \"cookie\" (Switchyard's cookie), \"app_cookie\" (the application's) or \"source_ip\"";
     let mode = t.need("mode", word, "[sticky] has no mode", help);
     let name = t.get("name", string);
+    let forgets = "ttl under 1s forgets every client at once";
     t.set(
         "ttl",
         &mut s.ttl,
-        duration("ttl").must(
+        duration.must(
             |d| *d >= Duration::from_secs(1),
-            "ttl under 1s forgets every client at once",
+            forgets,
             "write e.g. ttl = \"1h\"",
         ),
     );
@@ -252,34 +231,24 @@ pub(super) fn sticky(t: &Table<'_>) -> Option<StickyPlan> {
     let name_known = name.is_some() || !t.has("name") && !t.meant("name");
     s.name = match (name, mode) {
         (Some(_), Some(StickyMode::SourceIp)) => {
-            t.error(
-                t.pos("name").unwrap_or_default(),
-                "name is not used by mode = \"source_ip\"",
-                "remove name, or use mode = \"cookie\" / \"app_cookie\"",
-            );
+            let help = "remove name, or use mode = \"cookie\" / \"app_cookie\"";
+            t.error_at("name", "name is not used by mode = \"source_ip\"", help);
             String::new()
         }
         (Some(n), _) => {
             // RFC 6265 cookie-name is a token.
             let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
             if n.is_empty() || !n.bytes().all(token) {
-                t.error(
-                    t.pos("name").unwrap_or_default(),
-                    format!("{n:?} is not a cookie name"),
-                    "use letters, digits and - _ . only, e.g. name = \"SRV\"",
-                );
+                let help = "use letters, digits and - _ . only, e.g. name = \"SRV\"";
+                t.error_at("name", format!("{n:?} is not a cookie name"), help);
             }
             n
         }
         (None, Some(StickyMode::AppCookie)) => {
             if !t.has("name") {
+                let message = "mode = \"app_cookie\" needs the application's cookie name";
                 let help = "add name = \"JSESSIONID\" (or your application's session cookie)";
-                t.absent(
-                    &["name"],
-                    t.span(),
-                    "mode = \"app_cookie\" needs the application's cookie name",
-                    help,
-                );
+                t.absent(&["name"], t.span(), message, help);
             }
             String::new()
         }

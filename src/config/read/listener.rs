@@ -7,7 +7,8 @@
 use http::{HeaderName, Method};
 
 use super::cursor::Table;
-use super::value::{Bad, Ty, Val, addr, boolean, duration, int, list, positive, string, word};
+use super::value::{Bad, Ty, Val, addr, bad, boolean, duration, int, list, positive};
+use super::value::{slash_path, string, word};
 use crate::config::words::Words;
 use crate::config::{Cidr, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target};
 use crate::tls::{CertPair, TlsError};
@@ -28,69 +29,39 @@ enum Home {
 /// The keys of a listener that belong to some protocols only, and the help when one is
 /// written on a listener of the sibling protocol (a tcp key on udp, a udp key on tcp, an HTTP
 /// key on tcp/udp). Every other key belongs to every listener.
+#[rustfmt::skip]
 const PROTOCOL_KEYS: [(&str, Home, &str); 11] = [
-    (
-        "idle_timeout",
-        Home::Tcp,
-        "use session_timeout on a udp listener",
-    ),
-    (
-        "max_connections",
-        Home::Tcp,
-        "use max_sessions on a udp listener",
-    ),
+    ("idle_timeout", Home::Tcp, "use session_timeout on a udp listener"),
+    ("max_connections", Home::Tcp, "use max_sessions on a udp listener"),
     ("proxy_protocol", Home::Tcp, ""),
     ("accept_proxy_protocol", Home::TcpOrHttp, ""),
     ("trusted_proxies", Home::TcpOrHttp, ""),
     ("splice", Home::Tcp, ""),
-    (
-        "session_timeout",
-        Home::Udp,
-        "use idle_timeout on a tcp listener",
-    ),
-    (
-        "max_sessions",
-        Home::Udp,
-        "use max_connections on a tcp listener",
-    ),
-    (
-        "redirect_https",
-        Home::Http,
-        "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener",
-    ),
-    (
-        "hsts",
-        Home::Http,
-        "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener",
-    ),
-    (
-        "tls",
-        Home::Http,
-        "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here",
-    ),
+    ("session_timeout", Home::Udp, "use idle_timeout on a tcp listener"),
+    ("max_sessions", Home::Udp, "use max_connections on a tcp listener"),
+    ("redirect_https", Home::Http, "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener"),
+    ("hsts", Home::Http, "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener"),
+    ("tls", Home::Http, "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here"),
 ];
 
 /// The error for `key` on a listener speaking `is`, when the key does not belong there.
 fn misplaced(key: &str, is: Protocol) -> Option<(String, String)> {
     let &(_, home, sibling) = PROTOCOL_KEYS.iter().find(|(k, ..)| *k == key)?;
-    let http = matches!(is, Protocol::Http | Protocol::Https);
+    let (http, is) = (matches!(is, Protocol::Http | Protocol::Https), is.as_str());
     let (belongs, other) = match home {
-        Home::Tcp if is == Protocol::Tcp => return None,
-        Home::TcpOrHttp if is != Protocol::Udp => return None,
-        Home::Udp if is == Protocol::Udp => return None,
+        Home::Tcp if is == "tcp" => return None,
+        Home::TcpOrHttp if is != "udp" => return None,
+        Home::Udp if is == "udp" => return None,
         Home::Http if http => return None,
-        Home::Tcp | Home::TcpOrHttp => ("tcp", Protocol::Udp),
-        Home::Udp => ("udp", Protocol::Tcp),
+        Home::Tcp | Home::TcpOrHttp => ("tcp", "udp"),
+        Home::Udp => ("udp", "tcp"),
         Home::Http => {
             let shown = if key == "tls" {
                 "[[listener.tls]]"
             } else {
                 key
             };
-            let message = format!(
-                "{shown} is for http/https listeners, not this {} listener",
-                is.as_str()
-            );
+            let message = format!("{shown} is for http/https listeners, not this {is} listener");
             return Some((message, sibling.into()));
         }
     };
@@ -99,10 +70,8 @@ fn misplaced(key: &str, is: Protocol) -> Option<(String, String)> {
         (true, s) => s.to_string(),
         (false, _) => format!("set protocol = \"{belongs}\" or remove {key}"),
     };
-    let message = format!(
-        "{key} applies to protocol = \"{belongs}\" listeners, not to this {} listener",
-        is.as_str()
-    );
+    let message =
+        format!("{key} applies to protocol = \"{belongs}\" listeners, not to this {is} listener");
     Some((message, help))
 }
 
@@ -117,72 +86,65 @@ impl On<'_, '_> {
     /// `p`) and, written on a listener of another protocol, it is reported with the fix.
     /// With the protocol unknown, the HTTP keys are read and the L4 keys are not.
     fn here<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> bool {
-        let home = PROTOCOL_KEYS.iter().find(|(k, ..)| *k == key).map(|k| k.1);
-        let Some(is) = self.protocol else {
-            if home == Some(Home::Http) {
-                return true;
+        let misplaced = match self.protocol {
+            Some(is) => misplaced(key, is),
+            None if PROTOCOL_KEYS
+                .iter()
+                .any(|k| k.0 == key && k.1 == Home::Http) =>
+            {
+                None
             }
-            self.t.check(key, p);
-            return false;
+            None => {
+                self.t.check(key, p);
+                return false;
+            }
         };
-        let Some((message, help)) = misplaced(key, is) else {
+        let Some((message, help)) = misplaced else {
             return true;
         };
         if self.t.check(key, p) {
-            let span = self.t.first(key).or(self.t.at(key)).unwrap_or_default();
+            let span = self.t.at(key).unwrap_or_default();
             self.t.error(span, message, help);
         }
         false
     }
 
-    fn set<T>(&self, key: &str, field: &mut T, p: impl Fn(&Val<'_>) -> Result<T, Bad>) {
-        if self.here(key, &p) {
-            self.t.set(key, field, p);
-        }
-    }
-
     fn get<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> Option<T> {
         self.here(key, &p).then(|| self.t.get(key, p)).flatten()
+    }
+
+    fn set<T>(&self, key: &str, field: &mut T, p: impl Fn(&Val<'_>) -> Result<T, Bad>) {
+        if let Some(v) = self.get(key, p) {
+            *field = v;
+        }
     }
 }
 
 /// The `index`th `[[listener]]`, or `None` when its protocol is unknown; and the pools it
 /// names, as written (for the checks of pools only L4 listeners use).
-pub(super) fn read(
-    t: &Table<'_>,
-    index: usize,
-    pools: &[&str],
-) -> (Option<ListenerPlan>, Vec<String>) {
+pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerPlan>, Vec<String>) {
     let mut l = ListenerPlan {
-        name: format!("listener{}", index + 1),
+        name: format!("listener{}", i + 1),
         ..ListenerPlan::default()
     };
     t.set("name", &mut l.name, string);
-    let listen = t.need(
-        "listen",
-        addr("listen"),
-        format!("listener {:?} has no listen address", l.name),
-        "add listen = \"127.0.0.1:8080\" (or a bare port, listen = \"8080\")",
-    );
+    let no_listen = format!("listener {:?} has no listen address", l.name);
+    let help = "add listen = \"127.0.0.1:8080\" (or a bare port, listen = \"8080\")";
     // A listener without a usable address is still checked against the others; its error
     // is recorded, so this plan is never run.
-    l.listen = listen.unwrap_or(l.listen);
+    l.listen = t
+        .need("listen", addr("listen"), no_listen, help)
+        .unwrap_or(l.listen);
     l.origin = t.pos("listen").map(|s| t.report().origin(s.start));
     let protocol = protocol(t);
     l.default_pool = t.get("pool", pool_ref(pools));
     let mut named: Vec<String> = t.text("pool").map(String::from).into_iter().collect();
     for (_, r) in t.tables("route") {
-        let route = route(&r, pools, &mut named);
-        l.routes.extend(route);
+        l.routes.extend(route(&r, pools, &mut named));
     }
-    let on = On { t, protocol };
-    let l4 = &mut l.l4;
+    let (on, l4) = (On { t, protocol }, &mut l.l4);
     let help = "write e.g. \"30s\" or \"10m\"";
-    on.set(
-        "idle_timeout",
-        &mut l4.idle_timeout,
-        positive("idle_timeout", help),
-    );
+    on.set("idle_timeout", &mut l4.idle_timeout, positive(help));
     on.set(
         "max_connections",
         &mut l4.max_connections,
@@ -194,93 +156,96 @@ pub(super) fn read(
     let accept = on.get("accept_proxy_protocol", boolean);
     let trusted = on.get("trusted_proxies", list(cidr));
     on.set("splice", &mut l4.splice, boolean);
-    on.set(
-        "session_timeout",
-        &mut l4.session_timeout,
-        positive("session_timeout", help),
-    );
+    on.set("session_timeout", &mut l4.session_timeout, positive(help));
     on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
     l4.accept_proxy = accept_proxy(t, accept, trusted);
-    let certs = match on.here("tls", |v| {
-        v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array))
-    }) {
-        true => t.tables("tls"),
-        false => Vec::new(),
-    };
-    l.tls = certificates(t, certs);
+    let array = |v: &Val<'_>| v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array));
+    if on.here("tls", array) {
+        l.tls = t
+            .tables("tls")
+            .iter()
+            .filter_map(|(_, c)| certificate(c))
+            .collect();
+    }
     on.set("redirect_https", &mut l.redirect_https, boolean);
-    l.hsts = on.get("hsts", duration("hsts"));
-    rules(t, &l, protocol);
+    l.hsts = on.get("hsts", duration);
+    match protocol {
+        Some(is @ (Protocol::Tcp | Protocol::Udp)) => l4_rules(t, is.as_str()),
+        Some(is) => http_rules(t, &l, is),
+        None => {}
+    }
     t.finish();
     (protocol.map(|p| ListenerPlan { protocol: p, ..l }), named)
 }
 
-/// The rules of a listener as a whole, by protocol.
-fn rules(t: &Table<'_>, l: &ListenerPlan, protocol: Option<Protocol>) {
-    match protocol {
-        Some(is @ (Protocol::Tcp | Protocol::Udp)) => {
-            let is = is.as_str();
-            if let Some(span) = t.pos("route.0") {
-                t.error(
-                    span,
-                    format!("a {is} listener cannot route: it sees no host, path or header"),
-                    "remove the [[listener.route]] entries and set pool = \"NAME\", or use protocol = \"http\"",
-                );
-            }
-            // Without routes, the pool is where every connection goes: there is no other.
-            if !t.has("pool") {
-                t.absent(
-                    &["pool"],
-                    t.span(),
-                    format!("this {is} listener has no pool"),
-                    "add pool = \"NAME\": every connection goes to a server of that pool",
-                );
-            }
+/// What a tcp/udp listener cannot do without, or do at all.
+fn l4_rules(t: &Table<'_>, is: &str) {
+    let help =
+        "remove the [[listener.route]] entries and set pool = \"NAME\", or use protocol = \"http\"";
+    if t.pos("route.0").is_some() {
+        t.error_at(
+            "route.0",
+            format!("a {is} listener cannot route: it sees no host, path or header"),
+            help,
+        );
+    }
+    // Without routes, the pool is where every connection goes: there is no other.
+    if !t.has("pool") {
+        let help = "add pool = \"NAME\": every connection goes to a server of that pool";
+        t.absent(
+            &["pool"],
+            t.span(),
+            format!("this {is} listener has no pool"),
+            help,
+        );
+    }
+}
+
+/// What an http/https listener cannot do without, or do at all.
+fn http_rules(t: &Table<'_>, l: &ListenerPlan, is: Protocol) {
+    if !t.has("pool") && t.count("route").unwrap_or(0) == 0 && !l.redirect_https {
+        let nowhere = format!("listener {:?} sends traffic nowhere", l.name);
+        let help = "add pool = \"NAME\" (the default pool) or [[listener.route]] entries";
+        t.absent(
+            &["pool", "route", "redirect_https"],
+            t.span(),
+            nowhere,
+            help,
+        );
+    }
+    if is == Protocol::Https {
+        let span = t.pos("protocol").unwrap_or_default();
+        let no_cert = "an https listener needs at least one certificate";
+        let help =
+            "add [[listener.tls]] with cert = \"PATH\" and key = \"PATH\" below this listener";
+        match t.count("tls") {
+            Some(0) => t.error(span, no_cert, help),
+            None if !t.has("tls") => t.absent(&["tls"], span, no_cert, help),
+            _ => {}
         }
-        Some(http) => {
-            if !t.has("pool") && t.count("route").unwrap_or(0) == 0 && !l.redirect_https {
-                t.absent(
-                    &["pool", "route", "redirect_https"],
-                    t.span(),
-                    format!("listener {:?} sends traffic nowhere", l.name),
-                    "add pool = \"NAME\" (the default pool) or [[listener.route]] entries",
-                );
-            }
-            let span = t.pos("protocol").unwrap_or_default();
-            let no_cert = "an https listener needs at least one certificate";
-            let help =
-                "add [[listener.tls]] with cert = \"PATH\" and key = \"PATH\" below this listener";
-            match t.count("tls") {
-                _ if http != Protocol::Https => {}
-                Some(0) => t.error(span, no_cert, help),
-                None if !t.has("tls") => t.absent(&["tls"], span, no_cert, help),
-                _ => {}
-            }
-            if http == Protocol::Https && l.redirect_https {
-                t.error(
-                    t.pos("redirect_https").unwrap_or_default(),
-                    "redirect_https on an https listener would redirect to itself forever",
-                    "put redirect_https = true on the plain http listener",
-                );
-            }
-            if http == Protocol::Http {
-                if let Some(span) = t.pos("tls.0") {
-                    t.error(
-                        span,
-                        "[[listener.tls]] on a listener that does not speak TLS",
-                        "set protocol = \"https\" on this listener, or remove the [[listener.tls]] entries",
-                    );
-                }
-                if let (Some(span), Some(_)) = (t.pos("hsts"), l.hsts) {
-                    t.error(
-                        span,
-                        "hsts on a plain http listener: browsers ignore Strict-Transport-Security over http",
-                        "move hsts = \"1y\" to the https listener",
-                    );
-                }
-            }
+        if l.redirect_https {
+            let forever = "redirect_https on an https listener would redirect to itself forever";
+            t.error_at(
+                "redirect_https",
+                forever,
+                "put redirect_https = true on the plain http listener",
+            );
         }
-        None => {}
+        return;
+    }
+    if t.pos("tls.0").is_some() {
+        let help =
+            "set protocol = \"https\" on this listener, or remove the [[listener.tls]] entries";
+        t.error_at(
+            "tls.0",
+            "[[listener.tls]] on a listener that does not speak TLS",
+            help,
+        );
+    }
+    if l.hsts.is_some() {
+        let message =
+            "hsts on a plain http listener: browsers ignore Strict-Transport-Security over http";
+        t.error_at("hsts", message, "move hsts = \"1y\" to the https listener");
     }
 }
 
@@ -292,47 +257,40 @@ fn protocol(t: &Table<'_>) -> Option<Protocol> {
         return (!t.has("protocol")).then_some(Protocol::Http);
     };
     let lower = written.to_ascii_lowercase();
-    let span = t.pos("protocol").unwrap_or_default();
     let known = Protocol::from_word(&lower);
-    match &known {
-        Some(_) if lower != written => t.error(
-            span,
+    let (message, help) = match known {
+        Some(_) if lower == written => return known,
+        Some(_) => (
             format!("unknown protocol {written:?}"),
             format!("names are lowercase: write protocol = {lower:?}"),
         ),
-        Some(_) => {}
-        None => {
-            let (message, help) = Protocol::unknown(&written);
-            t.error(span, message, help);
-        }
-    }
+        None => Protocol::unknown(&written),
+    };
+    t.error_at("protocol", message, help);
     known
 }
 
 /// A pool name that must be defined.
 fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> + 'p {
-    move |v: &Val<'_>| {
-        let name = v.str()?;
-        if pools.contains(&name) {
-            return Ok(name.to_string());
+    move |v: &Val<'_>| match v.str()? {
+        name if pools.contains(&name) => Ok(name.to_string()),
+        name if pools.is_empty() => {
+            let help =
+                format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]");
+            Err(bad(format!("no pool named {name:?}"), help))
         }
-        let help = match pools {
-            [] => format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]"),
-            _ => format!("use one of: {}, or define [pool.{name}]", pools.join(", ")),
-        };
-        Err(Bad::Value(format!("no pool named {name:?}"), help))
+        name => {
+            let help = format!("use one of: {}, or define [pool.{name}]", pools.join(", "));
+            Err(bad(format!("no pool named {name:?}"), help))
+        }
     }
 }
 
 /// An address block such as `10.0.0.0/8`.
 fn cidr(v: &Val<'_>) -> Result<Cidr, Bad> {
     let s = v.str()?;
-    Cidr::parse(s).ok_or_else(|| {
-        Bad::Value(
-            format!("{s:?} is not an address block"),
-            "write an address or a block: \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"".into(),
-        )
-    })
+    let help = "write an address or a block: \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"";
+    Cidr::parse(s).ok_or_else(|| bad(format!("{s:?} is not an address block"), help))
 }
 
 /// `accept_proxy_protocol` and `trusted_proxies`, which go together.
@@ -341,88 +299,79 @@ fn accept_proxy(
     accept: Option<bool>,
     trusted: Option<Vec<Cidr>>,
 ) -> Option<Vec<Cidr>> {
-    let on = accept == Some(true);
+    let (on, at) = (
+        accept == Some(true),
+        t.pos("trusted_proxies").unwrap_or_default(),
+    );
     let list = "list who may send PROXY headers: trusted_proxies = [\"10.0.0.0/8\"]";
-    match (trusted, t.pos("trusted_proxies")) {
-        (Some(_), Some(span)) if !on => {
+    match trusted {
+        Some(_) if !on => {
             let message = "trusted_proxies is set but accept_proxy_protocol is not true";
             let help = "add accept_proxy_protocol = true, or remove trusted_proxies";
             match accept {
-                Some(_) => t.error(span, message, help),
+                Some(_) => t.error(at, message, help),
                 None if !t.has("accept_proxy_protocol") => {
-                    t.absent(&["accept_proxy_protocol"], span, message, help)
+                    t.absent(&["accept_proxy_protocol"], at, message, help)
                 }
                 None => {}
             }
             None
         }
-        (Some(blocks), Some(span)) => {
+        Some(blocks) => {
             if t.count("trusted_proxies") == Some(0) {
                 t.error(
-                    span,
+                    at,
                     "trusted_proxies is empty, so every connection would be refused",
                     list,
                 );
             }
             Some(blocks)
         }
-        _ => {
-            if on && !t.has("trusted_proxies") {
-                let span = t.pos("accept_proxy_protocol").unwrap_or_default();
-                t.absent(
-                    &["trusted_proxies"],
-                    span,
-                    "accept_proxy_protocol = true needs trusted_proxies",
-                    list,
-                );
-            }
+        None if on && !t.has("trusted_proxies") => {
+            let at = t.pos("accept_proxy_protocol").unwrap_or_default();
+            t.absent(
+                &["trusted_proxies"],
+                at,
+                "accept_proxy_protocol = true needs trusted_proxies",
+                list,
+            );
             None
         }
+        None => None,
     }
 }
 
 const CERT_HELP: &str = "write cert = \"PATH\" (PEM, full chain, leaf first) and key = \"PATH\" (PEM private key of that leaf); make one with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem";
 
-/// The `[[listener.tls]]` pairs, each loaded now.
-fn certificates(t: &Table<'_>, certs: Vec<(usize, Table<'_>)>) -> Vec<CertPair> {
-    let mut pairs = Vec::new();
-    for (_, c) in certs {
-        let cert = c.need("cert", string, "[[listener.tls]] has no cert", CERT_HELP);
-        let key = c.need("key", string, "[[listener.tls]] has no key", CERT_HELP);
-        let (cert_at, key_at) = (
-            c.pos("cert").unwrap_or_default(),
-            c.pos("key").unwrap_or_default(),
-        );
-        c.finish();
-        let (Some(cert), Some(key)) = (cert, key) else {
-            continue;
+/// One `[[listener.tls]]` pair, loaded now; a pair that does not load is reported and kept.
+fn certificate(t: &Table<'_>) -> Option<CertPair> {
+    let cert = t.need("cert", string, "[[listener.tls]] has no cert", CERT_HELP);
+    let key = t.need("key", string, "[[listener.tls]] has no key", CERT_HELP);
+    t.finish();
+    let r = t.report();
+    let pair = CertPair {
+        cert: r.path(&cert?),
+        key: r.path(&key?),
+    };
+    if let Err(e) = crate::tls::load_pair(&pair) {
+        // Point at the key line when the key is what's wrong.
+        let at = match &e {
+            TlsError::Read { path, .. } if *path == pair.key => "key",
+            TlsError::NoKey { .. } | TlsError::BadKey { .. } => "key",
+            _ => "cert",
         };
-        let r = t.report();
-        let pair = CertPair {
-            cert: r.path(&cert),
-            key: r.path(&key),
+        let help = match &e {
+            TlsError::KeyMismatch { .. } => {
+                "use the key the certificate was made for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
+            }
+            TlsError::NoName { .. } => {
+                "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
+            }
+            _ => CERT_HELP,
         };
-        if let Err(e) = crate::tls::load_pair(&pair) {
-            // Point at the key line when the key is what's wrong.
-            let span = match &e {
-                TlsError::Read { path, .. } if *path == pair.key => key_at,
-                TlsError::NoKey { .. } | TlsError::BadKey { .. } => key_at,
-                _ => cert_at,
-            };
-            let help = match &e {
-                TlsError::KeyMismatch { .. } => {
-                    "use the key the certificate was made for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
-                }
-                TlsError::NoName { .. } => {
-                    "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
-                }
-                _ => CERT_HELP,
-            };
-            t.error(span, e.to_string(), help);
-        }
-        pairs.push(pair);
+        t.error_at(at, e.to_string(), help);
     }
-    pairs
+    Some(pair)
 }
 
 /// A `[[listener.route]]`, or `None` when its host or target is wrong (reported; a route
@@ -430,43 +379,31 @@ fn certificates(t: &Table<'_>, certs: Vec<(usize, Table<'_>)>) -> Vec<CertPair> 
 /// it names are added to `named`.
 fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<RoutePlan> {
     let mut m = Matcher::default();
-    let ok = t.set("host", &mut m.host, |v| host(v).map(Some));
-    t.set("path_prefix", &mut m.path_prefix, |v| {
-        let p = v.str()?;
-        match p.starts_with('/') {
-            true => Ok(Some(p.to_string())),
-            false => Err(Bad::Value(
-                format!("path_prefix {p:?} does not start with /"),
-                format!("write \"/{p}\""),
-            )),
-        }
-    });
-    t.set("method", &mut m.method, |v| {
+    let host_known = t.set("host", &mut m.host, |v| host(v).map(Some));
+    m.path_prefix = t.get("path_prefix", slash_path("path_prefix"));
+    m.method = t.get("method", |v| {
         let s = v.str()?;
-        Method::from_bytes(s.to_ascii_uppercase().as_bytes())
-            .map(Some)
-            .map_err(|_| {
-                Bad::Value(
-                    format!("{s:?} is not an HTTP method"),
-                    "write e.g. \"GET\" or \"POST\"".into(),
-                )
-            })
+        let method = Method::from_bytes(s.to_ascii_uppercase().as_bytes());
+        method.map_err(|_| {
+            bad(
+                format!("{s:?} is not an HTTP method"),
+                "write e.g. \"GET\" or \"POST\"",
+            )
+        })
     });
     if let Some((n, v)) = name_value(t, "header") {
         match HeaderName::from_bytes(n.as_bytes()) {
             Ok(name) => m.header = Some((name, v)),
             Err(_) => {
                 let help = "write header = { name = \"x-canary\", value = \"1\" }";
-                let span = t.pos("header").unwrap_or_default();
-                t.error(span, format!("{n:?} is not a header name"), help);
+                t.error_at("header", format!("{n:?} is not a header name"), help);
             }
         }
     }
     m.cookie = name_value(t, "cookie");
     let pool = t.get("pool", pool_ref(pools));
     named.extend(t.text("pool").map(String::from));
-    let mut parts = Vec::new();
-    let mut good = true;
+    let (mut parts, mut good) = (Vec::new(), true);
     for (_, s) in t.tables("split") {
         let help = "write { pool = \"NAME\", weight = 1 }";
         let pool = s.need("pool", pool_ref(pools), "a part of split has no pool", help);
@@ -485,14 +422,13 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
     }
     let target = match (t.pos("pool"), t.pos("split")) {
         (Some(_), None) => pool.map(Target::Pool),
-        (None, Some(span)) => {
-            if t.count("split") == Some(0) {
-                let help = "write split = [ { pool = \"v1\", weight = 90 }, { pool = \"v2\", weight = 10 } ]";
-                t.error(span, "split is empty", help);
-                good = false;
-            }
-            good.then_some(Target::Split(parts))
+        (None, Some(span)) if t.count("split") == Some(0) => {
+            let help =
+                "write split = [ { pool = \"v1\", weight = 90 }, { pool = \"v2\", weight = 10 } ]";
+            t.error(span, "split is empty", help);
+            None
         }
+        (None, Some(_)) => good.then_some(Target::Split(parts)),
         (Some(span), Some(_)) => {
             t.error(
                 span,
@@ -510,38 +446,34 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
         }
     };
     t.finish();
-    let target = target?;
-    ok.then_some(RoutePlan { matcher: m, target })
+    Some(RoutePlan {
+        matcher: m,
+        target: target?,
+    })
+    .filter(|_| host_known)
 }
 
 /// A route's `host`: `api.example.com` or `*.example.com`.
 fn host(v: &Val<'_>) -> Result<HostMatch, Bad> {
     let written = v.str()?;
     let host = written.trim().to_ascii_lowercase();
-    if host.is_empty()
-        || host.contains('/')
-        || host.contains(':')
-        || host.chars().skip(1).any(|c| c == '*')
-    {
-        return Err(Bad::Value(
-            format!("host {written:?} is not a host name"),
-            "write a name without port or path: \"api.example.com\" or \"*.example.com\"".into(),
-        ));
+    let odd = |c: char| c == '/' || c == ':';
+    if host.is_empty() || host.contains(odd) || host.chars().skip(1).any(|c| c == '*') {
+        let help = "write a name without port or path: \"api.example.com\" or \"*.example.com\"";
+        return Err(bad(format!("host {written:?} is not a host name"), help));
     }
-    if let Some(rest) = host.strip_prefix("*.") {
-        Ok(HostMatch::Suffix(format!(".{rest}")))
-    } else if host.starts_with('*') {
-        Err(Bad::Value(
-            format!("wildcard host {written:?} must start with \"*.\""),
-            "write \"*.example.com\"".into(),
-        ))
-    } else {
-        Ok(HostMatch::Exact(host))
+    match host.strip_prefix("*.") {
+        Some(rest) => Ok(HostMatch::Suffix(format!(".{rest}"))),
+        None if host.starts_with('*') => {
+            let message = format!("wildcard host {written:?} must start with \"*.\"");
+            Err(bad(message, "write \"*.example.com\""))
+        }
+        None => Ok(HostMatch::Exact(host)),
     }
 }
 
 /// `header = { name, value }` or `cookie = { name, value }`: both are needed.
-fn name_value(t: &Table<'_>, key: &'static str) -> Option<(String, String)> {
+fn name_value(t: &Table<'_>, key: &str) -> Option<(String, String)> {
     let nv = t.table(key)?;
     let help = format!("write {key} = {{ name = \"x-canary\", value = \"1\" }}");
     let name = nv.need("name", string, format!("{key} has no name"), help.clone());

@@ -30,7 +30,6 @@ use value::{addr, duration, int};
 /// only as good as what could be read.
 pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
     let report = Report::new(src, file);
-    let mut plan = Plan::default();
     let (doc, syntax) = DeTable::parse_recoverable(src);
     // The earliest in the file: the parser may find a later error first (an unterminated
     // string swallows the lines after it, and what breaks there is reported before it).
@@ -41,28 +40,33 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
         let message = first.message().trim().to_string();
         let help = syntax_help(&message).to_string();
         report.error(Kind::Shape, first.span().unwrap_or(0..0), message, help);
-        return (plan, report.errors());
+        return (Plan::default(), report.errors());
     }
-    let top = Table::root(&report, &doc);
+    let (mut plan, seen) = top(&Table::root(&report, &doc));
+    cross::check(&report, &mut plan, &seen);
+    (plan, report.errors())
+}
+
+/// The top level, and the tables below it.
+fn top(top: &Table<'_>) -> (Plan, cross::Seen) {
+    let mut plan = Plan::default();
     top.set("workers", &mut plan.workers, int(1, 1024));
-    top.set(
-        "grace_period",
-        &mut plan.grace_period,
-        duration("grace_period"),
-    );
+    top.set("grace_period", &mut plan.grace_period, duration);
     // Pools first (their errors come first where two share a place), then the listeners,
     // which know a pool by its name whatever is wrong inside it.
     let listeners = top.tables("listener");
-    let pool_names = top.table_keys("pool");
-    if let Some(pools) = top.table("pool") {
-        for name in pools.keys() {
+    let pools = top.table("pool");
+    let pool_names = pools.as_ref().map_or_else(Vec::new, Table::keys);
+    if let Some(pools) = &pools {
+        for name in &pool_names {
             plan.pools
                 .extend(pools.table(name).map(|p| pool::read(&p, name)));
         }
         pools.finish();
     }
+    let lost_listener = listeners.len() < top.count("listener").unwrap_or(0);
     let mut seen = cross::Seen {
-        lost_listener: listeners.len() < top.count("listener").unwrap_or(0),
+        lost_listener,
         ..Default::default()
     };
     for (i, l) in listeners {
@@ -83,9 +87,7 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
     }
     plan.admin = top.table("admin").and_then(|a| admin(&a));
     top.finish();
-    drop(top);
-    cross::check(&report, &mut plan, &seen);
-    (plan, report.errors())
+    (plan, seen)
 }
 
 /// `[admin]`.

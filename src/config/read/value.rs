@@ -1,5 +1,5 @@
 //! One value of the document and how it becomes a plan value: the parsers that each key's
-//! line names (`int(1, 1000)`, `duration("ttl")`, `addr("listen")`, `word`, `list(cidr)`),
+//! line names (`int(1, 1000)`, `duration`, `addr("listen")`, `word`, `list(cidr)`),
 //! and what to say, in the operator's words, when a value has the wrong TOML type
 //! (`keepalive = "32"` → "keepalive must be a whole number", "write keepalive = 32, without
 //! quotes"), made from the value that was written.
@@ -27,6 +27,8 @@ pub(crate) struct Val<'a> {
     pub(crate) span: Range<usize>,
     /// The path of the table that holds it (`pool.web`; empty at the top level).
     pub(crate) path: &'a str,
+    /// Put before the key where a message names the value (`timeouts.`).
+    pub(crate) prefix: &'a str,
     /// Whether it is an element of the array under `key`.
     pub(crate) element: bool,
 }
@@ -52,7 +54,17 @@ pub(crate) enum Ty {
     Table,
 }
 
+/// A value that breaks a rule: what is wrong and what to write instead.
+pub(crate) fn bad(message: impl Into<String>, help: impl Into<String>) -> Bad {
+    Bad::Value(message.into(), help.into())
+}
+
 impl<'a> Val<'a> {
+    /// The value's name in messages: `fail_timeout`, `timeouts.read`.
+    pub(crate) fn what(&self) -> String {
+        format!("{}{}", self.prefix, self.key)
+    }
+
     /// The string written, if it is one.
     pub(crate) fn str(&self) -> Result<&'a str, Bad> {
         self.value.as_str().ok_or(Bad::Type(Ty::Str))
@@ -109,16 +121,17 @@ pub(crate) trait Parse<T>: Fn(&Val<'_>) -> Result<T, Bad> + Sized {
     fn must(
         self,
         ok: impl Fn(&T) -> bool,
-        message: impl Into<String>,
-        help: impl Into<String>,
+        message: &'static str,
+        help: &'static str,
     ) -> impl Fn(&Val<'_>) -> Result<T, Bad> {
-        let (message, help) = (message.into(), help.into());
         move |v: &Val<'_>| {
-            let x = self(v)?;
-            match ok(&x) {
-                true => Ok(x),
-                false => Err(Bad::Value(message.clone(), help.clone())),
-            }
+            self(v).and_then(|x| {
+                if ok(&x) {
+                    Ok(x)
+                } else {
+                    Err(bad(message, help))
+                }
+            })
         }
     }
 }
@@ -139,16 +152,14 @@ pub(crate) fn boolean(v: &Val<'_>) -> Result<bool, Bad> {
 pub(crate) fn int<T: TryFrom<i64>>(lo: i64, hi: i64) -> impl Fn(&Val<'_>) -> Result<T, Bad> {
     move |v: &Val<'_>| {
         let n = v.int()?;
-        (lo..=hi)
-            .contains(&n)
-            .then(|| T::try_from(n).ok())
-            .flatten()
-            .ok_or_else(|| {
-                Bad::Value(
-                    format!("{} = {n} is out of range", v.key),
-                    format!("use a whole number from {lo} to {hi}"),
-                )
-            })
+        let out_of_range = format!("{} = {n} is out of range", v.key);
+        let fits = (lo..=hi).contains(&n).then(|| T::try_from(n).ok());
+        fits.flatten().ok_or_else(|| {
+            bad(
+                out_of_range,
+                format!("use a whole number from {lo} to {hi}"),
+            )
+        })
     }
 }
 
@@ -162,25 +173,29 @@ pub(crate) fn float(v: &Val<'_>) -> Result<f64, Bad> {
     .ok_or(Bad::Type(Ty::Float))
 }
 
-/// A duration such as `"5s"`; `what` names it in messages.
-pub(crate) fn duration(what: &'static str) -> impl Fn(&Val<'_>) -> Result<Duration, Bad> {
-    move |v: &Val<'_>| {
-        let s = v.value.as_str().ok_or(Bad::Type(Ty::Duration))?;
-        parse_duration_explained(s)
-            .map_err(|e| Bad::Value(format!("{what}: {}", e.message), e.help))
-    }
+/// A duration such as `"5s"`.
+pub(crate) fn duration(v: &Val<'_>) -> Result<Duration, Bad> {
+    let s = v.value.as_str().ok_or(Bad::Type(Ty::Duration))?;
+    parse_duration_explained(s).map_err(|e| bad(format!("{}: {}", v.what(), e.message), e.help))
 }
 
 /// A duration that must not be zero (a timeout, a lifetime).
-pub(crate) fn positive(
-    what: &'static str,
-    help: &'static str,
-) -> impl Fn(&Val<'_>) -> Result<Duration, Bad> {
-    duration(what).must(
-        |d| !d.is_zero(),
-        format!("{what} must be longer than 0"),
-        help,
-    )
+pub(crate) fn positive(help: &'static str) -> impl Fn(&Val<'_>) -> Result<Duration, Bad> {
+    move |v: &Val<'_>| match duration(v)? {
+        d if d.is_zero() => Err(bad(format!("{} must be longer than 0", v.what()), help)),
+        d => Ok(d),
+    }
+}
+
+/// A path that starts with `/`.
+pub(crate) fn slash_path(what: &'static str) -> impl Fn(&Val<'_>) -> Result<String, Bad> {
+    move |v: &Val<'_>| match v.str()? {
+        p if p.starts_with('/') => Ok(p.to_string()),
+        p => Err(bad(
+            format!("{what} {p:?} does not start with /"),
+            format!("write \"/{p}\""),
+        )),
+    }
 }
 
 /// One of the words of `W`.
@@ -188,7 +203,7 @@ pub(crate) fn word<W: Words>(v: &Val<'_>) -> Result<W, Bad> {
     let s = v.str()?;
     W::from_word(s).ok_or_else(|| {
         let (message, help) = W::unknown(s);
-        Bad::Value(message, help)
+        bad(message, help)
     })
 }
 
@@ -225,24 +240,21 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
         {
             return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
         }
-        let Some((host, _)) = s
+        let host_port = s
             .rsplit_once(':')
-            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-        else {
-            return Err(Bad::Value(
-                format!("{what} {s:?} is not an address"),
-                "write host:port, e.g. \"127.0.0.1:9001\" or \"[::1]:9001\"".into(),
-            ));
+            .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let Some((host, _)) = host_port else {
+            let help = "write host:port, e.g. \"127.0.0.1:9001\" or \"[::1]:9001\"";
+            return Err(bad(format!("{what} {s:?} is not an address"), help));
         };
-        s.to_socket_addrs()
-            .ok()
-            .and_then(|mut it| it.next())
-            .ok_or_else(|| {
-                Bad::Value(
-                    format!("{what} {s:?}: the name {host:?} does not resolve"),
-                    "check the name, or write an IP address such as \"127.0.0.1:9001\"".into(),
-                )
-            })
+        let resolved = s.to_socket_addrs().ok().and_then(|mut it| it.next());
+        let help = "check the name, or write an IP address such as \"127.0.0.1:9001\"";
+        resolved.ok_or_else(|| {
+            bad(
+                format!("{what} {s:?}: the name {host:?} does not resolve"),
+                help,
+            )
+        })
     }
 }
 
