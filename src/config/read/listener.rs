@@ -299,10 +299,8 @@ fn accept_proxy(
     accept: Option<bool>,
     trusted: Option<Vec<Cidr>>,
 ) -> Option<Vec<Cidr>> {
-    let (on, at) = (
-        accept == Some(true),
-        t.pos("trusted_proxies").unwrap_or_default(),
-    );
+    let on = accept == Some(true);
+    let at = t.pos("trusted_proxies").unwrap_or_default();
     let list = "list who may send PROXY headers: trusted_proxies = [\"10.0.0.0/8\"]";
     match trusted {
         Some(_) if !on => {

@@ -48,14 +48,14 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
 }
 
 /// The top level, and the tables below it.
-fn top(top: &Table<'_>) -> (Plan, cross::Seen) {
+fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     let mut plan = Plan::default();
-    top.set("workers", &mut plan.workers, int(1, 1024));
-    top.set("grace_period", &mut plan.grace_period, duration);
+    t.set("workers", &mut plan.workers, int(1, 1024));
+    t.set("grace_period", &mut plan.grace_period, duration);
     // Pools first (their errors come first where two share a place), then the listeners,
     // which know a pool by its name whatever is wrong inside it.
-    let listeners = top.tables("listener");
-    let pools = top.table("pool");
+    let listeners = t.tables("listener");
+    let pools = t.table("pool");
     let pool_names = pools.as_ref().map_or_else(Vec::new, Table::keys);
     if let Some(pools) = &pools {
         for name in &pool_names {
@@ -64,7 +64,7 @@ fn top(top: &Table<'_>) -> (Plan, cross::Seen) {
         }
         pools.finish();
     }
-    let lost_listener = listeners.len() < top.count("listener").unwrap_or(0);
+    let lost_listener = listeners.len() < t.count("listener").unwrap_or(0);
     let mut seen = cross::Seen {
         lost_listener,
         ..Default::default()
@@ -81,12 +81,12 @@ fn top(top: &Table<'_>) -> (Plan, cross::Seen) {
             plan.listeners.push(listener);
         }
     }
-    if top.count("listener") == Some(0) || !top.has("listener") {
+    if t.count("listener") == Some(0) || !t.has("listener") {
         let help = "add [[listener]] with name, listen = \"127.0.0.1:8080\" and pool = \"...\"";
-        top.error(0..0, "the file has no [[listener]]", help);
+        t.error(0..0, "the file has no [[listener]]", help);
     }
-    plan.admin = top.table("admin").and_then(|a| admin(&a));
-    top.finish();
+    plan.admin = t.table("admin").and_then(|a| admin(&a));
+    t.finish();
     (plan, seen)
 }
 

@@ -65,10 +65,8 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
         only.passive.max_fails = 0;
         only.slow_start = std::time::Duration::ZERO;
     }
-    let (no_servers, help) = (
-        format!("pool {name:?} has no servers"),
-        "add servers = [{ addr = \"host:port\" }]",
-    );
+    let no_servers = format!("pool {name:?} has no servers");
+    let help = "add servers = [{ addr = \"host:port\" }]";
     match t.count("servers") {
         Some(0) => t.error_at("servers", no_servers, help),
         None if !t.has("servers") => t.absent(&["servers"], t.span(), no_servers, help),
@@ -81,10 +79,8 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
     {
         let only = "hash_key is only used by algorithm = \"hash\" or \"maglev\", not";
         let message = format!("{only} {:?}", p.algorithm.as_str());
-        let (span, help) = (
-            t.pos("hash_key").unwrap_or_default(),
-            "set algorithm = \"hash\" or remove hash_key",
-        );
+        let span = t.pos("hash_key").unwrap_or_default();
+        let help = "set algorithm = \"hash\" or remove hash_key";
         match t.has("algorithm") {
             true => t.error(span, message, help),
             false => t.absent(&["algorithm"], span, message, help),

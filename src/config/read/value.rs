@@ -19,6 +19,7 @@ use crate::config::duration::parse_duration_explained;
 use crate::config::words::Words;
 
 /// A value being read, with where it is.
+#[derive(Clone)]
 pub(crate) struct Val<'a> {
     pub(crate) report: &'a Report<'a>,
     /// Its key; for an element of an array, the array's key.
@@ -102,15 +103,6 @@ impl<'a> Val<'a> {
                 self.report
                     .error(Kind::Rule, self.span.clone(), message, help)
             }
-        }
-    }
-}
-
-impl Clone for Val<'_> {
-    fn clone(&self) -> Self {
-        Val {
-            span: self.span.clone(),
-            ..*self
         }
     }
 }
