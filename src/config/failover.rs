@@ -1,15 +1,17 @@
 //! Plan types for failure handling and stickiness: active health checks, passive health
 //! (`max_fails`/`fail_timeout`), retries, sticky sessions, and the admin listener.
 //!
-//! Built by `validate/failover.rs` from the `[pool.NAME.health]`, `[pool.NAME.retry]`,
+//! Filled by `read/failover.rs` from the `[pool.NAME.health]`, `[pool.NAME.retry]`,
 //! `[pool.NAME.sticky]` and `[admin]` sections; read by `upstream`, `health`, `proxy::http`
 //! and `admin`. Plain values only; the defaults live in the `Default` impls so the docs,
-//! the validator and the tests agree.
+//! the reader and the tests agree.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Method;
+
+use super::words::Words;
 
 /// How an active probe talks to a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,50 @@ pub enum HealthKind {
     /// A `grpc.health.v1.Health/Check` call over HTTP/2 for `service` (`""`: the whole
     /// server) passes when it ends with `grpc-status: 0` and the answer is `SERVING`.
     Grpc { service: String },
+}
+
+impl Words for HealthKind {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("http", HealthKind::Http),
+        ("tcp", HealthKind::Tcp),
+        (
+            "grpc",
+            HealthKind::Grpc {
+                service: String::new(),
+            },
+        ),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown health check type {written:?}"),
+            "use type = \"http\", type = \"tcp\" or type = \"grpc\"".into(),
+        )
+    }
+}
+
+/// The methods a health probe may send: the standard ones that ask for a resource (not
+/// CONNECT, which opens a tunnel and gets no status to judge), in any case.
+impl Words for Method {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("GET", Method::GET),
+        ("HEAD", Method::HEAD),
+        ("OPTIONS", Method::OPTIONS),
+        ("POST", Method::POST),
+        ("PUT", Method::PUT),
+        ("PATCH", Method::PATCH),
+        ("DELETE", Method::DELETE),
+        ("TRACE", Method::TRACE),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        let all: Vec<&str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+        (
+            format!("{written:?} is not a method a health check can send"),
+            format!("use one of: {}", all.join(", ")),
+        )
+    }
+    fn normal(written: &str) -> String {
+        written.to_ascii_uppercase()
+    }
 }
 
 /// `[pool.NAME.health]`: one checker per server.
@@ -72,7 +118,7 @@ impl HealthPlan {
 }
 
 /// What makes a try fail and another server be tried (`on = [...]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetryOn {
     /// The TCP connect failed or timed out: the request never reached the server.
     pub connect_failure: bool,
@@ -88,6 +134,7 @@ pub struct RetryOn {
 }
 
 impl RetryOn {
+    /// Whether a response with `status` counts as a failure.
     pub fn status(&self, status: u16) -> bool {
         self.statuses.contains(&status)
     }
@@ -153,13 +200,24 @@ pub enum StickyMode {
     SourceIp,
 }
 
+impl Words for StickyMode {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("cookie", StickyMode::Cookie),
+        ("app_cookie", StickyMode::AppCookie),
+        ("source_ip", StickyMode::SourceIp),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown sticky mode {written:?}"),
+            "use mode = \"cookie\", \"app_cookie\" or \"source_ip\"".into(),
+        )
+    }
+}
+
 impl StickyMode {
+    /// How the mode is written in a config.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            StickyMode::Cookie => "cookie",
-            StickyMode::AppCookie => "app_cookie",
-            StickyMode::SourceIp => "source_ip",
-        }
+        self.word()
     }
 }
 
@@ -173,6 +231,18 @@ pub struct StickyPlan {
     pub ttl: Duration,
     /// Most entries a stick table holds; the oldest go first.
     pub size: usize,
+}
+
+impl Default for StickyPlan {
+    fn default() -> Self {
+        // HAProxy's `cookie SRV insert`; a table the size of HAProxy's examples.
+        StickyPlan {
+            mode: StickyMode::Cookie,
+            name: "SRV".into(),
+            ttl: Duration::from_secs(3600),
+            size: 65_536,
+        }
+    }
 }
 
 /// `[admin]`: Switchyard's own endpoints.

@@ -1,14 +1,41 @@
-//! Configuration: TOML text in, a checked [`Plan`] out, or every error at once.
+//! Configuration: TOML text in, a checked [`Plan`] out, or every error at once, each with
+//! file:line:column and the fix.
 //!
-//! `file.rs` is the TOML shape (serde, spans kept); `validate.rs` turns it into the plain
-//! runtime values of `plan.rs`, collecting every problem with its file, line, column and a fix.
+//! - `plan.rs`, `failover.rs`: the plan, plain runtime values; every default is in a
+//!   `Default` impl there.
+//! - `read/`: the reader. It walks toml's parsed tree with a cursor (`read/cursor.rs`) whose
+//!   accessors turn a value into a plan value and record their own errors; `finish()`
+//!   reports the keys nobody read, with a did-you-mean (`suggest.rs`). The rules across
+//!   listeners and pools run on the plan (`read/cross.rs`), pointing at the lines through
+//!   the positions the reader kept.
+//! - `words.rs`: settings spelled as one of a few words (`algorithm`, `protocol`, ...).
+//! - `duration.rs`: `"250ms"`, `"1m30s"`.
+//!
+//! To add a key: a field in the plan type, with its default in the type's `Default` impl,
+//! and one line in the reader of its table, placed where the key should appear in the list
+//! an unknown-key error gives, e.g. in `read/mod.rs`
+//! `top.set("shutdown_delay", &mut plan.shutdown_delay, duration);`. The parsers of
+//! `read/value.rs` (`int(lo, hi)`, `duration`, `positive(help)`, `addr(what)`, `word`,
+//! `list(p)`, `slash_path(what)`, or any closure over a `Val`, with `.must(rule, message,
+//! help)`) say in the operator's words what is wrong. A listener key that only some
+//! protocols take also goes in `PROTOCOL_KEYS` (`read/listener.rs`) and is read with
+//! `on.set(...)`; a pool key that only HTTP reads also goes in `HTTP_POOL_KEYS`
+//! (`read/cross.rs`). A new table (`[[listener.limit]]`): `t.tables("limit")` or
+//! `t.table("log")` in its parent's reader, a reader of its own, and `finish()` at its end.
+//!
+//! To add a choice of words: implement `words::Words` for the plan enum (its words, and
+//! what to say for another) and read it with `word`. To add a rule across listeners and
+//! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
 mod duration;
 mod failover;
-mod file;
 mod plan;
-mod tls_check;
-mod validate;
+mod read;
+mod suggest;
+mod words;
+
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::Path;
@@ -20,11 +47,15 @@ pub use plan::*;
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The file as named to [`load_str`] or [`load_file`].
     pub file: String,
     /// 1-based; 0 when the problem has no place in the file (it could not be read).
     pub line: usize,
+    /// 1-based, in characters.
     pub column: usize,
+    /// What is wrong.
     pub message: String,
+    /// What to write instead.
     pub help: Option<String>,
 }
 
@@ -89,7 +120,11 @@ impl std::error::Error for ConfigErrors {}
 /// assert!(text.contains("the file has no [[listener]]"), "{text}");
 /// ```
 pub fn load_str(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
-    validate::validate(src, file)
+    let (plan, errors) = read::read(src, file);
+    match errors.is_empty() {
+        true => Ok(plan),
+        false => Err(ConfigErrors(errors.into_iter().map(|(_, e)| e).collect())),
+    }
 }
 
 /// Read, parse and validate a file.

@@ -1,14 +1,17 @@
 //! The runtime form of a configuration: plain, checked values.
 //!
-//! Everything after [`crate::config::load`] trusts a `Plan`: addresses are parsed, durations
-//! are `Duration`s, every pool a route names exists. These types never derive `Deserialize`;
-//! the TOML shape lives in `file.rs`.
+//! Everything after [`crate::config::load_str`] trusts a `Plan`: addresses are parsed,
+//! durations are `Duration`s, every pool a route names exists. These types never derive
+//! `Deserialize`: `read/` fills them from the TOML tree. A key that is not written keeps the
+//! value of the `Default` impl here, the one place defaults live.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
 
+use super::suggest;
+use super::words::{Words, words_of};
 use super::{AdminPlan, HealthPlan, PassivePlan, RetryPlan, StickyPlan};
 
 /// A whole, validated configuration.
@@ -25,16 +28,30 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
 }
 
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            grace_period: Duration::from_secs(10),
+            listeners: Vec::new(),
+            pools: Vec::new(),
+            admin: None,
+        }
+    }
+}
+
 impl Plan {
+    /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&PoolPlan> {
         self.pools.iter().find(|p| p.name == name)
     }
 }
 
 /// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// HTTP/1.1 and cleartext HTTP/2 (prior knowledge).
+    #[default]
     Http,
     /// L4: TCP connections copied byte for byte to a pool's server.
     Tcp,
@@ -44,17 +61,29 @@ pub enum Protocol {
     Https,
 }
 
-impl Protocol {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Https => "https",
-        }
+impl Words for Protocol {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("http", Protocol::Http),
+        ("tcp", Protocol::Tcp),
+        ("udp", Protocol::Udp),
+        ("https", Protocol::Https),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown protocol {written:?}"),
+            "use protocol = \"http\", \"https\", \"tcp\" or \"udp\"".into(),
+        )
     }
 }
 
+impl Protocol {
+    /// How the protocol is written in a config.
+    pub fn as_str(&self) -> &'static str {
+        self.word()
+    }
+}
+
+/// A `[[listener]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerPlan {
     pub name: String,
@@ -77,6 +106,24 @@ pub struct ListenerPlan {
     pub hsts: Option<Duration>,
 }
 
+impl Default for ListenerPlan {
+    fn default() -> Self {
+        ListenerPlan {
+            name: String::new(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            origin: None,
+            protocol: Protocol::default(),
+            default_pool: None,
+            routes: Vec::new(),
+            l4: L4Plan::default(),
+            tls: Vec::new(),
+            redirect_https: false,
+            hsts: None,
+        }
+    }
+}
+
+/// A `[[listener.route]]`: where matching requests go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutePlan {
     pub matcher: Matcher,
@@ -114,6 +161,7 @@ impl HostMatch {
     }
 }
 
+/// Where a route sends a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     Pool(String),
@@ -122,9 +170,10 @@ pub enum Target {
 }
 
 /// The balancing algorithm of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
     /// Smooth weighted round robin (nginx).
+    #[default]
     RoundRobin,
     /// Fewest active requests relative to weight.
     LeastConn,
@@ -142,44 +191,38 @@ pub enum Algorithm {
     Maglev,
 }
 
-impl Algorithm {
-    pub const NAMES: &'static [&'static str] = &[
-        "round_robin",
-        "weighted_round_robin",
-        "least_conn",
-        "least_time",
-        "p2c",
-        "random",
-        "ip_hash",
-        "hash",
-        "maglev",
+impl Words for Algorithm {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("round_robin", Algorithm::RoundRobin),
+        ("weighted_round_robin", Algorithm::RoundRobin),
+        ("least_conn", Algorithm::LeastConn),
+        ("least_time", Algorithm::LeastTime),
+        ("p2c", Algorithm::P2c),
+        ("random", Algorithm::Random),
+        ("ip_hash", Algorithm::IpHash),
+        ("hash", Algorithm::Hash),
+        ("maglev", Algorithm::Maglev),
     ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown algorithm {written:?}"),
+            suggest::algorithm(written, Algorithm::NAMES),
+        )
+    }
+}
 
+impl Algorithm {
+    /// Every word `algorithm` takes.
+    pub const NAMES: &'static [&'static str] = &words_of::<_, 9>(<Algorithm as Words>::WORDS);
+
+    /// The algorithm a word names.
     pub fn parse(s: &str) -> Option<Algorithm> {
-        Some(match s {
-            "round_robin" | "weighted_round_robin" => Algorithm::RoundRobin,
-            "least_conn" => Algorithm::LeastConn,
-            "least_time" => Algorithm::LeastTime,
-            "p2c" => Algorithm::P2c,
-            "random" => Algorithm::Random,
-            "ip_hash" => Algorithm::IpHash,
-            "hash" => Algorithm::Hash,
-            "maglev" => Algorithm::Maglev,
-            _ => return None,
-        })
+        Algorithm::from_word(s)
     }
 
+    /// How the algorithm is written in a config.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Algorithm::RoundRobin => "round_robin",
-            Algorithm::LeastConn => "least_conn",
-            Algorithm::LeastTime => "least_time",
-            Algorithm::P2c => "p2c",
-            Algorithm::Random => "random",
-            Algorithm::IpHash => "ip_hash",
-            Algorithm::Hash => "hash",
-            Algorithm::Maglev => "maglev",
-        }
+        self.word()
     }
 
     /// Whether the algorithm looks at `PickContext::hash_key`.
@@ -189,8 +232,9 @@ impl Algorithm {
 }
 
 /// What a `hash`/`maglev` pool hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum HashKey {
+    #[default]
     ClientIp,
     Uri,
     Header(HeaderName),
@@ -199,14 +243,30 @@ pub enum HashKey {
 }
 
 /// What `Host` header the upstream sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HostHeader {
     /// The client's `Host`, unchanged (default).
+    #[default]
     Keep,
     /// The server's address (`host:port`).
     Upstream,
 }
 
+impl Words for HostHeader {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("keep", HostHeader::Keep),
+        ("client", HostHeader::Keep),
+        ("upstream", HostHeader::Upstream),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("host_header {written:?} is not understood"),
+            "use \"keep\" (default) or \"upstream\"".into(),
+        )
+    }
+}
+
+/// How long each step of an exchange with a server may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP connect to a server.
@@ -234,6 +294,7 @@ impl Default for Timeouts {
     }
 }
 
+/// A `[pool.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
     pub name: String,
@@ -258,6 +319,27 @@ pub struct PoolPlan {
     pub tunnel_idle_timeout: Duration,
 }
 
+impl Default for PoolPlan {
+    fn default() -> Self {
+        PoolPlan {
+            name: String::new(),
+            algorithm: Algorithm::default(),
+            hash_key: HashKey::default(),
+            keepalive: 32,
+            keepalive_timeout: Duration::from_secs(60),
+            timeouts: Timeouts::default(),
+            host_header: HostHeader::default(),
+            servers: Vec::new(),
+            health: None,
+            retry: RetryPlan::default(),
+            sticky: None,
+            upstream_protocol: UpstreamProtocol::default(),
+            tls: None,
+            tunnel_idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// The protocol a pool speaks to its servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpstreamProtocol {
@@ -271,13 +353,25 @@ pub enum UpstreamProtocol {
     H2c,
 }
 
+impl Words for UpstreamProtocol {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("h1", UpstreamProtocol::H1),
+        ("http/1.1", UpstreamProtocol::H1),
+        ("h2", UpstreamProtocol::H2),
+        ("h2c", UpstreamProtocol::H2c),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("upstream_protocol {written:?} is not understood"),
+            "use \"h1\" (default), \"h2\" (HTTP/2; over TLS when the pool has tls) or \"h2c\" (cleartext HTTP/2)".into(),
+        )
+    }
+}
+
 impl UpstreamProtocol {
+    /// How the protocol is written in a config.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            UpstreamProtocol::H1 => "h1",
-            UpstreamProtocol::H2 => "h2",
-            UpstreamProtocol::H2c => "h2c",
-        }
+        self.word()
     }
 
     /// Whether requests go over one multiplexed HTTP/2 connection per server.
@@ -286,6 +380,7 @@ impl UpstreamProtocol {
     }
 }
 
+/// One server of a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerPlan {
     pub addr: SocketAddr,
@@ -301,6 +396,20 @@ pub struct ServerPlan {
     pub slow_start: Duration,
 }
 
+impl Default for ServerPlan {
+    fn default() -> Self {
+        ServerPlan {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            name: String::new(),
+            weight: 1,
+            backup: false,
+            down: false,
+            passive: PassivePlan::default(),
+            slow_start: Duration::ZERO,
+        }
+    }
+}
+
 /// A PROXY protocol version (<https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyVersion {
@@ -308,6 +417,27 @@ pub enum ProxyVersion {
     V1,
     /// The binary header.
     V2,
+}
+
+impl Words for ProxyVersion {
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("v1", ProxyVersion::V1),
+        ("1", ProxyVersion::V1),
+        ("v2", ProxyVersion::V2),
+        ("2", ProxyVersion::V2),
+    ];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!(
+                "proxy_protocol {:?} is not a PROXY protocol version",
+                Self::normal(written)
+            ),
+            "use proxy_protocol = \"v1\" or \"v2\"".into(),
+        )
+    }
+    fn normal(written: &str) -> String {
+        written.to_ascii_lowercase()
+    }
 }
 
 /// An address block such as `10.0.0.0/8`, for `trusted_proxies`.

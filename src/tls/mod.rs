@@ -2,7 +2,7 @@
 //! the server configuration (TLS 1.2 and 1.3, ALPN `h2` + `http/1.1`), certificate reload
 //! when the files change, and the client configuration for re-encrypting to servers.
 //!
-//! Data flow: `config::validate` calls [`load_pair`] at `check` time so a missing file, a key
+//! Data flow: `config::read` calls [`load_pair`] at `check` time so a missing file, a key
 //! that does not match or a certificate without a name is a config error with a path. At
 //! start, `runtime` builds a [`SniResolver`] per `https` listener from the same pairs, hands
 //! [`server_config`] to the serve loop, and runs [`watch`] to swap in new pairs when the files

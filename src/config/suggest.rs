@@ -1,18 +1,89 @@
-//! What to suggest for an unknown `algorithm`: the near miss (`least_connections`), or the
-//! Switchyard spelling of what an nginx, HAProxy or Envoy user writes (`leastconn`,
-//! `roundrobin`, `source`, `hash $request_uri consistent`). These are suggested, never
-//! accepted silently: the file says one thing, in one spelling.
+//! Did-you-mean: what an unknown key or algorithm probably means. A near miss (`lisen`,
+//! `least_connections`), or the Switchyard spelling of what an nginx, HAProxy or Envoy user
+//! writes (`address`, `balance`, `proxy_read_timeout`; `leastconn`, `roundrobin`, `source`,
+//! `hash $request_uri consistent`). These are suggested, never accepted silently: the file
+//! says one thing, in one spelling.
 
-use crate::config::plan::Algorithm;
-
-/// The help line for `algorithm = "<written>"`, which [`Algorithm::parse`] did not know.
-pub(super) fn help(written: &str) -> String {
-    suggest(written).unwrap_or_else(|| format!("use one of: {}", Algorithm::NAMES.join(", ")))
+/// For the unknown key `written` of a table whose keys are `allowed` (in the order the
+/// error lists them): the key it probably means, and the help line.
+pub(crate) fn key(written: &str, allowed: &[&str]) -> (Option<String>, String) {
+    if let Some(found) = other_spelling(written, allowed) {
+        return found;
+    }
+    match nearest(written, allowed) {
+        Some(near) => (Some(near.into()), format!("did you mean `{near}`?")),
+        None => (
+            None,
+            "remove the key or fix its spelling (the keys allowed here are listed above)".into(),
+        ),
+    }
 }
 
-fn suggest(written: &str) -> Option<String> {
+/// nginx's and HAProxy's names for keys that are spelt otherwise here, when the key they
+/// mean is allowed where they were written.
+fn other_spelling(written: &str, allowed: &[&str]) -> Option<(Option<String>, String)> {
+    let meant = match written {
+        "address" | "server" | "host" if allowed.contains(&"addr") => "addr",
+        "balance" | "lb_method" | "lb_policy" if allowed.contains(&"algorithm") => "algorithm",
+        "proxy_timeout" | "timeout_client" | "timeout" if allowed.contains(&"idle_timeout") => {
+            "idle_timeout"
+        }
+        "maxconn" if allowed.contains(&"max_connections") => "max_connections",
+        "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout"
+            if allowed.contains(&"timeouts") =>
+        {
+            let which = written
+                .trim_start_matches("proxy_")
+                .trim_end_matches("_timeout");
+            return Some((
+                Some("timeouts".into()),
+                format!(
+                    "did you mean `timeouts`? nginx's {written} is timeouts = {{ {which} = \"60s\" }} here"
+                ),
+            ));
+        }
+        "timeouts" | "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout" => {
+            return Some((None, "timeouts are set per pool: timeouts = { connect = \"5s\", read = \"60s\", send = \"60s\" } in [pool.NAME] (a slow route gets a pool of its own)".into()));
+        }
+        _ => return None,
+    };
+    Some((Some(meant.into()), format!("did you mean `{meant}`?")))
+}
+
+/// The word of `words` closest to `typo`, when it is close: at most two edits, and fewer than
+/// half the letters. The first of equally close ones.
+pub(crate) fn nearest<'w>(typo: &str, words: &[&'w str]) -> Option<&'w str> {
+    words
+        .iter()
+        .map(|w| (edit_distance(typo, w), *w))
+        .filter(|(d, _)| *d <= 2 && *d * 2 < typo.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, w)| w)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The help line for `algorithm = "<written>"`, which is none of `names`.
+pub(crate) fn algorithm(written: &str, names: &[&str]) -> String {
+    algorithm_near(written, names).unwrap_or_else(|| format!("use one of: {}", names.join(", ")))
+}
+
+fn algorithm_near(written: &str, names: &[&str]) -> Option<String> {
     let lower = written.trim().to_ascii_lowercase();
-    if lower != written.trim() && Algorithm::parse(&lower).is_some() {
+    if lower != written.trim() && names.contains(&lower.as_str()) {
         return Some(format!("names are lowercase: write algorithm = {lower:?}"));
     }
     let words: Vec<&str> = lower.split_whitespace().collect();
@@ -84,14 +155,7 @@ fn suggest(written: &str) -> Option<String> {
                 "HAProxy's `balance first` (fill one server up to its maxconn before the next) is not supported: Switchyard has no per-server connection limit to fill up to. Use backup = true on the servers to keep idle until the others are down, or least_conn to spread the load".into(),
             );
         }
-        _ => {
-            let near = Algorithm::NAMES
-                .iter()
-                .map(|n| (super::syntax::edit_distance(&lower, n), *n))
-                .filter(|(d, _)| *d <= 2 && *d * 2 < lower.len())
-                .min_by_key(|(d, _)| *d)?;
-            (near.1, "")
-        }
+        _ => (nearest(&lower, names)?, ""),
     };
     Some(if whose.is_empty() {
         format!("did you mean {name:?}?")
@@ -126,70 +190,4 @@ fn nginx_variable(lower: &str, original: &str) -> Option<String> {
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::help;
-
-    #[test]
-    fn near_misses_and_other_spellings_get_a_suggestion() {
-        for (written, starts) in [
-            ("least_connections", "did you mean \"least_conn\"?"),
-            (
-                "leastconn",
-                "did you mean \"least_conn\"? (HAProxy's leastconn)",
-            ),
-            (
-                "roundrobin",
-                "did you mean \"round_robin\"? (HAProxy's roundrobin)",
-            ),
-            ("static-rr", "did you mean \"round_robin\"?"),
-            ("source", "did you mean \"ip_hash\"? (HAProxy's source"),
-            (
-                "LEAST_CONN",
-                "names are lowercase: write algorithm = \"least_conn\"",
-            ),
-            ("magelv", "did you mean \"maglev\"?"),
-            (
-                "random two least_conn",
-                "nginx's `random two` is power of two choices",
-            ),
-            (
-                "hash $request_uri consistent",
-                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"uri\"",
-            ),
-            (
-                "hash $cookie_sid",
-                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:sid\"",
-            ),
-            (
-                "url_param userId",
-                "HAProxy's `balance url_param` is a hash: write algorithm = \"hash\" and hash_key = \"query:userId\"",
-            ),
-            (
-                "hash $cookie_SessionID",
-                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"cookie:SessionID\"",
-            ),
-            (
-                "hash $http_x_user consistent",
-                "that is nginx's hash directive: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
-            ),
-            (
-                "uri",
-                "HAProxy's `balance uri` is a hash: write algorithm = \"hash\" and hash_key = \"uri\"",
-            ),
-            (
-                "hdr(X-User)",
-                "HAProxy's `balance hdr()` is a hash: write algorithm = \"hash\" and hash_key = \"header:x-user\"",
-            ),
-            ("first", "HAProxy's `balance first`"),
-        ] {
-            let h = help(written);
-            assert!(h.starts_with(starts), "{written}: {h}");
-        }
-        assert!(help("first").contains("not supported"));
-        // Nothing close: the list.
-        assert!(help("fastest").starts_with("use one of: round_robin, weighted_round_robin"));
-    }
 }

@@ -1,0 +1,481 @@
+//! `[[listener]]`: its address, protocol, default pool and routes (`[[listener.route]]`), its
+//! certificates (`[[listener.tls]]`, loaded here, at `check` time, so that a missing file or
+//! a key that does not match its certificate is an error at the line naming it), and the keys
+//! that belong to some protocols only ([`PROTOCOL_KEYS`]): on a listener of another protocol
+//! such a key is an error that names the fix, and its value is not checked.
+
+use http::{HeaderName, Method};
+
+use super::cursor::Table;
+use super::value::{Bad, Ty, Val, addr, bad, boolean, duration, int, list, positive};
+use super::value::{slash_path, string, word};
+use crate::config::words::Words;
+use crate::config::{Cidr, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target};
+use crate::tls::{CertPair, TlsError};
+
+/// Which listeners a key belongs to.
+#[derive(Clone, Copy, PartialEq)]
+enum Home {
+    Tcp,
+    /// tcp, and http/https (PROXY headers are read before HTTP and TLS, as nginx's
+    /// `listen … proxy_protocol` and HAProxy's `accept-proxy`).
+    TcpOrHttp,
+    Udp,
+    /// http and https: an L4 listener copies bytes and never sees a request to redirect, a
+    /// response to add a header to, or a TLS handshake of its own to answer.
+    Http,
+}
+
+/// The keys of a listener that belong to some protocols only, and the help when one is
+/// written on a listener of the sibling protocol (a tcp key on udp, a udp key on tcp, an HTTP
+/// key on tcp/udp). Every other key belongs to every listener.
+#[rustfmt::skip]
+const PROTOCOL_KEYS: [(&str, Home, &str); 11] = [
+    ("idle_timeout", Home::Tcp, "use session_timeout on a udp listener"),
+    ("max_connections", Home::Tcp, "use max_sessions on a udp listener"),
+    ("proxy_protocol", Home::Tcp, ""),
+    ("accept_proxy_protocol", Home::TcpOrHttp, ""),
+    ("trusted_proxies", Home::TcpOrHttp, ""),
+    ("splice", Home::Tcp, ""),
+    ("session_timeout", Home::Udp, "use idle_timeout on a tcp listener"),
+    ("max_sessions", Home::Udp, "use max_connections on a tcp listener"),
+    ("redirect_https", Home::Http, "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener"),
+    ("hsts", Home::Http, "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener"),
+    ("tls", Home::Http, "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here"),
+];
+
+/// The error for `key` on a listener speaking `is`, when the key does not belong there.
+fn misplaced(key: &str, is: Protocol) -> Option<(String, String)> {
+    let &(_, home, sibling) = PROTOCOL_KEYS.iter().find(|(k, ..)| *k == key)?;
+    let (http, is) = (matches!(is, Protocol::Http | Protocol::Https), is.as_str());
+    let (belongs, other) = match home {
+        Home::Tcp if is == "tcp" => return None,
+        Home::TcpOrHttp if is != "udp" => return None,
+        Home::Udp if is == "udp" => return None,
+        Home::Http if http => return None,
+        Home::Tcp | Home::TcpOrHttp => ("tcp", "udp"),
+        Home::Udp => ("udp", "tcp"),
+        Home::Http => {
+            let shown = if key == "tls" {
+                "[[listener.tls]]"
+            } else {
+                key
+            };
+            let message = format!("{shown} is for http/https listeners, not this {is} listener");
+            return Some((message, sibling.into()));
+        }
+    };
+    let help = match (is == other, sibling) {
+        (true, "") => format!("remove {key}; UDP listeners do not support it"),
+        (true, s) => s.to_string(),
+        (false, _) => format!("set protocol = \"{belongs}\" or remove {key}"),
+    };
+    let message =
+        format!("{key} applies to protocol = \"{belongs}\" listeners, not to this {is} listener");
+    Some((message, help))
+}
+
+/// A listener's table, read for its protocol (`None`: unknown).
+struct On<'t, 'a> {
+    t: &'t Table<'a>,
+    protocol: Option<Protocol>,
+}
+
+impl On<'_, '_> {
+    /// Whether `key` is read on this listener. When it is not, its TOML type is checked (with
+    /// `p`) and, written on a listener of another protocol, it is reported with the fix.
+    /// With the protocol unknown, the HTTP keys are read and the L4 keys are not.
+    fn here<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> bool {
+        let misplaced = match self.protocol {
+            Some(is) => misplaced(key, is),
+            None if PROTOCOL_KEYS
+                .iter()
+                .any(|k| k.0 == key && k.1 == Home::Http) =>
+            {
+                None
+            }
+            None => {
+                self.t.check(key, p);
+                return false;
+            }
+        };
+        let Some((message, help)) = misplaced else {
+            return true;
+        };
+        if self.t.check(key, p) {
+            let span = self.t.at(key).unwrap_or_default();
+            self.t.error(span, message, help);
+        }
+        false
+    }
+
+    fn get<T>(&self, key: &str, p: impl Fn(&Val<'_>) -> Result<T, Bad>) -> Option<T> {
+        self.here(key, &p).then(|| self.t.get(key, p)).flatten()
+    }
+
+    fn set<T>(&self, key: &str, field: &mut T, p: impl Fn(&Val<'_>) -> Result<T, Bad>) {
+        if let Some(v) = self.get(key, p) {
+            *field = v;
+        }
+    }
+}
+
+/// The `index`th `[[listener]]`, or `None` when its protocol is unknown; and the pools it
+/// names, as written (for the checks of pools only L4 listeners use).
+pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerPlan>, Vec<String>) {
+    let mut l = ListenerPlan {
+        name: format!("listener{}", i + 1),
+        ..ListenerPlan::default()
+    };
+    t.set("name", &mut l.name, string);
+    let no_listen = format!("listener {:?} has no listen address", l.name);
+    let help = "add listen = \"127.0.0.1:8080\" (or a bare port, listen = \"8080\")";
+    // A listener without a usable address is still checked against the others; its error
+    // is recorded, so this plan is never run.
+    l.listen = t
+        .need("listen", addr("listen"), no_listen, help)
+        .unwrap_or(l.listen);
+    l.origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    let protocol = protocol(t);
+    l.default_pool = t.get("pool", pool_ref(pools));
+    let mut named: Vec<String> = t.text("pool").map(String::from).into_iter().collect();
+    for (_, r) in t.tables("route") {
+        l.routes.extend(route(&r, pools, &mut named));
+    }
+    let (on, l4) = (On { t, protocol }, &mut l.l4);
+    let help = "write e.g. \"30s\" or \"10m\"";
+    on.set("idle_timeout", &mut l4.idle_timeout, positive(help));
+    on.set(
+        "max_connections",
+        &mut l4.max_connections,
+        int(1, 10_000_000),
+    );
+    on.set("proxy_protocol", &mut l4.proxy_protocol, |v| {
+        word(v).map(Some)
+    });
+    let accept = on.get("accept_proxy_protocol", boolean);
+    let trusted = on.get("trusted_proxies", list(cidr));
+    on.set("splice", &mut l4.splice, boolean);
+    on.set("session_timeout", &mut l4.session_timeout, positive(help));
+    on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
+    l4.accept_proxy = accept_proxy(t, accept, trusted);
+    let array = |v: &Val<'_>| v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array));
+    if on.here("tls", array) {
+        l.tls = t
+            .tables("tls")
+            .iter()
+            .filter_map(|(_, c)| certificate(c))
+            .collect();
+    }
+    on.set("redirect_https", &mut l.redirect_https, boolean);
+    l.hsts = on.get("hsts", duration);
+    match protocol {
+        Some(is @ (Protocol::Tcp | Protocol::Udp)) => l4_rules(t, is.as_str()),
+        Some(is) => http_rules(t, &l, is),
+        None => {}
+    }
+    t.finish();
+    (protocol.map(|p| ListenerPlan { protocol: p, ..l }), named)
+}
+
+/// What a tcp/udp listener cannot do without, or do at all.
+fn l4_rules(t: &Table<'_>, is: &str) {
+    let help =
+        "remove the [[listener.route]] entries and set pool = \"NAME\", or use protocol = \"http\"";
+    if t.pos("route.0").is_some() {
+        t.error_at(
+            "route.0",
+            format!("a {is} listener cannot route: it sees no host, path or header"),
+            help,
+        );
+    }
+    // Without routes, the pool is where every connection goes: there is no other.
+    if !t.has("pool") {
+        let help = "add pool = \"NAME\": every connection goes to a server of that pool";
+        t.absent(
+            &["pool"],
+            t.span(),
+            format!("this {is} listener has no pool"),
+            help,
+        );
+    }
+}
+
+/// What an http/https listener cannot do without, or do at all.
+fn http_rules(t: &Table<'_>, l: &ListenerPlan, is: Protocol) {
+    if !t.has("pool") && t.count("route").unwrap_or(0) == 0 && !l.redirect_https {
+        let nowhere = format!("listener {:?} sends traffic nowhere", l.name);
+        let help = "add pool = \"NAME\" (the default pool) or [[listener.route]] entries";
+        t.absent(
+            &["pool", "route", "redirect_https"],
+            t.span(),
+            nowhere,
+            help,
+        );
+    }
+    if is == Protocol::Https {
+        let span = t.pos("protocol").unwrap_or_default();
+        let no_cert = "an https listener needs at least one certificate";
+        let help =
+            "add [[listener.tls]] with cert = \"PATH\" and key = \"PATH\" below this listener";
+        match t.count("tls") {
+            Some(0) => t.error(span, no_cert, help),
+            None if !t.has("tls") => t.absent(&["tls"], span, no_cert, help),
+            _ => {}
+        }
+        if l.redirect_https {
+            let forever = "redirect_https on an https listener would redirect to itself forever";
+            t.error_at(
+                "redirect_https",
+                forever,
+                "put redirect_https = true on the plain http listener",
+            );
+        }
+        return;
+    }
+    if t.pos("tls.0").is_some() {
+        let help =
+            "set protocol = \"https\" on this listener, or remove the [[listener.tls]] entries";
+        t.error_at(
+            "tls.0",
+            "[[listener.tls]] on a listener that does not speak TLS",
+            help,
+        );
+    }
+    if l.hsts.is_some() {
+        let message =
+            "hsts on a plain http listener: browsers ignore Strict-Transport-Security over http";
+        t.error_at("hsts", message, "move hsts = \"1y\" to the https listener");
+    }
+}
+
+/// `protocol`, `None` when it is not one (a wrong type is unknown, not "http"). `"TCP"` is an
+/// error, but the listener is checked as the tcp listener it means, so that its other
+/// errors come in the same run.
+fn protocol(t: &Table<'_>) -> Option<Protocol> {
+    let Some(written) = t.get("protocol", string) else {
+        return (!t.has("protocol")).then_some(Protocol::Http);
+    };
+    let lower = written.to_ascii_lowercase();
+    let known = Protocol::from_word(&lower);
+    let (message, help) = match known {
+        Some(_) if lower == written => return known,
+        Some(_) => (
+            format!("unknown protocol {written:?}"),
+            format!("names are lowercase: write protocol = {lower:?}"),
+        ),
+        None => Protocol::unknown(&written),
+    };
+    t.error_at("protocol", message, help);
+    known
+}
+
+/// A pool name that must be defined.
+fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> + 'p {
+    move |v: &Val<'_>| match v.str()? {
+        name if pools.contains(&name) => Ok(name.to_string()),
+        name if pools.is_empty() => {
+            let help =
+                format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]");
+            Err(bad(format!("no pool named {name:?}"), help))
+        }
+        name => {
+            let help = format!("use one of: {}, or define [pool.{name}]", pools.join(", "));
+            Err(bad(format!("no pool named {name:?}"), help))
+        }
+    }
+}
+
+/// An address block such as `10.0.0.0/8`.
+fn cidr(v: &Val<'_>) -> Result<Cidr, Bad> {
+    let s = v.str()?;
+    let help = "write an address or a block: \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"";
+    Cidr::parse(s).ok_or_else(|| bad(format!("{s:?} is not an address block"), help))
+}
+
+/// `accept_proxy_protocol` and `trusted_proxies`, which go together.
+fn accept_proxy(
+    t: &Table<'_>,
+    accept: Option<bool>,
+    trusted: Option<Vec<Cidr>>,
+) -> Option<Vec<Cidr>> {
+    let on = accept == Some(true);
+    let at = t.pos("trusted_proxies").unwrap_or_default();
+    let list = "list who may send PROXY headers: trusted_proxies = [\"10.0.0.0/8\"]";
+    match trusted {
+        Some(_) if !on => {
+            let message = "trusted_proxies is set but accept_proxy_protocol is not true";
+            let help = "add accept_proxy_protocol = true, or remove trusted_proxies";
+            match accept {
+                Some(_) => t.error(at, message, help),
+                None if !t.has("accept_proxy_protocol") => {
+                    t.absent(&["accept_proxy_protocol"], at, message, help)
+                }
+                None => {}
+            }
+            None
+        }
+        Some(blocks) => {
+            if t.count("trusted_proxies") == Some(0) {
+                t.error(
+                    at,
+                    "trusted_proxies is empty, so every connection would be refused",
+                    list,
+                );
+            }
+            Some(blocks)
+        }
+        None if on && !t.has("trusted_proxies") => {
+            let at = t.pos("accept_proxy_protocol").unwrap_or_default();
+            t.absent(
+                &["trusted_proxies"],
+                at,
+                "accept_proxy_protocol = true needs trusted_proxies",
+                list,
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+const CERT_HELP: &str = "write cert = \"PATH\" (PEM, full chain, leaf first) and key = \"PATH\" (PEM private key of that leaf); make one with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem";
+
+/// One `[[listener.tls]]` pair, loaded now; a pair that does not load is reported and kept.
+fn certificate(t: &Table<'_>) -> Option<CertPair> {
+    let cert = t.need("cert", string, "[[listener.tls]] has no cert", CERT_HELP);
+    let key = t.need("key", string, "[[listener.tls]] has no key", CERT_HELP);
+    t.finish();
+    let r = t.report();
+    let pair = CertPair {
+        cert: r.path(&cert?),
+        key: r.path(&key?),
+    };
+    if let Err(e) = crate::tls::load_pair(&pair) {
+        // Point at the key line when the key is what's wrong.
+        let at = match &e {
+            TlsError::Read { path, .. } if *path == pair.key => "key",
+            TlsError::NoKey { .. } | TlsError::BadKey { .. } => "key",
+            _ => "cert",
+        };
+        let help = match &e {
+            TlsError::KeyMismatch { .. } => {
+                "use the key the certificate was made for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
+            }
+            TlsError::NoName { .. } => {
+                "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
+            }
+            _ => CERT_HELP,
+        };
+        t.error_at(at, e.to_string(), help);
+    }
+    Some(pair)
+}
+
+/// A `[[listener.route]]`, or `None` when its host or target is wrong (reported; a route
+/// with another wrong condition stays in the plan, for the checks across pools); the pools
+/// it names are added to `named`.
+fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<RoutePlan> {
+    let mut m = Matcher::default();
+    let host_known = t.set("host", &mut m.host, |v| host(v).map(Some));
+    m.path_prefix = t.get("path_prefix", slash_path("path_prefix"));
+    m.method = t.get("method", |v| {
+        let s = v.str()?;
+        let method = Method::from_bytes(s.to_ascii_uppercase().as_bytes());
+        method.map_err(|_| {
+            bad(
+                format!("{s:?} is not an HTTP method"),
+                "write e.g. \"GET\" or \"POST\"",
+            )
+        })
+    });
+    if let Some((n, v)) = name_value(t, "header") {
+        match HeaderName::from_bytes(n.as_bytes()) {
+            Ok(name) => m.header = Some((name, v)),
+            Err(_) => {
+                let help = "write header = { name = \"x-canary\", value = \"1\" }";
+                t.error_at("header", format!("{n:?} is not a header name"), help);
+            }
+        }
+    }
+    m.cookie = name_value(t, "cookie");
+    let pool = t.get("pool", pool_ref(pools));
+    named.extend(t.text("pool").map(String::from));
+    let (mut parts, mut good) = (Vec::new(), true);
+    for (_, s) in t.tables("split") {
+        let help = "write { pool = \"NAME\", weight = 1 }";
+        let pool = s.need("pool", pool_ref(pools), "a part of split has no pool", help);
+        named.extend(s.text("pool").map(String::from));
+        let weight = s.need(
+            "weight",
+            int(1, 1_000_000),
+            "a part of split has no weight",
+            help,
+        );
+        s.finish();
+        match (pool, weight) {
+            (Some(p), Some(w)) => parts.push((p, w)),
+            _ => good = false,
+        }
+    }
+    let target = match (t.pos("pool"), t.pos("split")) {
+        (Some(_), None) => pool.map(Target::Pool),
+        (None, Some(span)) if t.count("split") == Some(0) => {
+            let help =
+                "write split = [ { pool = \"v1\", weight = 90 }, { pool = \"v2\", weight = 10 } ]";
+            t.error(span, "split is empty", help);
+            None
+        }
+        (None, Some(_)) => good.then_some(Target::Split(parts)),
+        (Some(span), Some(_)) => {
+            t.error(
+                span,
+                "a route has both pool and split",
+                "keep one: pool = \"NAME\" or split = [...]",
+            );
+            None
+        }
+        (None, None) => {
+            if !t.has("pool") && !t.has("split") {
+                let help = "add pool = \"NAME\" or split = [ { pool = \"NAME\", weight = 1 } ]";
+                t.absent(&["pool", "split"], t.span(), "a route has no pool", help);
+            }
+            None
+        }
+    };
+    t.finish();
+    Some(RoutePlan {
+        matcher: m,
+        target: target?,
+    })
+    .filter(|_| host_known)
+}
+
+/// A route's `host`: `api.example.com` or `*.example.com`.
+fn host(v: &Val<'_>) -> Result<HostMatch, Bad> {
+    let written = v.str()?;
+    let host = written.trim().to_ascii_lowercase();
+    let odd = |c: char| c == '/' || c == ':';
+    if host.is_empty() || host.contains(odd) || host.chars().skip(1).any(|c| c == '*') {
+        let help = "write a name without port or path: \"api.example.com\" or \"*.example.com\"";
+        return Err(bad(format!("host {written:?} is not a host name"), help));
+    }
+    match host.strip_prefix("*.") {
+        Some(rest) => Ok(HostMatch::Suffix(format!(".{rest}"))),
+        None if host.starts_with('*') => {
+            let message = format!("wildcard host {written:?} must start with \"*.\"");
+            Err(bad(message, "write \"*.example.com\""))
+        }
+        None => Ok(HostMatch::Exact(host)),
+    }
+}
+
+/// `header = { name, value }` or `cookie = { name, value }`: both are needed.
+fn name_value(t: &Table<'_>, key: &str) -> Option<(String, String)> {
+    let nv = t.table(key)?;
+    let help = format!("write {key} = {{ name = \"x-canary\", value = \"1\" }}");
+    let name = nv.need("name", string, format!("{key} has no name"), help.clone());
+    let value = nv.need("value", string, format!("{key} has no value"), help);
+    nv.finish();
+    Some((name?, value?))
+}

@@ -1,0 +1,270 @@
+//! `[pool.NAME]`: how the pool balances, its servers, its timeouts and keep-alive, and how it
+//! reaches its servers (`upstream_protocol`, `tls = {...}`, whose files are loaded here so
+//! that a bad CA or client pair is an error at the line naming it). The failure-handling
+//! sections are read by `failover.rs`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use http::HeaderName;
+
+use super::cursor::Table;
+use super::failover;
+use super::value::{Bad, Val, addr, bad, boolean, duration, int, positive, string, word};
+use crate::config::{HashKey, HealthKind, PoolPlan, ServerPlan, Timeouts, UpstreamProtocol};
+use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
+
+/// The pool `name`. A wrong value is reported and the default kept, so that the checks
+/// across pools still see the pool; with an error recorded, the plan is never run.
+pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
+    let mut p = PoolPlan {
+        name: name.to_string(),
+        ..PoolPlan::default()
+    };
+    let algorithm_known = t.set("algorithm", &mut p.algorithm, word);
+    let hash_known = t.set("hash_key", &mut p.hash_key, hash_key);
+    t.set("keepalive", &mut p.keepalive, int(0, 100_000));
+    let help =
+        "write e.g. keepalive_timeout = \"60s\"; to keep no idle connection, set keepalive = 0";
+    t.set(
+        "keepalive_timeout",
+        &mut p.keepalive_timeout,
+        positive(help),
+    );
+    if let Some(to) = t.table("timeouts") {
+        timeouts(&to.named("timeouts."), &mut p.timeouts);
+    }
+    t.set("host_header", &mut p.host_header, word);
+    let servers = t.tables("servers");
+    // What a server does not say, the pool does.
+    let mut server = ServerPlan::default();
+    failover::passive(t, &mut server.passive);
+    t.set("slow_start", &mut server.slow_start, duration);
+    p.health = t.table("health").map(|h| failover::health(&h));
+    if let Some(r) = t.table("retry") {
+        failover::retry(&r, &mut p.retry);
+    }
+    p.sticky = t.table("sticky").and_then(|s| failover::sticky(&s));
+    let protocol_known = t.set("upstream_protocol", &mut p.upstream_protocol, word);
+    p.tls = t.table("tls").map(|tls| upstream_tls(&tls, name));
+    let help = "write e.g. tunnel_idle_timeout = \"1h\"; zero would close every WebSocket at once";
+    t.set(
+        "tunnel_idle_timeout",
+        &mut p.tunnel_idle_timeout,
+        positive(help),
+    );
+
+    let mut seen = HashSet::new();
+    p.servers = servers
+        .iter()
+        .filter_map(|(_, s)| read_server(s, &server, name, &mut seen))
+        .collect();
+    // nginx's rule: the only server of a pool is never taken out by passive checks nor
+    // ramped up: there is nowhere else to send its traffic, so a 503 would help no one.
+    if let [only] = p.servers.as_mut_slice() {
+        only.passive.max_fails = 0;
+        only.slow_start = std::time::Duration::ZERO;
+    }
+    let no_servers = format!("pool {name:?} has no servers");
+    let help = "add servers = [{ addr = \"host:port\" }]";
+    match t.count("servers") {
+        Some(0) => t.error_at("servers", no_servers, help),
+        None if !t.has("servers") => t.absent(&["servers"], t.span(), no_servers, help),
+        _ => {}
+    }
+    if hash_known
+        && algorithm_known
+        && p.hash_key != HashKey::ClientIp
+        && !p.algorithm.uses_hash_key()
+    {
+        let only = "hash_key is only used by algorithm = \"hash\" or \"maglev\", not";
+        let message = format!("{only} {:?}", p.algorithm.as_str());
+        let span = t.pos("hash_key").unwrap_or_default();
+        let help = "set algorithm = \"hash\" or remove hash_key";
+        match t.has("algorithm") {
+            true => t.error(span, message, help),
+            false => t.absent(&["algorithm"], span, message, help),
+        }
+    }
+    if protocol_known {
+        protocol_rules(t, &p);
+    }
+    t.finish();
+    p
+}
+
+/// `hash_key`: `client_ip`, `uri`, `header:NAME`, `cookie:NAME` or `query:NAME`.
+fn hash_key(v: &Val<'_>) -> Result<HashKey, Bad> {
+    let s = v.str()?;
+    let key = match s.split_once(':') {
+        None if s == "client_ip" => Some(HashKey::ClientIp),
+        None if s == "uri" => Some(HashKey::Uri),
+        Some(("header", h)) => HeaderName::from_bytes(h.as_bytes())
+            .ok()
+            .map(HashKey::Header),
+        Some(("cookie", n)) if !n.is_empty() => Some(HashKey::Cookie(n.to_string())),
+        Some(("query", n)) if !n.is_empty() => Some(HashKey::Query(n.to_string())),
+        _ => None,
+    };
+    let help = "use client_ip, uri, header:NAME, cookie:NAME or query:NAME";
+    key.ok_or_else(|| bad(format!("hash_key {s:?} is not understood"), help))
+}
+
+/// `timeouts = { connect, read, send, client_body }`. A zero timeout fails every connect or
+/// read at once; nginx rejects it too.
+fn timeouts(t: &Table<'_>, to: &mut Timeouts) {
+    let help = "write e.g. \"5s\"; a timeout of zero fails every try at once";
+    t.set("connect", &mut to.connect, positive(help));
+    t.set("read", &mut to.read, positive(help));
+    t.set("send", &mut to.send, positive(help));
+    t.set("client_body", &mut to.client_body, positive(help));
+    t.finish();
+}
+
+/// One of `servers = [...]`, over the pool's `defaults`; `None` when its address or weight
+/// is wrong (reported). `seen`: the addresses so far.
+fn read_server(
+    t: &Table<'_>,
+    defaults: &ServerPlan,
+    pool: &str,
+    seen: &mut HashSet<SocketAddr>,
+) -> Option<ServerPlan> {
+    let mut s = defaults.clone();
+    let no_addr = format!("a server of pool {pool:?} has no addr");
+    let addr = t.need(
+        "addr",
+        addr("server address"),
+        no_addr,
+        "write { addr = \"127.0.0.1:9001\" }",
+    );
+    s.name = t
+        .text("addr")
+        .map_or_else(String::new, |a| a.trim().to_string());
+    t.set("name", &mut s.name, string);
+    let weight_known = t.set("weight", &mut s.weight, int(1, 1000));
+    t.set("backup", &mut s.backup, boolean);
+    t.set("down", &mut s.down, boolean);
+    failover::passive(t, &mut s.passive);
+    t.set("slow_start", &mut s.slow_start, duration);
+    if let Some(a) = addr
+        && !seen.insert(a)
+    {
+        let help = "list each server once; raise its weight to give it more traffic";
+        t.error_at(
+            "addr",
+            format!("server {a} appears twice in pool {pool:?}"),
+            help,
+        );
+    }
+    t.finish();
+    s.addr = addr?;
+    weight_known.then_some(s)
+}
+
+/// What `upstream_protocol` rules out: a gRPC check (HTTP/2) over HTTP/1.1, and h2c
+/// (cleartext) with `tls`.
+fn protocol_rules(t: &Table<'_>, p: &PoolPlan) {
+    let grpc = matches!(
+        p.health.as_ref().map(|h| &h.kind),
+        Some(HealthKind::Grpc { .. })
+    );
+    let pool = &p.name;
+    if grpc && p.upstream_protocol == UpstreamProtocol::H1 {
+        let how = match t.pos("upstream_protocol") {
+            Some(_) => "upstream_protocol = \"h1\"",
+            None => "HTTP/1.1, the default",
+        };
+        let want = if t.pos("tls").is_some() { "h2" } else { "h2c" };
+        let message = format!(
+            "a type = \"grpc\" health check speaks HTTP/2, but pool {pool:?} speaks {how} to its servers"
+        );
+        let help = format!(
+            "set upstream_protocol = \"{want}\" in [pool.{pool}] (gRPC servers speak only HTTP/2), or use type = \"tcp\""
+        );
+        t.error(
+            t.pos("health.type").or(t.pos("health")).unwrap_or_default(),
+            message,
+            help,
+        );
+    }
+    if p.upstream_protocol == UpstreamProtocol::H2c && t.pos("tls").is_some() {
+        let message = "upstream_protocol = \"h2c\" is cleartext, but the pool has tls";
+        t.error_at(
+            "upstream_protocol",
+            message,
+            "use upstream_protocol = \"h2\" for HTTP/2 over TLS",
+        );
+    }
+}
+
+/// The pool's `tls = {...}`: re-encrypt to the servers. Its files are loaded now.
+fn upstream_tls(t: &Table<'_>, pool: &str) -> UpstreamTlsOptions {
+    let r = t.report();
+    let ca = t.get("ca", string);
+    let server_name = t.get("server_name", string);
+    let (cert, key) = (t.get("client_cert", string), t.get("client_key", string));
+    let insecure_skip_verify = t.get("insecure_skip_verify", boolean) == Some(true);
+    let client = match (&cert, &key) {
+        (Some(cert), Some(key)) => Some(CertPair {
+            cert: r.path(cert),
+            key: r.path(key),
+        }),
+        (None, None) => None,
+        _ => {
+            let (written, other) = if cert.is_some() {
+                ("client_cert", "client_key")
+            } else {
+                ("client_key", "client_cert")
+            };
+            if !t.has(other) {
+                let help = "give both client_cert = \"PATH\" and client_key = \"PATH\", or neither";
+                let span = t.pos(written).unwrap_or_default();
+                t.absent(
+                    &[other],
+                    span,
+                    "client_cert and client_key go together",
+                    help,
+                );
+            }
+            None
+        }
+    };
+    let opts = UpstreamTlsOptions {
+        ca: ca.as_ref().map(|c| r.path(c)),
+        server_name,
+        client,
+        insecure_skip_verify,
+    };
+    if let Some(n) = &opts.server_name
+        && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
+    {
+        let help = "write the name the servers' certificates carry, e.g. \"backend.internal\"";
+        t.error_at(
+            "server_name",
+            format!("server_name {n:?} is not a host name"),
+            help,
+        );
+    }
+    if let Err(e) = crate::tls::client_config(pool, &opts, &[]) {
+        let file = |path: &std::path::Path| {
+            let keys = [("ca", &ca), ("client_cert", &cert), ("client_key", &key)];
+            let key = keys
+                .into_iter()
+                .find(|(_, v)| v.as_ref().is_some_and(|v| r.path(v) == path));
+            key.and_then(|(k, _)| t.pos(k))
+        };
+        let span = match &e {
+            TlsError::Read { path, .. } | TlsError::NoCertificate { path } => file(path),
+            TlsError::NoKey { .. } | TlsError::BadKey { .. } => t.pos("client_key"),
+            _ => None,
+        };
+        let help = "ca = \"PATH\" is a PEM file of CA certificates; client_cert/client_key are PEM files of one pair";
+        t.error(
+            span.unwrap_or(t.span()),
+            format!("pool {pool:?} tls: {e}"),
+            help,
+        );
+    }
+    t.finish();
+    opts
+}
