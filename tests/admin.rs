@@ -770,10 +770,11 @@ async fn admin_paths_and_methods() {
     lb.shutdown().await;
 }
 
-/// While the listeners drain, the admin listener still answers, and `/health/ready` says
-/// 503 "draining" so whatever balances in front takes this instance out.
+/// A shutdown first makes `/health/ready` say 503 "draining" while everything still serves
+/// (so whatever balances in front takes this instance out), then closes every listener, the
+/// admin listener too, and lets in-flight requests finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_says_draining_during_shutdown() {
+async fn readiness_says_draining_while_the_listeners_still_accept_then_all_close() {
     let b = backends(1).await;
     let toml = format!(
         "grace_period = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
@@ -782,19 +783,31 @@ async fn readiness_says_draining_during_shutdown() {
     let lb = start_lb(&toml).await;
     let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
     assert_eq!(get(admin, "/health/ready").await.status, 200);
-    let slow = tokio::spawn(async move { get(web, "/sleep/800").await });
-    wait_until(
-        Duration::from_secs(5),
-        "the slow request reaches the backend",
-        || async { b[0].requests() == 1 },
-    )
-    .await;
-    let stopping = tokio::spawn(lb.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM's first step (for shutdown_delay): readiness says draining, traffic still flows.
+    lb.set_draining();
     let ready = get(admin, "/health/ready").await;
     assert_eq!(ready.status, 503);
     assert!(ready.text().contains("draining"), "{}", ready.text());
     assert_eq!(get(admin, "/health/live").await.status, 200);
+    assert_eq!(get(web, "/").await.status, 200, "the listener still serves");
+    let slow = tokio::spawn(async move { get(web, "/sleep/800").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request reaches the backend",
+        || async { b[0].requests() == 2 },
+    )
+    .await;
+    // Then every listener stops accepting, the admin listener too (so a new process owns
+    // every port), and in-flight requests finish.
+    let stopping = tokio::spawn(lb.shutdown());
+    wait_until(
+        Duration::from_secs(5),
+        "every listener, the admin one included, closed",
+        || async {
+            TcpStream::connect(admin).await.is_err() && TcpStream::connect(web).await.is_err()
+        },
+    )
+    .await;
     assert_eq!(
         slow.await.unwrap().status,
         200,
@@ -804,8 +817,4 @@ async fn readiness_says_draining_during_shutdown() {
         .await
         .expect("shutdown ends once drained")
         .unwrap();
-    assert!(
-        TcpStream::connect(admin).await.is_err(),
-        "the admin listener is closed after the drain"
-    );
 }

@@ -173,6 +173,28 @@ pub struct StickyPlan {
     pub ttl: Duration,
     /// Most entries a stick table holds; the oldest go first.
     pub size: usize,
+    /// What the clients of a draining server do.
+    pub on_drain: OnDrain,
+}
+
+/// `[sticky] on_drain`: whether a draining server keeps its sticky clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDrain {
+    /// They stay until the server is out of service (HAProxy and nginx keep persistent
+    /// clients on a draining server).
+    #[default]
+    Stay,
+    /// They go to another server at their next request (the session moves).
+    Move,
+}
+
+impl OnDrain {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnDrain::Stay => "stay",
+            OnDrain::Move => "move",
+        }
+    }
 }
 
 /// `[admin]`: Switchyard's own endpoints.
@@ -181,4 +203,6 @@ pub struct AdminPlan {
     pub listen: SocketAddr,
     /// Where `listen` is written (`file:line:column`), for an error binding it.
     pub origin: Option<String>,
+    /// `token`: every `/api/` request must carry `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }

@@ -19,6 +19,8 @@ pub type S<T> = Spanned<T>;
 pub struct ConfigFile {
     pub workers: Option<S<i64>>,
     pub grace_period: Option<S<String>>,
+    /// How long `/health/ready` answers 503 after SIGTERM before the listeners close.
+    pub shutdown_delay: Option<S<String>>,
     #[serde(default)]
     pub listener: Vec<S<ListenerFile>>,
     #[serde(default)]
@@ -140,6 +142,8 @@ pub struct ServerFile {
     pub weight: Option<S<i64>>,
     pub backup: Option<bool>,
     pub down: Option<bool>,
+    /// Draining: no new requests; sticky clients stay unless `[sticky] on_drain = "move"`.
+    pub drain: Option<S<bool>>,
     pub max_fails: Option<S<i64>>,
     pub fail_timeout: Option<S<String>>,
     pub slow_start: Option<S<String>>,
@@ -183,6 +187,8 @@ pub struct StickyFile {
     pub name: Option<S<String>>,
     pub ttl: Option<S<String>>,
     pub size: Option<S<i64>>,
+    /// What a draining server's sticky clients do: `stay` (HAProxy, nginx) or `move`.
+    pub on_drain: Option<S<String>>,
 }
 
 /// `[admin]`.
@@ -191,4 +197,6 @@ pub struct StickyFile {
 pub struct AdminFile {
     /// Required.
     pub listen: Option<S<String>>,
+    /// With a token, every `/api/` request needs `Authorization: Bearer TOKEN`.
+    pub token: Option<S<String>>,
 }

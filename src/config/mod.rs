@@ -1,8 +1,10 @@
 //! Configuration: TOML text in, a checked [`Plan`] out, or every error at once.
 //!
 //! `file.rs` is the TOML shape (serde, spans kept); `validate.rs` turns it into the plain
-//! runtime values of `plan.rs`, collecting every problem with its file, line, column and a fix.
+//! runtime values of `plan.rs`, collecting every problem with its file, line, column and a fix;
+//! `diff.rs` says what a new plan changes of the running one (for a reload).
 
+pub mod diff;
 mod duration;
 mod failover;
 mod file;
@@ -13,6 +15,7 @@ mod validate;
 use std::fmt;
 use std::path::Path;
 
+pub use diff::PlanDiff;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;

@@ -18,6 +18,9 @@ pub struct Plan {
     pub workers: usize,
     /// How long in-flight requests may run after a shutdown signal.
     pub grace_period: Duration,
+    /// After SIGTERM, how long `/health/ready` answers 503 while every listener still
+    /// accepts, before they close (so health checkers in front notice first).
+    pub shutdown_delay: Duration,
     pub listeners: Vec<ListenerPlan>,
     /// Pools in file order.
     pub pools: Vec<PoolPlan>,
@@ -294,7 +297,10 @@ pub struct ServerPlan {
     /// 1..=1000.
     pub weight: u32,
     pub backup: bool,
+    /// `down = true`: maintenance, out of service (HAProxy's `maint`).
     pub down: bool,
+    /// `drain = true`: no new requests; its sticky clients and in-flight requests stay.
+    pub drain: bool,
     /// Passive health (per server, else the pool's, else nginx's defaults).
     pub passive: PassivePlan,
     /// Ramp-up time after recovering; zero for none.

@@ -262,6 +262,11 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
         "grace_period",
         Duration::from_secs(10),
     );
+    let shutdown_delay = c.duration_or(
+        &parsed.shutdown_delay,
+        "shutdown_delay",
+        Duration::from_secs(5),
+    );
 
     let mut pools: Vec<PoolPlan> = parsed
         .pool
@@ -350,6 +355,7 @@ pub(crate) fn validate(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     c.finish(Plan {
         workers,
         grace_period,
+        shutdown_delay,
         listeners,
         pools,
         admin,
@@ -361,6 +367,7 @@ impl Plan {
         Plan {
             workers: 1,
             grace_period: Duration::ZERO,
+            shutdown_delay: Duration::ZERO,
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
@@ -895,6 +902,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> PoolPlan {
                         weight,
                         backup: sf.backup.unwrap_or(false),
                         down: sf.down.unwrap_or(false),
+                        drain: failover::drain(c, sf),
                         passive,
                         slow_start,
                     });

@@ -39,8 +39,9 @@ impl Found {
 }
 
 /// The keys whose value is a duration string.
-const DURATION_KEYS: [&str; 15] = [
+const DURATION_KEYS: [&str; 16] = [
     "grace_period",
+    "shutdown_delay",
     "keepalive_timeout",
     "tunnel_idle_timeout",
     "connect",
