@@ -309,14 +309,14 @@ pub async fn answer(
     match &reply {
         Ok(done) if write => {
             for change in &done.changes {
-                tracing::info!(target: "switchyard::audit", who = %who, what = %what, "{change}");
+                tracing::info!(target: "switchyard::audit", who = %who, what = %what, "audit: {change}");
             }
             if done.changes.is_empty() {
-                tracing::info!(target: "switchyard::audit", who = %who, what = %what, "no change");
+                tracing::info!(target: "switchyard::audit", who = %who, what = %what, "audit: no change");
             }
         }
         Err(r) if write => {
-            tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "refused: {}", r.message);
+            tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "audit: refused: {}", r.message);
         }
         _ => {}
     }

@@ -16,6 +16,7 @@ pub fn render(state: &View) -> String {
     let r = &state.reloads;
     let doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
         "ready": ready,
         "config": {
             "path": c.path,

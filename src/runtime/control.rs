@@ -430,7 +430,7 @@ impl Control {
                 Ok(_) => tracing::info!(
                     target: "switchyard::audit",
                     pool = %pool,
-                    "server {addr} removed ({})",
+                    "audit: server {addr} removed ({})",
                     if idle { "drained" } else { "grace period over; requests still running finish" }
                 ),
                 Err(r) => {
