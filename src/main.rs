@@ -313,6 +313,7 @@ async fn serve_until_signal(
                     let n = runtime.reload_certificates().await;
                     tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
                 }
+                Signal::Upgrade => upgrade_in_place(upgrade_socket),
                 other => break other,
             },
             () = runtime.upgraded() => break Signal::Upgraded,
@@ -362,6 +363,48 @@ async fn serve_until_signal(
     Ok(())
 }
 
+/// SIGUSR2: start the program file anew (the binary installed now, under the same path) as
+/// `run … --upgrade`, with this process's arguments and environment (so under systemd it
+/// runs in the same unit, and tells systemd it is the main process). It takes the sockets
+/// over the upgrade socket; this process then drains and exits. If it fails, this one goes
+/// on and its log says why.
+fn upgrade_in_place(upgrade_socket: Option<&std::path::Path>) {
+    if upgrade_socket.is_none() {
+        tracing::warn!(
+            "SIGUSR2: a binary upgrade needs --upgrade-socket PATH at start; nothing done"
+        );
+        return;
+    }
+    let mut args = std::env::args_os();
+    let Some(program) = args.next() else { return };
+    let mut args: Vec<std::ffi::OsString> = args.collect();
+    if !args.iter().any(|a| a == "--upgrade") {
+        args.push("--upgrade".into());
+    }
+    match std::process::Command::new(&program).args(&args).spawn() {
+        Ok(mut child) => {
+            let pid = child.id();
+            tracing::info!(
+                "SIGUSR2: started {} (pid {pid}) to take over",
+                program.to_string_lossy()
+            );
+            std::thread::spawn(move || {
+                if let Ok(status) = child.wait()
+                    && !status.success()
+                {
+                    tracing::error!(
+                        "the upgrading process {pid} failed ({status}); this one goes on"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::error!(
+            "SIGUSR2: cannot start {}: {e}; this process goes on",
+            program.to_string_lossy()
+        ),
+    }
+}
+
 #[derive(PartialEq, Clone, Copy)]
 enum Signal {
     /// SIGINT (Ctrl-C): drain at once.
@@ -370,6 +413,8 @@ enum Signal {
     Terminate,
     /// SIGHUP, which nginx and HAProxy users send to reload.
     Hangup,
+    /// SIGUSR2 (nginx's binary upgrade): start this program anew with `--upgrade`.
+    Upgrade,
     /// Not a signal: a new process took the sockets over (`run --upgrade`).
     Upgraded,
 }
@@ -382,6 +427,8 @@ struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    usr2: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -393,6 +440,7 @@ impl Signals {
                 int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
+                usr2: signal(SignalKind::user_defined2()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -414,6 +462,7 @@ impl Signals {
                 () = recv(&mut self.int) => Signal::Interrupt,
                 () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,
+                () = recv(&mut self.usr2) => Signal::Upgrade,
             }
         }
         #[cfg(not(unix))]

@@ -338,3 +338,74 @@ async fn api_writes_are_audited_with_who_what_and_before_after() {
         lb.log_text()
     );
 }
+
+/// Kills a process this test did not start itself (a process's own upgrade) when dropped.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// SIGUSR2, as nginx users know it: the running process starts its program file anew with
+/// `--upgrade` (under systemd, inside the unit), which takes the sockets over; the old one
+/// drains and exits. Nothing fails meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr2_upgrades_in_place() {
+    let b = backends(2).await;
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let file = ConfigFile::new("usr2", &text);
+    let path = file.path.to_str().unwrap().to_string();
+    let sock = file.dir.join("upgrade.sock");
+    let sock = sock.to_str().unwrap().to_string();
+    let mut old = Proc::start(&["run", "-c", &path, "--upgrade-socket", &sock], &[]);
+    let (addr, admin) = (old.listener("web").await, old.admin().await);
+    wait_for_file(std::path::Path::new(&sock), Duration::from_secs(10)).await;
+    let mut plan = Plan::new(addr, vec![Kind::KeepAlive, Kind::Fresh]);
+    plan.max_per_client = 1_000;
+    plan.pause = Duration::from_millis(5);
+    let load = Load::start(plan);
+    load.wait_answers(100, Duration::from_secs(20)).await;
+
+    old.signal("USR2");
+    let started = old.line("SIGUSR2: started", Duration::from_secs(10)).await;
+    let new_pid: u32 = started
+        .split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{started}"));
+    let _new = KillOnDrop(new_pid);
+    old.line(
+        "a new process serves on the sockets handed over",
+        Duration::from_secs(15),
+    )
+    .await;
+    let exit = old
+        .exited(Duration::from_secs(15))
+        .await
+        .expect("the old process drains and exits");
+    assert!(exit.success(), "{exit}");
+    load.wait_answers(100, Duration::from_secs(20)).await;
+    let report = load.finish().await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.resets, 0);
+    let status = api(admin, "GET", "/status", None, None).await.json;
+    assert_eq!(
+        status["pid"], new_pid,
+        "the new process answers on the same admin port"
+    );
+    println!(
+        "SIGUSR2 upgrade: {} requests, {} failed, {} resets, {} sent again on a new connection",
+        report.samples.len(),
+        report.failures.len(),
+        report.resets,
+        report.retried
+    );
+}
