@@ -539,3 +539,53 @@ async fn a_removed_listener_finishes_its_requests_and_the_others_keep_their_conn
     );
     lb.shutdown().await;
 }
+
+/// A shutdown first makes `/health/ready` say 503 "draining" while everything still serves
+/// (so whatever balances in front takes this instance out), then closes every listener, the
+/// admin listener too, and lets in-flight requests finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_says_draining_while_the_listeners_still_accept_then_all_close() {
+    let b = backends(1).await;
+    let toml = format!(
+        "grace_period = \"10s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let lb = start_lb(&toml).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    assert_eq!(get(admin, "/health/ready").await.status, 200);
+    // SIGTERM's first step (for shutdown_delay): readiness says draining, traffic still flows.
+    lb.set_draining();
+    let ready = get(admin, "/health/ready").await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("draining"), "{}", ready.text());
+    assert_eq!(get(admin, "/health/live").await.status, 200);
+    assert_eq!(get(web, "/").await.status, 200, "the listener still serves");
+    let slow = tokio::spawn(async move { get(web, "/sleep/800").await });
+    wait_until(
+        Duration::from_secs(5),
+        "the slow request reaches the backend",
+        || async { b[0].requests() == 2 },
+    )
+    .await;
+    // Then every listener stops accepting, the admin listener too (so a new process owns
+    // every port), and in-flight requests finish.
+    let stopping = tokio::spawn(lb.shutdown());
+    wait_until(
+        Duration::from_secs(5),
+        "every listener, the admin one included, closed",
+        || async {
+            tokio::net::TcpStream::connect(admin).await.is_err()
+                && tokio::net::TcpStream::connect(web).await.is_err()
+        },
+    )
+    .await;
+    assert_eq!(
+        slow.await.unwrap().status,
+        200,
+        "the in-flight request finished"
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown ends once drained")
+        .unwrap();
+}

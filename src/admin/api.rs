@@ -134,6 +134,9 @@ impl Refusal {
 /// One server as the API shows it.
 pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
     let mut v = status::server(s);
+    if let Value::Object(m) = &mut v {
+        m.remove("admin_state");
+    }
     v["state"] = json!(s.admin_state().as_str());
     v["health"] = json!(s.health_state().as_str());
     v["idle"] = json!(s.in_flight() == 0);

@@ -22,6 +22,7 @@ mod syntax;
 mod wrong_type;
 
 mod l4;
+mod live;
 
 /// Collects errors against one source text.
 pub(crate) struct Checker<'a> {
@@ -902,7 +903,7 @@ fn pool(c: &mut Checker<'_>, name: &str, p: &Spanned<PoolFile>) -> PoolPlan {
                         weight,
                         backup: sf.backup.unwrap_or(false),
                         down: sf.down.unwrap_or(false),
-                        drain: failover::drain(c, sf),
+                        drain: live::drain(c, sf),
                         passive,
                         slow_start,
                     });

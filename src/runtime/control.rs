@@ -296,8 +296,17 @@ impl Control {
         weight: Option<u32>,
         state: Option<AdminState>,
     ) -> Reply {
-        let (pool, addr, _) = self.locate(pool, server)?;
+        let (pool, addr, name) = self.locate(pool, server)?;
         let file = self.file.clone().ok_or_else(no_file)?;
+        if self.removing.contains_key(&(pool.clone(), addr)) {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                format!("server {addr} ({name}) is being removed (draining)"),
+                format!(
+                    "to keep it, add it back: POST /api/pools/{pool}/servers with {{\"addr\": \"{addr}\"}}"
+                ),
+            ));
+        }
         let mut next = self.overrides.clone();
         if let Some(w) = weight {
             next.set_weight(&file, &pool, addr, i64::from(w));
@@ -325,7 +334,11 @@ impl Control {
                 "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}",
             ));
         };
-        if let Some(s) = up.pool.servers().iter().find(|s| s.addr == addr) {
+        // A server being removed (draining) and added back stays, as it is.
+        let cancel = self.removing.contains_key(&(pool.to_string(), addr));
+        if let Some(s) = up.pool.servers().iter().find(|s| s.addr == addr)
+            && !cancel
+        {
             return Err(Refusal::new(
                 StatusCode::CONFLICT,
                 format!("pool {pool:?} already has server {addr} ({})", s.name),
@@ -352,6 +365,7 @@ impl Control {
         let mut next = self.overrides.clone();
         next.add(pool, addr, entry);
         let changes = self.change(next)?;
+        self.removing.remove(&(pool.to_string(), addr));
         Ok(Done {
             status: StatusCode::CREATED,
             changes,

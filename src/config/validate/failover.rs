@@ -8,13 +8,11 @@ use std::time::Duration;
 use http::Method;
 use toml::Spanned;
 
-use super::super::file::{
-    AdminFile, ConfigFile, HealthFile, PoolFile, RetryFile, ServerFile, StickyFile,
-};
+use super::super::file::{AdminFile, ConfigFile, HealthFile, PoolFile, RetryFile, StickyFile};
 use super::super::plan::{HostMatch, ListenerPlan, Protocol, Target, UpstreamProtocol};
 use super::super::{
-    AdminPlan, HealthKind, HealthPlan, OnDrain, PassivePlan, RetryOn, RetryPlan, ServerPlan,
-    StickyMode, StickyPlan,
+    AdminPlan, HealthKind, HealthPlan, PassivePlan, RetryOn, RetryPlan, ServerPlan, StickyMode,
+    StickyPlan,
 };
 use super::Checker;
 
@@ -28,70 +26,14 @@ pub(super) fn admin(c: &mut Checker<'_>, f: &Spanned<AdminFile>) -> Option<Admin
         "add listen = \"127.0.0.1:9900\"",
     )?;
     let origin = Some(c.origin(listen.span().start));
-    let token = f.get_ref().token.as_ref().and_then(|t| admin_token(c, t));
+    let token = super::live::admin_token(c, f);
     let addr = c.socket_addr(listen, "admin listen")?;
-    // The admin API changes pools and reloads the config: open only to this machine, or
-    // to whoever holds the token.
-    if !addr.ip().is_loopback() && token.is_none() && f.get_ref().token.is_none() {
-        c.error(
-            listen.span(),
-            format!("[admin] listens on {addr}, which is not a loopback address, without a token"),
-            format!(
-                "add token = \"...\" (make one with: openssl rand -hex 32), so every /api/ request needs Authorization: Bearer TOKEN; or listen on 127.0.0.1:{}",
-                addr.port()
-            ),
-        );
-    }
+    super::live::admin_access(c, f, listen, addr, token.is_some());
     Some(AdminPlan {
         listen: addr,
         origin,
         token,
     })
-}
-
-/// `[admin] token`: an RFC 6750 bearer token, long enough not to be guessed.
-fn admin_token(c: &mut Checker<'_>, t: &Spanned<String>) -> Option<String> {
-    let v = t.get_ref();
-    let help = "make one with: openssl rand -hex 32";
-    let b64token = v.trim_end_matches('=');
-    if !b64token.is_empty()
-        && !b64token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
-    {
-        c.error(
-            t.span(),
-            "token has characters a bearer token cannot carry",
-            format!("use letters, digits and - . _ ~ + / only; {help}"),
-        );
-        return None;
-    }
-    if v.len() < 16 {
-        c.error(
-            t.span(),
-            format!(
-                "token is {} characters long; at least 16 are needed",
-                v.len()
-            ),
-            help,
-        );
-        return None;
-    }
-    Some(v.clone())
-}
-
-/// A server's `drain = true` (HAProxy's `drain` state), which `down = true` would override.
-pub(super) fn drain(c: &mut Checker<'_>, s: &ServerFile) -> bool {
-    let drain = s.drain.as_ref().is_some_and(|d| *d.get_ref());
-    if drain && s.down == Some(true) {
-        let span = s.drain.as_ref().map_or(0..0, |d| d.span());
-        c.error(
-            span,
-            "a server cannot be both down and draining",
-            "keep down = true (out of service now) or drain = true (no new requests; the ones running finish)",
-        );
-    }
-    drain
 }
 
 /// `max_fails` and `fail_timeout`, each falling back to `default` (the pool's, or nginx's).
@@ -534,19 +476,7 @@ pub(super) fn sticky(c: &mut Checker<'_>, f: &Spanned<StickyFile>) -> Option<Sti
         .as_ref()
         .map_or(Some(65_536), |n| c.int_in(n, "size", 16, 10_000_000))
         .unwrap_or(65_536) as usize;
-    let on_drain = match s.on_drain.as_ref().map(|o| (o, o.get_ref().as_str())) {
-        None => OnDrain::Stay,
-        Some((_, "stay")) => OnDrain::Stay,
-        Some((_, "move")) => OnDrain::Move,
-        Some((o, other)) => {
-            c.error(
-                o.span(),
-                format!("on_drain {other:?} is not understood"),
-                "use on_drain = \"stay\" (a draining server keeps its sticky clients) or \"move\"",
-            );
-            OnDrain::Stay
-        }
-    };
+    let on_drain = super::live::on_drain(c, &s.on_drain);
     mode.map(|mode| StickyPlan {
         mode,
         name,
