@@ -50,6 +50,7 @@ async fn pools_show_every_server_with_its_live_state() {
         ("state", "ready".into()),
         ("health", "healthy".into()),
         ("in_flight", 0.into()),
+        ("active_connections", 0.into()),
         ("requests", 2.into()),
         ("failures", 0.into()),
         ("idle", true.into()),

@@ -589,3 +589,89 @@ async fn readiness_says_draining_while_the_listeners_still_accept_then_all_close
         .expect("shutdown ends once drained")
         .unwrap();
 }
+
+/// A reload that rebuilds a pool (here: a server added) keeps what the servers that stay
+/// had: their counters, their in-flight accounting, their idle keep-alive connections and
+/// their sticky clients. A listener moved to a new address binds it and lets the old one
+/// drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_pool_keeps_the_state_of_the_servers_that_stay() {
+    let b = backends(3).await;
+    let text = format!(
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}[pool.p.sticky]\nmode = \"source_ip\"\n",
+        simple_config("round_robin", &b[..2], &[])
+    );
+    let file = ConfigFile::new("kept", &text);
+    let lb = start_file(&file).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    let mut client = Client::connect(web).await;
+    let first = client.get("/").await.server();
+    for _ in 0..9 {
+        assert_eq!(client.get("/").await.server(), first, "stuck by source_ip");
+    }
+    let stuck = b.iter().find(|x| x.name() == first).unwrap();
+    assert_eq!(
+        stuck.connections(),
+        1,
+        "one upstream connection, kept alive"
+    );
+    let slow = tokio::spawn(async move { get(web, "/sleep/800").await });
+    wait_until(Duration::from_secs(5), "the slow request runs", || async {
+        stuck.requests() == 11
+    })
+    .await;
+
+    let with_third = text.replace(
+        "weight = 1 }]",
+        &format!(
+            "weight = 1 }}, {{ addr = \"{}\", name = \"s3\" }}]",
+            b[2].addr
+        ),
+    );
+    let moved = with_third.replace(
+        "name = \"web\"\nlisten = \"127.0.0.1:0\"",
+        "name = \"web\"\nlisten = \"127.0.0.2:0\"",
+    );
+    assert_ne!(moved, with_third);
+    file.write(&with_third);
+    let a = api(admin, "POST", "/api/reload", None, None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(
+        a.text.contains("s3") || a.text.contains(&b[2].addr.to_string()),
+        "{}",
+        a.text
+    );
+    let p = api(admin, "GET", "/api/pools/p", None, None).await.json;
+    let s = server(&p, &first);
+    assert_eq!(s["requests"], 11, "counters kept: {s:#}");
+    assert_eq!(
+        s["in_flight"], 1,
+        "the running request is still counted: {s:#}"
+    );
+    for _ in 0..10 {
+        assert_eq!(client.get("/").await.server(), first, "sticky session kept");
+    }
+    assert_eq!(
+        stuck.connections(),
+        2,
+        "the idle connection was reused (the slow request opened the second)"
+    );
+    assert_eq!(slow.await.unwrap().status, 200);
+    let p = api(admin, "GET", "/api/pools/p", None, None).await.json;
+    assert_eq!(server(&p, &first)["in_flight"], 0);
+
+    // The listener moves: the new address serves at once, the old one stops accepting.
+    file.write(&moved);
+    let a = api(admin, "POST", "/api/reload", None, None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let new = lb.local_addr("web").unwrap();
+    assert_eq!(new.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+    assert_eq!(get(new, "/").await.status, 200);
+    wait_until(
+        Duration::from_secs(5),
+        "the old address refuses",
+        || async { tokio::net::TcpStream::connect(web).await.is_err() },
+    )
+    .await;
+    lb.shutdown().await;
+}

@@ -142,6 +142,14 @@ pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
     v["idle"] = json!(s.in_flight() == 0);
     v["drained"] = json!(s.drained());
     v["idle_connections"] = json!(u.conns().idle_count(s));
+    // Busy upstream connections: one per HTTP/1.1 request, TCP connection, UDP session or
+    // tunnel in flight; an HTTP/2 pool's requests share one connection per server.
+    let busy = u64::from(s.in_flight());
+    v["active_connections"] = json!(if u.transport().protocol.is_h2() {
+        busy.min(1)
+    } else {
+        busy
+    });
     v
 }
 

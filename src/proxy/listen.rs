@@ -68,3 +68,44 @@ pub fn last_accepts(listener: &Arc<TcpListener>) -> Vec<(TcpStream, SocketAddr)>
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_last_user_of_a_socket_takes_what_the_kernel_queued() {
+        let listener = Arc::new(bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap());
+        let addr = listener.local_addr().unwrap();
+        // Three handshakes complete in the kernel while nobody accepts.
+        let clients: Vec<_> =
+            futures_util::future::join_all((0..3).map(|_| tokio::net::TcpStream::connect(addr)))
+                .await;
+        assert!(clients.iter().all(|c| c.is_ok()));
+        // Shared (a successor or an upgraded process takes the socket): left to them.
+        let shared = listener.clone();
+        assert!(last_accepts(&listener).is_empty());
+        drop(shared);
+        // The last user: all three, without waiting.
+        assert_eq!(last_accepts(&listener).len(), 3);
+        assert!(last_accepts(&listener).is_empty());
+    }
+
+    #[test]
+    fn two_sockets_can_share_a_port_as_an_old_and_a_new_process_do() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let a = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+            let b = bind_tcp(a.local_addr().unwrap()).expect("SO_REUSEPORT: a second bind works");
+            assert_eq!(a.local_addr().unwrap(), b.local_addr().unwrap());
+            // Another program (no SO_REUSEPORT) still gets "address in use".
+            let e = std::net::TcpListener::bind(a.local_addr().unwrap()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+            let u = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+            assert!(bind_udp(u.local_addr().unwrap()).is_ok());
+        });
+    }
+}
