@@ -123,7 +123,9 @@ impl Runtime {
 
     /// Make `plan` the running configuration, changing only what differs from the running
     /// one: listeners that stay keep their sockets and connections, servers that stay keep
-    /// their state. Returns one line per change; on an error nothing changed.
+    /// their state. Returns one line per change; on an error nothing changed. For a plan
+    /// made in code: a runtime started from a file is changed with [`Runtime::reload`] and
+    /// the admin API, which start again from the file (and would undo this).
     pub async fn apply(&self, plan: Plan) -> Result<Vec<String>, RuntimeError> {
         let mut c = self.inner.control.lock().await;
         let changes = c.running.apply(plan, Spare::default())?;
