@@ -272,6 +272,8 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
     Plan {
         workers: 2,
         grace_period: Duration::from_secs(5),
+        // An operator at a terminal: Ctrl-C stops at once.
+        shutdown_delay: Duration::ZERO,
         listeners: vec![ListenerPlan {
             name: "demo".into(),
             listen,
@@ -305,6 +307,7 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                     weight: 1,
                     backup: false,
                     down: false,
+                    drain: false,
                     passive: Default::default(),
                     slow_start: Duration::ZERO,
                 })

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use switchyard::config::{self, Algorithm, Plan};
 use switchyard::demo::{self, Backend};
-use switchyard::runtime::Runtime;
+use switchyard::runtime::{Launch, Runtime, notify};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -36,6 +36,29 @@ enum Command {
         /// The config file.
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
+        // -- Live changes (docs/operations.md) --
+        /// A Unix socket on which this process hands its listening sockets to a newer one
+        /// (`run --upgrade` with the same path), e.g. /run/switchyard/upgrade.sock.
+        #[arg(long, value_name = "PATH")]
+        upgrade_socket: Option<PathBuf>,
+        /// Take over the listening sockets of the Switchyard running with the same
+        /// --upgrade-socket, start serving, then let it drain and exit: a binary upgrade
+        /// without a refused connection (HAProxy's -x).
+        #[arg(long, requires = "upgrade_socket")]
+        upgrade: bool,
+    },
+    /// Make a running Switchyard load its config file again (as SIGHUP does), through the
+    /// admin listener named in the file; prints what changed, or every error with
+    /// file:line:column (then the running configuration stays and the exit status is 1).
+    Reload {
+        #[arg(short, long, default_value = "switchyard.toml")]
+        config: PathBuf,
+        /// The admin listener, when the file does not say (host:port).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// The admin API token, when the file does not hold it.
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Check a config file: print "ok" or every error, with file:line:column.
     Check {
@@ -82,7 +105,16 @@ fn main() -> ExitCode {
     init_logging(cli.log_level.as_deref());
     let result = match cli.command {
         Command::Check { config } => return check(&config),
-        Command::Run { config } => run(&config),
+        Command::Reload {
+            config,
+            admin,
+            token,
+        } => return reload(&config, admin, token),
+        Command::Run {
+            config,
+            upgrade_socket,
+            upgrade,
+        } => run(&config, upgrade_socket, upgrade),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
         Command::Probe(args) => return probe(&args),
     };
@@ -180,7 +212,81 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn run(path: &std::path::Path) -> Result<()> {
+// -- Live changes: run with reloads and upgrades, `switchyard reload` --------------------
+
+/// `switchyard reload`: ask the running process to load its file again, over its admin API.
+fn reload(path: &std::path::Path, admin: Option<SocketAddr>, token: Option<String>) -> ExitCode {
+    use switchyard::admin::client::{self, Outcome, Target};
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let found = client::target_of(&text);
+    let target = match (admin, found) {
+        (Some(addr), found) => Target {
+            addr,
+            token: token.or(found.and_then(|t| t.token)),
+        },
+        (None, Some(t)) => Target {
+            addr: t.addr,
+            token: token.or(t.token),
+        },
+        (None, None) => {
+            // No [admin] to talk to: say what `check` says of the file, and how to go on.
+            if let Err(errors) = config::load_file(path) {
+                eprintln!("{errors}");
+            }
+            eprintln!(
+                "error: {} has no [admin] listener, which switchyard reload talks to\n  help: add [admin] with listen = \"127.0.0.1:9900\" (and reload with SIGHUP this once: kill -HUP PID), or pass --admin HOST:PORT",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(client::reload(&target)) {
+        Ok(Outcome::Reloaded { changes }) => {
+            if changes.is_empty() {
+                println!("reloaded: nothing changed");
+            }
+            for c in changes {
+                println!("reloaded: {c}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Refused {
+            message,
+            errors,
+            help,
+        }) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("error: {message}");
+            if let Some(h) = help {
+                eprintln!("  help: {h}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  help: is switchyard running with [admin] listen = \"{}\"? (systemctl status switchyard; ss -ltnp 'sport = :{}')",
+                target.addr,
+                target.addr.port()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -> Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let plan = match config::load_file(path) {
         Ok(plan) => plan,
         Err(errors) => {
@@ -190,30 +296,112 @@ fn run(path: &std::path::Path) -> Result<()> {
         }
     };
     raise_open_file_limit(&plan);
+    // An upgrade takes the running process's sockets before anything else: the config is
+    // checked by now, so a broken file never disturbs the process that serves.
+    #[cfg(target_os = "linux")]
+    let taking = match (&upgrade_socket, upgrade) {
+        (Some(socket), true) => Some(
+            switchyard::runtime::handover::take(socket)
+                .with_context(|| format!("upgrade over {}", socket.display()))?,
+        ),
+        _ => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    if upgrade {
+        anyhow::bail!("--upgrade needs Linux");
+    }
     let rt = tokio_runtime(plan.workers)?;
-    rt.block_on(serve_until_signal(plan))
+    rt.block_on(async move {
+        // Installed before the listeners open, so no signal meets the default action (which
+        // ends the process) or falls between two waits.
+        let mut signals = Signals::new();
+        let mut launch = Launch {
+            file: Some((path.to_path_buf(), text)),
+            ..Launch::default()
+        };
+        #[cfg(target_os = "linux")]
+        let mut taking = taking;
+        #[cfg(target_os = "linux")]
+        if let Some(t) = taking.as_mut() {
+            launch.spare = t.spare();
+        }
+        let runtime = Runtime::launch(plan, launch).await?;
+        #[cfg(target_os = "linux")]
+        if let Some(t) = taking {
+            let from = t.from;
+            t.ready().context("telling the old process to drain")?;
+            tracing::info!("took over the listening sockets of process {from}, which now drains");
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(socket) = &upgrade_socket {
+            runtime
+                .offer_upgrades(socket, upgrade)
+                .with_context(|| format!("upgrade socket {}", socket.display()))?;
+        }
+        if upgrade {
+            notify::taken_over();
+        } else {
+            notify::ready();
+        }
+        serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
+    })
 }
 
-async fn serve_until_signal(plan: Plan) -> Result<()> {
-    let grace = plan.grace_period;
-    // Installed before the listeners open, so no signal meets the default action (which
-    // ends the process) or falls between two waits.
-    let mut signals = Signals::new();
-    let runtime = Runtime::start(plan).await?;
-    while signals.next().await == Signal::Hangup {
-        let n = runtime.reload_certificates();
-        tracing::warn!(
-            "SIGHUP: certificates loaded again ({n} listener(s) took new ones); \
-             other changes to the config file need a restart for now"
+async fn serve_until_signal(
+    runtime: Runtime,
+    signals: &mut Signals,
+    upgrade_socket: Option<&std::path::Path>,
+) -> Result<()> {
+    let stop = loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Hangup => {
+                    // A full reload; errors are logged and the running configuration stays.
+                    let _ = runtime.reload().await;
+                    let n = runtime.reload_certificates().await;
+                    tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
+                }
+                Signal::Upgrade => upgrade_in_place(upgrade_socket),
+                other => break other,
+            },
+            () = runtime.upgraded() => break Signal::Upgraded,
+        }
+    };
+    let plan = runtime.plan();
+    let (grace, delay) = (plan.grace_period, plan.shutdown_delay);
+    notify::stopping();
+    runtime.set_draining();
+    if stop == Signal::Terminate && !delay.is_zero() {
+        // Orchestrators and balancers in front see /health/ready turn 503 and stop sending;
+        // meanwhile every listener still accepts, and a new process may already share the
+        // ports (SO_REUSEPORT).
+        tracing::info!(
+            "SIGTERM: /health/ready answers 503 for {delay:?} (shutdown_delay) while the listeners still accept; then they close (signal again to stop at once)"
         );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = signals.next_stop() => {
+                tracing::warn!("second stop signal: closing every connection now");
+                return Ok(());
+            }
+        }
     }
-    tracing::info!(
-        "shutting down: no new connections; in-flight requests get {grace:?} (signal again to stop at once)"
-    );
+    match stop {
+        Signal::Upgraded => tracing::info!(
+            "handed over to the new process: no new connections here; in-flight requests get {grace:?}"
+        ),
+        _ => tracing::info!(
+            "shutting down: no new connections; in-flight requests get {grace:?} (signal again to stop at once)"
+        ),
+    }
     let drained = tokio::select! {
         () = runtime.shutdown() => true,
-        () = async { while signals.next().await != Signal::Stop {} } => false,
+        () = signals.next_stop() => false,
     };
+    // Our upgrade socket goes with us, unless a newer process took it over.
+    if let (Some(p), false) = (upgrade_socket, stop == Signal::Upgraded) {
+        let _ = std::fs::remove_file(p);
+    }
     if drained {
         tracing::info!("stopped");
     } else {
@@ -223,12 +411,60 @@ async fn serve_until_signal(plan: Plan) -> Result<()> {
     Ok(())
 }
 
-#[derive(PartialEq)]
+/// SIGUSR2: start the program file anew (the binary installed now, under the same path) as
+/// `run … --upgrade`, with this process's arguments and environment (so under systemd it
+/// runs in the same unit, and tells systemd it is the main process). It takes the sockets
+/// over the upgrade socket; this process then drains and exits. If it fails, this one goes
+/// on and its log says why.
+fn upgrade_in_place(upgrade_socket: Option<&std::path::Path>) {
+    if upgrade_socket.is_none() {
+        tracing::warn!(
+            "SIGUSR2: a binary upgrade needs --upgrade-socket PATH at start; nothing done"
+        );
+        return;
+    }
+    let mut args = std::env::args_os();
+    let Some(program) = args.next() else { return };
+    let mut args: Vec<std::ffi::OsString> = args.collect();
+    if !args.iter().any(|a| a == "--upgrade") {
+        args.push("--upgrade".into());
+    }
+    match std::process::Command::new(&program).args(&args).spawn() {
+        Ok(mut child) => {
+            let pid = child.id();
+            tracing::info!(
+                "SIGUSR2: started {} (pid {pid}) to take over",
+                program.to_string_lossy()
+            );
+            std::thread::spawn(move || {
+                if let Ok(status) = child.wait()
+                    && !status.success()
+                {
+                    tracing::error!(
+                        "the upgrading process {pid} failed ({status}); this one goes on"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::error!(
+            "SIGUSR2: cannot start {}: {e}; this process goes on",
+            program.to_string_lossy()
+        ),
+    }
+}
+
+#[derive(PartialEq, Clone, Copy)]
 enum Signal {
-    /// SIGINT or SIGTERM.
-    Stop,
+    /// SIGINT (Ctrl-C): drain at once.
+    Interrupt,
+    /// SIGTERM: readiness 503 for `shutdown_delay`, then drain.
+    Terminate,
     /// SIGHUP, which nginx and HAProxy users send to reload.
     Hangup,
+    /// SIGUSR2 (nginx's binary upgrade): start this program anew with `--upgrade`.
+    Upgrade,
+    /// Not a signal: a new process took the sockets over (`run --upgrade`).
+    Upgraded,
 }
 
 /// The signals the process answers, each listened for once for its whole life.
@@ -239,6 +475,8 @@ struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    usr2: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -250,6 +488,7 @@ impl Signals {
                 int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
+                usr2: signal(SignalKind::user_defined2()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -268,16 +507,22 @@ impl Signals {
                 }
             }
             tokio::select! {
-                () = recv(&mut self.int) => Signal::Stop,
-                () = recv(&mut self.term) => Signal::Stop,
+                () = recv(&mut self.int) => Signal::Interrupt,
+                () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,
+                () = recv(&mut self.usr2) => Signal::Upgrade,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
-            Signal::Stop
+            Signal::Interrupt
         }
+    }
+
+    /// The next SIGINT or SIGTERM (a SIGHUP meanwhile is ignored: it is too late to reload).
+    async fn next_stop(&mut self) {
+        while !matches!(self.next().await, Signal::Interrupt | Signal::Terminate) {}
     }
 }
 
@@ -372,7 +617,7 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
             .unwrap_or_else(|| "switchyard".into());
         println!("  {me} demo --algorithm least_time  # the slow server gets less");
         println!("Ctrl-C stops.");
-        while signals.next().await != Signal::Stop {}
+        signals.next_stop().await;
         runtime.shutdown().await;
         Ok(())
     })

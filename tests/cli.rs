@@ -307,7 +307,12 @@ fn a_port_taken_by_another_process_is_named_with_its_line_and_a_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     let b = backends(1).await;
-    let mut lb = LbProcess::start(&simple_config("round_robin", &b, &[]));
+    // No readiness delay: this is about the drain (tests/live.rs has the delay).
+    let config = format!(
+        "shutdown_delay = \"0s\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let mut lb = LbProcess::start(&config);
     let addr = lb.addr;
     assert_eq!(get(addr, "/").await.status, 200);
     let slow = tokio::spawn(async move { get(addr, "/sleep/500").await });

@@ -64,7 +64,11 @@ async fn the_demo_serves_three_named_servers_and_stops_on_ctrl_c() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_keeps_the_process_serving_and_sigterm_still_stops_it() {
     let b = backends(2).await;
-    let mut lb = LbProcess::start(&simple_config("round_robin", &b, &[]));
+    let config = format!(
+        "shutdown_delay = \"0s\"\n{}",
+        simple_config("round_robin", &b, &[])
+    );
+    let mut lb = LbProcess::start(&config);
     assert_eq!(get(lb.addr, "/").await.status, 200);
     for _ in 0..3 {
         signal(&lb.child, "HUP");

@@ -337,13 +337,13 @@ async fn reload_now_takes_a_good_pair_and_keeps_serving_on_a_bad_one() {
     let addr = lb.local_addr("web").unwrap();
     let (cert, key) = pki.leaf_pem(&["www.example.com", "two.example.com"]);
     pki.write("site", &cert, &key);
-    assert_eq!(lb.reload_certificates(), 1);
+    assert_eq!(lb.reload_certificates().await, 1);
     let a = https_get(addr, &pki.ca_pem, "two.example.com", &["h2"], "/").await;
     assert_eq!(a.cert_names, ["www.example.com", "two.example.com"]);
     // A certificate that does not match the key on disk: refused, the old pair serves on.
     let (other, _) = pki.leaf_pem(&["www.example.com", "three.example.com"]);
     std::fs::write(&c, other).unwrap();
-    assert_eq!(lb.reload_certificates(), 0);
+    assert_eq!(lb.reload_certificates().await, 0);
     let a = https_get(addr, &pki.ca_pem, "two.example.com", &["h2"], "/").await;
     assert_eq!(a.status, 200);
     assert_eq!(a.cert_names, ["www.example.com", "two.example.com"]);

@@ -243,7 +243,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_websocket_survives_sigterm_until_it_closes() {
     let server = echo_server("ws1").await;
-    let cfg = format!("grace_period = \"20s\"\n{}", config(&[server], ""));
+    let cfg = format!(
+        "grace_period = \"20s\"\nshutdown_delay = \"0s\"\n{}",
+        config(&[server], "")
+    );
     let mut lb = LbProcess::start(&cfg);
     let addr = lb.addr;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/chat"))
@@ -283,7 +286,10 @@ async fn an_open_websocket_survives_sigterm_until_it_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_open_past_the_grace_period_is_closed() {
     let server = echo_server("ws1").await;
-    let cfg = format!("grace_period = \"1s\"\n{}", config(&[server], ""));
+    let cfg = format!(
+        "grace_period = \"1s\"\nshutdown_delay = \"0s\"\n{}",
+        config(&[server], "")
+    );
     let mut lb = LbProcess::start(&cfg);
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/chat", lb.addr))
         .await

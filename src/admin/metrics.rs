@@ -6,7 +6,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use super::{AdminState, ListenerStats};
+use super::{ListenerStats, View};
 use crate::observe::metrics::{Exposition, Family, Kind, Value};
 use crate::proxy::tcp::TcpStats;
 use crate::proxy::udp::UdpStats;
@@ -45,7 +45,7 @@ impl Labeled<'_> {
 }
 
 /// The `/metrics` page.
-pub fn render(state: &AdminState) -> String {
+pub fn render(state: &View) -> String {
     let mut e = Exposition::new();
     e.family(
         "switchyard_build_info",
@@ -53,6 +53,7 @@ pub fn render(state: &AdminState) -> String {
         Kind::Gauge,
         |f| f.sample(&[("version", env!("CARGO_PKG_VERSION"))], 1u64),
     );
+    config(&mut e, state);
     servers(&mut e, state);
     pools(&mut e, state);
     tcp(&mut e, state);
@@ -61,7 +62,62 @@ pub fn render(state: &AdminState) -> String {
     e.finish()
 }
 
-fn servers(e: &mut Exposition, state: &AdminState) {
+/// The running configuration: where it came from, and how reloads went.
+fn config(e: &mut Exposition, state: &View) {
+    let r = &state.reloads;
+    e.family(
+        "switchyard_reloads_total",
+        "Reloads of the config file (SIGHUP, switchyard reload, POST /api/reload), by result; a failed one changed nothing.",
+        Kind::Counter,
+        |f| {
+            f.sample(&[("result", "ok")], load(&r.ok));
+            f.sample(&[("result", "error")], load(&r.failed));
+        },
+    );
+    e.family(
+        "switchyard_config_last_reload_successful",
+        "0 when the last reload failed (the configuration before it still runs), else 1.",
+        Kind::Gauge,
+        |f| {
+            f.sample(
+                &[],
+                !r.last_failed.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        },
+    );
+    let c = &state.config;
+    e.family(
+        "switchyard_config_info",
+        "Always 1; the config file and its SHA-256 as last loaded (sha256sum prints the same) are in the labels.",
+        Kind::Gauge,
+        |f| {
+            f.sample(
+                &[
+                    ("path", c.path.as_deref().unwrap_or("")),
+                    ("sha256", c.sha256.as_deref().unwrap_or("")),
+                ],
+                1u64,
+            )
+        },
+    );
+    e.family(
+        "switchyard_config_loaded_timestamp_seconds",
+        "When the running configuration was applied (start, reload or admin API change), in seconds since the Unix epoch.",
+        Kind::Gauge,
+        |f| {
+            let at = c.at.duration_since(UNIX_EPOCH).unwrap_or_default();
+            f.sample(&[], at.as_secs_f64())
+        },
+    );
+    e.family(
+        "switchyard_config_api_changes",
+        "Changes made over the admin API and kept on top of the config file (GET /api/config writes them out).",
+        Kind::Gauge,
+        |f| f.sample(&[], c.overrides),
+    );
+}
+
+fn servers(e: &mut Exposition, state: &View) {
     let all: Vec<Labeled<'_>> = state
         .pools
         .iter()
@@ -205,7 +261,7 @@ fn each(
     })
 }
 
-fn pools(e: &mut Exposition, state: &AdminState) {
+fn pools(e: &mut Exposition, state: &View) {
     let pools = &state.pools;
     e.family(
         "switchyard_pool_servers",
@@ -258,7 +314,7 @@ fn pools(e: &mut Exposition, state: &AdminState) {
 }
 
 /// The TCP listeners with their counters.
-fn tcp_listeners(state: &AdminState) -> Vec<(&str, &TcpStats)> {
+fn tcp_listeners(state: &View) -> Vec<(&str, &TcpStats)> {
     state
         .listeners
         .iter()
@@ -269,7 +325,7 @@ fn tcp_listeners(state: &AdminState) -> Vec<(&str, &TcpStats)> {
         .collect()
 }
 
-fn udp_listeners(state: &AdminState) -> Vec<(&str, &UdpStats)> {
+fn udp_listeners(state: &View) -> Vec<(&str, &UdpStats)> {
     state
         .listeners
         .iter()
@@ -300,7 +356,7 @@ fn per_listener<T>(
     });
 }
 
-fn tcp(e: &mut Exposition, state: &AdminState) {
+fn tcp(e: &mut Exposition, state: &View) {
     let ls = tcp_listeners(state);
     let c = Kind::Counter;
     per_listener(
@@ -394,7 +450,7 @@ fn tcp(e: &mut Exposition, state: &AdminState) {
     );
 }
 
-fn udp(e: &mut Exposition, state: &AdminState) {
+fn udp(e: &mut Exposition, state: &View) {
     let ls = udp_listeners(state);
     let c = Kind::Counter;
     per_listener(
@@ -464,7 +520,7 @@ fn udp(e: &mut Exposition, state: &AdminState) {
     );
 }
 
-fn proxy_in(e: &mut Exposition, state: &AdminState) {
+fn proxy_in(e: &mut Exposition, state: &View) {
     let ls: Vec<_> = state
         .listeners
         .iter()

@@ -4,13 +4,19 @@
 //! - `GET /health/live`: 200 while the process serves at all.
 //! - `GET /health/ready`: 200 when the configuration is loaded, the listeners are bound (the
 //!   admin listener starts after them) and every pool has at least one usable server; else
-//!   503 naming the pools without one. The body lists each server's state.
+//!   503 naming the pools without one, or 503 "draining" once a shutdown has begun. The body
+//!   lists each server's state.
 //! - `GET /metrics`: every counter, in the Prometheus text format (`metrics.rs`).
 //! - `GET /status`: pools, servers and listeners with their state and counters, as JSON
 //!   (`status.rs`).
+//! - `/api/…`: the JSON admin API that changes pools and reloads the configuration
+//!   (`api.rs`); its writes go to the runtime's control task, one at a time.
 //!
-//! It reads pools and listener counters only; it never changes them.
+//! Everything here reads a [`View`] of the running configuration, which the runtime replaces
+//! whole after every change, and the live atomics of servers and listeners behind it.
 
+pub mod api;
+pub mod client;
 mod metrics;
 pub mod probe;
 mod status;
@@ -19,7 +25,10 @@ use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -27,9 +36,9 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::Protocol;
+use crate::config::{Plan, Protocol};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::proxy_in::ProxyInStats;
 use crate::proxy::tcp::TcpStats;
@@ -37,15 +46,86 @@ use crate::proxy::udp::UdpStats;
 use crate::shutdown::Shutdown;
 use crate::upstream::Pool;
 
-/// What the admin endpoints look at: the running pools (with their sticky state) and
-/// listeners (with their counters): pools by name (as the plan holds them), listeners in
-/// the order the runtime started them (TCP-based ones, then UDP).
-pub struct AdminState {
+/// What the admin listener shares with the runtime: the current view, the readiness
+/// switch, and where API writes go.
+pub struct State {
+    /// The running configuration as the endpoints show it; replaced whole by every change.
+    pub view: ArcSwap<View>,
+    /// Set when a shutdown begins: `/health/ready` answers 503, so a balancer or
+    /// orchestrator in front takes this instance out while it still serves.
+    pub draining: AtomicBool,
+    /// The runtime's control task, for API writes; `None` makes the API read-only.
+    pub control: Option<api::Control>,
+}
+
+/// The running configuration as the admin endpoints see it.
+pub struct View {
+    pub plan: Arc<Plan>,
+    /// The running pools, in the plan's order.
     pub pools: Vec<Arc<Upstream>>,
+    /// The running listeners, in the plan's order.
     pub listeners: Vec<AdminListener>,
-    /// Fired once the process is shutting down: `/health/ready` then answers 503, so a
-    /// balancer or orchestrator in front takes this instance out while it drains.
-    pub draining: Shutdown,
+    /// The admin listener's bound address.
+    pub admin_addr: Option<SocketAddr>,
+    pub config: Loaded,
+    pub reloads: Arc<Reloads>,
+}
+
+impl Default for View {
+    /// Nothing running yet.
+    fn default() -> View {
+        View {
+            plan: Arc::new(Plan {
+                workers: 1,
+                grace_period: Default::default(),
+                shutdown_delay: Default::default(),
+                listeners: Vec::new(),
+                pools: Vec::new(),
+                admin: None,
+            }),
+            pools: Vec::new(),
+            listeners: Vec::new(),
+            admin_addr: None,
+            config: Loaded {
+                path: None,
+                sha256: None,
+                at: SystemTime::now(),
+                overrides: 0,
+            },
+            reloads: Default::default(),
+        }
+    }
+}
+
+/// Where the running configuration came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config file, when there is one (a plan made in code has none).
+    pub path: Option<String>,
+    /// SHA-256 of the file as last loaded, in hex (`sha256sum FILE` prints the same).
+    pub sha256: Option<String>,
+    /// When the running configuration was last applied (start, reload or API change).
+    pub at: SystemTime,
+    /// Operator changes made over the API and kept on top of the file.
+    pub overrides: usize,
+}
+
+/// Reload outcomes since start.
+#[derive(Debug, Default)]
+pub struct Reloads {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Whether the last reload took (true before any).
+    pub last_failed: AtomicBool,
+}
+
+impl Reloads {
+    /// Count one reload.
+    pub fn count(&self, ok: bool) {
+        let c = if ok { &self.ok } else { &self.failed };
+        c.fetch_add(1, Ordering::Relaxed);
+        self.last_failed.store(!ok, Ordering::Relaxed);
+    }
 }
 
 /// A running listener as the admin endpoints show it.
@@ -70,33 +150,46 @@ fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Serve the admin endpoints on `listener` until `shutdown` fires (after the
-/// listeners have drained, so readiness can say "draining" meanwhile).
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Shutdown) {
+/// Serve the admin endpoints on `listener` until `shutdown` fires (with every other
+/// listener, after the shutdown delay).
+pub async fn serve(listener: Arc<TcpListener>, state: Arc<State>, shutdown: Shutdown) {
+    let start = |stream: TcpStream, peer: SocketAddr| {
+        let state = state.clone();
+        let svc = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(respond(&state, req, peer).await) }
+        });
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.stopped() => {}
+            }
+        });
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let state = state.clone();
-                let svc = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(&state, &req)) }
-                });
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.stopped() => {}
-                    }
-                });
+                match accepted {
+                    Ok((stream, peer)) => start(stream, peer),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
             }
-            _ = shutdown.stopped() => return,
+            _ = shutdown.stopped() => break,
         }
     }
+    for (stream, peer) in crate::proxy::listen::last_accepts(&listener) {
+        start(stream, peer);
+    }
+}
+
+/// The answer to one admin request: the API, or one of the read-only endpoints.
+async fn respond(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/api/") || req.uri().path() == "/api" {
+        return api::answer(state, req, peer).await;
+    }
+    answer(state, &req)
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -117,8 +210,8 @@ fn typed(status: StatusCode, content_type: &'static str, body: String) -> Respon
     r
 }
 
-/// The answer to one admin request.
-pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// The answer to a request for one of the read-only endpoints.
+pub fn answer<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !matches!(
         path,
@@ -126,7 +219,7 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
     ) {
         return text(
             StatusCode::NOT_FOUND,
-            "not found; try /health/live, /health/ready, /metrics or /status\n".into(),
+            "not found; try /health/live, /health/ready, /metrics, /status or /api/pools\n".into(),
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -135,27 +228,28 @@ pub fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byte
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
+    let view = state.view.load();
     match path {
         "/health/live" => return text(StatusCode::OK, "live\n".into()),
         "/metrics" => {
             return typed(
                 StatusCode::OK,
                 crate::observe::metrics::CONTENT_TYPE,
-                metrics::render(state),
+                metrics::render(&view),
             );
         }
         "/status" => {
-            return typed(StatusCode::OK, "application/json", status::render(state));
+            return typed(StatusCode::OK, "application/json", status::render(&view));
         }
         _ => {}
     }
-    if state.draining.is_stopped() {
+    if state.draining.load(Ordering::Relaxed) {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: draining (shutting down, no new connections)\n".into(),
         );
     }
-    let (ready, body) = readiness(state.pools.iter().map(|u| &u.pool));
+    let (ready, body) = readiness(view.pools.iter().map(|u| &u.pool));
     text(
         if ready {
             StatusCode::OK
@@ -183,6 +277,9 @@ pub fn readiness<'a>(pools: impl IntoIterator<Item = &'a Arc<Pool>>) -> (bool, S
                 s.addr,
                 s.health_state().as_str()
             );
+            if s.admin_state() != crate::upstream::AdminState::Ready {
+                let _ = write!(body, " admin={}", s.admin_state().as_str());
+            }
             if let Some(c) = s.last_check() {
                 let ago = c.at.elapsed().unwrap_or_default();
                 let _ = write!(
@@ -209,5 +306,7 @@ pub fn readiness<'a>(pools: impl IntoIterator<Item = &'a Arc<Pool>>) -> (bool, S
 
 /// The admin listener's bound address, for logs.
 pub fn describe(addr: SocketAddr) -> String {
-    format!("admin endpoints on http://{addr}: /health/live, /health/ready, /metrics, /status")
+    format!(
+        "admin endpoints on http://{addr}: /health/live, /health/ready, /metrics, /status, /api/pools"
+    )
 }

@@ -6,21 +6,35 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{AdminState, ListenerStats, load};
+use super::{ListenerStats, View, load};
 use crate::upstream::Server;
 
 /// The `/status` document.
-pub fn render(state: &AdminState) -> String {
+pub fn render(state: &View) -> String {
     let (ready, _) = super::readiness(state.pools.iter().map(|u| &u.pool));
+    let c = &state.config;
+    let r = &state.reloads;
     let doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
         "ready": ready,
+        "config": {
+            "path": c.path,
+            "sha256": c.sha256,
+            "loaded_at_unix_ms": c.at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            "api_changes": c.overrides,
+            "reloads": {
+                "ok": load(&r.ok),
+                "error": load(&r.failed),
+                "last_failed": r.last_failed.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        },
         "pools": state.pools.iter().map(|u| {
             let p = &u.pool;
             json!({
                 "name": p.name,
                 "algorithm": p.algorithm.as_str(),
-                "servers_usable": p.servers().iter().filter(|s| s.is_available()).count(),
+                "servers_usable": p.servers().iter().filter(|s| s.accepts_new()).count(),
                 "sticky": match (&p.sticky, u.sticky()) {
                     (Some(plan), Some(s)) => json!({
                         "mode": plan.mode.as_str(),
@@ -80,7 +94,7 @@ pub fn render(state: &AdminState) -> String {
     text
 }
 
-fn server(s: &Server) -> Value {
+pub(super) fn server(s: &Server) -> Value {
     let [r1, r2, r3, r4, r5] = s.responses();
     let last_check = match s.last_check() {
         None => Value::Null,
@@ -99,6 +113,7 @@ fn server(s: &Server) -> Value {
         "name": s.name,
         "addr": s.addr.to_string(),
         "state": s.health_state().as_str(),
+        "admin_state": s.admin_state().as_str(),
         "usable": s.is_available(),
         "backup": s.backup,
         "weight": s.weight(),

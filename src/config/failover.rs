@@ -231,6 +231,38 @@ pub struct StickyPlan {
     pub ttl: Duration,
     /// Most entries a stick table holds; the oldest go first.
     pub size: usize,
+    /// What the clients of a draining server do.
+    pub on_drain: OnDrain,
+}
+
+/// `[sticky] on_drain`: whether a draining server keeps its sticky clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDrain {
+    /// They stay until the server is out of service (HAProxy and nginx keep persistent
+    /// clients on a draining server).
+    #[default]
+    Stay,
+    /// They go to another server at their next request (the session moves).
+    Move,
+}
+
+impl Words for OnDrain {
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("stay", OnDrain::Stay), ("move", OnDrain::Move)];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("on_drain {written:?} is not understood"),
+            "use on_drain = \"stay\" (a draining server keeps its sticky clients) or \"move\""
+                .into(),
+        )
+    }
+}
+
+impl OnDrain {
+    /// How the setting is written in a config.
+    pub fn as_str(&self) -> &'static str {
+        self.word()
+    }
 }
 
 impl Default for StickyPlan {
@@ -241,6 +273,7 @@ impl Default for StickyPlan {
             name: "SRV".into(),
             ttl: Duration::from_secs(3600),
             size: 65_536,
+            on_drain: OnDrain::Stay,
         }
     }
 }
@@ -251,4 +284,6 @@ pub struct AdminPlan {
     pub listen: SocketAddr,
     /// Where `listen` is written (`file:line:column`), for an error binding it.
     pub origin: Option<String>,
+    /// `token`: every `/api/` request must carry `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }

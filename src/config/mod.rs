@@ -10,6 +10,7 @@
 //!   the positions the reader kept.
 //! - `words.rs`: settings spelled as one of a few words (`algorithm`, `protocol`, ...).
 //! - `duration.rs`: `"250ms"`, `"1m30s"`.
+//! - `diff.rs`: what a new plan changes of the running one, for a reload.
 //!
 //! To add a key: a field in the plan type, with its default in the type's `Default` impl,
 //! and one line in the reader of its table, placed where the key should appear in the list
@@ -27,6 +28,7 @@
 //! what to say for another) and read it with `word`. To add a rule across listeners and
 //! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
+pub mod diff;
 mod duration;
 mod failover;
 mod plan;
@@ -40,6 +42,7 @@ mod tests;
 use std::fmt;
 use std::path::Path;
 
+pub use diff::PlanDiff;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;

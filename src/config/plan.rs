@@ -21,6 +21,9 @@ pub struct Plan {
     pub workers: usize,
     /// How long in-flight requests may run after a shutdown signal.
     pub grace_period: Duration,
+    /// After SIGTERM, how long `/health/ready` answers 503 while every listener still
+    /// accepts, before they close (so health checkers in front notice first).
+    pub shutdown_delay: Duration,
     pub listeners: Vec<ListenerPlan>,
     /// Pools in file order.
     pub pools: Vec<PoolPlan>,
@@ -33,6 +36,9 @@ impl Default for Plan {
         Plan {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             grace_period: Duration::from_secs(10),
+            // Long enough for a balancer or orchestrator in front that checks every second
+            // or two to see /health/ready fail and stop sending.
+            shutdown_delay: Duration::from_secs(5),
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
@@ -389,7 +395,10 @@ pub struct ServerPlan {
     /// 1..=1000.
     pub weight: u32,
     pub backup: bool,
+    /// `down = true`: maintenance, out of service (HAProxy's `maint`).
     pub down: bool,
+    /// `drain = true`: no new requests; its sticky clients and in-flight requests stay.
+    pub drain: bool,
     /// Passive health (per server, else the pool's, else nginx's defaults).
     pub passive: PassivePlan,
     /// Ramp-up time after recovering; zero for none.
@@ -404,6 +413,7 @@ impl Default for ServerPlan {
             weight: 1,
             backup: false,
             down: false,
+            drain: false,
             passive: PassivePlan::default(),
             slow_start: Duration::ZERO,
         }

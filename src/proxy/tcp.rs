@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -110,53 +111,61 @@ impl Drop for Active {
     }
 }
 
-/// Accept connections on `listener` until `shutdown` fires; then stop accepting and
-/// give open connections `grace` to end before closing them.
+/// Accept connections on `listener` with the current service (a reload swaps it: new
+/// connections take the new pool and settings, open ones keep theirs) until `shutdown`
+/// fires; then stop accepting (serving what the kernel already queued, see
+/// [`crate::proxy::listen::last_accepts`]) and give open connections `grace` to end before
+/// closing them. The service's `stats` stay the same across swaps.
 pub async fn serve(
-    listener: TcpListener,
-    svc: Arc<TcpService>,
+    listener: Arc<TcpListener>,
+    services: Arc<ArcSwap<TcpService>>,
     shutdown: Shutdown,
     grace: Duration,
 ) {
     let local = listener.local_addr().ok();
     // Fired when the grace period is over: connections still open close then.
     let kill = Shutdown::new();
+    let start = |stream: TcpStream, client: SocketAddr| {
+        let svc = services.load_full();
+        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
+        let active = Active(svc.stats.clone());
+        if open >= svc.config.max_connections as u64 {
+            svc.stats
+                .rejected_over_limit
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "over max_connections: closed");
+            return;
+        }
+        let killed = kill.clone();
+        tokio::spawn(async move {
+            let _active = active;
+            tokio::select! {
+                _ = handle(&svc, stream, client, local) => {}
+                _ = killed.stopped() => {}
+            }
+        });
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(pair) => pair,
+                match accepted {
+                    Ok((stream, client)) => start(stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(listener = %svc.listener, "accept failed: {e}");
+                        tracing::warn!(listener = %services.load().listener, "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
                     }
-                };
-                svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
-                let active = Active(svc.stats.clone());
-                if open >= svc.config.max_connections as u64 {
-                    svc.stats.rejected_over_limit.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(listener = %svc.listener, %client, "over max_connections: closed");
-                    drop(stream);
-                    drop(active);
-                    continue;
                 }
-                let svc = svc.clone();
-                let killed = kill.clone();
-                tokio::spawn(async move {
-                    let _active = active;
-                    tokio::select! {
-                        _ = handle(&svc, stream, client, local) => {}
-                        _ = killed.stopped() => {}
-                    }
-                });
             }
             _ = shutdown.stopped() => break,
         }
     }
+    for (stream, client) in crate::proxy::listen::last_accepts(&listener) {
+        start(stream, client);
+    }
     drop(listener);
+    let svc = services.load_full();
     let deadline = Instant::now() + grace;
     while svc.stats.active() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -9,8 +9,10 @@
 //! `session_timeout` after the client's last datagram; a periodic sweep ends idle sessions.
 //! The table holds at most `max_sessions`: a datagram from a new client beyond that is
 //! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
-//! ECONNREFUSED on the connected socket) or that left service (health checks, drain) ends,
-//! and the client's next datagram picks another server. A session holds its server's
+//! ECONNREFUSED on the connected socket) or that left service (health checks, maintenance,
+//! removed from the pool) ends, and the client's next datagram picks another server; a
+//! draining server keeps its sessions (as HAProxy keeps a draining server's connections).
+//! A reload swaps the listener's [`UdpService`] (pool, settings): new sessions take it. A session holds its server's
 //! `in_flight` count, so `least_conn` counts sessions. Passive health sees UDP through the
 //! only signals it has: a refusal (ICMP port unreachable) is a failure of the server, the
 //! first answer of a session a success, so `max_fails` / `fail_timeout` take a server
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -93,10 +96,10 @@ impl Drop for Session {
     }
 }
 
-/// Serve datagrams on `socket` until `shutdown` fires. UDP has nothing to drain: the
-/// sessions end with the loop.
-pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, shutdown: Shutdown) {
-    let socket = Arc::new(socket);
+/// Serve datagrams on `socket` with the current service until `shutdown` fires. UDP has
+/// nothing to drain: the sessions end with the loop.
+pub async fn serve(socket: Arc<UdpSocket>, services: Arc<ArcSwap<UdpService>>, shutdown: Shutdown) {
+    let svc = services.load_full();
     let mut table: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     // Sweep often enough that a session outlives its timeout by at most a quarter of it.
@@ -116,14 +119,14 @@ pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, shutdown: Shutdown) 
                         continue;
                     }
                 };
-                datagram(&svc, &socket, &mut table, client, &buf[..n]);
+                datagram(&services.load(), &socket, &mut table, client, &buf[..n]);
             }
-            _ = sweep.tick() => expire(&svc, &mut table, Instant::now()),
+            _ = sweep.tick() => expire(&services.load(), &mut table, Instant::now()),
             _ = shutdown.stopped() => break,
         }
     }
     table.clear();
-    svc.stats.sessions.store(0, Ordering::Relaxed);
+    services.load().stats.sessions.store(0, Ordering::Relaxed);
 }
 
 fn datagram(
@@ -298,18 +301,6 @@ fn forward(listener: &UdpSocket, data: &[u8], client: SocketAddr, stats: &UdpSta
             stats.send_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-/// Bind a UDP listening socket (IPv6 sockets v6-only, as for TCP).
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
 }
 
 /// End the sessions whose client has been quiet for `session_timeout`.

@@ -119,6 +119,16 @@ impl PassiveWindow {
         self.plan
     }
 
+    /// Take new settings; failures already counted stay (and an outage under way ends when
+    /// it was due).
+    pub fn set_plan(&mut self, plan: PassivePlan) {
+        self.plan = plan;
+        if plan.max_fails == 0 {
+            // Passive checks turned off (e.g. the pool is down to one server): nothing out.
+            *self = PassiveWindow::new(plan);
+        }
+    }
+
     /// Until when the server is out, if it was taken out (the time may have passed: then it
     /// is on probation).
     pub fn down_until(&self) -> Option<Instant> {

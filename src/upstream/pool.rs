@@ -44,23 +44,18 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// Build a pool from its plan. Servers of `previous` with the same address are kept,
-    /// with their counters and health, so a reload loses no state.
+    /// Build a pool from its plan. Servers of `previous` that the plan describes the same
+    /// way ([`Server::is_same`]) are kept, with their counters, health, in-flight count and
+    /// latency, and take the plan's weight and admin state; so a reload loses no state.
     pub fn new(plan: &PoolPlan, previous: Option<&Pool>) -> Pool {
         let servers: Vec<Arc<Server>> = plan
             .servers
             .iter()
             .map(|sp| {
-                let kept = previous.and_then(|p| {
-                    p.servers
-                        .iter()
-                        .find(|s| s.addr == sp.addr && s.backup == sp.backup)
-                        .cloned()
-                });
+                let kept = previous.and_then(|p| p.servers.iter().find(|s| s.is_same(sp)).cloned());
                 match kept {
                     Some(s) => {
-                        s.set_weight(sp.weight);
-                        s.set_admin_down(sp.down);
+                        s.update(sp);
                         s
                     }
                     None => {
@@ -114,7 +109,7 @@ impl Pool {
         if self
             .servers
             .iter()
-            .any(|s| s.in_slow_start() && s.is_available())
+            .any(|s| s.in_slow_start() && s.accepts_new())
         {
             for _ in 0..crate::upstream::health::SlowStart::STEPS {
                 if let Some(s) = once() {
@@ -155,9 +150,9 @@ impl Pool {
             .store(Arc::new(build_pickers(self.algorithm, &self.servers)));
     }
 
-    /// Whether some server could take a request now.
+    /// Whether some server could take a new request now (draining ones cannot).
     pub fn has_available(&self) -> bool {
-        self.servers.iter().any(|s| s.is_available())
+        self.servers.iter().any(|s| s.accepts_new())
     }
 }
 

@@ -1,12 +1,66 @@
 //! One upstream server and its live state.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::ServerPlan;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What an operator set for a server (HAProxy's admin states: `set server … state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// In service.
+    Ready,
+    /// No new requests or connections; the ones running finish, and sticky clients stay
+    /// unless the pool's `[sticky] on_drain = "move"`. Health checks go on.
+    Drain,
+    /// Maintenance: out of service at once, sticky clients move (`down = true`). Requests
+    /// already running still finish. Health checks go on (unlike HAProxy's), so the API
+    /// shows whether the server is back before it is put in service again.
+    Maint,
+}
+
+impl AdminState {
+    pub const NAMES: [&'static str; 3] = ["ready", "drain", "maint"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdminState> {
+        match s {
+            "ready" => Some(AdminState::Ready),
+            "drain" => Some(AdminState::Drain),
+            "maint" => Some(AdminState::Maint),
+            _ => None,
+        }
+    }
+
+    /// The state a server's plan asks for (`down = true`, `drain = true`).
+    pub fn of(plan: &ServerPlan) -> AdminState {
+        if plan.down {
+            AdminState::Maint
+        } else if plan.drain {
+            AdminState::Drain
+        } else {
+            AdminState::Ready
+        }
+    }
+
+    fn from_u8(v: u8) -> AdminState {
+        match v {
+            0 => AdminState::Ready,
+            1 => AdminState::Drain,
+            _ => AdminState::Maint,
+        }
+    }
+}
 
 /// A backend. Identity (`addr`, `name`) is fixed; everything else is live state read by the
 /// balancers at pick time and written by the proxy and the health checkers.
@@ -17,8 +71,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub backup: bool,
     weight: AtomicU32,
-    /// Taken out by configuration (`down = true`) or by an operator.
-    admin_down: AtomicBool,
+    /// [`AdminState`] as a number: set by configuration (`down`, `drain`) or an operator.
+    admin: AtomicU8,
     /// Requests (or L4 connections) now being served.
     in_flight: AtomicU32,
     /// Requests started, ever.
@@ -42,7 +96,7 @@ impl Server {
             addr: plan.addr,
             backup: plan.backup,
             weight: AtomicU32::new(plan.weight.max(1)),
-            admin_down: AtomicBool::new(plan.down),
+            admin: AtomicU8::new(AdminState::of(plan) as u8),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -60,9 +114,26 @@ impl Server {
             weight,
             backup: false,
             down: false,
+            drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
         })
+    }
+
+    /// Whether a new plan describes this server: same address, name and tier (primary or
+    /// backup). A pool rebuilt from such a plan keeps the server, with its state and
+    /// counters, and gives it the plan's other settings ([`Server::update`]).
+    pub fn is_same(&self, plan: &ServerPlan) -> bool {
+        self.addr == plan.addr && self.name == plan.name && self.backup == plan.backup
+    }
+
+    /// Take what a new plan says of this live server: weight, admin state (`down`,
+    /// `drain`), passive checks and slow start. Its health, counters and in-flight requests
+    /// stay. The pool's balancer must be rebuilt after (weight and rotation changed).
+    pub fn update(&self, plan: &ServerPlan) {
+        self.set_weight(plan.weight);
+        self.set_admin_state(AdminState::of(plan));
+        self.health.set_settings(plan.passive, plan.slow_start);
     }
 
     /// Unique for the life of the process; a server kept across a reload keeps its id.
@@ -79,24 +150,56 @@ impl Server {
         self.weight.store(w.clamp(1, 1000), Ordering::Relaxed);
     }
 
+    /// What an operator (or the config) set. Changing it takes the server in or out of
+    /// rotation: the pool's balancer must be rebuilt after ([`super::Pool::rebuild`]).
+    pub fn admin_state(&self) -> AdminState {
+        AdminState::from_u8(self.admin.load(Ordering::Relaxed))
+    }
+
+    pub fn set_admin_state(&self, state: AdminState) {
+        self.admin.store(state as u8, Ordering::Relaxed);
+    }
+
+    /// `down = true` (maintenance) or back to ready.
     pub fn set_admin_down(&self, down: bool) {
-        self.admin_down.store(down, Ordering::Relaxed);
+        self.set_admin_state(if down {
+            AdminState::Maint
+        } else {
+            AdminState::Ready
+        });
     }
 
+    /// In maintenance (`down = true`, or `maint` over the admin API).
     pub fn admin_down(&self) -> bool {
-        self.admin_down.load(Ordering::Relaxed)
+        self.admin_state() == AdminState::Maint
     }
 
-    /// Whether the pool's balancer should include this server when it is (re)built: not
-    /// taken out by an operator nor by active health checks.
+    /// Whether the pool's balancer should include this server when it is (re)built: ready
+    /// (not draining, not in maintenance) and not taken out by active health checks.
     pub fn in_rotation(&self) -> bool {
-        !self.admin_down() && self.health.healthy()
+        self.admin_state() == AdminState::Ready && self.health.healthy()
     }
 
-    /// Whether a request may be sent here now: in rotation and not taken out by passive
-    /// checks. Checked at every pick, so a state that changes with time needs no rebuild.
+    /// Whether a request may be sent here now: not in maintenance, not taken out by active
+    /// or passive checks. A draining server is available to the clients stuck to it (and to
+    /// a retry that prefers it) but takes no new picks: see [`Server::accepts_new`].
     pub fn is_available(&self) -> bool {
+        self.admin_state() != AdminState::Maint
+            && self.health.healthy()
+            && self.health.passive_available()
+    }
+
+    /// Whether a new client (a pick, not a sticky session) may be sent here now: in rotation
+    /// and not taken out by passive checks. Checked at every pick, so a state that changes
+    /// with time needs no rebuild.
+    pub fn accepts_new(&self) -> bool {
         self.in_rotation() && self.health.passive_available()
+    }
+
+    /// Draining and nothing in flight: the server can be taken away without cutting a
+    /// request, a connection or a tunnel.
+    pub fn drained(&self) -> bool {
+        self.admin_state() == AdminState::Drain && self.in_flight() == 0
     }
 
     /// Requests or connections now in flight.

@@ -49,7 +49,8 @@ pub(super) struct HealthCell {
     passive_dirty: AtomicBool,
     /// Passive "out until", in ms after `epoch`, plus one; 0 when not out.
     down_until_ms: AtomicU64,
-    slow_start: Duration,
+    /// `slow_start` in ms (a reload may change it on a live server).
+    slow_start_ms: AtomicU64,
     /// Ramp start in ms after `epoch`, plus one; 0 when not ramping.
     ramp_since_ms: AtomicU64,
     ramp_picks: AtomicU64,
@@ -73,7 +74,7 @@ impl HealthCell {
             passive: Mutex::new(PassiveWindow::new(passive)),
             passive_dirty: AtomicBool::new(false),
             down_until_ms: AtomicU64::new(0),
-            slow_start,
+            slow_start_ms: AtomicU64::new(slow_start.as_millis() as u64),
             ramp_since_ms: AtomicU64::new(0),
             ramp_picks: AtomicU64::new(0),
         }
@@ -105,8 +106,22 @@ impl HealthCell {
         self.passive_dirty.store(!p.is_clean(), Ordering::Relaxed);
     }
 
+    fn slow_start(&self) -> Duration {
+        Duration::from_millis(self.slow_start_ms.load(Ordering::Relaxed))
+    }
+
+    /// New passive-check and slow-start settings for a live server (a reload or an added
+    /// server changed them); the failures on record and a ramp under way stay.
+    pub(super) fn set_settings(&self, passive: PassivePlan, slow_start: Duration) {
+        self.slow_start_ms
+            .store(slow_start.as_millis() as u64, Ordering::Relaxed);
+        let mut p = self.passive.lock().unwrap_or_else(|e| e.into_inner());
+        p.set_plan(passive);
+        self.sync_passive(&p);
+    }
+
     fn start_ramp(&self, now: Instant) {
-        if !self.slow_start.is_zero() {
+        if !self.slow_start().is_zero() {
             self.ramp_picks.store(0, Ordering::Relaxed);
             self.ramp_since_ms.store(self.ms(now), Ordering::Relaxed);
         }
@@ -118,7 +133,7 @@ impl HealthCell {
             return true;
         }
         let ramp = SlowStart {
-            duration: self.slow_start,
+            duration: self.slow_start(),
             since: self.at(since),
         };
         match ramp.share(Instant::now()) {
@@ -137,7 +152,7 @@ impl Server {
     /// Whether a balancer may pick this server now: available, and admitted by slow start
     /// (a recovering server takes a growing share of the picks it is offered).
     pub fn admits_pick(&self) -> bool {
-        self.is_available() && self.health.ramp_admits()
+        self.accepts_new() && self.health.ramp_admits()
     }
 
     /// Whether the server is ramping up after a recovery.
@@ -296,6 +311,7 @@ mod tests {
             weight: 1,
             backup: false,
             down: false,
+            drain: false,
             passive: PassivePlan {
                 max_fails,
                 fail_timeout: Duration::from_secs(10),

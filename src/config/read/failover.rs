@@ -228,6 +228,7 @@ pub(super) fn sticky(t: &Table<'_>) -> Option<StickyPlan> {
         ),
     );
     t.set("size", &mut s.size, int(16, 10_000_000));
+    t.set("on_drain", &mut s.on_drain, word);
     let name_known = name.is_some() || !t.has("name") && !t.meant("name");
     s.name = match (name, mode) {
         (Some(_), Some(StickyMode::SourceIp)) => {

@@ -24,7 +24,7 @@ use cursor::Table;
 pub(crate) use failover::parse_expect;
 pub(crate) use report::Kind;
 use report::Report;
-use value::{addr, duration, int};
+use value::{Bad, Val, addr, bad, duration, int};
 
 /// The plan and every error, in file order, each with its kind. With an error the plan is
 /// only as good as what could be read.
@@ -52,6 +52,7 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     let mut plan = Plan::default();
     t.set("workers", &mut plan.workers, int(1, 1024));
     t.set("grace_period", &mut plan.grace_period, duration);
+    t.set("shutdown_delay", &mut plan.shutdown_delay, duration);
     // Pools first (their errors come first where two share a place), then the listeners,
     // which know a pool by its name whatever is wrong inside it.
     let listeners = t.tables("listener");
@@ -100,11 +101,50 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         help,
     );
     let origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    let token = t.get("token", token);
+    // The API changes pools and reloads the config: only this machine may reach it, or
+    // whoever holds the token (a wrong token has its own error).
+    if let Some(addr) = listen
+        && !addr.ip().is_loopback()
+        && !t.has("token")
+    {
+        let help = format!(
+            "add token = \"...\" (make one with: openssl rand -hex 32), so every /api/ request needs Authorization: Bearer TOKEN; or listen on 127.0.0.1:{}",
+            addr.port()
+        );
+        let message =
+            format!("[admin] listens on {addr}, which is not a loopback address, without a token");
+        t.error_at("listen", message, help);
+    }
     t.finish();
     Some(AdminPlan {
         listen: listen?,
         origin,
+        token,
     })
+}
+
+/// `[admin] token`: an RFC 6750 bearer token, long enough not to be guessed.
+fn token(v: &Val<'_>) -> Result<String, Bad> {
+    let token = v.str()?;
+    let help = "make one with: openssl rand -hex 32";
+    let b64 = token.trim_end_matches('=');
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+    if !b64.is_empty() && !b64.bytes().all(allowed) {
+        let message = "token has characters a bearer token cannot carry";
+        return Err(bad(
+            message,
+            format!("use letters, digits and - . _ ~ + / only; {help}"),
+        ));
+    }
+    if token.len() < 16 {
+        let n = token.len();
+        return Err(bad(
+            format!("token is {n} characters long; at least 16 are needed"),
+            help,
+        ));
+    }
+    Ok(token.to_string())
 }
 
 /// What to do about a TOML syntax error.

@@ -144,6 +144,11 @@ fn read_server(
     let weight_known = t.set("weight", &mut s.weight, int(1, 1000));
     t.set("backup", &mut s.backup, boolean);
     t.set("down", &mut s.down, boolean);
+    t.set("drain", &mut s.drain, boolean);
+    if s.drain && s.down {
+        let help = "keep down = true (out of service now) or drain = true (no new requests; the ones running finish)";
+        t.error_at("drain", "a server cannot be both down and draining", help);
+    }
     failover::passive(t, &mut s.passive);
     t.set("slow_start", &mut s.slow_start, duration);
     if let Some(a) = addr

@@ -6,6 +6,7 @@ mod algorithm;
 mod duration;
 mod failover;
 mod l4;
+mod live;
 mod syntax;
 mod validate;
 

@@ -28,7 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 pub use body::ProxyBody;
 pub use forward::{UpstreamInfo, error_response, forward};
@@ -115,9 +115,12 @@ pub async fn handle(
 }
 
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
-/// fires; then stop accepting and give open connections `grace` to finish.
+/// fires; then stop accepting (serving what the kernel already queued, unless the socket
+/// lives on elsewhere: see [`crate::proxy::listen::last_accepts`]) and give open connections
+/// `grace` to finish. Idle keep-alive connections are closed at once (hyper's graceful
+/// shutdown); a connection with a request running closes after its answer.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     site: Arc<ArcSwap<Site>>,
     shutdown: Shutdown,
     grace: Duration,
@@ -125,40 +128,70 @@ pub async fn serve(
     let builder = conn_builder();
     let graceful = GracefulShutdown::new();
     let tunnels = Tunnels::default();
+    let conns = Conns {
+        site: &site,
+        builder: &builder,
+        graceful: &graceful,
+        tunnels: &tunnels,
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, client) = match accepted {
-                    Ok(pair) => pair,
+                match accepted {
+                    Ok((stream, client)) => conns.start(stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let site = site.clone();
-                if let Some(policy) = site.load().proxy_in.clone() {
-                    proxy_in::spawn_cleartext(policy, stream, client, site, builder.clone(), graceful.watcher(), tunnels.clone());
-                    continue;
                 }
-                let svc = service(site, client, tunnels.clone());
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%client, "connection ended: {e}");
-                    }
-                });
             }
             _ = shutdown.stopped() => break,
         }
     }
+    for (stream, client) in crate::proxy::listen::last_accepts(&listener) {
+        conns.start(stream, client);
+    }
     drop(listener);
     drain(graceful, &tunnels, grace).await;
+}
+
+/// What a cleartext accept loop needs to start serving a connection.
+struct Conns<'a> {
+    site: &'a Arc<ArcSwap<Site>>,
+    builder: &'a auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+    tunnels: &'a Tunnels,
+}
+
+impl Conns<'_> {
+    fn start(&self, stream: TcpStream, client: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let site = self.site.clone();
+        if let Some(policy) = site.load().proxy_in.clone() {
+            proxy_in::spawn_cleartext(
+                policy,
+                stream,
+                client,
+                site,
+                self.builder.clone(),
+                self.graceful.watcher(),
+                self.tunnels.clone(),
+            );
+            return;
+        }
+        let svc = service(site, client, self.tunnels.clone());
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = self.graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%client, "connection ended: {e}");
+            }
+        });
+    }
 }
 
 /// The service of one client connection: [`handle`] with the listener's current site; each

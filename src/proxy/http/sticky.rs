@@ -6,6 +6,11 @@
 //! pool's algorithm picks. After the response, [`Sticky::after`] sticks the client to the
 //! server that answered (a `Set-Cookie`, or a table entry) and counts `sticky_broken` when
 //! the remembered server could not be used — a dead server is never tried for stickiness.
+//!
+//! A draining server (admin state `drain`) keeps its sticky clients, as HAProxy and nginx
+//! keep persistent clients on it, unless the pool says `[sticky] on_drain = "move"`; a server
+//! in maintenance or removed loses them at once. A pool rebuilt by a reload or an admin
+//! change keeps its stick tables and counter ([`Sticky::succeed`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,8 +21,8 @@ use http::header::{self, HeaderValue};
 use tokio::time::Instant;
 
 use super::headers::cookie;
-use crate::config::{StickyMode, StickyPlan};
-use crate::upstream::{Pool, Server, StickTable};
+use crate::config::{OnDrain, StickyMode, StickyPlan};
+use crate::upstream::{AdminState, Pool, Server, StickTable};
 
 /// Longest application cookie value remembered; longer ones are not stuck (they would let a
 /// client fill the table with big keys).
@@ -29,9 +34,9 @@ pub struct Sticky {
     pool: Arc<Pool>,
     /// `cookie` mode: the opaque id of each server, in pool order.
     ids: Vec<String>,
-    app: Option<StickTable<String>>,
-    ip: Option<StickTable<IpAddr>>,
-    broken: AtomicU64,
+    app: Option<Arc<StickTable<String>>>,
+    ip: Option<Arc<StickTable<IpAddr>>>,
+    broken: Arc<AtomicU64>,
 }
 
 /// What the request said about stickiness.
@@ -55,18 +60,35 @@ pub fn server_cookie_id(pool: &str, server: &Server) -> String {
 
 impl Sticky {
     pub fn new(plan: StickyPlan, pool: Arc<Pool>) -> Sticky {
+        Sticky::succeed(plan, pool, None)
+    }
+
+    /// The sticky state of a rebuilt pool: the stick table of `previous` when it has the same
+    /// mode, size and ttl (its entries name servers by id, which the servers that stayed
+    /// keep), and its `broken` counter. Cookies need nothing kept: their values are derived
+    /// from each server's name and address.
+    pub fn succeed(plan: StickyPlan, pool: Arc<Pool>, previous: Option<&Sticky>) -> Sticky {
         let ids = pool
             .servers()
             .iter()
             .map(|s| server_cookie_id(&pool.name, s))
             .collect();
+        let same = previous
+            .filter(|p| (p.plan.mode, p.plan.size, p.plan.ttl) == (plan.mode, plan.size, plan.ttl));
+        let table = |mode: StickyMode| (plan.mode == mode).then_some(());
         Sticky {
-            app: (plan.mode == StickyMode::AppCookie).then(|| StickTable::new(plan.size, plan.ttl)),
-            ip: (plan.mode == StickyMode::SourceIp).then(|| StickTable::new(plan.size, plan.ttl)),
+            app: table(StickyMode::AppCookie).map(|()| {
+                same.and_then(|p| p.app.clone())
+                    .unwrap_or_else(|| Arc::new(StickTable::new(plan.size, plan.ttl)))
+            }),
+            ip: table(StickyMode::SourceIp).map(|()| {
+                same.and_then(|p| p.ip.clone())
+                    .unwrap_or_else(|| Arc::new(StickTable::new(plan.size, plan.ttl)))
+            }),
+            broken: previous.map_or_else(Default::default, |p| p.broken.clone()),
             plan,
             pool,
             ids,
-            broken: AtomicU64::new(0),
         }
     }
 
@@ -91,6 +113,13 @@ impl Sticky {
             // the client goes to the primaries (and is stuck there), as a pool sends new
             // clients. Not counted as broken: the backup could still have served.
             Some(s) if s.backup && self.primary_available() => {}
+            // Draining: the client stays unless the pool moves them (a draining server
+            // is `is_available` for its sticky clients; picks skip it).
+            Some(s)
+                if s.admin_state() == AdminState::Drain && self.plan.on_drain == OnDrain::Move =>
+            {
+                lookup.broken = true
+            }
             Some(s) if s.is_available() => lookup.preferred = Some(s.clone()),
             _ => lookup.broken = true,
         }
@@ -100,7 +129,7 @@ impl Sticky {
         self.pool
             .servers()
             .iter()
-            .any(|s| !s.backup && s.is_available())
+            .any(|s| !s.backup && s.accepts_new())
     }
 
     /// The server this request should stick to, if any.
@@ -252,6 +281,66 @@ mod tests {
                 "{c}"
             );
         }
+    }
+
+    #[test]
+    fn a_draining_server_keeps_its_sticky_clients_unless_the_pool_moves_them() {
+        for (on_drain, stays) in [
+            ("", true),
+            ("on_drain = \"stay\"\n", true),
+            ("on_drain = \"move\"\n", false),
+        ] {
+            let src = format!(
+                "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9001\" }}, {{ addr = \"127.0.0.1:9002\" }} ]\n[pool.p.sticky]\nmode = \"source_ip\"\n{on_drain}"
+            );
+            let plan = crate::config::load_str(&src, "t.toml").unwrap();
+            let p = Arc::new(Pool::new(&plan.pools[0], None));
+            let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+            let now = Instant::now();
+            let client: IpAddr = "10.0.0.1".parse().unwrap();
+            let s1 = p.servers()[1].clone();
+            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            sticky.after(&l, &s1, &mut HeaderMap::new(), false, now);
+            s1.set_admin_state(AdminState::Drain);
+            p.rebuild();
+            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            assert_eq!(
+                l.preferred.as_ref().map(|s| s.id()) == Some(s1.id()),
+                stays,
+                "{on_drain:?}"
+            );
+            assert_eq!(l.broken, !stays, "{on_drain:?}");
+            // New clients never go to it.
+            for _ in 0..10 {
+                let picked = p.pick(&crate::balance::PickContext::default()).unwrap();
+                assert_ne!(picked.id(), s1.id());
+            }
+            // Maintenance moves everyone.
+            s1.set_admin_state(AdminState::Maint);
+            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            assert!(l.preferred.is_none() && l.broken);
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_pool_keeps_its_stick_table_and_counter() {
+        let p = pool("source_ip");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let client: IpAddr = "10.0.0.1".parse().unwrap();
+        let l = sticky.lookup(&HeaderMap::new(), client, now);
+        sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
+        sticky.broken.fetch_add(3, Ordering::Relaxed);
+        let next = Arc::new(Pool::new(&plan_with_third(), Some(&p)));
+        let again = Sticky::succeed(p.sticky.clone().unwrap(), next.clone(), Some(&sticky));
+        let l = again.lookup(&HeaderMap::new(), client, now);
+        assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
+        assert_eq!(again.broken(), 3);
+    }
+
+    fn plan_with_third() -> crate::config::PoolPlan {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9001\" }, { addr = \"127.0.0.1:9002\" }, { addr = \"127.0.0.1:9003\" } ]\n[pool.p.sticky]\nmode = \"source_ip\"\n";
+        crate::config::load_str(src, "t.toml").unwrap().pools[0].clone()
     }
 
     #[test]

@@ -19,7 +19,7 @@ use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::body::{ProxyBody, full};
@@ -32,9 +32,10 @@ use crate::shutdown::Shutdown;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accept TLS connections on `listener` and serve them with the current `site` until
-/// `shutdown` fires; then stop accepting and give open connections `grace` to finish.
+/// `shutdown` fires; then stop accepting (serving what the kernel already queued, as
+/// [`super::serve`] does) and give open connections `grace` to finish.
 pub async fn serve_tls(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     site: Arc<ArcSwap<Site>>,
     tls: Arc<ServerConfig>,
     shutdown: Shutdown,
@@ -44,52 +45,76 @@ pub async fn serve_tls(
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let tunnels = super::Tunnels::default();
+    let start = |stream: TcpStream, client: SocketAddr| {
+        tls_connection(
+            stream,
+            client,
+            site.clone(),
+            builder.clone(),
+            acceptor.clone(),
+            graceful.watcher(),
+            tunnels.clone(),
+        )
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (mut stream, client) = match accepted {
-                    Ok(pair) => pair,
+                match accepted {
+                    Ok((stream, client)) => start(stream, client),
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let site = site.clone();
-                let builder = builder.clone();
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                let tunnels = tunnels.clone();
-                tokio::spawn(async move {
-                    // A PROXY header, when the listener takes one, comes before TLS.
-                    let policy = site.load().proxy_in.clone();
-                    let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await else { return };
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%client, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%client, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let svc = super::service(site, client, tunnels);
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%client, "connection ended: {e}");
-                    }
-                });
+                }
             }
             _ = shutdown.stopped() => break,
         }
     }
+    for (stream, client) in crate::proxy::listen::last_accepts(&listener) {
+        start(stream, client);
+    }
     drop(listener);
     super::drain(graceful, &tunnels, grace).await;
+}
+
+/// One TLS client connection, in its own task: PROXY header (if the listener takes one),
+/// handshake, then HTTP.
+fn tls_connection(
+    mut stream: TcpStream,
+    client: SocketAddr,
+    site: Arc<ArcSwap<Site>>,
+    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    acceptor: TlsAcceptor,
+    watcher: hyper_util::server::graceful::Watcher,
+    tunnels: super::Tunnels,
+) {
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        // A PROXY header, when the listener takes one, comes before TLS.
+        let policy = site.load().proxy_in.clone();
+        let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await
+        else {
+            return;
+        };
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%client, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%client, "TLS handshake timed out");
+                return;
+            }
+        };
+        let svc = super::service(site, client, tunnels);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+            .into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%client, "connection ended: {e}");
+        }
+    });
 }
 
 /// The https URL of a request: same host and path, scheme https, `port` unless 443.

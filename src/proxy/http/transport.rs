@@ -201,22 +201,34 @@ struct H2Slot {
 
 /// The HTTP/2 connections of one pool, one per server.
 pub struct H2Conns {
-    slots: Vec<H2Slot>,
+    /// Shared with the pool's next `H2Conns` after a reload, for the servers that stayed.
+    slots: Vec<Arc<H2Slot>>,
     opened: AtomicU64,
 }
 
 impl H2Conns {
     pub fn new(servers: &[Arc<Server>]) -> H2Conns {
+        H2Conns::succeed(servers, None)
+    }
+
+    /// The connections of a rebuilt pool: the servers that stayed keep theirs from
+    /// `previous`.
+    pub fn succeed(servers: &[Arc<Server>], previous: Option<&H2Conns>) -> H2Conns {
+        let kept = |id: u64| previous.and_then(|p| p.slots.iter().find(|s| s.id == id).cloned());
         H2Conns {
             slots: servers
                 .iter()
-                .map(|s| H2Slot {
-                    id: s.id(),
-                    current: ArcSwapOption::empty(),
-                    connecting: tokio::sync::Mutex::new(()),
+                .map(|s| {
+                    kept(s.id()).unwrap_or_else(|| {
+                        Arc::new(H2Slot {
+                            id: s.id(),
+                            current: ArcSwapOption::empty(),
+                            connecting: tokio::sync::Mutex::new(()),
+                        })
+                    })
                 })
                 .collect(),
-            opened: AtomicU64::new(0),
+            opened: AtomicU64::new(previous.map_or(0, |p| p.opened())),
         }
     }
 

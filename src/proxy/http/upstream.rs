@@ -35,26 +35,54 @@ impl Upstream {
 
     /// A pool whose servers are reached as `transport` says (TLS, HTTP/2).
     pub fn with_transport(pool: Arc<Pool>, transport: Transport) -> Upstream {
-        let h2 = H2Conns::new(pool.servers());
+        Upstream::build(pool, transport, None)
+    }
+
+    /// The upstream of a pool rebuilt by a reload or an admin change (servers added or
+    /// removed, settings changed), taking over from `previous`: its sticky sessions, and
+    /// when `keep_conns` (same protocol and TLS towards the servers) the idle and HTTP/2
+    /// connections of the servers that stayed. Requests still running on `previous` finish
+    /// there; connections they put back after the swap close with it.
+    pub fn succeed(
+        pool: Arc<Pool>,
+        transport: Transport,
+        previous: &Upstream,
+        keep_conns: bool,
+    ) -> Upstream {
+        Upstream::build(pool, transport, Some((previous, keep_conns)))
+    }
+
+    fn build(
+        pool: Arc<Pool>,
+        transport: Transport,
+        previous: Option<(&Upstream, bool)>,
+    ) -> Upstream {
+        let conns_of = previous.and_then(|(p, keep)| keep.then_some(p));
+        let h2 = H2Conns::succeed(pool.servers(), conns_of.map(|p| &p.h2));
+        let idle_of = |id: u64| {
+            conns_of
+                .and_then(|p| p.conns.idle.iter().find(|(sid, _)| *sid == id))
+                .map_or_else(Default::default, |(_, list)| list.clone())
+        };
         let conns = Arc::new(ConnPool {
             idle: pool
                 .servers()
                 .iter()
-                .map(|s| (s.id(), Mutex::new(Vec::new())))
+                .map(|s| (s.id(), idle_of(s.id())))
                 .collect(),
             max_idle: pool.keepalive,
             idle_timeout: pool.keepalive_timeout,
             connect_timeout: pool.timeouts.connect,
             send_timeout: pool.timeouts.send,
-            opened: AtomicU64::new(0),
+            opened: AtomicU64::new(conns_of.map_or(0, |p| p.conns.opened())),
             transport: Arc::new(transport),
         });
         Upstream {
             retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
-            sticky: pool
-                .sticky
-                .clone()
-                .map(|plan| super::sticky::Sticky::new(plan, pool.clone())),
+            sticky: pool.sticky.clone().map(|plan| {
+                let before = previous.and_then(|(p, _)| p.sticky.as_ref());
+                super::sticky::Sticky::succeed(plan, pool.clone(), before)
+            }),
             pool,
             conns,
             h2,
@@ -94,8 +122,9 @@ struct IdleConn {
 /// Idle upstream connections, per server.
 pub struct ConnPool {
     /// One short lock per server, held only to push or pop an idle connection; requests to
-    /// different servers never contend.
-    idle: Vec<(u64, Mutex<Vec<IdleConn>>)>,
+    /// different servers never contend. Shared with the pool's next upstream after a
+    /// reload, for the servers that stayed.
+    idle: Vec<(u64, Arc<Mutex<Vec<IdleConn>>>)>,
     max_idle: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -118,7 +147,13 @@ impl ConnPool {
         self.idle
             .iter()
             .find(|(id, _)| *id == server.id())
-            .map(|(_, l)| l)
+            .map(|(_, l)| &**l)
+    }
+
+    /// Idle connections to `server` waiting in the pool now (the admin API shows them).
+    pub fn idle_count(&self, server: &Server) -> usize {
+        self.idle_list(server)
+            .map_or(0, |l| l.lock().unwrap_or_else(|e| e.into_inner()).len())
     }
 
     /// Connections opened since start, for tests and metrics.

@@ -1,0 +1,152 @@
+//! The client side of the admin API, for `switchyard reload`: find the admin listener and
+//! its token in the config file, `POST /api/reload`, and say what came back.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// Where the admin listener of a config file answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// The `[admin]` of a config file's text, read loosely (the rest of the file may be
+/// broken: the running process will say how). An address on every interface is reached
+/// on loopback.
+pub fn target_of(text: &str) -> Option<Target> {
+    let doc: toml::Table = text.parse().ok()?;
+    let admin = doc.get("admin")?.as_table()?;
+    let listen = admin.get("listen")?.as_str()?.trim();
+    let mut addr: SocketAddr = listen.parse().ok().or_else(|| {
+        listen
+            .parse::<u16>()
+            .ok()
+            .map(|p| SocketAddr::from(([0, 0, 0, 0], p)))
+    })?;
+    if addr.ip().is_unspecified() {
+        let ip: IpAddr = if addr.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        };
+        addr.set_ip(ip);
+    }
+    let token = admin
+        .get("token")
+        .and_then(|t| t.as_str())
+        .map(str::to_string);
+    Some(Target { addr, token })
+}
+
+/// What a reload request came back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied: one line per change, and what became of the operator's API changes.
+    Reloaded { changes: Vec<String> },
+    /// Refused: the running configuration stays. `errors`: each config error as `check`
+    /// prints it (file:line:column, and its help).
+    Refused {
+        message: String,
+        errors: Vec<String>,
+        help: Option<String>,
+    },
+}
+
+/// `POST /api/reload` to `target`; `Err` when it cannot be reached or answers nonsense.
+pub async fn reload(target: &Target) -> Result<Outcome, String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(target.addr),
+    )
+    .await
+    .map_err(|_| format!("the admin listener at {} does not answer", target.addr))?
+    .map_err(|e| format!("cannot reach the admin listener at {}: {e}", target.addr))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = Request::post("/api/reload")
+        .header(header::HOST, target.addr.to_string())
+        .header(
+            header::USER_AGENT,
+            concat!("switchyard-reload/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(t) = &target.token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    // A reload loads certificates and may bind ports: give it time.
+    let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
+        .await
+        .map_err(|_| "no answer from the admin listener within 60s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let json: Value = serde_json::from_slice(&body).map_err(|_| {
+        format!(
+            "the admin listener answered {status} without JSON: {}",
+            String::from_utf8_lossy(&body).trim()
+        )
+    })?;
+    let strings = |key: &str| -> Vec<String> {
+        json.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .or_else(|| v.get("text")?.as_str().map(str::to_string))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if status.is_success() {
+        return Ok(Outcome::Reloaded {
+            changes: strings("changes"),
+        });
+    }
+    Ok(Outcome::Refused {
+        message: json
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("refused")
+            .to_string(),
+        errors: strings("errors"),
+        help: json.get("help").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_of_a_file_is_found_even_when_the_rest_is_broken() {
+        let t = target_of(
+            "[admin]\nlisten = \"0.0.0.0:9900\"\ntoken = \"abc\"\n[pool.x]\nservers = 3\n",
+        )
+        .unwrap();
+        assert_eq!(t.addr, "127.0.0.1:9900".parse().unwrap());
+        assert_eq!(t.token.as_deref(), Some("abc"));
+        let t = target_of("[admin]\nlisten = \"[::]:9900\"\n").unwrap();
+        assert_eq!(t.addr, "[::1]:9900".parse().unwrap());
+        assert_eq!(target_of("[[listener]]\nlisten = \"1\"\n"), None);
+        assert_eq!(target_of("not toml ["), None);
+    }
+}

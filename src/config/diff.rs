@@ -1,0 +1,544 @@
+//! What changed between the running [`Plan`] and a new one: pure data, computed before
+//! anything is touched, then handed to the runtime, which changes only that (Sōzu's
+//! `diff()` driving a reload).
+//!
+//! - A **pool** is the same, or has only live server values changed (weight, `down`,
+//!   `drain`, passive checks, slow start: set on the running servers), or is rebuilt (a
+//!   server added, removed or renamed, or a pool setting changed: a new pool value in which
+//!   the servers that stay keep their state), or is added or removed.
+//! - A **listener** is known by its name. It keeps its socket unless its address or its
+//!   transport (TCP or UDP) changed (`Moved`: a new socket, the old one drains); a new
+//!   protocol on the same socket (`http` to `https`) gets a new accept loop on that socket
+//!   (`Reprotocol`); other settings, or a rebuilt pool behind it, are swapped in whole
+//!   between two requests (`Changed`).
+//!
+//! [`PlanDiff::describe`] says it in one line per change, for the reload report and the log.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Target};
+
+/// Every difference between two plans that the runtime acts on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanDiff {
+    /// Listeners of either plan: the new plan's in order, then the removed ones.
+    pub listeners: Vec<(String, ListenerChange)>,
+    /// Pools of either plan: the new plan's in order, then the removed ones.
+    pub pools: Vec<(String, PoolChange)>,
+    pub admin: AdminChange,
+    /// `workers` cannot change in a running process (restart or upgrade).
+    pub workers: Option<(usize, usize)>,
+    pub grace_period: Option<(Duration, Duration)>,
+    pub shutdown_delay: Option<(Duration, Duration)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerChange {
+    Added,
+    Removed,
+    /// Another address, or TCP to UDP: bound anew; the old socket stops and drains.
+    Moved,
+    /// Another protocol over the same TCP socket (`http`, `https`, `tcp`): the socket stays,
+    /// a new accept loop takes it, the old one drains its connections.
+    Reprotocol,
+    /// Same socket and protocol; routes, pools, TLS or L4 settings changed, or a pool it
+    /// sends to was rebuilt: swapped whole between two requests or connections.
+    Changed,
+    Same,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolChange {
+    Added,
+    Removed,
+    /// Only live values of servers changed; set on the running servers in place.
+    Servers(Vec<ServerChange>),
+    /// Servers added or removed (or renamed, or moved between primaries and backups), or a
+    /// pool setting changed: a new pool value; the servers that stay keep their state.
+    Rebuilt(Rebuild),
+    Same,
+}
+
+/// How a pool is rebuilt.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rebuild {
+    pub added: Vec<SocketAddr>,
+    pub removed: Vec<SocketAddr>,
+    /// Pool keys whose value changed (`algorithm`, `timeouts`, …).
+    pub settings: Vec<&'static str>,
+    /// Live value changes of the servers that stay.
+    pub servers: Vec<ServerChange>,
+    /// Same protocol and TLS towards the servers: their idle connections can be kept.
+    pub keep_conns: bool,
+}
+
+/// A server that stays, with what changed on it, each as `key before → after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerChange {
+    pub addr: SocketAddr,
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminChange {
+    #[default]
+    Same,
+    Added,
+    Removed,
+    /// Another address: bound anew.
+    Moved,
+    /// Same address, another token.
+    Changed,
+}
+
+impl PlanDiff {
+    /// What `new` changes of `old`.
+    pub fn between(old: &Plan, new: &Plan) -> PlanDiff {
+        let mut pools: Vec<(String, PoolChange)> = new
+            .pools
+            .iter()
+            .map(|p| {
+                let change = match old.pool(&p.name) {
+                    None => PoolChange::Added,
+                    Some(o) => pool_change(o, p),
+                };
+                (p.name.clone(), change)
+            })
+            .collect();
+        for p in &old.pools {
+            if new.pool(&p.name).is_none() {
+                pools.push((p.name.clone(), PoolChange::Removed));
+            }
+        }
+        let renewed = |name: &str| {
+            pools
+                .iter()
+                .any(|(n, c)| n == name && matches!(c, PoolChange::Added | PoolChange::Rebuilt(_)))
+        };
+        let mut listeners: Vec<(String, ListenerChange)> = new
+            .listeners
+            .iter()
+            .map(|l| {
+                let old_l = old.listeners.iter().find(|o| o.name == l.name);
+                let change = match old_l {
+                    None => ListenerChange::Added,
+                    Some(o) if o.listen != l.listen || udp(o) != udp(l) => ListenerChange::Moved,
+                    Some(o) if o.protocol != l.protocol => ListenerChange::Reprotocol,
+                    Some(o) if !same_listener(o, l) => ListenerChange::Changed,
+                    Some(_) if pools_of(l).iter().any(|p| renewed(p)) => ListenerChange::Changed,
+                    Some(_) => ListenerChange::Same,
+                };
+                (l.name.clone(), change)
+            })
+            .collect();
+        for l in &old.listeners {
+            if !new.listeners.iter().any(|n| n.name == l.name) {
+                listeners.push((l.name.clone(), ListenerChange::Removed));
+            }
+        }
+        let admin = match (&old.admin, &new.admin) {
+            (None, None) => AdminChange::Same,
+            (None, Some(_)) => AdminChange::Added,
+            (Some(_), None) => AdminChange::Removed,
+            (Some(o), Some(n)) if o.listen != n.listen => AdminChange::Moved,
+            (Some(o), Some(n)) if o.token != n.token => AdminChange::Changed,
+            _ => AdminChange::Same,
+        };
+        PlanDiff {
+            listeners,
+            pools,
+            admin,
+            workers: changed(old.workers, new.workers),
+            grace_period: changed(old.grace_period, new.grace_period),
+            shutdown_delay: changed(old.shutdown_delay, new.shutdown_delay),
+        }
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.listeners
+            .iter()
+            .all(|(_, c)| *c == ListenerChange::Same)
+            && self.pools.iter().all(|(_, c)| *c == PoolChange::Same)
+            && self.admin == AdminChange::Same
+            && self.workers.is_none()
+            && self.grace_period.is_none()
+            && self.shutdown_delay.is_none()
+    }
+
+    /// The change of one pool.
+    pub fn pool(&self, name: &str) -> Option<&PoolChange> {
+        self.pools.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// The change of one listener.
+    pub fn listener(&self, name: &str) -> Option<ListenerChange> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| *c)
+    }
+
+    /// One line per change, e.g. `pool "web": server 10.0.0.3:80 added`.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, c) in &self.pools {
+            let servers = |out: &mut Vec<String>, changes: &[ServerChange]| {
+                for s in changes {
+                    out.push(format!(
+                        "pool {name:?}: server {}: {}",
+                        s.addr,
+                        s.changes.join(", ")
+                    ));
+                }
+            };
+            match c {
+                PoolChange::Added => out.push(format!("pool {name:?} added")),
+                PoolChange::Removed => out.push(format!("pool {name:?} removed")),
+                PoolChange::Servers(changes) => servers(&mut out, changes),
+                PoolChange::Rebuilt(r) => {
+                    for a in &r.added {
+                        out.push(format!("pool {name:?}: server {a} added"));
+                    }
+                    for a in &r.removed {
+                        out.push(format!("pool {name:?}: server {a} removed"));
+                    }
+                    if !r.settings.is_empty() {
+                        out.push(format!("pool {name:?}: {} changed", r.settings.join(", ")));
+                    }
+                    servers(&mut out, &r.servers);
+                }
+                PoolChange::Same => {}
+            }
+        }
+        for (name, c) in &self.listeners {
+            let what = match c {
+                ListenerChange::Added => "added",
+                ListenerChange::Removed => "removed (draining)",
+                ListenerChange::Moved => "moved to a new address (the old one drains)",
+                ListenerChange::Reprotocol => "changed protocol (same socket)",
+                ListenerChange::Changed => "routes or settings swapped",
+                ListenerChange::Same => continue,
+            };
+            out.push(format!("listener {name:?} {what}"));
+        }
+        match self.admin {
+            AdminChange::Same => {}
+            AdminChange::Added => out.push("[admin] added".into()),
+            AdminChange::Removed => out.push("[admin] removed".into()),
+            AdminChange::Moved => out.push("[admin] moved to a new address".into()),
+            AdminChange::Changed => out.push("[admin] token changed".into()),
+        }
+        if let Some((a, b)) = self.grace_period {
+            out.push(format!("grace_period {a:?} → {b:?}"));
+        }
+        if let Some((a, b)) = self.shutdown_delay {
+            out.push(format!("shutdown_delay {a:?} → {b:?}"));
+        }
+        if let Some((a, b)) = self.workers {
+            out.push(format!(
+                "workers {a} → {b}: takes effect at the next restart or upgrade"
+            ));
+        }
+        out
+    }
+}
+
+fn changed<T: PartialEq>(a: T, b: T) -> Option<(T, T)> {
+    (a != b).then_some((a, b))
+}
+
+fn udp(l: &ListenerPlan) -> bool {
+    l.protocol == Protocol::Udp
+}
+
+/// Equal apart from `origin` (where the address is written moves with any edit above it).
+fn same_listener(a: &ListenerPlan, b: &ListenerPlan) -> bool {
+    let mut a = a.clone();
+    a.origin.clone_from(&b.origin);
+    a == *b
+}
+
+/// The pools a listener sends to.
+pub fn pools_of(l: &ListenerPlan) -> Vec<&str> {
+    let mut names: Vec<&str> = l.default_pool.iter().map(String::as_str).collect();
+    for r in &l.routes {
+        match &r.target {
+            Target::Pool(p) => names.push(p),
+            Target::Split(parts) => names.extend(parts.iter().map(|(p, _)| p.as_str())),
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
+    if old == new {
+        return PoolChange::Same;
+    }
+    let identity = |s: &ServerPlan| (s.addr, s.name.clone(), s.backup);
+    let settings = changed_settings(old, new);
+    let servers: Vec<ServerChange> = new
+        .servers
+        .iter()
+        .filter_map(|n| {
+            let o = old.servers.iter().find(|o| identity(o) == identity(n))?;
+            let changes = server_changes(o, n);
+            (!changes.is_empty()).then_some(ServerChange {
+                addr: n.addr,
+                changes,
+            })
+        })
+        .collect();
+    let same_members = old
+        .servers
+        .iter()
+        .map(identity)
+        .eq(new.servers.iter().map(identity));
+    if same_members && settings.is_empty() {
+        return PoolChange::Servers(servers);
+    }
+    let keeps =
+        |list: &[ServerPlan], s: &ServerPlan| list.iter().any(|x| identity(x) == identity(s));
+    PoolChange::Rebuilt(Rebuild {
+        added: new
+            .servers
+            .iter()
+            .filter(|s| !keeps(&old.servers, s))
+            .map(|s| s.addr)
+            .collect(),
+        removed: old
+            .servers
+            .iter()
+            .filter(|s| !keeps(&new.servers, s))
+            .map(|s| s.addr)
+            .collect(),
+        settings,
+        servers,
+        keep_conns: old.upstream_protocol == new.upstream_protocol && old.tls == new.tls,
+    })
+}
+
+fn changed_settings(a: &PoolPlan, b: &PoolPlan) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |key: &'static str, same: bool| {
+        if !same {
+            out.push(key);
+        }
+    };
+    check("algorithm", a.algorithm == b.algorithm);
+    check("hash_key", a.hash_key == b.hash_key);
+    check("keepalive", a.keepalive == b.keepalive);
+    check(
+        "keepalive_timeout",
+        a.keepalive_timeout == b.keepalive_timeout,
+    );
+    check("timeouts", a.timeouts == b.timeouts);
+    check("host_header", a.host_header == b.host_header);
+    check("health", a.health == b.health);
+    check("retry", a.retry == b.retry);
+    check("sticky", a.sticky == b.sticky);
+    check(
+        "upstream_protocol",
+        a.upstream_protocol == b.upstream_protocol,
+    );
+    check("tls", a.tls == b.tls);
+    check(
+        "tunnel_idle_timeout",
+        a.tunnel_idle_timeout == b.tunnel_idle_timeout,
+    );
+    // Server order is what round robin walks and what the ring is built from.
+    let order = |p: &PoolPlan| p.servers.iter().map(|s| s.addr).collect::<Vec<_>>();
+    let (oa, ob) = (order(a), order(b));
+    let same_set = oa.len() == ob.len() && oa.iter().all(|x| ob.contains(x));
+    check("server order", !same_set || oa == ob);
+    out
+}
+
+fn server_changes(a: &ServerPlan, b: &ServerPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.weight != b.weight {
+        out.push(format!("weight {} → {}", a.weight, b.weight));
+    }
+    let state = |s: &ServerPlan| {
+        if s.down {
+            "maint"
+        } else if s.drain {
+            "drain"
+        } else {
+            "ready"
+        }
+    };
+    if state(a) != state(b) {
+        out.push(format!("state {} → {}", state(a), state(b)));
+    }
+    if a.passive != b.passive {
+        out.push(format!(
+            "max_fails/fail_timeout {}/{:?} → {}/{:?}",
+            a.passive.max_fails,
+            a.passive.fail_timeout,
+            b.passive.max_fails,
+            b.passive.fail_timeout
+        ));
+    }
+    if a.slow_start != b.slow_start {
+        out.push(format!(
+            "slow_start {:?} → {:?}",
+            a.slow_start, b.slow_start
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+pool = "web"
+
+  [[listener.route]]
+  path_prefix = "/api/"
+  pool = "api"
+
+[[listener]]
+name = "db"
+protocol = "tcp"
+listen = "127.0.0.1:5432"
+pool = "db"
+
+[pool.web]
+servers = [ { addr = "127.0.0.1:9001" }, { addr = "127.0.0.1:9002" } ]
+
+[pool.api]
+servers = [ { addr = "127.0.0.1:9003" }, { addr = "127.0.0.1:9004" } ]
+
+[pool.db]
+servers = [ { addr = "127.0.0.1:9005" } ]
+"#;
+
+    fn plan(src: &str) -> Plan {
+        crate::config::load_str(src, "t.toml").unwrap_or_else(|e| panic!("{e}\n{src}"))
+    }
+
+    fn diff(edit: impl Fn(&str) -> String) -> PlanDiff {
+        PlanDiff::between(&plan(BASE), &plan(&edit(BASE)))
+    }
+
+    #[test]
+    fn the_same_file_changes_nothing_even_with_lines_moved() {
+        let d = diff(|s| format!("\n\n# a comment\n{s}"));
+        assert!(d.is_empty(), "{d:#?}");
+        assert!(d.describe().is_empty());
+    }
+
+    #[test]
+    fn a_weight_or_state_is_set_in_place_and_the_listeners_stay() {
+        let d = diff(|s| {
+            s.replace(
+                "{ addr = \"127.0.0.1:9002\" }",
+                "{ addr = \"127.0.0.1:9002\", weight = 5, drain = true }",
+            )
+        });
+        assert_eq!(
+            d.pool("web"),
+            Some(&PoolChange::Servers(vec![ServerChange {
+                addr: "127.0.0.1:9002".parse().unwrap(),
+                changes: vec!["weight 1 → 5".into(), "state ready → drain".into()],
+            }]))
+        );
+        assert_eq!(d.pool("api"), Some(&PoolChange::Same));
+        assert_eq!(d.listener("web"), Some(ListenerChange::Same));
+        assert_eq!(
+            d.describe(),
+            ["pool \"web\": server 127.0.0.1:9002: weight 1 → 5, state ready → drain"]
+        );
+    }
+
+    #[test]
+    fn an_added_server_rebuilds_its_pool_and_renews_the_listeners_that_use_it() {
+        let d = diff(|s| {
+            s.replace(
+                "{ addr = \"127.0.0.1:9004\" } ]",
+                "{ addr = \"127.0.0.1:9004\" }, { addr = \"127.0.0.1:9006\" } ]",
+            )
+        });
+        let Some(PoolChange::Rebuilt(r)) = d.pool("api") else {
+            panic!("{d:#?}")
+        };
+        assert_eq!(r.added, ["127.0.0.1:9006".parse().unwrap()]);
+        assert!(r.removed.is_empty() && r.settings.is_empty() && r.keep_conns);
+        // "web" routes /api/ to the rebuilt pool: its route table is swapped; "db" is not.
+        assert_eq!(d.listener("web"), Some(ListenerChange::Changed));
+        assert_eq!(d.listener("db"), Some(ListenerChange::Same));
+    }
+
+    #[test]
+    fn an_algorithm_is_a_setting_and_a_new_tls_keeps_no_connection() {
+        let d = diff(|s| s.replace("[pool.web]\n", "[pool.web]\nalgorithm = \"least_conn\"\n"));
+        let Some(PoolChange::Rebuilt(r)) = d.pool("web") else {
+            panic!("{d:#?}")
+        };
+        assert_eq!(r.settings, ["algorithm"]);
+        assert!(r.added.is_empty() && r.keep_conns);
+        let d = diff(|s| s.replace("[pool.web]\n", "[pool.web]\nupstream_protocol = \"h2c\"\n"));
+        let Some(PoolChange::Rebuilt(r)) = d.pool("web") else {
+            panic!("{d:#?}")
+        };
+        assert!(!r.keep_conns, "{r:?}");
+    }
+
+    #[test]
+    fn listeners_keep_their_socket_unless_the_address_or_transport_changes() {
+        let d = diff(|s| s.replace("127.0.0.1:8080", "127.0.0.1:8081"));
+        assert_eq!(d.listener("web"), Some(ListenerChange::Moved));
+        let d = diff(|s| s.replace("protocol = \"tcp\"", "protocol = \"http\""));
+        assert_eq!(d.listener("db"), Some(ListenerChange::Reprotocol));
+        let d = diff(|s| s.replace("protocol = \"tcp\"", "protocol = \"udp\""));
+        assert_eq!(d.listener("db"), Some(ListenerChange::Moved));
+        let d = diff(|s| {
+            s.replace(
+                "  path_prefix = \"/api/\"\n  pool = \"api\"\n",
+                "  path_prefix = \"/v2/\"\n  pool = \"api\"\n",
+            )
+        });
+        assert_eq!(d.listener("web"), Some(ListenerChange::Changed));
+        assert_eq!(d.pool("api"), Some(&PoolChange::Same));
+    }
+
+    #[test]
+    fn added_and_removed_listeners_and_pools_are_listed() {
+        let d = diff(|s| {
+            let s = s.replace(
+                "[[listener]]\nname = \"db\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:5432\"\npool = \"db\"\n",
+                "",
+            );
+            let s = s.replace(
+                "[pool.db]\nservers = [ { addr = \"127.0.0.1:9005\" } ]\n",
+                "",
+            );
+            format!(
+                "{s}\n[[listener]]\nname = \"new\"\nlisten = \"127.0.0.1:8090\"\npool = \"web\"\n"
+            )
+        });
+        assert_eq!(d.listener("db"), Some(ListenerChange::Removed));
+        assert_eq!(d.listener("new"), Some(ListenerChange::Added));
+        assert_eq!(d.pool("db"), Some(&PoolChange::Removed));
+        let text = d.describe().join("\n");
+        assert!(text.contains("pool \"db\" removed"), "{text}");
+        assert!(text.contains("listener \"new\" added"), "{text}");
+    }
+
+    #[test]
+    fn workers_and_the_grace_period_are_reported() {
+        let d = diff(|s| format!("workers = 77\ngrace_period = \"20s\"\n{s}"));
+        assert!(d.workers.is_some() && d.grace_period.is_some());
+        let text = d.describe().join("\n");
+        assert!(text.contains("next restart or upgrade"), "{text}");
+    }
+}

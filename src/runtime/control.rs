@@ -1,0 +1,499 @@
+//! Changes to a running Switchyard: reloads (SIGHUP, `switchyard reload`,
+//! `POST /api/reload`) and the admin API's writes, one at a time under the runtime's control
+//! lock.
+//!
+//! Every change ends as a new [`Plan`] made the same way: the config file, plus the
+//! operator's API changes ([`Overrides`]), through the same validation as `switchyard
+//! check`. A plan that does not pass, or that cannot be applied (a port taken), changes
+//! nothing: the running configuration stays and the errors go back to whoever asked.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::StatusCode;
+use serde_json::json;
+use toml::{Table, Value};
+
+use super::listener::Spare;
+use super::overrides::{self, Overrides, State};
+use super::running::Running;
+use crate::admin::api::{self, Body, Command, Done, NewServer, Refusal, Reply};
+use crate::config::{self, ConfigError, ConfigErrors, Plan};
+use crate::upstream::AdminState;
+
+/// The runtime's state under its control lock.
+pub struct Control {
+    pub running: Running,
+    /// The config file; `None` when the plan was made in code (then there is nothing to
+    /// reload and no file to change).
+    pub path: Option<PathBuf>,
+    /// The file's TOML as last loaded.
+    pub file: Option<Table>,
+    pub overrides: Overrides,
+    /// Servers removed over the API, draining: since when.
+    removing: HashMap<(String, SocketAddr), Instant>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadReport {
+    /// One line per change applied (`pool "web": server 10.0.0.3:80 added`).
+    pub changes: Vec<String>,
+    /// What became of the operator's API changes (kept, or replaced by the file).
+    pub overrides: Vec<String>,
+}
+
+/// Why a reload did not take: the running configuration is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not pass `check`: every error, each with file:line:column and its fix.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// The file passes, but not with the changes kept from the admin API.
+    #[error("the file is valid, but not with the changes made over the admin API:\n{0}")]
+    WithOverrides(ConfigErrors),
+    #[error("{0}")]
+    Runtime(#[from] super::RuntimeError),
+    #[error("this Switchyard was started without a config file: there is nothing to reload")]
+    NoFile,
+}
+
+impl ReloadError {
+    /// The config errors, if that is what it is.
+    pub fn config_errors(&self) -> &[ConfigError] {
+        match self {
+            ReloadError::Config(e) | ReloadError::WithOverrides(e) => &e.0,
+            _ => &[],
+        }
+    }
+}
+
+/// The SHA-256 of a file's text, in hex (as `sha256sum` prints it).
+pub fn sha256(text: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Control {
+    pub fn new(running: Running, path: Option<PathBuf>, text: Option<&str>) -> Control {
+        Control {
+            running,
+            path,
+            file: text.and_then(|t| t.parse().ok()),
+            overrides: Overrides::default(),
+            removing: HashMap::new(),
+        }
+    }
+
+    /// Load the config file again and apply it with the operator's changes.
+    pub fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+        let path = self.path.clone().ok_or(ReloadError::NoFile)?;
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ReloadError::Config(ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+                help: Some("check the path the process was started with (-c)".into()),
+            }]))
+        })?;
+        // Exactly what `switchyard check` says of the file.
+        config::load_str(&text, &name).map_err(ReloadError::Config)?;
+        let file: Table = text.parse().map_err(|_| {
+            ReloadError::Config(ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                message: "the file changed while it was read".into(),
+                help: Some("reload again".into()),
+            }]))
+        })?;
+        let mut overrides = self.overrides.clone();
+        let notes = overrides.reconcile(&file);
+        let plan = self
+            .plan_of(&file, &overrides)
+            .map_err(ReloadError::WithOverrides)?;
+        let changes = self.running.apply(plan, Spare::default())?;
+        self.overrides = overrides;
+        self.file = Some(file);
+        self.running.loaded.sha256 = Some(sha256(&text));
+        self.running.loaded.at = SystemTime::now();
+        self.running.loaded.overrides = self.overrides.len();
+        self.running.publish();
+        Ok(ReloadReport {
+            changes,
+            overrides: notes,
+        })
+    }
+
+    /// The file with `overrides` applied, checked as `check` does.
+    fn plan_of(&self, file: &Table, overrides: &Overrides) -> Result<Plan, ConfigErrors> {
+        let text = render(&overrides.apply(file));
+        let name = self
+            .path
+            .as_ref()
+            .map_or("config".into(), |p| p.display().to_string());
+        config::load_str(&text, &format!("{name} with the admin API's changes"))
+    }
+
+    /// Answer one admin API command.
+    pub fn handle(&mut self, command: Command) -> Reply {
+        match command {
+            Command::Reload => self.api_reload(),
+            Command::Config => self.config_toml(),
+            Command::SetServer {
+                pool,
+                server,
+                weight,
+                state,
+            } => self.set_server(&pool, &server, weight, state),
+            Command::AddServer { pool, server } => self.add_server(&pool, server),
+            Command::RemoveServer { pool, server } => self.remove_server(&pool, &server),
+        }
+    }
+
+    /// [`Control::reload`], counted, logged and told to systemd (`RELOADING=1`, then
+    /// `READY=1`): what SIGHUP, `switchyard reload` and `POST /api/reload` all do.
+    pub fn reload_counted(&mut self) -> Result<ReloadReport, ReloadError> {
+        super::notify::reloading();
+        let result = self.reload();
+        self.running.reloads.count(result.is_ok());
+        match &result {
+            Ok(r) => log_reload(r),
+            Err(e) => tracing::error!("reload failed, the running configuration stays:\n{e}"),
+        }
+        super::notify::ready();
+        result
+    }
+
+    fn api_reload(&mut self) -> Reply {
+        match self.reload_counted() {
+            Ok(r) => {
+                let mut changes = r.changes.clone();
+                changes.extend(r.overrides.iter().cloned());
+                Ok(Done {
+                    status: StatusCode::OK,
+                    changes,
+                    body: Body::Json(json!({
+                        "reloaded": true,
+                        "sha256": self.running.loaded.sha256,
+                        "overrides": r.overrides,
+                    })),
+                })
+            }
+            Err(e) => {
+                let status = match e {
+                    ReloadError::Runtime(_) => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                Err(Refusal {
+                    status,
+                    message: format!(
+                        "reload failed, the running configuration stays: {}",
+                        first_line(&e)
+                    ),
+                    help: None,
+                    errors: e.config_errors().to_vec(),
+                })
+            }
+        }
+    }
+
+    fn config_toml(&self) -> Reply {
+        let Some(file) = &self.file else {
+            return Err(no_file());
+        };
+        let text = format!(
+            "# The running configuration of Switchyard {}: {}{}.\n# Comments of the file are not kept. Save it as the file and reload to make it the truth again.\n{}",
+            env!("CARGO_PKG_VERSION"),
+            self.path
+                .as_ref()
+                .map_or("(no file)".into(), |p| p.display().to_string()),
+            if self.overrides.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " with {} change(s) made over the admin API",
+                    self.overrides.len()
+                )
+            },
+            render(&self.overrides.apply(file))
+        );
+        Ok(Done {
+            status: StatusCode::OK,
+            changes: Vec::new(),
+            body: Body::Toml(text),
+        })
+    }
+
+    /// The pool and server an API path names, as the running plan has them.
+    fn locate(&self, pool: &str, server: &str) -> Result<(String, SocketAddr, String), Refusal> {
+        let view = self.running.state.view.load();
+        let Some(up) = view.pools.iter().find(|u| u.pool.name == pool) else {
+            return Err(api::no_pool(&view, pool));
+        };
+        let Some(s) = api::find_server(up.pool.servers(), server) else {
+            return Err(api::no_server(up, server));
+        };
+        Ok((pool.to_string(), s.addr, s.name.clone()))
+    }
+
+    /// Make the overrides `next` the running configuration, or change nothing.
+    fn change(&mut self, next: Overrides) -> Result<Vec<String>, Refusal> {
+        let Some(file) = &self.file else {
+            return Err(no_file());
+        };
+        let plan = self.plan_of(file, &next).map_err(|e| Refusal {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "this change would make the configuration invalid; nothing changed".into(),
+            help: None,
+            errors: e
+                .0
+                .into_iter()
+                .map(|e| ConfigError {
+                    line: 0,
+                    column: 0,
+                    ..e
+                })
+                .collect(),
+        })?;
+        let changes = self.running.apply(plan, Spare::default()).map_err(|e| {
+            Refusal::new(
+                StatusCode::CONFLICT,
+                format!("cannot apply the change: {e}"),
+                "",
+            )
+        })?;
+        self.overrides = next;
+        self.running.loaded.at = SystemTime::now();
+        self.running.loaded.overrides = self.overrides.len();
+        self.running.publish();
+        Ok(changes)
+    }
+
+    fn server_body(&self, pool: &str, addr: SocketAddr) -> serde_json::Value {
+        let view = self.running.state.view.load();
+        view.pools
+            .iter()
+            .find(|u| u.pool.name == pool)
+            .and_then(|u| {
+                u.pool
+                    .servers()
+                    .iter()
+                    .find(|s| s.addr == addr)
+                    .map(|s| api::server_json(u, s))
+            })
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn set_server(
+        &mut self,
+        pool: &str,
+        server: &str,
+        weight: Option<u32>,
+        state: Option<AdminState>,
+    ) -> Reply {
+        let (pool, addr, name) = self.locate(pool, server)?;
+        let file = self.file.clone().ok_or_else(no_file)?;
+        if self.removing.contains_key(&(pool.clone(), addr)) {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                format!("server {addr} ({name}) is being removed (draining)"),
+                format!(
+                    "to keep it, add it back: POST /api/pools/{pool}/servers with {{\"addr\": \"{addr}\"}}"
+                ),
+            ));
+        }
+        let mut next = self.overrides.clone();
+        if let Some(w) = weight {
+            next.set_weight(&file, &pool, addr, i64::from(w));
+        }
+        if let Some(s) = state {
+            next.set_state(&file, &pool, addr, state_of(s));
+        }
+        let changes = self.change(next)?;
+        Ok(Done {
+            status: StatusCode::OK,
+            changes,
+            body: Body::Json(json!({ "pool": pool, "server": self.server_body(&pool, addr) })),
+        })
+    }
+
+    fn add_server(&mut self, pool: &str, new: NewServer) -> Reply {
+        let view = self.running.state.view.load_full();
+        let Some(up) = view.pools.iter().find(|u| u.pool.name == pool) else {
+            return Err(api::no_pool(&view, pool));
+        };
+        let Some(addr) = overrides::resolve(&new.addr) else {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("addr {:?} is not an address", new.addr),
+                "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}",
+            ));
+        };
+        // A server being removed (draining) and added back stays, as it is.
+        let cancel = self.removing.contains_key(&(pool.to_string(), addr));
+        if let Some(s) = up.pool.servers().iter().find(|s| s.addr == addr)
+            && !cancel
+        {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                format!("pool {pool:?} already has server {addr} ({})", s.name),
+                format!("to change it, PUT /api/pools/{pool}/servers/{addr}"),
+            ));
+        }
+        let mut entry = Table::new();
+        entry.insert("addr".into(), Value::String(new.addr.trim().to_string()));
+        if let Some(n) = &new.name {
+            entry.insert("name".into(), Value::String(n.clone()));
+        }
+        if let Some(w) = new.weight {
+            entry.insert(
+                "weight".into(),
+                Value::Integer(i64::from(api::check_weight(w)?)),
+            );
+        }
+        if new.backup {
+            entry.insert("backup".into(), Value::Boolean(true));
+        }
+        if let Some(s) = &new.state {
+            state_of(api::check_state(s)?).write_to(&mut entry);
+        }
+        let mut next = self.overrides.clone();
+        next.add(pool, addr, entry);
+        let changes = self.change(next)?;
+        self.removing.remove(&(pool.to_string(), addr));
+        Ok(Done {
+            status: StatusCode::CREATED,
+            changes,
+            body: Body::Json(json!({ "pool": pool, "server": self.server_body(pool, addr) })),
+        })
+    }
+
+    fn remove_server(&mut self, pool: &str, server: &str) -> Reply {
+        let (pool, addr, name) = self.locate(pool, server)?;
+        let file = self.file.clone().ok_or_else(no_file)?;
+        let view = self.running.state.view.load_full();
+        let servers = view
+            .pools
+            .iter()
+            .find(|u| u.pool.name == pool)
+            .map_or(0, |u| u.pool.servers().len());
+        if servers <= 1 {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                format!("server {addr} ({name}) is the last of pool {pool:?}"),
+                "add another server first, or remove the pool from the config file",
+            ));
+        }
+        let mut next = self.overrides.clone();
+        next.remove(&file, &pool, addr);
+        let mut changes = self.change(next)?;
+        self.removing.insert((pool.clone(), addr), Instant::now());
+        changes.push(format!(
+            "pool {pool:?}: server {addr} drains, and leaves the pool once idle (within {:?})",
+            self.running.plan.grace_period
+        ));
+        Ok(Done {
+            status: StatusCode::ACCEPTED,
+            changes,
+            body: Body::Json(json!({
+                "pool": pool,
+                "server": self.server_body(&pool, addr),
+                "removal": format!(
+                    "draining: it leaves the pool once it has nothing in flight, or after grace_period ({:?}) at most",
+                    self.running.plan.grace_period
+                ),
+            })),
+        })
+    }
+
+    /// Whether servers removed over the API still drain.
+    pub fn removals_pending(&self) -> bool {
+        !self.removing.is_empty()
+    }
+
+    /// Take out the removed servers that have drained (or whose grace period is over).
+    pub fn reap(&mut self) {
+        let grace = self
+            .running
+            .plan
+            .grace_period
+            .max(Duration::from_millis(100));
+        let view = self.running.state.view.load_full();
+        let mut done = Vec::new();
+        for ((pool, addr), since) in &self.removing {
+            let idle = view
+                .pools
+                .iter()
+                .find(|u| u.pool.name == *pool)
+                .and_then(|u| u.pool.servers().iter().find(|s| s.addr == *addr))
+                .is_none_or(|s| s.in_flight() == 0);
+            if idle || since.elapsed() >= grace {
+                done.push((pool.clone(), *addr, idle));
+            }
+        }
+        for (pool, addr, idle) in done {
+            self.removing.remove(&(pool.clone(), addr));
+            let mut next = self.overrides.clone();
+            next.removed(&pool, addr);
+            match self.change(next) {
+                Ok(_) => tracing::info!(
+                    target: "switchyard::audit",
+                    pool = %pool,
+                    "audit: server {addr} removed ({})",
+                    if idle { "drained" } else { "grace period over; requests still running finish" }
+                ),
+                Err(r) => {
+                    tracing::error!(pool = %pool, "server {addr} could not be removed: {}", r.message)
+                }
+            }
+        }
+    }
+}
+
+fn state_of(s: AdminState) -> State {
+    match s {
+        AdminState::Ready => State::Ready,
+        AdminState::Drain => State::Drain,
+        AdminState::Maint => State::Maint,
+    }
+}
+
+/// TOML text of a document.
+fn render(doc: &Table) -> String {
+    toml::to_string(doc).unwrap_or_default()
+}
+
+fn no_file() -> Refusal {
+    Refusal::new(
+        StatusCode::CONFLICT,
+        "this Switchyard was started without a config file: there is no configuration to change",
+        "start it with switchyard run -c FILE",
+    )
+}
+
+fn first_line(e: &ReloadError) -> String {
+    let n = e.config_errors().len();
+    if n > 0 {
+        format!("{n} error(s) in the file")
+    } else {
+        e.to_string().lines().next().unwrap_or_default().to_string()
+    }
+}
+
+/// Log what a reload did.
+pub fn log_reload(r: &ReloadReport) {
+    if r.changes.is_empty() {
+        tracing::info!("reloaded: nothing changed");
+    }
+    for c in &r.changes {
+        tracing::info!("reloaded: {c}");
+    }
+    for o in &r.overrides {
+        tracing::warn!("reloaded: {o}");
+    }
+}

@@ -1,0 +1,47 @@
+//! What can stop a configuration from starting or a change from being applied.
+
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// `origin`: where the address is written (`file:line:column`), when it came from a file.
+    #[error("{}listener {name:?} cannot listen on {addr}: {source}\n  help: {}", origin.as_ref().map_or(String::new(), |o| format!("{o}: ")), bind_help(*addr, *udp, source))]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        origin: Option<String>,
+        udp: bool,
+        source: std::io::Error,
+    },
+    #[error("TLS of {what}: {source}")]
+    Tls {
+        what: String,
+        source: crate::tls::TlsError,
+    },
+    /// The process is shutting down: it takes no change any more.
+    #[error("shutting down: no change is taken any more")]
+    ShuttingDown,
+}
+
+/// What to do when an address cannot be bound.
+fn bind_help(addr: SocketAddr, udp: bool, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let port = addr.port();
+    match e.kind() {
+        ErrorKind::AddrInUse => {
+            let ss = if udp { "ss -lunp" } else { "ss -ltnp" };
+            format!(
+                "another process listens there ({ss} 'sport = :{port}' shows which), or choose another port"
+            )
+        }
+        ErrorKind::PermissionDenied if port < 1024 => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' on the binary), or choose a port above 1023".to_string()
+        }
+        ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine (ip -brief addr lists them); listen on one of those, or on {} for every address",
+            addr.ip(),
+            if addr.is_ipv4() { "0.0.0.0" } else { "[::]" }
+        ),
+        _ => "choose another address or port".to_string(),
+    }
+}

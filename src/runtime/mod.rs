@@ -1,0 +1,338 @@
+//! A running Switchyard: a [`Plan`] made into listeners and pools, changed while it runs,
+//! and taken down without dropping what it serves.
+//!
+//! - `listener.rs`: a listener as a value (bind → spawn → a running listener with its name,
+//!   address, task and counters; updated in place, stopped to drain).
+//! - `pools.rs`: a pool as a value (its upstream and health checkers), rebuilt from the one
+//!   it replaces.
+//! - `running.rs`: everything running, and [`Runtime::apply`]'s work: diff the new plan
+//!   against the running one (`config::diff`), prepare what can fail, commit the rest.
+//! - `control.rs`: reloads and the admin API's writes, made into plans the same way
+//!   (`overrides.rs`: the operator's API changes kept on top of the file).
+//! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
+//!   `notify.rs`: systemd notifications.
+//!
+//! Every change takes the control lock (a tokio mutex): reloads, API writes and the
+//! shutdown are serialized; requests never take it. What they read (a listener's site, a
+//! pool's balancer) is swapped whole with `arc-swap`.
+
+mod control;
+mod error;
+#[cfg(target_os = "linux")]
+pub mod handover;
+mod listener;
+pub mod notify;
+mod overrides;
+mod pools;
+mod running;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, mpsc};
+
+pub use control::{ReloadError, ReloadReport, sha256};
+pub use error::RuntimeError;
+pub use listener::Spare;
+
+use crate::admin;
+use crate::config::{Plan, Protocol};
+use crate::proxy::http::Upstream;
+use crate::proxy::http::proxy_in::ProxyInStats;
+use crate::proxy::{tcp, udp};
+use crate::shutdown::Shutdown;
+use crate::upstream::Pool;
+use control::Control;
+use running::Running;
+
+/// How often servers removed over the API are checked for having drained.
+const REAP_EVERY: Duration = Duration::from_millis(100);
+
+/// Where a runtime's configuration comes from, beyond its first plan.
+#[derive(Debug, Default)]
+pub struct Launch {
+    /// The config file the plan was loaded from (its text as loaded): reloads read it
+    /// again, and the admin API's changes are made on top of it.
+    pub file: Option<(PathBuf, String)>,
+    /// Sockets to take instead of binding (an upgrade's hand-over).
+    pub spare: Spare,
+}
+
+/// A running configuration.
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    control: Mutex<Control>,
+    state: Arc<admin::State>,
+    shutdown: Shutdown,
+    /// Fired when a new process took over the sockets (an upgrade): this one drains.
+    upgraded: Shutdown,
+}
+
+impl Runtime {
+    /// Bind every listener (all or nothing) and start serving a plan made in code or loaded
+    /// by the caller (no file: nothing to reload).
+    pub async fn start(plan: Plan) -> Result<Runtime, RuntimeError> {
+        Runtime::launch(plan, Launch::default()).await
+    }
+
+    /// [`Runtime::start`] with a config file (reloads, admin API changes) and sockets handed
+    /// over by a running process.
+    pub async fn launch(plan: Plan, launch: Launch) -> Result<Runtime, RuntimeError> {
+        let (tx, rx) = mpsc::channel(16);
+        let reloads = Arc::new(admin::Reloads::default());
+        let loaded = admin::Loaded {
+            path: launch.file.as_ref().map(|(p, _)| p.display().to_string()),
+            sha256: launch.file.as_ref().map(|(_, t)| sha256(t)),
+            at: SystemTime::now(),
+            overrides: 0,
+        };
+        let shutdown = Shutdown::new();
+        let mut empty = Running::empty(
+            shutdown.clone(),
+            Arc::new(admin::State {
+                view: Default::default(),
+                draining: Default::default(),
+                control: Some(tx),
+            }),
+            reloads,
+            loaded,
+            plan.workers,
+        );
+        let state = empty.state.clone();
+        empty.publish();
+        empty.apply(plan, launch.spare)?;
+        let (path, text) = match launch.file {
+            Some((p, t)) => (Some(p), Some(t)),
+            None => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            control: Mutex::new(Control::new(empty, path, text.as_deref())),
+            state,
+            shutdown,
+            upgraded: Shutdown::new(),
+        });
+        tokio::spawn(control_task(Arc::downgrade(&inner), rx));
+        Ok(Runtime { inner })
+    }
+
+    /// Make `plan` the running configuration, changing only what differs from the running
+    /// one: listeners that stay keep their sockets and connections, servers that stay keep
+    /// their state. Returns one line per change; on an error nothing changed. For a plan
+    /// made in code: a runtime started from a file is changed with [`Runtime::reload`] and
+    /// the admin API, which start again from the file (and would undo this).
+    pub async fn apply(&self, plan: Plan) -> Result<Vec<String>, RuntimeError> {
+        let mut c = self.inner.control.lock().await;
+        let changes = c.running.apply(plan, Spare::default())?;
+        c.running.loaded.at = SystemTime::now();
+        c.running.publish();
+        Ok(changes)
+    }
+
+    /// Load the config file again (SIGHUP): checked exactly as `check` does; a bad file
+    /// changes nothing and its errors come back. The operator's API changes are kept
+    /// unless the file changed the same values (see `overrides.rs`).
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        self.inner.control.lock().await.reload_counted()
+    }
+
+    /// Start answering `/health/ready` with 503 "draining" (a shutdown is coming); the
+    /// listeners still accept.
+    pub fn set_draining(&self) {
+        self.inner.state.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Resolves once a new process has taken over the sockets (see
+    /// [`Runtime::offer_upgrades`]); this one should then [`Runtime::shutdown`].
+    pub async fn upgraded(&self) {
+        self.inner.upgraded.stopped().await
+    }
+
+    /// Stop accepting on every listener (the admin listener included), let in-flight
+    /// requests, connections and tunnels finish within the grace period, then return.
+    pub async fn shutdown(self) {
+        self.set_draining();
+        let tasks = self.inner.control.lock().await.running.stop_all();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// The admin listener's bound address, if `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.inner.state.view.load().admin_addr
+    }
+
+    /// The address a listener is bound to (useful with port 0).
+    pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
+        let view = self.inner.state.view.load();
+        view.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| l.addr)
+    }
+
+    /// Every listener: name, protocol, bound address.
+    pub fn listeners(&self) -> Vec<(String, Protocol, SocketAddr)> {
+        let view = self.inner.state.view.load();
+        view.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.protocol, l.addr))
+            .collect()
+    }
+
+    /// The counters of a `tcp` listener.
+    pub fn tcp_stats(&self, listener: &str) -> Option<Arc<tcp::TcpStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Tcp(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The counters of a `udp` listener.
+    pub fn udp_stats(&self, listener: &str) -> Option<Arc<udp::UdpStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Udp(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The PROXY header counters of an `http` / `https` listener that accepts them.
+    pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<ProxyInStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { proxy_in } => proxy_in.clone(),
+            _ => None,
+        }
+    }
+
+    /// A running pool (the current one: a change may replace it).
+    pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.upstream(name).map(|u| u.pool.clone())
+    }
+
+    /// A running pool with its upstream connections.
+    pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
+        let view = self.inner.state.view.load();
+        view.pools.iter().find(|u| u.pool.name == name).cloned()
+    }
+
+    /// The running plan.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.inner.state.view.load().plan.clone()
+    }
+
+    /// Load the certificates of every `https` listener again now (besides the automatic
+    /// reload when their files change). A listener whose new pairs do not load keeps
+    /// serving its old ones; returns how many listeners took new certificates.
+    pub async fn reload_certificates(&self) -> usize {
+        let c = self.inner.control.lock().await;
+        c.running
+            .listeners
+            .iter()
+            .filter_map(|l| match &l.kind {
+                listener::Kind::Http {
+                    certs: Some(certs), ..
+                } => Some(crate::tls::reload(
+                    &l.plan.name,
+                    &certs.pairs,
+                    &certs.resolver,
+                )),
+                _ => None,
+            })
+            .filter(|took| *took)
+            .count()
+    }
+
+    /// Hand the listening sockets to a new process that asks on `path` (`switchyard run
+    /// --upgrade`); when it serves, [`Runtime::upgraded`] resolves. `take_over`: this process
+    /// is itself an upgrade and replaces the old one's socket file.
+    #[cfg(target_os = "linux")]
+    pub fn offer_upgrades(&self, path: &std::path::Path, take_over: bool) -> std::io::Result<()> {
+        let listener = handover::listen(path, take_over)?;
+        tokio::spawn(upgrade_task(
+            Arc::downgrade(&self.inner),
+            listener,
+            path.to_path_buf(),
+        ));
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop the listeners all the same.
+        self.inner.shutdown.stop();
+    }
+}
+
+/// The admin API's writes, one at a time; and servers removed over the API taken out once
+/// they have drained.
+async fn control_task(inner: Weak<Inner>, mut calls: mpsc::Receiver<admin::api::Call>) {
+    let mut reap = tokio::time::interval(REAP_EVERY);
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            call = calls.recv() => {
+                let Some(call) = call else { return };
+                let Some(inner) = inner.upgrade() else { return };
+                let reply = inner.control.lock().await.handle(call.command);
+                let _ = call.reply.send(reply);
+            }
+            _ = reap.tick() => {
+                let Some(inner) = inner.upgrade() else { return };
+                let mut c = inner.control.lock().await;
+                if c.removals_pending() {
+                    c.reap();
+                }
+            }
+        }
+    }
+}
+
+/// Answer upgrade requests on `listener` until one takes over.
+#[cfg(target_os = "linux")]
+async fn upgrade_task(inner: Weak<Inner>, listener: tokio::net::UnixListener, path: PathBuf) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("upgrade socket {}: {e}", path.display());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let sockets = strong.control.lock().await.running.sockets();
+        drop(strong);
+        let given = tokio::task::spawn_blocking(move || {
+            let stream = stream.into_std()?;
+            stream.set_nonblocking(false)?;
+            handover::give(stream, &sockets)
+        })
+        .await;
+        match given {
+            Ok(Ok(true)) => {
+                tracing::info!("a new process serves on the sockets handed over; this one drains");
+                if let Some(inner) = inner.upgrade() {
+                    inner.upgraded.stop();
+                }
+                return;
+            }
+            Ok(Ok(false)) => {
+                tracing::warn!("the upgrading process went away before serving; this one goes on")
+            }
+            Ok(Err(e)) => tracing::warn!("upgrade failed, this process goes on: {e}"),
+            Err(e) => tracing::warn!("upgrade failed, this process goes on: {e}"),
+        }
+    }
+}
