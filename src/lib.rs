@@ -16,5 +16,6 @@ pub mod health;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;
+pub mod simulate;
 pub mod tls;
 pub mod upstream;

@@ -51,6 +51,26 @@ enum Command {
         #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
         algorithm: Algorithm,
     },
+
+    // --- simulate (issue 13): the real balancers against a modelled workload ---------
+    /// Which algorithm should I use? Run Switchyard's own balancers against a modelled
+    /// workload in virtual time; print a table per algorithm and the advice, write an SVG chart.
+    Simulate {
+        /// The workload file, e.g. examples/simulate/slow-server.toml (docs/simulate.md).
+        workload: PathBuf,
+        /// Only these algorithms (comma-separated), instead of the workload's list.
+        #[arg(long, value_delimiter = ',', value_parser = parse_algorithm)]
+        algorithms: Vec<Algorithm>,
+        /// Simulate this many requests instead of the workload's number.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Where to write the SVG chart [default: simulate-NAME.svg in the current directory].
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Write no chart.
+        #[arg(long, conflicts_with = "chart")]
+        no_chart: bool,
+    },
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
@@ -59,9 +79,26 @@ fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    // A simulation trips passive health on purpose: its servers' warnings are no news.
+    let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
+    init_logging(cli.log_level.as_deref().or(quiet));
     let result = match cli.command {
         Command::Check { config } => return check(&config),
+        Command::Simulate {
+            workload,
+            algorithms,
+            requests,
+            chart,
+            no_chart,
+        } => {
+            let chart = (!no_chart).then(|| {
+                chart.unwrap_or_else(|| {
+                    let stem = workload.file_stem().unwrap_or_default().to_string_lossy();
+                    PathBuf::from(format!("simulate-{stem}.svg"))
+                })
+            });
+            return simulate(&workload, &algorithms, requests, chart.as_deref());
+        }
         Command::Run { config } => run(&config),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
     };
@@ -121,6 +158,55 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+// --- simulate (issue 13) ---------------------------------------------------------------
+
+fn simulate(
+    path: &std::path::Path,
+    algorithms: &[Algorithm],
+    requests: Option<u64>,
+    chart: Option<&std::path::Path>,
+) -> ExitCode {
+    use switchyard::simulate;
+    let mut workload = match simulate::load_file(path) {
+        Ok(w) => w,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(n) = requests {
+        workload.requests = n.max(1);
+    }
+    let only = (!algorithms.is_empty()).then_some(algorithms);
+    let started = std::time::Instant::now();
+    let report = simulate::run(&workload, only);
+    let wall = started.elapsed();
+    print!("{}", report.table());
+    println!();
+    println!("{}", report.advice());
+    let total: u64 = report.results.iter().map(|r| r.requests).sum();
+    println!(
+        "({} simulated requests in {:.2} s, one thread per algorithm: {} per second)",
+        simulate::thousands(total),
+        wall.as_secs_f64(),
+        simulate::thousands((total as f64 / wall.as_secs_f64().max(1e-9)) as u64)
+    );
+    if let Some(path) = chart {
+        let written = simulate::svg(&report).and_then(|svg| {
+            std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+        match written {
+            Ok(()) => println!("chart: {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
