@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod health;
+pub mod import;
 pub mod observe;
 pub mod proxy;
 pub mod runtime;

@@ -71,6 +71,23 @@ enum Command {
         #[arg(long, conflicts_with = "chart")]
         no_chart: bool,
     },
+
+    // --- import (issue 13): nginx or HAProxy configuration to Switchyard's ------------
+    /// Translate an nginx or HAProxy configuration into Switchyard TOML (standard output,
+    /// or -o FILE); every directive not carried over is reported on standard error with its
+    /// file:line and why.
+    Import {
+        /// nginx.conf (its includes are read too), or one or more HAProxy files (as
+        /// haproxy -f a.cfg -f b.cfg).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The product, when the file does not tell: nginx or haproxy.
+        #[arg(long, value_parser = ["nginx", "haproxy"])]
+        from: Option<String>,
+        /// Write the Switchyard config here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
@@ -99,6 +116,11 @@ fn main() -> ExitCode {
             });
             return simulate(&workload, &algorithms, requests, chart.as_deref());
         }
+        Command::Import {
+            files,
+            from,
+            output,
+        } => return import(&files, from.as_deref(), output.as_deref()),
         Command::Run { config } => run(&config),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
     };
@@ -207,6 +229,57 @@ fn simulate(
         }
     }
     ExitCode::SUCCESS
+}
+
+// --- import (issue 13) -----------------------------------------------------------------
+
+fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path>) -> ExitCode {
+    use switchyard::import;
+    let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let imported = match import::import(&paths, from.and_then(import::Source::parse)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &imported.toml) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{}", imported.toml),
+    }
+    for n in &imported.notes {
+        eprintln!("{n}");
+    }
+    let approximated = imported.notes.iter().filter(|n| n.approximated).count();
+    eprintln!(
+        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried, {approximated} approximated{}",
+        imported.source.as_str(),
+        imported.listeners,
+        imported.pools,
+        imported.servers,
+        imported.notes.len() - approximated,
+        if imported.notes.is_empty() {
+            ""
+        } else {
+            " (listed above)"
+        }
+    );
+    match &imported.check {
+        Ok(()) => {
+            eprintln!("switchyard check: ok");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("switchyard check finds errors in the result (fix them before running it):");
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {

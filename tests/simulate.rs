@@ -221,7 +221,9 @@ fn a_refusing_server_is_taken_out_by_passive_health_and_retries_hide_it() {
     // Without retries, each of those tries is a client's error.
     let r = sim(
         "round_robin",
-        &format!("[pool]\nretries = 0\n{THREE}[[event]]\nat = \"10s\"\nserver = \"s3\"\ndo = \"fail\"\n"),
+        &format!(
+            "[pool]\nretries = 0\n{THREE}[[event]]\nat = \"10s\"\nserver = \"s3\"\ndo = \"fail\"\n"
+        ),
     );
     assert_eq!(r.errors, r.servers[2].failed);
     assert!(r.errors > 0);
@@ -240,7 +242,11 @@ fn a_hanging_server_costs_its_read_timeout_and_active_checks_take_it_out() {
     let s2 = &r.servers[1];
     assert!((100..=400).contains(&s2.failed), "{s2:?}");
     assert_eq!(r.errors, 0);
-    assert!(r.latency.p999 >= std::time::Duration::from_secs(1), "{:?}", r.latency);
+    assert!(
+        r.latency.p999 >= std::time::Duration::from_secs(1),
+        "{:?}",
+        r.latency
+    );
     // After it recovers (20 s) and passes 2 checks, it serves again: a third of the
     // requests of the last ~18 s of 40, on top of its first 5 s.
     assert!(s2.requests - s2.failed > 3500, "{s2:?}");
@@ -313,15 +319,27 @@ fn every_example_runs_from_the_command_line_and_draws_its_chart() {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(stdout.contains("\nadvice: "), "{}: {stdout}", path.display());
+        assert!(
+            stdout.contains("\nadvice: "),
+            "{}: {stdout}",
+            path.display()
+        );
         assert!(stdout.contains("p99"), "{stdout}");
         let svg = std::fs::read_to_string(&chart).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("advice: "), "{}", path.display());
+        assert!(
+            svg.starts_with("<svg") && svg.contains("advice: "),
+            "{}",
+            path.display()
+        );
     }
     assert!(n >= 5, "the five classic cases");
     // A mistake in a workload is named with its place and a fix, and nothing runs.
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[traffic]\nservice = \"10ms\"\nrate = 0\n[[server]]\nname = \"a\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[traffic]\nservice = \"10ms\"\nrate = 0\n[[server]]\nname = \"a\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("simulate")
         .arg(&bad)
@@ -329,7 +347,10 @@ fn every_example_runs_from_the_command_line_and_draws_its_chart() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("bad.toml:3:8: rate = 0 is out of range"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:3:8: rate = 0 is out of range"),
+        "{stderr}"
+    );
     assert!(stderr.contains("help: use a number from 0.001"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
