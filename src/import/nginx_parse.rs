@@ -133,10 +133,28 @@ fn tokens(src: &str, file: &str) -> Result<Vec<(Tok, Origin)>, ParseError> {
                         }
                         continue;
                     }
+                    // As nginx: a backslash escapes a quote or a backslash and spells
+                    // \t \r \n; before anything else it stays (`\.php$` is a regex).
                     if c == '\\' {
                         chars.next();
-                        if let Some(n) = chars.next() {
-                            w.push(n);
+                        match chars.peek().copied() {
+                            Some(q @ ('"' | '\'' | '\\')) => {
+                                w.push(q);
+                                chars.next();
+                            }
+                            Some('t') => {
+                                w.push('\t');
+                                chars.next();
+                            }
+                            Some('n') => {
+                                w.push('\n');
+                                chars.next();
+                            }
+                            Some('r') => {
+                                w.push('\r');
+                                chars.next();
+                            }
+                            _ => w.push('\\'),
                         }
                         continue;
                     }
@@ -315,13 +333,13 @@ mod tests {
 
     #[test]
     fn directives_blocks_quotes_and_lines() {
-        let toks = tokens("a b;\n# c\nhttp {\n  x \"y z\" 'w\\'';\n}\n", "f").unwrap();
+        let toks = tokens("a b;\n# c\nhttp {\n  x \"y z\" 'w\\'' \\.php$;\n}\n", "f").unwrap();
         let mut i = 0;
         let list = block(&toks, &mut i, "f", false).unwrap();
         assert_eq!(list[0].name, "a");
         assert_eq!(list[1].name, "http");
         let inner = list[1].block.as_ref().unwrap();
-        assert_eq!(inner[0].args, ["y z", "w'"]);
+        assert_eq!(inner[0].args, ["y z", "w'", "\\.php$"]);
         assert_eq!(inner[0].at.line, 4);
     }
 
