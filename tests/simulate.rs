@@ -354,3 +354,22 @@ fn every_example_runs_from_the_command_line_and_draws_its_chart() {
     assert!(stderr.contains("help: use a number from 0.001"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_server_that_joins_again_ramps_up_under_slow_start() {
+    // s1 leaves at 10 s and joins at 20 s (a reload that adds it, so it ramps up); with a
+    // 20 s slow start it gets well under its third of the 20 s after.
+    let events = "[[event]]\nat = \"10s\"\nserver = \"s1\"\ndo = \"leave\"\n[[event]]\nat = \"20s\"\nserver = \"s1\"\ndo = \"join\"\n";
+    let plain = sim("round_robin", &format!("{THREE}{events}"));
+    let ramp = sim(
+        "round_robin",
+        &format!("[pool]\nslow_start = \"20s\"\n{THREE}{events}"),
+    );
+    let (p, r) = (plain.servers[0].requests, ramp.servers[0].requests);
+    println!("s1: {p} requests without slow start, {r} with");
+    // Without: 10 s + 20 s of a third of 500/s, about 5,000. With: the 20 s after joining
+    // give about half as much (the ramp averages half its weight).
+    assert!((4_700..5_300).contains(&p), "{p}");
+    assert!(r + 1_000 < p, "{r} vs {p}");
+    assert_eq!(ramp.errors, 0);
+}
