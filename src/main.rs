@@ -78,6 +78,43 @@ enum Command {
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
     /// 2 no answer, 3 not asked (no [admin] in the config, bad address).
     Probe(ProbeArgs),
+
+    // --- simulate (issue 13): the real balancers against a modelled workload ---------
+    /// Which algorithm should I use? Run Switchyard's own balancers against a modelled
+    /// workload in virtual time; print a table per algorithm and the advice, write an SVG chart.
+    Simulate {
+        /// The workload file, e.g. examples/simulate/slow-server.toml (docs/simulate.md).
+        workload: PathBuf,
+        /// Only these algorithms (comma-separated), instead of the workload's list.
+        #[arg(long, value_delimiter = ',', value_parser = parse_algorithm)]
+        algorithms: Vec<Algorithm>,
+        /// Simulate this many requests instead of the workload's number.
+        #[arg(long)]
+        requests: Option<u64>,
+        /// Where to write the SVG chart [default: simulate-NAME.svg in the current directory].
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Write no chart.
+        #[arg(long, conflicts_with = "chart")]
+        no_chart: bool,
+    },
+
+    // --- import (issue 13): nginx or HAProxy configuration to Switchyard's ------------
+    /// Translate an nginx or HAProxy configuration into Switchyard TOML (standard output,
+    /// or -o FILE); every directive not carried over is reported on standard error with its
+    /// file:line and why.
+    Import {
+        /// nginx.conf (its includes are read too), or one or more HAProxy files (as
+        /// haproxy -f a.cfg -f b.cfg).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The product, when the file does not tell: nginx or haproxy.
+        #[arg(long, value_parser = ["nginx", "haproxy"])]
+        from: Option<String>,
+        /// Write the Switchyard config here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -102,7 +139,9 @@ fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    // A simulation trips passive health on purpose: its servers' warnings are no news.
+    let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
+    init_logging(cli.log_level.as_deref().or(quiet));
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Reload {
@@ -115,6 +154,26 @@ fn main() -> ExitCode {
             upgrade_socket,
             upgrade,
         } => run(&config, upgrade_socket, upgrade),
+        Command::Simulate {
+            workload,
+            algorithms,
+            requests,
+            chart,
+            no_chart,
+        } => {
+            let chart = (!no_chart).then(|| {
+                chart.unwrap_or_else(|| {
+                    let stem = workload.file_stem().unwrap_or_default().to_string_lossy();
+                    PathBuf::from(format!("simulate-{stem}.svg"))
+                })
+            });
+            return simulate(&workload, &algorithms, requests, chart.as_deref());
+        }
+        Command::Import {
+            files,
+            from,
+            output,
+        } => return import(&files, from.as_deref(), output.as_deref()),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
         Command::Probe(args) => return probe(&args),
     };
@@ -201,6 +260,106 @@ fn probe(args: &ProbeArgs) -> ExitCode {
         }
     }
     ExitCode::from(outcome.exit_code())
+}
+
+// --- simulate (issue 13) ---------------------------------------------------------------
+
+fn simulate(
+    path: &std::path::Path,
+    algorithms: &[Algorithm],
+    requests: Option<u64>,
+    chart: Option<&std::path::Path>,
+) -> ExitCode {
+    use switchyard::simulate;
+    let mut workload = match simulate::load_file(path) {
+        Ok(w) => w,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(n) = requests {
+        workload.requests = n.max(1);
+    }
+    let only = (!algorithms.is_empty()).then_some(algorithms);
+    let started = std::time::Instant::now();
+    let report = simulate::run(&workload, only);
+    let wall = started.elapsed();
+    print!("{}", report.table());
+    println!();
+    println!("{}", report.advice());
+    let total: u64 = report.results.iter().map(|r| r.requests).sum();
+    println!(
+        "({} simulated requests in {:.2} s, one thread per algorithm: {} per second)",
+        simulate::thousands(total),
+        wall.as_secs_f64(),
+        simulate::thousands((total as f64 / wall.as_secs_f64().max(1e-9)) as u64)
+    );
+    if let Some(path) = chart {
+        let written = simulate::svg(&report).and_then(|svg| {
+            std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+        match written {
+            Ok(()) => println!("chart: {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+// --- import (issue 13) -----------------------------------------------------------------
+
+fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path>) -> ExitCode {
+    use switchyard::import;
+    let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    let imported = match import::import(&paths, from.and_then(import::Source::parse)) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &imported.toml) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{}", imported.toml),
+    }
+    for n in &imported.notes {
+        eprintln!("{n}");
+    }
+    let approximated = imported.notes.iter().filter(|n| n.approximated).count();
+    eprintln!(
+        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried, {approximated} approximated{}",
+        imported.source.as_str(),
+        imported.listeners,
+        imported.pools,
+        imported.servers,
+        imported.notes.len() - approximated,
+        if imported.notes.is_empty() {
+            ""
+        } else {
+            " (listed above)"
+        }
+    );
+    match &imported.check {
+        Ok(()) => {
+            eprintln!("switchyard check: ok");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("switchyard check finds errors in the result (fix them before running it):");
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
