@@ -18,7 +18,7 @@
 //! link that is down, drops the write and counts it; a request never blocks on it.
 //!
 //! The redis crate's `ConnectionManager` also reconnects, but makes callers wait for the new
-//! connection: here the caller learns that the link is down in one atomic load instead.
+//! connection: here the caller learns that the link is down from one lock-free read instead.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -219,7 +219,7 @@ impl Link {
         &self.config
     }
 
-    /// Whether a connection is up now (one atomic load).
+    /// Whether a connection is up now (a lock-free read).
     pub fn is_up(&self) -> bool {
         self.conn.load().is_some()
     }

@@ -18,7 +18,7 @@
 //! Consistency is eventual: a mapping learned on one balancer is on the others one write
 //! and one message later (about a millisecond on a LAN), and a read-through finds it as soon
 //! as the write has landed; a shared rate limit holds within what the other balancers allow
-//! in one sync interval and one round trip. With Redis down each balancer goes on with its
+//! in two sync intervals and a round trip (`rate.rs`). With Redis down each balancer goes on with its
 //! local state (fail open to local), counts it, and catches up when Redis is back.
 //!
 //! `cookie` stickiness needs nothing shared: the cookie names the server by a hash of the

@@ -13,12 +13,14 @@
 //! for the key to at least `now + debt`, plus what it allowed since it sent the counts (not
 //! yet in Redis, sent next time: counted once).
 //!
-//! The error: a balancer does not see what the others allow until the next sync, so over
-//! any stretch of time the balancers together allow at most what the limit allows, plus
-//! for each other balancer what it allows in one sync interval and one round trip to Redis
-//! (at most `rate × (interval + RTT)` once the key is busy everywhere, and one burst for a
-//! key new to that balancer). The accounting itself loses nothing: every allowed request
-//! reaches the global TAT, so the error does not add up over time.
+//! The error: a balancer does not see what another allowed until that one's counts reached
+//! Redis and its own next sync read the debt: up to two sync intervals and a round trip.
+//! So over any stretch of time the balancers together allow at most what the limit allows
+//! plus, per other balancer, what that one can allow meanwhile: at most
+//! `burst + 1 + rate × (2 × interval + RTT)` (a key new to it gets its burst), far less
+//! once the key is busy everywhere (each then allows only its share). The accounting
+//! itself loses nothing: every allowed request reaches the global TAT, so the error does
+//! not add up over time.
 //!
 //! Redis down: each balancer enforces its limits alone (fail open to local: N balancers
 //! allow up to N times the limit), the counts wait in the limiter's slots, and the first

@@ -8,8 +8,8 @@
 //! the same as a key never seen, so its slot may be given away.
 //!
 //! The table is set-associative: a key's 64-bit hash picks a bucket of [`WAYS`] slots, each
-//! a pair of atomics (the key's hash, its TAT in microseconds). Memory is fixed when the
-//! limiter is built (16 bytes a slot), so 100,000 new client addresses cannot grow it, and no
+//! three atomics (the key's hash, its TAT in microseconds, the count not yet synced of a
+//! shared limiter). Memory is fixed when the limiter is built (24 bytes a slot), so 100,000 new client addresses cannot grow it, and no
 //! lock is taken (a compare-and-swap per request). When every slot of a bucket holds a live
 //! key, the one nearest its full allowance is forgotten (it gets at most one burst more than
 //! its due) and [`RateLimiter::evictions`] counts it. A request racing with the eviction of
@@ -17,8 +17,10 @@
 //!
 //! A slot holds its key's *identity*: a hash of the key with a fixed seed, the same in every
 //! process ([`RateLimiter::key_id`]), so that balancers sharing a limit through Redis name a
-//! key alike. Which bucket a key lands in is a hash of that identity with a seed drawn at
-//! random per process, so a flood of made-up keys cannot be aimed at one bucket.
+//! key alike. Which bucket a key lands in is the top bits of that identity times an odd
+//! number drawn at random per limiter (multiply-shift, a universal hash: for a multiplier
+//! the client does not know, any two keys share a bucket with probability about
+//! 2/buckets), so a flood of made-up keys cannot be aimed at one bucket.
 //!
 //! A limiter shared with other balancers ([`RateLimiter::shared`], synchronised by
 //! `cluster::rate`) also counts, per slot, the requests it allowed since the last sync;
@@ -102,7 +104,9 @@ pub struct RateLimiter {
     slots: Box<[Slot]>,
     /// Buckets − 1 (their number is a power of two).
     mask: usize,
-    /// Bucket placement: random per process.
+    /// 64 − log2(buckets): the bucket is the top bits of identity × `seed`.
+    shift: u32,
+    /// Bucket placement: a random odd multiplier, drawn per limiter.
     seed: u64,
     /// Key identity: the same in every process.
     id_seed: u64,
@@ -141,7 +145,8 @@ impl RateLimiter {
             tolerance_us: interval_us.saturating_mul(u64::from(burst)),
             slots: (0..buckets * WAYS).map(|_| Slot::default()).collect(),
             mask: buckets - 1,
-            seed: rand::random(),
+            shift: 64 - buckets.trailing_zeros(),
+            seed: rand::random::<u64>() | 1,
             id_seed: IDENTITY_SEED,
             shared: false,
             epoch: Instant::now(),
@@ -231,7 +236,9 @@ impl RateLimiter {
     /// Count one request of `key` at `now`.
     pub fn check(&self, key: &[u8], now: Instant) -> Decision {
         let hash = self.key_id(key);
-        let place = xxh3_64_with_seed(&hash.to_le_bytes(), self.seed);
+        // Multiply-shift (Dietzfelbinger): for a multiplier the client does not know, two
+        // identities share a bucket with probability about 2/buckets, whatever they are.
+        let place = hash.wrapping_mul(self.seed) >> self.shift.min(63);
         let bucket = (place as usize & self.mask) * WAYS;
         let slots = &self.slots[bucket..bucket + WAYS];
         let now_us = self.micros(now);
