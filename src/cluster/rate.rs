@@ -23,9 +23,13 @@
 //! not add up over time.
 //!
 //! Redis down: each balancer enforces its limits alone (fail open to local: N balancers
-//! allow up to N times the limit), the counts wait in the limiter's slots, and the first
-//! sync after the link is back sends them with the whole outage as their span: the global
-//! TAT learns how busy each key is now, not a debt for the whole outage.
+//! allow up to N times the limit), and the counts wait in the limiter's slots. Counts that
+//! cover more than two sync intervals (the first sync after an outage, or after a long
+//! stall) are not added: each balancer sends instead its own debt per key (local TAT −
+//! now), and the script keeps the larger of that and the global one. The global TAT then
+//! says how busy the key is now (as busy as on the busiest balancer), not a debt for the
+//! whole outage, which N balancers adding their counts one after the other would turn
+//! into N − 1 outages' worth of refusals. Counting resumes at the next sync.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -42,17 +46,24 @@ const KEYS_PER_CALL: usize = 500;
 /// The sync of one limiter's counts; see the module docs.
 pub const SYNC_SCRIPT: &str = r"
 -- KEYS: one per key; ARGV[1]: µs per request (T); ARGV[2]: µs the counts span;
--- ARGV[2 + i]: requests of KEYS[i]. Answers each key's debt in µs (0: none).
+-- ARGV[3]: 'add' (ARGV[3 + i]: requests of KEYS[i]) or 'max' (ARGV[3 + i]: the debt in µs
+-- of KEYS[i] on the sending balancer). Answers each key's debt in µs (0: none).
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local step = tonumber(ARGV[1])
 local since = now - tonumber(ARGV[2])
+local add = ARGV[3] == 'add'
 local debts = {}
 for i, key in ipairs(KEYS) do
   local tat = tonumber(redis.call('GET', key)) or 0
-  if tat < since then tat = since end
-  tat = tat + tonumber(ARGV[i + 2]) * step
+  local v = tonumber(ARGV[i + 3])
+  if add then
+    if tat < since then tat = since end
+    tat = tat + v * step
+  elseif tat < now + v then
+    tat = now + v
+  end
   local debt = tat - now
   if debt > 0 then
     redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor(debt / 1000) + 1)
@@ -171,8 +182,10 @@ impl SharedLimits {
                 shared.last = sent_at;
                 let mut pending = Vec::new();
                 limiter.take_pending(&mut pending);
+                let merge = span > self.link.config().sync_interval * 2;
                 for chunk in pending.chunks(KEYS_PER_CALL) {
-                    pipe.add_command(self.call(&shared.key_prefix, &limiter, span, chunk));
+                    let cmd = self.call(&shared.key_prefix, &limiter, span, merge, chunk);
+                    pipe.add_command(cmd);
                     batches.push((limiter.clone(), chunk.to_vec()));
                 }
             }
@@ -221,6 +234,7 @@ impl SharedLimits {
         key_prefix: &str,
         limiter: &RateLimiter,
         span: Duration,
+        merge: bool,
         chunk: &[Pending],
     ) -> redis::Cmd {
         let mut cmd = redis::cmd("EVALSHA");
@@ -229,9 +243,16 @@ impl SharedLimits {
             cmd.arg(format!("{key_prefix}{:016x}", p.id));
         }
         cmd.arg(limiter.interval().as_micros() as u64)
-            .arg(span.as_micros() as u64);
+            .arg(span.as_micros() as u64)
+            .arg(if merge { "max" } else { "add" });
+        let now = Instant::now();
         for p in chunk {
-            cmd.arg(p.count);
+            if merge {
+                let debt = limiter.debt(p.slot, p.id, now).unwrap_or_default();
+                cmd.arg(debt.as_micros() as u64);
+            } else {
+                cmd.arg(p.count);
+            }
         }
         cmd
     }

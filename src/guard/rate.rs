@@ -218,6 +218,17 @@ impl RateLimiter {
         s.tat.fetch_max(tat_us, Ordering::Relaxed);
     }
 
+    /// How far key `id` (last seen in `slot`) is ahead of `now`: the time until its
+    /// allowance is whole again; None when it left the slot.
+    pub fn debt(&self, slot: usize, id: u64, now: Instant) -> Option<Duration> {
+        let s = &self.slots[slot];
+        if s.key.load(Ordering::Relaxed) != id {
+            return None;
+        }
+        let tat = s.tat.load(Ordering::Relaxed);
+        Some(Duration::from_micros(tat.saturating_sub(self.micros(now))))
+    }
+
     /// µs since the epoch, +1 to keep any time above the 0 of a slot never written.
     fn micros(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.epoch).as_micros() as u64 + 1
@@ -439,6 +450,9 @@ mod tests {
             Decision::Deny { retry_after } => assert_eq!(retry_after, ms(1000 + 100 - 400 - 20)),
             d => panic!("{d:?}"),
         }
+        assert_eq!(l.debt(b.slot, b.id, t0 + ms(20)), Some(ms(1080)));
+        assert_eq!(l.debt(b.slot, b.id, t0 + ms(2000)), Some(ms(0)));
+        assert_eq!(l.debt(b.slot, 12345, t0), None);
         // A raise below the TAT changes nothing; one for a key gone from the slot neither.
         l.raise(b.slot, b.id, t0);
         l.raise(b.slot, 12345, t0 + ms(60_000));
