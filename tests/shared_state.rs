@@ -369,7 +369,7 @@ async fn a_shared_rate_limit_holds_across_two_balancers() {
     assert!(sa.syncs > 10 && sb.syncs > 10, "{sa:?} {sb:?}");
     assert!(
         sa.raised > 0 && sb.raised > 0,
-        "each learned the other's use: {sa:?} {sb:?}"
+        "the key was in debt: {sa:?} {sb:?}"
     );
     a.stop().await;
     b.stop().await;

@@ -105,7 +105,8 @@ pub struct RateCounters {
     pub failed: u64,
     /// Key counts sent.
     pub keys: u64,
-    /// Keys whose local TAT an answer raised (others used some of their allowance).
+    /// Keys an answer found in debt, whose local TAT was raised to at least it (a no-op
+    /// where this balancer alone had used the allowance).
     pub raised: u64,
 }
 
