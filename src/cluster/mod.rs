@@ -179,11 +179,6 @@ impl Cluster {
         self.limits.stats()
     }
 
-    /// Sync the shared rate limits now (the task does it every `sync_interval`).
-    pub async fn sync_rates(&self) {
-        self.limits.sync().await
-    }
-
     /// Resolves when the tasks have ended (after the `Shutdown` given to
     /// [`Cluster::start`] fired).
     pub async fn stopped(&self) {

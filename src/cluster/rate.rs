@@ -164,7 +164,7 @@ impl SharedLimits {
     }
 
     /// One sync of every limiter. While the link is down nothing is taken: the counts wait.
-    pub async fn sync(&self) {
+    async fn sync(&self) {
         if !self.link.is_up() {
             return;
         }
