@@ -101,6 +101,14 @@ struct ListenerCerts {
 impl Runtime {
     /// Bind every listener (all or nothing) and start serving.
     pub async fn start(plan: Plan) -> Result<Runtime, RuntimeError> {
+        Runtime::start_with(plan, http::Http1Engine::default()).await
+    }
+
+    /// [`Runtime::start`] with the HTTP/1 engine chosen (tests run both against one table).
+    pub async fn start_with(
+        plan: Plan,
+        _engine: http::Http1Engine,
+    ) -> Result<Runtime, RuntimeError> {
         let upstreams: HashMap<String, Arc<Upstream>> = plan
             .pools
             .iter()

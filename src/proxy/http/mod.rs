@@ -40,6 +40,15 @@ pub use upstream::Upstream;
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 
+/// Which code serves HTTP/1.x clients of a listener. HTTP/2 (h2c, TLS h2) always goes
+/// through hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http1Engine {
+    /// hyper's server and client connections.
+    #[default]
+    Hyper,
+}
+
 /// Everything one HTTP listener needs to serve a request; swapped whole on reload.
 pub struct Site {
     pub listener: String,
