@@ -107,7 +107,7 @@ impl Runtime {
     /// [`Runtime::start`] with the HTTP/1 engine chosen (tests run both against one table).
     pub async fn start_with(
         plan: Plan,
-        _engine: http::Http1Engine,
+        engine: http::Http1Engine,
     ) -> Result<Runtime, RuntimeError> {
         let upstreams: HashMap<String, Arc<Upstream>> = plan
             .pools
@@ -206,6 +206,7 @@ impl Runtime {
                     let mut site = site_for(l, &upstreams, "https");
                     site.proxy_in = proxy_in.clone();
                     site.hsts = l.hsts.map(http::tls_serve::hsts_value);
+                    site.direct = engine == http::Http1Engine::Direct && site.all_pools_h1();
                     let (tls, resolver) = tls_listener(l, &shutdown)?;
                     certificates.push(ListenerCerts {
                         listener: l.name.clone(),
@@ -224,6 +225,7 @@ impl Runtime {
                     let mut site = site_for(l, &upstreams, "http");
                     site.proxy_in = proxy_in.clone();
                     site.redirect_https = l.redirect_https.then_some(https_port);
+                    site.direct = engine == http::Http1Engine::Direct && site.all_pools_h1();
                     let site = Arc::new(ArcSwap::from_pointee(site));
                     tokio::spawn(http::serve(
                         socket,
@@ -503,6 +505,7 @@ fn site_for(
         redirect_https: None,
         hsts: None,
         proxy_in: None,
+        direct: false,
     }
 }
 

@@ -450,3 +450,8 @@ async fn gate(engine: Http1Engine) {
 async fn hostile_inputs_through_hyper() {
     gate(Http1Engine::Hyper).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_inputs_through_the_direct_path() {
+    gate(Http1Engine::Direct).await;
+}

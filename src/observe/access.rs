@@ -37,6 +37,12 @@ impl std::fmt::Display for Ms {
     }
 }
 
+/// Whether access lines are written now (the log level lets them through): when not,
+/// nothing is gathered or formatted for them.
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "switchyard::access", tracing::Level::INFO)
+}
+
 pub fn log(r: &AccessRecord<'_>) {
     tracing::info!(
         target: "switchyard::access",

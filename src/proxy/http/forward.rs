@@ -12,7 +12,8 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{ClientBody, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
-use super::headers::{add_forwarding, cookie, remove_hop_by_hop, wants_upgrade};
+use super::headers::{add_forwarding, remove_hop_by_hop, wants_upgrade};
+use super::view::RequestView;
 use super::retry::{self, Ask, ReplayBody};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
@@ -30,17 +31,13 @@ pub struct UpstreamInfo {
 }
 
 /// The bytes a hashing pool hashes for this request; `None` means the client address.
-fn hash_key<'r, B>(key: &HashKey, req: &'r Request<B>) -> Option<&'r [u8]> {
+pub fn hash_key<'r>(key: &HashKey, req: &'r impl RequestView) -> Option<&'r [u8]> {
     match key {
         HashKey::ClientIp => None,
-        HashKey::Uri => Some(
-            req.uri()
-                .path_and_query()
-                .map_or(req.uri().path().as_bytes(), |pq| pq.as_str().as_bytes()),
-        ),
-        HashKey::Header(name) => req.headers().get(name).map(|v| v.as_bytes()),
-        HashKey::Cookie(name) => cookie(req.headers(), name).map(str::as_bytes),
-        HashKey::Query(name) => req.uri().query().and_then(|q| {
+        HashKey::Uri => Some(req.path_and_query().as_bytes()),
+        HashKey::Header(name) => req.header_values(name).next(),
+        HashKey::Cookie(name) => req.cookie(name).map(str::as_bytes),
+        HashKey::Query(name) => req.query().and_then(|q| {
             q.split('&')
                 .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
                 .find(|(k, _)| k == name)
@@ -74,7 +71,7 @@ pub async fn forward(
     let now = tokio::time::Instant::now();
     let stick = up
         .sticky()
-        .map(|s| s.lookup(req.headers(), client.ip(), now));
+        .map(|s| s.lookup(&req, client.ip(), now));
 
     let upgrading = wants_upgrade(req.headers());
     if upgrading && up.transport().protocol.is_h2() && asks_websocket(req.headers()) {

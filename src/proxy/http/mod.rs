@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod proxy_in;
 pub mod retry;
@@ -15,6 +16,7 @@ pub mod tls_serve;
 pub mod transport;
 pub mod tunnel;
 pub mod upstream;
+pub mod view;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -44,8 +46,10 @@ use crate::observe::access::{self, AccessRecord};
 /// through hyper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Http1Engine {
-    /// hyper's server and client connections.
+    /// The direct path (`h1/`), for listeners whose pools all speak HTTP/1.1 to servers.
     #[default]
+    Direct,
+    /// hyper's server and client connections.
     Hyper,
 }
 
@@ -61,6 +65,21 @@ pub struct Site {
     pub hsts: Option<http::HeaderValue>,
     /// `accept_proxy_protocol`: read a PROXY header first and take the client from it.
     pub proxy_in: Option<Arc<proxy_in::ProxyIn>>,
+    /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
+    /// pool this listener routes to speaks HTTP/1.1 to its servers.
+    pub direct: bool,
+}
+
+impl Site {
+    /// Whether every pool this site can route to speaks HTTP/1.1 to its servers.
+    pub fn all_pools_h1(&self) -> bool {
+        let h1 = |u: &Arc<Upstream>| !u.transport().protocol.is_h2();
+        self.router.default.iter().all(h1)
+            && self.router.routes.iter().all(|r| match &r.target {
+                RouteTarget::Pool(p) => h1(p),
+                RouteTarget::Split { pools, .. } => pools.iter().all(h1),
+            })
+    }
 }
 
 /// Serve one request.
@@ -131,9 +150,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let builder = conn_builder();
     let graceful = GracefulShutdown::new();
-    let tunnels = Tunnels::default();
+    let l = h1::Listener {
+        site,
+        tunnels: Tunnels::default(),
+        direct: h1::DirectConns::default(),
+        hyper: Arc::new(conn_builder()),
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -147,27 +170,40 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let site = site.clone();
-                if let Some(policy) = site.load().proxy_in.clone() {
-                    proxy_in::spawn_cleartext(policy, stream, client, site, builder.clone(), graceful.watcher(), tunnels.clone());
+                if let Some(policy) = l.site.load().proxy_in.clone() {
+                    proxy_in::spawn_cleartext(policy, stream, client, l.clone(), graceful.watcher());
                     continue;
                 }
-                let svc = service(site, client, tunnels.clone());
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%client, "connection ended: {e}");
-                    }
-                });
+                tokio::spawn(serve_connection(stream, client, l.clone(), graceful.watcher()));
             }
             _ = stopped(&mut shutdown) => break,
         }
     }
     drop(listener);
-    drain(graceful, &tunnels, grace).await;
+    drain(graceful, &l, grace).await;
+}
+
+/// One accepted cleartext connection: the direct path when the site takes it (it hands
+/// HTTP/2 to hyper itself), else hyper's auto (h1/h2c) server.
+pub(crate) async fn serve_connection<C>(
+    io: C,
+    client: SocketAddr,
+    l: h1::Listener,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if l.site.load().direct {
+        return h1::serve(io, client, l, watcher).await;
+    }
+    let svc = service(l.site.clone(), client, l.tunnels.clone());
+    let conn = l
+        .hyper
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%client, "connection ended: {e}");
+    }
 }
 
 /// The service of one client connection: [`handle`] with the listener's current site; each
@@ -194,11 +230,12 @@ pub(crate) fn service(
 
 /// After the listener closed: let open connections and tunnels finish within `grace`
 /// (nginx keeps WebSocket connections through a graceful shutdown too), then close the rest.
-pub(crate) async fn drain(graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
+pub(crate) async fn drain(graceful: GracefulShutdown, l: &h1::Listener, grace: Duration) {
+    let tunnels = &l.tunnels;
     // Connections first: a request upgrading now spawns its tunnel before its connection
     // is done, so once they are all done no tunnel can be added.
     let both = async {
-        graceful.shutdown().await;
+        tokio::join!(graceful.shutdown(), l.direct.finish());
         tunnels.idle().await;
     };
     if tokio::time::timeout(grace, both).await.is_err() {

@@ -391,10 +391,10 @@ enum Judged {
     },
 }
 
-fn judge(result: &Result<Response<ProxyBody>, ProxyError>, on: &RetryOn) -> Judged {
+fn judge<A: Answer>(result: &Result<A, ProxyError>, on: &RetryOn) -> Judged {
     match result {
-        Ok(r) if on.status(r.status().as_u16()) => Judged::Failure { retry: true },
-        Ok(r) if on.grpc_unavailable && grpc_unavailable(r.headers()) => {
+        Ok(r) if on.status(r.status()) => Judged::Failure { retry: true },
+        Ok(r) if on.grpc_unavailable && r.grpc_unavailable() => {
             Judged::Failure { retry: true }
         }
         Ok(_) => Judged::Success,
@@ -418,27 +418,104 @@ pub struct Ask<'a> {
     pub preferred: Option<Arc<Server>>,
 }
 
+/// What the retry loop needs of an answer to judge it.
+pub trait Answer {
+    fn status(&self) -> u16;
+    /// A trailers-only gRPC answer with status UNAVAILABLE.
+    fn grpc_unavailable(&self) -> bool;
+}
+
+impl<B> Answer for Response<B> {
+    fn status(&self) -> u16 {
+        Response::status(self).as_u16()
+    }
+    fn grpc_unavailable(&self) -> bool {
+        grpc_unavailable(self.headers())
+    }
+}
+
+/// One request as the retry loop sends it: a try on a server, and whether it can go again.
+pub trait Exchange {
+    type Answer: Answer;
+    /// One try on `server`.
+    fn attempt(
+        &mut self,
+        server: &Arc<Server>,
+    ) -> impl Future<Output = Result<Self::Answer, ProxyError>> + Send;
+    /// After a failed try: whether the request (its body) can still be sent again.
+    fn replayable(&mut self) -> bool;
+}
+
 /// Send the prepared request, with failover; returns the final outcome and the server that
 /// produced it.
 pub async fn run(
     up: &Upstream,
     prepared: &Prepared,
     body: &mut ReplayBody,
-    mut downstream_upgrade: Option<OnUpgrade>,
+    downstream_upgrade: Option<OnUpgrade>,
     ask: Ask<'_>,
     info: &mut UpstreamInfo,
 ) -> (Result<Response<ProxyBody>, ProxyError>, Option<Arc<Server>>) {
-    let pool = &up.pool;
-    let plan = &pool.retry;
     let upgrading = downstream_upgrade.is_some();
-    up.retry_budget().deposit();
-    let mut tried: Vec<Arc<Server>> = Vec::new();
-    let mut last: Option<Result<Response<ProxyBody>, ProxyError>> = None;
-    let mut leaving: Option<(Arc<Server>, String)> = None;
-    let max_tries = if upgrading { 1 } else { 1 + plan.attempts };
-    if plan.on.grpc_unavailable && max_tries > 1 && is_grpc(&prepared.parts.headers) {
+    let max_tries = if upgrading { 1 } else { 1 + up.pool.retry.attempts };
+    if up.pool.retry.on.grpc_unavailable && max_tries > 1 && is_grpc(&prepared.parts.headers) {
         body.tee();
     }
+    let mut ex = HyperExchange {
+        up,
+        prepared,
+        body,
+        downstream_upgrade,
+        info,
+    };
+    retry_loop(up, &ask, max_tries, &mut ex).await
+}
+
+struct HyperExchange<'a, 'i> {
+    up: &'a Upstream,
+    prepared: &'a Prepared,
+    body: &'a mut ReplayBody,
+    downstream_upgrade: Option<OnUpgrade>,
+    info: &'i mut UpstreamInfo,
+}
+
+impl Exchange for HyperExchange<'_, '_> {
+    type Answer = Response<ProxyBody>;
+
+    fn attempt(
+        &mut self,
+        server: &Arc<Server>,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send {
+        attempt(
+            self.up,
+            server,
+            self.prepared,
+            self.body,
+            &mut self.downstream_upgrade,
+            self.info,
+        )
+    }
+
+    fn replayable(&mut self) -> bool {
+        self.body.settle();
+        self.body.available()
+    }
+}
+
+/// The loop alone: pick (the preferred server first), try, judge, report to passive health,
+/// and try another server while the policy, the budget and the request allow.
+pub async fn retry_loop<E: Exchange>(
+    up: &Upstream,
+    ask: &Ask<'_>,
+    max_tries: u32,
+    ex: &mut E,
+) -> (Result<E::Answer, ProxyError>, Option<Arc<Server>>) {
+    let pool = &up.pool;
+    let plan = &pool.retry;
+    up.retry_budget().deposit();
+    let mut tried: Vec<Arc<Server>> = Vec::new();
+    let mut last: Option<Result<E::Answer, ProxyError>> = None;
+    let mut leaving: Option<(Arc<Server>, String)> = None;
     for n in 0..max_tries {
         let server = match ask
             .preferred
@@ -470,9 +547,9 @@ pub async fn run(
                 "try {n} {why}; failing over"
             );
         }
-        let result = attempt(up, &server, prepared, body, &mut downstream_upgrade, info).await;
+        let result = ex.attempt(&server).await;
         if let Ok(r) = &result {
-            server.count_response(r.status().as_u16());
+            server.count_response(r.status());
         }
         let judged = judge(&result, &plan.on);
         let now = Instant::now();
@@ -488,19 +565,19 @@ pub async fn run(
             }
         };
         let reached_server = !matches!(result, Err(ProxyError::Connect { .. }));
-        body.settle();
         // UNAVAILABLE is gRPC's "not processed, try elsewhere" when the operator says so.
         let grpc_refused =
-            plan.on.grpc_unavailable && matches!(&result, Ok(r) if grpc_unavailable(r.headers()));
+            plan.on.grpc_unavailable && matches!(&result, Ok(r) if r.grpc_unavailable());
         let may = retry
-            && body.available()
+            && n + 1 < max_tries
+            && ex.replayable()
             && (!reached_server || idempotent(ask.method) || plan.non_idempotent || grpc_refused);
         // Logged once the next try has a server (as nginx logs each upstream it leaves);
         // a last try's outcome is the request's, logged with it.
         if may {
             let why = match &result {
                 Err(e) => format!("failed: {e}"),
-                Ok(r) => format!("answered {}", r.status().as_u16()),
+                Ok(r) => format!("answered {}", r.status()),
             };
             leaving = Some((server.clone(), why));
         }
@@ -587,7 +664,7 @@ mod tests {
             "not listed: passed through"
         );
         assert_eq!(judge(&resp(503), &on), Judged::Failure { retry: true });
-        let reset = Err(ProxyError::Upstream {
+        let reset: Result<Response<ProxyBody>, _> = Err(ProxyError::Upstream {
             server: "s".into(),
             cause: "closed".into(),
         });
@@ -596,7 +673,7 @@ mod tests {
             Judged::Failure { retry: false },
             "counted, not retried"
         );
-        let bad = Err(ProxyError::BadRequest("x".into()));
+        let bad: Result<Response<ProxyBody>, _> = Err(ProxyError::BadRequest("x".into()));
         assert_eq!(judge(&bad, &on), Judged::Neutral);
     }
 

@@ -40,10 +40,14 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let builder = Arc::new(conn_builder());
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let tunnels = super::Tunnels::default();
+    let l = super::h1::Listener {
+        site,
+        tunnels: super::Tunnels::default(),
+        direct: super::h1::DirectConns::default(),
+        hyper: Arc::new(conn_builder()),
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -56,14 +60,12 @@ pub async fn serve_tls(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let site = site.clone();
-                let builder = builder.clone();
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
-                let tunnels = tunnels.clone();
+                let l = l.clone();
                 tokio::spawn(async move {
                     // A PROXY header, when the listener takes one, comes before TLS.
-                    let policy = site.load().proxy_in.clone();
+                    let policy = l.site.load().proxy_in.clone();
                     let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await else { return };
                     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
@@ -76,8 +78,14 @@ pub async fn serve_tls(
                             return;
                         }
                     };
-                    let svc = super::service(site, client, tunnels);
-                    let conn = builder
+                    // ALPN h2 is hyper's; HTTP/1.1 (or no ALPN) may take the direct path.
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    if l.site.load().direct && !h2 {
+                        return super::h1::serve(tls, client, l, watcher).await;
+                    }
+                    let svc = super::service(l.site.clone(), client, l.tunnels.clone());
+                    let conn = l
+                        .hyper
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
@@ -89,12 +97,18 @@ pub async fn serve_tls(
         }
     }
     drop(listener);
-    super::drain(graceful, &tunnels, grace).await;
+    super::drain(graceful, &l, grace).await;
 }
 
 /// The https URL of a request: same host and path, scheme https, `port` unless 443.
 pub fn https_url<B>(req: &Request<B>, port: u16) -> Option<String> {
     let host = request_host(req.headers(), req.uri())?;
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    https_url_of(host, port, pq)
+}
+
+/// The https URL for `host` (without port), `port` unless 443, and the path and query.
+pub fn https_url_of(host: &str, port: u16, pq: &str) -> Option<String> {
     if host.is_empty() {
         return None;
     }
@@ -110,7 +124,6 @@ pub fn https_url<B>(req: &Request<B>, port: u16) -> Option<String> {
     };
     // Only a valid authority goes into Location: the Host header is the client's text.
     authority.parse::<http::uri::Authority>().ok()?;
-    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     Some(format!("https://{authority}{pq}"))
 }
 

@@ -99,7 +99,7 @@ impl Transport {
         &self,
         server: &Server,
         timeout: Duration,
-    ) -> Result<UpStream, ProxyError> {
+    ) -> Result<ServerStream, ProxyError> {
         let fail = |cause: String| ProxyError::Connect {
             server: server.name.clone(),
             cause,
@@ -110,7 +110,7 @@ impl Transport {
                 .map_err(|e| fail(e.to_string()))?;
             let _ = tcp.set_nodelay(true);
             let Some(tls) = &self.tls else {
-                return Ok(UpStream::Tcp(tcp));
+                return Ok(ServerStream::Tcp(tcp));
             };
             let name = crate::tls::server_name_for(tls.options.server_name.as_deref(), server.addr)
                 .map_err(|e| fail(e.to_string()))?;
@@ -119,7 +119,7 @@ impl Transport {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| fail(format!("TLS handshake: {e}")))?;
-            Ok(UpStream::Tls(Box::new(stream)))
+            Ok(ServerStream::Tls(Box::new(stream)))
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
@@ -129,47 +129,47 @@ impl Transport {
 }
 
 /// A connection to a server: TCP or TLS over TCP.
-pub enum UpStream {
+pub enum ServerStream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl AsyncRead for UpStream {
+impl AsyncRead for ServerStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ServerStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for UpStream {
+impl AsyncWrite for ServerStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ServerStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ServerStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ServerStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -179,15 +179,15 @@ impl AsyncWrite for UpStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            ServerStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            UpStream::Tcp(s) => s.is_write_vectored(),
-            UpStream::Tls(s) => s.is_write_vectored(),
+            ServerStream::Tcp(s) => s.is_write_vectored(),
+            ServerStream::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -257,7 +257,7 @@ impl H2Conns {
         }
         let started = Instant::now();
         let stream = transport.connect(server, connect_timeout).await?;
-        if let UpStream::Tls(t) = &stream
+        if let ServerStream::Tls(t) = &stream
             && t.get_ref().1.alpn_protocol() != Some(b"h2")
         {
             return Err(ProxyError::Connect {

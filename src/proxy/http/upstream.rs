@@ -26,6 +26,8 @@ pub struct Upstream {
     retry_budget: super::retry::RetryBudget,
     sticky: Option<super::sticky::Sticky>,
     h2: H2Conns,
+    /// Idle connections of the direct HTTP/1 path, with their read buffers.
+    idle: super::h1::pool::IdleConns,
 }
 
 impl Upstream {
@@ -49,7 +51,13 @@ impl Upstream {
             opened: AtomicU64::new(0),
             transport: Arc::new(transport),
         });
+        let idle = super::h1::pool::IdleConns::new(
+            pool.servers(),
+            pool.keepalive,
+            pool.keepalive_timeout,
+        );
         Upstream {
+            idle,
             retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
             sticky: pool
                 .sticky
@@ -73,6 +81,11 @@ impl Upstream {
 
     pub fn conns(&self) -> &Arc<ConnPool> {
         &self.conns
+    }
+
+    /// The direct HTTP/1 path's idle server connections.
+    pub fn idle(&self) -> &super::h1::pool::IdleConns {
+        &self.idle
     }
 
     /// The HTTP/2 connections (pools with `upstream_protocol = "h2"`/`"h2c"`).
@@ -124,6 +137,11 @@ impl ConnPool {
     /// Connections opened since start, for tests and metrics.
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// One more connection opened (by the direct HTTP/1 path).
+    pub fn count_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An idle connection to `server` if one is still good, else a new one.
