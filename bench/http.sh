@@ -21,7 +21,7 @@ for tool in nginx haproxy wrk taskset; do
 done
 
 cargo build --release --quiet
-SY=target/release/switchyard
+SY=${SY:-target/release/switchyard}   # SY=path/to/another/build compares another build
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -143,7 +143,10 @@ fn run(path: &std::path::Path) -> Result<()> {
     };
     raise_open_file_limit(&plan);
     let rt = tokio_runtime(plan.workers)?;
-    rt.block_on(serve_until_signal(plan))
+    let served = rt.block_on(serve_until_signal(plan));
+    // The last access lines gathered (they are written in batches).
+    switchyard::observe::access::flush();
+    served
 }
 
 async fn serve_until_signal(plan: Plan) -> Result<()> {

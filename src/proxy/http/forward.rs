@@ -13,10 +13,10 @@ use hyper::body::Incoming;
 
 use super::body::{ClientBody, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
 use super::headers::{add_forwarding, remove_hop_by_hop, wants_upgrade};
-use super::view::RequestView;
 use super::retry::{self, Ask, ReplayBody};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
+use super::view::RequestView;
 use crate::config::{HashKey, HostHeader};
 use crate::error::ProxyError;
 use crate::upstream::Server;
@@ -69,9 +69,7 @@ pub async fn forward(
     let pool = &up.pool;
     let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
     let now = tokio::time::Instant::now();
-    let stick = up
-        .sticky()
-        .map(|s| s.lookup(&req, client.ip(), now));
+    let stick = up.sticky().map(|s| s.lookup(&req, client.ip(), now));
 
     let upgrading = wants_upgrade(req.headers());
     if upgrading && up.transport().protocol.is_h2() && asks_websocket(req.headers()) {

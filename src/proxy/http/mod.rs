@@ -126,6 +126,9 @@ pub async fn handle(
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     *resp.version_mut() = version;
+    if !access::enabled() {
+        return resp;
+    }
     access::log(&AccessRecord {
         listener: &site.listener,
         client,

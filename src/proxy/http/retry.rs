@@ -394,9 +394,7 @@ enum Judged {
 fn judge<A: Answer>(result: &Result<A, ProxyError>, on: &RetryOn) -> Judged {
     match result {
         Ok(r) if on.status(r.status()) => Judged::Failure { retry: true },
-        Ok(r) if on.grpc_unavailable && r.grpc_unavailable() => {
-            Judged::Failure { retry: true }
-        }
+        Ok(r) if on.grpc_unavailable && r.grpc_unavailable() => Judged::Failure { retry: true },
         Ok(_) => Judged::Success,
         Err(ProxyError::Connect { .. }) => Judged::Failure {
             retry: on.connect_failure,
@@ -457,7 +455,11 @@ pub async fn run(
     info: &mut UpstreamInfo,
 ) -> (Result<Response<ProxyBody>, ProxyError>, Option<Arc<Server>>) {
     let upgrading = downstream_upgrade.is_some();
-    let max_tries = if upgrading { 1 } else { 1 + up.pool.retry.attempts };
+    let max_tries = if upgrading {
+        1
+    } else {
+        1 + up.pool.retry.attempts
+    };
     if up.pool.retry.on.grpc_unavailable && max_tries > 1 && is_grpc(&prepared.parts.headers) {
         body.tee();
     }

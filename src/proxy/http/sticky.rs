@@ -144,7 +144,10 @@ impl Sticky {
         secure: bool,
         now: Instant,
     ) {
-        let set = headers.get_all(header::SET_COOKIE).iter().map(|v| v.as_bytes());
+        let set = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.as_bytes());
         if let Some(c) = self.stick(lookup, served_by, set, secure, now)
             && let Ok(v) = HeaderValue::from_str(&c)
         {
@@ -200,7 +203,9 @@ impl Sticky {
                 let prefix = format!("{}=", self.plan.name);
                 let mut learned = false;
                 for v in set_cookies {
-                    let Ok(s) = std::str::from_utf8(v) else { continue };
+                    let Ok(s) = std::str::from_utf8(v) else {
+                        continue;
+                    };
                     let pair = s.split(';').next().unwrap_or("").trim();
                     if let Some(value) = pair.strip_prefix(&prefix)
                         && !value.is_empty()

@@ -34,7 +34,13 @@ pub async fn run(
             return;
         }
     };
-    copy_both_ways(TokioIo::new(down), TokioIo::new(up), in_flight, idle_timeout).await;
+    copy_both_ways(
+        TokioIo::new(down),
+        TokioIo::new(up),
+        in_flight,
+        idle_timeout,
+    )
+    .await;
 }
 
 /// The tunnel over two byte streams: the client's (`down`) and the server's (`up`).

@@ -51,11 +51,8 @@ impl Upstream {
             opened: AtomicU64::new(0),
             transport: Arc::new(transport),
         });
-        let idle = super::h1::pool::IdleConns::new(
-            pool.servers(),
-            pool.keepalive,
-            pool.keepalive_timeout,
-        );
+        let idle =
+            super::h1::pool::IdleConns::new(pool.servers(), pool.keepalive, pool.keepalive_timeout);
         Upstream {
             idle,
             retry_budget: super::retry::RetryBudget::new(pool.retry.budget),

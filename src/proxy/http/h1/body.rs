@@ -55,7 +55,11 @@ impl ReadBuf {
     }
 
     /// Read more from `io` (at most `limit` bytes held in all); `Ok(0)` at end of stream.
-    pub async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, limit: usize) -> io::Result<usize> {
+    pub async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        limit: usize,
+    ) -> io::Result<usize> {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -163,7 +167,11 @@ fn chunk_line(b: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
         i += 1;
     }
     if i == b.len() {
-        return if i > 16 { Err("chunk size too large") } else { Ok(None) };
+        return if i > 16 {
+            Err("chunk size too large")
+        } else {
+            Ok(None)
+        };
     }
     if digits == 0 {
         return Err("invalid chunk size");
@@ -179,7 +187,7 @@ fn chunk_line(b: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
             i += 1;
         }
     }
-    if i == b.len() || i + 1 == b.len() {
+    if i == b.len() || (i + 1 == b.len() && b[i] == b'\r') {
         return if b.len() > CHUNK_LINE_MAX {
             Err("chunk size line too long")
         } else {
@@ -198,7 +206,11 @@ fn trailers(b: &[u8]) -> Result<Option<usize>, &'static str> {
     let mut i = 0;
     loop {
         let Some(eol) = b[i..].iter().position(|&c| c == b'\n') else {
-            return if b.len() > TRAILERS_MAX { Err("trailers too large") } else { Ok(None) };
+            return if b.len() > TRAILERS_MAX {
+                Err("trailers too large")
+            } else {
+                Ok(None)
+            };
         };
         let line = &b[i..i + eol];
         let Some(line) = line.strip_suffix(b"\r") else {
@@ -255,8 +267,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
     /// Flush what is gathered, then read more from the sender; a close is an error here.
     async fn more(&mut self) -> Result<(), CopyError> {
         self.flush().await?;
-        match self.rb.fill_within(self.src, self.rb.capacity(), self.wait).await {
-            Ok(0) => Err(CopyError::Read(ReadFailed::Io(io::ErrorKind::UnexpectedEof.into()))),
+        match self
+            .rb
+            .fill_within(self.src, self.rb.capacity(), self.wait)
+            .await
+        {
+            Ok(0) => Err(CopyError::Read(ReadFailed::Io(
+                io::ErrorKind::UnexpectedEof.into(),
+            ))),
             Ok(_) => Ok(()),
             Err(e) => Err(CopyError::Read(e)),
         }
@@ -283,7 +301,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
             Framing::Close => loop {
                 if self.rb.is_empty() {
                     self.flush().await?;
-                    match self.rb.fill_within(self.src, self.rb.capacity(), self.wait).await {
+                    match self
+                        .rb
+                        .fill_within(self.src, self.rb.capacity(), self.wait)
+                        .await
+                    {
                         Ok(0) => break,
                         Ok(_) => {}
                         Err(e) => return Err(CopyError::Read(e)),

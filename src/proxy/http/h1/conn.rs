@@ -169,12 +169,14 @@ impl Conn {
         }
         if method == http::Method::CONNECT {
             self.rb.consume(head_len);
-            return self.refuse(io, &site, 405, "CONNECT is not proxied", started, logging).await;
+            return self
+                .refuse(io, &site, 405, "CONNECT is not proxied", started, logging)
+                .await;
         }
         if let Some(port) = site.redirect_https {
-            let url = view
-                .host()
-                .and_then(|h| crate::proxy::http::tls_serve::https_url_of(h, port, view.path_and_query()));
+            let url = view.host().and_then(|h| {
+                crate::proxy::http::tls_serve::https_url_of(h, port, view.path_and_query())
+            });
             self.rb.consume(head_len);
             // The body, if any, is not read: close after the answer.
             let close = !keep_alive || framing != Framing::Empty;
@@ -182,14 +184,30 @@ impl Conn {
                 Some(u) => (308, format!("location: {u}\r\n")),
                 None => (400, String::new()),
             };
-            let text = if url.is_some() { "" } else { "400 Bad Request: no host to redirect to\n" };
-            let _ = self.answer_own(io, status, extra.as_bytes(), text, close).await;
+            let text = if url.is_some() {
+                ""
+            } else {
+                "400 Bad Request: no host to redirect to\n"
+            };
+            let _ = self
+                .answer_own(io, status, extra.as_bytes(), text, close)
+                .await;
             self.log(&site, logging, status, "-", "-", 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
         let Some(up) = site.router.route(&view).cloned() else {
             self.rb.consume(head_len);
-            return self.failed(io, &site, ProxyError::NoRoute, "-", framing, started, logging).await;
+            return self
+                .failed(
+                    io,
+                    &site,
+                    ProxyError::NoRoute,
+                    "-",
+                    framing,
+                    started,
+                    logging,
+                )
+                .await;
         };
         let pool = &up.pool;
         let key = hash_key(&pool.hash_key, &view);
@@ -217,11 +235,18 @@ impl Conn {
         // happen, so it can be sent again; others stream to the first server.
         let body = match framing {
             Framing::Empty => Body::Empty,
-            Framing::Length(n) if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading => {
-                match self.read_kept(io, n, expect_continue, pool.timeouts.client_body).await {
+            Framing::Length(n)
+                if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading =>
+            {
+                match self
+                    .read_kept(io, n, expect_continue, pool.timeouts.client_body)
+                    .await
+                {
                     Ok(()) => Body::Kept,
                     Err(e) => {
-                        return self.failed(io, &site, e, &pool.name, framing, started, logging).await;
+                        return self
+                            .failed(io, &site, e, &pool.name, framing, started, logging)
+                            .await;
                     }
                 }
             }
@@ -234,7 +259,11 @@ impl Conn {
             method: &method,
             preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
         };
-        let max_tries = if upgrading { 1 } else { 1 + pool.retry.attempts };
+        let max_tries = if upgrading {
+            1
+        } else {
+            1 + pool.retry.attempts
+        };
         let mut ex = DirectExchange {
             up: &up,
             head: &self.up_head,
@@ -266,7 +295,9 @@ impl Conn {
                 let unread = if body_left { framing } else { Framing::Empty };
                 let client_side = matches!(
                     e,
-                    ProxyError::ClientTimeout(_) | ProxyError::ClientAborted(_) | ProxyError::BadRequest(_)
+                    ProxyError::ClientTimeout(_)
+                        | ProxyError::ClientAborted(_)
+                        | ProxyError::BadRequest(_)
                 );
                 let unread = if client_side { Framing::Close } else { unread };
                 tracing::warn!(
@@ -280,7 +311,17 @@ impl Conn {
                 );
                 let status = e.status().as_u16();
                 let next = self.error_answer(io, &e, unread, keep_alive).await;
-                self.log_full(&site, logging, status, &pool.name, &server_name, attempts, connect, header, started);
+                self.log_full(
+                    &site,
+                    logging,
+                    status,
+                    &pool.name,
+                    &server_name,
+                    attempts,
+                    connect,
+                    header,
+                    started,
+                );
                 return next;
             }
         };
@@ -293,23 +334,44 @@ impl Conn {
                     .iter()
                     .filter(|f| f.name.get(buf).eq_ignore_ascii_case(b"set-cookie"))
                     .map(|f| f.value.get(buf));
-                sticky.stick(lookup, s, set, site.scheme == "https", tokio::time::Instant::now())
+                sticky.stick(
+                    lookup,
+                    s,
+                    set,
+                    site.scheme == "https",
+                    tokio::time::Instant::now(),
+                )
             }
             _ => None,
         };
         let status = reply.head.status;
         let next = self
-            .answer(io, &up, reply, AnswerPlan {
-                head_request,
-                keep_alive,
-                http10,
-                upgrading,
-                set_cookie: set_cookie.as_deref(),
-                hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
-                server: server.as_ref(),
-            })
+            .answer(
+                io,
+                &up,
+                reply,
+                AnswerPlan {
+                    head_request,
+                    keep_alive,
+                    http10,
+                    upgrading,
+                    set_cookie: set_cookie.as_deref(),
+                    hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
+                    server: server.as_ref(),
+                },
+            )
             .await;
-        self.log_full(&site, logging, status, &pool.name, &server_name, attempts, connect, header, started);
+        self.log_full(
+            &site,
+            logging,
+            status,
+            &pool.name,
+            &server_name,
+            attempts,
+            connect,
+            header,
+            started,
+        );
         next
     }
 
@@ -331,7 +393,11 @@ impl Conn {
         }
         while self.kept.len() < n {
             if self.rb.is_empty() {
-                match self.rb.fill_within(io, self.rb.capacity(), Some(wait)).await {
+                match self
+                    .rb
+                    .fill_within(io, self.rb.capacity(), Some(wait))
+                    .await
+                {
                     Ok(0) => return Err(ProxyError::ClientAborted("closed mid-body".into())),
                     Ok(_) => {}
                     Err(ReadFailed::TimedOut) => return Err(ProxyError::ClientTimeout(wait)),
@@ -412,7 +478,10 @@ impl Conn {
         drop(in_flight);
         match copied {
             Ok(()) => {
-                if server_reusable && conn.rb.is_empty() && let Some(s) = plan.server {
+                if server_reusable
+                    && conn.rb.is_empty()
+                    && let Some(s) = plan.server
+                {
                     up.idle().put(s, conn);
                 }
                 if close { Next::Close } else { Next::KeepAlive }
@@ -470,7 +539,17 @@ impl Conn {
             self.log_uri
         );
         let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
-        self.log(site, logging, e.status().as_u16(), pool, "-", 0, None, None, started);
+        self.log(
+            site,
+            logging,
+            e.status().as_u16(),
+            pool,
+            "-",
+            0,
+            None,
+            None,
+            started,
+        );
         next
     }
 
@@ -499,7 +578,9 @@ impl Conn {
         } else {
             b""
         };
-        let _ = self.answer_own(io, status.as_u16(), extra, &text, close).await;
+        let _ = self
+            .answer_own(io, status.as_u16(), extra, &text, close)
+            .await;
         if close { Next::Close } else { Next::KeepAlive }
     }
 
@@ -516,7 +597,9 @@ impl Conn {
         header: Option<Duration>,
         started: Instant,
     ) {
-        self.log_full(site, logging, status, pool, server, attempts, connect, header, started);
+        self.log_full(
+            site, logging, status, pool, server, attempts, connect, header, started,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]

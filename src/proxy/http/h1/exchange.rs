@@ -81,7 +81,10 @@ pub struct DirectExchange<'a, C> {
 async fn open(up: &Upstream, server: &Server) -> Result<(ServerConn, Duration), ProxyError> {
     let started = Instant::now();
     let pool = &up.pool;
-    let stream = up.transport().connect(server, pool.timeouts.connect).await?;
+    let stream = up
+        .transport()
+        .connect(server, pool.timeouts.connect)
+        .await?;
     up.conns().count_opened();
     let conn = ServerConn::new(SendTimed::new(stream, pool.timeouts.send));
     Ok((conn, started.elapsed()))
@@ -102,7 +105,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             cause,
         }
     }
-
 
     /// Write the head and the body to `conn`. `Err(None)`: the write to the server failed
     /// before any body byte of the client was used (the request is still whole).
@@ -140,7 +142,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             // The client waits for this before its body (hyper sends it on the first read
             // of the body, which is also now: a server is ready for it).
             self.continued = true;
-            if let Err(e) = self.client.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await {
+            if let Err(e) = self
+                .client
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+            {
                 return Err(Some(ProxyError::ClientAborted(e.to_string())));
             }
         }
@@ -159,7 +165,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
         .await;
         match copied {
             Ok(()) => Ok(()),
-            Err(CopyError::Read(ReadFailed::TimedOut)) => Err(Some(ProxyError::ClientTimeout(wait))),
+            Err(CopyError::Read(ReadFailed::TimedOut)) => {
+                Err(Some(ProxyError::ClientTimeout(wait)))
+            }
             Err(CopyError::Read(ReadFailed::Io(e))) => {
                 Err(Some(ProxyError::ClientAborted(e.to_string())))
             }
@@ -200,7 +208,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let got_some = !conn.rb.is_empty();
-            match conn.rb.fill_within(&mut conn.io, MAX_HEAD, Some(left)).await {
+            match conn
+                .rb
+                .fill_within(&mut conn.io, MAX_HEAD, Some(left))
+                .await
+            {
                 Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
                 Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
                 Ok(_) => {}
@@ -276,12 +288,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
             };
             tracing::debug!(server = %server.name, "kept-alive connection failed ({failed}); sending again on a new one");
             resent = true;
-            let (fresh, connect) = open(self.up, server)
-                .await
-                .map_err(|e| match e {
-                    ProxyError::Connect { cause, .. } => Self::connect_failed(server, cause),
-                    other => other,
-                })?;
+            let (fresh, connect) = open(self.up, server).await.map_err(|e| match e {
+                ProxyError::Connect { cause, .. } => Self::connect_failed(server, cause),
+                other => other,
+            })?;
             conn = fresh;
             self.connect = Some(connect);
         }
@@ -296,6 +306,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
     }
 
     fn replayable(&mut self) -> bool {
-        self.whole()
+        // A streaming body not yet begun (the connect failed) can still go to another server.
+        !matches!(self.body, Body::Spent)
     }
 }

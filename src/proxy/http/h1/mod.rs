@@ -111,7 +111,8 @@ where
             }
             return;
         }
-        let read = tokio::time::timeout(conn::HEADER_TIMEOUT, conn.rb.fill(&mut io, parse::MAX_HEAD));
+        let read =
+            tokio::time::timeout(conn::HEADER_TIMEOUT, conn.rb.fill(&mut io, parse::MAX_HEAD));
         match read.await {
             Ok(Ok(n)) if n > 0 => {}
             _ => return,
@@ -144,7 +145,8 @@ where
                 if !server.rb.is_empty() && io.write_all(server.rb.data()).await.is_err() {
                     return;
                 }
-                let tunnel = super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
+                let tunnel =
+                    super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
                 l.tunnels.spawn(tunnel);
                 return;
             }
@@ -187,7 +189,11 @@ impl<C: AsyncRead + Unpin> AsyncRead for Prefixed<C> {
 }
 
 impl<C: AsyncWrite + Unpin> AsyncWrite for Prefixed<C> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -403,7 +403,14 @@ mod tests {
     #[test]
     fn lengths_are_digits_only() {
         assert_eq!(digits(b"005"), Some(5));
-        for bad in [&b""[..], b"+5", b"-1", b"0x5", b" 5", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"0x5",
+            b" 5",
+            b"99999999999999999999",
+        ] {
             assert_eq!(digits(bad), None, "{bad:?}");
         }
     }
@@ -422,7 +429,10 @@ mod tests {
         let mut h = RequestHead::default();
         assert_eq!(request(b"GET / HTTP/1.1\r\nHost: x\r\n", &mut h), Ok(false));
         assert!(matches!(
-            request(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &mut h),
+            request(
+                b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                &mut h
+            ),
             Err(HeadError::Bad(_))
         ));
     }

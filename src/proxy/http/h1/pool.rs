@@ -61,7 +61,11 @@ pub struct IdleConns {
 }
 
 impl IdleConns {
-    pub fn new(servers: &[std::sync::Arc<Server>], max_idle: usize, idle_timeout: Duration) -> Self {
+    pub fn new(
+        servers: &[std::sync::Arc<Server>],
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Self {
         IdleConns {
             ids: servers.iter().map(|s| s.id()).collect(),
             lists: servers.iter().map(|_| Mutex::new(Vec::new())).collect(),
@@ -93,7 +97,9 @@ impl IdleConns {
         if self.max_idle == 0 {
             return;
         }
-        let Some(list) = self.list(server) else { return };
+        let Some(list) = self.list(server) else {
+            return;
+        };
         conn.since = Instant::now();
         let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
         if list.len() >= self.max_idle {
