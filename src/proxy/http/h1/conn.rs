@@ -195,7 +195,7 @@ impl Conn {
             self.log(&site, logging, status, "-", "-", 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let Some(up) = site.router.route(&view).cloned() else {
+        let Some(up) = site.router.route(&view) else {
             self.rb.consume(head_len);
             return self
                 .failed(
@@ -265,7 +265,7 @@ impl Conn {
             1 + pool.retry.attempts
         };
         let mut ex = DirectExchange {
-            up: &up,
+            up,
             head: &self.up_head,
             body,
             kept: &self.kept,
@@ -283,10 +283,10 @@ impl Conn {
             attempts: 0,
             server: None,
         };
-        let (result, server) = retry_loop(&up, &ask, max_tries, &mut ex).await;
+        let (result, server) = retry_loop(up, &ask, max_tries, &mut ex).await;
         let (connect, header, attempts) = (ex.connect, ex.header, ex.attempts);
         let body_left = matches!(ex.body, Body::Stream(_));
-        let server_name = server.as_ref().map_or("-", |s| s.name.as_str()).to_string();
+        let server_name = server.as_ref().map_or("-", |s| s.name.as_str());
         let reply = match result {
             Ok(r) => r,
             Err(e) => {
@@ -303,7 +303,7 @@ impl Conn {
                 tracing::warn!(
                     listener = %site.listener,
                     pool = %pool.name,
-                    server = %server_name,
+                    server = server_name,
                     cause = e.kind(),
                     "{} {}: {e}",
                     self.log_method,
@@ -316,7 +316,7 @@ impl Conn {
                     logging,
                     status,
                     &pool.name,
-                    &server_name,
+                    server_name,
                     attempts,
                     connect,
                     header,
@@ -366,7 +366,7 @@ impl Conn {
             logging,
             status,
             &pool.name,
-            &server_name,
+            server_name,
             attempts,
             connect,
             header,
