@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use super::body::{ClientBody, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
 use super::headers::{add_forwarding, remove_hop_by_hop, wants_upgrade};
-use super::retry::{self, Ask, ReplayBody};
+use super::retry::{self, PickHints, ReplayBody};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
 use super::view::RequestView;
@@ -127,7 +127,7 @@ pub async fn forward(
         client_stalled,
         tunnels,
     };
-    let ask = Ask {
+    let ask = PickHints {
         client,
         hash_key: key.as_deref(),
         method: &method,
@@ -186,7 +186,7 @@ pub async fn attempt(
         Request::from_parts(parts, body.for_send())
     };
     if up.transport().protocol.is_h2() {
-        let sent = super::body::Sent::new();
+        let sent = super::body::UploadProgress::new();
         let make = {
             let sent = sent.clone();
             move || request(body).map(|b| boxed(Sending::sliced(b, sent, super::body::H2_SLICE)))
@@ -198,7 +198,7 @@ pub async fn attempt(
     }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
-    let sent = super::body::Sent::new();
+    let sent = super::body::UploadProgress::new();
     let upstream_req = request(body).map(|b| boxed(Sending::new(b, sent.clone())));
 
     let read_timeout = pool.timeouts.read;
@@ -215,9 +215,9 @@ pub async fn attempt(
         None,
     );
     let mut resp = match sent_head.await {
-        Head::ReadTimeout => return Err(timed_out(read_timeout)),
-        Head::SendStalled => return Err(timed_out(send_timeout)),
-        Head::Done(Err(mut e)) => {
+        HeadWait::ReadTimeout => return Err(timed_out(read_timeout)),
+        HeadWait::SendStalled => return Err(timed_out(send_timeout)),
+        HeadWait::Done(Err(mut e)) => {
             // A kept-alive connection the server had just closed: the request was not sent,
             // so it goes again on a fresh connection to the same server.
             match e.take_message() {
@@ -226,18 +226,18 @@ pub async fn attempt(
                     info.connect = Some(conn.connect_time);
                     let again = conn.sender.send_request(again);
                     match response_head(again, &sent, read_timeout, None).await {
-                        Head::ReadTimeout => return Err(timed_out(read_timeout)),
-                        Head::SendStalled => return Err(timed_out(send_timeout)),
-                        Head::Done(Err(e)) => {
+                        HeadWait::ReadTimeout => return Err(timed_out(read_timeout)),
+                        HeadWait::SendStalled => return Err(timed_out(send_timeout)),
+                        HeadWait::Done(Err(e)) => {
                             return Err(exchange_error(server, &e, prepared, pool));
                         }
-                        Head::Done(Ok(r)) => r,
+                        HeadWait::Done(Ok(r)) => r,
                     }
                 }
                 _ => return Err(exchange_error(server, e.error(), prepared, pool)),
             }
         }
-        Head::Done(Ok(r)) => r,
+        HeadWait::Done(Ok(r)) => r,
     };
     let header_time = started.elapsed();
     info.header = Some(header_time);
@@ -272,7 +272,7 @@ pub async fn attempt(
 }
 
 /// How waiting for a response head ended.
-pub(super) enum Head<T> {
+pub(super) enum HeadWait<T> {
     Done(T),
     /// `timeouts.read` passed after the request was sent.
     ReadTimeout,
@@ -288,27 +288,27 @@ pub(super) enum Head<T> {
 /// sent.
 pub(super) async fn response_head<F: Future>(
     send: F,
-    sent: &super::body::Sent,
+    sent: &super::body::UploadProgress,
     read: Duration,
     stall_limit: Option<Duration>,
-) -> Head<F::Output> {
+) -> HeadWait<F::Output> {
     tokio::pin!(send);
     loop {
         let check = stall_limit.unwrap_or(Duration::MAX);
         tokio::select! {
             biased;
-            r = &mut send => return Head::Done(r),
+            r = &mut send => return HeadWait::Done(r),
             () = sent.wait() => break,
             () = tokio::time::sleep(check / 4), if stall_limit.is_some() => {
                 if sent.stalled_for().is_some_and(|d| d >= check) {
-                    return Head::SendStalled;
+                    return HeadWait::SendStalled;
                 }
             }
         }
     }
     match tokio::time::timeout(read, send).await {
-        Ok(r) => Head::Done(r),
-        Err(_) => Head::ReadTimeout,
+        Ok(r) => HeadWait::Done(r),
+        Err(_) => HeadWait::ReadTimeout,
     }
 }
 

@@ -408,7 +408,7 @@ fn judge<A: Answer>(result: &Result<A, ProxyError>, on: &RetryOn) -> Judged {
 }
 
 /// Everything about the request the retry loop needs besides the request itself.
-pub struct Ask<'a> {
+pub struct PickHints<'a> {
     pub client: SocketAddr,
     pub hash_key: Option<&'a [u8]>,
     pub method: &'a Method,
@@ -451,7 +451,7 @@ pub async fn run(
     prepared: &Prepared,
     body: &mut ReplayBody,
     downstream_upgrade: Option<OnUpgrade>,
-    ask: Ask<'_>,
+    ask: PickHints<'_>,
     info: &mut UpstreamInfo,
 ) -> (Result<Response<ProxyBody>, ProxyError>, Option<Arc<Server>>) {
     let upgrading = downstream_upgrade.is_some();
@@ -508,7 +508,7 @@ impl Exchange for HyperExchange<'_, '_> {
 /// and try another server while the policy, the budget and the request allow.
 pub async fn retry_loop<E: Exchange>(
     up: &Upstream,
-    ask: &Ask<'_>,
+    ask: &PickHints<'_>,
     max_tries: u32,
     ex: &mut E,
 ) -> (Result<E::Answer, ProxyError>, Option<Arc<Server>>) {

@@ -30,7 +30,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::body::{ProxyBody, UpstreamBody, boxed};
-use super::forward::{Head, Prepared, UpstreamInfo, exchange_error, response_head};
+use super::forward::{HeadWait, Prepared, UpstreamInfo, exchange_error, response_head};
 use super::headers::remove_hop_by_hop;
 use super::upstream::Upstream;
 use crate::config::{PoolPlan, UpstreamProtocol};
@@ -298,7 +298,7 @@ pub async fn forward_h2(
     server: &Arc<Server>,
     prepared: &Prepared,
     make_request: impl FnOnce() -> Request<ProxyBody>,
-    sent: &super::body::Sent,
+    sent: &super::body::UploadProgress,
     in_flight: InFlight,
     started: Instant,
     info: &mut UpstreamInfo,
@@ -341,10 +341,10 @@ pub async fn forward_h2(
     )
     .await
     {
-        Head::ReadTimeout => return Err(timed_out(timeout)),
-        Head::SendStalled => return Err(timed_out(send_timeout)),
-        Head::Done(Ok(r)) => r,
-        Head::Done(Err(mut e)) => match e.take_message() {
+        HeadWait::ReadTimeout => return Err(timed_out(timeout)),
+        HeadWait::SendStalled => return Err(timed_out(send_timeout)),
+        HeadWait::Done(Ok(r)) => r,
+        HeadWait::Done(Err(mut e)) => match e.take_message() {
             // The connection went away (GOAWAY, closed) before the request left: it was not
             // sent, so it goes once more on a fresh connection to the same server.
             Some(again) if reused => {
@@ -361,10 +361,10 @@ pub async fn forward_h2(
                 )
                 .await
                 {
-                    Head::ReadTimeout => return Err(timed_out(timeout)),
-                    Head::SendStalled => return Err(timed_out(send_timeout)),
-                    Head::Done(Err(e)) => return Err(failed(&e)),
-                    Head::Done(Ok(r)) => r,
+                    HeadWait::ReadTimeout => return Err(timed_out(timeout)),
+                    HeadWait::SendStalled => return Err(timed_out(send_timeout)),
+                    HeadWait::Done(Err(e)) => return Err(failed(&e)),
+                    HeadWait::Done(Ok(r)) => r,
                 }
             }
             _ => return Err(failed(e.error())),

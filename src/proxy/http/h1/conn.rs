@@ -22,7 +22,7 @@ use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
 use crate::proxy::http::forward::hash_key;
-use crate::proxy::http::retry::{Ask, REPLAY_LIMIT, retry_loop};
+use crate::proxy::http::retry::{PickHints, REPLAY_LIMIT, retry_loop};
 use crate::proxy::http::view::RequestView;
 use crate::upstream::InFlight;
 
@@ -253,7 +253,7 @@ impl Conn {
             f => Body::Stream(f),
         };
         let continued = matches!(body, Body::Kept) && expect_continue;
-        let ask = Ask {
+        let ask = PickHints {
             client: self.client,
             hash_key: has_key.then_some(&self.key[..]),
             method: &method,
