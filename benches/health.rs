@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use switchyard::balance::PickContext;
-use switchyard::proxy::http::retry::RetryBudget;
+use switchyard::proxy::http::budget::RetryBudget;
 use switchyard::upstream::{Pool, Server, StickTable};
 use tokio::time::Instant;
 

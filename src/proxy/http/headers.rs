@@ -131,6 +131,26 @@ pub fn strip_port(host: &str) -> &str {
     }
 }
 
+/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
+/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
+/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
+    remove_hop_by_hop(headers, upgrading);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    for v in trailer {
+        headers.append(header::TRAILER, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

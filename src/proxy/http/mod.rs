@@ -4,11 +4,14 @@
 //! goes through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks a server
 //! and streams the exchange, and one access-log line records the outcome.
 
+pub mod attempt;
 pub mod body;
+pub mod budget;
 pub mod forward;
 pub mod h1;
 pub mod headers;
 pub mod proxy_in;
+pub mod replay;
 pub mod retry;
 pub mod router;
 pub mod sticky;
@@ -33,8 +36,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use attempt::UpstreamInfo;
 pub use body::ProxyBody;
-pub use forward::{UpstreamInfo, error_response, forward};
+pub use forward::{error_response, forward};
 pub use router::{Route, RouteTarget, Router};
 pub use tunnel::Tunnels;
 pub use upstream::Upstream;

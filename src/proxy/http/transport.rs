@@ -18,9 +18,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
@@ -29,14 +26,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::body::{ProxyBody, UpstreamBody, boxed};
-use super::forward::{HeadWait, Prepared, UpstreamInfo, exchange_error, response_head};
-use super::headers::remove_hop_by_hop;
-use super::upstream::Upstream;
+use super::body::ProxyBody;
 use crate::config::{PoolPlan, UpstreamProtocol};
 use crate::error::ProxyError;
 use crate::tls::{TlsError, UpstreamTlsOptions};
-use crate::upstream::{InFlight, Server};
+use crate::upstream::Server;
 
 /// TLS towards the servers of one pool.
 pub struct UpstreamTls {
@@ -235,7 +229,7 @@ impl H2Conns {
 
     /// A sender on the server's connection, opening one if there is none. Returns whether
     /// it was already open, and the time spent connecting.
-    async fn sender(
+    pub async fn sender(
         &self,
         transport: &Transport,
         server: &Server,
@@ -286,125 +280,6 @@ impl H2Conns {
         self.opened.fetch_add(1, Ordering::Relaxed);
         slot.current.store(Some(Arc::new(sender.clone())));
         Ok((sender, false, started.elapsed()))
-    }
-}
-
-/// Send one request over the server's HTTP/2 connection; the response body streams back
-/// (trailers included: gRPC's `grpc-status` arrives as a trailer frame of the body). The
-/// request body tells `sent` when it has gone; the read timeout starts then.
-#[allow(clippy::too_many_arguments)]
-pub async fn forward_h2(
-    up: &Upstream,
-    server: &Arc<Server>,
-    prepared: &Prepared,
-    make_request: impl FnOnce() -> Request<ProxyBody>,
-    sent: &super::body::UploadProgress,
-    in_flight: InFlight,
-    started: Instant,
-    info: &mut UpstreamInfo,
-) -> Result<Response<ProxyBody>, ProxyError> {
-    let transport = up.transport();
-    let timeout = up.pool.timeouts.read;
-    let send_timeout = up.pool.timeouts.send;
-    let timed_out = |after| ProxyError::Timeout {
-        server: server.name.clone(),
-        after,
-    };
-    let failed = |e: &hyper::Error| exchange_error(server, e, prepared, &up.pool);
-    // Connect first: the request (and so its body) is made only once a connection exists, so
-    // a failed connect leaves the body whole for a retry on another server.
-    let (mut sender, reused, connect_time) = up
-        .h2()
-        .sender(transport, server, up.pool.timeouts.connect, send_timeout)
-        .await?;
-    info.connect = Some(connect_time);
-    let (mut parts, body) = make_request().into_parts();
-    // HTTP/2 carries the host in :authority and forbids connection-specific headers.
-    let authority = parts
-        .headers
-        .remove(header::HOST)
-        .and_then(|h| h.to_str().ok().map(str::to_string))
-        .unwrap_or_else(|| server.addr.to_string());
-    parts.headers.remove(header::CONNECTION);
-    parts.headers.remove(header::UPGRADE);
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = format!("{}://{authority}{pq}", transport.scheme())
-        .parse()
-        .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
-    parts.version = Version::HTTP_2;
-    let req = Request::from_parts(parts, body);
-    let resp = match response_head(
-        sender.try_send_request(req),
-        sent,
-        timeout,
-        Some(send_timeout),
-    )
-    .await
-    {
-        HeadWait::ReadTimeout => return Err(timed_out(timeout)),
-        HeadWait::SendStalled => return Err(timed_out(send_timeout)),
-        HeadWait::Done(Ok(r)) => r,
-        HeadWait::Done(Err(mut e)) => match e.take_message() {
-            // The connection went away (GOAWAY, closed) before the request left: it was not
-            // sent, so it goes once more on a fresh connection to the same server.
-            Some(again) if reused => {
-                let (mut sender, _, connect_time) = up
-                    .h2()
-                    .sender(transport, server, up.pool.timeouts.connect, send_timeout)
-                    .await?;
-                info.connect = Some(connect_time);
-                match response_head(
-                    sender.send_request(again),
-                    sent,
-                    timeout,
-                    Some(send_timeout),
-                )
-                .await
-                {
-                    HeadWait::ReadTimeout => return Err(timed_out(timeout)),
-                    HeadWait::SendStalled => return Err(timed_out(send_timeout)),
-                    HeadWait::Done(Err(e)) => return Err(failed(&e)),
-                    HeadWait::Done(Ok(r)) => r,
-                }
-            }
-            _ => return Err(failed(e.error())),
-        },
-    };
-    let header_time = started.elapsed();
-    info.header = Some(header_time);
-    server.record_latency(header_time);
-    Ok(response(resp, in_flight, timeout))
-}
-
-fn response(
-    resp: Response<Incoming>,
-    in_flight: InFlight,
-    timeout: Duration,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
-    // The client's connection decides its own version.
-    parts.version = Version::HTTP_11;
-    Response::from_parts(parts, boxed(UpstreamBody::new(body, in_flight, timeout)))
-}
-
-/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
-/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
-/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
-pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
-    let te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
-    remove_hop_by_hop(headers, upgrading);
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    for v in trailer {
-        headers.append(header::TRAILER, v);
     }
 }
 

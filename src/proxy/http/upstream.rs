@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 pub struct Upstream {
     pub pool: Arc<Pool>,
     conns: Arc<ConnPool>,
-    retry_budget: super::retry::RetryBudget,
+    retry_budget: super::budget::RetryBudget,
     sticky: Option<super::sticky::Sticky>,
     h2: H2Conns,
     /// Idle connections of the direct HTTP/1 path, with their read buffers.
@@ -55,7 +55,7 @@ impl Upstream {
             super::h1::pool::IdleConns::new(pool.servers(), pool.keepalive, pool.keepalive_timeout);
         Upstream {
             idle,
-            retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
+            retry_budget: super::budget::RetryBudget::new(pool.retry.budget),
             sticky: pool
                 .sticky
                 .clone()
@@ -67,7 +67,7 @@ impl Upstream {
     }
 
     /// The pool's retry budget.
-    pub fn retry_budget(&self) -> &super::retry::RetryBudget {
+    pub fn retry_budget(&self) -> &super::budget::RetryBudget {
         &self.retry_budget
     }
 

@@ -5,6 +5,7 @@
 use http::HeaderName;
 
 use super::headers::{cookie_in, strip_port};
+use crate::config::HashKey;
 
 /// A request as the router, the hashing pools and sticky sessions see it.
 pub trait RequestView {
@@ -56,5 +57,21 @@ impl<B> RequestView for http::Request<B> {
     }
     fn header_values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
         self.headers().get_all(name).iter().map(|v| v.as_bytes())
+    }
+}
+
+/// The bytes a hashing pool hashes for this request; `None` means the client address.
+pub fn hash_key<'r>(key: &HashKey, req: &'r impl RequestView) -> Option<&'r [u8]> {
+    match key {
+        HashKey::ClientIp => None,
+        HashKey::Uri => Some(req.path_and_query().as_bytes()),
+        HashKey::Header(name) => req.header_values(name).next(),
+        HashKey::Cookie(name) => req.cookie(name).map(str::as_bytes),
+        HashKey::Query(name) => req.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_bytes())
+        }),
     }
 }

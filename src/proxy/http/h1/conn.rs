@@ -21,9 +21,9 @@ use super::pool::ServerConn;
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
-use crate::proxy::http::forward::hash_key;
-use crate::proxy::http::retry::{PickHints, REPLAY_LIMIT, retry_loop};
-use crate::proxy::http::view::RequestView;
+use crate::proxy::http::replay::REPLAY_LIMIT;
+use crate::proxy::http::retry::{PickHints, retry_loop};
+use crate::proxy::http::view::{RequestView, hash_key};
 use crate::upstream::InFlight;
 
 /// How long a client may take to send a request head (hyper's `header_read_timeout` as the

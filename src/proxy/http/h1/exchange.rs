@@ -19,7 +19,7 @@ use super::parse::{self, Framing, MAX_HEAD, ResponseHead};
 use super::pool::ServerConn;
 use crate::config::HostHeader;
 use crate::error::ProxyError;
-use crate::proxy::http::retry::{Answer, Exchange, idempotent};
+use crate::proxy::http::attempt::{Answer, Exchange, idempotent};
 use crate::proxy::http::transport::{SendTimed, is_send_timeout};
 use crate::proxy::http::upstream::Upstream;
 use crate::upstream::{InFlight, Server};
