@@ -42,19 +42,19 @@ wait_port "$B"
 # $1 name, $2 port, then the command to run under callgrind.
 measure() {
   local name=$1 port=$2; shift 2
-  valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$work/cg.$name" "$@" >"$work/$name.log" 2>&1 &
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.$name" "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
   wait_port "$port"
   "$LOAD" "127.0.0.1:$port" 500 "$CONNS" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   local out
   out=$("$LOAD" "127.0.0.1:$port" "$REQUESTS" "$CONNS")
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   case $out in *errors=0*) ;; *) echo "$name: $out" >&2;; esac
   local ir
-  ir=$(cat "$work"/cg."$name"* 2>/dev/null | awk '/^(summary|totals):/ {s += $2} END {print s + 0}')
+  ir=$(cat "$work"/cg."$name".[0-9]* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
   printf '%-14s %12.0f instructions/request\n' "$name" "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')"
 }
 

@@ -11,6 +11,7 @@
 #
 #   bench/http.sh                 # defaults: 5 rounds of 8 s, 50 connections
 #   ROUNDS=3 DURATION=5 CONNS=64 bench/http.sh
+#   BASE=/path/to/older/switchyard bench/http.sh   # adds that build's rows (base, base+log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -95,6 +96,12 @@ SY
 sy_conf "$P_SY" > "$work/sy.toml"; sy_conf "$P_SYL" > "$work/syl.toml"
 taskset -c 0 "$SY" --log-level warn run -c "$work/sy.toml" 2>"$work/sy.log" & PID_SY=$!; pids+=($PID_SY)
 taskset -c 0 "$SY" --log-level info run -c "$work/syl.toml" 2>"$work/access.log" & PID_SYL=$!; pids+=($PID_SYL)
+if [ -n "${BASE:-}" ]; then
+  P_B=$(free_port); P_BL=$(free_port)
+  sy_conf "$P_B" > "$work/b.toml"; sy_conf "$P_BL" > "$work/bl.toml"
+  taskset -c 0 "$BASE" --log-level warn run -c "$work/b.toml" 2>"$work/b.log" & PID_B=$!; pids+=($PID_B)
+  taskset -c 0 "$BASE" --log-level info run -c "$work/bl.toml" 2>"$work/base-access.log" & PID_BL=$!; pids+=($PID_BL)
+fi
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 ($2) never opened"; cat "$work"/*/error.log 2>/dev/null; exit 1; }
 wait_port $B1 backend; wait_port $B2 backend; wait_port $P_SY switchyard; wait_port $P_SYL switchyard-log; wait_port $P_NG nginx; wait_port $P_HA haproxy
@@ -102,6 +109,10 @@ wait_port $B1 backend; wait_port $B2 backend; wait_port $P_SY switchyard; wait_p
 names=(switchyard switchyard+log nginx haproxy)
 declare -A PORT=([switchyard]=$P_SY [switchyard+log]=$P_SYL [nginx]=$P_NG [haproxy]=$P_HA)
 declare -A PID=([switchyard]=$PID_SY [switchyard+log]=$PID_SYL [nginx]=$PID_NG [haproxy]=$PID_HA)
+if [ -n "${BASE:-}" ]; then
+  wait_port "$P_B" base; wait_port "$P_BL" base+log
+  names+=(base base+log); PORT[base]=$P_B; PORT[base+log]=$P_BL; PID[base]=$PID_B; PID[base+log]=$PID_BL
+fi
 
 # A process and its children (nginx's master and worker).
 tree() { echo "$1"; pgrep -P "$1" || true; }
@@ -134,8 +145,8 @@ for name in "${names[@]}"; do RPS[$name]=""; P99[$name]=""; CPU[$name]=""; done
 for r in $(seq "$ROUNDS"); do
   # A rotating order, so a burst of other load on this shared machine does not always land
   # on the same LB.
-  for k in 0 1 2 3; do
-    name=${names[$(( (k + r) % 4 ))]}
+  for k in $(seq 0 $(( ${#names[@]} - 1 ))); do
+    name=${names[$(( (k + r) % ${#names[@]} ))]}
     read -r rps p99 cpu < <(run_wrk "$name")
     RPS[$name]+="$rps "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
     printf 'round %d %-14s %9.0f req/s  p99 %6.2f ms  LB CPU %6.2f us/req\n' "$r" "$name" "$rps" "$p99" "$cpu"
@@ -152,9 +163,11 @@ for name in "${names[@]}"; do
   p=$(echo "${P99[$name]}" | median)
   printf '%-14s %10.0f %8.2f %16.2f %12.1f\n' "$name" "${M_RPS[$name]}" "$p" "${M_CPU[$name]}" "$(awk -v k="${IDLE_RSS[$name]}" 'BEGIN {print k / 1024}')"
 done
-for sy in switchyard switchyard+log; do
+sys=(switchyard switchyard+log); [ -z "${BASE:-}" ] || sys+=(base base+log)
+for sy in "${sys[@]}"; do
   awk -v s="${M_RPS[$sy]}" -v n="${M_RPS[nginx]}" -v h="${M_RPS[haproxy]}" \
       -v cs="${M_CPU[$sy]}" -v cn="${M_CPU[nginx]}" -v ch="${M_CPU[haproxy]}" -v name="$sy" 'BEGIN {
     printf "%-14s req/s %.2fx nginx, %.2fx haproxy; CPU/req %.2fx nginx, %.2fx haproxy\n", name, s/n, s/h, cs/cn, cs/ch }'
 done
 awk -v a="${M_CPU[switchyard+log]}" -v b="${M_CPU[switchyard]}" 'BEGIN {printf "access log costs %.2f us/request\n", a - b}'
+[ -z "${BASE:-}" ] || awk -v a="${M_CPU[base+log]}" -v b="${M_CPU[base]}" 'BEGIN {printf "base: access log costs %.2f us/request\n", a - b}'
