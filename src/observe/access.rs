@@ -24,6 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct AccessRecord<'a> {
     pub listener: &'a str,
     pub client: SocketAddr,
+    /// `client` as text, when the caller keeps it formatted (once per connection).
+    pub client_text: Option<&'a str>,
     pub method: &'a str,
     pub uri: &'a str,
     pub status: u16,
@@ -188,6 +190,14 @@ fn push_ms(out: &mut Vec<u8>, d: Option<Duration>) {
 /// A string field as `Debug` writes it (quoted; quotes, backslashes and controls escaped).
 fn push_quoted(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    // The usual case: printable ASCII with nothing to escape, copied whole.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -225,7 +235,12 @@ fn format_line(out: &mut Vec<u8>, stamp: &mut Stamp, now: Duration, r: &AccessRe
     out.extend_from_slice(b"Z  INFO access: listener=");
     push_quoted(out, r.listener);
     out.extend_from_slice(b" client=");
-    let _ = write!(out, "{}", r.client);
+    match r.client_text {
+        Some(t) => out.extend_from_slice(t.as_bytes()),
+        None => {
+            let _ = write!(out, "{}", r.client);
+        }
+    }
     out.extend_from_slice(b" method=");
     push_quoted(out, r.method);
     out.extend_from_slice(b" uri=");
@@ -303,6 +318,7 @@ mod tests {
             &AccessRecord {
                 listener: "web",
                 client: "127.0.0.1:5000".parse().unwrap(),
+                client_text: None,
                 method: "GET",
                 uri: "/a\"b",
                 status: 200,

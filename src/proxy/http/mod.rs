@@ -136,6 +136,7 @@ pub async fn handle(
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
+        client_text: None,
         method: method.as_str(),
         uri: &uri.to_string(),
         status: resp.status().as_u16(),

@@ -152,6 +152,7 @@ pub fn redirect<B>(
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
+        client_text: None,
         method: req.method().as_str(),
         uri: &req.uri().to_string(),
         status: resp.status().as_u16(),

@@ -49,6 +49,8 @@ pub struct Upgraded {
 pub struct Conn {
     pub client: SocketAddr,
     client_ip: String,
+    /// `ip:port`, for the access log.
+    client_text: String,
     pub rb: ReadBuf,
     out: Vec<u8>,
     up_head: Vec<u8>,
@@ -65,6 +67,7 @@ impl Conn {
         Conn {
             client,
             client_ip: client.ip().to_string(),
+            client_text: client.to_string(),
             rb: ReadBuf::default(),
             out: Vec::with_capacity(4096),
             up_head: Vec::with_capacity(1024),
@@ -621,6 +624,7 @@ impl Conn {
         access::log(&AccessRecord {
             listener: &site.listener,
             client: self.client,
+            client_text: Some(&self.client_text),
             method: &self.log_method,
             uri: &self.log_uri,
             status,
