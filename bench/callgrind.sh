@@ -8,6 +8,7 @@
 #
 #   bench/callgrind.sh                      # REQUESTS=5000 CONNS=10
 #   SY=/path/to/other/switchyard bench/callgrind.sh   # another build, e.g. before a change
+#   KEEP=/some/dir bench/callgrind.sh       # keep the profiles (callgrind_annotate FILE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-5000}
@@ -53,6 +54,7 @@ measure() {
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   case $out in *errors=0*) ;; *) echo "$name: $out" >&2;; esac
+  [ -z "${KEEP:-}" ] || cp "$work"/cg."$name".[0-9]* "$KEEP/" 2>/dev/null || true
   local ir
   ir=$(cat "$work"/cg."$name".[0-9]* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
   printf '%-14s %12.0f instructions/request\n' "$name" "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')"

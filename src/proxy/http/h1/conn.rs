@@ -351,7 +351,7 @@ impl Conn {
         let next = self
             .answer(
                 io,
-                &up,
+                up,
                 reply,
                 AnswerPlan {
                     head_request,

@@ -72,20 +72,20 @@ impl RequestView for HeadView<'_> {
 /// Fields that describe one hop (RFC 9110 §7.6.1), the proxy ones, and those whose value we
 /// write ourselves; a request and an answer drop them alike.
 fn hop_by_hop(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 11] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-authentication-info",
-        b"proxy",
-        b"te",
-        b"transfer-encoding",
-        b"content-length",
-        b"upgrade",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is(b"te"),
+        5 => is(b"proxy"),
+        7 => is(b"upgrade"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        14 => is(b"content-length"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        18 => is(b"proxy-authenticate"),
+        19 => is(b"proxy-authorization"),
+        25 => is(b"proxy-authentication-info"),
+        _ => false,
+    }
 }
 
 fn named_by_connection(buf: &[u8], tokens: &[Span], name: &[u8]) -> bool {

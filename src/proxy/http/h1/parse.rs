@@ -363,30 +363,35 @@ pub fn response(buf: &[u8], head: &mut ResponseHead) -> Result<bool, &'static st
             value: Span::of(buf, value),
         };
         head.fields.push(field);
-        if is(name, b"content-length") {
-            // A list of equal values is one length (RFC 9110 §8.6); anything else is no
-            // length at all.
-            for part in value.split(|&b| b == b',') {
-                let n = digits(part.trim_ascii()).ok_or("invalid Content-Length")?;
-                if head.content_length.is_some_and(|prev| prev != n) {
-                    return Err("conflicting Content-Length");
-                }
-                head.content_length = Some(n);
-            }
-        } else if is(name, b"transfer-encoding") {
-            te = true;
-            head.chunked = ends_chunked(value);
-        } else if is(name, b"connection") {
-            let from = head.connection_tokens.len();
-            tokens(buf, field.value, &mut head.connection_tokens);
-            for t in &head.connection_tokens[from..] {
-                let t = t.get(buf);
-                if is(t, b"close") {
-                    close = true;
-                } else if is(t, b"keep-alive") {
-                    keep_alive = true;
+        match name.len() {
+            14 if is(name, b"content-length") => {
+                // A list of equal values is one length (RFC 9110 §8.6); anything else is no
+                // length at all.
+                for part in value.split(|&b| b == b',') {
+                    let n = digits(part.trim_ascii()).ok_or("invalid Content-Length")?;
+                    if head.content_length.is_some_and(|prev| prev != n) {
+                        return Err("conflicting Content-Length");
+                    }
+                    head.content_length = Some(n);
                 }
             }
+            17 if is(name, b"transfer-encoding") => {
+                te = true;
+                head.chunked = ends_chunked(value);
+            }
+            10 if is(name, b"connection") => {
+                let from = head.connection_tokens.len();
+                tokens(buf, field.value, &mut head.connection_tokens);
+                for t in &head.connection_tokens[from..] {
+                    let t = t.get(buf);
+                    if is(t, b"close") {
+                        close = true;
+                    } else if is(t, b"keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length (which is then dropped), and
