@@ -1,11 +1,22 @@
-//! Micro-benchmarks of the balancers: `pick` for every algorithm over 3, 100 and 1,000
-//! servers (and, for the hashing ones, with one server down; for the load-aware ones, with
-//! every server busy), and `build` over 1,000 servers with weights up to 1,000 (the cost a
-//! pool pays when its usable set changes).
+//! Micro-benchmarks of the balancers, every algorithm over 3, 100 and 1,000 servers:
 //!
-//! Run: `cargo bench --bench pick`. Servers have weights 1..=10 (build: 1..=1000), some
-//! requests in flight and a latency sample each, so the load-aware algorithms compare real
-//! numbers; hashing algorithms get a different key or client address every pick.
+//! - `pick_idle`: no request in flight anywhere;
+//! - `pick`: a third of the servers with a request in flight;
+//! - `pick_all_busy`: every server with 1–3 in flight (no idle server ends a scan early);
+//! - `pick_one_down`: as `pick`, with one server of the tier marked down and the balancer
+//!   built as a pool builds it (`build_tier`: hashing algorithms keep it in their mapping);
+//! - `begin_end`: what a request's start and end cost on a server of such a pool
+//!   (`Server::begin` and dropping its guard), every server busy;
+//! - `request`: a whole request's share of balancing, pick + begin + end, every server busy;
+//! - `build_1000`: building each balancer over 1,000 servers with weights up to 1,000 (the
+//!   cost a pool pays when its usable set changes).
+//!
+//! Run: `cargo bench --bench pick` (a filter narrows it: `cargo bench --bench pick --
+//! pick_all_busy`). Servers have weights 1..=10 (build: 1..=1000) and a latency sample each,
+//! so the load-aware algorithms compare real numbers; hashing algorithms get a different key
+//! or client address every pick. Each benchmark warms up with a few thousand picks and takes
+//! samples of a fixed size: with divan's own tuning, one slow first pick (cold caches over a
+//! ring of megabytes) made it time picks one at a time, which measured the timer.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -13,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use divan::{Bencher, black_box};
-use switchyard::balance::{self, PickContext};
+use switchyard::balance::{self, Balancer, PickContext};
 use switchyard::config::Algorithm;
 use switchyard::upstream::{InFlight, Server};
 
@@ -23,9 +34,23 @@ fn main() {
 
 const SIZES: [usize; 3] = [3, 100, 1000];
 
-/// `n` servers with weights cycling 1..=`max_weight`, latencies 1–5 ms, and a few requests
-/// in flight (returned, to keep them in flight for the run).
-fn pool(n: usize, max_weight: u32) -> (Vec<Arc<Server>>, Vec<InFlight>) {
+/// Picks before measuring: every cache line a pick touches is warm, as in a running proxy.
+const WARM_UP: u64 = 4096;
+
+/// How many servers have requests in flight, and how many.
+#[derive(Clone, Copy)]
+enum Load {
+    /// None.
+    Idle,
+    /// One request on every third server.
+    Mixed,
+    /// 1–3 requests on every server (plus one on every third).
+    Busy,
+}
+
+/// `n` servers with weights cycling 1..=`max_weight`, latencies 1–5 ms, and `load` (the
+/// guards are returned, to keep the requests in flight for the run).
+fn pool(n: usize, max_weight: u32, load: Load) -> (Vec<Arc<Server>>, Vec<InFlight>) {
     let servers: Vec<Arc<Server>> = (0..n)
         .map(|i| {
             let addr = format!("10.0.{}.{}:80", i / 250, i % 250 + 1)
@@ -36,140 +61,164 @@ fn pool(n: usize, max_weight: u32) -> (Vec<Arc<Server>>, Vec<InFlight>) {
             s
         })
         .collect();
-    let guards = servers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 3 == 0)
-        .map(|(_, s)| s.begin())
-        .collect();
+    let mut guards = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let mixed = usize::from(i % 3 == 0);
+        let count = match load {
+            Load::Idle => 0,
+            Load::Mixed => mixed,
+            Load::Busy => mixed + 1 + i % 3,
+        };
+        guards.extend((0..count).map(|_| s.begin()));
+    }
     (servers, guards)
 }
 
-fn bench_pick(bencher: Bencher, algorithm: Algorithm, n: usize) {
-    let (servers, _guards) = pool(n, 10);
-    run_picks(bencher, algorithm, &*balance::build(algorithm, &servers));
+/// The context of pick number `c`: a different client and key each time, so hashing is not
+/// served from one cache line.
+fn context(algorithm: Algorithm, c: u64, key: &[u8; 8]) -> PickContext<'_> {
+    PickContext {
+        client: Some(IpAddr::V4(Ipv4Addr::from(c as u32))),
+        hash_key: algorithm.uses_hash_key().then_some(&key[..]),
+        tried: &[],
+    }
 }
 
-/// Picks with a different client and key each time, so hashing is not served from one
-/// cache line.
-fn run_picks(bencher: Bencher, algorithm: Algorithm, b: &dyn balance::Balancer) {
-    let counter = AtomicU64::new(0);
+fn run_picks(bencher: Bencher, algorithm: Algorithm, b: &dyn Balancer) {
+    for c in 0..WARM_UP {
+        black_box(b.pick(&context(algorithm, c, &c.to_le_bytes())));
+    }
+    let counter = AtomicU64::new(WARM_UP);
     bencher.bench(|| {
         let c = counter.fetch_add(1, Ordering::Relaxed);
         let key = c.to_le_bytes();
-        let ctx = PickContext {
-            client: Some(IpAddr::V4(Ipv4Addr::from(c as u32))),
-            hash_key: algorithm.uses_hash_key().then_some(&key[..]),
-            tried: &[],
-        };
-        black_box(b.pick(black_box(&ctx)))
+        black_box(b.pick(black_box(&context(algorithm, c, &key))))
     });
 }
 
+/// A pick over `n` servers under `load`; with `down`, one server marked down and the
+/// balancer built as a pool builds a tier.
+fn bench_pick(bencher: Bencher, algorithm: Algorithm, n: usize, load: Load, down: bool) {
+    let (servers, _guards) = pool(n, 10, load);
+    let b = if down {
+        servers[n / 2].set_admin_down(true);
+        balance::build_tier(algorithm, &servers)
+    } else {
+        balance::build(algorithm, &servers)
+    };
+    run_picks(bencher, algorithm, &*b);
+}
+
+/// `Server::begin` and the guard's drop, on each server of a busy pool in turn, with the
+/// pool's balancer built (a balancer may watch its servers' load).
+fn bench_begin_end(bencher: Bencher, algorithm: Algorithm, n: usize) {
+    let (servers, _guards) = pool(n, 10, Load::Busy);
+    let _b = balance::build(algorithm, &servers);
+    let counter = AtomicU64::new(0);
+    bencher.bench(|| {
+        let c = counter.fetch_add(1, Ordering::Relaxed) as usize;
+        drop(black_box(servers[c % n].begin()));
+    });
+}
+
+/// A request's balancing: pick, begin, end, over a busy pool.
+fn bench_request(bencher: Bencher, algorithm: Algorithm, n: usize) {
+    let (servers, _guards) = pool(n, 10, Load::Busy);
+    let b = balance::build(algorithm, &servers);
+    for c in 0..WARM_UP {
+        drop(
+            b.pick(&context(algorithm, c, &c.to_le_bytes()))
+                .map(|s| s.begin()),
+        );
+    }
+    let counter = AtomicU64::new(WARM_UP);
+    bencher.bench(|| {
+        let c = counter.fetch_add(1, Ordering::Relaxed);
+        let key = c.to_le_bytes();
+        let server = b.pick(black_box(&context(algorithm, c, &key)));
+        drop(black_box(server.map(|s| s.begin())));
+    });
+}
+
+/// One benchmark per algorithm, each over `SIZES`, calling `$run(bencher, algorithm, n)`.
+macro_rules! every_algorithm {
+    ($run:expr) => {
+        #[divan::bench(args = SIZES)]
+        fn round_robin(b: Bencher, n: usize) {
+            $run(b, Algorithm::RoundRobin, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn least_conn(b: Bencher, n: usize) {
+            $run(b, Algorithm::LeastConn, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn least_time(b: Bencher, n: usize) {
+            $run(b, Algorithm::LeastTime, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn p2c(b: Bencher, n: usize) {
+            $run(b, Algorithm::P2c, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn random(b: Bencher, n: usize) {
+            $run(b, Algorithm::Random, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn ip_hash(b: Bencher, n: usize) {
+            $run(b, Algorithm::IpHash, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn hash(b: Bencher, n: usize) {
+            $run(b, Algorithm::Hash, n);
+        }
+
+        #[divan::bench(args = SIZES)]
+        fn maglev(b: Bencher, n: usize) {
+            $run(b, Algorithm::Maglev, n);
+        }
+    };
+}
+
+#[divan::bench_group(sample_size = 1024)]
+mod pick_idle {
+    use super::*;
+    every_algorithm!(|b, a, n| bench_pick(b, a, n, Load::Idle, false));
+}
+
+#[divan::bench_group(sample_size = 1024)]
 mod pick {
     use super::*;
-
-    #[divan::bench(args = SIZES)]
-    fn round_robin(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::RoundRobin, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn least_conn(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::LeastConn, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn least_time(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::LeastTime, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn p2c(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::P2c, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn random(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::Random, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn ip_hash(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::IpHash, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn hash(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::Hash, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn maglev(b: Bencher, n: usize) {
-        bench_pick(b, Algorithm::Maglev, n);
-    }
+    every_algorithm!(|b, a, n| bench_pick(b, a, n, Load::Mixed, false));
 }
 
-/// The load-aware picks when every server is busy (1–3 requests in flight each): no idle
-/// server ends the scan early, so this is their worst case.
-fn bench_pick_busy(bencher: Bencher, algorithm: Algorithm, n: usize) {
-    let (servers, mut guards) = pool(n, 10);
-    for (i, s) in servers.iter().enumerate() {
-        for _ in 0..(1 + i % 3) {
-            guards.push(s.begin());
-        }
-    }
-    run_picks(bencher, algorithm, &*balance::build(algorithm, &servers));
-}
-
+#[divan::bench_group(sample_size = 1024)]
 mod pick_all_busy {
     use super::*;
-
-    #[divan::bench(args = SIZES)]
-    fn least_conn(b: Bencher, n: usize) {
-        bench_pick_busy(b, Algorithm::LeastConn, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn least_time(b: Bencher, n: usize) {
-        bench_pick_busy(b, Algorithm::LeastTime, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn p2c(b: Bencher, n: usize) {
-        bench_pick_busy(b, Algorithm::P2c, n);
-    }
+    every_algorithm!(|b, a, n| bench_pick(b, a, n, Load::Busy, false));
 }
 
-/// A hashing pick with one server of the tier marked down: the balancer keeps its mapping
-/// over every server (`build_tier`) and the keys of the down one take a second candidate.
-fn bench_pick_one_down(bencher: Bencher, algorithm: Algorithm, n: usize) {
-    let (servers, _guards) = pool(n, 10);
-    servers[n / 2].set_admin_down(true);
-    run_picks(
-        bencher,
-        algorithm,
-        &*balance::build_tier(algorithm, &servers),
-    );
-}
-
+#[divan::bench_group(sample_size = 1024)]
 mod pick_one_down {
     use super::*;
+    every_algorithm!(|b, a, n| bench_pick(b, a, n, Load::Mixed, true));
+}
 
-    #[divan::bench(args = SIZES)]
-    fn ip_hash(b: Bencher, n: usize) {
-        bench_pick_one_down(b, Algorithm::IpHash, n);
-    }
+#[divan::bench_group(sample_size = 1024)]
+mod begin_end {
+    use super::*;
+    every_algorithm!(bench_begin_end);
+}
 
-    #[divan::bench(args = SIZES)]
-    fn hash(b: Bencher, n: usize) {
-        bench_pick_one_down(b, Algorithm::Hash, n);
-    }
-
-    #[divan::bench(args = SIZES)]
-    fn maglev(b: Bencher, n: usize) {
-        bench_pick_one_down(b, Algorithm::Maglev, n);
-    }
+#[divan::bench_group(sample_size = 1024)]
+mod request {
+    use super::*;
+    every_algorithm!(bench_request);
 }
 
 /// Building each balancer over 1,000 servers with weights 1..=1000.
@@ -180,6 +229,6 @@ mod pick_one_down {
 )]
 fn build_1000(bencher: Bencher, algorithm: &str) {
     let algorithm = Algorithm::parse(algorithm).expect("known algorithm");
-    let (servers, _guards) = pool(1000, 1000);
+    let (servers, _guards) = pool(1000, 1000, Load::Mixed);
     bencher.bench(|| black_box(balance::build(algorithm, black_box(&servers))));
 }
