@@ -14,7 +14,7 @@
 //! Run: `cargo bench --bench pick` (a filter narrows it: `cargo bench --bench pick --
 //! pick_all_busy`). Servers have weights 1..=10 (build: 1..=1000) and a latency sample each,
 //! so the load-aware algorithms compare real numbers; hashing algorithms get a different key
-//! or client address every pick. Each benchmark warms up with a few thousand picks and takes
+//! or client address every pick. Each benchmark warms up (up to 2^18 picks or 50 ms) and takes
 //! samples of 64 picks: with divan's own tuning, one slow first pick (cold caches over a
 //! ring of megabytes) made it time picks one at a time, which measured the timer, and longer
 //! samples of the slow picks were cut by other processes on a shared machine.
@@ -35,8 +35,10 @@ fn main() {
 
 const SIZES: [usize; 3] = [3, 100, 1000];
 
-/// Picks before measuring: every cache line a pick touches is warm, as in a running proxy.
-const WARM_UP: u64 = 4096;
+/// Picks before measuring, so that what a pick touches is as warm as in a running proxy
+/// (a ring of 1,000 servers holds 2^18 points), within [`WARM_UP_TIME`].
+const WARM_UP: u64 = 1 << 18;
+const WARM_UP_TIME: Duration = Duration::from_millis(50);
 
 /// How many servers have requests in flight, and how many.
 #[derive(Clone, Copy)]
@@ -85,11 +87,20 @@ fn context(algorithm: Algorithm, c: u64, key: &[u8; 8]) -> PickContext<'_> {
     }
 }
 
-fn run_picks(bencher: Bencher, algorithm: Algorithm, b: &dyn Balancer) {
-    for c in 0..WARM_UP {
-        black_box(b.pick(&context(algorithm, c, &c.to_le_bytes())));
+/// Pick up to [`WARM_UP`] times or for [`WARM_UP_TIME`], with `then` after each pick; the
+/// number of picks made.
+fn warm_up(algorithm: Algorithm, b: &dyn Balancer, then: impl Fn(Option<Arc<Server>>)) -> u64 {
+    let began = std::time::Instant::now();
+    let mut c = 0;
+    while c < WARM_UP && (c % 1024 != 0 || began.elapsed() < WARM_UP_TIME) {
+        then(b.pick(&context(algorithm, c, &c.to_le_bytes())));
+        c += 1;
     }
-    let counter = AtomicU64::new(WARM_UP);
+    c
+}
+
+fn run_picks(bencher: Bencher, algorithm: Algorithm, b: &dyn Balancer) {
+    let counter = AtomicU64::new(warm_up(algorithm, b, |s| drop(black_box(s))));
     bencher.bench(|| {
         let c = counter.fetch_add(1, Ordering::Relaxed);
         let key = c.to_le_bytes();

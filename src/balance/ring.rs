@@ -11,7 +11,7 @@
 //! count is halved (then quartered, …) until it fits, at least one point each. Because the
 //! divisor is a power of two shared by the pool, it rarely changes when one server comes or
 //! goes, so minimal disruption holds for big weighted pools too except at those steps.
-//! A pick reads one bucket of a prefix index, then searches the one or two points in it.
+//! A pick reads one bucket of a prefix index, then searches the four to eight points in it.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use crate::upstream::Server;
 /// Points per unit of weight, as ketama and nginx's `hash … consistent`.
 pub const POINTS_PER_WEIGHT: u64 = 160;
 
-/// The most points a ring holds (8 bytes each: 2 MiB, plus a 1 MiB bucket index).
+/// The most points a ring holds (8 bytes each: 2 MiB, plus a 256 KiB bucket index).
 pub const MAX_POINTS: u64 = 1 << 18;
 
 /// Points of the ring walked before checking whether anything is eligible at all.
@@ -73,9 +73,12 @@ impl Ring {
             );
         }
         points.sort_unstable();
-        // One to two points per bucket (at least 1 bit, so the shift below stays in range).
+        // Four to eight points per bucket (at least 1 bit, so the shift below stays in range):
+        // the index of the largest ring is 256 KiB, which a core's cache holds, instead of
+        // 1 MiB, and the points of a bucket are one cache line or two adjacent ones.
         let bits = (usize::BITS - 1)
             .saturating_sub(points.len().leading_zeros())
+            .saturating_sub(2)
             .clamp(1, 20);
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut k = 0;
