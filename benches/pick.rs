@@ -12,7 +12,7 @@
 //!   cost a pool pays when its usable set changes).
 //!
 //! Run: `cargo bench --bench pick` (a filter narrows it: `cargo bench --bench pick --
-//! pick_all_busy`). Servers have weights 1..=10 (build: 1..=1000) and a latency sample each,
+//! pick_all_busy`). For instruction counts, see [`count`]. Servers have weights 1..=10 (build: 1..=1000) and a latency sample each,
 //! so the load-aware algorithms compare real numbers; hashing algorithms get a different key
 //! or client address every pick. Each benchmark warms up (up to 2^18 picks or 50 ms) and takes
 //! samples of 64 picks: with divan's own tuning, one slow first pick (cold caches over a
@@ -30,7 +30,65 @@ use switchyard::config::Algorithm;
 use switchyard::upstream::{InFlight, Server};
 
 fn main() {
-    divan::main();
+    match std::env::var("PICK_COUNT") {
+        Ok(spec) => count(&spec),
+        Err(_) => divan::main(),
+    }
+}
+
+/// Picks (or requests, or begin/end pairs) that `count` makes, for instruction counts.
+const COUNT: u64 = 10_000;
+
+/// `PICK_COUNT=ALGORITHM,WHAT,N` (`WHAT`: `idle`, `mixed`, `busy`, `down`, `begin_end` or
+/// `request`, as the groups above): 10,000 warm-up rounds of it, then 10,000 more in
+/// `counted`, for `valgrind --tool=callgrind --toggle-collect='*counted*'`, whose total
+/// divided by 10,000 is the instructions per round (repeatable, unlike times on a shared
+/// machine).
+fn count(spec: &str) {
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [algorithm, what, n] = parts[..] else {
+        panic!("PICK_COUNT=ALGORITHM,WHAT,N, not {spec:?}");
+    };
+    let algorithm = Algorithm::parse(algorithm).expect("an algorithm");
+    let n: usize = n.parse().expect("a number of servers");
+    let load = match what {
+        "idle" => Load::Idle,
+        "mixed" | "down" => Load::Mixed,
+        _ => Load::Busy,
+    };
+    let (servers, _guards) = pool(n, 10, load);
+    let b = if what == "down" {
+        servers[n / 2].set_admin_down(true);
+        balance::build_tier(algorithm, &servers)
+    } else {
+        balance::build(algorithm, &servers)
+    };
+    uncounted(algorithm, &*b, &servers, what);
+    counted(algorithm, &*b, &servers, what);
+}
+
+#[inline(never)]
+fn uncounted(algorithm: Algorithm, b: &dyn Balancer, servers: &[Arc<Server>], what: &str) {
+    rounds(algorithm, b, servers, what, 0);
+}
+
+#[inline(never)]
+fn counted(algorithm: Algorithm, b: &dyn Balancer, servers: &[Arc<Server>], what: &str) {
+    rounds(algorithm, b, servers, what, COUNT);
+}
+
+#[inline(always)]
+fn rounds(algorithm: Algorithm, b: &dyn Balancer, servers: &[Arc<Server>], what: &str, from: u64) {
+    for c in from..from + COUNT {
+        let key = c.to_le_bytes();
+        match what {
+            "begin_end" => drop(black_box(servers[c as usize % servers.len()].begin())),
+            "request" => drop(black_box(
+                b.pick(&context(algorithm, c, &key)).map(|s| s.begin()),
+            )),
+            _ => drop(black_box(b.pick(black_box(&context(algorithm, c, &key))))),
+        }
+    }
 }
 
 const SIZES: [usize; 3] = [3, 100, 1000];

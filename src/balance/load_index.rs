@@ -211,17 +211,34 @@ impl MinIndex {
             }
         };
         let mut best = ahead;
-        for i in 1..nb {
-            let b = if sb + i >= nb { sb + i - nb } else { sb + i };
-            let least = if skips(b) {
-                self.leftmost_least(b * BLOCK, self.block_end(b), skip)
-            } else {
-                self.block_least(b).map(|(k, first, _)| (k, first))
+        if skip.is_empty() {
+            // The common case, kept to a few instructions per block.
+            let (mut least, mut at) = best.unwrap_or((ABSENT, 0));
+            let mut visit = |first_block: usize, blocks: &[AtomicU64]| {
+                for (i, summary) in blocks.iter().enumerate() {
+                    let summary = Summary::unpack(summary.load(SeqCst));
+                    let slot = (first_block + i) * BLOCK + summary.first;
+                    let k = self.key(slot);
+                    if k < least {
+                        (least, at) = (k, slot);
+                    }
+                }
             };
-            if let Some((k, s)) = least
-                && best.is_none_or(|(bk, _)| k < bk)
-            {
-                best = Some((k, s));
+            visit(sb + 1, &self.blocks[sb + 1..]);
+            visit(0, &self.blocks[..sb]);
+            best = (least != ABSENT).then_some((least, at));
+        } else {
+            for b in (sb + 1..nb).chain(0..sb) {
+                let least = if skips(b) {
+                    self.leftmost_least(b * BLOCK, self.block_end(b), skip)
+                } else {
+                    self.block_least(b).map(|(k, first, _)| (k, first))
+                };
+                if let Some((k, s)) = least
+                    && best.is_none_or(|(bk, _)| k < bk)
+                {
+                    best = Some((k, s));
+                }
             }
         }
         match (best, behind) {
