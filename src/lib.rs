@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod explain;
 pub mod guard;
 pub mod health;
 pub mod import;

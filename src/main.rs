@@ -78,6 +78,9 @@ enum Command {
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
     /// 2 no answer, 3 not asked (no [admin] in the config, bad address).
     Probe(ProbeArgs),
+    /// Why this server? What the config does with a request, every server assumed up: the
+    /// route, the pool, each server and why it is or is not a candidate, the pick.
+    Explain(switchyard::explain::cli::Args),
 
     // --- simulate (issue 13): the real balancers against a modelled workload ---------
     /// Which algorithm should I use? Run Switchyard's own balancers against a modelled
@@ -176,6 +179,7 @@ fn main() -> ExitCode {
         } => return import(&files, from.as_deref(), output.as_deref()),
         Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
         Command::Probe(args) => return probe(&args),
+        Command::Explain(args) => return switchyard::explain::cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ mod server_health;
 pub mod stick_table;
 
 pub use health::{CheckRecord, Transition};
-pub use pool::Pool;
+pub use pool::{Pool, PoolExplanation};
 pub use server::{AdminState, InFlight, LoadWatch, Server};
 pub use server_health::HealthState;
 pub use stick_table::StickTable;

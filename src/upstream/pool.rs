@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::Server;
-use crate::balance::{self, Balancer, PickContext};
+use crate::balance::{self, Balancer, Explanation, PickContext};
 use crate::config::{
     Algorithm, HashKey, HealthPlan, HostHeader, PoolPlan, RetryPlan, StickyPlan, Timeouts,
 };
@@ -14,6 +14,19 @@ use crate::config::{
 struct Pickers {
     primary: Box<dyn Balancer>,
     backup: Option<Box<dyn Balancer>>,
+}
+
+/// What a pool would do with a request now ([`Pool::explain`]).
+#[derive(Debug)]
+pub struct PoolExplanation {
+    /// The primaries' balancer.
+    pub primary: Explanation,
+    /// The backups' balancer, when the primaries would take nothing.
+    pub backup: Option<Explanation>,
+    /// The server the pool would pick.
+    pub pick: Option<Arc<Server>>,
+    /// What the pool itself does beyond its balancers (backups, slow start, quick recovery).
+    pub notes: Vec<String>,
 }
 
 /// A named group of servers with one balancing algorithm.
@@ -124,6 +137,61 @@ impl Pool {
             self.quick_recovery();
         }
         None
+    }
+
+    /// What [`Pool::pick`] would answer for `ctx` now, found without disturbing anything:
+    /// each tier's [`Balancer::explain`], the backups only when no primary would take it.
+    pub fn explain(&self, ctx: &PickContext<'_>) -> PoolExplanation {
+        let pickers = self.pickers.load();
+        let primary = pickers.primary.explain(ctx);
+        let mut notes = Vec::new();
+        let backups = self.servers.iter().filter(|s| s.backup).count();
+        let backup = match (&primary.pick, &pickers.backup) {
+            (None, Some(b)) => {
+                notes.push("no primary can take the request: the backups are asked".to_string());
+                Some(b.explain(ctx))
+            }
+            (Some(_), Some(_)) => {
+                notes.push(format!(
+                    "{backups} backup(s) are asked only when no primary can take a request"
+                ));
+                None
+            }
+            _ => None,
+        };
+        let pick = primary
+            .pick
+            .clone()
+            .or_else(|| backup.as_ref().and_then(|b| b.pick.clone()));
+        if pick.is_none() {
+            if self
+                .servers
+                .iter()
+                .any(|s| s.in_slow_start() && s.accepts_new())
+            {
+                notes.push(format!(
+                    "slow start turned away the only servers left: the pool asks again, up to {} times, and admits one ask in {} at the latest",
+                    crate::upstream::health::SlowStart::STEPS,
+                    crate::upstream::health::SlowStart::STEPS
+                ));
+            } else if ctx.tried.is_empty()
+                && !self.has_available()
+                && self
+                    .servers
+                    .iter()
+                    .any(|s| s.in_rotation() && s.passive_out_for().is_some())
+            {
+                notes.push("no server can take the request: it is answered 503, and the passive time-outs are forgotten so that the next request tries those servers again (nginx's quick recovery)".to_string());
+            } else {
+                notes.push("no server can take the request: it is answered 503".to_string());
+            }
+        }
+        PoolExplanation {
+            primary,
+            backup,
+            pick,
+            notes,
+        }
     }
 
     /// nginx's "all peers failed, mark them as live for quick recovery": when no primary

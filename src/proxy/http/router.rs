@@ -39,6 +39,18 @@ impl RouteTarget {
             }
         }
     }
+
+    /// The pool the next request would go to, without taking the split's turn; for a split,
+    /// also the position of its cycle now and the cycle's length.
+    pub fn peek(&self) -> (&Arc<Upstream>, Option<(usize, usize)>) {
+        match self {
+            RouteTarget::Pool(p) => (p, None),
+            RouteTarget::Split { pools, cycle, next } => {
+                let i = next.load(Ordering::Relaxed) % cycle.len();
+                (&pools[cycle[i] as usize], Some((i, cycle.len())))
+            }
+        }
+    }
 }
 
 pub struct Route {
@@ -62,32 +74,55 @@ impl Router {
     }
 }
 
+/// A condition of a route, for saying which one a request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Host,
+    PathPrefix,
+    Method,
+    Header,
+    Cookie,
+}
+
 fn matches(m: &Matcher, req: &impl RequestView) -> bool {
+    first_failed(m, req).is_none()
+}
+
+/// The first condition of `m` that `req` fails, in the order they are checked.
+pub fn first_failed(m: &Matcher, req: &impl RequestView) -> Option<Condition> {
     if let Some(host) = &m.host {
         match req.host() {
             Some(h) if host.matches(h) => {}
-            _ => return false,
+            _ => return Some(Condition::Host),
         }
     }
     if let Some(prefix) = &m.path_prefix
         && !req.path().starts_with(prefix.as_str())
     {
-        return false;
+        return Some(Condition::PathPrefix);
     }
     if let Some(method) = &m.method
         && req.method() != method.as_str()
     {
-        return false;
+        return Some(Condition::Method);
     }
     if let Some((name, value)) = &m.header
         && !req.header_values(name).any(|v| v == value.as_bytes())
     {
-        return false;
+        return Some(Condition::Header);
     }
     if let Some((name, value)) = &m.cookie
         && req.cookie(name) != Some(value.as_str())
     {
-        return false;
+        return Some(Condition::Cookie);
     }
-    true
+    None
+}
+
+impl Router {
+    /// The index of the route `req` matches (the first that matches), without choosing
+    /// its pool; `None` for the default.
+    pub fn matched(&self, req: &impl RequestView) -> Option<usize> {
+        self.routes.iter().position(|r| matches(&r.matcher, req))
+    }
 }
