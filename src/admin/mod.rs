@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod client;
+mod explain;
 mod metrics;
 pub mod probe;
 mod status;
@@ -134,6 +135,9 @@ pub struct AdminListener {
     pub protocol: Protocol,
     pub addr: SocketAddr,
     pub stats: ListenerStats,
+    /// The site an `http` / `https` listener serves (as its accept loop reads it), for
+    /// `GET /api/explain`.
+    pub site: Option<Arc<arc_swap::ArcSwap<crate::proxy::http::Site>>>,
 }
 
 /// The counters a listener keeps, by protocol.

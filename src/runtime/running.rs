@@ -405,5 +405,9 @@ fn shown(l: &Listener) -> ShownListener {
                 proxy_in: proxy_in.clone(),
             },
         },
+        site: match &l.kind {
+            Kind::Http { site, .. } => Some(site.clone()),
+            _ => None,
+        },
     }
 }
