@@ -44,7 +44,12 @@ pub fn answer(view: &View, query: &str) -> Result<Value, Unanswerable> {
                 .iter()
                 .find(|l| l.name == plan.name)
                 .and_then(|l| l.site.as_ref())
-                .ok_or_else(|| bad(format!("listener {:?} is not running", plan.name), QUERY_HELP))?
+                .ok_or_else(|| {
+                    bad(
+                        format!("listener {:?} is not running", plan.name),
+                        QUERY_HELP,
+                    )
+                })?
                 .load_full();
             explain(&site, &req)
         }

@@ -1,0 +1,427 @@
+//! "Why this server?" against a running Switchyard: `GET /api/explain` on the admin listener
+//! names the server the next real request gets, for every algorithm, with what the algorithm
+//! looked at; explaining takes no turn (the traffic that follows is exactly what it would have
+//! been); every reason a server is not a candidate is named; a sticky cookie overrides the
+//! balancer. Real backends, real requests, the real admin API, all on 127.0.0.1.
+mod common;
+mod live_common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use live_common::*;
+use serde_json::Value;
+use switchyard::demo::Backend;
+
+/// `GET /api/explain?{query}`, which must answer 200.
+async fn explain(admin: SocketAddr, query: &str) -> Value {
+    let a = api(admin, "GET", &format!("/api/explain?{query}"), None, None).await;
+    assert_eq!(a.status, 200, "{query}: {}", a.text);
+    a.json
+}
+
+/// The name of the server an explanation picks ("" for none).
+fn pick(e: &Value) -> String {
+    e["pick"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// The explanation of `query` once `cond` holds of it (polled every 20 ms, at most 10 s).
+async fn explain_until(
+    admin: SocketAddr,
+    query: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = explain(admin, query).await;
+        if cond(&e) {
+            return e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {e:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The explanation once no request is in flight any more (a response's end is counted when
+/// its body is done, which may be a moment after the client has read it).
+async fn settled(admin: SocketAddr, query: &str) -> Value {
+    explain_until(admin, query, "no request in flight", |e| {
+        e["pool"]["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["in_flight"] == 0)
+    })
+    .await
+}
+
+/// A candidate line of an explanation's pool, by server name.
+fn candidate<'a>(e: &'a Value, name: &str) -> &'a Value {
+    server(&e["pool"], name)
+}
+
+fn reasons(e: &Value, name: &str) -> String {
+    candidate(e, name)["reasons"].to_string()
+}
+
+/// One listener "web" with a route per algorithm (`/ALGORITHM/…`) over the same backends,
+/// and an admin listener.
+fn algorithms_config(b: &[Backend]) -> String {
+    let servers = servers_toml(b, &[3, 1, 1]);
+    let mut text = String::from(
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"round_robin\"\n",
+    );
+    let pools = [
+        ("round_robin", ""),
+        ("least_conn", ""),
+        ("least_time", ""),
+        ("p2c", ""),
+        ("random", ""),
+        ("ip_hash", ""),
+        ("hash", "hash_key = \"header:x-user\"\n"),
+        ("maglev", "hash_key = \"uri\"\n"),
+    ];
+    for (name, _) in pools {
+        text.push_str(&format!(
+            "[[listener.route]]\npath_prefix = \"/{name}/\"\npool = \"{name}\"\n"
+        ));
+    }
+    for (name, extra) in pools {
+        text.push_str(&format!(
+            "[pool.{name}]\nalgorithm = \"{name}\"\n{extra}servers = {servers}\n"
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_algorithm_names_the_server_the_next_request_gets() {
+    let b = backends(3).await;
+    let lb = start_lb(&algorithms_config(&b)).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    for algorithm in [
+        "round_robin",
+        "least_conn",
+        "least_time",
+        "p2c",
+        "random",
+        "ip_hash",
+        "hash",
+        "maglev",
+    ] {
+        let mut got = Vec::new();
+        for i in 0..10 {
+            let path = format!("/{algorithm}/item/{i}");
+            let user = format!("user-{i}");
+            let query = format!("path={path}&header=X-User%3A{user}&client=127.0.0.1");
+            let first = settled(admin, &query).await;
+            // Asked again: the same answer. An explanation that took round robin's turn or
+            // drew p2c's random numbers would name the next server now.
+            let again = explain(admin, &query).await;
+            assert_eq!(pick(&first), pick(&again), "{algorithm} #{i}: {first:#}");
+            assert_eq!(first["pool"]["name"], algorithm);
+            assert_eq!(first["pool"]["balancer"]["how"], "peek");
+            let real = get_with(web, &path, &[("x-user", &user)]).await;
+            assert_eq!(real.status, 200);
+            assert_eq!(
+                real.server(),
+                pick(&first),
+                "{algorithm} request #{i} went elsewhere than explained: {first:#}"
+            );
+            got.push(real.server());
+            // What the algorithm looked at, by algorithm.
+            let bal = &first["pool"]["balancer"];
+            let f = &bal["facts"];
+            match algorithm {
+                "round_robin" => {
+                    assert_eq!(f["cycle"], 5, "weights 3,1,1: {bal:#}");
+                    assert_eq!(f["turn"], i % 5, "{bal:#}");
+                    assert_eq!(server(bal, "s1")["turns_per_cycle"], 3);
+                }
+                "least_conn" => {
+                    assert_eq!(server(bal, "s1")["in_flight"], 0);
+                    assert_eq!(server(bal, "s1")["load"], "0/3");
+                }
+                "least_time" => assert!(server(bal, "s2")["ewma_us"].is_u64(), "{bal:#}"),
+                "p2c" => assert!(f["sampled"].as_str().unwrap().contains(", ")),
+                "random" => assert_eq!(f["total_weight"], 5),
+                "ip_hash" => {
+                    assert_eq!(f["key"], "127.0.0.*");
+                    assert_eq!(first["pool"]["key"]["value"], "127.0.0.1");
+                }
+                "hash" => {
+                    assert_eq!(first["pool"]["key"]["from"], "header:x-user");
+                    assert_eq!(first["pool"]["key"]["value"], user);
+                    assert!(f["position"].is_u64() && f["point"].is_u64(), "{bal:#}");
+                }
+                "maglev" => {
+                    assert_eq!(first["pool"]["key"]["value"], path);
+                    assert!(f["slot"].as_u64().unwrap() < 65537, "{bal:#}");
+                }
+                _ => unreachable!(),
+            }
+        }
+        if algorithm == "round_robin" {
+            // Ten requests, each explained twice, still split 3:1:1 exactly: no turn taken.
+            let t = tally(got);
+            assert_eq!(
+                (t["s1"], t["s2"], t["s3"]),
+                (6, 2, 2),
+                "round robin's split moved"
+            );
+        }
+    }
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_and_least_time_read_the_live_load() {
+    let b = backends(2).await;
+    let slow = Backend::start("slow", Duration::from_millis(40))
+        .await
+        .unwrap();
+    let fast = Backend::start("fast", Duration::ZERO).await.unwrap();
+    let timed = [slow, fast];
+    let text = format!(
+        "shutdown_delay = \"0s\"\ngrace_period = \"1s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"lc\"\n[[listener.route]]\npath_prefix = \"/lt/\"\npool = \"lt\"\n[pool.lc]\nalgorithm = \"least_conn\"\nservers = {}\n[pool.lt]\nalgorithm = \"least_time\"\nservers = {}\n",
+        servers_toml(&b, &[]),
+        servers_toml(&timed, &[])
+    );
+    let lb = start_lb(&text).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    // least_conn: one long request on s1 (the first turn) …
+    let long = tokio::spawn(async move { get(web, "/sleep/3000").await });
+    let e = explain_until(admin, "path=/", "s1 busy", |e| {
+        candidate(e, "s1")["in_flight"] == 1
+    })
+    .await;
+    let bal = &e["pool"]["balancer"];
+    assert_eq!(server(bal, "s1")["load"], "1/1", "{bal:#}");
+    assert_eq!(server(bal, "s2")["load"], "0/1", "{bal:#}");
+    assert_eq!(pick(&e), "s2", "{e:#}");
+    assert!(e["why"].as_str().unwrap().contains("least load"), "{e:#}");
+    assert_eq!(get(web, "/").await.server(), "s2");
+    long.await.unwrap();
+    // least_time: once both are measured, the fast one, with the EWMAs that say why.
+    for i in 0..6 {
+        assert_eq!(get(web, &format!("/lt/{i}")).await.status, 200);
+    }
+    let e = settled(admin, "path=/lt/x").await;
+    let bal = &e["pool"]["balancer"];
+    let ewma = |n: &str| server(bal, n)["ewma_us"].as_u64().unwrap();
+    assert!(ewma("slow") >= 40_000, "{bal:#}");
+    assert!(ewma("fast") < ewma("slow"), "{bal:#}");
+    assert_eq!(pick(&e), "fast", "{e:#}");
+    assert_eq!(get(web, "/lt/y").await.server(), "fast");
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exclusion_is_named() {
+    let b = backends(5).await;
+    let dead = Backend::start("dead", Duration::ZERO).await.unwrap();
+    let alive = Backend::start("alive", Duration::ZERO).await.unwrap();
+    let newcomer = Backend::start("new", Duration::ZERO).await.unwrap();
+    let text = format!(
+        r#"shutdown_delay = "0s"
+grace_period = "1s"
+[admin]
+listen = "127.0.0.1:0"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+[[listener.route]]
+path_prefix = "/q/"
+pool = "q"
+[[listener.route]]
+path_prefix = "/r/"
+pool = "r"
+[pool.p]
+servers = [{{ addr = "{}", name = "s1" }}, {{ addr = "{}", name = "s2" }}, {{ addr = "{}", name = "s3" }}, {{ addr = "{}", name = "s4" }}, {{ addr = "{}", name = "s5", backup = true }}]
+[pool.p.health]
+type = "http"
+path = "/health"
+interval = "200ms"
+timeout = "200ms"
+rise = 1
+fall = 1
+[pool.q]
+max_fails = 1
+fail_timeout = "60s"
+servers = [{{ addr = "{}", name = "dead" }}, {{ addr = "{}", name = "alive" }}]
+[pool.r]
+slow_start = "60s"
+servers = {}
+"#,
+        b[0].addr,
+        b[1].addr,
+        b[2].addr,
+        b[3].addr,
+        b[4].addr,
+        dead.addr,
+        alive.addr,
+        servers_toml(&b[..1], &[]),
+    );
+    // Written to a file: the API changes servers only of a Switchyard started from one.
+    let file = ConfigFile::new("explain-exclusions", &text);
+    let lb = start_file(&file).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    let put = |server: &str, body: &'static str| {
+        let path = format!("/api/pools/p/servers/{server}");
+        async move { assert_eq!(api(admin, "PUT", &path, Some(body), None).await.status, 200) }
+    };
+    put("s1", r#"{"state": "maint"}"#).await;
+    put("s2", r#"{"state": "drain"}"#).await;
+    b[2].set_healthy(false);
+    let e = explain_until(admin, "path=/", "s3 unhealthy", |e| {
+        candidate(e, "s3")["health"] == "unhealthy"
+    })
+    .await;
+    assert!(reasons(&e, "s1").contains("in maintenance"), "{e:#}");
+    assert!(reasons(&e, "s2").contains("draining"), "{e:#}");
+    assert!(reasons(&e, "s3").contains("unhealthy"), "{e:#}");
+    assert!(reasons(&e, "s3").contains("last check"), "{e:#}");
+    assert!(reasons(&e, "s4").contains("ready and healthy"), "{e:#}");
+    assert!(
+        reasons(&e, "s5").contains("backup: asked only when"),
+        "{e:#}"
+    );
+    for (name, is) in [
+        ("s1", false),
+        ("s2", false),
+        ("s3", false),
+        ("s4", true),
+        ("s5", false),
+    ] {
+        assert_eq!(candidate(&e, name)["candidate"], is, "{name}: {e:#}");
+    }
+    assert_eq!(pick(&e), "s4");
+    assert_eq!(get(web, "/").await.server(), "s4");
+    // The last primary goes: the backups are asked, and the explanation says so.
+    put("s4", r#"{"state": "maint"}"#).await;
+    let e = explain(admin, "path=/").await;
+    assert_eq!(pick(&e), "s5", "{e:#}");
+    assert!(reasons(&e, "s5").contains("backup: asked now"), "{e:#}");
+    assert!(
+        e["why"].as_str().unwrap().contains("over the backups"),
+        "{e:#}"
+    );
+    assert_eq!(get(web, "/").await.server(), "s5");
+
+    // Failed passively: a server that refused a real request, out for fail_timeout.
+    dead.stop();
+    let mut e = Value::Null;
+    for i in 0..4 {
+        get(web, &format!("/q/{i}")).await;
+        e = explain(admin, "path=/q/x").await;
+        if candidate(&e, "dead")["health"] == "failed" {
+            break;
+        }
+    }
+    assert!(reasons(&e, "dead").contains("failed passively"), "{e:#}");
+    assert!(reasons(&e, "dead").contains("tried again in"), "{e:#}");
+    assert_eq!(candidate(&e, "dead")["candidate"], false);
+    assert_eq!(pick(&e), "alive");
+
+    // Slow start: a server added over the API ramps up.
+    let body = format!(r#"{{"addr": "{}", "name": "new"}}"#, newcomer.addr);
+    let added = api(admin, "POST", "/api/pools/r/servers", Some(&body), None).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    let e = explain(admin, "path=/r/x").await;
+    assert!(
+        reasons(&e, "new").contains("slow start: admitted for"),
+        "{e:#}"
+    );
+    assert!(
+        candidate(&e, "new")["slow_start_share"].is_string(),
+        "{e:#}"
+    );
+    assert!(reasons(&e, "s1").contains("ready and healthy"), "{e:#}");
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_cookie_overrides_the_balancer() {
+    let b = backends(2).await;
+    let text = format!(
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = {}\n[pool.p.sticky]\nmode = \"cookie\"\n",
+        servers_toml(&b, &[])
+    );
+    let lb = start_lb(&text).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    let first = get(web, "/").await;
+    assert_eq!(first.server(), "s1");
+    let set = first.headers["set-cookie"].to_str().unwrap().to_string();
+    let pair = set.split(';').next().unwrap().to_string();
+    // Without the cookie: the balancer's turn, now at s2.
+    let plain = settled(admin, "path=/").await;
+    assert_eq!(pick(&plain), "s2", "{plain:#}");
+    assert_eq!(plain["pool"]["sticky"]["used"], false);
+    // With it: s1, ahead of the balancer, which would have said s2.
+    let cookie = pair.replace('=', "%3D");
+    let e = explain(admin, &format!("path=/&cookie={cookie}")).await;
+    assert_eq!(pick(&e), "s1", "{e:#}");
+    assert_eq!(e["pool"]["sticky"]["used"], true);
+    assert_eq!(e["pool"]["sticky"]["server"]["name"], "s1");
+    assert_eq!(e["pool"]["balancer"]["pick"], "s2", "{e:#}");
+    assert!(
+        e["why"].as_str().unwrap().starts_with("sticky (cookie)"),
+        "{e:#}"
+    );
+    assert_eq!(
+        get_with(web, "/", &[("cookie", &pair)]).await.server(),
+        "s1"
+    );
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_matched_and_shadowed_and_questions_refused() {
+    let b = backends(2).await;
+    let text = format!(
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"a\"\n[[listener.route]]\nhost = \"api.example.com\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/v1/\"\npool = \"b\"\n[[listener.route]]\npath_prefix = \"/v1/users\"\npool = \"a\"\n[pool.a]\nservers = {}\n[pool.b]\nservers = {}\n",
+        servers_toml(&b[..1], &[]),
+        servers_toml(&b[1..], &[])
+    );
+    let lb = start_lb(&text).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    let e = explain(
+        admin,
+        "listener=web&method=GET&host=shop.example.com&path=/v1/users/7",
+    )
+    .await;
+    let routes = e["routes"].as_array().unwrap();
+    assert_eq!(routes[0]["verdict"], "no match");
+    assert!(
+        routes[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("shop.example.com")
+    );
+    assert_eq!(routes[1]["verdict"], "matched");
+    assert_eq!(routes[2]["verdict"], "shadowed", "{e:#}");
+    assert_eq!(e["route"], 2);
+    assert_eq!(e["pool"]["name"], "b");
+    assert_eq!(pick(&e), "s2");
+    let real = get_with(web, "/v1/users/7", &[("host", "shop.example.com")]).await;
+    assert_eq!(real.server(), "s2");
+    for (query, status, says) in [
+        ("listener=nope", 404, "no listener named"),
+        ("colour=red", 400, "unknown parameter"),
+        ("path=relative", 400, "must start with /"),
+        ("client=not-an-ip", 400, "is not an address"),
+    ] {
+        let a = api(admin, "GET", &format!("/api/explain?{query}"), None, None).await;
+        assert_eq!(a.status, status, "{query}: {}", a.text);
+        assert!(a.text.contains(says), "{query}: {}", a.text);
+    }
+    let a = api(admin, "POST", "/api/explain", None, None).await;
+    assert_eq!(a.status, 405);
+    lb.shutdown().await;
+}
