@@ -425,3 +425,112 @@ async fn routes_matched_and_shadowed_and_questions_refused() {
     assert_eq!(a.status, 405);
     lb.shutdown().await;
 }
+
+/// Run `switchyard explain ARGS`: (exit code, stdout, stderr).
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("explain")
+        .args(args)
+        .output()
+        .expect("run switchyard explain");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_explains_a_file_as_a_fresh_balancer_would_pick() {
+    let b = backends(4).await;
+    let (s1, s2, s3, s4) = (b[0].addr, b[1].addr, b[2].addr, b[3].addr);
+    let text = format!(
+        r#"shutdown_delay = "0s"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "rr"
+[[listener.route]]
+path_prefix = "/users/"
+pool = "users"
+[[listener.route]]
+path_prefix = "/users/admin"
+pool = "rr"
+[[listener]]
+name = "db"
+protocol = "tcp"
+listen = "127.0.0.1:0"
+pool = "ip"
+[pool.rr]
+servers = [{{ addr = "{s1}", name = "s1", down = true }}, {{ addr = "{s2}", name = "s2", drain = true }}, {{ addr = "{s3}", name = "s3", weight = 2 }}, {{ addr = "{s4}", name = "s4" }}]
+[pool.users]
+algorithm = "hash"
+hash_key = "header:x-user"
+servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}, {{ addr = "{s3}", name = "s3" }}, {{ addr = "{s4}", name = "s4" }}]
+[pool.ip]
+algorithm = "ip_hash"
+servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}]
+"#
+    );
+    let file = ConfigFile::new("explain-cli", &text);
+    let path = file.path.to_str().unwrap();
+    // Text: the route, its shadowed sibling, every server's reason, the pick.
+    let (code, out, err) = cli(&[
+        "-c",
+        path,
+        "--listener",
+        "web",
+        "GET http://example.com/users/admin/7",
+        "-H",
+        "X-User: alice",
+        "--client",
+        "10.1.2.3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("matched"), "{out}");
+    assert!(out.contains("shadowed"), "{out}");
+    assert!(out.contains("header:x-user = \"alice\""), "{out}");
+    assert!(out.contains("from 10.1.2.3"), "{out}");
+    // JSON, as the API answers: the same decision, and the one a fresh balancer makes.
+    let lb = start_file(&file).await;
+    let web = lb.local_addr("web").unwrap();
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        let header = format!("X-User: {user}");
+        let (code, out, err) = cli(&["-c", path, "-l", "web", "/users/1", "-H", &header, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let e: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(e["pool"]["name"], "users");
+        let real = get_with(web, "/users/1", &[("x-user", user)]).await;
+        assert_eq!(real.server(), pick(&e), "{user}: {e:#}");
+    }
+    // Round robin over what the file leaves in rotation: s3 (weight 2) first, as served.
+    let (code, out, _) = cli(&["-c", path, "-l", "web", "/", "--json"]);
+    assert_eq!(code, 0);
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert!(reasons(&e, "s1").contains("in maintenance"), "{e:#}");
+    assert!(reasons(&e, "s2").contains("draining"), "{e:#}");
+    assert_eq!(candidate(&e, "s3")["candidate"], true);
+    assert_eq!(get(web, "/").await.server(), pick(&e));
+    // A tcp listener: the client address is the key.
+    let (code, out, err) = cli(&["-c", path, "-l", "db", "--client", "10.9.8.7", "/"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.9.8."), "{out}");
+    // Mistakes: which listener, a bad request, a broken file.
+    let (code, _, err) = cli(&["-c", path, "/"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--listener NAME") && err.contains("web (http"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["-c", path, "-l", "web", "G=T /"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a method"), "{err}");
+    let broken = ConfigFile::new("explain-cli-broken", "[[listener]]\nname = 3\n");
+    let (code, _, err) = cli(&["-c", broken.path.to_str().unwrap(), "/"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("explain-cli-broken") && err.contains(":2:"),
+        "{err}"
+    );
+    lb.shutdown().await;
+}
