@@ -32,7 +32,7 @@ mod round_robin;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use explain::{Explanation, Facts, How, ServerFacts, Value, label};
 pub use ip_hash::IpHash;
@@ -230,6 +230,17 @@ fn first_where(
     (0..n).map(|i| (from + i) % n).find(|&i| take(&servers[i]))
 }
 
+static FIXED: AtomicBool = AtomicBool::new(false);
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Seed every random balancer (`random`, `p2c`) built from now on in this process with
+/// `seed`, so that what it draws can be reproduced: `switchyard explain --seed`, a one-shot
+/// command. A serving Switchyard never calls it (its pools must not draw in step).
+pub fn fix_seed(seed: u64) {
+    SEED.store(seed, Ordering::Relaxed);
+    FIXED.store(true, Ordering::Relaxed);
+}
+
 /// A lock-free random number source shared by the threads picking from one balancer:
 /// SplitMix64 over an atomic counter. One relaxed `fetch_add` per number, no lock, no
 /// thread-local state, and a fixed seed makes tests reproducible.
@@ -243,8 +254,12 @@ impl SplitMix {
         SplitMix(AtomicU64::new(seed))
     }
 
-    /// Seeded from the OS so that two load balancers (or two pools) do not walk in step.
+    /// Seeded from the OS so that two load balancers (or two pools) do not walk in step;
+    /// from the seed [`fix_seed`] set, if it was.
     fn from_entropy() -> SplitMix {
+        if FIXED.load(Ordering::Relaxed) {
+            return SplitMix::new(SEED.load(Ordering::Relaxed));
+        }
         SplitMix::new(rand::random())
     }
 

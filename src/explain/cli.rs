@@ -36,6 +36,10 @@ pub struct Args {
     /// port].
     #[arg(short, long)]
     pub listener: Option<String>,
+    /// Draw random numbers (random, p2c) as balancers seeded with N would, so that the
+    /// output can be reproduced [default: a fresh seed, as a starting Switchyard draws].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Print JSON, as GET /api/explain answers, instead of text.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,9 @@ pub fn report(args: &Args) -> Result<Report, String> {
     }
     if let Some(c) = &args.client {
         req.set_client(c).map_err(|e| format!("error: {e}"))?;
+    }
+    if let Some(seed) = args.seed {
+        crate::balance::fix_seed(seed);
     }
     Offline::new(&plan).explain(&req)
 }

@@ -212,9 +212,16 @@ fn pool_report(up: &Upstream, req: &Request, l4: bool) -> PoolReport {
                 ),
                 _ => format!("cookie {} names {}", p.name, s.name),
             };
+            let balancer = match &balancer.pick {
+                Some(b) if b.id() != s.id() => format!(" (which would pick {})", b.name),
+                _ => String::new(),
+            };
             (
                 stuck.clone(),
-                format!("sticky ({}): {what}; the balancer is not asked", p.mode),
+                format!(
+                    "sticky ({}): {what}; the balancer{balancer} is not asked",
+                    p.mode
+                ),
             )
         }
         (None, Some(p)) => {

@@ -81,6 +81,7 @@ fn pool(p: &PoolReport) -> Json {
             "server": s.remembered.as_deref().map(server_ref),
             "used": s.used,
             "why": s.why,
+            "values": s.values.iter().map(|(server, v)| json!({ "server": server, "value": v })).collect::<Vec<_>>(),
         })),
         "balancer": explanation(&p.balancer.primary),
         "backup_balancer": p.balancer.backup.as_ref().map(explanation),
@@ -317,6 +318,12 @@ fn pool_text(out: &mut String, p: &PoolReport) {
                 _ => s.why.clone().unwrap_or_default(),
             };
             let _ = writeln!(out, "sticky    {} ({what}): {outcome}", s.mode);
+            if !s.values.is_empty() {
+                let values: Vec<String> = (s.values.iter())
+                    .map(|(server, v)| format!("{server} = {v}"))
+                    .collect();
+                let _ = writeln!(out, "          cookie values: {}", values.join(", "));
+            }
         }
         None => {
             let _ = writeln!(out, "sticky    none configured");

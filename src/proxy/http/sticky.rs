@@ -76,6 +76,8 @@ pub struct StickyPeek {
     pub used: bool,
     /// Why it does not, when it does not.
     pub why: Option<String>,
+    /// `cookie` mode: the value that names each server, in the pool's order.
+    pub values: Vec<(String, String)>,
 }
 
 impl StickyPeek {
@@ -190,14 +192,22 @@ impl Sticky {
             name: self.plan.name.clone(),
             ..StickyPeek::default()
         };
+        if self.plan.mode == StickyMode::Cookie {
+            p.values = (self.pool.servers().iter())
+                .zip(&self.ids)
+                .map(|(s, id)| (s.name.clone(), id.clone()))
+                .collect();
+        }
         let server = match self.plan.mode {
             StickyMode::Cookie => {
                 let Some(v) = req.cookie(&self.plan.name) else {
                     return p.no("the request has no such cookie: the balancer picks, and the answer sets the cookie");
                 };
                 p.value = Some(v.to_string());
-                let i = self.ids.iter().position(|id| id == v);
-                i.map(|i| &self.pool.servers()[i])
+                let Some(i) = self.ids.iter().position(|id| id == v) else {
+                    return p.no("the value names no server of this pool (one removed, or another pool's cookie): the balancer picks, and the answer sets the cookie again");
+                };
+                Some(&self.pool.servers()[i])
             }
             StickyMode::AppCookie => {
                 let Some(v) = req.cookie(&self.plan.name) else {
