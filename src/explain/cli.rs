@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Report, Request, explain, explain_l4};
+use super::{Report, Request, explain, explain_direct, explain_l4};
 use crate::config::{ListenerPlan, Plan, Protocol, Target};
 use crate::proxy::http::{Route, RouteTarget, Router, Site, Upstream};
 use crate::upstream::Pool;
@@ -36,6 +36,9 @@ pub struct Args {
     /// port].
     #[arg(short, long)]
     pub listener: Option<String>,
+    /// Ask this pool directly, leaving listeners and routes out.
+    #[arg(short, long, value_name = "NAME", conflicts_with = "listener")]
+    pub pool: Option<String>,
     /// Draw random numbers (random, p2c) as balancers seeded with N would, so that the
     /// output can be reproduced [default: a fresh seed, as a starting Switchyard draws].
     #[arg(long, value_name = "N")]
@@ -87,7 +90,11 @@ pub fn report(args: &Args) -> Result<Report, String> {
     if let Some(seed) = args.seed {
         crate::balance::fix_seed(seed);
     }
-    Offline::new(&plan).explain(&req)
+    let offline = Offline::new(&plan);
+    match &args.pool {
+        Some(name) => offline.explain_pool(name, &req),
+        None => offline.explain(&req),
+    }
 }
 
 /// A config's listeners and pools, built to be explained, not served.
@@ -118,6 +125,20 @@ impl Offline<'_> {
             Protocol::Tcp | Protocol::Udp => {
                 let pool = l.default_pool.as_deref().unwrap_or_default();
                 Ok(explain_l4(&l.name, &up(pool), req))
+            }
+        }
+    }
+
+    /// Explain `req` against pool `name` directly.
+    pub fn explain_pool(&self, name: &str, req: &Request) -> Result<Report, String> {
+        match self.upstreams.get(name) {
+            Some(up) => Ok(explain_direct(up, req)),
+            None => {
+                let names: Vec<&str> = self.plan.pools.iter().map(|p| p.name.as_str()).collect();
+                Err(format!(
+                    "error: no pool named {name:?}\n  help: pools: {}",
+                    names.join(", ")
+                ))
             }
         }
     }

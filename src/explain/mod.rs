@@ -36,6 +36,8 @@ pub struct Report {
     pub listener: String,
     /// A tcp or udp listener: a connection, no routes.
     pub l4: bool,
+    /// The pool was asked directly (`switchyard explain --pool`): no listener, no routes.
+    pub direct: bool,
     pub request: Request,
     /// Set when the listener answers every request itself (`redirect_https`).
     pub answered: Option<String>,
@@ -102,6 +104,7 @@ pub fn explain(site: &Site, req: &Request) -> Report {
     let mut report = Report {
         listener: site.listener.clone(),
         l4: false,
+        direct: false,
         request: req.clone(),
         answered: site.redirect_https.map(|port| {
             format!("this listener answers every request with 308 to https (port {port}): nothing is routed")
@@ -160,6 +163,7 @@ pub fn explain_l4(listener: &str, up: &Upstream, req: &Request) -> Report {
     Report {
         listener: listener.to_string(),
         l4: true,
+        direct: false,
         pool: Some(pool_report(up, &l4, true)),
         request: l4,
         answered: None,
@@ -174,6 +178,23 @@ pub fn explain_l4(listener: &str, up: &Upstream, req: &Request) -> Report {
 /// Explain what pool `up` would do with `req` now.
 pub fn explain_pool(up: &Upstream, req: &Request) -> PoolReport {
     pool_report(up, req, false)
+}
+
+/// Explain what pool `up` would do with `req` now, asked directly: routing left out.
+pub fn explain_direct(up: &Upstream, req: &Request) -> Report {
+    Report {
+        listener: String::new(),
+        l4: false,
+        direct: true,
+        request: req.clone(),
+        answered: None,
+        rules: Vec::new(),
+        routes: Vec::new(),
+        matched: None,
+        default: Some(up.pool.name.clone()),
+        split: None,
+        pool: Some(explain_pool(up, req)),
+    }
 }
 
 /// `l4`: a connection of a tcp or udp listener, whose only key is the client address and

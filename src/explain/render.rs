@@ -135,6 +135,7 @@ fn to_json(r: &Report) -> Json {
     json!({
         "listener": r.listener,
         "l4": r.l4,
+        "direct": r.direct,
         "request": {
             "method": q.method,
             "host": q.host,
@@ -184,6 +185,8 @@ fn to_text(r: &Report) -> String {
             "request   a connection from {client}, listener {:?}",
             r.listener
         );
+    } else if r.direct {
+        let _ = writeln!(out, "request   {} from {client}", q.line());
     } else {
         let _ = writeln!(
             out,
@@ -228,6 +231,7 @@ fn to_text(r: &Report) -> String {
         );
     }
     match (&r.default, r.matched) {
+        _ if r.direct => {}
         (Some(d), None) if r.l4 => {
             let _ = writeln!(
                 out,
