@@ -534,3 +534,54 @@ servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}]
     );
     lb.shutdown().await;
 }
+
+/// Words of a shell command line: spaces split, single quotes group (all the docs use).
+fn words(line: &str) -> Vec<String> {
+    let (mut out, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => (word, any) = (word + &c.to_string(), true),
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
+#[test]
+fn the_docs_show_what_the_command_prints() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut checked = 0;
+    for doc in ["docs/algorithms.md", "docs/explain.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+        for block in text.split("```console\n").skip(1) {
+            let block = &block[..block.find("```").expect("closed block")];
+            let (command, shown) = block.split_once('\n').unwrap();
+            let Some(args) = command.strip_prefix("$ switchyard explain ") else {
+                continue;
+            };
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .current_dir(root)
+                .arg("explain")
+                .args(words(args))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{doc}: {command}");
+            let printed = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                printed, shown,
+                "{doc}: `{command}` prints something else now: paste its output"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "only {checked} examples found");
+}
