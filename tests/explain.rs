@@ -585,3 +585,88 @@ fn the_docs_show_what_the_command_prints() {
     }
     assert!(checked >= 9, "only {checked} examples found");
 }
+
+/// One raw HTTP/1.1 exchange (the connection closed after it), `proxy` first if given: the
+/// answer's head, lower-cased names.
+async fn raw(addr: SocketAddr, proxy: Option<&str>, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let text = format!("{}{head}", proxy.unwrap_or(""));
+    s.write_all(text.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    out.split("\r\n\r\n").next().unwrap().to_lowercase()
+}
+
+/// The value of `name` in a head from [`raw`].
+fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_request_gets_its_trace_on_both_engines() {
+    use switchyard::proxy::http::Http1Engine;
+    let b = backends(2).await;
+    let dead = Backend::start("dead", Duration::ZERO).await.unwrap();
+    let dead_addr = dead.addr;
+    drop(dead);
+    let text = format!(
+        "shutdown_delay = \"0s\"\ngrace_period = \"1s\"\n[[listener]]\nname = \"trusted\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\naccept_proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\n[[listener.route]]\npath_prefix = \"/none/\"\npool = \"none\"\n[[listener]]\nname = \"open\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nmax_fails = 0\nservers = [{{ addr = \"{dead_addr}\", name = \"gone\" }}, {}]\n[pool.none]\nservers = [{{ addr = \"{dead_addr}\", name = \"gone\" }}]\n",
+        servers_toml(&b, &[])
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+    );
+    let proxy = "PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\n";
+    let ask = "GET /x HTTP/1.1\r\nHost: a\r\nX-Switchyard-Explain: 1\r\nConnection: close\r\n\r\n";
+    for engine in [Http1Engine::Direct, Http1Engine::Hyper] {
+        let plan = switchyard::config::load_str(&text, "test.toml").unwrap();
+        let launch = switchyard::runtime::Launch {
+            engine,
+            ..Default::default()
+        };
+        let lb = switchyard::runtime::Runtime::launch(plan, launch)
+            .await
+            .unwrap();
+        let (trusted, open) = (
+            lb.local_addr("trusted").unwrap(),
+            lb.local_addr("open").unwrap(),
+        );
+        // Round robin starts at the dead server: the trace shows the failed try, then the
+        // retry with its reason.
+        let head = raw(trusted, Some(proxy), ask).await;
+        assert!(head.starts_with("http/1.1 200"), "{engine:?}: {head}");
+        let t = field(&head, "x-switchyard-explain").unwrap_or_else(|| panic!("{head}"));
+        assert!(
+            t.starts_with("route default; pool p (round_robin); try 1: gone by round_robin"),
+            "{engine:?}: {t}"
+        );
+        assert!(t.contains("gone failed"), "{engine:?}: {t}");
+        assert!(t.contains("try 2: s1 by round_robin"), "{engine:?}: {t}");
+        // Not asked, or asked from a listener with no trusted peers: nothing.
+        let plain = ask.replace("X-Switchyard-Explain: 1\r\n", "");
+        let head = raw(trusted, Some(proxy), &plain).await;
+        assert_eq!(field(&head, "x-switchyard-explain"), None, "{head}");
+        let head = raw(open, None, ask).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(
+            field(&head, "x-switchyard-explain"),
+            None,
+            "{engine:?}: {head}"
+        );
+        // A balancer-made 502 carries the trace too.
+        let none = ask.replace("/x", "/none/x");
+        let head = raw(trusted, Some(proxy), &none).await;
+        assert!(head.starts_with("http/1.1 502"), "{engine:?}: {head}");
+        let t = field(&head, "x-switchyard-explain").unwrap_or_else(|| panic!("{head}"));
+        assert!(
+            t.starts_with("route 1; pool none (round_robin); try 1: gone"),
+            "{engine:?}: {t}"
+        );
+        lb.shutdown().await;
+    }
+}

@@ -97,6 +97,8 @@ impl Exchange for HyperExchange<'_, '_> {
 #[derive(Debug, Default)]
 pub struct UpstreamInfo {
     pub server: Option<Arc<Server>>,
+    /// The request asked for a trace of its balancing (`trace.rs`).
+    pub trace: Option<Arc<super::trace::Trace>>,
     pub attempts: u32,
     pub connect: Option<Duration>,
     pub header: Option<Duration>,

@@ -97,6 +97,7 @@ pub async fn forward(
         hash_key: key.as_deref(),
         method: &method,
         preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+        trace: info.trace.clone(),
     };
     let (result, server) = run(up, &prepared, &mut body, downstream_upgrade, ask, info).await;
     let mut resp = result?;

@@ -17,6 +17,7 @@ pub mod retry;
 pub mod router;
 pub mod sticky;
 pub mod tls_serve;
+pub mod trace;
 pub mod transport;
 pub mod tunnel;
 pub mod upstream;
@@ -106,10 +107,20 @@ pub async fn handle(
     } else {
         http::Version::HTTP_11
     };
-    let mut info = UpstreamInfo::default();
+    let mut info = UpstreamInfo {
+        trace: trace::Trace::asked(&site, &req).map(Arc::new),
+        ..UpstreamInfo::default()
+    };
     let (pool, result) = match site.router.route(&req).cloned() {
         None => (None, Err(ProxyError::NoRoute)),
         Some(up) => {
+            if let Some(t) = &info.trace {
+                t.note(format!(
+                    "pool {} ({})",
+                    up.pool.name,
+                    up.pool.algorithm.as_str()
+                ));
+            }
             let r = forward(&up, req, client, site.scheme, &mut info).await;
             (Some(up), r)
         }
@@ -130,6 +141,9 @@ pub async fn handle(
         }
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
+    if let Some(t) = &info.trace {
+        resp.headers_mut().insert(trace::HEADER, t.header_value());
+    }
     *resp.version_mut() = version;
     if !access::enabled() {
         return resp;

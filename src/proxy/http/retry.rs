@@ -16,6 +16,7 @@ use http::Method;
 use tokio::time::Instant;
 
 use super::attempt::{Answer, Exchange, idempotent};
+use super::trace::Trace;
 use super::upstream::Upstream;
 use crate::balance::PickContext;
 use crate::config::RetryOn;
@@ -57,6 +58,40 @@ pub struct PickHints<'a> {
     pub method: &'a Method,
     /// Try this one first (sticky), when it is available.
     pub preferred: Option<Arc<Server>>,
+    /// The request asked for a trace of its balancing (`trace.rs`): each try is noted.
+    pub trace: Option<Arc<Trace>>,
+}
+
+/// The trace's note of try `n`: the server picked and the balancer's reason.
+fn tried_note(
+    n: u32,
+    algorithm: &str,
+    e: &crate::upstream::PoolExplanation,
+    picked: Option<&Server>,
+) -> String {
+    let tier = e.backup.as_ref().filter(|_| e.primary.pick.is_none());
+    let why = tier
+        .unwrap_or(&e.primary)
+        .steps
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    let over = if tier.is_some() {
+        " over the backups"
+    } else {
+        ""
+    };
+    match (picked, &e.pick) {
+        (None, _) => format!("try {}: no server ({})", n + 1, e.notes.join(", ")),
+        (Some(p), Some(x)) if x.id() == p.id() => {
+            format!("try {}: {} by {algorithm}{over}: {why}", n + 1, p.name)
+        }
+        (Some(p), _) => format!(
+            "try {}: {} by {algorithm} (another request took the turn explained: {why})",
+            n + 1,
+            p.name
+        ),
+    }
 }
 
 /// The loop alone: pick (the preferred server first), try, judge, report to passive health,
@@ -79,14 +114,25 @@ pub async fn retry_loop<E: Exchange>(
             .as_ref()
             .filter(|s| n == 0 && s.is_available())
         {
-            Some(s) => s.clone(),
+            Some(s) => {
+                if let Some(t) = &ask.trace {
+                    t.note(format!("try {}: {} (sticky)", n + 1, s.name));
+                }
+                s.clone()
+            }
             None => {
                 let ctx = PickContext {
                     client: Some(ask.client.ip()),
                     hash_key: ask.hash_key,
                     tried: &tried,
                 };
-                match pool.pick(&ctx) {
+                // Explained before the pick, with the same context: what the pick will see.
+                let explained = ask.trace.as_ref().map(|_| pool.explain(&ctx));
+                let picked = pool.pick(&ctx);
+                if let (Some(t), Some(e)) = (&ask.trace, &explained) {
+                    t.note(tried_note(n, pool.algorithm.as_str(), e, picked.as_deref()));
+                }
+                match picked {
                     Some(s) => s,
                     None => break,
                 }
@@ -136,6 +182,9 @@ pub async fn retry_loop<E: Exchange>(
                 Err(e) => format!("failed: {e}"),
                 Ok(r) => format!("answered {}", r.status()),
             };
+            if let Some(t) = &ask.trace {
+                t.note(format!("{} {why}", server.name));
+            }
             leaving = Some((server.clone(), why));
         }
         tried.push(server.clone());

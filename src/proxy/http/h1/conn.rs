@@ -23,6 +23,7 @@ use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
 use crate::proxy::http::replay::REPLAY_LIMIT;
 use crate::proxy::http::retry::{PickHints, retry_loop};
+use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::upstream::InFlight;
 
@@ -213,6 +214,10 @@ impl Conn {
                 .await;
         };
         let pool = &up.pool;
+        let trace = Trace::asked(&site, &view).map(Arc::new);
+        if let Some(t) = &trace {
+            t.note(format!("pool {} ({})", pool.name, pool.algorithm.as_str()));
+        }
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
         let has_key = key.is_some();
@@ -261,6 +266,7 @@ impl Conn {
             hash_key: has_key.then_some(&self.key[..]),
             method: &method,
             preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+            trace: trace.clone(),
         };
         let max_tries = if upgrading {
             1
@@ -313,7 +319,8 @@ impl Conn {
                     self.log_uri
                 );
                 let status = e.status().as_u16();
-                let next = self.error_answer(io, &e, unread, keep_alive).await;
+                let trace = trace.map(|t| t.value());
+                let next = (self.error_answer(io, &e, unread, keep_alive, trace.as_deref())).await;
                 self.log_full(
                     &site,
                     logging,
@@ -348,6 +355,7 @@ impl Conn {
             _ => None,
         };
         let status = reply.head.status;
+        let trace = trace.map(|t| t.value());
         let next = self
             .answer(
                 io,
@@ -360,6 +368,7 @@ impl Conn {
                     upgrading,
                     set_cookie: set_cookie.as_deref(),
                     hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
+                    trace: trace.as_deref(),
                     server: server.as_ref(),
                 },
             )
@@ -452,6 +461,7 @@ impl Conn {
                 upgrade,
                 set_cookie: plan.set_cookie,
                 hsts: plan.hsts,
+                trace: plan.trace,
             },
         );
         conn.rb.consume(head.len);
@@ -541,7 +551,7 @@ impl Conn {
             self.log_method,
             self.log_uri
         );
-        let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
+        let next = (self.error_answer(io, &e, unread, self.req.keep_alive, None)).await;
         self.log(
             site,
             logging,
@@ -564,6 +574,7 @@ impl Conn {
         e: &ProxyError,
         unread: Framing,
         keep_alive: bool,
+        trace: Option<&str>,
     ) -> Next {
         let status = e.status();
         let mut text = format!(
@@ -576,13 +587,15 @@ impl Conn {
             text.push('\n');
         }
         let close = !keep_alive || unread != Framing::Empty;
-        let extra: &[u8] = if status == http::StatusCode::SERVICE_UNAVAILABLE {
-            b"retry-after: 1\r\n"
-        } else {
-            b""
-        };
+        let mut extra = String::new();
+        if status == http::StatusCode::SERVICE_UNAVAILABLE {
+            extra.push_str("retry-after: 1\r\n");
+        }
+        if let Some(t) = trace {
+            extra.push_str(&format!("x-switchyard-explain: {t}\r\n"));
+        }
         let _ = self
-            .answer_own(io, status.as_u16(), extra, &text, close)
+            .answer_own(io, status.as_u16(), extra.as_bytes(), &text, close)
             .await;
         if close { Next::Close } else { Next::KeepAlive }
     }
@@ -646,5 +659,7 @@ struct AnswerPlan<'a> {
     upgrading: bool,
     set_cookie: Option<&'a str>,
     hsts: Option<&'a [u8]>,
+    /// `X-Switchyard-Explain`, when the request asked and may.
+    trace: Option<&'a str>,
     server: Option<&'a Arc<crate::upstream::Server>>,
 }

@@ -222,6 +222,8 @@ pub struct AnswerOut<'a> {
     pub upgrade: bool,
     pub set_cookie: Option<&'a str>,
     pub hsts: Option<&'a [u8]>,
+    /// `X-Switchyard-Explain` (`trace.rs`), replacing one the server sent.
+    pub trace: Option<&'a str>,
 }
 
 /// The answer's head for the client into `out` (appended).
@@ -253,7 +255,15 @@ pub fn response_out(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead, a: &Answ
             continue;
         }
         has_hsts |= name.eq_ignore_ascii_case(b"strict-transport-security");
+        if a.trace.is_some() && name.eq_ignore_ascii_case(b"x-switchyard-explain") {
+            continue;
+        }
         push_field(out, buf, f);
+    }
+    if let Some(t) = a.trace {
+        out.extend_from_slice(b"x-switchyard-explain: ");
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if let Some(c) = a.set_cookie {
         out.extend_from_slice(b"set-cookie: ");
