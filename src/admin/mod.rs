@@ -16,6 +16,7 @@
 //! whole after every change, and the live atomics of servers and listeners behind it.
 
 pub mod api;
+pub mod catalog;
 pub mod client;
 mod metrics;
 pub mod probe;
@@ -144,10 +145,6 @@ pub enum ListenerStats {
     },
     Tcp(Arc<TcpStats>),
     Udp(Arc<UdpStats>),
-}
-
-fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Serve the admin endpoints on `listener` until `shutdown` fires (with every other

@@ -2,4 +2,5 @@
 //! admin listener's `/metrics` is written in.
 
 pub mod access;
+pub mod histogram;
 pub mod metrics;
