@@ -24,9 +24,7 @@ pub fn render(view: &View) -> String {
         "config": {},
     });
     fill(&mut doc, Scope::Process, Subject::Process(view));
-    let mut pools: Vec<&Upstream> = view.pools.iter().map(|u| &**u).collect();
-    pools.sort_by(|a, b| a.pool.name.cmp(&b.pool.name));
-    doc["pools"] = pools.into_iter().map(pool).collect();
+    doc["pools"] = view.pools.iter().map(|u| pool(u)).collect();
     doc["listeners"] = view
         .listeners
         .iter()
