@@ -632,10 +632,32 @@ async fn admin_paths_and_methods() {
     ))
     .await;
     let admin = lb.admin_addr().unwrap();
-    for path in ["/nope", "/metrics/", "/status.json", "/"] {
+    for path in ["/nope", "/metrics/", "/status.json", "/index.html"] {
         assert_eq!(get(admin, path).await.status, 404, "{path}");
     }
-    for path in ["/metrics", "/status"] {
+    // The dashboard: its page and files, from this listener only.
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/dashboard.css", "text/css; charset=utf-8"),
+    ] {
+        let a = get(admin, path).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert_eq!(a.headers["content-type"], ty, "{path}");
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(a.headers["x-frame-options"], "DENY");
+    }
+    assert!(
+        get(admin, "/")
+            .await
+            .text()
+            .contains("<script src=\"/dashboard.js\"")
+    );
+    for path in ["/metrics", "/status", "/"] {
         for method in ["POST", "PUT", "DELETE"] {
             let req = Request::builder()
                 .method(method)
