@@ -521,6 +521,10 @@ async fn serve_until_signal(
                     tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
+                Signal::Reopen => {
+                    runtime.access_log().reopen();
+                    tracing::info!("SIGUSR1: the access log opened again");
+                }
                 other => break other,
             },
             () = runtime.upgraded() => break Signal::Upgraded,
@@ -622,6 +626,8 @@ enum Signal {
     Hangup,
     /// SIGUSR2 (nginx's binary upgrade): start this program anew with `--upgrade`.
     Upgrade,
+    /// SIGUSR1 (nginx's `reopen`): open the access log file again, after logrotate.
+    Reopen,
     /// Not a signal: a new process took the sockets over (`run --upgrade`).
     Upgraded,
 }
@@ -636,6 +642,8 @@ struct Signals {
     hup: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     usr2: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    usr1: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -648,6 +656,7 @@ impl Signals {
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
                 usr2: signal(SignalKind::user_defined2()).ok(),
+                usr1: signal(SignalKind::user_defined1()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -670,6 +679,7 @@ impl Signals {
                 () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,
                 () = recv(&mut self.usr2) => Signal::Upgrade,
+                () = recv(&mut self.usr1) => Signal::Reopen,
             }
         }
         #[cfg(not(unix))]

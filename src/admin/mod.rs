@@ -72,6 +72,8 @@ pub struct View {
     pub admin_addr: Option<SocketAddr>,
     pub config: Loaded,
     pub reloads: Arc<Reloads>,
+    /// The access log, for its counters.
+    pub access_log: Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Default for View {
@@ -85,6 +87,7 @@ impl Default for View {
                 listeners: Vec::new(),
                 pools: Vec::new(),
                 admin: None,
+                log: Default::default(),
             }),
             pools: Vec::new(),
             listeners: Vec::new(),
@@ -96,6 +99,7 @@ impl Default for View {
                 overrides: 0,
             },
             reloads: Default::default(),
+            access_log: Default::default(),
         }
     }
 }

@@ -3,4 +3,7 @@
 
 pub mod access;
 pub mod histogram;
+pub mod line;
 pub mod metrics;
+pub mod sink;
+pub mod stream;

@@ -150,6 +150,8 @@ pub struct Wiring<'a> {
     pub grace: Duration,
     /// The runtime's stop signal; each listener stops with it, or alone.
     pub parent: &'a Shutdown,
+    /// The access log, which every listener writes to.
+    pub log: &'a Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Wiring<'_> {
@@ -442,6 +444,7 @@ fn tcp_service(
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }
 
@@ -458,5 +461,6 @@ fn udp_service(
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }

@@ -161,6 +161,14 @@ impl Runtime {
         for t in tasks {
             let _ = t.await;
         }
+        // The last lines, of the connections that just ended, reach the log.
+        let log = self.access_log();
+        let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
+    }
+
+    /// The access log (SIGUSR1 reopens it; its counters).
+    pub fn access_log(&self) -> Arc<crate::observe::sink::AccessLog> {
+        self.inner.state.view.load().access_log.clone()
     }
 
     /// The admin listener's bound address, if `[admin]` is configured.

@@ -73,4 +73,26 @@ pub static METRICS: &[Metric] = &[
         counted_in: "runtime::overrides",
         read: Read::Process(|v, o| o.value(v.config.overrides)),
     },
+    Metric {
+        name: "switchyard_access_log_lines_total",
+        help: "Access-log lines taken to be written (one per HTTP request, TCP connection or UDP session while [log] access is not off).",
+        kind: Kind::Counter,
+        labels: &[],
+        json: Json::Number("access_log.lines"),
+        counted_in: "`AccessLog::write` (observe::sink)",
+        read: Read::Process(|v, o| o.value(load(&v.access_log.counters().lines))),
+    },
+    Metric {
+        name: "switchyard_access_log_dropped_total",
+        help: "Access-log lines lost, by reason: buffer_full (the writer fell behind and a thread's [log] buffer was full; the request was not slowed), write_error (the write failed: disk full, a closed pipe).",
+        kind: Kind::Counter,
+        labels: &["reason"],
+        json: Json::Number("access_log.dropped"),
+        counted_in: "`AccessLog::write` and its writer thread (observe::sink)",
+        read: Read::Process(|v, o| {
+            let c = v.access_log.counters();
+            o.sample(&["buffer_full"], load(&c.dropped_full).into());
+            o.sample(&["write_error"], load(&c.dropped_write).into());
+        }),
+    },
 ];
