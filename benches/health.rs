@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchyard::balance::PickContext;
 use switchyard::guard::{Rate, RateLimiter};
-use switchyard::proxy::http::retry::RetryBudget;
+use switchyard::proxy::http::budget::RetryBudget;
 use switchyard::upstream::{Pool, Server, StickTable};
 use tokio::time::Instant;
 

@@ -470,7 +470,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         anyhow::bail!("--upgrade needs Linux");
     }
     let rt = tokio_runtime(plan.workers)?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         // Installed before the listeners open, so no signal meets the default action (which
         // ends the process) or falls between two waits.
         let mut signals = Signals::new();
@@ -503,7 +503,10 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             notify::ready();
         }
         serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
-    })
+    });
+    // The last access lines gathered (they are written in batches).
+    switchyard::observe::access::flush();
+    served
 }
 
 async fn serve_until_signal(

@@ -141,7 +141,8 @@ pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
     v["health"] = json!(s.health_state().as_str());
     v["idle"] = json!(s.in_flight() == 0);
     v["drained"] = json!(s.drained());
-    v["idle_connections"] = json!(u.conns().idle_count(s));
+    // hyper's keep-alive pool and the direct path's, whichever the listeners use.
+    v["idle_connections"] = json!(u.conns().idle_count(s) + u.idle().count(s));
     // Busy upstream connections: one per HTTP/1.1 request, TCP connection, UDP session or
     // tunnel in flight; an HTTP/2 pool's requests share one connection per server.
     let busy = u64::from(s.in_flight());

@@ -152,6 +152,8 @@ pub struct Wiring<'a> {
     pub parent: &'a Shutdown,
     /// The access log, which every listener writes to.
     pub log: &'a Arc<crate::observe::sink::AccessLog>,
+    /// Which code serves HTTP/1.x clients (the direct path unless a test asks for hyper).
+    pub engine: http::Http1Engine,
 }
 
 impl Wiring<'_> {
@@ -413,7 +415,7 @@ fn site(
         })
     });
     let https = l.protocol == Protocol::Https;
-    let site = Site {
+    let mut site = Site {
         listener: l.name.clone(),
         scheme: if https { "https" } else { "http" },
         router: Router {
@@ -427,7 +429,9 @@ fn site(
             None
         },
         proxy_in: proxy_in.clone(),
+        direct: false,
     };
+    site.direct = wiring.engine == http::Http1Engine::Direct && site.all_pools_h1();
     (site, proxy_in.map(|p| p.stats.clone()))
 }
 

@@ -82,6 +82,8 @@ pub struct Running {
     /// The access log: its destination follows the plan's `[log]`, its counters stay.
     pub log: Arc<AccessLog>,
     https_port: u16,
+    /// Which code serves HTTP/1.x clients.
+    pub engine: crate::proxy::http::Http1Engine,
 }
 
 impl Running {
@@ -117,6 +119,7 @@ impl Running {
             loaded,
             log: Arc::default(),
             https_port: 443,
+            engine: crate::proxy::http::Http1Engine::default(),
         }
     }
 
@@ -282,6 +285,7 @@ impl Running {
             grace: plan.grace_period,
             parent: &self.shutdown,
             log: &self.log,
+            engine: self.engine,
         };
 
         // Listeners, in the new plan's order; a new accept loop serves before the one it
