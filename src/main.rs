@@ -470,7 +470,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         anyhow::bail!("--upgrade needs Linux");
     }
     let rt = tokio_runtime(plan.workers)?;
-    let served = rt.block_on(async move {
+    rt.block_on(async move {
         // Installed before the listeners open, so no signal meets the default action (which
         // ends the process) or falls between two waits.
         let mut signals = Signals::new();
@@ -502,11 +502,13 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         } else {
             notify::ready();
         }
-        serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
-    });
-    // The last access lines gathered (they are written in batches).
-    switchyard::observe::access::flush();
-    served
+        let log = runtime.access_log();
+        let served = serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await;
+        // The last access lines gathered (they are written in batches), also after a
+        // second stop signal cut the drain short.
+        log.flush(std::time::Duration::from_secs(1));
+        served
+    })
 }
 
 async fn serve_until_signal(

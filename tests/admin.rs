@@ -600,7 +600,23 @@ async fn status_is_json_with_pools_servers_and_listeners() {
         );
     }
     assert_eq!(listeners["web"]["protocol"], "http");
-    assert_eq!(listeners["web"]["counters"], serde_json::Value::Null);
+    let web = &listeners["web"];
+    assert_eq!(
+        (&web["counters"]["connections"], &web["counters"]["open"]),
+        (&4.into(), &0.into()),
+        "four requests, each on its own connection"
+    );
+    assert!(web["counters"]["bytes"]["sent"].as_u64().unwrap() > 0);
+    assert_eq!(web["answers"][0]["route"], "default");
+    assert_eq!(web["answers"][0]["pool"], "p");
+    assert_eq!(
+        (
+            &web["answers"][0]["requests"]["200"],
+            &web["answers"][0]["requests"]["503"]
+        ),
+        (&3.into(), &1.into())
+    );
+    assert_eq!(web["answers"][0]["duration"]["count"], 4);
     let pp = &listeners["pp"]["counters"]["proxy_protocol"];
     assert_eq!((&pp["accepted"], &pp["malformed"]), (&1.into(), &1.into()));
     let tcp = &listeners["tcp"]["counters"];

@@ -11,9 +11,10 @@ use crate::observe::metrics::{Exposition, Family, Value};
 
 /// The `/metrics` page.
 pub fn render(view: &View) -> String {
+    let rows = catalog::answer_rows(view);
     let things: Vec<Vec<Instance<'_>>> = Scope::ALL
         .iter()
-        .map(|s| catalog::instances(view, *s))
+        .map(|s| catalog::instances(view, *s, &rows))
         .collect();
     let mut e = Exposition::new();
     for m in catalog::all() {

@@ -148,6 +148,8 @@ pub enum ListenerStats {
     /// `http` / `https`: PROXY header counters when it accepts the header.
     Http {
         proxy_in: Option<Arc<ProxyInStats>>,
+        /// Connections, bytes, TLS handshakes, and the answers by route, pool and code.
+        http: Arc<crate::proxy::http::stats::HttpStats>,
     },
     Tcp(Arc<TcpStats>),
     Udp(Arc<UdpStats>),

@@ -29,22 +29,33 @@ pub fn render(view: &View) -> String {
         .listeners
         .iter()
         .map(|l| {
+            let mut answers = Vec::new();
             let counters = match &l.stats {
-                ListenerStats::Http { proxy_in: None } => Value::Null,
-                ListenerStats::Http { proxy_in: Some(s) } => {
-                    let mut p = json!({});
-                    fill(&mut p, Scope::ProxyIn, Subject::ProxyIn(s));
-                    json!({ "proxy_protocol": p })
+                ListenerStats::Http { proxy_in, http } => {
+                    let mut c = object(Scope::Http, Subject::Http(http));
+                    if let Some(s) = proxy_in {
+                        c["proxy_protocol"] = object(Scope::ProxyIn, Subject::ProxyIn(s));
+                    }
+                    for r in http.rows() {
+                        let mut a = json!({ "route": r.route, "pool": r.pool });
+                        fill(&mut a, Scope::Answers, Subject::Answers(&r));
+                        answers.push(a);
+                    }
+                    c
                 }
                 ListenerStats::Tcp(s) => object(Scope::Tcp, Subject::Tcp(s)),
                 ListenerStats::Udp(s) => object(Scope::Udp, Subject::Udp(s)),
             };
-            json!({
+            let mut v = json!({
                 "name": l.name,
                 "protocol": l.protocol.as_str(),
                 "addr": l.addr.to_string(),
                 "counters": counters,
-            })
+            });
+            if !answers.is_empty() {
+                v["answers"] = answers.into();
+            }
+            v
         })
         .collect();
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();

@@ -231,7 +231,7 @@ impl Runtime {
     pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<ProxyInStats>> {
         let view = self.inner.state.view.load();
         match &view.listeners.iter().find(|l| l.name == listener)?.stats {
-            admin::ListenerStats::Http { proxy_in } => proxy_in.clone(),
+            admin::ListenerStats::Http { proxy_in, .. } => proxy_in.clone(),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ use crate::observe::histogram::Snapshot;
 use crate::observe::metrics::{Kind, Value};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::proxy_in::ProxyInStats;
+use crate::proxy::http::stats::{HttpStats, Row};
 use crate::proxy::http::sticky::Sticky;
 use crate::proxy::tcp::TcpStats;
 use crate::proxy::udp::UdpStats;
@@ -40,6 +41,8 @@ pub enum Scope {
     Server,
     Pool,
     Sticky,
+    Answers,
+    Http,
     Tcp,
     Udp,
     ProxyIn,
@@ -47,10 +50,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::Server,
         Scope::Pool,
         Scope::Sticky,
+        Scope::Answers,
+        Scope::Http,
         Scope::Tcp,
         Scope::Udp,
         Scope::ProxyIn,
@@ -63,7 +68,8 @@ impl Scope {
             Scope::Server => &["pool", "server", "addr"],
             Scope::Pool => &["pool"],
             Scope::Sticky => &["pool", "mode"],
-            Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
+            Scope::Answers => &["listener", "route", "pool"],
+            Scope::Http | Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
             Scope::Process => &[],
         }
     }
@@ -74,6 +80,8 @@ impl Scope {
             Scope::Server => "Per server",
             Scope::Pool => "Per pool",
             Scope::Sticky => "Per pool with `[pool.NAME.sticky]`",
+            Scope::Answers => "Per http/https listener, route and pool: the answers clients got",
+            Scope::Http => "Per http/https listener",
             Scope::Tcp => "Per TCP listener",
             Scope::Udp => "Per UDP listener",
             Scope::ProxyIn => "Per http/https listener with `accept_proxy_protocol`",
@@ -91,7 +99,10 @@ impl Scope {
             Scope::Sticky => {
                 "Labels: `pool`, `mode` (`cookie`, `app_cookie`, `source_ip`). Pools without stickiness have none of these."
             }
-            Scope::Tcp | Scope::Udp => "Label: `listener`.",
+            Scope::Answers => {
+                "Labels: `listener`; `route`, the route's position in the listener (`1`, `2`, …), `default` for the listener's `pool`, `-` for answers no route took (404, and the balancer's own 400/405/308 before routing); `pool`, `-` without one. Every answer a client got is counted once, the balancer's own 4xx/5xx included (no route, no server, timeouts, limits)."
+            }
+            Scope::Http | Scope::Tcp | Scope::Udp => "Label: `listener`.",
             Scope::ProxyIn => {
                 "Label: `listener`. Listeners without `accept_proxy_protocol` have none of these."
             }
@@ -105,6 +116,8 @@ impl Scope {
             Scope::Server => "pools[].servers[]",
             Scope::Pool => "pools[]",
             Scope::Sticky => "pools[].sticky",
+            Scope::Answers => "listeners[].answers[]",
+            Scope::Http => "listeners[].counters",
             Scope::Tcp | Scope::Udp => "listeners[].counters",
             Scope::ProxyIn => "listeners[].counters.proxy_protocol",
             Scope::Process => "the document",
@@ -148,6 +161,8 @@ pub enum Read {
     Server(fn(&Upstream, &Server, &mut dyn Out)),
     Pool(fn(&Upstream, &mut dyn Out)),
     Sticky(fn(&Sticky, &mut dyn Out)),
+    Answers(fn(&Row, &mut dyn Out)),
+    Http(fn(&HttpStats, &mut dyn Out)),
     Tcp(fn(&TcpStats, &mut dyn Out)),
     Udp(fn(&UdpStats, &mut dyn Out)),
     ProxyIn(fn(&ProxyInStats, &mut dyn Out)),
@@ -175,6 +190,8 @@ pub enum Subject<'a> {
     Server(&'a Upstream, &'a Server),
     Pool(&'a Upstream),
     Sticky(&'a Sticky),
+    Answers(&'a Row),
+    Http(&'a HttpStats),
     Tcp(&'a TcpStats),
     Udp(&'a UdpStats),
     ProxyIn(&'a ProxyInStats),
@@ -187,6 +204,8 @@ impl Metric {
             Read::Server(_) => Scope::Server,
             Read::Pool(_) => Scope::Pool,
             Read::Sticky(_) => Scope::Sticky,
+            Read::Answers(_) => Scope::Answers,
+            Read::Http(_) => Scope::Http,
             Read::Tcp(_) => Scope::Tcp,
             Read::Udp(_) => Scope::Udp,
             Read::ProxyIn(_) => Scope::ProxyIn,
@@ -200,6 +219,8 @@ impl Metric {
             (Read::Server(f), Subject::Server(u, s)) => f(u, s, out),
             (Read::Pool(f), Subject::Pool(u)) => f(u, out),
             (Read::Sticky(f), Subject::Sticky(s)) => f(s, out),
+            (Read::Answers(f), Subject::Answers(r)) => f(r, out),
+            (Read::Http(f), Subject::Http(s)) => f(s, out),
             (Read::Tcp(f), Subject::Tcp(s)) => f(s, out),
             (Read::Udp(f), Subject::Udp(s)) => f(s, out),
             (Read::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
@@ -218,7 +239,11 @@ pub struct Instance<'a> {
 
 /// Every thing of `scope` in the view, in the view's order (pools and listeners as
 /// configured, servers as in their pool).
-pub fn instances(view: &View, scope: Scope) -> Vec<Instance<'_>> {
+pub fn instances<'a>(
+    view: &'a View,
+    scope: Scope,
+    rows: &'a [Vec<std::sync::Arc<Row>>],
+) -> Vec<Instance<'a>> {
     use super::super::ListenerStats;
     let listeners = || {
         view.listeners
@@ -255,6 +280,26 @@ pub fn instances(view: &View, scope: Scope) -> Vec<Instance<'_>> {
                 })
             })
             .collect(),
+        Scope::Http => listeners()
+            .filter_map(|(labels, s)| match s {
+                ListenerStats::Http { http, .. } => Some(Instance {
+                    labels,
+                    subject: Subject::Http(http),
+                }),
+                _ => None,
+            })
+            .collect(),
+        Scope::Answers => view
+            .listeners
+            .iter()
+            .zip(rows)
+            .flat_map(|(l, rows)| {
+                rows.iter().map(move |r| Instance {
+                    labels: vec![l.name.clone(), r.route.clone(), r.pool.clone()],
+                    subject: Subject::Answers(r),
+                })
+            })
+            .collect(),
         Scope::Tcp => listeners()
             .filter_map(|(labels, s)| match s {
                 ListenerStats::Tcp(s) => Some(Instance {
@@ -275,7 +320,9 @@ pub fn instances(view: &View, scope: Scope) -> Vec<Instance<'_>> {
             .collect(),
         Scope::ProxyIn => listeners()
             .filter_map(|(labels, s)| match s {
-                ListenerStats::Http { proxy_in: Some(s) } => Some(Instance {
+                ListenerStats::Http {
+                    proxy_in: Some(s), ..
+                } => Some(Instance {
                     labels,
                     subject: Subject::ProxyIn(s),
                 }),
@@ -287,6 +334,19 @@ pub fn instances(view: &View, scope: Scope) -> Vec<Instance<'_>> {
             subject: Subject::Process(view),
         }],
     }
+}
+
+/// The answer rows of each listener, in the view's order (empty for L4 listeners): taken
+/// once per scrape, as a site's rows are behind a lock it takes only when it is built.
+pub fn answer_rows(view: &View) -> Vec<Vec<std::sync::Arc<Row>>> {
+    use super::super::ListenerStats;
+    view.listeners
+        .iter()
+        .map(|l| match &l.stats {
+            ListenerStats::Http { http, .. } => http.rows(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 /// A relaxed load, as every reader does (a scrape costs the proxies nothing).

@@ -7,17 +7,18 @@
 //! add one [`Metric`] to the table of its scope below. Nothing else changes.
 //!
 //! - `describe.rs`: what a description is; the scopes; the readers; walking the view.
-//! - `server.rs`, `pool.rs`, `listener.rs`, `process.rs`: the tables, by scope.
+//! - `server.rs`, `pool.rs`, `http.rs`, `listener.rs`, `process.rs`: the tables, by scope.
 //! - `docs.rs`: the docs' list, generated.
 
 mod describe;
 mod docs;
+mod http;
 mod listener;
 mod pool;
 mod process;
 mod server;
 
-pub use describe::{Instance, Json, Metric, Out, Read, Scope, Subject, instances};
+pub use describe::{Instance, Json, Metric, Out, Read, Scope, Subject, answer_rows, instances};
 pub use docs::{BEGIN, END, markdown};
 
 /// Every metric, in the order of the page and of the docs.
@@ -25,6 +26,8 @@ pub static ALL: &[&[Metric]] = &[
     server::METRICS,
     pool::METRICS,
     pool::STICKY,
+    http::ANSWERS,
+    http::HTTP,
     listener::TCP,
     listener::UDP,
     listener::PROXY_IN,

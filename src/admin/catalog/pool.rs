@@ -1,6 +1,6 @@
 //! The metrics of each pool, and of each pool's sticky state (`proxy::http::sticky`).
 
-use super::describe::{Json, Metric, Read};
+use super::describe::{Json, Metric, Read, load};
 use crate::observe::metrics::Kind;
 
 pub static METRICS: &[Metric] = &[
@@ -23,6 +23,24 @@ pub static METRICS: &[Metric] = &[
         read: Read::Pool(|u, o| {
             o.value(u.pool.servers().iter().filter(|s| s.accepts_new()).count())
         }),
+    },
+    Metric {
+        name: "switchyard_pool_retries_total",
+        help: "Tries of HTTP requests after their first, each on a server the request had not tried (pool [retry]).",
+        kind: Kind::Counter,
+        labels: &[],
+        json: Json::Number("retries"),
+        counted_in: "`retry_loop` (proxy::http::retry)",
+        read: Read::Pool(|u, o| o.value(load(&u.stats().retries))),
+    },
+    Metric {
+        name: "switchyard_pool_retry_budget_refusals_total",
+        help: "Retries the pool's retry budget refused: the request got the failed try's answer instead.",
+        kind: Kind::Counter,
+        labels: &[],
+        json: Json::Number("retry_budget_refusals"),
+        counted_in: "`retry_loop` (proxy::http::retry)",
+        read: Read::Pool(|u, o| o.value(load(&u.stats().budget_refusals))),
     },
 ];
 

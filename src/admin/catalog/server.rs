@@ -113,6 +113,15 @@ pub static METRICS: &[Metric] = &[
         }),
     },
     Metric {
+        name: "switchyard_upstream_header_duration_seconds",
+        help: "Time from sending a request to the server to its response head, every try (HTTP).",
+        kind: Kind::Histogram,
+        labels: &[],
+        json: Json::Number("header_duration"),
+        counted_in: "`Server::record_response_head` (proxy::http attempt and h1 exchange)",
+        read: Read::Server(|_, s, o| o.histogram(&[], &s.header_times())),
+    },
+    Metric {
         name: "switchyard_server_failures_total",
         help: "Failures of real traffic reported to passive health: connect errors, timeouts, resets, and statuses in the pool's retry 'on' list; counted whether or not they took the server out.",
         kind: Kind::Counter,
