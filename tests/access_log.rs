@@ -351,3 +351,114 @@ servers = [{{ addr = "{}" }}]
     let m = get(admin, "/metrics").await.text();
     assert!(m.contains("switchyard_access_log_lines_total 2\n"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_nobody_reads_drops_lines_and_counts_them_never_slowing_requests() {
+    use std::io::{BufRead, Read};
+    let b = backends(1).await;
+    let file = ConfigFile::new(
+        "access-full",
+        &format!(
+            r#"
+[log]
+access = "stdout"
+buffer = 4096
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[pool.p]
+servers = [{{ addr = "{}" }}]
+"#,
+            b[0].addr
+        ),
+    );
+    // Its standard output is a pipe this test does not read until the end: once the pipe's
+    // 64 KiB are full, the writer blocks and the lines of the requests after are dropped.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--log-level", "info", "run", "-c"])
+        .arg(&file.path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut web, mut admin) = (None, None);
+    while web.is_none() || admin.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("switchyard starts");
+        let addr = |marker: &str| {
+            line.split(marker).nth(1).and_then(|r| {
+                r.split_whitespace().next().map(|a| a.trim_end_matches(':').parse().unwrap())
+            })
+        };
+        web = web.or(addr("listening on "));
+        admin = admin.or(addr("admin endpoints on http://"));
+    }
+    let (web, admin): (SocketAddr, SocketAddr) = (web.unwrap(), admin.unwrap());
+    let started = std::time::Instant::now();
+    let n = 1500u64;
+    let mut client = Client::connect(web).await;
+    for _ in 0..n {
+        assert_eq!(client.get("/").await.status, 200);
+    }
+    let took = started.elapsed();
+    // A request is accounted for just after its answer went out.
+    wait_until(Duration::from_secs(10), "every request accounted for", || async {
+        let m = metrics_of(admin).await;
+        m["lines"] + m["dropped"] == n
+    })
+    .await;
+    let m = metrics_of(admin).await;
+    let (lines, dropped) = (m["lines"], m["dropped"]);
+    assert_eq!(lines + dropped, n, "each line taken or dropped, once: {m:?}");
+    assert!(dropped > 500, "the pipe and the buffer are full long before {n}: {m:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // Read the pipe now: every line taken comes out whole.
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 65536];
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (text.matches('\n').count() as u64) < lines && std::time::Instant::now() < deadline {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => text.push_str(&String::from_utf8_lossy(&buf[..k])),
+            }
+        }
+        text
+    });
+    let text = reader.join().unwrap();
+    assert_eq!(text.lines().count() as u64, lines);
+    assert!(text.lines().all(|l| l.contains("\"GET / HTTP/1.1\" 200")), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The access log's counters from `/metrics`.
+async fn metrics_of(admin: SocketAddr) -> BTreeMap<&'static str, u64> {
+    let text = get(admin, "/metrics").await.text();
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    BTreeMap::from([
+        ("lines", value("switchyard_access_log_lines_total ")),
+        (
+            "dropped",
+            value("switchyard_access_log_dropped_total{reason=\"buffer_full\"} "),
+        ),
+    ])
+}

@@ -202,6 +202,15 @@ async fn drive(s: &Setup) {
                     &[("listener", "udp"), ("direction", "server_to_client")],
                 ) == Some(1.0)
                 && m.label_sets("switchyard_server_last_check_success").len() == 2
+                && m.get(
+                    "switchyard_requests_total",
+                    &[
+                        ("listener", "web"),
+                        ("route", "default"),
+                        ("pool", "p"),
+                        ("code", "200"),
+                    ],
+                ) == Some(3.0)
         },
     )
     .await;

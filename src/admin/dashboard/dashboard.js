@@ -129,6 +129,64 @@ function findServerIn(servers, name) {
   return servers && servers.find((s) => s.name === name);
 }
 
+/** The answer rows (listener, route, pool) of a document that `keep` accepts. */
+function answerRows(doc, keep) {
+  return (doc.listeners || []).flatMap((l) => (l.answers || []).map((a) => ({ listener: l.name, ...a })))
+    .filter(keep);
+}
+const codesSum = (rows, test) => sum(rows.map((r) => sum(Object.entries(r.requests || {})
+  .filter(([code]) => test(code)).map(([, n]) => n))));
+
+/**
+ * What clients got, from the answers the balancer counted (its own errors included): answers
+ * per second, the share of 5xx, and the 50th and 99th percentile of their duration over the
+ * last few seconds (from the histograms' buckets), for the rows `keep` accepts.
+ */
+function answers(keep) {
+  const rps = rate((doc) => codesSum(answerRows(doc, keep), () => true));
+  const r5 = rate((doc) => codesSum(answerRows(doc, keep), (c) => c.startsWith('5')));
+  const b = last();
+  const a = sampleAgo(RATE_WINDOW_S);
+  let q50 = null;
+  let q99 = null;
+  if (a && a !== b) {
+    const buckets = (doc) => {
+      const out = new Map();
+      for (const r of answerRows(doc, keep)) {
+        for (const [le, n] of Object.entries((r.duration || {}).buckets || {})) {
+          out.set(le, (out.get(le) || 0) + n);
+        }
+      }
+      return out;
+    };
+    const now = buckets(b.doc);
+    const then = buckets(a.doc);
+    const bounds = [...now.keys()].sort((x, y) => (x === '+Inf' ? 1 : y === '+Inf' ? -1 : x - y));
+    const cum = bounds.map((le) => [le, Math.max(0, (now.get(le) || 0) - (then.get(le) || 0))]);
+    const total = cum.length ? cum[cum.length - 1][1] : 0;
+    const quantile = (q) => {
+      if (!total) return null;
+      let prevBound = 0;
+      let prevCount = 0;
+      for (const [le, c] of cum) {
+        if (c >= q * total) {
+          if (le === '+Inf') return prevBound * 1000;
+          const upper = Number(le);
+          const within = c - prevCount;
+          const f = within > 0 ? (q * total - prevCount) / within : 1;
+          return (prevBound + (upper - prevBound) * f) * 1000;
+        }
+        prevBound = le === '+Inf' ? prevBound : Number(le);
+        prevCount = c;
+      }
+      return null;
+    };
+    q50 = quantile(0.5);
+    q99 = quantile(0.99);
+  }
+  return { rps, errors: rps ? r5 / rps : rps === 0 ? 0 : null, q50, q99 };
+}
+
 // ---- the page -----------------------------------------------------------------------------
 
 function render() {
@@ -138,13 +196,13 @@ function render() {
   ready.className = `badge ${doc.ready ? 'ok' : 'bad'}`;
   $('about').textContent = `v${doc.version} · pid ${doc.pid}`;
 
-  const all = traffic((d) => (d.pools || []).flatMap((p) => p.servers));
+  const all = answers(() => true);
   $('rps').textContent = fmtRate(all.rps);
-  $('rps-note').textContent = 'sent to servers (every try), L4 connections included';
+  $('rps-note').textContent = 'HTTP answers to clients, the balancer\'s own errors included';
   $('errors').textContent = fmtPct(all.errors);
-  $('errors-note').textContent = 'of the servers\' responses';
-  $('latency').textContent = fmtMs(all.latency);
-  $('latency-note').textContent = 'to the response head, moving average';
+  $('errors-note').textContent = 'of the answers clients got';
+  $('latency').textContent = all.q50 === null ? '–' : `${fmtMs(all.q50)} / ${fmtMs(all.q99)}`;
+  $('latency-note').textContent = 'p50 / p99, request head to last byte';
   const pools = doc.pools || [];
   $('usable').textContent = `${sum(pools.map((p) => p.servers_usable))} / ${sum(pools.map((p) => p.servers_configured))}`;
   const empty = pools.filter((p) => p.servers_usable === 0).map((p) => p.name);
@@ -182,9 +240,18 @@ function renderListeners(doc) {
       now = `${fmtCount(c.sessions)} sessions`;
       const d = c.datagrams || {};
       counters = `${fmtCount(d.client_to_server)} datagrams in · ${fmtCount(d.server_to_client)} out · ${fmtCount(c.no_server)} dropped (no server)`;
-    } else if (c.proxy_protocol) {
-      const pp = c.proxy_protocol;
-      counters = `PROXY headers: ${fmtCount(pp.accepted)} accepted · ${fmtCount(pp.untrusted)} untrusted · ${fmtCount(pp.malformed)} malformed`;
+    } else {
+      const r = answers((a) => a.listener === l.name);
+      now = `${fmtCount(c.open)} open · ${fmtRate(r.rps)} req/s`;
+      const b = c.bytes || {};
+      counters = `${fmtCount(c.connections)} connections · ${fmtCount(b.received)} B in · ${fmtCount(b.sent)} B out`;
+      if (l.protocol === 'https') {
+        counters += ` · TLS ${fmtCount(c.tls_handshakes)} handshakes, ${fmtCount(c.tls_failures)} failed`;
+      }
+      if (c.proxy_protocol) {
+        const pp = c.proxy_protocol;
+        counters += ` · PROXY headers: ${fmtCount(pp.accepted)} accepted, ${fmtCount(pp.malformed)} malformed`;
+      }
     }
     setText(row, '.name', l.name);
     setText(row, '.protocol', l.protocol);
@@ -198,12 +265,16 @@ function renderListeners(doc) {
 function renderPool(p) {
   const card = keyed($('pools'), p.name, () => makePool(p.name));
   const t = traffic((d) => { const x = findPool(d, p.name); return x && x.servers; });
+  const a = answers((r) => r.pool === p.name);
+  const http = answerRows(last().doc, (r) => r.pool === p.name).length > 0;
   setText(card, '.pname', p.name);
   setText(card, '.algorithm', p.algorithm);
   setText(card, '.usable', `${p.servers_usable} / ${p.servers_configured}`);
-  setText(card, '.prps', fmtRate(t.rps));
-  setText(card, '.perrors', fmtPct(t.errors));
-  setText(card, '.platency', fmtMs(t.latency));
+  // HTTP pools: what clients got; L4 pools: connections sent to the servers.
+  setText(card, '.prps', fmtRate(http ? a.rps : t.rps));
+  setText(card, '.perrors', fmtPct(http ? a.errors : t.errors));
+  setText(card, '.platency', http && a.q50 !== null ? `${fmtMs(a.q50)} p50, ${fmtMs(a.q99)} p99` : fmtMs(t.latency));
+  setText(card, '.pretries', fmtCount(p.retries));
   setText(card, '.sticky', p.sticky ? `sticky: ${p.sticky.mode}, ${fmtCount(p.sticky.broken)} moved` : '');
   const body = card.querySelector('tbody');
   const seen = new Set();
@@ -251,7 +322,7 @@ function makePool(name) {
   const head = el('div', 'head');
   head.appendChild(el('h3', 'pname'));
   for (const [label, cls] of [['algorithm', 'algorithm'], ['usable', 'usable'], ['req/s', 'prps'],
-    ['5xx', 'perrors'], ['latency', 'platency']]) {
+    ['5xx', 'perrors'], ['latency', 'platency'], ['retries', 'pretries']]) {
     const s = el('span', 'stat');
     s.appendChild(el('span', 'muted', `${label} `));
     s.appendChild(el('b', cls));
