@@ -3,6 +3,7 @@
 //! [`moved_between`] is the one place this is done: `simulate` asks it about a server that
 //! leaves (removed by a reload, or marked `down`); `switchyard plan` about any change of a
 //! hashing pool. Only hashing algorithms keep a key on a server, so only they are asked.
+//! [`sessions_moved`] does the same for sticky sessions, placed by the real pool.
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use super::model::{client_of, key_bytes};
 use super::report::KeysMoved;
 use super::workload::{Workload, is_hashing};
 use crate::balance::PickContext;
-use crate::config::{Algorithm, HashKey, PoolPlan};
+use crate::config::{Algorithm, HashKey, OnDrain, PoolPlan, ServerPlan, StickyMode};
 use crate::upstream::Pool;
 
 /// Keys asked: every key of the workload up to this many.
@@ -76,6 +77,90 @@ pub fn moved_between(old: &PoolPlan, new: &PoolPlan, keys: u64) -> Option<Moved>
         keys,
         share: count(&|a, b| a != b || b.is_none()),
         minimum: count(&|a, _| a.is_none_or(|a| !serving.contains(&a))),
+    })
+}
+
+/// What becomes of sticky sessions in [`sessions_moved`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionsMoved {
+    /// Sessions placed.
+    pub sessions: u64,
+    /// The share whose server can no longer serve them (they go to another server and lose
+    /// what their server held).
+    pub share: f64,
+    /// When every session moves, why (the stick table starts empty, the cookie is not read).
+    pub all_because: Option<&'static str>,
+}
+
+/// The share of sticky sessions that a pool rebuilt from `new` moves, with the rules of
+/// `proxy::http::sticky`: a session stays on its server while that server is in the new pool
+/// (the same name and address; for the stick tables, the same tier too, as a new `Server`
+/// gets a new id) and available: not `down`, not draining under `on_drain = "move"`, not a
+/// backup while a primary serves. Sessions are placed as the proxy places them, by the
+/// real pool built from `old` picking for `sessions` sample clients (in weight shares for
+/// most algorithms, by key for the hashing ones). `None` when `old` has no stickiness.
+pub fn sessions_moved(old: &PoolPlan, new: &PoolPlan, sessions: u64) -> Option<SessionsMoved> {
+    let o = old.sticky.as_ref()?;
+    let sessions = sessions.clamp(1, MAX_KEYS);
+    let all = |why: &'static str| {
+        Some(SessionsMoved {
+            sessions,
+            share: 1.0,
+            all_because: Some(why),
+        })
+    };
+    let Some(n) = new.sticky.as_ref() else {
+        return all("stickiness is turned off");
+    };
+    if o.mode != n.mode {
+        return all("the sticky mode changes");
+    }
+    if o.mode != StickyMode::SourceIp && o.name != n.name {
+        return all("the cookie's name changes: clients' cookies are not read");
+    }
+    if o.mode != StickyMode::Cookie && (o.size, o.ttl) != (n.size, n.ttl) {
+        return all("the stick table's size or ttl changes: the pool starts with an empty table");
+    }
+    let primary_serves = new.servers.iter().any(|s| !s.backup && !s.down && !s.drain);
+    let stays = |s: &ServerPlan| {
+        let kept = new.servers.iter().find(|x| {
+            x.addr == s.addr
+                && x.name == s.name
+                && (o.mode == StickyMode::Cookie || x.backup == s.backup)
+        });
+        match kept {
+            None => false,
+            Some(x) if x.down => false,
+            Some(x) if x.backup && primary_serves => false,
+            Some(x) => !(x.drain && n.on_drain == OnDrain::Move),
+        }
+    };
+    let pool = Pool::new(old, None);
+    let mut buf = [0u8; 24];
+    let mut moved = 0u64;
+    for k in 0..sessions {
+        let hash_key = match old.hash_key {
+            HashKey::ClientIp => None,
+            _ => Some(key_bytes(k, &mut buf)),
+        };
+        let ctx = PickContext {
+            client: Some(client_of(k)),
+            hash_key,
+            tried: &[],
+        };
+        let placed = pool.pick(&ctx).and_then(|p| {
+            old.servers
+                .iter()
+                .find(|s| s.addr == p.addr && s.name == p.name)
+        });
+        if !placed.is_some_and(stays) {
+            moved += 1;
+        }
+    }
+    Some(SessionsMoved {
+        sessions,
+        share: moved as f64 / sessions as f64,
+        all_because: None,
     })
 }
 
