@@ -156,6 +156,18 @@ async fn the_keys_a_reload_moves_on_a_hash_pool_are_the_share_the_plan_printed()
         "the same servers after the dry run"
     );
 
+    // A file that does not pass `check`: a dry run prints its errors and asks for no reload.
+    file.write(&new.replace("algorithm = \"hash\"", "algorithm = \"hsah\""));
+    let (code, out, err) = cli(&["reload", "-c", &path, "--dry-run"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(
+        err.contains(&format!("error: {path}:")) && err.contains("\"hsah\""),
+        "{err}"
+    );
+    let status = api(admin, "GET", "/status", None, None).await.json;
+    assert_eq!(status["config"]["reloads"]["error"], 0, "{status:#}");
+    file.write(&new);
+
     // The reload, then the same keys again.
     let (code, out, err) = cli(&["reload", "-c", &path]);
     assert_eq!(code, Some(0), "{out}\n{err}");
