@@ -227,6 +227,15 @@ impl Runtime {
         }
     }
 
+    /// The counters of an http/https listener: connections, bytes, TLS handshakes, answers.
+    pub fn http_stats(&self, listener: &str) -> Option<Arc<crate::proxy::http::stats::HttpStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { http, .. } => Some(http.clone()),
+            _ => None,
+        }
+    }
+
     /// The PROXY header counters of an `http` / `https` listener that accepts them.
     pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<ProxyInStats>> {
         let view = self.inner.state.view.load();
