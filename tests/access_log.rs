@@ -396,10 +396,14 @@ servers = [{{ addr = "{}" }}]
     });
     let (mut web, mut admin) = (None, None);
     while web.is_none() || admin.is_none() {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("switchyard starts");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("switchyard starts");
         let addr = |marker: &str| {
             line.split(marker).nth(1).and_then(|r| {
-                r.split_whitespace().next().map(|a| a.trim_end_matches(':').parse().unwrap())
+                r.split_whitespace()
+                    .next()
+                    .map(|a| a.trim_end_matches(':').parse().unwrap())
             })
         };
         web = web.or(addr("listening on "));
@@ -414,15 +418,26 @@ servers = [{{ addr = "{}" }}]
     }
     let took = started.elapsed();
     // A request is accounted for just after its answer went out.
-    wait_until(Duration::from_secs(10), "every request accounted for", || async {
-        let m = metrics_of(admin).await;
-        m["lines"] + m["dropped"] == n
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "every request accounted for",
+        || async {
+            let m = metrics_of(admin).await;
+            m["lines"] + m["dropped"] == n
+        },
+    )
     .await;
     let m = metrics_of(admin).await;
     let (lines, dropped) = (m["lines"], m["dropped"]);
-    assert_eq!(lines + dropped, n, "each line taken or dropped, once: {m:?}");
-    assert!(dropped > 500, "the pipe and the buffer are full long before {n}: {m:?}");
+    assert_eq!(
+        lines + dropped,
+        n,
+        "each line taken or dropped, once: {m:?}"
+    );
+    assert!(
+        dropped > 500,
+        "the pipe and the buffer are full long before {n}: {m:?}"
+    );
     assert!(took < Duration::from_secs(60), "{took:?}");
     // Read the pipe now: every line taken comes out whole.
     let mut out = child.stdout.take().unwrap();
@@ -440,7 +455,10 @@ servers = [{{ addr = "{}" }}]
     });
     let text = reader.join().unwrap();
     assert_eq!(text.lines().count() as u64, lines);
-    assert!(text.lines().all(|l| l.contains("\"GET / HTTP/1.1\" 200")), "{text}");
+    assert!(
+        text.lines().all(|l| l.contains("\"GET / HTTP/1.1\" 200")),
+        "{text}"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -232,12 +232,18 @@ async fn rust_client_sees_sni_alpn_and_both_http_versions() {
     .await;
     let stats = lb.http_stats("web").unwrap();
     use std::sync::atomic::Ordering::Relaxed;
-    wait_until(Duration::from_secs(5), "the failed handshake counted", || async {
-        stats.tls_failures.load(Relaxed) == 1
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the failed handshake counted",
+        || async { stats.tls_failures.load(Relaxed) == 1 },
+    )
     .await;
     assert_eq!(stats.tls_handshakes.load(Relaxed), 2);
-    assert_eq!(stats.connections.load(Relaxed), 2, "after the handshake only");
+    assert_eq!(
+        stats.connections.load(Relaxed),
+        2,
+        "after the handshake only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
