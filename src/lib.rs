@@ -18,6 +18,7 @@ pub mod guard;
 pub mod health;
 pub mod import;
 pub mod observe;
+pub mod plan;
 pub mod proxy;
 pub mod runtime;
 pub mod shutdown;

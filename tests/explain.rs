@@ -560,7 +560,7 @@ fn words(line: &str) -> Vec<String> {
 fn the_docs_show_what_the_command_prints() {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut checked = 0;
-    for doc in ["docs/algorithms.md", "docs/explain.md"] {
+    for doc in ["docs/algorithms.md", "docs/explain.md", "docs/guide.md"] {
         let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
         for block in text.split("```console\n").skip(1) {
             let block = &block[..block.find("```").expect("closed block")];
@@ -583,7 +583,7 @@ fn the_docs_show_what_the_command_prints() {
             checked += 1;
         }
     }
-    assert!(checked >= 9, "only {checked} examples found");
+    assert!(checked >= 10, "only {checked} examples found");
 }
 
 /// One raw HTTP/1.1 exchange (the connection closed after it), `proxy` first if given: the

@@ -12,6 +12,7 @@
 //! | `POST /api/reload` | load the config file again (as SIGHUP does) |
 //! | `GET /api/config` | the running configuration (file + changes) as TOML that `check` accepts |
 //! | `GET /api/explain?listener=…&method=…&host=…&path=…&client=…&header=N:V&cookie=N=V` | why this server: the route, the pool, each server's candidacy, what the algorithm looked at and its pick now, changing nothing (`explain.rs`) |
+//! | `GET /api/config/next` | what a reload would make running (the file now, with the changes a reload keeps) as TOML; nothing applied; 422 with every error when the file does not pass |
 //!
 //! Reads are answered here from the [`View`]; writes go as a [`Command`] to the runtime's
 //! control task, which checks them like a config file, applies them and answers with what
@@ -70,6 +71,9 @@ pub enum Command {
     },
     /// The running configuration as TOML.
     Config,
+    /// What a reload would make running, as TOML; nothing applied (`switchyard reload`
+    /// prints its plan from it).
+    NextConfig,
 }
 
 /// `POST /api/pools/{pool}/servers`.
@@ -134,7 +138,7 @@ impl Refusal {
 
 /// One server as the API shows it.
 pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
-    let mut v = status::server(s);
+    let mut v = status::server(u, s);
     if let Value::Object(m) = &mut v {
         m.remove("admin_state");
     }
@@ -325,7 +329,8 @@ pub async fn answer(
         }
         (&Method::POST, ["reload"]) => Command::Reload,
         (&Method::GET | &Method::HEAD, ["config"]) => Command::Config,
-        (_, ["pools"] | ["pools", _] | ["config"] | ["explain"]) => {
+        (&Method::GET | &Method::HEAD, ["config", "next"]) => Command::NextConfig,
+        (_, ["pools"] | ["pools", _] | ["config"] | ["config", "next"] | ["explain"]) => {
             return not_allowed("GET, HEAD");
         }
         (_, ["pools", _, "servers", _]) => return not_allowed("GET, HEAD, PUT, DELETE"),
@@ -334,11 +339,11 @@ pub async fn answer(
             return refused(&Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("no API endpoint {path}"),
-                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config or GET /api/explain?host=…&path=…",
+                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config, GET /api/config/next or GET /api/explain?host=…&path=…",
             ));
         }
     };
-    let write = !matches!(command, Command::Config);
+    let write = !matches!(command, Command::Config | Command::NextConfig);
     let reply = call(state, command).await;
     match &reply {
         Ok(done) if write => {

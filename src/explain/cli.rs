@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{Report, Request, explain, explain_direct, explain_l4};
 use crate::config::{ListenerPlan, Plan, Protocol, Target};
+use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{Route, RouteTarget, Router, Site, Upstream};
 use crate::upstream::Pool;
 
@@ -144,20 +145,31 @@ impl Offline<'_> {
     }
 
     /// The site of an http/https listener, as the runtime wires it (the validated plan names
-    /// only pools that exist).
+    /// only pools that exist), with counters and an access log of its own that nothing
+    /// reads: explaining counts no answer.
     fn site(&self, l: &ListenerPlan) -> Site {
         let get = |name: &str| self.upstreams[name].clone();
+        let stats = Arc::new(HttpStats::default());
         let routes = l
             .routes
             .iter()
-            .map(|r| Route {
-                matcher: r.matcher.clone(),
-                target: match &r.target {
+            .enumerate()
+            .map(|(i, r)| {
+                let target = match &r.target {
                     Target::Pool(p) => RouteTarget::Pool(get(p)),
                     Target::Split(parts) => {
                         RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                     }
-                },
+                };
+                let route = (i + 1).to_string();
+                let rows = (target.pools().iter())
+                    .map(|u| stats.row(&route, &u.pool.name))
+                    .collect();
+                Route {
+                    matcher: r.matcher.clone(),
+                    target,
+                    rows,
+                }
             })
             .collect();
         let https = self
@@ -176,11 +188,15 @@ impl Offline<'_> {
             router: Router {
                 routes,
                 default: l.default_pool.as_deref().map(get),
+                default_row: stats.row("default", l.default_pool.as_deref().unwrap_or("-")),
+                none_row: stats.row("-", "-"),
             },
             redirect_https: (l.protocol == Protocol::Http && l.redirect_https).then_some(https),
             hsts: None,
             proxy_in: None,
             direct: false,
+            stats,
+            log: Default::default(),
         }
     }
 }

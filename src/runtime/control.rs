@@ -45,6 +45,18 @@ pub struct ReloadReport {
     pub overrides: Vec<String>,
 }
 
+/// What a reload would make running (see [`Control::reload`]).
+struct Next {
+    /// The file's text, for its SHA-256.
+    text: String,
+    file: Table,
+    /// The operator's changes, reconciled with the file.
+    overrides: Overrides,
+    /// What became of them.
+    notes: Vec<String>,
+    plan: Plan,
+}
+
 /// Why a reload did not take: the running configuration is unchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -70,6 +82,20 @@ impl ReloadError {
     }
 }
 
+/// A reload that did not (or would not) take, as the API answers it.
+fn refusal(e: &ReloadError, what: &str) -> Refusal {
+    let status = match e {
+        ReloadError::Runtime(_) => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Refusal {
+        status,
+        message: format!("{what}: {}", first_line(e)),
+        help: None,
+        errors: e.config_errors().to_vec(),
+    }
+}
+
 /// The SHA-256 of a file's text, in hex (as `sha256sum` prints it).
 pub fn sha256(text: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
@@ -87,8 +113,9 @@ impl Control {
         }
     }
 
-    /// Load the config file again and apply it with the operator's changes.
-    pub fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+    /// What a reload would make running: the file read again and checked as `check`
+    /// does, with the operator's changes reconciled (`overrides.reconcile`); nothing applied.
+    fn next(&self) -> Result<Next, ReloadError> {
         let path = self.path.clone().ok_or(ReloadError::NoFile)?;
         let name = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -116,6 +143,24 @@ impl Control {
         let plan = self
             .plan_of(&file, &overrides)
             .map_err(ReloadError::WithOverrides)?;
+        Ok(Next {
+            text,
+            file,
+            overrides,
+            notes,
+            plan,
+        })
+    }
+
+    /// Load the config file again and apply it with the operator's changes.
+    pub fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+        let Next {
+            text,
+            file,
+            overrides,
+            notes,
+            plan,
+        } = self.next()?;
         let changes = self.running.apply(plan, Spare::default())?;
         self.overrides = overrides;
         self.file = Some(file);
@@ -144,6 +189,7 @@ impl Control {
         match command {
             Command::Reload => self.api_reload(),
             Command::Config => self.config_toml(),
+            Command::NextConfig => self.next_toml(),
             Command::SetServer {
                 pool,
                 server,
@@ -184,22 +230,38 @@ impl Control {
                     })),
                 })
             }
-            Err(e) => {
-                let status = match e {
-                    ReloadError::Runtime(_) => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                Err(Refusal {
-                    status,
-                    message: format!(
-                        "reload failed, the running configuration stays: {}",
-                        first_line(&e)
-                    ),
-                    help: None,
-                    errors: e.config_errors().to_vec(),
-                })
-            }
+            Err(e) => Err(refusal(
+                &e,
+                "reload failed, the running configuration stays",
+            )),
         }
+    }
+
+    /// `GET /api/config/next`: the TOML a reload would make running, nothing applied; the
+    /// admin API changes a reload keeps are in it, and listed at its top.
+    fn next_toml(&self) -> Reply {
+        let next = self.next().map_err(|e| {
+            refusal(
+                &e,
+                "a reload would fail, and the running configuration stay",
+            )
+        })?;
+        let mut text = format!(
+            "# What a reload of {} would make running (Switchyard {}); nothing is applied.\n# Comments of the file are not kept.\n",
+            self.path
+                .as_ref()
+                .map_or("(no file)".into(), |p| p.display().to_string()),
+            env!("CARGO_PKG_VERSION"),
+        );
+        for n in &next.notes {
+            text.push_str(&format!("# admin API change: {n}\n"));
+        }
+        text.push_str(&render(&next.overrides.apply(&next.file)));
+        Ok(Done {
+            status: StatusCode::OK,
+            changes: Vec::new(),
+            body: Body::Toml(text),
+        })
     }
 
     fn config_toml(&self) -> Reply {
