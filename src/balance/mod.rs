@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use explain::{Explanation, Facts, How, ServerFacts, Value, label};
+pub use explain::{Explanation, Facts, How, ServerFacts, Value, fresh as fresh_explanation, label};
 pub use ip_hash::IpHash;
 pub use least_conn::LeastConn;
 pub use least_time::LeastTime;
@@ -69,7 +69,7 @@ impl PickContext<'_> {
     /// [`PickContext::eligible`] without counting an ask of slow start: whether a pick
     /// would take `server` now. What explanations ask, so that they change nothing.
     pub fn would_take(&self, server: &Server) -> bool {
-        server.would_admit_pick() && !self.tried.iter().any(|t| t.id() == server.id())
+        explain::ask(server) && !self.tried.iter().any(|t| t.id() == server.id())
     }
 
     /// Why a pick would turn `server` away now, in a few words; `None` when it would not.

@@ -201,7 +201,8 @@ impl Ring {
             ctx,
             limit,
             |s| ctx.would_take(s),
-            |at, k| start = Some((at, k)),
+            // A key after the ring's last point wraps to the first.
+            |at, k| start = Some((at, k % self.points.len())),
         );
         if let Some((at, k)) = start {
             let mut buf = [0u8; 16];

@@ -142,6 +142,7 @@ impl Pool {
     /// What [`Pool::pick`] would answer for `ctx` now, found without disturbing anything:
     /// each tier's [`Balancer::explain`], the backups only when no primary would take it.
     pub fn explain(&self, ctx: &PickContext<'_>) -> PoolExplanation {
+        balance::fresh_explanation();
         let pickers = self.pickers.load();
         let primary = pickers.primary.explain(ctx);
         let mut notes = Vec::new();

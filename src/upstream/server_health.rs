@@ -169,9 +169,10 @@ impl HealthCell {
 
     /// [`HealthCell::ramp_admits`] without counting the ask: whether the next ask would be
     /// admitted.
-    fn ramp_would_admit(&self) -> bool {
-        self.ramp_share()
-            .is_none_or(|share| SlowStart::admits(self.ramp_picks.load(Ordering::Relaxed), share))
+    fn ramp_would_admit(&self, asked: u64) -> bool {
+        self.ramp_share().is_none_or(|share| {
+            SlowStart::admits(self.ramp_picks.load(Ordering::Relaxed) + asked, share)
+        })
     }
 }
 
@@ -186,7 +187,13 @@ impl Server {
     /// asks by counting them): whether the next ask would be admitted. For explanations,
     /// which must not move a ramp.
     pub fn would_admit_pick(&self) -> bool {
-        self.accepts_new() && self.health.ramp_would_admit()
+        self.would_admit_pick_after(0)
+    }
+
+    /// [`Server::would_admit_pick`] after `asked` asks that were not counted (an explanation
+    /// that asks the same server again, as the pick it explains would).
+    pub fn would_admit_pick_after(&self, asked: u64) -> bool {
+        self.accepts_new() && self.health.ramp_would_admit(asked)
     }
 
     /// Slow start's share of this server's picks now, in twentieths (`1..=20`); `None` when
