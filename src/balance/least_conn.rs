@@ -138,9 +138,14 @@ impl Balancer for LeastConn {
             return e;
         };
         let first = &self.servers[start];
-        e.facts
-            .add("turn", first.name.as_str())
-            .add("index", self.index.is_some());
+        e.facts.add("turn", first.name.as_str()).add(
+            "load_index",
+            if self.index.is_some() {
+                "on (32 servers or more)"
+            } else {
+                "off (under 32 servers: every server read)"
+            },
+        );
         e.step(format!(
             "fewest requests in flight relative to weight wins; ties go in weighted turn, which is at {}",
             label(first)

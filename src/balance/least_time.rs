@@ -213,7 +213,14 @@ impl Balancer for LeastTime {
         e.facts
             .add("turn", self.servers[start].name.as_str())
             .add("mean_ewma_us", mean)
-            .add("index", self.index.is_some());
+            .add(
+                "load_index",
+                if self.index.is_some() {
+                    "on (32 servers or more)"
+                } else {
+                    "off (under 32 servers: every server read)"
+                },
+            );
         e.step(format!(
             "the least expected time wins: response-time EWMA x (in flight + 1) / weight; ties go in weighted turn, which is at {}",
             label(&self.servers[start])
