@@ -385,7 +385,7 @@ async fn a_sticky_cookie_overrides_the_balancer() {
 async fn routes_matched_and_shadowed_and_questions_refused() {
     let b = backends(2).await;
     let text = format!(
-        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"a\"\n[[listener.route]]\nhost = \"api.example.com\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/v1/\"\npool = \"b\"\n[[listener.route]]\npath_prefix = \"/v1/users\"\npool = \"a\"\n[pool.a]\nservers = {}\n[pool.b]\nservers = {}\n",
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"a\"\n[[listener.route]]\nhost = \"api.example.com\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/v1/\"\npool = \"b\"\n[[listener.route]]\npath_prefix = \"/v1/users\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/canary/\"\nsplit = [{{ pool = \"a\", weight = 3 }}, {{ pool = \"b\", weight = 1 }}]\n[[listener]]\nname = \"db\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\npool = \"b\"\n[pool.a]\nservers = {}\n[pool.b]\nservers = {}\n",
         servers_toml(&b[..1], &[]),
         servers_toml(&b[1..], &[])
     );
@@ -411,8 +411,28 @@ async fn routes_matched_and_shadowed_and_questions_refused() {
     assert_eq!(pick(&e), "s2");
     let real = get_with(web, "/v1/users/7", &[("host", "shop.example.com")]).await;
     assert_eq!(real.server(), "s2");
+    // A weighted split: where its cycle is, without taking its turn.
+    let mut pools = Vec::new();
+    for _ in 0..8 {
+        let e = explain(admin, "listener=web&path=/canary/x").await;
+        let again = explain(admin, "listener=web&path=/canary/x").await;
+        assert_eq!(e["pool"]["name"], again["pool"]["name"], "{e:#}");
+        assert_eq!(e["split"]["cycle"], 4, "{e:#}");
+        let real = get(web, "/canary/x").await.server();
+        let want = if e["pool"]["name"] == "a" { "s1" } else { "s2" };
+        assert_eq!(real, want, "{e:#}");
+        pools.push(e["pool"]["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(pools.iter().filter(|p| *p == "a").count(), 6, "{pools:?}");
+    // A tcp listener: a connection, its pool, the client address.
+    let e = explain(admin, "listener=db&client=10.9.8.7").await;
+    assert_eq!(e["l4"], true);
+    assert_eq!(e["pool"]["name"], "b");
+    assert_eq!(pick(&e), "s2");
+    assert_eq!(e["request"]["client"], "10.9.8.7");
     for (query, status, says) in [
         ("listener=nope", 404, "no listener named"),
+        ("path=/", 400, "say which one"),
         ("colour=red", 400, "unknown parameter"),
         ("path=relative", 400, "must start with /"),
         ("client=not-an-ip", 400, "is not an address"),
