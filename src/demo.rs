@@ -310,8 +310,11 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
                     drain: false,
                     passive: Default::default(),
                     slow_start: Duration::ZERO,
+                    from: None,
                 })
                 .collect(),
+            named: Vec::new(),
+            dns: Default::default(),
             health: None,
             retry: Default::default(),
             sticky: None,

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod balance;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -29,6 +29,7 @@
 //! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
 pub mod diff;
+mod dns;
 mod duration;
 mod failover;
 mod plan;
@@ -43,6 +44,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use diff::PlanDiff;
+pub use dns::*;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;

@@ -117,6 +117,7 @@ impl Server {
             drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
+            from: None,
         })
     }
 
