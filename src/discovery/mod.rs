@@ -31,6 +31,9 @@ pub use expand::{Tweak, expand};
 
 use crate::config::{ConfigError, InitAddr, NamedServer, Plan, PoolPlan, format_duration};
 
+/// How a note ends for a name whose running answer a reload kept.
+pub const KEPT: &str = "; kept from the running configuration";
+
 /// The answers for a plan, and one line per name saying what it resolved to (for `check`
 /// and the log).
 #[derive(Debug, Clone, Default)]
@@ -126,11 +129,7 @@ fn note(p: &PoolPlan, n: &NamedServer, key: &Key, e: &Entry, fresh: bool) -> Str
         ),
         (true, None) => format!("asked again every {}", format_duration(p.dns.valid)),
     };
-    let kept = if fresh {
-        ""
-    } else {
-        "; kept from the running configuration"
-    };
+    let kept = if fresh { "" } else { KEPT };
     format!(
         "pool {:?}: {} ({srv}{how}asked {}) → {what}; {when}{kept}",
         p.name, n.written, key.question.asked
