@@ -73,6 +73,8 @@ pub async fn resolve(plan: &Plan, previous: &Book) -> Result<Resolved, Vec<Confi
         }
     }
     let answers = join_all(asking.iter().map(|(_, _, k)| ask(&k.question))).await;
+    // The next questions count from the answers.
+    let now = Instant::now();
     let mut errors = Vec::new();
     let mut fresh = std::collections::HashSet::new();
     for ((p, n, key), lookup) in asking.iter().zip(answers) {
@@ -181,5 +183,65 @@ fn no_address(
             "{check} ({}), or write an IP address; {wait}",
             q.dig()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pool: &str) -> Plan {
+        let src = format!("[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\n{pool}");
+        crate::config::load_str(&src, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_name_without_resolve_or_resolver_asks_the_c_library_for_every_address() {
+        let p = plan("servers = [ { addr = \"localhost:9\" } ]\n");
+        let r = resolve(&p, &Book::default()).await.unwrap();
+        let run = apply(&p, &r.book, &[]);
+        let addrs: Vec<String> = run.pools[0]
+            .servers
+            .iter()
+            .map(|s| s.addr.to_string())
+            .collect();
+        assert!(addrs.contains(&"127.0.0.1:9".to_string()), "{addrs:?}");
+        assert!(
+            r.notes[0].starts_with(
+                "pool \"p\": localhost:9 (asked the system's resolver (getaddrinfo)) → "
+            ) && r.notes[0].ends_with("; resolved at start and at each reload"),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!(r.book.watched(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dns_server_that_does_not_answer_is_an_error_at_the_line_with_the_fix() {
+        // Nothing listens on UDP port 9 of 127.0.0.1 (discard): refused, or no answer.
+        let p = plan(
+            "resolver = \"127.0.0.1:9\"\nresolver_timeout = \"1s\"\nservers = [ { addr = \"app.test:80\", resolve = true } ]\n",
+        );
+        let e = resolve(&p, &Book::default()).await.unwrap_err();
+        let text = crate::config::ConfigErrors(e).to_string();
+        assert!(
+            text.starts_with(
+                "error: t.toml:7:22: server addr \"app.test:80\": no answer about \"app.test\" from 127.0.0.1:9: "
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("help: check that the DNS server answers (dig @127.0.0.1 -p 9 app.test A), or write an IP address; to start without it and wait for DNS, set init_addr = \"none\" in [pool.p]"),
+            "{text}"
+        );
+        // Waiting instead: no error, no server yet, asked again in a second.
+        let p = plan(
+            "resolver = \"127.0.0.1:9\"\nresolver_timeout = \"1s\"\ninit_addr = \"none\"\nservers = [ { addr = \"app.test:80\", resolve = true } ]\n",
+        );
+        let r = resolve(&p, &Book::default()).await.unwrap();
+        assert!(apply(&p, &r.book, &[]).pools[0].servers.is_empty());
+        assert_eq!(r.book.watched(), 1);
+        let (due, next) = r.book.due(Instant::now());
+        assert!(due.is_empty() && next.is_some());
     }
 }
