@@ -370,9 +370,18 @@ async fn srv_records_give_ports_and_weights_and_a_higher_priority_is_a_backup() 
     let file = ConfigFile::new("dns-srv", &text);
     let (ok, out, err) = check(&file);
     assert!(ok, "{out}{err}");
+    // Addresses in order (backups last), each with its record's port and weight.
+    let mut primaries = [(p[0], 10), (p[1], 30)];
+    primaries.sort();
+    let listed: Vec<String> = primaries
+        .iter()
+        .map(|(port, w)| format!("127.0.0.1:{port} weight {w}"))
+        .chain([format!("127.0.0.1:{} weight 10 backup", p[2])])
+        .collect();
     let said = format!(
-        "_http._tcp.app.test (SRV, resolve = true, asked 127.0.0.1:{}) → 127.0.0.1:{} weight 10, 127.0.0.1:{} weight 30, 127.0.0.1:{} weight 10 backup",
-        dns.port, p[0], p[1], p[2]
+        "_http._tcp.app.test (SRV, resolve = true, asked 127.0.0.1:{}) → {}",
+        dns.port,
+        listed.join(", ")
     );
     assert!(out.contains(&said), "{out}");
 
