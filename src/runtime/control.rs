@@ -47,6 +47,9 @@ pub struct Control {
     pub book: Book,
     /// Wakes the task that asks DNS when the book changed (a reload).
     pub wake: Arc<tokio::sync::Notify>,
+    /// The book has addresses the running configuration does not (applying them failed):
+    /// the next DNS answers try again, even if they change nothing.
+    dns_pending: bool,
 }
 
 /// What a reload did.
@@ -106,6 +109,7 @@ impl Control {
             source,
             book,
             wake: Arc::default(),
+            dns_pending: false,
         }
     }
 
@@ -120,6 +124,7 @@ impl Control {
         let changes = self.running.apply(plan, Spare::default())?;
         self.source = source;
         self.book = book;
+        self.dns_pending = false;
         self.wake.notify_one();
         Ok(changes)
     }
@@ -135,7 +140,7 @@ impl Control {
                 changed.push(format!("pool {:?}: {line}", key.pool));
             }
         }
-        if changed.is_empty() {
+        if changed.is_empty() && !self.dns_pending {
             return;
         }
         for c in &changed {
@@ -147,9 +152,15 @@ impl Control {
                 for l in lines {
                     tracing::info!("DNS change applied: {l}");
                 }
+                self.dns_pending = false;
                 self.running.publish();
             }
-            Err(e) => tracing::error!("DNS change not applied, the running servers stay: {e}"),
+            Err(e) => {
+                self.dns_pending = true;
+                tracing::error!(
+                    "DNS change not applied, the running servers stay (tried again with the next answers): {e}"
+                );
+            }
         }
     }
 
