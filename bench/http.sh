@@ -2,30 +2,34 @@
 # HTTP/1.1 keep-alive proxying, side by side: Switchyard vs nginx vs HAProxy in one run.
 #
 # The same two nginx backends (a small fixed answer) sit behind each load balancer; each LB
-# gets one worker pinned to CPU 0, wrk and the backends share CPU 1. Each LB is measured
-# ROUNDS times, interleaved, and the medians are compared. Prints requests/s, p99 latency
-# and the ratio to nginx and HAProxy. Bounded: DURATION seconds per run.
+# gets one worker pinned to CPU 0, wrk and the backends share CPU 1. Switchyard runs twice,
+# with its access log on (the default, written to a file) and off (--log-level warn). Each
+# LB is measured ROUNDS times, interleaved, and the medians are compared. Prints, per LB:
+# requests/s, p99 latency, the LB's CPU time per request (user + system, from /proc, for
+# the whole process tree), and its idle RSS before the first run; then the ratios.
+# Bounded: DURATION seconds per run.
 #
-#   bench/http.sh                 # defaults: 3 rounds of 8 s, 64 connections
-#   ROUNDS=5 DURATION=10 CONNS=128 bench/http.sh
+#   bench/http.sh                 # defaults: 5 rounds of 8 s, 50 connections
+#   ROUNDS=3 DURATION=5 CONNS=64 bench/http.sh
+#   BASE=/path/to/older/switchyard bench/http.sh   # adds that build's rows (base, base+log)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
-CONNS=${CONNS:-64}
+CONNS=${CONNS:-50}
 for tool in nginx haproxy wrk taskset; do
   command -v "$tool" >/dev/null || { echo "bench/http.sh: $tool is missing (apt-get install nginx-light haproxy wrk)"; exit 1; }
 done
 
 cargo build --release --quiet
-SY=target/release/switchyard
+SY=${SY:-target/release/switchyard}   # SY=path/to/another/build compares another build
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-B1=$(free_port); B2=$(free_port); P_SY=$(free_port); P_NG=$(free_port); P_HA=$(free_port)
+B1=$(free_port); B2=$(free_port); P_SY=$(free_port); P_SYL=$(free_port); P_NG=$(free_port); P_HA=$(free_port)
 
 nginx_conf() { # $1 = dir, $2 = body of http {}
   mkdir -p "$1"
@@ -52,7 +56,7 @@ taskset -c 1 nginx -c "$work/backend/nginx.conf" & pids+=($!)
 nginx_conf "$work/lb" "upstream b { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 32; }
   server { listen 127.0.0.1:$P_NG; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\";
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
-taskset -c 0 nginx -c "$work/lb/nginx.conf" & pids+=($!)
+taskset -c 0 nginx -c "$work/lb/nginx.conf" & PID_NG=$!; pids+=($PID_NG)
 
 # HAProxy (CPU 0).
 cat > "$work/haproxy.cfg" <<HA
@@ -74,56 +78,96 @@ backend b
   server b1 127.0.0.1:$B1
   server b2 127.0.0.1:$B2
 HA
-taskset -c 0 haproxy -q -f "$work/haproxy.cfg" & pids+=($!)
+taskset -c 0 haproxy -q -f "$work/haproxy.cfg" & PID_HA=$!; pids+=($PID_HA)
 
-# Switchyard (CPU 0, one worker).
-cat > "$work/switchyard.toml" <<SY
+# Switchyard (CPU 0, one worker): access log off, and on (written to a file, as in production).
+sy_conf() { # $1 port
+  cat <<SY
 workers = 1
 [[listener]]
 name = "bench"
-listen = "127.0.0.1:$P_SY"
+listen = "127.0.0.1:$1"
 pool = "b"
 [pool.b]
 keepalive = 32
 servers = [ { addr = "127.0.0.1:$B1" }, { addr = "127.0.0.1:$B2" } ]
 SY
-taskset -c 0 "$SY" --log-level warn run -c "$work/switchyard.toml" & pids+=($!)
+}
+sy_conf "$P_SY" > "$work/sy.toml"; sy_conf "$P_SYL" > "$work/syl.toml"
+taskset -c 0 "$SY" --log-level warn run -c "$work/sy.toml" 2>"$work/sy.log" & PID_SY=$!; pids+=($PID_SY)
+taskset -c 0 "$SY" --log-level info run -c "$work/syl.toml" 2>"$work/access.log" & PID_SYL=$!; pids+=($PID_SYL)
+if [ -n "${BASE:-}" ]; then
+  P_B=$(free_port); P_BL=$(free_port)
+  sy_conf "$P_B" > "$work/b.toml"; sy_conf "$P_BL" > "$work/bl.toml"
+  taskset -c 0 "$BASE" --log-level warn run -c "$work/b.toml" 2>"$work/b.log" & PID_B=$!; pids+=($PID_B)
+  taskset -c 0 "$BASE" --log-level info run -c "$work/bl.toml" 2>"$work/base-access.log" & PID_BL=$!; pids+=($PID_BL)
+fi
 
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 ($2) never opened"; cat "$work"/*/error.log 2>/dev/null; exit 1; }
-wait_port $B1 backend; wait_port $B2 backend; wait_port $P_SY switchyard; wait_port $P_NG nginx; wait_port $P_HA haproxy
-for p in $P_SY $P_NG $P_HA; do
-  curl -sf "http://127.0.0.1:$p/" | grep -q "hello from the backend" || { echo "port $p does not proxy"; exit 1; }
+wait_port $B1 backend; wait_port $B2 backend; wait_port $P_SY switchyard; wait_port $P_SYL switchyard-log; wait_port $P_NG nginx; wait_port $P_HA haproxy
+
+names=(switchyard switchyard+log nginx haproxy)
+declare -A PORT=([switchyard]=$P_SY [switchyard+log]=$P_SYL [nginx]=$P_NG [haproxy]=$P_HA)
+declare -A PID=([switchyard]=$PID_SY [switchyard+log]=$PID_SYL [nginx]=$PID_NG [haproxy]=$PID_HA)
+if [ -n "${BASE:-}" ]; then
+  wait_port "$P_B" base; wait_port "$P_BL" base+log
+  names+=(base base+log); PORT[base]=$P_B; PORT[base+log]=$P_BL; PID[base]=$PID_B; PID[base+log]=$PID_BL
+fi
+
+# A process and its children (nginx's master and worker).
+tree() { echo "$1"; pgrep -P "$1" || true; }
+cpu_ticks() { for p in $(tree "$1"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'; }
+rss_kib() { for p in $(tree "$1"); do awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true; done | awk '{s += $1} END {print s + 0}'; }
+HZ=$(getconf CLK_TCK)
+
+declare -A IDLE_RSS
+for name in "${names[@]}"; do IDLE_RSS[$name]=$(rss_kib "${PID[$name]}"); done
+for name in "${names[@]}"; do
+  curl -sf "http://127.0.0.1:${PORT[$name]}/" | grep -q "hello from the backend" || { echo "$name does not proxy"; exit 1; }
 done
 
-run_wrk() { # $1 port -> "rps p99_ms"
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/" > "$work/wrk.out" 2>&1
-  local rps p99 errs
+run_wrk() { # $1 name -> "rps p99_ms cpu_us_per_request"
+  local port=${PORT[$1]} pid=${PID[$1]} before after
+  before=$(cpu_ticks "$pid")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" > "$work/wrk.out" 2>&1
+  after=$(cpu_ticks "$pid")
+  local rps p99 reqs errs
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$work/wrk.out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out" | tr '\n' ' ')
   [ -z "$errs" ] || echo "  note ($1): $errs" >&2
-  echo "$rps $p99"
+  awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%s %s %.2f\n", r, p, t / hz * 1e6 / n}'
 }
 
-declare -A RPS P99
-for name in switchyard nginx haproxy; do RPS[$name]=""; P99[$name]=""; done
+declare -A RPS P99 CPU
+for name in "${names[@]}"; do RPS[$name]=""; P99[$name]=""; CPU[$name]=""; done
 for r in $(seq "$ROUNDS"); do
-  for name in switchyard nginx haproxy; do
-    case $name in switchyard) port=$P_SY;; nginx) port=$P_NG;; haproxy) port=$P_HA;; esac
-    read -r rps p99 < <(run_wrk "$port")
-    RPS[$name]+="$rps "; P99[$name]+="$p99 "
-    printf 'round %d %-10s %10.0f req/s  p99 %7.2f ms\n' "$r" "$name" "$rps" "$p99"
+  # A rotating order, so a burst of other load on this shared machine does not always land
+  # on the same LB.
+  for k in $(seq 0 $(( ${#names[@]} - 1 ))); do
+    name=${names[$(( (k + r) % ${#names[@]} ))]}
+    read -r rps p99 cpu < <(run_wrk "$name")
+    RPS[$name]+="$rps "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
+    printf 'round %d %-14s %9.0f req/s  p99 %6.2f ms  LB CPU %6.2f us/req\n' "$r" "$name" "$rps" "$p99" "$cpu"
   done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "HTTP/1.1 keep-alive, $CONNS connections, 1 LB core, median of $ROUNDS x ${DURATION}s"
-printf '%-10s %12s %10s\n' lb "req/s" "p99 ms"
-for name in switchyard nginx haproxy; do
-  m=$(echo "${RPS[$name]}" | median); p=$(echo "${P99[$name]}" | median)
-  printf '%-10s %12.0f %10.2f\n' "$name" "$m" "$p"
-  eval "M_$name=$m"
+echo "HTTP/1.1 keep-alive, $CONNS connections, 1 LB core, median of $ROUNDS x ${DURATION}s ($(date -u +%F), $(git rev-parse --short HEAD))"
+printf '%-14s %10s %8s %16s %12s\n' lb "req/s" "p99 ms" "LB CPU us/req" "idle RSS MiB"
+declare -A M_RPS M_CPU
+for name in "${names[@]}"; do
+  M_RPS[$name]=$(echo "${RPS[$name]}" | median); M_CPU[$name]=$(echo "${CPU[$name]}" | median)
+  p=$(echo "${P99[$name]}" | median)
+  printf '%-14s %10.0f %8.2f %16.2f %12.1f\n' "$name" "${M_RPS[$name]}" "$p" "${M_CPU[$name]}" "$(awk -v k="${IDLE_RSS[$name]}" 'BEGIN {print k / 1024}')"
 done
-awk -v s="$M_switchyard" -v n="$M_nginx" -v h="$M_haproxy" 'BEGIN {
-  printf "ratio switchyard/nginx   %.2f\nratio switchyard/haproxy %.2f\n", s/n, s/h }'
+sys=(switchyard switchyard+log); [ -z "${BASE:-}" ] || sys+=(base base+log)
+for sy in "${sys[@]}"; do
+  awk -v s="${M_RPS[$sy]}" -v n="${M_RPS[nginx]}" -v h="${M_RPS[haproxy]}" \
+      -v cs="${M_CPU[$sy]}" -v cn="${M_CPU[nginx]}" -v ch="${M_CPU[haproxy]}" -v name="$sy" 'BEGIN {
+    printf "%-14s req/s %.2fx nginx, %.2fx haproxy; CPU/req %.2fx nginx, %.2fx haproxy\n", name, s/n, s/h, cs/cn, cs/ch }'
+done
+awk -v a="${M_CPU[switchyard+log]}" -v b="${M_CPU[switchyard]}" 'BEGIN {printf "access log costs %.2f us/request\n", a - b}'
+[ -z "${BASE:-}" ] || awk -v a="${M_CPU[base+log]}" -v b="${M_CPU[base]}" 'BEGIN {printf "base: access log costs %.2f us/request\n", a - b}'

@@ -1,6 +1,7 @@
 //! What health, retry and stickiness add to the hot path: the per-request calls a pick and
 //! a successful request make (`admits_pick`, `report_success`, `RetryBudget::deposit`), a
-//! whole `Pool::pick` with one server passively failed, and stick-table lookups.
+//! whole `Pool::pick` with one server passively failed, stick-table lookups, and a rate
+//! limit's check (local, and shared with other balancers, which also counts).
 //!
 //! Run: `cargo bench --bench health`.
 
@@ -8,7 +9,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use switchyard::balance::PickContext;
-use switchyard::proxy::http::retry::RetryBudget;
+use switchyard::guard::{Rate, RateLimiter};
+use switchyard::proxy::http::budget::RetryBudget;
 use switchyard::upstream::{Pool, Server, StickTable};
 use tokio::time::Instant;
 
@@ -71,4 +73,33 @@ fn stick_table_insert_new_keys(b: divan::Bencher) {
         k += 1;
         t.insert(k, k % 3, now);
     });
+}
+
+/// The 10,000 keys tracked, checked in turn (allowed: the rate is far above; each key sits
+/// somewhere else in its bucket, so the cost is an average and repeatable under callgrind).
+fn rate_check(b: divan::Bencher, shared: bool) {
+    let mut l = RateLimiter::new(Rate::parse("1000000/s").unwrap(), 1_000_000, 16_384);
+    if shared {
+        l = l.shared(switchyard::guard::rate::IDENTITY_SEED);
+    }
+    let now = std::time::Instant::now();
+    for i in 0..10_000u32 {
+        l.check(&i.to_be_bytes(), now);
+    }
+    let mut k = 0u32;
+    b.bench_local(|| {
+        k = (k + 1) % 10_000;
+        l.check(divan::black_box(&k.to_be_bytes()), now)
+    });
+}
+
+#[divan::bench]
+fn rate_check_local(b: divan::Bencher) {
+    rate_check(b, false);
+}
+
+/// Shared with other balancers: the check also counts the request for the next sync.
+#[divan::bench]
+fn rate_check_shared(b: divan::Bencher) {
+    rate_check(b, true);
 }

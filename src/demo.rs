@@ -30,9 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-use crate::config::{
-    Algorithm, HashKey, HostHeader, ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Timeouts,
-};
+use crate::config::{Algorithm, ListenerPlan, Plan, PoolPlan, ServerPlan, Timeouts};
 use crate::proxy::http::body::{ProxyBody, boxed, full};
 use crate::proxy::listen::bind_tcp;
 use crate::shutdown::Shutdown;
@@ -269,59 +267,28 @@ fn stream_bytes(n: u64) -> ProxyBody {
 
 /// The demo's plan: one listener over the given backends with `algorithm`.
 pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Algorithm) -> Plan {
+    let servers = backends
+        .iter()
+        .map(|(name, addr)| ServerPlan::at(*addr).named(name))
+        .collect();
+    let demo = PoolPlan {
+        algorithm,
+        // Short enough that a stopped demo server shows at once.
+        timeouts: Timeouts {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(10),
+            send: Duration::from_secs(10),
+            client_body: Duration::from_secs(10),
+        },
+        ..PoolPlan::of("demo", servers)
+    };
     Plan {
         workers: 2,
         grace_period: Duration::from_secs(5),
         // An operator at a terminal: Ctrl-C stops at once.
         shutdown_delay: Duration::ZERO,
-        listeners: vec![ListenerPlan {
-            name: "demo".into(),
-            listen,
-            origin: None,
-            protocol: Protocol::Http,
-            default_pool: Some("demo".into()),
-            routes: Vec::new(),
-            l4: Default::default(),
-            tls: Vec::new(),
-            redirect_https: false,
-            hsts: None,
-        }],
-        pools: vec![PoolPlan {
-            name: "demo".into(),
-            algorithm,
-            hash_key: HashKey::ClientIp,
-            keepalive: 32,
-            keepalive_timeout: Duration::from_secs(60),
-            timeouts: Timeouts {
-                connect: Duration::from_secs(2),
-                read: Duration::from_secs(10),
-                send: Duration::from_secs(10),
-                client_body: Duration::from_secs(10),
-            },
-            host_header: HostHeader::Keep,
-            servers: backends
-                .iter()
-                .map(|(name, addr)| ServerPlan {
-                    addr: *addr,
-                    name: name.clone(),
-                    weight: 1,
-                    backup: false,
-                    down: false,
-                    drain: false,
-                    passive: Default::default(),
-                    slow_start: Duration::ZERO,
-                    from: None,
-                })
-                .collect(),
-            named: Vec::new(),
-            dns: Default::default(),
-            health: None,
-            retry: Default::default(),
-            sticky: None,
-            upstream_protocol: Default::default(),
-            tls: None,
-            tunnel_idle_timeout: Duration::from_secs(3600),
-        }],
+        listeners: vec![ListenerPlan::http("demo", listen, "demo")],
+        pools: vec![demo],
         admin: None,
     }
 }

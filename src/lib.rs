@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod balance;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod discovery;
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod health;
 pub mod import;
 pub mod observe;
+pub mod plan;
 pub mod proxy;
 pub mod runtime;
 pub mod shutdown;

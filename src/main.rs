@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use switchyard::config::{self, Algorithm, Plan};
 use switchyard::demo::{self, Backend};
 use switchyard::discovery;
+use switchyard::plan;
 use switchyard::runtime::{Launch, Runtime, RuntimeError, notify};
 
 #[cfg(feature = "mimalloc")]
@@ -49,17 +50,21 @@ enum Command {
         upgrade: bool,
     },
     /// Make a running Switchyard load its config file again (as SIGHUP does), through the
-    /// admin listener named in the file; prints what changed, or every error with
-    /// file:line:column (then the running configuration stays and the exit status is 1).
+    /// admin listener named in the file; prints the plan of what it changes (as `switchyard
+    /// plan`), then what changed, or every error with file:line:column (then the running
+    /// configuration stays and the exit status is 1).
     Reload {
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
-        /// The admin listener, when the file does not say (host:port).
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the plan and stop: nothing is applied.
         #[arg(long)]
-        admin: Option<SocketAddr>,
-        /// The admin API token, when the file does not hold it.
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        dry_run: bool,
+        /// Do not reload if a hashing or sticky pool would move more of its keys or
+        /// sessions than this (exit status 2), e.g. 10%.
+        #[arg(long, value_name = "PERCENT", value_parser = switchyard::plan::cli::parse_share)]
+        max_moved: Option<f64>,
     },
     /// Check a config file: print "ok" or every error, with file:line:column.
     Check {
@@ -116,6 +121,35 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+
+    // --- plan (issue 13): what a change would do, before it is made --------------------
+    /// What a new config would change: listeners bound or closed; routes added, removed or
+    /// shadowed; servers added, removed, re-weighted, drained; certificates that change or
+    /// expire within 30 days; the share of keys (hashing pools) and sessions (sticky pools)
+    /// that move, computed with the real pools. `plan OLD NEW` compares two files; `plan
+    /// NEW` the running Switchyard (its admin API) with NEW. Exit 0, 1 on an error, 2 above
+    /// --max-moved (docs/plan.md).
+    Plan {
+        /// OLD NEW, or NEW alone (against the running Switchyard).
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Exit with status 2 if a hashing or sticky pool moves more of its keys or sessions
+        /// than this, e.g. 10% (for CI).
+        #[arg(long, value_name = "PERCENT", value_parser = switchyard::plan::cli::parse_share)]
+        max_moved: Option<f64>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin listener, when the file does not say (host:port).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// The admin API token, when the file does not hold it.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -148,8 +182,17 @@ fn main() -> ExitCode {
         Command::Reload {
             config,
             admin,
-            token,
-        } => return reload(&config, admin, token),
+            dry_run,
+            max_moved,
+        } => {
+            let code = plan::cli::reload(&config, admin.admin, admin.token, dry_run, max_moved);
+            return ExitCode::from(code);
+        }
+        Command::Plan {
+            files,
+            admin,
+            max_moved,
+        } => return ExitCode::from(plan_command(&files, admin, max_moved)),
         Command::Run {
             config,
             upgrade_socket,
@@ -385,6 +428,16 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
     }
 }
 
+// --- plan (issue 13) -------------------------------------------------------------------
+
+fn plan_command(files: &[PathBuf], admin: AdminArgs, max_moved: Option<f64>) -> u8 {
+    match files {
+        [old, new] => plan::cli::plan_files(old, new, max_moved),
+        [new] => plan::cli::plan_running(new, admin.admin, admin.token, max_moved),
+        _ => plan::cli::EXIT_ERROR,
+    }
+}
+
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
@@ -394,78 +447,7 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-// -- Live changes: run with reloads and upgrades, `switchyard reload` --------------------
-
-/// `switchyard reload`: ask the running process to load its file again, over its admin API.
-fn reload(path: &std::path::Path, admin: Option<SocketAddr>, token: Option<String>) -> ExitCode {
-    use switchyard::admin::client::{self, Outcome, Target};
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let found = client::target_of(&text);
-    let target = match (admin, found) {
-        (Some(addr), found) => Target {
-            addr,
-            token: token.or(found.and_then(|t| t.token)),
-        },
-        (None, Some(t)) => Target {
-            addr: t.addr,
-            token: token.or(t.token),
-        },
-        (None, None) => {
-            // No [admin] to talk to: say what `check` says of the file, and how to go on.
-            if let Err(errors) = config::load_file(path) {
-                eprintln!("{errors}");
-            }
-            eprintln!(
-                "error: {} has no [admin] listener, which switchyard reload talks to\n  help: add [admin] with listen = \"127.0.0.1:9900\" (and reload with SIGHUP this once: kill -HUP PID), or pass --admin HOST:PORT",
-                path.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(client::reload(&target)) {
-        Ok(Outcome::Reloaded { changes }) => {
-            if changes.is_empty() {
-                println!("reloaded: nothing changed");
-            }
-            for c in changes {
-                println!("reloaded: {c}");
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Outcome::Refused {
-            message,
-            errors,
-            help,
-        }) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("error: {message}");
-            if let Some(h) = help {
-                eprintln!("  help: {h}");
-            }
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!(
-                "error: {e}\n  help: is switchyard running with [admin] listen = \"{}\"? (systemctl status switchyard; ss -ltnp 'sport = :{}')",
-                target.addr,
-                target.addr.port()
-            );
-            ExitCode::FAILURE
-        }
-    }
-}
+// -- Live changes: run with reloads and upgrades (`switchyard reload`: plan::cli) --------
 
 fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -493,7 +475,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         anyhow::bail!("--upgrade needs Linux");
     }
     let rt = tokio_runtime(plan.workers)?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         // Installed before the listeners open, so no signal meets the default action (which
         // ends the process) or falls between two waits.
         let mut signals = Signals::new();
@@ -534,7 +516,10 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             notify::ready();
         }
         serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
-    })
+    });
+    // The last access lines gathered (they are written in batches).
+    switchyard::observe::access::flush();
+    served
 }
 
 async fn serve_until_signal(

@@ -11,6 +11,7 @@
 //! | `DELETE /api/pools/{pool}/servers/{server}` | drain, then remove once idle (at most the grace period) |
 //! | `POST /api/reload` | load the config file again (as SIGHUP does) |
 //! | `GET /api/config` | the running configuration (file + changes) as TOML that `check` accepts |
+//! | `GET /api/config/next` | what a reload would make running (the file now, with the changes a reload keeps) as TOML; nothing applied; 422 with every error when the file does not pass |
 //!
 //! Reads are answered here from the [`View`]; writes go as a [`Command`] to the runtime's
 //! control task, which checks them like a config file, applies them and answers with what
@@ -69,6 +70,9 @@ pub enum Command {
     },
     /// The running configuration as TOML.
     Config,
+    /// What a reload would make running, as TOML; nothing applied (`switchyard reload`
+    /// prints its plan from it).
+    NextConfig,
 }
 
 /// `POST /api/pools/{pool}/servers`.
@@ -144,7 +148,8 @@ pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
     v["resolved_from"] = json!(s.from);
     v["idle"] = json!(s.in_flight() == 0);
     v["drained"] = json!(s.drained());
-    v["idle_connections"] = json!(u.conns().idle_count(s));
+    // hyper's keep-alive pool and the direct path's, whichever the listeners use.
+    v["idle_connections"] = json!(u.conns().idle_count(s) + u.idle().count(s));
     // Busy upstream connections: one per HTTP/1.1 request, TCP connection, UDP session or
     // tunnel in flight; an HTTP/2 pool's requests share one connection per server.
     let busy = u64::from(s.in_flight());
@@ -312,18 +317,21 @@ pub async fn answer(
         },
         (&Method::POST, ["reload"]) => Command::Reload,
         (&Method::GET | &Method::HEAD, ["config"]) => Command::Config,
-        (_, ["pools"] | ["pools", _] | ["config"]) => return not_allowed("GET, HEAD"),
+        (&Method::GET | &Method::HEAD, ["config", "next"]) => Command::NextConfig,
+        (_, ["pools"] | ["pools", _] | ["config"] | ["config", "next"]) => {
+            return not_allowed("GET, HEAD");
+        }
         (_, ["pools", _, "servers", _]) => return not_allowed("GET, HEAD, PUT, DELETE"),
         (_, ["pools", _, "servers"]) | (_, ["reload"]) => return not_allowed("POST"),
         _ => {
             return refused(&Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("no API endpoint {path}"),
-                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload or GET /api/config",
+                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config or GET /api/config/next",
             ));
         }
     };
-    let write = !matches!(command, Command::Config);
+    let write = !matches!(command, Command::Config | Command::NextConfig);
     let reply = call(state, command).await;
     match &reply {
         Ok(done) if write => {

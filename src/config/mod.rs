@@ -11,7 +11,8 @@
 //!   the positions the reader kept.
 //! - `words.rs`: settings spelled as one of a few words (`algorithm`, `protocol`, ...).
 //! - `duration.rs`: `"250ms"`, `"1m30s"`.
-//! - `diff.rs`: what a new plan changes of the running one, for a reload.
+//! - `diff.rs`: what a new plan changes of the running one, for a reload; `routes.rs`:
+//!   routes compared (added, removed, retargeted) and routes that can never match.
 //!
 //! To add a key: a field in the plan type, with its default in the type's `Default` impl,
 //! and one line in the reader of its table, placed where the key should appear in the list
@@ -35,6 +36,7 @@ mod duration;
 mod failover;
 mod plan;
 mod read;
+pub mod routes;
 mod suggest;
 mod words;
 

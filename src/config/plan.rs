@@ -129,6 +129,19 @@ impl Default for ListenerPlan {
     }
 }
 
+impl ListenerPlan {
+    /// An `http` listener named `name` on `listen` sending everything to `pool`: the start
+    /// of a plan made in code (the demo, tests), with every other setting at its default.
+    pub fn http(name: &str, listen: SocketAddr, pool: &str) -> ListenerPlan {
+        ListenerPlan {
+            name: name.into(),
+            listen,
+            default_pool: Some(pool.into()),
+            ..ListenerPlan::default()
+        }
+    }
+}
+
 /// A `[[listener.route]]`: where matching requests go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutePlan {
@@ -365,6 +378,17 @@ impl Default for PoolPlan {
     }
 }
 
+impl PoolPlan {
+    /// A pool named `name` over `servers`, every other setting at its default.
+    pub fn of(name: &str, servers: Vec<ServerPlan>) -> PoolPlan {
+        PoolPlan {
+            name: name.into(),
+            servers,
+            ..PoolPlan::default()
+        }
+    }
+}
+
 /// The protocol a pool speaks to its servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpstreamProtocol {
@@ -440,6 +464,30 @@ impl Default for ServerPlan {
             slow_start: Duration::ZERO,
             from: None,
         }
+    }
+}
+
+impl ServerPlan {
+    /// A server at `addr`, named by it, every other setting at its default.
+    pub fn at(addr: SocketAddr) -> ServerPlan {
+        ServerPlan {
+            addr,
+            name: addr.to_string(),
+            ..ServerPlan::default()
+        }
+    }
+
+    /// The same server under another name.
+    pub fn named(self, name: &str) -> ServerPlan {
+        ServerPlan {
+            name: name.into(),
+            ..self
+        }
+    }
+
+    /// The same server with another weight.
+    pub fn weight(self, weight: u32) -> ServerPlan {
+        ServerPlan { weight, ..self }
     }
 }
 

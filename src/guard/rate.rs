@@ -8,12 +8,25 @@
 //! the same as a key never seen, so its slot may be given away.
 //!
 //! The table is set-associative: a key's 64-bit hash picks a bucket of [`WAYS`] slots, each
-//! a pair of atomics (the key's hash, its TAT in microseconds). Memory is fixed when the
-//! limiter is built (16 bytes a slot), so 100,000 new client addresses cannot grow it, and no
+//! three atomics (the key's hash, its TAT in microseconds, the count not yet synced of a
+//! shared limiter). Memory is fixed when the limiter is built (24 bytes a slot), so 100,000 new client addresses cannot grow it, and no
 //! lock is taken (a compare-and-swap per request). When every slot of a bucket holds a live
 //! key, the one nearest its full allowance is forgotten (it gets at most one burst more than
 //! its due) and [`RateLimiter::evictions`] counts it. A request racing with the eviction of
 //! its own key may be charged to the key that took the slot: one request, rarely.
+//!
+//! A slot holds its key's *identity*: a hash of the key with a fixed seed, the same in every
+//! process ([`RateLimiter::key_id`]), so that balancers sharing a limit through Redis name a
+//! key alike. Which bucket a key lands in is the top bits of that identity times an odd
+//! number drawn at random per limiter (multiply-shift, a universal hash: for a multiplier
+//! the client does not know, any two keys share a bucket with probability about
+//! 2/buckets), so a flood of made-up keys cannot be aimed at one bucket.
+//!
+//! A limiter shared with other balancers ([`RateLimiter::shared`], synchronised by
+//! `cluster::rate`) also counts, per slot, the requests it allowed since the last sync;
+//! [`RateLimiter::take_pending`] hands those counts over and [`RateLimiter::raise`] pushes a
+//! key's TAT up to what the other balancers used. Both are plain atomics: `check` stays one
+//! compare-and-swap (and, shared, one add).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +35,10 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Slots per bucket.
 pub const WAYS: usize = 4;
+
+/// The seed of [`RateLimiter::key_id`] unless [`RateLimiter::shared`] names another: any
+/// fixed number will do, as long as every balancer uses the same.
+pub const IDENTITY_SEED: u64 = 0x5377_6974_6368_7964; // "Switchyd"
 
 /// `N/s`, `N/m`, `N/h`: so many requests per period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,16 +104,35 @@ pub struct RateLimiter {
     slots: Box<[Slot]>,
     /// Buckets − 1 (their number is a power of two).
     mask: usize,
+    /// 64 − log2(buckets): the bucket is the top bits of identity × `seed`.
+    shift: u32,
+    /// Bucket placement: a random odd multiplier, drawn per limiter.
     seed: u64,
+    /// Key identity: the same in every process.
+    id_seed: u64,
+    /// Count allowed requests per slot for a sync with other balancers.
+    shared: bool,
     epoch: Instant,
     evictions: AtomicU64,
 }
 
-/// One tracked key: its hash (0: empty) and its TAT in µs since the limiter's epoch.
+/// One tracked key: its identity (0: empty), its TAT in µs since the limiter's epoch, and
+/// (shared limiters) the requests allowed since the last sync.
 #[derive(Debug, Default)]
 struct Slot {
     key: AtomicU64,
     tat: AtomicU64,
+    pending: AtomicU64,
+}
+
+/// The requests one key was allowed since the last sync ([`RateLimiter::take_pending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Where the key was; [`RateLimiter::raise`] finds it there if it is still there.
+    pub slot: usize,
+    /// [`RateLimiter::key_id`] of the key.
+    pub id: u64,
+    pub count: u64,
 }
 
 impl RateLimiter {
@@ -109,10 +145,93 @@ impl RateLimiter {
             tolerance_us: interval_us.saturating_mul(u64::from(burst)),
             slots: (0..buckets * WAYS).map(|_| Slot::default()).collect(),
             mask: buckets - 1,
-            seed: rand::random(),
+            shift: 64 - buckets.trailing_zeros(),
+            seed: rand::random::<u64>() | 1,
+            id_seed: IDENTITY_SEED,
+            shared: false,
             epoch: Instant::now(),
             evictions: AtomicU64::new(0),
         }
+    }
+
+    /// This limiter, counting what it allows for a sync with other balancers, its keys
+    /// named with `identity_seed` (the same on every balancer; [`IDENTITY_SEED`] will do,
+    /// a secret shared by the balancers keeps clients from choosing keys that collide).
+    pub fn shared(mut self, identity_seed: u64) -> RateLimiter {
+        self.shared = true;
+        self.id_seed = identity_seed;
+        self
+    }
+
+    /// Whether [`RateLimiter::shared`] made it count for a sync.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The time one request uses up (1/rate).
+    pub fn interval(&self) -> Duration {
+        Duration::from_micros(self.interval_us)
+    }
+
+    /// The key's identity: the same in every process with the same identity seed; never 0.
+    pub fn key_id(&self, key: &[u8]) -> u64 {
+        // 0 marks an empty slot, so no key has it.
+        xxh3_64_with_seed(key, self.id_seed).max(1)
+    }
+
+    /// The counts of requests allowed since the last call, one per key that had any, each
+    /// slot's count reset as it is read (requests allowed meanwhile go to the next call).
+    pub fn take_pending(&self, out: &mut Vec<Pending>) {
+        for (slot, s) in self.slots.iter().enumerate() {
+            if s.pending.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let id = s.key.load(Ordering::Relaxed);
+            let count = s.pending.swap(0, Ordering::Relaxed);
+            if id != 0 && count > 0 {
+                out.push(Pending { slot, id, count });
+            }
+        }
+    }
+
+    /// Put back counts that could not be sent, where their keys still are.
+    pub fn restore(&self, pending: &[Pending]) {
+        for p in pending {
+            let s = &self.slots[p.slot];
+            if s.key.load(Ordering::Relaxed) == p.id {
+                s.pending.fetch_add(p.count, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Raise the TAT of key `id` (last seen in `slot`) to at least `tat`, the key's TAT
+    /// over every balancer as of the sync, plus this limiter's requests allowed since (they
+    /// are not in `tat` yet, and go in the next sync: counted once). A key that left its
+    /// slot meanwhile is left alone.
+    pub fn raise(&self, slot: usize, id: u64, tat: Instant) {
+        let s = &self.slots[slot];
+        if s.key.load(Ordering::Relaxed) != id {
+            return;
+        }
+        let since = s.pending.load(Ordering::Relaxed);
+        let tat_us = self.micros(tat) + since.saturating_mul(self.interval_us);
+        s.tat.fetch_max(tat_us, Ordering::Relaxed);
+    }
+
+    /// How far key `id` (last seen in `slot`) is ahead of `now`: the time until its
+    /// allowance is whole again; None when it left the slot.
+    pub fn debt(&self, slot: usize, id: u64, now: Instant) -> Option<Duration> {
+        let s = &self.slots[slot];
+        if s.key.load(Ordering::Relaxed) != id {
+            return None;
+        }
+        let tat = s.tat.load(Ordering::Relaxed);
+        Some(Duration::from_micros(tat.saturating_sub(self.micros(now))))
+    }
+
+    /// µs since the epoch, +1 to keep any time above the 0 of a slot never written.
+    fn micros(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_micros() as u64 + 1
     }
 
     /// Keys tracked at once, at most.
@@ -127,12 +246,13 @@ impl RateLimiter {
 
     /// Count one request of `key` at `now`.
     pub fn check(&self, key: &[u8], now: Instant) -> Decision {
-        // 0 marks an empty slot, so no key hashes to it.
-        let hash = xxh3_64_with_seed(key, self.seed).max(1);
-        let bucket = (hash as usize & self.mask) * WAYS;
+        let hash = self.key_id(key);
+        // Multiply-shift (Dietzfelbinger): for a multiplier the client does not know, two
+        // identities share a bucket with probability about 2/buckets, whatever they are.
+        let place = hash.wrapping_mul(self.seed) >> self.shift.min(63);
+        let bucket = (place as usize & self.mask) * WAYS;
         let slots = &self.slots[bucket..bucket + WAYS];
-        // +1 keeps `now` above the 0 of a slot never written.
-        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64 + 1;
+        let now_us = self.micros(now);
         // A failed compare-and-swap means another request changed the bucket: look again.
         loop {
             if let Some(slot) = slots.iter().find(|s| s.key.load(Ordering::Relaxed) == hash) {
@@ -157,9 +277,13 @@ impl RateLimiter {
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
                 // A key new to the table is a key with a full allowance: this request passes.
+                // (Shared: the old key's count not yet synced goes with it.)
                 victim
                     .tat
                     .store(now_us + self.interval_us, Ordering::Relaxed);
+                if self.shared {
+                    victim.pending.store(1, Ordering::Relaxed);
+                }
                 return Decision::Allow;
             }
         }
@@ -181,7 +305,12 @@ impl RateLimiter {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Decision::Allow,
+                Ok(_) => {
+                    if self.shared {
+                        slot.pending.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Decision::Allow;
+                }
                 Err(now_there) => old = now_there,
             }
         }
@@ -275,6 +404,75 @@ mod tests {
             pushed < 100,
             "expired slots are free slots: {pushed} evictions"
         );
+    }
+
+    #[test]
+    fn identities_agree_across_limiters_and_placement_does_not() {
+        let a = RateLimiter::new(Rate::parse("1/s").unwrap(), 0, 64);
+        let b = RateLimiter::new(Rate::parse("1/s").unwrap(), 0, 64);
+        assert_eq!(a.key_id(b"client"), b.key_id(b"client"));
+        assert_ne!(a.key_id(b"client"), a.key_id(b"other"));
+        assert_ne!(a.seed, b.seed, "placement seeds are drawn per limiter");
+        let c = RateLimiter::new(Rate::parse("1/s").unwrap(), 0, 64).shared(7);
+        assert_ne!(
+            a.key_id(b"client"),
+            c.key_id(b"client"),
+            "another identity seed"
+        );
+    }
+
+    #[test]
+    fn a_shared_limiter_counts_what_it_allows_and_takes_raises() {
+        let l = RateLimiter::new(Rate::parse("10/s").unwrap(), 4, 64).shared(IDENTITY_SEED);
+        let t0 = l.epoch + ms(1000);
+        for _ in 0..8 {
+            l.check(b"a", t0);
+        }
+        l.check(b"b", t0);
+        let mut p = Vec::new();
+        l.take_pending(&mut p);
+        p.sort_by_key(|p| p.count);
+        let counts: Vec<(u64, u64)> = p.iter().map(|p| (p.id, p.count)).collect();
+        assert_eq!(
+            counts,
+            vec![(l.key_id(b"b"), 1), (l.key_id(b"a"), 5)],
+            "5 allowed, 3 denied"
+        );
+        let mut again = Vec::new();
+        l.take_pending(&mut again);
+        assert!(again.is_empty(), "counts are taken once");
+        // Other balancers used up b's allowance until t0 + 1 s: b is refused until then
+        // (less its burst), and one request b made meanwhile is added on top.
+        let b = p[0];
+        assert_eq!(l.check(b"b", t0 + ms(10)), Decision::Allow);
+        l.raise(b.slot, b.id, t0 + ms(1000));
+        match l.check(b"b", t0 + ms(20)) {
+            Decision::Deny { retry_after } => assert_eq!(retry_after, ms(1000 + 100 - 400 - 20)),
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(l.debt(b.slot, b.id, t0 + ms(20)), Some(ms(1080)));
+        assert_eq!(l.debt(b.slot, b.id, t0 + ms(2000)), Some(ms(0)));
+        assert_eq!(l.debt(b.slot, 12345, t0), None);
+        // A raise below the TAT changes nothing; one for a key gone from the slot neither.
+        l.raise(b.slot, b.id, t0);
+        l.raise(b.slot, 12345, t0 + ms(60_000));
+        assert!(matches!(l.check(b"b", t0 + ms(700)), Decision::Allow));
+        // Counts that could not be sent are put back.
+        let mut p = Vec::new();
+        l.take_pending(&mut p);
+        l.restore(&p);
+        let mut back = Vec::new();
+        l.take_pending(&mut back);
+        assert_eq!(p, back);
+    }
+
+    #[test]
+    fn a_local_limiter_counts_nothing() {
+        let l = RateLimiter::new(Rate::parse("10/s").unwrap(), 4, 64);
+        l.check(b"a", l.epoch);
+        let mut p = Vec::new();
+        l.take_pending(&mut p);
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -61,6 +61,20 @@ pub struct ReloadReport {
     pub overrides: Vec<String>,
 }
 
+/// What a reload would make running (see [`Control::reload`]).
+struct Next {
+    /// The file's text, for its SHA-256.
+    text: String,
+    file: Table,
+    /// The operator's changes, reconciled with the file.
+    overrides: Overrides,
+    /// What became of them.
+    notes: Vec<String>,
+    plan: Plan,
+    /// The file alone, checked: the names `discovery::resolve` asks for.
+    checked: Plan,
+}
+
 /// Why a reload did not take: the running configuration is unchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -83,6 +97,20 @@ impl ReloadError {
             ReloadError::Config(e) | ReloadError::WithOverrides(e) => &e.0,
             _ => &[],
         }
+    }
+}
+
+/// A reload that did not (or would not) take, as the API answers it.
+fn refusal(e: &ReloadError, what: &str) -> Refusal {
+    let status = match e {
+        ReloadError::Runtime(_) => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Refusal {
+        status,
+        message: format!("{what}: {}", first_line(e)),
+        help: None,
+        errors: e.config_errors().to_vec(),
     }
 }
 
@@ -164,10 +192,9 @@ impl Control {
         }
     }
 
-    /// Load the config file again and apply it with the operator's changes. Its host names
-    /// are resolved again, except the `resolve = true` ones the running configuration
-    /// already follows (`discovery::resolve`).
-    pub async fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+    /// What a reload would make running: the file read again and checked as `check`
+    /// does, with the operator's changes reconciled (`overrides.reconcile`); nothing applied.
+    fn next(&self) -> Result<Next, ReloadError> {
         let path = self.path.clone().ok_or(ReloadError::NoFile)?;
         let name = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -181,11 +208,6 @@ impl Control {
         })?;
         // Exactly what `switchyard check` says of the file.
         let checked = config::load_str(&text, &name).map_err(ReloadError::Config)?;
-        // Its names, with errors at the file's lines (the API adds no name, so the plan
-        // with the API's changes has the same ones).
-        let resolved = discovery::resolve(&checked, &self.book)
-            .await
-            .map_err(|e| ReloadError::Config(ConfigErrors(e)))?;
         let file: Table = text.parse().map_err(|_| {
             ReloadError::Config(ConfigErrors(vec![ConfigError {
                 file: name.clone(),
@@ -200,6 +222,33 @@ impl Control {
         let plan = self
             .plan_of(&file, &overrides)
             .map_err(ReloadError::WithOverrides)?;
+        Ok(Next {
+            text,
+            file,
+            overrides,
+            notes,
+            plan,
+            checked,
+        })
+    }
+
+    /// Load the config file again and apply it with the operator's changes. Its host names
+    /// are resolved again, except the `resolve = true` ones the running configuration
+    /// already follows (`discovery::resolve`).
+    pub async fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+        let Next {
+            text,
+            file,
+            overrides,
+            notes,
+            plan,
+            checked,
+        } = self.next()?;
+        // Its names, with errors at the file's lines (the API adds no name, so the plan
+        // with the API's changes has the same ones).
+        let resolved = discovery::resolve(&checked, &self.book)
+            .await
+            .map_err(|e| ReloadError::Config(ConfigErrors(e)))?;
         let previous = std::mem::replace(&mut self.overrides, overrides);
         let changes = match self.apply_source(plan, resolved.book) {
             Ok(c) => c,
@@ -237,6 +286,7 @@ impl Control {
         match command {
             Command::Reload => self.api_reload().await,
             Command::Config => self.config_toml(),
+            Command::NextConfig => self.next_toml(),
             Command::SetServer {
                 pool,
                 server,
@@ -277,22 +327,38 @@ impl Control {
                     })),
                 })
             }
-            Err(e) => {
-                let status = match e {
-                    ReloadError::Runtime(_) => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                Err(Refusal {
-                    status,
-                    message: format!(
-                        "reload failed, the running configuration stays: {}",
-                        first_line(&e)
-                    ),
-                    help: None,
-                    errors: e.config_errors().to_vec(),
-                })
-            }
+            Err(e) => Err(refusal(
+                &e,
+                "reload failed, the running configuration stays",
+            )),
         }
+    }
+
+    /// `GET /api/config/next`: the TOML a reload would make running, nothing applied; the
+    /// admin API changes a reload keeps are in it, and listed at its top.
+    fn next_toml(&self) -> Reply {
+        let next = self.next().map_err(|e| {
+            refusal(
+                &e,
+                "a reload would fail, and the running configuration stay",
+            )
+        })?;
+        let mut text = format!(
+            "# What a reload of {} would make running (Switchyard {}); nothing is applied.\n# Comments of the file are not kept.\n",
+            self.path
+                .as_ref()
+                .map_or("(no file)".into(), |p| p.display().to_string()),
+            env!("CARGO_PKG_VERSION"),
+        );
+        for n in &next.notes {
+            text.push_str(&format!("# admin API change: {n}\n"));
+        }
+        text.push_str(&render(&next.overrides.apply(&next.file)));
+        Ok(Done {
+            status: StatusCode::OK,
+            changes: Vec::new(),
+            body: Body::Toml(text),
+        })
     }
 
     fn config_toml(&self) -> Reply {

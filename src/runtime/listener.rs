@@ -150,6 +150,8 @@ pub struct Wiring<'a> {
     pub grace: Duration,
     /// The runtime's stop signal; each listener stops with it, or alone.
     pub parent: &'a Shutdown,
+    /// Which code serves HTTP/1.x clients (the direct path unless a test asks for hyper).
+    pub engine: http::Http1Engine,
 }
 
 impl Wiring<'_> {
@@ -411,7 +413,7 @@ fn site(
         })
     });
     let https = l.protocol == Protocol::Https;
-    let site = Site {
+    let mut site = Site {
         listener: l.name.clone(),
         scheme: if https { "https" } else { "http" },
         router: Router {
@@ -425,7 +427,9 @@ fn site(
             None
         },
         proxy_in: proxy_in.clone(),
+        direct: false,
     };
+    site.direct = wiring.engine == http::Http1Engine::Direct && site.all_pools_h1();
     (site, proxy_in.map(|p| p.stats.clone()))
 }
 

@@ -66,6 +66,8 @@ pub struct Launch {
     pub file: Option<(PathBuf, String)>,
     /// Sockets to take instead of binding (an upgrade's hand-over).
     pub spare: Spare,
+    /// Which code serves HTTP/1.x clients: the direct path, or hyper (tests run both).
+    pub engine: crate::proxy::http::Http1Engine,
 }
 
 /// A running configuration.
@@ -86,6 +88,18 @@ impl Runtime {
     /// by the caller (no file: nothing to reload).
     pub async fn start(plan: Plan) -> Result<Runtime, RuntimeError> {
         Runtime::launch(plan, Launch::default()).await
+    }
+
+    /// [`Runtime::start`] with the HTTP/1 engine chosen (tests run both against one table).
+    pub async fn start_with(
+        plan: Plan,
+        engine: crate::proxy::http::Http1Engine,
+    ) -> Result<Runtime, RuntimeError> {
+        let launch = Launch {
+            engine,
+            ..Launch::default()
+        };
+        Runtime::launch(plan, launch).await
     }
 
     /// [`Runtime::start`] with a config file (reloads, admin API changes) and sockets handed
@@ -111,6 +125,7 @@ impl Runtime {
             loaded,
             plan.workers,
         );
+        empty.engine = launch.engine;
         let state = empty.state.clone();
         empty.publish();
         let resolved = discovery::resolve(&plan, &Book::default())

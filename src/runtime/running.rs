@@ -79,6 +79,8 @@ pub struct Running {
     pub reloads: Arc<admin::Reloads>,
     pub loaded: admin::Loaded,
     https_port: u16,
+    /// Which code serves HTTP/1.x clients.
+    pub engine: crate::proxy::http::Http1Engine,
 }
 
 impl Running {
@@ -108,6 +110,7 @@ impl Running {
             reloads,
             loaded,
             https_port: 443,
+            engine: crate::proxy::http::Http1Engine::default(),
         }
     }
 
@@ -252,6 +255,7 @@ impl Running {
             l7_pools,
             grace: plan.grace_period,
             parent: &self.shutdown,
+            engine: self.engine,
         };
 
         // Listeners, in the new plan's order; a new accept loop serves before the one it

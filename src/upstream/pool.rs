@@ -174,32 +174,28 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::config::ServerPlan;
 
-    fn plan(ports: &[u16]) -> PoolPlan {
-        let servers: Vec<String> = ports
-            .iter()
-            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
-            .collect();
-        let src = format!(
-            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nslow_start = \"20s\"\nservers = [{}]\n",
-            servers.join(", ")
-        );
-        crate::config::load_str(&src, "t.toml").unwrap().pools[0].clone()
+    fn server(port: u16) -> ServerPlan {
+        ServerPlan::at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    /// A pool of `n` servers on 127.0.0.1:1.. with `algorithm` and extra pool keys.
-    fn pool_of(n: u16, algorithm: &str, extra: &str) -> Pool {
-        let servers: Vec<String> = (1..=n)
-            .map(|p| format!("{{ addr = \"127.0.0.1:{p}\" }}"))
-            .collect();
-        let src = format!(
-            "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nalgorithm = \"{algorithm}\"\n{extra}\nservers = [{}]\n",
-            servers.join(", ")
-        );
-        Pool::new(
-            &crate::config::load_str(&src, "t.toml").unwrap().pools[0],
-            None,
-        )
+    /// A round-robin pool over 127.0.0.1:`ports`, each server ramping up over 20 s.
+    fn plan(ports: &[u16]) -> PoolPlan {
+        let ramp = |p: &u16| ServerPlan {
+            slow_start: Duration::from_secs(20),
+            ..server(*p)
+        };
+        PoolPlan::of("p", ports.iter().map(ramp).collect())
+    }
+
+    /// A pool of `n` servers on 127.0.0.1:1.. with `algorithm`.
+    fn pool_of(n: u16, algorithm: &str) -> Pool {
+        let plan = PoolPlan {
+            algorithm: Algorithm::parse(algorithm).unwrap(),
+            ..PoolPlan::of("p", (1..=n).map(server).collect())
+        };
+        Pool::new(&plan, None)
     }
 
     fn count(pool: &Pool, picks: usize, server: usize) -> usize {
@@ -266,7 +262,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn every_server_passively_out_gives_one_refusal_then_all_are_tried_again() {
-        let pool = pool_of(3, "round_robin", "");
+        let pool = pool_of(3, "round_robin");
         for s in pool.servers() {
             assert!(s.report_failure(Instant::now()), "max_fails = 1 trips");
         }
@@ -286,7 +282,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn quick_recovery_leaves_down_and_unhealthy_servers_and_retries_alone() {
-        let pool = pool_of(4, "round_robin", "");
+        let pool = pool_of(4, "round_robin");
         let s = pool.servers();
         s[0].set_admin_down(true);
         for _ in 0..3 {
@@ -321,11 +317,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_usable_backup_means_no_quick_recovery() {
-        let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }, { addr = \"127.0.0.1:3\", backup = true }]\n";
-        let pool = Pool::new(
-            &crate::config::load_str(src, "t.toml").unwrap().pools[0],
-            None,
-        );
+        let backup = ServerPlan {
+            backup: true,
+            ..server(3)
+        };
+        let pool = Pool::new(&PoolPlan::of("p", vec![server(1), server(2), backup]), None);
         let s = pool.servers();
         s[0].report_failure(Instant::now());
         s[1].report_failure(Instant::now());
@@ -382,7 +378,7 @@ mod tests {
         for algorithm in ["ip_hash", "hash", "maglev"] {
             for how in [Out::Down, Out::Unhealthy] {
                 let n = 5;
-                let pool = pool_of(n as u16, algorithm, "");
+                let pool = pool_of(n as u16, algorithm);
                 let before = mapping(&pool);
                 let k = 2;
                 take_out(&pool, k, how, true);
@@ -432,7 +428,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn hashing_with_most_of_the_pool_out_still_serves_every_key_deterministically() {
         for algorithm in ["ip_hash", "hash", "maglev"] {
-            let pool = pool_of(20, algorithm, "");
+            let pool = pool_of(20, algorithm);
             for i in 0..18 {
                 pool.servers()[i].set_admin_down(true);
             }

@@ -62,6 +62,13 @@ impl<K: Hash + Eq + Clone> StickTable<K> {
 
     /// The server remembered for `key` at `now`, extending its life (a used mapping stays).
     pub fn get(&self, key: &K, now: Instant) -> Option<u64> {
+        self.get_renewing(key, now).map(|(server, _)| server)
+    }
+
+    /// [`StickTable::get`], and whether this use pushed the entry's expiry, which happens
+    /// when an eighth of the ttl has gone by since the last push: at most about eight times
+    /// per ttl for a busy key. A copy kept elsewhere (Redis) is renewed at those moments.
+    pub fn get_renewing(&self, key: &K, now: Instant) -> Option<(u64, bool)> {
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         let slot = shard.map.get_mut(key)?;
         if now >= slot.expires {
@@ -70,13 +77,36 @@ impl<K: Hash + Eq + Clone> StickTable<K> {
         let server = slot.server;
         // Re-queue only when an eighth of the ttl has gone by: a busy key adds at most
         // eight queue entries per ttl.
-        if slot.expires - now < self.ttl - self.ttl / 8 {
+        let renew = slot.expires - now < self.ttl - self.ttl / 8;
+        if renew {
             slot.expires = now + self.ttl;
             let expires = slot.expires;
             shard.order.push_back((key.clone(), expires));
             self.tidy(&mut shard, now);
         }
-        Some(server)
+        Some((server, renew))
+    }
+
+    /// The live entries at `now`: key, server and time left, one shard locked at a time
+    /// (for copying the table elsewhere, such as to Redis after an outage).
+    pub fn entries(&self, now: Instant) -> Vec<(K, u64, Duration)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(_, s)| s.expires > now)
+                    .map(|(k, s)| (k.clone(), s.server, s.expires - now)),
+            );
+        }
+        out
+    }
+
+    /// How long an entry lives after its last use.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Remember `key` → `server` from `now`.
@@ -198,6 +228,29 @@ mod tests {
         }
         let queued: usize = t.shards.iter().map(|s| s.lock().unwrap().order.len()).sum();
         assert!(queued <= 2 + 16 * 2, "{queued}");
+    }
+
+    #[test]
+    fn renewals_are_reported_and_entries_list_the_live_ones() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let t: StickTable<u32> = StickTable::new(100, s(80));
+        t.insert(1, 7, t0);
+        t.insert(2, 8, t0);
+        assert_eq!(t.get_renewing(&1, t0 + s(5)), Some((7, false)), "fresh");
+        assert_eq!(
+            t.get_renewing(&1, t0 + s(11)),
+            Some((7, true)),
+            "an eighth gone"
+        );
+        assert_eq!(t.get_renewing(&1, t0 + s(12)), Some((7, false)));
+        let mut live = t.entries(t0 + s(85));
+        live.sort();
+        assert_eq!(
+            live,
+            vec![(1, 7, s(6))],
+            "2 expired at t0+80, 1 lives to t0+91"
+        );
     }
 
     #[test]

@@ -261,34 +261,73 @@ impl Redis {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut child = spawn_tool(
-                Command::new("redis-server")
-                    .args(["--port", &port.to_string()])
-                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]),
-                "redis-server",
-                "redis-server",
-            );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = e.read_to_string(&mut err).await;
-                    }
-                    last_error = format!("redis-server on {port} exited ({status}): {err}");
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                    return Redis { port, child };
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "redis-server on {port} did not start"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            match Redis::spawn_on(port).await {
+                Ok(child) => return Redis { port, child },
+                Err(e) => last_error = e,
             }
         }
         panic!("redis-server did not start: {last_error}");
+    }
+
+    /// A `redis-server` on `port` (one a test kept free, such as a balancer's dead Redis).
+    pub async fn start_on(port: u16) -> Redis {
+        let child = Redis::spawn_on(port)
+            .await
+            .unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
+        Redis { port, child }
+    }
+
+    /// A `redis-server` on `port`, once it accepts connections.
+    async fn spawn_on(port: u16) -> Result<Child, String> {
+        let mut child = spawn_tool(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]),
+            "redis-server",
+            "redis-server",
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err).await;
+                }
+                return Err(format!("redis-server on {port} exited ({status}): {err}"));
+            }
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(child);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kill it (SIGKILL: no goodbye to its clients) and wait until it is gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Start it again on its port (empty: nothing is saved), after [`Redis::kill`].
+    pub async fn restart(&mut self) {
+        self.child = Redis::spawn_on(self.port)
+            .await
+            .unwrap_or_else(|e| panic!("redis-server did not start again: {e}"));
+    }
+
+    /// Send it a signal by name (`STOP`: it hangs with its connections open; `CONT`).
+    pub async fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
     }
 
     pub fn addr(&self) -> SocketAddr {

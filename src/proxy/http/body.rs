@@ -198,7 +198,7 @@ where
 /// waiter. Until then it also tells how long the body has made no progress while not
 /// waiting on the client: the connection not taking it (an HTTP/2 server that opens no
 /// flow-control window, a socket that takes no bytes), which `timeouts.send` bounds.
-pub struct Sent {
+pub struct UploadProgress {
     done: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
     epoch: Instant,
@@ -208,9 +208,9 @@ pub struct Sent {
     waiting_client: std::sync::atomic::AtomicBool,
 }
 
-impl Sent {
-    pub fn new() -> std::sync::Arc<Sent> {
-        std::sync::Arc::new(Sent {
+impl UploadProgress {
+    pub fn new() -> std::sync::Arc<UploadProgress> {
+        std::sync::Arc::new(UploadProgress {
             done: Default::default(),
             notify: Default::default(),
             epoch: Instant::now(),
@@ -268,7 +268,7 @@ pin_project_lite::pin_project! {
     pub struct Sending<B> {
         #[pin]
         inner: B,
-        sent: Option<std::sync::Arc<Sent>>,
+        sent: Option<std::sync::Arc<UploadProgress>>,
         slice: usize,
         rest: Option<Bytes>,
     }
@@ -278,11 +278,11 @@ pin_project_lite::pin_project! {
 pub const H2_SLICE: usize = 16 * 1024;
 
 impl<B: Body> Sending<B> {
-    pub fn new(inner: B, sent: std::sync::Arc<Sent>) -> Self {
+    pub fn new(inner: B, sent: std::sync::Arc<UploadProgress>) -> Self {
         Self::sliced(inner, sent, usize::MAX)
     }
 
-    pub fn sliced(inner: B, sent: std::sync::Arc<Sent>, slice: usize) -> Self {
+    pub fn sliced(inner: B, sent: std::sync::Arc<UploadProgress>, slice: usize) -> Self {
         let sent = if inner.is_end_stream() {
             // Nothing to send (GET): the connection may never poll it.
             sent.mark();
@@ -373,7 +373,7 @@ mod tests {
         // A GET is sent at once; the first wait for its response head uses the signal, and
         // the wait after a retry on a fresh connection must see it still (the read timeout
         // depends on it).
-        let sent = Sent::new();
+        let sent = UploadProgress::new();
         let _get = Sending::new(Full::new(Bytes::new()), sent.clone());
         for attempt in 0..2 {
             tokio::time::timeout(Duration::from_secs(1), sent.wait())
@@ -384,7 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sliced_body_goes_in_pieces_and_keeps_its_length() {
-        let sent = Sent::new();
+        let sent = UploadProgress::new();
         let data = Bytes::from(vec![7u8; 40_000]);
         let mut body = Sending::sliced(Full::new(data.clone()), sent.clone(), 16_384);
         assert_eq!(body.size_hint().exact(), Some(40_000));
@@ -407,7 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn sent_wakes_a_waiter_when_the_body_ends() {
-        let sent = Sent::new();
+        let sent = UploadProgress::new();
         let body = Sending::new(Full::new(Bytes::from_static(b"abc")), sent.clone());
         let waiter = tokio::spawn({
             let sent = sent.clone();

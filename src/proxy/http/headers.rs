@@ -98,7 +98,13 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .find_map(|v| cookie_in(v, name))
+}
+
+/// The value of cookie `name` in one `Cookie` header value.
+pub fn cookie_in<'v>(value: &'v str, name: &str) -> Option<&'v str> {
+    value
+        .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
@@ -113,7 +119,8 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
     Some(strip_port(raw))
 }
 
-fn strip_port(host: &str) -> &str {
+/// A host without its port (`[v6]:port` too).
+pub fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port
         return rest.split(']').next().unwrap_or(rest);
@@ -121,6 +128,26 @@ fn strip_port(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => host,
+    }
+}
+
+/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
+/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
+/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
+    let te_trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
+    remove_hop_by_hop(headers, upgrading);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    for v in trailer {
+        headers.append(header::TRAILER, v);
     }
 }
 

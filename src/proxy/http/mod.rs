@@ -1,13 +1,18 @@
-//! L7: HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to servers.
+//! L7: HTTP/1.x and HTTP/2 (h2c, TLS h2) from clients; HTTP/1.1 or HTTP/2 to servers.
 //!
-//! `serve` accepts connections and runs hyper's auto (h1/h2c) server on each; every request
-//! goes through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks a server
-//! and streams the exchange, and one access-log line records the outcome.
+//! `serve` accepts connections; each goes to the direct HTTP/1 path (`h1/`) when the site
+//! takes it (it hands HTTP/2 to hyper itself), else to hyper's auto (h1/h2c) server, whose
+//! requests go through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks
+//! a server and streams the exchange, and one access-log line records the outcome.
 
+pub mod attempt;
 pub mod body;
+pub mod budget;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod proxy_in;
+pub mod replay;
 pub mod retry;
 pub mod router;
 pub mod sticky;
@@ -15,6 +20,7 @@ pub mod tls_serve;
 pub mod transport;
 pub mod tunnel;
 pub mod upstream;
+pub mod view;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,8 +36,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+pub use attempt::UpstreamInfo;
 pub use body::ProxyBody;
-pub use forward::{UpstreamInfo, error_response, forward};
+pub use forward::{error_response, forward};
 pub use router::{Route, RouteTarget, Router};
 pub use tunnel::Tunnels;
 pub use upstream::Upstream;
@@ -39,6 +46,17 @@ pub use upstream::Upstream;
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
+
+/// Which code serves HTTP/1.x clients of a listener. HTTP/2 (h2c, TLS h2) always goes
+/// through hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http1Engine {
+    /// The direct path (`h1/`), for listeners whose pools all speak HTTP/1.1 to servers.
+    #[default]
+    Direct,
+    /// hyper's server and client connections.
+    Hyper,
+}
 
 /// Everything one HTTP listener needs to serve a request; swapped whole on reload.
 pub struct Site {
@@ -52,6 +70,21 @@ pub struct Site {
     pub hsts: Option<http::HeaderValue>,
     /// `accept_proxy_protocol`: read a PROXY header first and take the client from it.
     pub proxy_in: Option<Arc<proxy_in::ProxyIn>>,
+    /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
+    /// pool this listener routes to speaks HTTP/1.1 to its servers.
+    pub direct: bool,
+}
+
+impl Site {
+    /// Whether every pool this site can route to speaks HTTP/1.1 to its servers.
+    pub fn all_pools_h1(&self) -> bool {
+        let h1 = |u: &Arc<Upstream>| !u.transport().protocol.is_h2();
+        self.router.default.iter().all(h1)
+            && self.router.routes.iter().all(|r| match &r.target {
+                RouteTarget::Pool(p) => h1(p),
+                RouteTarget::Split { pools, .. } => pools.iter().all(h1),
+            })
+    }
 }
 
 /// Serve one request.
@@ -98,9 +131,13 @@ pub async fn handle(
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     *resp.version_mut() = version;
+    if !access::enabled() {
+        return resp;
+    }
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
+        client_text: None,
         method: method.as_str(),
         uri: &uri.to_string(),
         status: resp.status().as_u16(),
@@ -125,20 +162,18 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let builder = conn_builder();
     let graceful = GracefulShutdown::new();
-    let tunnels = Tunnels::default();
-    let conns = Conns {
-        site: &site,
-        builder: &builder,
-        graceful: &graceful,
-        tunnels: &tunnels,
+    let l = h1::Listener {
+        site,
+        tunnels: Tunnels::default(),
+        direct: h1::DirectConns::default(),
+        hyper: Arc::new(conn_builder()),
     };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 match accepted {
-                    Ok((stream, client)) => conns.start(stream, client),
+                    Ok((stream, client)) => start(&l, &graceful, stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
@@ -150,47 +185,48 @@ pub async fn serve(
         }
     }
     for (stream, client) in crate::proxy::listen::last_accepts(&listener) {
-        conns.start(stream, client);
+        start(&l, &graceful, stream, client);
     }
     drop(listener);
-    drain(graceful, &tunnels, grace).await;
+    drain(graceful, &l, grace).await;
 }
 
-/// What a cleartext accept loop needs to start serving a connection.
-struct Conns<'a> {
-    site: &'a Arc<ArcSwap<Site>>,
-    builder: &'a auto::Builder<TokioExecutor>,
-    graceful: &'a GracefulShutdown,
-    tunnels: &'a Tunnels,
+/// Start serving one accepted cleartext connection: a PROXY header first when the site
+/// takes one, then [`serve_connection`].
+fn start(l: &h1::Listener, graceful: &GracefulShutdown, stream: TcpStream, client: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    if let Some(policy) = l.site.load().proxy_in.clone() {
+        proxy_in::spawn_cleartext(policy, stream, client, l.clone(), graceful.watcher());
+        return;
+    }
+    tokio::spawn(serve_connection(
+        stream,
+        client,
+        l.clone(),
+        graceful.watcher(),
+    ));
 }
 
-impl Conns<'_> {
-    fn start(&self, stream: TcpStream, client: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let site = self.site.clone();
-        if let Some(policy) = site.load().proxy_in.clone() {
-            proxy_in::spawn_cleartext(
-                policy,
-                stream,
-                client,
-                site,
-                self.builder.clone(),
-                self.graceful.watcher(),
-                self.tunnels.clone(),
-            );
-            return;
-        }
-        let svc = service(site, client, self.tunnels.clone());
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = self.graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%client, "connection ended: {e}");
-            }
-        });
+/// One accepted cleartext connection: the direct path when the site takes it (it hands
+/// HTTP/2 to hyper itself), else hyper's auto (h1/h2c) server.
+pub(crate) async fn serve_connection<C>(
+    io: C,
+    client: SocketAddr,
+    l: h1::Listener,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if l.site.load().direct {
+        return h1::serve(io, client, l, watcher).await;
+    }
+    let svc = service(l.site.clone(), client, l.tunnels.clone());
+    let conn = l
+        .hyper
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%client, "connection ended: {e}");
     }
 }
 
@@ -218,11 +254,12 @@ pub(crate) fn service(
 
 /// After the listener closed: let open connections and tunnels finish within `grace`
 /// (nginx keeps WebSocket connections through a graceful shutdown too), then close the rest.
-pub(crate) async fn drain(graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
+pub(crate) async fn drain(graceful: GracefulShutdown, l: &h1::Listener, grace: Duration) {
+    let tunnels = &l.tunnels;
     // Connections first: a request upgrading now spawns its tunnel before its connection
     // is done, so once they are all done no tunnel can be added.
     let both = async {
-        graceful.shutdown().await;
+        tokio::join!(graceful.shutdown(), l.direct.finish());
         tunnels.idle().await;
     };
     if tokio::time::timeout(grace, both).await.is_err() {

@@ -18,13 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 
-use super::Site;
 use crate::config::Cidr;
 use crate::proxy::proxy_protocol::{self, Header};
 
@@ -109,21 +105,13 @@ pub fn spawn_cleartext(
     policy: Arc<ProxyIn>,
     mut stream: TcpStream,
     peer: SocketAddr,
-    site: Arc<ArcSwap<Site>>,
-    builder: auto::Builder<TokioExecutor>,
+    l: super::h1::Listener,
     watcher: Watcher,
-    tunnels: super::Tunnels,
 ) {
     tokio::spawn(async move {
         let Some(client) = policy.client(&mut stream, peer).await else {
             return;
         };
-        let svc = super::service(site, client, tunnels);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(%client, %peer, "connection ended: {e}");
-        }
+        super::serve_connection(stream, client, l, watcher).await;
     });
 }

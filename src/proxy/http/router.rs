@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use http::Request;
-
-use super::headers::{cookie, request_host};
 use super::upstream::Upstream;
+use super::view::RequestView;
 use crate::balance::smooth_sequence;
 use crate::config::Matcher;
 
@@ -55,7 +53,7 @@ pub struct Router {
 
 impl Router {
     /// The pool for `req`, or `None` when no route matches and there is no default.
-    pub fn route<B>(&self, req: &Request<B>) -> Option<&Arc<Upstream>> {
+    pub fn route(&self, req: &impl RequestView) -> Option<&Arc<Upstream>> {
         self.routes
             .iter()
             .find(|r| matches(&r.matcher, req))
@@ -64,34 +62,30 @@ impl Router {
     }
 }
 
-fn matches<B>(m: &Matcher, req: &Request<B>) -> bool {
+fn matches(m: &Matcher, req: &impl RequestView) -> bool {
     if let Some(host) = &m.host {
-        match request_host(req.headers(), req.uri()) {
+        match req.host() {
             Some(h) if host.matches(h) => {}
             _ => return false,
         }
     }
     if let Some(prefix) = &m.path_prefix
-        && !req.uri().path().starts_with(prefix.as_str())
+        && !req.path().starts_with(prefix.as_str())
     {
         return false;
     }
     if let Some(method) = &m.method
-        && req.method() != method
+        && req.method() != method.as_str()
     {
         return false;
     }
     if let Some((name, value)) = &m.header
-        && !req
-            .headers()
-            .get_all(name)
-            .iter()
-            .any(|v| v.as_bytes() == value.as_bytes())
+        && !req.header_values(name).any(|v| v == value.as_bytes())
     {
         return false;
     }
     if let Some((name, value)) = &m.cookie
-        && cookie(req.headers(), name) != Some(value.as_str())
+        && req.cookie(name) != Some(value.as_str())
     {
         return false;
     }

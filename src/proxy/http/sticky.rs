@@ -20,7 +20,7 @@ use http::HeaderMap;
 use http::header::{self, HeaderValue};
 use tokio::time::Instant;
 
-use super::headers::cookie;
+use super::view::RequestView;
 use crate::config::{OnDrain, StickyMode, StickyPlan};
 use crate::upstream::{AdminState, Pool, Server, StickTable};
 
@@ -133,18 +133,18 @@ impl Sticky {
     }
 
     /// The server this request should stick to, if any.
-    pub fn lookup(&self, headers: &HeaderMap, client: IpAddr, now: Instant) -> Lookup {
+    pub fn lookup(&self, req: &impl RequestView, client: IpAddr, now: Instant) -> Lookup {
         let mut l = Lookup::default();
         match self.plan.mode {
             StickyMode::Cookie => {
-                if let Some(v) = cookie(headers, &self.plan.name) {
+                if let Some(v) = req.cookie(&self.plan.name) {
                     l.cookie_value = Some(v.to_string());
                     let i = self.ids.iter().position(|id| id == v);
                     self.remembered(i.map(|i| &self.pool.servers()[i]), &mut l);
                 }
             }
             StickyMode::AppCookie => {
-                if let (Some(v), Some(table)) = (cookie(headers, &self.plan.name), &self.app)
+                if let (Some(v), Some(table)) = (req.cookie(&self.plan.name), &self.app)
                     && v.len() <= MAX_APP_VALUE
                 {
                     l.cookie_value = Some(v.to_string());
@@ -173,6 +173,27 @@ impl Sticky {
         secure: bool,
         now: Instant,
     ) {
+        let set = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.as_bytes());
+        if let Some(c) = self.stick(lookup, served_by, set, secure, now)
+            && let Ok(v) = HeaderValue::from_str(&c)
+        {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+
+    /// [`Sticky::after`] over the answer's `Set-Cookie` values: returns the `Set-Cookie`
+    /// value to add, if any.
+    pub fn stick<'v>(
+        &self,
+        lookup: &Lookup,
+        served_by: &Arc<Server>,
+        set_cookies: impl Iterator<Item = &'v [u8]>,
+        secure: bool,
+        now: Instant,
+    ) -> Option<String> {
         let moved = lookup
             .preferred
             .as_ref()
@@ -188,14 +209,11 @@ impl Sticky {
         }
         match self.plan.mode {
             StickyMode::Cookie => {
-                let Some(i) = self
+                let i = self
                     .pool
                     .servers()
                     .iter()
-                    .position(|s| s.id() == served_by.id())
-                else {
-                    return;
-                };
+                    .position(|s| s.id() == served_by.id())?;
                 let id = &self.ids[i];
                 if lookup.cookie_value.as_deref() != Some(id.as_str()) {
                     let mut c = format!(
@@ -206,17 +224,17 @@ impl Sticky {
                     if secure {
                         c.push_str("; Secure");
                     }
-                    if let Ok(v) = HeaderValue::from_str(&c) {
-                        headers.append(header::SET_COOKIE, v);
-                    }
+                    return Some(c);
                 }
             }
             StickyMode::AppCookie => {
-                let Some(table) = &self.app else { return };
+                let table = self.app.as_ref()?;
                 let prefix = format!("{}=", self.plan.name);
                 let mut learned = false;
-                for v in headers.get_all(header::SET_COOKIE) {
-                    let Ok(s) = v.to_str() else { continue };
+                for v in set_cookies {
+                    let Ok(s) = std::str::from_utf8(v) else {
+                        continue;
+                    };
                     let pair = s.split(';').next().unwrap_or("").trim();
                     if let Some(value) = pair.strip_prefix(&prefix)
                         && !value.is_empty()
@@ -249,12 +267,19 @@ impl Sticky {
                 }
             }
         }
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn req(h: HeaderMap) -> http::Request<()> {
+        let mut r = http::Request::new(());
+        *r.headers_mut() = h;
+        r
+    }
 
     fn pool(mode: &str) -> Arc<Pool> {
         let src = format!(
@@ -271,7 +296,7 @@ mod tests {
         let now = Instant::now();
         let server = p.servers()[1].clone();
         for (secure, want) in [(false, false), (true, true)] {
-            let l = sticky.lookup(&HeaderMap::new(), "10.0.0.1".parse().unwrap(), now);
+            let l = sticky.lookup(&req(HeaderMap::new()), "10.0.0.1".parse().unwrap(), now);
             let mut h = HeaderMap::new();
             sticky.after(&l, &server, &mut h, secure, now);
             let c = h.get(header::SET_COOKIE).unwrap().to_str().unwrap();
@@ -299,11 +324,11 @@ mod tests {
             let now = Instant::now();
             let client: IpAddr = "10.0.0.1".parse().unwrap();
             let s1 = p.servers()[1].clone();
-            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            let l = sticky.lookup(&http::Request::new(()), client, now);
             sticky.after(&l, &s1, &mut HeaderMap::new(), false, now);
             s1.set_admin_state(AdminState::Drain);
             p.rebuild();
-            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            let l = sticky.lookup(&http::Request::new(()), client, now);
             assert_eq!(
                 l.preferred.as_ref().map(|s| s.id()) == Some(s1.id()),
                 stays,
@@ -317,7 +342,7 @@ mod tests {
             }
             // Maintenance moves everyone.
             s1.set_admin_state(AdminState::Maint);
-            let l = sticky.lookup(&HeaderMap::new(), client, now);
+            let l = sticky.lookup(&http::Request::new(()), client, now);
             assert!(l.preferred.is_none() && l.broken);
         }
     }
@@ -328,12 +353,12 @@ mod tests {
         let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
         let now = Instant::now();
         let client: IpAddr = "10.0.0.1".parse().unwrap();
-        let l = sticky.lookup(&HeaderMap::new(), client, now);
+        let l = sticky.lookup(&http::Request::new(()), client, now);
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
         sticky.broken.fetch_add(3, Ordering::Relaxed);
         let next = Arc::new(Pool::new(&plan_with_third(), Some(&p)));
         let again = Sticky::succeed(p.sticky.clone().unwrap(), next.clone(), Some(&sticky));
-        let l = again.lookup(&HeaderMap::new(), client, now);
+        let l = again.lookup(&http::Request::new(()), client, now);
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         assert_eq!(again.broken(), 3);
     }
@@ -354,10 +379,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("SRV={}", server_cookie_id("p", &s0))).unwrap(),
         );
-        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        let l = sticky.lookup(&req(h.clone()), "10.0.0.1".parse().unwrap(), now);
         assert_eq!(l.preferred.as_ref().map(|s| s.id()), Some(s0.id()));
         s0.set_admin_down(true);
-        let l = sticky.lookup(&h, "10.0.0.1".parse().unwrap(), now);
+        let l = sticky.lookup(&req(h.clone()), "10.0.0.1".parse().unwrap(), now);
         assert!(l.preferred.is_none() && l.broken);
         let mut out = HeaderMap::new();
         sticky.after(&l, &p.servers()[1], &mut out, false, now);
@@ -373,11 +398,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("SRV=abc"));
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let l = sticky.lookup(&h, ip, now);
+        let l = sticky.lookup(&req(h.clone()), ip, now);
         assert!(l.preferred.is_none() && !l.broken);
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
         assert_eq!(sticky.table_len(), 1);
-        let l = sticky.lookup(&h, ip, now);
+        let l = sticky.lookup(&req(h.clone()), ip, now);
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         assert_eq!(sticky.broken(), 0);
     }
@@ -391,7 +416,7 @@ mod tests {
         // The application issues a hundred sessions.
         let issued: Vec<(String, usize)> = (0..100).map(|i| (format!("s{i}"), i % 2)).collect();
         for (value, server) in &issued {
-            let l = sticky.lookup(&HeaderMap::new(), ip, now);
+            let l = sticky.lookup(&req(HeaderMap::new()), ip, now);
             let mut resp = HeaderMap::new();
             resp.insert(
                 header::SET_COOKIE,
@@ -407,7 +432,7 @@ mod tests {
                 header::COOKIE,
                 HeaderValue::from_str(&format!("SRV=made-up-{i}")).unwrap(),
             );
-            let l = sticky.lookup(&h, ip, now);
+            let l = sticky.lookup(&req(h.clone()), ip, now);
             sticky.after(&l, &p.servers()[0], &mut HeaderMap::new(), false, now);
         }
         assert!(sticky.table_len() <= 1600);
@@ -417,7 +442,7 @@ mod tests {
                 header::COOKIE,
                 HeaderValue::from_str(&format!("SRV={value}")).unwrap(),
             );
-            let l = sticky.lookup(&h, ip, now);
+            let l = sticky.lookup(&req(h.clone()), ip, now);
             assert_eq!(
                 l.preferred.map(|s| s.id()),
                 Some(p.servers()[*server].id()),
@@ -432,18 +457,18 @@ mod tests {
         let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
         let t0 = Instant::now();
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        let l = sticky.lookup(&HeaderMap::new(), ip, t0);
+        let l = sticky.lookup(&req(HeaderMap::new()), ip, t0);
         assert!(l.preferred.is_none());
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, t0);
         let l = sticky.lookup(
-            &HeaderMap::new(),
+            &req(HeaderMap::new()),
             ip,
             t0 + std::time::Duration::from_secs(60),
         );
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         // Default ttl is 1h since the last use.
         let l = sticky.lookup(
-            &HeaderMap::new(),
+            &req(HeaderMap::new()),
             ip,
             t0 + std::time::Duration::from_secs(3661),
         );

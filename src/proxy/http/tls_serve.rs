@@ -41,19 +41,21 @@ pub async fn serve_tls(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let builder = Arc::new(conn_builder());
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let tunnels = super::Tunnels::default();
+    let l = super::h1::Listener {
+        site,
+        tunnels: super::Tunnels::default(),
+        direct: super::h1::DirectConns::default(),
+        hyper: Arc::new(conn_builder()),
+    };
     let start = |stream: TcpStream, client: SocketAddr| {
         tls_connection(
             stream,
             client,
-            site.clone(),
-            builder.clone(),
+            l.clone(),
             acceptor.clone(),
             graceful.watcher(),
-            tunnels.clone(),
         )
     };
     loop {
@@ -74,24 +76,23 @@ pub async fn serve_tls(
         start(stream, client);
     }
     drop(listener);
-    super::drain(graceful, &tunnels, grace).await;
+    super::drain(graceful, &l, grace).await;
 }
 
-/// One TLS client connection, in its own task: PROXY header (if the listener takes one),
-/// handshake, then HTTP.
+/// One accepted connection: its PROXY header when the listener takes one, the TLS handshake
+/// (bounded), then the direct path for HTTP/1.1 (or no ALPN) when the site takes it, else
+/// hyper (ALPN h2 always).
 fn tls_connection(
     mut stream: TcpStream,
     client: SocketAddr,
-    site: Arc<ArcSwap<Site>>,
-    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    l: super::h1::Listener,
     acceptor: TlsAcceptor,
     watcher: hyper_util::server::graceful::Watcher,
-    tunnels: super::Tunnels,
 ) {
     let _ = stream.set_nodelay(true);
     tokio::spawn(async move {
         // A PROXY header, when the listener takes one, comes before TLS.
-        let policy = site.load().proxy_in.clone();
+        let policy = l.site.load().proxy_in.clone();
         let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await
         else {
             return;
@@ -107,8 +108,13 @@ fn tls_connection(
                 return;
             }
         };
-        let svc = super::service(site, client, tunnels);
-        let conn = builder
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        if l.site.load().direct && !h2 {
+            return super::h1::serve(tls, client, l, watcher).await;
+        }
+        let svc = super::service(l.site.clone(), client, l.tunnels.clone());
+        let conn = l
+            .hyper
             .serve_connection_with_upgrades(TokioIo::new(tls), svc)
             .into_owned();
         if let Err(e) = watcher.watch(conn).await {
@@ -120,6 +126,12 @@ fn tls_connection(
 /// The https URL of a request: same host and path, scheme https, `port` unless 443.
 pub fn https_url<B>(req: &Request<B>, port: u16) -> Option<String> {
     let host = request_host(req.headers(), req.uri())?;
+    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    https_url_of(host, port, pq)
+}
+
+/// The https URL for `host` (without port), `port` unless 443, and the path and query.
+pub fn https_url_of(host: &str, port: u16, pq: &str) -> Option<String> {
     if host.is_empty() {
         return None;
     }
@@ -135,7 +147,6 @@ pub fn https_url<B>(req: &Request<B>, port: u16) -> Option<String> {
     };
     // Only a valid authority goes into Location: the Host header is the client's text.
     authority.parse::<http::uri::Authority>().ok()?;
-    let pq = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     Some(format!("https://{authority}{pq}"))
 }
 
@@ -164,6 +175,7 @@ pub fn redirect<B>(
     access::log(&AccessRecord {
         listener: &site.listener,
         client,
+        client_text: None,
         method: req.method().as_str(),
         uri: &req.uri().to_string(),
         status: resp.status().as_u16(),

@@ -18,9 +18,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
@@ -29,14 +26,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::body::{ProxyBody, UpstreamBody, boxed};
-use super::forward::{Head, Prepared, UpstreamInfo, exchange_error, response_head};
-use super::headers::remove_hop_by_hop;
-use super::upstream::Upstream;
+use super::body::ProxyBody;
 use crate::config::{PoolPlan, UpstreamProtocol};
 use crate::error::ProxyError;
 use crate::tls::{TlsError, UpstreamTlsOptions};
-use crate::upstream::{InFlight, Server};
+use crate::upstream::Server;
 
 /// TLS towards the servers of one pool.
 pub struct UpstreamTls {
@@ -99,7 +93,7 @@ impl Transport {
         &self,
         server: &Server,
         timeout: Duration,
-    ) -> Result<UpStream, ProxyError> {
+    ) -> Result<ServerStream, ProxyError> {
         let fail = |cause: String| ProxyError::Connect {
             server: server.name.clone(),
             cause,
@@ -110,7 +104,7 @@ impl Transport {
                 .map_err(|e| fail(e.to_string()))?;
             let _ = tcp.set_nodelay(true);
             let Some(tls) = &self.tls else {
-                return Ok(UpStream::Tcp(tcp));
+                return Ok(ServerStream::Tcp(tcp));
             };
             let name = crate::tls::server_name_for(tls.options.server_name.as_deref(), server.addr)
                 .map_err(|e| fail(e.to_string()))?;
@@ -119,7 +113,7 @@ impl Transport {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| fail(format!("TLS handshake: {e}")))?;
-            Ok(UpStream::Tls(Box::new(stream)))
+            Ok(ServerStream::Tls(Box::new(stream)))
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
@@ -129,47 +123,47 @@ impl Transport {
 }
 
 /// A connection to a server: TCP or TLS over TCP.
-pub enum UpStream {
+pub enum ServerStream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl AsyncRead for UpStream {
+impl AsyncRead for ServerStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            ServerStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for UpStream {
+impl AsyncWrite for ServerStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            ServerStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            ServerStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            ServerStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -179,15 +173,15 @@ impl AsyncWrite for UpStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            UpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            ServerStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ServerStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            UpStream::Tcp(s) => s.is_write_vectored(),
-            UpStream::Tls(s) => s.is_write_vectored(),
+            ServerStream::Tcp(s) => s.is_write_vectored(),
+            ServerStream::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -247,7 +241,7 @@ impl H2Conns {
 
     /// A sender on the server's connection, opening one if there is none. Returns whether
     /// it was already open, and the time spent connecting.
-    async fn sender(
+    pub async fn sender(
         &self,
         transport: &Transport,
         server: &Server,
@@ -269,7 +263,7 @@ impl H2Conns {
         }
         let started = Instant::now();
         let stream = transport.connect(server, connect_timeout).await?;
-        if let UpStream::Tls(t) = &stream
+        if let ServerStream::Tls(t) = &stream
             && t.get_ref().1.alpn_protocol() != Some(b"h2")
         {
             return Err(ProxyError::Connect {
@@ -298,125 +292,6 @@ impl H2Conns {
         self.opened.fetch_add(1, Ordering::Relaxed);
         slot.current.store(Some(Arc::new(sender.clone())));
         Ok((sender, false, started.elapsed()))
-    }
-}
-
-/// Send one request over the server's HTTP/2 connection; the response body streams back
-/// (trailers included: gRPC's `grpc-status` arrives as a trailer frame of the body). The
-/// request body tells `sent` when it has gone; the read timeout starts then.
-#[allow(clippy::too_many_arguments)]
-pub async fn forward_h2(
-    up: &Upstream,
-    server: &Arc<Server>,
-    prepared: &Prepared,
-    make_request: impl FnOnce() -> Request<ProxyBody>,
-    sent: &super::body::Sent,
-    in_flight: InFlight,
-    started: Instant,
-    info: &mut UpstreamInfo,
-) -> Result<Response<ProxyBody>, ProxyError> {
-    let transport = up.transport();
-    let timeout = up.pool.timeouts.read;
-    let send_timeout = up.pool.timeouts.send;
-    let timed_out = |after| ProxyError::Timeout {
-        server: server.name.clone(),
-        after,
-    };
-    let failed = |e: &hyper::Error| exchange_error(server, e, prepared, &up.pool);
-    // Connect first: the request (and so its body) is made only once a connection exists, so
-    // a failed connect leaves the body whole for a retry on another server.
-    let (mut sender, reused, connect_time) = up
-        .h2()
-        .sender(transport, server, up.pool.timeouts.connect, send_timeout)
-        .await?;
-    info.connect = Some(connect_time);
-    let (mut parts, body) = make_request().into_parts();
-    // HTTP/2 carries the host in :authority and forbids connection-specific headers.
-    let authority = parts
-        .headers
-        .remove(header::HOST)
-        .and_then(|h| h.to_str().ok().map(str::to_string))
-        .unwrap_or_else(|| server.addr.to_string());
-    parts.headers.remove(header::CONNECTION);
-    parts.headers.remove(header::UPGRADE);
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = format!("{}://{authority}{pq}", transport.scheme())
-        .parse()
-        .map_err(|_| ProxyError::BadRequest("bad host for an HTTP/2 request".into()))?;
-    parts.version = Version::HTTP_2;
-    let req = Request::from_parts(parts, body);
-    let resp = match response_head(
-        sender.try_send_request(req),
-        sent,
-        timeout,
-        Some(send_timeout),
-    )
-    .await
-    {
-        Head::ReadTimeout => return Err(timed_out(timeout)),
-        Head::SendStalled => return Err(timed_out(send_timeout)),
-        Head::Done(Ok(r)) => r,
-        Head::Done(Err(mut e)) => match e.take_message() {
-            // The connection went away (GOAWAY, closed) before the request left: it was not
-            // sent, so it goes once more on a fresh connection to the same server.
-            Some(again) if reused => {
-                let (mut sender, _, connect_time) = up
-                    .h2()
-                    .sender(transport, server, up.pool.timeouts.connect, send_timeout)
-                    .await?;
-                info.connect = Some(connect_time);
-                match response_head(
-                    sender.send_request(again),
-                    sent,
-                    timeout,
-                    Some(send_timeout),
-                )
-                .await
-                {
-                    Head::ReadTimeout => return Err(timed_out(timeout)),
-                    Head::SendStalled => return Err(timed_out(send_timeout)),
-                    Head::Done(Err(e)) => return Err(failed(&e)),
-                    Head::Done(Ok(r)) => r,
-                }
-            }
-            _ => return Err(failed(e.error())),
-        },
-    };
-    let header_time = started.elapsed();
-    info.header = Some(header_time);
-    server.record_latency(header_time);
-    Ok(response(resp, in_flight, timeout))
-}
-
-fn response(
-    resp: Response<Incoming>,
-    in_flight: InFlight,
-    timeout: Duration,
-) -> Response<ProxyBody> {
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers, false);
-    // The client's connection decides its own version.
-    parts.version = Version::HTTP_11;
-    Response::from_parts(parts, boxed(UpstreamBody::new(body, in_flight, timeout)))
-}
-
-/// [`remove_hop_by_hop`], keeping the two hop-by-hop headers trailers need end to end:
-/// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
-/// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
-pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
-    let te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let trailer: Vec<HeaderValue> = headers.get_all(header::TRAILER).iter().cloned().collect();
-    remove_hop_by_hop(headers, upgrading);
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    for v in trailer {
-        headers.append(header::TRAILER, v);
     }
 }
 

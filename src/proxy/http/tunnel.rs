@@ -34,15 +34,30 @@ pub async fn run(
             return;
         }
     };
+    copy_both_ways(
+        TokioIo::new(down),
+        TokioIo::new(up),
+        in_flight,
+        idle_timeout,
+    )
+    .await;
+}
+
+/// The tunnel over two byte streams: the client's (`down`) and the server's (`up`).
+pub async fn copy_both_ways<D, U>(down: D, up: U, in_flight: InFlight, idle_timeout: Duration)
+where
+    D: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
     let start = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let mut down = Watched {
-        inner: TokioIo::new(down),
+        inner: down,
         start,
         last: last.clone(),
     };
     let mut up = Watched {
-        inner: TokioIo::new(up),
+        inner: up,
         start,
         last: last.clone(),
     };

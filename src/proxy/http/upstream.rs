@@ -23,9 +23,11 @@ use hyper_util::rt::TokioIo;
 pub struct Upstream {
     pub pool: Arc<Pool>,
     conns: Arc<ConnPool>,
-    retry_budget: super::retry::RetryBudget,
+    retry_budget: super::budget::RetryBudget,
     sticky: Option<super::sticky::Sticky>,
     h2: H2Conns,
+    /// Idle connections of the direct HTTP/1 path, with their read buffers.
+    idle: super::h1::pool::IdleConns,
 }
 
 impl Upstream {
@@ -77,8 +79,15 @@ impl Upstream {
             opened: AtomicU64::new(conns_of.map_or(0, |p| p.conns.opened())),
             transport: Arc::new(transport),
         });
+        let idle = super::h1::pool::IdleConns::succeed(
+            pool.servers(),
+            pool.keepalive,
+            pool.keepalive_timeout,
+            conns_of.map(|p| &p.idle),
+        );
         Upstream {
-            retry_budget: super::retry::RetryBudget::new(pool.retry.budget),
+            idle,
+            retry_budget: super::budget::RetryBudget::new(pool.retry.budget),
             sticky: pool.sticky.clone().map(|plan| {
                 let before = previous.and_then(|(p, _)| p.sticky.as_ref());
                 super::sticky::Sticky::succeed(plan, pool.clone(), before)
@@ -90,7 +99,7 @@ impl Upstream {
     }
 
     /// The pool's retry budget.
-    pub fn retry_budget(&self) -> &super::retry::RetryBudget {
+    pub fn retry_budget(&self) -> &super::budget::RetryBudget {
         &self.retry_budget
     }
 
@@ -101,6 +110,11 @@ impl Upstream {
 
     pub fn conns(&self) -> &Arc<ConnPool> {
         &self.conns
+    }
+
+    /// The direct HTTP/1 path's idle server connections.
+    pub fn idle(&self) -> &super::h1::pool::IdleConns {
+        &self.idle
     }
 
     /// The HTTP/2 connections (pools with `upstream_protocol = "h2"`/`"h2c"`).
@@ -159,6 +173,11 @@ impl ConnPool {
     /// Connections opened since start, for tests and metrics.
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// One more connection opened (by the direct HTTP/1 path).
+    pub fn count_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An idle connection to `server` if one is still good, else a new one.

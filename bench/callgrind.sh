@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's callgrind: repeatable
+# on a busy machine where wall-clock figures are not. Each LB (Switchyard with the access
+# log off and on, nginx, HAProxy; all one worker) runs under callgrind in front of the same
+# nginx backend; after a warm-up, counting is switched on for exactly REQUESTS keep-alive
+# requests (examples/h1load.rs over CONNS connections) and the total is divided by them.
+# Kernel time is not counted (it is about the same for every design: see bench/http.sh).
+#
+#   bench/callgrind.sh                      # REQUESTS=5000 CONNS=10
+#   SY=/path/to/other/switchyard bench/callgrind.sh   # another build, e.g. before a change
+#   KEEP=/some/dir bench/callgrind.sh       # keep the profiles (callgrind_annotate FILE)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-5000}
+CONNS=${CONNS:-10}
+for tool in valgrind callgrind_control nginx haproxy; do
+  command -v "$tool" >/dev/null || { echo "bench/callgrind.sh: $tool is missing (apt-get install valgrind nginx-light haproxy)"; exit 1; }
+done
+cargo build --release --quiet --bin switchyard --example h1load
+SY=${SY:-target/release/switchyard}
+LOAD=target/release/examples/h1load
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
+
+B=$(free_port)
+mkdir -p "$work/backend"
+cat > "$work/backend/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+error_log $work/backend/error.log warn;
+pid $work/backend/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$B; location / { return 200 'hello from the backend\n'; } } }
+NGX
+nginx -c "$work/backend/nginx.conf" & pids+=($!)
+wait_port "$B"
+
+# $1 name, $2 port, then the command to run under callgrind.
+measure() {
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.$name" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  wait_port "$port"
+  "$LOAD" "127.0.0.1:$port" 500 "$CONNS" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  local out
+  out=$("$LOAD" "127.0.0.1:$port" "$REQUESTS" "$CONNS")
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  case $out in *errors=0*) ;; *) echo "$name: $out" >&2;; esac
+  [ -z "${KEEP:-}" ] || cp "$work"/cg."$name".[0-9]* "$KEEP/" 2>/dev/null || true
+  local ir
+  ir=$(cat "$work"/cg."$name".[0-9]* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
+  printf '%-14s %12.0f instructions/request\n' "$name" "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')"
+}
+
+sy_conf() { printf 'workers = 1\n[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\npool = "b"\n[pool.b]\nkeepalive = 32\nservers = [ { addr = "127.0.0.1:%s" } ]\n' "$1" "$B"; }
+P=$(free_port); sy_conf "$P" > "$work/sy.toml"
+measure switchyard "$P" "$SY" --log-level warn run -c "$work/sy.toml"
+P=$(free_port); sy_conf "$P" > "$work/syl.toml"
+measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
+
+P=$(free_port); mkdir -p "$work/lb"
+cat > "$work/lb/nginx.conf" <<NGX
+worker_processes 1;
+master_process off;
+daemon off;
+error_log $work/lb/error.log warn;
+pid $work/lb/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path $work/lb; proxy_temp_path $work/lb;
+  upstream b { server 127.0.0.1:$B; keepalive 32; }
+  server { listen 127.0.0.1:$P; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
+NGX
+measure nginx "$P" nginx -c "$work/lb/nginx.conf"
+
+P=$(free_port)
+cat > "$work/haproxy.cfg" <<HA
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option forwardfor
+  http-reuse always
+frontend f
+  bind 127.0.0.1:$P
+  default_backend b
+backend b
+  server b1 127.0.0.1:$B
+HA
+measure haproxy "$P" haproxy -q -f "$work/haproxy.cfg"
+echo "(callgrind, $REQUESTS requests over $CONNS keep-alive connections, $(date -u +%F), $(git rev-parse --short HEAD))"

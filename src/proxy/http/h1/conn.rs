@@ -1,0 +1,650 @@
+//! One client connection on the direct HTTP/1 path, in one task for its whole life: read a
+//! head, route it, send it through the retry loop, write the answer, and again. Its buffers
+//! (the read buffer, the output buffer, the server head, a kept body) are made once and
+//! reused; the server connection goes back to its pool inline once its answer is read.
+//!
+//! The listener's [`Site`] is read once per request, so a reload applies between two
+//! requests of a kept-alive connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
+use super::exchange::{Body, DirectExchange, Reply};
+use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
+use super::parse::{self, Framing, MAX_HEAD, RequestHead, ResponseHead};
+use super::pool::ServerConn;
+use crate::error::ProxyError;
+use crate::observe::access::{self, AccessRecord};
+use crate::proxy::http::Site;
+use crate::proxy::http::replay::REPLAY_LIMIT;
+use crate::proxy::http::retry::{PickHints, retry_loop};
+use crate::proxy::http::view::{RequestView, hash_key};
+use crate::upstream::InFlight;
+
+/// How long a client may take to send a request head (hyper's `header_read_timeout` as the
+/// listeners set it), idle keep-alive time included.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What comes after one request.
+pub enum Next {
+    KeepAlive,
+    Close,
+    /// The server switched protocols: copy bytes both ways from now on.
+    Upgrade(Box<Upgraded>),
+}
+
+/// A server connection that answered 101, with what the tunnel needs.
+pub struct Upgraded {
+    pub server: ServerConn,
+    pub in_flight: InFlight,
+    pub idle_timeout: Duration,
+}
+
+/// The buffers and state of one client connection.
+pub struct Conn {
+    pub client: SocketAddr,
+    client_ip: String,
+    /// `ip:port`, for the access log.
+    client_text: String,
+    pub rb: ReadBuf,
+    out: Vec<u8>,
+    up_head: Vec<u8>,
+    kept: Vec<u8>,
+    req: RequestHead,
+    resp: ResponseHead,
+    key: Vec<u8>,
+    log_method: String,
+    log_uri: String,
+}
+
+impl Conn {
+    pub fn new(client: SocketAddr) -> Conn {
+        Conn {
+            client,
+            client_ip: client.ip().to_string(),
+            client_text: client.to_string(),
+            rb: ReadBuf::default(),
+            out: Vec::with_capacity(4096),
+            up_head: Vec::with_capacity(1024),
+            kept: Vec::new(),
+            req: RequestHead::default(),
+            resp: ResponseHead::default(),
+            key: Vec::new(),
+            log_method: String::new(),
+            log_uri: String::new(),
+        }
+    }
+
+    /// Read the next request head. `Ok(false)`: the client is gone, or idle while we stop.
+    pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        stopping: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<bool, parse::HeadError> {
+        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
+        loop {
+            if !self.rb.is_empty() && parse::request(self.rb.data(), &mut self.req)? {
+                return Ok(true);
+            }
+            let idle = self.rb.is_empty();
+            if idle && *stopping.borrow() {
+                return Ok(false);
+            }
+            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, MAX_HEAD));
+            tokio::select! {
+                r = read => match r {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
+                    Ok(Ok(_)) => {}
+                    Err(_) => {
+                        if !idle {
+                            let _ = self.answer_own(io, 408, b"", "", true).await;
+                        }
+                        return Ok(false);
+                    }
+                },
+                _ = stopping.changed(), if idle => return Ok(false),
+            }
+        }
+    }
+
+    /// Write an answer of our own.
+    pub async fn answer_own<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        status: u16,
+        extra: &[u8],
+        text: &str,
+        close: bool,
+    ) -> std::io::Result<()> {
+        self.out.clear();
+        own_answer(&mut self.out, status, extra, text, close);
+        flush(io, &mut self.out).await
+    }
+
+    /// Serve the request whose head was just read.
+    pub async fn request<C>(&mut self, io: &mut C, site: &Arc<ArcSwap<Site>>) -> Next
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let started = Instant::now();
+        let site = site.load();
+        let view = HeadView {
+            buf: self.rb.data(),
+            head: &self.req,
+        };
+        let logging = access::enabled();
+        // Kept for the access log and the warning of a failed request (reused buffers).
+        self.log_method.clear();
+        self.log_method.push_str(view.method());
+        self.log_uri.clear();
+        self.log_uri
+            .push_str(std::str::from_utf8(self.req.target.get(view.buf)).unwrap_or("-"));
+        let head_len = self.req.len;
+        let framing = self.req.framing();
+        let head_request = view.method_bytes() == b"HEAD";
+        let keep_alive = self.req.keep_alive;
+        let http10 = self.req.minor == 0;
+        // Only WebSocket may switch protocols (issue 15.2: an `h2c` offer would open a tunnel
+        // that skips routing and rewriting); other offers are dropped as hop-by-hop.
+        let upgrading = self.req.upgrade
+            && view
+                .header_values(&http::header::UPGRADE)
+                .any(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"websocket")));
+        let expect_continue = self.req.expect_continue;
+        let te_trailers = self.req.te_trailers;
+        let bad_host = if self.req.hosts > 1 {
+            Some("more than one Host")
+        } else if self.req.host.is_none() && !http10 && view.origin().1.is_none() {
+            Some("no Host")
+        } else {
+            None
+        };
+        let method = http::Method::from_bytes(view.method_bytes()).unwrap_or(http::Method::GET);
+
+        if let Some(why) = bad_host {
+            self.rb.consume(head_len);
+            return self.refuse(io, &site, 400, why, started, logging).await;
+        }
+        if method == http::Method::CONNECT {
+            self.rb.consume(head_len);
+            return self
+                .refuse(io, &site, 405, "CONNECT is not proxied", started, logging)
+                .await;
+        }
+        if let Some(port) = site.redirect_https {
+            let url = view.host().and_then(|h| {
+                crate::proxy::http::tls_serve::https_url_of(h, port, view.path_and_query())
+            });
+            self.rb.consume(head_len);
+            // The body, if any, is not read: close after the answer.
+            let close = !keep_alive || framing != Framing::Empty;
+            let (status, extra) = match &url {
+                Some(u) => (308, format!("location: {u}\r\n")),
+                None => (400, String::new()),
+            };
+            let text = if url.is_some() {
+                ""
+            } else {
+                "400 Bad Request: no host to redirect to\n"
+            };
+            let _ = self
+                .answer_own(io, status, extra.as_bytes(), text, close)
+                .await;
+            self.log(&site, logging, status, "-", "-", 0, None, None, started);
+            return if close { Next::Close } else { Next::KeepAlive };
+        }
+        let Some(up) = site.router.route(&view) else {
+            self.rb.consume(head_len);
+            return self
+                .failed(
+                    io,
+                    &site,
+                    ProxyError::NoRoute,
+                    "-",
+                    framing,
+                    started,
+                    logging,
+                )
+                .await;
+        };
+        let pool = &up.pool;
+        let key = hash_key(&pool.hash_key, &view);
+        self.key.clear();
+        let has_key = key.is_some();
+        if let Some(k) = key {
+            self.key.extend_from_slice(k);
+        }
+        let now = tokio::time::Instant::now();
+        let stick = up.sticky().map(|s| s.lookup(&view, self.client.ip(), now));
+        request_out(
+            &mut self.up_head,
+            &view,
+            &Forwarding {
+                client_ip: &self.client_ip,
+                scheme: site.scheme,
+                host_from_server: pool.host_header == crate::config::HostHeader::Upstream,
+                framing,
+                upgrading,
+            },
+        );
+        self.rb.consume(head_len);
+
+        // A small body of known length is read before the first try when a retry could
+        // happen, so it can be sent again; others stream to the first server.
+        let body = match framing {
+            Framing::Empty => Body::Empty,
+            Framing::Length(n)
+                if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading =>
+            {
+                match self
+                    .read_kept(io, n, expect_continue, pool.timeouts.client_body)
+                    .await
+                {
+                    Ok(()) => Body::Kept,
+                    Err(e) => {
+                        return self
+                            .failed(io, &site, e, &pool.name, framing, started, logging)
+                            .await;
+                    }
+                }
+            }
+            f => Body::Stream(f),
+        };
+        let continued = matches!(body, Body::Kept) && expect_continue;
+        let ask = PickHints {
+            client: self.client,
+            hash_key: has_key.then_some(&self.key[..]),
+            method: &method,
+            preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+        };
+        let max_tries = if upgrading {
+            1
+        } else {
+            1 + pool.retry.attempts
+        };
+        let mut ex = DirectExchange {
+            up,
+            head: &self.up_head,
+            body,
+            kept: &self.kept,
+            method: &method,
+            expect_continue,
+            te_trailers,
+            upgrading,
+            client: &mut *io,
+            crb: &mut self.rb,
+            out: &mut self.out,
+            resp: &mut self.resp,
+            continued,
+            connect: None,
+            header: None,
+            attempts: 0,
+            server: None,
+        };
+        let (result, server) = retry_loop(up, &ask, max_tries, &mut ex).await;
+        let (connect, header, attempts) = (ex.connect, ex.header, ex.attempts);
+        let body_left = matches!(ex.body, Body::Stream(_));
+        let server_name = server.as_ref().map_or("-", |s| s.name.as_str());
+        let reply = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // A body the client is still sending, or one that broke: the connection
+                // cannot carry another request.
+                let unread = if body_left { framing } else { Framing::Empty };
+                let client_side = matches!(
+                    e,
+                    ProxyError::ClientTimeout(_)
+                        | ProxyError::ClientAborted(_)
+                        | ProxyError::BadRequest(_)
+                );
+                let unread = if client_side { Framing::Close } else { unread };
+                tracing::warn!(
+                    listener = %site.listener,
+                    pool = %pool.name,
+                    server = server_name,
+                    cause = e.kind(),
+                    "{} {}: {e}",
+                    self.log_method,
+                    self.log_uri
+                );
+                let status = e.status().as_u16();
+                let next = self.error_answer(io, &e, unread, keep_alive).await;
+                self.log_full(
+                    &site,
+                    logging,
+                    status,
+                    &pool.name,
+                    server_name,
+                    attempts,
+                    connect,
+                    header,
+                    started,
+                );
+                return next;
+            }
+        };
+        let set_cookie = match (up.sticky(), &stick, &server) {
+            (Some(sticky), Some(lookup), Some(s)) => {
+                let buf = reply.conn.rb.data();
+                let set = reply
+                    .head
+                    .fields
+                    .iter()
+                    .filter(|f| f.name.get(buf).eq_ignore_ascii_case(b"set-cookie"))
+                    .map(|f| f.value.get(buf));
+                sticky.stick(
+                    lookup,
+                    s,
+                    set,
+                    site.scheme == "https",
+                    tokio::time::Instant::now(),
+                )
+            }
+            _ => None,
+        };
+        let status = reply.head.status;
+        let next = self
+            .answer(
+                io,
+                up,
+                reply,
+                AnswerPlan {
+                    head_request,
+                    keep_alive,
+                    http10,
+                    upgrading,
+                    set_cookie: set_cookie.as_deref(),
+                    hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
+                    server: server.as_ref(),
+                },
+            )
+            .await;
+        self.log_full(
+            &site,
+            logging,
+            status,
+            &pool.name,
+            server_name,
+            attempts,
+            connect,
+            header,
+            started,
+        );
+        next
+    }
+
+    /// Read a small body whole into `kept`.
+    async fn read_kept<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        n: u64,
+        expect_continue: bool,
+        wait: Duration,
+    ) -> Result<(), ProxyError> {
+        let n = n as usize;
+        self.kept.clear();
+        if expect_continue && self.rb.is_empty() {
+            use tokio::io::AsyncWriteExt;
+            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|e| ProxyError::ClientAborted(e.to_string()))?;
+        }
+        while self.kept.len() < n {
+            if self.rb.is_empty() {
+                match self
+                    .rb
+                    .fill_within(io, self.rb.capacity(), Some(wait))
+                    .await
+                {
+                    Ok(0) => return Err(ProxyError::ClientAborted("closed mid-body".into())),
+                    Ok(_) => {}
+                    Err(ReadFailed::TimedOut) => return Err(ProxyError::ClientTimeout(wait)),
+                    Err(ReadFailed::Io(e)) => return Err(ProxyError::ClientAborted(e.to_string())),
+                }
+            }
+            let take = self.rb.data().len().min(n - self.kept.len());
+            self.kept.extend_from_slice(&self.rb.data()[..take]);
+            self.rb.consume(take);
+        }
+        Ok(())
+    }
+
+    async fn answer<C>(
+        &mut self,
+        io: &mut C,
+        up: &crate::proxy::http::upstream::Upstream,
+        reply: Reply,
+        plan: AnswerPlan<'_>,
+    ) -> Next
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let Reply {
+            mut conn,
+            head,
+            in_flight,
+        } = reply;
+        let upgrade = head.status == 101 && plan.upgrading;
+        let body = head.framing(plan.head_request);
+        let (out_framing, chunked) = match body {
+            Framing::Length(n) => (Framing::Length(n), false),
+            Framing::Empty => (Framing::Empty, false),
+            Framing::Chunked | Framing::Close if plan.http10 => (Framing::Close, false),
+            Framing::Chunked | Framing::Close => (body, true),
+        };
+        let close = !plan.keep_alive || (out_framing == Framing::Close && !chunked);
+        self.out.clear();
+        response_out(
+            &mut self.out,
+            conn.rb.data(),
+            &head,
+            &AnswerOut {
+                framing: out_framing,
+                chunked,
+                head_request: plan.head_request,
+                close: close && !upgrade,
+                keep_alive_1_0: plan.http10 && !close,
+                upgrade,
+                set_cookie: plan.set_cookie,
+                hsts: plan.hsts,
+            },
+        );
+        conn.rb.consume(head.len);
+        let server_reusable = head.keep_alive && body != Framing::Close;
+        self.resp = head;
+        if upgrade {
+            if flush(io, &mut self.out).await.is_err() {
+                return Next::Close;
+            }
+            return Next::Upgrade(Box::new(Upgraded {
+                server: conn,
+                in_flight,
+                idle_timeout: up.transport().tunnel_idle_timeout,
+            }));
+        }
+        let copied = Copy {
+            src: &mut conn.io,
+            rb: &mut conn.rb,
+            dst: io,
+            out: &mut self.out,
+            wait: Some(up.pool.timeouts.read),
+            chunked_out: chunked,
+            trailers: true,
+        }
+        .body(body)
+        .await;
+        drop(in_flight);
+        match copied {
+            Ok(()) => {
+                if server_reusable
+                    && conn.rb.is_empty()
+                    && let Some(s) = plan.server
+                {
+                    up.idle().put(s, conn);
+                }
+                if close { Next::Close } else { Next::KeepAlive }
+            }
+            Err(CopyError::Write(_)) => Next::Close,
+            Err(e) => {
+                if let Some(s) = plan.server {
+                    tracing::warn!(server = %s.name, "answer body broke off: {e:?}");
+                }
+                Next::Close
+            }
+        }
+    }
+
+    async fn refuse<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        site: &Site,
+        status: u16,
+        why: &str,
+        started: Instant,
+        logging: bool,
+    ) -> Next {
+        let text = format!(
+            "{status} {}\n",
+            http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error")
+        );
+        tracing::debug!(listener = %site.listener, client = %self.client, "refused: {why}");
+        let _ = self.answer_own(io, status, b"", &text, true).await;
+        self.log(site, logging, status, "-", "-", 0, None, None, started);
+        Next::Close
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn failed<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        site: &Site,
+        e: ProxyError,
+        pool: &str,
+        unread: Framing,
+        started: Instant,
+        logging: bool,
+    ) -> Next {
+        tracing::warn!(
+            listener = %site.listener,
+            pool,
+            server = "-",
+            cause = e.kind(),
+            "{} {}: {e}",
+            self.log_method,
+            self.log_uri
+        );
+        let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
+        self.log(
+            site,
+            logging,
+            e.status().as_u16(),
+            pool,
+            "-",
+            0,
+            None,
+            None,
+            started,
+        );
+        next
+    }
+
+    /// The client's answer when a request cannot be served; the connection stays open only
+    /// when the request's body is not left unread.
+    async fn error_answer<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        e: &ProxyError,
+        unread: Framing,
+        keep_alive: bool,
+    ) -> Next {
+        let status = e.status();
+        let mut text = format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error")
+        );
+        if let Some(detail) = e.client_detail() {
+            text.push_str(&detail);
+            text.push('\n');
+        }
+        let close = !keep_alive || unread != Framing::Empty;
+        let extra: &[u8] = if status == http::StatusCode::SERVICE_UNAVAILABLE {
+            b"retry-after: 1\r\n"
+        } else {
+            b""
+        };
+        let _ = self
+            .answer_own(io, status.as_u16(), extra, &text, close)
+            .await;
+        if close { Next::Close } else { Next::KeepAlive }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &self,
+        site: &Site,
+        logging: bool,
+        status: u16,
+        pool: &str,
+        server: &str,
+        attempts: u32,
+        connect: Option<Duration>,
+        header: Option<Duration>,
+        started: Instant,
+    ) {
+        self.log_full(
+            site, logging, status, pool, server, attempts, connect, header, started,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn log_full(
+        &self,
+        site: &Site,
+        logging: bool,
+        status: u16,
+        pool: &str,
+        server: &str,
+        attempts: u32,
+        connect: Option<Duration>,
+        header: Option<Duration>,
+        started: Instant,
+    ) {
+        if !logging {
+            return;
+        }
+        access::log(&AccessRecord {
+            listener: &site.listener,
+            client: self.client,
+            client_text: Some(&self.client_text),
+            method: &self.log_method,
+            uri: &self.log_uri,
+            status,
+            pool,
+            server,
+            attempts,
+            upstream_connect: connect,
+            upstream_header: header,
+            total: started.elapsed(),
+        });
+    }
+}
+
+/// What the answer to the client depends on besides the server's answer.
+struct AnswerPlan<'a> {
+    head_request: bool,
+    keep_alive: bool,
+    http10: bool,
+    upgrading: bool,
+    set_cookie: Option<&'a str>,
+    hsts: Option<&'a [u8]>,
+    server: Option<&'a Arc<crate::upstream::Server>>,
+}

@@ -1,0 +1,215 @@
+//! The direct HTTP/1 path: HTTP/1.x from clients to HTTP/1.1 servers without hyper, in one
+//! task per client connection (`conn.rs`), its heads read with `httparse` (`parse.rs`) and
+//! written as bytes (`head.rs`), bodies copied with their framing checked (`body.rs`), each
+//! try over a pooled server connection (`exchange.rs`, `pool.rs`) inside the shared retry
+//! loop. HTTP/2 (h2c by prior knowledge here, ALPN h2 on TLS) keeps hyper: [`serve`] looks
+//! at the first bytes and hands such a connection to hyper with them. A WebSocket (or other)
+//! upgrade answered 101 becomes a plain copy both ways in the listener's [`Tunnels`].
+//!
+//! A listener takes this path when every pool it can route to speaks HTTP/1.1 to its
+//! servers (`Site::direct`); otherwise its HTTP/1 clients go through hyper as well.
+
+pub mod body;
+pub mod conn;
+pub mod exchange;
+pub mod head;
+pub mod parse;
+pub mod pool;
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf as TokioReadBuf};
+use tokio::sync::watch;
+
+use super::{Site, Tunnels};
+use conn::{Conn, Next};
+
+/// The HTTP/2 connection preface a client sends first (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The direct connections of one listener, so shutdown can ask them to finish and wait.
+#[derive(Clone)]
+pub struct DirectConns {
+    stop: Arc<watch::Sender<bool>>,
+    open: Arc<watch::Sender<usize>>,
+}
+
+impl Default for DirectConns {
+    fn default() -> Self {
+        DirectConns {
+            stop: Arc::new(watch::Sender::new(false)),
+            open: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+/// Counts one open direct connection until dropped.
+struct Open(Arc<watch::Sender<usize>>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl DirectConns {
+    fn track(&self) -> (Open, watch::Receiver<bool>) {
+        self.open.send_modify(|n| *n += 1);
+        (Open(self.open.clone()), self.stop.subscribe())
+    }
+
+    /// Ask every connection to close once its current request is answered (an idle one
+    /// closes now), and wait until all have.
+    pub async fn finish(&self) {
+        self.stop.send_replace(true);
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// What a connection of a listener needs besides its socket.
+#[derive(Clone)]
+pub struct Listener {
+    pub site: Arc<ArcSwap<Site>>,
+    pub tunnels: Tunnels,
+    pub direct: DirectConns,
+    pub hyper: Arc<auto::Builder<TokioExecutor>>,
+}
+
+/// Serve one client connection: HTTP/2 by prior knowledge goes to hyper, HTTP/1.x stays
+/// here. `watcher` lets graceful shutdown see a connection handed to hyper.
+pub async fn serve<C>(mut io: C, client: SocketAddr, l: Listener, watcher: Watcher)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (_open, mut stopping) = l.direct.track();
+    let mut conn = Conn::new(client);
+    // Protocol detection: the first bytes either start the HTTP/2 preface or do not.
+    loop {
+        let seen = conn.rb.data();
+        let n = seen.len().min(PREFACE.len());
+        if seen[..n] != PREFACE[..n] {
+            break;
+        }
+        if n == PREFACE.len() {
+            let prefix = seen.to_vec();
+            let svc = super::service(l.site.clone(), client, l.tunnels.clone());
+            let conn = l
+                .hyper
+                .serve_connection_with_upgrades(TokioIo::new(Prefixed::new(prefix, io)), svc)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%client, "connection ended: {e}");
+            }
+            return;
+        }
+        let read =
+            tokio::time::timeout(conn::HEADER_TIMEOUT, conn.rb.fill(&mut io, parse::MAX_HEAD));
+        match read.await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
+    }
+    drop(watcher);
+    loop {
+        match conn.read_head(&mut io, &mut stopping).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                let text = format!("{} {}\n", e.status(), e.reason());
+                let _ = conn.answer_own(&mut io, e.status(), b"", &text, true).await;
+                return;
+            }
+        }
+        match conn.request(&mut io, &l.site).await {
+            Next::KeepAlive if !*stopping.borrow() => {}
+            Next::KeepAlive | Next::Close => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Next::Upgrade(up) => {
+                let up = *up;
+                let mut server = up.server;
+                // Bytes either side sent early go first.
+                if !conn.rb.is_empty() && server.io.write_all(conn.rb.data()).await.is_err() {
+                    return;
+                }
+                if !server.rb.is_empty() && io.write_all(server.rb.data()).await.is_err() {
+                    return;
+                }
+                let tunnel =
+                    super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
+                l.tunnels.spawn(tunnel);
+                return;
+            }
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+pub struct Prefixed<C> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: C,
+}
+
+impl<C> Prefixed<C> {
+    pub fn new(prefix: Vec<u8>, inner: C) -> Self {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<C: AsyncRead + Unpin> AsyncRead for Prefixed<C> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut TokioReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let n = (this.prefix.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<C: AsyncWrite + Unpin> AsyncWrite for Prefixed<C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,140 @@
+//! The direct path's idle server connections: per server of a pool, a short list of open
+//! connections, each with its read buffer, taken for one exchange and put back inline when
+//! the response has been read to its end (no task, no channel). At most `keepalive` per
+//! server, for at most `keepalive_timeout`, newest first, as nginx's `keepalive`.
+//!
+//! One mutex per server, held only to push or pop: requests to different servers never
+//! contend, and the lock is never held across an await.
+
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncRead;
+
+use super::body::ReadBuf;
+use crate::proxy::http::transport::{SendTimed, ServerStream};
+use crate::upstream::Server;
+
+/// An open connection to a server and what it has read ahead.
+pub struct ServerConn {
+    pub io: SendTimed<ServerStream>,
+    pub rb: ReadBuf,
+    /// Taken from the idle list (a failure before any answer may be the server's idle close).
+    pub reused: bool,
+    since: Instant,
+}
+
+impl ServerConn {
+    pub fn new(io: SendTimed<ServerStream>) -> ServerConn {
+        ServerConn {
+            io,
+            rb: ReadBuf::default(),
+            reused: false,
+            since: Instant::now(),
+        }
+    }
+
+    /// Whether the server has neither closed it nor sent anything unasked (one read that
+    /// must find nothing to read).
+    fn still_open(&mut self) -> bool {
+        if !self.rb.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut probe = tokio::io::ReadBuf::new(&mut byte);
+        matches!(
+            Pin::new(&mut self.io).poll_read(&mut cx, &mut probe),
+            Poll::Pending
+        )
+    }
+}
+
+/// Idle connections per server of one pool, in the pool's server order.
+pub struct IdleConns {
+    ids: Vec<u64>,
+    lists: Vec<Mutex<Vec<ServerConn>>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl IdleConns {
+    pub fn new(
+        servers: &[std::sync::Arc<Server>],
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        IdleConns {
+            ids: servers.iter().map(|s| s.id()).collect(),
+            lists: servers.iter().map(|_| Mutex::new(Vec::new())).collect(),
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    /// The idle connections of a pool rebuilt by a reload or an admin change: the servers
+    /// that stayed take their idle connections over from `previous` (when it reached them
+    /// the same way); new servers start with none.
+    pub fn succeed(
+        servers: &[std::sync::Arc<Server>],
+        max_idle: usize,
+        idle_timeout: Duration,
+        previous: Option<&IdleConns>,
+    ) -> Self {
+        let conns = IdleConns::new(servers, max_idle, idle_timeout);
+        if let Some(previous) = previous {
+            for (server, list) in servers.iter().zip(&conns.lists) {
+                if let Some(old) = previous.list(server) {
+                    let mut kept =
+                        std::mem::take(&mut *old.lock().unwrap_or_else(|e| e.into_inner()));
+                    kept.truncate(max_idle);
+                    *list.lock().unwrap_or_else(|e| e.into_inner()) = kept;
+                }
+            }
+        }
+        conns
+    }
+
+    fn list(&self, server: &Server) -> Option<&Mutex<Vec<ServerConn>>> {
+        let i = self.ids.iter().position(|&id| id == server.id())?;
+        self.lists.get(i)
+    }
+
+    /// Idle connections to `server` now.
+    pub fn count(&self, server: &Server) -> usize {
+        self.list(server)
+            .map_or(0, |l| l.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// The newest idle connection to `server` that is still open.
+    pub fn take(&self, server: &Server) -> Option<ServerConn> {
+        let list = self.list(server)?;
+        loop {
+            let mut c = list.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if c.since.elapsed() < self.idle_timeout && c.still_open() {
+                c.reused = true;
+                return Some(c);
+            }
+            // Closed by the server, or idle too long: dropped, and look again.
+        }
+    }
+
+    /// Keep `conn` for the next request to `server` (its response was read whole).
+    pub fn put(&self, server: &Server, mut conn: ServerConn) {
+        if self.max_idle == 0 {
+            return;
+        }
+        let Some(list) = self.list(server) else {
+            return;
+        };
+        conn.since = Instant::now();
+        let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() >= self.max_idle {
+            // Keep the newest; the oldest is the likeliest to be closed by the server.
+            list.remove(0);
+        }
+        list.push(conn);
+    }
+}
