@@ -464,6 +464,7 @@ fn cli(args: &[&str]) -> (i32, String, String) {
 async fn the_command_explains_a_file_as_a_fresh_balancer_would_pick() {
     let b = backends(4).await;
     let (s1, s2, s3, s4) = (b[0].addr, b[1].addr, b[2].addr, b[3].addr);
+    let s2_port = s2.port();
     let text = format!(
         r#"shutdown_delay = "0s"
 [[listener]]
@@ -489,7 +490,7 @@ hash_key = "header:x-user"
 servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}, {{ addr = "{s3}", name = "s3" }}, {{ addr = "{s4}", name = "s4" }}]
 [pool.ip]
 algorithm = "ip_hash"
-servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}]
+servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "localhost:{s2_port}", name = "s2" }}]
 "#
     );
     let file = ConfigFile::new("explain-cli", &text);
@@ -535,6 +536,9 @@ servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}]
     let (code, out, err) = cli(&["-c", path, "-l", "db", "--client", "10.9.8.7", "/"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10.9.8."), "{out}");
+    // A server named by host name: resolved as `run` resolves it, and said.
+    assert!(out.contains("dns       pool \"ip\": localhost:"), "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{s2_port}")), "{out}");
     // Mistakes: which listener, a bad request, a broken file.
     let (code, _, err) = cli(&["-c", path, "/"]);
     assert_eq!(code, 1);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::{Report, Request, explain, explain_direct, explain_l4};
 use crate::config::{ListenerPlan, Plan, Protocol, Target};
+use crate::discovery;
 use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{Route, RouteTarget, Router, Site, Upstream};
 use crate::upstream::Pool;
@@ -52,11 +53,14 @@ pub struct Args {
 /// Run `switchyard explain`: the report on standard output, or every error (exit 1).
 pub fn run(args: &Args) -> std::process::ExitCode {
     match report(args) {
-        Ok(r) => {
+        Ok((r, dns)) => {
             if args.json {
                 let text = serde_json::to_string_pretty(&r.to_json()).unwrap_or_default();
                 println!("{text}");
             } else {
+                for n in dns {
+                    println!("dns       {n}");
+                }
                 print!("{}", r.to_text());
             }
             std::process::ExitCode::SUCCESS
@@ -68,15 +72,30 @@ pub fn run(args: &Args) -> std::process::ExitCode {
     }
 }
 
-/// The report for `args`, or what is wrong with them or the file.
-pub fn report(args: &Args) -> Result<Report, String> {
-    let plan = crate::config::load_file(&args.config).map_err(|errors| {
+/// The report for `args` with what the servers' host names resolved to (as `check` says
+/// it), or what is wrong with them or the file.
+pub fn report(args: &Args) -> Result<(Report, Vec<String>), String> {
+    let failed = |errors: &crate::config::ConfigErrors| {
         format!(
             "{errors}\n{} error(s) in {}",
             errors.0.len(),
             args.config.display()
         )
-    })?;
+    };
+    let plan = crate::config::load_file(&args.config).map_err(|e| failed(&e))?;
+    // Host names are resolved as `run` resolves them: the servers are their addresses.
+    let (plan, dns) = if plan.pools.iter().any(|p| !p.named.is_empty()) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("error: {e}"))?;
+        let resolved = rt
+            .block_on(discovery::resolve(&plan, &discovery::Book::default()))
+            .map_err(|e| failed(&crate::config::ConfigErrors(e)))?;
+        (discovery::apply(&plan, &resolved.book, &[]), resolved.notes)
+    } else {
+        (plan, Vec::new())
+    };
     let mut req = Request::parse_line(&args.request).map_err(|e| format!("error: {e}"))?;
     req.listener = args.listener.clone();
     for h in &args.headers {
@@ -92,10 +111,11 @@ pub fn report(args: &Args) -> Result<Report, String> {
         crate::balance::fix_seed(seed);
     }
     let offline = Offline::new(&plan);
-    match &args.pool {
+    let report = match &args.pool {
         Some(name) => offline.explain_pool(name, &req),
         None => offline.explain(&req),
-    }
+    }?;
+    Ok((report, dns))
 }
 
 /// A config's listeners and pools, built to be explained, not served.
