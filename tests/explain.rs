@@ -424,6 +424,13 @@ async fn routes_matched_and_shadowed_and_questions_refused() {
         pools.push(e["pool"]["name"].as_str().unwrap().to_string());
     }
     assert_eq!(pools.iter().filter(|p| *p == "a").count(), 6, "{pools:?}");
+    // A pool asked directly.
+    let e = explain(admin, "pool=b&path=/anything").await;
+    assert_eq!(
+        (e["direct"].clone(), pick(&e)),
+        (true.into(), "s2".to_string())
+    );
+    assert!(e["routes"].as_array().unwrap().is_empty());
     // A tcp listener: a connection, its pool, the client address.
     let e = explain(admin, "listener=db&client=10.9.8.7").await;
     assert_eq!(e["l4"], true);
@@ -432,6 +439,7 @@ async fn routes_matched_and_shadowed_and_questions_refused() {
     assert_eq!(e["request"]["client"], "10.9.8.7");
     for (query, status, says) in [
         ("listener=nope", 404, "no listener named"),
+        ("pool=nope", 404, "pools: a, b"),
         ("path=/", 400, "say which one"),
         ("colour=red", 400, "unknown parameter"),
         ("path=relative", 400, "must start with /"),

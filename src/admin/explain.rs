@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::View;
 use crate::config::Protocol;
-use crate::explain::{QUERY_HELP, Request, cli::pick_listener, explain, explain_l4};
+use crate::explain::{
+    QUERY_HELP, Request, cli::pick_listener, explain, explain_direct, explain_l4,
+};
 
 /// A question the API cannot answer: what is wrong and how to ask instead.
 pub struct Unanswerable {
@@ -28,6 +30,20 @@ fn bad(message: impl Into<String>, help: impl Into<String>) -> Unanswerable {
 /// The explanation of the request described by `query` on the running listeners of `view`.
 pub fn answer(view: &View, query: &str) -> Result<Value, Unanswerable> {
     let req = Request::from_query(query).map_err(|e| bad(e, QUERY_HELP))?;
+    if let Some(name) = &req.pool {
+        let names = || {
+            let all: Vec<&str> = view.pools.iter().map(|u| u.pool.name.as_str()).collect();
+            format!("pools: {}", all.join(", "))
+        };
+        return match view.pools.iter().find(|u| &u.pool.name == name) {
+            Some(up) => Ok(explain_direct(up, &req).to_json()),
+            None => Err(Unanswerable {
+                not_found: true,
+                message: format!("no pool named {name:?}"),
+                help: names(),
+            }),
+        };
+    }
     let plan = pick_listener(&view.plan, &req).map_err(|e| {
         let e = e.trim_start_matches("error: ");
         let (message, help) = e.split_once("\n  help: ").unwrap_or((e, QUERY_HELP));

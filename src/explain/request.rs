@@ -10,13 +10,15 @@ use http::HeaderName;
 use crate::proxy::http::view::RequestView;
 
 /// The parameters `GET /api/explain` takes, for its answer to a mistake.
-pub const QUERY_HELP: &str = "listener=NAME (may be left out when there is one), method=GET, host=HOST, path=/PATH?QUERY, client=ADDR, header=NAME:VALUE and cookie=NAME=VALUE (each may repeat), or url=http://HOST/PATH instead of host and path";
+pub const QUERY_HELP: &str = "listener=NAME (may be left out when there is one), method=GET, host=HOST, path=/PATH?QUERY, client=ADDR, header=NAME:VALUE and cookie=NAME=VALUE (each may repeat), or url=http://HOST/PATH instead of host and path; pool=NAME asks that pool directly, routing left out";
 
 /// A request to explain.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The listener it arrives on; `None`: the only HTTP listener.
     pub listener: Option<String>,
+    /// A pool to ask directly, leaving listeners and routes out.
+    pub pool: Option<String>,
     pub method: String,
     /// The host it names, with its port if any.
     pub host: Option<String>,
@@ -34,6 +36,7 @@ impl Default for Request {
     fn default() -> Request {
         Request {
             listener: None,
+            pool: None,
             method: "GET".into(),
             host: None,
             path_and_query: "/".into(),
@@ -140,6 +143,7 @@ impl Request {
             let (k, v) = (decode(k), decode(v));
             match k.as_str() {
                 "listener" => r.listener = Some(v),
+                "pool" => r.pool = Some(v),
                 "method" => {
                     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
                         return Err(format!("method {v:?} is not a method"));
