@@ -33,8 +33,8 @@ impl Trace {
     /// A trace when `req` asks for one (`X-Switchyard-Explain: 1`) on a listener whose peers
     /// are trusted; its route named first.
     pub fn asked(site: &Site, req: &impl RequestView) -> Option<Trace> {
-        let asks = req.header_values(&HEADER).any(|v| v.trim_ascii() == b"1");
-        if !asks || site.proxy_in.is_none() {
+        // The listener first: on one without trusted peers, no header is even looked for.
+        if site.proxy_in.is_none() || !req.header_values(&HEADER).any(|v| v.trim_ascii() == b"1") {
             return None;
         }
         let t = Trace::default();
