@@ -169,9 +169,17 @@ impl<B: StablePick> Balancer for Stable<B> {
             ),
         };
         e.step(why);
+        // Its figures in words, so that the mapping's own keep their names.
+        if !next.facts.0.is_empty() {
+            let figures: Vec<String> = (next.facts.0.iter())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            e.step(format!(
+                "over the servers in rotation: {}",
+                figures.join(", ")
+            ));
+        }
         e.steps.append(&mut next.steps);
-        e.servers.append(&mut next.servers);
-        e.facts.0.append(&mut next.facts.0);
         e.pick = next.pick;
         e
     }
