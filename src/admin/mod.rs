@@ -22,7 +22,7 @@ pub mod client;
 mod dashboard;
 mod explain;
 mod metrics;
-pub mod probe;
+pub mod readiness;
 mod status;
 
 use std::convert::Infallible;

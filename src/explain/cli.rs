@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Report, Request, explain, explain_direct, explain_l4};
-use crate::config::{ListenerPlan, Plan, Protocol, Target};
+use crate::config::{ConfigErrors, ListenerPlan, Plan, Protocol, Target};
 use crate::discovery;
 use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{Route, RouteTarget, Router, Site, Upstream};
@@ -75,7 +75,7 @@ pub fn run(args: &Args) -> std::process::ExitCode {
 /// The report for `args` with what the servers' host names resolved to (as `check` says
 /// it), or what is wrong with them or the file.
 pub fn report(args: &Args) -> Result<(Report, Vec<String>), String> {
-    let failed = |errors: &crate::config::ConfigErrors| {
+    let failed = |errors: &ConfigErrors| {
         format!(
             "{errors}\n{} error(s) in {}",
             errors.0.len(),
@@ -84,18 +84,7 @@ pub fn report(args: &Args) -> Result<(Report, Vec<String>), String> {
     };
     let plan = crate::config::load_file(&args.config).map_err(|e| failed(&e))?;
     // Host names are resolved as `run` resolves them: the servers are their addresses.
-    let (plan, dns) = if plan.pools.iter().any(|p| !p.named.is_empty()) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("error: {e}"))?;
-        let resolved = rt
-            .block_on(discovery::resolve(&plan, &discovery::Book::default()))
-            .map_err(|e| failed(&crate::config::ConfigErrors(e)))?;
-        (discovery::apply(&plan, &resolved.book, &[]), resolved.notes)
-    } else {
-        (plan, Vec::new())
-    };
+    let (plan, dns) = discovery::resolve_now(&plan).map_err(|e| failed(&ConfigErrors(e)))?;
     let mut req = Request::parse_line(&args.request).map_err(|e| format!("error: {e}"))?;
     req.listener = args.listener.clone();
     for h in &args.headers {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{OnDrain, StickyPlan};
-use crate::upstream::health::SlowStart;
+use crate::upstream::state::SlowStart;
 use crate::upstream::{AdminState, HealthState, Pool, Server};
 
 /// One server as an explanation shows it.

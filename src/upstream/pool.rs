@@ -38,7 +38,7 @@ pub struct Pool {
     pub keepalive_timeout: std::time::Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
-    /// Active health checks (run by `health::spawn`), if configured.
+    /// Active health checks (run by `probe::spawn`), if configured.
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
     pub sticky: Option<StickyPlan>,
@@ -124,7 +124,7 @@ impl Pool {
             .iter()
             .any(|s| s.in_slow_start() && s.accepts_new())
         {
-            for _ in 0..crate::upstream::health::SlowStart::STEPS {
+            for _ in 0..crate::upstream::state::SlowStart::STEPS {
                 if let Some(s) = once() {
                     return Some(s);
                 }
@@ -172,8 +172,8 @@ impl Pool {
             {
                 notes.push(format!(
                     "slow start turned away the only servers left: the pool asks again, up to {} times, and admits one ask in {} at the latest",
-                    crate::upstream::health::SlowStart::STEPS,
-                    crate::upstream::health::SlowStart::STEPS
+                    crate::upstream::state::SlowStart::STEPS,
+                    crate::upstream::state::SlowStart::STEPS
                 ));
             } else if ctx.tried.is_empty()
                 && !self.has_available()
