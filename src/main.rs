@@ -70,6 +70,9 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
+        /// The file, as `plan` and `import` take theirs (the same as `-c FILE`).
+        #[arg(conflicts_with = "config")]
+        file: Option<PathBuf>,
     },
     /// Run a load balancer over three built-in demo servers.
     Demo {
@@ -183,9 +186,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation trips passive health on purpose: its servers' warnings are no news.
     let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
-    init_logging(cli.log_level.as_deref().or(quiet));
+    switchyard::observe::init_logging(cli.log_level.as_deref().or(quiet));
     let result = match cli.command {
-        Command::Check { config } => return check(&config),
+        Command::Check { config, file } => return check(file.as_ref().unwrap_or(&config)),
         Command::Reload {
             config,
             admin,
@@ -255,21 +258,6 @@ fn chain(e: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -533,8 +521,11 @@ async fn serve_until_signal(
                 Signal::Hangup => {
                     // A full reload; errors are logged and the running configuration stays.
                     let _ = runtime.reload().await;
+                    // Certificate files are read again even when the reload was refused.
                     let n = runtime.reload_certificates().await;
-                    tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
+                    if n > 0 {
+                        tracing::info!("SIGHUP: {n} listener(s) took new certificates");
+                    }
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
                 Signal::Reopen => {
@@ -779,7 +770,9 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
             .iter()
             .map(|b| (b.name().to_string(), b.addr))
             .collect();
-        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin))).await?;
+        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin)))
+            .await
+            .context("the demo did not start (other ports: --listen ADDR, --admin ADDR)")?;
         let addr = runtime.local_addr("demo").unwrap_or(listen);
         // As this program was started: `cargo run` users have no `switchyard` on their PATH.
         let me = std::env::args()
