@@ -32,6 +32,7 @@ pub mod diff;
 mod duration;
 mod failover;
 mod plan;
+mod protect;
 mod read;
 mod suggest;
 mod words;
@@ -46,6 +47,7 @@ pub use diff::PlanDiff;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;
+pub use protect::*;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::error::RuntimeError;
 use crate::config::{ListenerPlan, Protocol, Target};
+use crate::proxy::http::protect::Guard;
 use crate::proxy::http::proxy_in::{ProxyIn, ProxyInStats};
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::{listen, tcp, udp};
@@ -260,7 +261,7 @@ impl Listener {
         let grace = wiring.grace;
         let (kind, task) = match (&socket, plan.protocol, tls) {
             (Socket::Tcp(s), Protocol::Https, Some(tls)) => {
-                let (site, proxy_in) = site(plan, wiring, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let resolver = Arc::new(tls::SniResolver::new(tls.store));
                 let certs = Certs::new(plan, resolver.clone(), &stop);
@@ -298,7 +299,7 @@ impl Listener {
                 (Kind::Udp(svc), task)
             }
             (Socket::Tcp(s), _, _) => {
-                let (site, proxy_in) = site(plan, wiring, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let task = tokio::spawn(http::serve(s.clone(), site.clone(), stop.clone(), grace));
                 (
@@ -336,7 +337,9 @@ impl Listener {
                 proxy_in,
                 certs,
             } => {
-                let (next, stats) = site(plan, wiring, proxy_in.clone());
+                let previous = current.load_full();
+                let port = self.addr.port();
+                let (next, stats) = site(plan, wiring, proxy_in.clone(), Some(&previous), port);
                 current.store(Arc::new(next));
                 *proxy_in = stats;
                 if let (Some(c), Some(tls)) = (certs.as_mut(), tls)
@@ -384,18 +387,23 @@ impl Listener {
 }
 
 /// The site of an `http` / `https` listener, with its PROXY-header counters (`stats`: the
-/// ones to keep counting on, from the site it replaces).
+/// ones to keep counting on, from the site it replaces). The rate limits of `previous` that
+/// the plan keeps as they were keep their tables. `port` is the port the listener is bound
+/// to.
 fn site(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
     stats: Option<Arc<ProxyInStats>>,
+    previous: Option<&Site>,
+    port: u16,
 ) -> (Site, Option<Arc<ProxyInStats>>) {
     // Validation guarantees every named pool exists.
     let get = |name: &str| wiring.upstreams[name].clone();
     let routes = l
         .routes
         .iter()
-        .map(|r| Route {
+        .enumerate()
+        .map(|(i, r)| Route {
             matcher: r.matcher.clone(),
             target: match &r.target {
                 Target::Pool(p) => RouteTarget::Pool(get(p)),
@@ -403,6 +411,12 @@ fn site(
                     RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                 }
             },
+            guard: Guard::build(
+                &r.guard,
+                previous
+                    .and_then(|p| p.router.routes.get(i))
+                    .map(|r| &r.guard),
+            ),
         })
         .collect();
     let proxy_in = l.l4.accept_proxy.clone().map(|trusted| {
@@ -428,6 +442,15 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
+        guard: Guard::build(&l.guard, previous.map(|p| &p.guard)),
+        // With PROXY headers, the peer in front is an L4 hop that passes the client's bytes
+        // unchanged: an X-Forwarded-For through it is the client's own word.
+        trusted: match l.l4.accept_proxy {
+            Some(_) => Vec::new(),
+            None => l.trusted_proxies.clone(),
+        },
+        forward_headers: l.forward_headers,
+        port,
     };
     site.direct = wiring.engine == http::Http1Engine::Direct && site.all_pools_h1();
     (site, proxy_in.map(|p| p.stats.clone()))

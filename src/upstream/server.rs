@@ -1,8 +1,11 @@
 //! One upstream server and its live state.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
 
 use crate::config::ServerPlan;
 
@@ -86,6 +89,10 @@ pub struct Server {
     latency_ewma_us: AtomicU64,
     /// Health and slow start (see `upstream/health.rs` and `server_health.rs`).
     pub(super) health: super::server_health::HealthCell,
+    /// `max_conns`: requests at once, 0 for no limit.
+    max_conns: AtomicU32,
+    /// The pool's queue, told when a place frees up (only while `max_conns` is set).
+    queue: ArcSwapOption<super::Queue>,
 }
 
 impl Server {
@@ -103,6 +110,8 @@ impl Server {
             responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
             health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
+            max_conns: AtomicU32::new(plan.max_conns),
+            queue: ArcSwapOption::empty(),
         }
     }
 
@@ -117,6 +126,7 @@ impl Server {
             drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
+            max_conns: 0,
         })
     }
 
@@ -134,6 +144,7 @@ impl Server {
         self.set_weight(plan.weight);
         self.set_admin_state(AdminState::of(plan));
         self.health.set_settings(plan.passive, plan.slow_start);
+        self.max_conns.store(plan.max_conns, Ordering::Relaxed);
     }
 
     /// Unique for the life of the process; a server kept across a reload keeps its id.
@@ -242,6 +253,52 @@ impl Server {
         self.latency_ewma_us.load(Ordering::Relaxed)
     }
 
+    /// `max_conns`: requests at once (0: no limit).
+    pub fn max_conns(&self) -> u32 {
+        self.max_conns.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server is below its `max_conns` (always, without one).
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        let max = self.max_conns.load(Ordering::Relaxed);
+        max == 0 || self.in_flight() < max
+    }
+
+    /// The queue to tell when a place frees up (the pool's, set when it is built).
+    pub(super) fn set_queue(&self, queue: Option<Arc<super::Queue>>) {
+        self.queue.store(queue);
+    }
+
+    /// [`Server::begin`], unless the server is at its `max_conns`. The place is taken
+    /// atomically: of requests racing for the last one, one gets it.
+    pub fn try_begin(self: &Arc<Self>) -> Option<InFlight> {
+        let max = self.max_conns.load(Ordering::Relaxed);
+        if max == 0 {
+            return Some(self.begin());
+        }
+        // Reserve the place, let `begin` count the request as every request is counted,
+        // then give the reservation back: `in_flight` is never above `max` + the racers
+        // that are about to be turned away, and no two requests take one place.
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        let flight = self.begin();
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Some(flight)
+    }
+
+    /// A request here ended: with `max_conns`, wake a request waiting for a place.
+    fn ended(&self) {
+        if self.max_conns.load(Ordering::Relaxed) != 0
+            && let Some(q) = &*self.queue.load()
+        {
+            q.freed();
+        }
+    }
+
     /// Count a request as started; the returned guard counts it as finished when dropped.
     pub fn begin(self: &std::sync::Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -281,6 +338,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.server.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.server.ended();
     }
 }
 
@@ -299,6 +357,41 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         drop(b);
         assert_eq!((s.in_flight(), s.requests()), (0, 2));
+    }
+
+    #[test]
+    fn max_conns_is_never_passed() {
+        let plan = ServerPlan {
+            max_conns: 2,
+            ..ServerPlan::at("127.0.0.1:1".parse().unwrap())
+        };
+        let s = Arc::new(Server::new(&plan));
+        let a = s.try_begin().unwrap();
+        assert!(s.has_room());
+        let b = s.try_begin().unwrap();
+        assert!(!s.has_room() && s.try_begin().is_none());
+        assert_eq!(s.in_flight(), 2);
+        drop(a);
+        let c = s.try_begin().unwrap();
+        drop((b, c));
+        assert_eq!((s.in_flight(), s.requests()), (0, 3));
+        // Eight threads race for the two places, each holding what it got until all tried.
+        let (start, tried) = (std::sync::Barrier::new(8), std::sync::Barrier::new(8));
+        let got: usize = std::thread::scope(|t| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| {
+                    t.spawn(|| {
+                        start.wait();
+                        let held = s.try_begin();
+                        tried.wait();
+                        usize::from(held.is_some())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(got, 2);
+        assert_eq!(s.in_flight(), 0);
     }
 
     #[test]

@@ -2,15 +2,21 @@
 //!
 //! `serve` accepts connections; each goes to the direct HTTP/1 path (`h1/`) when the site
 //! takes it (it hands HTTP/2 to hyper itself), else to hyper's auto (h1/h2c) server, whose
-//! requests go through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks
-//! a server and streams the exchange, and one access-log line records the outcome.
+//! requests go through [`handle`]: the request's own checks (its `Host`, its method, its
+//! path normalised: `path.rs`), the listener's guard (`protect.rs`: access lists, block
+//! rules, rate limits), the [`Router`] choosing an [`Upstream`] on the normalised path and
+//! the route's guard, then [`forward`] picks a server and streams the exchange, and one
+//! access-log line records the outcome.
 
 pub mod attempt;
 pub mod body;
 pub mod budget;
 pub mod forward;
+pub mod forwarding;
 pub mod h1;
 pub mod headers;
+pub mod path;
+pub mod protect;
 pub mod proxy_in;
 pub mod replay;
 pub mod retry;
@@ -43,6 +49,7 @@ pub use router::{Route, RouteTarget, Router};
 pub use tunnel::Tunnels;
 pub use upstream::Upstream;
 
+use crate::config::{Cidr, ForwardHeaders};
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
@@ -73,6 +80,15 @@ pub struct Site {
     /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
     /// pool this listener routes to speaks HTTP/1.1 to its servers.
     pub direct: bool,
+    /// `allow` / `deny`, `[[listener.block]]`, `[[listener.limit]]`: checked before routing.
+    pub guard: protect::Guard,
+    /// The peers whose `X-Forwarded-For` says who the client is, and whose forwarding
+    /// headers are kept (`trusted_proxies` on a listener that reads no PROXY header).
+    pub trusted: Vec<Cidr>,
+    /// `forward_headers`.
+    pub forward_headers: ForwardHeaders,
+    /// The listener's port (for `X-Forwarded-Port`).
+    pub port: u16,
 }
 
 impl Site {
@@ -93,9 +109,6 @@ pub async fn handle(
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    if let Some(port) = site.redirect_https {
-        return tls_serve::redirect(&site, client, &req, port);
-    }
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -107,26 +120,46 @@ pub async fn handle(
         http::Version::HTTP_11
     };
     let mut info = UpstreamInfo::default();
-    let (pool, result) = match site.router.route(&req).cloned() {
-        None => (None, Err(ProxyError::NoRoute)),
-        Some(up) => {
-            let r = forward(&up, req, client, site.scheme, &mut info).await;
-            (Some(up), r)
+    let (pool, result) = match checked(&site, &req) {
+        Err(e) => (None, Err(e)),
+        Ok(()) if site.redirect_https.is_some() => {
+            let port = site.redirect_https.unwrap_or(443);
+            return tls_serve::redirect(&site, client, &req, port);
         }
+        Ok(()) => route_and_forward(&site, client, req, &mut info).await,
     };
     let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
     let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::warn!(
-                listener = %site.listener,
-                pool = pool_name,
-                server = server_name,
-                cause = e.kind(),
-                "{method} {uri}: {e}"
+            if e.is_refusal() {
+                tracing::debug!(listener = %site.listener, %client, "{method} {uri}: {e}");
+            } else {
+                tracing::warn!(
+                    listener = %site.listener,
+                    pool = pool_name,
+                    server = server_name,
+                    cause = e.kind(),
+                    "{method} {uri}: {e}"
+                );
+            }
+            let mut resp = error_response(&e);
+            // A request refused for what it is (its Host, its method, its path) ends its
+            // HTTP/1 connection, as on the direct path.
+            let closes = matches!(
+                e,
+                ProxyError::BadRequest(_)
+                    | ProxyError::MethodNotAllowed(_)
+                    | ProxyError::NotImplemented(_)
             );
-            error_response(&e)
+            if closes && version != http::Version::HTTP_2 {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            resp
         }
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
@@ -149,6 +182,92 @@ pub async fn handle(
         total: started.elapsed(),
     });
     resp
+}
+
+/// What a request must be before anything else looks at it: its host (one, valid, the one
+/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), a
+/// body framing we can pass on whole (no transfer coding but `chunked`).
+fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
+    let bad = |why: &'static str| {
+        tracing::debug!(listener = %site.listener, "refused: {why}");
+        Err(ProxyError::BadRequest(why.into()))
+    };
+    if req.method() == http::Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed("CONNECT is not proxied"));
+    }
+    let h = req.headers();
+    let mut hosts = h.get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return bad("more than one Host");
+    }
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let h2 = req.version() == http::Version::HTTP_2;
+    match (authority, host) {
+        // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the
+        // request malformed (refused rather than replaced: one of them lies). For an
+        // absolute-form HTTP/1.1 target the target wins (RFC 9112 §3.2.2) and Host is
+        // replaced when forwarded.
+        (Some(a), Some(host)) if h2 && !a.eq_ignore_ascii_case(host.as_bytes()) => {
+            return bad("Host differs from :authority");
+        }
+        (Some(a), _) if !headers::valid_host(a) => return bad("invalid host in the target"),
+        (None, Some(host)) if !headers::valid_host(host.as_bytes()) => {
+            return bad("invalid Host");
+        }
+        (None, None) if h2 || req.version() == http::Version::HTTP_11 => {
+            return bad("no Host");
+        }
+        _ => {}
+    }
+    if !headers::only_chunked(
+        h.get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(ProxyError::NotImplemented(
+            "a transfer coding other than chunked",
+        ));
+    }
+    Ok(())
+}
+
+/// The listener's guard, the route (on the normalised path), the route's guard, then
+/// [`forward`].
+async fn route_and_forward(
+    site: &Site,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    info: &mut UpstreamInfo,
+) -> (
+    Option<Arc<Upstream>>,
+    Result<Response<ProxyBody>, ProxyError>,
+) {
+    let xff = http::header::HeaderName::from_static("x-forwarded-for");
+    let client = protect::real_client(
+        peer.ip(),
+        &site.trusted,
+        req.headers().get_all(&xff).iter().map(|v| v.as_bytes()),
+    );
+    let raw = req.uri().path().as_bytes();
+    let mut buf = Vec::new();
+    let normal = match path::normalise(raw, &mut buf) {
+        Ok(n) => n,
+        Err(e) => return (None, Err(ProxyError::BadRequest(e.reason().into()))),
+    };
+    if let Err(e) = site.guard.check(&req, client, raw, normal) {
+        return (None, Err(e));
+    }
+    let Some(routed) = site.router.route(&req, normal) else {
+        return (None, Err(ProxyError::NoRoute));
+    };
+    if let Err(e) = routed.guard.check(&req, client, raw, normal) {
+        return (Some(routed.pool.clone()), Err(e));
+    }
+    let up = routed.pool.clone();
+    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
+    let r = forward(&up, req, peer, client, trusted, site, info).await;
+    (Some(up), r)
 }
 
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
@@ -244,8 +363,9 @@ pub(crate) fn service(
 > + Clone {
     service_fn(move |mut req: Request<Incoming>| {
         let site = site.load_full();
-        // Only an upgrade becomes a tunnel; other requests skip the extension map's allocation.
-        if headers::wants_upgrade(req.headers()) {
+        // Only a WebSocket upgrade becomes a tunnel; other requests skip the extension map's
+        // allocation.
+        if headers::wants_websocket(req.headers()) {
             req.extensions_mut().insert(tunnels.clone());
         }
         async move { Ok::<_, Infallible>(handle(site, client, req).await) }

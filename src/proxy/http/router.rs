@@ -1,8 +1,11 @@
 //! Choosing the pool for a request: routes in order, first match wins, else the default.
+//! A route's `path_prefix` is compared with the normalised path (`path.rs`), as nginx
+//! matches a `location` against `$uri`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::protect::Guard;
 use super::upstream::Upstream;
 use super::view::RequestView;
 use crate::balance::smooth_sequence;
@@ -44,6 +47,8 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// The route's `allow` / `deny`, blocks and limits.
+    pub guard: Guard,
 }
 
 pub struct Router {
@@ -51,18 +56,33 @@ pub struct Router {
     pub default: Option<Arc<Upstream>>,
 }
 
+/// Where a request goes, and what guards that way.
+pub struct Routed<'a> {
+    pub pool: &'a Arc<Upstream>,
+    pub guard: &'a Guard,
+}
+
+/// The guard of the default pool: nothing beyond the listener's.
+static NO_GUARD: Guard = Guard::none();
+
 impl Router {
-    /// The pool for `req`, or `None` when no route matches and there is no default.
-    pub fn route(&self, req: &impl RequestView) -> Option<&Arc<Upstream>> {
-        self.routes
-            .iter()
-            .find(|r| matches(&r.matcher, req))
-            .map(|r| r.target.choose())
-            .or(self.default.as_ref())
+    /// The pool for `req` whose normalised path is `path`, or `None` when no route matches
+    /// and there is no default.
+    pub fn route(&self, req: &impl RequestView, path: &[u8]) -> Option<Routed<'_>> {
+        match self.routes.iter().find(|r| matches(&r.matcher, req, path)) {
+            Some(r) => Some(Routed {
+                pool: r.target.choose(),
+                guard: &r.guard,
+            }),
+            None => self.default.as_ref().map(|pool| Routed {
+                pool,
+                guard: &NO_GUARD,
+            }),
+        }
     }
 }
 
-fn matches(m: &Matcher, req: &impl RequestView) -> bool {
+fn matches(m: &Matcher, req: &impl RequestView, path: &[u8]) -> bool {
     if let Some(host) = &m.host {
         match req.host() {
             Some(h) if host.matches(h) => {}
@@ -70,7 +90,7 @@ fn matches(m: &Matcher, req: &impl RequestView) -> bool {
         }
     }
     if let Some(prefix) = &m.path_prefix
-        && !req.path().starts_with(prefix.as_str())
+        && !path.starts_with(prefix.as_bytes())
     {
         return false;
     }

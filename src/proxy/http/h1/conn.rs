@@ -24,6 +24,7 @@ use crate::proxy::http::Site;
 use crate::proxy::http::replay::REPLAY_LIMIT;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::view::{RequestView, hash_key};
+use crate::proxy::http::{headers, path, protect};
 use crate::upstream::InFlight;
 
 /// How long a client may take to send a request head (hyper's `header_read_timeout` as the
@@ -60,6 +61,10 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    /// The normalised path, when it differs from the one sent.
+    norm: Vec<u8>,
+    /// The client as a trusted proxy named it, as text.
+    real_ip: String,
 }
 
 impl Conn {
@@ -77,6 +82,8 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            norm: Vec::new(),
+            real_ip: String::new(),
         }
     }
 
@@ -154,27 +161,14 @@ impl Conn {
         let upgrading = self.req.upgrade
             && view
                 .header_values(&http::header::UPGRADE)
-                .any(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"websocket")));
+                .any(headers::offers_websocket);
         let expect_continue = self.req.expect_continue;
         let te_trailers = self.req.te_trailers;
-        let bad_host = if self.req.hosts > 1 {
-            Some("more than one Host")
-        } else if self.req.host.is_none() && !http10 && view.origin().1.is_none() {
-            Some("no Host")
-        } else {
-            None
-        };
         let method = http::Method::from_bytes(view.method_bytes()).unwrap_or(http::Method::GET);
 
-        if let Some(why) = bad_host {
+        if let Some((status, why)) = own_checks(&view, http10) {
             self.rb.consume(head_len);
-            return self.refuse(io, &site, 400, why, started, logging).await;
-        }
-        if method == http::Method::CONNECT {
-            self.rb.consume(head_len);
-            return self
-                .refuse(io, &site, 405, "CONNECT is not proxied", started, logging)
-                .await;
+            return self.refuse(io, &site, status, why, started, logging).await;
         }
         if let Some(port) = site.redirect_https {
             let url = view.host().and_then(|h| {
@@ -198,7 +192,30 @@ impl Conn {
             self.log(&site, logging, status, "-", "-", 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let Some(up) = site.router.route(&view) else {
+        // Routes match the normalised path; the server gets the target as sent.
+        let raw = view.path().as_bytes();
+        let normal = match path::normalise(raw, &mut self.norm) {
+            Ok(n) => n,
+            Err(e) => {
+                self.rb.consume(head_len);
+                return self
+                    .refuse(io, &site, 400, e.reason(), started, logging)
+                    .await;
+            }
+        };
+        let peer = self.client.ip();
+        let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer);
+        let client = match trusted {
+            true => protect::real_client(peer, &site.trusted, view.header_values(&XFF)),
+            false => peer,
+        };
+        if let Err(e) = site.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            return self
+                .failed(io, &site, e, "-", framing, started, logging)
+                .await;
+        }
+        let Some(routed) = site.router.route(&view, normal) else {
             self.rb.consume(head_len);
             return self
                 .failed(
@@ -212,6 +229,18 @@ impl Conn {
                 )
                 .await;
         };
+        let up = routed.pool;
+        if let Err(e) = routed.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            return self
+                .failed(io, &site, e, &up.pool.name, framing, started, logging)
+                .await;
+        }
+        if client != peer {
+            use std::fmt::Write as _;
+            self.real_ip.clear();
+            let _ = write!(self.real_ip, "{client}");
+        }
         let pool = &up.pool;
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
@@ -220,13 +249,22 @@ impl Conn {
             self.key.extend_from_slice(k);
         }
         let now = tokio::time::Instant::now();
-        let stick = up.sticky().map(|s| s.lookup(&view, self.client.ip(), now));
+        let stick = up.sticky().map(|s| s.lookup(&view, client, now));
         request_out(
             &mut self.up_head,
             &view,
             &Forwarding {
                 client_ip: &self.client_ip,
+                real_ip: if client == peer {
+                    &self.client_ip
+                } else {
+                    &self.real_ip
+                },
+                trusted,
+                set: site.forward_headers,
                 scheme: site.scheme,
+                host: view.host_with_port(),
+                port: site.port,
                 host_from_server: pool.host_header == crate::config::HostHeader::Upstream,
                 framing,
                 upgrading,
@@ -257,7 +295,7 @@ impl Conn {
         };
         let continued = matches!(body, Body::Kept) && expect_continue;
         let ask = PickHints {
-            client: self.client,
+            client: SocketAddr::new(client, self.client.port()),
             hash_key: has_key.then_some(&self.key[..]),
             method: &method,
             preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
@@ -532,15 +570,19 @@ impl Conn {
         started: Instant,
         logging: bool,
     ) -> Next {
-        tracing::warn!(
-            listener = %site.listener,
-            pool,
-            server = "-",
-            cause = e.kind(),
-            "{} {}: {e}",
-            self.log_method,
-            self.log_uri
-        );
+        if e.is_refusal() {
+            tracing::debug!(listener = %site.listener, client = %self.client, "{} {}: {e}", self.log_method, self.log_uri);
+        } else {
+            tracing::warn!(
+                listener = %site.listener,
+                pool,
+                server = "-",
+                cause = e.kind(),
+                "{} {}: {e}",
+                self.log_method,
+                self.log_uri
+            );
+        }
         let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
         self.log(
             site,
@@ -576,10 +618,16 @@ impl Conn {
             text.push('\n');
         }
         let close = !keep_alive || unread != Framing::Empty;
-        let extra: &[u8] = if status == http::StatusCode::SERVICE_UNAVAILABLE {
-            b"retry-after: 1\r\n"
-        } else {
-            b""
+        let mut extra = [0u8; 40];
+        let extra = match e.retry_after() {
+            Some(secs) => {
+                use std::io::Write as _;
+                let mut w = &mut extra[..];
+                let _ = write!(w, "retry-after: {secs}\r\n");
+                let left = w.len();
+                &extra[..40 - left]
+            }
+            None => &extra[..0],
         };
         let _ = self
             .answer_own(io, status.as_u16(), extra, &text, close)
@@ -636,6 +684,37 @@ impl Conn {
             total: started.elapsed(),
         });
     }
+}
+
+static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// What a request must be before anything else looks at it (hyper's engine checks the same
+/// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
+/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); a body framing we can
+/// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
+fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
+    let head = view.head;
+    if head.hosts > 1 {
+        return Some((400, "more than one Host"));
+    }
+    match (view.origin().1, head.host) {
+        (Some(a), _) if !headers::valid_host(a.as_bytes()) => {
+            return Some((400, "invalid host in the target"));
+        }
+        (None, Some(h)) if !headers::valid_host(h.get(view.buf)) => {
+            return Some((400, "invalid Host"));
+        }
+        (None, None) if !http10 => return Some((400, "no Host")),
+        _ => {}
+    }
+    if view.method_bytes() == b"CONNECT" {
+        return Some((405, "CONNECT is not proxied"));
+    }
+    if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
+    {
+        return Some((501, "a transfer coding other than chunked"));
+    }
+    None
 }
 
 /// What the answer to the client depends on besides the server's answer.

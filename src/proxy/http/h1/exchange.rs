@@ -232,12 +232,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C> {
     type Answer = Reply;
 
-    async fn attempt(&mut self, server: &Arc<Server>) -> Result<Reply, ProxyError> {
+    async fn attempt(
+        &mut self,
+        server: &Arc<Server>,
+        in_flight: InFlight,
+    ) -> Result<Reply, ProxyError> {
         self.server = Some(server.clone());
         self.attempts += 1;
         self.connect = None;
         self.header = None;
-        let in_flight = server.begin();
         let started = Instant::now();
         let (mut conn, connect) = match self.up.idle().take(server) {
             Some(c) => (c, Duration::ZERO),
