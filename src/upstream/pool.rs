@@ -76,11 +76,8 @@ impl Pool {
             .collect();
         let pickers = build_pickers(plan.algorithm, &servers);
         // The queue goes on from the pool this one replaces, with its waiting requests.
-        let queue = (plan.queue_size > 0 && servers.iter().any(|s| s.max_conns() > 0)).then(|| {
-            previous
-                .and_then(|p| p.queue.clone())
-                .unwrap_or_default()
-        });
+        let queue = (plan.queue_size > 0 && servers.iter().any(|s| s.max_conns() > 0))
+            .then(|| previous.and_then(|p| p.queue.clone()).unwrap_or_default());
         for s in &servers {
             s.set_queue(queue.clone());
         }
