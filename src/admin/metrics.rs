@@ -386,6 +386,14 @@ fn tcp(e: &mut Exposition, state: &View) {
     per_listener(
         e,
         &ls,
+        "switchyard_tcp_connections_denied_total",
+        "Connections closed at once because allow/deny refuse the client.",
+        c,
+        |s| load(&s.denied),
+    );
+    per_listener(
+        e,
+        &ls,
         "switchyard_tcp_proxy_untrusted_total",
         "Connections closed because the peer is not in trusted_proxies.",
         c,
@@ -484,6 +492,14 @@ fn udp(e: &mut Exposition, state: &View) {
         "Datagrams of new clients dropped because max_sessions sessions were open.",
         c,
         |s| load(&s.rejected_over_limit),
+    );
+    per_listener(
+        e,
+        &ls,
+        "switchyard_udp_denied_total",
+        "Datagrams dropped because allow/deny refuse their client.",
+        c,
+        |s| load(&s.denied),
     );
     per_listener(
         e,

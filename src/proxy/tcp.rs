@@ -29,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::Acl;
 use crate::proxy::proxy_protocol::{self, Header};
 use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
@@ -47,6 +48,8 @@ pub struct TcpStats {
     pub active: AtomicU64,
     /// Closed at once because `max_connections` were open.
     pub rejected_over_limit: AtomicU64,
+    /// Closed at once because the client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Closed because the peer is not in `trusted_proxies`.
     pub proxy_untrusted: AtomicU64,
     /// Closed because the PROXY header was malformed, missing or late.
@@ -97,6 +100,9 @@ pub struct TcpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<TcpStats>,
+    /// `allow` / `deny`: a client they refuse is closed at once (after its PROXY header,
+    /// when the listener reads one: the address it gives is the client's).
+    pub acl: Acl,
     /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
     /// listener shares the pool, whose EWMA is the time to a response head.
     pub record_latency: bool,
@@ -130,6 +136,12 @@ pub async fn serve(
         svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
         let active = Active(svc.stats.clone());
+        if svc.config.accept_proxy.is_none() && !svc.acl.is_empty() && !svc.acl.allows(client.ip())
+        {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "not allowed: closed");
+            return;
+        }
         if open >= svc.config.max_connections as u64 {
             svc.stats
                 .rejected_over_limit
@@ -224,6 +236,11 @@ async fn handle(
                 tracing::warn!(listener = %svc.listener, %peer, "closed: {e}");
                 return;
             }
+        }
+        if !svc.acl.is_empty() && !svc.acl.allows(source.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, client = %source, "not allowed: closed");
+            return;
         }
     }
 

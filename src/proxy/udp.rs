@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::Acl;
 use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
 
@@ -48,6 +49,8 @@ pub struct UdpStats {
     pub sessions_expired: AtomicU64,
     /// Datagrams of new clients dropped because the table was full.
     pub rejected_over_limit: AtomicU64,
+    /// Datagrams dropped because their client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Datagrams dropped because no server was available.
     pub no_server: AtomicU64,
     /// Datagrams client → server and server → client.
@@ -75,6 +78,8 @@ pub struct UdpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<UdpStats>,
+    /// `allow` / `deny`: a datagram from a client they refuse is dropped (no session).
+    pub acl: Acl,
     /// Feed first-answer delays to the servers' latency EWMA (`least_time`); off when an
     /// HTTP listener shares the pool.
     pub record_latency: bool,
@@ -148,6 +153,10 @@ fn datagram(
         svc.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
     if !table.contains_key(&client) {
+        if !svc.acl.is_empty() && !svc.acl.allows(client.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Expired sessions leave at the next sweep (at most a second away), not here: a
         // scan per datagram of a full table would let a flood of new clients burn the CPU.
         if table.len() >= svc.config.max_sessions {

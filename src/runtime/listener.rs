@@ -468,6 +468,7 @@ fn tcp_service(
             .clone(),
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
     }
 }
@@ -484,6 +485,7 @@ fn udp_service(
             .clone(),
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
     }
 }
