@@ -219,6 +219,9 @@ fn init_logging(level: Option<&str>) {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
         Ok(plan) => {
+            for w in config::warnings(&plan) {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "ok: {} listener(s), {} pool(s), {} server(s)",
                 plan.listeners.len(),
@@ -454,6 +457,9 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
     };
+    for w in config::warnings(&plan) {
+        eprintln!("warning: {w}");
+    }
     raise_open_file_limit(&plan);
     // An upgrade takes the running process's sockets before anything else: the config is
     // checked by now, so a broken file never disturbs the process that serves.

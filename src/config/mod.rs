@@ -35,6 +35,7 @@ mod plan;
 mod protect;
 mod read;
 mod suggest;
+mod warn;
 mod words;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;
 pub use protect::*;
+pub use warn::warnings;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

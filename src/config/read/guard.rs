@@ -191,17 +191,3 @@ pub(super) fn forward_headers(v: &Val<'_>) -> Result<ForwardHeaders, Bad> {
     let bits = list(one)(v)?;
     Ok(ForwardHeaders(bits.into_iter().fold(0, |a, b| a | b)))
 }
-
-/// `trusted_proxies`: a block of every address would believe any client about its address.
-pub(super) fn trust_rules(t: &Table<'_>, trusted: &[Cidr]) {
-    if let Some(all) = trusted.iter().find(|c| c.prefix == 0) {
-        t.error_at(
-            "trusted_proxies",
-            format!(
-                "trusted_proxies contains {}/0, every address: any client could then claim any address",
-                all.addr
-            ),
-            "list only the proxies in front of this listener, e.g. trusted_proxies = [\"10.0.0.0/8\"] or their exact addresses",
-        );
-    }
-}

@@ -165,9 +165,6 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     on.set("session_timeout", &mut l4.session_timeout, positive(help));
     on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
     let http = matches!(protocol, Some(Protocol::Http | Protocol::Https) | None);
-    if let Some(trusted) = &trusted {
-        guard::trust_rules(t, trusted);
-    }
     l.trusted_proxies = trusted.clone().unwrap_or_default();
     l4.accept_proxy = accept_proxy(t, accept, trusted, http);
     let array = |v: &Val<'_>| v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array));

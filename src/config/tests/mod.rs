@@ -7,6 +7,7 @@ mod duration;
 mod failover;
 mod l4;
 mod live;
+mod protect;
 mod syntax;
 mod validate;
 
