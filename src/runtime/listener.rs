@@ -413,6 +413,7 @@ fn site(
             },
             guard: Guard::build(
                 &r.guard,
+                &format!("{}/route{i}", l.name),
                 previous
                     .and_then(|p| p.router.routes.get(i))
                     .map(|r| &r.guard),
@@ -442,7 +443,7 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
-        guard: Guard::build(&l.guard, previous.map(|p| &p.guard)),
+        guard: Guard::build(&l.guard, &l.name, previous.map(|p| &p.guard)),
         // With PROXY headers, the peer in front is an L4 hop that passes the client's bytes
         // unchanged: an X-Forwarded-For through it is the client's own word.
         trusted: match l.l4.accept_proxy {

@@ -24,6 +24,17 @@ use crate::guard::{Acl, Decision, RateLimiter, RequestRule, rules};
 pub struct Limit {
     pub plan: LimitPlan,
     pub limiter: Arc<RateLimiter>,
+    /// A name every balancer gives this limit alike (`web/0`, `web/route1/0`): the scope of
+    /// its keys in Redis once limits can be shared.
+    pub scope: String,
+}
+
+/// The table of one limit. This is the hook for `shared = true` (refused by the reader
+/// today): with a `Cluster` at hand it becomes `cluster.rate_limiter(scope, l.rate, l.burst,
+/// l.size)`, which syncs the same GCRA table through Redis (`src/cluster/rate.rs`); the
+/// request path does not change.
+fn limiter(l: &LimitPlan, _scope: &str) -> Arc<RateLimiter> {
+    Arc::new(RateLimiter::new(l.rate, l.burst, l.size))
 }
 
 /// What protects one listener or one route.
@@ -51,21 +62,23 @@ impl Guard {
         }
     }
 
-    /// The guard of `plan`. A limit that `previous` (the guard this one replaces on a
-    /// reload) had with the same settings keeps its table, so a reload forgets no client's
-    /// spent allowance.
-    pub fn build(plan: &GuardPlan, previous: Option<&Guard>) -> Guard {
+    /// The guard of `plan`, whose limits are named `{scope}/{index}`. A limit that
+    /// `previous` (the guard this one replaces on a reload) had with the same settings
+    /// keeps its table, so a reload forgets no client's spent allowance.
+    pub fn build(plan: &GuardPlan, scope: &str, previous: Option<&Guard>) -> Guard {
         let limits = plan
             .limits
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(i, l)| {
+                let scope = format!("{scope}/{i}");
                 let kept = previous
                     .and_then(|p| p.limits.iter().find(|old| old.plan == *l))
                     .map(|old| old.limiter.clone());
                 Limit {
                     plan: l.clone(),
-                    limiter: kept
-                        .unwrap_or_else(|| Arc::new(RateLimiter::new(l.rate, l.burst, l.size))),
+                    limiter: kept.unwrap_or_else(|| limiter(l, &scope)),
+                    scope,
                 }
             })
             .collect();
@@ -237,6 +250,40 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_reload_keeps_the_table_of_a_limit_it_keeps() {
+        use crate::config::{LimitKey, LimitPlan, Rate};
+        let limit = |count| LimitPlan {
+            key: LimitKey::ClientIp,
+            rate: Rate {
+                count,
+                per: std::time::Duration::from_secs(60),
+            },
+            burst: 0,
+            size: 16,
+            shared: false,
+        };
+        let plan = GuardPlan {
+            limits: vec![limit(1), limit(2)],
+            ..GuardPlan::default()
+        };
+        let first = Guard::build(&plan, "web", None);
+        assert_eq!(first.limits()[1].scope, "web/1");
+        let next = GuardPlan {
+            limits: vec![limit(2), limit(3)],
+            ..GuardPlan::default()
+        };
+        let second = Guard::build(&next, "web", Some(&first));
+        assert!(Arc::ptr_eq(
+            &first.limits()[1].limiter,
+            &second.limits()[0].limiter
+        ));
+        assert!(!Arc::ptr_eq(
+            &first.limits()[0].limiter,
+            &second.limits()[1].limiter
+        ));
     }
 
     #[test]
