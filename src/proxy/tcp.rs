@@ -298,7 +298,12 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
             tried: &tried,
         })?;
         // Counted from the attempt on, so concurrent picks see it (least_conn).
-        let inflight = server.begin();
+        // The place is taken atomically: a server whose last `max_conns` place went to a
+        // racing connection is skipped like a full one.
+        let Some(inflight) = server.try_begin() else {
+            tried.push(server);
+            continue;
+        };
         let attempt = Instant::now();
         let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
             Ok(Ok(s)) => {

@@ -213,7 +213,9 @@ fn open(
             tried,
         })
         .ok_or_else(|| io::Error::other("no server available"))?;
-    let inflight = server.begin();
+    let inflight = server
+        .try_begin()
+        .ok_or_else(|| io::Error::other("the server is at max_conns"))?;
     let any: IpAddr = if server.addr.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {
