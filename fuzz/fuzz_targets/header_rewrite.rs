@@ -1,8 +1,8 @@
 //! Header rewriting on hyper's engine: any fields (one `name: value` a line, the first byte
 //! choosing the settings) go through the forwarding headers (`forwarding::rewrite`), the
 //! hop-by-hop removal, the cookie join and the length drop without a panic. After them: from
-//! an untrusted peer no forwarding header but the ones the listener writes, X-Forwarded-For
-//! the peer alone; from a trusted one, its list with the peer last; `Connection` never takes
+//! an untrusted peer no forwarding header but the ones the listener writes, each once;
+//! X-Forwarded-For one line ending with the peer; `Connection` never takes
 //! Host away; one Cookie line at most; no Content-Length beside Transfer-Encoding.
 #![no_main]
 
@@ -61,9 +61,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(xff.len(), 1);
         let v = xff[0].as_bytes();
         assert!(v.ends_with(b"192.0.2.1"), "{v:?}");
-        if !trusted {
-            assert_eq!(v, b"192.0.2.1");
-        }
     }
     if !trusted {
         for (name, _) in h.iter() {

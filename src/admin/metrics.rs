@@ -284,6 +284,33 @@ fn pools(e: &mut Exposition, state: &View) {
             }
         },
     );
+    // Pools with a queue only: some server has `max_conns` and `queue_size` is not 0.
+    let queues: Vec<_> = pools
+        .iter()
+        .filter_map(|u| Some((u.pool.name.as_str(), u.pool.queue()?)))
+        .collect();
+    e.family(
+        "switchyard_pool_queue_waiting",
+        "Requests waiting now for a server below its max_conns.",
+        Kind::Gauge,
+        |f| {
+            for (pool, q) in &queues {
+                f.sample(&[("pool", pool)], q.waiting());
+            }
+        },
+    );
+    e.family(
+        "switchyard_pool_queue_total",
+        "Requests that waited in the queue, by outcome: served (got a server) or refused (503: the queue was full or queue_timeout ran out).",
+        Kind::Counter,
+        |f| {
+            for (pool, q) in &queues {
+                let (served, refused) = q.counts();
+                f.sample(&[("pool", pool), ("result", "served")], served);
+                f.sample(&[("pool", pool), ("result", "refused")], refused);
+            }
+        },
+    );
     let sticky: Vec<_> = pools
         .iter()
         .filter_map(|u| {

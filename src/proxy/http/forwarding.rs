@@ -1,16 +1,20 @@
 //! Forwarding headers: what the server is told about the client, and what a client may not
 //! tell it.
 //!
-//! Headers that claim who the client is or what it asked for (`X-Forwarded-For`,
-//! `X-Real-IP`, `X-Forwarded-Proto/Host/Port`, `Forwarded`, `True-Client-IP`, `X-Client-IP`,
+//! Headers that claim who the client is or what it asked for (`X-Real-IP`,
+//! `X-Forwarded-Proto/Host/Port`, `Forwarded`, `True-Client-IP`, `X-Client-IP`,
 //! `CF-Connecting-IP`, …, in any case and with `_` for `-`, since CGI-style servers read
 //! `X_Real_IP` as `X-Real-IP`) are removed from a request whose peer is not one of the
 //! listener's `trusted_proxies`: a client cannot spoof its address, scheme or host to the
-//! servers. From a trusted proxy they are kept, and ours extend theirs.
+//! servers. From a trusted proxy they are kept, and ours extend theirs. `X-Forwarded-For` is
+//! the exception, as in nginx and HAProxy: when the listener writes it, it is a list the peer
+//! is appended to, whoever sent the start of it (its last entry is the one we vouch for; we
+//! believe the rest only from a trusted proxy, `protect::real_client`); when the listener
+//! does not write it, an untrusted client's is removed like the others.
 //!
 //! Then the listener writes the headers of its `forward_headers` (default the first three):
-//! - `X-Forwarded-For`: the trusted proxy's list, then the peer (HAProxy's `option
-//!   forwardfor`, nginx's `$proxy_add_x_forwarded_for`); from anyone else, the peer alone;
+//! - `X-Forwarded-For`: the list as it came, then the peer (HAProxy's `option forwardfor`,
+//!   nginx's `$proxy_add_x_forwarded_for`);
 //! - `X-Real-IP`: the client (the peer, or the address a trusted proxy gave: nginx's
 //!   `$remote_addr` under `real_ip`);
 //! - `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port`: the scheme, the host the
@@ -120,9 +124,14 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// same into its head, `h1/head.rs`).
 pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if !f.trusted {
+        let appended = f.set.has(ForwardHeaders::X_FORWARDED_FOR);
         let claims: Vec<HeaderName> = headers
             .keys()
-            .filter(|n| claim(n.as_str().as_bytes()).is_some())
+            .filter(|n| match claim(n.as_str().as_bytes()) {
+                Some(Claim::For) => !appended,
+                Some(_) => true,
+                None => false,
+            })
             .cloned()
             .collect();
         for n in claims {
@@ -245,9 +254,21 @@ mod tests {
                 "x-real-ip"
             ]
         );
-        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(
+            h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7",
+            "appended to, as nginx and HAProxy do; only its last entry is vouched for"
+        );
         assert_eq!(h["x-real-ip"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
+        let mut h = map(SPOOF);
+        rewrite(
+            &mut h,
+            &Forwarding {
+                set: ForwardHeaders(ForwardHeaders::X_REAL_IP),
+                ..f
+            },
+        );
+        assert!(!h.contains_key("x-forwarded-for"), "not written: removed");
     }
 
     #[test]

@@ -209,14 +209,14 @@ pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) 
         push_line(out, b"host: ", a.as_bytes());
     }
     if set.has(ForwardHeaders::X_FORWARDED_FOR) {
+        // The list as it came (from anyone: nginx's `$proxy_add_x_forwarded_for`), then
+        // the peer, on one line.
         out.extend_from_slice(b"x-forwarded-for: ");
-        if fw.trusted {
-            for v in view.header_values(&X_FORWARDED_FOR) {
-                let v = v.trim_ascii();
-                if !v.is_empty() {
-                    out.extend_from_slice(v);
-                    out.extend_from_slice(b", ");
-                }
+        for v in view.header_values(&X_FORWARDED_FOR) {
+            let v = v.trim_ascii();
+            if !v.is_empty() {
+                out.extend_from_slice(v);
+                out.extend_from_slice(b", ");
             }
         }
         push_line(out, fw.client_ip.as_bytes(), b"");
@@ -413,12 +413,20 @@ mod tests {
             text,
             "POST /x?y=1 HTTP/1.1\r\nX-App: kept\r\nhost: a.example\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: http\r\nte: trailers\r\ncontent-length: 5\r\n"
         );
-        // From a peer that is not a trusted proxy, its X-Forwarded-For is not believed.
+        // From a peer that is not a trusted proxy, X-Forwarded-For is appended to all the
+        // same (only its last entry is vouched for); without it in forward_headers, it goes.
         request_out(&mut out, &view, &fw(false));
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
         assert!(
-            text.contains("\r\nx-forwarded-for: 127.0.0.1\r\n"),
+            text.contains("\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n"),
             "{text}"
         );
+        let fw_none = Forwarding {
+            set: ForwardHeaders(ForwardHeaders::X_REAL_IP),
+            ..fw(false)
+        };
+        request_out(&mut out, &view, &fw_none);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("x-forwarded-for"), "{text}");
     }
 }
