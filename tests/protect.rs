@@ -284,3 +284,97 @@ async fn max_conns_queues_in_order_then_503_on_hyper() {
 async fn max_conns_queues_in_order_then_503_on_the_direct_path() {
     max_conns_queue(Http1Engine::Direct).await;
 }
+
+/// The resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// 4 connections each send 500 pipelined requests that are refused (a block rule: 403; over
+/// a rate limit keyed by a header with 2,000 new keys: 429 or 200), while a good client keeps
+/// asking: every one of its requests is answered, and memory stays bounded (the limiter's
+/// table is fixed: `size = 256`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_requests_leaves_good_clients_served() {
+    let b = backends(1).await;
+    let toml = format!(
+        r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+  [[listener.block]]
+  header = {{ name = "x-bad", regex = "." }}
+  [[listener.limit]]
+  key = "header:x-user"
+  rate = "1/m"
+  size = 256
+
+[pool.p]
+servers = {}
+"#,
+        servers_toml(&b, &[])
+    );
+    let lb = start_lb(&toml).await;
+    let addr = lb.local_addr("web").unwrap();
+    let before = rss_kib();
+    let mut floods = Vec::new();
+    for c in 0..4u32 {
+        floods.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut reqs = Vec::new();
+            for i in 0..500u32 {
+                let line = match c % 2 {
+                    0 => "X-Bad: 1".to_string(),
+                    _ => format!("X-User: flood-{c}-{i}"),
+                };
+                reqs.extend_from_slice(
+                    format!("GET / HTTP/1.1\r\nHost: a\r\n{line}\r\n\r\n").as_bytes(),
+                );
+            }
+            let (mut rd, mut wr) = s.split();
+            let write = async {
+                wr.write_all(&reqs).await.unwrap();
+            };
+            let read = async {
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                let needle = b"HTTP/1.1 ";
+                loop {
+                    let n = rd.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if got.windows(needle.len()).filter(|w| w == needle).count() >= 500 {
+                        break;
+                    }
+                }
+                got.windows(needle.len()).filter(|w| w == needle).count()
+            };
+            let ((), answered) =
+                tokio::time::timeout(LIMIT * 3, async { tokio::join!(write, read) })
+                    .await
+                    .expect("the flood is answered within the limit");
+            answered
+        }));
+    }
+    // Meanwhile a good client: 20 requests, each answered 200.
+    for i in 0..20 {
+        let a = tokio::time::timeout(LIMIT, get(addr, "/"))
+            .await
+            .unwrap_or_else(|_| panic!("good request {i} not answered within {LIMIT:?}"));
+        assert_eq!(a.status, 200, "good request {i}");
+    }
+    for f in floods {
+        assert_eq!(f.await.unwrap(), 500, "every flood request answered");
+    }
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
+    lb.shutdown().await;
+}
