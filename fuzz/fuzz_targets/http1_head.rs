@@ -1,14 +1,16 @@
 //! The direct path's HTTP/1 head handling: any bytes parse as a request head, "need more",
-//! or an error, never a panic. A parsed head, written for the server (`request_out`, under
-//! settings taken from the first byte), is one complete head in strict syntax (CRLF only) of
-//! exactly its length, with at most one Host and, unless the peer is trusted, no forwarding
-//! header but the ones the listener writes, each once. The path the routes see
-//! (`path::normalise`) has no empty, `.` or `..` segment. Response heads parse or fail.
+//! or an error, never a panic. A parsed head that passes the connection's own checks
+//! (`own_checks`), written for the server (`request_out`, under settings taken from the
+//! first byte), is one complete head in strict syntax (CRLF only) of exactly its length, with
+//! at most one Host and, unless the peer is trusted, no forwarding header but the ones the
+//! listener writes, each once. The path the routes see (`path::normalise`) has no empty, `.`
+//! or `..` segment. Response heads parse or fail.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use switchyard::config::ForwardHeaders;
 use switchyard::proxy::http::forwarding::{Claim, claim};
+use switchyard::proxy::http::h1::conn::own_checks;
 use switchyard::proxy::http::h1::head::{Forwarding, HeadView, request_out};
 use switchyard::proxy::http::h1::parse::{self, RequestHead, ResponseHead};
 use switchyard::proxy::http::path;
@@ -28,6 +30,11 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(head.len <= buf.len());
     let view = HeadView { buf, head: &head };
+    // What the connection refuses before anything is written for a server (two Hosts, a
+    // bad one, CONNECT, a coding other than chunked) goes no further here either.
+    if own_checks(&view, head.minor == 0).is_some() {
+        return;
+    }
     let trusted = flags & 1 != 0;
     let set = ForwardHeaders((flags >> 2) & 0x3f);
     let fw = Forwarding {

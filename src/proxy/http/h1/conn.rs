@@ -692,7 +692,7 @@ static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 /// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
 /// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); a body framing we can
 /// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
-fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
+pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
     let head = view.head;
     if head.hosts > 1 {
         return Some((400, "more than one Host"));
