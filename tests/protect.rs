@@ -378,3 +378,58 @@ servers = {}
     assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
     lb.shutdown().await;
 }
+
+/// A TCP server that says `hi` and holds each connection until the client closes it.
+async fn holding_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"hi").await;
+                let mut sink = [0u8; 64];
+                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_server_at_max_conns_takes_no_more_connections() {
+    let server = holding_server().await;
+    let toml = format!(
+        "[[listener]]\nname = \"l4\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\npool = \"t\"\n[pool.t]\nservers = [ {{ addr = \"{server}\", max_conns = 1 }} ]\n"
+    );
+    let lb = start_lb(&toml).await;
+    let addr = lb.local_addr("l4").unwrap();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut hi = [0u8; 2];
+    tokio::time::timeout(LIMIT, first.read_exact(&mut hi))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&hi, b"hi");
+    // The server's one place is taken: the next connection is closed without a byte.
+    assert_eq!(read_all(addr).await, b"");
+    let stats = lb.tcp_stats("l4").unwrap();
+    assert_eq!(
+        stats.no_server.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    drop(first);
+    let server_state = lb.pool("t").unwrap().servers()[0].clone();
+    wait_until(LIMIT, "the first connection's place is free", || {
+        let s = server_state.clone();
+        async move { s.in_flight() == 0 }
+    })
+    .await;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(LIMIT, again.read_exact(&mut hi))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&hi, b"hi");
+    drop(again);
+    lb.shutdown().await;
+}
