@@ -151,6 +151,8 @@ pub struct Wiring<'a> {
     pub grace: Duration,
     /// The runtime's stop signal; each listener stops with it, or alone.
     pub parent: &'a Shutdown,
+    /// The access log, which every listener writes to.
+    pub log: &'a Arc<crate::observe::sink::AccessLog>,
     /// Which code serves HTTP/1.x clients (the direct path unless a test asks for hyper).
     pub engine: http::Http1Engine,
 }
@@ -399,25 +401,37 @@ fn site(
 ) -> (Site, Option<Arc<ProxyInStats>>) {
     // Validation guarantees every named pool exists.
     let get = |name: &str| wiring.upstreams[name].clone();
+    // The counters go on from the site this one replaces.
+    let counters = previous.map(|p| p.stats.clone()).unwrap_or_default();
     let routes = l
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| Route {
-            matcher: r.matcher.clone(),
-            target: match &r.target {
+        .map(|(i, r)| {
+            let target = match &r.target {
                 Target::Pool(p) => RouteTarget::Pool(get(p)),
                 Target::Split(parts) => {
                     RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                 }
-            },
-            guard: Guard::build(
-                &r.guard,
-                &format!("{}/route{i}", l.name),
-                previous
-                    .and_then(|p| p.router.routes.get(i))
-                    .map(|r| &r.guard),
-            ),
+            };
+            let route = (i + 1).to_string();
+            let rows = target
+                .pools()
+                .iter()
+                .map(|u| counters.row(&route, &u.pool.name))
+                .collect();
+            Route {
+                matcher: r.matcher.clone(),
+                target,
+                rows,
+                guard: Guard::build(
+                    &r.guard,
+                    &format!("{}/route{i}", l.name),
+                    previous
+                        .and_then(|p| p.router.routes.get(i))
+                        .map(|r| &r.guard),
+                ),
+            }
         })
         .collect();
     let proxy_in = l.l4.accept_proxy.clone().map(|trusted| {
@@ -434,6 +448,8 @@ fn site(
         router: Router {
             routes,
             default: l.default_pool.as_deref().map(get),
+            default_row: counters.row("default", l.default_pool.as_deref().unwrap_or("-")),
+            none_row: counters.row("-", "-"),
         },
         redirect_https: (!https && l.redirect_https).then_some(wiring.https_port),
         hsts: if https {
@@ -452,6 +468,8 @@ fn site(
         },
         forward_headers: l.forward_headers,
         port,
+        stats: counters,
+        log: wiring.log.clone(),
     };
     site.direct = wiring.engine == http::Http1Engine::Direct && site.all_pools_h1();
     (site, proxy_in.map(|p| p.stats.clone()))
@@ -471,6 +489,7 @@ fn tcp_service(
         stats: stats.unwrap_or_default(),
         acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }
 
@@ -488,5 +507,6 @@ fn udp_service(
         stats: stats.unwrap_or_default(),
         acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }

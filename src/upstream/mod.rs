@@ -6,16 +6,16 @@
 //! requests waiting for a server below its `max_conns`. Nothing here touches a
 //! socket: the proxy reports outcomes, health checkers report probe results.
 
-pub mod health;
 mod pool;
 mod queue;
 mod server;
-mod server_health;
+pub mod state;
+mod state_cell;
 pub mod stick_table;
 
-pub use health::{CheckRecord, Transition};
 pub use pool::Pool;
 pub use queue::{Queue, QueueRefused};
-pub use server::{AdminState, InFlight, Server};
-pub use server_health::HealthState;
+pub use server::{AdminState, InFlight, LoadWatch, Server};
+pub use state::{CheckRecord, Transition};
+pub use state_cell::HealthState;
 pub use stick_table::StickTable;

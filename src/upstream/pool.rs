@@ -25,7 +25,7 @@ pub struct Pool {
     pub keepalive_timeout: std::time::Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
-    /// Active health checks (run by `health::spawn`), if configured.
+    /// Active health checks (run by `probe::spawn`), if configured.
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
     pub sticky: Option<StickyPlan>,
@@ -141,7 +141,7 @@ impl Pool {
             .iter()
             .any(|s| s.in_slow_start() && s.accepts_new())
         {
-            for _ in 0..crate::upstream::health::SlowStart::STEPS {
+            for _ in 0..crate::upstream::state::SlowStart::STEPS {
                 if let Some(s) = once() {
                     return Some(s);
                 }
@@ -233,6 +233,23 @@ mod tests {
         (0..picks)
             .filter(|_| pool.pick(&PickContext::default()).unwrap().id() == id)
             .count()
+    }
+
+    #[test]
+    fn a_pool_without_servers_picks_none_with_every_algorithm() {
+        // A pool whose DNS names have no address yet (`init_addr = "none"`).
+        for algorithm in Algorithm::NAMES {
+            let mut plan = plan(&[1]);
+            plan.servers.clear();
+            plan.algorithm = Algorithm::parse(algorithm).unwrap();
+            let pool = Pool::new(&plan, None);
+            let ctx = PickContext {
+                hash_key: Some(b"k"),
+                ..PickContext::default()
+            };
+            assert!(pool.pick(&ctx).is_none(), "{algorithm}");
+            assert!(!pool.has_available());
+        }
     }
 
     #[tokio::test(start_paused = true)]

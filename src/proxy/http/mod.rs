@@ -21,6 +21,7 @@ pub mod proxy_in;
 pub mod replay;
 pub mod retry;
 pub mod router;
+pub mod stats;
 pub mod sticky;
 pub mod tls_serve;
 pub mod transport;
@@ -51,7 +52,6 @@ pub use upstream::Upstream;
 
 use crate::config::{Cidr, ForwardHeaders};
 use crate::error::ProxyError;
-use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
 
 /// Which code serves HTTP/1.x clients of a listener. HTTP/2 (h2c, TLS h2) always goes
@@ -89,6 +89,10 @@ pub struct Site {
     pub forward_headers: ForwardHeaders,
     /// The listener's port (for `X-Forwarded-Port`).
     pub port: u16,
+    /// The listener's counters (kept across reloads).
+    pub stats: Arc<stats::HttpStats>,
+    /// The access log.
+    pub log: Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Site {
@@ -114,14 +118,33 @@ pub async fn handle(
     let uri = req.uri().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
     // must not turn off the client's keep-alive (hyper still answers a 1.0 client in 1.0).
-    let version = if req.version() == http::Version::HTTP_2 {
-        http::Version::HTTP_2
+    let (version, protocol) = match req.version() {
+        http::Version::HTTP_2 => (http::Version::HTTP_2, "HTTP/2.0"),
+        http::Version::HTTP_10 => (http::Version::HTTP_11, "HTTP/1.0"),
+        _ => (http::Version::HTTP_11, "HTTP/1.1"),
+    };
+    let logging = site.log.enabled();
+    let header = |name: &http::HeaderName| {
+        req.headers()
+            .get(name)
+            .map_or_else(Vec::new, |v| v.as_bytes().to_vec())
+    };
+    let (referer, user_agent) = if logging {
+        (
+            header(&http::header::REFERER),
+            header(&http::header::USER_AGENT),
+        )
     } else {
-        http::Version::HTTP_11
+        (Vec::new(), Vec::new())
+    };
+    let host = if logging {
+        view::RequestView::host(&req).map_or_else(Vec::new, |h| h.as_bytes().to_vec())
+    } else {
+        Vec::new()
     };
     let mut info = UpstreamInfo::default();
-    let (pool, result) = match checked(&site, &req) {
-        Err(e) => (None, Err(e)),
+    let (pool, row, result) = match checked(&site, &req) {
+        Err(e) => (None, site.router.none_row.clone(), Err(e)),
         Ok(()) if site.redirect_https.is_some() => {
             let port = site.redirect_https.unwrap_or(443);
             return tls_serve::redirect(&site, client, &req, port);
@@ -164,24 +187,30 @@ pub async fn handle(
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     *resp.version_mut() = version;
-    if !access::enabled() {
-        return resp;
-    }
-    access::log(&AccessRecord {
-        listener: &site.listener,
+    let target = uri.path_and_query().map_or_else(
+        || bytes::Bytes::from_static(b"/"),
+        |pq| bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
+    );
+    let pending = stats::Pending {
+        site: site.clone(),
+        row,
         client,
-        client_text: None,
-        method: method.as_str(),
-        uri: &uri.to_string(),
+        method,
+        target,
+        protocol,
+        host,
+        referer,
+        user_agent,
         status: resp.status().as_u16(),
-        pool: pool_name,
-        server: server_name,
+        body_bytes: 0,
+        upstream: info.server.as_ref().map(|s| s.addr),
         attempts: info.attempts,
         upstream_connect: info.connect,
         upstream_header: info.header,
-        total: started.elapsed(),
-    });
-    resp
+        started,
+    };
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
 }
 
 /// What a request must be before anything else looks at it: its host (one, valid, the one
@@ -233,7 +262,8 @@ fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
 }
 
 /// The listener's guard, the route (on the normalised path), the route's guard, then
-/// [`forward`].
+/// [`forward`]; with the pool and the row the answer is counted in (the row of answers no
+/// route took when refused before routing).
 async fn route_and_forward(
     site: &Site,
     peer: SocketAddr,
@@ -241,8 +271,10 @@ async fn route_and_forward(
     info: &mut UpstreamInfo,
 ) -> (
     Option<Arc<Upstream>>,
+    Arc<stats::Row>,
     Result<Response<ProxyBody>, ProxyError>,
 ) {
+    let none = || site.router.none_row.clone();
     let xff = http::header::HeaderName::from_static("x-forwarded-for");
     let client = protect::real_client(
         peer.ip(),
@@ -253,21 +285,22 @@ async fn route_and_forward(
     let mut buf = Vec::new();
     let normal = match path::normalise(raw, &mut buf) {
         Ok(n) => n,
-        Err(e) => return (None, Err(ProxyError::BadRequest(e.reason().into()))),
+        Err(e) => return (None, none(), Err(ProxyError::BadRequest(e.reason().into()))),
     };
     if let Err(e) = site.guard.check(&req, client, raw, normal) {
-        return (None, Err(e));
+        return (None, none(), Err(e));
     }
-    let Some(routed) = site.router.route(&req, normal) else {
-        return (None, Err(ProxyError::NoRoute));
+    let routed = site.router.route_row(&req, normal);
+    let row = routed.row.clone();
+    let Some(up) = routed.pool.cloned() else {
+        return (None, row, Err(ProxyError::NoRoute));
     };
     if let Err(e) = routed.guard.check(&req, client, raw, normal) {
-        return (Some(routed.pool.clone()), Err(e));
+        return (Some(up), row, Err(e));
     }
-    let up = routed.pool.clone();
     let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
     let r = forward(&up, req, peer, client, trusted, site, info).await;
-    (Some(up), r)
+    (Some(up), row, r)
 }
 
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
@@ -336,6 +369,7 @@ pub(crate) async fn serve_connection<C>(
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let io = stats::CountedIo::new(io, &l.site.load().stats);
     if l.site.load().direct {
         return h1::serve(io, client, l, watcher).await;
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::protect::Guard;
+use super::stats::Row;
 use super::upstream::Upstream;
 use super::view::RequestView;
 use crate::balance::smooth_sequence;
@@ -33,13 +34,23 @@ impl RouteTarget {
         }
     }
 
-    fn choose(&self) -> &Arc<Upstream> {
+    /// The pool for the next request, and its position in the target.
+    fn choose(&self) -> (&Arc<Upstream>, usize) {
         match self {
-            RouteTarget::Pool(p) => p,
+            RouteTarget::Pool(p) => (p, 0),
             RouteTarget::Split { pools, cycle, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed) % cycle.len();
-                &pools[cycle[i] as usize]
+                let at = cycle[i] as usize;
+                (&pools[at], at)
             }
+        }
+    }
+
+    /// The pools, in order.
+    pub fn pools(&self) -> Vec<&Arc<Upstream>> {
+        match self {
+            RouteTarget::Pool(p) => vec![p],
+            RouteTarget::Split { pools, .. } => pools.iter().collect(),
         }
     }
 }
@@ -47,6 +58,8 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// Where its answers are counted: one row per pool of the target, in order.
+    pub rows: Vec<Arc<Row>>,
     /// The route's `allow` / `deny`, blocks and limits.
     pub guard: Guard,
 }
@@ -54,11 +67,15 @@ pub struct Route {
 pub struct Router {
     pub routes: Vec<Route>,
     pub default: Option<Arc<Upstream>>,
+    /// The rows of the default pool's answers, and of answers no route took.
+    pub default_row: Arc<Row>,
+    pub none_row: Arc<Row>,
 }
 
-/// Where a request goes, and what guards that way.
+/// Where a request goes, where its answer is counted, and what guards that way.
 pub struct Routed<'a> {
-    pub pool: &'a Arc<Upstream>,
+    pub pool: Option<&'a Arc<Upstream>>,
+    pub row: &'a Arc<Row>,
     pub guard: &'a Guard,
 }
 
@@ -68,16 +85,32 @@ static NO_GUARD: Guard = Guard::none();
 impl Router {
     /// The pool for `req` whose normalised path is `path`, or `None` when no route matches
     /// and there is no default.
-    pub fn route(&self, req: &impl RequestView, path: &[u8]) -> Option<Routed<'_>> {
-        match self.routes.iter().find(|r| matches(&r.matcher, req, path)) {
-            Some(r) => Some(Routed {
-                pool: r.target.choose(),
+    pub fn route(&self, req: &impl RequestView, path: &[u8]) -> Option<&Arc<Upstream>> {
+        self.route_row(req, path).pool
+    }
+
+    /// Where `req` (its normalised path `path`) goes: the pool (if any), the row its answer
+    /// is counted in, and the route's guard.
+    pub fn route_row(&self, req: &impl RequestView, path: &[u8]) -> Routed<'_> {
+        if let Some(r) = self.routes.iter().find(|r| matches(&r.matcher, req, path)) {
+            let (up, at) = r.target.choose();
+            return Routed {
+                pool: Some(up),
+                row: &r.rows[at],
                 guard: &r.guard,
-            }),
-            None => self.default.as_ref().map(|pool| Routed {
-                pool,
+            };
+        }
+        match &self.default {
+            Some(up) => Routed {
+                pool: Some(up),
+                row: &self.default_row,
                 guard: &NO_GUARD,
-            }),
+            },
+            None => Routed {
+                pool: None,
+                row: &self.none_row,
+                guard: &NO_GUARD,
+            },
         }
     }
 }
