@@ -1,5 +1,6 @@
-//! The hostile-input gate: every row of `tests/hostile/cases.rs`, raw bytes over a plain
-//! socket to an HTTP listener, against each HTTP/1 engine, with a recording server behind.
+//! The hostile-input gate: every row of `tests/hostile/cases.rs` and `protection.rs`, raw
+//! bytes over a plain socket to an HTTP listener, against each HTTP/1 engine, with a
+//! recording server behind.
 //!
 //! For each row: the statuses the client gets, whether the connection closes (EOF) or stays
 //! usable (a probe request on it is answered), and that the bytes the server received parse
@@ -10,12 +11,20 @@
 
 #[path = "hostile/cases.rs"]
 mod cases;
+#[path = "hostile/protection.rs"]
+mod protection;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cases::{After, CASES, Case, Reply};
+use protection::PROTECTION;
+
+/// Every row: framing and syntax, then protection.
+fn rows() -> impl Iterator<Item = &'static Case> {
+    CASES.iter().chain(PROTECTION)
+}
 use switchyard::proxy::http::Http1Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -421,7 +430,7 @@ async fn run(case: &Case, engine: Http1Engine) -> Result<(), String> {
 async fn gate(engine: Http1Engine) {
     let mut failed = Vec::new();
     let mut still_open = Vec::new();
-    for case in CASES {
+    for case in rows() {
         let result = run(case, engine).await;
         let open = case.open.filter(|_| engine == Http1Engine::Hyper);
         match (result, open) {
@@ -446,7 +455,7 @@ async fn gate(engine: Http1Engine) {
         failed.is_empty(),
         "{engine:?}: {} of {} hostile cases failed:\n{}",
         failed.len(),
-        CASES.len(),
+        rows().count(),
         failed.join("\n")
     );
 }
@@ -466,7 +475,7 @@ fn security_table() -> String {
     let mut t = String::from(
         "| # | the client sends | listener config | answers | then | requests reaching the server |\n|---|---|---|---|---|---|\n",
     );
-    for (i, c) in CASES.iter().enumerate() {
+    for (i, c) in rows().enumerate() {
         let with = match c.config {
             "" => String::new(),
             cfg => cfg
