@@ -286,4 +286,6 @@ pub struct AdminPlan {
     pub origin: Option<String>,
     /// `token`: every `/api/` request must carry `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
+    /// `max_connections`, `client_header_timeout`.
+    pub limits: super::AdminLimits,
 }

@@ -31,6 +31,7 @@
 pub mod diff;
 mod duration;
 mod failover;
+mod limits;
 mod plan;
 mod read;
 mod suggest;
@@ -45,6 +46,7 @@ use std::path::Path;
 pub use diff::PlanDiff;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
+pub use limits::*;
 pub use plan::*;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.

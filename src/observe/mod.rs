@@ -1,5 +1,7 @@
 //! What Switchyard tells about itself: the access log, and the Prometheus text format the
-//! admin listener's `/metrics` is written in.
+//! admin listener's `/metrics` is written in, and warnings said once per interval with a
+//! count (`throttle.rs`, [`warn_every!`](crate::warn_every)).
 
 pub mod access;
 pub mod metrics;
+pub mod throttle;

@@ -1,7 +1,8 @@
 //! L4 TCP: accept a client, pick a server from the pool, connect, and copy bytes both ways.
 //!
-//! Data flow of one connection: the accept loop ([`serve`]) enforces `max_connections`
-//! (over it: accept and close at once, counted) and spawns the connection. The connection
+//! Data flow of one connection: the accept loop ([`serve`]) enforces `max_connections` and
+//! `max_connections_per_client` (over either: accept and close at once, counted) and spawns
+//! the connection. The connection
 //! optionally reads a PROXY header from a trusted peer (the real client address then feeds
 //! balancing), asks [`Pool::pick`] with the client address and the servers already tried,
 //! connects within the pool's connect timeout and, on refusal or timeout, tries the next
@@ -29,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::ConnLimits;
 use crate::proxy::proxy_protocol::{self, Header};
 use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
@@ -96,6 +98,10 @@ pub struct TcpService {
     pub listener: String,
     pub pool: Arc<Pool>,
     pub config: L4Plan,
+    /// Connections open at once (`max_connections`, fitted to the open-file limit).
+    pub max_connections: usize,
+    /// `max_connections_per_client`, when set: the open connections per client address.
+    pub per_client: Option<Arc<ConnLimits>>,
     pub stats: Arc<TcpStats>,
     /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
     /// listener shares the pool, whose EWMA is the time to a response head.
@@ -130,16 +136,28 @@ pub async fn serve(
         svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
         let active = Active(svc.stats.clone());
-        if open >= svc.config.max_connections as u64 {
+        if open >= svc.max_connections as u64 {
             svc.stats
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(listener = %svc.listener, %client, "over max_connections: closed");
             return;
         }
+        let permit = match svc.per_client.as_ref().map(|l| l.admit(client.ip())) {
+            Some(Err(_)) => {
+                svc.stats
+                    .rejected_over_limit
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(listener = %svc.listener, %client, "over max_connections_per_client: closed");
+                return;
+            }
+            Some(Ok(p)) => Some(p),
+            None => None,
+        };
         let killed = kill.clone();
         tokio::spawn(async move {
             let _active = active;
+            let _permit = permit;
             tokio::select! {
                 _ = handle(&svc, stream, client, local) => {}
                 _ = killed.stopped() => {}

@@ -9,6 +9,8 @@
 //!   against the running one (`config::diff`), prepare what can fail, commit the rest.
 //! - `control.rs`: reloads and the admin API's writes, made into plans the same way
 //!   (`overrides.rs`: the operator's API changes kept on top of the file).
+//! - `fds.rs`: the open-file limit, raised at start, and the connection limits lowered to
+//!   fit in it.
 //! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
 //!   `notify.rs`: systemd notifications.
 //!
@@ -18,6 +20,7 @@
 
 mod control;
 mod error;
+pub mod fds;
 #[cfg(target_os = "linux")]
 pub mod handover;
 mod listener;

@@ -44,6 +44,8 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// The route's `client_max_body_size`, when it sets one (0: no limit).
+    pub max_body: Option<u64>,
 }
 
 pub struct Router {
@@ -54,11 +56,16 @@ pub struct Router {
 impl Router {
     /// The pool for `req`, or `None` when no route matches and there is no default.
     pub fn route(&self, req: &impl RequestView) -> Option<&Arc<Upstream>> {
-        self.routes
-            .iter()
-            .find(|r| matches(&r.matcher, req))
-            .map(|r| r.target.choose())
-            .or(self.default.as_ref())
+        self.route_with(req).map(|(up, _)| up)
+    }
+
+    /// [`Router::route`], with the matched route's `client_max_body_size` (`None` when it
+    /// sets none, or no route matched).
+    pub fn route_with(&self, req: &impl RequestView) -> Option<(&Arc<Upstream>, Option<u64>)> {
+        match self.routes.iter().find(|r| matches(&r.matcher, req)) {
+            Some(r) => Some((r.target.choose(), r.max_body)),
+            None => self.default.as_ref().map(|d| (d, None)),
+        }
     }
 }
 

@@ -16,19 +16,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
 use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
-use super::parse::{self, Framing, MAX_HEAD, RequestHead, ResponseHead};
+use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
 use crate::error::ProxyError;
+use crate::guard::ConnStats;
 use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
+use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::REPLAY_LIMIT;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::upstream::InFlight;
-
-/// How long a client may take to send a request head (hyper's `header_read_timeout` as the
-/// listeners set it), idle keep-alive time included.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What comes after one request.
 pub enum Next {
@@ -60,6 +58,7 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    head_limits: parse::HeadLimits,
 }
 
 impl Conn {
@@ -77,30 +76,61 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            head_limits: parse::HeadLimits::default(),
         }
     }
 
-    /// Read the next request head. `Ok(false)`: the client is gone, or idle while we stop.
+    /// Read the next request head under `life`'s limits. `Ok(false)`: the client is gone,
+    /// idle while we stop, chosen to close for a new connection, or out of time (408 when
+    /// part of a head came). The first head must be whole within `client_header_timeout`
+    /// of the accept; a later one's first byte may take `keepalive_timeout`, and the rest of
+    /// it `client_header_timeout` from that byte (nginx's timers).
     pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
         stopping: &mut tokio::sync::watch::Receiver<bool>,
+        life: &Life,
+        first: bool,
     ) -> Result<bool, parse::HeadError> {
-        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
+        let now = tokio::time::Instant::now();
+        let mut deadline = match (first, self.rb.is_empty()) {
+            (true, _) => life.first_deadline(),
+            (false, true) => {
+                // Idle until the next request's first byte: a full listener may close it.
+                life.permit.idle(now.into_std());
+                now + life.keepalive_timeout
+            }
+            (false, false) => now + life.header_timeout,
+        };
         loop {
-            if !self.rb.is_empty() && parse::request(self.rb.data(), &mut self.req)? {
+            if !self.rb.is_empty()
+                && parse::request_within(self.rb.data(), &mut self.req, self.head_limits)?
+            {
                 return Ok(true);
             }
             let idle = self.rb.is_empty();
             if idle && *stopping.borrow() {
                 return Ok(false);
             }
-            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, MAX_HEAD));
+            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, self.head_limits.size));
             tokio::select! {
                 r = read => match r {
                     Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => {
+                        if idle && !first {
+                            if !life.permit.busy() {
+                                return Ok(false);
+                            }
+                            deadline = tokio::time::Instant::now() + life.header_timeout;
+                        }
+                    }
                     Err(_) => {
+                        let stats = life.stats();
+                        if idle && !first {
+                            ConnStats::count(&stats.idle_timeouts);
+                        } else {
+                            ConnStats::count(&stats.header_timeouts);
+                        }
                         if !idle {
                             let _ = self.answer_own(io, 408, b"", "", true).await;
                         }
@@ -108,8 +138,25 @@ impl Conn {
                     }
                 },
                 _ = stopping.changed(), if idle => return Ok(false),
+                _ = life.permit.reused(), if idle => return Ok(false),
             }
         }
+    }
+
+    /// The head limits of the connection's listener (`max_header_size`, `max_headers`,
+    /// `max_uri_size`), as they were when it was accepted.
+    pub fn limit_heads(&mut self, limits: &crate::config::ClientLimits) {
+        self.head_limits = parse::HeadLimits {
+            size: limits.max_header_size,
+            fields: limits.max_headers,
+            uri: limits.max_uri_size,
+        };
+    }
+
+    /// The request just read is the connection's last (`keepalive_requests`): its answer
+    /// says `Connection: close`.
+    pub fn last_request(&mut self) {
+        self.req.keep_alive = false;
     }
 
     /// Write an answer of our own.
