@@ -59,6 +59,7 @@ pub fn render(state: &View) -> String {
     tcp(&mut e, state);
     udp(&mut e, state);
     proxy_in(&mut e, state);
+    connections(&mut e, state);
     e.finish()
 }
 
@@ -555,5 +556,87 @@ fn proxy_in(e: &mut Exposition, state: &View) {
         "Connections of the http/https listener closed because the PROXY header was malformed, missing, cut short or late.",
         c,
         |s| load(&s.malformed),
+    );
+}
+
+/// The connections of http/https listeners: open, the limit, and what the limits and
+/// connection timeouts closed (`guard::conns`).
+fn connections(e: &mut Exposition, state: &View) {
+    let ls: Vec<_> = state
+        .listeners
+        .iter()
+        .filter_map(|l| match &l.stats {
+            ListenerStats::Http { conns, .. } => Some((l.name.as_str(), &**conns)),
+            _ => None,
+        })
+        .collect();
+    let (c, g) = (Kind::Counter, Kind::Gauge);
+    per_listener(
+        e,
+        &ls,
+        "switchyard_http_connections_open",
+        "Client connections of the http/https listener open now.",
+        g,
+        |s| s.open() as u64,
+    );
+    per_listener(
+        e,
+        &ls,
+        "switchyard_http_connections_max",
+        "max_connections of the http/https listener (as lowered to fit the open-file limit).",
+        g,
+        |s| s.max() as u64,
+    );
+    e.family(
+        "switchyard_http_connections_refused_total",
+        "Connections closed at once (or answered 503) by the listener's limits, by the limit.",
+        c,
+        |f| {
+            for (l, s) in &ls {
+                let st = s.stats();
+                f.sample(
+                    &[("listener", l), ("limit", "max_connections")],
+                    st.refused_listener(),
+                );
+                f.sample(
+                    &[("listener", l), ("limit", "max_connections_per_client")],
+                    st.refused_client(),
+                );
+            }
+        },
+    );
+    per_listener(
+        e,
+        &ls,
+        "switchyard_http_connections_reused_total",
+        "Idle connections closed to admit a new one when the listener was full (nginx's reusable connections).",
+        c,
+        |s| s.stats().reused(),
+    );
+    e.family(
+        "switchyard_http_connections_timed_out_total",
+        "Connections closed by a timeout: client_header_timeout (no whole request head in time, TLS handshake and protocol detection included) or keepalive_timeout (idle between requests, or HTTP/2 with no stream open).",
+        c,
+        |f| {
+            for (l, s) in &ls {
+                let st = s.stats();
+                f.sample(
+                    &[("listener", l), ("timeout", "client_header_timeout")],
+                    st.header_timeouts(),
+                );
+                f.sample(
+                    &[("listener", l), ("timeout", "keepalive_timeout")],
+                    st.idle_timeouts(),
+                );
+            }
+        },
+    );
+    per_listener(
+        e,
+        &ls,
+        "switchyard_http2_reset_floods_total",
+        "HTTP/2 connections closed because the client reset more than 100 of its streams and more than a quarter of them (rapid reset).",
+        c,
+        |s| s.stats().reset_floods(),
     );
 }

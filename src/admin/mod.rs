@@ -138,9 +138,11 @@ pub struct AdminListener {
 
 /// The counters a listener keeps, by protocol.
 pub enum ListenerStats {
-    /// `http` / `https`: PROXY header counters when it accepts the header.
+    /// `http` / `https`: PROXY header counters when it accepts the header, and its open
+    /// connections with what its limits and timeouts closed.
     Http {
         proxy_in: Option<Arc<ProxyInStats>>,
+        conns: Arc<crate::guard::ConnLimits>,
     },
     Tcp(Arc<TcpStats>),
     Udp(Arc<UdpStats>),

@@ -53,8 +53,8 @@ pub fn render(state: &View) -> String {
                 "addr": l.addr.to_string(),
             });
             let counters = match &l.stats {
-                ListenerStats::Http { proxy_in: None } => Value::Null,
-                ListenerStats::Http { proxy_in: Some(s) } => json!({
+                ListenerStats::Http { proxy_in: None, .. } => Value::Null,
+                ListenerStats::Http { proxy_in: Some(s), .. } => json!({
                     "proxy_protocol": {
                         "accepted": load(&s.accepted),
                         "untrusted": load(&s.untrusted),

@@ -56,8 +56,6 @@ pub struct ConnStats {
     pub header_timeouts: AtomicU64,
     /// Closed by `keepalive_timeout` (an idle kept-alive or HTTP/2 connection).
     pub idle_timeouts: AtomicU64,
-    /// Closed because the client took no bytes for `send_timeout`.
-    pub send_timeouts: AtomicU64,
     /// HTTP/2 connections closed because their client reset too many streams.
     pub reset_floods: AtomicU64,
 }
@@ -80,9 +78,6 @@ impl ConnStats {
     }
     pub fn idle_timeouts(&self) -> u64 {
         Self::get(&self.idle_timeouts)
-    }
-    pub fn send_timeouts(&self) -> u64 {
-        Self::get(&self.send_timeouts)
     }
     pub fn reset_floods(&self) -> u64 {
         Self::get(&self.reset_floods)

@@ -171,7 +171,7 @@ pub async fn serve(
                     Ok((stream, client)) => start(stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(listener = %services.load().listener, "accept failed: {e}");
+                        crate::warn_every!(Duration::from_secs(10), listener = %services.load().listener, "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -221,7 +221,7 @@ async fn handle(
     if let Some(trusted) = &svc.config.accept_proxy {
         if !trusted.iter().any(|b| b.contains(peer.ip())) {
             svc.stats.proxy_untrusted.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
+            crate::warn_every!(Duration::from_secs(10), listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
             return;
         }
         match proxy_protocol::read_header(&mut client, PROXY_HEADER_TIMEOUT).await {
@@ -239,7 +239,7 @@ async fn handle(
             Ok((Header::Local, rest)) => early = rest,
             Err(e) => {
                 svc.stats.proxy_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %svc.listener, %peer, "closed: {e}");
+                crate::warn_every!(Duration::from_secs(10), listener = %svc.listener, %peer, "closed: {e}");
                 return;
             }
         }

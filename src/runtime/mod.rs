@@ -226,7 +226,17 @@ impl Runtime {
     pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<ProxyInStats>> {
         let view = self.inner.state.view.load();
         match &view.listeners.iter().find(|l| l.name == listener)?.stats {
-            admin::ListenerStats::Http { proxy_in } => proxy_in.clone(),
+            admin::ListenerStats::Http { proxy_in, .. } => proxy_in.clone(),
+            _ => None,
+        }
+    }
+
+    /// The open connections of an http/https listener, and what its limits and timeouts
+    /// closed (`ConnLimits::stats`).
+    pub fn conn_limits(&self, listener: &str) -> Option<Arc<crate::guard::ConnLimits>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { conns, .. } => Some(conns.clone()),
             _ => None,
         }
     }

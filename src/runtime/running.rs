@@ -409,8 +409,9 @@ fn shown(l: &Listener) -> ShownListener {
         stats: match &l.kind {
             Kind::Tcp(s) => ListenerStats::Tcp(s.load().stats.clone()),
             Kind::Udp(s) => ListenerStats::Udp(s.load().stats.clone()),
-            Kind::Http { proxy_in, .. } => ListenerStats::Http {
+            Kind::Http { proxy_in, site, .. } => ListenerStats::Http {
                 proxy_in: proxy_in.clone(),
+                conns: site.load().conns.clone(),
             },
         },
     }

@@ -64,7 +64,7 @@ impl ProxyIn {
     pub async fn client(&self, stream: &mut TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
         if !self.trusted.iter().any(|b| b.contains(peer.ip())) {
             self.stats.untrusted.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(listener = %self.listener, %peer, "closed: peer is not in trusted_proxies");
+            crate::warn_every!(Duration::from_secs(10), listener = %self.listener, %peer, "closed: peer is not in trusted_proxies");
             return None;
         }
         match proxy_protocol::read_header_exact(stream, HEADER_TIMEOUT).await {
@@ -77,7 +77,7 @@ impl ProxyIn {
             }
             Err(e) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %self.listener, %peer, "closed: {e}");
+                crate::warn_every!(Duration::from_secs(10), listener = %self.listener, %peer, "closed: {e}");
                 None
             }
         }

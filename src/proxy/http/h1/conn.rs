@@ -18,12 +18,11 @@ use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
 use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
+use super::wait;
 use crate::error::ProxyError;
-use crate::guard::ConnStats;
 use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
 use crate::proxy::http::life::Life;
-use crate::proxy::http::replay::REPLAY_LIMIT;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::upstream::InFlight;
@@ -80,11 +79,8 @@ impl Conn {
         }
     }
 
-    /// Read the next request head under `life`'s limits. `Ok(false)`: the client is gone,
-    /// idle while we stop, chosen to close for a new connection, or out of time (408 when
-    /// part of a head came). The first head must be whole within `client_header_timeout`
-    /// of the accept; a later one's first byte may take `keepalive_timeout`, and the rest of
-    /// it `client_header_timeout` from that byte (nginx's timers).
+    /// Read the next request head under `life`'s limits (see [`wait::head`]); 408 when
+    /// part of a head came and time ran out. `Ok(false)`: the connection is to close.
     pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
@@ -92,53 +88,21 @@ impl Conn {
         life: &Life,
         first: bool,
     ) -> Result<bool, parse::HeadError> {
-        let now = tokio::time::Instant::now();
-        let mut deadline = match (first, self.rb.is_empty()) {
-            (true, _) => life.first_deadline(),
-            (false, true) => {
-                // Idle until the next request's first byte: a full listener may close it.
-                life.permit.idle(now.into_std());
-                now + life.keepalive_timeout
-            }
-            (false, false) => now + life.header_timeout,
-        };
-        loop {
-            if !self.rb.is_empty()
-                && parse::request_within(self.rb.data(), &mut self.req, self.head_limits)?
-            {
-                return Ok(true);
-            }
-            let idle = self.rb.is_empty();
-            if idle && *stopping.borrow() {
-                return Ok(false);
-            }
-            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, self.head_limits.size));
-            tokio::select! {
-                r = read => match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {
-                        if idle && !first {
-                            if !life.permit.busy() {
-                                return Ok(false);
-                            }
-                            deadline = tokio::time::Instant::now() + life.header_timeout;
-                        }
-                    }
-                    Err(_) => {
-                        let stats = life.stats();
-                        if idle && !first {
-                            ConnStats::count(&stats.idle_timeouts);
-                        } else {
-                            ConnStats::count(&stats.header_timeouts);
-                        }
-                        if !idle {
-                            let _ = self.answer_own(io, 408, b"", "", true).await;
-                        }
-                        return Ok(false);
-                    }
-                },
-                _ = stopping.changed(), if idle => return Ok(false),
-                _ = life.permit.reused(), if idle => return Ok(false),
+        let waited = wait::head(
+            &mut self.rb,
+            &mut self.req,
+            self.head_limits,
+            io,
+            stopping,
+            life,
+            first,
+        );
+        match waited.await? {
+            wait::Head::Read => Ok(true),
+            wait::Head::Gone => Ok(false),
+            wait::Head::TimedOut => {
+                let _ = self.answer_own(io, 408, b"", "", true).await;
+                Ok(false)
             }
         }
     }
@@ -245,7 +209,7 @@ impl Conn {
             self.log(&site, logging, status, "-", "-", 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let Some(up) = site.router.route(&view) else {
+        let Some((up, route_max)) = site.router.route_with(&view) else {
             self.rb.consume(head_len);
             return self
                 .failed(
@@ -259,6 +223,27 @@ impl Conn {
                 )
                 .await;
         };
+        let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
+            0 => u64::MAX,
+            n => n,
+        };
+        if let Framing::Length(n) = framing
+            && n > max_body
+        {
+            self.rb.consume(head_len);
+            let e = ProxyError::BodyTooLarge(max_body);
+            return self
+                .failed(
+                    io,
+                    &site,
+                    e,
+                    &up.pool.name,
+                    Framing::Close,
+                    started,
+                    logging,
+                )
+                .await;
+        }
         let pool = &up.pool;
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
@@ -282,12 +267,31 @@ impl Conn {
         self.rb.consume(head_len);
 
         // A small body of known length is read before the first try when a retry could
-        // happen, so it can be sent again; others stream to the first server.
+        // happen, so it can be sent again, or when the listener buffers requests
+        // (`request_buffering`); of others, up to `request_buffer_size` is read first when
+        // it buffers, then they stream to the first server.
+        let keep = wait::kept_up_to(&site.limits, pool.retry.attempts > 0);
+        let mut continued = false;
+        if site.limits.request_buffering && !upgrading && framing != Framing::Empty {
+            let cap = site.limits.request_buffer_size;
+            let wait = pool.timeouts.client_body;
+            let buffered = wait::body(&mut self.rb, io, framing, cap, expect_continue, wait)
+                .await
+                .and_then(|whole| match whole {
+                    Some(n) if n > max_body => Err(ProxyError::BodyTooLarge(max_body)),
+                    _ => Ok(()),
+                });
+            if let Err(e) = buffered {
+                let unread = Framing::Close;
+                return self
+                    .failed(io, &site, e, &pool.name, unread, started, logging)
+                    .await;
+            }
+            continued = expect_continue;
+        }
         let body = match framing {
             Framing::Empty => Body::Empty,
-            Framing::Length(n)
-                if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading =>
-            {
+            Framing::Length(n) if n <= keep as u64 && !upgrading => {
                 match self
                     .read_kept(io, n, expect_continue, pool.timeouts.client_body)
                     .await
@@ -302,7 +306,7 @@ impl Conn {
             }
             f => Body::Stream(f),
         };
-        let continued = matches!(body, Body::Kept) && expect_continue;
+        let continued = continued || (matches!(body, Body::Kept) && expect_continue);
         let ask = PickHints {
             client: self.client,
             hash_key: has_key.then_some(&self.key[..]),
@@ -332,6 +336,7 @@ impl Conn {
             header: None,
             attempts: 0,
             server: None,
+            max_body,
         };
         let (result, server) = retry_loop(up, &ask, max_tries, &mut ex).await;
         let (connect, header, attempts) = (ex.connect, ex.header, ex.attempts);
@@ -348,6 +353,7 @@ impl Conn {
                     ProxyError::ClientTimeout(_)
                         | ProxyError::ClientAborted(_)
                         | ProxyError::BadRequest(_)
+                        | ProxyError::BodyTooLarge(_)
                 );
                 let unread = if client_side { Framing::Close } else { unread };
                 tracing::warn!(
@@ -522,6 +528,7 @@ impl Conn {
             wait: Some(up.pool.timeouts.read),
             chunked_out: chunked,
             trailers: true,
+            max: u64::MAX,
         }
         .body(body)
         .await;

@@ -1,5 +1,6 @@
 //! The direct HTTP/1 path: HTTP/1.x from clients to HTTP/1.1 servers without hyper, in one
-//! task per client connection (`conn.rs`), its heads read with `httparse` (`parse.rs`) and
+//! task per client connection (`conn.rs`; what it waits on the client for, under the
+//! listener's timeouts and limits, in `wait.rs`), its heads read with `httparse` (`parse.rs`) and
 //! written as bytes (`head.rs`), bodies copied with their framing checked (`body.rs`), each
 //! try over a pooled server connection (`exchange.rs`, `pool.rs`) inside the shared retry
 //! loop. HTTP/2 (h2c by prior knowledge here, ALPN h2 on TLS) keeps hyper: [`serve`] looks
@@ -15,6 +16,7 @@ pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
+pub mod wait;
 
 use std::io;
 use std::net::SocketAddr;
