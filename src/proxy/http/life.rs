@@ -155,6 +155,8 @@ pub struct Activity {
     resets: AtomicU32,
     /// Set when the connection should go: too many requests or resets.
     wake: Notify,
+    /// Set when the last request open ends: the idle clock starts.
+    idled: Notify,
     epoch: Instant,
     max_requests: u32,
     life: Life,
@@ -169,6 +171,7 @@ impl Activity {
             requests: AtomicU32::new(0),
             resets: AtomicU32::new(0),
             wake: Notify::new(),
+            idled: Notify::new(),
             epoch: life.accepted,
             max_requests: life.keepalive_requests,
             life,
@@ -224,6 +227,7 @@ impl Drop for Stream {
             let ms = now.saturating_duration_since(a.epoch).as_millis() as u64;
             a.idle_since.store(ms, Ordering::Release);
             a.life.permit.idle(now.into_std());
+            a.idled.notify_one();
         }
     }
 }
@@ -361,6 +365,11 @@ pub async fn drive<C>(
                     Some(idle) => deadline = now + (limit - idle),
                     None => deadline = now + life.keepalive_timeout,
                 }
+            }
+            _ = a.idled.notified(), if going.is_none() => {
+                // No request open from now: closed after keepalive_timeout unless one comes
+                // (the timer looks again when it fires).
+                deadline = deadline.min(Instant::now() + life.keepalive_timeout);
             }
             _ = a.wake.notified() => {
                 if a.flooding() {

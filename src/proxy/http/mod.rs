@@ -345,7 +345,9 @@ pub fn conn_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.client_header_timeout)
+        // A backstop: `life::drive` closes (and counts) a connection over its header or
+        // keep-alive timeout first.
+        .header_read_timeout(limits.client_header_timeout + Duration::from_secs(1))
         .max_headers(limits.max_headers)
         // Room past the limits, so that hyper reads a head a little over them whole and
         // `handle` answers as the direct path does (414 for the target, 431 for the rest);
