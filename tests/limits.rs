@@ -26,9 +26,17 @@ const ENGINES: [Http1Engine; 2] = [Http1Engine::Direct, Http1Engine::Hyper];
 const SILENT: [(&str, &[u8], bool); 5] = [
     ("nothing", b"", false),
     ("P", b"P", false),
-    ("part of the HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nS", false),
+    (
+        "part of the HTTP/2 preface",
+        b"PRI * HTTP/2.0\r\n\r\nS",
+        false,
+    ),
     ("part of a request line", b"GET /inde", true),
-    ("part of a head", b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 1", true),
+    (
+        "part of a head",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 1",
+        true,
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +77,11 @@ async fn silent_connections_close_at_client_header_timeout() {
             }
         }
         let counted = stats.header_timeouts() - before;
-        assert_eq!(counted, SILENT.len() as u64, "{engine:?}: header timeouts counted");
+        assert_eq!(
+            counted,
+            SILENT.len() as u64,
+            "{engine:?}: header timeouts counted"
+        );
         // The listener still serves.
         assert_eq!(get(addr, "/").await.status, 200, "{engine:?}");
         lb.shutdown().await;
@@ -93,7 +105,11 @@ async fn idle_keepalive_connections_close_at_keepalive_timeout() {
         let rest = closed_within(&mut s, Duration::from_secs(5))
             .await
             .unwrap_or_else(|_| panic!("{engine:?}: idle connection still open after 5 s"));
-        assert!(rest.is_empty(), "{engine:?}: {:?}", String::from_utf8_lossy(&rest));
+        assert!(
+            rest.is_empty(),
+            "{engine:?}: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
         let took = at.elapsed();
         assert!(
             took >= Duration::from_millis(800) && took < Duration::from_secs(4),
@@ -190,13 +206,22 @@ async fn idle_http2_connections_close_even_answering_pings() {
         tokio::select! { _ = &mut conn => {}, _ = pinging => { let _ = (&mut conn).await; } }
     })
     .await;
-    assert!(ended.is_ok(), "an HTTP/2 connection with no request is still open after 5 s");
-    assert!(at.elapsed() >= Duration::from_millis(900), "{:?}", at.elapsed());
+    assert!(
+        ended.is_ok(),
+        "an HTTP/2 connection with no request is still open after 5 s"
+    );
+    assert!(
+        at.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        at.elapsed()
+    );
 
     // One request answered, then no stream open: closed by keepalive_timeout.
     let (mut send, conn) = support::h2c(addr).await;
     let driver = tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{addr}/")).body(()).unwrap();
+    let req = http::Request::get(format!("http://{addr}/"))
+        .body(())
+        .unwrap();
     let (resp, _) = send.send_request(req, true).unwrap();
     let resp = resp.await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -210,7 +235,11 @@ async fn idle_http2_connections_close_even_answering_pings() {
         .expect("an idle HTTP/2 connection is still open after 5 s")
         .unwrap()
         .ok();
-    assert!(at.elapsed() >= Duration::from_millis(800), "{:?}", at.elapsed());
+    assert!(
+        at.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        at.elapsed()
+    );
     let stats = lb.conn_limits("web").unwrap().stats().clone();
     assert!(stats.header_timeouts() >= 1 && stats.idle_timeouts() >= 1);
     lb.shutdown().await;
@@ -248,7 +277,10 @@ async fn a_full_listener_closes_an_idle_connection_for_a_new_one_or_refuses_it()
                 closed += 1;
             }
         }
-        assert!(closed >= 3, "{engine:?}: {closed} of the idle connections closed");
+        assert!(
+            closed >= 3,
+            "{engine:?}: {closed} of the idle connections closed"
+        );
         drop((silent, good));
         wait_until(Duration::from_secs(5), "all closed", || {
             let n = limits.open();
@@ -283,7 +315,11 @@ async fn a_full_listener_closes_an_idle_connection_for_a_new_one_or_refuses_it()
         let got = closed_within(&mut extra, Duration::from_secs(1))
             .await
             .expect("the connection over max_connections is closed at once");
-        assert!(got.is_empty(), "{engine:?}: {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            got.is_empty(),
+            "{engine:?}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
         assert_eq!(limits.stats().refused_listener(), refused + 1);
         for mut s in busy {
             let (first, _) = support::read_answer(&mut s).await;
@@ -317,7 +353,10 @@ async fn a_client_over_its_own_limit_gets_503() {
         .expect("closed after the 503");
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("retry-after: 1"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 1"),
+        "{text}"
+    );
     assert_eq!(limits.stats().refused_client(), 1);
     drop((_one, _two));
     wait_until(Duration::from_secs(5), "freed", || {

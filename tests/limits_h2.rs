@@ -50,7 +50,10 @@ async fn paced_rapid_reset_ends_the_connection() {
         stream.send_reset(h2::Reason::CANCEL);
     }
     let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
-    assert!(ended.is_ok(), "the connection is still open after {sent} resets");
+    assert!(
+        ended.is_ok(),
+        "the connection is still open after {sent} resets"
+    );
     // Let what is in flight reach the server before counting.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reached = b[0].requests();
@@ -58,7 +61,10 @@ async fn paced_rapid_reset_ends_the_connection() {
     eprintln!(
         "rapid reset: {sent} of {TRIES} sent before the close, {reached} reached the server over {upstream} connections"
     );
-    assert!(sent < 400, "{sent} requests sent before the connection ended");
+    assert!(
+        sent < 400,
+        "{sent} requests sent before the connection ended"
+    );
     assert!(reached <= 300, "{reached} requests reached the server");
     let floods = lb.conn_limits("web").unwrap().stats().reset_floods();
     assert_eq!(floods, 1, "counted as a reset flood");
@@ -77,7 +83,9 @@ async fn requests_answered_whole_are_not_resets() {
     let driver = tokio::spawn(conn);
     for _ in 0..300 {
         send = send.ready().await.expect("the connection stays open");
-        let req = http::Request::get(format!("http://{addr}/")).body(()).unwrap();
+        let req = http::Request::get(format!("http://{addr}/"))
+            .body(())
+            .unwrap();
         let (resp, _) = send.send_request(req, true).unwrap();
         let resp = resp.await.expect("answered");
         assert_eq!(resp.status(), 200);
@@ -107,12 +115,13 @@ async fn keepalive_requests_ends_http2_and_http1_connections() {
     let driver = tokio::spawn(conn);
     let mut answered = 0;
     for _ in 0..15 {
-        let Ok(Ok(ready)) = tokio::time::timeout(Duration::from_secs(2), send.ready()).await
-        else {
+        let Ok(Ok(ready)) = tokio::time::timeout(Duration::from_secs(2), send.ready()).await else {
             break;
         };
         send = ready;
-        let req = http::Request::get(format!("http://{addr}/")).body(()).unwrap();
+        let req = http::Request::get(format!("http://{addr}/"))
+            .body(())
+            .unwrap();
         let Ok((resp, _)) = send.send_request(req, true) else {
             break;
         };

@@ -124,9 +124,14 @@ pub async fn handle(
         Some((_, max)) if body_too_big(&site.limits, max, &req) => {
             return refused(&site, client, &req, StatusCode::PAYLOAD_TOO_LARGE, started);
         }
-        Some((up, _)) => {
+        Some((up, max)) => {
             let up = up.clone();
-            let r = forward(&up, req, client, site.scheme, &mut info).await;
+            let max_body = match max.unwrap_or(site.limits.client_max_body_size) {
+                0 => u64::MAX,
+                n => n,
+            };
+            let limits = &site.limits;
+            let r = forward(&up, req, client, site.scheme, limits, max_body, &mut info).await;
             (Some(up), r)
         }
     };

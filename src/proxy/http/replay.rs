@@ -20,7 +20,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::body::{BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
+use super::body::{BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
 use crate::error::ProxyError;
 
 /// The most request body kept for replay on another server (nginx buffers bodies too, in
@@ -45,21 +45,18 @@ pub enum ReplayBody {
 }
 
 impl ReplayBody {
-    /// Read `body` whole when `keep` (retries are possible) and its declared length is at
-    /// most [`REPLAY_LIMIT`]; otherwise stream it. The client's pauses are bounded by the
-    /// [`ClientBody`](super::body::ClientBody) around it.
-    pub async fn read(body: ProxyBody, keep: bool) -> Result<ReplayBody, ProxyError> {
+    /// Read `body` whole when its declared length is at most `keep` bytes ([`kept_up_to`]:
+    /// retries are possible, or the listener buffers requests); otherwise stream it. The
+    /// client's pauses are bounded by the [`ClientBody`](super::body::ClientBody) around it.
+    pub async fn read(body: ProxyBody, keep: usize) -> Result<ReplayBody, ProxyError> {
         if body.is_end_stream() {
             return Ok(ReplayBody::Empty);
         }
         // Only a body of known, small length is waited for. A body of unknown length may be
         // a stream the client feeds as answers come back (gRPC, long polls): holding it
         // until it ends could deadlock, so it streams at once.
-        let small = body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= REPLAY_LIMIT as u64);
-        if !keep || !small {
+        let small = body.size_hint().exact().is_some_and(|n| n <= keep as u64);
+        if !small {
             return Ok(ReplayBody::Streaming(Some(body)));
         }
         let mut body = body;
@@ -78,7 +75,7 @@ impl ReplayBody {
             match frame.into_data() {
                 Ok(d) => {
                     data.extend_from_slice(&d);
-                    if data.len() > REPLAY_LIMIT {
+                    if data.len() > keep {
                         return Ok(ReplayBody::Streaming(Some(boxed(Prefixed {
                             prefix: Some(data.freeze()),
                             rest: body,
@@ -166,10 +163,27 @@ impl ReplayBody {
 
 /// The error of a request body read from the client: 408 when it stalled, else 400.
 fn client_body_error(e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    if let Some(over) = e.downcast_ref::<BodyOverLimit>() {
+        return ProxyError::BodyTooLarge(over.0);
+    }
     match e.downcast_ref::<ClientBodyTimeout>() {
         Some(t) => ProxyError::ClientTimeout(t.0),
         None => ProxyError::BadRequest(format!("request body: {e}")),
     }
+}
+
+/// The longest body of known length read whole before the first try, on either engine:
+/// one a retry could send again ([`REPLAY_LIMIT`]), or, when the listener buffers requests
+/// (nginx's `proxy_request_buffering`), up to `request_buffer_size`, so that a slow upload
+/// holds no server connection. 0: none.
+pub fn kept_up_to(limits: &crate::config::ClientLimits, retries: bool) -> usize {
+    let retry = if retries { REPLAY_LIMIT } else { 0 };
+    let buffer = if limits.request_buffering {
+        limits.request_buffer_size
+    } else {
+        0
+    };
+    retry.max(buffer)
 }
 
 /// What a teed body has seen go through.

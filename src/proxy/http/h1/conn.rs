@@ -23,6 +23,7 @@ use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
 use crate::proxy::http::life::Life;
+use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::upstream::InFlight;
@@ -270,7 +271,7 @@ impl Conn {
         // happen, so it can be sent again, or when the listener buffers requests
         // (`request_buffering`); of others, up to `request_buffer_size` is read first when
         // it buffers, then they stream to the first server.
-        let keep = wait::kept_up_to(&site.limits, pool.retry.attempts > 0);
+        let keep = kept_up_to(&site.limits, pool.retry.attempts > 0);
         let mut continued = false;
         if site.limits.request_buffering && !upgrading && framing != Framing::Empty {
             let cap = site.limits.request_buffer_size;

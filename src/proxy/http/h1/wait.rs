@@ -9,11 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::body::{ReadBuf, ReadFailed, chunked_whole};
 use super::parse::{self, Framing, HeadLimits, RequestHead};
-use crate::config::ClientLimits;
 use crate::error::ProxyError;
 use crate::guard::ConnStats;
 use crate::proxy::http::life::Life;
-use crate::proxy::http::replay::REPLAY_LIMIT;
 
 /// How waiting for a head ended.
 pub enum Head {
@@ -122,16 +120,4 @@ pub async fn body<C: AsyncRead + AsyncWrite + Unpin>(
             Err(ReadFailed::Io(e)) => return Err(ProxyError::ClientAborted(e.to_string())),
         }
     }
-}
-
-/// The longest body of known length read whole before the first try: one a retry could
-/// send again, or (`request_buffering`) up to `request_buffer_size`.
-pub fn kept_up_to(limits: &ClientLimits, retries: bool) -> usize {
-    let retry = if retries { REPLAY_LIMIT } else { 0 };
-    let buffer = if limits.request_buffering {
-        limits.request_buffer_size
-    } else {
-        0
-    };
-    retry.max(buffer)
 }
