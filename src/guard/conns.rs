@@ -111,6 +111,8 @@ pub struct ConnLimits {
     free: Mutex<Vec<u32>>,
     cursor: AtomicUsize,
     epoch: Instant,
+    /// Told when a connection ends, for an accept loop waiting for room ([`ConnLimits::room`]).
+    freed: Notify,
 }
 
 impl ConnLimits {
@@ -147,6 +149,7 @@ impl ConnLimits {
             free: Mutex::new((0..n as u32).rev().collect()),
             cursor: AtomicUsize::new(0),
             epoch: Instant::now(),
+            freed: Notify::new(),
         })
     }
 
@@ -190,6 +193,20 @@ impl ConnLimits {
             client,
             slot,
         })
+    }
+
+    /// Resolves once fewer than `max_total` + half the slack are open. Connections closed
+    /// for room still hold their place until their task has run; an accept loop that waits
+    /// here before accepting more (bounded) leaves new clients in the kernel's backlog
+    /// instead of closing them, as nginx and HAProxy stop accepting when full.
+    pub async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if self.open.load(Ordering::Relaxed) < self.max_total + SLACK / 2 {
+                return;
+            }
+            freed.await;
+        }
     }
 
     /// Close the longest-idle connection among those looked at: it is told to close, and
@@ -376,6 +393,7 @@ impl Drop for ConnPermit {
                 .push(i);
         }
         self.limits.open.fetch_sub(1, Ordering::Relaxed);
+        self.limits.freed.notify_one();
     }
 }
 

@@ -156,7 +156,12 @@ fn datagram(
             svc.stats
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(listener = %svc.listener, %client, "session table full: datagram dropped");
+            crate::warn_every!(
+                Duration::from_secs(10),
+                listener = %svc.listener,
+                "max_sessions ({}) open: datagrams of new clients dropped",
+                svc.config.max_sessions
+            );
             return;
         }
         match open(svc, socket, client, &tried) {

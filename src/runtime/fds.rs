@@ -67,9 +67,11 @@ fn reserved(plan: &Plan) -> u64 {
 }
 
 /// Lower the listeners' `max_connections` (two descriptors each) and `max_sessions` (one)
-/// so that together they fit in `nofile` descriptors with what the process needs besides;
-/// each is lowered in proportion. Returns one warning per value lowered (nothing when they
-/// fit).
+/// so that together they fit in `nofile` descriptors with what the process needs besides.
+/// The descriptors are shared out equally, a listener that needs less than its share
+/// leaving the rest to the others (not in proportion to what each asks: UDP's default of
+/// 100,000 sessions would leave an HTTP listener a few dozen connections). Returns one
+/// warning per value lowered (nothing when they fit).
 pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
     let reserved = reserved(plan);
     let budget = nofile.saturating_sub(reserved);
@@ -81,10 +83,22 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
     if wanted <= budget {
         return Vec::new();
     }
+    // Equal shares, smallest needs first: what one leaves goes to the rest.
+    let mut order: Vec<usize> = (0..plan.listeners.len()).collect();
+    order.sort_by_key(|&i| need(plan.listeners[i].protocol, &plan.listeners[i]));
+    let mut shares = vec![0u64; plan.listeners.len()];
+    let (mut left, mut count) = (budget, order.len() as u64);
+    for i in order {
+        let l = &plan.listeners[i];
+        let share = (left / count).min(need(l.protocol, l));
+        shares[i] = share;
+        left -= share;
+        count -= 1;
+    }
     let defaults = crate::config::ClientLimits::default().max_connections;
     let default_sessions = crate::config::L4Plan::default().max_sessions;
     let mut warnings = Vec::new();
-    for l in &mut plan.listeners {
+    for (l, share) in plan.listeners.iter_mut().zip(shares) {
         let (key, value, default, per) = match l.protocol {
             Protocol::Udp => ("max_sessions", &mut l.l4.max_sessions, default_sessions, 1),
             _ => (
@@ -94,7 +108,6 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
                 2,
             ),
         };
-        let share = (*value as u128 * budget as u128 / wanted as u128) as u64;
         let lowered = ((share / per) as usize).max(FLOOR).min(*value);
         if lowered == *value {
             continue;
@@ -148,7 +161,7 @@ servers = [ { addr = "127.0.0.1:9" } ]
 "#;
 
     #[test]
-    fn defaults_that_do_not_fit_are_lowered_in_proportion_with_a_warning() {
+    fn defaults_that_do_not_fit_are_lowered_to_equal_shares_with_a_warning() {
         let mut plan = load_str(TWO, "t.toml").unwrap();
         let w = fit(&mut plan, 512);
         assert_eq!(w.len(), 2, "{w:?}");
@@ -161,10 +174,21 @@ servers = [ { addr = "127.0.0.1:9" } ]
         let sessions = plan.listeners[1].l4.max_sessions as u64;
         // 512 - 64 - 2 listeners - 3 for the server = 443 descriptors for both.
         assert!(2 * conns + sessions <= 443, "{conns} {sessions}");
-        assert!(
-            conns >= FLOOR as u64 && sessions > 300,
-            "{conns} {sessions}"
+        // Half each: 221 descriptors, 110 connections; 221 sessions.
+        assert!(conns >= 100 && sessions >= 200, "{conns} {sessions}");
+    }
+
+    #[test]
+    fn a_listener_needing_less_than_its_share_leaves_the_rest_to_others() {
+        let src = TWO.replace(
+            "pool = \"p\"\n[[listener]]",
+            "pool = \"p\"\nmax_connections = 50\n[[listener]]",
         );
+        let mut plan = load_str(&src, "t.toml").unwrap();
+        let w = fit(&mut plan, 512);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(plan.listeners[0].limits.max_connections, 50);
+        assert_eq!(plan.listeners[1].l4.max_sessions, 443 - 100);
     }
 
     #[test]

@@ -140,13 +140,7 @@ pub async fn handle(
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::warn!(
-                listener = %site.listener,
-                pool = pool_name,
-                server = server_name,
-                cause = e.kind(),
-                "{method} {uri}: {e}"
-            );
+            log_failure(&site.listener, pool_name, server_name, &e, &method, &uri);
             error_response(&e)
         }
     };
@@ -170,6 +164,37 @@ pub async fn handle(
         total: started.elapsed(),
     });
     resp
+}
+
+/// Say that a request failed: a WARN line for each failure on the server's side or ours;
+/// one per 10 s (with a count of the rest) for the client's (a bad request, a body over
+/// the limit, a client too slow), which a flood sends by the thousand.
+pub(crate) fn log_failure(
+    listener: &str,
+    pool: &str,
+    server: &str,
+    e: &ProxyError,
+    method: &dyn std::fmt::Display,
+    uri: &dyn std::fmt::Display,
+) {
+    if e.side() == crate::error::Side::Downstream {
+        crate::warn_every!(
+            Duration::from_secs(10),
+            listener,
+            pool,
+            server,
+            cause = e.kind(),
+            "{method} {uri}: {e}"
+        );
+    } else {
+        tracing::warn!(
+            listener,
+            pool,
+            server,
+            cause = e.kind(),
+            "{method} {uri}: {e}"
+        );
+    }
 }
 
 /// Whether a request head is over the listener's limits: 414 for the target, 431 for the
@@ -267,7 +292,7 @@ pub async fn serve(
     };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = accept(&listener, &l) => {
                 match accepted {
                     Ok((stream, client)) => start(&l, stream, client),
                     Err(e) => {
@@ -286,6 +311,20 @@ pub async fn serve(
     drop(listener);
     drain(&l, grace).await;
 }
+
+/// The next connection, once the listener has room ([`ConnLimits::room`], waited for at
+/// most [`ROOM_WAIT`]; then the connection is accepted and the limits decide).
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    l: &h1::Listener,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let conns = l.site.load().conns.clone();
+    let _ = tokio::time::timeout(ROOM_WAIT, conns.room()).await;
+    listener.accept().await
+}
+
+/// The longest an accept loop waits for room before it accepts anyway.
+const ROOM_WAIT: Duration = Duration::from_millis(200);
 
 /// Start serving one accepted cleartext connection: a PROXY header first when the site
 /// takes one (the connection is admitted under the limits with the client it names), then

@@ -52,7 +52,7 @@ pub async fn serve_tls(
     };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = super::accept(&listener, &l) => {
                 match accepted {
                     Ok((stream, client)) => start(stream, client),
                     Err(e) => {

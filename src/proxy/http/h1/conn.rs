@@ -21,11 +21,11 @@ use super::pool::ServerConn;
 use super::wait;
 use crate::error::ProxyError;
 use crate::observe::access::{self, AccessRecord};
-use crate::proxy::http::Site;
 use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::view::{RequestView, hash_key};
+use crate::proxy::http::{Site, log_failure};
 use crate::upstream::InFlight;
 
 /// What comes after one request.
@@ -357,15 +357,8 @@ impl Conn {
                         | ProxyError::BodyTooLarge(_)
                 );
                 let unread = if client_side { Framing::Close } else { unread };
-                tracing::warn!(
-                    listener = %site.listener,
-                    pool = %pool.name,
-                    server = server_name,
-                    cause = e.kind(),
-                    "{} {}: {e}",
-                    self.log_method,
-                    self.log_uri
-                );
+                let (method, uri) = (&self.log_method, &self.log_uri);
+                log_failure(&site.listener, &pool.name, server_name, &e, method, uri);
                 let status = e.status().as_u16();
                 let next = self.error_answer(io, &e, unread, keep_alive).await;
                 self.log_full(
@@ -587,14 +580,13 @@ impl Conn {
         started: Instant,
         logging: bool,
     ) -> Next {
-        tracing::warn!(
-            listener = %site.listener,
+        log_failure(
+            &site.listener,
             pool,
-            server = "-",
-            cause = e.kind(),
-            "{} {}: {e}",
-            self.log_method,
-            self.log_uri
+            "-",
+            &e,
+            &self.log_method,
+            &self.log_uri,
         );
         let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
         self.log(

@@ -86,6 +86,10 @@ pub struct Listener {
     pub direct: DirectConns,
 }
 
+/// How long a connection chosen to close for room before its first byte was read looks
+/// for that byte before it closes.
+const LAST_LOOK: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Serve one client connection: HTTP/2 by prior knowledge goes to hyper, HTTP/1.x stays
 /// here, under `life`'s limits (`client_header_timeout` from the accept for the first
 /// head, protocol detection included; `keepalive_timeout` between requests;
@@ -115,16 +119,28 @@ pub async fn serve<C>(
         let empty = conn.rb.is_empty();
         let read = conn.rb.fill(&mut io, parse::MAX_HEAD);
         let read = tokio::time::timeout_at(life.first_deadline(), read);
-        tokio::select! {
+        let chosen = tokio::select! {
+            biased;
             r = read => match r {
-                Ok(Ok(n)) if n > 0 => {}
+                Ok(Ok(n)) if n > 0 => false,
                 Ok(_) => return,
                 Err(_) => {
                     ConnStats::count(&life.stats().header_timeouts);
                     return;
                 }
             },
-            _ = life.permit.reused(), if empty => return,
+            _ = life.permit.reused(), if empty => true,
+        };
+        if chosen {
+            // Chosen to close for room before its first byte was read. A client that
+            // wrote its request with the connect has it here already, only not yet seen
+            // (its task had not run): one last short look tells it from a silent one,
+            // which closes. Served, it closes at its next request.
+            let look = conn.rb.fill(&mut io, parse::MAX_HEAD);
+            match tokio::time::timeout(LAST_LOOK, look).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                _ => return,
+            }
         }
         // A byte came: this connection is not to be closed for room any more.
         if !life.permit.busy() {
