@@ -179,6 +179,42 @@ async fn slow_uploads_hold_no_server_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http2_uploads_without_a_length_hold_no_server_connection() {
+    const N: usize = 50;
+    let b = backends(1).await;
+    let toml = format!("{}{NO_RETRY}", listener_config(&b[0], ""));
+    let lb = lb(&toml, Http1Engine::Direct).await;
+    let addr = lb.local_addr("web").unwrap();
+    let (conns, reqs) = (b[0].connections(), b[0].requests());
+    let mut uploads = Vec::new();
+    for _ in 0..N {
+        let (send, conn) = support::h2c(addr).await;
+        tokio::spawn(conn);
+        let mut send = send.ready().await.unwrap();
+        let req = http::Request::post(format!("http://{addr}/upload"))
+            .body(())
+            .unwrap();
+        let (resp, mut body) = send.send_request(req, false).unwrap();
+        body.send_data(Bytes::from(vec![b'h'; 100]), false).unwrap();
+        uploads.push((resp, body, send));
+    }
+    assert_eq!(common::get(addr, "/").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let opened = b[0].connections() - conns;
+    assert!(
+        opened <= 1,
+        "{opened} server connections for {N} slow HTTP/2 uploads"
+    );
+    assert_eq!(b[0].requests() - reqs, 1);
+    for (resp, mut body, _send) in uploads {
+        body.send_data(Bytes::from(vec![b'h'; 900]), true).unwrap();
+        assert_eq!(resp.await.unwrap().status(), 200);
+    }
+    assert_eq!(b[0].requests() - reqs, 1 + N as u64);
+    lb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_request_buffering_slow_uploads_hold_server_connections() {
     // The same with request_buffering = false: each upload holds a server connection (what
     // the option prevents; nginx's proxy_request_buffering off).

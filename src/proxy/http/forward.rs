@@ -97,7 +97,8 @@ pub async fn forward(
                 .with_max(max_body, body_over.clone()),
         )
     };
-    let mut body = ReplayBody::read(body, keep).await?;
+    let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
+    let mut body = ReplayBody::read(body, keep, unknown).await?;
     let prepared = Prepared {
         parts,
         client_stalled,

@@ -46,16 +46,27 @@ pub enum ReplayBody {
 
 impl ReplayBody {
     /// Read `body` whole when its declared length is at most `keep` bytes ([`kept_up_to`]:
-    /// retries are possible, or the listener buffers requests); otherwise stream it. The
-    /// client's pauses are bounded by the [`ClientBody`](super::body::ClientBody) around it.
-    pub async fn read(body: ProxyBody, keep: usize) -> Result<ReplayBody, ProxyError> {
+    /// retries are possible, or the listener buffers requests); otherwise stream it. With
+    /// `unknown` (request buffering, not gRPC) a body of unknown length is read too, up to
+    /// `keep` bytes: whole if it ends by then, else those bytes first and the rest
+    /// streaming. The client's pauses are bounded by the
+    /// [`ClientBody`](super::body::ClientBody) around it.
+    pub async fn read(
+        body: ProxyBody,
+        keep: usize,
+        unknown: bool,
+    ) -> Result<ReplayBody, ProxyError> {
         if body.is_end_stream() {
             return Ok(ReplayBody::Empty);
         }
-        // Only a body of known, small length is waited for. A body of unknown length may be
-        // a stream the client feeds as answers come back (gRPC, long polls): holding it
-        // until it ends could deadlock, so it streams at once.
-        let small = body.size_hint().exact().is_some_and(|n| n <= keep as u64);
+        // A body of known, small length is waited for. One of unknown length may be a
+        // stream the client feeds as answers come back (gRPC, long polls): holding it until
+        // it ends could deadlock, so it streams at once unless the listener buffers
+        // requests (nginx's proxy_request_buffering, which gRPC is never under).
+        let small = match body.size_hint().exact() {
+            Some(n) => n <= keep as u64,
+            None => unknown && keep > 0,
+        };
         if !small {
             return Ok(ReplayBody::Streaming(Some(body)));
         }
@@ -140,15 +151,17 @@ impl ReplayBody {
                 data,
                 trailers: None,
             } => full(data.clone()),
+            // Of no declared length, so that an HTTP/1.1 server gets it chunked, with its
+            // trailers (a length would leave them no place).
             ReplayBody::Kept {
                 data,
                 trailers: Some(t),
-            } => boxed(Prefixed::<http_body_util::Empty<Bytes>> {
-                prefix: Some(data.clone()),
-                rest: http_body_util::Empty::new(),
-            })
-            .with_trailers(std::future::ready(Some(Ok(t.clone()))))
-            .boxed(),
+            } => boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+                [
+                    Ok::<_, std::convert::Infallible>(Frame::data(data.clone())),
+                    Ok(Frame::trailers(t.clone())),
+                ],
+            ))),
             ReplayBody::Streaming(b) => b.take().unwrap_or_else(|| full(Bytes::new())),
             ReplayBody::Teed { body, copy } => match body.take() {
                 Some(b) => boxed(Tee {
