@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use switchyard::config::{self, Algorithm};
 use switchyard::demo::{self, Backend};
-use switchyard::runtime::{Launch, Runtime, notify};
+use switchyard::discovery;
+use switchyard::plan;
+use switchyard::runtime::{Launch, Runtime, RuntimeError, notify};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -48,17 +50,21 @@ enum Command {
         upgrade: bool,
     },
     /// Make a running Switchyard load its config file again (as SIGHUP does), through the
-    /// admin listener named in the file; prints what changed, or every error with
-    /// file:line:column (then the running configuration stays and the exit status is 1).
+    /// admin listener named in the file; prints the plan of what it changes (as `switchyard
+    /// plan`), then what changed, or every error with file:line:column (then the running
+    /// configuration stays and the exit status is 1).
     Reload {
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
-        /// The admin listener, when the file does not say (host:port).
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print the plan and stop: nothing is applied.
         #[arg(long)]
-        admin: Option<SocketAddr>,
-        /// The admin API token, when the file does not hold it.
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        dry_run: bool,
+        /// Do not reload if a hashing or sticky pool would move more of its keys or
+        /// sessions than this (exit status 2), e.g. 10%.
+        #[arg(long, value_name = "PERCENT", value_parser = switchyard::plan::cli::parse_share)]
+        max_moved: Option<f64>,
     },
     /// Check a config file: print "ok" or every error, with file:line:column.
     Check {
@@ -115,6 +121,35 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+
+    // --- plan (issue 13): what a change would do, before it is made --------------------
+    /// What a new config would change: listeners bound or closed; routes added, removed or
+    /// shadowed; servers added, removed, re-weighted, drained; certificates that change or
+    /// expire within 30 days; the share of keys (hashing pools) and sessions (sticky pools)
+    /// that move, computed with the real pools. `plan OLD NEW` compares two files; `plan
+    /// NEW` the running Switchyard (its admin API) with NEW. Exit 0, 1 on an error, 2 above
+    /// --max-moved (docs/plan.md).
+    Plan {
+        /// OLD NEW, or NEW alone (against the running Switchyard).
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Exit with status 2 if a hashing or sticky pool moves more of its keys or sessions
+        /// than this, e.g. 10% (for CI).
+        #[arg(long, value_name = "PERCENT", value_parser = switchyard::plan::cli::parse_share)]
+        max_moved: Option<f64>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin listener, when the file does not say (host:port).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// The admin API token, when the file does not hold it.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -147,8 +182,17 @@ fn main() -> ExitCode {
         Command::Reload {
             config,
             admin,
-            token,
-        } => return reload(&config, admin, token),
+            dry_run,
+            max_moved,
+        } => {
+            let code = plan::cli::reload(&config, admin.admin, admin.token, dry_run, max_moved);
+            return ExitCode::from(code);
+        }
+        Command::Plan {
+            files,
+            admin,
+            max_moved,
+        } => return ExitCode::from(plan_command(&files, admin, max_moved)),
         Command::Run {
             config,
             upgrade_socket,
@@ -217,22 +261,44 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(plan) => {
-            println!(
-                "ok: {} listener(s), {} pool(s), {} server(s)",
-                plan.listeners.len(),
-                plan.pools.len(),
-                plan.pools.iter().map(|p| p.servers.len()).sum::<usize>()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
-            ExitCode::FAILURE
-        }
+    let failed = |errors: &config::ConfigErrors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+        ExitCode::FAILURE
+    };
+    let plan = match config::load_file(path) {
+        Ok(plan) => plan,
+        Err(errors) => return failed(&errors),
+    };
+    // Host names of servers are resolved as `run` would, and said: which name gave what.
+    let resolved = match plan.pools.iter().any(|p| !p.named.is_empty()) {
+        false => Ok(discovery::Resolved::default()),
+        true => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(discovery::resolve(&plan, &discovery::Book::default())),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(errors) => return failed(&config::ConfigErrors(errors)),
+    };
+    for n in &resolved.notes {
+        println!("{n}");
     }
+    let plan = discovery::apply(&plan, &resolved.book, &[]);
+    println!(
+        "ok: {} listener(s), {} pool(s), {} server(s)",
+        plan.listeners.len(),
+        plan.pools.len(),
+        plan.pools.iter().map(|p| p.servers.len()).sum::<usize>()
+    );
+    ExitCode::SUCCESS
 }
 
 // `switchyard probe`: fast and quiet, as keepalived runs it every second. The logic lives in
@@ -362,6 +428,16 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
     }
 }
 
+// --- plan (issue 13) -------------------------------------------------------------------
+
+fn plan_command(files: &[PathBuf], admin: AdminArgs, max_moved: Option<f64>) -> u8 {
+    match files {
+        [old, new] => plan::cli::plan_files(old, new, max_moved),
+        [new] => plan::cli::plan_running(new, admin.admin, admin.token, max_moved),
+        _ => plan::cli::EXIT_ERROR,
+    }
+}
+
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
@@ -371,78 +447,7 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-// -- Live changes: run with reloads and upgrades, `switchyard reload` --------------------
-
-/// `switchyard reload`: ask the running process to load its file again, over its admin API.
-fn reload(path: &std::path::Path, admin: Option<SocketAddr>, token: Option<String>) -> ExitCode {
-    use switchyard::admin::client::{self, Outcome, Target};
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let found = client::target_of(&text);
-    let target = match (admin, found) {
-        (Some(addr), found) => Target {
-            addr,
-            token: token.or(found.and_then(|t| t.token)),
-        },
-        (None, Some(t)) => Target {
-            addr: t.addr,
-            token: token.or(t.token),
-        },
-        (None, None) => {
-            // No [admin] to talk to: say what `check` says of the file, and how to go on.
-            if let Err(errors) = config::load_file(path) {
-                eprintln!("{errors}");
-            }
-            eprintln!(
-                "error: {} has no [admin] listener, which switchyard reload talks to\n  help: add [admin] with listen = \"127.0.0.1:9900\" (and reload with SIGHUP this once: kill -HUP PID), or pass --admin HOST:PORT",
-                path.display()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(client::reload(&target)) {
-        Ok(Outcome::Reloaded { changes }) => {
-            if changes.is_empty() {
-                println!("reloaded: nothing changed");
-            }
-            for c in changes {
-                println!("reloaded: {c}");
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Outcome::Refused {
-            message,
-            errors,
-            help,
-        }) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            eprintln!("error: {message}");
-            if let Some(h) = help {
-                eprintln!("  help: {h}");
-            }
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!(
-                "error: {e}\n  help: is switchyard running with [admin] listen = \"{}\"? (systemctl status switchyard; ss -ltnp 'sport = :{}')",
-                target.addr,
-                target.addr.port()
-            );
-            ExitCode::FAILURE
-        }
-    }
-}
+// -- Live changes: run with reloads and upgrades (`switchyard reload`: plan::cli) --------
 
 fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -470,7 +475,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         anyhow::bail!("--upgrade needs Linux");
     }
     let rt = tokio_runtime(plan.workers)?;
-    let served = rt.block_on(async move {
+    rt.block_on(async move {
         // Installed before the listeners open, so no signal meets the default action (which
         // ends the process) or falls between two waits.
         let mut signals = Signals::new();
@@ -484,7 +489,15 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         if let Some(t) = taking.as_mut() {
             launch.spare = t.spare();
         }
-        let runtime = Runtime::launch(plan, launch).await?;
+        let runtime = match Runtime::launch(plan, launch).await {
+            Ok(r) => r,
+            // A host name without address: the same report as `check`.
+            Err(RuntimeError::Resolve(errors)) => {
+                eprintln!("{errors}");
+                anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
+            }
+            Err(e) => return Err(e.into()),
+        };
         #[cfg(target_os = "linux")]
         if let Some(t) = taking {
             let from = t.from;
@@ -502,11 +515,13 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         } else {
             notify::ready();
         }
-        serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
-    });
-    // The last access lines gathered (they are written in batches).
-    switchyard::observe::access::flush();
-    served
+        let log = runtime.access_log();
+        let served = serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await;
+        // The last access lines gathered (they are written in batches), also after a
+        // second stop signal cut the drain short.
+        log.flush(std::time::Duration::from_secs(1));
+        served
+    })
 }
 
 async fn serve_until_signal(
@@ -524,6 +539,10 @@ async fn serve_until_signal(
                     tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
+                Signal::Reopen => {
+                    runtime.access_log().reopen();
+                    tracing::info!("SIGUSR1: the access log opened again");
+                }
                 other => break other,
             },
             () = runtime.upgraded() => break Signal::Upgraded,
@@ -625,6 +644,8 @@ enum Signal {
     Hangup,
     /// SIGUSR2 (nginx's binary upgrade): start this program anew with `--upgrade`.
     Upgrade,
+    /// SIGUSR1 (nginx's `reopen`): open the access log file again, after logrotate.
+    Reopen,
     /// Not a signal: a new process took the sockets over (`run --upgrade`).
     Upgraded,
 }
@@ -639,6 +660,8 @@ struct Signals {
     hup: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     usr2: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    usr1: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -651,6 +674,7 @@ impl Signals {
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
                 usr2: signal(SignalKind::user_defined2()).ok(),
+                usr1: signal(SignalKind::user_defined1()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -673,6 +697,7 @@ impl Signals {
                 () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,
                 () = recv(&mut self.usr2) => Signal::Upgrade,
+                () = recv(&mut self.usr1) => Signal::Reopen,
             }
         }
         #[cfg(not(unix))]

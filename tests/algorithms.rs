@@ -154,6 +154,45 @@ async fn least_conn_is_weighted_when_idle_and_avoids_busy_servers() {
     }
 }
 
+/// 40 servers: `least_conn` keeps a load index (from 32 servers on) that the servers update
+/// as requests start and end, instead of reading every server at each pick.
+#[tokio::test]
+async fn least_conn_over_a_large_pool_avoids_busy_servers() {
+    let b = backends(40).await;
+    let lb = start_lb(&simple_config("least_conn", &b, &[])).await;
+    let addr = lb.local_addr("web").unwrap();
+    let names: Vec<String> = (1..=40).map(|i| format!("s{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Idle: in turn, every server twice in 80 requests.
+    let t = tally(sequential(addr, 80).await);
+    assert_eq!(counts(&t, &names), [2; 40], "{t:?}");
+
+    // 39 slow requests, one after another, each to a server with none in flight.
+    let pool = lb.pool("p").unwrap();
+    let mut slow = Vec::new();
+    for k in 1..=39u32 {
+        slow.push(tokio::spawn(async move { get(addr, "/sleep/10000").await }));
+        wait_until(Duration::from_secs(5), "one more request in flight", || {
+            let n: u32 = pool.servers().iter().map(|s| s.in_flight()).sum();
+            async move { n == k }
+        })
+        .await;
+    }
+    let idle: Vec<String> = pool
+        .servers()
+        .iter()
+        .filter(|s| s.in_flight() == 0)
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(idle.len(), 1, "39 slow requests on 39 servers");
+    // Everything else goes to the one idle server.
+    let t = tally(sequential(addr, 12).await);
+    assert_eq!(t, BTreeMap::from([(idle[0].clone(), 12)]));
+    for s in slow {
+        s.abort();
+    }
+}
+
 #[tokio::test]
 async fn ip_hash_keeps_one_client_on_one_server() {
     let b = backends(3).await;
@@ -252,6 +291,30 @@ async fn least_time_sends_clearly_less_to_a_slow_server() {
     // It is measured (a new server gets tried), then avoided.
     assert!(c[0] >= 1, "{t:?}");
     assert!(c[0] * 4 < c[1] && c[0] * 4 < c[2], "{t:?}");
+}
+
+/// 40 servers (so `least_time` keeps its load index), one of them slow: each is tried once,
+/// then the slow one is left alone.
+#[tokio::test]
+async fn least_time_over_a_large_pool_leaves_a_slow_server_alone() {
+    let mut b = vec![
+        Backend::start("s1", Duration::from_millis(50))
+            .await
+            .unwrap(),
+    ];
+    for i in 2..=40 {
+        b.push(
+            Backend::start(&format!("s{i}"), Duration::from_millis(2))
+                .await
+                .unwrap(),
+        );
+    }
+    let lb = start_lb(&simple_config("least_time", &b, &[])).await;
+    let t = concurrent(lb.local_addr("web").unwrap(), 4, 50).await;
+    assert_eq!(t.values().sum::<usize>(), 200);
+    assert_eq!(t.len(), 40, "every server tried: {t:?}");
+    // A fair share would be 5.
+    assert!(t["s1"] <= 2, "{t:?}");
 }
 
 #[tokio::test]

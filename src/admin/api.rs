@@ -11,6 +11,7 @@
 //! | `DELETE /api/pools/{pool}/servers/{server}` | drain, then remove once idle (at most the grace period) |
 //! | `POST /api/reload` | load the config file again (as SIGHUP does) |
 //! | `GET /api/config` | the running configuration (file + changes) as TOML that `check` accepts |
+//! | `GET /api/config/next` | what a reload would make running (the file now, with the changes a reload keeps) as TOML; nothing applied; 422 with every error when the file does not pass |
 //!
 //! Reads are answered here from the [`View`]; writes go as a [`Command`] to the runtime's
 //! control task, which checks them like a config file, applies them and answers with what
@@ -69,6 +70,9 @@ pub enum Command {
     },
     /// The running configuration as TOML.
     Config,
+    /// What a reload would make running, as TOML; nothing applied (`switchyard reload`
+    /// prints its plan from it).
+    NextConfig,
 }
 
 /// `POST /api/pools/{pool}/servers`.
@@ -133,12 +137,15 @@ impl Refusal {
 
 /// One server as the API shows it.
 pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
-    let mut v = status::server(s);
+    let mut v = status::server(u, s);
     if let Value::Object(m) = &mut v {
         m.remove("admin_state");
     }
     v["state"] = json!(s.admin_state().as_str());
     v["health"] = json!(s.health_state().as_str());
+    // The DNS name it was resolved from (`discovery`), as written; null when written with
+    // its address.
+    v["resolved_from"] = json!(s.from);
     v["idle"] = json!(s.in_flight() == 0);
     v["drained"] = json!(s.drained());
     // hyper's keep-alive pool and the direct path's, whichever the listeners use.
@@ -163,16 +170,21 @@ fn pool_json(u: &crate::proxy::http::Upstream) -> Value {
     })
 }
 
-/// A server of a pool by address or name.
+/// A server of a pool by address, or by a name that only it has (the servers of one DNS
+/// name share that name: they are named by address).
 pub fn find_server<'a>(
     servers: &'a [std::sync::Arc<Server>],
     key: &str,
 ) -> Option<&'a std::sync::Arc<Server>> {
     let addr: Option<SocketAddr> = key.parse().ok();
-    servers
-        .iter()
-        .find(|s| Some(s.addr) == addr)
-        .or_else(|| servers.iter().find(|s| s.name == key))
+    if let Some(s) = servers.iter().find(|s| Some(s.addr) == addr) {
+        return Some(s);
+    }
+    let mut named = servers.iter().filter(|s| s.name == key);
+    match (named.next(), named.next()) {
+        (Some(s), None) => Some(s),
+        _ => None,
+    }
 }
 
 fn json_response(status: StatusCode, mut body: Value) -> Response<Full<Bytes>> {
@@ -305,18 +317,21 @@ pub async fn answer(
         },
         (&Method::POST, ["reload"]) => Command::Reload,
         (&Method::GET | &Method::HEAD, ["config"]) => Command::Config,
-        (_, ["pools"] | ["pools", _] | ["config"]) => return not_allowed("GET, HEAD"),
+        (&Method::GET | &Method::HEAD, ["config", "next"]) => Command::NextConfig,
+        (_, ["pools"] | ["pools", _] | ["config"] | ["config", "next"]) => {
+            return not_allowed("GET, HEAD");
+        }
         (_, ["pools", _, "servers", _]) => return not_allowed("GET, HEAD, PUT, DELETE"),
         (_, ["pools", _, "servers"]) | (_, ["reload"]) => return not_allowed("POST"),
         _ => {
             return refused(&Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("no API endpoint {path}"),
-                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload or GET /api/config",
+                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config or GET /api/config/next",
             ));
         }
     };
-    let write = !matches!(command, Command::Config);
+    let write = !matches!(command, Command::Config | Command::NextConfig);
     let reply = call(state, command).await;
     match &reply {
         Ok(done) if write => {
@@ -482,6 +497,17 @@ pub fn no_server(u: &crate::proxy::http::Upstream, server: &str) -> Refusal {
         .iter()
         .map(|s| format!("{} ({})", s.addr, s.name))
         .collect();
+    let shared = u.pool.servers().iter().filter(|s| s.name == server).count();
+    if shared > 1 {
+        return Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{shared} servers of pool {:?} are named {server:?} (the addresses of one DNS name)",
+                u.pool.name
+            ),
+            format!("name one by its address: {}", names.join(", ")),
+        );
+    }
     Refusal::new(
         StatusCode::NOT_FOUND,
         format!("pool {:?} has no server {server:?}", u.pool.name),

@@ -1,5 +1,6 @@
-//! The client side of the admin API, for `switchyard reload`: find the admin listener and
-//! its token in the config file, `POST /api/reload`, and say what came back.
+//! The client side of the admin API, for `switchyard reload` and `switchyard plan`: find
+//! the admin listener and its token in the config file, `GET /api/config` (and `/next`),
+//! `POST /api/reload`, and say what came back.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -59,8 +60,14 @@ pub enum Outcome {
     },
 }
 
-/// `POST /api/reload` to `target`; `Err` when it cannot be reached or answers nonsense.
-pub async fn reload(target: &Target) -> Result<Outcome, String> {
+/// One request to the admin API: the status and the body, read whole; `Err` when the
+/// listener cannot be reached or does not answer within `wait`.
+async fn request(
+    target: &Target,
+    method: http::Method,
+    path: &str,
+    wait: Duration,
+) -> Result<(http::StatusCode, Bytes), String> {
     let stream = tokio::time::timeout(
         Duration::from_secs(5),
         tokio::net::TcpStream::connect(target.addr),
@@ -72,11 +79,13 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let mut req = Request::post("/api/reload")
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
         .header(header::HOST, target.addr.to_string())
         .header(
             header::USER_AGENT,
-            concat!("switchyard-reload/", env!("CARGO_PKG_VERSION")),
+            concat!("switchyard-cli/", env!("CARGO_PKG_VERSION")),
         );
     if let Some(t) = &target.token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -84,10 +93,9 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
     let req = req
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
-    // A reload loads certificates and may bind ports: give it time.
-    let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
+    let resp = tokio::time::timeout(wait, sender.send_request(req))
         .await
-        .map_err(|_| "no answer from the admin listener within 60s".to_string())?
+        .map_err(|_| format!("no answer from the admin listener within {wait:?}"))?
         .map_err(|e| e.to_string())?;
     let status = resp.status();
     let body = resp
@@ -96,12 +104,21 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
         .await
         .map_err(|e| e.to_string())?
         .to_bytes();
-    let json: Value = serde_json::from_slice(&body).map_err(|_| {
+    Ok((status, body))
+}
+
+/// The JSON of an answer, or what came instead.
+fn json_of(status: http::StatusCode, body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|_| {
         format!(
             "the admin listener answered {status} without JSON: {}",
-            String::from_utf8_lossy(&body).trim()
+            String::from_utf8_lossy(body).trim()
         )
-    })?;
+    })
+}
+
+/// A refusal's message, errors (as `check` prints them) and help.
+fn refused(json: &Value) -> Outcome {
     let strings = |key: &str| -> Vec<String> {
         json.get(key)
             .and_then(Value::as_array)
@@ -116,12 +133,7 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
             })
             .unwrap_or_default()
     };
-    if status.is_success() {
-        return Ok(Outcome::Reloaded {
-            changes: strings("changes"),
-        });
-    }
-    Ok(Outcome::Refused {
+    Outcome::Refused {
         message: json
             .get("error")
             .and_then(Value::as_str)
@@ -129,7 +141,63 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
             .to_string(),
         errors: strings("errors"),
         help: json.get("help").and_then(Value::as_str).map(str::to_string),
-    })
+    }
+}
+
+/// `POST /api/reload` to `target`; `Err` when it cannot be reached or answers nonsense.
+pub async fn reload(target: &Target) -> Result<Outcome, String> {
+    // A reload loads certificates and may bind ports: give it time.
+    let (status, body) = request(
+        target,
+        http::Method::POST,
+        "/api/reload",
+        Duration::from_secs(60),
+    )
+    .await?;
+    let json = json_of(status, &body)?;
+    if status.is_success() {
+        let changes = json
+            .get("changes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Ok(Outcome::Reloaded { changes });
+    }
+    Ok(refused(&json))
+}
+
+/// A configuration the admin API gave as TOML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Config {
+    Toml(String),
+    /// Refused (the file would not pass, for `/api/config/next`): as [`Outcome::Refused`].
+    Refused(Outcome),
+    /// This Switchyard has no such endpoint (a version before it).
+    Unknown,
+}
+
+/// `GET /api/config` (the running configuration) or `GET /api/config/next` (what a reload
+/// would make running), as TOML.
+pub async fn config(target: &Target, next: bool) -> Result<Config, String> {
+    let path = if next {
+        "/api/config/next"
+    } else {
+        "/api/config"
+    };
+    let (status, body) = request(target, http::Method::GET, path, Duration::from_secs(60)).await?;
+    if status.is_success() {
+        return String::from_utf8(body.to_vec())
+            .map(Config::Toml)
+            .map_err(|_| format!("{path} answered with text that is not UTF-8"));
+    }
+    if status == http::StatusCode::NOT_FOUND {
+        return Ok(Config::Unknown);
+    }
+    Ok(Config::Refused(refused(&json_of(status, &body)?)))
 }
 
 #[cfg(test)]

@@ -9,10 +9,18 @@
 //! A server with no sample yet (new, or just back) must be measured: when idle it is picked
 //! before any measured server; while its first request is in flight it is costed at the
 //! mean EWMA of the measured servers, so it gets a fair share instead of a flood.
-//! Ties are broken in weighted turn, as `least_conn`. A pick is O(servers).
+//! Ties are broken in weighted turn, as `least_conn`.
+//!
+//! Under [`INDEX_FROM`] servers a pick scans them. From [`INDEX_FROM`] on, as `least_conn`,
+//! the servers report every change of their load (a request starts or ends, a latency
+//! sample) to two [`MinIndex`]es: the measured servers by cost, the unmeasured ones by
+//! requests in flight relative to weight, plus the sum and count of the EWMAs for the mean.
+//! A pick reads the block summaries instead of every server; the answer is the scan's.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
+use super::load_index::{ABSENT, Bound, INDEX_FROM, Keys, MinIndex, conn_key};
 use super::round_robin::RoundRobin;
 use super::{Balancer, PickContext};
 use crate::upstream::Server;
@@ -22,15 +30,127 @@ pub struct LeastTime {
     servers: Vec<Arc<Server>>,
     weights: Vec<u64>,
     turn: RoundRobin,
+    /// Kept by the servers, for pools of [`INDEX_FROM`] servers or more.
+    index: Option<Bound<TimeKeys>>,
+}
+
+/// The keys of every server's cost, for the measured ones, and of its requests in flight,
+/// for the others.
+struct TimeKeys {
+    weights: Vec<u64>,
+    /// `cost_key` of each measured server; [`ABSENT`] for the unmeasured.
+    costs: MinIndex,
+    /// `conn_key` of each unmeasured server; [`ABSENT`] for the measured.
+    unmeasured: MinIndex,
+    /// Each server's EWMA as last accounted in `ewma_sum` and `measured`.
+    ewma: Box<[AtomicU64]>,
+    ewma_sum: AtomicU64,
+    measured: AtomicU64,
+}
+
+/// The key of a server's cost `ewma × (in_flight + 1) / weight`, scaled by 2^20 before the
+/// division so that keys compare as the costs do (as `conn_key`; saturating just below
+/// [`ABSENT`], which only EWMA × requests beyond 10^13 µs reach).
+fn cost_key(ewma: u64, in_flight: u32, weight: u64) -> u64 {
+    let scaled = (u128::from(ewma) * (u128::from(in_flight) + 1)) << 20;
+    u64::try_from(scaled / u128::from(weight.max(1))).map_or(ABSENT - 1, |k| k.min(ABSENT - 1))
+}
+
+impl Keys for TimeKeys {
+    fn update(&self, server: &Server, slot: usize) {
+        // As `ConnKeys::update`: read again after storing, until nothing moved meanwhile.
+        loop {
+            let (ewma, in_flight) = (server.latency_ewma_us(), server.in_flight());
+            // Swapped, so that concurrent updates add up to the last EWMA stored.
+            let old = self.ewma[slot].swap(ewma, SeqCst);
+            if old != ewma {
+                self.ewma_sum.fetch_add(ewma.wrapping_sub(old), SeqCst);
+                match (old, ewma) {
+                    (0, _) => self.measured.fetch_add(1, SeqCst),
+                    (_, 0) => self.measured.fetch_sub(1, SeqCst),
+                    _ => 0,
+                };
+            }
+            let w = self.weights[slot];
+            // Into the one index before out of the other: a pick in between sees it twice
+            // rather than not at all.
+            if ewma == 0 {
+                self.unmeasured.set(slot, conn_key(in_flight, w));
+                self.costs.set(slot, ABSENT);
+            } else {
+                self.costs.set(slot, cost_key(ewma, in_flight, w));
+                self.unmeasured.set(slot, ABSENT);
+            }
+            if (server.latency_ewma_us(), server.in_flight()) == (ewma, in_flight) {
+                return;
+            }
+        }
+    }
 }
 
 impl LeastTime {
     pub fn new(servers: &[Arc<Server>]) -> LeastTime {
+        LeastTime::with_index(servers, servers.len() >= INDEX_FROM)
+    }
+
+    /// With or without the index, whatever the size (for tests that compare the two).
+    pub(super) fn with_index(servers: &[Arc<Server>], index: bool) -> LeastTime {
+        let weights: Vec<u64> = servers.iter().map(|s| u64::from(s.weight())).collect();
+        let n = servers.len();
+        let index = index.then(|| {
+            let keys = TimeKeys {
+                weights: weights.clone(),
+                costs: MinIndex::new(n),
+                unmeasured: MinIndex::new(n),
+                ewma: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                ewma_sum: AtomicU64::new(0),
+                measured: AtomicU64::new(0),
+            };
+            Bound::new(keys, servers)
+        });
         LeastTime {
             servers: servers.to_vec(),
-            weights: servers.iter().map(|s| u64::from(s.weight())).collect(),
+            weights,
             turn: RoundRobin::new(servers),
+            index,
         }
+    }
+
+    /// A pick from the index: `Err` when it turned too many candidates away (then scan).
+    fn pick_indexed(
+        &self,
+        keys: &TimeKeys,
+        start: usize,
+        ctx: &PickContext<'_>,
+    ) -> Result<Option<Arc<Server>>, ()> {
+        let eligible = |i: usize| ctx.eligible(&self.servers[i]);
+        let (measured, n) = (keys.measured.load(SeqCst), self.servers.len() as u64);
+        // The least busy unmeasured server; an idle one goes first.
+        let unmeasured = if measured < n {
+            match keys.unmeasured.search(start, eligible)? {
+                Some((0, i)) => return Ok(Some(self.servers[i].clone())),
+                u => u,
+            }
+        } else {
+            None
+        };
+        let best = keys.costs.search(start, eligible)?;
+        let cost =
+            |i: usize, ewma: u64| Cost::new(ewma, self.servers[i].in_flight(), self.weights[i]);
+        if let Some((_, u)) = unmeasured {
+            let mean = keys
+                .ewma_sum
+                .load(SeqCst)
+                .checked_div(measured)
+                .unwrap_or(1)
+                .max(1);
+            if best
+                .is_none_or(|(_, m)| cost(u, mean).less(cost(m, self.servers[m].latency_ewma_us())))
+            {
+                return Ok(Some(self.servers[u].clone()));
+            }
+        }
+        Ok(best.map(|(_, m)| self.servers[m].clone()))
     }
 }
 
@@ -53,6 +173,18 @@ impl Cost {
 impl Balancer for LeastTime {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
         let start = self.turn.next_index()?;
+        if let Some(keys) = self.index.as_ref().and_then(Bound::keys)
+            && let Ok(found) = self.pick_indexed(keys, start, ctx)
+        {
+            return found;
+        }
+        self.scan(start, ctx)
+    }
+}
+
+impl LeastTime {
+    /// The scan: every server from `start` on.
+    fn scan(&self, start: usize, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
         let n = self.servers.len();
         let mut best: Option<(usize, Cost)> = None;
         // The least busy (in_flight relative to weight) server still waiting for its first
@@ -108,61 +240,193 @@ impl Balancer for LeastTime {
 mod tests {
     use super::*;
     use crate::balance::testing::{
-        check_exclusion, check_retries_try_each_server_once, index, servers, simulate,
+        Rng, check_exclusion, check_retries_try_each_server_once, index, servers, simulate,
     };
+    use crate::upstream::InFlight;
     use std::time::Duration;
 
     #[test]
     fn moves_traffic_away_from_a_slow_server() {
-        let s = servers(&[1, 1, 1]);
-        let b = LeastTime::new(&s);
-        // Server 0 answers in 50 ticks, the others in 5.
-        let counts = simulate(&b, &s, &[50, 5, 5], 2000);
-        assert!(counts[0] * 10 < counts[1], "{counts:?}");
-        assert!(counts[0] * 10 < counts[2], "{counts:?}");
-        assert!(counts[0] >= 1, "the slow server was measured: {counts:?}");
+        for indexed in [false, true] {
+            let s = servers(&[1, 1, 1]);
+            let b = LeastTime::with_index(&s, indexed);
+            // Server 0 answers in 50 ticks, the others in 5.
+            let counts = simulate(&b, &s, &[50, 5, 5], 2000);
+            assert!(counts[0] * 10 < counts[1], "{counts:?}");
+            assert!(counts[0] * 10 < counts[2], "{counts:?}");
+            assert!(counts[0] >= 1, "the slow server was measured: {counts:?}");
+        }
     }
 
     #[test]
     fn cost_is_latency_times_load_over_weight() {
-        let s = servers(&[1, 1, 2]);
-        s[0].record_latency(Duration::from_millis(10));
-        s[1].record_latency(Duration::from_millis(4));
-        s[2].record_latency(Duration::from_millis(6));
-        let b = LeastTime::new(&s);
-        let pick = || index(&s, &b.pick(&PickContext::default()).unwrap());
-        // Costs 10, 4, 3: server 2.
-        assert_eq!(pick(), 2);
-        // Server 2 with 2 in flight: 6×3/2 = 9 > 4: server 1.
-        let _g = (s[2].begin(), s[2].begin());
-        assert_eq!(pick(), 1);
-        // Server 1 with 2 in flight: 4×3 = 12 > 10 > 9: server 2 again.
-        let _h = (s[1].begin(), s[1].begin());
-        assert_eq!(pick(), 2);
+        for indexed in [false, true] {
+            let s = servers(&[1, 1, 2]);
+            s[0].record_latency(Duration::from_millis(10));
+            s[1].record_latency(Duration::from_millis(4));
+            s[2].record_latency(Duration::from_millis(6));
+            let b = LeastTime::with_index(&s, indexed);
+            let pick = || index(&s, &b.pick(&PickContext::default()).unwrap());
+            // Costs 10, 4, 3: server 2.
+            assert_eq!(pick(), 2);
+            // Server 2 with 2 in flight: 6×3/2 = 9 > 4: server 1.
+            let _g = (s[2].begin(), s[2].begin());
+            assert_eq!(pick(), 1);
+            // Server 1 with 2 in flight: 4×3 = 12 > 10 > 9: server 2 again.
+            let _h = (s[1].begin(), s[1].begin());
+            assert_eq!(pick(), 2);
+        }
     }
 
     #[test]
     fn unmeasured_servers_get_tried() {
-        let s = servers(&[1, 1, 1]);
-        s[0].record_latency(Duration::from_millis(1));
-        s[1].record_latency(Duration::from_millis(1));
-        let b = LeastTime::new(&s);
-        // Idle and never measured: picked before the measured ones.
-        assert_eq!(index(&s, &b.pick(&PickContext::default()).unwrap()), 2);
-        // With its probe in flight it costs the mean (1 ms × 2) and the others win.
-        let _g = s[2].begin();
-        for _ in 0..10 {
-            assert_ne!(index(&s, &b.pick(&PickContext::default()).unwrap()), 2);
+        for indexed in [false, true] {
+            let s = servers(&[1, 1, 1]);
+            s[0].record_latency(Duration::from_millis(1));
+            s[1].record_latency(Duration::from_millis(1));
+            let b = LeastTime::with_index(&s, indexed);
+            // Idle and never measured: picked before the measured ones.
+            assert_eq!(index(&s, &b.pick(&PickContext::default()).unwrap()), 2);
+            // With its probe in flight it costs the mean (1 ms × 2) and the others win.
+            let _g = s[2].begin();
+            for _ in 0..10 {
+                assert_ne!(index(&s, &b.pick(&PickContext::default()).unwrap()), 2);
+            }
         }
     }
 
     #[test]
     fn exclusion() {
-        check_exclusion(|s| Box::new(LeastTime::new(s)));
+        check_exclusion(|s| Box::new(LeastTime::with_index(s, false)));
+        check_exclusion(|s| Box::new(LeastTime::with_index(s, true)));
     }
 
     #[test]
     fn retries_try_each_server_once() {
-        check_retries_try_each_server_once(|s| Box::new(LeastTime::new(s)));
+        check_retries_try_each_server_once(|s| Box::new(LeastTime::with_index(s, false)));
+        check_retries_try_each_server_once(|s| Box::new(LeastTime::with_index(s, true)));
+    }
+
+    #[test]
+    fn cost_keys_order_as_costs_do() {
+        let mut rng = Rng::new(3);
+        for _ in 0..100_000 {
+            let a = (
+                1 + rng.below(100_000),
+                rng.below(50) as u32,
+                1 + rng.below(1000),
+            );
+            let b = (
+                1 + rng.below(100_000),
+                rng.below(50) as u32,
+                1 + rng.below(1000),
+            );
+            let (ca, cb) = (Cost::new(a.0, a.1, a.2), Cost::new(b.0, b.1, b.2));
+            let (ka, kb) = (cost_key(a.0, a.1, a.2), cost_key(b.0, b.1, b.2));
+            assert_eq!(ca.less(cb), ka < kb, "{a:?} {b:?}");
+            assert_eq!(cb.less(ca), kb < ka, "{a:?} {b:?}");
+        }
+        assert_eq!(cost_key(u64::MAX, u32::MAX, 1), ABSENT - 1);
+    }
+
+    /// The index and the scan give the same server at every pick, with the same turn, while
+    /// requests start and end, latencies move, servers are first measured, some are down
+    /// and retries exclude others.
+    #[test]
+    fn the_index_picks_exactly_what_the_scan_picks() {
+        let mut rng = Rng::new(11);
+        for (n, max_weight) in [(5, 3), (40, 10), (130, 10), (200, 1000)] {
+            let weights: Vec<u32> = (0..n).map(|_| 1 + rng.below(max_weight) as u32).collect();
+            let s = servers(&weights);
+            // A third start measured, a few of them with equal EWMAs (ties).
+            for x in s.iter().step_by(3) {
+                x.record_latency(Duration::from_micros(100 * (1 + rng.below(4))));
+            }
+            let scan = LeastTime::with_index(&s, false);
+            let indexed = LeastTime::with_index(&s, true);
+            let mut held: Vec<InFlight> = Vec::new();
+            for step in 0..4000 {
+                match rng.below(12) {
+                    0 if !held.is_empty() => {
+                        let i = rng.below(held.len() as u64) as usize;
+                        let done = held.swap_remove(i);
+                        let us = 100 * (1 + rng.below(40));
+                        done.server().record_latency(Duration::from_micros(us));
+                    }
+                    1 => {
+                        let i = rng.below(n as u64) as usize;
+                        s[i].set_admin_down(!s[i].admin_down() && rng.below(4) == 0);
+                    }
+                    _ => {}
+                }
+                let tried: Vec<Arc<Server>> = (0..rng.below(3))
+                    .map(|_| s[rng.below(n as u64) as usize].clone())
+                    .collect();
+                let ctx = PickContext {
+                    tried: &tried,
+                    ..PickContext::default()
+                };
+                let (a, b) = (scan.pick(&ctx), indexed.pick(&ctx));
+                assert_eq!(
+                    a.as_ref().map(|x| index(&s, x)),
+                    b.as_ref().map(|x| index(&s, x)),
+                    "n {n}, step {step}"
+                );
+                if let Some(got) = b
+                    && held.len() < 3 * n
+                {
+                    held.push(got.begin());
+                }
+            }
+        }
+    }
+
+    /// Requests and latency samples on many threads at once leave the index exact.
+    #[test]
+    fn the_index_settles_exactly_after_concurrent_requests() {
+        let s = servers(&(1..=100).map(|i| 1 + i % 7).collect::<Vec<_>>());
+        let indexed = LeastTime::with_index(&s, true);
+        let kept: Vec<InFlight> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let indexed = &indexed;
+                    scope.spawn(move || {
+                        let mut rng = Rng::new(t);
+                        let mut held: Vec<InFlight> = Vec::new();
+                        for _ in 0..20_000 {
+                            if rng.below(2) == 0 && !held.is_empty() {
+                                let done = held.swap_remove(rng.below(held.len() as u64) as usize);
+                                let us = 100 * (1 + rng.below(40));
+                                done.server().record_latency(Duration::from_micros(us));
+                            } else if let Some(got) = indexed.pick(&PickContext::default()) {
+                                held.push(got.begin());
+                            }
+                        }
+                        held.truncate(30);
+                        held
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        assert!(!kept.is_empty());
+        let keys = indexed.index.as_ref().unwrap().keys().unwrap();
+        let mut sum = 0;
+        for (i, x) in s.iter().enumerate() {
+            let (ewma, f, w) = (x.latency_ewma_us(), x.in_flight(), keys.weights[i]);
+            sum += ewma;
+            assert_eq!(keys.ewma[i].load(SeqCst), ewma);
+            if ewma == 0 {
+                assert_eq!(keys.unmeasured.key(i), conn_key(f, w));
+            } else {
+                assert_eq!(keys.costs.key(i), cost_key(ewma, f, w));
+            }
+        }
+        assert_eq!(keys.ewma_sum.load(SeqCst), sum);
+        assert_eq!(keys.measured.load(SeqCst), 100, "every server was measured");
+        assert!(keys.costs.settled() && keys.unmeasured.settled());
     }
 }

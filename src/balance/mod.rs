@@ -18,6 +18,7 @@
 mod ip_hash;
 mod least_conn;
 mod least_time;
+mod load_index;
 mod maglev;
 mod p2c;
 mod random;
@@ -217,6 +218,23 @@ pub(crate) mod testing {
 
     use super::{Balancer, PickContext};
     use crate::upstream::{InFlight, Server};
+
+    /// A small seeded random source for tests (xorshift64).
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        }
+
+        /// Uniform enough in `0..n` (`n > 0`).
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
 
     /// Servers on 127.0.0.1:1.. with the given weights.
     pub fn servers(weights: &[u32]) -> Vec<Arc<Server>> {

@@ -1,17 +1,22 @@
 //! Consistent hashing on a ketama ring (`algorithm = "hash"`).
 //!
-//! Each server puts `160 × weight` points on a ring of `u64`: point `j` of a server is the
-//! xxh3 of its address (`"ip:port"`) seeded with `j`, so every load balancer with the same
-//! servers builds the same ring. A request's key (`PickContext::hash_key`, else the client
-//! address bytes) is hashed with xxh3 too and goes to the first point at or clockwise after
-//! it, walking on past points of ineligible servers. Removing a server moves exactly the
-//! keys that were on it; adding one takes keys only onto the new server.
+//! Each server puts `160 × weight` points on a ring of 32-bit positions: point `j` of a
+//! server is the top 32 bits of the xxh3 of its address (`"ip:port"`) seeded with `j`, so
+//! every load balancer with the same servers builds the same ring. A request's key
+//! (`PickContext::hash_key`, else the client address bytes) is hashed with xxh3 too and goes
+//! to the first point at or clockwise after the top 32 bits of its hash, walking on past
+//! points of ineligible servers. Points at the same position keep the order of their full
+//! 64-bit hashes, which does not depend on which other servers are in the pool. Removing a
+//! server moves exactly the keys that were on it; adding one takes keys only onto the new
+//! server.
 //!
 //! Memory is bounded: if the pool would need more than [`MAX_POINTS`] points, every server's
 //! count is halved (then quartered, …) until it fits, at least one point each. Because the
 //! divisor is a power of two shared by the pool, it rarely changes when one server comes or
 //! goes, so minimal disruption holds for big weighted pools too except at those steps.
-//! A pick reads one bucket of a prefix index, then searches the one or two points in it.
+//! A point takes 4 bytes (the rest of its position below a bucket's prefix, then its
+//! server), so the largest ring is 1 MiB; a pick reads one bucket of a prefix index (at
+//! most 128 KiB), then searches the few points of that bucket, one cache line.
 
 use std::sync::Arc;
 
@@ -23,7 +28,7 @@ use crate::upstream::Server;
 /// Points per unit of weight, as ketama and nginx's `hash … consistent`.
 pub const POINTS_PER_WEIGHT: u64 = 160;
 
-/// The most points a ring holds (8 bytes each: 2 MiB, plus a 1 MiB bucket index).
+/// The most points a ring holds (4 bytes each: 1 MiB, plus a 128 KiB bucket index).
 pub const MAX_POINTS: u64 = 1 << 18;
 
 /// Points of the ring walked before checking whether anything is eligible at all.
@@ -32,17 +37,19 @@ const WALK_BEFORE_CHECK: usize = 64;
 /// A ketama ring over a fixed set of servers.
 pub struct Ring {
     servers: Vec<Arc<Server>>,
-    /// The points, ascending, each packed in one `u64` so a lookup touches one cache line:
-    /// the top `64 - idx_bits` bits of the point's hash, then the index of its server in
-    /// `servers`. (Comparing hashes on their top 54 bits or more changes nothing that
-    /// matters; sorting the packed values orders by hash, then by server.)
-    points: Vec<u64>,
-    idx_bits: u32,
-    /// `buckets[b]` is the first point whose top `bits` bits are `>= b`, with `len` as the
-    /// last entry: a pick binary-searches only its bucket (a few points) instead of a ring
-    /// that does not fit in cache.
+    /// The points in ring order, each `position << bits | server`: the low `32 - bits` bits
+    /// of its 32-bit position (the top `bits` are its bucket's), then the index of its server
+    /// in `servers`, which fits in `bits` bits.
+    points: Vec<u32>,
+    /// `buckets[b]` is the first point whose position's top `bits` bits are `>= b`, with
+    /// `len` as the last entry: a pick searches only its bucket's points.
     buckets: Vec<u32>,
     bits: u32,
+}
+
+/// The ring position of a hash: its top 32 bits.
+fn position(hash: u64) -> u32 {
+    (hash >> 32) as u32
 }
 
 impl Ring {
@@ -63,44 +70,56 @@ impl Ring {
             shift += 1;
             counts = count(shift);
         }
-        let idx_bits = (usize::BITS - servers.len().saturating_sub(1).leading_zeros()).max(1);
-        let hash_mask = !((1u64 << idx_bits) - 1);
-        let mut points: Vec<u64> = Vec::with_capacity(counts.iter().sum::<u64>() as usize);
+        // (hash, server): sorted by the whole hash, so points at one position keep an order
+        // of their own.
+        let mut hashes: Vec<(u64, u32)> = Vec::with_capacity(counts.iter().sum::<u64>() as usize);
         for (i, (s, &c)) in servers.iter().zip(&counts).enumerate() {
             let id = s.addr.to_string();
-            points.extend(
-                (0..c).map(|j| (xxh3_64_with_seed(id.as_bytes(), j) & hash_mask) | i as u64),
-            );
+            hashes.extend((0..c).map(|j| (xxh3_64_with_seed(id.as_bytes(), j), i as u32)));
         }
-        points.sort_unstable();
-        // One to two points per bucket (at least 1 bit, so the shift below stays in range).
+        hashes.sort_unstable();
+        // One or two points per bucket, up to an index of 2^15 buckets (128 KiB, which a
+        // core's cache keeps) and four to eight points (32 bytes) per bucket in the largest
+        // rings; room for a server's index below a point's position; at least 1 bit, so the
+        // shifts stay in range.
+        let server_bits = usize::BITS - servers.len().saturating_sub(1).leading_zeros();
         let bits = (usize::BITS - 1)
-            .saturating_sub(points.len().leading_zeros())
-            .clamp(1, 20);
+            .saturating_sub(hashes.len().leading_zeros())
+            .min(15)
+            .max(server_bits)
+            .clamp(1, 31);
+        let points = hashes
+            .iter()
+            .map(|&(h, i)| position(h) << bits | i)
+            .collect();
         let mut buckets = Vec::with_capacity((1 << bits) + 1);
         let mut k = 0;
-        for b in 0..(1u64 << bits) {
-            while k < points.len() && points[k] >> (64 - bits) < b {
+        for b in 0..(1u32 << bits) {
+            while k < hashes.len() && position(hashes[k].0) >> (32 - bits) < b {
                 k += 1;
             }
             buckets.push(k as u32);
         }
-        buckets.push(points.len() as u32);
+        buckets.push(hashes.len() as u32);
         Ring {
             servers: servers.to_vec(),
             points,
-            idx_bits,
             buckets,
             bits,
         }
     }
 
-    /// The first point at or after hash `h`, or `len` if `h` is past the last point.
-    fn first_at_or_after(&self, h: u64) -> usize {
-        let h = h & !((1u64 << self.idx_bits) - 1);
-        let b = (h >> (64 - self.bits)) as usize;
+    /// The first point at or after position `at`, or `len` if `at` is past the last point.
+    fn first_at_or_after(&self, at: u32) -> usize {
+        let b = (at >> (32 - self.bits)) as usize;
         let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
-        lo + self.points[lo..hi].partition_point(|&p| p < h)
+        let below = at << self.bits >> self.bits;
+        lo + self.points[lo..hi].partition_point(|&p| p >> self.bits < below)
+    }
+
+    /// The server of point `k`.
+    fn owner(&self, k: usize) -> usize {
+        (self.points[k] & ((1 << self.bits) - 1)) as usize
     }
 
     /// Points on the ring.
@@ -126,8 +145,7 @@ impl Ring {
         let Some(key) = super::key_bytes(ctx, &mut buf) else {
             return super::first_eligible(&self.servers, 0, ctx);
         };
-        let h = xxh3_64(key);
-        let start = self.first_at_or_after(h);
+        let start = self.first_at_or_after(position(xxh3_64(key)));
         for step in 0..len.min(limit) {
             if step == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
                 return None;
@@ -137,8 +155,7 @@ impl Ring {
             } else {
                 start + step
             };
-            let owner = self.points[k] & ((1u64 << self.idx_bits) - 1);
-            let s = &self.servers[owner as usize];
+            let s = &self.servers[self.owner(k)];
             if ctx.eligible(s) {
                 return Some(s.clone());
             }
@@ -274,25 +291,50 @@ mod tests {
 
     #[test]
     fn bucket_index_agrees_with_a_plain_binary_search() {
-        for n in [1usize, 3, 100] {
+        for n in [1usize, 3, 100, 1000] {
             let s = servers(&vec![1; n]);
             let b = Ring::new(&s);
-            let mut probes: Vec<u64> = b
-                .points
+            // Every point's position, with its bucket's prefix put back.
+            let positions: Vec<u32> = (0..b.len())
+                .map(|k| {
+                    let bucket = b.buckets.partition_point(|&first| first as usize <= k) - 1;
+                    ((bucket as u32) << (32 - b.bits)) | (b.points[k] >> b.bits)
+                })
+                .collect();
+            assert!(positions.is_sorted());
+            let mut probes: Vec<u32> = positions
                 .iter()
                 .flat_map(|&p| [p.wrapping_sub(1), p, p.wrapping_add(1)])
                 .collect();
-            probes.extend([0, u64::MAX]);
-            probes.extend(keys().iter().map(|k| xxh3_64(k)));
-            for h in probes {
+            probes.extend([0, u32::MAX]);
+            probes.extend(keys().iter().map(|k| position(xxh3_64(k))));
+            for at in probes {
                 assert_eq!(
-                    b.first_at_or_after(h),
-                    b.points
-                        .partition_point(|&p| p < h & !((1u64 << b.idx_bits) - 1)),
-                    "{h}"
+                    b.first_at_or_after(at),
+                    positions.partition_point(|&p| p < at),
+                    "{at}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn points_at_one_position_keep_their_order_whatever_the_other_servers() {
+        // The server index of a point changes when a server before it leaves the pool; the
+        // order of points at the same 32-bit position must not.
+        let s = servers(&[1; 50]);
+        let full = Ring::new(&s);
+        let rest: Vec<_> = s[1..].to_vec();
+        let smaller = Ring::new(&rest);
+        let owners = |r: &Ring, of: &[Arc<Server>]| -> Vec<u64> {
+            (0..r.len()).map(|k| of[r.owner(k)].id()).collect()
+        };
+        let s0 = s[0].id();
+        let kept: Vec<u64> = owners(&full, &s)
+            .into_iter()
+            .filter(|&id| id != s0)
+            .collect();
+        assert_eq!(kept, owners(&smaller, &rest));
     }
 
     #[test]

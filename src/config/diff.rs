@@ -12,18 +12,26 @@
 //!   (`Reprotocol`); other settings, or a rebuilt pool behind it, are swapped in whole
 //!   between two requests (`Changed`).
 //!
+//! What changed inside a listener that stays (its routes, certificate files, settings) is
+//! kept in [`ListenerDetail`]s, for the report and for `switchyard plan`; the runtime acts
+//! on [`ListenerChange`] alone.
+//!
 //! [`PlanDiff::describe`] says it in one line per change, for the reload report and the log.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Target};
+use super::routes::{RouteChange, route_changes};
+use crate::tls::CertPair;
 
 /// Every difference between two plans that the runtime acts on.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PlanDiff {
     /// Listeners of either plan: the new plan's in order, then the removed ones.
     pub listeners: Vec<(String, ListenerChange)>,
+    /// What changed inside the listeners of both plans, for those where something did.
+    pub details: Vec<(String, ListenerDetail)>,
     /// Pools of either plan: the new plan's in order, then the removed ones.
     pub pools: Vec<(String, PoolChange)>,
     pub admin: AdminChange,
@@ -31,6 +39,8 @@ pub struct PlanDiff {
     pub workers: Option<(usize, usize)>,
     pub grace_period: Option<(Duration, Duration)>,
     pub shutdown_delay: Option<(Duration, Duration)>,
+    /// `[log]` changed: the access log is opened anew with the new settings.
+    pub log: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +70,68 @@ pub enum PoolChange {
     Same,
 }
 
+/// What changed inside a listener of both plans.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListenerDetail {
+    /// Routes added, removed, sent elsewhere, reordered; the default pool.
+    pub routes: Vec<RouteChange>,
+    /// Certificate pairs (by their files) of the new plan that the old one did not have …
+    pub certs_added: Vec<CertPair>,
+    /// … and of the old plan that the new one drops.
+    pub certs_removed: Vec<CertPair>,
+    /// Other settings whose value changed (`hsts`, `redirect_https`, the L4 ones).
+    pub settings: Vec<&'static str>,
+}
+
+impl ListenerDetail {
+    fn between(old: &ListenerPlan, new: &ListenerPlan) -> ListenerDetail {
+        let missing = |from: &[CertPair], other: &[CertPair]| -> Vec<CertPair> {
+            from.iter()
+                .filter(|c| !other.contains(c))
+                .cloned()
+                .collect()
+        };
+        let mut settings = Vec::new();
+        for (key, same) in [
+            ("redirect_https", old.redirect_https == new.redirect_https),
+            ("hsts", old.hsts == new.hsts),
+            ("L4 settings", old.l4 == new.l4),
+        ] {
+            if !same {
+                settings.push(key);
+            }
+        }
+        ListenerDetail {
+            routes: route_changes(old, new),
+            certs_added: missing(&new.tls, &old.tls),
+            certs_removed: missing(&old.tls, &new.tls),
+            settings,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+            && self.certs_added.is_empty()
+            && self.certs_removed.is_empty()
+            && self.settings.is_empty()
+    }
+
+    /// One line per change, without the listener's name.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.routes.iter().map(RouteChange::describe).collect();
+        for c in &self.certs_added {
+            out.push(format!("certificate {} added", c.cert.display()));
+        }
+        for c in &self.certs_removed {
+            out.push(format!("certificate {} removed", c.cert.display()));
+        }
+        if !self.settings.is_empty() {
+            out.push(format!("{} changed", self.settings.join(", ")));
+        }
+        out
+    }
+}
+
 /// How a pool is rebuilt.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Rebuild {
@@ -78,6 +150,10 @@ pub struct Rebuild {
 pub struct ServerChange {
     pub addr: SocketAddr,
     pub changes: Vec<String>,
+    /// The weight before and after, when it changed.
+    pub weight: Option<(u32, u32)>,
+    /// The admin state (`ready`, `drain`, `maint`) before and after, when it changed.
+    pub state: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,6 +213,15 @@ impl PlanDiff {
                 listeners.push((l.name.clone(), ListenerChange::Removed));
             }
         }
+        let details = new
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let o = old.listeners.iter().find(|o| o.name == l.name)?;
+                let d = ListenerDetail::between(o, l);
+                (!d.is_empty()).then(|| (l.name.clone(), d))
+            })
+            .collect();
         let admin = match (&old.admin, &new.admin) {
             (None, None) => AdminChange::Same,
             (None, Some(_)) => AdminChange::Added,
@@ -147,11 +232,13 @@ impl PlanDiff {
         };
         PlanDiff {
             listeners,
+            details,
             pools,
             admin,
             workers: changed(old.workers, new.workers),
             grace_period: changed(old.grace_period, new.grace_period),
             shutdown_delay: changed(old.shutdown_delay, new.shutdown_delay),
+            log: old.log != new.log,
         }
     }
 
@@ -165,11 +252,17 @@ impl PlanDiff {
             && self.workers.is_none()
             && self.grace_period.is_none()
             && self.shutdown_delay.is_none()
+            && !self.log
     }
 
     /// The change of one pool.
     pub fn pool(&self, name: &str) -> Option<&PoolChange> {
         self.pools.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// What changed inside a listener of both plans, if anything.
+    pub fn detail(&self, name: &str) -> Option<&ListenerDetail> {
+        self.details.iter().find(|(n, _)| n == name).map(|(_, d)| d)
     }
 
     /// The change of one listener.
@@ -213,15 +306,23 @@ impl PlanDiff {
             }
         }
         for (name, c) in &self.listeners {
+            let details = self.detail(name).map(ListenerDetail::describe);
             let what = match c {
                 ListenerChange::Added => "added",
                 ListenerChange::Removed => "removed (draining)",
                 ListenerChange::Moved => "moved to a new address (the old one drains)",
                 ListenerChange::Reprotocol => "changed protocol (same socket)",
+                // Said by its details, when it has some (else a pool behind it was rebuilt).
+                ListenerChange::Changed if details.is_some() => "",
                 ListenerChange::Changed => "routes or settings swapped",
                 ListenerChange::Same => continue,
             };
-            out.push(format!("listener {name:?} {what}"));
+            if !what.is_empty() {
+                out.push(format!("listener {name:?} {what}"));
+            }
+            for d in details.unwrap_or_default() {
+                out.push(format!("listener {name:?}: {d}"));
+            }
         }
         match self.admin {
             AdminChange::Same => {}
@@ -235,6 +336,9 @@ impl PlanDiff {
         }
         if let Some((a, b)) = self.shutdown_delay {
             out.push(format!("shutdown_delay {a:?} → {b:?}"));
+        }
+        if self.log {
+            out.push("[log] changed: the access log opened anew".into());
         }
         if let Some((a, b)) = self.workers {
             out.push(format!(
@@ -278,7 +382,8 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
     if old == new {
         return PoolChange::Same;
     }
-    let identity = |s: &ServerPlan| (s.addr, s.name.clone(), s.backup);
+    // As `upstream::Server::is_same`: a server from DNS is known by its name too.
+    let identity = |s: &ServerPlan| (s.addr, s.name.clone(), s.backup, s.from.clone());
     let settings = changed_settings(old, new);
     let servers: Vec<ServerChange> = new
         .servers
@@ -289,6 +394,8 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
             (!changes.is_empty()).then_some(ServerChange {
                 addr: n.addr,
                 changes,
+                weight: (o.weight != n.weight).then_some((o.weight, n.weight)),
+                state: (state(o) != state(n)).then_some((state(o), state(n))),
             })
         })
         .collect();
@@ -357,20 +464,22 @@ fn changed_settings(a: &PoolPlan, b: &PoolPlan) -> Vec<&'static str> {
     out
 }
 
+/// A server's admin state as the file sets it, in HAProxy's words.
+fn state(s: &ServerPlan) -> &'static str {
+    if s.down {
+        "maint"
+    } else if s.drain {
+        "drain"
+    } else {
+        "ready"
+    }
+}
+
 fn server_changes(a: &ServerPlan, b: &ServerPlan) -> Vec<String> {
     let mut out = Vec::new();
     if a.weight != b.weight {
         out.push(format!("weight {} → {}", a.weight, b.weight));
     }
-    let state = |s: &ServerPlan| {
-        if s.down {
-            "maint"
-        } else if s.drain {
-            "drain"
-        } else {
-            "ready"
-        }
-    };
     if state(a) != state(b) {
         out.push(format!("state {} → {}", state(a), state(b)));
     }
@@ -450,6 +559,8 @@ servers = [ { addr = "127.0.0.1:9005" } ]
             Some(&PoolChange::Servers(vec![ServerChange {
                 addr: "127.0.0.1:9002".parse().unwrap(),
                 changes: vec!["weight 1 → 5".into(), "state ready → drain".into()],
+                weight: Some((1, 5)),
+                state: Some(("ready", "drain")),
             }]))
         );
         assert_eq!(d.pool("api"), Some(&PoolChange::Same));
@@ -509,6 +620,14 @@ servers = [ { addr = "127.0.0.1:9005" } ]
         });
         assert_eq!(d.listener("web"), Some(ListenerChange::Changed));
         assert_eq!(d.pool("api"), Some(&PoolChange::Same));
+        // The report says which route, instead of "routes or settings swapped".
+        assert_eq!(
+            d.describe(),
+            [
+                "listener \"web\": route 1 added: path_prefix = \"/v2/\" → pool \"api\"",
+                "listener \"web\": route 1 removed: path_prefix = \"/api/\" → pool \"api\""
+            ]
+        );
     }
 
     #[test]

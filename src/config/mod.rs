@@ -1,8 +1,9 @@
 //! Configuration: TOML text in, a checked [`Plan`] out, or every error at once, each with
 //! file:line:column and the fix.
 //!
-//! - `plan.rs`, `failover.rs`: the plan, plain runtime values; every default is in a
-//!   `Default` impl there.
+//! - `plan.rs`, `failover.rs`, `dns.rs`: the plan, plain runtime values; every default is in
+//!   a `Default` impl there. A server written with a host name is kept as written
+//!   (`dns.rs`: `NamedServer`); `discovery` resolves it: this module asks no DNS server.
 //! - `read/`: the reader. It walks toml's parsed tree with a cursor (`read/cursor.rs`) whose
 //!   accessors turn a value into a plan value and record their own errors; `finish()`
 //!   reports the keys nobody read, with a did-you-mean (`suggest.rs`). The rules across
@@ -10,7 +11,8 @@
 //!   the positions the reader kept.
 //! - `words.rs`: settings spelled as one of a few words (`algorithm`, `protocol`, ...).
 //! - `duration.rs`: `"250ms"`, `"1m30s"`.
-//! - `diff.rs`: what a new plan changes of the running one, for a reload.
+//! - `diff.rs`: what a new plan changes of the running one, for a reload; `routes.rs`:
+//!   routes compared (added, removed, retargeted) and routes that can never match.
 //!
 //! To add a key: a field in the plan type, with its default in the type's `Default` impl,
 //! and one line in the reader of its table, placed where the key should appear in the list
@@ -29,11 +31,13 @@
 //! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
 pub mod diff;
+mod dns;
 mod duration;
 mod failover;
 mod limits;
 mod plan;
 mod read;
+pub mod routes;
 mod suggest;
 mod words;
 
@@ -44,6 +48,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use diff::PlanDiff;
+pub use dns::*;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use limits::*;

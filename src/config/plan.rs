@@ -12,7 +12,9 @@ use http::{HeaderName, Method};
 
 use super::suggest;
 use super::words::{Words, words_of};
-use super::{AdminPlan, ClientLimits, HealthPlan, PassivePlan, RetryPlan, StickyPlan};
+use super::{
+    AdminPlan, ClientLimits, DnsPlan, HealthPlan, NamedServer, PassivePlan, RetryPlan, StickyPlan,
+};
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,8 @@ pub struct Plan {
     pub pools: Vec<PoolPlan>,
     /// The admin listener (`/health/live`, `/health/ready`), if configured.
     pub admin: Option<AdminPlan>,
+    /// `[log]`: the access log.
+    pub log: LogPlan,
 }
 
 impl Default for Plan {
@@ -42,7 +46,60 @@ impl Default for Plan {
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
+            log: LogPlan::default(),
         }
+    }
+}
+
+/// `[log]`: where the access log goes and how its lines read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPlan {
+    pub access: AccessTarget,
+    pub format: LogFormat,
+    /// Bytes of lines one thread may hold until the writer takes them (every 50 ms); a line
+    /// that would go past it is dropped and counted, so a slow disk never slows a request.
+    pub buffer: usize,
+}
+
+impl Default for LogPlan {
+    fn default() -> LogPlan {
+        LogPlan {
+            access: AccessTarget::Stderr,
+            format: LogFormat::Combined,
+            buffer: 256 * 1024,
+        }
+    }
+}
+
+/// `[log] access`: a file (reopened on SIGUSR1, for logrotate), the process's standard
+/// output or error (which follow `--log-level`, as the other log lines do: target
+/// `switchyard::access` at INFO), or nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessTarget {
+    Off,
+    Stdout,
+    Stderr,
+    /// Relative paths are taken from the config file's directory.
+    File(std::path::PathBuf),
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// nginx's `combined` line, then `key=value` fields of the balancer's own.
+    Combined,
+    /// One JSON object per line with the same fields.
+    Json,
+}
+
+impl Words for LogFormat {
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("combined", LogFormat::Combined), ("json", LogFormat::Json)];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown log format {written:?}"),
+            "use format = \"combined\" (nginx's line with upstream fields) or \"json\"".into(),
+        )
     }
 }
 
@@ -331,7 +388,13 @@ pub struct PoolPlan {
     pub keepalive_timeout: Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
+    /// The servers to run: those written with an address, and, once `discovery` has resolved
+    /// them, one per address of each name in `named`, in the order written.
     pub servers: Vec<ServerPlan>,
+    /// The servers written with a host name or an SRV name, as written.
+    pub named: Vec<NamedServer>,
+    /// How those names are resolved.
+    pub dns: DnsPlan,
     /// Active health checks, if configured.
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
@@ -342,6 +405,17 @@ pub struct PoolPlan {
     pub tls: Option<crate::tls::UpstreamTlsOptions>,
     /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
+}
+
+impl PoolPlan {
+    /// nginx's rule: the only server of a pool is never taken out by passive checks nor
+    /// ramped up: there is nowhere else to send its traffic, so a 503 would help no one.
+    pub fn lone_server_rule(&mut self) {
+        if let [only] = self.servers.as_mut_slice() {
+            only.passive.max_fails = 0;
+            only.slow_start = Duration::ZERO;
+        }
+    }
 }
 
 impl Default for PoolPlan {
@@ -355,6 +429,8 @@ impl Default for PoolPlan {
             timeouts: Timeouts::default(),
             host_header: HostHeader::default(),
             servers: Vec::new(),
+            named: Vec::new(),
+            dns: DnsPlan::default(),
             health: None,
             retry: RetryPlan::default(),
             sticky: None,
@@ -433,6 +509,9 @@ pub struct ServerPlan {
     pub passive: PassivePlan,
     /// Ramp-up time after recovering; zero for none.
     pub slow_start: Duration,
+    /// The name it was resolved from, as written (`app.test:8080`), for a server that
+    /// `discovery` made from a [`NamedServer`]; `None` for one written with its address.
+    pub from: Option<String>,
 }
 
 impl Default for ServerPlan {
@@ -446,6 +525,7 @@ impl Default for ServerPlan {
             drain: false,
             passive: PassivePlan::default(),
             slow_start: Duration::ZERO,
+            from: None,
         }
     }
 }

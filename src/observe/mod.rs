@@ -3,5 +3,9 @@
 //! count (`throttle.rs`, [`warn_every!`](crate::warn_every)).
 
 pub mod access;
+pub mod histogram;
+pub mod line;
 pub mod metrics;
+pub mod sink;
+pub mod stream;
 pub mod throttle;

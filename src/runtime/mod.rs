@@ -14,9 +14,15 @@
 //! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
 //!   `notify.rs`: systemd notifications.
 //!
-//! Every change takes the control lock (a tokio mutex): reloads, API writes and the
-//! shutdown are serialized; requests never take it. What they read (a listener's site, a
-//! pool's balancer) is swapped whole with `arc-swap`.
+//! Every change takes the control lock (a tokio mutex): reloads, API writes, DNS answers
+//! and the shutdown are serialized; requests never take it. What they read (a listener's
+//! site, a pool's balancer) is swapped whole with `arc-swap`.
+//!
+//! Host names of servers (`discovery`): resolved before the first plan is applied (a name
+//! without address stops the start, as `check` says), and by the DNS task while running:
+//! it asks the `resolve = true` names that are due, outside the lock, then hands the answers
+//! to the control ([`Control::dns_answers`]), which applies a change of addresses as a
+//! reload does.
 
 mod control;
 mod error;
@@ -42,7 +48,8 @@ pub use error::RuntimeError;
 pub use listener::Spare;
 
 use crate::admin;
-use crate::config::{Plan, Protocol};
+use crate::config::{ConfigErrors, Plan, Protocol};
+use crate::discovery::{self, Book};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::proxy_in::ProxyInStats;
 use crate::proxy::{tcp, udp};
@@ -124,18 +131,27 @@ impl Runtime {
         empty.engine = launch.engine;
         let state = empty.state.clone();
         empty.publish();
-        empty.apply(plan, launch.spare)?;
+        let resolved = discovery::resolve(&plan, &Book::default())
+            .await
+            .map_err(|e| RuntimeError::Resolve(ConfigErrors(e)))?;
+        for n in &resolved.notes {
+            tracing::info!("DNS: {n}");
+        }
+        empty.apply(discovery::apply(&plan, &resolved.book, &[]), launch.spare)?;
         let (path, text) = match launch.file {
             Some((p, t)) => (Some(p), Some(t)),
             None => (None, None),
         };
+        let control = Control::new(empty, path, text.as_deref(), plan, resolved.book);
+        let wake = control.wake.clone();
         let inner = Arc::new(Inner {
-            control: Mutex::new(Control::new(empty, path, text.as_deref())),
+            control: Mutex::new(control),
             state,
-            shutdown,
+            shutdown: shutdown.clone(),
             upgraded: Shutdown::new(),
         });
         tokio::spawn(control_task(Arc::downgrade(&inner), rx));
+        tokio::spawn(dns_task(Arc::downgrade(&inner), wake, shutdown));
         Ok(Runtime { inner })
     }
 
@@ -144,9 +160,14 @@ impl Runtime {
     /// their state. Returns one line per change; on an error nothing changed. For a plan
     /// made in code: a runtime started from a file is changed with [`Runtime::reload`] and
     /// the admin API, which start again from the file (and would undo this).
+    /// Its host names are resolved as at start (a `resolve = true` name already followed
+    /// keeps its answer).
     pub async fn apply(&self, plan: Plan) -> Result<Vec<String>, RuntimeError> {
         let mut c = self.inner.control.lock().await;
-        let changes = c.running.apply(plan, Spare::default())?;
+        let resolved = discovery::resolve(&plan, &c.book)
+            .await
+            .map_err(|e| RuntimeError::Resolve(ConfigErrors(e)))?;
+        let changes = c.apply_source(plan, resolved.book)?;
         c.running.loaded.at = SystemTime::now();
         c.running.publish();
         Ok(changes)
@@ -156,7 +177,7 @@ impl Runtime {
     /// changes nothing and its errors come back. The operator's API changes are kept
     /// unless the file changed the same values (see `overrides.rs`).
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
-        self.inner.control.lock().await.reload_counted()
+        self.inner.control.lock().await.reload_counted().await
     }
 
     /// Start answering `/health/ready` with 503 "draining" (a shutdown is coming); the
@@ -179,6 +200,14 @@ impl Runtime {
         for t in tasks {
             let _ = t.await;
         }
+        // The last lines, of the connections that just ended, reach the log.
+        let log = self.access_log();
+        let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
+    }
+
+    /// The access log (SIGUSR1 reopens it; its counters).
+    pub fn access_log(&self) -> Arc<crate::observe::sink::AccessLog> {
+        self.inner.state.view.load().access_log.clone()
     }
 
     /// The admin listener's bound address, if `[admin]` is configured.
@@ -218,6 +247,15 @@ impl Runtime {
         let view = self.inner.state.view.load();
         match &view.listeners.iter().find(|l| l.name == listener)?.stats {
             admin::ListenerStats::Udp(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// The counters of an http/https listener: connections, bytes, TLS handshakes, answers.
+    pub fn http_stats(&self, listener: &str) -> Option<Arc<crate::proxy::http::stats::HttpStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { http, .. } => Some(http.clone()),
             _ => None,
         }
     }
@@ -311,7 +349,7 @@ async fn control_task(inner: Weak<Inner>, mut calls: mpsc::Receiver<admin::api::
             call = calls.recv() => {
                 let Some(call) = call else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                let reply = inner.control.lock().await.handle(call.command);
+                let reply = inner.control.lock().await.handle(call.command).await;
                 let _ = call.reply.send(reply);
             }
             _ = reap.tick() => {
@@ -322,6 +360,36 @@ async fn control_task(inner: Weak<Inner>, mut calls: mpsc::Receiver<admin::api::
                 }
             }
         }
+    }
+}
+
+/// Ask DNS again about the `resolve = true` names that are due, all at once and outside the
+/// control lock, then hand the answers to the control. Sleeps until the next one is due, or
+/// until a change of the book wakes it; ends with the runtime.
+async fn dns_task(inner: Weak<Inner>, wake: Arc<tokio::sync::Notify>, shutdown: Shutdown) {
+    loop {
+        let (due, next) = {
+            let Some(inner) = inner.upgrade() else { return };
+            let c = inner.control.lock().await;
+            c.book.due(tokio::time::Instant::now())
+        };
+        if due.is_empty() {
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                () = tokio::time::sleep_until(next.unwrap_or(far)) => {}
+                () = wake.notified() => {}
+                () = shutdown.stopped() => return,
+            }
+            continue;
+        }
+        let answers =
+            futures_util::future::join_all(due.iter().map(|k| discovery::ask(&k.question))).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut c = inner.control.lock().await;
+        if shutdown.is_stopped() {
+            return;
+        }
+        c.dns_answers(due.into_iter().zip(answers).collect());
     }
 }
 

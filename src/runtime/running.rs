@@ -23,7 +23,8 @@ use super::listener::{self, Kind, Listener, LoadedTls, Socket, Spare, SpareSocke
 use super::pools::{self, Built, RunningPool};
 use crate::admin::{self, AdminListener as ShownListener, ListenerStats};
 use crate::config::diff::{AdminChange, ListenerChange, PoolChange, pools_of};
-use crate::config::{AdminPlan, Plan, PlanDiff, Protocol};
+use crate::config::{AccessTarget, AdminPlan, LogPlan, Plan, PlanDiff, Protocol};
+use crate::observe::sink::{AccessLog, Opened};
 use crate::proxy::http::Upstream;
 use crate::shutdown::Shutdown;
 
@@ -83,6 +84,8 @@ pub struct Running {
     pub state: Arc<admin::State>,
     pub reloads: Arc<admin::Reloads>,
     pub loaded: admin::Loaded,
+    /// The access log: its destination follows the plan's `[log]`, its counters stay.
+    pub log: Arc<AccessLog>,
     https_port: u16,
     /// Which code serves HTTP/1.x clients.
     pub engine: crate::proxy::http::Http1Engine,
@@ -105,6 +108,11 @@ impl Running {
                 listeners: Vec::new(),
                 pools: Vec::new(),
                 admin: None,
+                // Off, so that a plan with any access log opens it.
+                log: LogPlan {
+                    access: AccessTarget::Off,
+                    ..LogPlan::default()
+                },
             }),
             pools: HashMap::new(),
             listeners: Vec::new(),
@@ -114,6 +122,7 @@ impl Running {
             state,
             reloads,
             loaded,
+            log: Arc::default(),
             https_port: 443,
             engine: crate::proxy::http::Http1Engine::default(),
         }
@@ -192,6 +201,22 @@ impl Running {
                 tls.insert(l.name.clone(), t);
             }
         }
+        let log = match diff.log {
+            true => {
+                Some(
+                    self.log
+                        .prepare(&plan.log)
+                        .map_err(|source| RuntimeError::AccessLog {
+                            path: match &plan.log.access {
+                                AccessTarget::File(p) => p.clone(),
+                                other => format!("{other:?}").to_lowercase().into(),
+                            },
+                            source,
+                        })?,
+                )
+            }
+            false => None,
+        };
         let admin = match (&plan.admin, diff.admin) {
             (Some(a), AdminChange::Added | AdminChange::Moved) => Some(listener::bind_tcp(
                 "admin",
@@ -206,10 +231,14 @@ impl Running {
             sockets,
             tls,
             admin,
+            log,
         })
     }
 
     fn commit(&mut self, plan: Plan, diff: &PlanDiff, mut p: Prepared) {
+        if let Some(log) = p.log.take() {
+            self.log.commit(log);
+        }
         // Pools first, so that every listener below is wired to the pools of the new plan.
         for (name, change) in &diff.pools {
             match change {
@@ -263,6 +292,7 @@ impl Running {
             l7_pools,
             grace: plan.grace_period,
             parent: &self.shutdown,
+            log: &self.log,
             engine: self.engine,
         };
 
@@ -354,6 +384,7 @@ impl Running {
             admin_addr: self.admin.as_ref().map(|a| a.addr),
             config: self.loaded.clone(),
             reloads: self.reloads.clone(),
+            access_log: self.log.clone(),
         };
         self.state.view.store(Arc::new(view));
     }
@@ -398,6 +429,7 @@ struct Prepared {
     sockets: HashMap<String, Socket>,
     tls: HashMap<String, LoadedTls>,
     admin: Option<Arc<TcpListener>>,
+    log: Option<Opened>,
 }
 
 /// A listener as the admin endpoints show it.
@@ -411,6 +443,7 @@ fn shown(l: &Listener) -> ShownListener {
             Kind::Udp(s) => ListenerStats::Udp(s.load().stats.clone()),
             Kind::Http { proxy_in, site, .. } => ListenerStats::Http {
                 proxy_in: proxy_in.clone(),
+                http: site.load().stats.clone(),
                 conns: site.load().conns.clone(),
             },
         },

@@ -18,6 +18,7 @@ mod sticky;
 mod workload;
 
 pub use chart::svg;
+pub use keys::{MAX_KEYS, Moved, SessionsMoved, moved_between, sessions_moved};
 pub use report::{AlgoResult, KeysMoved, Latency, Report, ServerResult, fmt_time, thousands};
 pub use workload::{
     Action, Dist, Event, Goal, ServerModel, Workload, WorkloadError, WorkloadErrors, load_file,

@@ -146,9 +146,121 @@ pub fn dns_names(cert: &[u8]) -> Vec<String> {
     out
 }
 
+/// When a certificate stops being valid: its validity's notAfter, in seconds since the Unix
+/// epoch (before 1970 is negative).
+///
+/// The same short DER walk as [`dns_names`]: tbsCertificate → (version) → serialNumber →
+/// signature → issuer → validity → notAfter, a UTCTime (`YYMMDDHHMMSSZ`, years 1950–2049,
+/// RFC 5280 §4.1.2.5.1) or a GeneralizedTime (`YYYYMMDDHHMMSSZ`). `None` for anything else.
+pub fn not_after(cert: &[u8]) -> Option<i64> {
+    let (0x30, cert, _) = der_next(cert)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = der_next(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    let (tag, _, r) = der_next(rest)?;
+    if tag == 0xa0 {
+        rest = r; // the version
+    }
+    for expected in [0x02, 0x30, 0x30] {
+        // serialNumber, signature, issuer
+        let (tag, _, r) = der_next(rest)?;
+        if tag != expected {
+            return None;
+        }
+        rest = r;
+    }
+    let (0x30, validity, _) = der_next(rest)? else {
+        return None;
+    };
+    let (_, _, after) = der_next(validity)?; // notBefore
+    let (tag, time, _) = der_next(after)?;
+    let digits = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy: i64 = digits[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    if !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |i: usize| -> i64 { rest[i..i + 2].parse().unwrap_or(0) };
+    let (month, day, hour, minute, second) = (n(0), n(2), n(4), n(6), n(8));
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_count_from_the_epoch() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2038, 1, 19), 24_855);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+    }
+
+    #[test]
+    fn not_after_is_read_from_both_time_forms_and_garbage_gives_none() {
+        let validity = |tag: u8, text: &str| {
+            let mut tbs = vec![0xa0, 0x03, 0x02, 0x01, 0x02]; // [0] version 3
+            tbs.extend([0x02, 0x01, 0x07]); // serial 7
+            tbs.extend([0x30, 0x00, 0x30, 0x00]); // signature, issuer (empty here)
+            let mut v = vec![0x17, 13];
+            v.extend(b"250101000000Z");
+            v.push(tag);
+            v.push(text.len() as u8);
+            v.extend(text.as_bytes());
+            tbs.extend([0x30, v.len() as u8]);
+            tbs.extend(v);
+            let mut cert = vec![0x30, tbs.len() as u8];
+            cert.extend(tbs);
+            let mut outer = vec![0x30, cert.len() as u8];
+            outer.extend(cert);
+            outer
+        };
+        assert_eq!(
+            not_after(&validity(0x17, "380119031407Z")),
+            Some(2_147_483_647)
+        );
+        assert_eq!(
+            not_after(&validity(0x18, "20380119031407Z")),
+            Some(2_147_483_647)
+        );
+        assert_eq!(
+            not_after(&validity(0x17, "491231235959Z")),
+            Some(2_524_607_999)
+        );
+        assert_eq!(
+            not_after(&validity(0x17, "500101000000Z")),
+            Some(-631_152_000)
+        );
+        assert_eq!(not_after(&validity(0x17, "381319031407Z")), None);
+        assert_eq!(not_after(&validity(0x17, "3801190314Z")), None);
+        assert_eq!(not_after(&validity(0x18, "2038011903140Z")), None);
+        assert_eq!(not_after(&[0x30, 0x02, 0x30, 0x00]), None);
+    }
 
     #[test]
     fn garbage_gives_no_names_and_no_panic() {

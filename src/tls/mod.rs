@@ -17,7 +17,7 @@ mod resolver;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use cert::{CertPair, LoadedCert, dns_names, load_pair};
+pub use cert::{CertPair, LoadedCert, dns_names, load_pair, not_after};
 pub use client::{UpstreamTlsOptions, client_config, server_name_for};
 pub use reload::{reload, watch};
 pub use resolver::{CertStore, SniResolver, server_config};

@@ -13,6 +13,6 @@ pub mod stick_table;
 
 pub use health::{CheckRecord, Transition};
 pub use pool::Pool;
-pub use server::{AdminState, InFlight, Server};
+pub use server::{AdminState, InFlight, LoadWatch, Server};
 pub use server_health::HealthState;
 pub use stick_table::StickTable;

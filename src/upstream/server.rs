@@ -1,10 +1,41 @@
 //! One upstream server and its live state.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+
 use crate::config::ServerPlan;
+
+/// Told when a server's load changes: a request starts or ends, or a latency sample moves its
+/// EWMA. The load-aware balancers of large pools keep an index of their servers' load this
+/// way instead of reading every server at each pick (see `balance::load_index`).
+pub trait LoadWatch: Send + Sync {
+    /// `server`, which this watcher knows as `slot`, changed its load (read it from `server`).
+    fn load_changed(&self, server: &Server, slot: u32);
+
+    /// Another watcher took over one of this watcher's servers: its view is incomplete from
+    /// now on.
+    fn superseded(&self);
+}
+
+/// A server's watcher and the server's slot in it.
+struct Watcher {
+    watch: Arc<dyn LoadWatch>,
+    slot: u32,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").field("slot", &self.slot).finish()
+    }
+}
+
+fn same_watch(a: &Arc<dyn LoadWatch>, b: &Arc<dyn LoadWatch>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -70,6 +101,9 @@ pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub backup: bool,
+    /// The name it was resolved from, as written (`app.test:8080`), for a server that came
+    /// from DNS (`discovery`); `None` for one written with its address.
+    pub from: Option<String>,
     weight: AtomicU32,
     /// [`AdminState`] as a number: set by configuration (`down`, `drain`) or an operator.
     admin: AtomicU8,
@@ -84,8 +118,14 @@ pub struct Server {
     /// Exponentially weighted moving average of the time to the response head, in µs;
     /// 0 until the first sample.
     latency_ewma_us: AtomicU64,
+    /// Times to the response head (HTTP), every try.
+    header_time: crate::observe::histogram::Histogram,
     /// Health and slow start (see `upstream/health.rs` and `server_health.rs`).
     pub(super) health: super::server_health::HealthCell,
+    /// Whether `watcher` is set: one relaxed load on the request path for the servers no
+    /// balancer watches.
+    watched: AtomicBool,
+    watcher: ArcSwapOption<Watcher>,
 }
 
 impl Server {
@@ -95,6 +135,7 @@ impl Server {
             name: plan.name.clone(),
             addr: plan.addr,
             backup: plan.backup,
+            from: plan.from.clone(),
             weight: AtomicU32::new(plan.weight.max(1)),
             admin: AtomicU8::new(AdminState::of(plan) as u8),
             in_flight: AtomicU32::new(0),
@@ -102,7 +143,10 @@ impl Server {
             failures: AtomicU64::new(0),
             responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
+            header_time: Default::default(),
             health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
+            watched: AtomicBool::new(false),
+            watcher: ArcSwapOption::empty(),
         }
     }
 
@@ -117,14 +161,19 @@ impl Server {
             drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
+            from: None,
         })
     }
 
-    /// Whether a new plan describes this server: same address, name and tier (primary or
-    /// backup). A pool rebuilt from such a plan keeps the server, with its state and
-    /// counters, and gives it the plan's other settings ([`Server::update`]).
+    /// Whether a new plan describes this server: same address, name, tier (primary or
+    /// backup) and origin (written, or the DNS name it came from). A pool rebuilt from such a
+    /// plan keeps the server, with its state and counters, and gives it the plan's other
+    /// settings ([`Server::update`]): so does a DNS answer that still has its address.
     pub fn is_same(&self, plan: &ServerPlan) -> bool {
-        self.addr == plan.addr && self.name == plan.name && self.backup == plan.backup
+        self.addr == plan.addr
+            && self.name == plan.name
+            && self.backup == plan.backup
+            && self.from == plan.from
     }
 
     /// Take what a new plan says of this live server: weight, admin state (`down`,
@@ -243,12 +292,68 @@ impl Server {
     }
 
     /// Count a request as started; the returned guard counts it as finished when dropped.
-    pub fn begin(self: &std::sync::Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        // SeqCst (free on x86, a locked add either way): see `load_changed`.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.load_changed();
         InFlight {
             server: self.clone(),
         }
+    }
+
+    /// An HTTP response head came after `d`: the latency EWMA and the histogram of head times.
+    pub fn record_response_head(&self, d: Duration) {
+        self.header_time.record(d);
+        self.record_latency(d);
+    }
+
+    /// Times to the response head, as recorded.
+    pub fn header_times(&self) -> crate::observe::histogram::Snapshot {
+        self.header_time.snapshot()
+    }
+
+    /// Tell the watcher, if any, that the load changed. (The SeqCst loads cost a plain load on
+    /// x86; with the SeqCst updates of `in_flight` and `watch_load`'s SeqCst writes they make
+    /// sure a change is either told to the new watcher or seen by its first read.)
+    #[inline]
+    fn load_changed(&self) {
+        if self.watched.load(Ordering::SeqCst) {
+            self.tell_watcher();
+        }
+    }
+
+    #[inline(never)]
+    fn tell_watcher(&self) {
+        if let Some(w) = &*self.watcher.load() {
+            w.watch.load_changed(self, w.slot);
+        }
+    }
+
+    /// Make `watch` the one watcher of this server's load, which knows it as `slot`; a
+    /// previous, different watcher is told it was superseded. The caller reads the load after
+    /// this returns (changes before it may have gone to the previous watcher only).
+    pub fn watch_load(&self, watch: &Arc<dyn LoadWatch>, slot: u32) {
+        let new = Arc::new(Watcher {
+            watch: watch.clone(),
+            slot,
+        });
+        self.watched.store(true, Ordering::SeqCst);
+        let old = self.watcher.swap(Some(new));
+        if let Some(old) = old
+            && !same_watch(&old.watch, watch)
+        {
+            old.watch.superseded();
+        }
+    }
+
+    /// Stop telling `watch` (if it is still this server's watcher). `watched` stays set: a
+    /// server once watched pays one `ArcSwap` load per change from then on.
+    pub fn unwatch_load(&self, watch: &Arc<dyn LoadWatch>) {
+        self.watcher.rcu(|w| match w {
+            Some(w) if same_watch(&w.watch, watch) => None,
+            other => other.clone(),
+        });
     }
 
     /// Feed one response time into the EWMA (weight 1/8 for the new sample, as TCP's SRTT).
@@ -263,24 +368,26 @@ impl Server {
                     old - old / 8 + sample / 8
                 })
             });
+        self.load_changed();
     }
 }
 
 /// A request or connection in flight on a server; dropping it ends it.
 #[derive(Debug)]
 pub struct InFlight {
-    server: std::sync::Arc<Server>,
+    server: Arc<Server>,
 }
 
 impl InFlight {
-    pub fn server(&self) -> &std::sync::Arc<Server> {
+    pub fn server(&self) -> &Arc<Server> {
         &self.server
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.server.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.server.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.server.load_changed();
     }
 }
 

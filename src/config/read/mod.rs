@@ -18,13 +18,13 @@ mod value;
 
 use toml::de::DeTable;
 
-use crate::config::{AdminLimits, AdminPlan, ConfigError, Plan, Protocol};
+use crate::config::{AccessTarget, AdminLimits, AdminPlan, ConfigError, LogPlan, Plan, Protocol};
 use cursor::Table;
 #[cfg(test)]
 pub(crate) use failover::parse_expect;
 pub(crate) use report::Kind;
 use report::Report;
-use value::{Bad, Val, addr, bad, duration, int, positive};
+use value::{Bad, Val, addr, bad, duration, int, positive, word};
 
 /// The plan and every error, in file order, each with its kind. With an error the plan is
 /// only as good as what could be read.
@@ -87,6 +87,9 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
         t.error(0..0, "the file has no [[listener]]", help);
     }
     plan.admin = t.table("admin").and_then(|a| admin(&a));
+    if let Some(l) = t.table("log") {
+        plan.log = log(&l);
+    }
     t.finish();
     (plan, seen)
 }
@@ -135,6 +138,30 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         token,
         limits,
     })
+}
+
+/// `[log]`.
+fn log(t: &Table<'_>) -> LogPlan {
+    let mut plan = LogPlan::default();
+    let report = t.report();
+    t.set("access", &mut plan.access, |v| {
+        Ok(match v.str()? {
+            "off" => AccessTarget::Off,
+            "stdout" => AccessTarget::Stdout,
+            "stderr" => AccessTarget::Stderr,
+            "" => {
+                return Err(bad(
+                    "access is empty",
+                    "write a file path, or \"stdout\", \"stderr\" or \"off\"",
+                ));
+            }
+            path => AccessTarget::File(report.path(path)),
+        })
+    });
+    t.set("format", &mut plan.format, word);
+    t.set("buffer", &mut plan.buffer, int(4096, 64 << 20));
+    t.finish();
+    plan
 }
 
 /// `[admin] token`: an RFC 6750 bearer token, long enough not to be guessed.

@@ -3,10 +3,12 @@
 //! and the few thin wrappers below, which keep the names the tests were written against.
 
 mod algorithm;
+mod dns;
 mod duration;
 mod failover;
 mod l4;
 mod live;
+mod log;
 mod syntax;
 mod validate;
 

@@ -16,6 +16,7 @@ pub mod proxy_in;
 pub mod replay;
 pub mod retry;
 pub mod router;
+pub mod stats;
 pub mod sticky;
 pub mod tls_serve;
 pub mod transport;
@@ -44,7 +45,6 @@ pub use upstream::Upstream;
 use crate::config::ClientLimits;
 use crate::error::ProxyError;
 use crate::guard::ConnLimits;
-use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
 use life::Life;
 use transport::SendTimed;
@@ -82,6 +82,10 @@ pub struct Site {
     pub conns: Arc<ConnLimits>,
     /// hyper's connection settings, made from `limits` ([`conn_builder`]).
     pub hyper: Arc<auto::Builder<TokioExecutor>>,
+    /// The listener's counters (kept across reloads).
+    pub stats: Arc<stats::HttpStats>,
+    /// The access log.
+    pub log: Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Site {
@@ -106,64 +110,93 @@ pub async fn handle(
         return tls_serve::redirect(&site, client, &req, port);
     }
     let started = Instant::now();
-    if let Some(status) = head_too_big(&site.limits, &req) {
-        return refused(&site, client, &req, status, started);
-    }
+    let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
     let uri = req.uri().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
     // must not turn off the client's keep-alive (hyper still answers a 1.0 client in 1.0).
-    let version = if req.version() == http::Version::HTTP_2 {
-        http::Version::HTTP_2
+    let (version, protocol) = match req.version() {
+        http::Version::HTTP_2 => (http::Version::HTTP_2, "HTTP/2.0"),
+        http::Version::HTTP_10 => (http::Version::HTTP_11, "HTTP/1.0"),
+        _ => (http::Version::HTTP_11, "HTTP/1.1"),
+    };
+    let logging = site.log.enabled();
+    let header = |name: &http::HeaderName| {
+        req.headers()
+            .get(name)
+            .map_or_else(Vec::new, |v| v.as_bytes().to_vec())
+    };
+    let (referer, user_agent) = if logging {
+        (
+            header(&http::header::REFERER),
+            header(&http::header::USER_AGENT),
+        )
     } else {
-        http::Version::HTTP_11
+        (Vec::new(), Vec::new())
+    };
+    let host = if logging {
+        view::RequestView::host(&req).map_or_else(Vec::new, |h| h.as_bytes().to_vec())
+    } else {
+        Vec::new()
     };
     let mut info = UpstreamInfo::default();
-    let (pool, result) = match site.router.route_with(&req) {
-        None => (None, Err(ProxyError::NoRoute)),
-        Some((_, max)) if body_too_big(&site.limits, max, &req) => {
-            return refused(&site, client, &req, StatusCode::PAYLOAD_TOO_LARGE, started);
-        }
-        Some((up, max)) => {
-            let up = up.clone();
-            let max_body = match max.unwrap_or(site.limits.client_max_body_size) {
-                0 => u64::MAX,
-                n => n,
-            };
-            let limits = &site.limits;
-            let r = forward(&up, req, client, site.scheme, limits, max_body, &mut info).await;
-            (Some(up), r)
-        }
-    };
-    let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
-    let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(e) => {
-            log_failure(&site.listener, pool_name, server_name, &e, &method, &uri);
-            error_response(&e)
+    let (routed, row, route_max) = site.router.route_full(&req);
+    let (routed, mut row) = (routed.cloned(), row.clone());
+    let resp = if let Some(status) = too_big {
+        // Refused before routing: counted with the answers no route took.
+        row = site.router.none_row.clone();
+        refused(&site, client, &req, status)
+    } else if routed.is_some() && body_too_big(&site.limits, route_max, &req) {
+        refused(&site, client, &req, StatusCode::PAYLOAD_TOO_LARGE)
+    } else {
+        let (pool, result) = match routed {
+            None => (None, Err(ProxyError::NoRoute)),
+            Some(up) => {
+                let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
+                    0 => u64::MAX,
+                    n => n,
+                };
+                let limits = &site.limits;
+                let r = forward(&up, req, client, site.scheme, limits, max_body, &mut info).await;
+                (Some(up), r)
+            }
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
+                let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
+                log_failure(&site.listener, pool_name, server_name, &e, &method, &uri);
+                error_response(&e)
+            }
         }
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     *resp.version_mut() = version;
-    if !access::enabled() {
-        return resp;
-    }
-    access::log(&AccessRecord {
-        listener: &site.listener,
+    let target = uri.path_and_query().map_or_else(
+        || bytes::Bytes::from_static(b"/"),
+        |pq| bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
+    );
+    let pending = stats::Pending {
+        site: site.clone(),
+        row,
         client,
-        client_text: None,
-        method: method.as_str(),
-        uri: &uri.to_string(),
+        method,
+        target,
+        protocol,
+        host,
+        referer,
+        user_agent,
         status: resp.status().as_u16(),
-        pool: pool_name,
-        server: server_name,
+        body_bytes: 0,
+        upstream: info.server.as_ref().map(|s| s.addr),
         attempts: info.attempts,
         upstream_connect: info.connect,
         upstream_header: info.header,
-        total: started.elapsed(),
-    });
-    resp
+        started,
+    };
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
 }
 
 /// Say that a request failed: a WARN line for each failure on the server's side or ours;
@@ -237,13 +270,12 @@ fn body_too_big<B: http_body::Body>(
 }
 
 /// An answer of our own to a request over a limit (the connection closes after it, its
-/// body unread), logged.
+/// body unread); [`handle`] counts and logs it as any other.
 fn refused<B>(
     site: &Site,
     client: SocketAddr,
     req: &Request<B>,
     status: StatusCode,
-    started: Instant,
 ) -> Response<ProxyBody> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let mut resp = Response::new(body::full(format!("{} {reason}\n", status.as_u16())));
@@ -255,22 +287,6 @@ fn refused<B>(
         );
     }
     tracing::debug!(listener = %site.listener, %client, "refused: {status}");
-    if access::enabled() {
-        access::log(&AccessRecord {
-            listener: &site.listener,
-            client,
-            client_text: None,
-            method: req.method().as_str(),
-            uri: &req.uri().to_string(),
-            status: status.as_u16(),
-            pool: "-",
-            server: "-",
-            attempts: 0,
-            upstream_connect: None,
-            upstream_header: None,
-            total: started.elapsed(),
-        });
-    }
     resp
 }
 
@@ -351,6 +367,7 @@ pub(crate) async fn serve_connection<C>(io: C, client: SocketAddr, l: h1::Listen
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let io = stats::CountedIo::new(io, &l.site.load().stats);
     let (_open, stopping) = l.direct.track();
     if l.site.load().direct {
         return h1::serve(io, client, &l, life, stopping).await;

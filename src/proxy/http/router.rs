@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::stats::Row;
 use super::upstream::Upstream;
 use super::view::RequestView;
 use crate::balance::smooth_sequence;
@@ -30,13 +31,23 @@ impl RouteTarget {
         }
     }
 
-    fn choose(&self) -> &Arc<Upstream> {
+    /// The pool for the next request, and its position in the target.
+    fn choose(&self) -> (&Arc<Upstream>, usize) {
         match self {
-            RouteTarget::Pool(p) => p,
+            RouteTarget::Pool(p) => (p, 0),
             RouteTarget::Split { pools, cycle, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed) % cycle.len();
-                &pools[cycle[i] as usize]
+                let at = cycle[i] as usize;
+                (&pools[at], at)
             }
+        }
+    }
+
+    /// The pools, in order.
+    pub fn pools(&self) -> Vec<&Arc<Upstream>> {
+        match self {
+            RouteTarget::Pool(p) => vec![p],
+            RouteTarget::Split { pools, .. } => pools.iter().collect(),
         }
     }
 }
@@ -46,25 +57,43 @@ pub struct Route {
     pub target: RouteTarget,
     /// The route's `client_max_body_size`, when it sets one (0: no limit).
     pub max_body: Option<u64>,
+    /// Where its answers are counted: one row per pool of the target, in order.
+    pub rows: Vec<Arc<Row>>,
 }
 
 pub struct Router {
     pub routes: Vec<Route>,
     pub default: Option<Arc<Upstream>>,
+    /// The rows of the default pool's answers, and of answers no route took.
+    pub default_row: Arc<Row>,
+    pub none_row: Arc<Row>,
 }
 
 impl Router {
     /// The pool for `req`, or `None` when no route matches and there is no default.
     pub fn route(&self, req: &impl RequestView) -> Option<&Arc<Upstream>> {
-        self.route_with(req).map(|(up, _)| up)
+        self.route_row(req).0
     }
 
-    /// [`Router::route`], with the matched route's `client_max_body_size` (`None` when it
-    /// sets none, or no route matched).
-    pub fn route_with(&self, req: &impl RequestView) -> Option<(&Arc<Upstream>, Option<u64>)> {
-        match self.routes.iter().find(|r| matches(&r.matcher, req)) {
-            Some(r) => Some((r.target.choose(), r.max_body)),
-            None => self.default.as_ref().map(|d| (d, None)),
+    /// The pool for `req` (if any) and the row its answer is counted in.
+    pub fn route_row(&self, req: &impl RequestView) -> (Option<&Arc<Upstream>>, &Arc<Row>) {
+        let (up, row, _) = self.route_full(req);
+        (up, row)
+    }
+
+    /// [`Router::route_row`], with the matched route's `client_max_body_size` (`None` when
+    /// it sets none, or no route matched).
+    pub fn route_full(
+        &self,
+        req: &impl RequestView,
+    ) -> (Option<&Arc<Upstream>>, &Arc<Row>, Option<u64>) {
+        if let Some(r) = self.routes.iter().find(|r| matches(&r.matcher, req)) {
+            let (up, at) = r.target.choose();
+            return (Some(up), &r.rows[at], r.max_body);
+        }
+        match &self.default {
+            Some(up) => (Some(up), &self.default_row, None),
+            None => (None, &self.none_row, None),
         }
     }
 }

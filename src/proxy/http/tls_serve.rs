@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -28,7 +29,6 @@ use super::headers::request_host;
 use super::life::{self, Life};
 use super::transport::SendTimed;
 use crate::guard::ConnStats;
-use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
 
 /// Accept TLS connections on `listener` and serve them with the current `site` until
@@ -109,6 +109,7 @@ fn tls_connection(
             },
         };
         let life = Life::new(permit, accepted, &site.limits);
+        let stats = site.stats.clone();
         let handshake_by =
             (accepted + site.limits.tls_handshake_timeout).min(life.first_deadline());
         let handshake = tokio::time::timeout_at(handshake_by, acceptor.accept(stream));
@@ -116,10 +117,12 @@ fn tls_connection(
             r = handshake => match r {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%client, "TLS handshake failed: {e}");
                     return;
                 }
                 Err(_) => {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
                     ConnStats::count(&life.stats().header_timeouts);
                     tracing::debug!(%client, "TLS handshake timed out");
                     return;
@@ -128,8 +131,10 @@ fn tls_connection(
             // Still in its handshake, the connection is idle: a full listener may take it.
             _ = life.permit.reused() => return,
         };
+        stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = SendTimed::new(tls, site.limits.send_timeout);
+        let io = super::stats::CountedIo::new(tls, &stats);
+        let io = SendTimed::new(io, site.limits.send_timeout);
         let (_open, stopping) = l.direct.track();
         if site.direct && !h2 {
             return super::h1::serve(io, client, &l, life, stopping).await;
@@ -187,20 +192,31 @@ pub fn redirect<B>(
             r
         }
     };
-    access::log(&AccessRecord {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let host = super::view::RequestView::host(req).unwrap_or("");
+    super::stats::Answered {
+        row: &site.router.none_row,
         listener: &site.listener,
         client,
-        client_text: None,
-        method: req.method().as_str(),
-        uri: &req.uri().to_string(),
+        method: req.method().as_str().as_bytes(),
+        target: target.as_bytes(),
+        protocol: if req.version() == http::Version::HTTP_2 {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        },
+        host: host.as_bytes(),
+        referer: b"",
+        user_agent: b"",
         status: resp.status().as_u16(),
-        pool: "-",
-        server: "-",
+        body_bytes: 0,
+        upstream: None,
         attempts: 0,
         upstream_connect: None,
         upstream_header: None,
-        total: started.elapsed(),
-    });
+        started,
+    }
+    .done(&site.log);
     resp
 }
 

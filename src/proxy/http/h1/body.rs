@@ -275,6 +275,8 @@ pub struct Copy<'a, R, W> {
     /// The most data a chunked body may carry (`client_max_body_size`; `u64::MAX`: no
     /// limit). A declared length is checked before the copy.
     pub max: u64,
+    /// Body bytes passed on so far (for the access log).
+    pub moved: u64,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
@@ -287,6 +289,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
             self.out.extend_from_slice(b"\r\n");
         }
         self.rb.consume(n);
+        self.moved += n as u64;
     }
 
     async fn flush(&mut self) -> Result<(), CopyError> {
@@ -460,6 +463,7 @@ mod tests {
             chunked_out: true,
             trailers: true,
             max: u64::MAX,
+            moved: 0,
         }
         .body(Framing::Chunked)
         .await

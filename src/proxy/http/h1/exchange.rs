@@ -163,6 +163,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             chunked_out: framing == Framing::Chunked,
             trailers: self.te_trailers,
             max: self.max_body,
+            moved: 0,
         }
         .body(framing)
         .await;
@@ -301,7 +302,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
         }
         let header = started.elapsed();
         self.header = Some(header);
-        server.record_latency(header);
+        server.record_response_head(header);
         Ok(Reply {
             conn,
             head: std::mem::take(self.resp),
