@@ -452,3 +452,82 @@ async fn the_admin_listener_has_a_connection_limit_and_a_header_timeout() {
     .await;
     lb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_over_the_configured_limits_get_414_and_431() {
+    let b = backends(1).await;
+    let extra = "max_header_size = \"4k\"\nmax_headers = 20\nmax_uri_size = \"1k\"";
+    for engine in ENGINES {
+        let lb = lb(&listener_config(&b[0], extra), engine).await;
+        let addr = lb.local_addr("web").unwrap();
+        let at_server = b[0].requests();
+        let many: String = (0..30).map(|i| format!("X-F{i}: v\r\n")).collect();
+        for (what, head, status) in [
+            (
+                "a long target",
+                format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(1500)),
+                "414",
+            ),
+            (
+                "a big head",
+                format!(
+                    "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+                    "b".repeat(5000)
+                ),
+                "431",
+            ),
+            (
+                "too many fields",
+                format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n"),
+                "431",
+            ),
+            (
+                "under every limit",
+                format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(900)),
+                "200",
+            ),
+        ] {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let (first, _) = support::read_answer(&mut s).await;
+            assert!(
+                first.starts_with(&format!("HTTP/1.1 {status}")),
+                "{engine:?}: {what}: {first}"
+            );
+        }
+        assert_eq!(
+            b[0].requests(),
+            at_server + 1,
+            "{engine:?}: only the good one reached the server"
+        );
+        lb.shutdown().await;
+    }
+    // HTTP/2: the same limits.
+    let lb = lb(&listener_config(&b[0], extra), Http1Engine::Direct).await;
+    let addr = lb.local_addr("web").unwrap();
+    let (send, conn) = support::h2c(addr).await;
+    tokio::spawn(conn);
+    let mut send = send;
+    for (what, req, status) in [
+        (
+            "a long target",
+            http::Request::get(format!("http://{addr}/{}", "u".repeat(1500))).body(()),
+            414,
+        ),
+        (
+            "too many fields",
+            (0..30)
+                .fold(http::Request::get(format!("http://{addr}/")), |r, i| {
+                    r.header(format!("x-f{i}"), "v")
+                })
+                .body(()),
+            431,
+        ),
+    ] {
+        send = send.ready().await.unwrap();
+        let (resp, _) = send.send_request(req.unwrap(), true).unwrap();
+        let resp = resp.await.expect("answered");
+        assert_eq!(resp.status(), status, "HTTP/2: {what}");
+    }
+    lb.shutdown().await;
+}
