@@ -306,19 +306,20 @@ fn service(
 
 /// Serve one client connection with hyper (`site.hyper`: HTTP/1.1, h2c or HTTP/2 as the
 /// stream says) under `life`'s limits, until it ends, the listener stops (`stopping`:
-/// graceful, requests running finish) or a limit closes it.
+/// graceful, requests running finish) or a limit closes it. `sites` is the listener's
+/// current site, `tunnels` its upgraded connections.
 pub async fn drive<C>(
     io: C,
     client: SocketAddr,
-    l: &super::h1::Listener,
+    (sites, tunnels): (&Arc<ArcSwap<Site>>, &Tunnels),
     life: Life,
     mut stopping: watch::Receiver<bool>,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let site = l.site.load_full();
+    let site = sites.load_full();
     let activity = Activity::new(life);
-    let svc = service(l.site.clone(), client, l.tunnels.clone(), activity.clone());
+    let svc = service(sites.clone(), client, tunnels.clone(), activity.clone());
     let conn = site
         .hyper
         .serve_connection_with_upgrades(TokioIo::new(io), svc)

@@ -372,7 +372,7 @@ where
     if l.site.load().direct {
         return h1::serve(io, client, &l, life, stopping).await;
     }
-    life::drive(io, client, &l, life, stopping).await;
+    life::drive(io, client, (&l.site, &l.tunnels), life, stopping).await;
 }
 
 /// After the listener closed: let open connections and tunnels finish within `grace`

@@ -139,7 +139,7 @@ fn tls_connection(
         if site.direct && !h2 {
             return super::h1::serve(io, client, &l, life, stopping).await;
         }
-        life::drive(io, client, &l, life, stopping).await;
+        life::drive(io, client, (&l.site, &l.tunnels), life, stopping).await;
     });
 }
 

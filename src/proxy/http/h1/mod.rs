@@ -114,7 +114,8 @@ pub async fn serve<C>(
         }
         if n == PREFACE.len() {
             let io = Prefixed::new(seen.to_vec(), io);
-            return super::life::drive(io, client, l, life, stopping).await;
+            let (site, tunnels) = (&l.site, &l.tunnels);
+            return super::life::drive(io, client, (site, tunnels), life, stopping).await;
         }
         let empty = conn.rb.is_empty();
         let read = conn.rb.fill(&mut io, parse::MAX_HEAD);
