@@ -126,7 +126,7 @@ async fn tls_handshake_timeout_and_silence_after_the_handshake() {
     let pki = tls_support::Pki::new();
     let pair = pki.leaf("site", &["site.test"]);
     let extra = format!(
-        "protocol = \"https\"\ntls_handshake_timeout = \"1s\"\nclient_header_timeout = \"2s\"\n{}",
+        "protocol = \"https\"\ntls_handshake_timeout = \"1s\"\nclient_header_timeout = \"4s\"\n{}",
         tls_support::tls_entries(&[pair])
     );
     let lb = lb(&listener_config(&b[0], &extra), Http1Engine::Direct).await;
@@ -139,8 +139,9 @@ async fn tls_handshake_timeout_and_silence_after_the_handshake() {
         .await
         .expect("a connection with no ClientHello is closed");
     let took = at.elapsed();
+    // By tls_handshake_timeout (1 s), well before client_header_timeout (4 s).
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(1900),
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
         "no handshake: closed after {took:?}"
     );
 
@@ -153,7 +154,7 @@ async fn tls_handshake_timeout_and_silence_after_the_handshake() {
     closed_within(&mut half, Duration::from_secs(5))
         .await
         .expect("half a ClientHello is closed");
-    assert!(at.elapsed() < Duration::from_millis(1900));
+    assert!(at.elapsed() < Duration::from_millis(3500));
 
     // A whole handshake, then nothing: closed by client_header_timeout (from the accept).
     for alpn in [&["http/1.1"][..], &["h2"][..]] {
@@ -165,12 +166,12 @@ async fn tls_handshake_timeout_and_silence_after_the_handshake() {
             .connect(name, tcp)
             .await
             .expect("handshake");
-        closed_within(&mut tls, Duration::from_secs(6))
+        closed_within(&mut tls, Duration::from_secs(10))
             .await
             .unwrap_or_else(|_| panic!("{alpn:?}: silent after the handshake: still open"));
         let took = at.elapsed();
         assert!(
-            took >= Duration::from_millis(1800) && took < Duration::from_millis(4500),
+            took >= Duration::from_millis(3800) && took < Duration::from_secs(8),
             "{alpn:?}: silent after the handshake: closed after {took:?}"
         );
     }
