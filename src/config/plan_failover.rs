@@ -289,3 +289,15 @@ pub struct AdminPlan {
     /// `max_connections`, `client_header_timeout`.
     pub limits: super::AdminLimits,
 }
+
+impl AdminPlan {
+    /// An admin listener on `listen` with every other setting at its default (no token).
+    pub fn at(listen: SocketAddr) -> AdminPlan {
+        AdminPlan {
+            listen,
+            origin: None,
+            token: None,
+            limits: super::AdminLimits::default(),
+        }
+    }
+}

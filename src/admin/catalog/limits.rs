@@ -3,7 +3,7 @@
 //! connections refused or closed for room, the connections closed by its timeouts, and the
 //! HTTP/2 connections closed for resetting too many of their streams.
 
-use super::describe::{Json, Metric, Read};
+use super::describe::{Json, Metric, Reader};
 use crate::observe::metrics::Kind;
 
 const C: Kind = Kind::Counter;
@@ -17,7 +17,7 @@ pub static LIMITS: &[Metric] = &[
         labels: &[],
         json: Json::Number("max_connections"),
         counted_in: "`ConnLimits::max` (guard::conns), from the plan after `runtime::fds::fit`",
-        read: Read::Limits(|c, o| o.value(c.max() as u64)),
+        read: Reader::Limits(|c, o| o.value(c.max() as u64)),
     },
     Metric {
         name: "switchyard_http_connections_admitted",
@@ -26,7 +26,7 @@ pub static LIMITS: &[Metric] = &[
         labels: &[],
         json: Json::Number("admitted"),
         counted_in: "`ConnLimits::admit` and `ConnPermit`'s drop (guard::conns)",
-        read: Read::Limits(|c, o| o.value(c.open() as u64)),
+        read: Reader::Limits(|c, o| o.value(c.open() as u64)),
     },
     Metric {
         name: "switchyard_http_connections_refused_total",
@@ -35,7 +35,7 @@ pub static LIMITS: &[Metric] = &[
         labels: &["limit"],
         json: Json::Number("refused"),
         counted_in: "`ConnLimits::admit` (guard::conns), called by `proxy::http::life::admit`",
-        read: Read::Limits(|c, o| {
+        read: Reader::Limits(|c, o| {
             let s = c.stats();
             o.sample(&["max_connections"], s.refused_listener().into());
             o.sample(&["max_connections_per_client"], s.refused_client().into());
@@ -48,7 +48,7 @@ pub static LIMITS: &[Metric] = &[
         labels: &[],
         json: Json::Number("reused"),
         counted_in: "`ConnLimits::make_room` (guard::conns)",
-        read: Read::Limits(|c, o| o.value(c.stats().reused())),
+        read: Reader::Limits(|c, o| o.value(c.stats().reused())),
     },
     Metric {
         name: "switchyard_http_connections_timed_out_total",
@@ -57,7 +57,7 @@ pub static LIMITS: &[Metric] = &[
         labels: &["timeout"],
         json: Json::Number("timed_out"),
         counted_in: "`proxy::http::h1::wait::head`, `h1::serve`, `life::drive`, `tls_serve`",
-        read: Read::Limits(|c, o| {
+        read: Reader::Limits(|c, o| {
             let s = c.stats();
             o.sample(&["client_header_timeout"], s.header_timeouts().into());
             o.sample(&["keepalive_timeout"], s.idle_timeouts().into());
@@ -70,6 +70,6 @@ pub static LIMITS: &[Metric] = &[
         labels: &[],
         json: Json::Number("reset_floods"),
         counted_in: "`proxy::http::life::drive`",
-        read: Read::Limits(|c, o| o.value(c.stats().reset_floods())),
+        read: Reader::Limits(|c, o| o.value(c.stats().reset_floods())),
     },
 ];
