@@ -13,8 +13,8 @@ use http::{HeaderName, Method};
 use super::suggest;
 use super::words::{Words, words_of};
 use super::{
-    AdminPlan, DnsPlan, ForwardHeaders, GuardPlan, HealthPlan, NamedServer, PassivePlan, RetryPlan,
-    StickyPlan,
+    AdminPlan, ClientLimits, DnsPlan, ForwardHeaders, GuardPlan, HealthPlan, NamedServer,
+    PassivePlan, RetryPlan, StickyPlan,
 };
 
 /// A whole, validated configuration.
@@ -177,6 +177,8 @@ pub struct ListenerPlan {
     pub trusted_proxies: Vec<Cidr>,
     /// `forward_headers`: which forwarding headers the listener writes.
     pub forward_headers: ForwardHeaders,
+    /// Connection counts (every TCP listener), timeouts and request sizes (http/https).
+    pub limits: ClientLimits,
 }
 
 impl Default for ListenerPlan {
@@ -195,6 +197,7 @@ impl Default for ListenerPlan {
             guard: GuardPlan::default(),
             trusted_proxies: Vec::new(),
             forward_headers: ForwardHeaders::default(),
+            limits: ClientLimits::default(),
         }
     }
 }
@@ -220,6 +223,9 @@ pub struct RoutePlan {
     /// `allow`, `deny`, `[[listener.route.limit]]`, `[[listener.route.block]]`: checked for
     /// the requests this route takes, after the listener's.
     pub guard: GuardPlan,
+    /// `client_max_body_size` for this route (nginx's, per `location`); `None`: the
+    /// listener's; `Some(0)`: no limit.
+    pub client_max_body_size: Option<u64>,
 }
 
 /// All present conditions must hold.
@@ -666,8 +672,6 @@ fn mask(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
 pub struct L4Plan {
     /// TCP: close a connection with no byte either way for this long.
     pub idle_timeout: Duration,
-    /// TCP: connections open at once; more are accepted and closed at once.
-    pub max_connections: usize,
     /// TCP: the PROXY header sent to the server before any client byte.
     pub proxy_protocol: Option<ProxyVersion>,
     /// TCP, HTTP, HTTPS: expect a PROXY header (v1 or v2) from these peers only; `None`
@@ -677,7 +681,8 @@ pub struct L4Plan {
     pub splice: bool,
     /// UDP: a client's session lives this long after its last datagram.
     pub session_timeout: Duration,
-    /// UDP: sessions at once; datagrams of new clients beyond it are dropped.
+    /// UDP: sessions at once; datagrams of new clients beyond it are dropped. Each session
+    /// holds a socket: lowered at start to what the open-file limit allows (`runtime::fds`).
     pub max_sessions: usize,
 }
 
@@ -686,7 +691,6 @@ impl Default for L4Plan {
         L4Plan {
             // nginx's proxy_timeout.
             idle_timeout: Duration::from_secs(600),
-            max_connections: 10_000,
             proxy_protocol: None,
             accept_proxy: None,
             splice: true,

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::error::RuntimeError;
 use crate::config::{ListenerPlan, Protocol, Target};
+use crate::guard::ConnLimits;
 use crate::proxy::http::protect::Guard;
 use crate::proxy::http::proxy_in::{ProxyIn, ProxyInStats};
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
@@ -352,8 +353,8 @@ impl Listener {
                 }
             }
             Kind::Tcp(svc) => {
-                let stats = svc.load().stats.clone();
-                svc.store(Arc::new(tcp_service(plan, wiring, Some(stats))));
+                let before = svc.load_full();
+                svc.store(Arc::new(tcp_service(plan, wiring, Some(&before))));
             }
             Kind::Udp(svc) => {
                 let stats = svc.load().stats.clone();
@@ -421,6 +422,7 @@ fn site(
                 .map(|u| counters.row(&route, &u.pool.name))
                 .collect();
             Route {
+                max_body: r.client_max_body_size,
                 matcher: r.matcher.clone(),
                 target,
                 rows,
@@ -468,6 +470,9 @@ fn site(
         },
         forward_headers: l.forward_headers,
         port,
+        conns: conn_limits(l, previous.map(|p| p.conns.clone())),
+        hyper: Arc::new(http::conn_builder(&l.limits)),
+        limits: l.limits.clone(),
         stats: counters,
         log: wiring.log.clone(),
     };
@@ -475,18 +480,43 @@ fn site(
     (site, proxy_in.map(|p| p.stats.clone()))
 }
 
+/// The connection limits of an http/https listener: those it has (and their counts) when
+/// the plan keeps them, else new ones with the same counters.
+fn conn_limits(l: &ListenerPlan, before: Option<Arc<ConnLimits>>) -> Arc<ConnLimits> {
+    let (max, per) = (
+        l.limits.max_connections,
+        l.limits.max_connections_per_client,
+    );
+    match before {
+        Some(c) if c.is(max, per) => c,
+        Some(c) => ConnLimits::reusing(max, per, c.stats().clone()),
+        None => ConnLimits::reusing(max, per, Arc::default()),
+    }
+}
+
 fn tcp_service(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
-    stats: Option<Arc<tcp::TcpStats>>,
+    before: Option<&tcp::TcpService>,
 ) -> tcp::TcpService {
+    let (max, per) = (
+        l.limits.max_connections,
+        l.limits.max_connections_per_client,
+    );
+    // The per-client counts carry over a reload that keeps the limit.
+    let per_client = match before.and_then(|b| b.per_client.clone()) {
+        Some(c) if c.is(usize::MAX, per) => Some(c),
+        _ => (per > 0).then(|| crate::guard::ConnLimits::new(usize::MAX, per)),
+    };
     tcp::TcpService {
+        max_connections: max,
+        per_client,
         listener: l.name.clone(),
         pool: wiring.upstreams[l.default_pool.as_deref().unwrap_or_default()]
             .pool
             .clone(),
         config: l.l4.clone(),
-        stats: stats.unwrap_or_default(),
+        stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
         acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
         log: wiring.log.clone(),

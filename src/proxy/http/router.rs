@@ -58,6 +58,8 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// The route's `client_max_body_size`, when it sets one (0: no limit).
+    pub max_body: Option<u64>,
     /// Where its answers are counted: one row per pool of the target, in order.
     pub rows: Vec<Arc<Row>>,
     /// The route's `allow` / `deny`, blocks and limits.
@@ -77,6 +79,8 @@ pub struct Routed<'a> {
     pub pool: Option<&'a Arc<Upstream>>,
     pub row: &'a Arc<Row>,
     pub guard: &'a Guard,
+    /// The route's `client_max_body_size`, when it sets one (0: no limit).
+    pub max_body: Option<u64>,
 }
 
 /// The guard of the default pool: nothing beyond the listener's.
@@ -90,7 +94,7 @@ impl Router {
     }
 
     /// Where `req` (its normalised path `path`) goes: the pool (if any), the row its answer
-    /// is counted in, and the route's guard.
+    /// is counted in, the route's guard and its `client_max_body_size`.
     pub fn route_row(&self, req: &impl RequestView, path: &[u8]) -> Routed<'_> {
         if let Some(r) = self.routes.iter().find(|r| matches(&r.matcher, req, path)) {
             let (up, at) = r.target.choose();
@@ -98,6 +102,7 @@ impl Router {
                 pool: Some(up),
                 row: &r.rows[at],
                 guard: &r.guard,
+                max_body: r.max_body,
             };
         }
         match &self.default {
@@ -105,11 +110,13 @@ impl Router {
                 pool: Some(up),
                 row: &self.default_row,
                 guard: &NO_GUARD,
+                max_body: None,
             },
             None => Routed {
                 pool: None,
                 row: &self.none_row,
                 guard: &NO_GUARD,
+                max_body: None,
             },
         }
     }
