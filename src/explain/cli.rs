@@ -178,6 +178,12 @@ impl Offline<'_> {
                     matcher: r.matcher.clone(),
                     target,
                     rows,
+                    guard: crate::proxy::http::protect::Guard::build(
+                        &r.guard,
+                        &format!("{}/route{i}", l.name),
+                        None,
+                    ),
+                    max_body: r.client_max_body_size,
                 }
             })
             .collect();
@@ -204,6 +210,17 @@ impl Offline<'_> {
             hsts: None,
             proxy_in: None,
             direct: false,
+            guard: crate::proxy::http::protect::Guard::build(&l.guard, &l.name, None),
+            trusted: l.trusted_proxies.clone(),
+            forward_headers: l.forward_headers,
+            port: l.listen.port(),
+            conns: crate::guard::ConnLimits::reusing(
+                l.limits.max_connections,
+                l.limits.max_connections_per_client,
+                Arc::default(),
+            ),
+            hyper: Arc::new(crate::proxy::http::conn_builder(&l.limits)),
+            limits: l.limits.clone(),
             stats,
             log: Default::default(),
         }

@@ -101,6 +101,14 @@ pub struct PoolReport {
 
 /// Explain what `site` would do with `req` now.
 pub fn explain(site: &Site, req: &Request) -> Report {
+    // Routes match the normalised path, as the proxy's do (a path it refuses: the raw one).
+    let raw = crate::proxy::http::view::RequestView::path(req)
+        .as_bytes()
+        .to_vec();
+    let mut buf = Vec::new();
+    let path = crate::proxy::http::path::normalise(&raw, &mut buf)
+        .map(<[u8]>::to_vec)
+        .unwrap_or(raw);
     let mut report = Report {
         listener: site.listener.clone(),
         l4: false,
@@ -111,13 +119,13 @@ pub fn explain(site: &Site, req: &Request) -> Report {
         }),
         rules: rules(site, req),
         routes: Vec::new(),
-        matched: site.router.matched(req),
+        matched: site.router.matched(req, &path),
         default: site.router.default.as_ref().map(|u| u.pool.name.clone()),
         split: None,
         pool: None,
     };
     for (i, r) in site.router.routes.iter().enumerate() {
-        let verdict = match (first_failed(&r.matcher, req), report.matched) {
+        let verdict = match (first_failed(&r.matcher, req, &path), report.matched) {
             (Some(c), _) => RouteVerdict::Failed(failure(&r.matcher, c, req)),
             (None, Some(m)) if m == i => RouteVerdict::Matched,
             (None, m) => RouteVerdict::Shadowed { by: m.unwrap_or(i) },

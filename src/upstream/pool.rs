@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::Server;
+use super::{Queue, Server};
 use crate::balance::{self, Balancer, Explanation, PickContext};
 use crate::config::{
     Algorithm, HashKey, HealthPlan, HostHeader, PoolPlan, RetryPlan, StickyPlan, Timeouts,
@@ -44,6 +44,11 @@ pub struct Pool {
     pub sticky: Option<StickyPlan>,
     servers: Vec<Arc<Server>>,
     pickers: ArcSwap<Pickers>,
+    /// Requests waiting for a server below its `max_conns`: only when some server has one
+    /// and `queue_size` is not 0.
+    queue: Option<Arc<Queue>>,
+    pub queue_size: usize,
+    pub queue_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -83,6 +88,12 @@ impl Pool {
             })
             .collect();
         let pickers = build_pickers(plan.algorithm, &servers);
+        // The queue goes on from the pool this one replaces, with its waiting requests.
+        let queue = (plan.queue_size > 0 && servers.iter().any(|s| s.max_conns() > 0))
+            .then(|| previous.and_then(|p| p.queue.clone()).unwrap_or_default());
+        for s in &servers {
+            s.set_queue(queue.clone());
+        }
         Pool {
             name: plan.name.clone(),
             algorithm: plan.algorithm,
@@ -96,7 +107,26 @@ impl Pool {
             sticky: plan.sticky.clone(),
             servers,
             pickers: ArcSwap::from_pointee(pickers),
+            queue,
+            queue_size: plan.queue_size,
+            queue_timeout: plan.queue_timeout,
         }
+    }
+
+    /// The queue of requests waiting for a server below its `max_conns`, if the pool has one.
+    pub fn queue(&self) -> Option<&Arc<Queue>> {
+        self.queue.as_ref()
+    }
+
+    /// Whether a request that found no server could get one by waiting: some server it has
+    /// not tried takes new requests but is at its `max_conns`.
+    pub fn full_but_serving(&self, tried: &[Arc<Server>]) -> bool {
+        self.servers.iter().any(|s| {
+            s.max_conns() > 0
+                && !s.has_room()
+                && s.accepts_new()
+                && !tried.iter().any(|t| t.id() == s.id())
+        })
     }
 
     /// Every server, in configuration order.

@@ -177,10 +177,11 @@ impl HealthCell {
 }
 
 impl Server {
-    /// Whether a balancer may pick this server now: available, and admitted by slow start
-    /// (a recovering server takes a growing share of the picks it is offered).
+    /// Whether a balancer may pick this server now: available, below its `max_conns`, and
+    /// admitted by slow start (a recovering server takes a growing share of the picks it is
+    /// offered).
     pub fn admits_pick(&self) -> bool {
-        self.accepts_new() && self.health.ramp_admits()
+        self.accepts_new() && self.has_room() && self.health.ramp_admits()
     }
 
     /// [`Server::admits_pick`] without counting an ask (slow start admits a share of the
@@ -395,6 +396,7 @@ mod tests {
                 fail_timeout: Duration::from_secs(10),
             },
             slow_start,
+            max_conns: 0,
             from: None,
         }))
     }

@@ -34,11 +34,15 @@ impl Trace {
     /// are trusted; its route named first.
     pub fn asked(site: &Site, req: &impl RequestView) -> Option<Trace> {
         // The listener first: on one without trusted peers, no header is even looked for.
-        if site.proxy_in.is_none() || !req.header_values(&HEADER).any(|v| v.trim_ascii() == b"1") {
+        let trusting = site.proxy_in.is_some() || !site.trusted.is_empty();
+        if !trusting || !req.header_values(&HEADER).any(|v| v.trim_ascii() == b"1") {
             return None;
         }
         let t = Trace::default();
-        t.note(match site.router.matched(req) {
+        let raw = req.path().as_bytes();
+        let mut buf = Vec::new();
+        let path = super::path::normalise(raw, &mut buf).unwrap_or(raw);
+        t.note(match site.router.matched(req, path) {
             Some(i) => format!("route {}", i + 1),
             None => "route default".to_string(),
         });
