@@ -292,10 +292,9 @@ fn pool_report(up: &Upstream, req: &Request, l4: bool) -> PoolReport {
     }
 }
 
-/// Request rules (ACLs, rate limits, WAF rules) that would answer the request before
-/// routing. Extension point: `guard::rules` and its kin are not wired into the listeners
-/// yet (issue 15, branch `prot`); once a `Site` carries them, judge `req` here (without
-/// spending a rate limit's tokens) and say which rule stops it.
+/// Request rules (ACLs, rate limits, block rules) that would answer the request before
+/// routing. Not judged yet (docs/explain.md says so): the site's `guard` and each route's
+/// would be asked here, without spending a rate limit's tokens.
 fn rules(_site: &Site, _req: &Request) -> Vec<String> {
     Vec::new()
 }

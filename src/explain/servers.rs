@@ -1,5 +1,5 @@
 //! Each server of a pool, and why it is or is not a candidate for a new request now: its
-//! admin state, active and passive health, slow start, and its tier. Read from the server's
+//! admin state, active and passive health, its `max_conns`, slow start, and its tier. Read from the server's
 //! live state; nothing is changed (slow start's admission is peeked, not asked).
 
 use std::sync::Arc;
@@ -64,8 +64,13 @@ fn candidacy(s: &Arc<Server>, sticky: Option<&StickyPlan>, backups_asked: bool) 
         }
         HealthState::Healthy | HealthState::Disabled => {}
     }
-    // Extension point (branch `prot`, server `max_conns`): a server at its connection limit
-    // is not a candidate; when `Server` gains the limit, say so here.
+    if !s.has_room() {
+        reasons.push(format!(
+            "at max_conns: {} of {} requests running; not picked until one ends (with a queue, the request waits for a place)",
+            s.in_flight(),
+            s.max_conns()
+        ));
+    }
     if let Some(share) = s.slow_start_share() {
         reasons.push(format!(
             "slow start: admitted for {share} of every {} asks now (its weight ramps up after it came back); the next ask would be {}",
@@ -97,5 +102,29 @@ pub fn seconds(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerPlan;
+
+    #[test]
+    fn a_server_at_max_conns_is_no_candidate_and_says_why() {
+        let plan = ServerPlan {
+            max_conns: 1,
+            ..ServerPlan::at("127.0.0.1:9".parse().unwrap())
+        };
+        let s = Arc::new(Server::new(&plan));
+        let c = candidacy(&s, None, false);
+        assert!(c.candidate, "{:?}", c.reasons);
+        let _running = s.try_begin().expect("a place");
+        let c = candidacy(&s, None, false);
+        assert!(!c.candidate);
+        assert_eq!(
+            c.reasons,
+            ["at max_conns: 1 of 1 requests running; not picked until one ends (with a queue, the request waits for a place)"]
+        );
     }
 }

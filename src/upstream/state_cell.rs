@@ -194,7 +194,7 @@ impl Server {
     /// [`Server::would_admit_pick`] after `asked` asks that were not counted (an explanation
     /// that asks the same server again, as the pick it explains would).
     pub fn would_admit_pick_after(&self, asked: u64) -> bool {
-        self.accepts_new() && self.health.ramp_would_admit(asked)
+        self.accepts_new() && self.has_room() && self.health.ramp_would_admit(asked)
     }
 
     /// Slow start's share of this server's picks now, in twentieths (`1..=20`); `None` when
