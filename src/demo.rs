@@ -290,5 +290,6 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
         listeners: vec![ListenerPlan::http("demo", listen, "demo")],
         pools: vec![demo],
         admin: None,
+        redis: None,
     }
 }

@@ -43,35 +43,7 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 512;
 
 /// Where Redis is and how long to wait for it: the `[redis]` table of the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// `host:port`, or a `redis://[user:password@]host:port[/db]` URL.
-    pub addr: String,
-    /// Put before every key and channel name, so balancer groups can share one Redis.
-    pub prefix: String,
-    /// The most a request waits on Redis (the read-through of a sticky key).
-    pub timeout: Duration,
-    /// The most a background call waits (connect, the writer's pipelines, the rate sync,
-    /// the catch-up); one that takes longer takes the link down.
-    pub io_timeout: Duration,
-    /// How often shared rate limits are synchronised.
-    pub sync_interval: Duration,
-    /// Writes waiting for the writer, at most; more are dropped and counted.
-    pub queue: usize,
-}
-
-impl Default for RedisConfig {
-    fn default() -> RedisConfig {
-        RedisConfig {
-            addr: "127.0.0.1:6379".into(),
-            prefix: "switchyard:".into(),
-            timeout: Duration::from_millis(5),
-            io_timeout: Duration::from_secs(1),
-            sync_interval: Duration::from_millis(100),
-            queue: 10_000,
-        }
-    }
-}
+pub use crate::config::RedisPlan as RedisConfig;
 
 /// Which timeout bounds a call, and whether running out of it means the link is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

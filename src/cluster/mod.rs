@@ -148,6 +148,12 @@ impl Cluster {
         SharedStickTable::new(self.link.clone(), mode, pool, capacity, ttl)
     }
 
+    /// Whether `table` is kept through this cluster's link (a reload that changed
+    /// `[redis]` makes a new cluster; its pools' tables move to it).
+    pub fn holds<K: ShareKey>(&self, table: &SharedStickTable<K>) -> bool {
+        table.on_link(&self.link)
+    }
+
     /// A rate limiter whose keys are counted across balancers under `scope` (a name every
     /// balancer gives this limit).
     pub fn rate_limiter(

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
@@ -123,7 +124,8 @@ pub struct StickyCounters {
 pub struct SharedStickTable<K> {
     local: StickTable<K>,
     link: Arc<Link>,
-    pool: Arc<Pool>,
+    /// Swapped when a reload rebuilds the pool and the table stays ([`Self::set_pool`]).
+    pool: ArcSwap<Pool>,
     channel: String,
     /// `{prefix}{mode}:{pool}:`, followed by the key.
     key_prefix: String,
@@ -152,7 +154,7 @@ impl<K: ShareKey> SharedStickTable<K> {
             key_prefix: format!("{channel}:"),
             channel,
             link: link.clone(),
-            pool,
+            pool: ArcSwap::new(pool),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             stats: Stats::default(),
         });
@@ -222,6 +224,30 @@ impl<K: ShareKey> SharedStickTable<K> {
         stored
     }
 
+    /// The pool rebuilt by a reload (the servers that stay keep their ids, so the entries
+    /// stay true): mappings now name its servers.
+    pub fn set_pool(&self, pool: Arc<Pool>) {
+        self.pool.store(pool);
+    }
+
+    /// Take over the entries of the table this one replaces (a table made shared, or moved
+    /// to another Redis by a reload): kept here, and written to Redis where it has none —
+    /// now if the link is up, else by the catch-up when it comes up.
+    pub fn seed(&self, entries: Vec<(K, u64, Duration)>, now: Instant) {
+        let up = self.link.is_up();
+        for (key, server, _) in entries {
+            self.local.insert_if_room(key.clone(), server, now);
+            if up {
+                self.share(&key, server, Entry::Fill);
+            }
+        }
+    }
+
+    /// The live entries: key, server id, time left.
+    pub fn entries(&self, now: Instant) -> Vec<(K, u64, Duration)> {
+        self.local.entries(now)
+    }
+
     /// Entries held here (expired ones included until they are evicted).
     pub fn len(&self) -> usize {
         self.local.len()
@@ -234,6 +260,11 @@ impl<K: ShareKey> SharedStickTable<K> {
     /// The most entries held here.
     pub fn capacity(&self) -> usize {
         self.local.capacity()
+    }
+
+    /// How long an unused entry is kept, here and in Redis.
+    pub fn ttl(&self) -> Duration {
+        self.local.ttl()
     }
 
     pub fn stats(&self) -> StickyCounters {
@@ -251,6 +282,10 @@ impl<K: ShareKey> SharedStickTable<K> {
         }
     }
 
+    pub(super) fn on_link(&self, link: &Arc<Link>) -> bool {
+        Arc::ptr_eq(&self.link, link)
+    }
+
     /// The key's name in Redis.
     pub fn redis_key(&self, key: &K) -> String {
         format!("{}{}", self.key_prefix, key.to_text())
@@ -264,7 +299,13 @@ impl<K: ShareKey> SharedStickTable<K> {
 
     /// The write script's call for one mapping; None for a server not in the pool.
     fn write_cmd(&self, key: &K, server: u64, ttl: Duration, entry: Entry) -> Option<redis::Cmd> {
-        let addr = self.pool.servers().iter().find(|s| s.id() == server)?.addr;
+        let addr = self
+            .pool
+            .load()
+            .servers()
+            .iter()
+            .find(|s| s.id() == server)?
+            .addr;
         let text = key.to_text();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.write_sha)
@@ -282,6 +323,7 @@ impl<K: ShareKey> SharedStickTable<K> {
     fn server_named(&self, tag: &str) -> Option<u64> {
         let addr: SocketAddr = tag.parse().ok()?;
         self.pool
+            .load()
             .servers()
             .iter()
             .find(|s| s.addr == addr)

@@ -12,7 +12,7 @@ use http::{HeaderName, Method};
 
 use super::suggest;
 use super::words::{Words, words_of};
-use super::{AdminPlan, HealthPlan, PassivePlan, RetryPlan, StickyPlan};
+use super::{AdminPlan, HealthPlan, PassivePlan, RedisPlan, RetryPlan, StickyPlan};
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,8 @@ pub struct Plan {
     pub pools: Vec<PoolPlan>,
     /// The admin listener (`/health/live`, `/health/ready`), if configured.
     pub admin: Option<AdminPlan>,
+    /// `[redis]`: the state shared with other balancers (`shared = true` tables), if any.
+    pub redis: Option<RedisPlan>,
 }
 
 impl Default for Plan {
@@ -42,6 +44,7 @@ impl Default for Plan {
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
+            redis: None,
         }
     }
 }

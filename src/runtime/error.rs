@@ -18,6 +18,10 @@ pub enum RuntimeError {
         what: String,
         source: crate::tls::TlsError,
     },
+    /// `[redis] addr` that the Redis client cannot take (the config reader checks the
+    /// shape; a plan made in code may still hold one).
+    #[error("{0}")]
+    Redis(#[from] crate::cluster::ClusterError),
     /// The process is shutting down: it takes no change any more.
     #[error("shutting down: no change is taken any more")]
     ShuttingDown,

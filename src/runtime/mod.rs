@@ -176,6 +176,11 @@ impl Runtime {
         for t in tasks {
             let _ = t.await;
         }
+        // The link to Redis last: the requests that drained may have used it.
+        let cluster = self.inner.control.lock().await.running.cluster.take();
+        if let Some(c) = cluster {
+            c.stop().await;
+        }
     }
 
     /// The admin listener's bound address, if `[admin]` is configured.

@@ -22,8 +22,9 @@ use super::error::RuntimeError;
 use super::listener::{self, Kind, Listener, LoadedTls, Socket, Spare, SpareSocket, Wiring};
 use super::pools::{self, Built, RunningPool};
 use crate::admin::{self, AdminListener as ShownListener, ListenerStats};
-use crate::config::diff::{AdminChange, ListenerChange, PoolChange, pools_of};
-use crate::config::{AdminPlan, Plan, PlanDiff, Protocol};
+use crate::cluster::Cluster;
+use crate::config::diff::{AdminChange, ListenerChange, PoolChange, RedisChange, pools_of};
+use crate::config::{AdminPlan, Plan, PlanDiff, Protocol, RedisPlan};
 use crate::proxy::http::Upstream;
 use crate::shutdown::Shutdown;
 
@@ -63,6 +64,36 @@ impl AdminListener {
     }
 }
 
+/// The link to Redis, running: its own stop signal, fired after the listeners drained
+/// (their last requests may still use the shared tables), or when dropped (a reload that
+/// changed or removed `[redis]`).
+pub struct RunningCluster {
+    pub cluster: Arc<Cluster>,
+    stop: Shutdown,
+}
+
+impl RunningCluster {
+    fn start(plan: &RedisPlan) -> Result<RunningCluster, RuntimeError> {
+        let stop = Shutdown::new();
+        let cluster = Cluster::start(plan.clone(), &stop)?;
+        tracing::info!(addr = %plan.addr, prefix = %plan.prefix, "shared state through Redis (connecting in the background)");
+        Ok(RunningCluster { cluster, stop })
+    }
+
+    /// Stop its tasks and wait for them (at most `io_timeout`, the longest a call waits).
+    pub async fn stop(self) {
+        self.stop.stop();
+        let limit = self.cluster.config().io_timeout + std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(limit, self.cluster.stopped()).await;
+    }
+}
+
+impl Drop for RunningCluster {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
 /// Everything running for one configuration.
 pub struct Running {
     pub plan: Arc<Plan>,
@@ -70,6 +101,8 @@ pub struct Running {
     /// In the plan's order.
     pub listeners: Vec<Listener>,
     pub admin: Option<AdminListener>,
+    /// The link to Redis, when the plan has `[redis]`.
+    pub cluster: Option<RunningCluster>,
     /// Accept loops stopped by a change, finishing their connections.
     pub retiring: Vec<JoinHandle<()>>,
     /// The parent of every listener's stop signal.
@@ -100,10 +133,12 @@ impl Running {
                 listeners: Vec::new(),
                 pools: Vec::new(),
                 admin: None,
+                redis: None,
             }),
             pools: HashMap::new(),
             listeners: Vec::new(),
             admin: None,
+            cluster: None,
             retiring: Vec::new(),
             shutdown,
             state,
@@ -135,6 +170,19 @@ impl Running {
         diff: &PlanDiff,
         spare: &mut Spare,
     ) -> Result<Prepared, RuntimeError> {
+        // A new link first: the pools with shared tables are built onto it.
+        let cluster = match (&plan.redis, &diff.redis) {
+            (Some(r), RedisChange::Added | RedisChange::Changed(_)) => {
+                Some(RunningCluster::start(r)?)
+            }
+            _ => None,
+        };
+        let link = match &diff.redis {
+            RedisChange::Added | RedisChange::Changed(_) => cluster.as_ref(),
+            RedisChange::Removed => None,
+            RedisChange::Same => self.cluster.as_ref(),
+        }
+        .map(|c| &c.cluster);
         let mut built = HashMap::new();
         for p in &plan.pools {
             let previous = match diff.pool(&p.name) {
@@ -144,7 +192,7 @@ impl Running {
                 }
                 _ => continue,
             };
-            built.insert(p.name.clone(), pools::build(p, previous)?);
+            built.insert(p.name.clone(), pools::build(p, previous, link)?);
         }
         // The sockets of listeners that move or leave may serve their successors (a
         // listener renamed on the same address keeps its socket).
@@ -198,10 +246,19 @@ impl Running {
             sockets,
             tls,
             admin,
+            cluster,
         })
     }
 
     fn commit(&mut self, plan: Plan, diff: &PlanDiff, mut p: Prepared) {
+        // The link before the pools: the rebuilt ones use the new one. The one it replaces
+        // stops when dropped (a request still on an old pool finds its table's link down
+        // and goes on with the local entries).
+        match &diff.redis {
+            RedisChange::Added | RedisChange::Changed(_) => self.cluster = p.cluster.take(),
+            RedisChange::Removed => self.cluster = None,
+            RedisChange::Same => {}
+        }
         // Pools first, so that every listener below is wired to the pools of the new plan.
         for (name, change) in &diff.pools {
             match change {
@@ -344,6 +401,7 @@ impl Running {
                 .collect(),
             listeners: self.listeners.iter().map(shown).collect(),
             admin_addr: self.admin.as_ref().map(|a| a.addr),
+            cluster: self.cluster.as_ref().map(|c| c.cluster.clone()),
             config: self.loaded.clone(),
             reloads: self.reloads.clone(),
         };
@@ -386,6 +444,8 @@ impl Running {
 
 /// What [`Running::prepare`] readied for [`Running::commit`].
 struct Prepared {
+    /// The new link, when `[redis]` was added or changed.
+    cluster: Option<RunningCluster>,
     built: HashMap<String, Built>,
     sockets: HashMap<String, Socket>,
     tls: HashMap<String, LoadedTls>,

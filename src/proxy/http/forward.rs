@@ -34,7 +34,10 @@ pub async fn forward(
     let pool = &up.pool;
     let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
     let now = tokio::time::Instant::now();
-    let stick = up.sticky().map(|s| s.lookup(&req, client.ip(), now));
+    let stick = match up.sticky() {
+        Some(s) => Some(s.lookup(&req, client.ip(), now).await),
+        None => None,
+    };
 
     let upgrading = wants_upgrade(req.headers());
     if upgrading && up.transport().protocol.is_h2() && asks_websocket(req.headers()) {
