@@ -244,6 +244,11 @@ impl Runtime {
         view.pools.iter().find(|u| u.pool.name == name).cloned()
     }
 
+    /// The link to Redis (`[redis]`), if the plan has one: its state and counters.
+    pub fn cluster(&self) -> Option<Arc<crate::cluster::Cluster>> {
+        self.inner.state.view.load().cluster.clone()
+    }
+
     /// The running plan.
     pub fn plan(&self) -> Arc<Plan> {
         self.inner.state.view.load().plan.clone()
