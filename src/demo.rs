@@ -291,5 +291,6 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
         pools: vec![demo],
         admin: None,
         redis: None,
+        log: Default::default(),
     }
 }

@@ -452,7 +452,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         anyhow::bail!("--upgrade needs Linux");
     }
     let rt = tokio_runtime(plan.workers)?;
-    let served = rt.block_on(async move {
+    rt.block_on(async move {
         // Installed before the listeners open, so no signal meets the default action (which
         // ends the process) or falls between two waits.
         let mut signals = Signals::new();
@@ -484,11 +484,13 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         } else {
             notify::ready();
         }
-        serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await
-    });
-    // The last access lines gathered (they are written in batches).
-    switchyard::observe::access::flush();
-    served
+        let log = runtime.access_log();
+        let served = serve_until_signal(runtime, &mut signals, upgrade_socket.as_deref()).await;
+        // The last access lines gathered (they are written in batches), also after a
+        // second stop signal cut the drain short.
+        log.flush(std::time::Duration::from_secs(1));
+        served
+    })
 }
 
 async fn serve_until_signal(
@@ -506,6 +508,10 @@ async fn serve_until_signal(
                     tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
+                Signal::Reopen => {
+                    runtime.access_log().reopen();
+                    tracing::info!("SIGUSR1: the access log opened again");
+                }
                 other => break other,
             },
             () = runtime.upgraded() => break Signal::Upgraded,
@@ -607,6 +613,8 @@ enum Signal {
     Hangup,
     /// SIGUSR2 (nginx's binary upgrade): start this program anew with `--upgrade`.
     Upgrade,
+    /// SIGUSR1 (nginx's `reopen`): open the access log file again, after logrotate.
+    Reopen,
     /// Not a signal: a new process took the sockets over (`run --upgrade`).
     Upgraded,
 }
@@ -621,6 +629,8 @@ struct Signals {
     hup: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     usr2: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    usr1: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -633,6 +643,7 @@ impl Signals {
                 term: signal(SignalKind::terminate()).ok(),
                 hup: signal(SignalKind::hangup()).ok(),
                 usr2: signal(SignalKind::user_defined2()).ok(),
+                usr1: signal(SignalKind::user_defined1()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -655,6 +666,7 @@ impl Signals {
                 () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,
                 () = recv(&mut self.usr2) => Signal::Upgrade,
+                () = recv(&mut self.usr1) => Signal::Reopen,
             }
         }
         #[cfg(not(unix))]

@@ -5,8 +5,9 @@
 //! and every line of the page is parsed.
 mod common;
 mod l4_common;
+mod metrics_common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,172 +16,11 @@ use common::*;
 use http::Request;
 use http_body_util::Full;
 use l4_common::*;
+use metrics_common::*;
 use switchyard::proxy::http::sticky::server_cookie_id;
 use switchyard::runtime::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-
-/// One sample of the page.
-type Key = (String, BTreeMap<String, String>);
-
-/// A parsed `/metrics` page: every sample by name and labels, and each family's kind.
-#[derive(Debug)]
-struct Page {
-    samples: BTreeMap<Key, f64>,
-    kinds: BTreeMap<String, String>,
-}
-
-impl Page {
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.samples.get(&(name.to_string(), labels)).copied()
-    }
-
-    /// The value, which must be there.
-    fn at(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.get(name, labels)
-            .unwrap_or_else(|| panic!("no sample {name}{labels:?} in {:#?}", self.samples))
-    }
-
-    /// The label sets a family has samples for.
-    fn label_sets(&self, name: &str) -> Vec<BTreeMap<String, String>> {
-        self.samples
-            .keys()
-            .filter(|(n, _)| n == name)
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// `{a="x",b="y"}` at the start of `s`: the labels (unescaped) and the rest of `s`.
-fn parse_labels(s: &str, line: &str) -> (BTreeMap<String, String>, String) {
-    let mut labels = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    assert_eq!(chars.next(), Some('{'), "{line}");
-    loop {
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
-        assert!(
-            valid_name(&key) && !key.contains(':'),
-            "label {key:?}: {line}"
-        );
-        assert_eq!(chars.next(), Some('='), "{line}");
-        assert_eq!(chars.next(), Some('"'), "{line}");
-        let mut value = String::new();
-        loop {
-            match chars.next() {
-                Some('\\') => match chars.next() {
-                    Some('\\') => value.push('\\'),
-                    Some('"') => value.push('"'),
-                    Some('n') => value.push('\n'),
-                    other => panic!("bad escape \\{other:?} in {line}"),
-                },
-                Some('"') => break,
-                Some(c) => value.push(c),
-                None => panic!("unterminated label value: {line}"),
-            }
-        }
-        assert!(
-            labels.insert(key.clone(), value).is_none(),
-            "label {key} twice: {line}"
-        );
-        match chars.next() {
-            Some(',') => continue,
-            Some('}') => break,
-            other => panic!("expected , or }} after a label, got {other:?}: {line}"),
-        }
-    }
-    (labels, chars.collect())
-}
-
-/// Parse a page, asserting the format: each family opens with `# HELP name …` then
-/// `# TYPE name counter|gauge` and appears once; its samples follow it, named after it;
-/// counters end in `_total`; values parse; no sample twice; no family without a sample.
-fn parse(text: &str) -> Page {
-    assert!(text.ends_with('\n'), "the page ends with a line feed");
-    let mut samples = BTreeMap::new();
-    let mut kinds = BTreeMap::new();
-    let mut family: Option<String> = None;
-    let mut pending_help: Option<String> = None;
-    let mut with_samples = BTreeSet::new();
-    for line in text.lines() {
-        assert!(!line.is_empty(), "empty line in:\n{text}");
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            assert!(pending_help.is_none(), "HELP without TYPE before {line}");
-            let (name, help) = rest.split_once(' ').expect("HELP name text");
-            assert!(valid_name(name) && !help.is_empty(), "{line}");
-            pending_help = Some(name.to_string());
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert_eq!(
-                pending_help.take().as_deref(),
-                Some(name),
-                "TYPE after its HELP: {line}"
-            );
-            assert!(matches!(kind, "counter" | "gauge"), "{line}");
-            assert!(kind != "counter" || name.ends_with("_total"), "{line}");
-            assert!(
-                kinds.insert(name.to_string(), kind.to_string()).is_none(),
-                "family {name} declared twice"
-            );
-            family = Some(name.to_string());
-        } else {
-            assert!(!line.starts_with('#'), "unknown comment {line}");
-            assert!(
-                pending_help.is_none(),
-                "sample between HELP and TYPE: {line}"
-            );
-            let end = line.find(['{', ' ']).expect("name then value");
-            let name = &line[..end];
-            assert_eq!(
-                Some(name),
-                family.as_deref(),
-                "sample outside its family: {line}"
-            );
-            let (labels, rest) = if line[end..].starts_with('{') {
-                parse_labels(&line[end..], line)
-            } else {
-                (BTreeMap::new(), line[end..].to_string())
-            };
-            let value = rest.strip_prefix(' ').expect("one space before the value");
-            let value: f64 = match value {
-                "NaN" => f64::NAN,
-                "+Inf" => f64::INFINITY,
-                "-Inf" => f64::NEG_INFINITY,
-                v => v.parse().unwrap_or_else(|_| panic!("value {v:?}: {line}")),
-            };
-            with_samples.insert(name.to_string());
-            assert!(
-                samples.insert((name.to_string(), labels), value).is_none(),
-                "sample twice: {line}"
-            );
-        }
-    }
-    assert!(pending_help.is_none(), "HELP at the end without TYPE");
-    for name in kinds.keys() {
-        assert!(with_samples.contains(name), "family {name} has no sample");
-    }
-    Page { samples, kinds }
-}
-
-async fn scrape(admin: SocketAddr) -> Page {
-    let a = get(admin, "/metrics").await;
-    assert_eq!(a.status, 200);
-    assert_eq!(
-        a.headers["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    parse(&a.text())
-}
 
 /// The unusual server name checks label escaping end to end: a quote and a backslash.
 const ODD: &str = "s\"2\\";
@@ -362,6 +202,15 @@ async fn drive(s: &Setup) {
                     &[("listener", "udp"), ("direction", "server_to_client")],
                 ) == Some(1.0)
                 && m.label_sets("switchyard_server_last_check_success").len() == 2
+                && m.get(
+                    "switchyard_requests_total",
+                    &[
+                        ("listener", "web"),
+                        ("route", "default"),
+                        ("pool", "p"),
+                        ("code", "200"),
+                    ],
+                ) == Some(3.0)
         },
     )
     .await;
@@ -475,6 +324,50 @@ async fn metrics_count_real_traffic_exactly() {
     assert_eq!(
         m.label_sets("switchyard_server_last_check_success").len(),
         2
+    );
+    // Every check counted once by result, and timed once; none in pools without checks.
+    for labels in [&s1, &s2] {
+        let with = |r: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("result", r));
+            l
+        };
+        let pass = m.at("switchyard_server_health_checks_total", &with("pass"));
+        assert!(pass >= 1.0, "{labels:?}: {pass}");
+        assert_eq!(
+            m.at("switchyard_server_health_checks_total", &with("fail")),
+            0.0
+        );
+        let hist = "switchyard_server_health_check_duration_seconds";
+        assert_eq!(m.at(&format!("{hist}_count"), labels), pass);
+        let mut inf = labels.to_vec();
+        inf.push(("le", "+Inf"));
+        assert_eq!(m.at(&format!("{hist}_bucket"), &inf), pass);
+        let sum = m.at(&format!("{hist}_sum"), labels);
+        assert!(sum > 0.0 && sum < pass * 0.5, "timeout 500ms: {sum}");
+    }
+    assert_eq!(
+        m.label_sets("switchyard_server_health_checks_total").len(),
+        4,
+        "pass and fail for the two servers of the pool with checks"
+    );
+    assert_eq!(
+        m.kinds["switchyard_server_health_check_duration_seconds"],
+        "histogram"
+    );
+    assert_eq!(
+        m.at(
+            "switchyard_server_admin_state",
+            &[s1[0], s1[1], s1[2], ("state", "ready")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.at(
+            "switchyard_server_admin_state",
+            &[s2[0], s2[1], s2[2], ("state", "maint")]
+        ),
+        1.0
     );
 
     // Per pool.
@@ -650,6 +543,9 @@ async fn status_is_json_with_pools_servers_and_listeners() {
     assert_eq!(p["servers_usable"], 1);
     assert_eq!(p["sticky"]["mode"], "cookie");
     assert_eq!(p["sticky"]["broken"], 2);
+    assert_eq!(p["servers_configured"], 2);
+    assert_eq!(doc["config"]["last_reload_successful"], true);
+    assert_eq!(doc["config"]["reloads"]["ok"], 0);
     let s1 = &p["servers"][0];
     assert_eq!(
         (&s1["name"], &s1["state"], &s1["usable"], &s1["backup"]),
@@ -660,7 +556,19 @@ async fn status_is_json_with_pools_servers_and_listeners() {
         (&s1["responses"]["2xx"], &s1["responses"]["5xx"]),
         (&4.into(), &1.into())
     );
-    assert_eq!(s1["last_check"]["result"], "pass");
+    assert_eq!(s1["last_check"]["success"], true);
+    assert!(s1["last_check"]["at_unix_ms"].as_f64().unwrap() > 1e12);
+    assert_eq!(s1["admin_state"], "ready");
+    let checks = &s1["checks"];
+    assert!(
+        checks["pass"].as_u64().unwrap() >= 1 && checks["fail"] == 0,
+        "{checks}"
+    );
+    assert_eq!(
+        s1["check_duration"]["count"], checks["pass"],
+        "one duration per check"
+    );
+    assert_eq!(s1["check_duration"]["buckets"]["+Inf"], checks["pass"]);
     assert!(s1["last_check"]["ago_ms"].as_u64().unwrap() < 30_000);
     assert!(s1["latency_ewma_ms"].as_f64().unwrap() > 0.0);
     let s2 = &p["servers"][1];
@@ -701,7 +609,23 @@ async fn status_is_json_with_pools_servers_and_listeners() {
         );
     }
     assert_eq!(listeners["web"]["protocol"], "http");
-    assert_eq!(listeners["web"]["counters"], serde_json::Value::Null);
+    let web = &listeners["web"];
+    assert_eq!(
+        (&web["counters"]["connections"], &web["counters"]["open"]),
+        (&4.into(), &0.into()),
+        "four requests, each on its own connection"
+    );
+    assert!(web["counters"]["bytes"]["sent"].as_u64().unwrap() > 0);
+    assert_eq!(web["answers"][0]["route"], "default");
+    assert_eq!(web["answers"][0]["pool"], "p");
+    assert_eq!(
+        (
+            &web["answers"][0]["requests"]["200"],
+            &web["answers"][0]["requests"]["503"]
+        ),
+        (&3.into(), &1.into())
+    );
+    assert_eq!(web["answers"][0]["duration"]["count"], 4);
     let pp = &listeners["pp"]["counters"]["proxy_protocol"];
     assert_eq!((&pp["accepted"], &pp["malformed"]), (&1.into(), &1.into()));
     let tcp = &listeners["tcp"]["counters"];
@@ -711,14 +635,14 @@ async fn status_is_json_with_pools_servers_and_listeners() {
             &tcp["accepted"],
             &tcp["rejected_over_limit"],
             &tcp["active"],
-            &tcp["bytes_client_to_server"]
+            &tcp["bytes"]["client_to_server"]
         ),
         (&2.into(), &1.into(), &0.into(), &5.into())
     );
     assert_eq!(listeners["tcpdead"]["counters"]["connect_failures"], 2);
     let udp = &listeners["udp"]["counters"];
     assert_eq!(
-        (&udp["sessions"], &udp["datagrams_server_to_client"]),
+        (&udp["sessions"], &udp["datagrams"]["server_to_client"]),
         (&1.into(), &1.into())
     );
     s.lb.shutdown().await;
@@ -733,10 +657,32 @@ async fn admin_paths_and_methods() {
     ))
     .await;
     let admin = lb.admin_addr().unwrap();
-    for path in ["/nope", "/metrics/", "/status.json", "/"] {
+    for path in ["/nope", "/metrics/", "/status.json", "/index.html"] {
         assert_eq!(get(admin, path).await.status, 404, "{path}");
     }
-    for path in ["/metrics", "/status"] {
+    // The dashboard: its page and files, from this listener only.
+    for (path, ty) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/dashboard.css", "text/css; charset=utf-8"),
+    ] {
+        let a = get(admin, path).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert_eq!(a.headers["content-type"], ty, "{path}");
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(a.headers["x-frame-options"], "DENY");
+    }
+    assert!(
+        get(admin, "/")
+            .await
+            .text()
+            .contains("<script src=\"/dashboard.js\"")
+    );
+    for path in ["/metrics", "/status", "/"] {
         for method in ["POST", "PUT", "DELETE"] {
             let req = Request::builder()
                 .method(method)

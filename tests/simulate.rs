@@ -18,6 +18,9 @@ use switchyard::simulate;
 /// prints every difference (`--nocapture`).
 const TOLERANCE: f64 = 8.0;
 
+/// Whole comparisons tried before the test fails (see the test).
+const ATTEMPTS: usize = 3;
+
 const DELAYS_MS: [u64; 3] = [10, 35, 70];
 const REQUESTS: u64 = 250;
 const RATE: u64 = 100;
@@ -99,12 +102,35 @@ fn simulated_shares_agree_with_the_real_balancer() {
         }
         v
     });
+    // A whole attempt measures the servers again, simulates and drives the real balancer;
+    // the machine's load can change under one attempt (the other tests' builds), so three
+    // are allowed, and every one's outcome is printed. A simulator that disagrees with the
+    // balancer fails all three.
+    let mut failures = Vec::new();
+    for n in 1..=ATTEMPTS {
+        match attempt(&rt, &backends) {
+            Ok(worst) => {
+                println!("attempt {n}: agreed, largest difference {worst:.1} points");
+                return;
+            }
+            Err(e) => {
+                println!("attempt {n}: {e}");
+                failures.push(e);
+            }
+        }
+    }
+    panic!("{ATTEMPTS} attempts disagreed:\n{}", failures.join("\n"));
+}
+
+/// One comparison: measure, simulate, run for real; the largest difference, or the first
+/// one above the tolerance.
+fn attempt(rt: &tokio::runtime::Runtime, backends: &[Backend]) -> Result<f64, String> {
     let names = ["s1", "s2", "s3"];
     // What a user does: measure each server's response time through the balancer (one
     // request at a time, so nothing queues) and write it into the workload. It is the
     // backend's delay plus the proxy's and the machine's own milliseconds.
     let measured: Vec<Vec<Duration>> = rt.block_on(async {
-        let lb = common::start_lb(&config(&backends, "round_robin")).await;
+        let lb = common::start_lb(&config(backends, "round_robin")).await;
         let addr = lb.local_addr("web").unwrap();
         let mut client = common::Client::connect(addr).await;
         let mut times: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
@@ -136,7 +162,7 @@ fn simulated_shares_agree_with_the_real_balancer() {
     );
     let dir = common::temp_dir("simulate");
     // The simulator reads the pool from the same config file the real balancer runs.
-    std::fs::write(dir.join("lb.toml"), config(&backends, "round_robin")).unwrap();
+    std::fs::write(dir.join("lb.toml"), config(backends, "round_robin")).unwrap();
     let speeds: Vec<String> = measured
         .iter()
         .zip(names)
@@ -170,7 +196,7 @@ fn simulated_shares_agree_with_the_real_balancer() {
             .map(|s| s.requests as f64 * 100.0 / total as f64)
             .collect();
         let real = rt.block_on(async {
-            let lb = common::start_lb(&config(&backends, algorithm)).await;
+            let lb = common::start_lb(&config(backends, algorithm)).await;
             let counts = drive(lb.local_addr("web").unwrap()).await;
             lb.shutdown().await;
             shares(&counts, &names)
@@ -182,17 +208,19 @@ fn simulated_shares_agree_with_the_real_balancer() {
                 "{algorithm:<12} {n}: simulated {:5.1}%  real {:5.1}%  difference {diff:4.1} points",
                 simulated[i], real[i]
             );
-            assert!(
-                diff <= TOLERANCE,
-                "{algorithm}: server {n} got {:.1}% in the simulation and {:.1}% for real \
-                 (tolerance {TOLERANCE} points)",
-                simulated[i],
-                real[i]
-            );
+            if diff > TOLERANCE {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!(
+                    "{algorithm}: server {n} got {:.1}% in the simulation and {:.1}% for real \
+                     (tolerance {TOLERANCE} points)",
+                    simulated[i], real[i]
+                ));
+            }
         }
     }
     println!("largest difference: {worst:.1} points (tolerance {TOLERANCE})");
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(worst)
 }
 
 /// Run an inline workload (a pool of `servers` named s1.., 10 ms each) for `algorithm`.

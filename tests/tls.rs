@@ -219,6 +219,31 @@ async fn rust_client_sees_sni_alpn_and_both_http_versions() {
     );
     assert_eq!(a.cert_names, ["api.example.com"]);
     assert!(a.headers.get("strict-transport-security").is_none());
+    // Counted: two handshakes; then a client speaking plain HTTP to the TLS port, one failure.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut plain, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut plain, &mut rest),
+    )
+    .await;
+    let stats = lb.http_stats("web").unwrap();
+    use std::sync::atomic::Ordering::Relaxed;
+    wait_until(
+        Duration::from_secs(5),
+        "the failed handshake counted",
+        || async { stats.tls_failures.load(Relaxed) == 1 },
+    )
+    .await;
+    assert_eq!(stats.tls_handshakes.load(Relaxed), 2);
+    assert_eq!(
+        stats.connections.load(Relaxed),
+        2,
+        "after the handshake only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,7 +137,7 @@ impl Refusal {
 
 /// One server as the API shows it.
 pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
-    let mut v = status::server(s);
+    let mut v = status::server(u, s);
     if let Value::Object(m) = &mut v {
         m.remove("admin_state");
     }

@@ -9,6 +9,7 @@
 //! - `GET /metrics`: every counter, in the Prometheus text format (`metrics.rs`).
 //! - `GET /status`: pools, servers and listeners with their state and counters, as JSON
 //!   (`status.rs`).
+//! - `GET /`: the dashboard, a page for people compiled into the binary (`dashboard/`).
 //! - `/api/…`: the JSON admin API that changes pools and reloads the configuration
 //!   (`api.rs`); its writes go to the runtime's control task, one at a time.
 //!
@@ -16,7 +17,9 @@
 //! whole after every change, and the live atomics of servers and listeners behind it.
 
 pub mod api;
+pub mod catalog;
 pub mod client;
+mod dashboard;
 mod metrics;
 pub mod probe;
 mod status;
@@ -71,6 +74,8 @@ pub struct View {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub config: Loaded,
     pub reloads: Arc<Reloads>,
+    /// The access log, for its counters.
+    pub access_log: Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Default for View {
@@ -85,6 +90,7 @@ impl Default for View {
                 pools: Vec::new(),
                 admin: None,
                 redis: None,
+                log: Default::default(),
             }),
             pools: Vec::new(),
             listeners: Vec::new(),
@@ -97,6 +103,7 @@ impl Default for View {
                 overrides: 0,
             },
             reloads: Default::default(),
+            access_log: Default::default(),
         }
     }
 }
@@ -145,13 +152,11 @@ pub enum ListenerStats {
     /// `http` / `https`: PROXY header counters when it accepts the header.
     Http {
         proxy_in: Option<Arc<ProxyInStats>>,
+        /// Connections, bytes, TLS handshakes, and the answers by route, pool and code.
+        http: Arc<crate::proxy::http::stats::HttpStats>,
     },
     Tcp(Arc<TcpStats>),
     Udp(Arc<UdpStats>),
-}
-
-fn load(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Serve the admin endpoints on `listener` until `shutdown` fires (with every other
@@ -200,8 +205,12 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     typed(status, "text/plain; charset=utf-8", body)
 }
 
-fn typed(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn typed(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -214,18 +223,38 @@ fn typed(status: StatusCode, content_type: &'static str, body: String) -> Respon
     r
 }
 
+/// The read-only endpoints (the API has its own routes, in `api.rs`). A new one is a
+/// variant, a line in [`Endpoint::of`] and an arm in [`answer`].
+enum Endpoint {
+    Live,
+    Ready,
+    Metrics,
+    Status,
+    /// The dashboard's page and its files.
+    Page(dashboard::Asset),
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/health/live" => Endpoint::Live,
+            "/health/ready" => Endpoint::Ready,
+            "/metrics" => Endpoint::Metrics,
+            "/status" => Endpoint::Status,
+            _ => Endpoint::Page(dashboard::asset(path)?),
+        })
+    }
+}
+
 /// The answer to a request for one of the read-only endpoints.
 pub fn answer<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    if !matches!(
-        path,
-        "/health/live" | "/health/ready" | "/metrics" | "/status"
-    ) {
+    let Some(endpoint) = Endpoint::of(req.uri().path()) else {
         return text(
             StatusCode::NOT_FOUND,
-            "not found; try /health/live, /health/ready, /metrics, /status or /api/pools\n".into(),
+            "not found; try / (the dashboard), /health/live, /health/ready, /metrics, /status or /api/pools\n"
+                .into(),
         );
-    }
+    };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
         r.headers_mut()
@@ -233,35 +262,47 @@ pub fn answer<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
         return r;
     }
     let view = state.view.load();
-    match path {
-        "/health/live" => return text(StatusCode::OK, "live\n".into()),
-        "/metrics" => {
-            return typed(
-                StatusCode::OK,
-                crate::observe::metrics::CONTENT_TYPE,
-                metrics::render(&view),
+    match endpoint {
+        Endpoint::Live => text(StatusCode::OK, "live\n".into()),
+        Endpoint::Metrics => typed(
+            StatusCode::OK,
+            crate::observe::metrics::CONTENT_TYPE,
+            metrics::render(&view),
+        ),
+        Endpoint::Status => typed(StatusCode::OK, "application/json", status::render(&view)),
+        Endpoint::Page(a) => {
+            let mut r = typed(StatusCode::OK, a.content_type, a.body);
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(dashboard::CONTENT_SECURITY_POLICY),
             );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                header::HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                header::X_FRAME_OPTIONS,
+                header::HeaderValue::from_static("DENY"),
+            );
+            r
         }
-        "/status" => {
-            return typed(StatusCode::OK, "application/json", status::render(&view));
-        }
-        _ => {}
-    }
-    if state.draining.load(Ordering::Relaxed) {
-        return text(
+        Endpoint::Ready if state.draining.load(Ordering::Relaxed) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: draining (shutting down, no new connections)\n".into(),
-        );
+        ),
+        Endpoint::Ready => {
+            let (ready, body) = readiness(view.pools.iter().map(|u| &u.pool));
+            text(
+                if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                body,
+            )
+        }
     }
-    let (ready, body) = readiness(view.pools.iter().map(|u| &u.pool));
-    text(
-        if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        body,
-    )
 }
 
 /// Whether every pool has a usable server, and a report of every server's state.
@@ -311,6 +352,6 @@ pub fn readiness<'a>(pools: impl IntoIterator<Item = &'a Arc<Pool>>) -> (bool, S
 /// The admin listener's bound address, for logs.
 pub fn describe(addr: SocketAddr) -> String {
     format!(
-        "admin endpoints on http://{addr}: /health/live, /health/ready, /metrics, /status, /api/pools"
+        "admin endpoints on http://{addr}: / (the dashboard), /health/live, /health/ready, /metrics, /status, /api/pools"
     )
 }

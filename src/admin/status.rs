@@ -1,128 +1,213 @@
-//! `GET /status`: the same live state as `/metrics`, as one JSON document for people and
-//! scripts (`curl -s …/status | jq`): each pool with its servers and their state, each
-//! listener with its counters.
+//! `GET /status`: the same live state as `/metrics`, as one JSON document for people,
+//! scripts and the dashboard (`curl -s …/status | jq`): each pool with its servers, each
+//! listener with its counters, the running configuration. Names, addresses and the last
+//! check's words are written here; every number comes from the catalog (`catalog/`), each
+//! under its metric's key.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{ListenerStats, View, load};
+use super::catalog::{self, Json, Metric, Out, Scope, Subject};
+use super::{ListenerStats, View};
+use crate::observe::histogram::Snapshot;
+use crate::observe::metrics::Value as Sample;
+use crate::proxy::http::Upstream;
 use crate::upstream::Server;
 
 /// The `/status` document.
-pub fn render(state: &View) -> String {
-    let (ready, _) = super::readiness(state.pools.iter().map(|u| &u.pool));
-    let c = &state.config;
-    let r = &state.reloads;
-    let doc = json!({
-        "version": env!("CARGO_PKG_VERSION"),
+pub fn render(view: &View) -> String {
+    let (ready, _) = super::readiness(view.pools.iter().map(|u| &u.pool));
+    let mut doc = json!({
         "pid": std::process::id(),
         "ready": ready,
-        "config": {
-            "path": c.path,
-            "sha256": c.sha256,
-            "loaded_at_unix_ms": c.at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
-            "api_changes": c.overrides,
-            "reloads": {
-                "ok": load(&r.ok),
-                "error": load(&r.failed),
-                "last_failed": r.last_failed.load(std::sync::atomic::Ordering::Relaxed),
-            },
-        },
-        "pools": state.pools.iter().map(|u| {
-            let p = &u.pool;
-            json!({
-                "name": p.name,
-                "algorithm": p.algorithm.as_str(),
-                "servers_usable": p.servers().iter().filter(|s| s.accepts_new()).count(),
-                "sticky": match (&p.sticky, u.sticky()) {
-                    (Some(plan), Some(s)) => json!({
-                        "mode": plan.mode.as_str(),
-                        "broken": s.broken(),
-                        "table_entries": s.table_len(),
-                    }),
-                    _ => Value::Null,
-                },
-                "servers": p.servers().iter().map(|s| server(s)).collect::<Vec<_>>(),
-            })
-        }).collect::<Vec<_>>(),
-        "listeners": state.listeners.iter().map(|l| {
+        "config": {},
+    });
+    fill(&mut doc, Scope::Process, Subject::Process(view));
+    doc["pools"] = view.pools.iter().map(|u| pool(u)).collect();
+    doc["listeners"] = view
+        .listeners
+        .iter()
+        .map(|l| {
+            let mut answers = Vec::new();
+            let counters = match &l.stats {
+                ListenerStats::Http { proxy_in, http } => {
+                    let mut c = object(Scope::Http, Subject::Http(http));
+                    if let Some(s) = proxy_in {
+                        c["proxy_protocol"] = object(Scope::ProxyIn, Subject::ProxyIn(s));
+                    }
+                    for r in http.rows() {
+                        let mut a = json!({ "route": r.route, "pool": r.pool });
+                        fill(&mut a, Scope::Answers, Subject::Answers(&r));
+                        answers.push(a);
+                    }
+                    c
+                }
+                ListenerStats::Tcp(s) => object(Scope::Tcp, Subject::Tcp(s)),
+                ListenerStats::Udp(s) => object(Scope::Udp, Subject::Udp(s)),
+            };
             let mut v = json!({
                 "name": l.name,
                 "protocol": l.protocol.as_str(),
                 "addr": l.addr.to_string(),
+                "counters": counters,
             });
-            let counters = match &l.stats {
-                ListenerStats::Http { proxy_in: None } => Value::Null,
-                ListenerStats::Http { proxy_in: Some(s) } => json!({
-                    "proxy_protocol": {
-                        "accepted": load(&s.accepted),
-                        "untrusted": load(&s.untrusted),
-                        "malformed": load(&s.malformed),
-                    }
-                }),
-                ListenerStats::Tcp(s) => json!({
-                    "accepted": load(&s.accepted),
-                    "active": load(&s.active),
-                    "rejected_over_limit": load(&s.rejected_over_limit),
-                    "proxy_untrusted": load(&s.proxy_untrusted),
-                    "proxy_malformed": load(&s.proxy_malformed),
-                    "connect_failures": load(&s.connect_failures),
-                    "no_server": load(&s.no_server),
-                    "idle_timeouts": load(&s.idle_timeouts),
-                    "bytes_client_to_server": load(&s.bytes_up),
-                    "bytes_server_to_client": load(&s.bytes_down),
-                    "spliced": load(&s.spliced),
-                }),
-                ListenerStats::Udp(s) => json!({
-                    "sessions": load(&s.sessions),
-                    "sessions_created": load(&s.sessions_created),
-                    "sessions_expired": load(&s.sessions_expired),
-                    "rejected_over_limit": load(&s.rejected_over_limit),
-                    "no_server": load(&s.no_server),
-                    "datagrams_client_to_server": load(&s.datagrams_up),
-                    "datagrams_server_to_client": load(&s.datagrams_down),
-                    "send_errors": load(&s.send_errors),
-                }),
-            };
-            v["counters"] = counters;
+            if !answers.is_empty() {
+                v["answers"] = answers.into();
+            }
             v
-        }).collect::<Vec<_>>(),
-    });
+        })
+        .collect();
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 }
 
-pub(super) fn server(s: &Server) -> Value {
-    let [r1, r2, r3, r4, r5] = s.responses();
+fn pool(u: &Upstream) -> Value {
+    let p = &u.pool;
+    let mut v = json!({
+        "name": p.name,
+        "algorithm": p.algorithm.as_str(),
+        "sticky": null,
+        "servers": p.servers().iter().map(|s| server(u, s)).collect::<Vec<_>>(),
+    });
+    fill(&mut v, Scope::Pool, Subject::Pool(u));
+    if let (Some(plan), Some(s)) = (&p.sticky, u.sticky()) {
+        let mut st = json!({ "mode": plan.mode.as_str() });
+        fill(&mut st, Scope::Sticky, Subject::Sticky(s));
+        v["sticky"] = st;
+    }
+    v
+}
+
+/// One server: its name and address, the last check's words, and its metrics.
+pub(super) fn server(u: &Upstream, s: &Server) -> Value {
     let last_check = match s.last_check() {
         None => Value::Null,
         Some(c) => {
-            let at = c.at.duration_since(UNIX_EPOCH).unwrap_or_default();
             let ago = SystemTime::now().duration_since(c.at).unwrap_or_default();
-            json!({
-                "result": if c.pass { "pass" } else { "fail" },
-                "detail": c.detail,
-                "at_unix_ms": at.as_millis() as u64,
-                "ago_ms": ago.as_millis() as u64,
-            })
+            json!({ "detail": c.detail, "ago_ms": ago.as_millis() as u64 })
         }
     };
-    json!({
+    let mut v = json!({
         "name": s.name,
         "addr": s.addr.to_string(),
-        "state": s.health_state().as_str(),
-        "admin_state": s.admin_state().as_str(),
-        "usable": s.is_available(),
-        "backup": s.backup,
-        "weight": s.weight(),
-        "slow_start": s.in_slow_start(),
-        "in_flight": s.in_flight(),
-        "requests": s.requests(),
-        "failures": s.failures(),
-        "responses": { "1xx": r1, "2xx": r2, "3xx": r3, "4xx": r4, "5xx": r5 },
-        "latency_ewma_ms": s.latency_ewma_us() as f64 / 1000.0,
         "last_check": last_check,
-    })
+    });
+    fill(&mut v, Scope::Server, Subject::Server(u, s));
+    v
+}
+
+fn object(scope: Scope, subject: Subject<'_>) -> Value {
+    let mut v = json!({});
+    fill(&mut v, scope, subject);
+    v
+}
+
+/// Write the metrics of `scope` read from `subject` into `obj`, each under its key.
+fn fill(obj: &mut Value, scope: Scope, subject: Subject<'_>) {
+    for m in catalog::all().filter(|m| m.scope() == scope) {
+        m.read(subject, &mut JsonOut { obj, metric: m });
+    }
+}
+
+/// A reader's samples written into a JSON object as the metric's [`Json`] says.
+struct JsonOut<'a> {
+    obj: &'a mut Value,
+    metric: &'static Metric,
+}
+
+impl Out for JsonOut<'_> {
+    fn sample(&mut self, labels: &[&str], value: Sample) {
+        let key = self.metric.json.key();
+        let number = match value {
+            Sample::Int(n) => json!(n),
+            Sample::Float(f) => json!(f),
+        };
+        let truth = match value {
+            Sample::Int(n) => n != 0,
+            Sample::Float(f) => f != 0.0,
+        };
+        match self.metric.json {
+            Json::Number(_) => set(self.obj, key, labels, number),
+            Json::Flag(_) => set(self.obj, key, labels, json!(truth)),
+            Json::Millis(_) => {
+                let secs = match value {
+                    Sample::Int(n) => n as f64,
+                    Sample::Float(f) => f,
+                };
+                set(self.obj, key, labels, json!((secs * 1e6).round() / 1e3));
+            }
+            Json::OneOf(_) => {
+                if truth {
+                    set(self.obj, key, &[], json!(labels.first().copied()));
+                }
+            }
+            Json::Labels(_) => {
+                for (name, v) in self.metric.labels.iter().zip(labels) {
+                    set(self.obj, key, &[name], json!(v));
+                }
+            }
+        }
+    }
+
+    fn histogram(&mut self, labels: &[&str], h: &Snapshot) {
+        let buckets: Map<String, Value> = h
+            .cumulative()
+            .map(|(le, n)| {
+                let le = if le.is_infinite() {
+                    "+Inf".to_string()
+                } else {
+                    le.to_string()
+                };
+                (le, json!(n))
+            })
+            .collect();
+        let v = json!({ "count": h.count(), "sum": h.sum, "buckets": buckets });
+        set(self.obj, self.metric.json.key(), labels, v);
+    }
+}
+
+/// `obj[a][b]…[labels…] = v` for a dotted `key` (empty parts skipped), making the objects
+/// on the way (a `null` there becomes one).
+fn set(obj: &mut Value, key: &str, labels: &[&str], v: Value) {
+    let path: Vec<&str> = key
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .chain(labels.iter().copied())
+        .collect();
+    let mut at = obj;
+    for (i, k) in path.iter().enumerate() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        let Value::Object(m) = at else { return };
+        if i + 1 == path.len() {
+            m.insert(k.to_string(), v);
+            return;
+        }
+        at = m.entry(k.to_string()).or_insert(Value::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_and_labels_make_nested_objects() {
+        let mut v = json!({ "last_check": null });
+        set(&mut v, "last_check.success", &[], json!(true));
+        set(&mut v, "responses", &["2xx"], json!(4));
+        set(&mut v, "responses", &["5xx"], json!(1));
+        set(&mut v, "", &["version"], json!("1.0"));
+        assert_eq!(
+            v,
+            json!({
+                "last_check": { "success": true },
+                "responses": { "2xx": 4, "5xx": 1 },
+                "version": "1.0",
+            })
+        );
+    }
 }

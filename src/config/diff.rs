@@ -45,6 +45,8 @@ pub struct PlanDiff {
     pub workers: Option<(usize, usize)>,
     pub grace_period: Option<(Duration, Duration)>,
     pub shutdown_delay: Option<(Duration, Duration)>,
+    /// `[log]` changed: the access log is opened anew with the new settings.
+    pub log: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +310,7 @@ impl PlanDiff {
             workers: changed(old.workers, new.workers),
             grace_period: changed(old.grace_period, new.grace_period),
             shutdown_delay: changed(old.shutdown_delay, new.shutdown_delay),
+            log: old.log != new.log,
         }
     }
 
@@ -322,6 +325,7 @@ impl PlanDiff {
             && self.workers.is_none()
             && self.grace_period.is_none()
             && self.shutdown_delay.is_none()
+            && !self.log
     }
 
     /// The change of one pool.
@@ -414,6 +418,9 @@ impl PlanDiff {
         }
         if let Some((a, b)) = self.shutdown_delay {
             out.push(format!("shutdown_delay {a:?} → {b:?}"));
+        }
+        if self.log {
+            out.push("[log] changed: the access log opened anew".into());
         }
         if let Some((a, b)) = self.workers {
             out.push(format!(

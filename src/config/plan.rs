@@ -31,6 +31,8 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
     /// `[redis]`: the state shared with other balancers (`shared = true` tables), if any.
     pub redis: Option<RedisPlan>,
+    /// `[log]`: the access log.
+    pub log: LogPlan,
 }
 
 impl Default for Plan {
@@ -45,7 +47,60 @@ impl Default for Plan {
             pools: Vec::new(),
             admin: None,
             redis: None,
+            log: LogPlan::default(),
         }
+    }
+}
+
+/// `[log]`: where the access log goes and how its lines read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPlan {
+    pub access: AccessTarget,
+    pub format: LogFormat,
+    /// Bytes of lines one thread may hold until the writer takes them (every 50 ms); a line
+    /// that would go past it is dropped and counted, so a slow disk never slows a request.
+    pub buffer: usize,
+}
+
+impl Default for LogPlan {
+    fn default() -> LogPlan {
+        LogPlan {
+            access: AccessTarget::Stderr,
+            format: LogFormat::Combined,
+            buffer: 256 * 1024,
+        }
+    }
+}
+
+/// `[log] access`: a file (reopened on SIGUSR1, for logrotate), the process's standard
+/// output or error (which follow `--log-level`, as the other log lines do: target
+/// `switchyard::access` at INFO), or nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessTarget {
+    Off,
+    Stdout,
+    Stderr,
+    /// Relative paths are taken from the config file's directory.
+    File(std::path::PathBuf),
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// nginx's `combined` line, then `key=value` fields of the balancer's own.
+    Combined,
+    /// One JSON object per line with the same fields.
+    Json,
+}
+
+impl Words for LogFormat {
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("combined", LogFormat::Combined), ("json", LogFormat::Json)];
+    fn unknown(written: &str) -> (String, String) {
+        (
+            format!("unknown log format {written:?}"),
+            "use format = \"combined\" (nginx's line with upstream fields) or \"json\"".into(),
+        )
     }
 }
 

@@ -86,6 +86,7 @@ async fn check_loop(
     loop {
         let started = Instant::now();
         let outcome = probe_with(&plan, server.addr, &transport).await;
+        server.count_check(outcome.pass, started.elapsed());
         tracing::debug!(
             pool = %pool.name,
             server = %server.name,

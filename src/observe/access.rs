@@ -1,338 +1,242 @@
-//! One access-log line per request, with the upstream timings an operator needs to tell a
-//! slow server from a slow network.
-//!
-//! Cheap by design: whether lines are written at all is the log filter's say (target
-//! `switchyard::access` at INFO, so `--log-level warn` turns them off and then nothing is
-//! gathered or formatted). A line is formatted by hand (no `fmt` machinery, no floats) into
-//! the calling thread's own buffer, under a lock only that thread and the writer take; a
-//! writer thread swaps the buffers out every [`FLUSH_EVERY`] (sooner when one fills) and
-//! writes them to stderr in one write each, off the request path. The line reads as the
-//! other log lines do:
+//! The access-log line of one HTTP request: nginx's `combined` line, then the balancer's
+//! own fields as `key=value` — or the same fields as one JSON object. Written when the
+//! answer has been sent (its body included), into the log's buffer (`sink.rs`), by hand:
+//! no `fmt` machinery, no allocation for the usual line.
 //!
 //! ```text
-//! 2026-12-01T14:48:51.123456Z  INFO access: listener="web" client=127.0.0.1:5000 method="GET" uri="/" status=200 pool="p" server="s1" attempts=1 upstream_connect_ms=0.090 upstream_header_ms=0.350 total_ms=0.412
+//! 203.0.113.7 - - [01/Dec/2026:13:48:51 +0000] "GET /api/v1?q=1 HTTP/1.1" 200 512 "-" "curl/8.5.0" upstream=10.0.0.11:8080 upstream_time=0.004 request_time=0.005 pool=api host=api.example.com listener=web upstream_connect_time=0.000 attempts=1
 //! ```
+//!
+//! The request target is written in origin form (`/path?query`) whatever the client sent:
+//! HTTP/2's `:path`, an HTTP/1.1 origin-form target, or the path of an absolute-form one;
+//! the host is HTTP/2's `:authority`, the `Host` header, or the absolute form's authority.
 
-use std::cell::RefCell;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use super::line;
+use crate::config::LogFormat;
 
 /// What happened to one request.
 #[derive(Debug)]
 pub struct AccessRecord<'a> {
     pub listener: &'a str,
     pub client: SocketAddr,
-    /// `client` as text, when the caller keeps it formatted (once per connection).
-    pub client_text: Option<&'a str>,
-    pub method: &'a str,
-    pub uri: &'a str,
+    pub method: &'a [u8],
+    /// Origin form: `/path?query` (`*` for `OPTIONS *`).
+    pub target: &'a [u8],
+    /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2.0`.
+    pub protocol: &'a str,
+    pub host: &'a [u8],
     pub status: u16,
+    /// Bytes of the answer's body sent to the client.
+    pub body_bytes: u64,
+    pub referer: &'a [u8],
+    pub user_agent: &'a [u8],
+    /// `-` when no route took it.
     pub pool: &'a str,
-    /// `-` when no server was reached.
-    pub server: &'a str,
-    /// Tries made (1 without retries).
+    /// The last server tried, if any.
+    pub upstream: Option<SocketAddr>,
+    /// Tries made (0 when no server was tried).
     pub attempts: u32,
     pub upstream_connect: Option<Duration>,
-    /// Time to the upstream response head.
+    /// From sending the request to the server to its response head (the last try).
     pub upstream_header: Option<Duration>,
-    /// Time from the request head to the response head.
+    /// From the request head to the last byte of the answer.
     pub total: Duration,
+    pub at: SystemTime,
 }
 
-/// How often the writer takes the lines gathered.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// A thread's buffer this full wakes the writer at once.
-const WAKE_AT: usize = 256 * 1024;
-
-/// Whether access lines are written now (the log level lets them through): when not,
-/// nothing is gathered or formatted for them.
-pub fn enabled() -> bool {
-    tracing::enabled!(target: "switchyard::access", tracing::Level::INFO)
-}
-
-type Buffer = Arc<Mutex<Vec<u8>>>;
-
-/// The buffers of every thread that logged, and the writer's wake-up.
-struct Sink {
-    buffers: Mutex<Vec<Buffer>>,
-    wake: std::sync::mpsc::SyncSender<()>,
-}
-
-fn sink() -> &'static Sink {
-    static SINK: OnceLock<Sink> = OnceLock::new();
-    SINK.get_or_init(|| {
-        let (wake, woken) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("switchyard-log".into())
-            .spawn(move || {
-                let mut spare = Vec::new();
-                loop {
-                    let stop = matches!(
-                        woken.recv_timeout(FLUSH_EVERY),
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
-                    );
-                    flush_into(&mut spare);
-                    if stop {
-                        return;
-                    }
-                }
-            })
-            .expect("start the access-log writer");
-        Sink {
-            buffers: Mutex::new(Vec::new()),
-            wake,
+impl AccessRecord<'_> {
+    /// The line, `\n` included.
+    pub fn write(&self, out: &mut Vec<u8>, format: LogFormat) {
+        match format {
+            LogFormat::Combined => self.combined(out),
+            LogFormat::Json => self.json(out),
         }
-    })
-}
-
-/// Take every thread's lines (swapping in `spare`) and write them.
-fn flush_into(spare: &mut Vec<u8>) {
-    let buffers: Vec<Buffer> = sink()
-        .buffers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    for b in buffers {
-        {
-            let mut lines = b.lock().unwrap_or_else(|e| e.into_inner());
-            if lines.is_empty() {
-                continue;
-            }
-            std::mem::swap(&mut *lines, spare);
-        }
-        let _ = std::io::stderr().lock().write_all(spare);
-        spare.clear();
     }
-}
 
-/// Write what has been gathered now (at exit).
-pub fn flush() {
-    flush_into(&mut Vec::new());
-}
+    fn combined(&self, out: &mut Vec<u8>) {
+        ip(out, self.client);
+        out.extend_from_slice(b" - - ");
+        line::time_local(out, self.at);
+        out.extend_from_slice(b" \"");
+        line::bare(out, self.method);
+        out.push(b' ');
+        line::bare(out, self.target);
+        out.push(b' ');
+        out.extend_from_slice(self.protocol.as_bytes());
+        out.extend_from_slice(b"\" ");
+        line::uint(out, u64::from(self.status));
+        out.push(b' ');
+        line::uint(out, self.body_bytes);
+        out.push(b' ');
+        dash_quoted(out, self.referer);
+        out.push(b' ');
+        dash_quoted(out, self.user_agent);
+        out.extend_from_slice(b" upstream=");
+        match self.upstream {
+            Some(a) => addr(out, a),
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" upstream_time=");
+        line::secs_or_dash(out, self.upstream_header);
+        out.extend_from_slice(b" request_time=");
+        line::secs(out, self.total);
+        line::field(out, b"pool", self.pool.as_bytes());
+        line::field(out, b"host", self.host);
+        line::field(out, b"listener", self.listener.as_bytes());
+        out.extend_from_slice(b" upstream_connect_time=");
+        line::secs_or_dash(out, self.upstream_connect);
+        out.extend_from_slice(b" attempts=");
+        line::uint(out, u64::from(self.attempts));
+        out.push(b'\n');
+    }
 
-thread_local! {
-    static LOCAL: RefCell<Option<(Buffer, Stamp)>> = const { RefCell::new(None) };
-}
-
-/// The formatted date and time of the current second, kept per thread.
-struct Stamp {
-    second: u64,
-    text: [u8; 19],
-}
-
-impl Stamp {
-    /// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch (UTC).
-    fn of(secs: u64) -> Stamp {
-        let days = (secs / 86400) as i64;
-        let rem = secs % 86400;
-        // Civil from days (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        let mut text = *b"0000-00-00T00:00:00";
-        let mut put = |at: usize, v: u64, width: usize| {
-            let mut v = v;
-            for i in (0..width).rev() {
-                text[at + i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
+    fn json(&self, out: &mut Vec<u8>) {
+        let text = |out: &mut Vec<u8>, key: &str, v: &[u8]| {
+            line::json_key(out, key);
+            line::json_str(out, v);
         };
-        put(0, y as u64, 4);
-        put(5, m as u64, 2);
-        put(8, d as u64, 2);
-        put(11, rem / 3600, 2);
-        put(14, rem / 60 % 60, 2);
-        put(17, rem % 60, 2);
-        Stamp { second: secs, text }
-    }
-}
-
-fn push_uint(out: &mut Vec<u8>, v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+        out.push(b'{');
+        line::json_key(out, "time");
+        line::time_iso(out, self.at);
+        line::json_key(out, "remote_addr");
+        ip_json(out, self.client);
+        text(out, "method", self.method);
+        text(out, "uri", self.target);
+        text(out, "protocol", self.protocol.as_bytes());
+        line::json_key(out, "status");
+        line::uint(out, u64::from(self.status));
+        line::json_key(out, "body_bytes_sent");
+        line::uint(out, self.body_bytes);
+        text(out, "referer", self.referer);
+        text(out, "user_agent", self.user_agent);
+        line::json_key(out, "upstream");
+        match self.upstream {
+            Some(a) => {
+                out.push(b'"');
+                addr(out, a);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
         }
+        line::json_key(out, "upstream_time");
+        line::json_secs(out, self.upstream_header);
+        line::json_key(out, "request_time");
+        line::secs(out, self.total);
+        text(out, "pool", self.pool.as_bytes());
+        text(out, "host", self.host);
+        text(out, "listener", self.listener.as_bytes());
+        line::json_key(out, "upstream_connect_time");
+        line::json_secs(out, self.upstream_connect);
+        line::json_key(out, "attempts");
+        line::uint(out, u64::from(self.attempts));
+        out.extend_from_slice(b"}\n");
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
-/// Milliseconds to the microsecond (`0.090`), or `-` when there is no such time (no server
-/// reached), as nginx writes `$upstream_connect_time`.
-fn push_ms(out: &mut Vec<u8>, d: Option<Duration>) {
-    let Some(d) = d else {
-        out.push(b'-');
-        return;
-    };
-    // Rounded to the microsecond as `{:.3}` of milliseconds would (half up from nanos).
-    let us = ((d.as_nanos() + 500) / 1000).min(u128::from(u64::MAX)) as u64;
-    push_uint(out, us / 1000);
-    out.push(b'.');
-    let frac = us % 1000;
-    out.push(b'0' + (frac / 100) as u8);
-    out.push(b'0' + (frac / 10 % 10) as u8);
-    out.push(b'0' + (frac % 10) as u8);
+/// `"value"`, or `"-"` for an empty one (nginx writes a missing header so).
+fn dash_quoted(out: &mut Vec<u8>, v: &[u8]) {
+    if v.is_empty() {
+        out.extend_from_slice(b"\"-\"");
+    } else {
+        line::quoted(out, v);
+    }
 }
 
-/// A string field as `Debug` writes it (quoted; quotes, backslashes and controls escaped).
-fn push_quoted(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    // The usual case: printable ASCII with nothing to escape, copied whole.
-    if s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        return;
+/// An address without allocating: IPv4 by hand, IPv6 through `fmt` (rare).
+fn addr(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            ip(out, a);
+            out.push(b':');
+            line::uint(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => out.extend_from_slice(a.to_string().as_bytes()),
     }
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            c if c.is_control() => {
-                for e in c.escape_debug() {
-                    let mut b = [0u8; 4];
-                    out.extend_from_slice(e.encode_utf8(&mut b).as_bytes());
+}
+
+fn ip(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
                 }
-            }
-            c => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                line::uint(out, u64::from(*o));
             }
         }
+        SocketAddr::V6(v6) => out.extend_from_slice(v6.ip().to_string().as_bytes()),
     }
+}
+
+fn ip_json(out: &mut Vec<u8>, a: SocketAddr) {
     out.push(b'"');
-}
-
-/// One line for `r`, appended to `out`, stamped `now`.
-fn format_line(out: &mut Vec<u8>, stamp: &mut Stamp, now: Duration, r: &AccessRecord<'_>) {
-    if now.as_secs() != stamp.second {
-        *stamp = Stamp::of(now.as_secs());
-    }
-    out.extend_from_slice(&stamp.text);
-    out.push(b'.');
-    let micros = now.subsec_micros();
-    let mut frac = [b'0'; 6];
-    let mut v = micros;
-    for i in (0..6).rev() {
-        frac[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    out.extend_from_slice(&frac);
-    out.extend_from_slice(b"Z  INFO access: listener=");
-    push_quoted(out, r.listener);
-    out.extend_from_slice(b" client=");
-    match r.client_text {
-        Some(t) => out.extend_from_slice(t.as_bytes()),
-        None => {
-            let _ = write!(out, "{}", r.client);
-        }
-    }
-    out.extend_from_slice(b" method=");
-    push_quoted(out, r.method);
-    out.extend_from_slice(b" uri=");
-    push_quoted(out, r.uri);
-    out.extend_from_slice(b" status=");
-    push_uint(out, u64::from(r.status));
-    out.extend_from_slice(b" pool=");
-    push_quoted(out, r.pool);
-    out.extend_from_slice(b" server=");
-    push_quoted(out, r.server);
-    out.extend_from_slice(b" attempts=");
-    push_uint(out, u64::from(r.attempts));
-    out.extend_from_slice(b" upstream_connect_ms=");
-    push_ms(out, r.upstream_connect);
-    out.extend_from_slice(b" upstream_header_ms=");
-    push_ms(out, r.upstream_header);
-    out.extend_from_slice(b" total_ms=");
-    push_ms(out, Some(r.total));
-    out.push(b'\n');
-}
-
-/// Gather one line (when the log filter lets access lines through).
-pub fn log(r: &AccessRecord<'_>) {
-    if !enabled() {
-        return;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        let (buffer, stamp) = local.get_or_insert_with(|| {
-            let b: Buffer = Arc::default();
-            sink()
-                .buffers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(b.clone());
-            (b, Stamp::of(0))
-        });
-        let mut lines = buffer.lock().unwrap_or_else(|e| e.into_inner());
-        format_line(&mut lines, stamp, now, r);
-        if lines.len() >= WAKE_AT {
-            let _ = sink().wake.try_send(());
-        }
-    });
+    ip(out, a);
+    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ms(d: Option<Duration>) -> String {
-        let mut out = Vec::new();
-        push_ms(&mut out, d);
-        String::from_utf8(out).unwrap()
+    fn record() -> AccessRecord<'static> {
+        AccessRecord {
+            listener: "web",
+            client: "203.0.113.7:5000".parse().unwrap(),
+            method: b"GET",
+            target: b"/api/v1?q=\"1\"",
+            protocol: "HTTP/1.1",
+            host: b"api.example.com",
+            status: 200,
+            body_bytes: 512,
+            referer: b"",
+            user_agent: b"curl/8.5.0",
+            pool: "api",
+            upstream: Some("10.0.0.11:8080".parse().unwrap()),
+            attempts: 1,
+            upstream_connect: Some(Duration::from_micros(90)),
+            upstream_header: Some(Duration::from_micros(4_400)),
+            total: Duration::from_micros(5_100),
+            at: std::time::UNIX_EPOCH + Duration::from_secs(1_796_132_931),
+        }
     }
 
     #[test]
-    fn milliseconds_print_to_the_microsecond() {
-        assert_eq!(ms(Some(Duration::from_nanos(89_895_996))), "89.896");
-        assert_eq!(ms(Some(Duration::from_micros(90))), "0.090");
-        assert_eq!(ms(None), "-");
-    }
-
-    #[test]
-    fn a_line_reads_as_the_other_log_lines() {
+    fn a_line_reads_as_nginx_combined_then_the_balancer_fields() {
         let mut out = Vec::new();
-        let mut stamp = Stamp::of(0);
-        let now = Duration::from_secs(1_796_132_931) + Duration::from_micros(123_456);
-        format_line(
-            &mut out,
-            &mut stamp,
-            now,
-            &AccessRecord {
-                listener: "web",
-                client: "127.0.0.1:5000".parse().unwrap(),
-                client_text: None,
-                method: "GET",
-                uri: "/a\"b",
-                status: 200,
-                pool: "p",
-                server: "s1",
-                attempts: 1,
-                upstream_connect: Some(Duration::from_micros(90)),
-                upstream_header: None,
-                total: Duration::from_micros(412),
-            },
-        );
+        record().write(&mut out, LogFormat::Combined);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "2026-12-01T13:48:51.123456Z  INFO access: listener=\"web\" client=127.0.0.1:5000 method=\"GET\" uri=\"/a\\\"b\" status=200 pool=\"p\" server=\"s1\" attempts=1 upstream_connect_ms=0.090 upstream_header_ms=- total_ms=0.412\n"
+            "203.0.113.7 - - [01/Dec/2026:13:48:51 +0000] \"GET /api/v1?q=\\x221\\x22 HTTP/1.1\" 200 512 \"-\" \"curl/8.5.0\" upstream=10.0.0.11:8080 upstream_time=0.004 request_time=0.005 pool=api host=api.example.com listener=web upstream_connect_time=0.000 attempts=1\n"
+        );
+    }
+
+    #[test]
+    fn the_json_line_has_the_same_fields() {
+        let mut out = Vec::new();
+        let r = AccessRecord {
+            upstream: None,
+            upstream_header: None,
+            upstream_connect: None,
+            attempts: 0,
+            status: 404,
+            pool: "-",
+            ..record()
+        };
+        r.write(&mut out, LogFormat::Json);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["uri"], "/api/v1?q=\"1\"");
+        assert_eq!(
+            (v["status"].as_u64(), v["body_bytes_sent"].as_u64()),
+            (Some(404), Some(512))
+        );
+        assert!(v["upstream"].is_null() && v["upstream_time"].is_null());
+        assert_eq!(v["request_time"].as_f64(), Some(0.005));
+        assert_eq!(
+            (v["host"].as_str(), v["remote_addr"].as_str()),
+            (Some("api.example.com"), Some("203.0.113.7"))
         );
     }
 }

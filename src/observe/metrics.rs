@@ -7,6 +7,8 @@
 
 use std::fmt::Write as _;
 
+use super::histogram::Snapshot;
+
 /// The content type of [`Exposition::finish`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -17,13 +19,17 @@ pub enum Kind {
     Counter,
     /// Goes up and down.
     Gauge,
+    /// Observations counted by bucket (`_bucket{le=…}`, cumulative), with `_sum` and
+    /// `_count`: see [`Family::histogram`].
+    Histogram,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         }
     }
 }
@@ -94,6 +100,10 @@ impl Exposition {
     ) {
         debug_assert!(valid_name(name), "bad metric name {name:?}");
         debug_assert!(kind != Kind::Counter || name.ends_with("_total"), "{name}");
+        debug_assert!(
+            kind == Kind::Counter || !name.ends_with("_total"),
+            "{name}: only counters end in _total"
+        );
         let start = self.out.len();
         let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
@@ -116,10 +126,28 @@ impl Exposition {
 impl Family<'_> {
     /// One sample with these labels (names are constants of the caller; values are escaped).
     pub fn sample(&mut self, labels: &[(&str, &str)], value: impl Into<Value>) {
+        self.line("", labels, None, value.into());
+    }
+
+    /// A histogram's samples with these labels: one cumulative `_bucket` per bound (`le`,
+    /// `+Inf` last), then `_sum` and `_count`.
+    pub fn histogram(&mut self, labels: &[(&str, &str)], h: &Snapshot) {
+        for (bound, n) in h.cumulative() {
+            let mut le = String::new();
+            write_float(&mut le, bound);
+            self.line("_bucket", labels, Some(&le), Value::Int(n));
+        }
+        self.line("_sum", labels, None, Value::Float(h.sum));
+        self.line("_count", labels, None, Value::Int(h.count()));
+    }
+
+    fn line(&mut self, suffix: &str, labels: &[(&str, &str)], le: Option<&str>, value: Value) {
         self.out.push_str(self.name);
-        if !labels.is_empty() {
+        self.out.push_str(suffix);
+        let le = le.map(|v| ("le", v));
+        if !labels.is_empty() || le.is_some() {
             self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
+            for (i, (k, v)) in labels.iter().chain(le.as_ref()).enumerate() {
                 debug_assert!(valid_label(k), "bad label name {k:?}");
                 if i > 0 {
                     self.out.push(',');
@@ -132,7 +160,7 @@ impl Family<'_> {
             self.out.push('}');
         }
         self.out.push(' ');
-        match value.into() {
+        match value {
             Value::Int(v) => {
                 let _ = write!(self.out, "{v}");
             }
@@ -234,6 +262,27 @@ mod tests {
             s.push(' ');
         }
         assert_eq!(s, "0.000012 1000000000000000000000 NaN +Inf -Inf 0 ");
+    }
+
+    #[test]
+    fn a_histogram_is_cumulative_buckets_then_sum_and_count() {
+        let h = super::super::histogram::Histogram::new();
+        h.record(std::time::Duration::from_micros(700));
+        h.record(std::time::Duration::from_secs(100));
+        let mut e = Exposition::new();
+        e.family("x_seconds", "Time.", Kind::Histogram, |f| {
+            f.histogram(&[("pool", "a")], &h.snapshot())
+        });
+        let text = e.finish();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "# TYPE x_seconds histogram");
+        assert_eq!(lines[2], "x_seconds_bucket{pool=\"a\",le=\"0.0005\"} 0");
+        assert_eq!(lines[3], "x_seconds_bucket{pool=\"a\",le=\"0.001\"} 1");
+        assert_eq!(lines[17], "x_seconds_bucket{pool=\"a\",le=\"60\"} 1");
+        assert_eq!(lines[18], "x_seconds_bucket{pool=\"a\",le=\"+Inf\"} 2");
+        assert_eq!(lines[19], "x_seconds_sum{pool=\"a\"} 100.0007");
+        assert_eq!(lines[20], "x_seconds_count{pool=\"a\"} 2");
+        assert_eq!(lines.len(), 21);
     }
 
     #[test]

@@ -2,4 +2,8 @@
 //! admin listener's `/metrics` is written in.
 
 pub mod access;
+pub mod histogram;
+pub mod line;
 pub mod metrics;
+pub mod sink;
+pub mod stream;

@@ -15,7 +15,8 @@
 //! life of the connection, so `least_conn` counts open connections. Each connect attempt is
 //! reported to the server's passive health (`report_failure` on refusal or timeout,
 //! `report_success` on a connect), so `max_fails` / `fail_timeout` apply at L4 as in nginx's
-//! stream module.
+//! stream module. When a connection ends, however it ends, one access-log line says who,
+//! to which server, the bytes each way, how long and how it ended ([`ConnLog`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::observe::sink::AccessLog;
+use crate::observe::stream::StreamRecord;
 use crate::proxy::proxy_protocol::{self, Header};
 use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
@@ -100,6 +103,64 @@ pub struct TcpService {
     /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
     /// listener shares the pool, whose EWMA is the time to a response head.
     pub record_latency: bool,
+    pub log: Arc<AccessLog>,
+}
+
+/// The access-log line of one connection, written when it is dropped: at the end of
+/// [`handle`], or when the grace period cuts the connection (`end` is then `shutdown`).
+struct ConnLog<'a> {
+    svc: &'a TcpService,
+    client: SocketAddr,
+    upstream: Option<SocketAddr>,
+    connect: Option<Duration>,
+    status: u16,
+    end: &'static str,
+    started: Instant,
+    /// Bytes client → server and server → client, counted as they move.
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl<'a> ConnLog<'a> {
+    fn new(svc: &'a TcpService, client: SocketAddr, started: Instant) -> ConnLog<'a> {
+        ConnLog {
+            svc,
+            client,
+            upstream: None,
+            connect: None,
+            status: 200,
+            end: "shutdown",
+            started,
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+        }
+    }
+
+    fn ended(&mut self, status: u16, end: &'static str) {
+        (self.status, self.end) = (status, end);
+    }
+}
+
+impl Drop for ConnLog<'_> {
+    fn drop(&mut self) {
+        self.svc.log.write(|out, format| {
+            StreamRecord {
+                protocol: "TCP",
+                listener: &self.svc.listener,
+                pool: &self.svc.pool.name,
+                client: self.client,
+                upstream: self.upstream,
+                status: self.status,
+                sent: self.down.load(Ordering::Relaxed),
+                received: self.up.load(Ordering::Relaxed),
+                duration: self.started.elapsed(),
+                connect: self.connect,
+                end: self.end,
+                at: std::time::SystemTime::now(),
+            }
+            .write(out, format)
+        });
+    }
 }
 
 /// Decrements `active` when a connection ends, however it ends.
@@ -135,6 +196,8 @@ pub async fn serve(
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(listener = %svc.listener, %client, "over max_connections: closed");
+            let mut log = ConnLog::new(&svc, client, Instant::now());
+            log.ended(503, "over_limit");
             return;
         }
         let killed = kill.clone();
@@ -189,6 +252,7 @@ async fn handle(
 ) {
     let started = Instant::now();
     let _ = client.set_nodelay(true);
+    let mut log = ConnLog::new(svc, peer, started);
 
     // Who the client is: the peer, or what a trusted proxy in front of us says.
     let mut early = Vec::new();
@@ -204,6 +268,7 @@ async fn handle(
         if !trusted.iter().any(|b| b.contains(peer.ip())) {
             svc.stats.proxy_untrusted.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
+            log.ended(403, "proxy_untrusted");
             return;
         }
         match proxy_protocol::read_header(&mut client, PROXY_HEADER_TIMEOUT).await {
@@ -217,18 +282,22 @@ async fn handle(
                 source = s;
                 destination = d;
                 early = rest;
+                log.client = s;
             }
             Ok((Header::Local, rest)) => early = rest,
             Err(e) => {
                 svc.stats.proxy_malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(listener = %svc.listener, %peer, "closed: {e}");
+                log.ended(400, "proxy_malformed");
                 return;
             }
         }
     }
 
+    let connecting = Instant::now();
     let Some((mut upstream, inflight)) = connect(svc, source).await else {
         svc.stats.no_server.fetch_add(1, Ordering::Relaxed);
+        log.ended(502, "no_server");
         tracing::warn!(
             listener = %svc.listener,
             client = %source,
@@ -238,6 +307,8 @@ async fn handle(
         return;
     };
     let server = inflight.server().clone();
+    log.connect = Some(connecting.elapsed());
+    log.upstream = Some(server.addr);
 
     // What the server reads first: our PROXY header, then what the client sent past its own.
     let mut first = match svc.config.proxy_protocol {
@@ -249,20 +320,23 @@ async fn handle(
         && let Err(e) = upstream.write_all(&first).await
     {
         tracing::debug!(listener = %svc.listener, server = %server.name, "write failed: {e}");
+        log.ended(502, "error");
         return;
     }
     svc.stats
         .bytes_up
         .fetch_add(early.len() as u64, Ordering::Relaxed);
+    log.up.fetch_add(early.len() as u64, Ordering::Relaxed);
 
-    let outcome = pipe_both(&client, &upstream, &svc.config, &svc.stats).await;
+    let end = pipe_both(&client, &upstream, &svc.config, &svc.stats, &log).await;
+    log.ended(200, end);
     tracing::debug!(
         listener = %svc.listener,
         client = %source,
         server = %server.name,
-        up = outcome.up,
-        down = outcome.down,
-        end = outcome.end,
+        up = log.up.load(Ordering::Relaxed),
+        down = log.down.load(Ordering::Relaxed),
+        end,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "connection closed"
     );
@@ -314,21 +388,16 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
     }
 }
 
-/// How a connection ended, for the log line.
-struct Outcome {
-    up: u64,
-    down: u64,
-    end: &'static str,
-}
-
 /// Copy both ways until both directions have ended, an error ends one, or the connection
-/// has been idle for `idle_timeout`.
+/// has been idle for `idle_timeout`; the bytes moved are counted in `log` as well as in
+/// `stats`. Says how it ended: `done`, `error` or `idle_timeout`.
 async fn pipe_both(
     client: &TcpStream,
     upstream: &TcpStream,
     cfg: &L4Plan,
     stats: &TcpStats,
-) -> Outcome {
+    log: &ConnLog<'_>,
+) -> &'static str {
     let epoch = Instant::now();
     // Milliseconds since `epoch` of the last byte moved either way.
     let last = AtomicU64::new(0);
@@ -337,13 +406,13 @@ async fn pipe_both(
         from: client,
         to: upstream,
         bytes: &stats.bytes_up,
-        moved: AtomicU64::new(0),
+        moved: &log.up,
     };
     let down = Direction {
         from: upstream,
         to: client,
         bytes: &stats.bytes_down,
-        moved: AtomicU64::new(0),
+        moved: &log.down,
     };
     let splice = cfg.splice;
     let copy = async {
@@ -354,7 +423,7 @@ async fn pipe_both(
             down.run(&activity, splice, stats)
         )
     };
-    let end = tokio::select! {
+    tokio::select! {
         r = copy => match r {
             Ok(_) => "done",
             Err(_) => "error",
@@ -363,11 +432,6 @@ async fn pipe_both(
             stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
             "idle_timeout"
         }
-    };
-    Outcome {
-        up: up.moved.load(Ordering::Relaxed),
-        down: down.moved.load(Ordering::Relaxed),
-        end,
     }
 }
 
@@ -400,7 +464,8 @@ struct Direction<'a> {
     from: &'a TcpStream,
     to: &'a TcpStream,
     bytes: &'a AtomicU64,
-    moved: AtomicU64,
+    /// This connection's count.
+    moved: &'a AtomicU64,
 }
 
 impl Direction<'_> {

@@ -16,7 +16,9 @@
 //! `in_flight` count, so `least_conn` counts sessions. Passive health sees UDP through the
 //! only signals it has: a refusal (ICMP port unreachable) is a failure of the server, the
 //! first answer of a session a success, so `max_fails` / `fail_timeout` take a server
-//! that refuses out of new sessions' picks.
+//! that refuses out of new sessions' picks. When a session ends (expired, its server gone,
+//! the listener stopped), one access-log line says who, which server, the bytes each way
+//! and how long.
 
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +33,8 @@ use tokio::task::JoinHandle;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::observe::sink::AccessLog;
+use crate::observe::stream::StreamRecord;
 use crate::shutdown::Shutdown;
 use crate::upstream::{InFlight, Pool, Server};
 
@@ -78,6 +82,7 @@ pub struct UdpService {
     /// Feed first-answer delays to the servers' latency EWMA (`least_time`); off when an
     /// HTTP listener shares the pool.
     pub record_latency: bool,
+    pub log: Arc<AccessLog>,
 }
 
 struct Session {
@@ -88,6 +93,33 @@ struct Session {
     answers: JoinHandle<()>,
     /// Holds the server's in-flight count for the life of the session.
     inflight: InFlight,
+    opened: Instant,
+    /// Bytes from the client, and (counted by the answers task) to it.
+    received: u64,
+    sent: Arc<AtomicU64>,
+}
+
+impl Session {
+    /// The session's access-log line, as it ends.
+    fn log(&self, svc: &UdpService, client: SocketAddr, end: &'static str) {
+        svc.log.write(|out, format| {
+            StreamRecord {
+                protocol: "UDP",
+                listener: &svc.listener,
+                pool: &svc.pool.name,
+                client,
+                upstream: Some(self.inflight.server().addr),
+                status: 200,
+                sent: self.sent.load(Ordering::Relaxed),
+                received: self.received,
+                duration: self.opened.elapsed(),
+                connect: None,
+                end,
+                at: std::time::SystemTime::now(),
+            }
+            .write(out, format)
+        });
+    }
 }
 
 impl Drop for Session {
@@ -125,8 +157,11 @@ pub async fn serve(socket: Arc<UdpSocket>, services: Arc<ArcSwap<UdpService>>, s
             _ = shutdown.stopped() => break,
         }
     }
-    table.clear();
-    services.load().stats.sessions.store(0, Ordering::Relaxed);
+    let svc = services.load();
+    for (client, session) in table.drain() {
+        session.log(&svc, client, "shutdown");
+    }
+    svc.stats.sessions.store(0, Ordering::Relaxed);
 }
 
 fn datagram(
@@ -144,6 +179,7 @@ fn datagram(
         && (s.answers.is_finished() || !s.inflight.server().is_available())
     {
         tried.push(s.inflight.server().clone());
+        s.log(svc, client, "server_gone");
         table.remove(&client);
         svc.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
@@ -181,6 +217,7 @@ fn datagram(
     match socket2::SockRef::from(&*session.upstream).send(data) {
         Ok(_) => {
             svc.stats.datagrams_up.fetch_add(1, Ordering::Relaxed);
+            session.received += data.len() as u64;
         }
         Err(e) => {
             svc.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -218,11 +255,12 @@ fn open(
     }
     std_socket.set_nonblocking(true)?;
     let upstream = Arc::new(UdpSocket::from_std(std_socket)?);
+    let sent = Arc::new(AtomicU64::new(0));
     let answers = tokio::spawn(answers(
         upstream.clone(),
         listener.clone(),
         client,
-        svc.stats.clone(),
+        (svc.stats.clone(), sent.clone()),
         server.clone(),
         svc.record_latency,
     ));
@@ -231,6 +269,9 @@ fn open(
         last_seen: Instant::now(),
         answers,
         inflight,
+        opened: Instant::now(),
+        received: 0,
+        sent,
     })
 }
 
@@ -243,7 +284,7 @@ async fn answers(
     upstream: Arc<UdpSocket>,
     listener: Arc<UdpSocket>,
     client: SocketAddr,
-    stats: Arc<UdpStats>,
+    (stats, sent): (Arc<UdpStats>, Arc<AtomicU64>),
     server: Arc<Server>,
     record_latency: bool,
 ) {
@@ -262,7 +303,9 @@ async fn answers(
                     BUF.with_borrow_mut(|buf| {
                         use std::io::Read;
                         let n = (&*socket2::SockRef::from(&*upstream)).read(buf)?;
-                        forward(&listener, &buf[..n], client, &stats);
+                        if forward(&listener, &buf[..n], client, &stats) {
+                            sent.fetch_add(n as u64, Ordering::Relaxed);
+                        }
                         Ok(())
                     })
                 },
@@ -291,14 +334,16 @@ async fn answers(
     }
 }
 
-/// Send one answer back to its client from the listening socket.
-fn forward(listener: &UdpSocket, data: &[u8], client: SocketAddr, stats: &UdpStats) {
+/// Send one answer back to its client from the listening socket; whether it went.
+fn forward(listener: &UdpSocket, data: &[u8], client: SocketAddr, stats: &UdpStats) -> bool {
     match socket2::SockRef::from(listener).send_to(data, &client.into()) {
         Ok(_) => {
             stats.datagrams_down.fetch_add(1, Ordering::Relaxed);
+            true
         }
         Err(_) => {
             stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            false
         }
     }
 }
@@ -307,7 +352,13 @@ fn forward(listener: &UdpSocket, data: &[u8], client: SocketAddr, stats: &UdpSta
 fn expire(svc: &UdpService, table: &mut HashMap<SocketAddr, Session>, now: Instant) {
     let limit = svc.config.session_timeout;
     let before = table.len();
-    table.retain(|_, s| now.duration_since(s.last_seen) < limit);
+    table.retain(|client, s| {
+        let live = now.duration_since(s.last_seen) < limit;
+        if !live {
+            s.log(svc, *client, "expired");
+        }
+        live
+    });
     let gone = (before - table.len()) as u64;
     if gone > 0 {
         svc.stats.sessions.fetch_sub(gone, Ordering::Relaxed);

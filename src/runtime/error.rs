@@ -22,6 +22,11 @@ pub enum RuntimeError {
     /// shape; a plan made in code may still hold one).
     #[error("{0}")]
     Redis(#[from] crate::cluster::ClusterError),
+    #[error("the access log {}: {source}\n  help: {}", path.display(), log_help(source))]
+    AccessLog {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// The process is shutting down: it takes no change any more.
     #[error("shutting down: no change is taken any more")]
     ShuttingDown,
@@ -47,5 +52,14 @@ fn bind_help(addr: SocketAddr, udp: bool, e: &std::io::Error) -> String {
             if addr.is_ipv4() { "0.0.0.0" } else { "[::]" }
         ),
         _ => "choose another address or port".to_string(),
+    }
+}
+
+/// What to do when the access log cannot be opened.
+fn log_help(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "create its directory, or set [log] access to another path (or \"stdout\", \"stderr\", \"off\")".into(),
+        std::io::ErrorKind::PermissionDenied => "let the user Switchyard runs as write there, or set [log] access to another path".into(),
+        _ => "set [log] access to a file Switchyard can append to".into(),
     }
 }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::error::RuntimeError;
 use crate::config::{ListenerPlan, Protocol, Target};
 use crate::proxy::http::proxy_in::{ProxyIn, ProxyInStats};
+use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::{listen, tcp, udp};
 use crate::shutdown::Shutdown;
@@ -150,6 +151,8 @@ pub struct Wiring<'a> {
     pub grace: Duration,
     /// The runtime's stop signal; each listener stops with it, or alone.
     pub parent: &'a Shutdown,
+    /// The access log, which every listener writes to.
+    pub log: &'a Arc<crate::observe::sink::AccessLog>,
     /// Which code serves HTTP/1.x clients (the direct path unless a test asks for hyper).
     pub engine: http::Http1Engine,
 }
@@ -260,7 +263,7 @@ impl Listener {
         let grace = wiring.grace;
         let (kind, task) = match (&socket, plan.protocol, tls) {
             (Socket::Tcp(s), Protocol::Https, Some(tls)) => {
-                let (site, proxy_in) = site(plan, wiring, None);
+                let (site, proxy_in) = site(plan, wiring, None, None);
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let resolver = Arc::new(tls::SniResolver::new(tls.store));
                 let certs = Certs::new(plan, resolver.clone(), &stop);
@@ -298,7 +301,7 @@ impl Listener {
                 (Kind::Udp(svc), task)
             }
             (Socket::Tcp(s), _, _) => {
-                let (site, proxy_in) = site(plan, wiring, None);
+                let (site, proxy_in) = site(plan, wiring, None, None);
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let task = tokio::spawn(http::serve(s.clone(), site.clone(), stop.clone(), grace));
                 (
@@ -336,7 +339,8 @@ impl Listener {
                 proxy_in,
                 certs,
             } => {
-                let (next, stats) = site(plan, wiring, proxy_in.clone());
+                let counters = current.load().stats.clone();
+                let (next, stats) = site(plan, wiring, proxy_in.clone(), Some(counters));
                 current.store(Arc::new(next));
                 *proxy_in = stats;
                 if let (Some(c), Some(tls)) = (certs.as_mut(), tls)
@@ -389,20 +393,33 @@ fn site(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
     stats: Option<Arc<ProxyInStats>>,
+    counters: Option<Arc<HttpStats>>,
 ) -> (Site, Option<Arc<ProxyInStats>>) {
     // Validation guarantees every named pool exists.
     let get = |name: &str| wiring.upstreams[name].clone();
+    let counters = counters.unwrap_or_default();
     let routes = l
         .routes
         .iter()
-        .map(|r| Route {
-            matcher: r.matcher.clone(),
-            target: match &r.target {
+        .enumerate()
+        .map(|(i, r)| {
+            let target = match &r.target {
                 Target::Pool(p) => RouteTarget::Pool(get(p)),
                 Target::Split(parts) => {
                     RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                 }
-            },
+            };
+            let route = (i + 1).to_string();
+            let rows = target
+                .pools()
+                .iter()
+                .map(|u| counters.row(&route, &u.pool.name))
+                .collect();
+            Route {
+                matcher: r.matcher.clone(),
+                target,
+                rows,
+            }
         })
         .collect();
     let proxy_in = l.l4.accept_proxy.clone().map(|trusted| {
@@ -419,6 +436,8 @@ fn site(
         router: Router {
             routes,
             default: l.default_pool.as_deref().map(get),
+            default_row: counters.row("default", l.default_pool.as_deref().unwrap_or("-")),
+            none_row: counters.row("-", "-"),
         },
         redirect_https: (!https && l.redirect_https).then_some(wiring.https_port),
         hsts: if https {
@@ -428,6 +447,8 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
+        stats: counters,
+        log: wiring.log.clone(),
     };
     site.direct = wiring.engine == http::Http1Engine::Direct && site.all_pools_h1();
     (site, proxy_in.map(|p| p.stats.clone()))
@@ -446,6 +467,7 @@ fn tcp_service(
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }
 
@@ -462,5 +484,6 @@ fn udp_service(
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
         record_latency: wiring.l4_latency(l),
+        log: wiring.log.clone(),
     }
 }

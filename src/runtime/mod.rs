@@ -181,6 +181,14 @@ impl Runtime {
         if let Some(c) = cluster {
             c.stop().await;
         }
+        // The last lines, of the connections that just ended, reach the log.
+        let log = self.access_log();
+        let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
+    }
+
+    /// The access log (SIGUSR1 reopens it; its counters).
+    pub fn access_log(&self) -> Arc<crate::observe::sink::AccessLog> {
+        self.inner.state.view.load().access_log.clone()
     }
 
     /// The admin listener's bound address, if `[admin]` is configured.
@@ -224,11 +232,20 @@ impl Runtime {
         }
     }
 
+    /// The counters of an http/https listener: connections, bytes, TLS handshakes, answers.
+    pub fn http_stats(&self, listener: &str) -> Option<Arc<crate::proxy::http::stats::HttpStats>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { http, .. } => Some(http.clone()),
+            _ => None,
+        }
+    }
+
     /// The PROXY header counters of an `http` / `https` listener that accepts them.
     pub fn proxy_in_stats(&self, listener: &str) -> Option<Arc<ProxyInStats>> {
         let view = self.inner.state.view.load();
         match &view.listeners.iter().find(|l| l.name == listener)?.stats {
-            admin::ListenerStats::Http { proxy_in } => proxy_in.clone(),
+            admin::ListenerStats::Http { proxy_in, .. } => proxy_in.clone(),
             _ => None,
         }
     }

@@ -24,7 +24,8 @@ use super::pools::{self, Built, RunningPool};
 use crate::admin::{self, AdminListener as ShownListener, ListenerStats};
 use crate::cluster::Cluster;
 use crate::config::diff::{AdminChange, ListenerChange, PoolChange, RedisChange, pools_of};
-use crate::config::{AdminPlan, Plan, PlanDiff, Protocol, RedisPlan};
+use crate::config::{AccessTarget, AdminPlan, LogPlan, Plan, PlanDiff, Protocol, RedisPlan};
+use crate::observe::sink::{AccessLog, Opened};
 use crate::proxy::http::Upstream;
 use crate::shutdown::Shutdown;
 
@@ -111,6 +112,8 @@ pub struct Running {
     pub state: Arc<admin::State>,
     pub reloads: Arc<admin::Reloads>,
     pub loaded: admin::Loaded,
+    /// The access log: its destination follows the plan's `[log]`, its counters stay.
+    pub log: Arc<AccessLog>,
     https_port: u16,
     /// Which code serves HTTP/1.x clients.
     pub engine: crate::proxy::http::Http1Engine,
@@ -134,6 +137,11 @@ impl Running {
                 pools: Vec::new(),
                 admin: None,
                 redis: None,
+                // Off, so that a plan with any access log opens it.
+                log: LogPlan {
+                    access: AccessTarget::Off,
+                    ..LogPlan::default()
+                },
             }),
             pools: HashMap::new(),
             listeners: Vec::new(),
@@ -144,6 +152,7 @@ impl Running {
             state,
             reloads,
             loaded,
+            log: Arc::default(),
             https_port: 443,
             engine: crate::proxy::http::Http1Engine::default(),
         }
@@ -232,6 +241,22 @@ impl Running {
                 tls.insert(l.name.clone(), t);
             }
         }
+        let log = match diff.log {
+            true => {
+                Some(
+                    self.log
+                        .prepare(&plan.log)
+                        .map_err(|source| RuntimeError::AccessLog {
+                            path: match &plan.log.access {
+                                AccessTarget::File(p) => p.clone(),
+                                other => format!("{other:?}").to_lowercase().into(),
+                            },
+                            source,
+                        })?,
+                )
+            }
+            false => None,
+        };
         let admin = match (&plan.admin, diff.admin) {
             (Some(a), AdminChange::Added | AdminChange::Moved) => Some(listener::bind_tcp(
                 "admin",
@@ -247,6 +272,7 @@ impl Running {
             tls,
             admin,
             cluster,
+            log,
         })
     }
 
@@ -258,6 +284,9 @@ impl Running {
             RedisChange::Added | RedisChange::Changed(_) => self.cluster = p.cluster.take(),
             RedisChange::Removed => self.cluster = None,
             RedisChange::Same => {}
+        }
+        if let Some(log) = p.log.take() {
+            self.log.commit(log);
         }
         // Pools first, so that every listener below is wired to the pools of the new plan.
         for (name, change) in &diff.pools {
@@ -312,6 +341,7 @@ impl Running {
             l7_pools,
             grace: plan.grace_period,
             parent: &self.shutdown,
+            log: &self.log,
             engine: self.engine,
         };
 
@@ -404,6 +434,7 @@ impl Running {
             cluster: self.cluster.as_ref().map(|c| c.cluster.clone()),
             config: self.loaded.clone(),
             reloads: self.reloads.clone(),
+            access_log: self.log.clone(),
         };
         self.state.view.store(Arc::new(view));
     }
@@ -450,6 +481,7 @@ struct Prepared {
     sockets: HashMap<String, Socket>,
     tls: HashMap<String, LoadedTls>,
     admin: Option<Arc<TcpListener>>,
+    log: Option<Opened>,
 }
 
 /// A listener as the admin endpoints show it.
@@ -461,8 +493,9 @@ fn shown(l: &Listener) -> ShownListener {
         stats: match &l.kind {
             Kind::Tcp(s) => ListenerStats::Tcp(s.load().stats.clone()),
             Kind::Udp(s) => ListenerStats::Udp(s.load().stats.clone()),
-            Kind::Http { proxy_in, .. } => ListenerStats::Http {
+            Kind::Http { proxy_in, site, .. } => ListenerStats::Http {
                 proxy_in: proxy_in.clone(),
+                http: site.load().stats.clone(),
             },
         },
     }

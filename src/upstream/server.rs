@@ -115,6 +115,8 @@ pub struct Server {
     /// Exponentially weighted moving average of the time to the response head, in µs;
     /// 0 until the first sample.
     latency_ewma_us: AtomicU64,
+    /// Times to the response head (HTTP), every try.
+    header_time: crate::observe::histogram::Histogram,
     /// Health and slow start (see `upstream/health.rs` and `server_health.rs`).
     pub(super) health: super::server_health::HealthCell,
     /// Whether `watcher` is set: one relaxed load on the request path for the servers no
@@ -137,6 +139,7 @@ impl Server {
             failures: AtomicU64::new(0),
             responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
+            header_time: Default::default(),
             health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
             watched: AtomicBool::new(false),
             watcher: ArcSwapOption::empty(),
@@ -288,6 +291,17 @@ impl Server {
         InFlight {
             server: self.clone(),
         }
+    }
+
+    /// An HTTP response head came after `d`: the latency EWMA and the histogram of head times.
+    pub fn record_response_head(&self, d: Duration) {
+        self.header_time.record(d);
+        self.record_latency(d);
+    }
+
+    /// Times to the response head, as recorded.
+    pub fn header_times(&self) -> crate::observe::histogram::Snapshot {
+        self.header_time.snapshot()
     }
 
     /// Tell the watcher, if any, that the load changed. (The SeqCst loads cost a plain load on

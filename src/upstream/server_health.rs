@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::Server;
 use super::health::{ActiveHealth, CheckRecord, PassiveWindow, SlowStart, Transition};
 use crate::config::PassivePlan;
+use crate::observe::histogram::{Histogram, Snapshot};
 
 /// What an operator sees of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,10 @@ pub(super) struct HealthCell {
     /// Ramp start in ms after `epoch`, plus one; 0 when not ramping.
     ramp_since_ms: AtomicU64,
     ramp_picks: AtomicU64,
+    /// Active checks, ever: `[failed, passed]`.
+    checks: [AtomicU64; 2],
+    /// How long each active check took.
+    check_time: Histogram,
 }
 
 impl std::fmt::Debug for HealthCell {
@@ -77,6 +82,8 @@ impl HealthCell {
             slow_start_ms: AtomicU64::new(slow_start.as_millis() as u64),
             ramp_since_ms: AtomicU64::new(0),
             ramp_picks: AtomicU64::new(0),
+            checks: Default::default(),
+            check_time: Histogram::new(),
         }
     }
 
@@ -271,6 +278,23 @@ impl Server {
         let mut p = h.passive.lock().unwrap_or_else(|e| e.into_inner());
         p.clear();
         h.sync_passive(&p);
+    }
+
+    /// Count one active check (the checker calls it beside [`Server::record_check`]): its
+    /// result, and how long the probe took.
+    pub fn count_check(&self, pass: bool, took: Duration) {
+        self.health.checks[usize::from(pass)].fetch_add(1, Ordering::Relaxed);
+        self.health.check_time.record(took);
+    }
+
+    /// Active checks, ever: `[failed, passed]`.
+    pub fn checks(&self) -> [u64; 2] {
+        std::array::from_fn(|i| self.health.checks[i].load(Ordering::Relaxed))
+    }
+
+    /// How long the active checks took.
+    pub fn check_durations(&self) -> Snapshot {
+        self.health.check_time.snapshot()
     }
 
     /// The state an operator sees.

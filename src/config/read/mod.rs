@@ -20,13 +20,13 @@ use toml::de::DeTable;
 
 use std::time::Duration;
 
-use crate::config::{AdminPlan, ConfigError, Plan, Protocol, RedisPlan};
+use crate::config::{AccessTarget, AdminPlan, ConfigError, LogPlan, Plan, Protocol, RedisPlan};
 use cursor::Table;
 #[cfg(test)]
 pub(crate) use failover::parse_expect;
 pub(crate) use report::Kind;
 use report::Report;
-use value::{Bad, Parse, Val, addr, bad, duration, int, positive, string};
+use value::{Bad, Parse, Val, addr, bad, duration, int, positive, string, word};
 
 /// The plan and every error, in file order, each with its kind. With an error the plan is
 /// only as good as what could be read.
@@ -90,6 +90,9 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     }
     plan.admin = t.table("admin").and_then(|a| admin(&a));
     plan.redis = t.table("redis").and_then(|r| redis(&r));
+    if let Some(l) = t.table("log") {
+        plan.log = log(&l);
+    }
     t.finish();
     (plan, seen)
 }
@@ -195,6 +198,30 @@ fn redis_addr(v: &Val<'_>) -> Result<String, Bad> {
         return Err(bad(format!("redis addr {s:?} is not an address"), help));
     }
     Ok(s.to_string())
+}
+
+/// `[log]`.
+fn log(t: &Table<'_>) -> LogPlan {
+    let mut plan = LogPlan::default();
+    let report = t.report();
+    t.set("access", &mut plan.access, |v| {
+        Ok(match v.str()? {
+            "off" => AccessTarget::Off,
+            "stdout" => AccessTarget::Stdout,
+            "stderr" => AccessTarget::Stderr,
+            "" => {
+                return Err(bad(
+                    "access is empty",
+                    "write a file path, or \"stdout\", \"stderr\" or \"off\"",
+                ));
+            }
+            path => AccessTarget::File(report.path(path)),
+        })
+    });
+    t.set("format", &mut plan.format, word);
+    t.set("buffer", &mut plan.buffer, int(4096, 64 << 20));
+    t.finish();
+    plan
 }
 
 /// `[admin] token`: an RFC 6750 bearer token, long enough not to be guessed.

@@ -7,6 +7,7 @@ mod duration;
 mod failover;
 mod l4;
 mod live;
+mod log;
 mod redis;
 mod syntax;
 mod validate;

@@ -192,7 +192,7 @@ pub async fn attempt(
     };
     let header_time = started.elapsed();
     info.header = Some(header_time);
-    server.record_latency(header_time);
+    server.record_response_head(header_time);
 
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching && let Some(downstream) = downstream_upgrade.take() {
@@ -387,7 +387,7 @@ pub async fn forward_h2(
     };
     let header_time = started.elapsed();
     info.header = Some(header_time);
-    server.record_latency(header_time);
+    server.record_response_head(header_time);
     Ok(response(resp, in_flight, timeout))
 }
 

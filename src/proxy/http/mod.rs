@@ -15,6 +15,7 @@ pub mod proxy_in;
 pub mod replay;
 pub mod retry;
 pub mod router;
+pub mod stats;
 pub mod sticky;
 pub mod tls_serve;
 pub mod transport;
@@ -44,7 +45,6 @@ pub use tunnel::Tunnels;
 pub use upstream::Upstream;
 
 use crate::error::ProxyError;
-use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
 
 /// Which code serves HTTP/1.x clients of a listener. HTTP/2 (h2c, TLS h2) always goes
@@ -73,6 +73,10 @@ pub struct Site {
     /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
     /// pool this listener routes to speaks HTTP/1.1 to its servers.
     pub direct: bool,
+    /// The listener's counters (kept across reloads).
+    pub stats: Arc<stats::HttpStats>,
+    /// The access log.
+    pub log: Arc<crate::observe::sink::AccessLog>,
 }
 
 impl Site {
@@ -101,13 +105,34 @@ pub async fn handle(
     let uri = req.uri().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
     // must not turn off the client's keep-alive (hyper still answers a 1.0 client in 1.0).
-    let version = if req.version() == http::Version::HTTP_2 {
-        http::Version::HTTP_2
+    let (version, protocol) = match req.version() {
+        http::Version::HTTP_2 => (http::Version::HTTP_2, "HTTP/2.0"),
+        http::Version::HTTP_10 => (http::Version::HTTP_11, "HTTP/1.0"),
+        _ => (http::Version::HTTP_11, "HTTP/1.1"),
+    };
+    let logging = site.log.enabled();
+    let header = |name: &http::HeaderName| {
+        req.headers()
+            .get(name)
+            .map_or_else(Vec::new, |v| v.as_bytes().to_vec())
+    };
+    let (referer, user_agent) = if logging {
+        (
+            header(&http::header::REFERER),
+            header(&http::header::USER_AGENT),
+        )
     } else {
-        http::Version::HTTP_11
+        (Vec::new(), Vec::new())
+    };
+    let host = if logging {
+        view::RequestView::host(&req).map_or_else(Vec::new, |h| h.as_bytes().to_vec())
+    } else {
+        Vec::new()
     };
     let mut info = UpstreamInfo::default();
-    let (pool, result) = match site.router.route(&req).cloned() {
+    let (routed, row) = site.router.route_row(&req);
+    let (routed, row) = (routed.cloned(), row.clone());
+    let (pool, result) = match routed {
         None => (None, Err(ProxyError::NoRoute)),
         Some(up) => {
             let r = forward(&up, req, client, site.scheme, &mut info).await;
@@ -131,24 +156,30 @@ pub async fn handle(
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
     *resp.version_mut() = version;
-    if !access::enabled() {
-        return resp;
-    }
-    access::log(&AccessRecord {
-        listener: &site.listener,
+    let target = uri.path_and_query().map_or_else(
+        || bytes::Bytes::from_static(b"/"),
+        |pq| bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
+    );
+    let pending = stats::Pending {
+        site: site.clone(),
+        row,
         client,
-        client_text: None,
-        method: method.as_str(),
-        uri: &uri.to_string(),
+        method,
+        target,
+        protocol,
+        host,
+        referer,
+        user_agent,
         status: resp.status().as_u16(),
-        pool: pool_name,
-        server: server_name,
+        body_bytes: 0,
+        upstream: info.server.as_ref().map(|s| s.addr),
         attempts: info.attempts,
         upstream_connect: info.connect,
         upstream_header: info.header,
-        total: started.elapsed(),
-    });
-    resp
+        started,
+    };
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
 }
 
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
@@ -217,6 +248,7 @@ pub(crate) async fn serve_connection<C>(
 ) where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let io = stats::CountedIo::new(io, &l.site.load().stats);
     if l.site.load().direct {
         return h1::serve(io, client, l, watcher).await;
     }

@@ -93,8 +93,16 @@ pub async fn retry_loop<E: Exchange>(
             }
         };
         if n > 0 && !up.retry_budget().try_withdraw() {
+            up.stats()
+                .budget_refusals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(pool = %pool.name, "retry budget spent; not retrying");
             break;
+        }
+        if n > 0 {
+            up.stats()
+                .retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some((from, why)) = leaving.take() {
             tracing::warn!(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::stats::Row;
 use super::upstream::Upstream;
 use super::view::RequestView;
 use crate::balance::smooth_sequence;
@@ -30,13 +31,23 @@ impl RouteTarget {
         }
     }
 
-    fn choose(&self) -> &Arc<Upstream> {
+    /// The pool for the next request, and its position in the target.
+    fn choose(&self) -> (&Arc<Upstream>, usize) {
         match self {
-            RouteTarget::Pool(p) => p,
+            RouteTarget::Pool(p) => (p, 0),
             RouteTarget::Split { pools, cycle, next } => {
                 let i = next.fetch_add(1, Ordering::Relaxed) % cycle.len();
-                &pools[cycle[i] as usize]
+                let at = cycle[i] as usize;
+                (&pools[at], at)
             }
+        }
+    }
+
+    /// The pools, in order.
+    pub fn pools(&self) -> Vec<&Arc<Upstream>> {
+        match self {
+            RouteTarget::Pool(p) => vec![p],
+            RouteTarget::Split { pools, .. } => pools.iter().collect(),
         }
     }
 }
@@ -44,21 +55,34 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// Where its answers are counted: one row per pool of the target, in order.
+    pub rows: Vec<Arc<Row>>,
 }
 
 pub struct Router {
     pub routes: Vec<Route>,
     pub default: Option<Arc<Upstream>>,
+    /// The rows of the default pool's answers, and of answers no route took.
+    pub default_row: Arc<Row>,
+    pub none_row: Arc<Row>,
 }
 
 impl Router {
     /// The pool for `req`, or `None` when no route matches and there is no default.
     pub fn route(&self, req: &impl RequestView) -> Option<&Arc<Upstream>> {
-        self.routes
-            .iter()
-            .find(|r| matches(&r.matcher, req))
-            .map(|r| r.target.choose())
-            .or(self.default.as_ref())
+        self.route_row(req).0
+    }
+
+    /// The pool for `req` (if any) and the row its answer is counted in.
+    pub fn route_row(&self, req: &impl RequestView) -> (Option<&Arc<Upstream>>, &Arc<Row>) {
+        if let Some(r) = self.routes.iter().find(|r| matches(&r.matcher, req)) {
+            let (up, at) = r.target.choose();
+            return (Some(up), &r.rows[at]);
+        }
+        match &self.default {
+            Some(up) => (Some(up), &self.default_row),
+            None => (None, &self.none_row),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -25,7 +26,6 @@ use tokio_rustls::TlsAcceptor;
 use super::body::{ProxyBody, full};
 use super::headers::request_host;
 use super::{Site, conn_builder};
-use crate::observe::access::{self, AccessRecord};
 use crate::shutdown::Shutdown;
 
 /// A client that has not finished its TLS handshake by then is dropped.
@@ -97,18 +97,23 @@ fn tls_connection(
         else {
             return;
         };
+        let stats = l.site.load().stats.clone();
         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
+                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%client, "TLS handshake failed: {e}");
                 return;
             }
             Err(_) => {
+                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%client, "TLS handshake timed out");
                 return;
             }
         };
+        stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let tls = super::stats::CountedIo::new(tls, &stats);
         if l.site.load().direct && !h2 {
             return super::h1::serve(tls, client, l, watcher).await;
         }
@@ -172,20 +177,31 @@ pub fn redirect<B>(
             r
         }
     };
-    access::log(&AccessRecord {
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let host = super::view::RequestView::host(req).unwrap_or("");
+    super::stats::Answered {
+        row: &site.router.none_row,
         listener: &site.listener,
         client,
-        client_text: None,
-        method: req.method().as_str(),
-        uri: &req.uri().to_string(),
+        method: req.method().as_str().as_bytes(),
+        target: target.as_bytes(),
+        protocol: if req.version() == http::Version::HTTP_2 {
+            "HTTP/2.0"
+        } else {
+            "HTTP/1.1"
+        },
+        host: host.as_bytes(),
+        referer: b"",
+        user_agent: b"",
         status: resp.status().as_u16(),
-        pool: "-",
-        server: "-",
+        body_bytes: 0,
+        upstream: None,
         attempts: 0,
         upstream_connect: None,
         upstream_header: None,
-        total: started.elapsed(),
-    });
+        started,
+    }
+    .done(&site.log);
     resp
 }
 

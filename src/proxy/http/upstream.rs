@@ -29,6 +29,17 @@ pub struct Upstream {
     h2: H2Conns,
     /// Idle connections of the direct HTTP/1 path, with their read buffers.
     idle: super::h1::pool::IdleConns,
+    /// Retries and refusals of the retry budget, kept by the upstream that succeeds it.
+    stats: Arc<PoolStats>,
+}
+
+/// What the retry loop counts for a pool.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Tries after the first, on another server.
+    pub retries: AtomicU64,
+    /// Retries the budget refused (the request got the failed try's answer).
+    pub budget_refusals: AtomicU64,
 }
 
 impl Upstream {
@@ -100,6 +111,7 @@ impl Upstream {
         );
         Upstream {
             idle,
+            stats: previous.map_or_else(Arc::default, |(p, _)| p.stats.clone()),
             retry_budget: super::budget::RetryBudget::new(pool.retry.budget),
             sticky: pool.sticky.clone().map(|plan| {
                 let before = previous.and_then(|(p, _)| p.sticky.as_ref());
@@ -112,6 +124,11 @@ impl Upstream {
     }
 
     /// The pool's retry budget.
+    /// Retries and budget refusals, since the pool first started.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
     pub fn retry_budget(&self) -> &super::budget::RetryBudget {
         &self.retry_budget
     }

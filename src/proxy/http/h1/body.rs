@@ -246,6 +246,8 @@ pub struct Copy<'a, R, W> {
     pub chunked_out: bool,
     /// Pass trailers on (chunked to chunked only).
     pub trailers: bool,
+    /// Body bytes passed on so far (for the access log).
+    pub moved: u64,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
@@ -258,6 +260,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
             self.out.extend_from_slice(b"\r\n");
         }
         self.rb.consume(n);
+        self.moved += n as u64;
     }
 
     async fn flush(&mut self) -> Result<(), CopyError> {
@@ -413,6 +416,7 @@ mod tests {
             wait: None,
             chunked_out: true,
             trailers: true,
+            moved: 0,
         }
         .body(Framing::Chunked)
         .await

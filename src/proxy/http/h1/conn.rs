@@ -19,12 +19,12 @@ use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, resp
 use super::parse::{self, Framing, MAX_HEAD, RequestHead, ResponseHead};
 use super::pool::ServerConn;
 use crate::error::ProxyError;
-use crate::observe::access::{self, AccessRecord};
 use crate::proxy::http::Site;
 use crate::proxy::http::replay::REPLAY_LIMIT;
 use crate::proxy::http::retry::{PickHints, retry_loop};
+use crate::proxy::http::stats::{Answered, Row, origin_form};
 use crate::proxy::http::view::{RequestView, hash_key};
-use crate::upstream::InFlight;
+use crate::upstream::{InFlight, Server};
 
 /// How long a client may take to send a request head (hyper's `header_read_timeout` as the
 /// listeners set it), idle keep-alive time included.
@@ -49,8 +49,6 @@ pub struct Upgraded {
 pub struct Conn {
     pub client: SocketAddr,
     client_ip: String,
-    /// `ip:port`, for the access log.
-    client_text: String,
     pub rb: ReadBuf,
     out: Vec<u8>,
     up_head: Vec<u8>,
@@ -60,6 +58,12 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    /// Host, Referer and User-Agent, kept for the access log when it is on.
+    log_host: Vec<u8>,
+    log_referer: Vec<u8>,
+    log_ua: Vec<u8>,
+    /// Body bytes of the answer sent to the client.
+    body_sent: u64,
 }
 
 impl Conn {
@@ -67,7 +71,6 @@ impl Conn {
         Conn {
             client,
             client_ip: client.ip().to_string(),
-            client_text: client.to_string(),
             rb: ReadBuf::default(),
             out: Vec::with_capacity(4096),
             up_head: Vec::with_capacity(1024),
@@ -77,6 +80,10 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            log_host: Vec::new(),
+            log_referer: Vec::new(),
+            log_ua: Vec::new(),
+            body_sent: 0,
         }
     }
 
@@ -123,6 +130,7 @@ impl Conn {
     ) -> std::io::Result<()> {
         self.out.clear();
         own_answer(&mut self.out, status, extra, text, close);
+        self.body_sent = text.len() as u64;
         flush(io, &mut self.out).await
     }
 
@@ -137,13 +145,28 @@ impl Conn {
             buf: self.rb.data(),
             head: &self.req,
         };
-        let logging = access::enabled();
+        let logging = site.log.enabled();
+        self.body_sent = 0;
         // Kept for the access log and the warning of a failed request (reused buffers).
         self.log_method.clear();
         self.log_method.push_str(view.method());
         self.log_uri.clear();
         self.log_uri
             .push_str(std::str::from_utf8(self.req.target.get(view.buf)).unwrap_or("-"));
+        if logging {
+            let first = |name: &http::HeaderName, into: &mut Vec<u8>| {
+                into.clear();
+                if let Some(v) = view.header_values(name).next() {
+                    into.extend_from_slice(v);
+                }
+            };
+            first(&http::header::REFERER, &mut self.log_referer);
+            first(&http::header::USER_AGENT, &mut self.log_ua);
+            self.log_host.clear();
+            if let Some(h) = view.host() {
+                self.log_host.extend_from_slice(h.as_bytes());
+            }
+        }
         let head_len = self.req.len;
         let framing = self.req.framing();
         let head_request = view.method_bytes() == b"HEAD";
@@ -168,12 +191,12 @@ impl Conn {
 
         if let Some(why) = bad_host {
             self.rb.consume(head_len);
-            return self.refuse(io, &site, 400, why, started, logging).await;
+            return self.refuse(io, &site, 400, why, started).await;
         }
         if method == http::Method::CONNECT {
             self.rb.consume(head_len);
             return self
-                .refuse(io, &site, 405, "CONNECT is not proxied", started, logging)
+                .refuse(io, &site, 405, "CONNECT is not proxied", started)
                 .await;
         }
         if let Some(port) = site.redirect_https {
@@ -195,21 +218,15 @@ impl Conn {
             let _ = self
                 .answer_own(io, status, extra.as_bytes(), text, close)
                 .await;
-            self.log(&site, logging, status, "-", "-", 0, None, None, started);
+            let none = &site.router.none_row;
+            self.account(&site, none, status, None, 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let Some(up) = site.router.route(&view) else {
+        let (routed, row) = site.router.route_row(&view);
+        let Some(up) = routed else {
             self.rb.consume(head_len);
             return self
-                .failed(
-                    io,
-                    &site,
-                    ProxyError::NoRoute,
-                    "-",
-                    framing,
-                    started,
-                    logging,
-                )
+                .failed(io, &site, row, ProxyError::NoRoute, "-", framing, started)
                 .await;
         };
         let pool = &up.pool;
@@ -251,7 +268,7 @@ impl Conn {
                     Ok(()) => Body::Kept,
                     Err(e) => {
                         return self
-                            .failed(io, &site, e, &pool.name, framing, started, logging)
+                            .failed(io, &site, row, e, &pool.name, framing, started)
                             .await;
                     }
                 }
@@ -317,17 +334,8 @@ impl Conn {
                 );
                 let status = e.status().as_u16();
                 let next = self.error_answer(io, &e, unread, keep_alive).await;
-                self.log_full(
-                    &site,
-                    logging,
-                    status,
-                    &pool.name,
-                    server_name,
-                    attempts,
-                    connect,
-                    header,
-                    started,
-                );
+                let last = server.as_ref();
+                self.account(&site, row, status, last, attempts, connect, header, started);
                 return next;
             }
         };
@@ -367,17 +375,8 @@ impl Conn {
                 },
             )
             .await;
-        self.log_full(
-            &site,
-            logging,
-            status,
-            &pool.name,
-            server_name,
-            attempts,
-            connect,
-            header,
-            started,
-        );
+        let last = server.as_ref();
+        self.account(&site, row, status, last, attempts, connect, header, started);
         next
     }
 
@@ -470,7 +469,7 @@ impl Conn {
                 idle_timeout: up.transport().tunnel_idle_timeout,
             }));
         }
-        let copied = Copy {
+        let mut copy = Copy {
             src: &mut conn.io,
             rb: &mut conn.rb,
             dst: io,
@@ -478,9 +477,11 @@ impl Conn {
             wait: Some(up.pool.timeouts.read),
             chunked_out: chunked,
             trailers: true,
-        }
-        .body(body)
-        .await;
+            moved: 0,
+        };
+        let copied = copy.body(body).await;
+        let moved = copy.moved;
+        self.body_sent = moved;
         drop(in_flight);
         match copied {
             Ok(()) => {
@@ -509,7 +510,6 @@ impl Conn {
         status: u16,
         why: &str,
         started: Instant,
-        logging: bool,
     ) -> Next {
         let text = format!(
             "{status} {}\n",
@@ -520,7 +520,8 @@ impl Conn {
         );
         tracing::debug!(listener = %site.listener, client = %self.client, "refused: {why}");
         let _ = self.answer_own(io, status, b"", &text, true).await;
-        self.log(site, logging, status, "-", "-", 0, None, None, started);
+        let none = &site.router.none_row;
+        self.account(site, none, status, None, 0, None, None, started);
         Next::Close
     }
 
@@ -529,11 +530,11 @@ impl Conn {
         &mut self,
         io: &mut C,
         site: &Site,
+        row: &Row,
         e: ProxyError,
         pool: &str,
         unread: Framing,
         started: Instant,
-        logging: bool,
     ) -> Next {
         tracing::warn!(
             listener = %site.listener,
@@ -545,17 +546,8 @@ impl Conn {
             self.log_uri
         );
         let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
-        self.log(
-            site,
-            logging,
-            e.status().as_u16(),
-            pool,
-            "-",
-            0,
-            None,
-            None,
-            started,
-        );
+        let status = e.status().as_u16();
+        self.account(site, row, status, None, 0, None, None, started);
         next
     }
 
@@ -590,54 +582,42 @@ impl Conn {
         if close { Next::Close } else { Next::KeepAlive }
     }
 
+    /// Count the answer the client got in its row, and write its access-log line.
     #[allow(clippy::too_many_arguments)]
-    fn log(
+    fn account(
         &self,
         site: &Site,
-        logging: bool,
+        row: &Row,
         status: u16,
-        pool: &str,
-        server: &str,
+        server: Option<&Arc<Server>>,
         attempts: u32,
         connect: Option<Duration>,
         header: Option<Duration>,
         started: Instant,
     ) {
-        self.log_full(
-            site, logging, status, pool, server, attempts, connect, header, started,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn log_full(
-        &self,
-        site: &Site,
-        logging: bool,
-        status: u16,
-        pool: &str,
-        server: &str,
-        attempts: u32,
-        connect: Option<Duration>,
-        header: Option<Duration>,
-        started: Instant,
-    ) {
-        if !logging {
-            return;
-        }
-        access::log(&AccessRecord {
+        Answered {
+            row,
             listener: &site.listener,
             client: self.client,
-            client_text: Some(&self.client_text),
-            method: &self.log_method,
-            uri: &self.log_uri,
+            method: self.log_method.as_bytes(),
+            target: origin_form(self.log_uri.as_bytes()),
+            protocol: if self.req.minor == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            },
+            host: &self.log_host,
+            referer: &self.log_referer,
+            user_agent: &self.log_ua,
             status,
-            pool,
-            server,
+            body_bytes: self.body_sent,
+            upstream: server.map(|s| s.addr),
             attempts,
             upstream_connect: connect,
             upstream_header: header,
-            total: started.elapsed(),
-        });
+            started,
+        }
+        .done(&site.log);
     }
 }
 

@@ -160,6 +160,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             wait: Some(wait),
             chunked_out: framing == Framing::Chunked,
             trailers: self.te_trailers,
+            moved: 0,
         }
         .body(framing)
         .await;
@@ -297,7 +298,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
         }
         let header = started.elapsed();
         self.header = Some(header);
-        server.record_latency(header);
+        server.record_response_head(header);
         Ok(Reply {
             conn,
             head: std::mem::take(self.resp),

@@ -1,0 +1,399 @@
+//! Every answer a client gets is counted — the servers' and the balancer's own — and logged:
+//! real traffic of a known shape (200s, a server's 404 and 503, the balancer's 400, 404,
+//! 502, 503 and 504, retries that succeed, retries the budget refuses, HTTP/2 beside
+//! HTTP/1.1) and then `switchyard_requests_total`, the duration histograms, the retry
+//! counters and the access log's lines asserted exactly.
+mod common;
+mod metrics_common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics_common::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn dead_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// GET over HTTP/2 without TLS (prior knowledge), with a Host and a User-Agent.
+async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Bytes) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://h2.test{path}"))
+        .header("user-agent", "h2-test/1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, body)
+}
+
+async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut c, &mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One combined line: `IP - - [TIME] "METHOD TARGET PROTO" STATUS BYTES "REF" "UA" k=v…`.
+#[derive(Debug)]
+struct Line {
+    client: String,
+    method: String,
+    target: String,
+    protocol: String,
+    status: u16,
+    bytes: u64,
+    referer: String,
+    user_agent: String,
+    fields: BTreeMap<String, String>,
+}
+
+fn parse(line: &str) -> Line {
+    let (client, rest) = line
+        .split_once(" - - [")
+        .unwrap_or_else(|| panic!("{line}"));
+    let (_time, rest) = rest.split_once("] \"").unwrap();
+    let (request, rest) = rest.split_once("\" ").unwrap();
+    let mut r = request.split(' ');
+    let (method, target, protocol) = (r.next().unwrap(), r.next().unwrap(), r.next().unwrap());
+    let (status, rest) = rest.split_once(' ').unwrap();
+    let (bytes, rest) = rest.split_once(" \"").unwrap();
+    let (referer, rest) = rest.split_once("\" \"").unwrap();
+    let (user_agent, rest) = rest.split_once("\" ").unwrap();
+    let fields = rest
+        .split(' ')
+        .map(|w| {
+            let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{w:?}: {line}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    Line {
+        client: client.into(),
+        method: method.into(),
+        target: target.into(),
+        protocol: protocol.into(),
+        status: status.parse().unwrap(),
+        bytes: bytes.parse().unwrap(),
+        referer: referer.into(),
+        user_agent: user_agent.into(),
+        fields,
+    }
+}
+
+fn lines(path: &Path) -> Vec<Line> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(parse)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_is_counted_once_with_its_code_and_logged() {
+    let b = backends(2).await;
+    let dir = temp_dir("requests");
+    let log = dir.join("access.log");
+    let lb = start_lb(&format!(
+        r#"
+[log]
+access = "{log}"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+[[listener.route]]
+path_prefix = "/dead"
+pool = "dead"
+[[listener.route]]
+path_prefix = "/sleep"
+pool = "slow"
+[[listener.route]]
+path_prefix = "/none"
+pool = "empty"
+[[listener.route]]
+path_prefix = "/retry"
+pool = "r"
+[[listener.route]]
+path_prefix = "/budget"
+pool = "b"
+
+[[listener]]
+name = "strict"
+listen = "127.0.0.1:0"
+[[listener.route]]
+host = "only.example"
+pool = "p"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[pool.p]
+servers = [{{ addr = "{s1}", name = "s1" }}, {{ addr = "{s2}", name = "s2" }}]
+
+[pool.dead]
+servers = [{{ addr = "{dead}" }}]
+
+[pool.slow]
+servers = [{{ addr = "{s1}" }}]
+timeouts = {{ read = "200ms" }}
+[pool.slow.retry]
+attempts = 0
+
+[pool.empty]
+servers = [{{ addr = "{s1}", down = true }}]
+
+[pool.r]
+algorithm = "round_robin"
+max_fails = 0
+servers = [{{ addr = "{dead2}", name = "gone" }}, {{ addr = "{s2}", name = "live" }}]
+[pool.r.retry]
+attempts = 1
+on = ["connect_failure"]
+
+[pool.b]
+max_fails = 0
+servers = [{{ addr = "{dead3}" }}, {{ addr = "{dead4}" }}]
+[pool.b.retry]
+attempts = 1
+on = ["connect_failure"]
+budget = 0.0
+"#,
+        log = log.display(),
+        s1 = b[0].addr,
+        s2 = b[1].addr,
+        dead = dead_port(),
+        dead2 = dead_port(),
+        dead3 = dead_port(),
+        dead4 = dead_port(),
+    ))
+    .await;
+    let web = lb.local_addr("web").unwrap();
+    let strict = lb.local_addr("strict").unwrap();
+    let admin = lb.admin_addr().unwrap();
+
+    // The default pool: 6 × 200, a server's own 404 and 503.
+    for _ in 0..6 {
+        assert_eq!(
+            get_with(
+                web,
+                "/?a=1",
+                &[("user-agent", "t/1"), ("referer", "http://r.example/")]
+            )
+            .await
+            .status,
+            200
+        );
+    }
+    assert_eq!(get(web, "/status/404").await.status, 404);
+    assert_eq!(get(web, "/status/503").await.status, 503);
+    // The balancer's own: 502 (refused), 504 (read timeout), 503 (no server).
+    for _ in 0..2 {
+        assert_eq!(get(web, "/dead").await.status, 502);
+    }
+    assert_eq!(get(web, "/sleep/2000").await.status, 504);
+    assert_eq!(get(web, "/none").await.status, 503);
+    // Retries: round robin sends each request first to the refusing server (the retry's
+    // pick moves its turn on to the live one, so the next request starts again at the
+    // refusing one): 6 answers of 200, 6 retries.
+    for _ in 0..6 {
+        assert_eq!(get(web, "/retry").await.status, 200);
+    }
+    // The budget: 10 tokens, none earned (budget = 0.0): 12 requests to two refusing
+    // servers retry 10 times, and the last 2 are refused a retry; all answer 502.
+    for _ in 0..12 {
+        assert_eq!(get(web, "/budget").await.status, 502);
+    }
+    // No route: 404 of the balancer; a malformed request: 400.
+    assert_eq!(get(strict, "/").await.status, 404);
+    let bad = raw(strict, b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n").await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // HTTP/2 (h2c) beside HTTP/1.1, on the default route.
+    let (status, body) = h2_get(web, "/?a=1").await;
+    assert_eq!(status, 200, "{body:?}");
+
+    // A request is accounted for just after its answer went out (over HTTP/2, when its
+    // stream is done).
+    let counted = |m: &Page| -> f64 {
+        m.samples
+            .iter()
+            .filter(|((n, _), _)| n == "switchyard_requests_total")
+            .map(|(_, v)| v)
+            .sum()
+    };
+    wait_until(Duration::from_secs(10), "33 answers counted", || async {
+        counted(&scrape(admin).await) == 33.0
+    })
+    .await;
+    let m = scrape(admin).await;
+    let req = |l: &str, route: &str, pool: &str, code: &str| {
+        m.get(
+            "switchyard_requests_total",
+            &[
+                ("listener", l),
+                ("route", route),
+                ("pool", pool),
+                ("code", code),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(
+        req("web", "default", "p", "200"),
+        7.0,
+        "6 over HTTP/1.1, 1 over HTTP/2"
+    );
+    assert_eq!(req("web", "default", "p", "404"), 1.0);
+    assert_eq!(req("web", "default", "p", "503"), 1.0);
+    assert_eq!(req("web", "1", "dead", "502"), 2.0);
+    assert_eq!(req("web", "2", "slow", "504"), 1.0);
+    assert_eq!(req("web", "3", "empty", "503"), 1.0);
+    assert_eq!(req("web", "4", "r", "200"), 6.0);
+    assert_eq!(req("web", "5", "b", "502"), 12.0);
+    assert_eq!(req("strict", "-", "-", "404"), 1.0);
+    assert_eq!(req("strict", "-", "-", "400"), 1.0);
+    assert_eq!(counted(&m), 33.0, "every answer once, nothing else");
+
+    let pool = |name: &str, p: &str| m.at(name, &[("pool", p)]);
+    assert_eq!(pool("switchyard_pool_retries_total", "r"), 6.0);
+    assert_eq!(pool("switchyard_pool_retries_total", "b"), 10.0);
+    assert_eq!(
+        pool("switchyard_pool_retry_budget_refusals_total", "b"),
+        2.0
+    );
+    assert_eq!(
+        pool("switchyard_pool_retry_budget_refusals_total", "r"),
+        0.0
+    );
+    assert_eq!(
+        pool("switchyard_pool_retries_total", "dead"),
+        0.0,
+        "no other server to try"
+    );
+
+    // Durations: one per answer; the 504 waited its 200 ms read timeout.
+    let hist = |route: &str, pool: &str, what: &str| {
+        m.at(
+            &format!("switchyard_request_duration_seconds_{what}"),
+            &[("listener", "web"), ("route", route), ("pool", pool)],
+        )
+    };
+    assert_eq!(hist("default", "p", "count"), 9.0);
+    assert_eq!(hist("5", "b", "count"), 12.0);
+    assert!(
+        hist("2", "slow", "sum") >= 0.2,
+        "{}",
+        hist("2", "slow", "sum")
+    );
+    // Time to the response head per server, every try that got one.
+    let s = |name: &str, i: usize| lb.pool(name).unwrap().servers()[i].addr.to_string();
+    let (a1, a2) = (s("p", 0), s("p", 1));
+    let head = |a: &str, n: &str| {
+        m.at(
+            "switchyard_upstream_header_duration_seconds_count",
+            &[("pool", "p"), ("server", n), ("addr", a)],
+        )
+    };
+    assert_eq!(head(&a1, "s1") + head(&a2, "s2"), 9.0);
+    let conns = m.at("switchyard_http_connections_total", &[("listener", "web")]);
+    assert_eq!(conns, 31.0, "each request above on its own connection");
+    assert_eq!(
+        m.at("switchyard_http_connections_open", &[("listener", "web")]),
+        0.0
+    );
+    assert!(
+        m.at(
+            "switchyard_http_bytes_total",
+            &[("listener", "web"), ("direction", "sent")]
+        ) > 0.0
+    );
+
+    // The access log: one line per answer, fields parsed.
+    let access = lb.access_log();
+    lb.shutdown().await;
+    access.flush(Duration::from_secs(5));
+    let all = lines(&log);
+    assert_eq!(all.len(), 33, "one line per answer");
+    let h1 = all
+        .iter()
+        .find(|l| l.protocol == "HTTP/1.1" && l.target == "/?a=1")
+        .expect("an HTTP/1.1 line");
+    let h2 = all
+        .iter()
+        .find(|l| l.protocol == "HTTP/2.0")
+        .expect("an HTTP/2 line");
+    for l in [h1, h2] {
+        assert_eq!(
+            (l.client.as_str(), l.method.as_str(), l.status),
+            ("127.0.0.1", "GET", 200)
+        );
+        assert_eq!(
+            l.target, "/?a=1",
+            "the same URI form over HTTP/1.1 and HTTP/2"
+        );
+        assert_eq!(l.fields["pool"], "p");
+        assert_eq!(l.fields["listener"], "web");
+        assert!(l.bytes > 0, "{l:?}");
+        let up = &l.fields["upstream"];
+        assert!(up == &a1 || up == &a2, "{up}");
+        let ut: f64 = l.fields["upstream_time"].parse().unwrap();
+        let rt: f64 = l.fields["request_time"].parse().unwrap();
+        assert!(ut <= rt && rt < 10.0, "{ut} {rt}");
+    }
+    assert_eq!(
+        (h1.referer.as_str(), h1.user_agent.as_str()),
+        ("http://r.example/", "t/1")
+    );
+    assert_eq!(h1.fields["host"], web.ip().to_string());
+    assert_eq!(h2.fields["host"], "h2.test");
+    assert_eq!(h2.user_agent, "h2-test/1");
+    let timeout = all.iter().find(|l| l.status == 504).unwrap();
+    assert_eq!(
+        (
+            timeout.fields["pool"].as_str(),
+            timeout.fields["attempts"].as_str()
+        ),
+        ("slow", "1")
+    );
+    assert_eq!(timeout.fields["upstream_time"], "-", "no response head");
+    let no_route = all
+        .iter()
+        .find(|l| l.status == 404 && l.fields["listener"] == "strict")
+        .unwrap();
+    assert_eq!(
+        (
+            no_route.fields["pool"].as_str(),
+            no_route.fields["upstream"].as_str()
+        ),
+        ("-", "-")
+    );
+    let retried = all
+        .iter()
+        .filter(|l| l.target == "/retry" && l.fields["attempts"] == "2")
+        .count();
+    assert_eq!(retried, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
