@@ -376,6 +376,35 @@ async fn redis_killed_mid_run_costs_no_client_an_error_and_is_caught_up() {
         skipped > 0,
         "read-throughs not tried while down are counted"
     );
+    // The operator sees it: /metrics and /status.
+    let admin = p.b.admin_addr().unwrap();
+    let metrics = common::get(admin, "/metrics").await.text();
+    let skipped_calls = p.b.cluster().unwrap().link_stats().skipped;
+    for line in [
+        "switchyard_redis_up 0".to_string(),
+        "switchyard_redis_link_changes_total{to=\"down\"} 1".to_string(),
+        format!("switchyard_redis_calls_total{{result=\"skipped\"}} {skipped_calls}"),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} in:\n{metrics}"
+        );
+    }
+    let event = "switchyard_pool_sticky_shared_total{pool=\"i\",mode=\"source_ip\",event=\"fetch_skipped\"} ";
+    let fetch_skipped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(event))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(fetch_skipped.is_some_and(|n| n > 0), "{metrics}");
+    let status: serde_json::Value =
+        serde_json::from_str(&common::get(admin, "/status").await.text()).unwrap();
+    assert_eq!(status["redis"]["up"], false, "{status}");
+    let pool_i = &status["pools"][1];
+    assert_eq!(pool_i["name"], "i");
+    assert!(
+        pool_i["sticky"]["shared"]["fetch_skipped"].as_u64() > Some(0),
+        "{status}"
+    );
 
     // Redis back, empty: both links up, each writes what Redis lacks and takes what it has.
     redis.restart().await;
@@ -408,6 +437,71 @@ async fn redis_killed_mid_run_costs_no_client_an_error_and_is_caught_up() {
         "Redis back: links up after {up_after:?}; every client on one server on both balancers after {agreed_after:?}; catch-up wrote {caught}, adopted {adopted}"
     );
     assert!(caught > 0, "the catch-up wrote the entries Redis lost");
+    let metrics = common::get(admin, "/metrics").await.text();
+    assert!(
+        metrics.lines().any(|l| l == "switchyard_redis_up 1"),
+        "{metrics}"
+    );
     assert!(failed.is_empty(), "client errors: {failed:?}");
     p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (redis-server): scripts/test runs it"]
+async fn a_reload_that_changes_redis_moves_the_tables_to_the_new_link() {
+    let servers = backends(3).await;
+    let (first, second) = (Redis::start().await, Redis::start().await);
+    let lb = start(&config(&servers, Some(first.port)), Http1Engine::Direct).await;
+    until("link up", Duration::from_secs(10), || {
+        lb.cluster().is_some_and(|c| c.is_up())
+    })
+    .await;
+    let ip = lb.local_addr("ip").unwrap();
+    let mut chosen = Vec::new();
+    for i in 0..CLIENTS {
+        chosen.push(ok(ip, "/", Some(client_ip(i)), None).await.server);
+    }
+    let old = lb.cluster().unwrap();
+    let toml = config(&servers, Some(second.port));
+    let plan = switchyard::config::load_str(&toml, "t.toml").unwrap();
+    let changes = lb.apply(plan).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("[redis] addr changed")),
+        "{changes:?}"
+    );
+    let new = lb.cluster().unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&old, &new), "a new link");
+    until("the old link stopped", Duration::from_secs(5), || {
+        !old.is_up()
+    })
+    .await;
+    until("the new link up", Duration::from_secs(10), || new.is_up()).await;
+    // The entries stayed, and the catch-up gave them to the new Redis.
+    assert_eq!(held(&lb, "i"), CLIENTS);
+    for (i, server) in chosen.iter().enumerate() {
+        let now = ok(ip, "/", Some(client_ip(i)), None).await.server;
+        assert_eq!(&now, server, "client {i}");
+    }
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", second.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("switchyard:source_ip:i:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.len() == CLIENTS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {CLIENTS} in the new Redis",
+            keys.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lb.shutdown().await;
 }

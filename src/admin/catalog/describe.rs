@@ -7,6 +7,7 @@
 //! three walks over the same constants.
 
 use super::super::View;
+use crate::cluster::Cluster;
 use crate::observe::histogram::Snapshot;
 use crate::observe::metrics::{Kind, Value};
 use crate::proxy::http::Upstream;
@@ -47,10 +48,11 @@ pub enum Scope {
     Udp,
     ProxyIn,
     Process,
+    Redis,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Server,
         Scope::Pool,
         Scope::Sticky,
@@ -60,6 +62,7 @@ impl Scope {
         Scope::Udp,
         Scope::ProxyIn,
         Scope::Process,
+        Scope::Redis,
     ];
 
     /// The labels every sample of the scope carries, first.
@@ -70,7 +73,7 @@ impl Scope {
             Scope::Sticky => &["pool", "mode"],
             Scope::Answers => &["listener", "route", "pool"],
             Scope::Http | Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
-            Scope::Process => &[],
+            Scope::Process | Scope::Redis => &[],
         }
     }
 
@@ -86,6 +89,7 @@ impl Scope {
             Scope::Udp => "Per UDP listener",
             Scope::ProxyIn => "Per http/https listener with `accept_proxy_protocol`",
             Scope::Process => "Process and configuration",
+            Scope::Redis => "The link to Redis (`[redis]`)",
         }
     }
 
@@ -107,6 +111,9 @@ impl Scope {
                 "Label: `listener`. Listeners without `accept_proxy_protocol` have none of these."
             }
             Scope::Process => "No labels of the scope.",
+            Scope::Redis => {
+                "No labels of the scope (one link per process). Without `[redis]` there are none of these."
+            }
         }
     }
 
@@ -121,6 +128,7 @@ impl Scope {
             Scope::Tcp | Scope::Udp => "listeners[].counters",
             Scope::ProxyIn => "listeners[].counters.proxy_protocol",
             Scope::Process => "the document",
+            Scope::Redis => "redis",
         }
     }
 }
@@ -167,6 +175,7 @@ pub enum Read {
     Udp(fn(&UdpStats, &mut dyn Out)),
     ProxyIn(fn(&ProxyInStats, &mut dyn Out)),
     Process(fn(&View, &mut dyn Out)),
+    Redis(fn(&Cluster, &mut dyn Out)),
 }
 
 /// Where a reader writes its samples: the Prometheus page or the JSON document.
@@ -196,6 +205,7 @@ pub enum Subject<'a> {
     Udp(&'a UdpStats),
     ProxyIn(&'a ProxyInStats),
     Process(&'a View),
+    Redis(&'a Cluster),
 }
 
 impl Metric {
@@ -210,6 +220,7 @@ impl Metric {
             Read::Udp(_) => Scope::Udp,
             Read::ProxyIn(_) => Scope::ProxyIn,
             Read::Process(_) => Scope::Process,
+            Read::Redis(_) => Scope::Redis,
         }
     }
 
@@ -225,6 +236,7 @@ impl Metric {
             (Read::Udp(f), Subject::Udp(s)) => f(s, out),
             (Read::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
             (Read::Process(f), Subject::Process(v)) => f(v, out),
+            (Read::Redis(f), Subject::Redis(c)) => f(c, out),
             _ => {}
         }
     }
@@ -333,6 +345,14 @@ pub fn instances<'a>(
             labels: Vec::new(),
             subject: Subject::Process(view),
         }],
+        Scope::Redis => view
+            .cluster
+            .iter()
+            .map(|c| Instance {
+                labels: Vec::new(),
+                subject: Subject::Redis(c),
+            })
+            .collect(),
     }
 }
 

@@ -7,7 +7,8 @@
 //! add one [`Metric`] to the table of its scope below. Nothing else changes.
 //!
 //! - `describe.rs`: what a description is; the scopes; the readers; walking the view.
-//! - `server.rs`, `pool.rs`, `http.rs`, `listener.rs`, `process.rs`: the tables, by scope.
+//! - `server.rs`, `pool.rs`, `http.rs`, `listener.rs`, `process.rs`, `redis.rs`: the tables,
+//!   by scope.
 //! - `docs.rs`: the docs' list, generated.
 
 mod describe;
@@ -16,6 +17,7 @@ mod http;
 mod listener;
 mod pool;
 mod process;
+mod redis;
 mod server;
 
 pub use describe::{Instance, Json, Metric, Out, Read, Scope, Subject, answer_rows, instances};
@@ -26,12 +28,14 @@ pub static ALL: &[&[Metric]] = &[
     server::METRICS,
     pool::METRICS,
     pool::STICKY,
+    redis::SHARED_STICKY,
     http::ANSWERS,
     http::HTTP,
     listener::TCP,
     listener::UDP,
     listener::PROXY_IN,
     process::METRICS,
+    redis::LINK,
 ];
 
 /// Every metric, one by one.
