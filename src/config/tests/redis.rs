@@ -109,3 +109,39 @@ fn bad_redis_values_are_each_reported() {
         "{text}"
     );
 }
+
+#[test]
+fn a_changed_redis_rebuilds_the_pools_with_shared_tables_and_no_other() {
+    use crate::config::PlanDiff;
+    use crate::config::diff::{PoolChange, RedisChange};
+    let two = "[pool.q]\nservers = [ { addr = \"127.0.0.1:9002\" } ]\n[pool.q.sticky]\nmode = \"source_ip\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\nname = \"q\"\npool = \"q\"\n";
+    let file = |redis: &str| {
+        let src =
+            format!("{BASE}[pool.p.sticky]\nmode = \"source_ip\"\nshared = true\n{two}{redis}");
+        validate(&src, "t.toml").unwrap()
+    };
+    let a = file("[redis]\naddr = \"127.0.0.1:6379\"\n");
+    let b = file("[redis]\naddr = \"127.0.0.1:6380\"\nprefix = \"x:\"\n");
+    let d = PlanDiff::between(&a, &b);
+    assert_eq!(d.redis, RedisChange::Changed(vec!["addr", "prefix"]));
+    assert!(
+        matches!(d.pool("p"), Some(PoolChange::Rebuilt(r)) if r.settings == ["redis"] && r.keep_conns)
+    );
+    assert_eq!(d.pool("q"), Some(&PoolChange::Same), "its table is local");
+    let lines = d.describe();
+    assert!(
+        lines.iter().any(|l| l == "[redis] addr, prefix changed: a new link (shared tables move to it, their entries kept)"),
+        "{lines:?}"
+    );
+    assert!(PlanDiff::between(&a, &a).is_empty());
+    // Added and removed (the pool's table stops being shared, which rebuilds it anyway).
+    let local = validate(
+        &format!("{BASE}[pool.p.sticky]\nmode = \"source_ip\"\n{two}"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(PlanDiff::between(&local, &a).redis, RedisChange::Added);
+    let d = PlanDiff::between(&a, &local);
+    assert_eq!(d.redis, RedisChange::Removed);
+    assert!(matches!(d.pool("p"), Some(PoolChange::Rebuilt(r)) if r.settings.contains(&"sticky")));
+}
