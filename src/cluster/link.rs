@@ -324,10 +324,10 @@ impl Link {
                     };
                     // Once per outage at warn; the retries at debug.
                     if warned {
-                        tracing::debug!(addr = %self.config.addr, error = %why, "Redis still unreachable");
+                        tracing::debug!(addr = %shown(&self.config.addr), error = %why, "Redis still unreachable");
                     } else {
                         warned = true;
-                        tracing::warn!(addr = %self.config.addr, error = %why, "cannot reach Redis; shared state is local only until it answers");
+                        tracing::warn!(addr = %shown(&self.config.addr), error = %why, "cannot reach Redis; shared state is local only until it answers");
                     }
                     let pause = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -341,7 +341,7 @@ impl Link {
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             self.conn.store(Some(Arc::new(Conn { conn, generation })));
             bump(&self.stats.ups, 1);
-            tracing::info!(addr = %self.config.addr, "Redis link up");
+            tracing::info!(addr = %shown(&self.config.addr), "Redis link up");
             let catch_up = tokio::spawn(self.clone().catch_up());
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -368,7 +368,7 @@ impl Link {
             catch_up.abort();
             self.conn.store(None);
             bump(&self.stats.downs, 1);
-            tracing::warn!(addr = %self.config.addr, "Redis link down; shared state is local only until it is back");
+            tracing::warn!(addr = %shown(&self.config.addr), "Redis link down; shared state is local only until it is back");
         }
     }
 
@@ -433,6 +433,17 @@ impl Link {
     }
 }
 
+/// A Redis address as logs and errors show it: a password in it written `***`.
+pub fn shown(addr: &str) -> String {
+    match addr.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => addr.to_string(),
+        },
+        None => addr.to_string(),
+    }
+}
+
 /// `s` with the characters a Redis glob pattern treats specially escaped.
 fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -464,6 +475,9 @@ mod tests {
         );
         assert_eq!(key_part("50%:x"), "50%25%3Ax");
         assert_eq!(glob_escape("sy*[1]:"), "sy\\*\\[1\\]:");
+        assert_eq!(shown("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(shown("redis://u:p@w@h:1"), "redis://***@h:1");
+        assert_eq!(shown("h:6379"), "h:6379");
     }
 
     #[tokio::test]

@@ -86,7 +86,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use link::{LinkCounters, RedisConfig};
+pub use link::{LinkCounters, RedisConfig, shown as shown_addr};
 pub use rate::RateCounters;
 pub use sticky::{ShareKey, SharedStickTable, StickyCounters};
 
@@ -118,7 +118,7 @@ impl Cluster {
     /// Start the link's tasks (the monitor, the writer, the rate sync), which run until
     /// `shutdown` fires. Returns at once: Redis is reached in the background.
     pub fn start(config: RedisConfig, shutdown: &Shutdown) -> Result<Arc<Cluster>, ClusterError> {
-        let addr = config.addr.clone();
+        let addr = link::shown(&config.addr);
         let (link, writes) = Link::new(config, vec![sticky::WRITE_SCRIPT, rate::SYNC_SCRIPT])
             .map_err(|e| ClusterError {
                 addr,

@@ -77,7 +77,7 @@ impl RunningCluster {
     fn start(plan: &RedisPlan) -> Result<RunningCluster, RuntimeError> {
         let stop = Shutdown::new();
         let cluster = Cluster::start(plan.clone(), &stop)?;
-        tracing::info!(addr = %plan.addr, prefix = %plan.prefix, "shared state through Redis (connecting in the background)");
+        tracing::info!(addr = %crate::cluster::shown_addr(&plan.addr), prefix = %plan.prefix, "shared state through Redis (connecting in the background)");
         Ok(RunningCluster { cluster, stop })
     }
 

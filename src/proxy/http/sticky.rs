@@ -505,6 +505,32 @@ mod tests {
         assert_eq!(again.broken(), 3);
     }
 
+    #[test]
+    fn a_table_of_another_size_or_ttl_takes_the_entries_of_the_one_it_replaces() {
+        let p = pool("source_ip");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let clients: Vec<IpAddr> = (1..=5).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        for (i, c) in clients.iter().enumerate() {
+            let l = look(&sticky, &http::Request::new(()), *c, now);
+            sticky.after(&l, &p.servers()[i % 2], &mut HeaderMap::new(), false, now);
+        }
+        let mut plan = p.sticky.clone().unwrap();
+        plan.ttl = Duration::from_secs(60);
+        plan.size = 1000;
+        let again = Sticky::succeed(plan, p.clone(), Some(&sticky), None);
+        assert_eq!(again.table_len(), 5);
+        for (i, c) in clients.iter().enumerate() {
+            let l = look(&again, &http::Request::new(()), *c, now);
+            assert_eq!(l.preferred.unwrap().id(), p.servers()[i % 2].id());
+        }
+        // Another mode starts empty.
+        let mut plan = p.sticky.clone().unwrap();
+        plan.mode = StickyMode::AppCookie;
+        let other = Sticky::succeed(plan, p.clone(), Some(&sticky), None);
+        assert_eq!(other.table_len(), 0);
+    }
+
     fn plan_with_third() -> crate::config::PoolPlan {
         let src = "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9001\" }, { addr = \"127.0.0.1:9002\" }, { addr = \"127.0.0.1:9003\" } ]\n[pool.p.sticky]\nmode = \"source_ip\"\n";
         crate::config::load_str(src, "t.toml").unwrap().pools[0].clone()
