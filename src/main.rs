@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use switchyard::config::{self, Algorithm, Plan};
 use switchyard::demo::{self, Backend};
+use switchyard::discovery;
 use switchyard::plan;
-use switchyard::runtime::{Launch, Runtime, notify};
+use switchyard::runtime::{Launch, Runtime, RuntimeError, notify};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -260,22 +261,44 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(plan) => {
-            println!(
-                "ok: {} listener(s), {} pool(s), {} server(s)",
-                plan.listeners.len(),
-                plan.pools.len(),
-                plan.pools.iter().map(|p| p.servers.len()).sum::<usize>()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
-            ExitCode::FAILURE
-        }
+    let failed = |errors: &config::ConfigErrors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+        ExitCode::FAILURE
+    };
+    let plan = match config::load_file(path) {
+        Ok(plan) => plan,
+        Err(errors) => return failed(&errors),
+    };
+    // Host names of servers are resolved as `run` would, and said: which name gave what.
+    let resolved = match plan.pools.iter().any(|p| !p.named.is_empty()) {
+        false => Ok(discovery::Resolved::default()),
+        true => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(discovery::resolve(&plan, &discovery::Book::default())),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let resolved = match resolved {
+        Ok(r) => r,
+        Err(errors) => return failed(&config::ConfigErrors(errors)),
+    };
+    for n in &resolved.notes {
+        println!("{n}");
     }
+    let plan = discovery::apply(&plan, &resolved.book, &[]);
+    println!(
+        "ok: {} listener(s), {} pool(s), {} server(s)",
+        plan.listeners.len(),
+        plan.pools.len(),
+        plan.pools.iter().map(|p| p.servers.len()).sum::<usize>()
+    );
+    ExitCode::SUCCESS
 }
 
 // `switchyard probe`: fast and quiet, as keepalived runs it every second. The logic lives in
@@ -466,7 +489,15 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         if let Some(t) = taking.as_mut() {
             launch.spare = t.spare();
         }
-        let runtime = Runtime::launch(plan, launch).await?;
+        let runtime = match Runtime::launch(plan, launch).await {
+            Ok(r) => r,
+            // A host name without address: the same report as `check`.
+            Err(RuntimeError::Resolve(errors)) => {
+                eprintln!("{errors}");
+                anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
+            }
+            Err(e) => return Err(e.into()),
+        };
         #[cfg(target_os = "linux")]
         if let Some(t) = taking {
             let from = t.from;

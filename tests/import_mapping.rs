@@ -261,3 +261,48 @@ listen redis
     assert!(reported(&i, 26, "weight 0"), "{:?}", i.notes);
     assert!(reported(&i, 37, "balance source"), "{:?}", i.notes);
 }
+
+#[test]
+fn nginx_resolve_servers_and_resolvers_are_carried_into_pools() {
+    let i = import_text(
+        "nginx.conf",
+        r#"
+http {
+    resolver 10.0.0.2 valid=10s ipv6=off;
+    resolver_timeout 3s;
+    upstream app {
+        zone app 64k;
+        server app.internal:8080 resolve;
+        server 127.0.0.1:9001;
+    }
+    upstream own {
+        resolver 127.0.0.1:5353;
+        server own.internal resolve;
+    }
+    upstream fixed { server fixed.internal:80; }
+    server { listen 127.0.0.1:8080; location / { proxy_pass http://app; } location /own/ { proxy_pass http://own; } location /fixed/ { proxy_pass http://fixed; } }
+}
+"#,
+    );
+    let t = &i.toml;
+    for want in [
+        "resolver = [\"10.0.0.2\"]",
+        "resolver_timeout = \"3s\"",
+        "resolver_valid = \"10s\"",
+        "{ addr = \"app.internal:8080\", resolve = true }",
+        "resolver = [\"127.0.0.1:5353\"]",
+        "{ addr = \"own.internal:80\", resolve = true }",
+        "{ addr = \"fixed.internal:80\" }",
+    ] {
+        assert!(t.contains(want), "{want} in\n{t}");
+    }
+    // The import is read back by `check`'s reader, which asks no DNS: the names need not
+    // resolve here.
+    assert!(i.check.is_ok(), "{:?}\n{t}", i.check);
+    // A name without resolve is resolved by the C library, as nginx does: no resolver.
+    let fixed = &t[t.find("[pool.fixed]").unwrap() + 1..];
+    let fixed = &fixed[..fixed.find("\n[").unwrap_or(fixed.len())];
+    assert!(!fixed.contains("resolver"), "{fixed}");
+    assert!(reported(&i, 3, "valid=10s"), "{:?}", i.notes);
+    assert!(reported(&i, 3, "ipv6=off"), "{:?}", i.notes);
+}

@@ -75,7 +75,7 @@ async fn upload(addr: std::net::SocketAddr, total: u64) -> (String, u64, u64) {
         h.update(chunk);
         s.write_all(chunk).await.unwrap();
         sent += chunk.len() as u64;
-        if sent % (16 << 20) == 0 {
+        if sent.is_multiple_of(16 << 20) {
             assert!(Instant::now() < deadline, "transfer too slow: {sent} bytes");
             let rss = rss_kib();
             if sent == 64 << 20 {

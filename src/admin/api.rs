@@ -143,6 +143,9 @@ pub fn server_json(u: &crate::proxy::http::Upstream, s: &Server) -> Value {
     }
     v["state"] = json!(s.admin_state().as_str());
     v["health"] = json!(s.health_state().as_str());
+    // The DNS name it was resolved from (`discovery`), as written; null when written with
+    // its address.
+    v["resolved_from"] = json!(s.from);
     v["idle"] = json!(s.in_flight() == 0);
     v["drained"] = json!(s.drained());
     // hyper's keep-alive pool and the direct path's, whichever the listeners use.
@@ -167,16 +170,21 @@ fn pool_json(u: &crate::proxy::http::Upstream) -> Value {
     })
 }
 
-/// A server of a pool by address or name.
+/// A server of a pool by address, or by a name that only it has (the servers of one DNS
+/// name share that name: they are named by address).
 pub fn find_server<'a>(
     servers: &'a [std::sync::Arc<Server>],
     key: &str,
 ) -> Option<&'a std::sync::Arc<Server>> {
     let addr: Option<SocketAddr> = key.parse().ok();
-    servers
-        .iter()
-        .find(|s| Some(s.addr) == addr)
-        .or_else(|| servers.iter().find(|s| s.name == key))
+    if let Some(s) = servers.iter().find(|s| Some(s.addr) == addr) {
+        return Some(s);
+    }
+    let mut named = servers.iter().filter(|s| s.name == key);
+    match (named.next(), named.next()) {
+        (Some(s), None) => Some(s),
+        _ => None,
+    }
 }
 
 fn json_response(status: StatusCode, mut body: Value) -> Response<Full<Bytes>> {
@@ -489,6 +497,17 @@ pub fn no_server(u: &crate::proxy::http::Upstream, server: &str) -> Refusal {
         .iter()
         .map(|s| format!("{} ({})", s.addr, s.name))
         .collect();
+    let shared = u.pool.servers().iter().filter(|s| s.name == server).count();
+    if shared > 1 {
+        return Refusal::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{shared} servers of pool {:?} are named {server:?} (the addresses of one DNS name)",
+                u.pool.name
+            ),
+            format!("name one by its address: {}", names.join(", ")),
+        );
+    }
     Refusal::new(
         StatusCode::NOT_FOUND,
         format!("pool {:?} has no server {server:?}", u.pool.name),

@@ -464,7 +464,8 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
     if old == new {
         return PoolChange::Same;
     }
-    let identity = |s: &ServerPlan| (s.addr, s.name.clone(), s.backup);
+    // As `upstream::Server::is_same`: a server from DNS is known by its name too.
+    let identity = |s: &ServerPlan| (s.addr, s.name.clone(), s.backup, s.from.clone());
     let settings = changed_settings(old, new);
     let servers: Vec<ServerChange> = new
         .servers

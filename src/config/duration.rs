@@ -131,7 +131,7 @@ pub fn parse_duration_explained(s: &str) -> Result<Duration, DurationError> {
             frac.parse().unwrap_or(0)
         };
         let part = whole * unit_ms + frac_n * unit_ms / scale;
-        if (frac_n * unit_ms) % scale != 0 {
+        if !(frac_n * unit_ms).is_multiple_of(scale) {
             inexact = true;
         }
         total_ms += part;
@@ -164,11 +164,11 @@ fn too_long(s: &str) -> Result<Duration, DurationError> {
 /// The shortest exact spelling of a duration, for logs (`1500ms`, `5s`, `2m`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
-    } else if ms % 3_600_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)

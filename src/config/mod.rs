@@ -1,8 +1,9 @@
 //! Configuration: TOML text in, a checked [`Plan`] out, or every error at once, each with
 //! file:line:column and the fix.
 //!
-//! - `plan.rs`, `failover.rs`: the plan, plain runtime values; every default is in a
-//!   `Default` impl there.
+//! - `plan.rs`, `failover.rs`, `dns.rs`: the plan, plain runtime values; every default is in
+//!   a `Default` impl there. A server written with a host name is kept as written
+//!   (`dns.rs`: `NamedServer`); `discovery` resolves it: this module asks no DNS server.
 //! - `read/`: the reader. It walks toml's parsed tree with a cursor (`read/cursor.rs`) whose
 //!   accessors turn a value into a plan value and record their own errors; `finish()`
 //!   reports the keys nobody read, with a did-you-mean (`suggest.rs`). The rules across
@@ -30,6 +31,7 @@
 //! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
 
 pub mod diff;
+mod dns;
 mod duration;
 mod failover;
 mod plan;
@@ -45,6 +47,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use diff::PlanDiff;
+pub use dns::*;
 pub use duration::{format_duration, parse_duration};
 pub use failover::*;
 pub use plan::*;

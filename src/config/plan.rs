@@ -12,7 +12,9 @@ use http::{HeaderName, Method};
 
 use super::suggest;
 use super::words::{Words, words_of};
-use super::{AdminPlan, HealthPlan, PassivePlan, RedisPlan, RetryPlan, StickyPlan};
+use super::{
+    AdminPlan, DnsPlan, HealthPlan, NamedServer, PassivePlan, RedisPlan, RetryPlan, StickyPlan,
+};
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,7 +385,13 @@ pub struct PoolPlan {
     pub keepalive_timeout: Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
+    /// The servers to run: those written with an address, and, once `discovery` has resolved
+    /// them, one per address of each name in `named`, in the order written.
     pub servers: Vec<ServerPlan>,
+    /// The servers written with a host name or an SRV name, as written.
+    pub named: Vec<NamedServer>,
+    /// How those names are resolved.
+    pub dns: DnsPlan,
     /// Active health checks, if configured.
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
@@ -394,6 +402,17 @@ pub struct PoolPlan {
     pub tls: Option<crate::tls::UpstreamTlsOptions>,
     /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
+}
+
+impl PoolPlan {
+    /// nginx's rule: the only server of a pool is never taken out by passive checks nor
+    /// ramped up: there is nowhere else to send its traffic, so a 503 would help no one.
+    pub fn lone_server_rule(&mut self) {
+        if let [only] = self.servers.as_mut_slice() {
+            only.passive.max_fails = 0;
+            only.slow_start = Duration::ZERO;
+        }
+    }
 }
 
 impl Default for PoolPlan {
@@ -407,6 +426,8 @@ impl Default for PoolPlan {
             timeouts: Timeouts::default(),
             host_header: HostHeader::default(),
             servers: Vec::new(),
+            named: Vec::new(),
+            dns: DnsPlan::default(),
             health: None,
             retry: RetryPlan::default(),
             sticky: None,
@@ -485,6 +506,9 @@ pub struct ServerPlan {
     pub passive: PassivePlan,
     /// Ramp-up time after recovering; zero for none.
     pub slow_start: Duration,
+    /// The name it was resolved from, as written (`app.test:8080`), for a server that
+    /// `discovery` made from a [`NamedServer`]; `None` for one written with its address.
+    pub from: Option<String>,
 }
 
 impl Default for ServerPlan {
@@ -498,6 +522,7 @@ impl Default for ServerPlan {
             drain: false,
             passive: PassivePlan::default(),
             slow_start: Duration::ZERO,
+            from: None,
         }
     }
 }

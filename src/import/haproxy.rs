@@ -66,7 +66,9 @@ pub fn import(sections: &[Section], skipped: &[(Line, String)], c: &mut Config) 
                     "cache" => "Switchyard does not cache responses",
                     "userlist" => "Switchyard has no authentication",
                     "peers" => "stick tables are not shared between instances",
-                    "resolvers" => "server names are resolved once when the config is loaded",
+                    "resolvers" => {
+                        "not carried: give the pool resolver = \"IP:PORT\" and its servers resolve = true (hold valid → resolver_valid; init-addr none → init_addr = \"none\"); without them a server name is resolved at start and at each reload"
+                    }
                     "http-errors" => "Switchyard writes its own error pages",
                     _ => "no Switchyard equivalent",
                 };

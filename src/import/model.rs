@@ -79,6 +79,8 @@ pub struct Server {
     pub max_fails: Option<u32>,
     pub fail_timeout: Option<String>,
     pub slow_start: Option<String>,
+    /// nginx's `resolve`: the name is asked again on its TTL.
+    pub resolve: bool,
     pub at: Origin,
 }
 
@@ -130,6 +132,10 @@ pub struct Pool {
     /// Upstream TLS as a TOML inline table (`{ insecure_skip_verify = true }`).
     pub tls: Option<String>,
     pub servers: Vec<Server>,
+    /// nginx's `resolver` addresses (`valid=` as `resolver_valid`) and `resolver_timeout`.
+    pub resolver: Vec<String>,
+    pub resolver_valid: Option<String>,
+    pub resolver_timeout: Option<String>,
     pub health: Option<Health>,
     pub retry: Option<Retry>,
     pub sticky: Option<Sticky>,
@@ -358,6 +364,23 @@ fn pool(t: &mut String, p: &Pool) {
     };
     kv("max_fails", p.max_fails.map(|n| n.to_string()));
     kv("fail_timeout", p.fail_timeout.as_deref().map(q));
+    // The DNS keys only where Switchyard takes them: a pool with a server written with a
+    // host name (`resolver`, `resolver_timeout`), one with `resolve` (`resolver_valid`).
+    let named = p
+        .servers
+        .iter()
+        .any(|s| s.addr.parse::<std::net::SocketAddr>().is_err());
+    let resolving = p.servers.iter().any(|s| s.resolve);
+    if named && !p.resolver.is_empty() {
+        let list: Vec<String> = p.resolver.iter().map(|r| q(r)).collect();
+        kv("resolver", Some(format!("[{}]", list.join(", "))));
+    }
+    if named {
+        kv("resolver_timeout", p.resolver_timeout.as_deref().map(q));
+    }
+    if resolving {
+        kv("resolver_valid", p.resolver_valid.as_deref().map(q));
+    }
     let _ = writeln!(t, "servers = [");
     for s in &p.servers {
         let mut parts = vec![format!("addr = {}", q(&s.addr))];
@@ -381,6 +404,9 @@ fn pool(t: &mut String, p: &Pool) {
         }
         if let Some(f) = &s.slow_start {
             parts.push(format!("slow_start = {}", q(f)));
+        }
+        if s.resolve {
+            parts.push("resolve = true".into());
         }
         let _ = writeln!(t, "  {{ {} }},  # {}", parts.join(", "), s.at);
     }

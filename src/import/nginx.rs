@@ -82,14 +82,31 @@ fn http(c: &mut Config, block: &[Directive]) {
     let mut order = Vec::new();
     for d in block.iter().filter(|d| d.name == "upstream") {
         let name = d.args.first().cloned().unwrap_or_default();
-        let p = nginx_upstream::upstream(c, d, &name, false);
+        let mut p = nginx_upstream::upstream(c, d, &name, false);
+        // The http block's resolver serves the upstreams with `resolve` servers that name
+        // none (nginx resolves the other names with the C library when it loads).
+        let resolving = p.servers.iter().any(|s| s.resolve);
+        for r in block
+            .iter()
+            .filter(|r| resolving && r.name.starts_with("resolver"))
+        {
+            match r.name.as_str() {
+                "resolver" if p.resolver.is_empty() => {
+                    nginx_upstream::resolver(c, r, &mut p);
+                }
+                "resolver_timeout" if p.resolver_timeout.is_none() => {
+                    p.resolver_timeout = r.args.first().and_then(|t| nginx_upstream::time(t));
+                }
+                _ => {}
+            }
+        }
         order.push(name.clone());
         h.upstreams.insert(name, p);
     }
     let mut inherit = Inherit::default();
     for d in block
         .iter()
-        .filter(|d| d.name != "server" && d.name != "upstream")
+        .filter(|d| d.name != "server" && d.name != "upstream" && !d.name.starts_with("resolver"))
     {
         setting(c, d, &mut inherit, "http");
     }
@@ -281,7 +298,7 @@ fn reason(name: &str, ctx: &str) -> String {
         | "proxy_pass_header"
         | "proxy_ignore_headers" => "Switchyard sets only its own forwarding headers",
         "resolver" | "resolver_timeout" => {
-            "server names are resolved once when the config is loaded"
+            "Switchyard resolves server names per pool: resolver and resolver_timeout of the http block and of upstream blocks are carried into [pool.NAME]; here they would serve proxy_pass with variables"
         }
         "http2" | "http2_max_concurrent_streams" | "http2_push" => {
             "HTTP/2 is always on: h2 over TLS through ALPN, h2c by prior knowledge"

@@ -56,6 +56,42 @@ pub fn server_addr(a: &str) -> Option<String> {
     })
 }
 
+/// `resolver ADDRESS … [valid=TIME] [ipv4=off] [ipv6=off]`: the DNS servers a pool asks.
+pub fn resolver(c: &mut Config, x: &Directive, p: &mut Pool) {
+    p.resolver.clear();
+    for a in &x.args {
+        match a.split_once('=') {
+            Some(("valid", v)) => {
+                p.resolver_valid = time(v);
+                c.note(
+                    &x.at,
+                    a,
+                    "nginx uses valid= instead of the TTL; Switchyard follows a shorter TTL and uses resolver_valid as the longest",
+                );
+            }
+            Some(_) => c.note(
+                &x.at,
+                a,
+                "not carried: every A and AAAA address of a name is a server",
+            ),
+            None => {
+                let ip = a.trim_start_matches('[').split(']').next().unwrap_or(a);
+                let literal = a.parse::<std::net::SocketAddr>().is_ok()
+                    || ip.parse::<std::net::IpAddr>().is_ok();
+                if literal {
+                    p.resolver.push(a.clone());
+                } else {
+                    c.note(
+                        &x.at,
+                        a,
+                        "a resolver is given by its IP address in Switchyard (a name would need a resolver itself)",
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// One `upstream NAME { … }` block as a pool named `name`.
 pub fn upstream(c: &mut Config, d: &Directive, name: &str, l4: bool) -> Pool {
     let mut p = Pool {
@@ -141,11 +177,8 @@ pub fn upstream(c: &mut Config, d: &Directive, name: &str, l4: bool) -> Pool {
                 x.text(),
                 "requests are not queued when every server is at max_conns (Switchyard has no max_conns)",
             ),
-            "resolver" | "resolver_timeout" => c.note(
-                &x.at,
-                x.text(),
-                "server names are resolved once when the config is loaded",
-            ),
+            "resolver" => resolver(c, x, &mut p),
+            "resolver_timeout" => p.resolver_timeout = a.first().and_then(|t| time(t)),
             _ => c.note(&x.at, x.text(), "no Switchyard equivalent in a pool"),
         }
     }
@@ -187,11 +220,7 @@ fn server(c: &mut Config, x: &Directive, l4: bool) -> Option<Server> {
                 opt,
                 "Switchyard has no per-server connection limit; least_conn spreads load instead",
             ),
-            "resolve" => c.note(
-                &x.at,
-                opt,
-                "the name is resolved once when the config is loaded, not re-resolved",
-            ),
+            "resolve" => s.resolve = true,
             "route" | "service" | "drain" => c.note(&x.at, opt, "no Switchyard equivalent"),
             _ => c.note(&x.at, opt, "unknown server option"),
         }

@@ -418,7 +418,7 @@ mod tests {
             if lines != last_lines {
                 (last_lines, taken_at) = (lines, tries);
             }
-            if tries % 40 == 0 {
+            if tries.is_multiple_of(40) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

@@ -487,13 +487,14 @@ impl Direction<'_> {
             self.count(n, activity);
             // A full buffer means bulk data: move the rest without copying it through us.
             #[cfg(target_os = "linux")]
-            if splice && n == buf.len() {
-                if let Some(pipe) = splice::Pipe::new() {
-                    drop(buf);
-                    stats.spliced.fetch_add(1, Ordering::Relaxed);
-                    splice::copy(self.from, self.to, &pipe, |n| self.count(n, activity)).await?;
-                    return finish(self.to);
-                }
+            if splice
+                && n == buf.len()
+                && let Some(pipe) = splice::Pipe::new()
+            {
+                drop(buf);
+                stats.spliced.fetch_add(1, Ordering::Relaxed);
+                splice::copy(self.from, self.to, &pipe, |n| self.count(n, activity)).await?;
+                return finish(self.to);
             }
             #[cfg(not(target_os = "linux"))]
             let _ = (splice, stats);

@@ -4,12 +4,17 @@
 //!
 //! Every change ends as a new [`Plan`] made the same way: the config file, plus the
 //! operator's API changes ([`Overrides`]), through the same validation as `switchyard
-//! check`. A plan that does not pass, or that cannot be applied (a port taken), changes
-//! nothing: the running configuration stays and the errors go back to whoever asked.
+//! check`, with the addresses of its host names from the book of DNS answers
+//! (`discovery`). A plan that does not pass, or that cannot be applied (a port taken),
+//! changes nothing: the running configuration stays and the errors go back to whoever asked.
+//!
+//! DNS answers that change a name's addresses are applied the same way
+//! ([`Control::dns_answers`]): the written plan again, with the new addresses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
@@ -21,6 +26,7 @@ use super::overrides::{self, Overrides, State};
 use super::running::Running;
 use crate::admin::api::{self, Body, Command, Done, NewServer, Refusal, Reply};
 use crate::config::{self, ConfigError, ConfigErrors, Plan};
+use crate::discovery::{self, Book, KEPT, Key, Lookup};
 use crate::upstream::AdminState;
 
 /// The runtime's state under its control lock.
@@ -34,6 +40,16 @@ pub struct Control {
     pub overrides: Overrides,
     /// Servers removed over the API, draining: since when.
     removing: HashMap<(String, SocketAddr), Instant>,
+    /// The running plan as written (the file and the API's changes): host names not yet
+    /// made into servers.
+    pub source: Plan,
+    /// The DNS answers in use, and when to ask again.
+    pub book: Book,
+    /// Wakes the task that asks DNS when the book changed (a reload).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// The book has addresses the running configuration does not (applying them failed):
+    /// the next DNS answers try again, even if they change nothing.
+    dns_pending: bool,
 }
 
 /// What a reload did.
@@ -55,6 +71,8 @@ struct Next {
     /// What became of them.
     notes: Vec<String>,
     plan: Plan,
+    /// The file alone, checked: the names `discovery::resolve` asks for.
+    checked: Plan,
 }
 
 /// Why a reload did not take: the running configuration is unchanged.
@@ -103,13 +121,74 @@ pub fn sha256(text: &str) -> String {
 }
 
 impl Control {
-    pub fn new(running: Running, path: Option<PathBuf>, text: Option<&str>) -> Control {
+    pub fn new(
+        running: Running,
+        path: Option<PathBuf>,
+        text: Option<&str>,
+        source: Plan,
+        book: Book,
+    ) -> Control {
         Control {
             running,
             path,
             file: text.and_then(|t| t.parse().ok()),
             overrides: Overrides::default(),
             removing: HashMap::new(),
+            source,
+            book,
+            wake: Arc::default(),
+            dns_pending: false,
+        }
+    }
+
+    /// Make `source` (a plan as written) the running configuration with the addresses of
+    /// `book`; on success they are kept for the next change.
+    pub fn apply_source(
+        &mut self,
+        source: Plan,
+        book: Book,
+    ) -> Result<Vec<String>, super::RuntimeError> {
+        let plan = discovery::apply(&source, &book, &self.overrides.tweaks());
+        let changes = self.running.apply(plan, Spare::default())?;
+        self.source = source;
+        self.book = book;
+        self.dns_pending = false;
+        self.wake.notify_one();
+        Ok(changes)
+    }
+
+    /// What DNS answered for the names that were due: recorded, and when a name's addresses
+    /// changed, applied as a reload applies a change (servers that stay keep their state,
+    /// removed ones drain).
+    pub fn dns_answers(&mut self, answers: Vec<(Key, Lookup)>) {
+        let now = tokio::time::Instant::now();
+        let mut changed = Vec::new();
+        for (key, lookup) in answers {
+            if let Some(line) = self.book.record(&key, lookup, now) {
+                changed.push(format!("pool {:?}: {line}", key.pool));
+            }
+        }
+        if changed.is_empty() && !self.dns_pending {
+            return;
+        }
+        for c in &changed {
+            tracing::info!("DNS: {c}");
+        }
+        let plan = discovery::apply(&self.source, &self.book, &self.overrides.tweaks());
+        match self.running.apply(plan, Spare::default()) {
+            Ok(lines) => {
+                for l in lines {
+                    tracing::info!("DNS change applied: {l}");
+                }
+                self.dns_pending = false;
+                self.running.publish();
+            }
+            Err(e) => {
+                self.dns_pending = true;
+                tracing::error!(
+                    "DNS change not applied, the running servers stay (tried again with the next answers): {e}"
+                );
+            }
         }
     }
 
@@ -128,7 +207,7 @@ impl Control {
             }]))
         })?;
         // Exactly what `switchyard check` says of the file.
-        config::load_str(&text, &name).map_err(ReloadError::Config)?;
+        let checked = config::load_str(&text, &name).map_err(ReloadError::Config)?;
         let file: Table = text.parse().map_err(|_| {
             ReloadError::Config(ConfigErrors(vec![ConfigError {
                 file: name.clone(),
@@ -149,20 +228,38 @@ impl Control {
             overrides,
             notes,
             plan,
+            checked,
         })
     }
 
-    /// Load the config file again and apply it with the operator's changes.
-    pub fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
+    /// Load the config file again and apply it with the operator's changes. Its host names
+    /// are resolved again, except the `resolve = true` ones the running configuration
+    /// already follows (`discovery::resolve`).
+    pub async fn reload(&mut self) -> Result<ReloadReport, ReloadError> {
         let Next {
             text,
             file,
             overrides,
             notes,
             plan,
+            checked,
         } = self.next()?;
-        let changes = self.running.apply(plan, Spare::default())?;
-        self.overrides = overrides;
+        // Its names, with errors at the file's lines (the API adds no name, so the plan
+        // with the API's changes has the same ones).
+        let resolved = discovery::resolve(&checked, &self.book)
+            .await
+            .map_err(|e| ReloadError::Config(ConfigErrors(e)))?;
+        let previous = std::mem::replace(&mut self.overrides, overrides);
+        let changes = match self.apply_source(plan, resolved.book) {
+            Ok(c) => c,
+            Err(e) => {
+                self.overrides = previous;
+                return Err(e.into());
+            }
+        };
+        for n in resolved.notes.iter().filter(|n| !n.ends_with(KEPT)) {
+            tracing::info!("DNS: {n}");
+        }
         self.file = Some(file);
         self.running.loaded.sha256 = Some(sha256(&text));
         self.running.loaded.at = SystemTime::now();
@@ -185,9 +282,9 @@ impl Control {
     }
 
     /// Answer one admin API command.
-    pub fn handle(&mut self, command: Command) -> Reply {
+    pub async fn handle(&mut self, command: Command) -> Reply {
         match command {
-            Command::Reload => self.api_reload(),
+            Command::Reload => self.api_reload().await,
             Command::Config => self.config_toml(),
             Command::NextConfig => self.next_toml(),
             Command::SetServer {
@@ -203,9 +300,9 @@ impl Control {
 
     /// [`Control::reload`], counted, logged and told to systemd (`RELOADING=1`, then
     /// `READY=1`): what SIGHUP, `switchyard reload` and `POST /api/reload` all do.
-    pub fn reload_counted(&mut self) -> Result<ReloadReport, ReloadError> {
+    pub async fn reload_counted(&mut self) -> Result<ReloadReport, ReloadError> {
         super::notify::reloading();
-        let result = self.reload();
+        let result = self.reload().await;
         self.running.reloads.count(result.is_ok());
         match &result {
             Ok(r) => log_reload(r),
@@ -215,8 +312,8 @@ impl Control {
         result
     }
 
-    fn api_reload(&mut self) -> Reply {
-        match self.reload_counted() {
+    async fn api_reload(&mut self) -> Reply {
+        match self.reload_counted().await {
             Ok(r) => {
                 let mut changes = r.changes.clone();
                 changes.extend(r.overrides.iter().cloned());
@@ -322,14 +419,22 @@ impl Control {
                 })
                 .collect(),
         })?;
-        let changes = self.running.apply(plan, Spare::default()).map_err(|e| {
+        let previous = std::mem::replace(&mut self.overrides, next);
+        let book = self.book.clone();
+        let changes = self.apply_source(plan, book).map_err(|e| {
             Refusal::new(
                 StatusCode::CONFLICT,
                 format!("cannot apply the change: {e}"),
                 "",
             )
-        })?;
-        self.overrides = next;
+        });
+        let changes = match changes {
+            Ok(c) => c,
+            Err(r) => {
+                self.overrides = previous;
+                return Err(r);
+            }
+        };
         self.running.loaded.at = SystemTime::now();
         self.running.loaded.overrides = self.overrides.len();
         self.running.publish();
@@ -389,11 +494,20 @@ impl Control {
         let Some(up) = view.pools.iter().find(|u| u.pool.name == pool) else {
             return Err(api::no_pool(&view, pool));
         };
-        let Some(addr) = overrides::resolve(&new.addr) else {
+        let Some(addr) = overrides::address(&new.addr) else {
+            let help = if new.addr.contains(':') && !new.addr.trim().starts_with('[') {
+                format!(
+                    "the API adds one server by its address, e.g. {{\"addr\": \"10.0.0.5:8080\"}}; a host name, whose addresses DNS gives and changes, goes in the file: {{ addr = {:?}, resolve = true }}, then reload",
+                    new.addr.trim()
+                )
+            } else {
+                "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}"
+                    .to_string()
+            };
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 format!("addr {:?} is not an address", new.addr),
-                "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}",
+                help,
             ));
         };
         // A server being removed (draining) and added back stays, as it is.
@@ -437,6 +551,17 @@ impl Control {
 
     fn remove_server(&mut self, pool: &str, server: &str) -> Reply {
         let (pool, addr, name) = self.locate(pool, server)?;
+        if let Some(from) = self.resolved_from(&pool, addr) {
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "server {addr} comes from DNS ({from}): DNS decides whether it is in the pool"
+                ),
+                format!(
+                    "take the address out of DNS (it drains once the name is asked again), or stop new requests to it now: PUT /api/pools/{pool}/servers/{addr} with {{\"state\": \"drain\"}}"
+                ),
+            ));
+        }
         let file = self.file.clone().ok_or_else(no_file)?;
         let view = self.running.state.view.load_full();
         let servers = view
@@ -471,6 +596,14 @@ impl Control {
                 ),
             })),
         })
+    }
+
+    /// The DNS name a running server came from, if it did.
+    fn resolved_from(&self, pool: &str, addr: SocketAddr) -> Option<String> {
+        let view = self.running.state.view.load();
+        let up = view.pools.iter().find(|u| u.pool.name == pool)?;
+        let s = up.pool.servers().iter().find(|s| s.addr == addr)?;
+        s.from.clone()
     }
 
     /// Whether servers removed over the API still drain.

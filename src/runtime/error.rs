@@ -27,6 +27,10 @@ pub enum RuntimeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A server's host name gives no address (and its pool does not wait for one): each
+    /// error with its file:line:column and the fix, as `check` says it.
+    #[error("{0}")]
+    Resolve(crate::config::ConfigErrors),
     /// The process is shutting down: it takes no change any more.
     #[error("shutting down: no change is taken any more")]
     ShuttingDown,

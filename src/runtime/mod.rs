@@ -12,9 +12,15 @@
 //! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
 //!   `notify.rs`: systemd notifications.
 //!
-//! Every change takes the control lock (a tokio mutex): reloads, API writes and the
-//! shutdown are serialized; requests never take it. What they read (a listener's site, a
-//! pool's balancer) is swapped whole with `arc-swap`.
+//! Every change takes the control lock (a tokio mutex): reloads, API writes, DNS answers
+//! and the shutdown are serialized; requests never take it. What they read (a listener's
+//! site, a pool's balancer) is swapped whole with `arc-swap`.
+//!
+//! Host names of servers (`discovery`): resolved before the first plan is applied (a name
+//! without address stops the start, as `check` says), and by the DNS task while running:
+//! it asks the `resolve = true` names that are due, outside the lock, then hands the answers
+//! to the control ([`Control::dns_answers`]), which applies a change of addresses as a
+//! reload does.
 
 mod control;
 mod error;
@@ -39,7 +45,8 @@ pub use error::RuntimeError;
 pub use listener::Spare;
 
 use crate::admin;
-use crate::config::{Plan, Protocol};
+use crate::config::{ConfigErrors, Plan, Protocol};
+use crate::discovery::{self, Book};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::proxy_in::ProxyInStats;
 use crate::proxy::{tcp, udp};
@@ -121,18 +128,27 @@ impl Runtime {
         empty.engine = launch.engine;
         let state = empty.state.clone();
         empty.publish();
-        empty.apply(plan, launch.spare)?;
+        let resolved = discovery::resolve(&plan, &Book::default())
+            .await
+            .map_err(|e| RuntimeError::Resolve(ConfigErrors(e)))?;
+        for n in &resolved.notes {
+            tracing::info!("DNS: {n}");
+        }
+        empty.apply(discovery::apply(&plan, &resolved.book, &[]), launch.spare)?;
         let (path, text) = match launch.file {
             Some((p, t)) => (Some(p), Some(t)),
             None => (None, None),
         };
+        let control = Control::new(empty, path, text.as_deref(), plan, resolved.book);
+        let wake = control.wake.clone();
         let inner = Arc::new(Inner {
-            control: Mutex::new(Control::new(empty, path, text.as_deref())),
+            control: Mutex::new(control),
             state,
-            shutdown,
+            shutdown: shutdown.clone(),
             upgraded: Shutdown::new(),
         });
         tokio::spawn(control_task(Arc::downgrade(&inner), rx));
+        tokio::spawn(dns_task(Arc::downgrade(&inner), wake, shutdown));
         Ok(Runtime { inner })
     }
 
@@ -141,9 +157,14 @@ impl Runtime {
     /// their state. Returns one line per change; on an error nothing changed. For a plan
     /// made in code: a runtime started from a file is changed with [`Runtime::reload`] and
     /// the admin API, which start again from the file (and would undo this).
+    /// Its host names are resolved as at start (a `resolve = true` name already followed
+    /// keeps its answer).
     pub async fn apply(&self, plan: Plan) -> Result<Vec<String>, RuntimeError> {
         let mut c = self.inner.control.lock().await;
-        let changes = c.running.apply(plan, Spare::default())?;
+        let resolved = discovery::resolve(&plan, &c.book)
+            .await
+            .map_err(|e| RuntimeError::Resolve(ConfigErrors(e)))?;
+        let changes = c.apply_source(plan, resolved.book)?;
         c.running.loaded.at = SystemTime::now();
         c.running.publish();
         Ok(changes)
@@ -153,7 +174,7 @@ impl Runtime {
     /// changes nothing and its errors come back. The operator's API changes are kept
     /// unless the file changed the same values (see `overrides.rs`).
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
-        self.inner.control.lock().await.reload_counted()
+        self.inner.control.lock().await.reload_counted().await
     }
 
     /// Start answering `/health/ready` with 503 "draining" (a shutdown is coming); the
@@ -325,7 +346,7 @@ async fn control_task(inner: Weak<Inner>, mut calls: mpsc::Receiver<admin::api::
             call = calls.recv() => {
                 let Some(call) = call else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                let reply = inner.control.lock().await.handle(call.command);
+                let reply = inner.control.lock().await.handle(call.command).await;
                 let _ = call.reply.send(reply);
             }
             _ = reap.tick() => {
@@ -336,6 +357,36 @@ async fn control_task(inner: Weak<Inner>, mut calls: mpsc::Receiver<admin::api::
                 }
             }
         }
+    }
+}
+
+/// Ask DNS again about the `resolve = true` names that are due, all at once and outside the
+/// control lock, then hand the answers to the control. Sleeps until the next one is due, or
+/// until a change of the book wakes it; ends with the runtime.
+async fn dns_task(inner: Weak<Inner>, wake: Arc<tokio::sync::Notify>, shutdown: Shutdown) {
+    loop {
+        let (due, next) = {
+            let Some(inner) = inner.upgrade() else { return };
+            let c = inner.control.lock().await;
+            c.book.due(tokio::time::Instant::now())
+        };
+        if due.is_empty() {
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                () = tokio::time::sleep_until(next.unwrap_or(far)) => {}
+                () = wake.notified() => {}
+                () = shutdown.stopped() => return,
+            }
+            continue;
+        }
+        let answers =
+            futures_util::future::join_all(due.iter().map(|k| discovery::ask(&k.question))).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut c = inner.control.lock().await;
+        if shutdown.is_stopped() {
+            return;
+        }
+        c.dns_answers(due.into_iter().zip(answers).collect());
     }
 }
 

@@ -15,9 +15,15 @@
 //!   too);
 //! - a server the operator changed left the file → the change goes with it.
 //!
+//! A server that came from DNS (its entry writes a host name) is no entry of the file: its
+//! weight and state changes are not written into the TOML but kept as
+//! [`discovery::Tweak`](crate::discovery::Tweak)s, put on the server whenever its name gives
+//! its address ([`Overrides::tweaks`]); a reload keeps them while the pool still has a
+//! server written with a host name.
+//!
 //! Pure: TOML tables in, TOML tables out; no sockets, no clock.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use toml::{Table, Value};
 
@@ -101,13 +107,22 @@ pub struct Overrides {
     entries: Vec<Entry>,
 }
 
-/// Where a server is written: the address an entry's `addr` names, resolved as `check`
-/// resolves it.
-pub fn resolve(written: &str) -> Option<SocketAddr> {
-    let s = written.trim();
-    s.parse()
-        .ok()
-        .or_else(|| s.to_socket_addrs().ok().and_then(|mut it| it.next()))
+/// The address an entry's `addr` is written as; `None` for a host name (its servers come
+/// from DNS) or anything else.
+pub fn address(written: &str) -> Option<SocketAddr> {
+    written.trim().parse().ok()
+}
+
+/// Whether `pool` in `doc` has a server written with a host name (whose servers come from
+/// DNS).
+fn has_names(doc: &Table, pool: &str) -> bool {
+    servers(doc, pool).is_some_and(|list| {
+        list.iter().any(|v| {
+            v.get("addr")
+                .and_then(Value::as_str)
+                .is_some_and(|a| address(a).is_none())
+        })
+    })
 }
 
 /// The server entries of `pool` in `doc`.
@@ -127,7 +142,7 @@ fn servers_mut<'a>(doc: &'a mut Table, pool: &str) -> Option<&'a mut Vec<Value>>
 fn is_at(v: &Value, addr: SocketAddr) -> bool {
     v.get("addr")
         .and_then(Value::as_str)
-        .and_then(resolve)
+        .and_then(address)
         .is_some_and(|a| a == addr)
 }
 
@@ -292,6 +307,29 @@ impl Overrides {
         doc
     }
 
+    /// The weight and state changes, for the servers that come from DNS (the others' are
+    /// written into the TOML by [`Overrides::apply`]).
+    pub fn tweaks(&self) -> Vec<crate::discovery::Tweak> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let (weight, state) = match e.change {
+                    Change::Weight { value, .. } => (u32::try_from(value).ok(), None),
+                    Change::State { value, .. } => {
+                        (None, Some((value == State::Maint, value == State::Drain)))
+                    }
+                    _ => return None,
+                };
+                Some(crate::discovery::Tweak {
+                    pool: e.pool.clone(),
+                    addr: e.addr,
+                    weight,
+                    state,
+                })
+            })
+            .collect()
+    }
+
     /// Square the changes with a newly loaded file (see the module's rules); one line per
     /// change kept or dropped, for the reload's answer and the log.
     pub fn reconcile(&mut self, file: &Table) -> Vec<String> {
@@ -318,6 +356,9 @@ impl Overrides {
                 },
                 (Change::Removed { .. }, None) => (false, format!("{who}: removed from the file too")),
                 (_, None) if api_added => (true, String::new()),
+                (_, None) if has_names(file, &e.pool) => {
+                    (true, format!("{who}: kept (a server from DNS; it applies while DNS gives its address)"))
+                }
                 (_, None) => (false, format!("{who}: left the file; the operator's change goes with it")),
                 (Change::Weight { value, file: then }, Some(entry)) => {
                     let w = weight_of(entry);
@@ -455,13 +496,30 @@ servers = [ { addr = "127.0.0.1:9001" }, { addr = "127.0.0.1:9002", weight = 2 }
     }
 
     #[test]
-    fn a_server_is_found_by_its_address_as_check_resolves_it() {
+    fn a_server_is_found_by_its_written_address_and_a_name_is_none() {
         let file = doc(&FILE.replace("127.0.0.1:9001", "localhost:9001"));
-        assert!(
-            server_entry(&file, "web", addr(9001)).is_some()
-                || resolve("localhost:9001") != Some(addr(9001))
-        );
-        assert_eq!(resolve(" 127.0.0.1:9 "), Some(addr(9)));
-        assert_eq!(resolve("nonsense"), None);
+        assert!(server_entry(&file, "web", addr(9001)).is_none());
+        assert!(server_entry(&file, "web", addr(9002)).is_some());
+        assert_eq!(address(" 127.0.0.1:9 "), Some(addr(9)));
+        assert_eq!(address("localhost:9"), None);
+    }
+
+    #[test]
+    fn changes_to_servers_from_dns_are_tweaks_kept_while_the_pool_has_a_name() {
+        let with_name = FILE.replace("127.0.0.1:9001", "app.test:9001");
+        let file = doc(&with_name);
+        let mut o = Overrides::default();
+        let resolved = SocketAddr::from(([10, 0, 0, 1], 9001));
+        o.set_weight(&file, "web", resolved, 5);
+        o.set_state(&file, "web", resolved, State::Drain);
+        assert_eq!(o.apply(&file), file, "nothing written into the TOML");
+        let t = o.tweaks();
+        assert_eq!((t[0].weight, t[1].state), (Some(5), Some((false, true))));
+        let notes = o.reconcile(&file);
+        assert_eq!(o.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("a server from DNS"), "{notes:?}");
+        // The pool's names left the file: the changes go.
+        o.reconcile(&doc(FILE));
+        assert!(o.is_empty());
     }
 }

@@ -205,6 +205,23 @@ mod tests {
             .count()
     }
 
+    #[test]
+    fn a_pool_without_servers_picks_none_with_every_algorithm() {
+        // A pool whose DNS names have no address yet (`init_addr = "none"`).
+        for algorithm in Algorithm::NAMES {
+            let mut plan = plan(&[1]);
+            plan.servers.clear();
+            plan.algorithm = Algorithm::parse(algorithm).unwrap();
+            let pool = Pool::new(&plan, None);
+            let ctx = PickContext {
+                hash_key: Some(b"k"),
+                ..PickContext::default()
+            };
+            assert!(pool.pick(&ctx).is_none(), "{algorithm}");
+            assert!(!pool.has_available());
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_ramping_server_gets_a_growing_share_and_is_never_refused_alone() {
         let pool = Pool::new(&plan(&[1, 2]), None);

@@ -101,6 +101,9 @@ pub struct Server {
     pub name: String,
     pub addr: SocketAddr,
     pub backup: bool,
+    /// The name it was resolved from, as written (`app.test:8080`), for a server that came
+    /// from DNS (`discovery`); `None` for one written with its address.
+    pub from: Option<String>,
     weight: AtomicU32,
     /// [`AdminState`] as a number: set by configuration (`down`, `drain`) or an operator.
     admin: AtomicU8,
@@ -132,6 +135,7 @@ impl Server {
             name: plan.name.clone(),
             addr: plan.addr,
             backup: plan.backup,
+            from: plan.from.clone(),
             weight: AtomicU32::new(plan.weight.max(1)),
             admin: AtomicU8::new(AdminState::of(plan) as u8),
             in_flight: AtomicU32::new(0),
@@ -157,14 +161,19 @@ impl Server {
             drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
+            from: None,
         })
     }
 
-    /// Whether a new plan describes this server: same address, name and tier (primary or
-    /// backup). A pool rebuilt from such a plan keeps the server, with its state and
-    /// counters, and gives it the plan's other settings ([`Server::update`]).
+    /// Whether a new plan describes this server: same address, name, tier (primary or
+    /// backup) and origin (written, or the DNS name it came from). A pool rebuilt from such a
+    /// plan keeps the server, with its state and counters, and gives it the plan's other
+    /// settings ([`Server::update`]): so does a DNS answer that still has its address.
     pub fn is_same(&self, plan: &ServerPlan) -> bool {
-        self.addr == plan.addr && self.name == plan.name && self.backup == plan.backup
+        self.addr == plan.addr
+            && self.name == plan.name
+            && self.backup == plan.backup
+            && self.from == plan.from
     }
 
     /// Take what a new plan says of this live server: weight, admin state (`down`,

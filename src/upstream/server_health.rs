@@ -341,6 +341,7 @@ mod tests {
                 fail_timeout: Duration::from_secs(10),
             },
             slow_start,
+            from: None,
         }))
     }
 

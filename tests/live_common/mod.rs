@@ -45,6 +45,8 @@ pub struct Sample {
     /// When it was sent (before any byte): a request sent after a reload returned must
     /// see the new configuration.
     pub sent: Instant,
+    /// When its answer had come back.
+    pub answered: Instant,
     pub status: u16,
     /// The demo backend that answered (`x-server`), or "".
     pub server: String,
@@ -74,12 +76,14 @@ impl Report {
         v
     }
 
-    /// Answers to requests sent between `a` and `b`.
+    /// Answers to requests sent after `a` and answered before `b`: wholly between them. (A
+    /// client notes the time it sends, then writes: on a loaded machine a request noted
+    /// before `b` may leave after it.)
     pub fn between(&self, a: Instant, b: Instant) -> Vec<&Sample> {
         let mut v: Vec<&Sample> = self
             .samples
             .iter()
-            .filter(|s| s.sent >= a && s.sent < b)
+            .filter(|s| s.sent >= a && s.answered < b)
             .collect();
         v.sort_by_key(|s| s.sent);
         v
@@ -327,6 +331,7 @@ async fn client(
                         client: id,
                         path: path.clone(),
                         sent,
+                        answered: Instant::now(),
                         status,
                         server,
                     });

@@ -3,15 +3,19 @@
 //! that a bad CA or client pair is an error at the line naming it). The failure-handling
 //! sections are read by `failover.rs`.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-
 use http::HeaderName;
+use std::collections::HashSet;
 
 use super::cursor::Table;
 use super::failover;
-use super::value::{Bad, Val, addr, bad, boolean, duration, int, positive, string, word};
-use crate::config::{HashKey, HealthKind, PoolPlan, ServerPlan, Timeouts, UpstreamProtocol};
+use super::value::{
+    Bad, ServerAddr, Val, bad, boolean, duration, int, one_or_list, positive, resolver_addr,
+    server_addr, string, word,
+};
+use crate::config::{
+    DnsPlan, HashKey, HealthKind, NamedServer, Origin, PoolPlan, RESOLVE_MIN_INTERVAL, ServerPlan,
+    Timeouts, UpstreamProtocol,
+};
 use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
 
 /// The pool `name`. A wrong value is reported and the default kept, so that the checks
@@ -55,16 +59,20 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
     );
 
     let mut seen = HashSet::new();
-    p.servers = servers
-        .iter()
-        .filter_map(|(_, s)| read_server(s, &server, name, &mut seen))
-        .collect();
-    // nginx's rule: the only server of a pool is never taken out by passive checks nor
-    // ramped up: there is nowhere else to send its traffic, so a 503 would help no one.
-    if let [only] = p.servers.as_mut_slice() {
-        only.passive.max_fails = 0;
-        only.slow_start = std::time::Duration::ZERO;
+    for (_, st) in &servers {
+        match read_server(st, &server, name, &mut seen) {
+            Some(Entry::Addr(s)) => p.servers.push(s),
+            Some(Entry::Named(mut n)) => {
+                n.at = p.servers.len();
+                p.named.push(n);
+            }
+            None => {}
+        }
     }
+    if p.named.is_empty() {
+        p.lone_server_rule();
+    }
+    dns(t, &mut p);
     let no_servers = format!("pool {name:?} has no servers");
     let help = "add servers = [{ addr = \"host:port\" }]";
     match t.count("servers") {
@@ -121,25 +129,33 @@ fn timeouts(t: &Table<'_>, to: &mut Timeouts) {
     t.finish();
 }
 
+/// A server entry: written with its address, or with a name that `discovery` resolves.
+enum Entry {
+    Addr(ServerPlan),
+    Named(NamedServer),
+}
+
 /// One of `servers = [...]`, over the pool's `defaults`; `None` when its address or weight
-/// is wrong (reported). `seen`: the addresses so far.
+/// is wrong (reported). `seen`: the addresses and names so far.
 fn read_server(
     t: &Table<'_>,
     defaults: &ServerPlan,
     pool: &str,
-    seen: &mut HashSet<SocketAddr>,
-) -> Option<ServerPlan> {
+    seen: &mut HashSet<String>,
+) -> Option<Entry> {
     let mut s = defaults.clone();
     let no_addr = format!("a server of pool {pool:?} has no addr");
     let addr = t.need(
         "addr",
-        addr("server address"),
+        server_addr,
         no_addr,
         "write { addr = \"127.0.0.1:9001\" }",
     );
     s.name = t
         .text("addr")
         .map_or_else(String::new, |a| a.trim().to_string());
+    let mut resolve = false;
+    t.set("resolve", &mut resolve, boolean);
     t.set("name", &mut s.name, string);
     let weight_known = t.set("weight", &mut s.weight, int(1, 1000));
     t.set("backup", &mut s.backup, boolean);
@@ -151,19 +167,115 @@ fn read_server(
     }
     failover::passive(t, &mut s.passive);
     t.set("slow_start", &mut s.slow_start, duration);
-    if let Some(a) = addr
-        && !seen.insert(a)
+    let key = match &addr {
+        Some(ServerAddr::Addr(a)) => Some(a.to_string()),
+        Some(ServerAddr::Name { host, port }) => Some(match port {
+            Some(p) => format!("{}:{p}", host.to_ascii_lowercase()),
+            None => host.to_ascii_lowercase(),
+        }),
+        None => None,
+    };
+    if let Some(k) = key
+        && !seen.insert(k.clone())
     {
         let help = "list each server once; raise its weight to give it more traffic";
         t.error_at(
             "addr",
-            format!("server {a} appears twice in pool {pool:?}"),
+            format!("server {k} appears twice in pool {pool:?}"),
             help,
         );
     }
+    if let (Some(ServerAddr::Addr(a)), true) = (&addr, resolve) {
+        let help = format!(
+            "remove resolve, or write the server's host name, e.g. {{ addr = \"app.internal:{}\", resolve = true }}",
+            a.port()
+        );
+        t.error_at(
+            "resolve",
+            format!("resolve = true asks DNS again for a host name, but {a} is an address"),
+            help,
+        );
+    }
+    if let Some(ServerAddr::Name { port: None, .. }) = &addr
+        && t.has("weight")
+    {
+        let help = "remove weight: each SRV record's weight is its server's (set them in DNS)";
+        t.error_at("weight", "an SRV name's records give the weights", help);
+    }
     t.finish();
-    s.addr = addr?;
-    weight_known.then_some(s)
+    match addr? {
+        ServerAddr::Addr(a) => {
+            s.addr = a;
+            weight_known.then_some(Entry::Addr(s))
+        }
+        ServerAddr::Name { host, port } => {
+            let span = t.pos("addr").unwrap_or(t.span());
+            let (line, column) = t.report().line_column(span.start);
+            let origin = Origin {
+                file: t.report().file().to_string(),
+                line,
+                column,
+            };
+            weight_known.then(|| {
+                Entry::Named(NamedServer {
+                    written: t.text("addr").unwrap_or_default().trim().to_string(),
+                    host,
+                    port,
+                    resolve,
+                    server: s,
+                    at: 0,
+                    origin,
+                })
+            })
+        }
+    }
+}
+
+/// The pool's DNS keys: `resolver`, `resolver_timeout`, `resolver_valid`, `init_addr`.
+/// Each is an error in a pool that has no use for it (as `hash_key` is without hashing).
+fn dns(t: &Table<'_>, p: &mut PoolPlan) {
+    let mut d = DnsPlan::default();
+    t.set("resolver", &mut d.resolvers, one_or_list(resolver_addr));
+    let help = "write e.g. resolver_timeout = \"5s\"";
+    t.set("resolver_timeout", &mut d.timeout, positive(help));
+    let valid_known = t.set("resolver_valid", &mut d.valid, duration);
+    t.set("init_addr", &mut d.init_addr, word);
+    if valid_known && t.has("resolver_valid") && d.valid < RESOLVE_MIN_INTERVAL {
+        t.error_at(
+            "resolver_valid",
+            format!(
+                "resolver_valid = {:?} is shorter than the {}s between two questions about a name",
+                crate::config::format_duration(d.valid),
+                RESOLVE_MIN_INTERVAL.as_secs()
+            ),
+            "write e.g. resolver_valid = \"30s\" (the longest an answer is used; a shorter TTL is followed)",
+        );
+    }
+    let pool = &p.name;
+    let example = "e.g. servers = [ { addr = \"app.internal:8080\", resolve = true } ]";
+    if p.named.is_empty() {
+        for key in ["resolver", "resolver_timeout"] {
+            if t.has(key) {
+                t.error_at(
+                    key,
+                    format!("{key} is used only for servers written with a host name, and pool {pool:?} has none"),
+                    format!("remove {key}, or write a server's host name, {example}"),
+                );
+            }
+        }
+    }
+    if !p.named.iter().any(|n| n.resolve) {
+        for key in ["resolver_valid", "init_addr"] {
+            if t.has(key) {
+                t.error_at(
+                    key,
+                    format!("{key} is used only for servers with resolve = true, and pool {pool:?} has none"),
+                    format!("remove {key}, or add resolve = true to a server written with a host name, {example}"),
+                );
+            }
+        }
+    }
+    p.dns = d;
 }
 
 /// What `upstream_protocol` rules out: a gRPC check (HTTP/2) over HTTP/1.1, and h2c

@@ -77,7 +77,13 @@ impl<'s> Report<'s> {
         }
     }
 
-    fn line_column(&self, offset: usize) -> (usize, usize) {
+    /// The file as named to the reader.
+    pub(crate) fn file(&self) -> &str {
+        self.file
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
         let before = &self.src[..offset.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -219,8 +219,9 @@ pub(crate) fn list<T>(
     }
 }
 
-/// `host:port` (a name is resolved once, here); `what` names it in messages. `listen` also
-/// takes a bare port, as nginx's `listen 8080;`: every IPv4 address.
+/// `host:port`; `what` names it in messages. A name is resolved once, here, to its first
+/// address (a listener's `listen`; servers are read with [`server_addr`], which asks no DNS
+/// server). `listen` also takes a bare port, as nginx's `listen 8080;`: every IPv4 address.
 pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr, Bad> {
     move |v: &Val<'_>| {
         let s = v.str()?.trim();
@@ -247,6 +248,106 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
                 help,
             )
         })
+    }
+}
+
+/// What a server's `addr` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServerAddr {
+    /// `127.0.0.1:9001`, `[::1]:9001`.
+    Addr(SocketAddr),
+    /// `app.test:8080` (`port` given), or `_http._tcp.app.test` (SRV: no port).
+    Name { host: String, port: Option<u16> },
+}
+
+/// A server's `addr`: an address, a host name with its port, or an SRV name (first label
+/// starting with `_`, no port: the records give ports and weights). Only the spelling is
+/// checked; `discovery` resolves names.
+pub(crate) fn server_addr(v: &Val<'_>) -> Result<ServerAddr, Bad> {
+    let s = v.str()?.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(ServerAddr::Addr(a));
+    }
+    let not_an_address = || {
+        let help =
+            "write host:port, e.g. \"127.0.0.1:9001\", \"[::1]:9001\" or \"app.internal:9001\"";
+        bad(format!("server address {s:?} is not an address"), help)
+    };
+    if is_srv_name(s) {
+        return Ok(ServerAddr::Name {
+            host: s.to_string(),
+            port: None,
+        });
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if is_srv_name(host) && port.parse::<u16>().is_ok() => Err(bad(
+            format!("server address {s:?}: an SRV name takes no port, its records give the ports"),
+            format!("write {host:?}"),
+        )),
+        Some((host, port)) if is_host_name(host) => match port.parse::<u16>() {
+            Ok(port) => Ok(ServerAddr::Name {
+                host: host.to_string(),
+                port: Some(port),
+            }),
+            Err(_) => Err(not_an_address()),
+        },
+        None if is_host_name(s) => Err(bad(
+            format!("server address {s:?} has no port"),
+            format!(
+                "write \"{s}:80\" (host:port); for DNS SRV records, which give the ports, write \"_http._tcp.{s}\""
+            ),
+        )),
+        _ => Err(not_an_address()),
+    }
+}
+
+/// A DNS host name: labels of letters, digits, `-` and `_`, 63 bytes at most each, 253 in all
+/// (a final dot allowed), not all digits and dots (a mistyped IPv4 address).
+fn is_host_name(s: &str) -> bool {
+    let name = s.strip_suffix('.').unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && name.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// `_service._proto.name`: an SRV name (RFC 2782).
+fn is_srv_name(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    is_host_name(s) && labels.len() >= 3 && labels[0].starts_with('_') && labels[1].starts_with('_')
+}
+
+/// A DNS server to ask: an IP address with an optional port (53 by default), as nginx's
+/// `resolver 127.0.0.1:5353;`.
+pub(crate) fn resolver_addr(v: &Val<'_>) -> Result<SocketAddr, Bad> {
+    let s = v.str()?.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(bad(
+        format!("resolver {s:?} is not an IP address"),
+        "write the DNS server's address, e.g. \"10.0.0.2\" (port 53) or \"127.0.0.1:5353\"; without resolver, the system's (/etc/resolv.conf) is asked",
+    ))
+}
+
+/// One string or an array of them, each read with `p`.
+pub(crate) fn one_or_list<T>(
+    p: impl Fn(&Val<'_>) -> Result<T, Bad> + Copy,
+) -> impl Fn(&Val<'_>) -> Result<Vec<T>, Bad> {
+    move |v: &Val<'_>| match v.value {
+        DeValue::Array(_) => list(p)(v),
+        _ => p(v).map(|x| vec![x]),
     }
 }
 

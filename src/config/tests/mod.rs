@@ -3,6 +3,7 @@
 //! and the few thin wrappers below, which keep the names the tests were written against.
 
 mod algorithm;
+mod dns;
 mod duration;
 mod failover;
 mod l4;

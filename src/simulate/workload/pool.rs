@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::check::{Checker, inline_addr, toml_str};
 use super::file::{PoolFile, S, ServerFile};
 use super::spec::ServerModel;
-use crate::config::{Algorithm, PoolPlan};
+use crate::config::{Algorithm, Plan, PoolPlan};
 
 /// The pool, the name of each of its servers, and whether servers are written inline.
 pub(super) fn pool(
@@ -80,6 +80,35 @@ pub(super) fn pool(
             },
             None => plan.pools.first()?.clone(),
         };
+        // A server written with a host name is simulated as one server (no DNS is asked
+        // here), at a documentation address of its own.
+        let mut pool = pool;
+        let targets: Vec<Vec<crate::discovery::Target>> = (0..pool.named.len())
+            .map(|i| {
+                let addr = inline_addr(1000 + i).parse().expect("a literal address");
+                vec![crate::discovery::Target {
+                    backup: false,
+                    addr,
+                    weight: None,
+                }]
+            })
+            .collect();
+        let plan = Plan {
+            pools: vec![pool.clone()],
+            ..Plan::default()
+        };
+        let expanded = crate::discovery::expand(
+            &plan,
+            |_, q| {
+                let i = pool
+                    .named
+                    .iter()
+                    .position(|n| crate::discovery::Question::of(n, &pool.dns) == *q);
+                i.map_or(&[][..], |i| targets[i].as_slice())
+            },
+            &[],
+        );
+        pool = expanded.pools[0].clone();
         let names = pool.servers.iter().map(|s| s.name.clone()).collect();
         return Some((pool, names, false));
     }
