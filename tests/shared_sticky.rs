@@ -446,25 +446,68 @@ async fn redis_killed_mid_run_costs_no_client_an_error_and_is_caught_up() {
     p.stop().await;
 }
 
+/// The keys of source_ip entries in the Redis on `port`, once it holds `n` (5 s at most).
+async fn keys_in(port: u16, n: usize) -> usize {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("switchyard:source_ip:i:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.len() >= n || Instant::now() > deadline {
+            return keys.len();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reload onto `toml`: the change lines.
+async fn reload(lb: &Runtime, toml: &str) -> Vec<String> {
+    let plan = switchyard::config::load_str(toml, "t.toml").unwrap();
+    lb.apply(plan).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "end-to-end (redis-server): scripts/test runs it"]
-async fn a_reload_that_changes_redis_moves_the_tables_to_the_new_link() {
+async fn reloads_that_add_change_and_remove_redis_keep_the_tables() {
     let servers = backends(3).await;
     let (first, second) = (Redis::start().await, Redis::start().await);
-    let lb = start(&config(&servers, Some(first.port)), Http1Engine::Direct).await;
-    until("link up", Duration::from_secs(10), || {
-        lb.cluster().is_some_and(|c| c.is_up())
-    })
-    .await;
+    // Local tables first: 20 clients learned.
+    let lb = start(&config(&servers, None), Http1Engine::Direct).await;
+    assert!(lb.cluster().is_none());
     let ip = lb.local_addr("ip").unwrap();
     let mut chosen = Vec::new();
     for i in 0..CLIENTS {
         chosen.push(ok(ip, "/", Some(client_ip(i)), None).await.server);
     }
-    let old = lb.cluster().unwrap();
-    let toml = config(&servers, Some(second.port));
-    let plan = switchyard::config::load_str(&toml, "t.toml").unwrap();
-    let changes = lb.apply(plan).await.unwrap();
+    let same_servers = || async {
+        for (i, server) in chosen.iter().enumerate() {
+            let now = ok(ip, "/", Some(client_ip(i)), None).await.server;
+            assert_eq!(&now, server, "client {i}");
+        }
+    };
+
+    // [redis] added, the tables made shared: the entries stay and reach Redis.
+    let changes = reload(&lb, &config(&servers, Some(first.port))).await;
+    assert!(
+        changes.iter().any(|c| c.starts_with("[redis] added")),
+        "{changes:?}"
+    );
+    let old = lb.cluster().expect("a link");
+    until("link up", Duration::from_secs(10), || old.is_up()).await;
+    assert_eq!(held(&lb, "i"), CLIENTS);
+    same_servers().await;
+    assert_eq!(
+        keys_in(first.port, CLIENTS).await,
+        CLIENTS,
+        "the first Redis has them"
+    );
+
+    // [redis] moved to another Redis: a new link, the old one stops, the entries follow.
+    let changes = reload(&lb, &config(&servers, Some(second.port))).await;
     assert!(
         changes
             .iter()
@@ -478,30 +521,23 @@ async fn a_reload_that_changes_redis_moves_the_tables_to_the_new_link() {
     })
     .await;
     until("the new link up", Duration::from_secs(10), || new.is_up()).await;
-    // The entries stayed, and the catch-up gave them to the new Redis.
     assert_eq!(held(&lb, "i"), CLIENTS);
-    for (i, server) in chosen.iter().enumerate() {
-        let now = ok(ip, "/", Some(client_ip(i)), None).await.server;
-        assert_eq!(&now, server, "client {i}");
-    }
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}", second.port)).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("switchyard:source_ip:i:*")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if keys.len() == CLIENTS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {CLIENTS} in the new Redis",
-            keys.len()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    same_servers().await;
+    assert_eq!(
+        keys_in(second.port, CLIENTS).await,
+        CLIENTS,
+        "the new Redis has them"
+    );
+
+    // [redis] removed (and shared with it): local tables again, with the entries.
+    let changes = reload(&lb, &config(&servers, None)).await;
+    assert!(
+        changes.iter().any(|c| c.starts_with("[redis] removed")),
+        "{changes:?}"
+    );
+    assert!(lb.cluster().is_none());
+    until("the link stopped", Duration::from_secs(5), || !new.is_up()).await;
+    assert_eq!(held(&lb, "i"), CLIENTS);
+    same_servers().await;
     lb.shutdown().await;
 }
