@@ -305,7 +305,10 @@ async fn clients_alternating_between_two_balancers_stay_on_one_server() {
     assert_eq!((app, ip), (all, all));
     let a_stats = shared.a.cluster().unwrap().link_stats();
     assert!(a_stats.writes > 0 && a_stats.dropped == 0, "{a_stats:?}");
+    // The links stop with the balancers, after their listeners drained.
+    let links = [shared.a.cluster().unwrap(), shared.b.cluster().unwrap()];
     shared.stop().await;
+    assert!(links.iter().all(|c| !c.is_up()), "links closed at shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
