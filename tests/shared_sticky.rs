@@ -544,3 +544,36 @@ async fn reloads_that_add_change_and_remove_redis_keep_the_tables() {
     same_servers().await;
     lb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (redis-server): scripts/test runs it"]
+async fn a_reload_that_fails_leaves_the_shared_tables_as_they_were() {
+    let servers = backends(3).await;
+    let redis = Redis::start().await;
+    let p = Pair::start(&servers, Some(redis.port)).await;
+    p.links_up().await;
+    // A reload of A that makes new tables (another size) and then cannot bind a port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let toml = config(&servers, Some(redis.port)).replace(
+        "mode = \"source_ip\"\n",
+        "mode = \"source_ip\"\nsize = 1000\n",
+    ) + &format!(
+        "[[listener]]\nname = \"taken\"\nlisten = \"{}\"\npool = \"i\"\n",
+        taken.local_addr().unwrap()
+    );
+    let plan = switchyard::config::load_str(&toml, "t.toml").unwrap();
+    assert!(p.a.apply(plan).await.is_err(), "the port is taken");
+    // A's running table still receives what B learns, and still writes what A learns.
+    let [a, b] = p.addrs("ip");
+    for i in 0..CLIENTS {
+        let ip = Some(client_ip(i));
+        let before = held(&p.a, "i");
+        let chosen = ok(b, "/", ip, None).await.server;
+        until("A holds what B learned", Duration::from_secs(5), || {
+            held(&p.a, "i") > before
+        })
+        .await;
+        assert_eq!(ok(a, "/", ip, None).await.server, chosen, "client {i}");
+    }
+    p.stop().await;
+}

@@ -202,10 +202,24 @@ impl Link {
 
     /// Receive the messages of `replica`'s channel, and ask it to catch up whenever the
     /// link comes up. Held weakly: a replica dropped is forgotten.
+    ///
+    /// Registered while the link is up (a table made by a reload), it catches up at once:
+    /// the catch-up of the link's coming up may have run before it was there. Registered
+    /// again, nothing happens.
     pub fn register(&self, replica: &Arc<dyn Replica>) {
-        let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, r| r.strong_count() > 0);
-        map.insert(replica.channel().to_string(), Arc::downgrade(replica));
+        {
+            let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, r| r.strong_count() > 0);
+            let weak = Arc::downgrade(replica);
+            let channel = replica.channel().to_string();
+            if map.get(&channel).is_some_and(|held| held.ptr_eq(&weak)) {
+                return;
+            }
+            map.insert(channel, weak);
+        }
+        if self.is_up() {
+            tokio::spawn(replica.clone().catch_up());
+        }
     }
 
     /// One command, bounded by `bound`.

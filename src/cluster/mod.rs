@@ -148,6 +148,18 @@ impl Cluster {
         SharedStickTable::new(self.link.clone(), mode, pool, capacity, ttl)
     }
 
+    /// [`Cluster::sticky_table`] for a reload to prepare: it starts receiving what is
+    /// published, and catches up, once [`SharedStickTable::serve`]d.
+    pub fn unregistered_sticky_table<K: ShareKey>(
+        &self,
+        mode: StickyMode,
+        pool: Arc<Pool>,
+        capacity: usize,
+        ttl: Duration,
+    ) -> Arc<SharedStickTable<K>> {
+        SharedStickTable::unregistered(self.link.clone(), mode, pool, capacity, ttl)
+    }
+
     /// Whether `table` is kept through this cluster's link (a reload that changed
     /// `[redis]` makes a new cluster; its pools' tables move to it).
     pub fn holds<K: ShareKey>(&self, table: &SharedStickTable<K>) -> bool {

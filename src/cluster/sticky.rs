@@ -143,24 +143,43 @@ impl<K: ShareKey> SharedStickTable<K> {
         capacity: usize,
         ttl: Duration,
     ) -> Arc<SharedStickTable<K>> {
+        let table = SharedStickTable::unregistered(link, mode, pool, capacity, ttl);
+        table.serve();
+        table
+    }
+
+    /// [`SharedStickTable::new`], not yet receiving its channel nor caught up: a reload
+    /// prepares it, and [`SharedStickTable::serve`]s it once the change is committed (a
+    /// change that fails leaves the running table registered).
+    pub fn unregistered(
+        link: Arc<Link>,
+        mode: StickyMode,
+        pool: Arc<Pool>,
+        capacity: usize,
+        ttl: Duration,
+    ) -> Arc<SharedStickTable<K>> {
         let channel = format!(
             "{}{}:{}",
             link.config().prefix,
             mode.as_str(),
             key_part(&pool.name)
         );
-        let table = Arc::new(SharedStickTable {
+        Arc::new(SharedStickTable {
             local: StickTable::new(capacity, ttl),
             key_prefix: format!("{channel}:"),
             channel,
-            link: link.clone(),
+            link,
             pool: ArcSwap::new(pool),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             stats: Stats::default(),
-        });
-        let replica: Arc<dyn Replica> = table.clone();
-        link.register(&replica);
-        table
+        })
+    }
+
+    /// Receive the channel's messages (instead of a table this one replaces), and catch up
+    /// with Redis now if the link is up, else when it comes up.
+    pub fn serve(self: &Arc<Self>) {
+        let replica: Arc<dyn Replica> = self.clone();
+        self.link.register(&replica);
     }
 
     /// The server remembered for `key` here, extending its life (also in Redis, now and
@@ -231,15 +250,11 @@ impl<K: ShareKey> SharedStickTable<K> {
     }
 
     /// Take over the entries of the table this one replaces (a table made shared, or moved
-    /// to another Redis by a reload): kept here, and written to Redis where it has none —
-    /// now if the link is up, else by the catch-up when it comes up.
+    /// to another Redis by a reload): kept here, and written to Redis where it has none by
+    /// the catch-up that [`SharedStickTable::serve`] starts.
     pub fn seed(&self, entries: Vec<(K, u64, Duration)>, now: Instant) {
-        let up = self.link.is_up();
         for (key, server, _) in entries {
-            self.local.insert_if_room(key.clone(), server, now);
-            if up {
-                self.share(&key, server, Entry::Fill);
-            }
+            self.local.insert_if_room(key, server, now);
         }
     }
 

@@ -52,6 +52,9 @@ impl Built {
 
     /// Start its health checks (if configured): it is now the pool in service.
     pub fn start(self) -> RunningPool {
+        if let Some(sticky) = self.upstream.sticky() {
+            sticky.in_service();
+        }
         let checkers = crate::health::spawn(
             &self.upstream.pool,
             probe_transport(self.upstream.transport()),

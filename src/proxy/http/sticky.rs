@@ -84,7 +84,6 @@ impl<K: ShareKey> Table<K> {
             (Some(Table::Shared(t)), Some(c))
                 if c.holds(t) && same_shape(t.capacity(), t.ttl()) =>
             {
-                t.set_pool(pool.clone());
                 return Table::Shared(t.clone());
             }
             _ => {}
@@ -96,7 +95,8 @@ impl<K: ShareKey> Table<K> {
         });
         match cluster {
             Some(c) => {
-                let t = c.sticky_table::<K>(plan.mode, pool.clone(), plan.size, plan.ttl);
+                let t =
+                    c.unregistered_sticky_table::<K>(plan.mode, pool.clone(), plan.size, plan.ttl);
                 t.seed(entries.unwrap_or_default(), now);
                 Table::Shared(t)
             }
@@ -107,6 +107,15 @@ impl<K: ShareKey> Table<K> {
                 }
                 Table::Local(Arc::new(t))
             }
+        }
+    }
+
+    /// The pool is in service (the change that built it is committed): a shared table
+    /// names its servers, receives its channel and catches up.
+    fn in_service(&self, pool: &Arc<Pool>) {
+        if let Table::Shared(t) = self {
+            t.set_pool(pool.clone());
+            t.serve();
         }
     }
 
@@ -202,6 +211,18 @@ impl Sticky {
         }
     }
 
+    /// The pool is in service: a shared table it took over names the new pool's servers;
+    /// one it made receives its channel and catches up. Until then (a change being
+    /// prepared, which may fail) the running tables are untouched.
+    pub fn in_service(&self) {
+        if let Some(t) = &self.app {
+            t.in_service(&self.pool);
+        }
+        if let Some(t) = &self.ip {
+            t.in_service(&self.pool);
+        }
+    }
+
     /// Requests whose remembered server could not serve them (down, drained, removed, or
     /// failed during the request) and were moved to another.
     pub fn broken(&self) -> u64 {
@@ -217,11 +238,6 @@ impl Sticky {
     pub fn shared_stats(&self) -> Option<StickyCounters> {
         let app = self.app.as_ref().and_then(Table::shared_stats);
         app.or_else(|| self.ip.as_ref().and_then(Table::shared_stats))
-    }
-
-    /// The mode of stickiness.
-    pub fn mode(&self) -> StickyMode {
-        self.plan.mode
     }
 
     fn by_id(&self, id: u64) -> Option<&Arc<Server>> {
