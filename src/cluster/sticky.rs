@@ -7,7 +7,14 @@
 //! balancer, this one included, applies what comes on the channel to its own table. Because
 //! Redis runs the scripts one after the other and delivers the messages in that order, two
 //! balancers that learned different servers for one key at the same moment both end with
-//! the value Redis kept (the last written); a balancer skipping its own messages would not.
+//! the value Redis kept; a balancer skipping its own messages would not. What Redis keeps
+//! depends on why the mapping was written: a server's own session cookie, or a client moved
+//! off a server that could not serve it, replaces what Redis has (the last written wins);
+//! a key placed for the first time (a new client address, a cookie value the table did
+//! not know) is written only where Redis has none, and where it has one the script
+//! publishes Redis's instead (the first placement wins: a client whose first requests
+//! raced to two balancers, the second one's read-through missing the first one's write by
+//! a moment, stays on the server that served it first, which holds its session).
 //!
 //! A lookup that misses locally may ask Redis ([`SharedStickTable::get_or_fetch`]): one `GET`
 //! bounded by the link's request timeout, skipped at once when the link is down. It finds
@@ -48,12 +55,19 @@ use crate::upstream::{Pool, StickTable};
 const CATCH_UP_CHUNK: usize = 500;
 
 /// `SET` + `PUBLISH` at once; with ARGV[5] = '1' only where Redis has nothing, returning
-/// what it has otherwise.
+/// what it has otherwise, and with ARGV[6] = '1' also publishing what it has (when it is
+/// another server), so that the balancer that wrote, and every other, takes it.
 pub const WRITE_SCRIPT: &str = r"
--- KEYS[1]: the entry; ARGV: server, ttl ms, channel, message, '1' = only fill in
+-- KEYS[1]: the entry; ARGV: server, ttl ms, channel, message, '1' = only fill in,
+-- '1' = publish what is held instead, the key as text
 if ARGV[5] == '1' then
   local held = redis.call('GET', KEYS[1])
-  if held then return held end
+  if held then
+    if ARGV[6] == '1' and held ~= ARGV[1] then
+      redis.call('PUBLISH', ARGV[3], held .. ' s ' .. ARGV[7])
+    end
+    return held
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
@@ -233,8 +247,19 @@ impl<K: ShareKey> SharedStickTable<K> {
         self.share(&key, server, Entry::Learned);
     }
 
+    /// A key this balancer found nowhere (here nor in Redis) placed on `server`: here at
+    /// once, and in Redis unless another balancer placed it meanwhile (its write landed
+    /// after this one's read-through), in which case Redis's is published and every
+    /// balancer, this one included, takes it: the first placement wins, so a client whose
+    /// first requests raced to two balancers ends on one server.
+    pub fn insert_new(&self, key: K, server: u64, now: Instant) {
+        self.local.insert(key.clone(), server, now);
+        self.share(&key, server, Entry::First);
+    }
+
     /// [`StickTable::insert_if_room`], and in Redis when stored here: a flood of values a
-    /// client made up fills at most this table's room in Redis too.
+    /// client made up fills at most this table's room in Redis too. Like
+    /// [`SharedStickTable::insert_new`], a value another balancer placed meanwhile wins.
     pub fn insert_if_room(&self, key: K, server: u64, now: Instant) -> bool {
         let stored = self.local.insert_if_room(key.clone(), server, now);
         if stored {
@@ -329,8 +354,10 @@ impl<K: ShareKey> SharedStickTable<K> {
             .arg(addr.to_string())
             .arg(ttl_ms(ttl))
             .arg(&self.channel)
-            .arg(message(addr, entry != Entry::Learned, &text))
-            .arg(if entry == Entry::Fill { "1" } else { "0" });
+            .arg(message(addr, entry.room_only(), &text))
+            .arg(if entry == Entry::Learned { "0" } else { "1" })
+            .arg(if entry == Entry::Fill { "0" } else { "1" })
+            .arg(text);
         Some(cmd)
     }
 
@@ -421,12 +448,24 @@ fn ttl_ms(ttl: Duration) -> u64 {
 /// Why a mapping is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    /// Learned from a server or a client address: may push out others.
+    /// Learned from a server (its session cookie) or a session moved off a server that
+    /// could not serve it: replaces what Redis has; may push out others.
     Learned,
-    /// A value the client chose: only where there is room.
+    /// A key placed for the first time: only where Redis has none (else Redis's is
+    /// published); may push out others.
+    First,
+    /// A value the client chose: only where Redis has none (else Redis's is published);
+    /// only where there is room.
     Chosen,
-    /// Written again by a catch-up, only where Redis has none: only where there is room.
+    /// Written again by a catch-up, only where Redis has none (what it has comes back to
+    /// the catch-up); only where there is room.
     Fill,
+}
+
+impl Entry {
+    fn room_only(self) -> bool {
+        matches!(self, Entry::Chosen | Entry::Fill)
+    }
 }
 
 /// What goes on the channel: the server's address, `s` (may push out others) or `r` (only

@@ -134,6 +134,14 @@ impl<K: ShareKey> Table<K> {
         }
     }
 
+    /// A key found nowhere: in a shared table, the first balancer's placement wins.
+    fn insert_new(&self, key: K, server: u64, now: Instant) {
+        match self {
+            Table::Local(t) => t.insert(key, server, now),
+            Table::Shared(t) => t.insert_new(key, server, now),
+        }
+    }
+
     fn insert_if_room(&self, key: K, server: u64, now: Instant) -> bool {
         match self {
             Table::Local(t) => t.insert_if_room(key, server, now),
@@ -410,7 +418,12 @@ impl Sticky {
                 if let (Some(table), Some(ip)) = (&self.ip, lookup.client)
                     && lookup.preferred.as_ref().map(|p| p.id()) != Some(served_by.id())
                 {
-                    table.insert(ip, served_by.id(), now);
+                    // A new client, or one whose server could not serve it (which moves).
+                    if lookup.preferred.is_none() && !lookup.broken {
+                        table.insert_new(ip, served_by.id(), now);
+                    } else {
+                        table.insert(ip, served_by.id(), now);
+                    }
                 }
             }
         }
