@@ -302,12 +302,12 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 // `switchyard probe`: fast and quiet, as keepalived runs it every second. The logic lives in
-// `switchyard::admin::probe`; this is the exit status and one line for a person.
+// `switchyard::admin::readiness`; this is the exit status and one line for a person.
 fn probe(args: &ProbeArgs) -> ExitCode {
-    use switchyard::admin::probe;
+    use switchyard::admin::readiness;
     let addr = match &args.admin {
-        Some(value) => probe::admin_addr(value),
-        None => probe::admin_addr_from_file(&args.config),
+        Some(value) => readiness::admin_addr(value),
+        None => readiness::admin_addr_from_file(&args.config),
     };
     let addr = match addr {
         Ok(addr) => addr,
@@ -318,10 +318,10 @@ fn probe(args: &ProbeArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let outcome = probe::ask(addr, args.timeout);
+    let outcome = readiness::ask(addr, args.timeout);
     if !args.quiet {
         match outcome {
-            probe::Probe::Ready(_) => println!("{}", outcome.describe(addr)),
+            readiness::Probe::Ready(_) => println!("{}", outcome.describe(addr)),
             _ => eprintln!("{}", outcome.describe(addr)),
         }
     }

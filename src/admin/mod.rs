@@ -21,7 +21,7 @@ pub mod catalog;
 pub mod client;
 mod dashboard;
 mod metrics;
-pub mod probe;
+pub mod readiness;
 mod status;
 
 use std::convert::Infallible;

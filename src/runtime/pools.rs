@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::config::PoolPlan;
-use crate::health::{Checkers, ProbeTransport};
+use crate::probe::{Checkers, ProbeTransport};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::transport::Transport;
 use crate::upstream::{AdminState, Pool};
@@ -55,7 +55,7 @@ impl Built {
         if let Some(sticky) = self.upstream.sticky() {
             sticky.in_service();
         }
-        let checkers = crate::health::spawn(
+        let checkers = crate::probe::spawn(
             &self.upstream.pool,
             probe_transport(self.upstream.transport()),
         );
@@ -97,7 +97,7 @@ impl RunningPool {
 /// configuration and name, the same HTTP version.
 fn probe_transport(t: &Transport) -> ProbeTransport {
     ProbeTransport {
-        tls: t.tls.as_ref().map(|tls| crate::health::ProbeTls {
+        tls: t.tls.as_ref().map(|tls| crate::probe::ProbeTls {
             connector: tls.connector.clone(),
             server_name: tls.options.server_name.clone(),
         }),

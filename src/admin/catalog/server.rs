@@ -1,5 +1,5 @@
 //! The metrics of each server of each pool, read from the server's own atomics
-//! (`upstream::Server`, `upstream/server_health.rs`).
+//! (`upstream::Server`, `upstream/state_cell.rs`).
 
 use super::describe::{Json, Metric, Read, unix_seconds};
 use crate::observe::metrics::Kind;
@@ -145,7 +145,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         labels: &[],
         json: Json::Flag("last_check.success"),
-        counted_in: "`Server::record_check` (health::check_loop)",
+        counted_in: "`Server::record_check` (probe::check_loop)",
         read: Read::Server(|_, s, o| {
             if let Some(c) = s.last_check() {
                 o.value(c.pass);
@@ -158,7 +158,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         labels: &[],
         json: Json::Millis("last_check.at_unix_ms"),
-        counted_in: "`Server::record_check` (health::check_loop)",
+        counted_in: "`Server::record_check` (probe::check_loop)",
         read: Read::Server(|_, s, o| {
             if let Some(c) = s.last_check() {
                 o.value(unix_seconds(c.at));
@@ -171,7 +171,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         labels: &["result"],
         json: Json::Number("checks"),
-        counted_in: "`Server::count_check` (health::check_loop)",
+        counted_in: "`Server::count_check` (probe::check_loop)",
         read: Read::Server(|u, s, o| {
             if u.pool.health.is_some() {
                 let [fail, pass] = s.checks();
@@ -186,7 +186,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Histogram,
         labels: &[],
         json: Json::Number("check_duration"),
-        counted_in: "`Server::count_check` (health::check_loop)",
+        counted_in: "`Server::count_check` (probe::check_loop)",
         read: Read::Server(|u, s, o| {
             if u.pool.health.is_some() {
                 o.histogram(&[], &s.check_durations());

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Server;
-use super::health::{ActiveHealth, CheckRecord, PassiveWindow, SlowStart, Transition};
+use super::state::{ActiveHealth, CheckRecord, PassiveWindow, SlowStart, Transition};
 use crate::config::PassivePlan;
 use crate::observe::histogram::{Histogram, Snapshot};
 
