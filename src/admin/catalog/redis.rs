@@ -1,7 +1,7 @@
 //! The metrics of the link to Redis (`[redis]`, `cluster::link`) and of the sticky tables
 //! shared through it (`cluster::sticky`).
 
-use super::describe::{Json, Metric, Read};
+use super::describe::{Json, Metric, Reader};
 use crate::observe::metrics::Kind;
 
 pub static LINK: &[Metric] = &[
@@ -12,7 +12,7 @@ pub static LINK: &[Metric] = &[
         labels: &[],
         json: Json::Flag("up"),
         counted_in: "`Link::is_up` (cluster::link)",
-        read: Read::Redis(|c, o| o.value(c.is_up())),
+        read: Reader::Redis(|c, o| o.value(c.is_up())),
     },
     Metric {
         name: "switchyard_redis_calls_total",
@@ -21,7 +21,7 @@ pub static LINK: &[Metric] = &[
         labels: &["result"],
         json: Json::Number("calls"),
         counted_in: "`Link::call` (cluster::link)",
-        read: Read::Redis(|c, o| {
+        read: Reader::Redis(|c, o| {
             let s = c.link_stats();
             o.sample(&["ok"], s.ok.into());
             o.sample(&["error"], s.errors.into());
@@ -36,7 +36,7 @@ pub static LINK: &[Metric] = &[
         labels: &["result"],
         json: Json::Number("writes"),
         counted_in: "`Link::enqueue`, `Link::write_loop` (cluster::link)",
-        read: Read::Redis(|c, o| {
+        read: Reader::Redis(|c, o| {
             let s = c.link_stats();
             o.sample(&["sent"], s.writes.into());
             o.sample(&["dropped"], s.dropped.into());
@@ -49,7 +49,7 @@ pub static LINK: &[Metric] = &[
         labels: &[],
         json: Json::Number("messages"),
         counted_in: "`Link::dispatch` (cluster::link)",
-        read: Read::Redis(|c, o| o.value(c.link_stats().messages)),
+        read: Reader::Redis(|c, o| o.value(c.link_stats().messages)),
     },
     Metric {
         name: "switchyard_redis_link_changes_total",
@@ -58,7 +58,7 @@ pub static LINK: &[Metric] = &[
         labels: &["to"],
         json: Json::Number("link_changes"),
         counted_in: "`Link::run` (cluster::link)",
-        read: Read::Redis(|c, o| {
+        read: Reader::Redis(|c, o| {
             let s = c.link_stats();
             o.sample(&["up"], s.ups.into());
             o.sample(&["down"], s.downs.into());
@@ -71,7 +71,7 @@ pub static LINK: &[Metric] = &[
         labels: &[],
         json: Json::Number("connect_failures"),
         counted_in: "`Link::run` (cluster::link)",
-        read: Read::Redis(|c, o| o.value(c.link_stats().connect_failures)),
+        read: Reader::Redis(|c, o| o.value(c.link_stats().connect_failures)),
     },
 ];
 
@@ -82,7 +82,7 @@ pub static SHARED_STICKY: &[Metric] = &[Metric {
     labels: &["event"],
     json: Json::Number("shared"),
     counted_in: "`SharedStickTable` (cluster::sticky)",
-    read: Read::Sticky(|s, o| {
+    read: Reader::Sticky(|s, o| {
         let Some(c) = s.shared_stats() else { return };
         for (event, n) in [
             ("learned_remote", c.learned_remote),
