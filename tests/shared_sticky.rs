@@ -330,16 +330,35 @@ async fn redis_killed_mid_run_costs_no_client_an_error_and_is_caught_up() {
         tally(ask(b, "/", Some(client_ip(i)), None).await);
     }
 
-    // Redis dies under traffic: old and new clients alternate between the balancers.
-    redis.kill().await;
-    let down = Instant::now();
-    until("both links found down", Duration::from_secs(5), || {
+    // Redis hangs (SIGSTOP: connections open, no answer) under traffic: a new client's
+    // lookup waits at most [redis] timeout (20 ms here) until the links are found down
+    // (io_timeout, 300 ms), then not at all.
+    redis.signal("STOP").await;
+    let hung = Instant::now();
+    let (mut hung_slowest, mut hung_requests) = (Duration::ZERO, 0);
+    let all_down = || {
         [&p.a, &p.b]
             .iter()
             .all(|lb| lb.cluster().is_some_and(|c| !c.is_up()))
-    })
-    .await;
-    let found_down = down.elapsed();
+    };
+    while !all_down() {
+        assert!(
+            hung.elapsed() < Duration::from_secs(5),
+            "links not found down within 5 s"
+        );
+        let i = 1000 + hung_requests;
+        let to = if hung_requests % 2 == 0 { a } else { b };
+        let t = Instant::now();
+        tally(ask(to, "/", Some(client_ip(i)), None).await);
+        hung_slowest = hung_slowest.max(t.elapsed());
+        hung_requests += 1;
+    }
+    let found_hung = hung.elapsed();
+    println!(
+        "Redis hung: both links found down after {found_hung:?}; {hung_requests} new clients meanwhile, slowest request {hung_slowest:?}"
+    );
+    // Then it dies (still stopped): old and new clients alternate between the balancers.
+    redis.kill().await;
     // Clients 20..40 are new during the outage: A and B each learn them on their own.
     let outage: Vec<usize> = (CLIENTS..2 * CLIENTS).collect();
     let mut slowest = Duration::ZERO;
@@ -361,9 +380,7 @@ async fn redis_killed_mid_run_costs_no_client_an_error_and_is_caught_up() {
         p.a.cluster().unwrap().link_stats(),
         p.b.cluster().unwrap().link_stats(),
     );
-    println!(
-        "Redis down: found down after {found_down:?}; slowest request {slowest:?}; A {sa:?}; B {sb:?}"
-    );
+    println!("Redis down: slowest request {slowest:?}; A {sa:?}; B {sb:?}");
     assert!(sa.downs >= 1 && sb.downs >= 1);
     assert!(sa.skipped + sa.dropped > 0 && sb.skipped + sb.dropped > 0);
     let ip_table = |lb: &Runtime| {
