@@ -217,8 +217,10 @@ impl Link {
             }
             map.insert(channel, weak);
         }
-        if self.is_up() {
-            tokio::spawn(replica.clone().catch_up());
+        if self.is_up()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(replica.clone().catch_up());
         }
     }
 
