@@ -79,6 +79,10 @@ enum Command {
         /// Balancing algorithm of the demo pool.
         #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
         algorithm: Algorithm,
+        /// Where the demo's admin listener serves the dashboard, /metrics, /status and the
+        /// admin API.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        admin: SocketAddr,
     },
     /// Ask a running Switchyard whether it is ready (its admin /health/ready), for
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
@@ -218,7 +222,11 @@ fn main() -> ExitCode {
             from,
             output,
         } => return import(&files, from.as_deref(), output.as_deref()),
-        Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
+        Command::Demo {
+            listen,
+            algorithm,
+            admin,
+        } => run_demo(listen, algorithm, admin),
         Command::Probe(args) => return probe(&args),
     };
     match result {
@@ -271,27 +279,13 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(errors) => return failed(&errors),
     };
     // Host names of servers are resolved as `run` would, and said: which name gave what.
-    let resolved = match plan.pools.iter().any(|p| !p.named.is_empty()) {
-        false => Ok(discovery::Resolved::default()),
-        true => match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(discovery::resolve(&plan, &discovery::Book::default())),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let resolved = match resolved {
-        Ok(r) => r,
+    let (plan, notes) = match discovery::resolve_now(&plan) {
+        Ok(resolved) => resolved,
         Err(errors) => return failed(&config::ConfigErrors(errors)),
     };
-    for n in &resolved.notes {
+    for n in &notes {
         println!("{n}");
     }
-    let plan = discovery::apply(&plan, &resolved.book, &[]);
     println!(
         "ok: {} listener(s), {} pool(s), {} server(s)",
         plan.listeners.len(),
@@ -766,7 +760,7 @@ fn raise_open_file_limit(plan: &Plan) {
     let _ = wanted;
 }
 
-fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
+fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Result<()> {
     let rt = tokio_runtime(2)?;
     rt.block_on(async move {
         let mut signals = Signals::new();
@@ -781,28 +775,17 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
             .iter()
             .map(|b| (b.name().to_string(), b.addr))
             .collect();
-        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm)).await?;
+        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin))).await?;
         let addr = runtime.local_addr("demo").unwrap_or(listen);
-        println!(
-            "switchyard demo: listening on http://{addr}/ ({} over 3 servers)",
-            algorithm.as_str()
-        );
-        for (b, ms) in backends.iter().zip(delays) {
-            println!("  {:<7} http://{}  answers after {ms} ms", b.name(), b.addr);
-        }
-        println!();
-        println!("try:");
-        println!("  curl -s http://{addr}/                  # each answer names its server");
-        println!("  for i in $(seq 6); do curl -s http://{addr}/; done");
-        println!(
-            "  curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)"
-        );
-        println!("  curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body");
         // As this program was started: `cargo run` users have no `switchyard` on their PATH.
         let me = std::env::args()
             .next()
             .unwrap_or_else(|| "switchyard".into());
-        println!("  {me} demo --algorithm least_time  # the slow server gets less");
+        let served: Vec<(&Backend, u64)> = backends.iter().zip(delays).collect();
+        print!(
+            "{}",
+            demo::welcome(addr, algorithm, &served, runtime.admin_addr(), &me)
+        );
         println!("Ctrl-C stops.");
         signals.next_stop().await;
         runtime.shutdown().await;

@@ -1,5 +1,5 @@
 //! The `switchyard` command as a user runs it: `check` on good and bad files, `run` and a
-//! clean stop on SIGTERM.
+//! clean stop on SIGTERM, the demo with its dashboard.
 mod common;
 
 use std::process::Command;
@@ -327,5 +327,72 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     assert_eq!(answer.status, 200, "the in-flight request finished");
     let exited = exited(&mut lb.child, Duration::from_secs(5)).await;
     let status = exited.expect("switchyard exits within 5s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+/// `switchyard demo` as the README starts it (on ports of its own): it says where it listens
+/// and where its dashboard is, balances over its three servers, and the admin listener it
+/// names serves the dashboard and the API; Ctrl-C (SIGINT) stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_traffic_and_its_dashboard() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchyard demo");
+    let stdout = child.stdout.take().unwrap();
+    // The printed lines, read on a thread until both addresses are known (or the output ends).
+    let lines = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.contains("the dashboard");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let seen = tokio::task::spawn_blocking(move || lines.join().unwrap());
+    let seen = tokio::time::timeout(Duration::from_secs(30), seen)
+        .await
+        .expect("the demo prints its addresses within 30 s")
+        .unwrap();
+    let url = |marker: &str| -> std::net::SocketAddr {
+        let line = seen
+            .iter()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no line with {marker:?} in {seen:?}"));
+        let at = line.find("http://").unwrap() + "http://".len();
+        let rest = &line[at..];
+        rest[..rest.find('/').unwrap()].parse().unwrap()
+    };
+    let traffic = url("listening on");
+    let admin = url("the dashboard");
+    let mut servers = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let a = get(traffic, "/").await;
+        assert_eq!(a.status, 200);
+        servers.insert(a.server());
+    }
+    assert_eq!(
+        servers.len(),
+        3,
+        "round robin over three servers: {servers:?}"
+    );
+    let page = get(admin, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<html"), "{}", page.text());
+    let pools = get(admin, "/api/pools/demo").await;
+    assert_eq!(pools.status, 200);
+    for name in ["demo-1", "demo-2", "demo-3"] {
+        assert!(pools.text().contains(name), "{}", pools.text());
+    }
+    signal(&child, "INT");
+    let status = exited(&mut child, Duration::from_secs(10))
+        .await
+        .expect("the demo stops within 10 s of Ctrl-C");
     assert!(status.success(), "exit status {status}");
 }

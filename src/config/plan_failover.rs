@@ -293,6 +293,17 @@ pub struct AdminPlan {
     pub token: Option<String>,
 }
 
+impl AdminPlan {
+    /// An admin listener on `listen` with every other setting at its default (no token).
+    pub fn at(listen: SocketAddr) -> AdminPlan {
+        AdminPlan {
+            listen,
+            origin: None,
+            token: None,
+        }
+    }
+}
+
 /// `[redis]`: where the state several active balancers share lives (`cluster`), and how long
 /// to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
