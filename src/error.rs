@@ -39,6 +39,9 @@ pub enum ProxyError {
     /// The client's request body ended early (it closed or reset mid-upload).
     #[error("the client's request body failed: {0}")]
     ClientAborted(String),
+    /// The request body is longer than `client_max_body_size` allows.
+    #[error("the request body is over client_max_body_size ({0} bytes)")]
+    BodyTooLarge(u64),
     /// A WebSocket upgrade routed to a pool that speaks HTTP/2 to its servers: HTTP/2 has no
     /// `Upgrade`, and Switchyard speaks no extended CONNECT (RFC 8441) to servers.
     #[error(
@@ -60,6 +63,7 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             // As nginx and HAProxy answer a request they cannot carry to a server.
             ProxyError::UpgradeToH2 { .. } => StatusCode::BAD_GATEWAY,
         }
@@ -76,7 +80,8 @@ impl ProxyError {
             | ProxyError::Upstream { .. } => Side::Upstream,
             ProxyError::BadRequest(_)
             | ProxyError::ClientTimeout(_)
-            | ProxyError::ClientAborted(_) => Side::Downstream,
+            | ProxyError::ClientAborted(_)
+            | ProxyError::BodyTooLarge(_) => Side::Downstream,
         }
     }
 
@@ -97,6 +102,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::ClientTimeout(_) => "client_timeout",
             ProxyError::ClientAborted(_) => "client_aborted",
+            ProxyError::BodyTooLarge(_) => "body_too_large",
             ProxyError::UpgradeToH2 { .. } => "upgrade_to_h2_pool",
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use switchyard::config::{self, Algorithm, Plan};
+use switchyard::config::{self, Algorithm};
 use switchyard::demo::{self, Backend};
 use switchyard::discovery;
 use switchyard::plan;
@@ -70,6 +70,9 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
+        /// The file, as `plan` and `import` take theirs (the same as `-c FILE`).
+        #[arg(conflicts_with = "config")]
+        file: Option<PathBuf>,
     },
     /// Run a load balancer over three built-in demo servers.
     Demo {
@@ -180,9 +183,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation trips passive health on purpose: its servers' warnings are no news.
     let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
-    init_logging(cli.log_level.as_deref().or(quiet));
+    switchyard::observe::init_logging(cli.log_level.as_deref().or(quiet));
     let result = match cli.command {
-        Command::Check { config } => return check(&config),
+        Command::Check { config, file } => return check(file.as_ref().unwrap_or(&config)),
         Command::Reload {
             config,
             admin,
@@ -251,21 +254,6 @@ fn chain(e: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -453,7 +441,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
     };
-    raise_open_file_limit(&plan);
+    switchyard::runtime::fds::raise_open_file_limit();
     // An upgrade takes the running process's sockets before anything else: the config is
     // checked by now, so a broken file never disturbs the process that serves.
     #[cfg(target_os = "linux")]
@@ -529,8 +517,11 @@ async fn serve_until_signal(
                 Signal::Hangup => {
                     // A full reload; errors are logged and the running configuration stays.
                     let _ = runtime.reload().await;
+                    // Certificate files are read again even when the reload was refused.
                     let n = runtime.reload_certificates().await;
-                    tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
+                    if n > 0 {
+                        tracing::info!("SIGHUP: {n} listener(s) took new certificates");
+                    }
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
                 Signal::Reopen => {
@@ -707,59 +698,6 @@ impl Signals {
     }
 }
 
-/// Raise the soft open-file limit to the hard one (as HAProxy and nginx's
-/// `worker_rlimit_nofile` do), capped at 1,048,576: the usual soft limit of 1024 runs out at
-/// about 500 proxied connections (each holds two descriptors, a UDP session one), long before
-/// `max_connections`. Warns when even that is below what the L4 listeners' limits ask for.
-fn raise_open_file_limit(plan: &Plan) {
-    let defaults = config::L4Plan::default();
-    let mut needs = Vec::new();
-    let mut wanted: u64 = 256;
-    for l in &plan.listeners {
-        let (key, n, default, per) = match l.protocol {
-            config::Protocol::Tcp => (
-                "max_connections",
-                l.l4.max_connections,
-                defaults.max_connections,
-                2,
-            ),
-            config::Protocol::Udp => ("max_sessions", l.l4.max_sessions, defaults.max_sessions, 1),
-            _ => continue,
-        };
-        wanted += (per * n) as u64;
-        let note = if n == default { " (the default)" } else { "" };
-        needs.push(format!("{}: {key} = {n}{note}", l.name));
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{Resource, getrlimit, setrlimit};
-        const CAP: u64 = 1 << 20;
-        let mut limit = getrlimit(Resource::Nofile);
-        let Some(soft) = limit.current else {
-            return; // unlimited already
-        };
-        let target = limit.maximum.unwrap_or(u64::MAX).min(CAP.max(soft));
-        if target > soft {
-            limit.current = Some(target);
-            match setrlimit(Resource::Nofile, limit) {
-                Ok(()) => tracing::debug!("open-file limit raised from {soft} to {target}"),
-                Err(e) => tracing::warn!("cannot raise the open-file limit from {soft}: {e}"),
-            }
-        }
-        let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-        if now < wanted {
-            tracing::warn!(
-                "the open-file limit is {now}, but {} need about {wanted} descriptors: raise \
-                 the limit (ulimit -n, systemd LimitNOFILE=) or set lower limits on those \
-                 listeners",
-                needs.join(", ")
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = wanted;
-}
-
 fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Result<()> {
     let rt = tokio_runtime(2)?;
     rt.block_on(async move {
@@ -775,7 +713,9 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
             .iter()
             .map(|b| (b.name().to_string(), b.addr))
             .collect();
-        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin))).await?;
+        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin)))
+            .await
+            .context("the demo did not start (other ports: --listen ADDR, --admin ADDR)")?;
         let addr = runtime.local_addr("demo").unwrap_or(listen);
         // As this program was started: `cargo run` users have no `switchyard` on their PATH.
         let me = std::env::args()

@@ -50,14 +50,17 @@ fn every_example_checks_ok() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = switchyard(&["check", "-c", path.to_str().unwrap()]);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.starts_with("ok"),
-                "{}: {stdout}{}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            // `check -c FILE`, and `check FILE` as `plan` and `import` take theirs.
+            for args in [vec!["check", "-c"], vec!["check"]] {
+                let out = switchyard(&[&args[..], &[path.to_str().unwrap()]].concat());
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && stdout.starts_with("ok"),
+                    "{args:?} {}: {stdout}{}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
     }
 }
@@ -342,11 +345,18 @@ async fn the_demo_serves_traffic_and_its_dashboard() {
         .spawn()
         .expect("run switchyard demo");
     let stdout = child.stdout.take().unwrap();
-    // The printed lines, read on a thread until both addresses are known (or the output ends).
-    let lines = std::thread::spawn(move || {
-        let mut seen = Vec::new();
+    // The printed lines, read on a thread to the end (a pipe closed early would fail the
+    // demo's next print), and sent here until both addresses are known.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
             let done = line.contains("the dashboard");
             seen.push(line);
             if done {
@@ -354,12 +364,9 @@ async fn the_demo_serves_traffic_and_its_dashboard() {
             }
         }
         seen
-    });
-    let seen = tokio::task::spawn_blocking(move || lines.join().unwrap());
-    let seen = tokio::time::timeout(Duration::from_secs(30), seen)
-        .await
-        .expect("the demo prints its addresses within 30 s")
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let url = |marker: &str| -> std::net::SocketAddr {
         let line = seen
             .iter()

@@ -33,6 +33,7 @@
 pub mod diff;
 mod dns;
 mod duration;
+mod limits;
 mod plan;
 mod plan_failover;
 mod read;
@@ -49,6 +50,7 @@ use std::path::Path;
 pub use diff::PlanDiff;
 pub use dns::*;
 pub use duration::{format_duration, parse_duration};
+pub use limits::*;
 pub use plan::*;
 pub use plan_failover::*;
 

@@ -13,7 +13,8 @@ use http::{HeaderName, Method};
 use super::suggest;
 use super::words::{Words, words_of};
 use super::{
-    AdminPlan, DnsPlan, HealthPlan, NamedServer, PassivePlan, RedisPlan, RetryPlan, StickyPlan,
+    AdminPlan, ClientLimits, DnsPlan, HealthPlan, NamedServer, PassivePlan, RedisPlan, RetryPlan,
+    StickyPlan,
 };
 
 /// A whole, validated configuration.
@@ -170,6 +171,8 @@ pub struct ListenerPlan {
     pub redirect_https: bool,
     /// `Strict-Transport-Security: max-age=...` on answers over TLS.
     pub hsts: Option<Duration>,
+    /// Connection counts (every TCP listener), timeouts and request sizes (http/https).
+    pub limits: ClientLimits,
 }
 
 impl Default for ListenerPlan {
@@ -185,6 +188,7 @@ impl Default for ListenerPlan {
             tls: Vec::new(),
             redirect_https: false,
             hsts: None,
+            limits: ClientLimits::default(),
         }
     }
 }
@@ -207,6 +211,9 @@ impl ListenerPlan {
 pub struct RoutePlan {
     pub matcher: Matcher,
     pub target: Target,
+    /// `client_max_body_size` for this route (nginx's, per `location`); `None`: the
+    /// listener's; `Some(0)`: no limit.
+    pub client_max_body_size: Option<u64>,
 }
 
 /// All present conditions must hold.
@@ -638,8 +645,6 @@ fn mask(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
 pub struct L4Plan {
     /// TCP: close a connection with no byte either way for this long.
     pub idle_timeout: Duration,
-    /// TCP: connections open at once; more are accepted and closed at once.
-    pub max_connections: usize,
     /// TCP: the PROXY header sent to the server before any client byte.
     pub proxy_protocol: Option<ProxyVersion>,
     /// TCP, HTTP, HTTPS: expect a PROXY header (v1 or v2) from these peers only; `None`
@@ -649,7 +654,8 @@ pub struct L4Plan {
     pub splice: bool,
     /// UDP: a client's session lives this long after its last datagram.
     pub session_timeout: Duration,
-    /// UDP: sessions at once; datagrams of new clients beyond it are dropped.
+    /// UDP: sessions at once; datagrams of new clients beyond it are dropped. Each session
+    /// holds a socket: lowered at start to what the open-file limit allows (`runtime::fds`).
     pub max_sessions: usize,
 }
 
@@ -658,7 +664,6 @@ impl Default for L4Plan {
         L4Plan {
             // nginx's proxy_timeout.
             idle_timeout: Duration::from_secs(600),
-            max_connections: 10_000,
             proxy_protocol: None,
             accept_proxy: None,
             splice: true,

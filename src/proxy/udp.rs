@@ -7,8 +7,10 @@
 //! socket and sends them back to the client from the listening socket, so answers reach the
 //! right client and the client sees the address it spoke to. A session lives
 //! `session_timeout` after the client's last datagram; a periodic sweep ends idle sessions.
-//! The table holds at most `max_sessions`: a datagram from a new client beyond that is
-//! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
+//! The table holds at most `max_sessions` (lowered at start to what the open-file limit
+//! allows, each session holding a socket: `runtime::fds`): a datagram from a new client
+//! beyond that is dropped and counted. Repeated warnings (no server, sessions ending) are
+//! said once per 10 s with a count. A session whose server refuses (ICMP port unreachable, seen as
 //! ECONNREFUSED on the connected socket) or that left service (health checks, maintenance,
 //! removed from the pool) ends, and the client's next datagram picks another server; a
 //! draining server keeps its sessions (as HAProxy keeps a draining server's connections).
@@ -190,7 +192,12 @@ fn datagram(
             svc.stats
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(listener = %svc.listener, %client, "session table full: datagram dropped");
+            crate::warn_every!(
+                Duration::from_secs(10),
+                listener = %svc.listener,
+                "max_sessions ({}) open: datagrams of new clients dropped",
+                svc.config.max_sessions
+            );
             return;
         }
         match open(svc, socket, client, &tried) {
@@ -201,7 +208,15 @@ fn datagram(
             }
             Err(e) => {
                 svc.stats.no_server.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %svc.listener, %client, pool = %svc.pool.name, "datagram dropped: {e}");
+                // Once per interval: a flood (spoofed sources, no descriptor left) would
+                // otherwise be a line per datagram.
+                crate::warn_every!(
+                    Duration::from_secs(10),
+                    listener = %svc.listener,
+                    %client,
+                    pool = %svc.pool.name,
+                    "datagram dropped: {e}"
+                );
                 return;
             }
         }
@@ -327,7 +342,12 @@ async fn answers(
                 if e.kind() == io::ErrorKind::ConnectionRefused {
                     server.report_failure(tokio::time::Instant::now());
                 }
-                tracing::warn!(%client, server = %server.name, "session ended: {e}");
+                crate::warn_every!(
+                    Duration::from_secs(10),
+                    %client,
+                    server = %server.name,
+                    "session ended: {e}"
+                );
                 return;
             }
         }

@@ -20,7 +20,9 @@ use toml::de::DeTable;
 
 use std::time::Duration;
 
-use crate::config::{AccessTarget, AdminPlan, ConfigError, LogPlan, Plan, Protocol, RedisPlan};
+use crate::config::{
+    AccessTarget, AdminLimits, AdminPlan, ConfigError, LogPlan, Plan, Protocol, RedisPlan,
+};
 use cursor::Table;
 #[cfg(test)]
 pub(crate) use failover::parse_expect;
@@ -108,6 +110,18 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
     );
     let origin = t.pos("listen").map(|s| t.report().origin(s.start));
     let token = t.get("token", token);
+    let mut limits = AdminLimits::default();
+    t.set(
+        "max_connections",
+        &mut limits.max_connections,
+        int(1, 100_000),
+    );
+    let help = "write e.g. \"10s\"";
+    t.set(
+        "client_header_timeout",
+        &mut limits.client_header_timeout,
+        positive(help),
+    );
     // The API changes pools and reloads the config: only this machine may reach it, or
     // whoever holds the token (a wrong token has its own error).
     if let Some(addr) = listen
@@ -127,6 +141,7 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         listen: listen?,
         origin,
         token,
+        limits,
     })
 }
 

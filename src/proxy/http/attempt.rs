@@ -17,7 +17,9 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::body::{ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
+use super::body::{
+    BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
+};
 use super::headers::{remove_hop_by_hop, strip_hop_by_hop};
 use super::replay::{ReplayBody, grpc_unavailable};
 use super::tunnel::Tunnels;
@@ -108,6 +110,8 @@ pub struct Prepared {
     pub parts: http::request::Parts,
     /// Turns true when the client stalled sending its body (`timeouts.client_body`).
     pub client_stalled: Arc<AtomicBool>,
+    /// Set to `client_max_body_size` when the request body went past it (413).
+    pub body_over: Arc<std::sync::atomic::AtomicU64>,
     /// Where upgraded connections are kept, so shutdown waits for them.
     pub tunnels: Option<Tunnels>,
 }
@@ -277,7 +281,14 @@ pub(super) fn exchange_error(
         if let Some(t) = s.downcast_ref::<ClientBodyTimeout>() {
             return ProxyError::ClientTimeout(t.0);
         }
+        if let Some(over) = s.downcast_ref::<BodyOverLimit>() {
+            return ProxyError::BodyTooLarge(over.0);
+        }
         source = s.source();
+    }
+    let over = prepared.body_over.load(Ordering::Relaxed);
+    if over > 0 {
+        return ProxyError::BodyTooLarge(over);
     }
     if prepared.client_stalled.load(Ordering::Relaxed) {
         return ProxyError::ClientTimeout(pool.timeouts.client_body);

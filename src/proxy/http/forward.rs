@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
@@ -13,22 +13,28 @@ use hyper::upgrade::OnUpgrade;
 use super::attempt::{HyperExchange, Prepared, UpstreamInfo};
 use super::body::{ClientBody, ProxyBody, boxed, full};
 use super::headers::{add_forwarding, strip_hop_by_hop, wants_upgrade};
-use super::replay::{ReplayBody, is_grpc};
+use super::replay::{ReplayBody, is_grpc, kept_up_to};
 use super::retry::{PickHints, retry_loop};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
 use super::view::hash_key;
+use crate::config::ClientLimits;
 use crate::error::ProxyError;
 use crate::upstream::Server;
 
 /// Send `req` to a server of `up` and return its response, body streaming. Stickiness
 /// chooses the first server when the pool has it; failed tries move on to other servers
-/// as the pool's retry policy allows (`retry.rs`).
+/// as the pool's retry policy allows (`retry.rs`). A body of known length up to
+/// `replay::kept_up_to(limits)` is read before a server is chosen (retries, request
+/// buffering); past `max_body` bytes (`client_max_body_size`; `u64::MAX`: none) the request
+/// fails with 413.
 pub async fn forward(
     up: &Upstream,
     mut req: Request<Incoming>,
     client: SocketAddr,
     scheme: &'static str,
+    limits: &ClientLimits,
+    max_body: u64,
     info: &mut UpstreamInfo,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &up.pool;
@@ -76,23 +82,30 @@ pub async fn forward(
         .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
     parts.version = Version::HTTP_11;
     let method = parts.method.clone();
-    // Keep small bodies for a retry only when a retry could happen.
-    let keep = !upgrading && pool.retry.attempts > 0;
+    // Keep small bodies for a retry when a retry could happen, and when the listener
+    // buffers requests.
+    let keep = if upgrading {
+        0
+    } else {
+        kept_up_to(limits, pool.retry.attempts > 0)
+    };
     let client_stalled = Arc::new(AtomicBool::new(false));
+    let body_over = Arc::new(AtomicU64::new(0));
     // A request without a body (GET) has nothing to time out.
     let body = if http_body::Body::is_end_stream(&body) {
         boxed(body)
     } else {
-        boxed(ClientBody::new(
-            body,
-            pool.timeouts.client_body,
-            client_stalled.clone(),
-        ))
+        boxed(
+            ClientBody::new(body, pool.timeouts.client_body, client_stalled.clone())
+                .with_max(max_body, body_over.clone()),
+        )
     };
-    let mut body = ReplayBody::read(body, keep).await?;
+    let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
+    let mut body = ReplayBody::read(body, keep, unknown).await?;
     let prepared = Prepared {
         parts,
         client_stalled,
+        body_over,
         tunnels,
     };
     let ask = PickHints {

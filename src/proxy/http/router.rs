@@ -55,6 +55,8 @@ impl RouteTarget {
 pub struct Route {
     pub matcher: Matcher,
     pub target: RouteTarget,
+    /// The route's `client_max_body_size`, when it sets one (0: no limit).
+    pub max_body: Option<u64>,
     /// Where its answers are counted: one row per pool of the target, in order.
     pub rows: Vec<Arc<Row>>,
 }
@@ -75,13 +77,23 @@ impl Router {
 
     /// The pool for `req` (if any) and the row its answer is counted in.
     pub fn route_row(&self, req: &impl RequestView) -> (Option<&Arc<Upstream>>, &Arc<Row>) {
+        let (up, row, _) = self.route_full(req);
+        (up, row)
+    }
+
+    /// [`Router::route_row`], with the matched route's `client_max_body_size` (`None` when
+    /// it sets none, or no route matched).
+    pub fn route_full(
+        &self,
+        req: &impl RequestView,
+    ) -> (Option<&Arc<Upstream>>, &Arc<Row>, Option<u64>) {
         if let Some(r) = self.routes.iter().find(|r| matches(&r.matcher, req)) {
             let (up, at) = r.target.choose();
-            return (Some(up), &r.rows[at]);
+            return (Some(up), &r.rows[at], r.max_body);
         }
         match &self.default {
-            Some(up) => (Some(up), &self.default_row),
-            None => (None, &self.none_row),
+            Some(up) => (Some(up), &self.default_row, None),
+            None => (None, &self.none_row, None),
         }
     }
 }

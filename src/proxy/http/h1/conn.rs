@@ -16,19 +16,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
 use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
-use super::parse::{self, Framing, MAX_HEAD, RequestHead, ResponseHead};
+use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
+use super::wait;
 use crate::error::ProxyError;
-use crate::proxy::http::Site;
-use crate::proxy::http::replay::REPLAY_LIMIT;
+use crate::proxy::http::life::Life;
+use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::stats::{Answered, Row, origin_form};
 use crate::proxy::http::view::{RequestView, hash_key};
+use crate::proxy::http::{Site, log_failure};
 use crate::upstream::{InFlight, Server};
-
-/// How long a client may take to send a request head (hyper's `header_read_timeout` as the
-/// listeners set it), idle keep-alive time included.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What comes after one request.
 pub enum Next {
@@ -58,6 +56,7 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    head_limits: parse::HeadLimits,
     /// Host, Referer and User-Agent, kept for the access log when it is on.
     log_host: Vec<u8>,
     log_referer: Vec<u8>,
@@ -80,6 +79,7 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            head_limits: parse::HeadLimits::default(),
             log_host: Vec::new(),
             log_referer: Vec::new(),
             log_ua: Vec::new(),
@@ -87,36 +87,48 @@ impl Conn {
         }
     }
 
-    /// Read the next request head. `Ok(false)`: the client is gone, or idle while we stop.
+    /// Read the next request head under `life`'s limits (see [`wait::head`]); 408 when
+    /// part of a head came and time ran out. `Ok(false)`: the connection is to close.
     pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
         stopping: &mut tokio::sync::watch::Receiver<bool>,
+        life: &Life,
+        first: bool,
     ) -> Result<bool, parse::HeadError> {
-        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
-        loop {
-            if !self.rb.is_empty() && parse::request(self.rb.data(), &mut self.req)? {
-                return Ok(true);
-            }
-            let idle = self.rb.is_empty();
-            if idle && *stopping.borrow() {
-                return Ok(false);
-            }
-            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, MAX_HEAD));
-            tokio::select! {
-                r = read => match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {}
-                    Err(_) => {
-                        if !idle {
-                            let _ = self.answer_own(io, 408, b"", "", true).await;
-                        }
-                        return Ok(false);
-                    }
-                },
-                _ = stopping.changed(), if idle => return Ok(false),
+        let waited = wait::head(
+            &mut self.rb,
+            &mut self.req,
+            self.head_limits,
+            io,
+            stopping,
+            life,
+            first,
+        );
+        match waited.await? {
+            wait::Head::Read => Ok(true),
+            wait::Head::Gone => Ok(false),
+            wait::Head::TimedOut => {
+                let _ = self.answer_own(io, 408, b"", "", true).await;
+                Ok(false)
             }
         }
+    }
+
+    /// The head limits of the connection's listener (`max_header_size`, `max_headers`,
+    /// `max_uri_size`), as they were when it was accepted.
+    pub fn limit_heads(&mut self, limits: &crate::config::ClientLimits) {
+        self.head_limits = parse::HeadLimits {
+            size: limits.max_header_size,
+            fields: limits.max_headers,
+            uri: limits.max_uri_size,
+        };
+    }
+
+    /// The request just read is the connection's last (`keepalive_requests`): its answer
+    /// says `Connection: close`.
+    pub fn last_request(&mut self) {
+        self.req.keep_alive = false;
     }
 
     /// Write an answer of our own.
@@ -222,13 +234,26 @@ impl Conn {
             self.account(&site, none, status, None, 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let (routed, row) = site.router.route_row(&view);
+        let (routed, row, route_max) = site.router.route_full(&view);
         let Some(up) = routed else {
             self.rb.consume(head_len);
             return self
                 .failed(io, &site, row, ProxyError::NoRoute, "-", framing, started)
                 .await;
         };
+        let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
+            0 => u64::MAX,
+            n => n,
+        };
+        if let Framing::Length(n) = framing
+            && n > max_body
+        {
+            self.rb.consume(head_len);
+            let e = ProxyError::BodyTooLarge(max_body);
+            return self
+                .failed(io, &site, row, e, &up.pool.name, Framing::Close, started)
+                .await;
+        }
         let pool = &up.pool;
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
@@ -255,12 +280,31 @@ impl Conn {
         self.rb.consume(head_len);
 
         // A small body of known length is read before the first try when a retry could
-        // happen, so it can be sent again; others stream to the first server.
+        // happen, so it can be sent again, or when the listener buffers requests
+        // (`request_buffering`); of others, up to `request_buffer_size` is read first when
+        // it buffers, then they stream to the first server.
+        let keep = kept_up_to(&site.limits, pool.retry.attempts > 0);
+        let mut continued = false;
+        if site.limits.request_buffering && !upgrading && framing != Framing::Empty {
+            let cap = site.limits.request_buffer_size;
+            let wait = pool.timeouts.client_body;
+            let buffered = wait::body(&mut self.rb, io, framing, cap, expect_continue, wait)
+                .await
+                .and_then(|whole| match whole {
+                    Some(n) if n > max_body => Err(ProxyError::BodyTooLarge(max_body)),
+                    _ => Ok(()),
+                });
+            if let Err(e) = buffered {
+                let unread = Framing::Close;
+                return self
+                    .failed(io, &site, row, e, &pool.name, unread, started)
+                    .await;
+            }
+            continued = expect_continue;
+        }
         let body = match framing {
             Framing::Empty => Body::Empty,
-            Framing::Length(n)
-                if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading =>
-            {
+            Framing::Length(n) if n <= keep as u64 && !upgrading => {
                 match self
                     .read_kept(io, n, expect_continue, pool.timeouts.client_body)
                     .await
@@ -275,7 +319,7 @@ impl Conn {
             }
             f => Body::Stream(f),
         };
-        let continued = matches!(body, Body::Kept) && expect_continue;
+        let continued = continued || (matches!(body, Body::Kept) && expect_continue);
         let ask = PickHints {
             client: self.client,
             hash_key: has_key.then_some(&self.key[..]),
@@ -305,6 +349,7 @@ impl Conn {
             header: None,
             attempts: 0,
             server: None,
+            max_body,
         };
         let (result, server) = retry_loop(up, &ask, max_tries, &mut ex).await;
         let (connect, header, attempts) = (ex.connect, ex.header, ex.attempts);
@@ -321,17 +366,11 @@ impl Conn {
                     ProxyError::ClientTimeout(_)
                         | ProxyError::ClientAborted(_)
                         | ProxyError::BadRequest(_)
+                        | ProxyError::BodyTooLarge(_)
                 );
                 let unread = if client_side { Framing::Close } else { unread };
-                tracing::warn!(
-                    listener = %site.listener,
-                    pool = %pool.name,
-                    server = server_name,
-                    cause = e.kind(),
-                    "{} {}: {e}",
-                    self.log_method,
-                    self.log_uri
-                );
+                let (method, uri) = (&self.log_method, &self.log_uri);
+                log_failure(&site.listener, &pool.name, server_name, &e, method, uri);
                 let status = e.status().as_u16();
                 let next = self.error_answer(io, &e, unread, keep_alive).await;
                 let last = server.as_ref();
@@ -477,6 +516,7 @@ impl Conn {
             wait: Some(up.pool.timeouts.read),
             chunked_out: chunked,
             trailers: true,
+            max: u64::MAX,
             moved: 0,
         };
         let copied = copy.body(body).await;
@@ -536,14 +576,13 @@ impl Conn {
         unread: Framing,
         started: Instant,
     ) -> Next {
-        tracing::warn!(
-            listener = %site.listener,
+        log_failure(
+            &site.listener,
             pool,
-            server = "-",
-            cause = e.kind(),
-            "{} {}: {e}",
-            self.log_method,
-            self.log_uri
+            "-",
+            &e,
+            &self.log_method,
+            &self.log_uri,
         );
         let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
         let status = e.status().as_u16();

@@ -75,6 +75,8 @@ pub struct DirectExchange<'a, C> {
     pub header: Option<Duration>,
     pub attempts: u32,
     pub server: Option<Arc<Server>>,
+    /// `client_max_body_size` for a chunked body (`u64::MAX`: none).
+    pub max_body: u64,
 }
 
 /// A new connection to `server`, and the time it took.
@@ -160,6 +162,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             wait: Some(wait),
             chunked_out: framing == Framing::Chunked,
             trailers: self.te_trailers,
+            max: self.max_body,
             moved: 0,
         }
         .body(framing)
@@ -173,6 +176,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
                 Err(Some(ProxyError::ClientAborted(e.to_string())))
             }
             Err(CopyError::Framing(why)) => Err(Some(ProxyError::BadRequest(why.into()))),
+            Err(CopyError::TooLarge) => Err(Some(ProxyError::BodyTooLarge(self.max_body))),
             Err(CopyError::Write(e)) => Err(Some(self.write_failed(server, &e))),
         }
     }
