@@ -91,6 +91,9 @@ enum Command {
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
     /// 2 no answer, 3 not asked (no [admin] in the config, bad address).
     Probe(ProbeArgs),
+    /// Why this server? What the config does with a request, every server assumed up: the
+    /// route, the pool, each server and why it is or is not a candidate, the pick.
+    Explain(switchyard::explain::cli::Args),
 
     // --- simulate (issue 13): the real balancers against a modelled workload ---------
     /// Which algorithm should I use? Run Switchyard's own balancers against a modelled
@@ -231,6 +234,7 @@ fn main() -> ExitCode {
             admin,
         } => run_demo(listen, algorithm, admin),
         Command::Probe(args) => return probe(&args),
+        Command::Explain(args) => return switchyard::explain::cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -274,6 +278,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     for n in &notes {
         println!("{n}");
     }
+    config::warnings(&plan)
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     println!(
         "ok: {} listener(s), {} pool(s), {} server(s)",
         plan.listeners.len(),
@@ -441,6 +448,9 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
     };
+    config::warnings(&plan)
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     switchyard::runtime::fds::raise_open_file_limit();
     // An upgrade takes the running process's sockets before anything else: the config is
     // checked by now, so a broken file never disturbs the process that serves.

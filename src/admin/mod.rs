@@ -20,6 +20,7 @@ pub mod api;
 pub mod catalog;
 pub mod client;
 mod dashboard;
+mod explain;
 mod metrics;
 pub mod readiness;
 mod status;
@@ -145,6 +146,9 @@ pub struct AdminListener {
     pub protocol: Protocol,
     pub addr: SocketAddr,
     pub stats: ListenerStats,
+    /// The site an `http` / `https` listener serves (as its accept loop reads it), for
+    /// `GET /api/explain`.
+    pub site: Option<Arc<arc_swap::ArcSwap<crate::proxy::http::Site>>>,
 }
 
 /// The counters a listener keeps, by protocol.

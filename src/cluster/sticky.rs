@@ -196,6 +196,12 @@ impl<K: ShareKey> SharedStickTable<K> {
         self.link.register(&replica);
     }
 
+    /// The server remembered for `key` here, renewing nothing and asking Redis nothing
+    /// (for explanations).
+    pub fn peek(&self, key: &K, now: Instant) -> Option<u64> {
+        self.local.peek(key, now)
+    }
+
     /// The server remembered for `key` here, extending its life (also in Redis, now and
     /// then); never waits.
     pub fn get(&self, key: &K, now: Instant) -> Option<u64> {

@@ -36,9 +36,11 @@ mod duration;
 mod limits;
 mod plan;
 mod plan_failover;
+mod protect;
 mod read;
 pub mod routes;
 mod suggest;
+mod warn;
 mod words;
 
 #[cfg(test)]
@@ -53,6 +55,8 @@ pub use duration::{format_duration, parse_duration};
 pub use limits::*;
 pub use plan::*;
 pub use plan_failover::*;
+pub use protect::*;
+pub use warn::warnings;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

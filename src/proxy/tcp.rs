@@ -31,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
-use crate::guard::ConnLimits;
+use crate::guard::{Acl, ConnLimits};
 use crate::observe::sink::AccessLog;
 use crate::observe::stream::StreamRecord;
 use crate::proxy::proxy_protocol::{self, Header};
@@ -52,6 +52,8 @@ pub struct TcpStats {
     pub active: AtomicU64,
     /// Closed at once because `max_connections` were open.
     pub rejected_over_limit: AtomicU64,
+    /// Closed at once because the client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Closed because the peer is not in `trusted_proxies`.
     pub proxy_untrusted: AtomicU64,
     /// Closed because the PROXY header was malformed, missing or late.
@@ -106,6 +108,9 @@ pub struct TcpService {
     /// `max_connections_per_client`, when set: the open connections per client address.
     pub per_client: Option<Arc<ConnLimits>>,
     pub stats: Arc<TcpStats>,
+    /// `allow` / `deny`: a client they refuse is closed at once (after its PROXY header,
+    /// when the listener reads one: the address it gives is the client's).
+    pub acl: Acl,
     /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
     /// listener shares the pool, whose EWMA is the time to a response head.
     pub record_latency: bool,
@@ -197,6 +202,12 @@ pub async fn serve(
         svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
         let active = Active(svc.stats.clone());
+        if svc.config.accept_proxy.is_none() && !svc.acl.is_empty() && !svc.acl.allows(client.ip())
+        {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "not allowed: closed");
+            return;
+        }
         if open >= svc.max_connections as u64 {
             svc.stats
                 .rejected_over_limit
@@ -310,6 +321,11 @@ async fn handle(
                 return;
             }
         }
+        if !svc.acl.is_empty() && !svc.acl.allows(source.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, client = %source, "not allowed: closed");
+            return;
+        }
     }
 
     let connecting = Instant::now();
@@ -373,7 +389,12 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
             tried: &tried,
         })?;
         // Counted from the attempt on, so concurrent picks see it (least_conn).
-        let inflight = server.begin();
+        // The place is taken atomically: a server whose last `max_conns` place went to a
+        // racing connection is skipped like a full one.
+        let Some(inflight) = server.try_begin() else {
+            tried.push(server);
+            continue;
+        };
         let attempt = Instant::now();
         let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
             Ok(Ok(s)) => {

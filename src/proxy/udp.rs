@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::Acl;
 use crate::observe::sink::AccessLog;
 use crate::observe::stream::StreamRecord;
 use crate::shutdown::Shutdown;
@@ -54,6 +55,8 @@ pub struct UdpStats {
     pub sessions_expired: AtomicU64,
     /// Datagrams of new clients dropped because the table was full.
     pub rejected_over_limit: AtomicU64,
+    /// Datagrams dropped because their client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Datagrams dropped because no server was available.
     pub no_server: AtomicU64,
     /// Datagrams client → server and server → client.
@@ -81,6 +84,8 @@ pub struct UdpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<UdpStats>,
+    /// `allow` / `deny`: a datagram from a client they refuse is dropped (no session).
+    pub acl: Acl,
     /// Feed first-answer delays to the servers' latency EWMA (`least_time`); off when an
     /// HTTP listener shares the pool.
     pub record_latency: bool,
@@ -186,6 +191,10 @@ fn datagram(
         svc.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
     if !table.contains_key(&client) {
+        if !svc.acl.is_empty() && !svc.acl.allows(client.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Expired sessions leave at the next sweep (at most a second away), not here: a
         // scan per datagram of a full table would let a flood of new clients burn the CPU.
         if table.len() >= svc.config.max_sessions {
@@ -256,7 +265,9 @@ fn open(
             tried,
         })
         .ok_or_else(|| io::Error::other("no server available"))?;
-    let inflight = server.begin();
+    let inflight = server
+        .try_begin()
+        .ok_or_else(|| io::Error::other("the server is at max_conns"))?;
     let any: IpAddr = if server.addr.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {

@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 use super::error::RuntimeError;
 use crate::config::{ListenerPlan, Protocol, Target};
 use crate::guard::ConnLimits;
+use crate::proxy::http::protect::Guard;
 use crate::proxy::http::proxy_in::{ProxyIn, ProxyInStats};
-use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::{listen, tcp, udp};
 use crate::shutdown::Shutdown;
@@ -264,7 +264,7 @@ impl Listener {
         let grace = wiring.grace;
         let (kind, task) = match (&socket, plan.protocol, tls) {
             (Socket::Tcp(s), Protocol::Https, Some(tls)) => {
-                let (site, proxy_in) = site(plan, wiring, None, None, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let resolver = Arc::new(tls::SniResolver::new(tls.store));
                 let certs = Certs::new(plan, resolver.clone(), &stop);
@@ -302,7 +302,7 @@ impl Listener {
                 (Kind::Udp(svc), task)
             }
             (Socket::Tcp(s), _, _) => {
-                let (site, proxy_in) = site(plan, wiring, None, None, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let task = tokio::spawn(http::serve(s.clone(), site.clone(), stop.clone(), grace));
                 (
@@ -340,10 +340,9 @@ impl Listener {
                 proxy_in,
                 certs,
             } => {
-                let (conns, counters) =
-                    (current.load().conns.clone(), current.load().stats.clone());
-                let (next, stats) =
-                    site(plan, wiring, proxy_in.clone(), Some(counters), Some(conns));
+                let previous = current.load_full();
+                let port = self.addr.port();
+                let (next, stats) = site(plan, wiring, proxy_in.clone(), Some(&previous), port);
                 current.store(Arc::new(next));
                 *proxy_in = stats;
                 if let (Some(c), Some(tls)) = (certs.as_mut(), tls)
@@ -391,17 +390,20 @@ impl Listener {
 }
 
 /// The site of an `http` / `https` listener, with its PROXY-header counters (`stats`: the
-/// ones to keep counting on, from the site it replaces).
+/// ones to keep counting on, from the site it replaces). The rate limits of `previous` that
+/// the plan keeps as they were keep their tables. `port` is the port the listener is bound
+/// to.
 fn site(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
     stats: Option<Arc<ProxyInStats>>,
-    counters: Option<Arc<HttpStats>>,
-    conns: Option<Arc<ConnLimits>>,
+    previous: Option<&Site>,
+    port: u16,
 ) -> (Site, Option<Arc<ProxyInStats>>) {
     // Validation guarantees every named pool exists.
     let get = |name: &str| wiring.upstreams[name].clone();
-    let counters = counters.unwrap_or_default();
+    // The counters go on from the site this one replaces.
+    let counters = previous.map(|p| p.stats.clone()).unwrap_or_default();
     let routes = l
         .routes
         .iter()
@@ -424,6 +426,13 @@ fn site(
                 matcher: r.matcher.clone(),
                 target,
                 rows,
+                guard: Guard::build(
+                    &r.guard,
+                    &format!("{}/route{i}", l.name),
+                    previous
+                        .and_then(|p| p.router.routes.get(i))
+                        .map(|r| &r.guard),
+                ),
             }
         })
         .collect();
@@ -452,7 +461,16 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
-        conns: conn_limits(l, conns),
+        guard: Guard::build(&l.guard, &l.name, previous.map(|p| &p.guard)),
+        // With PROXY headers, the peer in front is an L4 hop that passes the client's bytes
+        // unchanged: an X-Forwarded-For through it is the client's own word.
+        trusted: match l.l4.accept_proxy {
+            Some(_) => Vec::new(),
+            None => l.trusted_proxies.clone(),
+        },
+        forward_headers: l.forward_headers,
+        port,
+        conns: conn_limits(l, previous.map(|p| p.conns.clone())),
         hyper: Arc::new(http::conn_builder(&l.limits)),
         limits: l.limits.clone(),
         stats: counters,
@@ -499,6 +517,7 @@ fn tcp_service(
             .clone(),
         config: l.l4.clone(),
         stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
         log: wiring.log.clone(),
     }
@@ -516,6 +535,7 @@ fn udp_service(
             .clone(),
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
         log: wiring.log.clone(),
     }

@@ -507,5 +507,9 @@ fn shown(l: &Listener) -> ShownListener {
                 conns: site.load().conns.clone(),
             },
         },
+        site: match &l.kind {
+            Kind::Http { site, .. } => Some(site.clone()),
+            _ => None,
+        },
     }
 }

@@ -7,11 +7,12 @@
 use http::{HeaderName, Method};
 
 use super::cursor::Table;
+use super::guard::{self, cidr};
 use super::value::{Bad, Ty, Val, addr, bad, boolean, duration, int, list, positive};
 use super::value::{show_size, size, slash_path, string, word};
 use crate::config::words::Words;
 use crate::config::{
-    Cidr, ClientLimits, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target,
+    Cidr, ClientLimits, GuardPlan, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target,
 };
 use crate::tls::{CertPair, TlsError};
 
@@ -32,7 +33,7 @@ enum Home {
 /// written on a listener of the sibling protocol (a tcp key on udp, a udp key on tcp, an HTTP
 /// key on tcp/udp). Every other key belongs to every listener.
 #[rustfmt::skip]
-const PROTOCOL_KEYS: [(&str, Home, &str); 23] = [
+const PROTOCOL_KEYS: [(&str, Home, &str); 26] = [
     ("idle_timeout", Home::Tcp, "use session_timeout on a udp listener"),
     ("max_connections", Home::TcpOrHttp, "use max_sessions on a udp listener"),
     ("max_connections_per_client", Home::TcpOrHttp, ""),
@@ -45,6 +46,9 @@ const PROTOCOL_KEYS: [(&str, Home, &str); 23] = [
     ("redirect_https", Home::Http, "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener"),
     ("hsts", Home::Http, "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener"),
     ("tls", Home::Http, "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here"),
+    ("limit", Home::Http, "remove [[listener.limit]]; a tcp/udp listener sees no request to count (max_connections bounds its connections), or use protocol = \"http\""),
+    ("block", Home::Http, "remove [[listener.block]]; a tcp/udp listener sees no method, path or header, or use protocol = \"http\""),
+    ("forward_headers", Home::Http, "remove forward_headers; a tcp/udp listener writes no header (proxy_protocol = \"v2\" tells the server who the client is)"),
     ("client_header_timeout", Home::Http, HTTP_ONLY),
     ("keepalive_timeout", Home::Http, "use idle_timeout on a tcp listener, session_timeout on a udp one"),
     ("keepalive_requests", Home::Http, HTTP_ONLY),
@@ -172,7 +176,9 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     on.set("splice", &mut l4.splice, boolean);
     on.set("session_timeout", &mut l4.session_timeout, positive(help));
     on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
-    l4.accept_proxy = accept_proxy(t, accept, trusted);
+    let http = matches!(protocol, Some(Protocol::Http | Protocol::Https) | None);
+    l.trusted_proxies = trusted.clone().unwrap_or_default();
+    l4.accept_proxy = accept_proxy(t, accept, trusted, http);
     limits(&on, &mut l.limits);
     let array = |v: &Val<'_>| v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array));
     if on.here("tls", array) {
@@ -184,6 +190,16 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     }
     on.set("redirect_https", &mut l.redirect_https, boolean);
     l.hsts = on.get("hsts", duration);
+    guard::access(t, &mut l.guard);
+    let (limits, blocks) = (on.here("limit", array), on.here("block", array));
+    if limits && blocks {
+        guard::rules(t, &mut l.guard);
+    }
+    on.set(
+        "forward_headers",
+        &mut l.forward_headers,
+        guard::forward_headers,
+    );
     match protocol {
         Some(is @ (Protocol::Tcp | Protocol::Udp)) => l4_rules(t, is.as_str()),
         Some(is) => http_rules(t, &l, is),
@@ -377,23 +393,20 @@ fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> +
     }
 }
 
-/// An address block such as `10.0.0.0/8`.
-fn cidr(v: &Val<'_>) -> Result<Cidr, Bad> {
-    let s = v.str()?;
-    let help = "write an address or a block: \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"";
-    Cidr::parse(s).ok_or_else(|| bad(format!("{s:?} is not an address block"), help))
-}
-
-/// `accept_proxy_protocol` and `trusted_proxies`, which go together.
+/// `accept_proxy_protocol` and `trusted_proxies`: the PROXY headers' senders, when the
+/// listener reads them. On an http/https listener `trusted_proxies` alone names the proxies
+/// whose `X-Forwarded-For` is believed.
 fn accept_proxy(
     t: &Table<'_>,
     accept: Option<bool>,
     trusted: Option<Vec<Cidr>>,
+    http: bool,
 ) -> Option<Vec<Cidr>> {
     let on = accept == Some(true);
     let at = t.pos("trusted_proxies").unwrap_or_default();
     let list = "list who may send PROXY headers: trusted_proxies = [\"10.0.0.0/8\"]";
     match trusted {
+        Some(_) if !on && http => None,
         Some(_) if !on => {
             let message = "trusted_proxies is set but accept_proxy_protocol is not true";
             let help = "add accept_proxy_protocol = true, or remove trusted_proxies";
@@ -490,6 +503,9 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
         }
     }
     m.cookie = name_value(t, "cookie");
+    let mut g = GuardPlan::default();
+    guard::access(t, &mut g);
+    guard::rules(t, &mut g);
     let pool = t.get("pool", pool_ref(pools));
     named.extend(t.text("pool").map(String::from));
     let max_body = t.get("client_max_body_size", size(0, u64::MAX >> 1));
@@ -539,6 +555,7 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
     Some(RoutePlan {
         matcher: m,
         target: target?,
+        guard: g,
         client_max_body_size: max_body,
     })
     .filter(|_| host_known)

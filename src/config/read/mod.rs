@@ -11,6 +11,7 @@
 mod cross;
 mod cursor;
 mod failover;
+mod guard;
 mod listener;
 mod pool;
 mod report;

@@ -290,8 +290,9 @@ fn service(
     service_fn(move |mut req: Request<Incoming>| {
         let site = site.load_full();
         let mut stream = activity.begin();
-        // Only an upgrade becomes a tunnel; other requests skip the extension map's allocation.
-        if headers::wants_upgrade(req.headers()) {
+        // Only a WebSocket upgrade becomes a tunnel (issue 15.2); other requests skip the
+        // extension map's allocation.
+        if headers::wants_websocket(req.headers()) {
             req.extensions_mut().insert(tunnels.clone());
         }
         async move {

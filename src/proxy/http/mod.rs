@@ -2,16 +2,22 @@
 //!
 //! `serve` accepts connections; each goes to the direct HTTP/1 path (`h1/`) when the site
 //! takes it (it hands HTTP/2 to hyper itself), else to hyper's auto (h1/h2c) server, whose
-//! requests go through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks
-//! a server and streams the exchange, and one access-log line records the outcome.
+//! requests go through [`handle`]: the request's own checks (its `Host`, its method, its
+//! path normalised: `path.rs`), the listener's guard (`protect.rs`: access lists, block
+//! rules, rate limits), the [`Router`] choosing an [`Upstream`] on the normalised path and
+//! the route's guard, then [`forward`] picks a server and streams the exchange, and one
+//! access-log line records the outcome.
 
 pub mod attempt;
 pub mod body;
 pub mod budget;
 pub mod forward;
+pub mod forwarding;
 pub mod h1;
 pub mod headers;
 pub mod life;
+pub mod path;
+pub mod protect;
 pub mod proxy_in;
 pub mod replay;
 pub mod retry;
@@ -19,6 +25,7 @@ pub mod router;
 pub mod stats;
 pub mod sticky;
 pub mod tls_serve;
+pub mod trace;
 pub mod transport;
 pub mod tunnel;
 pub mod upstream;
@@ -42,7 +49,7 @@ pub use router::{Route, RouteTarget, Router};
 pub use tunnel::Tunnels;
 pub use upstream::Upstream;
 
-use crate::config::ClientLimits;
+use crate::config::{Cidr, ClientLimits, ForwardHeaders};
 use crate::error::ProxyError;
 use crate::guard::ConnLimits;
 use crate::shutdown::Shutdown;
@@ -75,6 +82,15 @@ pub struct Site {
     /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
     /// pool this listener routes to speaks HTTP/1.1 to its servers.
     pub direct: bool,
+    /// `allow` / `deny`, `[[listener.block]]`, `[[listener.limit]]`: checked before routing.
+    pub guard: protect::Guard,
+    /// The peers whose `X-Forwarded-For` says who the client is, and whose forwarding
+    /// headers are kept (`trusted_proxies` on a listener that reads no PROXY header).
+    pub trusted: Vec<Cidr>,
+    /// `forward_headers`.
+    pub forward_headers: ForwardHeaders,
+    /// The listener's port (for `X-Forwarded-Port`).
+    pub port: u16,
     /// Timeouts and sizes (`config::ClientLimits`); connections take the timeouts in force
     /// when they were accepted.
     pub limits: ClientLimits,
@@ -106,9 +122,6 @@ pub async fn handle(
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    if let Some(port) = site.redirect_https {
-        return tls_serve::redirect(&site, client, &req, port);
-    }
     let started = Instant::now();
     let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
@@ -139,39 +152,58 @@ pub async fn handle(
     } else {
         Vec::new()
     };
-    let mut info = UpstreamInfo::default();
-    let (routed, row, route_max) = site.router.route_full(&req);
-    let (routed, mut row) = (routed.cloned(), row.clone());
-    let resp = if let Some(status) = too_big {
+    let mut info = UpstreamInfo {
+        trace: trace::Trace::asked(&site, &req).map(Arc::new),
+        ..UpstreamInfo::default()
+    };
+    let (pool, row, result) = match checked(&site, &req) {
+        Err(e) => (None, site.router.none_row.clone(), Err(e)),
+        Ok(()) if site.redirect_https.is_some() => {
+            let port = site.redirect_https.unwrap_or(443);
+            return tls_serve::redirect(&site, client, &req, port);
+        }
         // Refused before routing: counted with the answers no route took.
-        row = site.router.none_row.clone();
-        refused(&site, client, &req, status)
-    } else if routed.is_some() && body_too_big(&site.limits, route_max, &req) {
-        refused(&site, client, &req, StatusCode::PAYLOAD_TOO_LARGE)
-    } else {
-        let (pool, result) = match routed {
-            None => (None, Err(ProxyError::NoRoute)),
-            Some(up) => {
-                let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
-                    0 => u64::MAX,
-                    n => n,
-                };
-                let limits = &site.limits;
-                let r = forward(&up, req, client, site.scheme, limits, max_body, &mut info).await;
-                (Some(up), r)
-            }
-        };
-        match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
-                let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
+        Ok(()) => match too_big {
+            Some(status) => (
+                None,
+                site.router.none_row.clone(),
+                Ok(refused(&site, client, &req, status)),
+            ),
+            None => route_and_forward(&site, client, req, &mut info).await,
+        },
+    };
+    let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
+    let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            if e.is_refusal() {
+                tracing::debug!(listener = %site.listener, %client, "{method} {uri}: {e}");
+            } else {
                 log_failure(&site.listener, pool_name, server_name, &e, &method, &uri);
-                error_response(&e)
             }
+            let mut resp = error_response(&e);
+            // A request refused for what it is (its Host, its method, its path) ends its
+            // HTTP/1 connection, as on the direct path.
+            let closes = matches!(
+                e,
+                ProxyError::BadRequest(_)
+                    | ProxyError::MethodNotAllowed(_)
+                    | ProxyError::NotImplemented(_)
+            );
+            if closes && version != http::Version::HTTP_2 {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            resp
         }
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
+    if let Some(t) = &info.trace {
+        resp.headers_mut().insert(trace::HEADER, t.header_value());
+    }
     *resp.version_mut() = version;
     let target = uri.path_and_query().map_or_else(
         || bytes::Bytes::from_static(b"/"),
@@ -197,6 +229,111 @@ pub async fn handle(
     };
     let (parts, body) = resp.into_parts();
     Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
+}
+
+/// What a request must be before anything else looks at it: its host (one, valid, the one
+/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), a
+/// body framing we can pass on whole (no transfer coding but `chunked`).
+fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
+    let bad = |why: &'static str| {
+        tracing::debug!(listener = %site.listener, "refused: {why}");
+        Err(ProxyError::BadRequest(why.into()))
+    };
+    if req.method() == http::Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed("CONNECT is not proxied"));
+    }
+    let h = req.headers();
+    let mut hosts = h.get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return bad("more than one Host");
+    }
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let h2 = req.version() == http::Version::HTTP_2;
+    match (authority, host) {
+        // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the
+        // request malformed (refused rather than replaced: one of them lies). For an
+        // absolute-form HTTP/1.1 target the target wins (RFC 9112 §3.2.2) and Host is
+        // replaced when forwarded.
+        (Some(a), Some(host)) if h2 && !a.eq_ignore_ascii_case(host.as_bytes()) => {
+            return bad("Host differs from :authority");
+        }
+        (Some(a), _) if !headers::valid_host(a) => return bad("invalid host in the target"),
+        (None, Some(host)) if !headers::valid_host(host.as_bytes()) => {
+            return bad("invalid Host");
+        }
+        (None, None) if h2 || req.version() == http::Version::HTTP_11 => {
+            return bad("no Host");
+        }
+        _ => {}
+    }
+    if !headers::only_chunked(
+        h.get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(ProxyError::NotImplemented(
+            "a transfer coding other than chunked",
+        ));
+    }
+    Ok(())
+}
+
+/// The listener's guard, the route (on the normalised path), the route's guard, then
+/// [`forward`]; with the pool and the row the answer is counted in (the row of answers no
+/// route took when refused before routing).
+async fn route_and_forward(
+    site: &Site,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    info: &mut UpstreamInfo,
+) -> (
+    Option<Arc<Upstream>>,
+    Arc<stats::Row>,
+    Result<Response<ProxyBody>, ProxyError>,
+) {
+    let none = || site.router.none_row.clone();
+    let xff = http::header::HeaderName::from_static("x-forwarded-for");
+    let client = protect::real_client(
+        peer.ip(),
+        &site.trusted,
+        req.headers().get_all(&xff).iter().map(|v| v.as_bytes()),
+    );
+    let raw = req.uri().path().as_bytes();
+    let mut buf = Vec::new();
+    let normal = match path::normalise(raw, &mut buf) {
+        Ok(n) => n,
+        Err(e) => return (None, none(), Err(ProxyError::BadRequest(e.reason().into()))),
+    };
+    if let Err(e) = site.guard.check(&req, client, raw, normal) {
+        return (None, none(), Err(e));
+    }
+    let routed = site.router.route_row(&req, normal);
+    let row = routed.row.clone();
+    let Some(up) = routed.pool.cloned() else {
+        return (None, row, Err(ProxyError::NoRoute));
+    };
+    if let Err(e) = routed.guard.check(&req, client, raw, normal) {
+        return (Some(up), row, Err(e));
+    }
+    if let Some(t) = &info.trace {
+        t.note(format!(
+            "pool {} ({})",
+            up.pool.name,
+            up.pool.algorithm.as_str()
+        ));
+    }
+    if body_too_big(&site.limits, routed.max_body, &req) {
+        let resp = refused(site, peer, &req, StatusCode::PAYLOAD_TOO_LARGE);
+        return (Some(up), row, Ok(resp));
+    }
+    let max_body = match routed.max_body.unwrap_or(site.limits.client_max_body_size) {
+        0 => u64::MAX,
+        n => n,
+    };
+    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
+    let r = forward(&up, req, peer, client, trusted, site, max_body, info).await;
+    (Some(up), row, r)
 }
 
 /// Say that a request failed: a WARN line for each failure on the server's side or ours;

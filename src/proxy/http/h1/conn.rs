@@ -24,8 +24,9 @@ use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::stats::{Answered, Row, origin_form};
+use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
-use crate::proxy::http::{Site, log_failure};
+use crate::proxy::http::{Site, headers, log_failure, path, protect};
 use crate::upstream::{InFlight, Server};
 
 /// What comes after one request.
@@ -56,6 +57,10 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    /// The normalised path, when it differs from the one sent.
+    norm: Vec<u8>,
+    /// The client as a trusted proxy named it, as text.
+    real_ip: String,
     head_limits: parse::HeadLimits,
     /// Host, Referer and User-Agent, kept for the access log when it is on.
     log_host: Vec<u8>,
@@ -79,6 +84,8 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            norm: Vec::new(),
+            real_ip: String::new(),
             head_limits: parse::HeadLimits::default(),
             log_host: Vec::new(),
             log_referer: Vec::new(),
@@ -189,27 +196,14 @@ impl Conn {
         let upgrading = self.req.upgrade
             && view
                 .header_values(&http::header::UPGRADE)
-                .any(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"websocket")));
+                .any(headers::offers_websocket);
         let expect_continue = self.req.expect_continue;
         let te_trailers = self.req.te_trailers;
-        let bad_host = if self.req.hosts > 1 {
-            Some("more than one Host")
-        } else if self.req.host.is_none() && !http10 && view.origin().1.is_none() {
-            Some("no Host")
-        } else {
-            None
-        };
         let method = http::Method::from_bytes(view.method_bytes()).unwrap_or(http::Method::GET);
 
-        if let Some(why) = bad_host {
+        if let Some((status, why)) = own_checks(&view, http10) {
             self.rb.consume(head_len);
-            return self.refuse(io, &site, 400, why, started).await;
-        }
-        if method == http::Method::CONNECT {
-            self.rb.consume(head_len);
-            return self
-                .refuse(io, &site, 405, "CONNECT is not proxied", started)
-                .await;
+            return self.refuse(io, &site, status, why, started).await;
         }
         if let Some(port) = site.redirect_https {
             let url = view.host().and_then(|h| {
@@ -234,13 +228,45 @@ impl Conn {
             self.account(&site, none, status, None, 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let (routed, row, route_max) = site.router.route_full(&view);
-        let Some(up) = routed else {
+        // Routes match the normalised path; the server gets the target as sent.
+        let raw = view.path().as_bytes();
+        let normal = match path::normalise(raw, &mut self.norm) {
+            Ok(n) => n,
+            Err(e) => {
+                self.rb.consume(head_len);
+                return self.refuse(io, &site, 400, e.reason(), started).await;
+            }
+        };
+        let peer = self.client.ip();
+        let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer);
+        let client = match trusted {
+            true => protect::real_client(peer, &site.trusted, view.header_values(&XFF)),
+            false => peer,
+        };
+        if let Err(e) = site.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            let none = &site.router.none_row;
+            return self.failed(io, &site, none, e, "-", framing, started).await;
+        }
+        let routed = site.router.route_row(&view, normal);
+        let (row, route_max) = (routed.row, routed.max_body);
+        let Some(up) = routed.pool else {
             self.rb.consume(head_len);
             return self
                 .failed(io, &site, row, ProxyError::NoRoute, "-", framing, started)
                 .await;
         };
+        if let Err(e) = routed.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            return self
+                .failed(io, &site, row, e, &up.pool.name, framing, started)
+                .await;
+        }
+        if client != peer {
+            use std::fmt::Write as _;
+            self.real_ip.clear();
+            let _ = write!(self.real_ip, "{client}");
+        }
         let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
             0 => u64::MAX,
             n => n,
@@ -255,6 +281,10 @@ impl Conn {
                 .await;
         }
         let pool = &up.pool;
+        let trace = Trace::asked(&site, &view).map(Arc::new);
+        if let Some(t) = &trace {
+            t.note(format!("pool {} ({})", pool.name, pool.algorithm.as_str()));
+        }
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
         let has_key = key.is_some();
@@ -263,7 +293,7 @@ impl Conn {
         }
         let now = tokio::time::Instant::now();
         let stick = match up.sticky() {
-            Some(s) => Some(s.lookup(&view, self.client.ip(), now).await),
+            Some(s) => Some(s.lookup(&view, client, now).await),
             None => None,
         };
         request_out(
@@ -271,7 +301,16 @@ impl Conn {
             &view,
             &Forwarding {
                 client_ip: &self.client_ip,
+                real_ip: if client == peer {
+                    &self.client_ip
+                } else {
+                    &self.real_ip
+                },
+                trusted,
+                set: site.forward_headers,
                 scheme: site.scheme,
+                host: view.host_with_port(),
+                port: site.port,
                 host_from_server: pool.host_header == crate::config::HostHeader::Upstream,
                 framing,
                 upgrading,
@@ -321,10 +360,11 @@ impl Conn {
         };
         let continued = continued || (matches!(body, Body::Kept) && expect_continue);
         let ask = PickHints {
-            client: self.client,
+            client: SocketAddr::new(client, self.client.port()),
             hash_key: has_key.then_some(&self.key[..]),
             method: &method,
             preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+            trace: trace.clone(),
         };
         let max_tries = if upgrading {
             1
@@ -372,7 +412,8 @@ impl Conn {
                 let (method, uri) = (&self.log_method, &self.log_uri);
                 log_failure(&site.listener, &pool.name, server_name, &e, method, uri);
                 let status = e.status().as_u16();
-                let next = self.error_answer(io, &e, unread, keep_alive).await;
+                let trace = trace.map(|t| t.value());
+                let next = (self.error_answer(io, &e, unread, keep_alive, trace.as_deref())).await;
                 let last = server.as_ref();
                 self.account(&site, row, status, last, attempts, connect, header, started);
                 return next;
@@ -398,6 +439,7 @@ impl Conn {
             _ => None,
         };
         let status = reply.head.status;
+        let trace = trace.map(|t| t.value());
         let next = self
             .answer(
                 io,
@@ -410,6 +452,7 @@ impl Conn {
                     upgrading,
                     set_cookie: set_cookie.as_deref(),
                     hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
+                    trace: trace.as_deref(),
                     server: server.as_ref(),
                 },
             )
@@ -493,6 +536,7 @@ impl Conn {
                 upgrade,
                 set_cookie: plan.set_cookie,
                 hsts: plan.hsts,
+                trace: plan.trace,
             },
         );
         conn.rb.consume(head.len);
@@ -576,15 +620,21 @@ impl Conn {
         unread: Framing,
         started: Instant,
     ) -> Next {
-        log_failure(
-            &site.listener,
-            pool,
-            "-",
-            &e,
-            &self.log_method,
-            &self.log_uri,
-        );
-        let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
+        if e.is_refusal() {
+            tracing::debug!(listener = %site.listener, client = %self.client, "{} {}: {e}", self.log_method, self.log_uri);
+        } else {
+            log_failure(
+                &site.listener,
+                pool,
+                "-",
+                &e,
+                &self.log_method,
+                &self.log_uri,
+            );
+        }
+        let next = self
+            .error_answer(io, &e, unread, self.req.keep_alive, None)
+            .await;
         let status = e.status().as_u16();
         self.account(site, row, status, None, 0, None, None, started);
         next
@@ -598,6 +648,7 @@ impl Conn {
         e: &ProxyError,
         unread: Framing,
         keep_alive: bool,
+        trace: Option<&str>,
     ) -> Next {
         let status = e.status();
         let mut text = format!(
@@ -610,13 +661,15 @@ impl Conn {
             text.push('\n');
         }
         let close = !keep_alive || unread != Framing::Empty;
-        let extra: &[u8] = if status == http::StatusCode::SERVICE_UNAVAILABLE {
-            b"retry-after: 1\r\n"
-        } else {
-            b""
-        };
+        let mut extra = String::new();
+        if let Some(secs) = e.retry_after() {
+            extra.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        if let Some(t) = trace {
+            extra.push_str(&format!("x-switchyard-explain: {t}\r\n"));
+        }
         let _ = self
-            .answer_own(io, status.as_u16(), extra, &text, close)
+            .answer_own(io, status.as_u16(), extra.as_bytes(), &text, close)
             .await;
         if close { Next::Close } else { Next::KeepAlive }
     }
@@ -660,6 +713,37 @@ impl Conn {
     }
 }
 
+static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// What a request must be before anything else looks at it (hyper's engine checks the same
+/// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
+/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); a body framing we can
+/// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
+pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
+    let head = view.head;
+    if head.hosts > 1 {
+        return Some((400, "more than one Host"));
+    }
+    match (view.origin().1, head.host) {
+        (Some(a), _) if !headers::valid_host(a.as_bytes()) => {
+            return Some((400, "invalid host in the target"));
+        }
+        (None, Some(h)) if !headers::valid_host(h.get(view.buf)) => {
+            return Some((400, "invalid Host"));
+        }
+        (None, None) if !http10 => return Some((400, "no Host")),
+        _ => {}
+    }
+    if view.method_bytes() == b"CONNECT" {
+        return Some((405, "CONNECT is not proxied"));
+    }
+    if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
+    {
+        return Some((501, "a transfer coding other than chunked"));
+    }
+    None
+}
+
 /// What the answer to the client depends on besides the server's answer.
 struct AnswerPlan<'a> {
     head_request: bool,
@@ -668,5 +752,7 @@ struct AnswerPlan<'a> {
     upgrading: bool,
     set_cookie: Option<&'a str>,
     hsts: Option<&'a [u8]>,
+    /// `X-Switchyard-Explain`, when the request asked and may.
+    trace: Option<&'a str>,
     server: Option<&'a Arc<crate::upstream::Server>>,
 }
