@@ -296,6 +296,7 @@ pub fn plan(
         listeners: vec![ListenerPlan::http("demo", listen, "demo")],
         pools: vec![demo],
         admin: admin.map(AdminPlan::at),
+        redis: None,
         log: Default::default(),
     }
 }

@@ -262,6 +262,67 @@ async fn a_local_miss_reads_through_to_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "end-to-end (redis): scripts/test runs it"]
+async fn a_first_placement_wins_over_one_that_raced_it() {
+    let redis = Redis::start().await;
+    let timeout = Duration::from_millis(50);
+    let (a, b) = (
+        Balancer::start(redis.port, timeout),
+        Balancer::start(redis.port, timeout),
+    );
+    both_up(&a, &b).await;
+    // A's placements have landed in Redis, their messages not yet arrived (written by
+    // hand, unpublished); B, whose read-through came just before, places them elsewhere.
+    let mut r = redis_client(redis.port).await;
+    let session = |i: u32| format!("s{i}");
+    for i in 0..20u32 {
+        for key in [b.ip.redis_key(&ip(i)), b.app.redis_key(&session(i))] {
+            let _: () = redis::cmd("SET")
+                .arg(key)
+                .arg(SERVERS[0])
+                .arg("PX")
+                .arg(60_000)
+                .query_async(&mut r)
+                .await
+                .unwrap();
+        }
+    }
+    for i in 0..20u32 {
+        b.ip.insert_new(ip(i), b.id(SERVERS[1]), now());
+        b.app.insert_if_room(session(i), b.id(SERVERS[1]), now());
+    }
+    // The first placement stays in Redis, and both balancers take it.
+    let first = |x: &Balancer, i: u32| {
+        let s = x.id(SERVERS[0]);
+        x.ip.get(&ip(i), now()) == Some(s) && x.app.get(&session(i), now()) == Some(s)
+    };
+    wait_for(
+        "B takes the first placement",
+        Duration::from_secs(3),
+        || (0..20u32).all(|i| first(&b, i)),
+    )
+    .await;
+    wait_for("A holds it", Duration::from_secs(3), || {
+        (0..20u32).all(|i| first(&a, i))
+    })
+    .await;
+    let held: Option<String> = redis::cmd("GET")
+        .arg(b.ip.redis_key(&ip(7)))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(held.as_deref(), Some(SERVERS[0]));
+    // A client moved off its server (learned, not placed anew) replaces Redis's.
+    b.ip.insert(ip(7), b.id(SERVERS[2]), now());
+    wait_for("A follows the move", Duration::from_secs(3), || {
+        a.ip.get(&ip(7), now()) == Some(a.id(SERVERS[2]))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (redis): scripts/test runs it"]
 async fn made_up_cookies_on_one_balancer_push_out_no_session_on_the_other() {
     let redis = Redis::start().await;
     let (a, b) = (

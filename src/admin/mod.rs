@@ -71,6 +71,8 @@ pub struct View {
     pub listeners: Vec<AdminListener>,
     /// The admin listener's bound address.
     pub admin_addr: Option<SocketAddr>,
+    /// The link to Redis (`[redis]`), for its counters.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub config: Loaded,
     pub reloads: Arc<Reloads>,
     /// The access log, for its counters.
@@ -88,11 +90,13 @@ impl Default for View {
                 listeners: Vec::new(),
                 pools: Vec::new(),
                 admin: None,
+                redis: None,
                 log: Default::default(),
             }),
             pools: Vec::new(),
             listeners: Vec::new(),
             admin_addr: None,
+            cluster: None,
             config: Loaded {
                 path: None,
                 sha256: None,

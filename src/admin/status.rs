@@ -26,6 +26,9 @@ pub fn render(view: &View, draining: bool) -> String {
         "config": {},
     });
     fill(&mut doc, Scope::Process, Subject::Process(view));
+    if let Some(c) = &view.cluster {
+        doc["redis"] = object(Scope::Redis, Subject::Redis(c));
+    }
     doc["pools"] = view.pools.iter().map(|u| pool(u)).collect();
     doc["listeners"] = view
         .listeners

@@ -43,35 +43,7 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const MAX_BATCH: usize = 512;
 
 /// Where Redis is and how long to wait for it: the `[redis]` table of the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    /// `host:port`, or a `redis://[user:password@]host:port[/db]` URL.
-    pub addr: String,
-    /// Put before every key and channel name, so balancer groups can share one Redis.
-    pub prefix: String,
-    /// The most a request waits on Redis (the read-through of a sticky key).
-    pub timeout: Duration,
-    /// The most a background call waits (connect, the writer's pipelines, the rate sync,
-    /// the catch-up); one that takes longer takes the link down.
-    pub io_timeout: Duration,
-    /// How often shared rate limits are synchronised.
-    pub sync_interval: Duration,
-    /// Writes waiting for the writer, at most; more are dropped and counted.
-    pub queue: usize,
-}
-
-impl Default for RedisConfig {
-    fn default() -> RedisConfig {
-        RedisConfig {
-            addr: "127.0.0.1:6379".into(),
-            prefix: "switchyard:".into(),
-            timeout: Duration::from_millis(5),
-            io_timeout: Duration::from_secs(1),
-            sync_interval: Duration::from_millis(100),
-            queue: 10_000,
-        }
-    }
-}
+pub use crate::config::RedisPlan as RedisConfig;
 
 /// Which timeout bounds a call, and whether running out of it means the link is broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,10 +202,26 @@ impl Link {
 
     /// Receive the messages of `replica`'s channel, and ask it to catch up whenever the
     /// link comes up. Held weakly: a replica dropped is forgotten.
+    ///
+    /// Registered while the link is up (a table made by a reload), it catches up at once:
+    /// the catch-up of the link's coming up may have run before it was there. Registered
+    /// again, nothing happens.
     pub fn register(&self, replica: &Arc<dyn Replica>) {
-        let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, r| r.strong_count() > 0);
-        map.insert(replica.channel().to_string(), Arc::downgrade(replica));
+        {
+            let mut map = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, r| r.strong_count() > 0);
+            let weak = Arc::downgrade(replica);
+            let channel = replica.channel().to_string();
+            if map.get(&channel).is_some_and(|held| held.ptr_eq(&weak)) {
+                return;
+            }
+            map.insert(channel, weak);
+        }
+        if self.is_up()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(replica.clone().catch_up());
+        }
     }
 
     /// One command, bounded by `bound`.
@@ -352,10 +340,10 @@ impl Link {
                     };
                     // Once per outage at warn; the retries at debug.
                     if warned {
-                        tracing::debug!(addr = %self.config.addr, error = %why, "Redis still unreachable");
+                        tracing::debug!(addr = %shown(&self.config.addr), error = %why, "Redis still unreachable");
                     } else {
                         warned = true;
-                        tracing::warn!(addr = %self.config.addr, error = %why, "cannot reach Redis; shared state is local only until it answers");
+                        tracing::warn!(addr = %shown(&self.config.addr), error = %why, "cannot reach Redis; shared state is local only until it answers");
                     }
                     let pause = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -369,7 +357,7 @@ impl Link {
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             self.conn.store(Some(Arc::new(Conn { conn, generation })));
             bump(&self.stats.ups, 1);
-            tracing::info!(addr = %self.config.addr, "Redis link up");
+            tracing::info!(addr = %shown(&self.config.addr), "Redis link up");
             let catch_up = tokio::spawn(self.clone().catch_up());
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -396,7 +384,7 @@ impl Link {
             catch_up.abort();
             self.conn.store(None);
             bump(&self.stats.downs, 1);
-            tracing::warn!(addr = %self.config.addr, "Redis link down; shared state is local only until it is back");
+            tracing::warn!(addr = %shown(&self.config.addr), "Redis link down; shared state is local only until it is back");
         }
     }
 
@@ -461,6 +449,17 @@ impl Link {
     }
 }
 
+/// A Redis address as logs and errors show it: a password in it written `***`.
+pub fn shown(addr: &str) -> String {
+    match addr.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => addr.to_string(),
+        },
+        None => addr.to_string(),
+    }
+}
+
 /// `s` with the characters a Redis glob pattern treats specially escaped.
 fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -492,6 +491,9 @@ mod tests {
         );
         assert_eq!(key_part("50%:x"), "50%25%3Ax");
         assert_eq!(glob_escape("sy*[1]:"), "sy\\*\\[1\\]:");
+        assert_eq!(shown("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(shown("redis://u:p@w@h:1"), "redis://***@h:1");
+        assert_eq!(shown("h:6379"), "h:6379");
     }
 
     #[tokio::test]

@@ -86,7 +86,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use link::{LinkCounters, RedisConfig};
+pub use link::{LinkCounters, RedisConfig, shown as shown_addr};
 pub use rate::RateCounters;
 pub use sticky::{ShareKey, SharedStickTable, StickyCounters};
 
@@ -118,7 +118,7 @@ impl Cluster {
     /// Start the link's tasks (the monitor, the writer, the rate sync), which run until
     /// `shutdown` fires. Returns at once: Redis is reached in the background.
     pub fn start(config: RedisConfig, shutdown: &Shutdown) -> Result<Arc<Cluster>, ClusterError> {
-        let addr = config.addr.clone();
+        let addr = link::shown(&config.addr);
         let (link, writes) = Link::new(config, vec![sticky::WRITE_SCRIPT, rate::SYNC_SCRIPT])
             .map_err(|e| ClusterError {
                 addr,
@@ -146,6 +146,24 @@ impl Cluster {
         ttl: Duration,
     ) -> Arc<SharedStickTable<K>> {
         SharedStickTable::new(self.link.clone(), mode, pool, capacity, ttl)
+    }
+
+    /// [`Cluster::sticky_table`] for a reload to prepare: it starts receiving what is
+    /// published, and catches up, once [`SharedStickTable::serve`]d.
+    pub fn unregistered_sticky_table<K: ShareKey>(
+        &self,
+        mode: StickyMode,
+        pool: Arc<Pool>,
+        capacity: usize,
+        ttl: Duration,
+    ) -> Arc<SharedStickTable<K>> {
+        SharedStickTable::unregistered(self.link.clone(), mode, pool, capacity, ttl)
+    }
+
+    /// Whether `table` is kept through this cluster's link (a reload that changed
+    /// `[redis]` makes a new cluster; its pools' tables move to it).
+    pub fn holds<K: ShareKey>(&self, table: &SharedStickTable<K>) -> bool {
+        table.on_link(&self.link)
     }
 
     /// A rate limiter whose keys are counted across balancers under `scope` (a name every

@@ -7,7 +7,14 @@
 //! balancer, this one included, applies what comes on the channel to its own table. Because
 //! Redis runs the scripts one after the other and delivers the messages in that order, two
 //! balancers that learned different servers for one key at the same moment both end with
-//! the value Redis kept (the last written); a balancer skipping its own messages would not.
+//! the value Redis kept; a balancer skipping its own messages would not. What Redis keeps
+//! depends on why the mapping was written: a server's own session cookie, or a client moved
+//! off a server that could not serve it, replaces what Redis has (the last written wins);
+//! a key placed for the first time (a new client address, a cookie value the table did
+//! not know) is written only where Redis has none, and where it has one the script
+//! publishes Redis's instead (the first placement wins: a client whose first requests
+//! raced to two balancers, the second one's read-through missing the first one's write by
+//! a moment, stays on the server that served it first, which holds its session).
 //!
 //! A lookup that misses locally may ask Redis ([`SharedStickTable::get_or_fetch`]): one `GET`
 //! bounded by the link's request timeout, skipped at once when the link is down. It finds
@@ -36,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
@@ -47,12 +55,19 @@ use crate::upstream::{Pool, StickTable};
 const CATCH_UP_CHUNK: usize = 500;
 
 /// `SET` + `PUBLISH` at once; with ARGV[5] = '1' only where Redis has nothing, returning
-/// what it has otherwise.
+/// what it has otherwise, and with ARGV[6] = '1' also publishing what it has (when it is
+/// another server), so that the balancer that wrote, and every other, takes it.
 pub const WRITE_SCRIPT: &str = r"
--- KEYS[1]: the entry; ARGV: server, ttl ms, channel, message, '1' = only fill in
+-- KEYS[1]: the entry; ARGV: server, ttl ms, channel, message, '1' = only fill in,
+-- '1' = publish what is held instead, the key as text
 if ARGV[5] == '1' then
   local held = redis.call('GET', KEYS[1])
-  if held then return held end
+  if held then
+    if ARGV[6] == '1' and held ~= ARGV[1] then
+      redis.call('PUBLISH', ARGV[3], held .. ' s ' .. ARGV[7])
+    end
+    return held
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
@@ -123,7 +138,8 @@ pub struct StickyCounters {
 pub struct SharedStickTable<K> {
     local: StickTable<K>,
     link: Arc<Link>,
-    pool: Arc<Pool>,
+    /// Swapped when a reload rebuilds the pool and the table stays ([`Self::set_pool`]).
+    pool: ArcSwap<Pool>,
     channel: String,
     /// `{prefix}{mode}:{pool}:`, followed by the key.
     key_prefix: String,
@@ -141,24 +157,49 @@ impl<K: ShareKey> SharedStickTable<K> {
         capacity: usize,
         ttl: Duration,
     ) -> Arc<SharedStickTable<K>> {
+        let table = SharedStickTable::unregistered(link, mode, pool, capacity, ttl);
+        table.serve();
+        table
+    }
+
+    /// [`SharedStickTable::new`], not yet receiving its channel nor caught up: a reload
+    /// prepares it, and [`SharedStickTable::serve`]s it once the change is committed (a
+    /// change that fails leaves the running table registered).
+    pub fn unregistered(
+        link: Arc<Link>,
+        mode: StickyMode,
+        pool: Arc<Pool>,
+        capacity: usize,
+        ttl: Duration,
+    ) -> Arc<SharedStickTable<K>> {
         let channel = format!(
             "{}{}:{}",
             link.config().prefix,
             mode.as_str(),
             key_part(&pool.name)
         );
-        let table = Arc::new(SharedStickTable {
+        Arc::new(SharedStickTable {
             local: StickTable::new(capacity, ttl),
             key_prefix: format!("{channel}:"),
             channel,
-            link: link.clone(),
-            pool,
+            link,
+            pool: ArcSwap::new(pool),
             write_sha: redis::Script::new(WRITE_SCRIPT).get_hash().to_string(),
             stats: Stats::default(),
-        });
-        let replica: Arc<dyn Replica> = table.clone();
-        link.register(&replica);
-        table
+        })
+    }
+
+    /// Receive the channel's messages (instead of a table this one replaces), and catch up
+    /// with Redis now if the link is up, else when it comes up.
+    pub fn serve(self: &Arc<Self>) {
+        let replica: Arc<dyn Replica> = self.clone();
+        self.link.register(&replica);
+    }
+
+    /// The server remembered for `key` here, renewing nothing and asking Redis nothing
+    /// (for explanations).
+    pub fn peek(&self, key: &K, now: Instant) -> Option<u64> {
+        self.local.peek(key, now)
     }
 
     /// The server remembered for `key` here, extending its life (also in Redis, now and
@@ -212,14 +253,45 @@ impl<K: ShareKey> SharedStickTable<K> {
         self.share(&key, server, Entry::Learned);
     }
 
+    /// A key this balancer found nowhere (here nor in Redis) placed on `server`: here at
+    /// once, and in Redis unless another balancer placed it meanwhile (its write landed
+    /// after this one's read-through), in which case Redis's is published and every
+    /// balancer, this one included, takes it: the first placement wins, so a client whose
+    /// first requests raced to two balancers ends on one server.
+    pub fn insert_new(&self, key: K, server: u64, now: Instant) {
+        self.local.insert(key.clone(), server, now);
+        self.share(&key, server, Entry::First);
+    }
+
     /// [`StickTable::insert_if_room`], and in Redis when stored here: a flood of values a
-    /// client made up fills at most this table's room in Redis too.
+    /// client made up fills at most this table's room in Redis too. Like
+    /// [`SharedStickTable::insert_new`], a value another balancer placed meanwhile wins.
     pub fn insert_if_room(&self, key: K, server: u64, now: Instant) -> bool {
         let stored = self.local.insert_if_room(key.clone(), server, now);
         if stored {
             self.share(&key, server, Entry::Chosen);
         }
         stored
+    }
+
+    /// The pool rebuilt by a reload (the servers that stay keep their ids, so the entries
+    /// stay true): mappings now name its servers.
+    pub fn set_pool(&self, pool: Arc<Pool>) {
+        self.pool.store(pool);
+    }
+
+    /// Take over the entries of the table this one replaces (a table made shared, or moved
+    /// to another Redis by a reload): kept here, and written to Redis where it has none by
+    /// the catch-up that [`SharedStickTable::serve`] starts.
+    pub fn seed(&self, entries: Vec<(K, u64, Duration)>, now: Instant) {
+        for (key, server, _) in entries {
+            self.local.insert_if_room(key, server, now);
+        }
+    }
+
+    /// The live entries: key, server id, time left.
+    pub fn entries(&self, now: Instant) -> Vec<(K, u64, Duration)> {
+        self.local.entries(now)
     }
 
     /// Entries held here (expired ones included until they are evicted).
@@ -234,6 +306,11 @@ impl<K: ShareKey> SharedStickTable<K> {
     /// The most entries held here.
     pub fn capacity(&self) -> usize {
         self.local.capacity()
+    }
+
+    /// How long an unused entry is kept, here and in Redis.
+    pub fn ttl(&self) -> Duration {
+        self.local.ttl()
     }
 
     pub fn stats(&self) -> StickyCounters {
@@ -251,6 +328,10 @@ impl<K: ShareKey> SharedStickTable<K> {
         }
     }
 
+    pub(super) fn on_link(&self, link: &Arc<Link>) -> bool {
+        Arc::ptr_eq(&self.link, link)
+    }
+
     /// The key's name in Redis.
     pub fn redis_key(&self, key: &K) -> String {
         format!("{}{}", self.key_prefix, key.to_text())
@@ -264,7 +345,13 @@ impl<K: ShareKey> SharedStickTable<K> {
 
     /// The write script's call for one mapping; None for a server not in the pool.
     fn write_cmd(&self, key: &K, server: u64, ttl: Duration, entry: Entry) -> Option<redis::Cmd> {
-        let addr = self.pool.servers().iter().find(|s| s.id() == server)?.addr;
+        let addr = self
+            .pool
+            .load()
+            .servers()
+            .iter()
+            .find(|s| s.id() == server)?
+            .addr;
         let text = key.to_text();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.write_sha)
@@ -273,8 +360,10 @@ impl<K: ShareKey> SharedStickTable<K> {
             .arg(addr.to_string())
             .arg(ttl_ms(ttl))
             .arg(&self.channel)
-            .arg(message(addr, entry != Entry::Learned, &text))
-            .arg(if entry == Entry::Fill { "1" } else { "0" });
+            .arg(message(addr, entry.room_only(), &text))
+            .arg(if entry == Entry::Learned { "0" } else { "1" })
+            .arg(if entry == Entry::Fill { "0" } else { "1" })
+            .arg(text);
         Some(cmd)
     }
 
@@ -282,6 +371,7 @@ impl<K: ShareKey> SharedStickTable<K> {
     fn server_named(&self, tag: &str) -> Option<u64> {
         let addr: SocketAddr = tag.parse().ok()?;
         self.pool
+            .load()
             .servers()
             .iter()
             .find(|s| s.addr == addr)
@@ -364,12 +454,24 @@ fn ttl_ms(ttl: Duration) -> u64 {
 /// Why a mapping is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    /// Learned from a server or a client address: may push out others.
+    /// Learned from a server (its session cookie) or a session moved off a server that
+    /// could not serve it: replaces what Redis has; may push out others.
     Learned,
-    /// A value the client chose: only where there is room.
+    /// A key placed for the first time: only where Redis has none (else Redis's is
+    /// published); may push out others.
+    First,
+    /// A value the client chose: only where Redis has none (else Redis's is published);
+    /// only where there is room.
     Chosen,
-    /// Written again by a catch-up, only where Redis has none: only where there is room.
+    /// Written again by a catch-up, only where Redis has none (what it has comes back to
+    /// the catch-up); only where there is room.
     Fill,
+}
+
+impl Entry {
+    fn room_only(self) -> bool {
+        matches!(self, Entry::Chosen | Entry::Fill)
+    }
 }
 
 /// What goes on the channel: the server's address, `s` (may push out others) or `r` (only

@@ -6,6 +6,8 @@
 //!   `drain`, passive checks, slow start: set on the running servers), or is rebuilt (a
 //!   server added, removed or renamed, or a pool setting changed: a new pool value in which
 //!   the servers that stay keep their state), or is added or removed.
+//! - `[redis]` added, removed or changed makes a new link (or none); the pools with a
+//!   `shared = true` sticky table are then rebuilt onto it (`settings: ["redis"]`).
 //! - A **listener** is known by its name. It keeps its socket unless its address or its
 //!   transport (TCP or UDP) changed (`Moved`: a new socket, the old one drains); a new
 //!   protocol on the same socket (`http` to `https`) gets a new accept loop on that socket
@@ -21,6 +23,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::RedisPlan;
 use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Target};
 use super::routes::{RouteChange, route_changes};
 use crate::tls::CertPair;
@@ -35,6 +38,9 @@ pub struct PlanDiff {
     /// Pools of either plan: the new plan's in order, then the removed ones.
     pub pools: Vec<(String, PoolChange)>,
     pub admin: AdminChange,
+    /// `[redis]`: a new link when it is added or changed (the pools with shared tables are
+    /// rebuilt onto it, their entries kept), none when it is removed.
+    pub redis: RedisChange,
     /// `workers` cannot change in a running process (restart or upgrade).
     pub workers: Option<(usize, usize)>,
     pub grace_period: Option<(Duration, Duration)>,
@@ -145,6 +151,46 @@ pub struct Rebuild {
     pub keep_conns: bool,
 }
 
+/// What changed of `[redis]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RedisChange {
+    #[default]
+    Same,
+    Added,
+    Removed,
+    /// The keys whose value changed: the link is made again.
+    Changed(Vec<&'static str>),
+}
+
+impl RedisChange {
+    fn between(old: Option<&RedisPlan>, new: Option<&RedisPlan>) -> RedisChange {
+        match (old, new) {
+            (None, None) => RedisChange::Same,
+            (None, Some(_)) => RedisChange::Added,
+            (Some(_), None) => RedisChange::Removed,
+            (Some(o), Some(n)) => {
+                let keys = [
+                    ("addr", o.addr == n.addr),
+                    ("prefix", o.prefix == n.prefix),
+                    ("timeout", o.timeout == n.timeout),
+                    ("io_timeout", o.io_timeout == n.io_timeout),
+                    ("sync_interval", o.sync_interval == n.sync_interval),
+                    ("queue", o.queue == n.queue),
+                ];
+                let changed: Vec<_> = keys
+                    .iter()
+                    .filter(|(_, same)| !same)
+                    .map(|(k, _)| *k)
+                    .collect();
+                match changed.is_empty() {
+                    true => RedisChange::Same,
+                    false => RedisChange::Changed(changed),
+                }
+            }
+        }
+    }
+}
+
 /// A server that stays, with what changed on it, each as `key before → after`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerChange {
@@ -185,6 +231,31 @@ impl PlanDiff {
         for p in &old.pools {
             if new.pool(&p.name).is_none() {
                 pools.push((p.name.clone(), PoolChange::Removed));
+            }
+        }
+        let redis = RedisChange::between(old.redis.as_ref(), new.redis.as_ref());
+        if redis != RedisChange::Same {
+            // A shared table lives on the link: a new link, a new table (entries kept).
+            for (name, change) in &mut pools {
+                let shared = new
+                    .pool(name)
+                    .and_then(|p| p.sticky.as_ref())
+                    .is_some_and(|s| s.shared);
+                let servers = match change {
+                    PoolChange::Same => Vec::new(),
+                    PoolChange::Servers(s) => std::mem::take(s),
+                    _ => continue,
+                };
+                if shared {
+                    *change = PoolChange::Rebuilt(Rebuild {
+                        settings: vec!["redis"],
+                        servers,
+                        keep_conns: true,
+                        ..Rebuild::default()
+                    });
+                } else if !servers.is_empty() {
+                    *change = PoolChange::Servers(servers);
+                }
             }
         }
         let renewed = |name: &str| {
@@ -235,6 +306,7 @@ impl PlanDiff {
             details,
             pools,
             admin,
+            redis,
             workers: changed(old.workers, new.workers),
             grace_period: changed(old.grace_period, new.grace_period),
             shutdown_delay: changed(old.shutdown_delay, new.shutdown_delay),
@@ -249,6 +321,7 @@ impl PlanDiff {
             .all(|(_, c)| *c == ListenerChange::Same)
             && self.pools.iter().all(|(_, c)| *c == PoolChange::Same)
             && self.admin == AdminChange::Same
+            && self.redis == RedisChange::Same
             && self.workers.is_none()
             && self.grace_period.is_none()
             && self.shutdown_delay.is_none()
@@ -330,6 +403,15 @@ impl PlanDiff {
             AdminChange::Removed => out.push("[admin] removed".into()),
             AdminChange::Moved => out.push("[admin] moved to a new address".into()),
             AdminChange::Changed => out.push("[admin] token changed".into()),
+        }
+        match &self.redis {
+            RedisChange::Same => {}
+            RedisChange::Added => out.push("[redis] added: shared tables share through it".into()),
+            RedisChange::Removed => out.push("[redis] removed: its link closes".into()),
+            RedisChange::Changed(keys) => out.push(format!(
+                "[redis] {} changed: a new link (shared tables move to it, their entries kept)",
+                keys.join(", ")
+            )),
         }
         if let Some((a, b)) = self.grace_period {
             out.push(format!("grace_period {a:?} → {b:?}"));

@@ -14,7 +14,7 @@ use super::suggest;
 use super::words::{Words, words_of};
 use super::{
     AdminPlan, ClientLimits, DnsPlan, ForwardHeaders, GuardPlan, HealthPlan, NamedServer,
-    PassivePlan, RetryPlan, StickyPlan,
+    PassivePlan, RedisPlan, RetryPlan, StickyPlan,
 };
 
 /// A whole, validated configuration.
@@ -32,6 +32,8 @@ pub struct Plan {
     pub pools: Vec<PoolPlan>,
     /// The admin listener (`/health/live`, `/health/ready`), if configured.
     pub admin: Option<AdminPlan>,
+    /// `[redis]`: the state shared with other balancers (`shared = true` tables), if any.
+    pub redis: Option<RedisPlan>,
     /// `[log]`: the access log.
     pub log: LogPlan,
 }
@@ -47,6 +49,7 @@ impl Default for Plan {
             listeners: Vec::new(),
             pools: Vec::new(),
             admin: None,
+            redis: None,
             log: LogPlan::default(),
         }
     }

@@ -1,9 +1,10 @@
 //! Plan types for failure handling and stickiness: active health checks, passive health
-//! (`max_fails`/`fail_timeout`), retries, sticky sessions, and the admin listener.
+//! (`max_fails`/`fail_timeout`), retries, sticky sessions, the admin listener, and the
+//! Redis that several balancers share state through.
 //!
 //! Filled by `read/failover.rs` from the `[pool.NAME.health]`, `[pool.NAME.retry]`,
-//! `[pool.NAME.sticky]` and `[admin]` sections; read by `upstream`, `health`, `proxy::http`
-//! and `admin`. Plain values only; the defaults live in the `Default` impls so the docs,
+//! `[pool.NAME.sticky]` sections and by `read/mod.rs` from `[admin]` and `[redis]`; read by
+//! `upstream`, `health`, `proxy::http`, `admin` and `cluster`. Plain values only; the defaults live in the `Default` impls so the docs,
 //! the reader and the tests agree.
 
 use std::net::SocketAddr;
@@ -233,6 +234,9 @@ pub struct StickyPlan {
     pub size: usize,
     /// What the clients of a draining server do.
     pub on_drain: OnDrain,
+    /// `shared = true`: the table (`app_cookie`, `source_ip`) is kept in `[redis]` too, so
+    /// every balancer sharing that Redis agrees (`cluster`).
+    pub shared: bool,
 }
 
 /// `[sticky] on_drain`: whether a draining server keeps its sticky clients.
@@ -274,6 +278,7 @@ impl Default for StickyPlan {
             ttl: Duration::from_secs(3600),
             size: 65_536,
             on_drain: OnDrain::Stay,
+            shared: false,
         }
     }
 }
@@ -298,6 +303,38 @@ impl AdminPlan {
             origin: None,
             token: None,
             limits: super::AdminLimits::default(),
+        }
+    }
+}
+
+/// `[redis]`: where the state several active balancers share lives (`cluster`), and how long
+/// to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisPlan {
+    /// `host:port`, or a `redis://[user:password@]host:port[/db]` URL.
+    pub addr: String,
+    /// Put before every key and channel name, so balancer groups can share one Redis.
+    pub prefix: String,
+    /// The most a request waits on Redis (the read-through of a sticky key).
+    pub timeout: Duration,
+    /// The most a background call waits (connect, the writer's pipelines, the rate sync,
+    /// the catch-up); one that takes longer takes the link down.
+    pub io_timeout: Duration,
+    /// How often shared rate limits are synchronised.
+    pub sync_interval: Duration,
+    /// Writes waiting for the writer, at most; more are dropped and counted.
+    pub queue: usize,
+}
+
+impl Default for RedisPlan {
+    fn default() -> RedisPlan {
+        RedisPlan {
+            addr: "127.0.0.1:6379".into(),
+            prefix: "switchyard:".into(),
+            timeout: Duration::from_millis(5),
+            io_timeout: Duration::from_secs(1),
+            sync_interval: Duration::from_millis(100),
+            queue: 10_000,
         }
     }
 }

@@ -65,7 +65,9 @@ pub fn import(sections: &[Section], skipped: &[(Line, String)], c: &mut Config) 
                 let why = match other {
                     "cache" => "Switchyard does not cache responses",
                     "userlist" => "Switchyard has no authentication",
-                    "peers" => "stick tables are not shared between instances",
+                    "peers" => {
+                        "not carried: Switchyard shares stick tables through Redis instead of peers; add [redis] with addr = \"host:6379\" and shared = true in the pool's [sticky] (docs/shared-state.md)"
+                    }
                     "resolvers" => {
                         "not carried: give the pool resolver = \"IP:PORT\" and its servers resolve = true (hold valid → resolver_valid; init-addr none → init_addr = \"none\"); without them a server name is resolved at start and at each reload"
                     }

@@ -16,7 +16,7 @@ pub mod certs;
 pub mod cli;
 mod keys;
 
-use crate::config::diff::{AdminChange, ListenerChange, PoolChange, ServerChange};
+use crate::config::diff::{AdminChange, ListenerChange, PoolChange, RedisChange, ServerChange};
 use crate::config::routes::{self, RouteChange};
 use crate::config::{self, ListenerPlan, Plan, PlanDiff, Protocol, format_duration};
 
@@ -388,6 +388,15 @@ fn server_lines(pool: &str, p: Option<&config::PoolPlan>, changes: &[ServerChang
 
 fn other(diff: &PlanDiff) -> Vec<String> {
     let mut out = Vec::new();
+    match &diff.redis {
+        RedisChange::Same => {}
+        RedisChange::Added => out.push("+ [redis] a link to Redis; shared tables use it".into()),
+        RedisChange::Removed => out.push("- [redis] its link closes".into()),
+        RedisChange::Changed(keys) => out.push(format!(
+            "~ [redis] {} changed: a new link; shared tables move to it, their entries kept",
+            keys.join(", ")
+        )),
+    }
     if let Some((a, b)) = diff.grace_period {
         out.push(format!(
             "~ grace_period {} → {}",

@@ -18,6 +18,10 @@ pub enum RuntimeError {
         what: String,
         source: crate::tls::TlsError,
     },
+    /// `[redis] addr` that the Redis client cannot take (the config reader checks the
+    /// shape; a plan made in code may still hold one).
+    #[error("{0}")]
+    Redis(#[from] crate::cluster::ClusterError),
     #[error("the access log {}: {source}\n  help: {}", path.display(), log_help(source))]
     AccessLog {
         path: std::path::PathBuf,

@@ -200,6 +200,11 @@ impl Runtime {
         for t in tasks {
             let _ = t.await;
         }
+        // The link to Redis last: the requests that drained may have used it.
+        let cluster = self.inner.control.lock().await.running.cluster.take();
+        if let Some(c) = cluster {
+            c.stop().await;
+        }
         // The last lines, of the connections that just ended, reach the log.
         let log = self.access_log();
         let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
@@ -288,6 +293,11 @@ impl Runtime {
     pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
         let view = self.inner.state.view.load();
         view.pools.iter().find(|u| u.pool.name == name).cloned()
+    }
+
+    /// The link to Redis (`[redis]`), if the plan has one: its state and counters.
+    pub fn cluster(&self) -> Option<Arc<crate::cluster::Cluster>> {
+        self.inner.state.view.load().cluster.clone()
     }
 
     /// The running plan.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::cluster::Cluster;
 use crate::config::PoolPlan;
 use crate::probe::{Checkers, ProbeTransport};
 use crate::proxy::http::Upstream;
@@ -25,20 +26,20 @@ pub struct Built {
 
 /// Build a pool (`previous`: the one it replaces, and whether its connections can be kept):
 /// servers that stay keep their state ([`Pool::new`]), the upstream its connections and
-/// sticky sessions ([`Upstream::succeed`]). Fails only when its TLS files went bad.
+/// sticky sessions ([`Upstream::succeed`]); `cluster`: the link to Redis of a `shared =
+/// true` sticky table. Fails only when its TLS files went bad.
 pub fn build(
     plan: &PoolPlan,
     previous: Option<(&RunningPool, bool)>,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<Built, RuntimeError> {
     let pool = Arc::new(Pool::new(plan, previous.map(|(p, _)| &*p.upstream.pool)));
     let transport = Transport::from_plan(plan).map_err(|source| RuntimeError::Tls {
         what: format!("pool {:?}", plan.name),
         source,
     })?;
-    let upstream = match previous {
-        None => Upstream::with_transport(pool, transport),
-        Some((p, keep_conns)) => Upstream::succeed(pool, transport, &p.upstream, keep_conns),
-    };
+    let previous = previous.map(|(p, keep_conns)| (&*p.upstream, keep_conns));
+    let upstream = Upstream::with_cluster(pool, transport, previous, cluster);
     Ok(Built {
         upstream: Arc::new(upstream),
     })
@@ -51,6 +52,9 @@ impl Built {
 
     /// Start its health checks (if configured): it is now the pool in service.
     pub fn start(self) -> RunningPool {
+        if let Some(sticky) = self.upstream.sticky() {
+            sticky.in_service();
+        }
         let checkers = crate::probe::spawn(
             &self.upstream.pool,
             probe_transport(self.upstream.transport()),

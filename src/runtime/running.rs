@@ -22,8 +22,9 @@ use super::error::RuntimeError;
 use super::listener::{self, Kind, Listener, LoadedTls, Socket, Spare, SpareSocket, Wiring};
 use super::pools::{self, Built, RunningPool};
 use crate::admin::{self, AdminListener as ShownListener, ListenerStats};
-use crate::config::diff::{AdminChange, ListenerChange, PoolChange, pools_of};
-use crate::config::{AccessTarget, AdminPlan, LogPlan, Plan, PlanDiff, Protocol};
+use crate::cluster::Cluster;
+use crate::config::diff::{AdminChange, ListenerChange, PoolChange, RedisChange, pools_of};
+use crate::config::{AccessTarget, AdminPlan, LogPlan, Plan, PlanDiff, Protocol, RedisPlan};
 use crate::observe::sink::{AccessLog, Opened};
 use crate::proxy::http::Upstream;
 use crate::shutdown::Shutdown;
@@ -69,6 +70,36 @@ impl AdminListener {
     }
 }
 
+/// The link to Redis, running: its own stop signal, fired after the listeners drained
+/// (their last requests may still use the shared tables), or when dropped (a reload that
+/// changed or removed `[redis]`).
+pub struct RunningCluster {
+    pub cluster: Arc<Cluster>,
+    stop: Shutdown,
+}
+
+impl RunningCluster {
+    fn start(plan: &RedisPlan) -> Result<RunningCluster, RuntimeError> {
+        let stop = Shutdown::new();
+        let cluster = Cluster::start(plan.clone(), &stop)?;
+        tracing::info!(addr = %crate::cluster::shown_addr(&plan.addr), prefix = %plan.prefix, "shared state through Redis (connecting in the background)");
+        Ok(RunningCluster { cluster, stop })
+    }
+
+    /// Stop its tasks and wait for them (at most `io_timeout`, the longest a call waits).
+    pub async fn stop(self) {
+        self.stop.stop();
+        let limit = self.cluster.config().io_timeout + std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(limit, self.cluster.stopped()).await;
+    }
+}
+
+impl Drop for RunningCluster {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
 /// Everything running for one configuration.
 pub struct Running {
     pub plan: Arc<Plan>,
@@ -76,6 +107,8 @@ pub struct Running {
     /// In the plan's order.
     pub listeners: Vec<Listener>,
     pub admin: Option<AdminListener>,
+    /// The link to Redis, when the plan has `[redis]`.
+    pub cluster: Option<RunningCluster>,
     /// Accept loops stopped by a change, finishing their connections.
     pub retiring: Vec<JoinHandle<()>>,
     /// The parent of every listener's stop signal.
@@ -108,6 +141,7 @@ impl Running {
                 listeners: Vec::new(),
                 pools: Vec::new(),
                 admin: None,
+                redis: None,
                 // Off, so that a plan with any access log opens it.
                 log: LogPlan {
                     access: AccessTarget::Off,
@@ -117,6 +151,7 @@ impl Running {
             pools: HashMap::new(),
             listeners: Vec::new(),
             admin: None,
+            cluster: None,
             retiring: Vec::new(),
             shutdown,
             state,
@@ -152,6 +187,19 @@ impl Running {
         diff: &PlanDiff,
         spare: &mut Spare,
     ) -> Result<Prepared, RuntimeError> {
+        // A new link first: the pools with shared tables are built onto it.
+        let cluster = match (&plan.redis, &diff.redis) {
+            (Some(r), RedisChange::Added | RedisChange::Changed(_)) => {
+                Some(RunningCluster::start(r)?)
+            }
+            _ => None,
+        };
+        let link = match &diff.redis {
+            RedisChange::Added | RedisChange::Changed(_) => cluster.as_ref(),
+            RedisChange::Removed => None,
+            RedisChange::Same => self.cluster.as_ref(),
+        }
+        .map(|c| &c.cluster);
         let mut built = HashMap::new();
         for p in &plan.pools {
             let previous = match diff.pool(&p.name) {
@@ -161,7 +209,7 @@ impl Running {
                 }
                 _ => continue,
             };
-            built.insert(p.name.clone(), pools::build(p, previous)?);
+            built.insert(p.name.clone(), pools::build(p, previous, link)?);
         }
         // The sockets of listeners that move or leave may serve their successors (a
         // listener renamed on the same address keeps its socket).
@@ -231,11 +279,20 @@ impl Running {
             sockets,
             tls,
             admin,
+            cluster,
             log,
         })
     }
 
     fn commit(&mut self, plan: Plan, diff: &PlanDiff, mut p: Prepared) {
+        // The link before the pools: the rebuilt ones use the new one. The one it replaces
+        // stops when dropped (a request still on an old pool finds its table's link down
+        // and goes on with the local entries).
+        match &diff.redis {
+            RedisChange::Added | RedisChange::Changed(_) => self.cluster = p.cluster.take(),
+            RedisChange::Removed => self.cluster = None,
+            RedisChange::Same => {}
+        }
         if let Some(log) = p.log.take() {
             self.log.commit(log);
         }
@@ -382,6 +439,7 @@ impl Running {
                 .collect(),
             listeners: self.listeners.iter().map(shown).collect(),
             admin_addr: self.admin.as_ref().map(|a| a.addr),
+            cluster: self.cluster.as_ref().map(|c| c.cluster.clone()),
             config: self.loaded.clone(),
             reloads: self.reloads.clone(),
             access_log: self.log.clone(),
@@ -425,6 +483,8 @@ impl Running {
 
 /// What [`Running::prepare`] readied for [`Running::commit`].
 struct Prepared {
+    /// The new link, when `[redis]` was added or changed.
+    cluster: Option<RunningCluster>,
     built: HashMap<String, Built>,
     sockets: HashMap<String, Socket>,
     tls: HashMap<String, LoadedTls>,

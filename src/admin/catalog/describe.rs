@@ -7,6 +7,7 @@
 //! three walks over the same constants.
 
 use super::super::View;
+use crate::cluster::Cluster;
 use crate::guard::ConnLimits;
 use crate::observe::histogram::Snapshot;
 use crate::observe::metrics::{Kind, Value};
@@ -49,10 +50,11 @@ pub enum Scope {
     Udp,
     ProxyIn,
     Process,
+    Redis,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::Server,
         Scope::Pool,
         Scope::Sticky,
@@ -63,6 +65,7 @@ impl Scope {
         Scope::Udp,
         Scope::ProxyIn,
         Scope::Process,
+        Scope::Redis,
     ];
 
     /// The labels every sample of the scope carries, first.
@@ -73,7 +76,7 @@ impl Scope {
             Scope::Sticky => &["pool", "mode"],
             Scope::Answers => &["listener", "route", "pool"],
             Scope::Http | Scope::Limits | Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
-            Scope::Process => &[],
+            Scope::Process | Scope::Redis => &[],
         }
     }
 
@@ -90,6 +93,7 @@ impl Scope {
             Scope::Udp => "Per UDP listener",
             Scope::ProxyIn => "Per http/https listener with `accept_proxy_protocol`",
             Scope::Process => "Process and configuration",
+            Scope::Redis => "The link to Redis (`[redis]`)",
         }
     }
 
@@ -114,6 +118,9 @@ impl Scope {
                 "Label: `listener`. Listeners without `accept_proxy_protocol` have none of these."
             }
             Scope::Process => "No labels of the scope.",
+            Scope::Redis => {
+                "No labels of the scope (one link per process). Without `[redis]` there are none of these."
+            }
         }
     }
 
@@ -129,6 +136,7 @@ impl Scope {
             Scope::Tcp | Scope::Udp => "listeners[].counters",
             Scope::ProxyIn => "listeners[].counters.proxy_protocol",
             Scope::Process => "the document",
+            Scope::Redis => "redis",
         }
     }
 }
@@ -176,6 +184,7 @@ pub enum Reader {
     Udp(fn(&UdpStats, &mut dyn Out)),
     ProxyIn(fn(&ProxyInStats, &mut dyn Out)),
     Process(fn(&View, &mut dyn Out)),
+    Redis(fn(&Cluster, &mut dyn Out)),
 }
 
 /// Where a reader writes its samples: the Prometheus page or the JSON document.
@@ -206,6 +215,7 @@ pub enum Subject<'a> {
     Udp(&'a UdpStats),
     ProxyIn(&'a ProxyInStats),
     Process(&'a View),
+    Redis(&'a Cluster),
 }
 
 impl Metric {
@@ -221,6 +231,7 @@ impl Metric {
             Reader::Udp(_) => Scope::Udp,
             Reader::ProxyIn(_) => Scope::ProxyIn,
             Reader::Process(_) => Scope::Process,
+            Reader::Redis(_) => Scope::Redis,
         }
     }
 
@@ -237,6 +248,7 @@ impl Metric {
             (Reader::Udp(f), Subject::Udp(s)) => f(s, out),
             (Reader::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
             (Reader::Process(f), Subject::Process(v)) => f(v, out),
+            (Reader::Redis(f), Subject::Redis(c)) => f(c, out),
             _ => {}
         }
     }
@@ -354,6 +366,14 @@ pub fn instances<'a>(
             labels: Vec::new(),
             subject: Subject::Process(view),
         }],
+        Scope::Redis => view
+            .cluster
+            .iter()
+            .map(|c| Instance {
+                labels: Vec::new(),
+                subject: Subject::Redis(c),
+            })
+            .collect(),
     }
 }
 

@@ -7,8 +7,8 @@
 //! add one [`Metric`] to the table of its scope below. Nothing else changes.
 //!
 //! - `describe.rs`: what a description is; the scopes; the readers; walking the view.
-//! - `server.rs`, `pool.rs`, `http.rs`, `limits.rs`, `listener.rs`, `process.rs`: the
-//!   tables, by scope.
+//! - `server.rs`, `pool.rs`, `http.rs`, `limits.rs`, `listener.rs`, `process.rs`, `redis.rs`:
+//!   the tables, by scope.
 //! - `docs.rs`: the docs' list, generated.
 
 mod describe;
@@ -18,6 +18,7 @@ mod limits;
 mod listener;
 mod pool;
 mod process;
+mod redis;
 mod server;
 
 pub use describe::{Instance, Json, Metric, Out, Reader, Scope, Subject, answer_rows, instances};
@@ -28,6 +29,7 @@ pub static ALL: &[&[Metric]] = &[
     server::METRICS,
     pool::METRICS,
     pool::STICKY,
+    redis::SHARED_STICKY,
     http::ANSWERS,
     http::HTTP,
     limits::LIMITS,
@@ -35,6 +37,7 @@ pub static ALL: &[&[Metric]] = &[
     listener::UDP,
     listener::PROXY_IN,
     process::METRICS,
+    redis::LINK,
 ];
 
 /// Every metric, one by one.

@@ -38,6 +38,25 @@ pub(super) fn check(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
     loops(r, plan, &listens);
     l4_pools(r, plan, seen);
     sticky_cookies(r, plan);
+    shared_without_redis(r, plan);
+}
+
+/// A table kept in Redis needs a `[redis]` to keep it in.
+fn shared_without_redis(r: &Report<'_>, plan: &Plan) {
+    if plan.redis.is_some() {
+        return;
+    }
+    for p in &plan.pools {
+        if p.sticky.as_ref().is_some_and(|s| s.shared) {
+            let path = format!("pool.{}.sticky", p.name);
+            let message = format!(
+                "[pool.{}.sticky] says shared = true, but there is no [redis] to share it through",
+                p.name
+            );
+            let help = "add a [redis] table with addr = \"host:6379\", or remove shared";
+            error(r, at(r, &path, "shared"), message, help);
+        }
+    }
 }
 
 /// Where `key` of the table at `path` is written, else where the table is.

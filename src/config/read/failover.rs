@@ -229,6 +229,13 @@ pub(super) fn sticky(t: &Table<'_>) -> Option<StickyPlan> {
     );
     t.set("size", &mut s.size, int(16, 10_000_000));
     t.set("on_drain", &mut s.on_drain, word);
+    t.set("shared", &mut s.shared, boolean);
+    if s.shared && mode == Some(StickyMode::Cookie) {
+        let message = "shared = true with mode = \"cookie\": the cookie already names the server on every balancer";
+        let help = "remove shared (balancers whose configs name the pool and its servers alike read each other's cookies)";
+        t.error_at("shared", message, help);
+        s.shared = false;
+    }
     let name_known = name.is_some() || !t.has("name") && !t.meant("name");
     s.name = match (name, mode) {
         (Some(_), Some(StickyMode::SourceIp)) => {

@@ -3,8 +3,8 @@
 //! The text is parsed once into toml's span-keeping tree; past a syntax error only the
 //! earliest is reported (what the parser recovers after it is guesswork). Then each table is
 //! read with a cursor ([`cursor::Table`]) whose accessors turn values into plan values and
-//! record their own errors, and whose `finish()` reports the keys nobody read. The top level
-//! and `[admin]` are read here, `[[listener]]` in `listener.rs`, `[pool.NAME]` in `pool.rs`
+//! record their own errors, and whose `finish()` reports the keys nobody read. The top level,
+//! `[admin]` and `[redis]` are read here, `[[listener]]` in `listener.rs`, `[pool.NAME]` in `pool.rs`
 //! (its failure-handling sections in `failover.rs`); the rules that span listeners and pools
 //! run last, on the plan, in `cross.rs`. The module docs of `config` say how to add a key.
 
@@ -19,13 +19,17 @@ mod value;
 
 use toml::de::DeTable;
 
-use crate::config::{AccessTarget, AdminLimits, AdminPlan, ConfigError, LogPlan, Plan, Protocol};
+use std::time::Duration;
+
+use crate::config::{
+    AccessTarget, AdminLimits, AdminPlan, ConfigError, LogPlan, Plan, Protocol, RedisPlan,
+};
 use cursor::Table;
 #[cfg(test)]
 pub(crate) use failover::parse_expect;
 pub(crate) use report::Kind;
 use report::Report;
-use value::{Bad, Val, addr, bad, duration, int, positive, word};
+use value::{Bad, Parse, Val, addr, bad, duration, int, positive, string, word};
 
 /// The plan and every error, in file order, each with its kind. With an error the plan is
 /// only as good as what could be read.
@@ -88,6 +92,7 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
         t.error(0..0, "the file has no [[listener]]", help);
     }
     plan.admin = t.table("admin").and_then(|a| admin(&a));
+    plan.redis = t.table("redis").and_then(|r| redis(&r));
     if let Some(l) = t.table("log") {
         plan.log = log(&l);
     }
@@ -139,6 +144,76 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         token,
         limits,
     })
+}
+
+/// `[redis]`: where the state shared with other balancers lives (`cluster`).
+fn redis(t: &Table<'_>) -> Option<RedisPlan> {
+    let mut r = RedisPlan::default();
+    let help = "add addr = \"127.0.0.1:6379\" (or \"redis://:password@host:6379/0\")";
+    let addr = t.need("addr", redis_addr, "[redis] has no addr", help);
+    let mixed =
+        "prefix = \"\" would mix Switchyard's keys and channels with everything else in that Redis";
+    let prefix = string.must(
+        |p| !p.is_empty(),
+        mixed,
+        "write e.g. prefix = \"switchyard:\"",
+    );
+    t.set("prefix", &mut r.prefix, prefix);
+    t.set(
+        "timeout",
+        &mut r.timeout,
+        positive("write e.g. timeout = \"5ms\""),
+    );
+    t.set(
+        "io_timeout",
+        &mut r.io_timeout,
+        positive("write e.g. io_timeout = \"1s\""),
+    );
+    let flood = "a sync_interval under 10ms would flood Redis";
+    let every = duration.must(
+        |d| *d >= Duration::from_millis(10),
+        flood,
+        "write e.g. sync_interval = \"100ms\"",
+    );
+    t.set("sync_interval", &mut r.sync_interval, every);
+    t.set("queue", &mut r.queue, int(1, 10_000_000));
+    if t.has("timeout") && r.timeout > r.io_timeout {
+        let message = "timeout (what a request waits on Redis) is longer than io_timeout (what finds Redis gone)";
+        t.error_at(
+            "timeout",
+            message,
+            "keep timeout a few milliseconds, under io_timeout",
+        );
+    }
+    t.finish();
+    r.addr = addr?;
+    Some(r)
+}
+
+/// `[redis] addr`: `host:port`, or `redis://[user:password@]host:port[/db]`. Not resolved
+/// here: the link connects in the background, and a balancer starts with Redis away.
+fn redis_addr(v: &Val<'_>) -> Result<String, Bad> {
+    let s = v.str()?.trim();
+    let help = "write host:port (\"10.0.0.5:6379\") or redis://[:password@]host:port[/db]";
+    let (rest, url) = match s.split_once("://") {
+        Some(("redis", rest)) => (rest, true),
+        Some((scheme, _)) => {
+            let message =
+                format!("redis addr {s:?}: {scheme}:// is not supported (no TLS, no unix sockets)");
+            return Err(bad(message, help));
+        }
+        None => (s, false),
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let (host_port, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_port_ok = host_port
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    let db_ok = db.is_empty() || (url && db.parse::<u32>().is_ok());
+    if !host_port_ok || !db_ok {
+        return Err(bad(format!("redis addr {s:?} is not an address"), help));
+    }
+    Ok(s.to_string())
 }
 
 /// `[log]`.

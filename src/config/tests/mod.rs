@@ -10,6 +10,7 @@ mod l4;
 mod live;
 mod log;
 mod protect;
+mod redis;
 mod syntax;
 mod validate;
 

@@ -47,7 +47,10 @@ pub async fn forward(
     let limits = &site.limits;
     let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
     let now = tokio::time::Instant::now();
-    let stick = up.sticky().map(|s| s.lookup(&req, client, now));
+    let stick = match up.sticky() {
+        Some(s) => Some(s.lookup(&req, client, now).await),
+        None => None,
+    };
 
     // Only a WebSocket upgrade may become a tunnel (issue 15.2): another offer (`h2c`) is
     // dropped with the other hop-by-hop headers and the request goes on as a plain one.

@@ -11,16 +11,24 @@
 //! keep persistent clients on it, unless the pool says `[sticky] on_drain = "move"`; a server
 //! in maintenance or removed loses them at once. A pool rebuilt by a reload or an admin
 //! change keeps its stick tables and counter ([`Sticky::succeed`]).
+//!
+//! With `shared = true` (and `[redis]`), an `app_cookie` or `source_ip` table is a
+//! [`SharedStickTable`]: the same answers from local memory, written through to Redis, and
+//! a local miss reads through to Redis once, bounded by `[redis] timeout` (not at all while
+//! Redis is down), so a client that reaches another balancer finds its server there.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{self, HeaderValue};
 use tokio::time::Instant;
 
 use super::view::RequestView;
+use crate::cluster::{Cluster, ShareKey, SharedStickTable, StickyCounters};
 use crate::config::{OnDrain, StickyMode, StickyPlan};
 use crate::upstream::{AdminState, Pool, Server, StickTable};
 
@@ -34,9 +42,134 @@ pub struct Sticky {
     pool: Arc<Pool>,
     /// `cookie` mode: the opaque id of each server, in pool order.
     ids: Vec<String>,
-    app: Option<Arc<StickTable<String>>>,
-    ip: Option<Arc<StickTable<IpAddr>>>,
+    app: Option<Table<String>>,
+    ip: Option<Table<IpAddr>>,
     broken: Arc<AtomicU64>,
+}
+
+/// A stick table: this balancer's own, or one shared through Redis.
+enum Table<K> {
+    Local(Arc<StickTable<K>>),
+    Shared(Arc<SharedStickTable<K>>),
+}
+
+impl<K> Clone for Table<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Table::Local(t) => Table::Local(t.clone()),
+            Table::Shared(t) => Table::Shared(t.clone()),
+        }
+    }
+}
+
+impl<K: ShareKey> Table<K> {
+    /// A table for `plan`: shared through `cluster` when the plan says so, taking over
+    /// `previous` when it is the same kind of table of the same size, ttl and link, else
+    /// its entries.
+    fn succeed(
+        plan: &StickyPlan,
+        pool: &Arc<Pool>,
+        previous: Option<&Table<K>>,
+        cluster: Option<&Arc<Cluster>>,
+    ) -> Table<K> {
+        let same_shape = |size: usize, ttl: Duration| (size, ttl) == (plan.size, plan.ttl);
+        let cluster = cluster.filter(|_| plan.shared);
+        if plan.shared && cluster.is_none() {
+            tracing::warn!(pool = %pool.name, "sticky shared = true without [redis]: the table is local");
+        }
+        match (previous, cluster) {
+            (Some(Table::Local(t)), None) if same_shape(t.capacity(), t.ttl()) => {
+                return Table::Local(t.clone());
+            }
+            (Some(Table::Shared(t)), Some(c))
+                if c.holds(t) && same_shape(t.capacity(), t.ttl()) =>
+            {
+                return Table::Shared(t.clone());
+            }
+            _ => {}
+        }
+        let now = Instant::now();
+        let entries = previous.map(|p| match p {
+            Table::Local(t) => t.entries(now),
+            Table::Shared(t) => t.entries(now),
+        });
+        match cluster {
+            Some(c) => {
+                let t =
+                    c.unregistered_sticky_table::<K>(plan.mode, pool.clone(), plan.size, plan.ttl);
+                t.seed(entries.unwrap_or_default(), now);
+                Table::Shared(t)
+            }
+            None => {
+                let t = StickTable::new(plan.size, plan.ttl);
+                for (key, server, _) in entries.unwrap_or_default() {
+                    t.insert_if_room(key, server, now);
+                }
+                Table::Local(Arc::new(t))
+            }
+        }
+    }
+
+    /// The pool is in service (the change that built it is committed): a shared table
+    /// names its servers, receives its channel and catches up.
+    fn in_service(&self, pool: &Arc<Pool>) {
+        if let Table::Shared(t) = self {
+            t.set_pool(pool.clone());
+            t.serve();
+        }
+    }
+
+    /// The remembered server; a shared table that misses asks Redis (bounded).
+    async fn get(&self, key: &K, now: Instant) -> Option<u64> {
+        match self {
+            Table::Local(t) => t.get(key, now),
+            Table::Shared(t) => t.get_or_fetch(key, now).await,
+        }
+    }
+
+    /// The server remembered here, renewing nothing (a shared table asks Redis nothing).
+    fn peek(&self, key: &K, now: Instant) -> Option<u64> {
+        match self {
+            Table::Local(t) => t.peek(key, now),
+            Table::Shared(t) => t.peek(key, now),
+        }
+    }
+
+    fn insert(&self, key: K, server: u64, now: Instant) {
+        match self {
+            Table::Local(t) => t.insert(key, server, now),
+            Table::Shared(t) => t.insert(key, server, now),
+        }
+    }
+
+    /// A key found nowhere: in a shared table, the first balancer's placement wins.
+    fn insert_new(&self, key: K, server: u64, now: Instant) {
+        match self {
+            Table::Local(t) => t.insert(key, server, now),
+            Table::Shared(t) => t.insert_new(key, server, now),
+        }
+    }
+
+    fn insert_if_room(&self, key: K, server: u64, now: Instant) -> bool {
+        match self {
+            Table::Local(t) => t.insert_if_room(key, server, now),
+            Table::Shared(t) => t.insert_if_room(key, server, now),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Table::Local(t) => t.len(),
+            Table::Shared(t) => t.len(),
+        }
+    }
+
+    fn shared_stats(&self) -> Option<StickyCounters> {
+        match self {
+            Table::Local(_) => None,
+            Table::Shared(t) => Some(t.stats()),
+        }
+    }
 }
 
 /// What the request said about stickiness.
@@ -96,35 +229,49 @@ pub fn server_cookie_id(pool: &str, server: &Server) -> String {
 
 impl Sticky {
     pub fn new(plan: StickyPlan, pool: Arc<Pool>) -> Sticky {
-        Sticky::succeed(plan, pool, None)
+        Sticky::succeed(plan, pool, None, None)
     }
 
     /// The sticky state of a rebuilt pool: the stick table of `previous` when it has the same
-    /// mode, size and ttl (its entries name servers by id, which the servers that stayed
-    /// keep), and its `broken` counter. Cookies need nothing kept: their values are derived
-    /// from each server's name and address.
-    pub fn succeed(plan: StickyPlan, pool: Arc<Pool>, previous: Option<&Sticky>) -> Sticky {
+    /// mode, size and ttl and is kept the same way (here, or through the same Redis link;
+    /// its entries name servers by id, which the servers that stayed keep), else a new table
+    /// with its entries when the mode is the same; and its `broken` counter. Cookies need
+    /// nothing kept: their values are derived from each server's name and address.
+    /// `cluster`: the link to Redis, for a `shared = true` table.
+    pub fn succeed(
+        plan: StickyPlan,
+        pool: Arc<Pool>,
+        previous: Option<&Sticky>,
+        cluster: Option<&Arc<Cluster>>,
+    ) -> Sticky {
         let ids = pool
             .servers()
             .iter()
             .map(|s| server_cookie_id(&pool.name, s))
             .collect();
-        let same = previous
-            .filter(|p| (p.plan.mode, p.plan.size, p.plan.ttl) == (plan.mode, plan.size, plan.ttl));
-        let table = |mode: StickyMode| (plan.mode == mode).then_some(());
+        let before = previous.filter(|p| p.plan.mode == plan.mode);
         Sticky {
-            app: table(StickyMode::AppCookie).map(|()| {
-                same.and_then(|p| p.app.clone())
-                    .unwrap_or_else(|| Arc::new(StickTable::new(plan.size, plan.ttl)))
+            app: (plan.mode == StickyMode::AppCookie).then(|| {
+                Table::succeed(&plan, &pool, before.and_then(|p| p.app.as_ref()), cluster)
             }),
-            ip: table(StickyMode::SourceIp).map(|()| {
-                same.and_then(|p| p.ip.clone())
-                    .unwrap_or_else(|| Arc::new(StickTable::new(plan.size, plan.ttl)))
-            }),
+            ip: (plan.mode == StickyMode::SourceIp)
+                .then(|| Table::succeed(&plan, &pool, before.and_then(|p| p.ip.as_ref()), cluster)),
             broken: previous.map_or_else(Default::default, |p| p.broken.clone()),
             plan,
             pool,
             ids,
+        }
+    }
+
+    /// The pool is in service: a shared table it took over names the new pool's servers;
+    /// one it made receives its channel and catches up. Until then (a change being
+    /// prepared, which may fail) the running tables are untouched.
+    pub fn in_service(&self) {
+        if let Some(t) = &self.app {
+            t.in_service(&self.pool);
+        }
+        if let Some(t) = &self.ip {
+            t.in_service(&self.pool);
         }
     }
 
@@ -137,6 +284,12 @@ impl Sticky {
     /// Entries in the stick table (`app_cookie`, `source_ip`); 0 for `cookie`.
     pub fn table_len(&self) -> usize {
         self.app.as_ref().map_or(0, |t| t.len()) + self.ip.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// What the table shared through Redis did, if the table is shared.
+    pub fn shared_stats(&self) -> Option<StickyCounters> {
+        let app = self.app.as_ref().and_then(Table::shared_stats);
+        app.or_else(|| self.ip.as_ref().and_then(Table::shared_stats))
     }
 
     fn by_id(&self, id: u64) -> Option<&Arc<Server>> {
@@ -243,9 +396,16 @@ impl Sticky {
         p
     }
 
-    /// The server this request should stick to, if any.
-    pub fn lookup(&self, req: &impl RequestView, client: IpAddr, now: Instant) -> Lookup {
+    /// The server this request should stick to, if any. What it needs of the request is
+    /// read at once; the future waits only on a shared table's bounded read-through.
+    pub fn lookup(
+        &self,
+        req: &impl RequestView,
+        client: IpAddr,
+        now: Instant,
+    ) -> impl Future<Output = Lookup> + Send + '_ {
         let mut l = Lookup::default();
+        let mut app_key = None;
         match self.plan.mode {
             StickyMode::Cookie => {
                 if let Some(v) = req.cookie(&self.plan.name) {
@@ -255,23 +415,26 @@ impl Sticky {
                 }
             }
             StickyMode::AppCookie => {
-                if let (Some(v), Some(table)) = (req.cookie(&self.plan.name), &self.app)
+                if let Some(v) = req.cookie(&self.plan.name)
                     && v.len() <= MAX_APP_VALUE
                 {
                     l.cookie_value = Some(v.to_string());
-                    if let Some(id) = table.get(&v.to_string(), now) {
-                        self.remembered(self.by_id(id), &mut l);
-                    }
+                    app_key = Some(v.to_string());
                 }
             }
-            StickyMode::SourceIp => {
-                l.client = Some(client);
-                if let Some(id) = self.ip.as_ref().and_then(|t| t.get(&client, now)) {
-                    self.remembered(self.by_id(id), &mut l);
-                }
-            }
+            StickyMode::SourceIp => l.client = Some(client),
         }
-        l
+        async move {
+            let id = match (&app_key, &self.app, l.client, &self.ip) {
+                (Some(key), Some(table), _, _) => table.get(key, now).await,
+                (_, _, Some(ip), Some(table)) => table.get(&ip, now).await,
+                _ => None,
+            };
+            if let Some(id) = id {
+                self.remembered(self.by_id(id), &mut l);
+            }
+            l
+        }
     }
 
     /// Stick the client to `served_by`, which answered with `headers`; `secure` when the
@@ -374,7 +537,12 @@ impl Sticky {
                 if let (Some(table), Some(ip)) = (&self.ip, lookup.client)
                     && lookup.preferred.as_ref().map(|p| p.id()) != Some(served_by.id())
                 {
-                    table.insert(ip, served_by.id(), now);
+                    // A new client, or one whose server could not serve it (which moves).
+                    if lookup.preferred.is_none() && !lookup.broken {
+                        table.insert_new(ip, served_by.id(), now);
+                    } else {
+                        table.insert(ip, served_by.id(), now);
+                    }
                 }
             }
         }
@@ -385,6 +553,12 @@ impl Sticky {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lookup in a local table: answered at once, never waiting.
+    fn look(s: &Sticky, req: &impl RequestView, client: IpAddr, now: Instant) -> Lookup {
+        futures_util::FutureExt::now_or_never(s.lookup(req, client, now))
+            .expect("a local table answers at once")
+    }
 
     fn req(h: HeaderMap) -> http::Request<()> {
         let mut r = http::Request::new(());
@@ -407,7 +581,12 @@ mod tests {
         let now = Instant::now();
         let server = p.servers()[1].clone();
         for (secure, want) in [(false, false), (true, true)] {
-            let l = sticky.lookup(&req(HeaderMap::new()), "10.0.0.1".parse().unwrap(), now);
+            let l = look(
+                &sticky,
+                &req(HeaderMap::new()),
+                "10.0.0.1".parse().unwrap(),
+                now,
+            );
             let mut h = HeaderMap::new();
             sticky.after(&l, &server, &mut h, secure, now);
             let c = h.get(header::SET_COOKIE).unwrap().to_str().unwrap();
@@ -435,11 +614,11 @@ mod tests {
             let now = Instant::now();
             let client: IpAddr = "10.0.0.1".parse().unwrap();
             let s1 = p.servers()[1].clone();
-            let l = sticky.lookup(&http::Request::new(()), client, now);
+            let l = look(&sticky, &http::Request::new(()), client, now);
             sticky.after(&l, &s1, &mut HeaderMap::new(), false, now);
             s1.set_admin_state(AdminState::Drain);
             p.rebuild();
-            let l = sticky.lookup(&http::Request::new(()), client, now);
+            let l = look(&sticky, &http::Request::new(()), client, now);
             assert_eq!(
                 l.preferred.as_ref().map(|s| s.id()) == Some(s1.id()),
                 stays,
@@ -453,7 +632,7 @@ mod tests {
             }
             // Maintenance moves everyone.
             s1.set_admin_state(AdminState::Maint);
-            let l = sticky.lookup(&http::Request::new(()), client, now);
+            let l = look(&sticky, &http::Request::new(()), client, now);
             assert!(l.preferred.is_none() && l.broken);
         }
     }
@@ -464,14 +643,40 @@ mod tests {
         let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
         let now = Instant::now();
         let client: IpAddr = "10.0.0.1".parse().unwrap();
-        let l = sticky.lookup(&http::Request::new(()), client, now);
+        let l = look(&sticky, &http::Request::new(()), client, now);
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
         sticky.broken.fetch_add(3, Ordering::Relaxed);
         let next = Arc::new(Pool::new(&plan_with_third(), Some(&p)));
-        let again = Sticky::succeed(p.sticky.clone().unwrap(), next.clone(), Some(&sticky));
-        let l = again.lookup(&http::Request::new(()), client, now);
+        let again = Sticky::succeed(p.sticky.clone().unwrap(), next.clone(), Some(&sticky), None);
+        let l = look(&again, &http::Request::new(()), client, now);
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         assert_eq!(again.broken(), 3);
+    }
+
+    #[test]
+    fn a_table_of_another_size_or_ttl_takes_the_entries_of_the_one_it_replaces() {
+        let p = pool("source_ip");
+        let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
+        let now = Instant::now();
+        let clients: Vec<IpAddr> = (1..=5).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        for (i, c) in clients.iter().enumerate() {
+            let l = look(&sticky, &http::Request::new(()), *c, now);
+            sticky.after(&l, &p.servers()[i % 2], &mut HeaderMap::new(), false, now);
+        }
+        let mut plan = p.sticky.clone().unwrap();
+        plan.ttl = Duration::from_secs(60);
+        plan.size = 1000;
+        let again = Sticky::succeed(plan, p.clone(), Some(&sticky), None);
+        assert_eq!(again.table_len(), 5);
+        for (i, c) in clients.iter().enumerate() {
+            let l = look(&again, &http::Request::new(()), *c, now);
+            assert_eq!(l.preferred.unwrap().id(), p.servers()[i % 2].id());
+        }
+        // Another mode starts empty.
+        let mut plan = p.sticky.clone().unwrap();
+        plan.mode = StickyMode::AppCookie;
+        let other = Sticky::succeed(plan, p.clone(), Some(&sticky), None);
+        assert_eq!(other.table_len(), 0);
     }
 
     fn plan_with_third() -> crate::config::PoolPlan {
@@ -490,10 +695,10 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("SRV={}", server_cookie_id("p", &s0))).unwrap(),
         );
-        let l = sticky.lookup(&req(h.clone()), "10.0.0.1".parse().unwrap(), now);
+        let l = look(&sticky, &req(h.clone()), "10.0.0.1".parse().unwrap(), now);
         assert_eq!(l.preferred.as_ref().map(|s| s.id()), Some(s0.id()));
         s0.set_admin_down(true);
-        let l = sticky.lookup(&req(h.clone()), "10.0.0.1".parse().unwrap(), now);
+        let l = look(&sticky, &req(h.clone()), "10.0.0.1".parse().unwrap(), now);
         assert!(l.preferred.is_none() && l.broken);
         let mut out = HeaderMap::new();
         sticky.after(&l, &p.servers()[1], &mut out, false, now);
@@ -509,11 +714,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("SRV=abc"));
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let l = sticky.lookup(&req(h.clone()), ip, now);
+        let l = look(&sticky, &req(h.clone()), ip, now);
         assert!(l.preferred.is_none() && !l.broken);
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, now);
         assert_eq!(sticky.table_len(), 1);
-        let l = sticky.lookup(&req(h.clone()), ip, now);
+        let l = look(&sticky, &req(h.clone()), ip, now);
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         assert_eq!(sticky.broken(), 0);
     }
@@ -527,7 +732,7 @@ mod tests {
         // The application issues a hundred sessions.
         let issued: Vec<(String, usize)> = (0..100).map(|i| (format!("s{i}"), i % 2)).collect();
         for (value, server) in &issued {
-            let l = sticky.lookup(&req(HeaderMap::new()), ip, now);
+            let l = look(&sticky, &req(HeaderMap::new()), ip, now);
             let mut resp = HeaderMap::new();
             resp.insert(
                 header::SET_COOKIE,
@@ -543,7 +748,7 @@ mod tests {
                 header::COOKIE,
                 HeaderValue::from_str(&format!("SRV=made-up-{i}")).unwrap(),
             );
-            let l = sticky.lookup(&req(h.clone()), ip, now);
+            let l = look(&sticky, &req(h.clone()), ip, now);
             sticky.after(&l, &p.servers()[0], &mut HeaderMap::new(), false, now);
         }
         assert!(sticky.table_len() <= 1600);
@@ -553,7 +758,7 @@ mod tests {
                 header::COOKIE,
                 HeaderValue::from_str(&format!("SRV={value}")).unwrap(),
             );
-            let l = sticky.lookup(&req(h.clone()), ip, now);
+            let l = look(&sticky, &req(h.clone()), ip, now);
             assert_eq!(
                 l.preferred.map(|s| s.id()),
                 Some(p.servers()[*server].id()),
@@ -568,17 +773,19 @@ mod tests {
         let sticky = Sticky::new(p.sticky.clone().unwrap(), p.clone());
         let t0 = Instant::now();
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        let l = sticky.lookup(&req(HeaderMap::new()), ip, t0);
+        let l = look(&sticky, &req(HeaderMap::new()), ip, t0);
         assert!(l.preferred.is_none());
         sticky.after(&l, &p.servers()[1], &mut HeaderMap::new(), false, t0);
-        let l = sticky.lookup(
+        let l = look(
+            &sticky,
             &req(HeaderMap::new()),
             ip,
             t0 + std::time::Duration::from_secs(60),
         );
         assert_eq!(l.preferred.unwrap().id(), p.servers()[1].id());
         // Default ttl is 1h since the last use.
-        let l = sticky.lookup(
+        let l = look(
+            &sticky,
             &req(HeaderMap::new()),
             ip,
             t0 + std::time::Duration::from_secs(3661),

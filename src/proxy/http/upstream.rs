@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::body::ProxyBody;
 use super::transport::{H2Conns, SendTimed, Transport};
+use crate::cluster::Cluster;
 use crate::error::ProxyError;
 use crate::upstream::{Pool, Server};
 use hyper::client::conn::http1;
@@ -48,7 +49,18 @@ impl Upstream {
 
     /// A pool whose servers are reached as `transport` says (TLS, HTTP/2).
     pub fn with_transport(pool: Arc<Pool>, transport: Transport) -> Upstream {
-        Upstream::build(pool, transport, None)
+        Upstream::build(pool, transport, None, None)
+    }
+
+    /// [`Upstream::with_transport`], with the link to Redis for a `shared = true` sticky
+    /// table (and when `previous` is given, taking over from it as [`Upstream::succeed`]).
+    pub fn with_cluster(
+        pool: Arc<Pool>,
+        transport: Transport,
+        previous: Option<(&Upstream, bool)>,
+        cluster: Option<&Arc<Cluster>>,
+    ) -> Upstream {
+        Upstream::build(pool, transport, previous, cluster)
     }
 
     /// The upstream of a pool rebuilt by a reload or an admin change (servers added or
@@ -62,13 +74,14 @@ impl Upstream {
         previous: &Upstream,
         keep_conns: bool,
     ) -> Upstream {
-        Upstream::build(pool, transport, Some((previous, keep_conns)))
+        Upstream::build(pool, transport, Some((previous, keep_conns)), None)
     }
 
     fn build(
         pool: Arc<Pool>,
         transport: Transport,
         previous: Option<(&Upstream, bool)>,
+        cluster: Option<&Arc<Cluster>>,
     ) -> Upstream {
         let conns_of = previous.and_then(|(p, keep)| keep.then_some(p));
         let h2 = H2Conns::succeed(pool.servers(), conns_of.map(|p| &p.h2));
@@ -102,7 +115,7 @@ impl Upstream {
             retry_budget: super::budget::RetryBudget::new(pool.retry.budget),
             sticky: pool.sticky.clone().map(|plan| {
                 let before = previous.and_then(|(p, _)| p.sticky.as_ref());
-                super::sticky::Sticky::succeed(plan, pool.clone(), before)
+                super::sticky::Sticky::succeed(plan, pool.clone(), before, cluster)
             }),
             pool,
             conns,

@@ -292,7 +292,10 @@ impl Conn {
             self.key.extend_from_slice(k);
         }
         let now = tokio::time::Instant::now();
-        let stick = up.sticky().map(|s| s.lookup(&view, client, now));
+        let stick = match up.sticky() {
+            Some(s) => Some(s.lookup(&view, client, now).await),
+            None => None,
+        };
         request_out(
             &mut self.up_head,
             &view,
