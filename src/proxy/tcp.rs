@@ -18,6 +18,7 @@
 //! stream module. When a connection ends, however it ends, one access-log line says who,
 //! to which server, the bytes each way, how long and how it ended ([`ConnLog`]).
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -184,6 +185,11 @@ pub async fn serve(
     grace: Duration,
 ) {
     let local = listener.local_addr().ok();
+    // Accepted sockets inherit TCP_NODELAY from a listener that has it (ours do: see
+    // `listen::bind_tcp`); only others need one more syscall per connection.
+    let set_nodelay = !socket2::SockRef::from(&*listener)
+        .tcp_nodelay()
+        .unwrap_or(false);
     // Fired when the grace period is over: connections still open close then.
     let kill = Shutdown::new();
     let start = |stream: TcpStream, client: SocketAddr| {
@@ -204,7 +210,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _active = active;
             tokio::select! {
-                _ = handle(&svc, stream, client, local) => {}
+                _ = handle(&svc, stream, client, local, set_nodelay) => {}
                 _ = killed.stopped() => {}
             }
         });
@@ -249,9 +255,12 @@ async fn handle(
     mut client: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    set_nodelay: bool,
 ) {
     let started = Instant::now();
-    let _ = client.set_nodelay(true);
+    if set_nodelay {
+        let _ = client.set_nodelay(true);
+    }
     let mut log = ConnLog::new(svc, peer, started);
 
     // Who the client is: the peer, or what a trusted proxy in front of us says.
@@ -459,6 +468,23 @@ impl Activity<'_> {
     }
 }
 
+thread_local! {
+    /// This thread's copy buffer. A read and the write after it happen with no await between
+    /// them, so a connection borrows it only for that moment: a short exchange allocates no
+    /// buffer at all (HAProxy takes its buffers from a pool only while they hold data).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; BUF_SIZE].into_boxed_slice());
+}
+
+/// What one read through the shared buffer did.
+enum Step {
+    /// Nothing to read after all (a spurious wake-up).
+    Again,
+    /// End of stream.
+    End,
+    /// `read` bytes read; those the socket did not take are in the direction's own buffer.
+    Read { read: usize, written: usize },
+}
+
 /// One direction of a connection.
 struct Direction<'a> {
     from: &'a TcpStream,
@@ -475,29 +501,83 @@ impl Direction<'_> {
         activity.touch();
     }
 
-    /// Copy until end of stream, then pass the FIN on.
-    async fn run(&self, activity: &Activity<'_>, splice: bool, stats: &TcpStats) -> io::Result<()> {
-        let mut buf = vec![0u8; BUF_SIZE];
-        loop {
-            let n = read_some(self.from, &mut buf).await?;
-            if n == 0 {
-                break;
+    /// Read once into this thread's buffer and write at once what the other socket takes;
+    /// the rest goes to `held` (allocated then, and kept).
+    fn step(&self, held: &mut Vec<u8>) -> io::Result<Step> {
+        SCRATCH.with_borrow_mut(|buf| {
+            let read = match self.from.try_read(buf) {
+                Ok(0) => return Ok(Step::End),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Again),
+                Err(e) => return Err(e),
+            };
+            let mut written = 0;
+            while written < read {
+                match self.to.try_write(&buf[written..read]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(m) => written += m,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
             }
-            write_all(self.to, &buf[..n]).await?;
-            self.count(n, activity);
+            if written < read {
+                held.reserve_exact(BUF_SIZE);
+                held.extend_from_slice(&buf[written..read]);
+            }
+            Ok(Step::Read { read, written })
+        })
+    }
+
+    /// Copy until end of stream, then pass the FIN on. Bytes go through this thread's
+    /// buffer while the other side takes them at once; once a write has to wait, the
+    /// direction copies through a buffer of its own; once a read fills a buffer (bulk data)
+    /// it moves the rest with splice(2) when `splice` is on.
+    async fn run(&self, activity: &Activity<'_>, splice: bool, stats: &TcpStats) -> io::Result<()> {
+        let mut held: Vec<u8> = Vec::new();
+        loop {
+            let full = if held.capacity() == 0 {
+                self.from.readable().await?;
+                match self.step(&mut held)? {
+                    Step::Again => continue,
+                    Step::End => break,
+                    Step::Read { read, written } => {
+                        self.count(written, activity);
+                        if !held.is_empty() {
+                            write_all(self.to, &held).await?;
+                            self.count(held.len(), activity);
+                            held.clear();
+                        }
+                        read == BUF_SIZE
+                    }
+                }
+            } else {
+                // A congested direction: read straight into its own buffer.
+                self.from.readable().await?;
+                match self.from.try_read_buf(&mut held) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+                write_all(self.to, &held).await?;
+                self.count(held.len(), activity);
+                let full = held.len() == held.capacity();
+                held.clear();
+                full
+            };
             // A full buffer means bulk data: move the rest without copying it through us.
             #[cfg(target_os = "linux")]
             if splice
-                && n == buf.len()
+                && full
                 && let Some(pipe) = splice::Pipe::new()
             {
-                drop(buf);
+                drop(held);
                 stats.spliced.fetch_add(1, Ordering::Relaxed);
                 splice::copy(self.from, self.to, &pipe, |n| self.count(n, activity)).await?;
                 return finish(self.to);
             }
             #[cfg(not(target_os = "linux"))]
-            let _ = (splice, stats);
+            let _ = (splice, stats, full);
         }
         finish(self.to)
     }
@@ -509,16 +589,6 @@ fn finish(to: &TcpStream) -> io::Result<()> {
         // The other side already went away entirely; nothing left to tell it.
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         r => r,
-    }
-}
-
-async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        s.readable().await?;
-        match s.try_read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            r => return r,
-        }
     }
 }
 
