@@ -10,7 +10,8 @@
 # release build.
 #
 #   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, ROUNDS=3, WORKERS=2
-#   SY=/path/to/other/switchyard bench/l4.sh   # another build, e.g. before a change
+#   SY=/path/to/other/switchyard bench/l4.sh   # another build
+#   BASE=/path/to/older/switchyard bench/l4.sh # adds that build's row (splice on), e.g. before a change
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,9 +23,9 @@ CONC=${CONC:-32}
 WORKERS=${WORKERS:-2}
 
 command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install haproxy" >&2; exit 1; }
-cargo build --release --quiet --bin switchyard --example l4bench
+LB=${L4BENCH:-target/release/examples/l4bench}
+[ -n "${SY:-}" ] && [ -x "$LB" ] || cargo build --release --quiet --bin switchyard --example l4bench
 SY=${SY:-target/release/switchyard}
-LB=target/release/examples/l4bench
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -48,7 +49,7 @@ BACKEND=$(free_port)
 "$LB" server "127.0.0.1:$BACKEND" >/dev/null & PIDS+=($!)
 wait_port "$BACKEND"
 
-start_switchyard() { # name port splice target
+start_switchyard() { # name port splice target [binary]
   cat >"$TMP/$1.toml" <<TOML
 workers = $WORKERS
 [[listener]]
@@ -61,7 +62,7 @@ max_connections = 4000
 [pool.b]
 servers = [ { addr = "127.0.0.1:$BACKEND" } ]
 TOML
-  "$SY" --log-level error run -c "$TMP/$1.toml" & PIDS+=($!)
+  "${5:-$SY}" --log-level error run -c "$TMP/$1.toml" & PIDS+=($!)
   PID[$4]=$!
   wait_port "$2"
 }
@@ -96,6 +97,10 @@ PORT[haproxy]=$(free_port);           start_haproxy hap "${PORT[haproxy]}" "" ha
 PORT[haproxy_splice]=$(free_port);    start_haproxy hap_splice "${PORT[haproxy_splice]}" "option splice-auto" haproxy_splice
 
 ORDER=(direct switchyard_splice switchyard_plain haproxy haproxy_splice)
+if [ -n "${BASE:-}" ]; then
+  PORT[base_splice]=$(free_port); start_switchyard base "${PORT[base_splice]}" true base_splice "$BASE"
+  ORDER+=(base_splice)
+fi
 declare -A BULKR CONNR ERRS CPU
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
