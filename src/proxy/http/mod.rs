@@ -280,7 +280,10 @@ pub(crate) fn service(
         if headers::wants_upgrade(req.headers()) {
             req.extensions_mut().insert(tunnels.clone());
         }
-        async move { Ok::<_, Infallible>(handle(site, client, req).await) }
+        // Boxed once here: hyper moves each request's future whole several times as it spawns
+        // it (HTTP/2: a task per stream), and ours is large.
+        let answer = Box::pin(handle(site, client, req));
+        async move { Ok::<_, Infallible>(answer.await) }
     })
 }
 
