@@ -30,7 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-use crate::config::{Algorithm, ListenerPlan, Plan, PoolPlan, ServerPlan, Timeouts};
+use crate::config::{AdminPlan, Algorithm, ListenerPlan, Plan, PoolPlan, ServerPlan, Timeouts};
 use crate::proxy::http::body::{ProxyBody, boxed, full};
 use crate::proxy::listen::bind_tcp;
 use crate::shutdown::Shutdown;
@@ -265,8 +265,14 @@ fn stream_bytes(n: u64) -> ProxyBody {
     boxed(StreamBody::new(chunks))
 }
 
-/// The demo's plan: one listener over the given backends with `algorithm`.
-pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Algorithm) -> Plan {
+/// The demo's plan: one listener over the given backends with `algorithm`, and an admin
+/// listener on `admin` (loopback, no token) when given.
+pub fn plan(
+    listen: SocketAddr,
+    backends: &[(String, SocketAddr)],
+    algorithm: Algorithm,
+    admin: Option<SocketAddr>,
+) -> Plan {
     let servers = backends
         .iter()
         .map(|(name, addr)| ServerPlan::at(*addr).named(name))
@@ -289,7 +295,48 @@ pub fn plan(listen: SocketAddr, backends: &[(String, SocketAddr)], algorithm: Al
         shutdown_delay: Duration::ZERO,
         listeners: vec![ListenerPlan::http("demo", listen, "demo")],
         pools: vec![demo],
-        admin: None,
+        admin: admin.map(AdminPlan::at),
         log: Default::default(),
     }
+}
+
+/// What `switchyard demo` prints once it listens: its servers, and what to try, with
+/// `me` as the program was started (`cargo run` users have no `switchyard` on their PATH).
+pub fn welcome(
+    addr: SocketAddr,
+    algorithm: Algorithm,
+    backends: &[(&Backend, u64)],
+    admin: Option<SocketAddr>,
+    me: &str,
+) -> String {
+    let mut out = format!(
+        "switchyard demo: listening on http://{addr}/ ({} over {} servers)\n",
+        algorithm.as_str(),
+        backends.len()
+    );
+    for (b, ms) in backends {
+        out += &format!(
+            "  {:<7} http://{}  answers after {ms} ms\n",
+            b.name(),
+            b.addr
+        );
+    }
+    out += &format!(
+        "\ntry:\n\
+         \x20 curl -s http://{addr}/                  # each answer names its server\n\
+         \x20 for i in $(seq 6); do curl -s http://{addr}/; done\n\
+         \x20 curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)\n\
+         \x20 curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body\n\
+         \x20 {me} demo --algorithm least_time  # the slow server gets less\n"
+    );
+    if let Some(admin) = admin {
+        out += &format!(
+            "\nwatch and change it (the admin listener):\n\
+             \x20 http://{admin}/   the dashboard: each server's share, latency, Drain/Ready buttons\n\
+             \x20 curl -s http://{admin}/api/pools/demo   # the servers, as JSON\n\
+             \x20 curl -s -X PUT -d '{{\"state\": \"drain\"}}' http://{admin}/api/pools/demo/servers/demo-3\n\
+             \x20 curl -s http://{admin}/metrics | grep switchyard_requests_total\n"
+        );
+    }
+    out
 }

@@ -70,6 +70,9 @@ enum Command {
     Check {
         #[arg(short, long, default_value = "switchyard.toml")]
         config: PathBuf,
+        /// The file, as `plan` and `import` take theirs (the same as `-c FILE`).
+        #[arg(conflicts_with = "config")]
+        file: Option<PathBuf>,
     },
     /// Run a load balancer over three built-in demo servers.
     Demo {
@@ -79,6 +82,10 @@ enum Command {
         /// Balancing algorithm of the demo pool.
         #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
         algorithm: Algorithm,
+        /// Where the demo's admin listener serves the dashboard, /metrics, /status and the
+        /// admin API.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        admin: SocketAddr,
     },
     /// Ask a running Switchyard whether it is ready (its admin /health/ready), for
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
@@ -176,9 +183,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation trips passive health on purpose: its servers' warnings are no news.
     let quiet = matches!(cli.command, Command::Simulate { .. }).then_some("error");
-    init_logging(cli.log_level.as_deref().or(quiet));
+    switchyard::observe::init_logging(cli.log_level.as_deref().or(quiet));
     let result = match cli.command {
-        Command::Check { config } => return check(&config),
+        Command::Check { config, file } => return check(file.as_ref().unwrap_or(&config)),
         Command::Reload {
             config,
             admin,
@@ -218,7 +225,11 @@ fn main() -> ExitCode {
             from,
             output,
         } => return import(&files, from.as_deref(), output.as_deref()),
-        Command::Demo { listen, algorithm } => run_demo(listen, algorithm),
+        Command::Demo {
+            listen,
+            algorithm,
+            admin,
+        } => run_demo(listen, algorithm, admin),
         Command::Probe(args) => return probe(&args),
     };
     match result {
@@ -245,21 +256,6 @@ fn chain(e: &anyhow::Error) -> String {
     text
 }
 
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn check(path: &std::path::Path) -> ExitCode {
     let failed = |errors: &config::ConfigErrors| {
         eprintln!("{errors}");
@@ -271,27 +267,13 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(errors) => return failed(&errors),
     };
     // Host names of servers are resolved as `run` would, and said: which name gave what.
-    let resolved = match plan.pools.iter().any(|p| !p.named.is_empty()) {
-        false => Ok(discovery::Resolved::default()),
-        true => match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(discovery::resolve(&plan, &discovery::Book::default())),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    let resolved = match resolved {
-        Ok(r) => r,
+    let (plan, notes) = match discovery::resolve_now(&plan) {
+        Ok(resolved) => resolved,
         Err(errors) => return failed(&config::ConfigErrors(errors)),
     };
-    for n in &resolved.notes {
+    for n in &notes {
         println!("{n}");
     }
-    let plan = discovery::apply(&plan, &resolved.book, &[]);
     println!(
         "ok: {} listener(s), {} pool(s), {} server(s)",
         plan.listeners.len(),
@@ -302,12 +284,12 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 // `switchyard probe`: fast and quiet, as keepalived runs it every second. The logic lives in
-// `switchyard::admin::probe`; this is the exit status and one line for a person.
+// `switchyard::admin::readiness`; this is the exit status and one line for a person.
 fn probe(args: &ProbeArgs) -> ExitCode {
-    use switchyard::admin::probe;
+    use switchyard::admin::readiness;
     let addr = match &args.admin {
-        Some(value) => probe::admin_addr(value),
-        None => probe::admin_addr_from_file(&args.config),
+        Some(value) => readiness::admin_addr(value),
+        None => readiness::admin_addr_from_file(&args.config),
     };
     let addr = match addr {
         Ok(addr) => addr,
@@ -318,10 +300,10 @@ fn probe(args: &ProbeArgs) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let outcome = probe::ask(addr, args.timeout);
+    let outcome = readiness::ask(addr, args.timeout);
     if !args.quiet {
         match outcome {
-            probe::Probe::Ready(_) => println!("{}", outcome.describe(addr)),
+            readiness::Probe::Ready(_) => println!("{}", outcome.describe(addr)),
             _ => eprintln!("{}", outcome.describe(addr)),
         }
     }
@@ -546,8 +528,11 @@ async fn serve_until_signal(
                 Signal::Hangup => {
                     // A full reload; errors are logged and the running configuration stays.
                     let _ = runtime.reload().await;
+                    // Certificate files are read again even when the reload was refused.
                     let n = runtime.reload_certificates().await;
-                    tracing::info!("SIGHUP: certificates loaded again ({n} listener(s) took new ones)");
+                    if n > 0 {
+                        tracing::info!("SIGHUP: {n} listener(s) took new certificates");
+                    }
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),
                 Signal::Reopen => {
@@ -777,7 +762,7 @@ fn raise_open_file_limit(plan: &Plan) {
     let _ = wanted;
 }
 
-fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
+fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Result<()> {
     let rt = tokio_runtime(2)?;
     rt.block_on(async move {
         let mut signals = Signals::new();
@@ -792,28 +777,19 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm) -> Result<()> {
             .iter()
             .map(|b| (b.name().to_string(), b.addr))
             .collect();
-        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm)).await?;
+        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin)))
+            .await
+            .context("the demo did not start (other ports: --listen ADDR, --admin ADDR)")?;
         let addr = runtime.local_addr("demo").unwrap_or(listen);
-        println!(
-            "switchyard demo: listening on http://{addr}/ ({} over 3 servers)",
-            algorithm.as_str()
-        );
-        for (b, ms) in backends.iter().zip(delays) {
-            println!("  {:<7} http://{}  answers after {ms} ms", b.name(), b.addr);
-        }
-        println!();
-        println!("try:");
-        println!("  curl -s http://{addr}/                  # each answer names its server");
-        println!("  for i in $(seq 6); do curl -s http://{addr}/; done");
-        println!(
-            "  curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)"
-        );
-        println!("  curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body");
         // As this program was started: `cargo run` users have no `switchyard` on their PATH.
         let me = std::env::args()
             .next()
             .unwrap_or_else(|| "switchyard".into());
-        println!("  {me} demo --algorithm least_time  # the slow server gets less");
+        let served: Vec<(&Backend, u64)> = backends.iter().zip(delays).collect();
+        print!(
+            "{}",
+            demo::welcome(addr, algorithm, &served, runtime.admin_addr(), &me)
+        );
         println!("Ctrl-C stops.");
         signals.next_stop().await;
         runtime.shutdown().await;

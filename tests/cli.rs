@@ -1,5 +1,5 @@
 //! The `switchyard` command as a user runs it: `check` on good and bad files, `run` and a
-//! clean stop on SIGTERM.
+//! clean stop on SIGTERM, the demo with its dashboard.
 mod common;
 
 use std::process::Command;
@@ -50,14 +50,17 @@ fn every_example_checks_ok() {
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = switchyard(&["check", "-c", path.to_str().unwrap()]);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.starts_with("ok"),
-                "{}: {stdout}{}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            // `check -c FILE`, and `check FILE` as `plan` and `import` take theirs.
+            for args in [vec!["check", "-c"], vec!["check"]] {
+                let out = switchyard(&[&args[..], &[path.to_str().unwrap()]].concat());
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && stdout.starts_with("ok"),
+                    "{args:?} {}: {stdout}{}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
     }
 }
@@ -327,5 +330,76 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     assert_eq!(answer.status, 200, "the in-flight request finished");
     let exited = exited(&mut lb.child, Duration::from_secs(5)).await;
     let status = exited.expect("switchyard exits within 5s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+/// `switchyard demo` as the README starts it (on ports of its own): it says where it listens
+/// and where its dashboard is, balances over its three servers, and the admin listener it
+/// names serves the dashboard and the API; Ctrl-C (SIGINT) stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_traffic_and_its_dashboard() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run switchyard demo");
+    let stdout = child.stdout.take().unwrap();
+    // The printed lines, read on a thread to the end (a pipe closed early would fail the
+    // demo's next print), and sent here until both addresses are known.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            let done = line.contains("the dashboard");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    let url = |marker: &str| -> std::net::SocketAddr {
+        let line = seen
+            .iter()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no line with {marker:?} in {seen:?}"));
+        let at = line.find("http://").unwrap() + "http://".len();
+        let rest = &line[at..];
+        rest[..rest.find('/').unwrap()].parse().unwrap()
+    };
+    let traffic = url("listening on");
+    let admin = url("the dashboard");
+    let mut servers = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let a = get(traffic, "/").await;
+        assert_eq!(a.status, 200);
+        servers.insert(a.server());
+    }
+    assert_eq!(
+        servers.len(),
+        3,
+        "round robin over three servers: {servers:?}"
+    );
+    let page = get(admin, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<html"), "{}", page.text());
+    let pools = get(admin, "/api/pools/demo").await;
+    assert_eq!(pools.status, 200);
+    for name in ["demo-1", "demo-2", "demo-3"] {
+        assert!(pools.text().contains(name), "{}", pools.text());
+    }
+    signal(&child, "INT");
+    let status = exited(&mut child, Duration::from_secs(10))
+        .await
+        .expect("the demo stops within 10 s of Ctrl-C");
     assert!(status.success(), "exit status {status}");
 }

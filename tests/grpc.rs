@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use switchyard::config::{HealthKind, HealthPlan};
-use switchyard::health::{ProbeTransport, probe_with};
+use switchyard::probe::{ProbeTransport, probe_with};
 use switchyard::runtime::Runtime;
 use switchyard::upstream::HealthState;
 use tls_support::*;

@@ -48,7 +48,7 @@ pub fn target_of(text: &str) -> Option<Target> {
 
 /// What a reload request came back with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ReloadOutcome {
     /// Applied: one line per change, and what became of the operator's API changes.
     Reloaded { changes: Vec<String> },
     /// Refused: the running configuration stays. `errors`: each config error as `check`
@@ -118,7 +118,7 @@ fn json_of(status: http::StatusCode, body: &[u8]) -> Result<Value, String> {
 }
 
 /// A refusal's message, errors (as `check` prints them) and help.
-fn refused(json: &Value) -> Outcome {
+fn refused(json: &Value) -> ReloadOutcome {
     let strings = |key: &str| -> Vec<String> {
         json.get(key)
             .and_then(Value::as_array)
@@ -133,7 +133,7 @@ fn refused(json: &Value) -> Outcome {
             })
             .unwrap_or_default()
     };
-    Outcome::Refused {
+    ReloadOutcome::Refused {
         message: json
             .get("error")
             .and_then(Value::as_str)
@@ -145,7 +145,7 @@ fn refused(json: &Value) -> Outcome {
 }
 
 /// `POST /api/reload` to `target`; `Err` when it cannot be reached or answers nonsense.
-pub async fn reload(target: &Target) -> Result<Outcome, String> {
+pub async fn reload(target: &Target) -> Result<ReloadOutcome, String> {
     // A reload loads certificates and may bind ports: give it time.
     let (status, body) = request(
         target,
@@ -165,7 +165,7 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
                     .collect()
             })
             .unwrap_or_default();
-        return Ok(Outcome::Reloaded { changes });
+        return Ok(ReloadOutcome::Reloaded { changes });
     }
     Ok(refused(&json))
 }
@@ -174,8 +174,8 @@ pub async fn reload(target: &Target) -> Result<Outcome, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Config {
     Toml(String),
-    /// Refused (the file would not pass, for `/api/config/next`): as [`Outcome::Refused`].
-    Refused(Outcome),
+    /// Refused (the file would not pass, for `/api/config/next`): as [`ReloadOutcome::Refused`].
+    Refused(ReloadOutcome),
     /// This Switchyard has no such endpoint (a version before it).
     Unknown,
 }

@@ -21,7 +21,7 @@ pub mod catalog;
 pub mod client;
 mod dashboard;
 mod metrics;
-pub mod probe;
+pub mod readiness;
 mod status;
 
 use std::convert::Infallible;
@@ -265,7 +265,11 @@ pub fn answer<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
             crate::observe::metrics::CONTENT_TYPE,
             metrics::render(&view),
         ),
-        Endpoint::Status => typed(StatusCode::OK, "application/json", status::render(&view)),
+        Endpoint::Status => typed(
+            StatusCode::OK,
+            "application/json",
+            status::render(&view, state.draining.load(Ordering::Relaxed)),
+        ),
         Endpoint::Page(a) => {
             let mut r = typed(StatusCode::OK, a.content_type, a.body);
             let h = r.headers_mut();
@@ -285,7 +289,7 @@ pub fn answer<B>(state: &State, req: &Request<B>) -> Response<Full<Bytes>> {
         }
         Endpoint::Ready if state.draining.load(Ordering::Relaxed) => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: draining (shutting down, no new connections)\n".into(),
+            "not ready: draining (shutting down: still serving until shutdown_delay ends, then no new connections)\n".into(),
         ),
         Endpoint::Ready => {
             let (ready, body) = readiness(view.pools.iter().map(|u| &u.pool));

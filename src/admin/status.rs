@@ -15,9 +15,11 @@ use crate::observe::metrics::Value as Sample;
 use crate::proxy::http::Upstream;
 use crate::upstream::Server;
 
-/// The `/status` document.
-pub fn render(view: &View) -> String {
+/// The `/status` document; `draining` once a shutdown has begun (its `ready` is then false,
+/// as `/health/ready` answers 503).
+pub fn render(view: &View, draining: bool) -> String {
     let (ready, _) = super::readiness(view.pools.iter().map(|u| &u.pool));
+    let ready = ready && !draining;
     let mut doc = json!({
         "pid": std::process::id(),
         "ready": ready,

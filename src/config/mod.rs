@@ -1,7 +1,7 @@
 //! Configuration: TOML text in, a checked [`Plan`] out, or every error at once, each with
 //! file:line:column and the fix.
 //!
-//! - `plan.rs`, `failover.rs`, `dns.rs`: the plan, plain runtime values; every default is in
+//! - `plan.rs`, `plan_failover.rs`, `dns.rs`: the plan, plain runtime values; every default is in
 //!   a `Default` impl there. A server written with a host name is kept as written
 //!   (`dns.rs`: `NamedServer`); `discovery` resolves it: this module asks no DNS server.
 //! - `read/`: the reader. It walks toml's parsed tree with a cursor (`read/cursor.rs`) whose
@@ -33,8 +33,8 @@
 pub mod diff;
 mod dns;
 mod duration;
-mod failover;
 mod plan;
+mod plan_failover;
 mod read;
 pub mod routes;
 mod suggest;
@@ -49,8 +49,8 @@ use std::path::Path;
 pub use diff::PlanDiff;
 pub use dns::*;
 pub use duration::{format_duration, parse_duration};
-pub use failover::*;
 pub use plan::*;
+pub use plan_failover::*;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,6 +104,29 @@ pub async fn resolve(plan: &Plan, previous: &Book) -> Result<Resolved, Vec<Confi
     Ok(Resolved { book, notes })
 }
 
+/// What `switchyard check` does with a plan's names: resolve them once, as `run` does at
+/// start (on a runtime of its own, so it is called outside one), and give the plan with
+/// their addresses and one note per name saying what it resolved to.
+pub fn resolve_now(plan: &Plan) -> Result<(Plan, Vec<String>), Vec<ConfigError>> {
+    if plan.pools.iter().all(|p| p.named.is_empty()) {
+        return Ok((plan.clone(), Vec::new()));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            vec![ConfigError {
+                file: "DNS".into(),
+                line: 0,
+                column: 0,
+                message: format!("cannot start a resolver: {e}"),
+                help: None,
+            }]
+        })?;
+    let resolved = rt.block_on(resolve(plan, &Book::default()))?;
+    Ok((apply(plan, &resolved.book, &[]), resolved.notes))
+}
+
 /// The plan to run: `plan` with the addresses of `book` (and the operator's `tweaks`).
 pub fn apply(plan: &Plan, book: &Book, tweaks: &[Tweak]) -> Plan {
     expand(plan, |pool, q| book.targets(pool, q), tweaks)

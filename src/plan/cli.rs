@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Report, percent};
-use crate::admin::client::{self, Config, Outcome, Target};
+use crate::admin::client::{self, Config, ReloadOutcome, Target};
 use crate::config::{self, Plan};
 
 pub const EXIT_OK: u8 = 0;
@@ -133,8 +133,8 @@ fn unreachable(e: &str, target: &Target) -> u8 {
     EXIT_ERROR
 }
 
-fn refused(outcome: Outcome) -> u8 {
-    if let Outcome::Refused {
+fn refused(outcome: ReloadOutcome) -> u8 {
+    if let ReloadOutcome::Refused {
         message,
         errors,
         help,
@@ -235,7 +235,7 @@ pub fn reload(
             return Ok(code);
         }
         match block_on(client::reload(&target))? {
-            Ok(Outcome::Reloaded { changes }) => {
+            Ok(ReloadOutcome::Reloaded { changes }) => {
                 if changes.is_empty() {
                     println!("reloaded: nothing changed");
                 }

@@ -47,7 +47,7 @@ const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The user-space buffer of one direction.
 const BUF_SIZE: usize = 32 * 1024;
 
-/// Live counters of one TCP listener. Plain atomics until the metrics registry arrives.
+/// Live counters of one TCP listener: plain atomics, read at scrape time by `admin::catalog`.
 #[derive(Debug, Default)]
 pub struct TcpStats {
     /// Connections accepted, ever (including those closed for the limit).

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::PoolPlan;
-use crate::health::{Checkers, ProbeTransport};
+use crate::probe::{Checkers, ProbeTransport};
 use crate::proxy::http::Upstream;
 use crate::proxy::http::transport::Transport;
 use crate::upstream::{AdminState, Pool};
@@ -51,7 +51,7 @@ impl Built {
 
     /// Start its health checks (if configured): it is now the pool in service.
     pub fn start(self) -> RunningPool {
-        let checkers = crate::health::spawn(
+        let checkers = crate::probe::spawn(
             &self.upstream.pool,
             probe_transport(self.upstream.transport()),
         );
@@ -93,7 +93,7 @@ impl RunningPool {
 /// configuration and name, the same HTTP version.
 fn probe_transport(t: &Transport) -> ProbeTransport {
     ProbeTransport {
-        tls: t.tls.as_ref().map(|tls| crate::health::ProbeTls {
+        tls: t.tls.as_ref().map(|tls| crate::probe::ProbeTls {
             connector: tls.connector.clone(),
             server_name: tls.options.server_name.clone(),
         }),

@@ -97,7 +97,7 @@ struct Req {
     sticky: Option<Lookup>,
 }
 
-enum Outcome {
+enum TryResult {
     Answer,
     /// A 503 from a full server queue.
     Full,
@@ -231,7 +231,7 @@ impl<'w> Engine<'w> {
                 } => self.server_done(server as usize, slot, try_id).await,
                 Ev::Deadline { slot, try_id } => {
                     if self.live_try(slot, try_id) {
-                        self.outcome(slot, Outcome::Timeout).await;
+                        self.outcome(slot, TryResult::Timeout).await;
                     }
                 }
                 Ev::Fault(n) => self.fault(n as usize).await,
@@ -337,14 +337,14 @@ impl<'w> Engine<'w> {
         let w = self.w;
         let model = &w.servers[i];
         match st.fault {
-            Fault::Fail => Box::pin(self.outcome(slot, Outcome::Refused)).await,
+            Fault::Fail => Box::pin(self.outcome(slot, TryResult::Refused)).await,
             Fault::Hang => self.at(self.now + self.read_timeout, Ev::Deadline { slot, try_id }),
             Fault::None if model.concurrency == 0 || st.busy < model.concurrency => {
                 st.busy += 1;
                 self.serve(i, slot, try_id, service, true);
             }
             Fault::None if model.queue > 0 && st.queue.len() >= model.queue => {
-                Box::pin(self.outcome(slot, Outcome::Full)).await
+                Box::pin(self.outcome(slot, TryResult::Full)).await
             }
             Fault::None => {
                 st.queue.push_back((slot, try_id, service));
@@ -380,24 +380,24 @@ impl<'w> Engine<'w> {
             self.serve(i, s, t, service, false);
         }
         if self.live_try(slot, try_id) {
-            self.outcome(slot, Outcome::Answer).await;
+            self.outcome(slot, TryResult::Answer).await;
         }
     }
 
     /// Judge the current try of `slot`, as the proxy's retry loop does.
-    async fn outcome(&mut self, slot: u32, outcome: Outcome) {
+    async fn outcome(&mut self, slot: u32, outcome: TryResult) {
         let now = self.instant();
         let on = &self.plan.retry.on;
         let (failed, retry, ok) = match outcome {
-            Outcome::Answer => (false, false, true),
-            Outcome::Full => (on.status(503), on.status(503), false),
-            Outcome::Refused => (true, on.connect_failure, false),
-            Outcome::Timeout => (true, on.timeout, false),
+            TryResult::Answer => (false, false, true),
+            TryResult::Full => (on.status(503), on.status(503), false),
+            TryResult::Refused => (true, on.connect_failure, false),
+            TryResult::Timeout => (true, on.timeout, false),
         };
         let req = self.reqs[slot as usize].as_mut().expect("live request");
         let (i, flight) = req.current.take().expect("a try in flight");
         let server = flight.server().clone();
-        if matches!(outcome, Outcome::Answer | Outcome::Full) {
+        if matches!(outcome, TryResult::Answer | TryResult::Full) {
             server.record_latency(Duration::from_nanos(self.now - req.try_started));
         }
         drop(flight);

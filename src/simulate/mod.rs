@@ -4,7 +4,7 @@
 //! server, latency percentiles, errors and the keys moved when a server leaves, with a line
 //! of advice and an SVG chart.
 //!
-//! Data flow: `workload.rs` reads and checks the TOML file (the pool inline, or from a real
+//! Data flow: `workload/` reads and checks the TOML file (the pool inline, or from a real
 //! config through `config::load_file`) → `engine.rs` runs one algorithm (arrivals and
 //! service times from `model.rs`, sticky sessions in `sticky.rs`) → `keys.rs` measures keys
 //! moved with real pools → `report.rs` makes the table and the advice, `chart.rs` the SVG.

@@ -5,14 +5,14 @@
 //! rotation; it rebuilds and swaps the balancer when that set changes. Nothing here touches a
 //! socket: the proxy reports outcomes, health checkers report probe results.
 
-pub mod health;
 mod pool;
 mod server;
-mod server_health;
+pub mod state;
+mod state_cell;
 pub mod stick_table;
 
-pub use health::{CheckRecord, Transition};
 pub use pool::Pool;
 pub use server::{AdminState, InFlight, LoadWatch, Server};
-pub use server_health::HealthState;
+pub use state::{CheckRecord, Transition};
+pub use state_cell::HealthState;
 pub use stick_table::StickTable;

@@ -25,7 +25,7 @@ pub struct Pool {
     pub keepalive_timeout: std::time::Duration,
     pub timeouts: Timeouts,
     pub host_header: HostHeader,
-    /// Active health checks (run by `health::spawn`), if configured.
+    /// Active health checks (run by `probe::spawn`), if configured.
     pub health: Option<HealthPlan>,
     pub retry: RetryPlan,
     pub sticky: Option<StickyPlan>,
@@ -111,7 +111,7 @@ impl Pool {
             .iter()
             .any(|s| s.in_slow_start() && s.accepts_new())
         {
-            for _ in 0..crate::upstream::health::SlowStart::STEPS {
+            for _ in 0..crate::upstream::state::SlowStart::STEPS {
                 if let Some(s) = once() {
                     return Some(s);
                 }

@@ -120,8 +120,8 @@ pub struct Server {
     latency_ewma_us: AtomicU64,
     /// Times to the response head (HTTP), every try.
     header_time: crate::observe::histogram::Histogram,
-    /// Health and slow start (see `upstream/health.rs` and `server_health.rs`).
-    pub(super) health: super::server_health::HealthCell,
+    /// Health and slow start (see `upstream/state.rs` and `state_cell.rs`).
+    pub(super) health: super::state_cell::HealthCell,
     /// Whether `watcher` is set: one relaxed load on the request path for the servers no
     /// balancer watches.
     watched: AtomicBool,
@@ -144,7 +144,7 @@ impl Server {
             responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
             header_time: Default::default(),
-            health: super::server_health::HealthCell::new(plan.passive, plan.slow_start),
+            health: super::state_cell::HealthCell::new(plan.passive, plan.slow_start),
             watched: AtomicBool::new(false),
             watcher: ArcSwapOption::empty(),
         }

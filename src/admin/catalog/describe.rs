@@ -1,7 +1,7 @@
 //! What a metric's description is made of, and how a description reaches the live value.
 //!
 //! A [`Metric`] is a constant: its name, help, kind, own labels, its key in `/status`, the
-//! code that counts it, and a reader ([`Read`]) — a plain function from the thing it is
+//! code that counts it, and a reader ([`Reader`]) — a plain function from the thing it is
 //! about (a server, a pool, a listener's counters, the running configuration) to samples
 //! written into an [`Out`]. The Prometheus page, the JSON document and the docs' list are
 //! three walks over the same constants.
@@ -31,7 +31,7 @@ pub struct Metric {
     pub json: Json,
     /// The code that counts it (for the docs and for whoever changes it).
     pub counted_in: &'static str,
-    pub read: Read,
+    pub read: Reader,
 }
 
 /// What one sample set of a family is about: the labels that name it, its section of the
@@ -156,7 +156,7 @@ impl Json {
 
 /// The reader of a metric: a function of the thing its scope is about.
 #[derive(Clone, Copy)]
-pub enum Read {
+pub enum Reader {
     /// A server of a pool (the pool tells whether checks run).
     Server(fn(&Upstream, &Server, &mut dyn Out)),
     Pool(fn(&Upstream, &mut dyn Out)),
@@ -201,30 +201,30 @@ pub enum Subject<'a> {
 impl Metric {
     pub fn scope(&self) -> Scope {
         match self.read {
-            Read::Server(_) => Scope::Server,
-            Read::Pool(_) => Scope::Pool,
-            Read::Sticky(_) => Scope::Sticky,
-            Read::Answers(_) => Scope::Answers,
-            Read::Http(_) => Scope::Http,
-            Read::Tcp(_) => Scope::Tcp,
-            Read::Udp(_) => Scope::Udp,
-            Read::ProxyIn(_) => Scope::ProxyIn,
-            Read::Process(_) => Scope::Process,
+            Reader::Server(_) => Scope::Server,
+            Reader::Pool(_) => Scope::Pool,
+            Reader::Sticky(_) => Scope::Sticky,
+            Reader::Answers(_) => Scope::Answers,
+            Reader::Http(_) => Scope::Http,
+            Reader::Tcp(_) => Scope::Tcp,
+            Reader::Udp(_) => Scope::Udp,
+            Reader::ProxyIn(_) => Scope::ProxyIn,
+            Reader::Process(_) => Scope::Process,
         }
     }
 
     /// Write the samples of `subject` (nothing when it is of another scope).
     pub fn read(&self, subject: Subject<'_>, out: &mut dyn Out) {
         match (self.read, subject) {
-            (Read::Server(f), Subject::Server(u, s)) => f(u, s, out),
-            (Read::Pool(f), Subject::Pool(u)) => f(u, out),
-            (Read::Sticky(f), Subject::Sticky(s)) => f(s, out),
-            (Read::Answers(f), Subject::Answers(r)) => f(r, out),
-            (Read::Http(f), Subject::Http(s)) => f(s, out),
-            (Read::Tcp(f), Subject::Tcp(s)) => f(s, out),
-            (Read::Udp(f), Subject::Udp(s)) => f(s, out),
-            (Read::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
-            (Read::Process(f), Subject::Process(v)) => f(v, out),
+            (Reader::Server(f), Subject::Server(u, s)) => f(u, s, out),
+            (Reader::Pool(f), Subject::Pool(u)) => f(u, out),
+            (Reader::Sticky(f), Subject::Sticky(s)) => f(s, out),
+            (Reader::Answers(f), Subject::Answers(r)) => f(r, out),
+            (Reader::Http(f), Subject::Http(s)) => f(s, out),
+            (Reader::Tcp(f), Subject::Tcp(s)) => f(s, out),
+            (Reader::Udp(f), Subject::Udp(s)) => f(s, out),
+            (Reader::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
+            (Reader::Process(f), Subject::Process(v)) => f(v, out),
             _ => {}
         }
     }

@@ -3,7 +3,7 @@
 //! `Answered::done`), and the listener's connections, bytes and TLS handshakes
 //! (`proxy::http::stats::HttpStats`).
 
-use super::describe::{Json, Metric, Read, load};
+use super::describe::{Json, Metric, Reader, load};
 use crate::observe::metrics::Kind;
 
 pub static ANSWERS: &[Metric] = &[
@@ -14,7 +14,7 @@ pub static ANSWERS: &[Metric] = &[
         labels: &["code"],
         json: Json::Number("requests"),
         counted_in: "`Answered::done` (proxy::http::stats), from the direct path, hyper's path and redirects",
-        read: Read::Answers(|r, o| {
+        read: Reader::Answers(|r, o| {
             for (code, n) in r.codes() {
                 let mut buf = [0u8; 3];
                 let text = code_text(code, &mut buf);
@@ -29,7 +29,7 @@ pub static ANSWERS: &[Metric] = &[
         labels: &[],
         json: Json::Number("duration"),
         counted_in: "`Answered::done` (proxy::http::stats)",
-        read: Read::Answers(|r, o| o.histogram(&[], &r.durations())),
+        read: Reader::Answers(|r, o| o.histogram(&[], &r.durations())),
     },
 ];
 
@@ -41,7 +41,7 @@ pub static HTTP: &[Metric] = &[
         labels: &[],
         json: Json::Number("open"),
         counted_in: "`HttpStats::open` (proxy::http serve_connection, tls_serve)",
-        read: Read::Http(|s, o| o.value(load(&s.open))),
+        read: Reader::Http(|s, o| o.value(load(&s.open))),
     },
     Metric {
         name: "switchyard_http_connections_total",
@@ -50,7 +50,7 @@ pub static HTTP: &[Metric] = &[
         labels: &[],
         json: Json::Number("connections"),
         counted_in: "`HttpStats::open`",
-        read: Read::Http(|s, o| o.value(load(&s.connections))),
+        read: Reader::Http(|s, o| o.value(load(&s.connections))),
     },
     Metric {
         name: "switchyard_http_bytes_total",
@@ -59,7 +59,7 @@ pub static HTTP: &[Metric] = &[
         labels: &["direction"],
         json: Json::Number("bytes"),
         counted_in: "`CountedIo` around each client connection (proxy::http::stats)",
-        read: Read::Http(|s, o| {
+        read: Reader::Http(|s, o| {
             o.sample(&["received"], load(&s.bytes_in).into());
             o.sample(&["sent"], load(&s.bytes_out).into());
         }),
@@ -71,7 +71,7 @@ pub static HTTP: &[Metric] = &[
         labels: &[],
         json: Json::Number("tls_handshakes"),
         counted_in: "proxy::http::tls_serve",
-        read: Read::Http(|s, o| o.value(load(&s.tls_handshakes))),
+        read: Reader::Http(|s, o| o.value(load(&s.tls_handshakes))),
     },
     Metric {
         name: "switchyard_tls_handshake_failures_total",
@@ -80,7 +80,7 @@ pub static HTTP: &[Metric] = &[
         labels: &[],
         json: Json::Number("tls_failures"),
         counted_in: "proxy::http::tls_serve",
-        read: Read::Http(|s, o| o.value(load(&s.tls_failures))),
+        read: Reader::Http(|s, o| o.value(load(&s.tls_failures))),
     },
 ];
 

@@ -2,7 +2,7 @@
 //! `proxy::udp::UdpStats`) and the PROXY-protocol counters of http/https listeners
 //! (`proxy::http::proxy_in::ProxyInStats`).
 
-use super::describe::{Json, Metric, Read, load};
+use super::describe::{Json, Metric, Reader, load};
 use crate::observe::metrics::Kind;
 
 const C: Kind = Kind::Counter;
@@ -16,7 +16,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("accepted"),
         counted_in: "proxy::tcp accept loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.accepted))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.accepted))),
     },
     Metric {
         name: "switchyard_tcp_connections_active",
@@ -25,7 +25,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("active"),
         counted_in: "proxy::tcp accept loop and connection end",
-        read: Read::Tcp(|s, o| o.value(load(&s.active))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.active))),
     },
     Metric {
         name: "switchyard_tcp_connections_rejected_over_limit_total",
@@ -34,7 +34,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("rejected_over_limit"),
         counted_in: "proxy::tcp accept loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.rejected_over_limit))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.rejected_over_limit))),
     },
     Metric {
         name: "switchyard_tcp_proxy_untrusted_total",
@@ -43,7 +43,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("proxy_untrusted"),
         counted_in: "proxy::tcp, reading the PROXY header",
-        read: Read::Tcp(|s, o| o.value(load(&s.proxy_untrusted))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.proxy_untrusted))),
     },
     Metric {
         name: "switchyard_tcp_proxy_malformed_total",
@@ -52,7 +52,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("proxy_malformed"),
         counted_in: "proxy::tcp, reading the PROXY header",
-        read: Read::Tcp(|s, o| o.value(load(&s.proxy_malformed))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.proxy_malformed))),
     },
     Metric {
         name: "switchyard_tcp_connect_failures_total",
@@ -61,7 +61,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("connect_failures"),
         counted_in: "proxy::tcp connect loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.connect_failures))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.connect_failures))),
     },
     Metric {
         name: "switchyard_tcp_no_server_total",
@@ -70,7 +70,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("no_server"),
         counted_in: "proxy::tcp connect loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.no_server))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.no_server))),
     },
     Metric {
         name: "switchyard_tcp_idle_timeouts_total",
@@ -79,7 +79,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("idle_timeouts"),
         counted_in: "proxy::tcp copy loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.idle_timeouts))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.idle_timeouts))),
     },
     Metric {
         name: "switchyard_tcp_bytes_total",
@@ -88,7 +88,7 @@ pub static TCP: &[Metric] = &[
         labels: &["direction"],
         json: Json::Number("bytes"),
         counted_in: "proxy::tcp copy and splice loops",
-        read: Read::Tcp(|s, o| {
+        read: Reader::Tcp(|s, o| {
             o.sample(&["client_to_server"], load(&s.bytes_up).into());
             o.sample(&["server_to_client"], load(&s.bytes_down).into());
         }),
@@ -100,7 +100,7 @@ pub static TCP: &[Metric] = &[
         labels: &[],
         json: Json::Number("spliced"),
         counted_in: "proxy::tcp copy loop",
-        read: Read::Tcp(|s, o| o.value(load(&s.spliced))),
+        read: Reader::Tcp(|s, o| o.value(load(&s.spliced))),
     },
 ];
 
@@ -112,7 +112,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("sessions"),
         counted_in: "proxy::udp session table",
-        read: Read::Udp(|s, o| o.value(load(&s.sessions))),
+        read: Reader::Udp(|s, o| o.value(load(&s.sessions))),
     },
     Metric {
         name: "switchyard_udp_sessions_created_total",
@@ -121,7 +121,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("sessions_created"),
         counted_in: "proxy::udp session table",
-        read: Read::Udp(|s, o| o.value(load(&s.sessions_created))),
+        read: Reader::Udp(|s, o| o.value(load(&s.sessions_created))),
     },
     Metric {
         name: "switchyard_udp_sessions_expired_total",
@@ -130,7 +130,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("sessions_expired"),
         counted_in: "proxy::udp session expiry",
-        read: Read::Udp(|s, o| o.value(load(&s.sessions_expired))),
+        read: Reader::Udp(|s, o| o.value(load(&s.sessions_expired))),
     },
     Metric {
         name: "switchyard_udp_rejected_over_limit_total",
@@ -139,7 +139,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("rejected_over_limit"),
         counted_in: "proxy::udp receive loop",
-        read: Read::Udp(|s, o| o.value(load(&s.rejected_over_limit))),
+        read: Reader::Udp(|s, o| o.value(load(&s.rejected_over_limit))),
     },
     Metric {
         name: "switchyard_udp_no_server_total",
@@ -148,7 +148,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("no_server"),
         counted_in: "proxy::udp receive loop",
-        read: Read::Udp(|s, o| o.value(load(&s.no_server))),
+        read: Reader::Udp(|s, o| o.value(load(&s.no_server))),
     },
     Metric {
         name: "switchyard_udp_datagrams_total",
@@ -157,7 +157,7 @@ pub static UDP: &[Metric] = &[
         labels: &["direction"],
         json: Json::Number("datagrams"),
         counted_in: "proxy::udp receive loops",
-        read: Read::Udp(|s, o| {
+        read: Reader::Udp(|s, o| {
             o.sample(&["client_to_server"], load(&s.datagrams_up).into());
             o.sample(&["server_to_client"], load(&s.datagrams_down).into());
         }),
@@ -169,7 +169,7 @@ pub static UDP: &[Metric] = &[
         labels: &[],
         json: Json::Number("send_errors"),
         counted_in: "proxy::udp send paths",
-        read: Read::Udp(|s, o| o.value(load(&s.send_errors))),
+        read: Reader::Udp(|s, o| o.value(load(&s.send_errors))),
     },
 ];
 
@@ -181,7 +181,7 @@ pub static PROXY_IN: &[Metric] = &[
         labels: &[],
         json: Json::Number("accepted"),
         counted_in: "proxy::http::proxy_in",
-        read: Read::ProxyIn(|s, o| o.value(load(&s.accepted))),
+        read: Reader::ProxyIn(|s, o| o.value(load(&s.accepted))),
     },
     Metric {
         name: "switchyard_http_proxy_protocol_untrusted_total",
@@ -190,7 +190,7 @@ pub static PROXY_IN: &[Metric] = &[
         labels: &[],
         json: Json::Number("untrusted"),
         counted_in: "proxy::http::proxy_in",
-        read: Read::ProxyIn(|s, o| o.value(load(&s.untrusted))),
+        read: Reader::ProxyIn(|s, o| o.value(load(&s.untrusted))),
     },
     Metric {
         name: "switchyard_http_proxy_protocol_malformed_total",
@@ -199,6 +199,6 @@ pub static PROXY_IN: &[Metric] = &[
         labels: &[],
         json: Json::Number("malformed"),
         counted_in: "proxy::http::proxy_in",
-        read: Read::ProxyIn(|s, o| o.value(load(&s.malformed))),
+        read: Reader::ProxyIn(|s, o| o.value(load(&s.malformed))),
     },
 ];

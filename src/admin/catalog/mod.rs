@@ -18,7 +18,7 @@ mod pool;
 mod process;
 mod server;
 
-pub use describe::{Instance, Json, Metric, Out, Read, Scope, Subject, answer_rows, instances};
+pub use describe::{Instance, Json, Metric, Out, Reader, Scope, Subject, answer_rows, instances};
 pub use docs::{BEGIN, END, markdown};
 
 /// Every metric, in the order of the page and of the docs.

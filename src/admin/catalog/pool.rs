@@ -1,6 +1,6 @@
 //! The metrics of each pool, and of each pool's sticky state (`proxy::http::sticky`).
 
-use super::describe::{Json, Metric, Read, load};
+use super::describe::{Json, Metric, Reader, load};
 use crate::observe::metrics::Kind;
 
 pub static METRICS: &[Metric] = &[
@@ -11,7 +11,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("servers_configured"),
         counted_in: "`Pool::servers`",
-        read: Read::Pool(|u, o| o.value(u.pool.servers().len())),
+        read: Reader::Pool(|u, o| o.value(u.pool.servers().len())),
     },
     Metric {
         name: "switchyard_pool_servers_usable",
@@ -20,7 +20,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("servers_usable"),
         counted_in: "`Server::accepts_new` over the pool",
-        read: Read::Pool(|u, o| {
+        read: Reader::Pool(|u, o| {
             o.value(u.pool.servers().iter().filter(|s| s.accepts_new()).count())
         }),
     },
@@ -31,7 +31,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("retries"),
         counted_in: "`retry_loop` (proxy::http::retry)",
-        read: Read::Pool(|u, o| o.value(load(&u.stats().retries))),
+        read: Reader::Pool(|u, o| o.value(load(&u.stats().retries))),
     },
     Metric {
         name: "switchyard_pool_retry_budget_refusals_total",
@@ -40,7 +40,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("retry_budget_refusals"),
         counted_in: "`retry_loop` (proxy::http::retry)",
-        read: Read::Pool(|u, o| o.value(load(&u.stats().budget_refusals))),
+        read: Reader::Pool(|u, o| o.value(load(&u.stats().budget_refusals))),
     },
 ];
 
@@ -52,7 +52,7 @@ pub static STICKY: &[Metric] = &[
         labels: &[],
         json: Json::Number("broken"),
         counted_in: "`Sticky::after` (proxy::http::sticky)",
-        read: Read::Sticky(|s, o| o.value(s.broken())),
+        read: Reader::Sticky(|s, o| o.value(s.broken())),
     },
     Metric {
         name: "switchyard_pool_sticky_table_entries",
@@ -61,6 +61,6 @@ pub static STICKY: &[Metric] = &[
         labels: &[],
         json: Json::Number("table_entries"),
         counted_in: "`Sticky::table_len`",
-        read: Read::Sticky(|s, o| o.value(s.table_len())),
+        read: Reader::Sticky(|s, o| o.value(s.table_len())),
     },
 ];

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::describe::{Json, Metric, Read, load, unix_seconds};
+use super::describe::{Json, Metric, Reader, load, unix_seconds};
 use crate::observe::metrics::Kind;
 
 pub static METRICS: &[Metric] = &[
@@ -14,7 +14,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["version"],
         json: Json::Labels(""),
         counted_in: "the crate's version",
-        read: Read::Process(|_, o| o.sample(&[env!("CARGO_PKG_VERSION")], 1u64.into())),
+        read: Reader::Process(|_, o| o.sample(&[env!("CARGO_PKG_VERSION")], 1u64.into())),
     },
     Metric {
         name: "switchyard_reloads_total",
@@ -23,7 +23,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["result"],
         json: Json::Number("config.reloads"),
         counted_in: "`Reloads::count` (runtime::control)",
-        read: Read::Process(|v, o| {
+        read: Reader::Process(|v, o| {
             o.sample(&["ok"], load(&v.reloads.ok).into());
             o.sample(&["error"], load(&v.reloads.failed).into());
         }),
@@ -35,7 +35,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Flag("config.last_reload_successful"),
         counted_in: "`Reloads::count` (runtime::control)",
-        read: Read::Process(|v, o| o.value(!v.reloads.last_failed.load(Ordering::Relaxed))),
+        read: Reader::Process(|v, o| o.value(!v.reloads.last_failed.load(Ordering::Relaxed))),
     },
     Metric {
         name: "switchyard_config_info",
@@ -44,7 +44,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["path", "sha256"],
         json: Json::Labels("config"),
         counted_in: "`Loaded` (runtime, at start and each reload)",
-        read: Read::Process(|v, o| {
+        read: Reader::Process(|v, o| {
             let c = &v.config;
             o.sample(
                 &[
@@ -62,7 +62,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Millis("config.loaded_at_unix_ms"),
         counted_in: "`Loaded::at` (runtime, at each change)",
-        read: Read::Process(|v, o| o.value(unix_seconds(v.config.at))),
+        read: Reader::Process(|v, o| o.value(unix_seconds(v.config.at))),
     },
     Metric {
         name: "switchyard_config_api_changes",
@@ -71,7 +71,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("config.api_changes"),
         counted_in: "runtime::overrides",
-        read: Read::Process(|v, o| o.value(v.config.overrides)),
+        read: Reader::Process(|v, o| o.value(v.config.overrides)),
     },
     Metric {
         name: "switchyard_access_log_lines_total",
@@ -80,7 +80,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("access_log.lines"),
         counted_in: "`AccessLog::write` (observe::sink)",
-        read: Read::Process(|v, o| o.value(load(&v.access_log.counters().lines))),
+        read: Reader::Process(|v, o| o.value(load(&v.access_log.counters().lines))),
     },
     Metric {
         name: "switchyard_access_log_dropped_total",
@@ -89,7 +89,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["reason"],
         json: Json::Number("access_log.dropped"),
         counted_in: "`AccessLog::write` and its writer thread (observe::sink)",
-        read: Read::Process(|v, o| {
+        read: Reader::Process(|v, o| {
             let c = v.access_log.counters();
             o.sample(&["buffer_full"], load(&c.dropped_full).into());
             o.sample(&["write_error"], load(&c.dropped_write).into());

@@ -1,7 +1,7 @@
 //! The metrics of each server of each pool, read from the server's own atomics
-//! (`upstream::Server`, `upstream/server_health.rs`).
+//! (`upstream::Server`, `upstream/state_cell.rs`).
 
-use super::describe::{Json, Metric, Read, unix_seconds};
+use super::describe::{Json, Metric, Reader, unix_seconds};
 use crate::observe::metrics::Kind;
 use crate::upstream::{AdminState, HealthState};
 
@@ -24,7 +24,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Flag("usable"),
         counted_in: "`Server::is_available`",
-        read: Read::Server(|_, s, o| o.value(s.is_available())),
+        read: Reader::Server(|_, s, o| o.value(s.is_available())),
     },
     Metric {
         name: "switchyard_server_state",
@@ -33,7 +33,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["state"],
         json: Json::OneOf("state"),
         counted_in: "`Server::health_state`",
-        read: Read::Server(|_, s, o| {
+        read: Reader::Server(|_, s, o| {
             let now = s.health_state();
             for st in STATES {
                 o.sample(&[st.as_str()], (st == now).into());
@@ -47,7 +47,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["state"],
         json: Json::OneOf("admin_state"),
         counted_in: "`Server::admin_state` (config `down`/`drain`, `PUT /api/pools/…`)",
-        read: Read::Server(|_, s, o| {
+        read: Reader::Server(|_, s, o| {
             let now = s.admin_state();
             for st in ADMIN {
                 o.sample(&[st.as_str()], (st == now).into());
@@ -61,7 +61,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Flag("backup"),
         counted_in: "`Server::backup`",
-        read: Read::Server(|_, s, o| o.value(s.backup)),
+        read: Reader::Server(|_, s, o| o.value(s.backup)),
     },
     Metric {
         name: "switchyard_server_weight",
@@ -70,7 +70,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("weight"),
         counted_in: "`Server::weight`",
-        read: Read::Server(|_, s, o| o.value(s.weight())),
+        read: Reader::Server(|_, s, o| o.value(s.weight())),
     },
     Metric {
         name: "switchyard_server_slow_start",
@@ -79,7 +79,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Flag("slow_start"),
         counted_in: "`Server::in_slow_start`",
-        read: Read::Server(|_, s, o| o.value(s.in_slow_start())),
+        read: Reader::Server(|_, s, o| o.value(s.in_slow_start())),
     },
     Metric {
         name: "switchyard_server_in_flight",
@@ -88,7 +88,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("in_flight"),
         counted_in: "`Server::begin` and its guard's drop (proxy::http, proxy::tcp, proxy::udp)",
-        read: Read::Server(|_, s, o| o.value(s.in_flight())),
+        read: Reader::Server(|_, s, o| o.value(s.in_flight())),
     },
     Metric {
         name: "switchyard_server_requests_total",
@@ -97,7 +97,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("requests"),
         counted_in: "`Server::begin`",
-        read: Read::Server(|_, s, o| o.value(s.requests())),
+        read: Reader::Server(|_, s, o| o.value(s.requests())),
     },
     Metric {
         name: "switchyard_server_responses_total",
@@ -106,7 +106,7 @@ pub static METRICS: &[Metric] = &[
         labels: &["class"],
         json: Json::Number("responses"),
         counted_in: "`Server::count_response` (proxy::http, when a response head arrives)",
-        read: Read::Server(|_, s, o| {
+        read: Reader::Server(|_, s, o| {
             for (class, n) in CLASSES.iter().zip(s.responses()) {
                 o.sample(&[class], n.into());
             }
@@ -119,7 +119,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("header_duration"),
         counted_in: "`Server::record_response_head` (proxy::http attempt and h1 exchange)",
-        read: Read::Server(|_, s, o| o.histogram(&[], &s.header_times())),
+        read: Reader::Server(|_, s, o| o.histogram(&[], &s.header_times())),
     },
     Metric {
         name: "switchyard_server_failures_total",
@@ -128,7 +128,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Number("failures"),
         counted_in: "`Server::report_failure` (proxy::http, proxy::tcp)",
-        read: Read::Server(|_, s, o| o.value(s.failures())),
+        read: Reader::Server(|_, s, o| o.value(s.failures())),
     },
     Metric {
         name: "switchyard_server_latency_ewma_seconds",
@@ -137,7 +137,7 @@ pub static METRICS: &[Metric] = &[
         labels: &[],
         json: Json::Millis("latency_ewma_ms"),
         counted_in: "`Server::record_latency`",
-        read: Read::Server(|_, s, o| o.value(s.latency_ewma_us() as f64 / 1e6)),
+        read: Reader::Server(|_, s, o| o.value(s.latency_ewma_us() as f64 / 1e6)),
     },
     Metric {
         name: "switchyard_server_last_check_success",
@@ -145,8 +145,8 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         labels: &[],
         json: Json::Flag("last_check.success"),
-        counted_in: "`Server::record_check` (health::check_loop)",
-        read: Read::Server(|_, s, o| {
+        counted_in: "`Server::record_check` (probe::check_loop)",
+        read: Reader::Server(|_, s, o| {
             if let Some(c) = s.last_check() {
                 o.value(c.pass);
             }
@@ -158,8 +158,8 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         labels: &[],
         json: Json::Millis("last_check.at_unix_ms"),
-        counted_in: "`Server::record_check` (health::check_loop)",
-        read: Read::Server(|_, s, o| {
+        counted_in: "`Server::record_check` (probe::check_loop)",
+        read: Reader::Server(|_, s, o| {
             if let Some(c) = s.last_check() {
                 o.value(unix_seconds(c.at));
             }
@@ -171,8 +171,8 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         labels: &["result"],
         json: Json::Number("checks"),
-        counted_in: "`Server::count_check` (health::check_loop)",
-        read: Read::Server(|u, s, o| {
+        counted_in: "`Server::count_check` (probe::check_loop)",
+        read: Reader::Server(|u, s, o| {
             if u.pool.health.is_some() {
                 let [fail, pass] = s.checks();
                 o.sample(&["pass"], pass.into());
@@ -186,8 +186,8 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Histogram,
         labels: &[],
         json: Json::Number("check_duration"),
-        counted_in: "`Server::count_check` (health::check_loop)",
-        read: Read::Server(|u, s, o| {
+        counted_in: "`Server::count_check` (probe::check_loop)",
+        read: Reader::Server(|u, s, o| {
             if u.pool.health.is_some() {
                 o.histogram(&[], &s.check_durations());
             }

@@ -1,7 +1,7 @@
 //! `[pool.NAME]`: how the pool balances, its servers, its timeouts and keep-alive, and how it
 //! reaches its servers (`upstream_protocol`, `tls = {...}`, whose files are loaded here so
 //! that a bad CA or client pair is an error at the line naming it). The failure-handling
-//! sections are read by `failover.rs`.
+//! sections are read by `read/failover.rs`.
 
 use http::HeaderName;
 use std::collections::HashSet;

@@ -41,11 +41,11 @@ pub(crate) fn did_you_mean(message: &str) -> Option<String> {
 /// What the tests of TOML shape look at: the shape errors alone (syntax, unknown keys, wrong
 /// types), the listeners as far as they could be read, and each unknown key with the key it
 /// probably means.
-pub(crate) struct Read {
+pub(crate) struct ShapeRead {
     pub errors: Vec<ShapeError>,
     /// `None` after a syntax error.
     pub file: Option<File>,
-    pub cuts: Vec<Cut>,
+    pub cuts: Vec<UnknownKey>,
 }
 
 #[derive(Debug)]
@@ -72,13 +72,13 @@ impl Entry {
 }
 
 /// An unknown key and the key it probably means.
-pub(crate) struct Cut {
+pub(crate) struct UnknownKey {
     pub key: String,
     pub suggested: Option<String>,
 }
 
 /// Read `src`, keeping what the shape tests look at.
-pub(crate) fn read(src: &str) -> Read {
+pub(crate) fn read(src: &str) -> ShapeRead {
     let (plan, errors) = super::read::read(src, "t.toml");
     // Byte offset of a 1-based line and column.
     let offset = |line: usize, column: usize| {
@@ -114,7 +114,7 @@ pub(crate) fn read(src: &str) -> Read {
                 .help
                 .strip_prefix("did you mean `")
                 .and_then(|h| h.strip_suffix("`?"));
-            Some(Cut {
+            Some(UnknownKey {
                 key: key.into(),
                 suggested: suggested.map(str::to_string),
             })
@@ -131,5 +131,5 @@ pub(crate) fn read(src: &str) -> Read {
     let file = toml::de::DeTable::parse(src)
         .is_ok()
         .then_some(File { listener });
-    Read { errors, file, cuts }
+    ShapeRead { errors, file, cuts }
 }

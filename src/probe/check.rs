@@ -62,14 +62,14 @@ impl std::fmt::Debug for ProbeTransport {
 
 /// The verdict of one probe and a few words on why, for logs and the admin view.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct CheckResult {
     pub pass: bool,
     pub detail: String,
 }
 
-impl Outcome {
-    fn fail(detail: impl Into<String>) -> Outcome {
-        Outcome {
+impl CheckResult {
+    fn fail(detail: impl Into<String>) -> CheckResult {
+        CheckResult {
             pass: false,
             detail: detail.into(),
         }
@@ -77,7 +77,7 @@ impl Outcome {
 }
 
 /// Probe `addr` as `plan` says, within `plan.timeout`, over cleartext HTTP/1.1.
-pub async fn probe(plan: &HealthPlan, addr: SocketAddr) -> Outcome {
+pub async fn probe(plan: &HealthPlan, addr: SocketAddr) -> CheckResult {
     probe_with(plan, addr, &ProbeTransport::default()).await
 }
 
@@ -86,27 +86,27 @@ pub async fn probe_with(
     plan: &HealthPlan,
     addr: SocketAddr,
     transport: &ProbeTransport,
-) -> Outcome {
+) -> CheckResult {
     match tokio::time::timeout(plan.timeout, run(plan, addr, transport)).await {
         Ok(o) => o,
-        Err(_) => Outcome::fail(format!("timed out after {:?}", plan.timeout)),
+        Err(_) => CheckResult::fail(format!("timed out after {:?}", plan.timeout)),
     }
 }
 
-async fn run(plan: &HealthPlan, addr: SocketAddr, transport: &ProbeTransport) -> Outcome {
+async fn run(plan: &HealthPlan, addr: SocketAddr, transport: &ProbeTransport) -> CheckResult {
     let stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Outcome::fail(format!("connect: {e}")),
+        Err(e) => return CheckResult::fail(format!("connect: {e}")),
     };
     if plan.kind == HealthKind::Tcp {
-        return Outcome {
+        return CheckResult {
             pass: true,
             detail: "connected".into(),
         };
     }
     if matches!(plan.kind, HealthKind::Grpc { .. }) && !transport.h2 {
         // Validation rules this out; a plan built by hand still gets a clear verdict.
-        return Outcome::fail(
+        return CheckResult::fail(
             "a gRPC check needs HTTP/2: the pool's upstream_protocol must be \"h2\" or \"h2c\"",
         );
     }
@@ -116,14 +116,14 @@ async fn run(plan: &HealthPlan, addr: SocketAddr, transport: &ProbeTransport) ->
     };
     let name = match crate::tls::server_name_for(tls.server_name.as_deref(), addr) {
         Ok(n) => n,
-        Err(e) => return Outcome::fail(format!("TLS: {e}")),
+        Err(e) => return CheckResult::fail(format!("TLS: {e}")),
     };
     let stream = match tls.connector.connect(name, stream).await {
         Ok(s) => s,
-        Err(e) => return Outcome::fail(format!("TLS handshake: {e}")),
+        Err(e) => return CheckResult::fail(format!("TLS handshake: {e}")),
     };
     if transport.h2 && stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-        return Outcome::fail("the server did not agree to HTTP/2 (ALPN h2)");
+        return CheckResult::fail("the server did not agree to HTTP/2 (ALPN h2)");
     }
     exchange(plan, addr, stream, transport.h2, "https").await
 }
@@ -135,7 +135,7 @@ async fn exchange<S>(
     stream: S,
     h2: bool,
     scheme: &str,
-) -> Outcome
+) -> CheckResult
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -153,7 +153,7 @@ where
             .body(Full::new(grpc_frame(&encode_check_request(service))));
         let req = match req {
             Ok(r) => r,
-            Err(e) => return Outcome::fail(format!("request: {e}")),
+            Err(e) => return CheckResult::fail(format!("request: {e}")),
         };
         return match send(stream, req, true).await {
             Err(o) => o,
@@ -185,7 +185,7 @@ where
     };
     let req = match req {
         Ok(r) => r,
-        Err(e) => return Outcome::fail(format!("request: {e}")),
+        Err(e) => return CheckResult::fail(format!("request: {e}")),
     };
     match send(stream, req, h2).await {
         Err(o) => o,
@@ -204,7 +204,7 @@ async fn send<S, B>(
     stream: S,
     req: Request<B>,
     h2: bool,
-) -> Result<(Response<Incoming>, JoinHandle<hyper::Result<()>>), Outcome>
+) -> Result<(Response<Incoming>, JoinHandle<hyper::Result<()>>), CheckResult>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     B: Body + Send + Unpin + 'static,
@@ -214,13 +214,13 @@ where
     let (sent, conn) = if h2 {
         let (mut sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
-            .map_err(|e| Outcome::fail(format!("HTTP/2 handshake: {e}")))?;
+            .map_err(|e| CheckResult::fail(format!("HTTP/2 handshake: {e}")))?;
         let conn = tokio::spawn(conn);
         (sender.send_request(req).await, conn)
     } else {
         let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| Outcome::fail(format!("handshake: {e}")))?;
+            .map_err(|e| CheckResult::fail(format!("handshake: {e}")))?;
         let conn = tokio::spawn(conn);
         (sender.send_request(req).await, conn)
     };
@@ -228,29 +228,29 @@ where
         Ok(resp) => Ok((resp, conn)),
         Err(e) => {
             conn.abort();
-            Err(Outcome::fail(format!("request: {e}")))
+            Err(CheckResult::fail(format!("request: {e}")))
         }
     }
 }
 
-async fn judge(plan: &HealthPlan, resp: Response<Incoming>) -> Outcome {
+async fn judge(plan: &HealthPlan, resp: Response<Incoming>) -> CheckResult {
     let status = resp.status().as_u16();
     if !plan.status_passes(status) {
-        return Outcome::fail(format!("status {status}"));
+        return CheckResult::fail(format!("status {status}"));
     }
     let Some(want) = &plan.expect_body else {
-        return Outcome {
+        return CheckResult {
             pass: true,
             detail: format!("status {status}"),
         };
     };
     match read_bounded(resp.into_body()).await {
-        Ok(body) if contains(&body, want.as_bytes()) => Outcome {
+        Ok(body) if contains(&body, want.as_bytes()) => CheckResult {
             pass: true,
             detail: format!("status {status}, body matched"),
         },
-        Ok(_) => Outcome::fail(format!("status {status}, body lacks {want:?}")),
-        Err(e) => Outcome::fail(format!("body: {e}")),
+        Ok(_) => CheckResult::fail(format!("status {status}, body lacks {want:?}")),
+        Err(e) => CheckResult::fail(format!("body: {e}")),
     }
 }
 
@@ -448,15 +448,17 @@ fn grpc_code_name(code: u32) -> &'static str {
 
 /// `grpc-status` (and `grpc-message`) of `fields`: `None` when the call succeeded, else why
 /// the check failed.
-fn grpc_call_failed(service: &str, fields: &HeaderMap) -> Option<Outcome> {
+fn grpc_call_failed(service: &str, fields: &HeaderMap) -> Option<CheckResult> {
     let Some(raw) = fields.get("grpc-status") else {
-        return Some(Outcome::fail("no grpc-status: the call ended without one"));
+        return Some(CheckResult::fail(
+            "no grpc-status: the call ended without one",
+        ));
     };
     let code = match raw.to_str().ok().and_then(|s| s.parse::<u32>().ok()) {
         Some(0) => return None,
         Some(code) => code,
         None => {
-            return Some(Outcome::fail(format!(
+            return Some(CheckResult::fail(format!(
                 "grpc-status {raw:?} is not a number"
             )));
         }
@@ -474,7 +476,7 @@ fn grpc_call_failed(service: &str, fields: &HeaderMap) -> Option<Outcome> {
         12 => detail.push_str(" (the server has no grpc.health.v1.Health service)"),
         _ => {}
     }
-    Some(Outcome::fail(detail))
+    Some(CheckResult::fail(detail))
 }
 
 /// `grpc-message` is percent-encoded UTF-8.
@@ -500,24 +502,24 @@ fn percent_decode(v: &[u8]) -> String {
 }
 
 /// Judge the answer to a `Health/Check` call for `service`.
-async fn judge_grpc(service: &str, resp: Response<Incoming>) -> Outcome {
+async fn judge_grpc(service: &str, resp: Response<Incoming>) -> CheckResult {
     let status = resp.status();
     if status != StatusCode::OK {
-        return Outcome::fail(format!(
+        return CheckResult::fail(format!(
             "HTTP status {} (a gRPC server answers 200)",
             status.as_u16()
         ));
     }
     let content_type = resp.headers().get(header::CONTENT_TYPE);
     if !content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
-        return Outcome::fail(format!(
+        return CheckResult::fail(format!(
             "content-type {content_type:?}, not application/grpc: is this a gRPC server?"
         ));
     }
     // A trailers-only answer: the call ended in the headers, with no message.
     if resp.headers().contains_key("grpc-status") {
         return grpc_call_failed(service, resp.headers()).unwrap_or_else(|| {
-            Outcome::fail("grpc-status 0 but no HealthCheckResponse (trailers only)")
+            CheckResult::fail("grpc-status 0 but no HealthCheckResponse (trailers only)")
         });
     }
     let mut body = resp.into_body();
@@ -526,25 +528,25 @@ async fn judge_grpc(service: &str, resp: Response<Incoming>) -> Outcome {
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(f) => f,
-            Err(e) => return Outcome::fail(format!("body: {e}")),
+            Err(e) => return CheckResult::fail(format!("body: {e}")),
         };
         match frame.into_data() {
             Ok(d) if data.len() + d.len() > MAX_BODY => {
-                return Outcome::fail("an answer over 64 KiB: not a HealthCheckResponse");
+                return CheckResult::fail("an answer over 64 KiB: not a HealthCheckResponse");
             }
             Ok(d) => data.extend_from_slice(&d),
             Err(frame) => trailers = frame.into_trailers().ok(),
         }
     }
     let Some(trailers) = trailers else {
-        return Outcome::fail("no grpc-status: the answer ended without trailers");
+        return CheckResult::fail("no grpc-status: the answer ended without trailers");
     };
     if let Some(failed) = grpc_call_failed(service, &trailers) {
         return failed;
     }
     let message = match grpc_unframe(&data) {
         Ok(m) => m,
-        Err(e) => return Outcome::fail(format!("malformed answer: {e}")),
+        Err(e) => return CheckResult::fail(format!("malformed answer: {e}")),
     };
     let of = if service.is_empty() {
         String::new()
@@ -552,12 +554,12 @@ async fn judge_grpc(service: &str, resp: Response<Incoming>) -> Outcome {
         format!(" (service {service:?})")
     };
     match decode_check_response(message) {
-        Ok(ServingStatus::Serving) => Outcome {
+        Ok(ServingStatus::Serving) => CheckResult {
             pass: true,
             detail: format!("SERVING{of}"),
         },
-        Ok(other) => Outcome::fail(format!("{other}{of}")),
-        Err(e) => Outcome::fail(format!("malformed HealthCheckResponse: {e}")),
+        Ok(other) => CheckResult::fail(format!("{other}{of}")),
+        Err(e) => CheckResult::fail(format!("malformed HealthCheckResponse: {e}")),
     }
 }
 

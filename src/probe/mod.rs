@@ -1,5 +1,5 @@
 //! Active health checks: one task per server probing on the pool's schedule and feeding the
-//! result to the server's rise/fall state machine (`upstream::health`). When a server
+//! result to the server's rise/fall state machine (`upstream::state`). When a server
 //! enters or leaves rotation, the task rebuilds the pool's balancer. HTTP probes speak what
 //! the pool speaks to its servers (TLS, HTTP/2): see [`ProbeTransport`].
 //!
@@ -7,7 +7,7 @@
 //! so checkers live exactly as long as the pool they belong to (the runtime keeps them next
 //! to the pool and drops them on shutdown or when a reload replaces the pool).
 
-mod probe;
+mod check;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use probe::{Outcome, ProbeTls, ProbeTransport, probe, probe_with};
+pub use check::{CheckResult, ProbeTls, ProbeTransport, probe, probe_with};
 
 use crate::config::HealthPlan;
 use crate::upstream::{Pool, Server};

@@ -1,4 +1,4 @@
-//! A server's health as live state: the state machines of `health.rs` behind atomics for
+//! A server's health as live state: the state machines of `state.rs` behind atomics for
 //! the hot path, and the reporting API the proxies (L7 and L4) and the checkers call.
 //!
 //! Reads at pick time touch atomics only. The mutexes are taken by a health check, by a
@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Server;
-use super::health::{ActiveHealth, CheckRecord, PassiveWindow, SlowStart, Transition};
+use super::state::{ActiveHealth, CheckRecord, PassiveWindow, SlowStart, Transition};
 use crate::config::PassivePlan;
 use crate::observe::histogram::{Histogram, Snapshot};
 

@@ -287,3 +287,14 @@ pub struct AdminPlan {
     /// `token`: every `/api/` request must carry `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
 }
+
+impl AdminPlan {
+    /// An admin listener on `listen` with every other setting at its default (no token).
+    pub fn at(listen: SocketAddr) -> AdminPlan {
+        AdminPlan {
+            listen,
+            origin: None,
+            token: None,
+        }
+    }
+}
