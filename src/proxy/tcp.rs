@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -286,7 +286,12 @@ async fn handle(
             return;
         }
         // Boxed: its read buffer would otherwise make every connection's task larger.
-        match Box::pin(proxy_protocol::read_header(&mut client, PROXY_HEADER_TIMEOUT)).await {
+        match Box::pin(proxy_protocol::read_header(
+            &mut client,
+            PROXY_HEADER_TIMEOUT,
+        ))
+        .await
+        {
             Ok((
                 Header::Proxied {
                     source: s,
@@ -528,7 +533,9 @@ impl Direction<'_> {
                 let mut written = 0;
                 while written < read {
                     match self.to.try_write(&buf[written..read]) {
-                        Ok(0) => return std::task::Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Ok(0) => {
+                            return std::task::Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                        }
                         Ok(m) => written += m,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => return std::task::Poll::Ready(Err(e)),
