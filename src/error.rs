@@ -39,6 +39,9 @@ pub enum ProxyError {
     /// The client's request body ended early (it closed or reset mid-upload).
     #[error("the client's request body failed: {0}")]
     ClientAborted(String),
+    /// The request body is longer than `client_max_body_size` allows.
+    #[error("the request body is over client_max_body_size ({0} bytes)")]
+    BodyTooLarge(u64),
     /// A WebSocket upgrade routed to a pool that speaks HTTP/2 to its servers: HTTP/2 has no
     /// `Upgrade`, and Switchyard speaks no extended CONNECT (RFC 8441) to servers.
     #[error(
@@ -48,6 +51,26 @@ pub enum ProxyError {
         pool: String,
         protocol: &'static str,
     },
+    /// Refused by the listener's or route's `allow` / `deny` or a `block` rule.
+    #[error("refused: {0}")]
+    Forbidden(&'static str),
+    /// Over a `limit`: the key may come back after `retry_after`.
+    #[error("over the rate limit; the key may try again in {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// A method Switchyard does not carry (`CONNECT`: it is no forward proxy).
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(&'static str),
+    /// A request framing Switchyard cannot pass on whole (a transfer coding other than
+    /// chunked: RFC 9112 §6.1 answers 501).
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    /// Every server the request could go to is at its `max_conns` and `queue_size`
+    /// requests are waiting already.
+    #[error("pool {pool:?}: every server is at max_conns and the queue is full")]
+    QueueFull { pool: String },
+    /// Waited `queue_timeout` for a server below its `max_conns`, in vain.
+    #[error("pool {pool:?}: no server below max_conns within {after:?}")]
+    QueueTimeout { pool: String, after: Duration },
 }
 
 impl ProxyError {
@@ -60,23 +83,61 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) | ProxyError::ClientAborted(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             // As nginx and HAProxy answer a request they cannot carry to a server.
             ProxyError::UpgradeToH2 { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::QueueFull { .. } | ProxyError::QueueTimeout { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
+    }
+
+    /// The `Retry-After` of the answer, in seconds: 1 for a 503, the time until the key's
+    /// next request is allowed (rounded up) for a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::RateLimited { retry_after } => {
+                Some(retry_after.as_micros().div_ceil(1_000_000).max(1) as u64)
+            }
+            e if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
+        }
+    }
+
+    /// A refusal by the listener's own rules (403, 405, 429): the client's doing, logged at
+    /// debug level rather than as a warning per request (a flood would flood the log).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Forbidden(_)
+                | ProxyError::RateLimited { .. }
+                | ProxyError::MethodNotAllowed(_)
+        )
     }
 
     /// Which side caused it.
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::NoServer { .. } | ProxyError::NoRoute | ProxyError::UpgradeToH2 { .. } => {
-                Side::Internal
-            }
+            ProxyError::NoServer { .. }
+            | ProxyError::NoRoute
+            | ProxyError::UpgradeToH2 { .. }
+            | ProxyError::QueueFull { .. }
+            | ProxyError::QueueTimeout { .. } => Side::Internal,
             ProxyError::Connect { .. }
             | ProxyError::Timeout { .. }
             | ProxyError::Upstream { .. } => Side::Upstream,
             ProxyError::BadRequest(_)
             | ProxyError::ClientTimeout(_)
-            | ProxyError::ClientAborted(_) => Side::Downstream,
+            | ProxyError::ClientAborted(_)
+            | ProxyError::Forbidden(_)
+            | ProxyError::RateLimited { .. }
+            | ProxyError::MethodNotAllowed(_)
+            | ProxyError::NotImplemented(_)
+            | ProxyError::BodyTooLarge(_) => Side::Downstream,
         }
     }
 
@@ -97,7 +158,14 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::ClientTimeout(_) => "client_timeout",
             ProxyError::ClientAborted(_) => "client_aborted",
+            ProxyError::BodyTooLarge(_) => "body_too_large",
             ProxyError::UpgradeToH2 { .. } => "upgrade_to_h2_pool",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::MethodNotAllowed(_) => "method_not_allowed",
+            ProxyError::NotImplemented(_) => "not_implemented",
+            ProxyError::QueueFull { .. } => "queue_full",
+            ProxyError::QueueTimeout { .. } => "queue_timeout",
         }
     }
 

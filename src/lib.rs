@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+pub mod explain;
 pub mod guard;
 pub mod import;
 pub mod observe;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use switchyard::config::{self, Algorithm, Plan};
+use switchyard::config::{self, Algorithm};
 use switchyard::demo::{self, Backend};
 use switchyard::discovery;
 use switchyard::plan;
@@ -91,6 +91,9 @@ enum Command {
     /// keepalived's track_script and other health checkers. Exit 0 ready, 1 not ready,
     /// 2 no answer, 3 not asked (no [admin] in the config, bad address).
     Probe(ProbeArgs),
+    /// Why this server? What the config does with a request, every server assumed up: the
+    /// route, the pool, each server and why it is or is not a candidate, the pick.
+    Explain(switchyard::explain::cli::Args),
 
     // --- simulate (issue 13): the real balancers against a modelled workload ---------
     /// Which algorithm should I use? Run Switchyard's own balancers against a modelled
@@ -231,6 +234,7 @@ fn main() -> ExitCode {
             admin,
         } => run_demo(listen, algorithm, admin),
         Command::Probe(args) => return probe(&args),
+        Command::Explain(args) => return switchyard::explain::cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -274,6 +278,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     for n in &notes {
         println!("{n}");
     }
+    config::warnings(&plan)
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
     println!(
         "ok: {} listener(s), {} pool(s), {} server(s)",
         plan.listeners.len(),
@@ -452,7 +459,10 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
     };
-    raise_open_file_limit(&plan);
+    config::warnings(&plan)
+        .iter()
+        .for_each(|w| eprintln!("warning: {w}"));
+    switchyard::runtime::fds::raise_open_file_limit();
     // An upgrade takes the running process's sockets before anything else: the config is
     // checked by now, so a broken file never disturbs the process that serves.
     #[cfg(target_os = "linux")]
@@ -707,59 +717,6 @@ impl Signals {
     async fn next_stop(&mut self) {
         while !matches!(self.next().await, Signal::Interrupt | Signal::Terminate) {}
     }
-}
-
-/// Raise the soft open-file limit to the hard one (as HAProxy and nginx's
-/// `worker_rlimit_nofile` do), capped at 1,048,576: the usual soft limit of 1024 runs out at
-/// about 500 proxied connections (each holds two descriptors, a UDP session one), long before
-/// `max_connections`. Warns when even that is below what the L4 listeners' limits ask for.
-fn raise_open_file_limit(plan: &Plan) {
-    let defaults = config::L4Plan::default();
-    let mut needs = Vec::new();
-    let mut wanted: u64 = 256;
-    for l in &plan.listeners {
-        let (key, n, default, per) = match l.protocol {
-            config::Protocol::Tcp => (
-                "max_connections",
-                l.l4.max_connections,
-                defaults.max_connections,
-                2,
-            ),
-            config::Protocol::Udp => ("max_sessions", l.l4.max_sessions, defaults.max_sessions, 1),
-            _ => continue,
-        };
-        wanted += (per * n) as u64;
-        let note = if n == default { " (the default)" } else { "" };
-        needs.push(format!("{}: {key} = {n}{note}", l.name));
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::process::{Resource, getrlimit, setrlimit};
-        const CAP: u64 = 1 << 20;
-        let mut limit = getrlimit(Resource::Nofile);
-        let Some(soft) = limit.current else {
-            return; // unlimited already
-        };
-        let target = limit.maximum.unwrap_or(u64::MAX).min(CAP.max(soft));
-        if target > soft {
-            limit.current = Some(target);
-            match setrlimit(Resource::Nofile, limit) {
-                Ok(()) => tracing::debug!("open-file limit raised from {soft} to {target}"),
-                Err(e) => tracing::warn!("cannot raise the open-file limit from {soft}: {e}"),
-            }
-        }
-        let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-        if now < wanted {
-            tracing::warn!(
-                "the open-file limit is {now}, but {} need about {wanted} descriptors: raise \
-                 the limit (ulimit -n, systemd LimitNOFILE=) or set lower limits on those \
-                 listeners",
-                needs.join(", ")
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = wanted;
 }
 
 fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Result<()> {

@@ -368,6 +368,8 @@ buffer = 4096
 name = "web"
 listen = "127.0.0.1:0"
 pool = "p"
+# All 1,500 requests on one connection (nginx's default of 1,000 would close it).
+keepalive_requests = 2000
 
 [admin]
 listen = "127.0.0.1:0"

@@ -1,5 +1,6 @@
-//! The hostile-input gate: every row of `tests/hostile/cases.rs`, raw bytes over a plain
-//! socket to an HTTP listener, against each HTTP/1 engine, with a recording server behind.
+//! The hostile-input gate: every row of `tests/hostile/cases.rs` and `protection.rs`, raw
+//! bytes over a plain socket to an HTTP listener, against each HTTP/1 engine, with a
+//! recording server behind.
 //!
 //! For each row: the statuses the client gets, whether the connection closes (EOF) or stays
 //! usable (a probe request on it is answered), and that the bytes the server received parse
@@ -10,12 +11,20 @@
 
 #[path = "hostile/cases.rs"]
 mod cases;
+#[path = "hostile/protection.rs"]
+mod protection;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cases::{After, CASES, Case, Reply};
+use protection::PROTECTION;
+
+/// Every row: framing and syntax, then protection.
+fn rows() -> impl Iterator<Item = &'static Case> {
+    CASES.iter().chain(PROTECTION)
+}
 use switchyard::proxy::http::Http1Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -316,8 +325,8 @@ async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<bool, String>
 async fn run(case: &Case, engine: Http1Engine) -> Result<(), String> {
     let rec = Recorder::start(case.reply).await;
     let toml = format!(
-        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"{}\" }} ]\n",
-        rec.addr
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n{}\n[pool.p]\nservers = [ {{ addr = \"{}\" }} ]\n",
+        case.config, rec.addr
     );
     let plan = switchyard::config::load_str(&toml, "hostile.toml").expect("valid config");
     let lb = switchyard::runtime::Runtime::start_with(plan, engine)
@@ -421,7 +430,7 @@ async fn run(case: &Case, engine: Http1Engine) -> Result<(), String> {
 async fn gate(engine: Http1Engine) {
     let mut failed = Vec::new();
     let mut still_open = Vec::new();
-    for case in CASES {
+    for case in rows() {
         let result = run(case, engine).await;
         let open = case.open.filter(|_| engine == Http1Engine::Hyper);
         match (result, open) {
@@ -446,7 +455,7 @@ async fn gate(engine: Http1Engine) {
         failed.is_empty(),
         "{engine:?}: {} of {} hostile cases failed:\n{}",
         failed.len(),
-        CASES.len(),
+        rows().count(),
         failed.join("\n")
     );
 }
@@ -459,4 +468,62 @@ async fn hostile_inputs_through_hyper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_inputs_through_the_direct_path() {
     gate(Http1Engine::Direct).await;
+}
+
+/// The table of `docs/security.md`: every row above, as the gate runs it on both engines.
+fn security_table() -> String {
+    let mut t = String::from(
+        "| # | the client sends | listener config | answers | then | requests reaching the server |\n|---|---|---|---|---|---|\n",
+    );
+    for (i, c) in rows().enumerate() {
+        let with = match c.config {
+            "" => String::new(),
+            cfg => cfg
+                .lines()
+                .map(|l| format!("`{}`", l.replace('|', "\\|")))
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let answers: Vec<String> = c.answers.iter().map(u16::to_string).collect();
+        let then = match c.then {
+            After::Closed => "closed",
+            After::Open => "kept open",
+        };
+        let server = match c.server_requests {
+            Some(n) => n.to_string(),
+            None => "any".into(),
+        };
+        t.push_str(&format!(
+            "| {} | {} | {with} | {} | {then} | {server} |\n",
+            i + 1,
+            c.name.replace('|', "\\|"),
+            answers.join(", "),
+        ));
+    }
+    t
+}
+
+/// `docs/security.md` shows the table this test runs; `SWITCHYARD_BLESS=1` writes it anew.
+#[test]
+fn the_security_table_in_the_docs_is_this_table() {
+    const BEGIN: &str = "<!-- hostile-table:begin (written by tests/hostile.rs) -->\n";
+    const END: &str = "<!-- hostile-table:end -->";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md");
+    let doc = std::fs::read_to_string(path).expect("docs/security.md");
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("docs/security.md has no {BEGIN:?} … {END:?} markers");
+    };
+    let want = security_table();
+    let have = &doc[b + BEGIN.len()..e];
+    if have == want {
+        return;
+    }
+    if std::env::var_os("SWITCHYARD_BLESS").is_some() {
+        let next = format!("{}{want}{}", &doc[..b + BEGIN.len()], &doc[e..]);
+        std::fs::write(path, next).expect("write docs/security.md");
+        return;
+    }
+    panic!(
+        "docs/security.md's table differs from tests/hostile/cases.rs: run `SWITCHYARD_BLESS=1 cargo test --test hostile the_security_table` and commit the file"
+    );
 }

@@ -537,14 +537,15 @@ async fn an_upload_held_back_by_h2_flow_control_gets_the_send_timeout() {
         .await;
     });
     let cfg = format!(
-        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nupstream_protocol = \"h2c\"\ntimeouts = {{ read = \"20s\", send = \"500ms\", client_body = \"20s\" }}\nservers = [ {{ addr = \"{server}\" }} ]\n"
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nupstream_protocol = \"h2c\"\ntimeouts = {{ read = \"20s\", send = \"500ms\", client_body = \"20s\" }}\nservers = [ {{ addr = \"{server}\" }} ]\n"
     );
     let lb = start_lb(&cfg).await;
     let addr = lb.local_addr("web").unwrap();
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
     // Two chunks, apart: the first is taken and waits for a window that never opens; the
-    // second is never asked for. (A body handed over whole in one piece counts as sent, and
+    // second is never asked for (the listener streams bodies: `request_buffering = false`;
+    // buffered, this small body would be handed over whole, and `timeouts.read` bound it). (A body handed over whole in one piece counts as sent, and
     // `timeouts.read` bounds it from there.)
     s.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await

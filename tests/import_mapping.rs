@@ -306,3 +306,32 @@ http {
     assert!(reported(&i, 3, "valid=10s"), "{:?}", i.notes);
     assert!(reported(&i, 3, "ipv6=off"), "{:?}", i.notes);
 }
+
+#[test]
+fn haproxy_client_limits_of_http_frontends_are_carried() {
+    let i = import_text(
+        "haproxy.cfg",
+        r#"
+defaults
+    mode http
+    timeout http-request 7s
+    timeout http-keep-alive 3s
+    timeout client 40s
+frontend www
+    bind 127.0.0.1:18082
+    maxconn 5000
+    default_backend web
+backend web
+    server w1 127.0.0.1:9301
+"#,
+    );
+    let t = &i.toml;
+    for want in [
+        "max_connections = 5000",
+        "client_header_timeout = \"7s\"",
+        "keepalive_timeout = \"3s\"",
+        "send_timeout = \"40s\"",
+    ] {
+        assert!(t.contains(want), "{want} in\n{t}");
+    }
+}

@@ -11,6 +11,7 @@
 //! | `DELETE /api/pools/{pool}/servers/{server}` | drain, then remove once idle (at most the grace period) |
 //! | `POST /api/reload` | load the config file again (as SIGHUP does) |
 //! | `GET /api/config` | the running configuration (file + changes) as TOML that `check` accepts |
+//! | `GET /api/explain?listener=…&method=…&host=…&path=…&client=…&header=N:V&cookie=N=V` | why this server: the route, the pool, each server's candidacy, what the algorithm looked at and its pick now, changing nothing (`explain.rs`) |
 //! | `GET /api/config/next` | what a reload would make running (the file now, with the changes a reload keeps) as TOML; nothing applied; 422 with every error when the file does not pass |
 //!
 //! Reads are answered here from the [`View`]; writes go as a [`Command`] to the runtime's
@@ -315,10 +316,29 @@ pub async fn answer(
             pool: pool.to_string(),
             server: server.to_string(),
         },
+        (&Method::GET | &Method::HEAD, ["explain"]) => {
+            let query = req.uri().query().unwrap_or_default();
+            return match super::explain::answer(&view, query) {
+                Ok(body) => {
+                    let mut text = serde_json::to_string_pretty(&body).unwrap_or_default();
+                    text.push('\n');
+                    super::typed(StatusCode::OK, "application/json", text)
+                }
+                Err(e) => refused(&Refusal::new(
+                    if e.not_found {
+                        StatusCode::NOT_FOUND
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    },
+                    e.message,
+                    e.help,
+                )),
+            };
+        }
         (&Method::POST, ["reload"]) => Command::Reload,
         (&Method::GET | &Method::HEAD, ["config"]) => Command::Config,
         (&Method::GET | &Method::HEAD, ["config", "next"]) => Command::NextConfig,
-        (_, ["pools"] | ["pools", _] | ["config"] | ["config", "next"]) => {
+        (_, ["pools"] | ["pools", _] | ["config"] | ["config", "next"] | ["explain"]) => {
             return not_allowed("GET, HEAD");
         }
         (_, ["pools", _, "servers", _]) => return not_allowed("GET, HEAD, PUT, DELETE"),
@@ -327,7 +347,7 @@ pub async fn answer(
             return refused(&Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("no API endpoint {path}"),
-                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config or GET /api/config/next",
+                "try GET /api/pools, GET /api/pools/{pool}, PUT|DELETE /api/pools/{pool}/servers/{addr}, POST /api/pools/{pool}/servers, POST /api/reload, GET /api/config, GET /api/config/next or GET /api/explain?host=…&path=…",
             ));
         }
     };

@@ -20,6 +20,7 @@ pub mod api;
 pub mod catalog;
 pub mod client;
 mod dashboard;
+mod explain;
 mod metrics;
 pub mod readiness;
 mod status;
@@ -141,24 +142,47 @@ pub struct AdminListener {
     pub protocol: Protocol,
     pub addr: SocketAddr,
     pub stats: ListenerStats,
+    /// The site an `http` / `https` listener serves (as its accept loop reads it), for
+    /// `GET /api/explain`.
+    pub site: Option<Arc<arc_swap::ArcSwap<crate::proxy::http::Site>>>,
 }
 
 /// The counters a listener keeps, by protocol.
 pub enum ListenerStats {
-    /// `http` / `https`: PROXY header counters when it accepts the header.
+    /// `http` / `https`: PROXY header counters when it accepts the header, and its open
+    /// connections with what its limits and timeouts closed.
     Http {
         proxy_in: Option<Arc<ProxyInStats>>,
         /// Connections, bytes, TLS handshakes, and the answers by route, pool and code.
         http: Arc<crate::proxy::http::stats::HttpStats>,
+        /// Its limits: connections open and refused, timeouts, HTTP/2 reset floods.
+        conns: Arc<crate::guard::ConnLimits>,
     },
     Tcp(Arc<TcpStats>),
     Udp(Arc<UdpStats>),
 }
 
 /// Serve the admin endpoints on `listener` until `shutdown` fires (with every other
-/// listener, after the shutdown delay).
-pub async fn serve(listener: Arc<TcpListener>, state: Arc<State>, shutdown: Shutdown) {
+/// listener, after the shutdown delay). At most `limits.max_connections` are open (more are
+/// closed at once); a connection must send each request head within
+/// `limits.client_header_timeout` (from the accept, or from the end of the last answer),
+/// so silent connections cannot take the admin port.
+pub async fn serve(
+    listener: Arc<TcpListener>,
+    state: Arc<State>,
+    shutdown: Shutdown,
+    limits: crate::config::AdminLimits,
+) {
+    let conns = crate::guard::ConnLimits::new(limits.max_connections, 0);
     let start = |stream: TcpStream, peer: SocketAddr| {
+        let Ok(permit) = conns.admit(peer.ip()) else {
+            crate::warn_every!(
+                std::time::Duration::from_secs(10),
+                "admin: max_connections ({}) open: new connections closed",
+                limits.max_connections
+            );
+            return;
+        };
         let state = state.clone();
         let svc = service_fn(move |req| {
             let state = state.clone();
@@ -166,7 +190,11 @@ pub async fn serve(listener: Arc<TcpListener>, state: Arc<State>, shutdown: Shut
         });
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let _permit = permit;
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.client_header_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
                 _ = stop.stopped() => {}
@@ -178,7 +206,10 @@ pub async fn serve(listener: Arc<TcpListener>, state: Arc<State>, shutdown: Shut
             accepted = listener.accept() => {
                 match accepted {
                     Ok((stream, peer)) => start(stream, peer),
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    Err(e) => {
+                        crate::warn_every!(std::time::Duration::from_secs(10), "admin: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                    }
                 }
             }
             _ = shutdown.stopped() => break,

@@ -33,8 +33,13 @@ pub fn render(view: &View, draining: bool) -> String {
         .map(|l| {
             let mut answers = Vec::new();
             let counters = match &l.stats {
-                ListenerStats::Http { proxy_in, http } => {
+                ListenerStats::Http {
+                    proxy_in,
+                    http,
+                    conns,
+                } => {
                     let mut c = object(Scope::Http, Subject::Http(http));
+                    c["limits"] = object(Scope::Limits, Subject::Limits(conns));
                     if let Some(s) = proxy_in {
                         c["proxy_protocol"] = object(Scope::ProxyIn, Subject::ProxyIn(s));
                     }

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{Balancer, PickContext};
+use super::{Balancer, Explanation, PickContext, label};
 use crate::upstream::Server;
 
 /// Rehashes before falling back to the next eligible server (nginx uses 20).
@@ -48,39 +48,118 @@ fn stir(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+/// The bytes `ip_hash` hashes: the first three octets of an IPv4 address, the whole IPv6 one.
+fn key_of(client: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => {
+            buf[..3].copy_from_slice(&v4.octets()[..3]);
+            &buf[..3]
+        }
+        IpAddr::V6(v6) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+    }
+}
+
 impl IpHash {
-    /// nginx's search: the hashed server, else up to [`REHASH`] rehashes. `Ok` with the
-    /// server found, `Err` with the index of the last server hashed (or `None` when there is
-    /// no client address).
-    fn search(&self, ctx: &PickContext<'_>) -> Result<Arc<Server>, Option<usize>> {
+    /// nginx's search: the hashed server, else up to [`REHASH`] rehashes, taking what `take`
+    /// accepts; `seen` is told each hash and the server it lands on. `Ok` with the index of
+    /// the server found, `Err` with the index of the last server hashed (or `None` when there
+    /// is no client address).
+    fn search(
+        &self,
+        client: Option<IpAddr>,
+        take: impl Fn(&Server) -> bool,
+        mut seen: impl FnMut(u64, usize),
+    ) -> Result<usize, Option<usize>> {
         let Some(&total) = self.cumulative.last() else {
             return Err(None);
         };
-        let Some(client) = ctx.client else {
+        let Some(client) = client else {
             return Err(None);
         };
         let mut buf = [0u8; 16];
-        let bytes: &[u8] = match client.to_canonical() {
-            IpAddr::V4(v4) => {
-                buf[..3].copy_from_slice(&v4.octets()[..3]);
-                &buf[..3]
-            }
-            IpAddr::V6(v6) => {
-                buf = v6.octets();
-                &buf
-            }
-        };
+        let bytes = key_of(client, &mut buf);
         let mut hash = 89;
         let mut i = 0;
         for _ in 0..=REHASH {
             hash = stir(hash, bytes);
             let w = hash % total;
             i = self.cumulative.partition_point(|&c| c <= w);
-            if ctx.eligible(&self.servers[i]) {
-                return Ok(self.servers[i].clone());
+            seen(hash, i);
+            if take(&self.servers[i]) {
+                return Ok(i);
             }
         }
         Err(Some(i))
+    }
+
+    /// The explanation of a pick (`stable`: of the bounded search of a pool's full mapping).
+    fn explain_search(&self, ctx: &PickContext<'_>, stable: bool) -> Explanation {
+        let mut e = Explanation::new("ip_hash");
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        for (i, s) in self.servers.iter().enumerate() {
+            let w = self.cumulative[i] - if i == 0 { 0 } else { self.cumulative[i - 1] };
+            e.server(s).add("weight", w);
+        }
+        if let Some(c) = ctx.client {
+            let mut buf = [0u8; 16];
+            let key = key_of(c, &mut buf);
+            let shown: Vec<String> = key.iter().map(|b| b.to_string()).collect();
+            e.facts
+                .add(
+                    "key",
+                    if key.len() == 3 {
+                        shown.join(".") + ".*"
+                    } else {
+                        c.to_string()
+                    },
+                )
+                .add("total_weight", total);
+            e.step(format!(
+                "the key is the client's {}: nginx's hash (89, then x113 + byte mod 6271 per byte), mod the total weight {total}",
+                if key.len() == 3 { "/24" } else { "IPv6 address" }
+            ));
+        }
+        let mut tries = Vec::new();
+        let found = self.search(ctx.client, |s| ctx.would_take(s), |h, i| tries.push((h, i)));
+        for (n, (h, i)) in tries.into_iter().enumerate() {
+            let s = &self.servers[i];
+            let what = if n == 0 { "hash" } else { "rehash" };
+            match ctx.refusal(s) {
+                None => e.step(format!(
+                    "{what} {h} -> {} mod {total} -> {}",
+                    h % total.max(1),
+                    label(s)
+                )),
+                Some(why) => e.step(format!(
+                    "{what} {h} -> {} mod {total} -> {} ({why})",
+                    h % total.max(1),
+                    label(s)
+                )),
+            }
+        }
+        let pick = match found {
+            Ok(i) => Some(i),
+            Err(None) => {
+                e.step("no client address: the first eligible server");
+                super::first_where(&self.servers, 0, |s| ctx.would_take(s))
+            }
+            Err(Some(_)) if stable => {
+                e.step(format!("{} hashes found nothing eligible", REHASH + 1));
+                None
+            }
+            Err(Some(last)) => {
+                e.step(format!(
+                    "{} hashes found nothing eligible: the next eligible server after the last one hashed",
+                    REHASH + 1
+                ));
+                super::first_where(&self.servers, last + 1, |s| ctx.would_take(s))
+            }
+        };
+        e.pick = pick.map(|i| self.servers[i].clone());
+        e
     }
 }
 
@@ -89,21 +168,30 @@ impl Balancer for IpHash {
         if self.servers.is_empty() {
             return None;
         }
-        match self.search(ctx) {
-            Ok(s) => Some(s),
+        match self.search(ctx.client, |s| ctx.eligible(s), |_, _| {}) {
+            Ok(i) => Some(self.servers[i].clone()),
             Err(last) => super::first_eligible(&self.servers, last.map_or(0, |i| i + 1), ctx),
         }
+    }
+
+    /// A peek: the hash is a function of the client, nothing changes.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        self.explain_search(ctx, false)
     }
 }
 
 impl super::StablePick for IpHash {
     fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        match self.search(ctx) {
-            Ok(s) => Some(s),
+        match self.search(ctx.client, |s| ctx.eligible(s), |_, _| {}) {
+            Ok(i) => Some(self.servers[i].clone()),
             // No client address: the first eligible server, as `pick` (nothing to keep).
             Err(None) => super::first_eligible(&self.servers, 0, ctx),
             Err(Some(_)) => None,
         }
+    }
+
+    fn explain_stable(&self, ctx: &PickContext<'_>) -> Explanation {
+        self.explain_search(ctx, true)
     }
 }
 

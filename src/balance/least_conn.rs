@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::load_index::{Bound, INDEX_FROM, Keys, MinIndex, conn_key};
 use super::round_robin::RoundRobin;
-use super::{Balancer, PickContext};
+use super::{Balancer, Explanation, PickContext, label};
 use crate::upstream::Server;
 
 /// Least connections relative to weight over a fixed set of servers.
@@ -73,8 +73,8 @@ impl LeastConn {
         }
     }
 
-    /// The scan: from `start` on, the first server of the least load that `ctx` allows.
-    fn scan(&self, start: usize, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+    /// The scan: from `start` on, the first server of the least load that `take` accepts.
+    fn scan(&self, start: usize, take: impl Fn(&Server) -> bool) -> Option<Arc<Server>> {
         let n = self.servers.len();
         // (index, in_flight, weight) of the least loaded so far.
         let mut best: Option<(usize, u64, u64)> = None;
@@ -93,7 +93,7 @@ impl LeastConn {
                 Some((_, bl, bw)) => load * bw < bl * w,
                 None => true,
             };
-            if better && ctx.eligible(s) {
+            if better && take(s) {
                 best = Some((i, load, w));
                 if load == 0 {
                     break; // nothing is strictly less loaded than idle
@@ -121,7 +121,73 @@ impl Balancer for LeastConn {
                 return least.map(|(_, i)| self.servers[i].clone());
             }
         }
-        self.scan(start, ctx)
+        self.scan(start, |s| ctx.eligible(s))
+    }
+
+    /// A peek: the turn is read, not taken; the scan's answer, which the index gives too.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = Explanation::new("least_conn");
+        for (s, &w) in self.servers.iter().zip(&self.weights) {
+            e.server(s)
+                .add("in_flight", s.in_flight())
+                .add("weight", w)
+                .add("load", format!("{}/{w}", s.in_flight()));
+        }
+        let Some(start) = self.turn.peek_index() else {
+            e.step("no server in rotation");
+            return e;
+        };
+        let first = &self.servers[start];
+        e.facts.add("turn", first.name.as_str()).add(
+            "load_index",
+            if self.index.is_some() {
+                "on (32 servers or more)"
+            } else {
+                "off (under 32 servers: every server read)"
+            },
+        );
+        e.step(format!(
+            "fewest requests in flight relative to weight wins; ties go in weighted turn, which is at {}",
+            label(first)
+        ));
+        if self.index.is_some() {
+            e.step(format!(
+                "the pool has {} servers: picks read its load index, whose answer is the scan's",
+                self.servers.len()
+            ));
+        }
+        e.pick = self.scan(start, |s| ctx.would_take(s));
+        let Some(p) = e.pick.clone() else {
+            e.step("no server is eligible");
+            return e;
+        };
+        let at = self
+            .servers
+            .iter()
+            .position(|s| s.id() == p.id())
+            .unwrap_or(0);
+        let (pl, pw) = (u64::from(p.in_flight()), self.weights[at]);
+        for (s, &w) in self.servers.iter().zip(&self.weights) {
+            if u64::from(s.in_flight()) * pw < pl * w
+                && let Some(why) = ctx.refusal(s)
+            {
+                e.step(format!(
+                    "{} is less loaded ({}/{w}) but {why}",
+                    label(s),
+                    s.in_flight()
+                ));
+            }
+        }
+        e.step(format!(
+            "{} has the least load, {pl} in flight for weight {pw}{}",
+            label(&p),
+            if p.id() == first.id() {
+                ", and the turn".to_string()
+            } else {
+                String::new()
+            }
+        ));
+        e
     }
 }
 

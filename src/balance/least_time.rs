@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use super::load_index::{ABSENT, Bound, INDEX_FROM, Keys, MinIndex, conn_key};
 use super::round_robin::RoundRobin;
-use super::{Balancer, PickContext};
+use super::{Balancer, Explanation, PickContext, label};
 use crate::upstream::Server;
 
 /// Lowest expected response time over a fixed set of servers.
@@ -178,13 +178,93 @@ impl Balancer for LeastTime {
         {
             return found;
         }
-        self.scan(start, ctx)
+        self.scan(start, |s| ctx.eligible(s))
+    }
+
+    /// A peek: the turn is read, not taken; the scan's answer, which the index gives too.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = Explanation::new("least_time");
+        let measured: Vec<u64> = self
+            .servers
+            .iter()
+            .map(|s| s.latency_ewma_us())
+            .filter(|&x| x > 0)
+            .collect();
+        let mean = (measured.iter().sum::<u64>())
+            .checked_div(measured.len() as u64)
+            .unwrap_or(1)
+            .max(1);
+        for (s, &w) in self.servers.iter().zip(&self.weights) {
+            let (ewma, in_flight) = (s.latency_ewma_us(), s.in_flight());
+            let f = e.server(s);
+            f.add("ewma_us", ewma)
+                .add("in_flight", in_flight)
+                .add("weight", w);
+            if ewma == 0 {
+                f.add("cost_us", "unmeasured");
+            } else {
+                f.add("cost_us", Cost::new(ewma, in_flight, w).0 / w.max(1));
+            }
+        }
+        let Some(start) = self.turn.peek_index() else {
+            e.step("no server in rotation");
+            return e;
+        };
+        e.facts
+            .add("turn", self.servers[start].name.as_str())
+            .add("mean_ewma_us", mean)
+            .add(
+                "load_index",
+                if self.index.is_some() {
+                    "on (32 servers or more)"
+                } else {
+                    "off (under 32 servers: every server read)"
+                },
+            );
+        e.step(format!(
+            "the least expected time wins: response-time EWMA x (in flight + 1) / weight; ties go in weighted turn, which is at {}",
+            label(&self.servers[start])
+        ));
+        if measured.len() < self.servers.len() {
+            e.step(format!(
+                "a server never measured goes first when idle; while busy it is costed at the mean EWMA, {mean} us"
+            ));
+        }
+        if self.index.is_some() {
+            e.step(format!(
+                "the pool has {} servers: picks read its load index, whose answer is the scan's",
+                self.servers.len()
+            ));
+        }
+        e.pick = self.scan(start, |s| ctx.would_take(s));
+        for s in &self.servers {
+            if let Some(why) = ctx.refusal(s) {
+                e.step(format!("{} is not considered: {why}", label(s)));
+            }
+        }
+        match &e.pick {
+            Some(p) if p.latency_ewma_us() == 0 => {
+                let text = format!("{} is picked: it has not been measured yet", label(p));
+                e.step(text);
+            }
+            Some(p) => {
+                let text = format!(
+                    "{} is picked: the least expected time ({} us EWMA, {} in flight)",
+                    label(p),
+                    p.latency_ewma_us(),
+                    p.in_flight()
+                );
+                e.step(text);
+            }
+            None => e.step("no server is eligible"),
+        }
+        e
     }
 }
 
 impl LeastTime {
-    /// The scan: every server from `start` on.
-    fn scan(&self, start: usize, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+    /// The scan: every server from `start` on, those `take` accepts.
+    fn scan(&self, start: usize, take: impl Fn(&Server) -> bool) -> Option<Arc<Server>> {
         let n = self.servers.len();
         let mut best: Option<(usize, Cost)> = None;
         // The least busy (in_flight relative to weight) server still waiting for its first
@@ -208,7 +288,7 @@ impl LeastTime {
                     None => true,
                     Some((j, f)) => u64::from(in_flight) * self.weights[j] < u64::from(f) * w,
                 };
-                if (in_flight == 0 || better) && ctx.eligible(s) {
+                if (in_flight == 0 || better) && take(s) {
                     if in_flight == 0 {
                         return Some(s.clone());
                     }
@@ -220,7 +300,7 @@ impl LeastTime {
             sum = sum.saturating_add(ewma);
             count += 1;
             let cost = Cost::new(ewma, in_flight, w);
-            if best.is_none_or(|(_, b)| cost.less(b)) && ctx.eligible(s) {
+            if best.is_none_or(|(_, b)| cost.less(b)) && take(s) {
                 best = Some((i, cost));
             }
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::{Balancer, PickContext};
+use super::{Balancer, Explanation, PickContext, label};
 use crate::upstream::Server;
 
 /// Table size: prime, and large against any sensible pool (the paper suggests ≥ 100 ×
@@ -109,45 +109,140 @@ impl Maglev {
     }
 
     /// The server of the key's slot, else of its rehashed slots, trying at most `limit`
-    /// slots; with `exhaustive`, then every slot in table order from the key's own.
-    fn search(&self, ctx: &PickContext<'_>, limit: usize, exhaustive: bool) -> Option<Arc<Server>> {
+    /// slots; with `exhaustive`, then every slot in table order from the key's own. Servers
+    /// are those `take` accepts; `seen` is told each slot tried and its server. `Err(true)`
+    /// when the request has nothing to hash (then the first server `take` accepts decides).
+    fn search(
+        &self,
+        ctx: &PickContext<'_>,
+        limit: usize,
+        exhaustive: bool,
+        take: impl Fn(&Server) -> bool,
+        mut seen: impl FnMut(usize, usize),
+    ) -> Result<Option<usize>, bool> {
         let len = self.table.len();
         if len == 0 {
-            return None;
+            return Err(false);
         }
         let mut buf = [0u8; 16];
         let Some(key) = super::key_bytes(ctx, &mut buf) else {
-            return super::first_eligible(&self.servers, 0, ctx);
+            return Err(true);
         };
         for n in 0..limit {
-            if n == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| ctx.eligible(s)) {
-                return None;
+            if n == WALK_BEFORE_CHECK && !self.servers.iter().any(|s| take(s)) {
+                return Ok(None);
             }
-            let s = &self.servers[self.table[self.slot(key, n as u64)] as usize];
-            if ctx.eligible(s) {
-                return Some(s.clone());
+            let slot = self.slot(key, n as u64);
+            let i = self.table[slot] as usize;
+            seen(slot, i);
+            if take(&self.servers[i]) {
+                return Ok(Some(i));
             }
         }
-        if !exhaustive || !self.servers.iter().any(|s| ctx.eligible(s)) {
-            return None;
+        if !exhaustive || !self.servers.iter().any(|s| take(s)) {
+            return Ok(None);
         }
         let start = self.slot(key, 0);
-        (0..len)
-            .map(|step| &self.servers[self.table[(start + step) % len] as usize])
-            .find(|s| ctx.eligible(s))
-            .cloned()
+        Ok((0..len)
+            .map(|step| self.table[(start + step) % len] as usize)
+            .find(|&i| take(&self.servers[i])))
+    }
+
+    fn pick_within(&self, ctx: &PickContext<'_>, exhaustive: bool) -> Option<Arc<Server>> {
+        let take = |s: &Server| ctx.eligible(s);
+        match self.search(ctx, super::STABLE_WALK, exhaustive, take, |_, _| {}) {
+            Ok(found) => found.map(|i| self.servers[i].clone()),
+            Err(true) => super::first_eligible(&self.servers, 0, ctx),
+            Err(false) => None,
+        }
+    }
+
+    /// The explanation of a pick (`exhaustive`: as [`Maglev::search`]).
+    fn explain_within(&self, ctx: &PickContext<'_>, exhaustive: bool) -> Explanation {
+        let mut e = Explanation::new("maglev");
+        let mut slots = vec![0usize; self.servers.len()];
+        for &i in &self.table {
+            slots[i as usize] += 1;
+        }
+        for (s, c) in self.servers.iter().zip(slots) {
+            e.server(s).add("weight", s.weight()).add("slots", c);
+        }
+        e.facts.add("table", self.table.len());
+        let mut tried = Vec::new();
+        let take = |s: &Server| ctx.would_take(s);
+        let found = self.search(ctx, super::STABLE_WALK, exhaustive, take, |slot, i| {
+            tried.push((slot, i))
+        });
+        if let Some(&(slot, _)) = tried.first() {
+            let mut buf = [0u8; 16];
+            let key = super::key_bytes(ctx, &mut buf).unwrap_or_default();
+            e.facts
+                .add("xxh3", format!("{:016x}", xxh3_64(key)))
+                .add("slot", slot);
+            e.step(format!(
+                "xxh3 of the key mod {} is slot {slot}",
+                self.table.len()
+            ));
+        }
+        // The first few tries; a key that rehashes dozens of times is summed up after them.
+        for (n, &(slot, i)) in tried.iter().enumerate().take(8) {
+            let s = &self.servers[i];
+            let what = if n == 0 {
+                "the slot".to_string()
+            } else {
+                format!("rehash {n}: slot {slot}")
+            };
+            match ctx.refusal(s) {
+                Some(why) => e.step(format!("{what} belongs to {} ({why})", label(s))),
+                None => e.step(format!("{what} belongs to {}", label(s))),
+            }
+        }
+        if tried.len() > 8 {
+            e.step(format!("... {} slots tried in all", tried.len()));
+        }
+        let pick = match found {
+            Ok(Some(i)) => {
+                if tried.last().is_none_or(|&(_, j)| j != i) {
+                    e.step(format!(
+                        "{} rehashes found nothing eligible: the next slots in table order",
+                        super::STABLE_WALK
+                    ));
+                }
+                Some(i)
+            }
+            Ok(None) => {
+                e.step(format!("no eligible server in {} slots", tried.len()));
+                None
+            }
+            Err(true) => {
+                e.step("nothing to hash (no key, no client address): the first eligible server");
+                super::first_where(&self.servers, 0, |s| ctx.would_take(s))
+            }
+            Err(false) => None,
+        };
+        e.pick = pick.map(|i| self.servers[i].clone());
+        e
     }
 }
 
 impl Balancer for Maglev {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        self.search(ctx, super::STABLE_WALK, true)
+        self.pick_within(ctx, true)
+    }
+
+    /// A peek: the table is a function of the servers and the key, nothing changes.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        self.explain_within(ctx, true)
     }
 }
 
 impl super::StablePick for Maglev {
     fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        self.search(ctx, super::STABLE_WALK, false)
+        self.pick_within(ctx, false)
+    }
+
+    fn explain_stable(&self, ctx: &PickContext<'_>) -> Explanation {
+        self.explain_within(ctx, false)
     }
 }
 

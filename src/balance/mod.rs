@@ -14,7 +14,12 @@
 //! Every balancer returns `None` over zero servers or when nothing is eligible, and none
 //! panics: hashing algorithms with neither a hash key nor a client address pick the first
 //! eligible server.
+//!
+//! Every balancer also says what it would pick now and why ([`Balancer::explain`], for
+//! `switchyard explain` and `GET /api/explain`), by running its own decision over its state
+//! without changing it (`explain.rs`).
 
+mod explain;
 mod ip_hash;
 mod least_conn;
 mod least_time;
@@ -27,8 +32,9 @@ mod round_robin;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+pub use explain::{Explanation, Facts, How, ServerFacts, Value, fresh as fresh_explanation, label};
 pub use ip_hash::IpHash;
 pub use least_conn::LeastConn;
 pub use least_time::LeastTime;
@@ -59,12 +65,30 @@ impl PickContext<'_> {
     pub fn eligible(&self, server: &Server) -> bool {
         server.admits_pick() && !self.tried.iter().any(|t| t.id() == server.id())
     }
+
+    /// [`PickContext::eligible`] without counting an ask of slow start: whether a pick
+    /// would take `server` now. What explanations ask, so that they change nothing.
+    pub fn would_take(&self, server: &Server) -> bool {
+        explain::ask(server) && !self.tried.iter().any(|t| t.id() == server.id())
+    }
+
+    /// Why a pick would turn `server` away now, in a few words; `None` when it would not.
+    pub fn refusal(&self, server: &Server) -> Option<&'static str> {
+        explain::refusal(self, server)
+    }
 }
 
 /// A balancing algorithm over a fixed set of servers.
 pub trait Balancer: Send + Sync {
     /// One server for this request, or `None` when nothing is eligible.
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>>;
+
+    /// What [`Balancer::pick`] would answer for `ctx` now and what it looked at, found
+    /// without disturbing the balancer (no turn taken, no random number drawn, no ask of
+    /// slow start counted): see `explain.rs`.
+    fn explain(&self, _ctx: &PickContext<'_>) -> Explanation {
+        Explanation::unexplained()
+    }
 }
 
 /// The balancer of one tier of a pool (its primaries, or its backups): `tier` is every
@@ -92,6 +116,9 @@ pub const STABLE_WALK: usize = 128;
 /// a few ineligible candidates instead of searching on.
 pub trait StablePick: Balancer {
     fn pick_stable(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>>;
+
+    /// [`Balancer::explain`] of [`StablePick::pick_stable`]: the bounded search.
+    fn explain_stable(&self, ctx: &PickContext<'_>) -> Explanation;
 }
 
 /// A hashing balancer over every configured server of a tier, with a compact one over the
@@ -124,6 +151,37 @@ impl<B: StablePick> Balancer for Stable<B> {
                 // Everything is in rotation: what was skipped is passive or tried; search on.
                 None => self.all.pick(ctx),
             })
+    }
+
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = self.all.explain_stable(ctx);
+        if e.pick.is_some() {
+            return e;
+        }
+        let (mut next, why) = match &self.in_rotation {
+            Some(compact) => (
+                compact.explain(ctx),
+                "the bounded search found nothing eligible: the balancer over the servers in rotation decides",
+            ),
+            None => (
+                self.all.explain(ctx),
+                "the bounded search found nothing eligible: the search goes on over the whole mapping",
+            ),
+        };
+        e.step(why);
+        // Its figures in words, so that the mapping's own keep their names.
+        if !next.facts.0.is_empty() {
+            let figures: Vec<String> = (next.facts.0.iter())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            e.step(format!(
+                "over the servers in rotation: {}",
+                figures.join(", ")
+            ));
+        }
+        e.steps.append(&mut next.steps);
+        e.pick = next.pick;
+        e
     }
 }
 
@@ -167,11 +225,28 @@ fn first_eligible(
     from: usize,
     ctx: &PickContext<'_>,
 ) -> Option<Arc<Server>> {
+    first_where(servers, from, |s| ctx.eligible(s)).map(|i| servers[i].clone())
+}
+
+/// The index of the first server from `from` on (circularly) that `take` accepts.
+fn first_where(
+    servers: &[Arc<Server>],
+    from: usize,
+    take: impl Fn(&Server) -> bool,
+) -> Option<usize> {
     let n = servers.len();
-    (0..n)
-        .map(|i| &servers[(from + i) % n])
-        .find(|s| ctx.eligible(s))
-        .cloned()
+    (0..n).map(|i| (from + i) % n).find(|&i| take(&servers[i]))
+}
+
+static FIXED: AtomicBool = AtomicBool::new(false);
+static SEED: AtomicU64 = AtomicU64::new(0);
+
+/// Seed every random balancer (`random`, `p2c`) built from now on in this process with
+/// `seed`, so that what it draws can be reproduced: `switchyard explain --seed`, a one-shot
+/// command. A serving Switchyard never calls it (its pools must not draw in step).
+pub fn fix_seed(seed: u64) {
+    SEED.store(seed, Ordering::Relaxed);
+    FIXED.store(true, Ordering::Relaxed);
 }
 
 /// A lock-free random number source shared by the threads picking from one balancer:
@@ -187,25 +262,61 @@ impl SplitMix {
         SplitMix(AtomicU64::new(seed))
     }
 
-    /// Seeded from the OS so that two load balancers (or two pools) do not walk in step.
+    /// Seeded from the OS so that two load balancers (or two pools) do not walk in step;
+    /// from the seed [`fix_seed`] set, if it was.
     fn from_entropy() -> SplitMix {
+        if FIXED.load(Ordering::Relaxed) {
+            return SplitMix::new(SEED.load(Ordering::Relaxed));
+        }
         SplitMix::new(rand::random())
     }
 
-    fn next_u64(&self) -> u64 {
-        let mut z = self
-            .0
-            .fetch_add(Self::GAMMA, Ordering::Relaxed)
-            .wrapping_add(Self::GAMMA);
+    fn mix(mut z: u64) -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
 
+    fn next_u64(&self) -> u64 {
+        Self::mix(
+            self.0
+                .fetch_add(Self::GAMMA, Ordering::Relaxed)
+                .wrapping_add(Self::GAMMA),
+        )
+    }
+
+    /// The numbers the next draws will give, without drawing them (for explanations).
+    fn peek(&self) -> Peeked {
+        Peeked(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Random numbers as a pick draws them: from a balancer's [`SplitMix`] (advancing it), or
+/// the ones its next pick would draw ([`Peeked`], advancing nothing).
+trait Draws {
+    fn next_u64(&mut self) -> u64;
+
     /// Uniform in `0..n` (`n > 0`), by multiply-shift: no division, bias below 2^-32 for
     /// any pool size.
-    fn below(&self, n: u64) -> u64 {
+    fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+impl Draws for &SplitMix {
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        SplitMix::next_u64(self)
+    }
+}
+
+/// A copy of a [`SplitMix`]'s counter: the draws its next pick would make.
+struct Peeked(u64);
+
+impl Draws for Peeked {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(SplitMix::GAMMA);
+        SplitMix::mix(self.0)
     }
 }
 

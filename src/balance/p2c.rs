@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{Balancer, PickContext, SplitMix};
+use super::{Balancer, Draws, Explanation, PickContext, SplitMix, label};
 use crate::upstream::Server;
 
 /// Draws that may hit ineligible servers before falling back to a scan.
@@ -56,46 +56,151 @@ impl P2c {
     }
 }
 
-impl Balancer for P2c {
-    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+/// How a pick of [`P2c::choose`] went.
+enum Chosen {
+    /// Draw `draw` sampled `a` and `b`, both eligible; `chosen` is one of them.
+    Sampled {
+        draw: usize,
+        a: usize,
+        b: usize,
+        chosen: usize,
+    },
+    /// Every draw hit an ineligible server; one pass from `start` found this one.
+    Scanned { start: usize, chosen: Option<usize> },
+    /// A pool of one: that server, if eligible.
+    Single(Option<usize>),
+}
+
+impl P2c {
+    /// A pick with the random numbers of `draws`, taking what `take` accepts; `seen` is told
+    /// each draw's two servers.
+    fn choose<D: Draws>(
+        &self,
+        mut draws: D,
+        take: impl Fn(&Server) -> bool,
+        mut seen: impl FnMut(usize, usize),
+    ) -> Chosen {
         let n = self.servers.len();
-        match n {
-            0 => return None,
-            1 => return super::first_eligible(&self.servers, 0, ctx),
-            _ => {}
+        if n < 2 {
+            return Chosen::Single(super::first_where(&self.servers, 0, take));
         }
-        for _ in 0..DRAWS {
+        for draw in 0..DRAWS {
             // Two distinct indices from one 64-bit draw: `a` uniform, `b` uniform among the
             // other n-1.
-            let r = self.rng.next_u64();
+            let r = draws.next_u64();
             let a = ((u128::from(r as u32) * n as u128) >> 32) as usize;
             let b = (a + 1 + ((u128::from(r >> 32) * (n as u128 - 1)) >> 32) as usize) % n;
-            let (ea, eb) = (
-                ctx.eligible(&self.servers[a]),
-                ctx.eligible(&self.servers[b]),
-            );
-            let chosen = match (ea, eb) {
-                (true, true) => {
-                    if self.better(b, a) {
-                        b
-                    } else {
-                        a
-                    }
-                }
-                _ => continue,
-            };
-            return Some(self.servers[chosen].clone());
+            seen(a, b);
+            let (ta, tb) = (take(&self.servers[a]), take(&self.servers[b]));
+            if ta && tb {
+                let chosen = if self.better(b, a) { b } else { a };
+                return Chosen::Sampled { draw, a, b, chosen };
+            }
         }
         // Much of the pool is excluded: one pass for the least loaded eligible server.
-        let start = self.rng.below(n as u64) as usize;
+        let start = draws.below(n as u64) as usize;
         let mut best: Option<usize> = None;
         for k in 0..n {
             let i = (start + k) % n;
-            if ctx.eligible(&self.servers[i]) && best.is_none_or(|b| self.better(i, b)) {
+            if take(&self.servers[i]) && best.is_none_or(|b| self.better(i, b)) {
                 best = Some(i);
             }
         }
-        best.map(|i| self.servers[i].clone())
+        Chosen::Scanned {
+            start,
+            chosen: best,
+        }
+    }
+}
+
+impl Balancer for P2c {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        let chosen = match self.choose(&self.rng, |s| ctx.eligible(s), |_, _| {}) {
+            Chosen::Sampled { chosen, .. } => Some(chosen),
+            Chosen::Scanned { chosen, .. } | Chosen::Single(chosen) => chosen,
+        };
+        chosen.map(|i| self.servers[i].clone())
+    }
+
+    /// A peek: the random numbers the next pick will draw, computed without drawing them.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = Explanation::new("p2c");
+        for (s, &w) in self.servers.iter().zip(&self.weights) {
+            e.server(s)
+                .add("in_flight", s.in_flight())
+                .add("weight", w)
+                .add("ewma_us", s.latency_ewma_us());
+        }
+        let mut pairs = Vec::new();
+        let chosen = self.choose(
+            self.rng.peek(),
+            |s| ctx.would_take(s),
+            |a, b| pairs.push((a, b)),
+        );
+        let name = |i: usize| label(&self.servers[i]);
+        let load = |i: usize| format!("{}/{}", self.servers[i].in_flight(), self.weights[i]);
+        for &(a, b) in &pairs {
+            let turned: Vec<String> = [a, b]
+                .into_iter()
+                .filter_map(|i| {
+                    ctx.refusal(&self.servers[i])
+                        .map(|w| format!("{} {w}", name(i)))
+                })
+                .collect();
+            if turned.is_empty() {
+                e.step(format!(
+                    "the draw samples {} (load {}) and {} (load {})",
+                    name(a),
+                    load(a),
+                    name(b),
+                    load(b)
+                ));
+            } else {
+                e.step(format!(
+                    "the draw samples {} and {}: {}; drawn again",
+                    name(a),
+                    name(b),
+                    turned.join(", ")
+                ));
+            }
+        }
+        let pick = match chosen {
+            Chosen::Sampled { draw, a, b, chosen } => {
+                e.facts
+                    .add(
+                        "sampled",
+                        format!("{}, {}", self.servers[a].name, self.servers[b].name),
+                    )
+                    .add("draws", draw + 1);
+                let other = if chosen == a { b } else { a };
+                let (lc, lo) = (
+                    u64::from(self.servers[chosen].in_flight()) * self.weights[other],
+                    u64::from(self.servers[other].in_flight()) * self.weights[chosen],
+                );
+                let why = if lc < lo {
+                    "fewer requests in flight relative to weight".to_string()
+                } else if self.better(chosen, other) {
+                    "as loaded, and clearly faster (EWMA under 3/4 of the other's)".to_string()
+                } else {
+                    "as loaded and about as fast: the first drawn".to_string()
+                };
+                e.step(format!("{} wins: {why}", name(chosen)));
+                Some(chosen)
+            }
+            Chosen::Scanned { start, chosen } => {
+                e.step(format!(
+                    "{DRAWS} draws hit ineligible servers: one pass from {} finds the least loaded eligible server",
+                    name(start)
+                ));
+                chosen
+            }
+            Chosen::Single(chosen) => {
+                e.step("one server: nothing to sample");
+                chosen
+            }
+        };
+        e.pick = pick.map(|i| self.servers[i].clone());
+        e
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{Balancer, PickContext, SplitMix};
+use super::{Balancer, Draws, Explanation, PickContext, SplitMix, label};
 use crate::upstream::Server;
 
 /// Draws that may hit ineligible servers before the weighted pass.
@@ -52,38 +52,107 @@ impl WeightedRandom {
     }
 }
 
-impl Balancer for WeightedRandom {
-    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        let total = *self.cumulative.last()?;
+impl WeightedRandom {
+    /// A pick with the random numbers of `draws`, taking what `take` accepts; `seen` is told
+    /// each draw (the number in `0..total` and the server it lands on). `Err` when every draw
+    /// missed: then the weighted pass's answer.
+    fn choose<D: Draws>(
+        &self,
+        mut draws: D,
+        take: impl Fn(&Server) -> bool,
+        mut seen: impl FnMut(u64, usize),
+    ) -> Result<usize, Option<usize>> {
+        let Some(&total) = self.cumulative.last() else {
+            return Err(None);
+        };
         for _ in 0..DRAWS {
-            let r = self.rng.below(total);
+            let r = draws.below(total);
             let i = self.cumulative.partition_point(|&c| c <= r);
-            let s = &self.servers[i];
-            if ctx.eligible(s) {
-                return Some(s.clone());
+            seen(r, i);
+            if take(&self.servers[i]) {
+                return Ok(i);
             }
         }
         // Most of the weight is excluded: choose among the eligible by weight.
         let eligible: u64 = (0..self.servers.len())
-            .filter(|&i| ctx.eligible(&self.servers[i]))
+            .filter(|&i| take(&self.servers[i]))
             .map(|i| self.weight(i))
             .sum();
         if eligible == 0 {
-            return None;
+            return Err(None);
         }
-        let mut r = self.rng.below(eligible);
+        let mut r = draws.below(eligible);
         for (i, s) in self.servers.iter().enumerate() {
-            if !ctx.eligible(s) {
+            if !take(s) {
                 continue;
             }
             let w = self.weight(i);
             if r < w {
-                return Some(s.clone());
+                return Err(Some(i));
             }
             r -= w;
         }
         // Eligibility changed during the pass (a server went down meanwhile).
-        super::first_eligible(&self.servers, 0, ctx)
+        Err(super::first_where(&self.servers, 0, take))
+    }
+}
+
+impl Balancer for WeightedRandom {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
+        let i = match self.choose(&self.rng, |s| ctx.eligible(s), |_, _| {}) {
+            Ok(i) | Err(Some(i)) => i,
+            Err(None) => return None,
+        };
+        Some(self.servers[i].clone())
+    }
+
+    /// A peek: the random numbers the next pick will draw, computed without drawing them.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = Explanation::new("random");
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        for (i, s) in self.servers.iter().enumerate() {
+            let w = self.weight(i);
+            e.server(s).add("weight", w).add(
+                "range",
+                format!("{}..{}", self.cumulative[i] - w, self.cumulative[i]),
+            );
+        }
+        e.facts.add("total_weight", total);
+        let mut draws = Vec::new();
+        let chosen = self.choose(
+            self.rng.peek(),
+            |s| ctx.would_take(s),
+            |r, i| draws.push((r, i)),
+        );
+        for (r, i) in draws {
+            let s = &self.servers[i];
+            match ctx.refusal(s) {
+                None => e.step(format!(
+                    "the draw is {r} of 0..{total}: it lands in the range of {}",
+                    label(s)
+                )),
+                Some(why) => e.step(format!(
+                    "the draw is {r} of 0..{total}: {} ({why}); drawn again",
+                    label(s)
+                )),
+            }
+        }
+        let pick = match chosen {
+            Ok(i) => Some(i),
+            Err(i) => {
+                if i.is_some() {
+                    e.step(format!(
+                        "{DRAWS} draws missed: one more draw over the eligible servers' weights decides"
+                    ));
+                }
+                i
+            }
+        };
+        e.pick = pick.map(|i| self.servers[i].clone());
+        if e.pick.is_none() {
+            e.step("no server is eligible");
+        }
+        e
     }
 }
 

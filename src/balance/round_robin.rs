@@ -22,7 +22,7 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Balancer, PickContext};
+use super::{Balancer, Explanation, PickContext, label};
 use crate::upstream::Server;
 
 /// The longest cycle kept, in picks (1,000 servers of weight ≤ 1,000 fit unscaled).
@@ -101,6 +101,12 @@ impl RoundRobin {
         }
         let at = self.next.fetch_add(1, Ordering::Relaxed) % len;
         Some(self.cycle.get(at))
+    }
+
+    /// What [`RoundRobin::next_index`] would return, without taking the turn.
+    pub(crate) fn peek_index(&self) -> Option<usize> {
+        let len = self.cycle.len();
+        (len > 0).then(|| self.cycle.get(self.next.load(Ordering::Relaxed) % len))
     }
 }
 
@@ -236,30 +242,113 @@ fn deadline_sequence_heap(weights: &[u32]) -> Vec<u32> {
     seq
 }
 
+/// Positions of the cycle a pick walks before one pass over the servers decides.
+const WALK: usize = 64;
+
+/// Where a pick's walk along the cycle ended.
+enum Walked {
+    /// At `offset` positions from the start, on the server of that position.
+    Found { offset: usize, server: usize },
+    /// [`WALK`] positions (or the whole cycle) and nothing taken.
+    Nothing { walked: usize },
+}
+
+impl RoundRobin {
+    /// The walk of a pick from cycle position `start`: the first position whose server `take`
+    /// accepts. Each position serves one pick, so a skipped one is used up: the eligible
+    /// servers keep their proportions (5,3,2 with the first out give 3:2, not the 7:3 that
+    /// handing the skipped positions to whoever follows them would). When most of the pool
+    /// is excluded, one pass over the servers instead of a whole cycle.
+    fn walk(&self, start: usize, take: impl Fn(&Server) -> bool) -> Walked {
+        let len = self.cycle.len();
+        let walked = len.min(WALK);
+        for offset in 0..walked {
+            let server = self.cycle.get((start + offset) % len);
+            if take(&self.servers[server]) {
+                return Walked::Found { offset, server };
+            }
+        }
+        Walked::Nothing { walked }
+    }
+}
+
 impl Balancer for RoundRobin {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        let len = self.cycle.len();
-        if len == 0 {
+        if self.cycle.len() == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        // Skip what this request may not use with a short walk along the cycle, using up the
-        // positions walked over: each position serves one pick, so the eligible servers keep
-        // their proportions (5,3,2 with the first out give 3:2, not the 7:3 that handing the
-        // skipped positions to whoever follows them would). When most of the pool is excluded,
-        // one pass over the servers instead of a whole cycle.
-        let walk = len.min(64);
-        for i in 0..walk {
-            let s = &self.servers[self.cycle.get((start + i) % len)];
-            if ctx.eligible(s) {
-                if i > 0 {
-                    self.next.fetch_add(i, Ordering::Relaxed);
+        match self.walk(start, |s| ctx.eligible(s)) {
+            Walked::Found { offset, server } => {
+                if offset > 0 {
+                    self.next.fetch_add(offset, Ordering::Relaxed);
                 }
-                return Some(s.clone());
+                Some(self.servers[server].clone())
+            }
+            Walked::Nothing { walked } => {
+                self.next.fetch_add(walked - 1, Ordering::Relaxed);
+                super::first_eligible(&self.servers, start % self.servers.len(), ctx)
             }
         }
-        self.next.fetch_add(walk - 1, Ordering::Relaxed);
-        super::first_eligible(&self.servers, start % self.servers.len(), ctx)
+    }
+
+    /// A peek: the turn is read, not taken.
+    fn explain(&self, ctx: &PickContext<'_>) -> Explanation {
+        let mut e = Explanation::new("round_robin");
+        let len = self.cycle.len();
+        for (i, s) in self.servers.iter().enumerate() {
+            let turns = (0..len).filter(|&p| self.cycle.get(p) == i).count();
+            e.server(s)
+                .add("weight", s.weight())
+                .add("turns_per_cycle", turns);
+        }
+        if len == 0 {
+            e.step("no server in rotation");
+            return e;
+        }
+        let start = self.next.load(Ordering::Relaxed);
+        let at = start % len;
+        let upcoming: Vec<String> = (0..len.min(10))
+            .map(|k| self.servers[self.cycle.get((start + k) % len)].name.clone())
+            .collect();
+        e.facts
+            .add("cycle", len)
+            .add("turn", at)
+            .add("upcoming", upcoming.join(", "));
+        e.step(format!(
+            "the turn is at position {at} of the {len}-position cycle (smooth weighted round robin)"
+        ));
+        match self.walk(start, |s| ctx.would_take(s)) {
+            Walked::Found { offset, server } => {
+                for k in 0..offset {
+                    let s = &self.servers[self.cycle.get((start + k) % len)];
+                    e.step(format!(
+                        "position {}: {} is skipped ({}); its turn is used up",
+                        (start + k) % len,
+                        label(s),
+                        ctx.refusal(s).unwrap_or("not eligible")
+                    ));
+                }
+                let s = &self.servers[server];
+                e.step(format!(
+                    "position {}: {} takes the request",
+                    (start + offset) % len,
+                    label(s)
+                ));
+                e.pick = Some(s.clone());
+            }
+            Walked::Nothing { walked } => {
+                e.step(format!(
+                    "{walked} positions from the turn hold no eligible server: the first eligible server from {} on takes it",
+                    label(&self.servers[start % self.servers.len()])
+                ));
+                e.pick = super::first_where(&self.servers, start % self.servers.len(), |s| {
+                    ctx.would_take(s)
+                })
+                .map(|i| self.servers[i].clone());
+            }
+        }
+        e
     }
 }
 

@@ -33,11 +33,14 @@
 pub mod diff;
 mod dns;
 mod duration;
+mod limits;
 mod plan;
 mod plan_failover;
+mod protect;
 mod read;
 pub mod routes;
 mod suggest;
+mod warn;
 mod words;
 
 #[cfg(test)]
@@ -49,8 +52,11 @@ use std::path::Path;
 pub use diff::PlanDiff;
 pub use dns::*;
 pub use duration::{format_duration, parse_duration};
+pub use limits::*;
 pub use plan::*;
 pub use plan_failover::*;
+pub use protect::*;
+pub use warn::warnings;
 
 /// One problem in a configuration file, pointing at where it is and saying what to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,10 @@ use http::{HeaderName, Method};
 
 use super::suggest;
 use super::words::{Words, words_of};
-use super::{AdminPlan, DnsPlan, HealthPlan, NamedServer, PassivePlan, RetryPlan, StickyPlan};
+use super::{
+    AdminPlan, ClientLimits, DnsPlan, ForwardHeaders, GuardPlan, HealthPlan, NamedServer,
+    PassivePlan, RetryPlan, StickyPlan,
+};
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +168,17 @@ pub struct ListenerPlan {
     pub redirect_https: bool,
     /// `Strict-Transport-Security: max-age=...` on answers over TLS.
     pub hsts: Option<Duration>,
+    /// `allow`, `deny` (every protocol), `[[listener.limit]]`, `[[listener.block]]` (http,
+    /// https): checked for every request or connection, before routing.
+    pub guard: GuardPlan,
+    /// `trusted_proxies`: the peers that may say who the client is: by a PROXY header when
+    /// `accept_proxy_protocol` (then in `l4.accept_proxy` too), else, on http/https, by
+    /// `X-Forwarded-For`; their forwarding headers are kept. Empty: nobody.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `forward_headers`: which forwarding headers the listener writes.
+    pub forward_headers: ForwardHeaders,
+    /// Connection counts (every TCP listener), timeouts and request sizes (http/https).
+    pub limits: ClientLimits,
 }
 
 impl Default for ListenerPlan {
@@ -180,6 +194,10 @@ impl Default for ListenerPlan {
             tls: Vec::new(),
             redirect_https: false,
             hsts: None,
+            guard: GuardPlan::default(),
+            trusted_proxies: Vec::new(),
+            forward_headers: ForwardHeaders::default(),
+            limits: ClientLimits::default(),
         }
     }
 }
@@ -202,6 +220,12 @@ impl ListenerPlan {
 pub struct RoutePlan {
     pub matcher: Matcher,
     pub target: Target,
+    /// `allow`, `deny`, `[[listener.route.limit]]`, `[[listener.route.block]]`: checked for
+    /// the requests this route takes, after the listener's.
+    pub guard: GuardPlan,
+    /// `client_max_body_size` for this route (nginx's, per `location`); `None`: the
+    /// listener's; `Some(0)`: no limit.
+    pub client_max_body_size: Option<u64>,
 }
 
 /// All present conditions must hold.
@@ -397,6 +421,12 @@ pub struct PoolPlan {
     pub tls: Option<crate::tls::UpstreamTlsOptions>,
     /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
+    /// Requests that may wait for a server below its `max_conns` (HAProxy's queue, nginx's
+    /// `queue N`); 0: none wait, a full pool answers 503 at once.
+    pub queue_size: usize,
+    /// How long a request may wait there (HAProxy's `timeout queue`, nginx's `queue …
+    /// timeout=`); then 503.
+    pub queue_timeout: Duration,
 }
 
 impl PoolPlan {
@@ -429,6 +459,11 @@ impl Default for PoolPlan {
             upstream_protocol: UpstreamProtocol::default(),
             tls: None,
             tunnel_idle_timeout: Duration::from_secs(3600),
+            // HAProxy's queue has no bound by default; a bound keeps a flood from holding
+            // memory and sockets while it waits.
+            queue_size: 1024,
+            // nginx's `queue … timeout=` default.
+            queue_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -501,6 +536,9 @@ pub struct ServerPlan {
     pub passive: PassivePlan,
     /// Ramp-up time after recovering; zero for none.
     pub slow_start: Duration,
+    /// Requests (or L4 connections) at once; 0: no limit (nginx's `max_conns`, HAProxy's
+    /// `maxconn`).
+    pub max_conns: u32,
     /// The name it was resolved from, as written (`app.test:8080`), for a server that
     /// `discovery` made from a [`NamedServer`]; `None` for one written with its address.
     pub from: Option<String>,
@@ -517,6 +555,7 @@ impl Default for ServerPlan {
             drain: false,
             passive: PassivePlan::default(),
             slow_start: Duration::ZERO,
+            max_conns: 0,
             from: None,
         }
     }
@@ -633,8 +672,6 @@ fn mask(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
 pub struct L4Plan {
     /// TCP: close a connection with no byte either way for this long.
     pub idle_timeout: Duration,
-    /// TCP: connections open at once; more are accepted and closed at once.
-    pub max_connections: usize,
     /// TCP: the PROXY header sent to the server before any client byte.
     pub proxy_protocol: Option<ProxyVersion>,
     /// TCP, HTTP, HTTPS: expect a PROXY header (v1 or v2) from these peers only; `None`
@@ -644,7 +681,8 @@ pub struct L4Plan {
     pub splice: bool,
     /// UDP: a client's session lives this long after its last datagram.
     pub session_timeout: Duration,
-    /// UDP: sessions at once; datagrams of new clients beyond it are dropped.
+    /// UDP: sessions at once; datagrams of new clients beyond it are dropped. Each session
+    /// holds a socket: lowered at start to what the open-file limit allows (`runtime::fds`).
     pub max_sessions: usize,
 }
 
@@ -653,7 +691,6 @@ impl Default for L4Plan {
         L4Plan {
             // nginx's proxy_timeout.
             idle_timeout: Duration::from_secs(600),
-            max_connections: 10_000,
             proxy_protocol: None,
             accept_proxy: None,
             splice: true,

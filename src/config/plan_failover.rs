@@ -286,6 +286,8 @@ pub struct AdminPlan {
     pub origin: Option<String>,
     /// `token`: every `/api/` request must carry `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
+    /// `max_connections`, `client_header_timeout`.
+    pub limits: super::AdminLimits,
 }
 
 impl AdminPlan {
@@ -295,6 +297,7 @@ impl AdminPlan {
             listen,
             origin: None,
             token: None,
+            limits: super::AdminLimits::default(),
         }
     }
 }

@@ -27,6 +27,14 @@ impl Default for Acl {
 }
 
 impl Acl {
+    /// No rule: everyone allowed.
+    pub const fn everyone() -> Acl {
+        Acl {
+            rules: Vec::new(),
+            default_allow: true,
+        }
+    }
+
     /// The lists as written. The same block in both is a config error, caught before this.
     pub fn new(allow: &[Cidr], deny: &[Cidr]) -> Acl {
         let mut rules: Vec<(Cidr, bool)> = allow

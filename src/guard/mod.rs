@@ -10,6 +10,6 @@ pub mod rate;
 pub mod rules;
 
 pub use acl::Acl;
-pub use conns::{ConnLimits, ConnPermit, Refused};
+pub use conns::{ConnLimits, ConnPermit, ConnStats, Refused};
 pub use rate::{Decision, Rate, RateLimiter};
 pub use rules::RequestRule;

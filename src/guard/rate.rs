@@ -40,51 +40,8 @@ pub const WAYS: usize = 4;
 /// fixed number will do, as long as every balancer uses the same.
 pub const IDENTITY_SEED: u64 = 0x5377_6974_6368_7964; // "Switchyd"
 
-/// `N/s`, `N/m`, `N/h`: so many requests per period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub per: Duration,
-}
-
-impl Rate {
-    /// Parse `100/s`, `10/m`, `5/h` (also `r/s` as nginx writes it: `100r/s`).
-    pub fn parse(s: &str) -> Result<Rate, String> {
-        let fix = "write a count per period, such as \"100/s\", \"600/m\" or \"5/h\"";
-        let (n, per) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a rate; {fix}"))?;
-        let n = n.trim().trim_end_matches('r');
-        let count: u32 = n
-            .parse()
-            .ok()
-            .filter(|c| *c > 0)
-            .ok_or_else(|| format!("{n:?} is not a whole number above 0; {fix}"))?;
-        let per = match per.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            other => return Err(format!("unknown period {other:?}; {fix}")),
-        };
-        Ok(Rate { count, per })
-    }
-
-    /// The time one request uses up, in µs (at least 1).
-    fn interval_us(&self) -> u64 {
-        (self.per.as_micros() as u64 / u64::from(self.count)).max(1)
-    }
-}
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = match self.per.as_secs() {
-            60 => "m",
-            3600 => "h",
-            _ => "s",
-        };
-        write!(f, "{}/{unit}", self.count)
-    }
-}
+/// A rate as `rate = "100/s"` writes it (parsed by the config reader).
+pub use crate::config::Rate;
 
 /// The answer for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,18 +280,6 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    #[test]
-    fn rates_parse_as_nginx_and_haproxy_write_them() {
-        assert_eq!(Rate::parse("100/s").unwrap().interval_us(), 10_000);
-        assert_eq!(Rate::parse("100r/s").unwrap().count, 100);
-        assert_eq!(Rate::parse("60/m").unwrap().interval_us(), 1_000_000);
-        assert_eq!(Rate::parse("2/h").unwrap().to_string(), "2/h");
-        for bad in ["100", "0/s", "x/s", "10/d", "-1/s"] {
-            let e = Rate::parse(bad).unwrap_err();
-            assert!(e.contains("\"100/s\""), "{bad}: {e}");
-        }
     }
 
     #[test]

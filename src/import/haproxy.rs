@@ -127,7 +127,7 @@ fn global(c: &mut Config, s: &Section) {
     for l in &s.lines {
         match l.kw() {
             "nbthread" => c.workers = l.arg(1).parse().ok(),
-            "maxconn" => c.note(&l.at, l.text(), "no global connection limit (tcp listeners have max_connections)"),
+            "maxconn" => c.note(&l.at, l.text(), "no global connection limit (each listener has its max_connections)"),
             "log" => c.note(&l.at, l.text(), "Switchyard logs to standard error (--log-level sets the level)"),
             k if k.starts_with("ssl-default") || k.starts_with("tune.ssl") => c.note(&l.at, l.text(), "TLS is rustls with its safe defaults: TLS 1.2 and 1.3, modern ciphers"),
             _ => c.note(&l.at, l.text(), "a process setting with no Switchyard equivalent (it runs in the foreground under its service manager)"),
@@ -161,16 +161,9 @@ fn reason(l: &Line, kind: &str) -> Option<String> {
         | ("tcp-response", _) => {
             "Switchyard does not rewrite, deny or redirect requests (other than to https)"
         }
-        ("timeout", "client") => {
-            "Switchyard's client side keeps its own timeouts (client_body is per pool, for the body)"
+        ("timeout", "client-fin") | ("timeout", "server-fin") => {
+            "Switchyard closes half-closed connections with the rest (no separate timeout)"
         }
-        ("timeout", "http-request")
-        | ("timeout", "http-keep-alive")
-        | ("timeout", "client-fin")
-        | ("timeout", "server-fin") => {
-            "client-side timeouts are Switchyard's own (not configurable yet)"
-        }
-        ("maxconn", _) => "an HTTP listener has no connection limit in Switchyard",
         ("errorfile", _)
         | ("errorloc", _)
         | ("errorloc302", _)
@@ -584,7 +577,23 @@ fn frontend(
                     None => c.note(&l.at, l.text(), "no max-age in the header"),
                 }
             }
-            ("maxconn", n) if p.tcp => extra.push(("max_connections".to_string(), n.to_string())),
+            ("maxconn", n) => extra.push(("max_connections".to_string(), n.to_string())),
+            ("timeout", "http-request") if !p.tcp => {
+                if let Some(t) = time(l.arg(2)) {
+                    extra.push(("client_header_timeout".to_string(), q(&t)));
+                }
+            }
+            ("timeout", "http-keep-alive") if !p.tcp => {
+                if let Some(t) = time(l.arg(2)) {
+                    extra.push(("keepalive_timeout".to_string(), q(&t)));
+                }
+            }
+            ("timeout", "client") if !p.tcp => {
+                if let Some(t) = time(l.arg(2)) {
+                    c.approx(&l.at, l.text(), "send_timeout closes a client that takes no bytes of its answer; client_header_timeout and keepalive_timeout bound its silences");
+                    extra.push(("send_timeout".to_string(), q(&t)));
+                }
+            }
             ("timeout", "client") if p.tcp => {
                 if let Some(t) = time(l.arg(2)) {
                     c.approx(&l.at, l.text(), "a tcp listener's idle_timeout closes a connection with no byte in either direction");

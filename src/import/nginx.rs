@@ -28,7 +28,7 @@ pub fn import(list: &[Directive], c: &mut Config) {
                     c.note(
                         &x.at,
                         x.text(),
-                        "no equivalent: Switchyard has no global connection limit (tcp listeners have max_connections)",
+                        "no equivalent: Switchyard has no global connection limit (each listener has its max_connections)",
                     );
                 }
             }
@@ -268,16 +268,13 @@ fn reason(name: &str, ctx: &str) -> String {
         | "client_body_buffer_size"
         | "client_header_buffer_size"
         | "large_client_header_buffers" => {
-            "no request size limits yet (request limits are later work)"
+            "not carried: write the listener's client_max_body_size (a route's for a location), request_buffer_size, max_header_size or max_uri_size (docs/config.md, client limits)"
         }
-        "keepalive_timeout"
-        | "keepalive_requests"
-        | "send_timeout"
-        | "client_header_timeout"
-        | "reset_timedout_connection"
-        | "lingering_close"
-        | "lingering_time" => {
-            "client-side connection timeouts are Switchyard's own (not configurable yet)"
+        "keepalive_timeout" | "keepalive_requests" | "send_timeout" | "client_header_timeout" => {
+            "not carried: write the listener's key of the same name (docs/config.md, client limits)"
+        }
+        "reset_timedout_connection" | "lingering_close" | "lingering_time" => {
+            "Switchyard closes timed-out and refused connections itself"
         }
         "limit_req"
         | "limit_req_zone"

@@ -1,5 +1,6 @@
-//! What Switchyard tells about itself: its own log (`init_logging`), the access log, and the
-//! Prometheus text format the admin listener's `/metrics` is written in.
+//! What Switchyard tells about itself: its own log (`init_logging`), the access log, the
+//! Prometheus text format the admin listener's `/metrics` is written in, and warnings said
+//! once per interval with a count (`throttle.rs`, [`warn_every!`](crate::warn_every)).
 
 pub mod access;
 pub mod histogram;
@@ -7,6 +8,7 @@ pub mod line;
 pub mod metrics;
 pub mod sink;
 pub mod stream;
+pub mod throttle;
 
 /// The process's own log on standard error: `level` (`--log-level`), else `RUST_LOG`, else
 /// `info`; colours only on a terminal.

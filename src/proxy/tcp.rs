@@ -1,7 +1,8 @@
 //! L4 TCP: accept a client, pick a server from the pool, connect, and copy bytes both ways.
 //!
-//! Data flow of one connection: the accept loop ([`serve`]) enforces `max_connections`
-//! (over it: accept and close at once, counted) and spawns the connection. The connection
+//! Data flow of one connection: the accept loop ([`serve`]) enforces `max_connections` and
+//! `max_connections_per_client` (over either: accept and close at once, counted) and spawns
+//! the connection. The connection
 //! optionally reads a PROXY header from a trusted peer (the real client address then feeds
 //! balancing), asks [`Pool::pick`] with the client address and the servers already tried,
 //! connects within the pool's connect timeout and, on refusal or timeout, tries the next
@@ -36,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::{Acl, ConnLimits};
 use crate::observe::sink::AccessLog;
 use crate::observe::stream::StreamRecord;
 use crate::proxy::proxy_protocol::{self, Header};
@@ -56,6 +58,8 @@ pub struct TcpStats {
     pub active: AtomicU64,
     /// Closed at once because `max_connections` were open.
     pub rejected_over_limit: AtomicU64,
+    /// Closed at once because the client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Closed because the peer is not in `trusted_proxies`.
     pub proxy_untrusted: AtomicU64,
     /// Closed because the PROXY header was malformed, missing or late.
@@ -105,7 +109,14 @@ pub struct TcpService {
     pub listener: String,
     pub pool: Arc<Pool>,
     pub config: L4Plan,
+    /// Connections open at once (`max_connections`, fitted to the open-file limit).
+    pub max_connections: usize,
+    /// `max_connections_per_client`, when set: the open connections per client address.
+    pub per_client: Option<Arc<ConnLimits>>,
     pub stats: Arc<TcpStats>,
+    /// `allow` / `deny`: a client they refuse is closed at once (after its PROXY header,
+    /// when the listener reads one: the address it gives is the client's).
+    pub acl: Acl,
     /// Feed connect times to the servers' latency EWMA (`least_time`); off when an HTTP
     /// listener shares the pool, whose EWMA is the time to a response head.
     pub record_latency: bool,
@@ -202,7 +213,13 @@ pub async fn serve(
         svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let open = svc.stats.active.fetch_add(1, Ordering::Relaxed);
         let active = Active(svc.stats.clone());
-        if open >= svc.config.max_connections as u64 {
+        if svc.config.accept_proxy.is_none() && !svc.acl.is_empty() && !svc.acl.allows(client.ip())
+        {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, %client, "not allowed: closed");
+            return;
+        }
+        if open >= svc.max_connections as u64 {
             svc.stats
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
@@ -211,9 +228,21 @@ pub async fn serve(
             log.ended(503, "over_limit");
             return;
         }
+        let permit = match svc.per_client.as_ref().map(|l| l.admit(client.ip())) {
+            Some(Err(_)) => {
+                svc.stats
+                    .rejected_over_limit
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(listener = %svc.listener, %client, "over max_connections_per_client: closed");
+                return;
+            }
+            Some(Ok(p)) => Some(p),
+            None => None,
+        };
         let killed = kill.clone();
         tokio::spawn(async move {
             let _active = active;
+            let _permit = permit;
             tokio::select! {
                 _ = handle(&svc, stream, client, local, set_nodelay) => {}
                 _ = killed.stopped() => {}
@@ -227,7 +256,7 @@ pub async fn serve(
                     Ok((stream, client)) => start(stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(listener = %services.load().listener, "accept failed: {e}");
+                        crate::warn_every!(Duration::from_secs(10), listener = %services.load().listener, "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -281,7 +310,7 @@ async fn handle(
     if let Some(trusted) = &svc.config.accept_proxy {
         if !trusted.iter().any(|b| b.contains(peer.ip())) {
             svc.stats.proxy_untrusted.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
+            crate::warn_every!(Duration::from_secs(10), listener = %svc.listener, %peer, "closed: peer is not in trusted_proxies");
             log.ended(403, "proxy_untrusted");
             return;
         }
@@ -307,10 +336,15 @@ async fn handle(
             Ok((Header::Local, rest)) => early = rest,
             Err(e) => {
                 svc.stats.proxy_malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %svc.listener, %peer, "closed: {e}");
+                crate::warn_every!(Duration::from_secs(10), listener = %svc.listener, %peer, "closed: {e}");
                 log.ended(400, "proxy_malformed");
                 return;
             }
+        }
+        if !svc.acl.is_empty() && !svc.acl.allows(source.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(listener = %svc.listener, client = %source, "not allowed: closed");
+            return;
         }
     }
 
@@ -375,7 +409,12 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
             tried: &tried,
         })?;
         // Counted from the attempt on, so concurrent picks see it (least_conn).
-        let inflight = server.begin();
+        // The place is taken atomically: a server whose last `max_conns` place went to a
+        // racing connection is skipped like a full one.
+        let Some(inflight) = server.try_begin() else {
+            tried.push(server);
+            continue;
+        };
         let attempt = Instant::now();
         let err = match tokio::time::timeout(limit, TcpStream::connect(server.addr)).await {
             Ok(Ok(s)) => {

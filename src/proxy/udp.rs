@@ -7,8 +7,10 @@
 //! socket and sends them back to the client from the listening socket, so answers reach the
 //! right client and the client sees the address it spoke to. A session lives
 //! `session_timeout` after the client's last datagram; a periodic sweep ends idle sessions.
-//! The table holds at most `max_sessions`: a datagram from a new client beyond that is
-//! dropped and counted. A session whose server refuses (ICMP port unreachable, seen as
+//! The table holds at most `max_sessions` (lowered at start to what the open-file limit
+//! allows, each session holding a socket: `runtime::fds`): a datagram from a new client
+//! beyond that is dropped and counted. Repeated warnings (no server, sessions ending) are
+//! said once per 10 s with a count. A session whose server refuses (ICMP port unreachable, seen as
 //! ECONNREFUSED on the connected socket) or that left service (health checks, maintenance,
 //! removed from the pool) ends, and the client's next datagram picks another server; a
 //! draining server keeps its sessions (as HAProxy keeps a draining server's connections).
@@ -33,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::balance::PickContext;
 use crate::config::L4Plan;
+use crate::guard::Acl;
 use crate::observe::sink::AccessLog;
 use crate::observe::stream::StreamRecord;
 use crate::shutdown::Shutdown;
@@ -52,6 +55,8 @@ pub struct UdpStats {
     pub sessions_expired: AtomicU64,
     /// Datagrams of new clients dropped because the table was full.
     pub rejected_over_limit: AtomicU64,
+    /// Datagrams dropped because their client is not allowed (`allow` / `deny`).
+    pub denied: AtomicU64,
     /// Datagrams dropped because no server was available.
     pub no_server: AtomicU64,
     /// Datagrams client → server and server → client.
@@ -79,6 +84,8 @@ pub struct UdpService {
     pub pool: Arc<Pool>,
     pub config: L4Plan,
     pub stats: Arc<UdpStats>,
+    /// `allow` / `deny`: a datagram from a client they refuse is dropped (no session).
+    pub acl: Acl,
     /// Feed first-answer delays to the servers' latency EWMA (`least_time`); off when an
     /// HTTP listener shares the pool.
     pub record_latency: bool,
@@ -184,13 +191,22 @@ fn datagram(
         svc.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
     if !table.contains_key(&client) {
+        if !svc.acl.is_empty() && !svc.acl.allows(client.ip()) {
+            svc.stats.denied.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Expired sessions leave at the next sweep (at most a second away), not here: a
         // scan per datagram of a full table would let a flood of new clients burn the CPU.
         if table.len() >= svc.config.max_sessions {
             svc.stats
                 .rejected_over_limit
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(listener = %svc.listener, %client, "session table full: datagram dropped");
+            crate::warn_every!(
+                Duration::from_secs(10),
+                listener = %svc.listener,
+                "max_sessions ({}) open: datagrams of new clients dropped",
+                svc.config.max_sessions
+            );
             return;
         }
         match open(svc, socket, client, &tried) {
@@ -201,7 +217,15 @@ fn datagram(
             }
             Err(e) => {
                 svc.stats.no_server.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %svc.listener, %client, pool = %svc.pool.name, "datagram dropped: {e}");
+                // Once per interval: a flood (spoofed sources, no descriptor left) would
+                // otherwise be a line per datagram.
+                crate::warn_every!(
+                    Duration::from_secs(10),
+                    listener = %svc.listener,
+                    %client,
+                    pool = %svc.pool.name,
+                    "datagram dropped: {e}"
+                );
                 return;
             }
         }
@@ -241,7 +265,9 @@ fn open(
             tried,
         })
         .ok_or_else(|| io::Error::other("no server available"))?;
-    let inflight = server.begin();
+    let inflight = server
+        .try_begin()
+        .ok_or_else(|| io::Error::other("the server is at max_conns"))?;
     let any: IpAddr = if server.addr.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {
@@ -327,7 +353,12 @@ async fn answers(
                 if e.kind() == io::ErrorKind::ConnectionRefused {
                     server.report_failure(tokio::time::Instant::now());
                 }
-                tracing::warn!(%client, server = %server.name, "session ended: {e}");
+                crate::warn_every!(
+                    Duration::from_secs(10),
+                    %client,
+                    server = %server.name,
+                    "session ended: {e}"
+                );
                 return;
             }
         }

@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::error::RuntimeError;
 use crate::config::{ListenerPlan, Protocol, Target};
+use crate::guard::ConnLimits;
+use crate::proxy::http::protect::Guard;
 use crate::proxy::http::proxy_in::{ProxyIn, ProxyInStats};
-use crate::proxy::http::stats::HttpStats;
 use crate::proxy::http::{self, Route, RouteTarget, Router, Site, Upstream};
 use crate::proxy::{listen, tcp, udp};
 use crate::shutdown::Shutdown;
@@ -263,7 +264,7 @@ impl Listener {
         let grace = wiring.grace;
         let (kind, task) = match (&socket, plan.protocol, tls) {
             (Socket::Tcp(s), Protocol::Https, Some(tls)) => {
-                let (site, proxy_in) = site(plan, wiring, None, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let resolver = Arc::new(tls::SniResolver::new(tls.store));
                 let certs = Certs::new(plan, resolver.clone(), &stop);
@@ -301,7 +302,7 @@ impl Listener {
                 (Kind::Udp(svc), task)
             }
             (Socket::Tcp(s), _, _) => {
-                let (site, proxy_in) = site(plan, wiring, None, None);
+                let (site, proxy_in) = site(plan, wiring, None, None, addr.port());
                 let site = Arc::new(ArcSwap::from_pointee(site));
                 let task = tokio::spawn(http::serve(s.clone(), site.clone(), stop.clone(), grace));
                 (
@@ -339,8 +340,9 @@ impl Listener {
                 proxy_in,
                 certs,
             } => {
-                let counters = current.load().stats.clone();
-                let (next, stats) = site(plan, wiring, proxy_in.clone(), Some(counters));
+                let previous = current.load_full();
+                let port = self.addr.port();
+                let (next, stats) = site(plan, wiring, proxy_in.clone(), Some(&previous), port);
                 current.store(Arc::new(next));
                 *proxy_in = stats;
                 if let (Some(c), Some(tls)) = (certs.as_mut(), tls)
@@ -351,8 +353,8 @@ impl Listener {
                 }
             }
             Kind::Tcp(svc) => {
-                let stats = svc.load().stats.clone();
-                svc.store(Arc::new(tcp_service(plan, wiring, Some(stats))));
+                let before = svc.load_full();
+                svc.store(Arc::new(tcp_service(plan, wiring, Some(&before))));
             }
             Kind::Udp(svc) => {
                 let stats = svc.load().stats.clone();
@@ -388,16 +390,20 @@ impl Listener {
 }
 
 /// The site of an `http` / `https` listener, with its PROXY-header counters (`stats`: the
-/// ones to keep counting on, from the site it replaces).
+/// ones to keep counting on, from the site it replaces). The rate limits of `previous` that
+/// the plan keeps as they were keep their tables. `port` is the port the listener is bound
+/// to.
 fn site(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
     stats: Option<Arc<ProxyInStats>>,
-    counters: Option<Arc<HttpStats>>,
+    previous: Option<&Site>,
+    port: u16,
 ) -> (Site, Option<Arc<ProxyInStats>>) {
     // Validation guarantees every named pool exists.
     let get = |name: &str| wiring.upstreams[name].clone();
-    let counters = counters.unwrap_or_default();
+    // The counters go on from the site this one replaces.
+    let counters = previous.map(|p| p.stats.clone()).unwrap_or_default();
     let routes = l
         .routes
         .iter()
@@ -416,9 +422,17 @@ fn site(
                 .map(|u| counters.row(&route, &u.pool.name))
                 .collect();
             Route {
+                max_body: r.client_max_body_size,
                 matcher: r.matcher.clone(),
                 target,
                 rows,
+                guard: Guard::build(
+                    &r.guard,
+                    &format!("{}/route{i}", l.name),
+                    previous
+                        .and_then(|p| p.router.routes.get(i))
+                        .map(|r| &r.guard),
+                ),
             }
         })
         .collect();
@@ -447,6 +461,18 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
+        guard: Guard::build(&l.guard, &l.name, previous.map(|p| &p.guard)),
+        // With PROXY headers, the peer in front is an L4 hop that passes the client's bytes
+        // unchanged: an X-Forwarded-For through it is the client's own word.
+        trusted: match l.l4.accept_proxy {
+            Some(_) => Vec::new(),
+            None => l.trusted_proxies.clone(),
+        },
+        forward_headers: l.forward_headers,
+        port,
+        conns: conn_limits(l, previous.map(|p| p.conns.clone())),
+        hyper: Arc::new(http::conn_builder(&l.limits)),
+        limits: l.limits.clone(),
         stats: counters,
         log: wiring.log.clone(),
     };
@@ -454,18 +480,44 @@ fn site(
     (site, proxy_in.map(|p| p.stats.clone()))
 }
 
+/// The connection limits of an http/https listener: those it has (and their counts) when
+/// the plan keeps them, else new ones with the same counters.
+fn conn_limits(l: &ListenerPlan, before: Option<Arc<ConnLimits>>) -> Arc<ConnLimits> {
+    let (max, per) = (
+        l.limits.max_connections,
+        l.limits.max_connections_per_client,
+    );
+    match before {
+        Some(c) if c.is(max, per) => c,
+        Some(c) => ConnLimits::reusing(max, per, c.stats().clone()),
+        None => ConnLimits::reusing(max, per, Arc::default()),
+    }
+}
+
 fn tcp_service(
     l: &ListenerPlan,
     wiring: &Wiring<'_>,
-    stats: Option<Arc<tcp::TcpStats>>,
+    before: Option<&tcp::TcpService>,
 ) -> tcp::TcpService {
+    let (max, per) = (
+        l.limits.max_connections,
+        l.limits.max_connections_per_client,
+    );
+    // The per-client counts carry over a reload that keeps the limit.
+    let per_client = match before.and_then(|b| b.per_client.clone()) {
+        Some(c) if c.is(usize::MAX, per) => Some(c),
+        _ => (per > 0).then(|| crate::guard::ConnLimits::new(usize::MAX, per)),
+    };
     tcp::TcpService {
+        max_connections: max,
+        per_client,
         listener: l.name.clone(),
         pool: wiring.upstreams[l.default_pool.as_deref().unwrap_or_default()]
             .pool
             .clone(),
         config: l.l4.clone(),
-        stats: stats.unwrap_or_default(),
+        stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
         log: wiring.log.clone(),
     }
@@ -483,6 +535,7 @@ fn udp_service(
             .clone(),
         config: l.l4.clone(),
         stats: stats.unwrap_or_default(),
+        acl: crate::guard::Acl::new(&l.guard.allow, &l.guard.deny),
         record_latency: wiring.l4_latency(l),
         log: wiring.log.clone(),
     }

@@ -9,6 +9,8 @@
 //!   against the running one (`config::diff`), prepare what can fail, commit the rest.
 //! - `control.rs`: reloads and the admin API's writes, made into plans the same way
 //!   (`overrides.rs`: the operator's API changes kept on top of the file).
+//! - `fds.rs`: the open-file limit, raised at start, and the connection limits lowered to
+//!   fit in it.
 //! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
 //!   `notify.rs`: systemd notifications.
 //!
@@ -24,6 +26,7 @@
 
 mod control;
 mod error;
+pub mod fds;
 #[cfg(target_os = "linux")]
 pub mod handover;
 mod listener;
@@ -262,6 +265,16 @@ impl Runtime {
         let view = self.inner.state.view.load();
         match &view.listeners.iter().find(|l| l.name == listener)?.stats {
             admin::ListenerStats::Http { proxy_in, .. } => proxy_in.clone(),
+            _ => None,
+        }
+    }
+
+    /// The open connections of an http/https listener, and what its limits and timeouts
+    /// closed (`ConnLimits::stats`).
+    pub fn conn_limits(&self, listener: &str) -> Option<Arc<crate::guard::ConnLimits>> {
+        let view = self.inner.state.view.load();
+        match &view.listeners.iter().find(|l| l.name == listener)?.stats {
+            admin::ListenerStats::Http { conns, .. } => Some(conns.clone()),
             _ => None,
         }
     }

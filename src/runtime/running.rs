@@ -47,7 +47,12 @@ impl AdminListener {
         let addr = socket.local_addr().unwrap_or(plan.listen);
         let stop = parent.child();
         tracing::info!("{}", admin::describe(addr));
-        let task = tokio::spawn(admin::serve(socket.clone(), state, stop.clone()));
+        let task = tokio::spawn(admin::serve(
+            socket.clone(),
+            state,
+            stop.clone(),
+            plan.limits,
+        ));
         AdminListener {
             addr,
             configured: plan.listen,
@@ -126,10 +131,13 @@ impl Running {
     /// Make `plan` the running configuration, changing only what differs (see the module
     /// comment). `spare`: sockets to take before binding (an upgrade's). Returns one line
     /// per change; on an error nothing changed.
-    pub fn apply(&mut self, plan: Plan, mut spare: Spare) -> Result<Vec<String>, RuntimeError> {
+    pub fn apply(&mut self, mut plan: Plan, mut spare: Spare) -> Result<Vec<String>, RuntimeError> {
         if self.shutdown.is_stopped() {
             return Err(RuntimeError::ShuttingDown);
         }
+        // Limits that the open-file limit cannot carry are lowered first, so that a plan
+        // is diffed as it will run.
+        super::fds::fit_here(&mut plan);
         let diff = PlanDiff::between(&self.plan, &plan);
         let prepared = self.prepare(&plan, &diff, &mut spare)?;
         // What no new listener took closes now (or stays with the loop still serving it).
@@ -436,7 +444,12 @@ fn shown(l: &Listener) -> ShownListener {
             Kind::Http { proxy_in, site, .. } => ListenerStats::Http {
                 proxy_in: proxy_in.clone(),
                 http: site.load().stats.clone(),
+                conns: site.load().conns.clone(),
             },
+        },
+        site: match &l.kind {
+            Kind::Http { site, .. } => Some(site.clone()),
+            _ => None,
         },
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::Server;
-use crate::balance::{self, Balancer, PickContext};
+use super::{Queue, Server};
+use crate::balance::{self, Balancer, Explanation, PickContext};
 use crate::config::{
     Algorithm, HashKey, HealthPlan, HostHeader, PoolPlan, RetryPlan, StickyPlan, Timeouts,
 };
@@ -14,6 +14,19 @@ use crate::config::{
 struct Pickers {
     primary: Box<dyn Balancer>,
     backup: Option<Box<dyn Balancer>>,
+}
+
+/// What a pool would do with a request now ([`Pool::explain`]).
+#[derive(Debug)]
+pub struct PoolExplanation {
+    /// The primaries' balancer.
+    pub primary: Explanation,
+    /// The backups' balancer, when the primaries would take nothing.
+    pub backup: Option<Explanation>,
+    /// The server the pool would pick.
+    pub pick: Option<Arc<Server>>,
+    /// What the pool itself does beyond its balancers (backups, slow start, quick recovery).
+    pub notes: Vec<String>,
 }
 
 /// A named group of servers with one balancing algorithm.
@@ -31,6 +44,11 @@ pub struct Pool {
     pub sticky: Option<StickyPlan>,
     servers: Vec<Arc<Server>>,
     pickers: ArcSwap<Pickers>,
+    /// Requests waiting for a server below its `max_conns`: only when some server has one
+    /// and `queue_size` is not 0.
+    queue: Option<Arc<Queue>>,
+    pub queue_size: usize,
+    pub queue_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -70,6 +88,12 @@ impl Pool {
             })
             .collect();
         let pickers = build_pickers(plan.algorithm, &servers);
+        // The queue goes on from the pool this one replaces, with its waiting requests.
+        let queue = (plan.queue_size > 0 && servers.iter().any(|s| s.max_conns() > 0))
+            .then(|| previous.and_then(|p| p.queue.clone()).unwrap_or_default());
+        for s in &servers {
+            s.set_queue(queue.clone());
+        }
         Pool {
             name: plan.name.clone(),
             algorithm: plan.algorithm,
@@ -83,7 +107,26 @@ impl Pool {
             sticky: plan.sticky.clone(),
             servers,
             pickers: ArcSwap::from_pointee(pickers),
+            queue,
+            queue_size: plan.queue_size,
+            queue_timeout: plan.queue_timeout,
         }
+    }
+
+    /// The queue of requests waiting for a server below its `max_conns`, if the pool has one.
+    pub fn queue(&self) -> Option<&Arc<Queue>> {
+        self.queue.as_ref()
+    }
+
+    /// Whether a request that found no server could get one by waiting: some server it has
+    /// not tried takes new requests but is at its `max_conns`.
+    pub fn full_but_serving(&self, tried: &[Arc<Server>]) -> bool {
+        self.servers.iter().any(|s| {
+            s.max_conns() > 0
+                && !s.has_room()
+                && s.accepts_new()
+                && !tried.iter().any(|t| t.id() == s.id())
+        })
     }
 
     /// Every server, in configuration order.
@@ -124,6 +167,62 @@ impl Pool {
             self.quick_recovery();
         }
         None
+    }
+
+    /// What [`Pool::pick`] would answer for `ctx` now, found without disturbing anything:
+    /// each tier's [`Balancer::explain`], the backups only when no primary would take it.
+    pub fn explain(&self, ctx: &PickContext<'_>) -> PoolExplanation {
+        balance::fresh_explanation();
+        let pickers = self.pickers.load();
+        let primary = pickers.primary.explain(ctx);
+        let mut notes = Vec::new();
+        let backups = self.servers.iter().filter(|s| s.backup).count();
+        let backup = match (&primary.pick, &pickers.backup) {
+            (None, Some(b)) => {
+                notes.push("no primary can take the request: the backups are asked".to_string());
+                Some(b.explain(ctx))
+            }
+            (Some(_), Some(_)) => {
+                notes.push(format!(
+                    "{backups} backup(s) are asked only when no primary can take a request"
+                ));
+                None
+            }
+            _ => None,
+        };
+        let pick = primary
+            .pick
+            .clone()
+            .or_else(|| backup.as_ref().and_then(|b| b.pick.clone()));
+        if pick.is_none() {
+            if self
+                .servers
+                .iter()
+                .any(|s| s.in_slow_start() && s.accepts_new())
+            {
+                notes.push(format!(
+                    "slow start turned away the only servers left: the pool asks again, up to {} times, and admits one ask in {} at the latest",
+                    crate::upstream::state::SlowStart::STEPS,
+                    crate::upstream::state::SlowStart::STEPS
+                ));
+            } else if ctx.tried.is_empty()
+                && !self.has_available()
+                && self
+                    .servers
+                    .iter()
+                    .any(|s| s.in_rotation() && s.passive_out_for().is_some())
+            {
+                notes.push("no server can take the request: it is answered 503, and the passive time-outs are forgotten so that the next request tries those servers again (nginx's quick recovery)".to_string());
+            } else {
+                notes.push("no server can take the request: it is answered 503".to_string());
+            }
+        }
+        PoolExplanation {
+            primary,
+            backup,
+            pick,
+            notes,
+        }
     }
 
     /// nginx's "all peers failed, mark them as live for quick recovery": when no primary

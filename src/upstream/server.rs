@@ -126,6 +126,10 @@ pub struct Server {
     /// balancer watches.
     watched: AtomicBool,
     watcher: ArcSwapOption<Watcher>,
+    /// `max_conns`: requests at once, 0 for no limit.
+    max_conns: AtomicU32,
+    /// The pool's queue, told when a place frees up (only while `max_conns` is set).
+    queue: ArcSwapOption<super::Queue>,
 }
 
 impl Server {
@@ -147,6 +151,8 @@ impl Server {
             health: super::state_cell::HealthCell::new(plan.passive, plan.slow_start),
             watched: AtomicBool::new(false),
             watcher: ArcSwapOption::empty(),
+            max_conns: AtomicU32::new(plan.max_conns),
+            queue: ArcSwapOption::empty(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Server {
             drain: false,
             passive: Default::default(),
             slow_start: Duration::ZERO,
+            max_conns: 0,
             from: None,
         })
     }
@@ -183,6 +190,7 @@ impl Server {
         self.set_weight(plan.weight);
         self.set_admin_state(AdminState::of(plan));
         self.health.set_settings(plan.passive, plan.slow_start);
+        self.max_conns.store(plan.max_conns, Ordering::Relaxed);
     }
 
     /// Unique for the life of the process; a server kept across a reload keeps its id.
@@ -291,6 +299,53 @@ impl Server {
         self.latency_ewma_us.load(Ordering::Relaxed)
     }
 
+    /// `max_conns`: requests at once (0: no limit).
+    pub fn max_conns(&self) -> u32 {
+        self.max_conns.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server is below its `max_conns` (always, without one).
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        let max = self.max_conns.load(Ordering::Relaxed);
+        max == 0 || self.in_flight() < max
+    }
+
+    /// The queue to tell when a place frees up (the pool's, set when it is built).
+    pub(super) fn set_queue(&self, queue: Option<Arc<super::Queue>>) {
+        self.queue.store(queue);
+    }
+
+    /// [`Server::begin`], unless the server is at its `max_conns`. The place is taken
+    /// atomically: of requests racing for the last one, one gets it.
+    pub fn try_begin(self: &Arc<Self>) -> Option<InFlight> {
+        let max = self.max_conns.load(Ordering::Relaxed);
+        if max == 0 {
+            return Some(self.begin());
+        }
+        // What `begin` does, the increment bounded: `in_flight` never passes `max`, and no
+        // two requests take one place.
+        self.in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.load_changed();
+        Some(InFlight {
+            server: self.clone(),
+        })
+    }
+
+    /// A request here ended: with `max_conns`, wake a request waiting for a place.
+    fn ended(&self) {
+        if self.max_conns.load(Ordering::Relaxed) != 0
+            && let Some(q) = &*self.queue.load()
+        {
+            q.freed();
+        }
+    }
+
     /// Count a request as started; the returned guard counts it as finished when dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         // SeqCst (free on x86, a locked add either way): see `load_changed`.
@@ -388,6 +443,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.server.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.server.load_changed();
+        self.server.ended();
     }
 }
 
@@ -406,6 +462,41 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         drop(b);
         assert_eq!((s.in_flight(), s.requests()), (0, 2));
+    }
+
+    #[test]
+    fn max_conns_is_never_passed() {
+        let plan = ServerPlan {
+            max_conns: 2,
+            ..ServerPlan::at("127.0.0.1:1".parse().unwrap())
+        };
+        let s = Arc::new(Server::new(&plan));
+        let a = s.try_begin().unwrap();
+        assert!(s.has_room());
+        let b = s.try_begin().unwrap();
+        assert!(!s.has_room() && s.try_begin().is_none());
+        assert_eq!(s.in_flight(), 2);
+        drop(a);
+        let c = s.try_begin().unwrap();
+        drop((b, c));
+        assert_eq!((s.in_flight(), s.requests()), (0, 3));
+        // Eight threads race for the two places, each holding what it got until all tried.
+        let (start, tried) = (std::sync::Barrier::new(8), std::sync::Barrier::new(8));
+        let got: usize = std::thread::scope(|t| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| {
+                    t.spawn(|| {
+                        start.wait();
+                        let held = s.try_begin();
+                        tried.wait();
+                        usize::from(held.is_some())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(got, 2);
+        assert_eq!(s.in_flight(), 0);
     }
 
     #[test]

@@ -153,13 +153,68 @@ impl HealthCell {
             }
         }
     }
+
+    /// The ramp's share now, in twentieths; `None` when not ramping (or the ramp is over).
+    fn ramp_share(&self) -> Option<u64> {
+        let since = self.ramp_since_ms.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        SlowStart {
+            duration: self.slow_start(),
+            since: self.at(since),
+        }
+        .share(Instant::now())
+    }
+
+    /// [`HealthCell::ramp_admits`] without counting the ask: whether the next ask would be
+    /// admitted.
+    fn ramp_would_admit(&self, asked: u64) -> bool {
+        self.ramp_share().is_none_or(|share| {
+            SlowStart::admits(self.ramp_picks.load(Ordering::Relaxed) + asked, share)
+        })
+    }
 }
 
 impl Server {
-    /// Whether a balancer may pick this server now: available, and admitted by slow start
-    /// (a recovering server takes a growing share of the picks it is offered).
+    /// Whether a balancer may pick this server now: available, below its `max_conns`, and
+    /// admitted by slow start (a recovering server takes a growing share of the picks it is
+    /// offered).
     pub fn admits_pick(&self) -> bool {
-        self.accepts_new() && self.health.ramp_admits()
+        self.accepts_new() && self.has_room() && self.health.ramp_admits()
+    }
+
+    /// [`Server::admits_pick`] without counting an ask (slow start admits a share of the
+    /// asks by counting them): whether the next ask would be admitted. For explanations,
+    /// which must not move a ramp.
+    pub fn would_admit_pick(&self) -> bool {
+        self.would_admit_pick_after(0)
+    }
+
+    /// [`Server::would_admit_pick`] after `asked` asks that were not counted (an explanation
+    /// that asks the same server again, as the pick it explains would).
+    pub fn would_admit_pick_after(&self, asked: u64) -> bool {
+        self.accepts_new() && self.health.ramp_would_admit(asked)
+    }
+
+    /// Slow start's share of this server's picks now, in twentieths (`1..=20`); `None` when
+    /// it is not ramping up.
+    pub fn slow_start_share(&self) -> Option<u64> {
+        self.health.ramp_share()
+    }
+
+    /// How long passive checks keep this server out still (`max_fails` within
+    /// `fail_timeout`); `None` when they do not.
+    pub fn passive_out_for(&self) -> Option<Duration> {
+        let until = self.health.down_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return None;
+        }
+        let left = self
+            .health
+            .at(until)
+            .saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 
     /// Whether the server is ramping up after a recovery.
@@ -341,6 +396,7 @@ mod tests {
                 fail_timeout: Duration::from_secs(10),
             },
             slow_start,
+            max_conns: 0,
             from: None,
         }))
     }

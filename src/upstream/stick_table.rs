@@ -65,6 +65,17 @@ impl<K: Hash + Eq + Clone> StickTable<K> {
         self.get_renewing(key, now).map(|(server, _)| server)
     }
 
+    /// The server remembered for `key` at `now`, leaving the entry's life as it is (for an
+    /// explanation, which is not a use).
+    pub fn peek(&self, key: &K, now: Instant) -> Option<u64> {
+        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        shard
+            .map
+            .get(key)
+            .filter(|slot| now < slot.expires)
+            .map(|slot| slot.server)
+    }
+
     /// [`StickTable::get`], and whether this use pushed the entry's expiry, which happens
     /// when an eighth of the ttl has gone by since the last push: at most about eight times
     /// per ttl for a busy key. A copy kept elsewhere (Redis) is renewed at those moments.

@@ -7,6 +7,7 @@
 //! three walks over the same constants.
 
 use super::super::View;
+use crate::guard::ConnLimits;
 use crate::observe::histogram::Snapshot;
 use crate::observe::metrics::{Kind, Value};
 use crate::proxy::http::Upstream;
@@ -43,6 +44,7 @@ pub enum Scope {
     Sticky,
     Answers,
     Http,
+    Limits,
     Tcp,
     Udp,
     ProxyIn,
@@ -50,12 +52,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::Server,
         Scope::Pool,
         Scope::Sticky,
         Scope::Answers,
         Scope::Http,
+        Scope::Limits,
         Scope::Tcp,
         Scope::Udp,
         Scope::ProxyIn,
@@ -69,7 +72,7 @@ impl Scope {
             Scope::Pool => &["pool"],
             Scope::Sticky => &["pool", "mode"],
             Scope::Answers => &["listener", "route", "pool"],
-            Scope::Http | Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
+            Scope::Http | Scope::Limits | Scope::Tcp | Scope::Udp | Scope::ProxyIn => &["listener"],
             Scope::Process => &[],
         }
     }
@@ -82,6 +85,7 @@ impl Scope {
             Scope::Sticky => "Per pool with `[pool.NAME.sticky]`",
             Scope::Answers => "Per http/https listener, route and pool: the answers clients got",
             Scope::Http => "Per http/https listener",
+            Scope::Limits => "Per http/https listener: its client limits",
             Scope::Tcp => "Per TCP listener",
             Scope::Udp => "Per UDP listener",
             Scope::ProxyIn => "Per http/https listener with `accept_proxy_protocol`",
@@ -100,9 +104,12 @@ impl Scope {
                 "Labels: `pool`, `mode` (`cookie`, `app_cookie`, `source_ip`). Pools without stickiness have none of these."
             }
             Scope::Answers => {
-                "Labels: `listener`; `route`, the route's position in the listener (`1`, `2`, …), `default` for the listener's `pool`, `-` for answers no route took (404, and the balancer's own 400/405/308 before routing); `pool`, `-` without one. Every answer a client got is counted once, the balancer's own 4xx/5xx included (no route, no server, timeouts, limits)."
+                "Labels: `listener`; `route`, the route's position in the listener (`1`, `2`, …), `default` for the listener's `pool`, `-` for answers no route took (404, and the balancer's own 400/405/501/308 before routing, and the 403/429 of the listener's own allow/deny, block rules and limits); `pool`, `-` without one. Every answer a client got is counted once, the balancer's own 4xx/5xx included (no route, no server, timeouts, limits)."
             }
             Scope::Http | Scope::Tcp | Scope::Udp => "Label: `listener`.",
+            Scope::Limits => {
+                "Label: `listener`. The keys are in docs/config.md (client limits); a limit changed by a reload starts its counts again only when max_connections or max_connections_per_client changes."
+            }
             Scope::ProxyIn => {
                 "Label: `listener`. Listeners without `accept_proxy_protocol` have none of these."
             }
@@ -118,6 +125,7 @@ impl Scope {
             Scope::Sticky => "pools[].sticky",
             Scope::Answers => "listeners[].answers[]",
             Scope::Http => "listeners[].counters",
+            Scope::Limits => "listeners[].counters.limits",
             Scope::Tcp | Scope::Udp => "listeners[].counters",
             Scope::ProxyIn => "listeners[].counters.proxy_protocol",
             Scope::Process => "the document",
@@ -163,6 +171,7 @@ pub enum Reader {
     Sticky(fn(&Sticky, &mut dyn Out)),
     Answers(fn(&Row, &mut dyn Out)),
     Http(fn(&HttpStats, &mut dyn Out)),
+    Limits(fn(&ConnLimits, &mut dyn Out)),
     Tcp(fn(&TcpStats, &mut dyn Out)),
     Udp(fn(&UdpStats, &mut dyn Out)),
     ProxyIn(fn(&ProxyInStats, &mut dyn Out)),
@@ -192,6 +201,7 @@ pub enum Subject<'a> {
     Sticky(&'a Sticky),
     Answers(&'a Row),
     Http(&'a HttpStats),
+    Limits(&'a ConnLimits),
     Tcp(&'a TcpStats),
     Udp(&'a UdpStats),
     ProxyIn(&'a ProxyInStats),
@@ -206,6 +216,7 @@ impl Metric {
             Reader::Sticky(_) => Scope::Sticky,
             Reader::Answers(_) => Scope::Answers,
             Reader::Http(_) => Scope::Http,
+            Reader::Limits(_) => Scope::Limits,
             Reader::Tcp(_) => Scope::Tcp,
             Reader::Udp(_) => Scope::Udp,
             Reader::ProxyIn(_) => Scope::ProxyIn,
@@ -221,6 +232,7 @@ impl Metric {
             (Reader::Sticky(f), Subject::Sticky(s)) => f(s, out),
             (Reader::Answers(f), Subject::Answers(r)) => f(r, out),
             (Reader::Http(f), Subject::Http(s)) => f(s, out),
+            (Reader::Limits(f), Subject::Limits(c)) => f(c, out),
             (Reader::Tcp(f), Subject::Tcp(s)) => f(s, out),
             (Reader::Udp(f), Subject::Udp(s)) => f(s, out),
             (Reader::ProxyIn(f), Subject::ProxyIn(s)) => f(s, out),
@@ -285,6 +297,15 @@ pub fn instances<'a>(
                 ListenerStats::Http { http, .. } => Some(Instance {
                     labels,
                     subject: Subject::Http(http),
+                }),
+                _ => None,
+            })
+            .collect(),
+        Scope::Limits => listeners()
+            .filter_map(|(labels, s)| match s {
+                ListenerStats::Http { conns, .. } => Some(Instance {
+                    labels,
+                    subject: Subject::Limits(conns),
                 }),
                 _ => None,
             })

@@ -37,6 +37,15 @@ pub static TCP: &[Metric] = &[
         read: Reader::Tcp(|s, o| o.value(load(&s.rejected_over_limit))),
     },
     Metric {
+        name: "switchyard_tcp_connections_denied_total",
+        help: "Connections closed at once because allow/deny refuse the client.",
+        kind: C,
+        labels: &[],
+        json: Json::Number("denied"),
+        counted_in: "proxy::tcp accept loop (after the PROXY header when one is read)",
+        read: Reader::Tcp(|s, o| o.value(load(&s.denied))),
+    },
+    Metric {
         name: "switchyard_tcp_proxy_untrusted_total",
         help: "Connections closed because the peer is not in trusted_proxies.",
         kind: C,
@@ -140,6 +149,15 @@ pub static UDP: &[Metric] = &[
         json: Json::Number("rejected_over_limit"),
         counted_in: "proxy::udp receive loop",
         read: Reader::Udp(|s, o| o.value(load(&s.rejected_over_limit))),
+    },
+    Metric {
+        name: "switchyard_udp_denied_total",
+        help: "Datagrams dropped because allow/deny refuse their client (no session is made).",
+        kind: C,
+        labels: &[],
+        json: Json::Number("denied"),
+        counted_in: "proxy::udp receive loop",
+        read: Reader::Udp(|s, o| o.value(load(&s.denied))),
     },
     Metric {
         name: "switchyard_udp_no_server_total",

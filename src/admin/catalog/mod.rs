@@ -7,12 +7,14 @@
 //! add one [`Metric`] to the table of its scope below. Nothing else changes.
 //!
 //! - `describe.rs`: what a description is; the scopes; the readers; walking the view.
-//! - `server.rs`, `pool.rs`, `http.rs`, `listener.rs`, `process.rs`: the tables, by scope.
+//! - `server.rs`, `pool.rs`, `http.rs`, `limits.rs`, `listener.rs`, `process.rs`: the
+//!   tables, by scope.
 //! - `docs.rs`: the docs' list, generated.
 
 mod describe;
 mod docs;
 mod http;
+mod limits;
 mod listener;
 mod pool;
 mod process;
@@ -28,6 +30,7 @@ pub static ALL: &[&[Metric]] = &[
     pool::STICKY,
     http::ANSWERS,
     http::HTTP,
+    limits::LIMITS,
     listener::TCP,
     listener::UDP,
     listener::PROXY_IN,

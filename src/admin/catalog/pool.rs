@@ -42,6 +42,28 @@ pub static METRICS: &[Metric] = &[
         counted_in: "`retry_loop` (proxy::http::retry)",
         read: Reader::Pool(|u, o| o.value(load(&u.stats().budget_refusals))),
     },
+    Metric {
+        name: "switchyard_pool_queue_waiting",
+        help: "Requests waiting now for a server below its max_conns (0 for a pool without a queue: no server has max_conns, or queue_size = 0).",
+        kind: Kind::Gauge,
+        labels: &[],
+        json: Json::Number("queue_waiting"),
+        counted_in: "`Queue::wait` (upstream::queue)",
+        read: Reader::Pool(|u, o| o.value(u.pool.queue().map_or(0, |q| q.waiting()))),
+    },
+    Metric {
+        name: "switchyard_pool_queue_total",
+        help: "Requests that waited in the pool's queue, by result: served (got a server) or refused (503: the queue was full or queue_timeout ran out).",
+        kind: Kind::Counter,
+        labels: &["result"],
+        json: Json::Number("queue"),
+        counted_in: "`Queue::wait` (upstream::queue)",
+        read: Reader::Pool(|u, o| {
+            let (served, refused) = u.pool.queue().map_or((0, 0), |q| q.counts());
+            o.sample(&["served"], served.into());
+            o.sample(&["refused"], refused.into());
+        }),
+    },
 ];
 
 pub static STICKY: &[Metric] = &[

@@ -202,13 +202,15 @@ fn loops(r: &Report<'_>, plan: &Plan, listens: &[Range<usize>]) {
 
 /// The keys of a pool that only HTTP reads, and the fix when only tcp/udp listeners use it.
 #[rustfmt::skip]
-const HTTP_POOL_KEYS: [(&str, &str); 9] = [
+const HTTP_POOL_KEYS: [(&str, &str); 11] = [
     ("tls", "remove tls: L4 passes bytes through as they are, so TLS to the servers is only for http/https listeners (clients that speak TLS themselves reach TLS servers through a tcp listener unchanged)"),
     ("upstream_protocol", "remove upstream_protocol: L4 passes bytes through as they are, in whatever protocol the client speaks"),
     ("tunnel_idle_timeout", "remove it and set idle_timeout on the tcp listener"),
     ("keepalive", "remove it: each L4 connection has its own server connection, kept as long as the client's"),
     ("keepalive_timeout", "remove it: each L4 connection has its own server connection, kept as long as the client's"),
     ("host_header", "remove host_header: L4 passes bytes through as they are and rewrites no header"),
+    ("queue_size", "remove it: an L4 connection is not queued; with every server at max_conns it is closed"),
+    ("queue_timeout", "remove it: an L4 connection is not queued; with every server at max_conns it is closed"),
     ("timeouts.read", TIMEOUTS),
     ("timeouts.send", TIMEOUTS),
     ("timeouts.client_body", TIMEOUTS),

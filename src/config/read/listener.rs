@@ -7,10 +7,13 @@
 use http::{HeaderName, Method};
 
 use super::cursor::Table;
+use super::guard::{self, cidr};
 use super::value::{Bad, Ty, Val, addr, bad, boolean, duration, int, list, positive};
-use super::value::{slash_path, string, word};
+use super::value::{show_size, size, slash_path, string, word};
 use crate::config::words::Words;
-use crate::config::{Cidr, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target};
+use crate::config::{
+    Cidr, ClientLimits, GuardPlan, HostMatch, ListenerPlan, Matcher, Protocol, RoutePlan, Target,
+};
 use crate::tls::{CertPair, TlsError};
 
 /// Which listeners a key belongs to.
@@ -30,9 +33,10 @@ enum Home {
 /// written on a listener of the sibling protocol (a tcp key on udp, a udp key on tcp, an HTTP
 /// key on tcp/udp). Every other key belongs to every listener.
 #[rustfmt::skip]
-const PROTOCOL_KEYS: [(&str, Home, &str); 11] = [
+const PROTOCOL_KEYS: [(&str, Home, &str); 26] = [
     ("idle_timeout", Home::Tcp, "use session_timeout on a udp listener"),
-    ("max_connections", Home::Tcp, "use max_sessions on a udp listener"),
+    ("max_connections", Home::TcpOrHttp, "use max_sessions on a udp listener"),
+    ("max_connections_per_client", Home::TcpOrHttp, ""),
     ("proxy_protocol", Home::Tcp, ""),
     ("accept_proxy_protocol", Home::TcpOrHttp, ""),
     ("trusted_proxies", Home::TcpOrHttp, ""),
@@ -42,7 +46,25 @@ const PROTOCOL_KEYS: [(&str, Home, &str); 11] = [
     ("redirect_https", Home::Http, "remove redirect_https; it answers HTTP requests, so it belongs on a protocol = \"http\" listener"),
     ("hsts", Home::Http, "remove hsts; it is an HTTP header, so it belongs on a protocol = \"https\" listener"),
     ("tls", Home::Http, "remove [[listener.tls]] to pass TLS through to the servers as it is, or use protocol = \"https\" to end TLS here"),
+    ("limit", Home::Http, "remove [[listener.limit]]; a tcp/udp listener sees no request to count (max_connections bounds its connections), or use protocol = \"http\""),
+    ("block", Home::Http, "remove [[listener.block]]; a tcp/udp listener sees no method, path or header, or use protocol = \"http\""),
+    ("forward_headers", Home::Http, "remove forward_headers; a tcp/udp listener writes no header (proxy_protocol = \"v2\" tells the server who the client is)"),
+    ("client_header_timeout", Home::Http, HTTP_ONLY),
+    ("keepalive_timeout", Home::Http, "use idle_timeout on a tcp listener, session_timeout on a udp one"),
+    ("keepalive_requests", Home::Http, HTTP_ONLY),
+    ("tls_handshake_timeout", Home::Http, HTTP_ONLY),
+    ("send_timeout", Home::Http, "use idle_timeout on a tcp listener"),
+    ("max_header_size", Home::Http, HTTP_ONLY),
+    ("max_headers", Home::Http, HTTP_ONLY),
+    ("max_uri_size", Home::Http, HTTP_ONLY),
+    ("client_max_body_size", Home::Http, HTTP_ONLY),
+    ("request_buffering", Home::Http, HTTP_ONLY),
+    ("request_buffer_size", Home::Http, HTTP_ONLY),
 ];
+
+/// The help for an HTTP limit on a tcp/udp listener.
+const HTTP_ONLY: &str =
+    "remove it; a tcp/udp listener copies bytes and never reads a request to limit";
 
 /// The error for `key` on a listener speaking `is`, when the key does not belong there.
 fn misplaced(key: &str, is: Protocol) -> Option<(String, String)> {
@@ -142,14 +164,10 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     for (_, r) in t.tables("route") {
         l.routes.extend(route(&r, pools, &mut named));
     }
-    let (on, l4) = (On { t, protocol }, &mut l.l4);
+    let on = On { t, protocol };
+    let l4 = &mut l.l4;
     let help = "write e.g. \"30s\" or \"10m\"";
     on.set("idle_timeout", &mut l4.idle_timeout, positive(help));
-    on.set(
-        "max_connections",
-        &mut l4.max_connections,
-        int(1, 10_000_000),
-    );
     on.set("proxy_protocol", &mut l4.proxy_protocol, |v| {
         word(v).map(Some)
     });
@@ -158,7 +176,10 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     on.set("splice", &mut l4.splice, boolean);
     on.set("session_timeout", &mut l4.session_timeout, positive(help));
     on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
-    l4.accept_proxy = accept_proxy(t, accept, trusted);
+    let http = matches!(protocol, Some(Protocol::Http | Protocol::Https) | None);
+    l.trusted_proxies = trusted.clone().unwrap_or_default();
+    l4.accept_proxy = accept_proxy(t, accept, trusted, http);
+    limits(&on, &mut l.limits);
     let array = |v: &Val<'_>| v.value.as_array().map(|_| ()).ok_or(Bad::Type(Ty::Array));
     if on.here("tls", array) {
         l.tls = t
@@ -169,6 +190,16 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     }
     on.set("redirect_https", &mut l.redirect_https, boolean);
     l.hsts = on.get("hsts", duration);
+    guard::access(t, &mut l.guard);
+    let (limits, blocks) = (on.here("limit", array), on.here("block", array));
+    if limits && blocks {
+        guard::rules(t, &mut l.guard);
+    }
+    on.set(
+        "forward_headers",
+        &mut l.forward_headers,
+        guard::forward_headers,
+    );
     match protocol {
         Some(is @ (Protocol::Tcp | Protocol::Udp)) => l4_rules(t, is.as_str()),
         Some(is) => http_rules(t, &l, is),
@@ -176,6 +207,77 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     }
     t.finish();
     (protocol.map(|p| ListenerPlan { protocol: p, ..l }), named)
+}
+
+/// The listener's limits on its clients (`config/limits.rs`), each read where its protocol
+/// takes it.
+fn limits(on: &On<'_, '_>, c: &mut ClientLimits) {
+    on.set(
+        "max_connections",
+        &mut c.max_connections,
+        int(1, 10_000_000),
+    );
+    let per_client = int(0, 10_000_000);
+    on.set(
+        "max_connections_per_client",
+        &mut c.max_connections_per_client,
+        per_client,
+    );
+    let help = "write e.g. \"60s\"";
+    on.set(
+        "client_header_timeout",
+        &mut c.client_header_timeout,
+        positive(help),
+    );
+    on.set(
+        "keepalive_timeout",
+        &mut c.keepalive_timeout,
+        positive(help),
+    );
+    on.set(
+        "keepalive_requests",
+        &mut c.keepalive_requests,
+        int(1, 1_000_000_000),
+    );
+    on.set(
+        "tls_handshake_timeout",
+        &mut c.tls_handshake_timeout,
+        positive(help),
+    );
+    on.set("send_timeout", &mut c.send_timeout, positive(help));
+    // A head must hold a request line and a Host field; the read buffer holds a head whole.
+    let head = size(1024, 1 << 20);
+    on.set("max_header_size", &mut c.max_header_size, |v| {
+        head(v).map(|n| n as usize)
+    });
+    on.set("max_headers", &mut c.max_headers, int(8, 1000));
+    let uri = size(64, 1 << 20);
+    on.set("max_uri_size", &mut c.max_uri_size, |v| {
+        uri(v).map(|n| n as usize)
+    });
+    on.set(
+        "client_max_body_size",
+        &mut c.client_max_body_size,
+        size(0, u64::MAX >> 1),
+    );
+    on.set("request_buffering", &mut c.request_buffering, boolean);
+    let buffer = size(1024, 64 << 20);
+    on.set("request_buffer_size", &mut c.request_buffer_size, |v| {
+        buffer(v).map(|n| n as usize)
+    });
+    if c.max_uri_size > c.max_header_size && on.t.has("max_uri_size") && on.t.has("max_header_size")
+    {
+        let message = format!(
+            "max_uri_size = {} is more than max_header_size = {}: the request line is part of the head",
+            show_size(c.max_uri_size as u64),
+            show_size(c.max_header_size as u64)
+        );
+        on.t.error_at(
+            "max_uri_size",
+            message,
+            "make max_uri_size at most max_header_size",
+        );
+    }
 }
 
 /// What a tcp/udp listener cannot do without, or do at all.
@@ -242,6 +344,11 @@ fn http_rules(t: &Table<'_>, l: &ListenerPlan, is: Protocol) {
             help,
         );
     }
+    if t.has("tls_handshake_timeout") {
+        let message = "tls_handshake_timeout on a plain http listener: it has no TLS handshake";
+        let help = "remove it, or move it to the https listener";
+        t.error_at("tls_handshake_timeout", message, help);
+    }
     if l.hsts.is_some() {
         let message =
             "hsts on a plain http listener: browsers ignore Strict-Transport-Security over http";
@@ -286,23 +393,20 @@ fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> +
     }
 }
 
-/// An address block such as `10.0.0.0/8`.
-fn cidr(v: &Val<'_>) -> Result<Cidr, Bad> {
-    let s = v.str()?;
-    let help = "write an address or a block: \"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"";
-    Cidr::parse(s).ok_or_else(|| bad(format!("{s:?} is not an address block"), help))
-}
-
-/// `accept_proxy_protocol` and `trusted_proxies`, which go together.
+/// `accept_proxy_protocol` and `trusted_proxies`: the PROXY headers' senders, when the
+/// listener reads them. On an http/https listener `trusted_proxies` alone names the proxies
+/// whose `X-Forwarded-For` is believed.
 fn accept_proxy(
     t: &Table<'_>,
     accept: Option<bool>,
     trusted: Option<Vec<Cidr>>,
+    http: bool,
 ) -> Option<Vec<Cidr>> {
     let on = accept == Some(true);
     let at = t.pos("trusted_proxies").unwrap_or_default();
     let list = "list who may send PROXY headers: trusted_proxies = [\"10.0.0.0/8\"]";
     match trusted {
+        Some(_) if !on && http => None,
         Some(_) if !on => {
             let message = "trusted_proxies is set but accept_proxy_protocol is not true";
             let help = "add accept_proxy_protocol = true, or remove trusted_proxies";
@@ -399,8 +503,12 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
         }
     }
     m.cookie = name_value(t, "cookie");
+    let mut g = GuardPlan::default();
+    guard::access(t, &mut g);
+    guard::rules(t, &mut g);
     let pool = t.get("pool", pool_ref(pools));
     named.extend(t.text("pool").map(String::from));
+    let max_body = t.get("client_max_body_size", size(0, u64::MAX >> 1));
     let (mut parts, mut good) = (Vec::new(), true);
     for (_, s) in t.tables("split") {
         let help = "write { pool = \"NAME\", weight = 1 }";
@@ -447,6 +555,8 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
     Some(RoutePlan {
         matcher: m,
         target: target?,
+        guard: g,
+        client_max_body_size: max_body,
     })
     .filter(|_| host_known)
 }

@@ -11,6 +11,7 @@
 mod cross;
 mod cursor;
 mod failover;
+mod guard;
 mod listener;
 mod pool;
 mod report;
@@ -18,13 +19,13 @@ mod value;
 
 use toml::de::DeTable;
 
-use crate::config::{AccessTarget, AdminPlan, ConfigError, LogPlan, Plan, Protocol};
+use crate::config::{AccessTarget, AdminLimits, AdminPlan, ConfigError, LogPlan, Plan, Protocol};
 use cursor::Table;
 #[cfg(test)]
 pub(crate) use failover::parse_expect;
 pub(crate) use report::Kind;
 use report::Report;
-use value::{Bad, Val, addr, bad, duration, int, word};
+use value::{Bad, Val, addr, bad, duration, int, positive, word};
 
 /// The plan and every error, in file order, each with its kind. With an error the plan is
 /// only as good as what could be read.
@@ -105,6 +106,18 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
     );
     let origin = t.pos("listen").map(|s| t.report().origin(s.start));
     let token = t.get("token", token);
+    let mut limits = AdminLimits::default();
+    t.set(
+        "max_connections",
+        &mut limits.max_connections,
+        int(1, 100_000),
+    );
+    let help = "write e.g. \"10s\"";
+    t.set(
+        "client_header_timeout",
+        &mut limits.client_header_timeout,
+        positive(help),
+    );
     // The API changes pools and reloads the config: only this machine may reach it, or
     // whoever holds the token (a wrong token has its own error).
     if let Some(addr) = listen
@@ -124,6 +137,7 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         listen: listen?,
         origin,
         token,
+        limits,
     })
 }
 

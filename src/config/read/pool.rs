@@ -44,6 +44,10 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
     let mut server = ServerPlan::default();
     failover::passive(t, &mut server.passive);
     t.set("slow_start", &mut server.slow_start, duration);
+    t.set("max_conns", &mut server.max_conns, int(0, 1_000_000));
+    t.set("queue_size", &mut p.queue_size, int(0, 1_000_000));
+    let help = "write e.g. queue_timeout = \"10s\"; to let no request wait, set queue_size = 0";
+    t.set("queue_timeout", &mut p.queue_timeout, positive(help));
     p.health = t.table("health").map(|h| failover::health(&h));
     if let Some(r) = t.table("retry") {
         failover::retry(&r, &mut p.retry);
@@ -167,6 +171,7 @@ fn read_server(
     }
     failover::passive(t, &mut s.passive);
     t.set("slow_start", &mut s.slow_start, duration);
+    t.set("max_conns", &mut s.max_conns, int(0, 1_000_000));
     let key = match &addr {
         Some(ServerAddr::Addr(a)) => Some(a.to_string()),
         Some(ServerAddr::Name { host, port }) => Some(match port {

@@ -51,6 +51,8 @@ pub(crate) enum Ty {
     Str,
     /// A string such as "5s".
     Duration,
+    /// A string such as "64k", or a whole number of bytes.
+    Size,
     Array,
     Table,
 }
@@ -176,6 +178,71 @@ pub(crate) fn positive(help: &'static str) -> impl Fn(&Val<'_>) -> Result<Durati
     move |v: &Val<'_>| match duration(v)? {
         d if d.is_zero() => Err(bad(format!("{} must be longer than 0", v.what()), help)),
         d => Ok(d),
+    }
+}
+
+/// A size in bytes, from `lo` to `hi`: a whole number of bytes (`65536`, as HAProxy writes
+/// them), or with nginx's units, in quotes: `"64k"`, `"1m"`, `"1g"` (powers of 1024; `KiB`,
+/// `MB` and the like are read the same way).
+pub(crate) fn size(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<u64, Bad> {
+    move |v: &Val<'_>| {
+        let key = v.what();
+        let n = match v.value {
+            DeValue::Integer(_) => match v.int()? {
+                n if n < 0 => None,
+                n => Some(n as u64),
+            },
+            DeValue::String(s) => parse_size(s),
+            _ => return Err(Bad::Type(Ty::Size)),
+        };
+        let Some(n) = n else {
+            let help = format!(
+                "write e.g. {key} = \"64k\" or {key} = \"1m\" (k, m, g: 1024-based), or a number of bytes"
+            );
+            return Err(bad(format!("{key}: {} is not a size", shown(v)), help));
+        };
+        if !(lo..=hi).contains(&n) {
+            return Err(bad(
+                format!("{key} = {} is out of range", shown(v)),
+                format!("use a size from {} to {}", show_size(lo), show_size(hi)),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The value as written, for a message.
+fn shown(v: &Val<'_>) -> String {
+    match v.value.as_str() {
+        Some(s) => format!("{s:?}"),
+        None => v.int().map(|n| n.to_string()).unwrap_or_default(),
+    }
+}
+
+/// `"64k"` → 65536: digits, then an optional unit (k, m, g; any case; `KiB`, `KB` alike).
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+/// A size the way an operator writes it: `"64k"` when it is a whole number of KiB.
+pub(crate) fn show_size(n: u64) -> String {
+    match n {
+        0 => "0".into(),
+        n if n % (1 << 30) == 0 => format!("\"{}g\"", n >> 30),
+        n if n % (1 << 20) == 0 => format!("\"{}m\"", n >> 20),
+        n if n % (1 << 10) == 0 => format!("\"{}k\"", n >> 10),
+        n => n.to_string(),
     }
 }
 
@@ -451,6 +518,13 @@ fn type_error(v: &Val<'_>, ty: Ty) -> (String, String) {
                 },
             }
         }
+        Ty::Size => (
+            format!("{key} must be a size"),
+            format!(
+                "write e.g. {} (k, m, g: 1024-based), or a number of bytes",
+                quoted("64k")
+            ),
+        ),
         Ty::Array => (
             format!("{key} must be an array"),
             array_shape(key, text, &full),

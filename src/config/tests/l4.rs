@@ -42,7 +42,7 @@ servers = [ { addr = "127.0.0.1:9" } ]
         let tcp = &plan.listeners[0];
         assert_eq!(tcp.protocol, Protocol::Tcp);
         assert_eq!(tcp.l4.idle_timeout, Duration::from_secs(600));
-        assert_eq!(tcp.l4.max_connections, 10000);
+        assert_eq!(tcp.limits.max_connections, 10000);
         assert_eq!(tcp.l4.proxy_protocol, Some(ProxyVersion::V2));
         let trusted = tcp.l4.accept_proxy.as_ref().unwrap();
         assert_eq!(trusted.len(), 3);

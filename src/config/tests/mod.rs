@@ -9,6 +9,7 @@ mod failover;
 mod l4;
 mod live;
 mod log;
+mod protect;
 mod syntax;
 mod validate;
 

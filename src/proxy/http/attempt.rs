@@ -17,8 +17,12 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
-use super::body::{ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full};
-use super::headers::{remove_hop_by_hop, strip_hop_by_hop};
+use super::body::{
+    BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
+};
+use super::headers::{
+    drop_length_beside_coding, only_chunked, remove_hop_by_hop, strip_hop_by_hop,
+};
 use super::replay::{ReplayBody, grpc_unavailable};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
@@ -53,10 +57,11 @@ impl<B> Answer for Response<B> {
 /// One request as the retry loop sends it: a try on a server, and whether it can go again.
 pub trait Exchange {
     type Answer: Answer;
-    /// One try on `server`.
+    /// One try on `server`, whose place (`in_flight`) the retry loop took.
     fn attempt(
         &mut self,
         server: &Arc<Server>,
+        in_flight: InFlight,
     ) -> impl Future<Output = Result<Self::Answer, ProxyError>> + Send;
     /// After a failed try: whether the request (its body) can still be sent again.
     fn replayable(&mut self) -> bool;
@@ -76,10 +81,12 @@ impl Exchange for HyperExchange<'_, '_> {
     fn attempt(
         &mut self,
         server: &Arc<Server>,
+        in_flight: InFlight,
     ) -> impl Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send {
         attempt(
             self.up,
             server,
+            in_flight,
             self.prepared,
             self.body,
             &mut self.downstream_upgrade,
@@ -97,6 +104,8 @@ impl Exchange for HyperExchange<'_, '_> {
 #[derive(Debug, Default)]
 pub struct UpstreamInfo {
     pub server: Option<Arc<Server>>,
+    /// The request asked for a trace of its balancing (`trace.rs`).
+    pub trace: Option<Arc<super::trace::Trace>>,
     pub attempts: u32,
     pub connect: Option<Duration>,
     pub header: Option<Duration>,
@@ -108,6 +117,8 @@ pub struct Prepared {
     pub parts: http::request::Parts,
     /// Turns true when the client stalled sending its body (`timeouts.client_body`).
     pub client_stalled: Arc<AtomicBool>,
+    /// Set to `client_max_body_size` when the request body went past it (413).
+    pub body_over: Arc<std::sync::atomic::AtomicU64>,
     /// Where upgraded connections are kept, so shutdown waits for them.
     pub tunnels: Option<Tunnels>,
 }
@@ -118,6 +129,7 @@ pub struct Prepared {
 pub async fn attempt(
     up: &Upstream,
     server: &Arc<Server>,
+    in_flight: InFlight,
     prepared: &Prepared,
     body: &mut ReplayBody,
     downstream_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
@@ -126,7 +138,6 @@ pub async fn attempt(
     let pool = &up.pool;
     info.server = Some(server.clone());
     info.attempts += 1;
-    let in_flight = server.begin();
     let started = Instant::now();
     // The body is handed over only once a connection exists, so a failed connect leaves it
     // whole for the next server.
@@ -213,8 +224,30 @@ pub async fn attempt(
         remove_hop_by_hop(&mut parts.headers, true);
         return Ok(Response::from_parts(parts, full(Bytes::new())));
     }
+    // A 101 the client did not ask for (issue 15.2: an `h2c` upgrade the server took on its
+    // own) opens no tunnel; it is the server's error.
+    let refused = if switching {
+        Some("switched protocols unasked")
+    } else if !only_chunked(
+        resp.headers()
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        // `gzip, chunked`: the coding would be lost when the body is framed anew.
+        Some("a transfer coding other than chunked")
+    } else {
+        None
+    };
+    if let Some(cause) = refused {
+        return Err(ProxyError::Upstream {
+            server: server.name.clone(),
+            cause: cause.into(),
+        });
+    }
     up.conns().checkin(server, conn.sender);
     let (mut parts, body) = resp.into_parts();
+    drop_length_beside_coding(&mut parts.headers);
     strip_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(
         parts,
@@ -277,7 +310,14 @@ pub(super) fn exchange_error(
         if let Some(t) = s.downcast_ref::<ClientBodyTimeout>() {
             return ProxyError::ClientTimeout(t.0);
         }
+        if let Some(over) = s.downcast_ref::<BodyOverLimit>() {
+            return ProxyError::BodyTooLarge(over.0);
+        }
         source = s.source();
+    }
+    let over = prepared.body_over.load(Ordering::Relaxed);
+    if over > 0 {
+        return ProxyError::BodyTooLarge(over);
     }
     if prepared.client_stalled.load(Ordering::Relaxed) {
         return ProxyError::ClientTimeout(pool.timeouts.client_body);

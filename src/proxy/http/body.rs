@@ -119,16 +119,33 @@ impl std::fmt::Display for ClientBodyTimeout {
 
 impl std::error::Error for ClientBodyTimeout {}
 
+/// The request body went past `client_max_body_size` (the limit, in bytes).
+#[derive(Debug)]
+pub struct BodyOverLimit(pub u64);
+
+impl std::fmt::Display for BodyOverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body is over {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for BodyOverLimit {}
+
 pin_project_lite::pin_project! {
     /// A request body as the client sends it, failing with [`ClientBodyTimeout`] when the
     /// client makes us wait longer than `timeout` for its next bytes (nginx's
     /// `client_body_timeout`). Only time spent waiting on the client counts: while the
     /// server is slow to take the body, this body is not polled and its clock is stopped.
+    /// Past `max` bytes (`client_max_body_size`) it fails with [`BodyOverLimit`].
     pub struct ClientBody<B> {
         #[pin]
         inner: B,
         timeout: Duration,
         waiting: bool,
+        max: u64,
+        seen: u64,
+        // Set to `max` when the body went past it, for the same reason as `stalled`.
+        over: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
         // Set when the timeout fired, for whoever sees the exchange fail afterwards (hyper
         // does not always hand a body's own error back).
         stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -147,9 +164,23 @@ impl<B> ClientBody<B> {
             inner,
             timeout,
             waiting: false,
+            max: u64::MAX,
+            seen: 0,
+            over: None,
             stalled,
             deadline: tokio::time::sleep(timeout),
         }
+    }
+
+    /// Fail past `max` bytes of data, setting `over` to `max`.
+    pub fn with_max(
+        mut self,
+        max: u64,
+        over: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        self.max = max;
+        self.over = Some(over);
+        self
     }
 }
 
@@ -169,6 +200,17 @@ where
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => {
                 *this.waiting = false;
+                if let Some(Ok(f)) = &frame
+                    && let Some(d) = f.data_ref()
+                {
+                    *this.seen += d.len() as u64;
+                    if *this.seen > *this.max {
+                        if let Some(over) = this.over {
+                            over.store(*this.max, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        return Poll::Ready(Some(Err(Box::new(BodyOverLimit(*this.max)))));
+                    }
+                }
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {

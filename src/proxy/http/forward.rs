@@ -1,19 +1,21 @@
 //! Forwarding one request: rewrite headers, then (through the retry loop of `retry.rs`)
 //! send it to a server and hand back the response with its body still streaming.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use super::Site;
 use super::attempt::{HyperExchange, Prepared, UpstreamInfo};
 use super::body::{ClientBody, ProxyBody, boxed, full};
-use super::headers::{add_forwarding, strip_hop_by_hop, wants_upgrade};
-use super::replay::{ReplayBody, is_grpc};
+use super::forwarding::{self, Forwarding};
+use super::headers::{join_cookies, strip_hop_by_hop, wants_websocket};
+use super::replay::{ReplayBody, is_grpc, kept_up_to};
 use super::retry::{PickHints, retry_loop};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;
@@ -23,23 +25,36 @@ use crate::upstream::Server;
 
 /// Send `req` to a server of `up` and return its response, body streaming. Stickiness
 /// chooses the first server when the pool has it; failed tries move on to other servers
-/// as the pool's retry policy allows (`retry.rs`).
+/// as the pool's retry policy allows (`retry.rs`). `peer` is the connection's client,
+/// `client` who the client is (the same, or what a trusted proxy says), `trusted` whether
+/// the peer is one of the listener's `trusted_proxies`. A body of known length up to
+/// `replay::kept_up_to(limits)` is read before a server is chosen (retries, request
+/// buffering); past `max_body` bytes (`client_max_body_size`; `u64::MAX`: none) the request
+/// fails with 413.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     up: &Upstream,
     mut req: Request<Incoming>,
-    client: SocketAddr,
-    scheme: &'static str,
+    peer: SocketAddr,
+    client: IpAddr,
+    trusted: bool,
+    site: &Site,
+    max_body: u64,
     info: &mut UpstreamInfo,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let pool = &up.pool;
+    let scheme = site.scheme;
+    let limits = &site.limits;
     let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
     let now = tokio::time::Instant::now();
-    let stick = up.sticky().map(|s| s.lookup(&req, client.ip(), now));
+    let stick = up.sticky().map(|s| s.lookup(&req, client, now));
 
-    let upgrading = wants_upgrade(req.headers());
-    if upgrading && up.transport().protocol.is_h2() && asks_websocket(req.headers()) {
+    // Only a WebSocket upgrade may become a tunnel (issue 15.2): another offer (`h2c`) is
+    // dropped with the other hop-by-hop headers and the request goes on as a plain one.
+    let upgrading = wants_websocket(req.headers());
+    if upgrading && up.transport().protocol.is_h2() {
         // HTTP/2 has no Upgrade: forwarded without it, the request would quietly become a
-        // plain one. Other upgrades (`h2c`) are offers a server may ignore, so they go on.
+        // plain one.
         return Err(ProxyError::UpgradeToH2 {
             pool: pool.name.clone(),
             protocol: up.transport().protocol.as_str(),
@@ -47,19 +62,40 @@ pub async fn forward(
     }
     let tunnels = req.extensions().get::<Tunnels>().cloned();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+    let from_h2 = req.version() == Version::HTTP_2;
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrading);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
     // read, which is when a server is ready for it); the server sees a plain request.
     parts.headers.remove(header::EXPECT);
-    if !parts.headers.contains_key(header::HOST)
-        && let Some(authority) = parts.uri.authority()
+    // The host the request was routed on is the one the server sees: an HTTP/2 request's
+    // :authority, or the authority of an absolute-form target (RFC 9112 §3.2.2), replaces
+    // the `Host` line (an HTTP/2 `host` that differs was refused before routing).
+    if let Some(authority) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())
     {
-        // An HTTP/2 request carries its host in :authority; HTTP/1.1 needs Host.
         parts.headers.insert(header::HOST, v);
     }
-    add_forwarding(&mut parts.headers, client.ip(), scheme);
+    if from_h2 && !up.transport().protocol.is_h2() {
+        join_cookies(&mut parts.headers);
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    forwarding::rewrite(
+        &mut parts.headers,
+        &Forwarding {
+            peer: peer.ip(),
+            client,
+            trusted,
+            scheme,
+            host: host.as_deref(),
+            port: site.port,
+            set: site.forward_headers,
+        },
+    );
     // Origin form (`/path?query`) for the server, without parsing the target again.
     let mut target = http::uri::Parts::default();
     target.path_and_query = Some(
@@ -73,30 +109,38 @@ pub async fn forward(
         .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
     parts.version = Version::HTTP_11;
     let method = parts.method.clone();
-    // Keep small bodies for a retry only when a retry could happen.
-    let keep = !upgrading && pool.retry.attempts > 0;
+    // Keep small bodies for a retry when a retry could happen, and when the listener
+    // buffers requests.
+    let keep = if upgrading {
+        0
+    } else {
+        kept_up_to(limits, pool.retry.attempts > 0)
+    };
     let client_stalled = Arc::new(AtomicBool::new(false));
+    let body_over = Arc::new(AtomicU64::new(0));
     // A request without a body (GET) has nothing to time out.
     let body = if http_body::Body::is_end_stream(&body) {
         boxed(body)
     } else {
-        boxed(ClientBody::new(
-            body,
-            pool.timeouts.client_body,
-            client_stalled.clone(),
-        ))
+        boxed(
+            ClientBody::new(body, pool.timeouts.client_body, client_stalled.clone())
+                .with_max(max_body, body_over.clone()),
+        )
     };
-    let mut body = ReplayBody::read(body, keep).await?;
+    let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
+    let mut body = ReplayBody::read(body, keep, unknown).await?;
     let prepared = Prepared {
         parts,
         client_stalled,
+        body_over,
         tunnels,
     };
     let ask = PickHints {
-        client,
+        client: SocketAddr::new(client, peer.port()),
         hash_key: key.as_deref(),
         method: &method,
         preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+        trace: info.trace.clone(),
     };
     let (result, server) = run(up, &prepared, &mut body, downstream_upgrade, ask, info).await;
     let mut resp = result?;
@@ -110,16 +154,6 @@ pub async fn forward(
         );
     }
     Ok(resp)
-}
-
-/// Whether `Upgrade` offers WebSocket (among other protocols, perhaps).
-fn asks_websocket(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
 }
 
 /// The client's answer when a request cannot be served.
@@ -141,8 +175,8 @@ pub fn error_response(e: &ProxyError) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(secs) = e.retry_after() {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }

@@ -1,12 +1,7 @@
 //! Header rewriting between client and server: hop-by-hop removal and the forwarding headers.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHENTICATION_INFO: HeaderName = HeaderName::from_static("proxy-authentication-info");
@@ -38,7 +33,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
         .collect();
     for name in named {
-        if upgrading && name == header::UPGRADE {
+        // Host is what the request was routed on: `Connection: Host` must not take it away
+        // from the server (issue 15.3).
+        if (upgrading && name == header::UPGRADE) || name == header::HOST {
             continue;
         }
         headers.remove(&name);
@@ -90,38 +87,102 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// Append the client to `X-Forwarded-For`, and set `X-Real-IP` and `X-Forwarded-Proto`,
-/// as nginx's `$proxy_add_x_forwarded_for`, `$remote_addr` and `$scheme`. Several
-/// `X-Forwarded-For` lines are one list (RFC 9110 §5.3): they are joined in order, and the
-/// client goes last, on one line.
-pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, scheme: &'static str) {
-    let ip = client.to_string();
-    if !headers.contains_key(&X_FORWARDED_FOR) {
-        // The usual case: both headers carry the one formatted address.
-        if let Ok(v) = HeaderValue::try_from(ip) {
-            headers.insert(X_FORWARDED_FOR.clone(), v.clone());
-            headers.insert(X_REAL_IP.clone(), v);
-        }
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
+/// Whether one `Upgrade` value offers WebSocket (`websocket`, or `websocket/13`) among its
+/// protocols. Only a WebSocket upgrade may become a tunnel: an `h2c` offer would open one
+/// that skips routing, header rewriting and the access log for every later request on it
+/// (issue 15.2), so it is dropped as the hop-by-hop header it is.
+pub fn offers_websocket(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|p| {
+        let p = p.trim_ascii();
+        let name = p.split(|&b| b == b'/').next().unwrap_or(p);
+        name.eq_ignore_ascii_case(b"websocket")
+    })
+}
+
+/// Whether a request asks to switch to WebSocket: `Connection: upgrade` and an `Upgrade`
+/// that offers it.
+pub fn wants_websocket(headers: &HeaderMap) -> bool {
+    wants_upgrade(headers)
+        && headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .any(|v| offers_websocket(v.as_bytes()))
+}
+
+/// Whether a `Host` (or `:authority`) value is a host as RFC 3986 writes one, with an
+/// optional port: a registered name (letters, digits, `-._~`, sub-delims, `%`), or an
+/// IP literal in brackets; no `/`, `\`, `@`, space or control byte, no `..` (nginx refuses
+/// those with 400 too). An empty value names no host and is refused as well.
+pub fn valid_host(h: &[u8]) -> bool {
+    let (host, port) = match h.first() {
+        None => return false,
+        Some(b'[') => match h.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inside = &h[1..end];
+                let ok = !inside.is_empty()
+                    && inside
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !ok {
+                    return false;
+                }
+                (&h[..=end], &h[end + 1..])
+            }
+            None => return false,
+        },
+        Some(_) => match h.iter().rposition(|&b| b == b':') {
+            Some(i) => (&h[..i], &h[i..]),
+            None => (h, &h[h.len()..]),
+        },
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    let name_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && !host.windows(2).any(|w| w == b"..")
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)));
+    port_ok && name_ok
+}
+
+/// Whether every transfer coding of these `Transfer-Encoding` values is `chunked`. Another
+/// (`gzip, chunked`) would be lost when the body is re-framed for the next hop.
+pub fn only_chunked<'v>(values: impl Iterator<Item = &'v [u8]>) -> bool {
+    values
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .all(|c| c.eq_ignore_ascii_case(b"chunked"))
+}
+
+/// A response with both `Transfer-Encoding` and `Content-Length`: the length is dropped (RFC
+/// 9112 §6.3: the coding decides, and the length must not reach the next hop beside
+/// another framing).
+pub fn drop_length_beside_coding(headers: &mut HeaderMap) {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
+/// HTTP/2 `cookie` fields, which a client may send one crumb each (RFC 9113 §8.2.3), joined
+/// with `; ` into one `Cookie` line for an HTTP/1.1 server.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut all = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (all.next(), all.next()) else {
         return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
     }
-    let mut xff: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    xff.push(&ip);
-    let xff = xff.join(", ");
-    // Both strings are built from a valid header value and an IP address: always valid.
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&ip) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -142,12 +203,13 @@ pub fn cookie_in<'v>(value: &'v str, name: &str) -> Option<&'v str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// The request's host name without port, from `Host` or (HTTP/2) the URI authority.
+/// The request's host name without port: the target's authority (HTTP/2's :authority, an
+/// absolute-form target), else `Host`.
 pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'a str> {
-    let raw = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))?;
+    let raw = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))?;
     Some(strip_port(raw))
 }
 
@@ -235,21 +297,51 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_append() {
-        let mut h = map(&[("x-forwarded-for", "10.0.0.1")]);
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h["x-real-ip"], "127.0.0.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
+    fn connection_cannot_name_host_away() {
+        let mut h = map(&[("connection", "Host, x-a"), ("host", "a"), ("x-a", "1")]);
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["host"], "a");
+    }
 
-        let mut h = map(&[
-            ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
-            ("x-forwarded-for", "10.0.0.3"),
-            ("x-forwarded-for", " "),
-        ]);
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
-        let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
-        assert_eq!(all, ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"]);
+    #[test]
+    fn hosts_are_checked_as_rfc_3986_writes_them() {
+        for good in [
+            "a",
+            "shop.example.com",
+            "shop.example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "xn--bcher-kva.example",
+            "a:",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "", "a b", "a/b", "a\\b", "a@b", "a..b", "[::1", "[zz]", "a:80x", "a:123456", "a\tb",
+            "[::1]x",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn websocket_offers_and_codings() {
+        assert!(offers_websocket(b"WebSocket"));
+        assert!(offers_websocket(b"h2c, websocket/13"));
+        assert!(!offers_websocket(b"h2c"));
+        assert!(!offers_websocket(b"notwebsocket"));
+        assert!(only_chunked([&b"chunked"[..]].into_iter()));
+        assert!(!only_chunked([&b"gzip, chunked"[..]].into_iter()));
+        assert!(!only_chunked([&b"gzip"[..], b"chunked"].into_iter()));
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")]);
+        join_cookies(&mut h);
+        let all: Vec<_> = h.get_all("cookie").iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut h = map(&[("content-length", "100"), ("transfer-encoding", "chunked")]);
+        drop_length_beside_coding(&mut h);
+        assert!(!h.contains_key("content-length"));
     }
 
     #[test]

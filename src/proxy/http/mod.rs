@@ -2,15 +2,22 @@
 //!
 //! `serve` accepts connections; each goes to the direct HTTP/1 path (`h1/`) when the site
 //! takes it (it hands HTTP/2 to hyper itself), else to hyper's auto (h1/h2c) server, whose
-//! requests go through [`handle`]: the [`Router`] chooses an [`Upstream`], [`forward`] picks
-//! a server and streams the exchange, and one access-log line records the outcome.
+//! requests go through [`handle`]: the request's own checks (its `Host`, its method, its
+//! path normalised: `path.rs`), the listener's guard (`protect.rs`: access lists, block
+//! rules, rate limits), the [`Router`] choosing an [`Upstream`] on the normalised path and
+//! the route's guard, then [`forward`] picks a server and streams the exchange, and one
+//! access-log line records the outcome.
 
 pub mod attempt;
 pub mod body;
 pub mod budget;
 pub mod forward;
+pub mod forwarding;
 pub mod h1;
 pub mod headers;
+pub mod life;
+pub mod path;
+pub mod protect;
 pub mod proxy_in;
 pub mod replay;
 pub mod retry;
@@ -18,23 +25,21 @@ pub mod router;
 pub mod stats;
 pub mod sticky;
 pub mod tls_serve;
+pub mod trace;
 pub mod transport;
 pub mod tunnel;
 pub mod upstream;
 pub mod view;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use attempt::UpstreamInfo;
@@ -44,8 +49,12 @@ pub use router::{Route, RouteTarget, Router};
 pub use tunnel::Tunnels;
 pub use upstream::Upstream;
 
+use crate::config::{Cidr, ClientLimits, ForwardHeaders};
 use crate::error::ProxyError;
+use crate::guard::ConnLimits;
 use crate::shutdown::Shutdown;
+use life::Life;
+use transport::SendTimed;
 
 /// Which code serves HTTP/1.x clients of a listener. HTTP/2 (h2c, TLS h2) always goes
 /// through hyper.
@@ -73,6 +82,22 @@ pub struct Site {
     /// HTTP/1.x clients take the direct path (`h1/`): the engine chosen is `Direct` and every
     /// pool this listener routes to speaks HTTP/1.1 to its servers.
     pub direct: bool,
+    /// `allow` / `deny`, `[[listener.block]]`, `[[listener.limit]]`: checked before routing.
+    pub guard: protect::Guard,
+    /// The peers whose `X-Forwarded-For` says who the client is, and whose forwarding
+    /// headers are kept (`trusted_proxies` on a listener that reads no PROXY header).
+    pub trusted: Vec<Cidr>,
+    /// `forward_headers`.
+    pub forward_headers: ForwardHeaders,
+    /// The listener's port (for `X-Forwarded-Port`).
+    pub port: u16,
+    /// Timeouts and sizes (`config::ClientLimits`); connections take the timeouts in force
+    /// when they were accepted.
+    pub limits: ClientLimits,
+    /// The open connections (kept across reloads that keep `max_connections`).
+    pub conns: Arc<ConnLimits>,
+    /// hyper's connection settings, made from `limits` ([`conn_builder`]).
+    pub hyper: Arc<auto::Builder<TokioExecutor>>,
     /// The listener's counters (kept across reloads).
     pub stats: Arc<stats::HttpStats>,
     /// The access log.
@@ -97,10 +122,8 @@ pub async fn handle(
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    if let Some(port) = site.redirect_https {
-        return tls_serve::redirect(&site, client, &req, port);
-    }
     let started = Instant::now();
+    let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
     let uri = req.uri().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
@@ -129,32 +152,58 @@ pub async fn handle(
     } else {
         Vec::new()
     };
-    let mut info = UpstreamInfo::default();
-    let (routed, row) = site.router.route_row(&req);
-    let (routed, row) = (routed.cloned(), row.clone());
-    let (pool, result) = match routed {
-        None => (None, Err(ProxyError::NoRoute)),
-        Some(up) => {
-            let r = forward(&up, req, client, site.scheme, &mut info).await;
-            (Some(up), r)
+    let mut info = UpstreamInfo {
+        trace: trace::Trace::asked(&site, &req).map(Arc::new),
+        ..UpstreamInfo::default()
+    };
+    let (pool, row, result) = match checked(&site, &req) {
+        Err(e) => (None, site.router.none_row.clone(), Err(e)),
+        Ok(()) if site.redirect_https.is_some() => {
+            let port = site.redirect_https.unwrap_or(443);
+            return tls_serve::redirect(&site, client, &req, port);
         }
+        // Refused before routing: counted with the answers no route took.
+        Ok(()) => match too_big {
+            Some(status) => (
+                None,
+                site.router.none_row.clone(),
+                Ok(refused(&site, client, &req, status)),
+            ),
+            None => route_and_forward(&site, client, req, &mut info).await,
+        },
     };
     let pool_name = pool.as_ref().map_or("-", |p| p.pool.name.as_str());
     let server_name = info.server.as_ref().map_or("-", |s| s.name.as_str());
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::warn!(
-                listener = %site.listener,
-                pool = pool_name,
-                server = server_name,
-                cause = e.kind(),
-                "{method} {uri}: {e}"
+            if e.is_refusal() {
+                tracing::debug!(listener = %site.listener, %client, "{method} {uri}: {e}");
+            } else {
+                log_failure(&site.listener, pool_name, server_name, &e, &method, &uri);
+            }
+            let mut resp = error_response(&e);
+            // A request refused for what it is (its Host, its method, its path) ends its
+            // HTTP/1 connection, as on the direct path.
+            let closes = matches!(
+                e,
+                ProxyError::BadRequest(_)
+                    | ProxyError::MethodNotAllowed(_)
+                    | ProxyError::NotImplemented(_)
             );
-            error_response(&e)
+            if closes && version != http::Version::HTTP_2 {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            resp
         }
     };
     let mut resp = tls_serve::with_hsts(site.hsts.as_ref(), resp);
+    if let Some(t) = &info.trace {
+        resp.headers_mut().insert(trace::HEADER, t.header_value());
+    }
     *resp.version_mut() = version;
     let target = uri.path_and_query().map_or_else(
         || bytes::Bytes::from_static(b"/"),
@@ -182,32 +231,226 @@ pub async fn handle(
     Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
 }
 
+/// What a request must be before anything else looks at it: its host (one, valid, the one
+/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), a
+/// body framing we can pass on whole (no transfer coding but `chunked`).
+fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
+    let bad = |why: &'static str| {
+        tracing::debug!(listener = %site.listener, "refused: {why}");
+        Err(ProxyError::BadRequest(why.into()))
+    };
+    if req.method() == http::Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed("CONNECT is not proxied"));
+    }
+    let h = req.headers();
+    let mut hosts = h.get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return bad("more than one Host");
+    }
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let h2 = req.version() == http::Version::HTTP_2;
+    match (authority, host) {
+        // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the
+        // request malformed (refused rather than replaced: one of them lies). For an
+        // absolute-form HTTP/1.1 target the target wins (RFC 9112 §3.2.2) and Host is
+        // replaced when forwarded.
+        (Some(a), Some(host)) if h2 && !a.eq_ignore_ascii_case(host.as_bytes()) => {
+            return bad("Host differs from :authority");
+        }
+        (Some(a), _) if !headers::valid_host(a) => return bad("invalid host in the target"),
+        (None, Some(host)) if !headers::valid_host(host.as_bytes()) => {
+            return bad("invalid Host");
+        }
+        (None, None) if h2 || req.version() == http::Version::HTTP_11 => {
+            return bad("no Host");
+        }
+        _ => {}
+    }
+    if !headers::only_chunked(
+        h.get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        return Err(ProxyError::NotImplemented(
+            "a transfer coding other than chunked",
+        ));
+    }
+    Ok(())
+}
+
+/// The listener's guard, the route (on the normalised path), the route's guard, then
+/// [`forward`]; with the pool and the row the answer is counted in (the row of answers no
+/// route took when refused before routing).
+async fn route_and_forward(
+    site: &Site,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    info: &mut UpstreamInfo,
+) -> (
+    Option<Arc<Upstream>>,
+    Arc<stats::Row>,
+    Result<Response<ProxyBody>, ProxyError>,
+) {
+    let none = || site.router.none_row.clone();
+    let xff = http::header::HeaderName::from_static("x-forwarded-for");
+    let client = protect::real_client(
+        peer.ip(),
+        &site.trusted,
+        req.headers().get_all(&xff).iter().map(|v| v.as_bytes()),
+    );
+    let raw = req.uri().path().as_bytes();
+    let mut buf = Vec::new();
+    let normal = match path::normalise(raw, &mut buf) {
+        Ok(n) => n,
+        Err(e) => return (None, none(), Err(ProxyError::BadRequest(e.reason().into()))),
+    };
+    if let Err(e) = site.guard.check(&req, client, raw, normal) {
+        return (None, none(), Err(e));
+    }
+    let routed = site.router.route_row(&req, normal);
+    let row = routed.row.clone();
+    let Some(up) = routed.pool.cloned() else {
+        return (None, row, Err(ProxyError::NoRoute));
+    };
+    if let Err(e) = routed.guard.check(&req, client, raw, normal) {
+        return (Some(up), row, Err(e));
+    }
+    if let Some(t) = &info.trace {
+        t.note(format!(
+            "pool {} ({})",
+            up.pool.name,
+            up.pool.algorithm.as_str()
+        ));
+    }
+    if body_too_big(&site.limits, routed.max_body, &req) {
+        let resp = refused(site, peer, &req, StatusCode::PAYLOAD_TOO_LARGE);
+        return (Some(up), row, Ok(resp));
+    }
+    let max_body = match routed.max_body.unwrap_or(site.limits.client_max_body_size) {
+        0 => u64::MAX,
+        n => n,
+    };
+    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
+    let r = forward(&up, req, peer, client, trusted, site, max_body, info).await;
+    (Some(up), row, r)
+}
+
+/// Say that a request failed: a WARN line for each failure on the server's side or ours;
+/// one per 10 s (with a count of the rest) for the client's (a bad request, a body over
+/// the limit, a client too slow), which a flood sends by the thousand.
+pub(crate) fn log_failure(
+    listener: &str,
+    pool: &str,
+    server: &str,
+    e: &ProxyError,
+    method: &dyn std::fmt::Display,
+    uri: &dyn std::fmt::Display,
+) {
+    if e.side() == crate::error::Side::Downstream {
+        crate::warn_every!(
+            Duration::from_secs(10),
+            listener,
+            pool,
+            server,
+            cause = e.kind(),
+            "{method} {uri}: {e}"
+        );
+    } else {
+        tracing::warn!(
+            listener,
+            pool,
+            server,
+            cause = e.kind(),
+            "{method} {uri}: {e}"
+        );
+    }
+}
+
+/// Whether a request head is over the listener's limits: 414 for the target, 431 for the
+/// fields, their count or the whole head (its size as HTTP/1.1 writes it). hyper refuses
+/// much longer heads itself; HTTP/2 heads are bounded by `max_header_list_size` too.
+fn head_too_big<B>(limits: &ClientLimits, req: &Request<B>) -> Option<StatusCode> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_uri_size {
+        return Some(StatusCode::URI_TOO_LONG);
+    }
+    let fields = req.headers();
+    if fields.len() > limits.max_headers {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    let line = req.method().as_str().len() + target + 12;
+    let size = fields
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4);
+    (size > limits.max_header_size).then_some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+}
+
+/// Whether a request's declared body is over its route's `client_max_body_size` (`max`)
+/// or else the listener's (0: none).
+fn body_too_big<B: http_body::Body>(
+    limits: &ClientLimits,
+    max: Option<u64>,
+    req: &Request<B>,
+) -> bool {
+    let max = max.unwrap_or(limits.client_max_body_size);
+    max > 0
+        && req
+            .body()
+            .size_hint()
+            .exact()
+            .or_else(|| {
+                let v = req.headers().get(http::header::CONTENT_LENGTH)?;
+                v.to_str().ok()?.parse().ok()
+            })
+            .is_some_and(|n| n > max)
+}
+
+/// An answer of our own to a request over a limit (the connection closes after it, its
+/// body unread); [`handle`] counts and logs it as any other.
+fn refused<B>(
+    site: &Site,
+    client: SocketAddr,
+    req: &Request<B>,
+    status: StatusCode,
+) -> Response<ProxyBody> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut resp = Response::new(body::full(format!("{} {reason}\n", status.as_u16())));
+    *resp.status_mut() = status;
+    if req.version() != http::Version::HTTP_2 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    tracing::debug!(listener = %site.listener, %client, "refused: {status}");
+    resp
+}
+
 /// Accept connections on `listener` and serve them with the current `site` until `shutdown`
 /// fires; then stop accepting (serving what the kernel already queued, unless the socket
 /// lives on elsewhere: see [`crate::proxy::listen::last_accepts`]) and give open connections
-/// `grace` to finish. Idle keep-alive connections are closed at once (hyper's graceful
-/// shutdown); a connection with a request running closes after its answer.
+/// `grace` to finish. Idle keep-alive connections are closed at once; a connection with a
+/// request running closes after its answer.
 pub async fn serve(
     listener: Arc<TcpListener>,
     site: Arc<ArcSwap<Site>>,
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     let l = h1::Listener {
         site,
         tunnels: Tunnels::default(),
         direct: h1::DirectConns::default(),
-        hyper: Arc::new(conn_builder()),
     };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = accept(&listener, &l) => {
                 match accepted {
-                    Ok((stream, client)) => start(&l, &graceful, stream, client),
+                    Ok((stream, client)) => start(&l, stream, client),
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
+                        crate::warn_every!(Duration::from_secs(10), "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -216,85 +459,67 @@ pub async fn serve(
         }
     }
     for (stream, client) in crate::proxy::listen::last_accepts(&listener) {
-        start(&l, &graceful, stream, client);
+        start(&l, stream, client);
     }
     drop(listener);
-    drain(graceful, &l, grace).await;
+    drain(&l, grace).await;
 }
 
+/// The next connection, once the listener has room ([`ConnLimits::room`], waited for at
+/// most [`ROOM_WAIT`]; then the connection is accepted and the limits decide).
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    l: &h1::Listener,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let conns = l.site.load().conns.clone();
+    let _ = tokio::time::timeout(ROOM_WAIT, conns.room()).await;
+    listener.accept().await
+}
+
+/// The longest an accept loop waits for room before it accepts anyway.
+const ROOM_WAIT: Duration = Duration::from_millis(200);
+
 /// Start serving one accepted cleartext connection: a PROXY header first when the site
-/// takes one, then [`serve_connection`].
-fn start(l: &h1::Listener, graceful: &GracefulShutdown, stream: TcpStream, client: SocketAddr) {
+/// takes one (the connection is admitted under the limits with the client it names), then
+/// [`serve_connection`].
+fn start(l: &h1::Listener, stream: TcpStream, client: SocketAddr) {
+    let accepted = tokio::time::Instant::now();
     let _ = stream.set_nodelay(true);
-    if let Some(policy) = l.site.load().proxy_in.clone() {
-        proxy_in::spawn_cleartext(policy, stream, client, l.clone(), graceful.watcher());
+    let site = l.site.load();
+    if let Some(policy) = site.proxy_in.clone() {
+        proxy_in::spawn_cleartext(policy, stream, client, l.clone(), accepted);
         return;
     }
-    tokio::spawn(serve_connection(
-        stream,
-        client,
-        l.clone(),
-        graceful.watcher(),
-    ));
+    let Some((stream, permit)) = life::admit(&site, stream, client, false) else {
+        return;
+    };
+    let life = Life::new(permit, accepted, &site.limits);
+    let io = SendTimed::new(stream, site.limits.send_timeout);
+    tokio::spawn(serve_connection(io, client, l.clone(), life));
 }
 
 /// One accepted cleartext connection: the direct path when the site takes it (it hands
 /// HTTP/2 to hyper itself), else hyper's auto (h1/h2c) server.
-pub(crate) async fn serve_connection<C>(
-    io: C,
-    client: SocketAddr,
-    l: h1::Listener,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
+pub(crate) async fn serve_connection<C>(io: C, client: SocketAddr, l: h1::Listener, life: Life)
+where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let io = stats::CountedIo::new(io, &l.site.load().stats);
+    let (_open, stopping) = l.direct.track();
     if l.site.load().direct {
-        return h1::serve(io, client, l, watcher).await;
+        return h1::serve(io, client, &l, life, stopping).await;
     }
-    let svc = service(l.site.clone(), client, l.tunnels.clone());
-    let conn = l
-        .hyper
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%client, "connection ended: {e}");
-    }
-}
-
-/// The service of one client connection: [`handle`] with the listener's current site; each
-/// request carries the listener's [`Tunnels`] so an upgrade is kept where shutdown sees it.
-pub(crate) fn service(
-    site: Arc<ArcSwap<Site>>,
-    client: SocketAddr,
-    tunnels: Tunnels,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = Response<ProxyBody>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
-> + Clone {
-    service_fn(move |mut req: Request<Incoming>| {
-        let site = site.load_full();
-        // Only an upgrade becomes a tunnel; other requests skip the extension map's allocation.
-        if headers::wants_upgrade(req.headers()) {
-            req.extensions_mut().insert(tunnels.clone());
-        }
-        // Boxed once here: hyper moves each request's future whole several times as it spawns
-        // it (HTTP/2: a task per stream), and ours is large.
-        let answer = Box::pin(handle(site, client, req));
-        async move { Ok::<_, Infallible>(answer.await) }
-    })
+    life::drive(io, client, (&l.site, &l.tunnels), life, stopping).await;
 }
 
 /// After the listener closed: let open connections and tunnels finish within `grace`
 /// (nginx keeps WebSocket connections through a graceful shutdown too), then close the rest.
-pub(crate) async fn drain(graceful: GracefulShutdown, l: &h1::Listener, grace: Duration) {
+pub(crate) async fn drain(l: &h1::Listener, grace: Duration) {
     let tunnels = &l.tunnels;
     // Connections first: a request upgrading now spawns its tunnel before its connection
     // is done, so once they are all done no tunnel can be added.
     let both = async {
-        tokio::join!(graceful.shutdown(), l.direct.finish());
+        l.direct.finish().await;
         tunnels.idle().await;
     };
     if tokio::time::timeout(grace, both).await.is_err() {
@@ -306,24 +531,32 @@ pub(crate) async fn drain(graceful: GracefulShutdown, l: &h1::Listener, grace: D
     }
 }
 
-/// The connection settings of every listener, cleartext or TLS: HTTP/1.1 keep-alive with a
-/// header deadline, and HTTP/2 with limits against the known floods: at most 256 streams per
-/// connection, 64 KiB of headers, and a GOAWAY (ENHANCE_YOUR_CALM) for a client that resets
-/// streams faster than we accept them (CVE-2023-44487 "rapid reset") or makes us reset many.
-/// SETTINGS floods are bounded by h2 itself: it reads no further frame until the previous
-/// SETTINGS is acknowledged.
-pub(crate) fn conn_builder() -> auto::Builder<TokioExecutor> {
+/// The connection settings of a listener, cleartext or TLS, from its `limits`: HTTP/1.1
+/// keep-alive with a header deadline and head limits, and HTTP/2 with limits against the
+/// known floods: at most 256 streams per connection, `max_header_size` of headers, and a
+/// GOAWAY (ENHANCE_YOUR_CALM) for a client that resets streams faster than we accept them
+/// (CVE-2023-44487 "rapid reset") or makes us reset many; resets paced slower than that are
+/// counted per connection by [`life::drive`]. SETTINGS floods are bounded by h2 itself: it
+/// reads no further frame until the previous SETTINGS is acknowledged.
+pub fn conn_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // A backstop: `life::drive` closes (and counts) a connection over its header or
+        // keep-alive timeout first.
+        .header_read_timeout(limits.client_header_timeout + Duration::from_secs(1))
+        .max_headers(limits.max_headers)
+        // Room past the limits, so that hyper reads a head a little over them whole and
+        // `handle` answers as the direct path does (414 for the target, 431 for the rest);
+        // much longer ones hyper refuses itself, with the same statuses.
+        .max_buf_size((2 * limits.max_header_size).max(128 * 1024))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
-        .max_header_list_size(64 * 1024)
+        .max_header_list_size(limits.max_header_size as u32)
         .max_pending_accept_reset_streams(50)
         .max_local_error_reset_streams(256)
         .max_send_buf_size(1024 * 1024)

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 
 use crate::config::Cidr;
@@ -65,7 +64,7 @@ impl ProxyIn {
     pub async fn client(&self, stream: &mut TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
         if !self.trusted.iter().any(|b| b.contains(peer.ip())) {
             self.stats.untrusted.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(listener = %self.listener, %peer, "closed: peer is not in trusted_proxies");
+            crate::warn_every!(Duration::from_secs(10), listener = %self.listener, %peer, "closed: peer is not in trusted_proxies");
             return None;
         }
         match proxy_protocol::read_header_exact(stream, HEADER_TIMEOUT).await {
@@ -78,7 +77,7 @@ impl ProxyIn {
             }
             Err(e) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(listener = %self.listener, %peer, "closed: {e}");
+                crate::warn_every!(Duration::from_secs(10), listener = %self.listener, %peer, "closed: {e}");
                 None
             }
         }
@@ -99,19 +98,26 @@ pub async fn client_of(
 }
 
 /// The cleartext accept loop's path for a listener with a PROXY policy: read the header in
-/// the connection's own task (a slow or silent peer holds nothing of the accept loop), then
-/// serve the connection as `serve` does, watched for graceful shutdown.
+/// the connection's own task (a slow or silent peer holds nothing of the accept loop), admit
+/// the connection under the listener's limits with the client the header names, then serve
+/// it as `serve` does.
 pub fn spawn_cleartext(
     policy: Arc<ProxyIn>,
     mut stream: TcpStream,
     peer: SocketAddr,
     l: super::h1::Listener,
-    watcher: Watcher,
+    accepted: tokio::time::Instant,
 ) {
     tokio::spawn(async move {
         let Some(client) = policy.client(&mut stream, peer).await else {
             return;
         };
-        super::serve_connection(stream, client, l, watcher).await;
+        let site = l.site.load_full();
+        let Some((stream, permit)) = super::life::admit(&site, stream, client, false) else {
+            return;
+        };
+        let life = super::life::Life::new(permit, accepted, &site.limits);
+        let io = super::transport::SendTimed::new(stream, site.limits.send_timeout);
+        super::serve_connection(io, client, l, life).await;
     });
 }

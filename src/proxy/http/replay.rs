@@ -20,7 +20,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::body::{BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
+use super::body::{BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
 use crate::error::ProxyError;
 
 /// The most request body kept for replay on another server (nginx buffers bodies too, in
@@ -45,21 +45,29 @@ pub enum ReplayBody {
 }
 
 impl ReplayBody {
-    /// Read `body` whole when `keep` (retries are possible) and its declared length is at
-    /// most [`REPLAY_LIMIT`]; otherwise stream it. The client's pauses are bounded by the
+    /// Read `body` whole when its declared length is at most `keep` bytes ([`kept_up_to`]:
+    /// retries are possible, or the listener buffers requests); otherwise stream it. With
+    /// `unknown` (request buffering, not gRPC) a body of unknown length is read too, up to
+    /// `keep` bytes: whole if it ends by then, else those bytes first and the rest
+    /// streaming. The client's pauses are bounded by the
     /// [`ClientBody`](super::body::ClientBody) around it.
-    pub async fn read(body: ProxyBody, keep: bool) -> Result<ReplayBody, ProxyError> {
+    pub async fn read(
+        body: ProxyBody,
+        keep: usize,
+        unknown: bool,
+    ) -> Result<ReplayBody, ProxyError> {
         if body.is_end_stream() {
             return Ok(ReplayBody::Empty);
         }
-        // Only a body of known, small length is waited for. A body of unknown length may be
-        // a stream the client feeds as answers come back (gRPC, long polls): holding it
-        // until it ends could deadlock, so it streams at once.
-        let small = body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= REPLAY_LIMIT as u64);
-        if !keep || !small {
+        // A body of known, small length is waited for. One of unknown length may be a
+        // stream the client feeds as answers come back (gRPC, long polls): holding it until
+        // it ends could deadlock, so it streams at once unless the listener buffers
+        // requests (nginx's proxy_request_buffering, which gRPC is never under).
+        let small = match body.size_hint().exact() {
+            Some(n) => n <= keep as u64,
+            None => unknown && keep > 0,
+        };
+        if !small {
             return Ok(ReplayBody::Streaming(Some(body)));
         }
         let mut body = body;
@@ -78,7 +86,7 @@ impl ReplayBody {
             match frame.into_data() {
                 Ok(d) => {
                     data.extend_from_slice(&d);
-                    if data.len() > REPLAY_LIMIT {
+                    if data.len() > keep {
                         return Ok(ReplayBody::Streaming(Some(boxed(Prefixed {
                             prefix: Some(data.freeze()),
                             rest: body,
@@ -143,15 +151,17 @@ impl ReplayBody {
                 data,
                 trailers: None,
             } => full(data.clone()),
+            // Of no declared length, so that an HTTP/1.1 server gets it chunked, with its
+            // trailers (a length would leave them no place).
             ReplayBody::Kept {
                 data,
                 trailers: Some(t),
-            } => boxed(Prefixed::<http_body_util::Empty<Bytes>> {
-                prefix: Some(data.clone()),
-                rest: http_body_util::Empty::new(),
-            })
-            .with_trailers(std::future::ready(Some(Ok(t.clone()))))
-            .boxed(),
+            } => boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+                [
+                    Ok::<_, std::convert::Infallible>(Frame::data(data.clone())),
+                    Ok(Frame::trailers(t.clone())),
+                ],
+            ))),
             ReplayBody::Streaming(b) => b.take().unwrap_or_else(|| full(Bytes::new())),
             ReplayBody::Teed { body, copy } => match body.take() {
                 Some(b) => boxed(Tee {
@@ -166,10 +176,27 @@ impl ReplayBody {
 
 /// The error of a request body read from the client: 408 when it stalled, else 400.
 fn client_body_error(e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    if let Some(over) = e.downcast_ref::<BodyOverLimit>() {
+        return ProxyError::BodyTooLarge(over.0);
+    }
     match e.downcast_ref::<ClientBodyTimeout>() {
         Some(t) => ProxyError::ClientTimeout(t.0),
         None => ProxyError::BadRequest(format!("request body: {e}")),
     }
+}
+
+/// The longest body of known length read whole before the first try, on either engine:
+/// one a retry could send again ([`REPLAY_LIMIT`]), or, when the listener buffers requests
+/// (nginx's `proxy_request_buffering`), up to `request_buffer_size`, so that a slow upload
+/// holds no server connection. 0: none.
+pub fn kept_up_to(limits: &crate::config::ClientLimits, retries: bool) -> usize {
+    let retry = if retries { REPLAY_LIMIT } else { 0 };
+    let buffer = if limits.request_buffering {
+        limits.request_buffer_size
+    } else {
+        0
+    };
+    retry.max(buffer)
 }
 
 /// What a teed body has seen go through.

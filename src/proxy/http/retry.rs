@@ -3,7 +3,9 @@
 //! [`retry_loop`] tries the sticky server or the pool's pick, judges the outcome (connect failure,
 //! reset, timeout, or a status of the pool's `on` list), reports it to the server's passive
 //! health, and when allowed tries again on a server this request has not tried yet
-//! (`PickContext::tried`). A retry is allowed when the failure is in `on`, the method is
+//! (`PickContext::tried`). Each try takes its place on the server first ([`admit`]: a server
+//! at its `max_conns` is skipped, and when every one is, the request waits in the pool's
+//! queue). A retry is allowed when the failure is in `on`, the method is
 //! idempotent or `non_idempotent = true` (or the request never reached the server), the
 //! body can be sent again (`replay.rs`), attempts are left, and the pool's retry budget
 //! (`budget.rs`) has a token. gRPC calls are POSTs; listing `grpc_unavailable` is the operator's statement that UNAVAILABLE
@@ -16,11 +18,12 @@ use http::Method;
 use tokio::time::Instant;
 
 use super::attempt::{Answer, Exchange, idempotent};
+use super::trace::Trace;
 use super::upstream::Upstream;
 use crate::balance::PickContext;
 use crate::config::RetryOn;
 use crate::error::ProxyError;
-use crate::upstream::Server;
+use crate::upstream::{InFlight, QueueRefused, Server};
 
 /// How one try ended, for passive health and the retry decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,40 @@ pub struct PickHints<'a> {
     pub method: &'a Method,
     /// Try this one first (sticky), when it is available.
     pub preferred: Option<Arc<Server>>,
+    /// The request asked for a trace of its balancing (`trace.rs`): each try is noted.
+    pub trace: Option<Arc<Trace>>,
+}
+
+/// The trace's note of try `n`: the server picked and the balancer's reason.
+fn tried_note(
+    n: u32,
+    algorithm: &str,
+    e: &crate::upstream::PoolExplanation,
+    picked: Option<&Server>,
+) -> String {
+    let tier = e.backup.as_ref().filter(|_| e.primary.pick.is_none());
+    let why = tier
+        .unwrap_or(&e.primary)
+        .steps
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    let over = if tier.is_some() {
+        " over the backups"
+    } else {
+        ""
+    };
+    match (picked, &e.pick) {
+        (None, _) => format!("try {}: no server ({})", n + 1, e.notes.join(", ")),
+        (Some(p), Some(x)) if x.id() == p.id() => {
+            format!("try {}: {} by {algorithm}{over}: {why}", n + 1, p.name)
+        }
+        (Some(p), _) => format!(
+            "try {}: {} by {algorithm} (another request took the turn explained: {why})",
+            n + 1,
+            p.name
+        ),
+    }
 }
 
 /// The loop alone: pick (the preferred server first), try, judge, report to passive health,
@@ -74,22 +111,16 @@ pub async fn retry_loop<E: Exchange>(
     let mut last: Option<Result<E::Answer, ProxyError>> = None;
     let mut leaving: Option<(Arc<Server>, String)> = None;
     for n in 0..max_tries {
-        let server = match ask
-            .preferred
-            .as_ref()
-            .filter(|s| n == 0 && s.is_available())
-        {
-            Some(s) => s.clone(),
-            None => {
-                let ctx = PickContext {
-                    client: Some(ask.client.ip()),
-                    hash_key: ask.hash_key,
-                    tried: &tried,
-                };
-                match pool.pick(&ctx) {
-                    Some(s) => s,
-                    None => break,
+        let (server, in_flight) = match admit(up, ask, &tried, n).await {
+            Ok(got) => got,
+            Err(None) => break,
+            Err(Some(e)) => {
+                // Waited for a place in vain: the request's answer, unless a try before
+                // this one has its own.
+                if last.is_none() {
+                    last = Some(Err(e));
                 }
+                break;
             }
         };
         if n > 0 && !up.retry_budget().try_withdraw() {
@@ -112,7 +143,7 @@ pub async fn retry_loop<E: Exchange>(
                 "try {n} {why}; failing over"
             );
         }
-        let result = ex.attempt(&server).await;
+        let result = ex.attempt(&server, in_flight).await;
         if let Ok(r) = &result {
             server.count_response(r.status());
         }
@@ -144,6 +175,9 @@ pub async fn retry_loop<E: Exchange>(
                 Err(e) => format!("failed: {e}"),
                 Ok(r) => format!("answered {}", r.status()),
             };
+            if let Some(t) = &ask.trace {
+                t.note(format!("{} {why}", server.name));
+            }
             leaving = Some((server.clone(), why));
         }
         tried.push(server.clone());
@@ -164,6 +198,76 @@ pub async fn retry_loop<E: Exchange>(
         ),
     }
 }
+/// A server for the next try, its place taken (`max_conns`): the sticky one on the first
+/// try when it can take the request, else the pool's pick; when every server the request
+/// could go to is at its `max_conns`, a place from the pool's queue. `Err(None)`: no server
+/// (503, or the last try's answer); `Err(Some(_))`: the queue was full or the wait ran out.
+async fn admit(
+    up: &Upstream,
+    ask: &PickHints<'_>,
+    tried: &[Arc<Server>],
+    n: u32,
+) -> Result<(Arc<Server>, InFlight), Option<ProxyError>> {
+    let pool = &up.pool;
+    if n == 0
+        && let Some(s) = ask.preferred.as_ref().filter(|s| s.is_available())
+        && let Some(flight) = s.try_begin()
+    {
+        if let Some(t) = &ask.trace {
+            t.note(format!("try {}: {} (sticky)", n + 1, s.name));
+        }
+        return Ok((s.clone(), flight));
+    }
+    let ctx = PickContext {
+        client: Some(ask.client.ip()),
+        hash_key: ask.hash_key,
+        tried,
+    };
+    let pick = || {
+        // A pick can lose the server's last place to a racing request; the next pick then
+        // sees it full.
+        for _ in 0..4 {
+            // Explained before the pick, with the same context: what the pick will see.
+            let explained = ask.trace.as_ref().map(|_| pool.explain(&ctx));
+            let picked = pool.pick(&ctx);
+            if let (Some(t), Some(e)) = (&ask.trace, &explained) {
+                t.note(tried_note(n, pool.algorithm.as_str(), e, picked.as_deref()));
+            }
+            let s = picked?;
+            if let Some(flight) = s.try_begin() {
+                return Some((s, flight));
+            }
+        }
+        None
+    };
+    let Some(queue) = pool.queue() else {
+        return pick().ok_or(None);
+    };
+    // Requests already waiting go first.
+    if queue.waiting() == 0
+        && let Some(got) = pick()
+    {
+        return Ok(got);
+    }
+    if !pool.full_but_serving(tried) {
+        return Err(None);
+    }
+    queue
+        .wait(pool.queue_size, pool.queue_timeout, pick)
+        .await
+        .map_err(|why| {
+            Some(match why {
+                QueueRefused::Full => ProxyError::QueueFull {
+                    pool: pool.name.clone(),
+                },
+                QueueRefused::TimedOut => ProxyError::QueueTimeout {
+                    pool: pool.name.clone(),
+                    after: pool.queue_timeout,
+                },
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::body::{ProxyBody, full};

@@ -51,6 +51,42 @@ pub struct Lookup {
     client: Option<IpAddr>,
 }
 
+/// What a remembered server means for a request.
+enum Verdict {
+    /// It takes the request.
+    Use,
+    /// It cannot: the session moves (counted as broken).
+    Broken(&'static str),
+    /// It could, but the request goes to the balancer (a backup while a primary is back).
+    Pass(&'static str),
+}
+
+/// What stickiness would do with a request now ([`Sticky::peek`]).
+#[derive(Debug, Clone, Default)]
+pub struct StickyPeek {
+    /// `cookie`, `app_cookie` or `source_ip`.
+    pub mode: &'static str,
+    /// The cookie's name (`cookie`, `app_cookie`).
+    pub name: String,
+    /// What the request carries: the cookie's value, or the client address.
+    pub value: Option<String>,
+    /// The server it names, if one.
+    pub remembered: Option<Arc<Server>>,
+    /// Whether that server takes the request, ahead of the balancer.
+    pub used: bool,
+    /// Why it does not, when it does not.
+    pub why: Option<String>,
+    /// `cookie` mode: the value that names each server, in the pool's order.
+    pub values: Vec<(String, String)>,
+}
+
+impl StickyPeek {
+    fn no(mut self, why: &str) -> StickyPeek {
+        self.why = Some(why.to_string());
+        self
+    }
+}
+
 /// The cookie value naming `server`: a hash of the pool and the server's name and address,
 /// so it reveals neither and agrees across Switchyard instances with the same config.
 pub fn server_cookie_id(pool: &str, server: &Server) -> String {
@@ -107,20 +143,36 @@ impl Sticky {
         self.pool.servers().iter().find(|s| s.id() == id)
     }
 
-    fn remembered(&self, server: Option<&Arc<Server>>, lookup: &mut Lookup) {
+    /// What the server a request names (`None`: one no longer in the pool) means for it.
+    fn verdict(&self, server: Option<&Arc<Server>>) -> Verdict {
         match server {
             // A backup holds a session only while no primary can serve: once one is back,
             // the client goes to the primaries (and is stuck there), as a pool sends new
             // clients. Not counted as broken: the backup could still have served.
-            Some(s) if s.backup && self.primary_available() => {}
+            Some(s) if s.backup && self.primary_available() => {
+                Verdict::Pass("it is a backup and a primary can serve again")
+            }
             // Draining: the client stays unless the pool moves them (a draining server
             // is `is_available` for its sticky clients; picks skip it).
             Some(s)
                 if s.admin_state() == AdminState::Drain && self.plan.on_drain == OnDrain::Move =>
             {
-                lookup.broken = true
+                Verdict::Broken("it is draining and the pool says on_drain = \"move\"")
             }
-            Some(s) if s.is_available() => lookup.preferred = Some(s.clone()),
+            Some(s) if s.is_available() => Verdict::Use,
+            Some(s) if s.admin_down() => Verdict::Broken("it is in maintenance"),
+            Some(s) => Verdict::Broken(match s.health_state() {
+                crate::upstream::HealthState::Unhealthy => "active health checks took it out",
+                _ => "passive health checks took it out",
+            }),
+            None => Verdict::Broken("no server of the pool has it now"),
+        }
+    }
+
+    fn remembered(&self, server: Option<&Arc<Server>>, lookup: &mut Lookup) {
+        match (self.verdict(server), server) {
+            (Verdict::Use, Some(s)) => lookup.preferred = Some(s.clone()),
+            (Verdict::Pass(_), _) => {}
             _ => lookup.broken = true,
         }
     }
@@ -130,6 +182,65 @@ impl Sticky {
             .servers()
             .iter()
             .any(|s| !s.backup && s.accepts_new())
+    }
+
+    /// What stickiness would do with this request now, and why, without using the session
+    /// (a stick table entry's life is not renewed): for explanations.
+    pub fn peek(&self, req: &impl RequestView, client: IpAddr, now: Instant) -> StickyPeek {
+        let mut p = StickyPeek {
+            mode: self.plan.mode.as_str(),
+            name: self.plan.name.clone(),
+            ..StickyPeek::default()
+        };
+        if self.plan.mode == StickyMode::Cookie {
+            p.values = (self.pool.servers().iter())
+                .zip(&self.ids)
+                .map(|(s, id)| (s.name.clone(), id.clone()))
+                .collect();
+        }
+        let server = match self.plan.mode {
+            StickyMode::Cookie => {
+                let Some(v) = req.cookie(&self.plan.name) else {
+                    return p.no("the request has no such cookie: the balancer picks, and the answer sets the cookie");
+                };
+                p.value = Some(v.to_string());
+                let Some(i) = self.ids.iter().position(|id| id == v) else {
+                    return p.no("the value names no server of this pool (one removed, or another pool's cookie): the balancer picks, and the answer sets the cookie again");
+                };
+                Some(&self.pool.servers()[i])
+            }
+            StickyMode::AppCookie => {
+                let Some(v) = req.cookie(&self.plan.name) else {
+                    return p.no("the request has no such cookie: the balancer picks");
+                };
+                p.value = Some(v.to_string());
+                if v.len() > MAX_APP_VALUE {
+                    return p.no("the value is too long to be remembered");
+                }
+                let Some(id) = self.app.as_ref().and_then(|t| t.peek(&v.to_string(), now)) else {
+                    return p.no("the stick table holds no server for this value: the balancer picks, and the value is learned from the answer");
+                };
+                self.by_id(id)
+            }
+            StickyMode::SourceIp => {
+                p.value = Some(client.to_string());
+                let Some(id) = self.ip.as_ref().and_then(|t| t.peek(&client, now)) else {
+                    return p.no("the stick table holds no server for this client: the balancer picks, and the answer's server is remembered");
+                };
+                self.by_id(id)
+            }
+        };
+        p.remembered = server.cloned();
+        match self.verdict(server) {
+            Verdict::Use => p.used = true,
+            Verdict::Pass(why) | Verdict::Broken(why) => {
+                let who = server.map_or("a server".to_string(), |s| s.name.clone());
+                p.why = Some(format!(
+                    "{who} is remembered, but {why}: the balancer picks"
+                ));
+            }
+        }
+        p
     }
 
     /// The server this request should stick to, if any.

@@ -1,10 +1,12 @@
 //! HTTPS: the serve loop of `protocol = "https"` listeners, and the two listener policies
 //! that go with TLS: `redirect_https` (308 to the https URL) and `hsts`.
 //!
-//! A connection is accepted, the TLS handshake runs in its own task (bounded by
-//! [`HANDSHAKE_TIMEOUT`], so a slow client holds nothing of the accept loop), and the
-//! decrypted stream goes to the same hyper auto server as cleartext listeners use: ALPN `h2`
-//! gets HTTP/2, `http/1.1` or no ALPN gets HTTP/1.1. Requests then take the common path,
+//! A connection is accepted and admitted under the listener's limits (`life::admit`), the
+//! TLS handshake runs in its own task (bounded by `tls_handshake_timeout` and by the
+//! `client_header_timeout` counted from the accept; a connection still in its handshake is
+//! idle and may be closed to make room), so a slow client holds nothing of the accept loop,
+//! and the decrypted stream goes to the direct path or to hyper as cleartext connections
+//! do: ALPN `h2` gets HTTP/2, `http/1.1` or no ALPN gets HTTP/1.1. Requests then take the common path,
 //! [`super::handle`], with `Site::scheme = "https"` (so `X-Forwarded-Proto: https`). With
 //! `accept_proxy_protocol`, the PROXY header is read before the handshake (`proxy_in.rs`).
 
@@ -17,19 +19,17 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::Site;
 use super::body::{ProxyBody, full};
 use super::headers::request_host;
-use super::{Site, conn_builder};
+use super::life::{self, Life};
+use super::transport::SendTimed;
+use crate::guard::ConnStats;
 use crate::shutdown::Shutdown;
-
-/// A client that has not finished its TLS handshake by then is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accept TLS connections on `listener` and serve them with the current `site` until
 /// `shutdown` fires; then stop accepting (serving what the kernel already queued, as
@@ -42,29 +42,21 @@ pub async fn serve_tls(
     grace: Duration,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
     let l = super::h1::Listener {
         site,
         tunnels: super::Tunnels::default(),
         direct: super::h1::DirectConns::default(),
-        hyper: Arc::new(conn_builder()),
     };
     let start = |stream: TcpStream, client: SocketAddr| {
-        tls_connection(
-            stream,
-            client,
-            l.clone(),
-            acceptor.clone(),
-            graceful.watcher(),
-        )
+        tls_connection(stream, client, l.clone(), acceptor.clone())
     };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = super::accept(&listener, &l) => {
                 match accepted {
                     Ok((stream, client)) => start(stream, client),
                     Err(e) => {
-                        tracing::warn!("accept failed: {e}");
+                        crate::warn_every!(Duration::from_secs(10), "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -76,55 +68,78 @@ pub async fn serve_tls(
         start(stream, client);
     }
     drop(listener);
-    super::drain(graceful, &l, grace).await;
+    super::drain(&l, grace).await;
 }
 
-/// One accepted connection: its PROXY header when the listener takes one, the TLS handshake
-/// (bounded), then the direct path for HTTP/1.1 (or no ALPN) when the site takes it, else
-/// hyper (ALPN h2 always).
+/// One accepted connection: admitted under the listener's limits (after its PROXY header
+/// when the listener takes one, with the client it names), the TLS handshake (bounded),
+/// then the direct path for HTTP/1.1 (or no ALPN) when the site takes it, else hyper (ALPN
+/// h2 always).
 fn tls_connection(
     mut stream: TcpStream,
-    client: SocketAddr,
+    peer: SocketAddr,
     l: super::h1::Listener,
     acceptor: TlsAcceptor,
-    watcher: hyper_util::server::graceful::Watcher,
 ) {
+    let accepted = tokio::time::Instant::now();
     let _ = stream.set_nodelay(true);
+    let site = l.site.load_full();
+    let mut admitted = None;
+    if site.proxy_in.is_none() {
+        let Some(pair) = life::admit(&site, stream, peer, true) else {
+            return;
+        };
+        (stream, admitted) = (pair.0, Some(pair.1));
+    }
     tokio::spawn(async move {
         // A PROXY header, when the listener takes one, comes before TLS.
-        let policy = l.site.load().proxy_in.clone();
-        let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, client).await
+        let policy = site.proxy_in.clone();
+        let Some(client) = super::proxy_in::client_of(policy.as_deref(), &mut stream, peer).await
         else {
             return;
         };
-        let stats = l.site.load().stats.clone();
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%client, "TLS handshake failed: {e}");
-                return;
-            }
-            Err(_) => {
-                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%client, "TLS handshake timed out");
-                return;
-            }
+        let permit = match admitted {
+            Some(p) => p,
+            None => match life::admit(&site, stream, client, true) {
+                Some((s, p)) => {
+                    stream = s;
+                    p
+                }
+                None => return,
+            },
+        };
+        let life = Life::new(permit, accepted, &site.limits);
+        let stats = site.stats.clone();
+        let handshake_by =
+            (accepted + site.limits.tls_handshake_timeout).min(life.first_deadline());
+        let handshake = tokio::time::timeout_at(handshake_by, acceptor.accept(stream));
+        let tls = tokio::select! {
+            r = handshake => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%client, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    ConnStats::count(&life.stats().header_timeouts);
+                    tracing::debug!(%client, "TLS handshake timed out");
+                    return;
+                }
+            },
+            // Still in its handshake, the connection is idle: a full listener may take it.
+            _ = life.permit.reused() => return,
         };
         stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let tls = super::stats::CountedIo::new(tls, &stats);
-        if l.site.load().direct && !h2 {
-            return super::h1::serve(tls, client, l, watcher).await;
+        let io = super::stats::CountedIo::new(tls, &stats);
+        let io = SendTimed::new(io, site.limits.send_timeout);
+        let (_open, stopping) = l.direct.track();
+        if site.direct && !h2 {
+            return super::h1::serve(io, client, &l, life, stopping).await;
         }
-        let svc = super::service(l.site.clone(), client, l.tunnels.clone());
-        let conn = l
-            .hyper
-            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-            .into_owned();
-        if let Err(e) = watcher.watch(conn).await {
-            tracing::debug!(%client, "connection ended: {e}");
-        }
+        life::drive(io, client, (&l.site, &l.tunnels), life, stopping).await;
     });
 }
 

@@ -14,7 +14,7 @@ pub trait RequestView {
     fn path(&self) -> &str;
     /// The path and query (`/a?b=1`).
     fn path_and_query(&self) -> &str;
-    /// The host the request names (`Host`, or the target's authority), with its port.
+    /// The host the request names (the target's authority, else `Host`), with its port.
     fn host_with_port(&self) -> Option<&str>;
     /// The values of header `name`, in order.
     fn header_values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]>;
@@ -50,10 +50,13 @@ impl<B> RequestView for http::Request<B> {
             .map_or(self.uri().path(), |pq| pq.as_str())
     }
     fn host_with_port(&self) -> Option<&str> {
-        self.headers()
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| self.uri().authority().map(|a| a.as_str()))
+        // HTTP/2's :authority and an absolute-form target's authority win over `Host` (RFC
+        // 9113 §8.3.1, RFC 9112 §3.2.2); a `Host` that differs from :authority was refused.
+        self.uri().authority().map(|a| a.as_str()).or_else(|| {
+            self.headers()
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+        })
     }
     fn header_values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
         self.headers().get_all(name).iter().map(|v| v.as_bytes())

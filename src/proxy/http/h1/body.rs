@@ -116,6 +116,8 @@ pub enum CopyError {
     Framing(&'static str),
     /// The receiving side took no more.
     Write(io::Error),
+    /// A chunked body went past the copy's `max`.
+    TooLarge,
 }
 
 /// Write `out` whole to `io` and empty it.
@@ -200,6 +202,30 @@ fn chunk_line(b: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
     Ok(Some((i + 2, size)))
 }
 
+/// Whether `b` starts with a whole chunked body: `Some(bytes of data)` when it does, or when
+/// it is malformed (the copy will say how), `None` while more is to come.
+pub fn chunked_whole(b: &[u8]) -> Option<u64> {
+    let (mut i, mut total) = (0usize, 0u64);
+    loop {
+        match chunk_line(&b[i..]) {
+            Err(_) => return Some(total),
+            Ok(None) => return None,
+            Ok(Some((line, 0))) => {
+                return trailers(&b[i + line..]).map_or(Some(total), |t| t.map(|_| total));
+            }
+            Ok(Some((line, size))) => {
+                total = total.saturating_add(size);
+                i = (i + line)
+                    .checked_add(usize::try_from(size).ok()?)?
+                    .checked_add(2)?;
+                if i > b.len() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// The trailer section at the start of `b` (after the last chunk's size line): its length
 /// with the final empty line, or `None` when not all there.
 fn trailers(b: &[u8]) -> Result<Option<usize>, &'static str> {
@@ -246,6 +272,9 @@ pub struct Copy<'a, R, W> {
     pub chunked_out: bool,
     /// Pass trailers on (chunked to chunked only).
     pub trailers: bool,
+    /// The most data a chunked body may carry (`client_max_body_size`; `u64::MAX`: no
+    /// limit). A declared length is checked before the copy.
+    pub max: u64,
     /// Body bytes passed on so far (for the access log).
     pub moved: u64,
 }
@@ -326,6 +355,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
     }
 
     async fn chunked(&mut self) -> Result<(), CopyError> {
+        let mut total: u64 = 0;
         loop {
             let (line, size) = loop {
                 match chunk_line(self.rb.data()).map_err(CopyError::Framing)? {
@@ -350,6 +380,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Copy<'_, R, W> {
                 }
                 self.rb.consume(len);
                 return self.flush().await;
+            }
+            total = total.saturating_add(size);
+            if total > self.max {
+                return Err(CopyError::TooLarge);
             }
             let mut left = size;
             while left > 0 {
@@ -393,6 +427,18 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_chunked_body_is_seen_whole() {
+        assert_eq!(chunked_whole(b"5\r\nhello\r\n0\r\n\r\n"), Some(5));
+        assert_eq!(
+            chunked_whole(b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\nNEXT"),
+            Some(5)
+        );
+        assert_eq!(chunked_whole(b"5\r\nhello\r\n0\r\n"), None);
+        assert_eq!(chunked_whole(b"5\r\nhel"), None);
+        assert_eq!(chunked_whole(b"zz\r\n"), Some(0), "malformed: stop waiting");
+    }
+
+    #[test]
     fn size_lines_are_hex() {
         let mut out = Vec::new();
         chunk_size_line(&mut out, 0);
@@ -416,6 +462,7 @@ mod tests {
             wait: None,
             chunked_out: true,
             trailers: true,
+            max: u64::MAX,
             moved: 0,
         }
         .body(Framing::Chunked)

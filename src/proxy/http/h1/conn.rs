@@ -16,19 +16,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
 use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
-use super::parse::{self, Framing, MAX_HEAD, RequestHead, ResponseHead};
+use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
+use super::wait;
 use crate::error::ProxyError;
-use crate::proxy::http::Site;
-use crate::proxy::http::replay::REPLAY_LIMIT;
+use crate::proxy::http::life::Life;
+use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
 use crate::proxy::http::stats::{Answered, Row, origin_form};
+use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
+use crate::proxy::http::{Site, headers, log_failure, path, protect};
 use crate::upstream::{InFlight, Server};
-
-/// How long a client may take to send a request head (hyper's `header_read_timeout` as the
-/// listeners set it), idle keep-alive time included.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What comes after one request.
 pub enum Next {
@@ -58,6 +57,11 @@ pub struct Conn {
     key: Vec<u8>,
     log_method: String,
     log_uri: String,
+    /// The normalised path, when it differs from the one sent.
+    norm: Vec<u8>,
+    /// The client as a trusted proxy named it, as text.
+    real_ip: String,
+    head_limits: parse::HeadLimits,
     /// Host, Referer and User-Agent, kept for the access log when it is on.
     log_host: Vec<u8>,
     log_referer: Vec<u8>,
@@ -80,6 +84,9 @@ impl Conn {
             key: Vec::new(),
             log_method: String::new(),
             log_uri: String::new(),
+            norm: Vec::new(),
+            real_ip: String::new(),
+            head_limits: parse::HeadLimits::default(),
             log_host: Vec::new(),
             log_referer: Vec::new(),
             log_ua: Vec::new(),
@@ -87,36 +94,48 @@ impl Conn {
         }
     }
 
-    /// Read the next request head. `Ok(false)`: the client is gone, or idle while we stop.
+    /// Read the next request head under `life`'s limits (see [`wait::head`]); 408 when
+    /// part of a head came and time ran out. `Ok(false)`: the connection is to close.
     pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
         stopping: &mut tokio::sync::watch::Receiver<bool>,
+        life: &Life,
+        first: bool,
     ) -> Result<bool, parse::HeadError> {
-        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
-        loop {
-            if !self.rb.is_empty() && parse::request(self.rb.data(), &mut self.req)? {
-                return Ok(true);
-            }
-            let idle = self.rb.is_empty();
-            if idle && *stopping.borrow() {
-                return Ok(false);
-            }
-            let read = tokio::time::timeout_at(deadline, self.rb.fill(io, MAX_HEAD));
-            tokio::select! {
-                r = read => match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {}
-                    Err(_) => {
-                        if !idle {
-                            let _ = self.answer_own(io, 408, b"", "", true).await;
-                        }
-                        return Ok(false);
-                    }
-                },
-                _ = stopping.changed(), if idle => return Ok(false),
+        let waited = wait::head(
+            &mut self.rb,
+            &mut self.req,
+            self.head_limits,
+            io,
+            stopping,
+            life,
+            first,
+        );
+        match waited.await? {
+            wait::Head::Read => Ok(true),
+            wait::Head::Gone => Ok(false),
+            wait::Head::TimedOut => {
+                let _ = self.answer_own(io, 408, b"", "", true).await;
+                Ok(false)
             }
         }
+    }
+
+    /// The head limits of the connection's listener (`max_header_size`, `max_headers`,
+    /// `max_uri_size`), as they were when it was accepted.
+    pub fn limit_heads(&mut self, limits: &crate::config::ClientLimits) {
+        self.head_limits = parse::HeadLimits {
+            size: limits.max_header_size,
+            fields: limits.max_headers,
+            uri: limits.max_uri_size,
+        };
+    }
+
+    /// The request just read is the connection's last (`keepalive_requests`): its answer
+    /// says `Connection: close`.
+    pub fn last_request(&mut self) {
+        self.req.keep_alive = false;
     }
 
     /// Write an answer of our own.
@@ -177,27 +196,14 @@ impl Conn {
         let upgrading = self.req.upgrade
             && view
                 .header_values(&http::header::UPGRADE)
-                .any(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"websocket")));
+                .any(headers::offers_websocket);
         let expect_continue = self.req.expect_continue;
         let te_trailers = self.req.te_trailers;
-        let bad_host = if self.req.hosts > 1 {
-            Some("more than one Host")
-        } else if self.req.host.is_none() && !http10 && view.origin().1.is_none() {
-            Some("no Host")
-        } else {
-            None
-        };
         let method = http::Method::from_bytes(view.method_bytes()).unwrap_or(http::Method::GET);
 
-        if let Some(why) = bad_host {
+        if let Some((status, why)) = own_checks(&view, http10) {
             self.rb.consume(head_len);
-            return self.refuse(io, &site, 400, why, started).await;
-        }
-        if method == http::Method::CONNECT {
-            self.rb.consume(head_len);
-            return self
-                .refuse(io, &site, 405, "CONNECT is not proxied", started)
-                .await;
+            return self.refuse(io, &site, status, why, started).await;
         }
         if let Some(port) = site.redirect_https {
             let url = view.host().and_then(|h| {
@@ -222,14 +228,63 @@ impl Conn {
             self.account(&site, none, status, None, 0, None, None, started);
             return if close { Next::Close } else { Next::KeepAlive };
         }
-        let (routed, row) = site.router.route_row(&view);
-        let Some(up) = routed else {
+        // Routes match the normalised path; the server gets the target as sent.
+        let raw = view.path().as_bytes();
+        let normal = match path::normalise(raw, &mut self.norm) {
+            Ok(n) => n,
+            Err(e) => {
+                self.rb.consume(head_len);
+                return self.refuse(io, &site, 400, e.reason(), started).await;
+            }
+        };
+        let peer = self.client.ip();
+        let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer);
+        let client = match trusted {
+            true => protect::real_client(peer, &site.trusted, view.header_values(&XFF)),
+            false => peer,
+        };
+        if let Err(e) = site.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            let none = &site.router.none_row;
+            return self.failed(io, &site, none, e, "-", framing, started).await;
+        }
+        let routed = site.router.route_row(&view, normal);
+        let (row, route_max) = (routed.row, routed.max_body);
+        let Some(up) = routed.pool else {
             self.rb.consume(head_len);
             return self
                 .failed(io, &site, row, ProxyError::NoRoute, "-", framing, started)
                 .await;
         };
+        if let Err(e) = routed.guard.check(&view, client, raw, normal) {
+            self.rb.consume(head_len);
+            return self
+                .failed(io, &site, row, e, &up.pool.name, framing, started)
+                .await;
+        }
+        if client != peer {
+            use std::fmt::Write as _;
+            self.real_ip.clear();
+            let _ = write!(self.real_ip, "{client}");
+        }
+        let max_body = match route_max.unwrap_or(site.limits.client_max_body_size) {
+            0 => u64::MAX,
+            n => n,
+        };
+        if let Framing::Length(n) = framing
+            && n > max_body
+        {
+            self.rb.consume(head_len);
+            let e = ProxyError::BodyTooLarge(max_body);
+            return self
+                .failed(io, &site, row, e, &up.pool.name, Framing::Close, started)
+                .await;
+        }
         let pool = &up.pool;
+        let trace = Trace::asked(&site, &view).map(Arc::new);
+        if let Some(t) = &trace {
+            t.note(format!("pool {} ({})", pool.name, pool.algorithm.as_str()));
+        }
         let key = hash_key(&pool.hash_key, &view);
         self.key.clear();
         let has_key = key.is_some();
@@ -237,13 +292,22 @@ impl Conn {
             self.key.extend_from_slice(k);
         }
         let now = tokio::time::Instant::now();
-        let stick = up.sticky().map(|s| s.lookup(&view, self.client.ip(), now));
+        let stick = up.sticky().map(|s| s.lookup(&view, client, now));
         request_out(
             &mut self.up_head,
             &view,
             &Forwarding {
                 client_ip: &self.client_ip,
+                real_ip: if client == peer {
+                    &self.client_ip
+                } else {
+                    &self.real_ip
+                },
+                trusted,
+                set: site.forward_headers,
                 scheme: site.scheme,
+                host: view.host_with_port(),
+                port: site.port,
                 host_from_server: pool.host_header == crate::config::HostHeader::Upstream,
                 framing,
                 upgrading,
@@ -252,12 +316,31 @@ impl Conn {
         self.rb.consume(head_len);
 
         // A small body of known length is read before the first try when a retry could
-        // happen, so it can be sent again; others stream to the first server.
+        // happen, so it can be sent again, or when the listener buffers requests
+        // (`request_buffering`); of others, up to `request_buffer_size` is read first when
+        // it buffers, then they stream to the first server.
+        let keep = kept_up_to(&site.limits, pool.retry.attempts > 0);
+        let mut continued = false;
+        if site.limits.request_buffering && !upgrading && framing != Framing::Empty {
+            let cap = site.limits.request_buffer_size;
+            let wait = pool.timeouts.client_body;
+            let buffered = wait::body(&mut self.rb, io, framing, cap, expect_continue, wait)
+                .await
+                .and_then(|whole| match whole {
+                    Some(n) if n > max_body => Err(ProxyError::BodyTooLarge(max_body)),
+                    _ => Ok(()),
+                });
+            if let Err(e) = buffered {
+                let unread = Framing::Close;
+                return self
+                    .failed(io, &site, row, e, &pool.name, unread, started)
+                    .await;
+            }
+            continued = expect_continue;
+        }
         let body = match framing {
             Framing::Empty => Body::Empty,
-            Framing::Length(n)
-                if n <= REPLAY_LIMIT as u64 && pool.retry.attempts > 0 && !upgrading =>
-            {
+            Framing::Length(n) if n <= keep as u64 && !upgrading => {
                 match self
                     .read_kept(io, n, expect_continue, pool.timeouts.client_body)
                     .await
@@ -272,12 +355,13 @@ impl Conn {
             }
             f => Body::Stream(f),
         };
-        let continued = matches!(body, Body::Kept) && expect_continue;
+        let continued = continued || (matches!(body, Body::Kept) && expect_continue);
         let ask = PickHints {
-            client: self.client,
+            client: SocketAddr::new(client, self.client.port()),
             hash_key: has_key.then_some(&self.key[..]),
             method: &method,
             preferred: stick.as_ref().and_then(|l| l.preferred.clone()),
+            trace: trace.clone(),
         };
         let max_tries = if upgrading {
             1
@@ -302,6 +386,7 @@ impl Conn {
             header: None,
             attempts: 0,
             server: None,
+            max_body,
         };
         let (result, server) = retry_loop(up, &ask, max_tries, &mut ex).await;
         let (connect, header, attempts) = (ex.connect, ex.header, ex.attempts);
@@ -318,19 +403,14 @@ impl Conn {
                     ProxyError::ClientTimeout(_)
                         | ProxyError::ClientAborted(_)
                         | ProxyError::BadRequest(_)
+                        | ProxyError::BodyTooLarge(_)
                 );
                 let unread = if client_side { Framing::Close } else { unread };
-                tracing::warn!(
-                    listener = %site.listener,
-                    pool = %pool.name,
-                    server = server_name,
-                    cause = e.kind(),
-                    "{} {}: {e}",
-                    self.log_method,
-                    self.log_uri
-                );
+                let (method, uri) = (&self.log_method, &self.log_uri);
+                log_failure(&site.listener, &pool.name, server_name, &e, method, uri);
                 let status = e.status().as_u16();
-                let next = self.error_answer(io, &e, unread, keep_alive).await;
+                let trace = trace.map(|t| t.value());
+                let next = (self.error_answer(io, &e, unread, keep_alive, trace.as_deref())).await;
                 let last = server.as_ref();
                 self.account(&site, row, status, last, attempts, connect, header, started);
                 return next;
@@ -356,6 +436,7 @@ impl Conn {
             _ => None,
         };
         let status = reply.head.status;
+        let trace = trace.map(|t| t.value());
         let next = self
             .answer(
                 io,
@@ -368,6 +449,7 @@ impl Conn {
                     upgrading,
                     set_cookie: set_cookie.as_deref(),
                     hsts: site.hsts.as_ref().map(|v| v.as_bytes()),
+                    trace: trace.as_deref(),
                     server: server.as_ref(),
                 },
             )
@@ -451,6 +533,7 @@ impl Conn {
                 upgrade,
                 set_cookie: plan.set_cookie,
                 hsts: plan.hsts,
+                trace: plan.trace,
             },
         );
         conn.rb.consume(head.len);
@@ -474,6 +557,7 @@ impl Conn {
             wait: Some(up.pool.timeouts.read),
             chunked_out: chunked,
             trailers: true,
+            max: u64::MAX,
             moved: 0,
         };
         let copied = copy.body(body).await;
@@ -533,16 +617,21 @@ impl Conn {
         unread: Framing,
         started: Instant,
     ) -> Next {
-        tracing::warn!(
-            listener = %site.listener,
-            pool,
-            server = "-",
-            cause = e.kind(),
-            "{} {}: {e}",
-            self.log_method,
-            self.log_uri
-        );
-        let next = self.error_answer(io, &e, unread, self.req.keep_alive).await;
+        if e.is_refusal() {
+            tracing::debug!(listener = %site.listener, client = %self.client, "{} {}: {e}", self.log_method, self.log_uri);
+        } else {
+            log_failure(
+                &site.listener,
+                pool,
+                "-",
+                &e,
+                &self.log_method,
+                &self.log_uri,
+            );
+        }
+        let next = self
+            .error_answer(io, &e, unread, self.req.keep_alive, None)
+            .await;
         let status = e.status().as_u16();
         self.account(site, row, status, None, 0, None, None, started);
         next
@@ -556,6 +645,7 @@ impl Conn {
         e: &ProxyError,
         unread: Framing,
         keep_alive: bool,
+        trace: Option<&str>,
     ) -> Next {
         let status = e.status();
         let mut text = format!(
@@ -568,13 +658,15 @@ impl Conn {
             text.push('\n');
         }
         let close = !keep_alive || unread != Framing::Empty;
-        let extra: &[u8] = if status == http::StatusCode::SERVICE_UNAVAILABLE {
-            b"retry-after: 1\r\n"
-        } else {
-            b""
-        };
+        let mut extra = String::new();
+        if let Some(secs) = e.retry_after() {
+            extra.push_str(&format!("retry-after: {secs}\r\n"));
+        }
+        if let Some(t) = trace {
+            extra.push_str(&format!("x-switchyard-explain: {t}\r\n"));
+        }
         let _ = self
-            .answer_own(io, status.as_u16(), extra, &text, close)
+            .answer_own(io, status.as_u16(), extra.as_bytes(), &text, close)
             .await;
         if close { Next::Close } else { Next::KeepAlive }
     }
@@ -618,6 +710,37 @@ impl Conn {
     }
 }
 
+static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// What a request must be before anything else looks at it (hyper's engine checks the same
+/// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
+/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); a body framing we can
+/// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
+pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
+    let head = view.head;
+    if head.hosts > 1 {
+        return Some((400, "more than one Host"));
+    }
+    match (view.origin().1, head.host) {
+        (Some(a), _) if !headers::valid_host(a.as_bytes()) => {
+            return Some((400, "invalid host in the target"));
+        }
+        (None, Some(h)) if !headers::valid_host(h.get(view.buf)) => {
+            return Some((400, "invalid Host"));
+        }
+        (None, None) if !http10 => return Some((400, "no Host")),
+        _ => {}
+    }
+    if view.method_bytes() == b"CONNECT" {
+        return Some((405, "CONNECT is not proxied"));
+    }
+    if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
+    {
+        return Some((501, "a transfer coding other than chunked"));
+    }
+    None
+}
+
 /// What the answer to the client depends on besides the server's answer.
 struct AnswerPlan<'a> {
     head_request: bool,
@@ -626,5 +749,7 @@ struct AnswerPlan<'a> {
     upgrading: bool,
     set_cookie: Option<&'a str>,
     hsts: Option<&'a [u8]>,
+    /// `X-Switchyard-Explain`, when the request asked and may.
+    trace: Option<&'a str>,
     server: Option<&'a Arc<crate::upstream::Server>>,
 }

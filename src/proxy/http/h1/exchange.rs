@@ -20,6 +20,7 @@ use super::pool::ServerConn;
 use crate::config::HostHeader;
 use crate::error::ProxyError;
 use crate::proxy::http::attempt::{Answer, Exchange, idempotent};
+use crate::proxy::http::headers::only_chunked;
 use crate::proxy::http::transport::{SendTimed, is_send_timeout};
 use crate::proxy::http::upstream::Upstream;
 use crate::upstream::{InFlight, Server};
@@ -75,6 +76,8 @@ pub struct DirectExchange<'a, C> {
     pub header: Option<Duration>,
     pub attempts: u32,
     pub server: Option<Arc<Server>>,
+    /// `client_max_body_size` for a chunked body (`u64::MAX`: none).
+    pub max_body: u64,
 }
 
 /// A new connection to `server`, and the time it took.
@@ -160,6 +163,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             wait: Some(wait),
             chunked_out: framing == Framing::Chunked,
             trailers: self.te_trailers,
+            max: self.max_body,
             moved: 0,
         }
         .body(framing)
@@ -173,6 +177,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
                 Err(Some(ProxyError::ClientAborted(e.to_string())))
             }
             Err(CopyError::Framing(why)) => Err(Some(ProxyError::BadRequest(why.into()))),
+            Err(CopyError::TooLarge) => Err(Some(ProxyError::BodyTooLarge(self.max_body))),
             Err(CopyError::Write(e)) => Err(Some(self.write_failed(server, &e))),
         }
     }
@@ -202,6 +207,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
                 }
                 Ok(true) if self.resp.status == 101 && !self.upgrading => {
                     return Err(HeadFailed::Bad("switched protocols unasked".into()));
+                }
+                // `gzip, chunked` (or `gzip` alone): the coding would be lost when the body
+                // is framed anew for the client, as hyper's engine refuses it too.
+                Ok(true)
+                    if (self.resp.chunked || self.resp.other_coding)
+                        && !only_chunked(transfer_codings(conn.rb.data(), self.resp)) =>
+                {
+                    return Err(HeadFailed::Bad(
+                        "a transfer coding other than chunked".into(),
+                    ));
                 }
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -233,12 +248,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C> {
     type Answer = Reply;
 
-    async fn attempt(&mut self, server: &Arc<Server>) -> Result<Reply, ProxyError> {
+    async fn attempt(
+        &mut self,
+        server: &Arc<Server>,
+        in_flight: InFlight,
+    ) -> Result<Reply, ProxyError> {
         self.server = Some(server.clone());
         self.attempts += 1;
         self.connect = None;
         self.header = None;
-        let in_flight = server.begin();
         let started = Instant::now();
         let (mut conn, connect) = match self.up.idle().take(server) {
             Some(c) => (c, Duration::ZERO),
@@ -310,4 +328,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
         // A streaming body not yet begun (the connect failed) can still go to another server.
         !matches!(self.body, Body::Spent)
     }
+}
+
+/// The values of the answer's `Transfer-Encoding` lines.
+fn transfer_codings<'b>(
+    buf: &'b [u8],
+    head: &'b ResponseHead,
+) -> impl Iterator<Item = &'b [u8]> + 'b {
+    head.fields
+        .iter()
+        .filter(|f| f.name.get(buf).eq_ignore_ascii_case(b"transfer-encoding"))
+        .map(|f| f.value.get(buf))
 }

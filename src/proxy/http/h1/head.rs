@@ -6,6 +6,8 @@
 use http::HeaderName;
 
 use super::parse::{Field, Framing, RequestHead, ResponseHead, Span};
+use crate::config::ForwardHeaders;
+use crate::proxy::http::forwarding::{Claim, claim, forwarded_element};
 use crate::proxy::http::view::RequestView;
 
 /// A parsed request head over the buffer it was read into.
@@ -54,9 +56,11 @@ impl RequestView for HeadView<'_> {
         self.origin().0
     }
     fn host_with_port(&self) -> Option<&str> {
-        match self.head.host {
-            Some(h) => Some(self.text(h)),
-            None => self.origin().1,
+        // An absolute-form target's authority wins over Host (RFC 9112 §3.2.2); Host is
+        // then replaced in the server's head.
+        match self.origin().1 {
+            Some(a) => Some(a),
+            None => self.head.host.map(|h| self.text(h)),
         }
     }
     fn header_values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
@@ -116,19 +120,49 @@ fn push_number(out: &mut Vec<u8>, n: u64) {
 
 /// What the server's request head needs besides the client's head.
 pub struct Forwarding<'a> {
-    /// The client's address as text (formatted once per connection).
+    /// The connection's peer as text (formatted once per connection).
     pub client_ip: &'a str,
+    /// The client as the checks saw it: the peer, or what a trusted proxy said.
+    pub real_ip: &'a str,
+    /// The peer is one of `trusted_proxies`: its forwarding headers are kept (`forwarding.rs`).
+    pub trusted: bool,
+    /// `forward_headers`.
+    pub set: ForwardHeaders,
     pub scheme: &'a str,
+    /// The host the request was routed on (for `X-Forwarded-Host` and `Forwarded`).
+    pub host: Option<&'a str>,
+    /// The listener's port (for `X-Forwarded-Port`).
+    pub port: u16,
     /// Write no `Host` (the pool sets it to the server per try).
     pub host_from_server: bool,
     pub framing: Framing,
     pub upgrading: bool,
 }
 
+/// The bit of `forward_headers` that writes what a claim says.
+fn claim_bit(c: Claim) -> u8 {
+    match c {
+        Claim::For => ForwardHeaders::X_FORWARDED_FOR,
+        Claim::RealIp => ForwardHeaders::X_REAL_IP,
+        Claim::Proto => ForwardHeaders::X_FORWARDED_PROTO,
+        Claim::Host => ForwardHeaders::X_FORWARDED_HOST,
+        Claim::Port => ForwardHeaders::X_FORWARDED_PORT,
+        Claim::Forwarded => ForwardHeaders::FORWARDED,
+        Claim::Other => 0,
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The request head for the server into `out`, without its final empty line: origin-form
-/// target, HTTP/1.1, the client's fields less the hop-by-hop ones, then `X-Forwarded-For`
-/// (the client's list with the client last, on one line), `X-Real-IP`, `X-Forwarded-Proto`
-/// and our framing.
+/// target, HTTP/1.1, the client's fields less the hop-by-hop ones and, unless the peer is a
+/// trusted proxy, less every forwarding header (`forwarding.rs`); the host routed on (an
+/// absolute-form target's authority replaces `Host`; `Connection: Host` does not remove
+/// it); then the forwarding headers of `forward_headers` and our framing.
 pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) {
     let buf = view.buf;
     let head = view.head;
@@ -138,7 +172,10 @@ pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) 
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut xff_open = false;
+    let set = fw.set;
+    let own_host = fw.host_from_server || authority.is_some();
+    // The claims of a trusted proxy that go on as they came (their bits).
+    let mut kept = 0u8;
     for f in &head.fields {
         let name = f.name.get(buf);
         if hop_by_hop(name) {
@@ -147,47 +184,69 @@ pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) 
             }
             continue;
         }
-        if named_by_connection(buf, &head.connection_tokens, name)
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"x-real-ip")
-            || name.eq_ignore_ascii_case(b"x-forwarded-proto")
-            || (fw.host_from_server && name.eq_ignore_ascii_case(b"host"))
-        {
+        if let Some(c) = claim(name) {
+            let bit = claim_bit(c);
+            // X-Forwarded-For and X-Real-IP are written anew below when set.
+            let rewritten = matches!(c, Claim::For | Claim::RealIp) && set.has(bit);
+            if fw.trusted && !rewritten {
+                kept |= bit;
+                push_field(out, buf, f);
+            }
             continue;
         }
-        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+        let host = name.len() == 4 && name.eq_ignore_ascii_case(b"host");
+        if (host && own_host)
+            || (name.len() == 6 && name.eq_ignore_ascii_case(b"expect"))
+            || (!host && named_by_connection(buf, &head.connection_tokens, name))
+        {
             continue;
         }
         push_field(out, buf, f);
     }
-    if head.host.is_none()
-        && !fw.host_from_server
+    if !fw.host_from_server
         && let Some(a) = authority
     {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, b"host: ", a.as_bytes());
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    for v in view.header_values(&X_FORWARDED_FOR) {
-        let v = v.trim_ascii();
-        if !v.is_empty() {
-            if xff_open {
+    if set.has(ForwardHeaders::X_FORWARDED_FOR) {
+        // The list as it came (from anyone: nginx's `$proxy_add_x_forwarded_for`), then
+        // the peer, on one line.
+        out.extend_from_slice(b"x-forwarded-for: ");
+        for v in view.header_values(&X_FORWARDED_FOR) {
+            let v = v.trim_ascii();
+            if !v.is_empty() {
+                out.extend_from_slice(v);
                 out.extend_from_slice(b", ");
             }
-            out.extend_from_slice(v);
-            xff_open = true;
         }
+        push_line(out, fw.client_ip.as_bytes(), b"");
     }
-    if xff_open {
-        out.extend_from_slice(b", ");
+    if set.has(ForwardHeaders::X_REAL_IP) {
+        push_line(out, b"x-real-ip: ", fw.real_ip.as_bytes());
     }
-    out.extend_from_slice(fw.client_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-real-ip: ");
-    out.extend_from_slice(fw.client_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
-    out.extend_from_slice(fw.scheme.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let mine = |bit: u8| set.has(bit) && kept & bit == 0;
+    if mine(ForwardHeaders::X_FORWARDED_PROTO) {
+        push_line(out, b"x-forwarded-proto: ", fw.scheme.as_bytes());
+    }
+    if mine(ForwardHeaders::X_FORWARDED_HOST)
+        && let Some(h) = fw.host
+    {
+        push_line(out, b"x-forwarded-host: ", h.as_bytes());
+    }
+    if mine(ForwardHeaders::X_FORWARDED_PORT) {
+        out.extend_from_slice(b"x-forwarded-port: ");
+        push_number(out, u64::from(fw.port));
+        out.extend_from_slice(b"\r\n");
+    }
+    if set.has(ForwardHeaders::FORWARDED) {
+        // A trusted proxy's `Forwarded` lines went on above; ours is the next element of
+        // the same list (several lines are one list, RFC 9110 §5.3).
+        let mut element = String::new();
+        if let Ok(peer) = fw.client_ip.parse() {
+            forwarded_element(&mut element, peer, fw.scheme, fw.host);
+        }
+        push_line(out, b"forwarded: ", element.as_bytes());
+    }
     if head.te_trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
@@ -222,6 +281,8 @@ pub struct AnswerOut<'a> {
     pub upgrade: bool,
     pub set_cookie: Option<&'a str>,
     pub hsts: Option<&'a [u8]>,
+    /// `X-Switchyard-Explain` (`trace.rs`), replacing one the server sent.
+    pub trace: Option<&'a str>,
 }
 
 /// The answer's head for the client into `out` (appended).
@@ -253,7 +314,15 @@ pub fn response_out(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead, a: &Answ
             continue;
         }
         has_hsts |= name.eq_ignore_ascii_case(b"strict-transport-security");
+        if a.trace.is_some() && name.eq_ignore_ascii_case(b"x-switchyard-explain") {
+            continue;
+        }
         push_field(out, buf, f);
+    }
+    if let Some(t) = a.trace {
+        out.extend_from_slice(b"x-switchyard-explain: ");
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if let Some(c) = a.set_cookie {
         out.extend_from_slice(b"set-cookie: ");
@@ -336,21 +405,38 @@ mod tests {
         assert_eq!(view.host(), Some("a.example"));
         assert_eq!(view.path(), "/x");
         let mut out = Vec::new();
-        request_out(
-            &mut out,
-            &view,
-            &Forwarding {
-                client_ip: "127.0.0.1",
-                scheme: "http",
-                host_from_server: false,
-                framing: head.framing(),
-                upgrading: false,
-            },
-        );
-        let text = String::from_utf8(out).unwrap();
+        let fw = |trusted| Forwarding {
+            client_ip: "127.0.0.1",
+            real_ip: "10.0.0.1",
+            trusted,
+            set: ForwardHeaders::default(),
+            scheme: "http",
+            host: Some("a.example"),
+            port: 80,
+            host_from_server: false,
+            framing: head.framing(),
+            upgrading: false,
+        };
+        request_out(&mut out, &view, &fw(true));
+        let text = String::from_utf8(out.clone()).unwrap();
         assert_eq!(
             text,
-            "POST /x?y=1 HTTP/1.1\r\nX-App: kept\r\nhost: a.example\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-real-ip: 127.0.0.1\r\nx-forwarded-proto: http\r\nte: trailers\r\ncontent-length: 5\r\n"
+            "POST /x?y=1 HTTP/1.1\r\nX-App: kept\r\nhost: a.example\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\nx-real-ip: 10.0.0.1\r\nx-forwarded-proto: http\r\nte: trailers\r\ncontent-length: 5\r\n"
         );
+        // From a peer that is not a trusted proxy, X-Forwarded-For is appended to all the
+        // same (only its last entry is vouched for); without it in forward_headers, it goes.
+        request_out(&mut out, &view, &fw(false));
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains("\r\nx-forwarded-for: 10.0.0.1, 127.0.0.1\r\n"),
+            "{text}"
+        );
+        let fw_none = Forwarding {
+            set: ForwardHeaders(ForwardHeaders::X_REAL_IP),
+            ..fw(false)
+        };
+        request_out(&mut out, &view, &fw_none);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("x-forwarded-for"), "{text}");
     }
 }

@@ -1,5 +1,6 @@
 //! The direct HTTP/1 path: HTTP/1.x from clients to HTTP/1.1 servers without hyper, in one
-//! task per client connection (`conn.rs`), its heads read with `httparse` (`parse.rs`) and
+//! task per client connection (`conn.rs`; what it waits on the client for, under the
+//! listener's timeouts and limits, in `wait.rs`), its heads read with `httparse` (`parse.rs`) and
 //! written as bytes (`head.rs`), bodies copied with their framing checked (`body.rs`), each
 //! try over a pooled server connection (`exchange.rs`, `pool.rs`) inside the shared retry
 //! loop. HTTP/2 (h2c by prior knowledge here, ALPN h2 on TLS) keeps hyper: [`serve`] looks
@@ -15,6 +16,7 @@ pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
+pub mod wait;
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,19 +25,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf as TokioReadBuf};
 use tokio::sync::watch;
 
+use super::life::Life;
 use super::{Site, Tunnels};
+use crate::guard::ConnStats;
 use conn::{Conn, Next};
 
 /// The HTTP/2 connection preface a client sends first (RFC 9113 §3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The direct connections of one listener, so shutdown can ask them to finish and wait.
+/// The connections of one listener (direct or hyper's), so shutdown can ask them to finish
+/// and wait.
 #[derive(Clone)]
 pub struct DirectConns {
     stop: Arc<watch::Sender<bool>>,
@@ -52,7 +54,7 @@ impl Default for DirectConns {
 }
 
 /// Counts one open direct connection until dropped.
-struct Open(Arc<watch::Sender<usize>>);
+pub struct Open(Arc<watch::Sender<usize>>);
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -61,7 +63,8 @@ impl Drop for Open {
 }
 
 impl DirectConns {
-    fn track(&self) -> (Open, watch::Receiver<bool>) {
+    /// Count one connection open until the guard drops; the receiver says when to finish.
+    pub fn track(&self) -> (Open, watch::Receiver<bool>) {
         self.open.send_modify(|n| *n += 1);
         (Open(self.open.clone()), self.stop.subscribe())
     }
@@ -81,17 +84,27 @@ pub struct Listener {
     pub site: Arc<ArcSwap<Site>>,
     pub tunnels: Tunnels,
     pub direct: DirectConns,
-    pub hyper: Arc<auto::Builder<TokioExecutor>>,
 }
 
+/// How long a connection chosen to close for room before its first byte was read looks
+/// for that byte before it closes.
+const LAST_LOOK: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Serve one client connection: HTTP/2 by prior knowledge goes to hyper, HTTP/1.x stays
-/// here. `watcher` lets graceful shutdown see a connection handed to hyper.
-pub async fn serve<C>(mut io: C, client: SocketAddr, l: Listener, watcher: Watcher)
-where
+/// here, under `life`'s limits (`client_header_timeout` from the accept for the first
+/// head, protocol detection included; `keepalive_timeout` between requests;
+/// `keepalive_requests`). `stopping` says when the listener stops.
+pub async fn serve<C>(
+    mut io: C,
+    client: SocketAddr,
+    l: &Listener,
+    life: Life,
+    mut stopping: watch::Receiver<bool>,
+) where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (_open, mut stopping) = l.direct.track();
     let mut conn = Conn::new(client);
+    conn.limit_heads(&l.site.load().limits);
     // Protocol detection: the first bytes either start the HTTP/2 preface or do not.
     loop {
         let seen = conn.rb.data();
@@ -100,27 +113,47 @@ where
             break;
         }
         if n == PREFACE.len() {
-            let prefix = seen.to_vec();
-            let svc = super::service(l.site.clone(), client, l.tunnels.clone());
-            let conn = l
-                .hyper
-                .serve_connection_with_upgrades(TokioIo::new(Prefixed::new(prefix, io)), svc)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%client, "connection ended: {e}");
+            let io = Prefixed::new(seen.to_vec(), io);
+            let (site, tunnels) = (&l.site, &l.tunnels);
+            return super::life::drive(io, client, (site, tunnels), life, stopping).await;
+        }
+        let empty = conn.rb.is_empty();
+        let read = conn.rb.fill(&mut io, parse::MAX_HEAD);
+        let read = tokio::time::timeout_at(life.first_deadline(), read);
+        let chosen = tokio::select! {
+            biased;
+            r = read => match r {
+                Ok(Ok(n)) if n > 0 => false,
+                Ok(_) => return,
+                Err(_) => {
+                    ConnStats::count(&life.stats().header_timeouts);
+                    return;
+                }
+            },
+            _ = life.permit.reused(), if empty => true,
+        };
+        if chosen {
+            // Chosen to close for room before its first byte was read. A client that
+            // wrote its request with the connect has it here already, only not yet seen
+            // (its task had not run): one last short look tells it from a silent one,
+            // which closes. Served, it closes at its next request.
+            let look = conn.rb.fill(&mut io, parse::MAX_HEAD);
+            match tokio::time::timeout(LAST_LOOK, look).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                _ => return,
             }
+        }
+        // A byte came: this connection is not to be closed for room any more.
+        if !life.permit.busy() {
             return;
         }
-        let read =
-            tokio::time::timeout(conn::HEADER_TIMEOUT, conn.rb.fill(&mut io, parse::MAX_HEAD));
-        match read.await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return,
-        }
     }
-    drop(watcher);
+    let mut served: u32 = 0;
     loop {
-        match conn.read_head(&mut io, &mut stopping).await {
+        match conn
+            .read_head(&mut io, &mut stopping, &life, served == 0)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -128,6 +161,11 @@ where
                 let _ = conn.answer_own(&mut io, e.status(), b"", &text, true).await;
                 return;
             }
+        }
+        served += 1;
+        if served >= life.keepalive_requests {
+            // nginx's keepalive_requests: this answer says Connection: close.
+            conn.last_request();
         }
         match conn.request(&mut io, &l.site).await {
             Next::KeepAlive if !*stopping.borrow() => {}
@@ -147,7 +185,12 @@ where
                 }
                 let tunnel =
                     super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
-                l.tunnels.spawn(tunnel);
+                // The tunnel keeps the connection's place in the listener.
+                let permit = life.permit;
+                l.tunnels.spawn(async move {
+                    tunnel.await;
+                    drop(permit);
+                });
                 return;
             }
         }

@@ -215,14 +215,56 @@ fn ends_chunked(v: &[u8]) -> bool {
     last.trim_ascii().eq_ignore_ascii_case(b"chunked")
 }
 
+/// The size limits of a request head: a listener's `max_header_size`, `max_headers` and
+/// `max_uri_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Bytes of the whole head: 431 beyond.
+    pub size: usize,
+    /// Header lines: 431 beyond.
+    pub fields: usize,
+    /// Bytes of the request target: 414 beyond.
+    pub uri: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            size: MAX_HEAD,
+            fields: MAX_HEADERS,
+            uri: MAX_HEAD,
+        }
+    }
+}
+
 /// Parse the request head at the start of `buf` into `head`. `Ok(false)`: not all there yet.
 pub fn request(buf: &[u8], head: &mut RequestHead) -> Result<bool, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
+    request_within(buf, head, HeadLimits::default())
+}
+
+/// [`request`] under `limits`: 431 for a head or a count of lines over them, 414 for a
+/// target over its limit (as soon as the request line is seen to be too long).
+pub fn request_within(
+    buf: &[u8],
+    head: &mut RequestHead,
+    limits: HeadLimits,
+) -> Result<bool, HeadError> {
+    let mut stack = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut heap;
+    let fields: &mut [httparse::Header<'_>] = if limits.fields <= MAX_HEADERS {
+        &mut stack[..limits.fields]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; limits.fields];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(fields);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            if buf.len() >= MAX_HEAD {
+            // A request line longer than the target may be is refused before it ends
+            // (method and version take less than 32 bytes).
+            let long_line = buf.len() > limits.uri + 32 && !buf.contains(&b'\n');
+            if long_line || buf.len() >= limits.size {
                 // The request line alone did not fit: the target is what is too long.
                 let line_done = buf.contains(&b'\n');
                 return Err(if line_done {
@@ -236,8 +278,11 @@ pub fn request(buf: &[u8], head: &mut RequestHead) -> Result<bool, HeadError> {
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Bad("malformed request head")),
     };
-    if len > MAX_HEAD {
+    if len > limits.size {
         return Err(HeadError::TooLarge);
+    }
+    if req.path.map_or(0, str::len) > limits.uri {
+        return Err(HeadError::UriTooLong);
     }
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();

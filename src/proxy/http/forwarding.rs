@@ -1,0 +1,319 @@
+//! Forwarding headers: what the server is told about the client, and what a client may not
+//! tell it.
+//!
+//! Headers that claim who the client is or what it asked for (`X-Real-IP`,
+//! `X-Forwarded-Proto/Host/Port`, `Forwarded`, `True-Client-IP`, `X-Client-IP`,
+//! `CF-Connecting-IP`, …, in any case and with `_` for `-`, since CGI-style servers read
+//! `X_Real_IP` as `X-Real-IP`) are removed from a request whose peer is not one of the
+//! listener's `trusted_proxies`: a client cannot spoof its address, scheme or host to the
+//! servers. From a trusted proxy they are kept, and ours extend theirs. `X-Forwarded-For` is
+//! the exception, as in nginx and HAProxy: when the listener writes it, it is a list the peer
+//! is appended to, whoever sent the start of it (its last entry is the one we vouch for; we
+//! believe the rest only from a trusted proxy, `protect::real_client`); when the listener
+//! does not write it, an untrusted client's is removed like the others.
+//!
+//! Then the listener writes the headers of its `forward_headers` (default the first three):
+//! - `X-Forwarded-For`: the list as it came, then the peer (HAProxy's `option forwardfor`,
+//!   nginx's `$proxy_add_x_forwarded_for`);
+//! - `X-Real-IP`: the client (the peer, or the address a trusted proxy gave: nginx's
+//!   `$remote_addr` under `real_ip`);
+//! - `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port`: the scheme, the host the
+//!   request was routed on, the listener's port; a trusted proxy's own values are kept;
+//! - `Forwarded` (RFC 7239, HAProxy's `option forwarded`): `for=` the peer, `proto=`,
+//!   `host=`, appended to a trusted proxy's list.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::ForwardHeaders;
+
+/// What a forwarding header claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    For,
+    RealIp,
+    Proto,
+    Host,
+    Port,
+    Forwarded,
+    /// Another header naming the client (`True-Client-IP`, …): only ever removed.
+    Other,
+}
+
+/// `name` equals `lower` ignoring ASCII case, `_` standing for `-`.
+fn same(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+/// The claim a header name makes, if it is a forwarding header (matched by length first:
+/// most fields are none and cost one comparison of lengths).
+#[inline]
+pub fn claim(name: &[u8]) -> Option<Claim> {
+    let is = |lower: &[u8]| same(name, lower);
+    match name.len() {
+        9 if is(b"x-real-ip") => Some(Claim::RealIp),
+        9 if is(b"forwarded") => Some(Claim::Forwarded),
+        11 if is(b"x-client-ip") => Some(Claim::Other),
+        14 if is(b"true-client-ip") => Some(Claim::Other),
+        15 if is(b"x-forwarded-for") => Some(Claim::For),
+        15 if is(b"x-forwarded-ssl") => Some(Claim::Other),
+        16 if is(b"x-forwarded-host") => Some(Claim::Host),
+        16 if is(b"x-forwarded-port") => Some(Claim::Port),
+        16 if is(b"cf-connecting-ip") || is(b"fastly-client-ip") => Some(Claim::Other),
+        17 if is(b"x-forwarded-proto") => Some(Claim::Proto),
+        18 if is(b"x-forwarded-scheme") || is(b"x-forwarded-server") => Some(Claim::Other),
+        19 if is(b"x-cluster-client-ip") => Some(Claim::Other),
+        _ => None,
+    }
+}
+
+/// One `Forwarded` element (RFC 7239 §4): `for=` the peer (quoted and bracketed when IPv6),
+/// `proto=`, and `host=` (quoted when it is not a token, as with a port).
+pub fn forwarded_element(out: &mut String, peer: IpAddr, scheme: &str, host: Option<&str>) {
+    match peer {
+        IpAddr::V4(a) => {
+            let _ = write!(out, "for={a}");
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "for=\"[{a}]\"");
+        }
+    }
+    let _ = write!(out, ";proto={scheme}");
+    if let Some(h) = host {
+        let token = h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if token {
+            let _ = write!(out, ";host={h}");
+        } else if !h.contains(['"', '\\']) {
+            let _ = write!(out, ";host=\"{h}\"");
+        }
+    }
+}
+
+/// What one request's forwarding headers depend on.
+pub struct Forwarding<'a> {
+    /// The connection's peer (after a PROXY header).
+    pub peer: IpAddr,
+    /// The client: the peer, or the address a trusted proxy's `X-Forwarded-For` gives.
+    pub client: IpAddr,
+    /// The peer is one of `trusted_proxies` (and the listener reads no PROXY header).
+    pub trusted: bool,
+    pub scheme: &'static str,
+    /// The host the request was routed on, with its port.
+    pub host: Option<&'a str>,
+    /// The listener's port.
+    pub port: u16,
+    pub set: ForwardHeaders,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Rewrite the forwarding headers of a request (hyper's engine; the direct path writes the
+/// same into its head, `h1/head.rs`).
+pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
+    if !f.trusted {
+        let appended = f.set.has(ForwardHeaders::X_FORWARDED_FOR);
+        let claims: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| match claim(n.as_str().as_bytes()) {
+                Some(Claim::For) => !appended,
+                Some(_) => true,
+                None => false,
+            })
+            .cloned()
+            .collect();
+        for n in claims {
+            headers.remove(&n);
+        }
+    }
+    let set = f.set;
+    let put = |h: &mut HeaderMap, name: &HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name.clone(), v);
+        }
+    };
+    if set.has(ForwardHeaders::X_FORWARDED_FOR) {
+        // Several lines are one list (RFC 9110 §5.3): joined in order, the peer last.
+        let mut xff = String::new();
+        for v in headers.get_all(&X_FORWARDED_FOR).iter() {
+            let v = v.to_str().unwrap_or("").trim();
+            if !v.is_empty() {
+                xff.push_str(v);
+                xff.push_str(", ");
+            }
+        }
+        let _ = write!(xff, "{}", f.peer);
+        put(headers, &X_FORWARDED_FOR, &xff);
+    }
+    if set.has(ForwardHeaders::X_REAL_IP) {
+        put(headers, &X_REAL_IP, &f.client.to_string());
+    }
+    let mine = |h: &mut HeaderMap, bit: u8, name: &HeaderName, v: &str| {
+        if set.has(bit) && !h.contains_key(name) {
+            put(h, name, v);
+        }
+    };
+    mine(
+        headers,
+        ForwardHeaders::X_FORWARDED_PROTO,
+        &X_FORWARDED_PROTO,
+        f.scheme,
+    );
+    if let Some(host) = f.host {
+        mine(
+            headers,
+            ForwardHeaders::X_FORWARDED_HOST,
+            &X_FORWARDED_HOST,
+            host,
+        );
+    }
+    mine(
+        headers,
+        ForwardHeaders::X_FORWARDED_PORT,
+        &X_FORWARDED_PORT,
+        &f.port.to_string(),
+    );
+    if set.has(ForwardHeaders::FORWARDED) {
+        let mut value = String::new();
+        for v in headers.get_all(&FORWARDED).iter() {
+            let v = v.to_str().unwrap_or("").trim();
+            if !v.is_empty() {
+                value.push_str(v);
+                value.push_str(", ");
+            }
+        }
+        forwarded_element(&mut value, f.peer, f.scheme, f.host);
+        put(headers, &FORWARDED, &value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const SPOOF: &[(&str, &str)] = &[
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.2"),
+        ("x-real-ip", "10.0.0.3"),
+        ("x_real_ip", "10.0.0.4"),
+        ("true-client-ip", "10.0.0.5"),
+        ("forwarded", "for=10.0.0.6"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("x-kept", "yes"),
+    ];
+
+    #[test]
+    fn an_untrusted_client_cannot_claim_anything() {
+        let mut h = map(SPOOF);
+        let f = Forwarding {
+            peer: ip("192.0.2.7"),
+            client: ip("192.0.2.7"),
+            trusted: false,
+            scheme: "http",
+            host: Some("shop.example:8080"),
+            port: 8080,
+            set: ForwardHeaders::default(),
+        };
+        rewrite(&mut h, &f);
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-kept",
+                "x-real-ip"
+            ]
+        );
+        assert_eq!(
+            h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 192.0.2.7",
+            "appended to, as nginx and HAProxy do; only its last entry is vouched for"
+        );
+        assert_eq!(h["x-real-ip"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        let mut h = map(SPOOF);
+        rewrite(
+            &mut h,
+            &Forwarding {
+                set: ForwardHeaders(ForwardHeaders::X_REAL_IP),
+                ..f
+            },
+        );
+        assert!(!h.contains_key("x-forwarded-for"), "not written: removed");
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_extended() {
+        let mut h = map(SPOOF);
+        let f = Forwarding {
+            peer: ip("10.9.9.9"),
+            client: ip("10.0.0.2"),
+            trusted: true,
+            scheme: "http",
+            host: Some("shop.example:8080"),
+            port: 8080,
+            set: ForwardHeaders(0x3f),
+        };
+        rewrite(&mut h, &f);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 10.9.9.9");
+        assert_eq!(h["x-real-ip"], "10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https", "the proxy's own is kept");
+        assert_eq!(
+            h["x-forwarded-host"], "evil.example",
+            "the proxy's own is kept"
+        );
+        assert_eq!(h["x-forwarded-port"], "8080");
+        assert_eq!(
+            h["forwarded"],
+            "for=10.0.0.6, for=10.9.9.9;proto=http;host=\"shop.example:8080\""
+        );
+        assert_eq!(h["true-client-ip"], "10.0.0.5");
+        let mut v6 = String::new();
+        forwarded_element(&mut v6, ip("2001:db8::1"), "https", Some("a.example"));
+        assert_eq!(v6, "for=\"[2001:db8::1]\";proto=https;host=a.example");
+    }
+
+    #[test]
+    fn claims_are_named_in_any_spelling() {
+        for n in [
+            "X-Forwarded-For",
+            "x_forwarded_for",
+            "X_REAL_IP",
+            "Forwarded",
+        ] {
+            assert!(claim(n.as_bytes()).is_some(), "{n}");
+        }
+        for n in ["x-forwarded", "host", "x-real-ipx", "forwarde"] {
+            assert!(claim(n.as_bytes()).is_none(), "{n}");
+        }
+    }
+}

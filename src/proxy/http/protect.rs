@@ -1,0 +1,324 @@
+//! The request checks of a listener or a route, for both HTTP engines: access lists
+//! (`allow` / `deny`, 403), refusing rules (`[[…block]]`, 403) and rate limits
+//! (`[[…limit]]`, 429 with `Retry-After`), in that order, so a request refused by the first
+//! two spends no rate budget. Also the client's address as the checks see it: the peer, or
+//! what `X-Forwarded-For` says when the peer is one of the listener's `trusted_proxies`
+//! (nginx's `real_ip` module with `real_ip_recursive on`).
+//!
+//! A [`Guard`] with nothing configured costs one branch per request. A configured one reads
+//! the request through [`RequestView`] and allocates nothing: the rate-limit key is the
+//! address's bytes on the stack, or a slice of the header or cookie.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use regex::bytes::Regex;
+
+use super::view::RequestView;
+use crate::config::{Cidr, GuardPlan, LimitKey, LimitPlan};
+use crate::error::ProxyError;
+use crate::guard::{Acl, Decision, RateLimiter, RequestRule, rules};
+
+/// One rate limit and its table of keys.
+pub struct Limit {
+    pub plan: LimitPlan,
+    pub limiter: Arc<RateLimiter>,
+    /// A name every balancer gives this limit alike (`web/0`, `web/route1/0`): the scope of
+    /// its keys in Redis once limits can be shared.
+    pub scope: String,
+}
+
+/// The table of one limit. This is the hook for `shared = true` (refused by the reader
+/// today): with a `Cluster` at hand it becomes `cluster.rate_limiter(scope, l.rate, l.burst,
+/// l.size)`, which syncs the same GCRA table through Redis (`src/cluster/rate.rs`); the
+/// request path does not change.
+fn limiter(l: &LimitPlan, _scope: &str) -> Arc<RateLimiter> {
+    Arc::new(RateLimiter::new(l.rate, l.burst, l.size))
+}
+
+/// What protects one listener or one route.
+pub struct Guard {
+    acl: Acl,
+    blocks: Vec<RequestRule>,
+    limits: Vec<Limit>,
+    empty: bool,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard::none()
+    }
+}
+
+impl Guard {
+    /// Nothing to check.
+    pub const fn none() -> Guard {
+        Guard {
+            acl: Acl::everyone(),
+            blocks: Vec::new(),
+            limits: Vec::new(),
+            empty: true,
+        }
+    }
+
+    /// The guard of `plan`, whose limits are named `{scope}/{index}`. A limit that
+    /// `previous` (the guard this one replaces on a reload) had with the same settings
+    /// keeps its table, so a reload forgets no client's spent allowance.
+    pub fn build(plan: &GuardPlan, scope: &str, previous: Option<&Guard>) -> Guard {
+        let limits = plan
+            .limits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let scope = format!("{scope}/{i}");
+                let kept = previous
+                    .and_then(|p| p.limits.iter().find(|old| old.plan == *l))
+                    .map(|old| old.limiter.clone());
+                Limit {
+                    plan: l.clone(),
+                    limiter: kept.unwrap_or_else(|| limiter(l, &scope)),
+                    scope,
+                }
+            })
+            .collect();
+        let blocks = plan
+            .blocks
+            .iter()
+            .map(|b| RequestRule {
+                methods: b.methods.clone(),
+                // Checked when the file was read.
+                path: b.path_regex.as_deref().and_then(|r| Regex::new(r).ok()),
+                header: b.header.as_ref().and_then(|(n, r)| {
+                    let name = http::HeaderName::from_bytes(n.as_bytes()).ok()?;
+                    Some((name, Regex::new(r).ok()?))
+                }),
+            })
+            .collect();
+        Guard {
+            acl: Acl::new(&plan.allow, &plan.deny),
+            blocks,
+            limits,
+            empty: plan.is_empty(),
+        }
+    }
+
+    /// Nothing to check.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The limits, for the admin view and tests.
+    pub fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    /// Check a request from `client` whose path is `path` as sent (without the query) and
+    /// `normal` normalised (the same slice when nothing changed).
+    pub fn check(
+        &self,
+        req: &impl RequestView,
+        client: IpAddr,
+        path: &[u8],
+        normal: &[u8],
+    ) -> Result<(), ProxyError> {
+        if self.empty {
+            return Ok(());
+        }
+        if !self.acl.is_empty() && !self.acl.allows(client) {
+            return Err(ProxyError::Forbidden("the client's address is not allowed"));
+        }
+        if !self.blocks.is_empty() {
+            let both = [path, normal];
+            let paths = if path == normal {
+                &both[..1]
+            } else {
+                &both[..]
+            };
+            let values = |name: &http::HeaderName, re: &Regex| {
+                req.header_values(name).any(|v| re.is_match(v))
+            };
+            if rules::first_match(&self.blocks, req.method(), paths, values).is_some() {
+                return Err(ProxyError::Forbidden("a block rule matched"));
+            }
+        }
+        if self.limits.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut ip = [0u8; 16];
+        for l in &self.limits {
+            let key: &[u8] = match &l.plan.key {
+                LimitKey::ClientIp => ip_bytes(client, &mut ip),
+                LimitKey::Header(name) => match req.header_values(name).next() {
+                    Some(v) => v,
+                    None => continue,
+                },
+                LimitKey::Cookie(name) => match req.cookie(name) {
+                    Some(v) => v.as_bytes(),
+                    None => continue,
+                },
+            };
+            if let Decision::Deny { retry_after } = l.limiter.check(key, now) {
+                return Err(ProxyError::RateLimited { retry_after });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The address's bytes (4 for IPv4, IPv4-mapped IPv6 included, 16 for IPv6).
+fn ip_bytes(ip: IpAddr, buf: &mut [u8; 16]) -> &[u8] {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(a) => {
+            buf[..4].copy_from_slice(&a.octets());
+            &buf[..4]
+        }
+        IpAddr::V6(a) => {
+            buf.copy_from_slice(&a.octets());
+            &buf[..]
+        }
+    }
+}
+
+/// Whether `ip` is in one of `blocks`.
+pub fn trusted(blocks: &[Cidr], ip: IpAddr) -> bool {
+    blocks.iter().any(|b| b.contains(ip))
+}
+
+/// One address of an `X-Forwarded-For` list: `1.2.3.4`, `2001:db8::1`, and the forms some
+/// proxies write with a port (`1.2.3.4:5678`, `[2001:db8::1]:80`).
+pub fn parse_forwarded_ip(s: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    s.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|r| r.parse().ok())
+}
+
+/// The client of a request from `peer`: when the peer is in `trusted`, the `X-Forwarded-For`
+/// list (`lines`, in order) is walked from its end, past every trusted address, and the
+/// first untrusted one is the client (nginx's `real_ip_recursive on`). An entry that is not
+/// an address stops the walk at the last address believed. Without trust, the peer.
+pub fn real_client<'a>(
+    peer: IpAddr,
+    trusted_blocks: &[Cidr],
+    lines: impl Iterator<Item = &'a [u8]>,
+) -> IpAddr {
+    if trusted_blocks.is_empty() || !trusted(trusted_blocks, peer) {
+        return peer;
+    }
+    // The last entries of the list, newest last: enough for any real chain of proxies.
+    const KEEP: usize = 16;
+    let mut ring: [Option<IpAddr>; KEEP] = [None; KEEP];
+    let mut n = 0usize;
+    for line in lines {
+        for entry in line.split(|&b| b == b',') {
+            if entry.trim_ascii().is_empty() {
+                continue;
+            }
+            ring[n % KEEP] = parse_forwarded_ip(entry);
+            n += 1;
+        }
+    }
+    let mut client = peer;
+    for back in 0..n.min(KEEP) {
+        if !trusted(trusted_blocks, client) {
+            break;
+        }
+        match ring[(n - 1 - back) % KEEP] {
+            Some(ip) => client = ip,
+            None => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_reload_keeps_the_table_of_a_limit_it_keeps() {
+        use crate::config::{LimitKey, LimitPlan, Rate};
+        let limit = |count| LimitPlan {
+            key: LimitKey::ClientIp,
+            rate: Rate {
+                count,
+                per: std::time::Duration::from_secs(60),
+            },
+            burst: 0,
+            size: 16,
+            shared: false,
+        };
+        let plan = GuardPlan {
+            limits: vec![limit(1), limit(2)],
+            ..GuardPlan::default()
+        };
+        let first = Guard::build(&plan, "web", None);
+        assert_eq!(first.limits()[1].scope, "web/1");
+        let next = GuardPlan {
+            limits: vec![limit(2), limit(3)],
+            ..GuardPlan::default()
+        };
+        let second = Guard::build(&next, "web", Some(&first));
+        assert!(Arc::ptr_eq(
+            &first.limits()[1].limiter,
+            &second.limits()[0].limiter
+        ));
+        assert!(!Arc::ptr_eq(
+            &first.limits()[0].limiter,
+            &second.limits()[1].limiter
+        ));
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_address_from_the_right() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let lines: [&[u8]; 2] = [b"203.0.113.7, 198.51.100.1", b"10.1.1.1"];
+        assert_eq!(
+            real_client(ip("10.0.0.2"), &trusted, lines.into_iter()),
+            ip("198.51.100.1"),
+            "the client's own claim (203.0.113.7) is not believed"
+        );
+        assert_eq!(
+            real_client(ip("192.0.2.9"), &trusted, lines.into_iter()),
+            ip("192.0.2.9"),
+            "an untrusted peer's list is ignored"
+        );
+        let all_trusted: [&[u8]; 1] = [b"10.2.2.2, 10.3.3.3"];
+        assert_eq!(
+            real_client(ip("10.0.0.2"), &trusted, all_trusted.into_iter()),
+            ip("10.2.2.2")
+        );
+        let garbage: [&[u8]; 1] = [b"unknown, 10.3.3.3"];
+        assert_eq!(
+            real_client(ip("10.0.0.2"), &trusted, garbage.into_iter()),
+            ip("10.3.3.3"),
+            "the walk stops at an entry that is no address"
+        );
+        let ported: [&[u8]; 1] = [b"[2001:db8::1]:443"];
+        assert_eq!(
+            real_client(ip("10.0.0.2"), &trusted, ported.into_iter()),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            real_client(ip("10.0.0.2"), &[], ported.into_iter()),
+            ip("10.0.0.2")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! File descriptors: the process's open-file limit, raised at start, and connection limits
+//! that fit in it.
+//!
+//! Every proxied connection holds two descriptors (the client's and a server's), a UDP
+//! session one, and the process needs some of its own (listening sockets, the admin
+//! listener's connections, health checks, idle server connections, logs). A configuration
+//! whose limits add up to more than the open-file limit would let a flood of connections or
+//! spoofed datagrams take every descriptor, and with them every other listener and the
+//! admin port (accept fails with EMFILE for all). So before a plan runs, [`fit`] lowers
+//! `max_connections` and `max_sessions` until they fit, with a warning naming each one, as
+//! HAProxy lowers `maxconn` to what `ulimit -n` allows.
+
+use crate::config::{Plan, Protocol};
+
+/// Descriptors kept for the process itself, besides the listeners' own and the admin's.
+const RESERVED: u64 = 64;
+/// The fewest connections or sessions a listener is lowered to.
+const FLOOR: usize = 16;
+
+/// The soft open-file limit, `None` when unlimited or unknown.
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Raise the soft open-file limit to the hard one (as HAProxy and nginx's
+/// `worker_rlimit_nofile` do), capped at 1,048,576: the usual soft limit of 1024 runs out at
+/// about 500 proxied connections.
+pub fn raise_open_file_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        const CAP: u64 = 1 << 20;
+        let mut limit = getrlimit(Resource::Nofile);
+        let Some(soft) = limit.current else {
+            return; // unlimited already
+        };
+        let target = limit.maximum.unwrap_or(u64::MAX).min(CAP.max(soft));
+        if target > soft {
+            limit.current = Some(target);
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => tracing::debug!("open-file limit raised from {soft} to {target}"),
+                Err(e) => tracing::warn!("cannot raise the open-file limit from {soft}: {e}"),
+            }
+        }
+    }
+}
+
+/// The descriptors `plan` needs besides its listeners' connections and sessions.
+fn reserved(plan: &Plan) -> u64 {
+    let listeners = plan.listeners.len() as u64;
+    let admin = plan
+        .admin
+        .as_ref()
+        .map_or(0, |a| a.limits.max_connections as u64 + 1);
+    // A health check and the idle connections kept, per server.
+    let servers: u64 = plan
+        .pools
+        .iter()
+        .map(|p| p.servers.len() as u64 * (1 + p.keepalive as u64))
+        .sum();
+    RESERVED + listeners + admin + servers
+}
+
+/// Lower the listeners' `max_connections` (two descriptors each) and `max_sessions` (one)
+/// so that together they fit in `nofile` descriptors with what the process needs besides.
+/// The descriptors are shared out equally, a listener that needs less than its share
+/// leaving the rest to the others (not in proportion to what each asks: UDP's default of
+/// 100,000 sessions would leave an HTTP listener a few dozen connections). Returns one
+/// warning per value lowered (nothing when they fit).
+pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
+    let reserved = reserved(plan);
+    let budget = nofile.saturating_sub(reserved);
+    let need = |p: Protocol, l: &crate::config::ListenerPlan| match p {
+        Protocol::Udp => l.l4.max_sessions as u64,
+        _ => 2 * l.limits.max_connections as u64,
+    };
+    let wanted: u64 = plan.listeners.iter().map(|l| need(l.protocol, l)).sum();
+    if wanted <= budget {
+        return Vec::new();
+    }
+    // Equal shares, smallest needs first: what one leaves goes to the rest.
+    let mut order: Vec<usize> = (0..plan.listeners.len()).collect();
+    order.sort_by_key(|&i| need(plan.listeners[i].protocol, &plan.listeners[i]));
+    let mut shares = vec![0u64; plan.listeners.len()];
+    let (mut left, mut count) = (budget, order.len() as u64);
+    for i in order {
+        let l = &plan.listeners[i];
+        let share = (left / count).min(need(l.protocol, l));
+        shares[i] = share;
+        left -= share;
+        count -= 1;
+    }
+    let defaults = crate::config::ClientLimits::default().max_connections;
+    let default_sessions = crate::config::L4Plan::default().max_sessions;
+    let mut warnings = Vec::new();
+    for (l, share) in plan.listeners.iter_mut().zip(shares) {
+        let (key, value, default, per) = match l.protocol {
+            Protocol::Udp => ("max_sessions", &mut l.l4.max_sessions, default_sessions, 1),
+            _ => (
+                "max_connections",
+                &mut l.limits.max_connections,
+                defaults,
+                2,
+            ),
+        };
+        let lowered = ((share / per) as usize).max(FLOOR).min(*value);
+        if lowered == *value {
+            continue;
+        }
+        let note = if *value == default {
+            " (the default)"
+        } else {
+            ""
+        };
+        warnings.push(format!(
+            "listener {:?}: {key} = {}{note} needs about {} descriptors, more than the \
+             open-file limit of {nofile} leaves ({reserved} kept for the process, its pools \
+             and the admin listener): lowered to {lowered}; raise the limit (ulimit -n, \
+             systemd LimitNOFILE=) or set {key} lower",
+            l.name,
+            *value,
+            *value as u64 * per
+        ));
+        *value = lowered;
+    }
+    warnings
+}
+
+/// [`fit`] under the process's own limit, the warnings logged.
+pub fn fit_here(plan: &mut Plan) {
+    if let Some(nofile) = open_file_limit() {
+        for w in fit(plan, nofile) {
+            tracing::warn!("{w}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const TWO: &str = r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+[[listener]]
+name = "dns"
+listen = "127.0.0.1:0"
+protocol = "udp"
+pool = "p"
+[pool.p]
+keepalive = 2
+servers = [ { addr = "127.0.0.1:9" } ]
+"#;
+
+    #[test]
+    fn defaults_that_do_not_fit_are_lowered_to_equal_shares_with_a_warning() {
+        let mut plan = load_str(TWO, "t.toml").unwrap();
+        let w = fit(&mut plan, 512);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("listener \"web\": max_connections = 10000 (the default)"));
+        assert!(
+            w[1].contains("max_sessions = 100000 (the default)"),
+            "{w:?}"
+        );
+        let conns = plan.listeners[0].limits.max_connections as u64;
+        let sessions = plan.listeners[1].l4.max_sessions as u64;
+        // 512 - 64 - 2 listeners - 3 for the server = 443 descriptors for both.
+        assert!(2 * conns + sessions <= 443, "{conns} {sessions}");
+        // Half each: 221 descriptors, 110 connections; 221 sessions.
+        assert!(conns >= 100 && sessions >= 200, "{conns} {sessions}");
+    }
+
+    #[test]
+    fn a_listener_needing_less_than_its_share_leaves_the_rest_to_others() {
+        let src = TWO.replace(
+            "pool = \"p\"\n[[listener]]",
+            "pool = \"p\"\nmax_connections = 50\n[[listener]]",
+        );
+        let mut plan = load_str(&src, "t.toml").unwrap();
+        let w = fit(&mut plan, 512);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(plan.listeners[0].limits.max_connections, 50);
+        assert_eq!(plan.listeners[1].l4.max_sessions, 443 - 100);
+    }
+
+    #[test]
+    fn limits_that_fit_are_left_alone() {
+        let mut plan = load_str(TWO, "t.toml").unwrap();
+        let before = plan.clone();
+        assert!(fit(&mut plan, 1 << 20).is_empty());
+        assert_eq!(plan, before);
+    }
+
+    #[test]
+    fn an_explicit_value_is_named_without_the_default_note() {
+        let src = TWO.replace(
+            "pool = \"p\"\n[[listener]]",
+            "pool = \"p\"\nmax_connections = 5000\n[[listener]]",
+        );
+        let mut plan = load_str(&src, "t.toml").unwrap();
+        let w = fit(&mut plan, 4096);
+        assert!(
+            w[0].contains("max_connections = 5000 needs about 10000 descriptors"),
+            "{w:?}"
+        );
+    }
+}
