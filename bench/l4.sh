@@ -2,24 +2,30 @@
 # L4 TCP side by side: Switchyard (splice and plain copy) and HAProxy (mode tcp, with and
 # without splice) in front of the same backend on 127.0.0.1, plus the backend direct.
 # Runs a bulk download (BULK bytes, best of REPEAT) and a many-small-connections run
-# (CONC loops of connect / 64-byte answer / close for SECS seconds) through each, and prints
-# ratios against HAProxy (each row against HAProxy without splice, then like for like:
-# splice against splice, plain copy against plain copy). Bounded: about a minute after the release build.
+# (CONC loops of connect / 64-byte answer / close for SECS seconds, ROUNDS interleaved rounds,
+# medians) through each, and prints ratios against HAProxy (each row against HAProxy without
+# splice, then like for like: splice against splice, plain copy against plain copy). For the
+# small connections it also prints the LB's CPU time per connection (user + system from
+# /proc): on a busy machine the steadier figure. Bounded: about two minutes after the
+# release build.
 #
-#   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, WORKERS=2
+#   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, ROUNDS=3, WORKERS=2
+#   SY=/path/to/other/switchyard bench/l4.sh   # another build
+#   BASE=/path/to/older/switchyard bench/l4.sh # adds that build's row (splice on), e.g. before a change
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BULK=${BULK:-1073741824}
 REPEAT=${REPEAT:-3}
 SECS=${SECS:-4}
+ROUNDS=${ROUNDS:-3}
 CONC=${CONC:-32}
 WORKERS=${WORKERS:-2}
 
 command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install haproxy" >&2; exit 1; }
-cargo build --release --quiet --bin switchyard --example l4bench
-SY=target/release/switchyard
-LB=target/release/examples/l4bench
+LB=${L4BENCH:-target/release/examples/l4bench}
+[ -n "${SY:-}" ] && [ -x "$LB" ] || cargo build --release --quiet --bin switchyard --example l4bench
+SY=${SY:-target/release/switchyard}
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -43,7 +49,7 @@ BACKEND=$(free_port)
 "$LB" server "127.0.0.1:$BACKEND" >/dev/null & PIDS+=($!)
 wait_port "$BACKEND"
 
-start_switchyard() { # name port splice
+start_switchyard() { # name port splice target [binary]
   cat >"$TMP/$1.toml" <<TOML
 workers = $WORKERS
 [[listener]]
@@ -56,11 +62,12 @@ max_connections = 4000
 [pool.b]
 servers = [ { addr = "127.0.0.1:$BACKEND" } ]
 TOML
-  "$SY" --log-level error run -c "$TMP/$1.toml" & PIDS+=($!)
+  "${5:-$SY}" --log-level error run -c "$TMP/$1.toml" & PIDS+=($!)
+  PID[$4]=$!
   wait_port "$2"
 }
 
-start_haproxy() { # name port extra-option
+start_haproxy() { # name port extra-option target
   cat >"$TMP/$1.cfg" <<CFG
 global
   maxconn 4000
@@ -78,19 +85,27 @@ backend be
   server s1 127.0.0.1:$BACKEND
 CFG
   haproxy -db -f "$TMP/$1.cfg" >"$TMP/$1.log" 2>&1 & PIDS+=($!)
+  PID[$4]=$!
   wait_port "$2"
 }
 
-declare -A PORT
+declare -A PORT PID
 PORT[direct]=$BACKEND
-PORT[switchyard_splice]=$(free_port); start_switchyard sy_splice "${PORT[switchyard_splice]}" true
-PORT[switchyard_plain]=$(free_port);  start_switchyard sy_plain "${PORT[switchyard_plain]}" false
-PORT[haproxy]=$(free_port);           start_haproxy hap "${PORT[haproxy]}" ""
-PORT[haproxy_splice]=$(free_port);    start_haproxy hap_splice "${PORT[haproxy_splice]}" "option splice-auto"
+PORT[switchyard_splice]=$(free_port); start_switchyard sy_splice "${PORT[switchyard_splice]}" true switchyard_splice
+PORT[switchyard_plain]=$(free_port);  start_switchyard sy_plain "${PORT[switchyard_plain]}" false switchyard_plain
+PORT[haproxy]=$(free_port);           start_haproxy hap "${PORT[haproxy]}" "" haproxy
+PORT[haproxy_splice]=$(free_port);    start_haproxy hap_splice "${PORT[haproxy_splice]}" "option splice-auto" haproxy_splice
 
 ORDER=(direct switchyard_splice switchyard_plain haproxy haproxy_splice)
-declare -A BULKR CONNR ERRS
+if [ -n "${BASE:-}" ]; then
+  PORT[base_splice]=$(free_port); start_switchyard base "${PORT[base_splice]}" true base_splice "$BASE"
+  ORDER+=(base_splice)
+fi
+declare -A BULKR CONNR ERRS CPU
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 for t in "${ORDER[@]}"; do
   best=0
   for _ in $(seq "$REPEAT"); do
@@ -98,18 +113,39 @@ for t in "${ORDER[@]}"; do
     best=$(python3 -c "print(max($best, $r))")
   done
   BULKR[$t]=$best
-  out=$("$LB" conns "127.0.0.1:${PORT[$t]}" "$SECS" "$CONC")
-  CONNR[$t]=$(echo "$out" | field conns_per_s)
-  ERRS[$t]=$(echo "$out" | field errors)
+done
+# Small connections: ROUNDS rounds, the targets in a rotating order, medians.
+declare -A RATES CPUS
+for round in $(seq "$ROUNDS"); do
+  n=${#ORDER[@]}
+  for k in $(seq 0 $((n - 1))); do
+    t=${ORDER[$(( (k + round) % n ))]}
+    pid=${PID[$t]:-}
+    [ -z "$pid" ] || before=$(cpu_ticks "$pid")
+    out=$("$LB" conns "127.0.0.1:${PORT[$t]}" "$SECS" "$CONC")
+    rate=$(echo "$out" | field conns_per_s)
+    RATES[$t]="${RATES[$t]:-} $rate"
+    ERRS[$t]=$(( ${ERRS[$t]:-0} + $(echo "$out" | field errors) ))
+    if [ -n "$pid" ]; then
+      after=$(cpu_ticks "$pid")
+      conns=$(echo "$out" | sed -n 's/.*conns=\([0-9]*\).*/\1/p')
+      CPUS[$t]="${CPUS[$t]:-} $(python3 -c "print(($after - $before) / $HZ * 1e6 / max($conns, 1))")"
+    fi
+  done
+done
+for t in "${ORDER[@]}"; do
+  CONNR[$t]=$(median ${RATES[$t]})
+  if [ -n "${CPUS[$t]:-}" ]; then CPU[$t]=$(python3 -c "print(f'{$(median ${CPUS[$t]}):.1f}')"); else CPU[$t]=-; fi
 done
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo
-echo "L4 TCP on 127.0.0.1, $(nproc) cores, workers/nbthread=$WORKERS; bulk = $((BULK / 1048576)) MiB download (best of $REPEAT); small = $CONC loops x ${SECS}s of connect + 64 B + close"
-printf "%-18s %12s %14s %8s %12s %12s\n" target bulk_MiB/s small_conn/s errors bulk/haproxy small/haproxy
+echo "L4 TCP on 127.0.0.1, $(nproc) cores, workers/nbthread=$WORKERS; bulk = $((BULK / 1048576)) MiB download (best of $REPEAT); small = $CONC loops x ${SECS}s of connect + 64 B + close (median of $ROUNDS interleaved rounds)"
+printf "%-18s %12s %14s %12s %8s %12s %12s %12s\n" target bulk_MiB/s small_conn/s cpu_us/conn errors bulk/haproxy small/haproxy cpu/haproxy
 for t in "${ORDER[@]}"; do
-  printf "%-18s %12s %14s %8s %12s %12s\n" "$t" "${BULKR[$t]}" "${CONNR[$t]}" "${ERRS[$t]}" \
-    "$(ratio "${BULKR[$t]}" "${BULKR[haproxy]}")" "$(ratio "${CONNR[$t]}" "${CONNR[haproxy]}")"
+  cr=-; [ "${CPU[$t]}" = - ] || cr=$(ratio "${CPU[$t]}" "${CPU[haproxy]}")
+  printf "%-18s %12s %14s %12s %8s %12s %12s %12s\n" "$t" "${BULKR[$t]}" "${CONNR[$t]}" "${CPU[$t]}" "${ERRS[$t]}" \
+    "$(ratio "${BULKR[$t]}" "${BULKR[haproxy]}")" "$(ratio "${CONNR[$t]}" "${CONNR[haproxy]}")" "$cr"
 done
 echo
 echo "splice vs plain copy (Switchyard): bulk $(ratio "${BULKR[switchyard_splice]}" "${BULKR[switchyard_plain]}")x, small $(ratio "${CONNR[switchyard_splice]}" "${CONNR[switchyard_plain]}")x"

@@ -18,8 +18,8 @@ H2_REQUESTS=${H2_REQUESTS:-60000}
 for tool in wrk h2load nginx haproxy openssl curl; do
   command -v "$tool" >/dev/null || { echo "bench/tls.sh needs $tool (scripts/test installs it)"; exit 1; }
 done
-cargo build --release --quiet
-SY=target/release/switchyard
+[ -n "${SY:-}" ] || cargo build --release --quiet
+SY=${SY:-target/release/switchyard}   # SY=path/to/another/build measures that build
 
 work=$(mktemp -d)
 pids=()

@@ -427,9 +427,20 @@ fn plan_command(files: &[PathBuf], admin: AdminArgs, max_moved: Option<f64>) -> 
     }
 }
 
+/// The async runtime: tokio's multi-thread scheduler with `workers` threads. For measuring
+/// the alternative (`bench/runtime.sh`: one current-thread runtime per process, several
+/// processes sharing the port through SO_REUSEPORT, as nginx's workers do),
+/// `SWITCHYARD_RUNTIME=current_thread` runs everything on the main thread instead.
 fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+    let mut builder = match std::env::var("SWITCHYARD_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(workers.max(1));
+            b
+        }
+    };
+    builder
         .thread_name("switchyard-w")
         .enable_all()
         .build()

@@ -9,24 +9,30 @@
 //! server — before any byte went back to the client, so it never sees the dead server. The
 //! PROXY header for the server (if configured) and any bytes read past the client's header
 //! go out first; then both directions are copied until both have ended. One side's FIN is
-//! passed on as a `shutdown(Write)` of the other, and the other direction keeps flowing. On
-//! Linux a direction switches to splice(2) (socket → pipe → socket, no copy through user
-//! memory) once a read fills the buffer, i.e. for bulk transfers; short exchanges stay on
-//! the plain buffer and never pay for a pipe. The server's `in_flight` count is held for the
+//! passed on as a `shutdown(Write)` of the other, and the other direction keeps flowing (the
+//! second FIN goes with the close). Bytes are copied through one buffer per worker thread,
+//! borrowed for a read and the write that follows it, so a short exchange allocates no
+//! buffer; a direction whose write had to wait gets one of its own. On Linux a direction
+//! switches to splice(2) (socket → pipe → socket, no copy through user memory) once a read
+//! fills the buffer, i.e. for bulk transfers (HAProxy's `splice-auto`); short exchanges
+//! never pay for a pipe. The server's `in_flight` count is held for the
 //! life of the connection, so `least_conn` counts open connections. Each connect attempt is
 //! reported to the server's passive health (`report_failure` on refusal or timeout,
 //! `report_success` on a connect), so `max_fails` / `fail_timeout` apply at L4 as in nginx's
 //! stream module. When a connection ends, however it ends, one access-log line says who,
 //! to which server, the bytes each way, how long and how it ended ([`ConnLog`]).
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::balance::PickContext;
@@ -195,6 +201,11 @@ pub async fn serve(
     grace: Duration,
 ) {
     let local = listener.local_addr().ok();
+    // Accepted sockets inherit TCP_NODELAY from a listener that has it (ours do: see
+    // `listen::bind_tcp`); only others need one more syscall per connection.
+    let set_nodelay = !socket2::SockRef::from(&*listener)
+        .tcp_nodelay()
+        .unwrap_or(false);
     // Fired when the grace period is over: connections still open close then.
     let kill = Shutdown::new();
     let start = |stream: TcpStream, client: SocketAddr| {
@@ -233,7 +244,7 @@ pub async fn serve(
             let _active = active;
             let _permit = permit;
             tokio::select! {
-                _ = handle(&svc, stream, client, local) => {}
+                _ = handle(&svc, stream, client, local, set_nodelay) => {}
                 _ = killed.stopped() => {}
             }
         });
@@ -278,9 +289,12 @@ async fn handle(
     mut client: TcpStream,
     peer: SocketAddr,
     local: Option<SocketAddr>,
+    set_nodelay: bool,
 ) {
     let started = Instant::now();
-    let _ = client.set_nodelay(true);
+    if set_nodelay {
+        let _ = client.set_nodelay(true);
+    }
     let mut log = ConnLog::new(svc, peer, started);
 
     // Who the client is: the peer, or what a trusted proxy in front of us says.
@@ -300,7 +314,13 @@ async fn handle(
             log.ended(403, "proxy_untrusted");
             return;
         }
-        match proxy_protocol::read_header(&mut client, PROXY_HEADER_TIMEOUT).await {
+        // Boxed: its read buffer would otherwise make every connection's task larger.
+        match Box::pin(proxy_protocol::read_header(
+            &mut client,
+            PROXY_HEADER_TIMEOUT,
+        ))
+        .await
+        {
             Ok((
                 Header::Proxied {
                     source: s,
@@ -362,7 +382,7 @@ async fn handle(
         .fetch_add(early.len() as u64, Ordering::Relaxed);
     log.up.fetch_add(early.len() as u64, Ordering::Relaxed);
 
-    let end = pipe_both(&client, &upstream, &svc.config, &svc.stats, &log).await;
+    let end = pipe_both(&mut client, &mut upstream, &svc.config, &svc.stats, &log).await;
     log.ended(200, end);
     tracing::debug!(
         listener = %svc.listener,
@@ -431,8 +451,8 @@ async fn connect(svc: &TcpService, client: SocketAddr) -> Option<(TcpStream, InF
 /// has been idle for `idle_timeout`; the bytes moved are counted in `log` as well as in
 /// `stats`. Says how it ended: `done`, `error` or `idle_timeout`.
 async fn pipe_both(
-    client: &TcpStream,
-    upstream: &TcpStream,
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
     cfg: &L4Plan,
     stats: &TcpStats,
     log: &ConnLog<'_>,
@@ -441,17 +461,22 @@ async fn pipe_both(
     // Milliseconds since `epoch` of the last byte moved either way.
     let last = AtomicU64::new(0);
     let activity = Activity { epoch, last: &last };
-    let up = Direction {
-        from: client,
-        to: upstream,
+    let ended = AtomicBool::new(false);
+    let (client_in, client_out) = client.split();
+    let (upstream_in, upstream_out) = upstream.split();
+    let mut up = Direction {
+        from: client_in,
+        to: upstream_out,
         bytes: &stats.bytes_up,
         moved: &log.up,
+        ended: &ended,
     };
-    let down = Direction {
-        from: upstream,
-        to: client,
+    let mut down = Direction {
+        from: upstream_in,
+        to: client_out,
         bytes: &stats.bytes_down,
         moved: &log.down,
+        ended: &ended,
     };
     let splice = cfg.splice;
     let copy = async {
@@ -498,13 +523,31 @@ impl Activity<'_> {
     }
 }
 
+thread_local! {
+    /// This thread's copy buffer. A read and the write after it happen with no await between
+    /// them, so a connection borrows it only for that moment: a short exchange allocates no
+    /// buffer at all (HAProxy takes its buffers from a pool only while they hold data).
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; BUF_SIZE].into_boxed_slice());
+}
+
+/// What one read through the shared buffer did.
+enum Step {
+    /// End of stream.
+    End,
+    /// `read` bytes read; those the socket did not take are in the direction's own buffer.
+    Read { read: usize, written: usize },
+}
+
 /// One direction of a connection.
 struct Direction<'a> {
-    from: &'a TcpStream,
-    to: &'a TcpStream,
+    from: ReadHalf<'a>,
+    to: WriteHalf<'a>,
     bytes: &'a AtomicU64,
     /// This connection's count.
     moved: &'a AtomicU64,
+    /// Set by the first direction to end: the second then needs no `shutdown`, the close
+    /// that follows sends the FIN (one syscall fewer per connection).
+    ended: &'a AtomicBool,
 }
 
 impl Direction<'_> {
@@ -514,31 +557,99 @@ impl Direction<'_> {
         activity.touch();
     }
 
-    /// Copy until end of stream, then pass the FIN on.
-    async fn run(&self, activity: &Activity<'_>, splice: bool, stats: &TcpStats) -> io::Result<()> {
-        let mut buf = vec![0u8; BUF_SIZE];
+    /// Read once into this thread's buffer and write at once what the other socket takes;
+    /// the rest goes to `held` (allocated then, and kept). A short read clears the socket's
+    /// readiness (tokio's `poll_read`), so no read is tried just to learn it would block.
+    async fn step(&mut self, held: &mut Vec<u8>) -> io::Result<Step> {
+        std::future::poll_fn(|cx| {
+            SCRATCH.with_borrow_mut(|buf| {
+                let mut rb = ReadBuf::new(buf);
+                std::task::ready!(std::pin::Pin::new(&mut self.from).poll_read(cx, &mut rb))?;
+                let read = rb.filled().len();
+                if read == 0 {
+                    return std::task::Poll::Ready(Ok(Step::End));
+                }
+                let mut written = 0;
+                while written < read {
+                    match self.to.try_write(&buf[written..read]) {
+                        Ok(0) => {
+                            return std::task::Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                        }
+                        Ok(m) => written += m,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return std::task::Poll::Ready(Err(e)),
+                    }
+                }
+                if written < read {
+                    held.reserve_exact(BUF_SIZE);
+                    held.extend_from_slice(&buf[written..read]);
+                }
+                std::task::Poll::Ready(Ok(Step::Read { read, written }))
+            })
+        })
+        .await
+    }
+
+    /// Copy until end of stream, then pass the FIN on. Bytes go through this thread's
+    /// buffer while the other side takes them at once; once a write has to wait, the
+    /// direction copies through a buffer of its own; once a read fills a buffer (bulk data)
+    /// it moves the rest with splice(2) when `splice` is on.
+    async fn run(
+        &mut self,
+        activity: &Activity<'_>,
+        splice: bool,
+        stats: &TcpStats,
+    ) -> io::Result<()> {
+        let mut held: Vec<u8> = Vec::new();
         loop {
-            let n = read_some(self.from, &mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            write_all(self.to, &buf[..n]).await?;
-            self.count(n, activity);
+            let full = if held.capacity() == 0 {
+                match self.step(&mut held).await? {
+                    Step::End => break,
+                    Step::Read { read, written } => {
+                        self.count(written, activity);
+                        if !held.is_empty() {
+                            write_all(self.to.as_ref(), &held).await?;
+                            self.count(held.len(), activity);
+                            held.clear();
+                        }
+                        read == BUF_SIZE
+                    }
+                }
+            } else {
+                // A congested direction: read straight into its own buffer.
+                if self.from.read_buf(&mut held).await? == 0 {
+                    break;
+                }
+                write_all(self.to.as_ref(), &held).await?;
+                self.count(held.len(), activity);
+                let full = held.len() == held.capacity();
+                held.clear();
+                full
+            };
             // A full buffer means bulk data: move the rest without copying it through us.
             #[cfg(target_os = "linux")]
             if splice
-                && n == buf.len()
+                && full
                 && let Some(pipe) = splice::Pipe::new()
             {
-                drop(buf);
+                drop(held);
                 stats.spliced.fetch_add(1, Ordering::Relaxed);
-                splice::copy(self.from, self.to, &pipe, |n| self.count(n, activity)).await?;
-                return finish(self.to);
+                let (from, to) = (self.from.as_ref(), self.to.as_ref());
+                splice::copy(from, to, &pipe, |n| self.count(n, activity)).await?;
+                return self.finish();
             }
             #[cfg(not(target_os = "linux"))]
-            let _ = (splice, stats);
+            let _ = (splice, stats, full);
         }
-        finish(self.to)
+        self.finish()
+    }
+
+    /// Pass a FIN on, unless the other direction has ended too: then the close does.
+    fn finish(&self) -> io::Result<()> {
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        finish(self.to.as_ref())
     }
 }
 
@@ -548,16 +659,6 @@ fn finish(to: &TcpStream) -> io::Result<()> {
         // The other side already went away entirely; nothing left to tell it.
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         r => r,
-    }
-}
-
-async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        s.readable().await?;
-        match s.try_read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            r => return r,
-        }
     }
 }
 

@@ -17,6 +17,14 @@ static PROXY: HeaderName = HeaderName::from_static("proxy");
 /// with `proxy` are the application's, end to end, and cross. When `upgrading`, `Upgrade`
 /// and `Connection: upgrade` are kept for the next hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
+    // Most messages carry none of these names: one pass over the names present costs less
+    // than a lookup for each (and without `Connection` no other name can be listed).
+    if !headers.keys().any(is_hop_by_hop) {
+        if upgrading {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -51,6 +59,21 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
     } else {
         headers.remove(header::UPGRADE);
     }
+}
+
+/// Whether `name` is one [`remove_hop_by_hop`] removes whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == PROXY_AUTHENTICATION_INFO
+        || *name == PROXY
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
 }
 
 /// Whether a request asks to switch protocols (`Connection: upgrade` with `Upgrade`).
@@ -206,6 +229,10 @@ pub fn strip_port(host: &str) -> &str {
 /// `TE: trailers` (HTTP/1.1 servers send trailers only when asked; gRPC servers require it)
 /// and `Trailer` (hyper's HTTP/1.1 encoder sends only the trailer fields it declares).
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap, upgrading: bool) {
+    if !headers.keys().any(is_hop_by_hop) {
+        // No `TE`, no `Trailer`: nothing to keep.
+        return remove_hop_by_hop(headers, upgrading);
+    }
     let te_trailers = headers
         .get_all(header::TE)
         .iter()

@@ -295,8 +295,11 @@ fn service(
         if headers::wants_websocket(req.headers()) {
             req.extensions_mut().insert(tunnels.clone());
         }
+        // Boxed once here: hyper moves each request's future whole several times as it spawns
+        // it (HTTP/2: a task per stream), and ours is large.
+        let answer = Box::pin(handle(site, client, req));
         async move {
-            let resp = handle(site, client, req).await;
+            let resp = answer.await;
             let empty = resp.body().is_end_stream();
             stream.done = empty;
             let stream = (!empty).then_some(stream);

@@ -257,6 +257,20 @@ impl H2Conns {
         if let Some(s) = Self::live(slot) {
             return Ok((s, true, Duration::ZERO));
         }
+        // Boxed: a TLS connect and a handshake make a large future, and every request's
+        // future (moved whole each time a task is spawned for it) would carry its size.
+        Box::pin(self.open(slot, transport, server, connect_timeout, send_timeout)).await
+    }
+
+    /// Open the server's connection (unless a concurrent request just did).
+    async fn open(
+        &self,
+        slot: &H2Slot,
+        transport: &Transport,
+        server: &Server,
+        connect_timeout: Duration,
+        send_timeout: Duration,
+    ) -> Result<(http2::SendRequest<ProxyBody>, bool, Duration), ProxyError> {
         let _connecting = slot.connecting.lock().await;
         if let Some(s) = Self::live(slot) {
             return Ok((s, true, Duration::ZERO));

@@ -232,6 +232,12 @@ impl ConnPool {
     /// Open a new connection to `server`, bounded by the pool's connect timeout; its writes
     /// are bounded by the pool's send timeout.
     pub async fn connect(&self, server: &Server) -> Result<Conn, ProxyError> {
+        // Boxed: a TLS connect and a handshake make a large future, and every request's
+        // future (moved whole each time a task is spawned for it) would carry its size.
+        Box::pin(self.open(server)).await
+    }
+
+    async fn open(&self, server: &Server) -> Result<Conn, ProxyError> {
         let started = Instant::now();
         let stream = self.transport.connect(server, self.connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()
