@@ -124,7 +124,9 @@ mod tests {
         assert!(!c.candidate);
         assert_eq!(
             c.reasons,
-            ["at max_conns: 1 of 1 requests running; not picked until one ends (with a queue, the request waits for a place)"]
+            [
+                "at max_conns: 1 of 1 requests running; not picked until one ends (with a queue, the request waits for a place)"
+            ]
         );
     }
 }
