@@ -27,7 +27,7 @@ use file::File;
 pub fn load_file(path: &Path) -> Result<Workload, WorkloadErrors> {
     let name = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| {
-        WorkloadErrors(vec![WorkloadError {
+        crate::config::ConfigErrors(vec![WorkloadError {
             file: name.clone(),
             line: 0,
             column: 0,
@@ -58,13 +58,13 @@ pub fn load_str(src: &str, file: &str, dir: Option<&Path>) -> Result<Workload, W
                 e.message().trim().to_string(),
                 help,
             );
-            return Err(WorkloadErrors(c.errors));
+            return Err(crate::config::ConfigErrors(c.errors));
         }
     };
     let w = workload(&mut c, parsed, dir);
     match w {
         Some(w) if c.errors.is_empty() => Ok(w),
-        _ => Err(WorkloadErrors(c.errors)),
+        _ => Err(crate::config::ConfigErrors(c.errors)),
     }
 }
 

@@ -1,6 +1,5 @@
 //! The checked workload: plain values that `engine.rs` runs, and the errors of a file.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::config::{Algorithm, PoolPlan};
@@ -129,51 +128,12 @@ pub struct Workload {
     pub events: Vec<Event>,
 }
 
-/// One problem in a workload file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkloadError {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-impl fmt::Display for WorkloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "error: {}: {}", self.file, self.message)?;
-        } else {
-            write!(
-                f,
-                "error: {}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )?;
-        }
-        if let Some(h) = &self.help {
-            write!(f, "\n  help: {h}")?;
-        }
-        Ok(())
-    }
-}
+/// One problem in a workload file: a config error's shape (file:line:column, the fix),
+/// printed the same way.
+pub type WorkloadError = crate::config::ConfigError;
 
 /// Every problem of one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkloadErrors(pub Vec<WorkloadError>);
-
-impl fmt::Display for WorkloadErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for WorkloadErrors {}
+pub type WorkloadErrors = crate::config::ConfigErrors;
 
 /// Whether the algorithm keeps a key on one server (and so "keys moved" means something).
 pub fn is_hashing(a: Algorithm) -> bool {
