@@ -9,11 +9,16 @@
 #   bench/callgrind.sh                      # REQUESTS=5000 CONNS=10
 #   SY=/path/to/other/switchyard bench/callgrind.sh   # another build, e.g. before a change
 #   KEEP=/some/dir bench/callgrind.sh       # keep the profiles (callgrind_annotate FILE)
+#   MODE=h2 bench/callgrind.sh              # HTTP/2 cleartext (h2c, prior knowledge) from
+#                                           # h2load -c CONNS -m STREAMS (10 x 10), HTTP/1.1
+#                                           # to the backend; each LB one worker
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-5000}
 CONNS=${CONNS:-10}
-for tool in valgrind callgrind_control nginx haproxy; do
+MODE=${MODE:-h1}
+STREAMS=${STREAMS:-10}
+for tool in valgrind callgrind_control nginx haproxy $([ "$MODE" = h2 ] && echo h2load); do
   command -v "$tool" >/dev/null || { echo "bench/callgrind.sh: $tool is missing (apt-get install valgrind nginx-light haproxy)"; exit 1; }
 done
 cargo build --release --quiet --bin switchyard --example h1load
@@ -40,16 +45,26 @@ NGX
 nginx -c "$work/backend/nginx.conf" & pids+=($!)
 wait_port "$B"
 
+# REQUESTS requests to port $1, printing "errors=N" as h1load does.
+load() {
+  if [ "$MODE" = h2 ]; then
+    h2load -n "$2" -c "$CONNS" -m "$STREAMS" "http://127.0.0.1:$1/" |
+      awk '/^requests:/ {print "requests=" $2 " errors=" ($10 + $12 + $14)}'
+  else
+    "$LOAD" "127.0.0.1:$1" "$2" "$CONNS"
+  fi
+}
+
 # $1 name, $2 port, then the command to run under callgrind.
 measure() {
   local name=$1 port=$2; shift 2
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.$name" "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
   wait_port "$port"
-  "$LOAD" "127.0.0.1:$port" 500 "$CONNS" >/dev/null
+  load "$port" 500 >/dev/null
   callgrind_control -i on "$pid" >/dev/null 2>&1
   local out
-  out=$("$LOAD" "127.0.0.1:$port" "$REQUESTS" "$CONNS")
+  out=$(load "$port" "$REQUESTS")
   callgrind_control -i off "$pid" >/dev/null 2>&1
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -64,9 +79,10 @@ sy_conf() { printf 'workers = 1\n[[listener]]\nname = "bench"\nlisten = "127.0.0
 P=$(free_port); sy_conf "$P" > "$work/sy.toml"
 measure switchyard "$P" "$SY" --log-level warn run -c "$work/sy.toml"
 P=$(free_port); sy_conf "$P" > "$work/syl.toml"
-measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
+[ "$MODE" = h2 ] || measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
 
 P=$(free_port); mkdir -p "$work/lb"
+H2=""; [ "$MODE" = h2 ] && H2=" http2"
 cat > "$work/lb/nginx.conf" <<NGX
 worker_processes 1;
 master_process off;
@@ -77,7 +93,7 @@ events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
   client_body_temp_path $work/lb; proxy_temp_path $work/lb;
   upstream b { server 127.0.0.1:$B; keepalive 32; }
-  server { listen 127.0.0.1:$P; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";
+  server { listen 127.0.0.1:$P$H2; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
 NGX
 measure nginx "$P" nginx -c "$work/lb/nginx.conf"
@@ -100,4 +116,4 @@ backend b
   server b1 127.0.0.1:$B
 HA
 measure haproxy "$P" haproxy -q -f "$work/haproxy.cfg"
-echo "(callgrind, $REQUESTS requests over $CONNS keep-alive connections, $(date -u +%F), $(git rev-parse --short HEAD))"
+echo "(callgrind, $MODE, $REQUESTS requests over $CONNS keep-alive connections, $(date -u +%F), $(git rev-parse --short HEAD))"

@@ -18,7 +18,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use super::body::{
-    BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
+    AtEnd, BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
 };
 use super::headers::{
     drop_length_beside_coding, only_chunked, remove_hop_by_hop, strip_hop_by_hop,
@@ -245,14 +245,21 @@ pub async fn attempt(
             cause: cause.into(),
         });
     }
-    up.conns().checkin(server, conn.sender);
+    // The connection goes back to the pool when the body has been read whole (at once for
+    // an empty one); a client that leaves before that closes it.
+    let lease = up.conns().lease(conn);
     let (mut parts, body) = resp.into_parts();
     drop_length_beside_coding(&mut parts.headers);
     strip_hop_by_hop(&mut parts.headers, false);
-    Ok(Response::from_parts(
-        parts,
-        boxed(UpstreamBody::new(body, in_flight, read_timeout)),
-    ))
+    let lease = match lease {
+        Some(lease) if http_body::Body::is_end_stream(&body) => {
+            lease.ended();
+            None
+        }
+        lease => lease,
+    };
+    let body = UpstreamBody::with_end(body, in_flight, read_timeout, lease);
+    Ok(Response::from_parts(parts, boxed(body)))
 }
 
 /// How waiting for a response head ended.

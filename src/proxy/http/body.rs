@@ -41,14 +41,27 @@ impl std::fmt::Display for ReadTimeout {
 
 impl std::error::Error for ReadTimeout {}
 
+/// What to do once an upstream response body has been read to its end, whole: put its
+/// connection back on its server's idle list (`upstream.rs`). Not called when the body
+/// fails, times out or is dropped before its end (the connection then closes).
+pub trait AtEnd: Send + Sync + 'static {
+    fn ended(self);
+}
+
+impl AtEnd for () {
+    fn ended(self) {}
+}
+
 pin_project_lite::pin_project! {
     /// An upstream response body on its way to the client. It keeps the server's in-flight
     /// count until the body ends (so `least_conn` sees streaming responses), and fails if the
-    /// server sends nothing for `read_timeout` (nginx's `proxy_read_timeout`).
-    pub struct UpstreamBody<B> {
+    /// server sends nothing for `read_timeout` (nginx's `proxy_read_timeout`). Read whole, it
+    /// calls its [`AtEnd`] (no task waits for that).
+    pub struct UpstreamBody<B, E = ()> {
         #[pin]
         inner: B,
         in_flight: Option<InFlight>,
+        at_end: Option<E>,
         read_timeout: Duration,
         #[pin]
         deadline: Sleep,
@@ -57,19 +70,33 @@ pin_project_lite::pin_project! {
 
 impl<B> UpstreamBody<B> {
     pub fn new(inner: B, in_flight: InFlight, read_timeout: Duration) -> Self {
+        UpstreamBody::with_end(inner, in_flight, read_timeout, None)
+    }
+}
+
+impl<B, E> UpstreamBody<B, E> {
+    /// [`UpstreamBody::new`], calling `at_end` when the body has been read whole.
+    pub fn with_end(
+        inner: B,
+        in_flight: InFlight,
+        read_timeout: Duration,
+        at_end: Option<E>,
+    ) -> Self {
         UpstreamBody {
             inner,
             in_flight: Some(in_flight),
+            at_end,
             read_timeout,
             deadline: tokio::time::sleep(read_timeout),
         }
     }
 }
 
-impl<B> Body for UpstreamBody<B>
+impl<B, E> Body for UpstreamBody<B, E>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
+    E: AtEnd,
 {
     type Data = Bytes;
     type Error = BoxError;
@@ -81,8 +108,15 @@ where
         let mut this = self.project();
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => {
+                if matches!(frame, Some(Err(_))) {
+                    // A broken body: its connection is not reused.
+                    this.at_end.take();
+                }
                 if frame.is_none() || this.inner.is_end_stream() {
                     this.in_flight.take();
+                    if let Some(e) = this.at_end.take() {
+                        e.ended();
+                    }
                 } else {
                     this.deadline
                         .as_mut()
@@ -93,6 +127,7 @@ where
             Poll::Pending => {
                 ready!(this.deadline.poll(cx));
                 this.in_flight.take();
+                this.at_end.take();
                 Poll::Ready(Some(Err(Box::new(ReadTimeout(*this.read_timeout)))))
             }
         }

@@ -46,9 +46,8 @@ pub async fn forward(
     let scheme = site.scheme;
     let limits = &site.limits;
     let key = hash_key(&pool.hash_key, &req).map(<[u8]>::to_vec);
-    let now = tokio::time::Instant::now();
     let stick = match up.sticky() {
-        Some(s) => Some(s.lookup(&req, client, now).await),
+        Some(s) => Some(s.lookup(&req, client, tokio::time::Instant::now()).await),
         None => None,
     };
 

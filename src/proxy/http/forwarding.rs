@@ -120,71 +120,105 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+/// An address as text, IPv4 written by hand (`Display` for `Ipv4Addr` goes through the
+/// formatter's padding machinery, a few hundred instructions a request), into `buf`.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut n = 0;
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            &buf[..n]
+        }
+        IpAddr::V6(a) => {
+            let mut w = &mut buf[..];
+            let _ = std::io::Write::write_fmt(&mut w, format_args!("{a}"));
+            let left = w.len();
+            &buf[..48 - left]
+        }
+    }
+}
+
 /// Rewrite the forwarding headers of a request (hyper's engine; the direct path writes the
 /// same into its head, `h1/head.rs`).
 pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if !f.trusted {
         let appended = f.set.has(ForwardHeaders::X_FORWARDED_FOR);
-        let claims: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| match claim(n.as_str().as_bytes()) {
-                Some(Claim::For) => !appended,
-                Some(_) => true,
-                None => false,
-            })
-            .cloned()
-            .collect();
-        for n in claims {
-            headers.remove(&n);
+        let removed = |n: &HeaderName| match claim(n.as_str().as_bytes()) {
+            Some(Claim::For) => !appended,
+            Some(_) => true,
+            None => false,
+        };
+        // Most requests carry none: looked for first, collected only when there is one.
+        if headers.keys().any(removed) {
+            let claims: Vec<HeaderName> = headers.keys().filter(|n| removed(n)).cloned().collect();
+            for n in claims {
+                headers.remove(&n);
+            }
         }
     }
     let set = f.set;
-    let put = |h: &mut HeaderMap, name: &HeaderName, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
+    let put = |h: &mut HeaderMap, name: &HeaderName, v: &[u8]| {
+        if let Ok(v) = HeaderValue::from_bytes(v) {
             h.insert(name.clone(), v);
         }
     };
+    let mut buf = [0u8; 48];
     if set.has(ForwardHeaders::X_FORWARDED_FOR) {
-        // Several lines are one list (RFC 9110 §5.3): joined in order, the peer last.
-        let mut xff = String::new();
-        for v in headers.get_all(&X_FORWARDED_FOR).iter() {
-            let v = v.to_str().unwrap_or("").trim();
-            if !v.is_empty() {
-                xff.push_str(v);
-                xff.push_str(", ");
+        let peer = ip_text(f.peer, &mut buf);
+        if headers.contains_key(&X_FORWARDED_FOR) {
+            // Several lines are one list (RFC 9110 §5.3): joined in order, the peer last.
+            let mut xff = Vec::new();
+            for v in headers.get_all(&X_FORWARDED_FOR).iter() {
+                let v = v.to_str().unwrap_or("").trim();
+                if !v.is_empty() {
+                    xff.extend_from_slice(v.as_bytes());
+                    xff.extend_from_slice(b", ");
+                }
             }
+            xff.extend_from_slice(peer);
+            put(headers, &X_FORWARDED_FOR, &xff);
+        } else {
+            put(headers, &X_FORWARDED_FOR, peer);
         }
-        let _ = write!(xff, "{}", f.peer);
-        put(headers, &X_FORWARDED_FOR, &xff);
     }
     if set.has(ForwardHeaders::X_REAL_IP) {
-        put(headers, &X_REAL_IP, &f.client.to_string());
+        put(headers, &X_REAL_IP, ip_text(f.client, &mut buf));
     }
-    let mine = |h: &mut HeaderMap, bit: u8, name: &HeaderName, v: &str| {
-        if set.has(bit) && !h.contains_key(name) {
-            put(h, name, v);
-        }
-    };
-    mine(
+    let mine =
+        |h: &mut HeaderMap, bit: u8, name: &HeaderName| set.has(bit) && !h.contains_key(name);
+    if mine(
         headers,
         ForwardHeaders::X_FORWARDED_PROTO,
         &X_FORWARDED_PROTO,
-        f.scheme,
-    );
-    if let Some(host) = f.host {
-        mine(
-            headers,
-            ForwardHeaders::X_FORWARDED_HOST,
-            &X_FORWARDED_HOST,
-            host,
+    ) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(f.scheme),
         );
     }
-    mine(
-        headers,
-        ForwardHeaders::X_FORWARDED_PORT,
-        &X_FORWARDED_PORT,
-        &f.port.to_string(),
-    );
+    if let Some(host) = f.host
+        && mine(headers, ForwardHeaders::X_FORWARDED_HOST, &X_FORWARDED_HOST)
+    {
+        put(headers, &X_FORWARDED_HOST, host.as_bytes());
+    }
+    if mine(headers, ForwardHeaders::X_FORWARDED_PORT, &X_FORWARDED_PORT) {
+        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
+    }
     if set.has(ForwardHeaders::FORWARDED) {
         let mut value = String::new();
         for v in headers.get_all(&FORWARDED).iter() {
@@ -195,13 +229,32 @@ pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             }
         }
         forwarded_element(&mut value, f.peer, f.scheme, f.host);
-        put(headers, &FORWARDED, &value);
+        put(headers, &FORWARDED, value.as_bytes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_as_text() {
+        for a in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.100.255.9",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:192.0.2.128",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes(), "{a}");
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

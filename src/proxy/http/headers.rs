@@ -17,47 +17,54 @@ static PROXY: HeaderName = HeaderName::from_static("proxy");
 /// with `proxy` are the application's, end to end, and cross. When `upgrading`, `Upgrade`
 /// and `Connection: upgrade` are kept for the next hop.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrading: bool) {
-    // Most messages carry none of these names: one pass over the names present costs less
-    // than a lookup for each (and without `Connection` no other name can be listed).
-    if !headers.keys().any(is_hop_by_hop) {
+    // Most messages carry none of these names, or only `Connection` (a server's
+    // `keep-alive`): one pass over the names present finds them, and only those are removed
+    // (a removal hashes its name; without `Connection` no other name can be listed).
+    let mut present: [Option<HeaderName>; 11] = Default::default();
+    let mut n = 0;
+    for name in headers.keys() {
+        if n < present.len() && is_hop_by_hop(name) {
+            present[n] = Some(name.clone());
+            n += 1;
+        }
+    }
+    if n == 0 {
         if upgrading {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
+    if present[..n]
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        // Host is what the request was routed on: `Connection: Host` must not take it away
-        // from the server (issue 15.3).
-        if (upgrading && name == header::UPGRADE) || name == header::HOST {
-            continue;
+        .flatten()
+        .any(|p| *p == header::CONNECTION)
+    {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // The usual token: `Keep-Alive` goes below when present.
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for name in named {
+            // Host is what the request was routed on: `Connection: Host` must not take it
+            // away from the server (issue 15.3).
+            if (upgrading && name == header::UPGRADE) || name == header::HOST {
+                continue;
+            }
+            headers.remove(&name);
         }
-        headers.remove(&name);
     }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-        &PROXY_AUTHENTICATION_INFO,
-        &PROXY,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
+    for name in present[..n].iter().flatten() {
+        if !(upgrading && *name == header::UPGRADE) {
+            headers.remove(name);
+        }
     }
     if upgrading {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 

@@ -205,10 +205,11 @@ pub async fn handle(
         resp.headers_mut().insert(trace::HEADER, t.header_value());
     }
     *resp.version_mut() = version;
-    let target = uri.path_and_query().map_or_else(
-        || bytes::Bytes::from_static(b"/"),
-        |pq| bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
-    );
+    // The target is written only in the access log: not copied when it is off.
+    let target = match uri.path_and_query() {
+        Some(pq) if logging => bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
+        _ => bytes::Bytes::from_static(b"/"),
+    };
     let pending = stats::Pending {
         site: site.clone(),
         row,

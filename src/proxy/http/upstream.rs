@@ -1,9 +1,10 @@
 //! A pool as the HTTP proxy sees it: the pool's servers plus their idle connections.
 //!
-//! Connections are HTTP/1.1, one request at a time. After a response head arrives, a small
-//! task waits for the connection to become ready again (the body read to its end) and puts it
-//! back on its server's idle list, keeping at most `keepalive` per server for at most
-//! `keepalive_timeout`, like nginx's `keepalive` directive.
+//! Connections are HTTP/1.1, one request at a time. A connection checked out for a request
+//! is a [`Lease`] until its response body has been read to its end; then the body itself
+//! puts it back on its server's idle list (no task waits for it), keeping at most
+//! `keepalive` per server for at most `keepalive_timeout`, like nginx's `keepalive`
+//! directive. A body dropped or failed before its end closes the connection.
 //!
 //! How a connection is made (TCP or TLS) is the pool's [`Transport`]; pools with
 //! `upstream_protocol = "h2"`/`"h2c"` use the multiplexed [`H2Conns`] instead of this pool.
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::body::ProxyBody;
+use super::body::{AtEnd, ProxyBody};
 use super::transport::{H2Conns, SendTimed, Transport};
 use crate::cluster::Cluster;
 use crate::error::ProxyError;
@@ -180,18 +181,38 @@ pub struct ConnPool {
 /// A connection checked out for one request.
 pub struct Conn {
     pub sender: http1::SendRequest<ProxyBody>,
+    /// Its server's place in the pool's idle lists (`None`: the server left the pool).
+    slot: Option<usize>,
     /// Taken from the idle list rather than opened for this request.
     pub reused: bool,
     /// Time spent connecting (zero when reused).
     pub connect_time: Duration,
 }
 
+/// A connection whose response is being read: back on its server's idle list when the
+/// body has been read whole ([`AtEnd`]), closed when dropped before that.
+pub struct Lease {
+    pool: Arc<ConnPool>,
+    slot: usize,
+    sender: http1::SendRequest<ProxyBody>,
+}
+
+impl AtEnd for Lease {
+    fn ended(self) {
+        self.pool.put(self.slot, self.sender);
+    }
+}
+
 impl ConnPool {
+    /// The place of `server`'s idle list, found once per checkout (a short scan of ids; the
+    /// lease carries the place back).
+    fn slot(&self, server: &Server) -> Option<usize> {
+        let id = server.id();
+        self.idle.iter().position(|(sid, _)| *sid == id)
+    }
+
     fn idle_list(&self, server: &Server) -> Option<&Mutex<Vec<IdleConn>>> {
-        self.idle
-            .iter()
-            .find(|(id, _)| *id == server.id())
-            .map(|(_, l)| &**l)
+        self.slot(server).map(|i| &*self.idle[i].1)
     }
 
     /// Idle connections to `server` waiting in the pool now (the admin API shows them).
@@ -212,18 +233,30 @@ impl ConnPool {
 
     /// An idle connection to `server` if one is still good, else a new one.
     pub async fn checkout(&self, server: &Server) -> Result<Conn, ProxyError> {
-        if let Some(list) = self.idle_list(server) {
+        let slot = self.slot(server);
+        if let Some(i) = slot {
             loop {
-                let candidate = list.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let Some(c) = candidate else { break };
-                if c.sender.is_ready() && c.since.elapsed() < self.idle_timeout {
+                let candidate = self.idle[i]
+                    .1
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop();
+                let Some(mut c) = candidate else { break };
+                if c.since.elapsed() >= self.idle_timeout {
+                    // Idle too long: drop it and look again.
+                    continue;
+                }
+                // Its last response was read whole; its connection task may not have taken
+                // that in yet (it runs on another thread, or has not run since), which it
+                // does without waiting on anything. Closed by the server: look again.
+                if c.sender.is_ready() || c.sender.ready().await.is_ok() {
                     return Ok(Conn {
                         sender: c.sender,
+                        slot,
                         reused: true,
                         connect_time: Duration::ZERO,
                     });
                 }
-                // Closed by the server, or idle too long: drop it and look again.
             }
         }
         self.connect(server).await
@@ -255,33 +288,38 @@ impl ConnPool {
         });
         Ok(Conn {
             sender,
+            slot: self.slot(server),
             reused: false,
             connect_time: started.elapsed(),
         })
     }
 
-    /// Put a connection back once its response has been read to the end.
-    pub fn checkin(self: &Arc<Self>, server: &Server, mut sender: http1::SendRequest<ProxyBody>) {
+    /// The connection of a response whose body is still to be read: it comes back to the
+    /// idle list when that body ends whole (`None`: the pool keeps no idle connections, or
+    /// the server left it).
+    pub fn lease(self: &Arc<Self>, conn: Conn) -> Option<Lease> {
         if self.max_idle == 0 {
+            return None;
+        }
+        Some(Lease {
+            pool: self.clone(),
+            slot: conn.slot?,
+            sender: conn.sender,
+        })
+    }
+
+    fn put(&self, slot: usize, sender: http1::SendRequest<ProxyBody>) {
+        if sender.is_closed() {
             return;
         }
-        let pool = self.clone();
-        let id = server.id();
-        tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
-            if let Some((_, list)) = pool.idle.iter().find(|(sid, _)| *sid == id) {
-                let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
-                if list.len() >= pool.max_idle {
-                    // Keep the newest; the oldest is the likeliest to be closed by the server.
-                    list.remove(0);
-                }
-                list.push(IdleConn {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
+        let mut list = self.idle[slot].1.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() >= self.max_idle {
+            // Keep the newest; the oldest is the likeliest to be closed by the server.
+            list.remove(0);
+        }
+        list.push(IdleConn {
+            sender,
+            since: Instant::now(),
         });
     }
 }
