@@ -180,6 +180,17 @@ impl Cluster {
         limiter
     }
 
+    /// Whether `limiter` is synced through this cluster's link.
+    pub fn holds_limiter(&self, limiter: &Arc<RateLimiter>) -> bool {
+        self.limits.holds(limiter)
+    }
+
+    /// Sync `limiter` (one of another cluster's, a reload that changed `[redis]` moving it
+    /// here with its keys) under `scope` through this cluster's link too.
+    pub fn adopt_limiter(&self, scope: &str, limiter: &Arc<RateLimiter>) {
+        self.limits.add(scope, limiter);
+    }
+
     /// Whether the link to Redis is up now.
     pub fn is_up(&self) -> bool {
         self.link.is_up()

@@ -141,6 +141,16 @@ impl SharedLimits {
             });
     }
 
+    /// Whether `limiter` is one of these.
+    pub fn holds(&self, limiter: &Arc<RateLimiter>) -> bool {
+        let target = Arc::downgrade(limiter);
+        self.limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s.limiter.ptr_eq(&target))
+    }
+
     pub fn stats(&self) -> RateCounters {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RateCounters {
