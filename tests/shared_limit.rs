@@ -353,8 +353,15 @@ async fn redis_killed_mid_run_leaves_each_balancer_its_own_limit() {
         assert!(c.ok >= down.one_limit() * 8 / 10, "{name}: {down:?}");
         assert!(c.limited > 0, "{name} limits: {down:?}");
     }
-    let up = metric(&p.b, "switchyard_redis_up").await;
-    assert_eq!(up, 0);
+    // Counted: the operator sees the link down and the syncs not made.
+    for lb in [&p.a, &p.b] {
+        assert_eq!(metric(lb, "switchyard_redis_up").await, 0);
+        let skipped = metric(lb, "switchyard_redis_rate_syncs_total{result=\"skipped\"}").await;
+        assert!(
+            skipped >= 10,
+            "2 s down, a sync every {SYNC_MS} ms: {skipped}"
+        );
+    }
     p.stop().await;
 }
 

@@ -76,7 +76,7 @@ pub static LINK: &[Metric] = &[
     },
     Metric {
         name: "switchyard_redis_rate_syncs_total",
-        help: "Syncs of the shared rate limits (shared = true on a [[listener.limit]]; one every sync_interval while the link is up, all limits in one pipeline) by result: ok (Redis answered), failed (failed or timed out; the limits held locally meanwhile).",
+        help: "Syncs of the shared rate limits (shared = true on a [[listener.limit]]; one every sync_interval while the link is up, all limits in one pipeline) by result: ok (Redis answered), failed (failed or timed out), skipped (not tried: the link was down). While syncs fail or are skipped each balancer holds its limits alone.",
         kind: Kind::Counter,
         labels: &["result"],
         json: Json::Number("rate_syncs"),
@@ -85,6 +85,7 @@ pub static LINK: &[Metric] = &[
             let s = c.rate_stats();
             o.sample(&["ok"], s.syncs.into());
             o.sample(&["failed"], s.failed.into());
+            o.sample(&["skipped"], s.skipped.into());
         }),
     },
     Metric {

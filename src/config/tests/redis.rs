@@ -84,6 +84,21 @@ fn a_shared_limit_with_redis_becomes_the_plan() {
     assert!(l.guard.limits[0].shared);
     assert!(l.routes[0].guard.limits[0].shared);
     assert!(plan.redis.is_some());
+    // A new link moves the shared limits: their listener changes, not one without any.
+    use crate::config::PlanDiff;
+    use crate::config::diff::ListenerChange;
+    let other = "[[listener]]\nname = \"plain\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n";
+    let file = |port: u16| {
+        let src = format!(
+            "{other}{}",
+            shared_limits(&format!("[redis]\naddr = \"127.0.0.1:{port}\"\n"))
+        );
+        validate(&src, "t.toml").unwrap()
+    };
+    let d = PlanDiff::between(&file(6379), &file(6380));
+    assert_eq!(d.listener("listener2"), Some(ListenerChange::Changed));
+    assert_eq!(d.listener("plain"), Some(ListenerChange::Same));
+    assert!(PlanDiff::between(&file(6379), &file(6379)).is_empty());
 }
 
 #[test]
