@@ -365,38 +365,29 @@ async fn redis_killed_mid_run_leaves_each_balancer_its_own_limit() {
     p.stop().await;
 }
 
-/// The keys of the shared limit in the Redis on `port`.
-async fn limit_keys(port: u16) -> usize {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .expect("connect to redis within 5 s")
-    .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("switchyard:rate:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    keys.len()
-}
-
 /// Reload `lb` onto `toml`: the change lines.
 async fn reload(lb: &Runtime, toml: &str) -> Vec<String> {
     let plan = switchyard::config::load_str(toml, "t.toml").unwrap();
     lb.apply(plan).await.unwrap()
 }
 
-/// Requests on `addr`, faster than the limit, until the Redis on `port` holds the limit's
-/// key (5 s at most): the limit counts through that Redis (a key in debt is kept there
-/// until its debt is paid; one within its rate is not kept at all).
-async fn counted_in(addr: SocketAddr, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while limit_keys(port).await == 0 {
-        assert!(Instant::now() < deadline, "no limit key in Redis :{port}");
-        let burst = load([addr, addr], Duration::from_millis(100)).await;
+/// The limit's syncs (`EVALSHA` of the rate script: nothing else here calls one) that
+/// `redis` has answered.
+async fn syncs(redis: &Redis) -> u64 {
+    redis.calls("evalsha").await
+}
+
+/// Requests on `addr` until `redis` has answered a sync of the counts they made (5 s at
+/// most): the limit counts through that Redis.
+async fn counted_in(addr: SocketAddr, redis: &Redis) {
+    let (before, deadline) = (syncs(redis).await, Instant::now() + Duration::from_secs(5));
+    while syncs(redis).await == before {
+        assert!(
+            Instant::now() < deadline,
+            "no sync on Redis :{}",
+            redis.port
+        );
+        let burst = load([addr, addr], Duration::from_millis(50)).await;
         assert!(burst.errors.is_empty(), "{burst:?}");
     }
 }
@@ -420,7 +411,7 @@ async fn reloads_move_a_shared_limit_with_redis() {
     );
     let old = lb.cluster().expect("a link");
     until("link up", Duration::from_secs(10), || old.is_up()).await;
-    counted_in(addr, first.port).await;
+    counted_in(addr, &first).await;
 
     // [redis] moved: the limit's table moves to the new link (its keys kept) and counts
     // through the second Redis; the old link stops.
@@ -437,7 +428,8 @@ async fn reloads_move_a_shared_limit_with_redis() {
     })
     .await;
     until("the new link up", Duration::from_secs(10), || new.is_up()).await;
-    counted_in(addr, second.port).await;
+    counted_in(addr, &second).await;
+    let old_syncs = syncs(&first).await;
     let after = load([addr, addr], Duration::from_millis(300)).await;
     assert!(after.errors.is_empty() && after.limited() > 0, "{after:?}");
 
@@ -449,6 +441,11 @@ async fn reloads_move_a_shared_limit_with_redis() {
     );
     until("the link stopped", Duration::from_secs(5), || !new.is_up()).await;
     let alone = load([addr, addr], Duration::from_millis(500)).await;
+    assert_eq!(
+        syncs(&first).await,
+        old_syncs,
+        "nothing more through the old link"
+    );
     assert!(alone.errors.is_empty() && alone.limited() > 0, "{alone:?}");
     assert!(
         alone.allowed() <= alone.one_limit() + 2,
