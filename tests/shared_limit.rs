@@ -303,6 +303,18 @@ async fn a_shared_limit_holds_across_two_balancers_within_its_stated_error() {
         shared.allowed()
     );
     assert!(rate_keys > 0, "the syncs lowered one balancer's allowance");
+    // The operator sees every 429 (the synced and the run's own requests).
+    for (lb, c) in [&p.a, &p.b].into_iter().zip(shared.per) {
+        let page = common::get(lb.admin_addr().unwrap(), "/metrics")
+            .await
+            .text();
+        let refused: u64 = page
+            .lines()
+            .filter(|l| l.starts_with("switchyard_requests_total{") && l.contains("code=\"429\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert_eq!(refused, c.limited, "{page}");
+    }
     p.stop().await;
 }
 

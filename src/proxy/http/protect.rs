@@ -25,7 +25,7 @@ use crate::guard::{Acl, Decision, RateLimiter, RequestRule, rules};
 pub struct Limit {
     pub plan: LimitPlan,
     pub limiter: Arc<RateLimiter>,
-    /// A name every balancer gives this limit alike (`web/0`, `web/route1/0`): the scope of
+    /// A name every balancer gives this limit alike (`web/0`, `web/route0/0`): the scope of
     /// its keys in Redis when it is shared.
     pub scope: String,
 }
