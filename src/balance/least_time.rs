@@ -276,7 +276,9 @@ impl Balancer for LeastTime {
             ));
             return e;
         }
-        e.pick = self.scan(start, |s| ctx.would_take(s)).map(|i| self.servers[i].clone());
+        e.pick = self
+            .scan(start, |s| ctx.would_take(s))
+            .map(|i| self.servers[i].clone());
         for s in &self.servers {
             if let Some(why) = ctx.refusal(s) {
                 e.step(format!("{} is not considered: {why}", label(s)));
