@@ -184,7 +184,7 @@ pub(crate) fn positive(help: &'static str) -> impl Fn(&Val<'_>) -> Result<Durati
 /// A size in bytes, from `lo` to `hi`: a whole number of bytes (`65536`, as HAProxy writes
 /// them), or with nginx's units, in quotes: `"64k"`, `"1m"`, `"1g"` (powers of 1024; `KiB`,
 /// `MB` and the like are read the same way).
-pub(crate) fn size(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<u64, Bad> {
+pub(crate) fn size<T: TryFrom<u64>>(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<T, Bad> {
     move |v: &Val<'_>| {
         let key = v.what();
         let n = match v.value {
@@ -201,13 +201,13 @@ pub(crate) fn size(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<u64, Bad> {
             );
             return Err(bad(format!("{key}: {} is not a size", shown(v)), help));
         };
-        if !(lo..=hi).contains(&n) {
-            return Err(bad(
+        let fits = (lo..=hi).contains(&n).then(|| T::try_from(n).ok());
+        fits.flatten().ok_or_else(|| {
+            bad(
                 format!("{key} = {} is out of range", shown(v)),
                 format!("use a size from {} to {}", show_size(lo), show_size(hi)),
-            ));
-        }
-        Ok(n)
+            )
+        })
     }
 }
 
