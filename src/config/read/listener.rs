@@ -157,7 +157,9 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     l.listen = t
         .need("listen", addr("listen"), no_listen, help)
         .unwrap_or(l.listen);
-    l.origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    l.origin = t
+        .pos("listen")
+        .map(|s| t.report().origin(s.start).to_string());
     let protocol = protocol(t);
     l.default_pool = t.get("pool", pool_ref(pools));
     let mut named: Vec<String> = t.text("pool").map(String::from).into_iter().collect();

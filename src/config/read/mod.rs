@@ -118,7 +118,9 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         "[admin] has no listen address",
         help,
     );
-    let origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    let origin = t
+        .pos("listen")
+        .map(|s| t.report().origin(s.start).to_string());
     let token = t.get("token", token);
     let mut limits = AdminLimits::default();
     set!(t, limits.max_connections, int(1, 100_000));

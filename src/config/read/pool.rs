@@ -13,7 +13,7 @@ use super::value::{
     server_addr, string, word,
 };
 use crate::config::{
-    DnsPlan, HashKey, HealthKind, NamedServer, Origin, PoolPlan, RESOLVE_MIN_INTERVAL, ServerPlan,
+    DnsPlan, HashKey, HealthKind, NamedServer, PoolPlan, RESOLVE_MIN_INTERVAL, ServerPlan,
     Timeouts, UpstreamProtocol,
 };
 use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
@@ -206,13 +206,7 @@ fn read_server(
             weight_known.then_some(Entry::Addr(s))
         }
         ServerAddr::Name { host, port } => {
-            let span = t.pos("addr").unwrap_or(t.span());
-            let (line, column) = t.report().line_column(span.start);
-            let origin = Origin {
-                file: t.report().file().to_string(),
-                line,
-                column,
-            };
+            let origin = t.report().origin(t.pos("addr").unwrap_or(t.span()).start);
             weight_known.then(|| {
                 Entry::Named(NamedServer {
                     written: t.text("addr").unwrap_or_default().trim().to_string(),
@@ -250,26 +244,16 @@ fn dns(t: &Table<'_>, p: &mut PoolPlan) {
     }
     let pool = &p.name;
     let example = "e.g. servers = [ { addr = \"app.internal:8080\", resolve = true } ]";
-    if p.named.is_empty() {
-        for key in ["resolver", "resolver_timeout"] {
-            if t.has(key) {
-                t.error_at(
-                    key,
-                    format!("{key} is used only for servers written with a host name, and pool {pool:?} has none"),
-                    format!("remove {key}, or write a server's host name, {example}"),
-                );
-            }
-        }
-    }
-    if !p.named.iter().any(|n| n.resolve) {
-        for key in ["resolver_valid", "init_addr"] {
-            if t.has(key) {
-                t.error_at(
-                    key,
-                    format!("{key} is used only for servers with resolve = true, and pool {pool:?} has none"),
-                    format!("remove {key}, or add resolve = true to a server written with a host name, {example}"),
-                );
-            }
+    // Each pair of keys, and the servers that use them.
+    #[rustfmt::skip]
+    let uses = [
+        (["resolver", "resolver_timeout"], !p.named.is_empty(), "servers written with a host name", "write a server's host name"),
+        (["resolver_valid", "init_addr"], p.named.iter().any(|n| n.resolve), "servers with resolve = true", "add resolve = true to a server written with a host name"),
+    ];
+    for (keys, used, servers, fix) in uses {
+        for key in keys.into_iter().filter(|k| !used && t.has(k)) {
+            let message = format!("{key} is used only for {servers}, and pool {pool:?} has none");
+            t.error_at(key, message, format!("remove {key}, or {fix}, {example}"));
         }
     }
     p.dns = d;
