@@ -339,13 +339,13 @@ fn protocol(t: &Table<'_>) -> Option<Protocol> {
 fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> + 'p {
     move |v: &Val<'_>| match v.str()? {
         name if pools.contains(&name) => Ok(name.to_string()),
-        name if pools.is_empty() => {
-            let help =
-                format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]");
-            Err(bad(format!("no pool named {name:?}"), help))
-        }
         name => {
-            let help = format!("use one of: {}, or define [pool.{name}]", pools.join(", "));
+            let help = match pools {
+                [] => {
+                    format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]")
+                }
+                _ => format!("use one of: {}, or define [pool.{name}]", pools.join(", ")),
+            };
             Err(bad(format!("no pool named {name:?}"), help))
         }
     }

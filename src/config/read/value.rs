@@ -511,11 +511,11 @@ fn type_error(v: &Val<'_>, ty: Ty) -> (String, String) {
                     "write pool = \"NAME\"; to spread over several, write split = [ { pool = \"a\", weight = 1 }, { pool = \"b\", weight = 1 } ]".into(),
                 ),
                 DeValue::Boolean(b) => (what, format!("write {}", quoted(&b.to_string()))),
-                _ => match (int, float) {
-                    (Some(n), _) => (what, format!("write {}", quoted(&n.to_string()))),
-                    (_, Some(f)) => (what, format!("write {}", quoted(&f.to_string()))),
-                    _ => (what, format!("write {}", quoted("..."))),
-                },
+                _ => {
+                    let number = int.map(|n| n.to_string()).or(float.map(|f| f.to_string()));
+                    let shown = number.unwrap_or_else(|| "...".into());
+                    (what, format!("write {}", quoted(&shown)))
+                }
             }
         }
         Ty::Size => (
