@@ -38,9 +38,7 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
     let servers = t.tables("servers");
     // What a server does not say, the pool does.
     let mut server = ServerPlan::default();
-    failover::passive(t, &mut server.passive);
-    set!(t, server.slow_start, duration);
-    set!(t, server.max_conns, int(0, 1_000_000));
+    server_keys(t, &mut server);
     set!(t, p.queue_size, int(0, 1_000_000));
     let help = "write e.g. queue_timeout = \"10s\"; to let no request wait, set queue_size = 0";
     set!(t, p.queue_timeout, positive(help));
@@ -125,6 +123,14 @@ fn timeouts(t: &Table<'_>, to: &mut Timeouts) {
     t.finish();
 }
 
+/// The keys a server takes from its pool when it does not say them: passive health, slow
+/// start and `max_conns`.
+fn server_keys(t: &Table<'_>, s: &mut ServerPlan) {
+    failover::passive(t, &mut s.passive);
+    set!(t, s.slow_start, duration);
+    set!(t, s.max_conns, int(0, 1_000_000));
+}
+
 /// A server entry: written with its address, or with a name that `discovery` resolves.
 enum Entry {
     Addr(ServerPlan),
@@ -147,9 +153,8 @@ fn read_server(
         no_addr,
         "write { addr = \"127.0.0.1:9001\" }",
     );
-    s.name = t
-        .text("addr")
-        .map_or_else(String::new, |a| a.trim().to_string());
+    let written = t.text("addr").map(str::trim).unwrap_or_default();
+    s.name = written.to_string();
     let mut resolve = false;
     t.set("resolve", &mut resolve, boolean);
     set!(t, s.name, string);
@@ -161,9 +166,7 @@ fn read_server(
         let help = "keep down = true (out of service now) or drain = true (no new requests; the ones running finish)";
         t.error_at("drain", "a server cannot be both down and draining", help);
     }
-    failover::passive(t, &mut s.passive);
-    set!(t, s.slow_start, duration);
-    set!(t, s.max_conns, int(0, 1_000_000));
+    server_keys(t, &mut s);
     let key = match &addr {
         Some(ServerAddr::Addr(a)) => Some(a.to_string()),
         Some(ServerAddr::Name { host, port }) => Some(match port {
@@ -209,7 +212,7 @@ fn read_server(
             let origin = t.report().origin(t.pos("addr").unwrap_or(t.span()).start);
             weight_known.then(|| {
                 Entry::Named(NamedServer {
-                    written: t.text("addr").unwrap_or_default().trim().to_string(),
+                    written: written.to_string(),
                     host,
                     port,
                     resolve,
