@@ -170,7 +170,7 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     let l4 = &mut l.l4;
     let help = "write e.g. \"30s\" or \"10m\"";
     set!(on, l4.idle_timeout, positive(help));
-    set!(on, l4.proxy_protocol, |v| { word(v).map(Some) });
+    set!(on, l4.proxy_protocol, |v| word(v).map(Some));
     let accept = on.get("accept_proxy_protocol", boolean);
     let trusted = on.get("trusted_proxies", list(cidr));
     set!(on, l4.splice, boolean);
