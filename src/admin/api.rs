@@ -208,10 +208,15 @@ fn refused(r: &Refusal) -> Response<Full<Bytes>> {
             })
         })
         .collect();
-    let mut resp = json_response(
-        r.status,
-        json!({ "error": r.message, "help": r.help, "errors": errors }),
-    );
+    // Only what there is: no `"help": null`, no `"errors": []`.
+    let mut body = json!({ "error": r.message });
+    if let Some(help) = &r.help {
+        body["help"] = json!(help);
+    }
+    if !errors.is_empty() {
+        body["errors"] = json!(errors);
+    }
+    let mut resp = json_response(r.status, body);
     if r.status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -236,6 +241,18 @@ fn authorized<B>(view: &View, req: &Request<B>) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+}
+
+/// A change asked and refused: one audit line, whether the body, its values or the
+/// runtime refused it.
+fn audit_refusal(who: &str, what: &str, r: &Refusal) {
+    tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "audit: refused: {}", r.message);
+}
+
+/// [`refused`], audited: for a change refused before it reached the runtime.
+fn audit_refused(who: &str, what: &str, r: &Refusal) -> Response<Full<Bytes>> {
+    audit_refusal(who, what, r);
+    refused(r)
 }
 
 /// Who asked, for the audit log.
@@ -295,17 +312,17 @@ pub async fn answer(
         (&Method::PUT, ["pools", pool, "servers", server]) => {
             let body: SetServer = match read_json(req).await {
                 Ok(b) => b,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             };
             match set_command(pool, server, body) {
                 Ok(c) => c,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             }
         }
         (&Method::POST, ["pools", pool, "servers"]) => {
             let server: NewServer = match read_json(req).await {
                 Ok(b) => b,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             };
             Command::AddServer {
                 pool: pool.to_string(),
@@ -362,9 +379,7 @@ pub async fn answer(
                 tracing::info!(target: "switchyard::audit", who = %who, what = %what, "audit: no change");
             }
         }
-        Err(r) if write => {
-            tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "audit: refused: {}", r.message);
-        }
+        Err(r) if write => audit_refusal(&who, &what, r),
         _ => {}
     }
     match reply {
@@ -482,10 +497,36 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
-            format!("the body is not what this endpoint takes: {e}"),
+            format!("the body is not what this endpoint takes: {}", plain(&e)),
             "send JSON such as {\"weight\": 5}, {\"state\": \"drain\"} or {\"addr\": \"10.0.0.5:80\"}",
         )
     })
+}
+
+/// serde's words for a JSON mistake, without Rust's type names: `invalid type: string
+/// "5", expected i64` → `a string ("5") where a whole number belongs`.
+fn plain(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some(rest) = text.strip_prefix("invalid type: ") else {
+        return text;
+    };
+    let Some((found, tail)) = rest.split_once(", expected ") else {
+        return text;
+    };
+    let (expected, at) = tail.split_once(" at ").unwrap_or((tail, ""));
+    let expected = match expected {
+        "i64" | "u64" | "i32" | "u32" | "usize" | "u16" => "a whole number",
+        "a boolean" => "true or false",
+        other => other,
+    };
+    let found = match found.split_once(' ') {
+        Some((kind, value)) => format!("a {kind} ({value})"),
+        None => found.to_string(),
+    };
+    match at {
+        "" => format!("{found} where {expected} belongs"),
+        at => format!("{found} where {expected} belongs (at {at})"),
+    }
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
@@ -571,6 +612,20 @@ mod tests {
         assert_eq!(percent_decode("10.0.0.1:80"), "10.0.0.1:80");
         assert_eq!(percent_decode("bad%zz"), "bad%zz");
         assert_eq!(percent_decode("end%4"), "end%4");
+    }
+
+    #[test]
+    fn json_type_mistakes_are_said_without_rust_type_names() {
+        let e = |body: &str| plain(&serde_json::from_str::<SetServer>(body).unwrap_err());
+        assert_eq!(
+            e(r#"{"weight":"5"}"#),
+            r#"a string ("5") where a whole number belongs (at line 1 column 13)"#
+        );
+        assert_eq!(
+            e(r#"{"weight": true}"#),
+            "a boolean (`true`) where a whole number belongs (at line 1 column 15)"
+        );
+        assert!(e(r#"{"wieght": 5}"#).starts_with("unknown field `wieght`"));
     }
 
     #[test]
