@@ -21,7 +21,8 @@ STREAMS=${STREAMS:-10}
 for tool in valgrind callgrind_control nginx haproxy $([ "$MODE" = h2 ] && echo h2load); do
   command -v "$tool" >/dev/null || { echo "bench/callgrind.sh: $tool is missing (apt-get install valgrind nginx-light haproxy)"; exit 1; }
 done
-cargo build --release --quiet --bin switchyard --example h1load
+# h2 with SY given needs no build (h2load is the load).
+[ "$MODE" = h2 ] && [ -n "${SY:-}" ] || cargo build --release --quiet --bin switchyard --example h1load
 SY=${SY:-target/release/switchyard}
 LOAD=target/release/examples/h1load
 work=$(mktemp -d)
