@@ -744,6 +744,29 @@ servers = [ { addr = "127.0.0.1:9005" } ]
     }
 
     #[test]
+    fn l4_settings_timeouts_and_retries_are_said_key_by_key() {
+        let d = diff(|s| {
+            s.replace(
+                "pool = \"db\"\n",
+                "pool = \"db\"\nidle_timeout = \"30s\"\nmax_connections_per_client = 4\n",
+            )
+            .replace(
+                "[pool.api]\nservers = [ { addr = \"127.0.0.1:9003\" }, { addr = \"127.0.0.1:9004\" } ]\n",
+                "[pool.api]\ntimeouts = { connect = \"500ms\" }\nservers = [ { addr = \"127.0.0.1:9003\" }, { addr = \"127.0.0.1:9004\" } ]\n[pool.api.retry]\nattempts = 0\non = [\"error\", \"5xx\"]\n",
+            )
+        });
+        assert_eq!(
+            d.describe(),
+            [
+                "pool \"api\": timeouts connect 1m → 500ms, retry attempts 2 → 0, retry on [connect_failure, reset, timeout] → [connect_failure, reset, 5xx]",
+                // It sends to the rebuilt pool "api".
+                "listener \"web\" routes or settings swapped",
+                "listener \"db\": max_connections_per_client 0 → 4, idle_timeout 10m → 30s",
+            ]
+        );
+    }
+
+    #[test]
     fn workers_and_the_grace_period_are_reported() {
         let d = diff(|s| format!("workers = 77\ngrace_period = \"20s\"\n{s}"));
         assert!(d.workers.is_some() && d.grace_period.is_some());

@@ -177,11 +177,12 @@ fn l4(k: &mut Keys, a: &L4Plan, b: &L4Plan) {
         &b.proxy_protocol,
         |p| p.as_ref().map_or("off", |v| v.word()).into(),
     );
+    // Whom it accepts them from is `trusted_proxies`, said above.
     k.key(
         "accept_proxy_protocol",
-        &a.accept_proxy,
-        &b.accept_proxy,
-        |p| p.as_deref().map_or("off".into(), cidrs),
+        &a.accept_proxy.is_some(),
+        &b.accept_proxy.is_some(),
+        on_off,
     );
     k.key("splice", &a.splice, &b.splice, on_off);
     k.dur("session_timeout", &a.session_timeout, &b.session_timeout);
