@@ -538,6 +538,7 @@ fn frontend(
                                 cookie: cond.cookie,
                                 pool: be.0.clone(),
                                 at: l.at.clone(),
+                                ..Route::default()
                             });
                         }
                     }

@@ -14,6 +14,7 @@ mod haproxy_backend;
 mod haproxy_parse;
 mod model;
 mod nginx;
+mod nginx_guard;
 mod nginx_parse;
 mod nginx_stream;
 mod nginx_upstream;
