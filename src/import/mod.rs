@@ -11,6 +11,7 @@
 
 mod haproxy;
 mod haproxy_backend;
+mod haproxy_guard;
 mod haproxy_parse;
 mod model;
 mod nginx;
