@@ -500,11 +500,16 @@ async fn haproxy_content_switching_example_routes_by_path_alike() {
     }
     // Reported, with its line: the host-prefix rule that Switchyard cannot express.
     assert!(reported(&i, 36, "hdr_beg(host)"), "{:?}", i.notes);
+    // maxconn and timeout queue are carried (max_conns, queue_timeout), the queue's
+    // bound said; fullconn/minconn (a limit growing with the load) are not.
+    assert!(i.toml.contains("max_conns = 500"), "{}", i.toml);
+    assert!(i.toml.contains("queue_timeout = \"30s\""), "{}", i.toml);
+    assert!(!reported(&i, 61, "timeout queue"), "{:?}", i.notes);
     for (line, what) in [
         (65, "maxconn 500"),
+        (65, "minconn 50"),
         (65, "cookie s1"),
         (64, "fullconn"),
-        (61, "timeout queue"),
     ] {
         assert!(
             reported(&i, line, what),

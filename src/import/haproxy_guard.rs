@@ -259,3 +259,74 @@ pub fn finish(c: &mut Config, a: &mut Access) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::import::{Imported, Source, import};
+
+    fn haproxy(name: &str, text: &str) -> Imported {
+        let dir = std::env::temp_dir().join(format!("sy-import-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("haproxy.cfg");
+        std::fs::write(&file, text).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Haproxy)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(i.check, Ok(()), "{}", i.toml);
+        i
+    }
+
+    const CFG: &str = "defaults
+  mode http
+  timeout connect 5s
+frontend f
+  bind 127.0.0.1:18080
+  acl bad src 192.0.2.0/24 198.51.100.7
+  http-request deny if bad
+  tcp-request connection reject if { src 203.0.113.0/24 }
+  stick-table type ip size 100k expire 30s store http_req_rate(10s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 20 }
+  default_backend b
+backend b
+  timeout queue 10s
+  server a 127.0.0.1:9001 maxconn 50
+  server b2 127.0.0.1:9002 maxconn 50
+";
+
+    #[test]
+    fn deny_by_source_rate_tables_maxconn_and_the_queue_are_carried() {
+        let i = haproxy("guard", CFG);
+        for want in [
+            "deny = [\"192.0.2.0/24\", \"198.51.100.7\", \"203.0.113.0/24\"]",
+            "  [[listener.limit]]\n  key = \"client_ip\"\n  rate = \"120/m\"\n  burst = 19\n  size = 100000\n",
+            "queue_timeout = \"10s\"",
+            "{ addr = \"127.0.0.1:9001\", name = \"a\", max_conns = 50 }",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        // Carried: the acl, both deny rules, the table and its tracking say nothing.
+        for line in [6, 7, 9, 10] {
+            assert!(!i.notes.iter().any(|n| n.at.line == line), "{:?}", i.notes);
+        }
+        assert!(i.notes.iter().any(|n| n.at.line == 11 && n.approximated));
+        assert!(
+            i.notes
+                .iter()
+                .any(|n| n.at.line == 15 && n.approximated && n.why.contains("queue"))
+        );
+    }
+
+    /// `deny if !ok` / `allow if ok` + `deny`: an allow list; a table without a rate rule
+    /// is reported; without `timeout queue` the wait is `timeout connect`, as in HAProxy.
+    #[test]
+    fn allow_lists_and_unused_tables() {
+        let i = haproxy(
+            "allow",
+            "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl ok src 10.0.0.0/8\n  http-request allow if ok\n  http-request deny\n  stick-table type ip size 1k store http_req_rate(10s)\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001 maxconn 5\n",
+        );
+        assert!(i.toml.contains("allow = [\"10.0.0.0/8\"]"), "{}", i.toml);
+        assert!(i.toml.contains("queue_timeout = \"4s\""), "{}", i.toml);
+        assert!(i.notes.iter().any(|n| n.at.line == 9 && !n.approximated));
+        assert!(!i.notes.iter().any(|n| n.at.line == 7 || n.at.line == 8));
+    }
+}

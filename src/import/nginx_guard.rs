@@ -70,7 +70,7 @@ pub fn setting(c: &mut Config, d: &Directive, f: &mut Front, ctx: &str) -> bool 
         "limit_req" => limit_req(c, d, f),
         "limit_req_status" => f.status = Some(first.to_string()),
         "limit_conn_status" if first == "503" => {}
-        "limit_conn" => limit_conn(c, d, f, location),
+        "limit_conn" => limit_conn(c, d, f, ctx),
         "allow" | "deny" => access(c, d, f),
         "client_max_body_size" => match size(first) {
             Some(0) => f.guard.body = Some("0".into()),
@@ -294,7 +294,8 @@ fn limit_req(c: &mut Config, d: &Directive, f: &mut Front) {
     }
 }
 
-fn limit_conn(c: &mut Config, d: &Directive, f: &mut Front, location: bool) {
+fn limit_conn(c: &mut Config, d: &Directive, f: &mut Front, ctx: &str) {
+    let location = ctx == "a location";
     let name = d.args.first().map(String::as_str).unwrap_or("");
     let n = d.args.get(1).and_then(|n| n.parse::<u64>().ok());
     let zone = f.zones.iter().find(|z| z.name == name && z.rate.is_none());
@@ -302,11 +303,13 @@ fn limit_conn(c: &mut Config, d: &Directive, f: &mut Front, location: bool) {
         (Some("client_ip"), Some(n)) if !location => {
             f.listener
                 .push(("max_connections_per_client".into(), n.to_string()));
-            c.approx(
-                &d.at,
-                d.text(),
-                "max_connections_per_client counts a client address's connections (nginx: its requests in progress, each HTTP/2 stream); over it: 503 and a close on http, a close on https",
-            );
+            if ctx != "a stream server" {
+                c.approx(
+                    &d.at,
+                    d.text(),
+                    "max_connections_per_client counts a client address's connections (nginx: its requests in progress, each HTTP/2 stream); over it: 503 and a close on http, a close on https",
+                );
+            }
         }
         (Some("client_ip"), Some(_)) => c.note(
             &d.at,
@@ -436,4 +439,127 @@ pub fn conf_path(c: &Config, p: &str) -> String {
         .parent()
         .unwrap_or(std::path::Path::new("."));
     absolute(dir).join(path).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::import::{Imported, Source, import};
+
+    fn nginx(name: &str, text: &str) -> Imported {
+        let dir = std::env::temp_dir().join(format!("sy-import-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nginx.conf");
+        std::fs::write(&file, text).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Nginx)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(i.check, Ok(()), "{}", i.toml);
+        i
+    }
+
+    fn note<'a>(i: &'a Imported, line: usize) -> Option<&'a crate::import::Note> {
+        i.notes.iter().find(|n| n.at.line == line)
+    }
+
+    const SITE: &str = "events { worker_connections 1024; }
+http {
+    limit_req_zone $binary_remote_addr zone=z:10m rate=10r/s;
+    limit_conn_zone $binary_remote_addr zone=addr:10m;
+    upstream app {
+        server 127.0.0.1:9001 max_conns=100;
+        server 127.0.0.1:9002;
+    }
+    access_log logs/access.log;
+    client_max_body_size 10m;
+    keepalive_timeout 65;
+    server {
+        listen 127.0.0.1:8080;
+        limit_conn addr 10;
+        location / {
+            proxy_pass http://app;
+        }
+        location /api/ {
+            limit_req zone=z burst=20 nodelay;
+            allow 10.0.0.0/8;
+            allow 127.0.0.1;
+            deny all;
+            proxy_pass http://app;
+        }
+        location /upload/ {
+            client_max_body_size 100m;
+            proxy_pass http://app;
+        }
+    }
+}
+";
+
+    /// The trial's configuration: every directive that Switchyard has is carried, with
+    /// the keys `check` reads, and no note says a feature is missing.
+    #[test]
+    fn limits_access_lists_body_sizes_logs_and_max_conns_are_carried() {
+        let i = nginx("guard", SITE);
+        for want in [
+            "keepalive_timeout = \"65s\"",
+            "max_connections_per_client = 10",
+            "  [[listener.route.limit]]\n  key = \"client_ip\"\n  rate = \"10/s\"\n  burst = 20\n  size = 163840\n",
+            "allow = [\"10.0.0.0/8\", \"127.0.0.1\"]",
+            "client_max_body_size = \"100m\"",
+            "client_max_body_size = \"10m\"",
+            "max_conns = 100",
+            "queue_size = 0",
+            "\n[log]\naccess = ",
+            "format = \"combined\"\n",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        // `deny all` after the allows is what `allow` means already.
+        assert!(!i.toml.contains("deny ="), "{}", i.toml);
+        assert!(i.toml.ends_with('\n'));
+        let limit = note(&i, 19).expect("the status is said");
+        assert!(limit.approximated && limit.why.contains("429") && limit.why.contains("503"));
+        assert!(note(&i, 6).is_some_and(|n| n.approximated && n.why.contains("502")));
+        assert!(note(&i, 14).is_some_and(|n| n.approximated));
+        for n in &i.notes {
+            assert!(!n.why.contains("later work"), "{n}");
+            assert!(!n.why.contains("no per-server"), "{n}");
+        }
+        // Nothing else here is lost.
+        let lost: Vec<_> = i.notes.iter().filter(|n| !n.approximated).collect();
+        assert_eq!(lost.len(), 1, "{lost:?}"); // worker_connections
+    }
+
+    /// Without nodelay nginx delays; with limit_req_status 429 and nodelay nothing differs.
+    #[test]
+    fn the_limit_note_says_what_differs_and_only_that() {
+        let text = |opts: &str, status: &str| {
+            format!(
+                "http {{\n limit_req_zone $http_x_user zone=u:1m rate=30r/m;\n{status}\n upstream a {{ server 127.0.0.1:9001; }}\n server {{\n  listen 127.0.0.1:8080;\n  limit_req zone=u {opts};\n  location / {{ proxy_pass http://a; }}\n }}\n}}\n"
+            )
+        };
+        let i = nginx("delay", &text("burst=5", ""));
+        assert!(i.toml.contains("key = \"header:x-user\""), "{}", i.toml);
+        assert!(i.toml.contains("rate = \"30/m\""), "{}", i.toml);
+        let n = note(&i, 7).unwrap();
+        assert!(n.why.contains("delays") && n.why.contains("503"), "{n}");
+        let i = nginx("nodelay", &text("burst=5 nodelay", " limit_req_status 429;"));
+        assert!(note(&i, 7).is_none(), "{:?}", i.notes);
+        assert!(i.toml.contains("[[listener.limit]]"), "{}", i.toml);
+    }
+
+    /// A level's own allow/deny replace the inherited ones, as in nginx; the order
+    /// difference is said when it could matter.
+    #[test]
+    fn access_lists_are_inherited_and_replaced_as_nginx_does() {
+        let i = nginx(
+            "acl",
+            "http {\n upstream a { server 127.0.0.1:9001; }\n server {\n  listen 127.0.0.1:8080;\n  deny 192.0.2.0/24;\n  location / { proxy_pass http://a; }\n  location /admin/ { allow 10.0.0.0/8; deny 10.9.0.0/16; proxy_pass http://a; }\n }\n}\n",
+        );
+        assert!(i.toml.contains("  deny = [\"192.0.2.0/24\"]"), "{}", i.toml);
+        assert!(
+            i.toml
+                .contains("  allow = [\"10.0.0.0/8\"]\n  deny = [\"10.9.0.0/16\"]"),
+            "{}",
+            i.toml
+        );
+        assert!(note(&i, 7).is_some_and(|n| n.approximated && n.why.contains("most specific")));
+    }
 }

@@ -201,6 +201,16 @@ pub fn upstream(c: &mut Config, d: &Directive, name: &str, l4: bool) -> Pool {
     if !queued && !l4 && p.servers.iter().any(|s| s.max_conns.is_some()) {
         p.queue_size = Some(0);
     }
+    for s in p.servers.iter().filter(|_| !l4) {
+        if let Some(n) = s.max_conns {
+            let why = if queued {
+                "a request that no server can take before the queue's timeout gets 503 with Retry-After (nginx: 502)"
+            } else {
+                "a request that no server can take gets 503 with Retry-After at once (nginx: 502); queue_size = 0 lets none wait, as nginx without queue"
+            };
+            c.approx(&s.at, format!("max_conns={n}"), why);
+        }
+    }
     p
 }
 
@@ -236,16 +246,7 @@ fn server(c: &mut Config, x: &Directive, l4: bool) -> Option<Server> {
             "down" => s.down = true,
             "max_conns" => match v.parse::<u32>() {
                 Ok(0) => {}
-                Ok(n) => {
-                    s.max_conns = Some(n);
-                    if !l4 {
-                        c.approx(
-                            &x.at,
-                            opt,
-                            "a request no server can take gets 503 with Retry-After (nginx: 502); without nginx's queue, queue_size = 0 lets none wait, as in nginx",
-                        );
-                    }
-                }
+                Ok(n) => s.max_conns = Some(n),
                 Err(_) => c.note(&x.at, opt, "not a number"),
             },
             "resolve" => s.resolve = true,
