@@ -151,9 +151,9 @@ fn reason(l: &Line, kind: &str) -> Option<String> {
         ("log-format", _) => {
             "Switchyard's line is nginx's combined with its own fields, or JSON ([log] format); a custom format is not carried"
         }
-        ("option", "dontlognull")
-        | ("option", "log-health-checks")
-        | ("option", "logasap") => "no Switchyard equivalent (its access log is [log])",
+        ("option", "dontlognull") | ("option", "log-health-checks") | ("option", "logasap") => {
+            "no Switchyard equivalent (its access log is [log])"
+        }
         ("stats", _) => "no stats page: the admin listener serves /metrics and /status",
         ("monitor-uri", _) => {
             "the admin listener's /health/live and /health/ready answer orchestrators"

@@ -60,7 +60,9 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
                 .iter()
                 .find_map(|x| x.strip_prefix("http_req_rate(")?.strip_suffix(')'))
                 .and_then(seconds);
-            let ip = rest.windows(2).any(|p| p[0] == "type" && p[1].starts_with("ip"));
+            let ip = rest
+                .windows(2)
+                .any(|p| p[0] == "type" && p[1].starts_with("ip"));
             match period {
                 Some(t) if ip => {
                     let size = rest
@@ -178,8 +180,10 @@ fn rate(c: &mut Config, l: &Line, a: &mut Access, cond: &[&str], status: &str) -
         (Ok(n), "ge") if n > 0 => n - 1,
         _ => return false,
     };
-    if !matches!(*what, "sc_http_req_rate(0)" | "sc0_http_req_rate" | "sc0_http_req_rate()")
-        || n == 0
+    if !matches!(
+        *what,
+        "sc_http_req_rate(0)" | "sc0_http_req_rate" | "sc0_http_req_rate()"
+    ) || n == 0
     {
         return false;
     }

@@ -540,7 +540,10 @@ http {
         assert!(i.toml.contains("rate = \"30/m\""), "{}", i.toml);
         let n = note(&i, 7).unwrap();
         assert!(n.why.contains("delays") && n.why.contains("503"), "{n}");
-        let i = nginx("nodelay", &text("burst=5 nodelay", " limit_req_status 429;"));
+        let i = nginx(
+            "nodelay",
+            &text("burst=5 nodelay", " limit_req_status 429;"),
+        );
         assert!(note(&i, 7).is_none(), "{:?}", i.notes);
         assert!(i.toml.contains("[[listener.limit]]"), "{}", i.toml);
     }

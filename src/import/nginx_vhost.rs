@@ -91,7 +91,9 @@ pub fn listeners(c: &mut Config, vhosts: Vec<Vhost>) {
         };
         l.extra.extend(dv.listener_keys.iter().cloned());
         // One guard for every location here: the listener's; otherwise each route its own.
-        let mut guards = here.iter().flat_map(|(v, _)| v.locs.iter().map(|x| &x.guard));
+        let mut guards = here
+            .iter()
+            .flat_map(|(v, _)| v.locs.iter().map(|x| &x.guard));
         let first = guards.next().cloned().unwrap_or_default();
         let shared = guards.all(|g| *g == first);
         if shared {
