@@ -190,9 +190,9 @@ fn rate(c: &mut Config, l: &Line, a: &mut Access, cond: &[&str], status: &str) -
     // N requests a period: the rate, with N - 1 of them at once as the burst.
     let rate = if period == 1 {
         format!("{n}/s")
-    } else if 60 % period == 0 {
+    } else if 60u64.is_multiple_of(period) {
         format!("{}/m", n * (60 / period))
-    } else if 3600 % period == 0 {
+    } else if 3600u64.is_multiple_of(period) {
         format!("{}/h", n * (3600 / period))
     } else {
         return false;
@@ -222,7 +222,7 @@ fn seconds(s: &str) -> Option<u64> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().ok()?;
     let secs = match unit {
-        "" | "ms" if n % 1000 == 0 => n / 1000,
+        "" | "ms" if n.is_multiple_of(1000) => n / 1000,
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,

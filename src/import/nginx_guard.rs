@@ -456,7 +456,7 @@ mod tests {
         i
     }
 
-    fn note<'a>(i: &'a Imported, line: usize) -> Option<&'a crate::import::Note> {
+    fn note(i: &Imported, line: usize) -> Option<&crate::import::Note> {
         i.notes.iter().find(|n| n.at.line == line)
     }
 
