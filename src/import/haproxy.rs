@@ -623,6 +623,15 @@ fn frontend(
     if p.tcp {
         access.guard.limits.clear();
     }
+    if let Some(limit) = access.guard.limits.first()
+        && binds.len() > 1
+    {
+        c.approx(
+            &limit.at,
+            "stick-table … http_req_rate",
+            format!("each of the {} listeners (one per bind) counts alone (HAProxy: one table): a client may get up to {} times the rate across them", binds.len(), binds.len()),
+        );
+    }
     if binds.is_empty() {
         if p.sec.kind == "frontend" {
             c.note(

@@ -203,6 +203,8 @@ fn rate(c: &mut Config, l: &Line, a: &mut Access, cond: &[&str], status: &str) -
         rate,
         burst: (n > 1).then(|| (n - 1) as u32),
         size,
+        at: l.at.clone(),
+        zone: String::new(),
     });
     let status = if status == "429" {
         String::new()

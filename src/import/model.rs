@@ -50,6 +50,9 @@ pub struct Limit {
     pub rate: String,
     pub burst: Option<u32>,
     pub size: Option<u64>,
+    /// Where the limit was written, and the zone (nginx) it counts in: not written out.
+    pub at: Origin,
+    pub zone: String,
 }
 
 /// Who may send what: access lists, rate limits and the body size, of a listener or a route.

@@ -118,6 +118,7 @@ fn http(c: &mut Config, block: &[Directive]) {
         vhosts.push(server(c, &mut h, d, &inherit));
     }
     listeners(c, vhosts);
+    nginx_guard::shared_zones(c);
     // Upstreams no location sends to are kept, as they were in nginx.
     for name in order {
         if !c.pools.iter().any(|p| p.name == name) && !h.variants.iter().any(|(t, _, _)| *t == name)

@@ -4,7 +4,7 @@
 //! address → `max_connections_per_client`, the client timeouts and buffers → the listener's
 //! keys of those names, and `access_log` → `[log]`.
 
-use super::model::{Config, Guard, Limit, absolute, q};
+use super::model::{Config, Guard, Limit, Origin, absolute, q};
 use super::nginx_parse::Directive;
 use super::nginx_upstream::time;
 
@@ -272,6 +272,8 @@ fn limit_req(c: &mut Config, d: &Directive, f: &mut Front) {
         rate,
         burst: burst.filter(|b| *b > 0),
         size,
+        at: d.at.clone(),
+        zone: zone.unwrap_or_default(),
     });
     let status = f.status.clone().unwrap_or_else(|| "503".into());
     let mut why = Vec::new();
@@ -427,6 +429,30 @@ fn access_log(c: &mut Config, d: &Directive, ctx: &str) {
     }
 }
 
+/// A zone whose limit ends up in several places of the TOML (several listeners, or routes
+/// of one) is counted in each alone: said at the `limit_req`.
+pub fn shared_zones(c: &mut Config) {
+    let mut uses: Vec<(String, Origin, usize)> = Vec::new();
+    let all = c.listeners.iter().flat_map(|l| {
+        std::iter::once(&l.guard)
+            .chain(l.routes.iter().map(|r| &r.guard))
+            .flat_map(|g| g.limits.iter())
+    });
+    for l in all {
+        match uses.iter_mut().find(|(z, _, _)| *z == l.zone) {
+            Some(u) => u.2 += 1,
+            None => uses.push((l.zone.clone(), l.at.clone(), 1)),
+        }
+    }
+    for (zone, at, n) in uses.into_iter().filter(|u| u.2 > 1) {
+        c.approx(
+            &at,
+            format!("limit_req zone={zone}"),
+            format!("carried to {n} listeners or routes, each counting alone (nginx counts the zone once): a client may get up to {n} times the rate across them"),
+        );
+    }
+}
+
 /// A path of the configuration, absolute: relative ones are relative to the main file's
 /// directory (nginx's conf prefix).
 pub fn conf_path(c: &Config, p: &str) -> String {
@@ -546,6 +572,24 @@ http {
         );
         assert!(note(&i, 7).is_none(), "{:?}", i.notes);
         assert!(i.toml.contains("[[listener.limit]]"), "{}", i.toml);
+    }
+
+    /// A server's limit_req over locations that differ (here in body size) is carried to
+    /// each route, and the report says each counts alone.
+    #[test]
+    fn a_zone_carried_to_several_routes_is_said_to_count_in_each() {
+        let i = nginx(
+            "zones",
+            "http {\n limit_req_zone $binary_remote_addr zone=z:1m rate=5r/s;\n upstream a { server 127.0.0.1:9001; }\n server {\n  listen 127.0.0.1:8080;\n  limit_req zone=z burst=5 nodelay;\n  limit_req_status 429;\n  location / { proxy_pass http://a; }\n  location /up/ { client_max_body_size 1g; proxy_pass http://a; }\n }\n}\n",
+        );
+        assert_eq!(
+            i.toml.matches("[[listener.route.limit]]").count(),
+            2,
+            "{}",
+            i.toml
+        );
+        let n = note(&i, 6).expect("the zone's note");
+        assert!(n.approximated && n.why.contains("2 times"), "{n}");
     }
 
     /// A level's own allow/deny replace the inherited ones, as in nginx; the order
