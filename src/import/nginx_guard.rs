@@ -212,7 +212,7 @@ fn zone(c: &mut Config, d: &Directive, f: &mut Front) {
             c.note(
                 &d.at,
                 a,
-                "each balancer counts alone (limits shared through [redis] are not wired yet)",
+                "each balancer counts alone unless you add [redis] with addr = \"host:6379\" and shared = true in the limit (docs/shared-state.md)",
             );
         }
     }
