@@ -535,7 +535,13 @@ enum Step {
     /// End of stream.
     End,
     /// `read` bytes read; those the socket did not take are in the direction's own buffer.
-    Read { read: usize, written: usize },
+    /// `last`: the peer's FIN had arrived before this read, which took everything before
+    /// it, so the stream has ended (no read just to be told so).
+    Read {
+        read: usize,
+        written: usize,
+        last: bool,
+    },
 }
 
 /// One direction of a connection.
@@ -560,18 +566,29 @@ impl Direction<'_> {
     /// Read once into this thread's buffer and write at once what the other socket takes;
     /// the rest goes to `held` (allocated then, and kept). A short read clears the socket's
     /// readiness (tokio's `poll_read`), so no read is tried just to learn it would block.
+    ///
+    /// When the peer's FIN was already in before the read (epoll said `EPOLLRDHUP`; tokio
+    /// keeps that state), a short read took everything the peer sent: the stream has ended.
+    /// The bytes then go out with `MSG_MORE` and the `shutdown` that follows at once sends
+    /// them and the FIN in one segment, as HAProxy does: one packet fewer for both kernels,
+    /// one wake-up fewer for the reader, and no read just to learn of the end.
     async fn step(&mut self, held: &mut Vec<u8>) -> io::Result<Step> {
         std::future::poll_fn(|cx| {
             SCRATCH.with_borrow_mut(|buf| {
+                let from: &TcpStream = self.from.as_ref();
+                std::task::ready!(from.poll_read_ready(cx))?;
+                let closed = read_closed(from);
                 let mut rb = ReadBuf::new(buf);
                 std::task::ready!(std::pin::Pin::new(&mut self.from).poll_read(cx, &mut rb))?;
                 let read = rb.filled().len();
                 if read == 0 {
                     return std::task::Poll::Ready(Ok(Step::End));
                 }
+                let last = closed && read < buf.len();
+                let to: &TcpStream = self.to.as_ref();
                 let mut written = 0;
                 while written < read {
-                    match self.to.try_write(&buf[written..read]) {
+                    match send(to, &buf[written..read], last) {
                         Ok(0) => {
                             return std::task::Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                         }
@@ -584,7 +601,11 @@ impl Direction<'_> {
                     held.reserve_exact(BUF_SIZE);
                     held.extend_from_slice(&buf[written..read]);
                 }
-                std::task::Poll::Ready(Ok(Step::Read { read, written }))
+                std::task::Poll::Ready(Ok(Step::Read {
+                    read,
+                    written,
+                    last,
+                }))
             })
         })
         .await
@@ -605,12 +626,19 @@ impl Direction<'_> {
             let full = if held.capacity() == 0 {
                 match self.step(&mut held).await? {
                     Step::End => break,
-                    Step::Read { read, written } => {
+                    Step::Read {
+                        read,
+                        written,
+                        last,
+                    } => {
                         self.count(written, activity);
                         if !held.is_empty() {
                             write_all(self.to.as_ref(), &held).await?;
                             self.count(held.len(), activity);
                             held.clear();
+                        }
+                        if last {
+                            break;
                         }
                         read == BUF_SIZE
                     }
@@ -660,6 +688,33 @@ fn finish(to: &TcpStream) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         r => r,
     }
+}
+
+/// Whether `s`'s peer has sent its FIN, as the last epoll event said (no syscall), and no
+/// error (a reset) came with it: that one the read reports. Called only when the socket is
+/// read-ready, where tokio answers without waiting.
+fn read_closed(s: &TcpStream) -> bool {
+    use futures_util::FutureExt;
+    use tokio::io::Interest;
+    matches!(
+        s.ready(Interest::READABLE.add(Interest::ERROR)).now_or_never(),
+        Some(Ok(r)) if r.is_read_closed() && !r.is_error()
+    )
+}
+
+/// Write what `to` takes now; with `more` (Linux), hold it for the FIN that follows at once
+/// (`MSG_MORE`: the `shutdown` or close sends both in one segment).
+fn send(to: &TcpStream, buf: &[u8], more: bool) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    if more {
+        use rustix::net::SendFlags;
+        return to.try_io(tokio::io::Interest::WRITABLE, || {
+            rustix::net::send(to, buf, SendFlags::MORE | SendFlags::NOSIGNAL)
+                .map_err(io::Error::from)
+        });
+    }
+    let _ = more;
+    to.try_write(buf)
 }
 
 async fn write_all(s: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
