@@ -10,7 +10,9 @@
 //! PROXY header for the server (if configured) and any bytes read past the client's header
 //! go out first; then both directions are copied until both have ended. One side's FIN is
 //! passed on as a `shutdown(Write)` of the other, and the other direction keeps flowing (the
-//! second FIN goes with the close). Bytes are copied through one buffer per worker thread,
+//! second FIN goes with the close). When epoll had already reported the FIN behind the last
+//! bytes read, those bytes are written with `MSG_MORE` and leave with the FIN in one segment
+//! (as HAProxy's do): 18 segments per short proxied connection instead of 20. Bytes are copied through one buffer per worker thread,
 //! borrowed for a read and the write that follows it, so a short exchange allocates no
 //! buffer; a direction whose write had to wait gets one of its own. On Linux a direction
 //! switches to splice(2) (socket → pipe → socket, no copy through user memory) once a read
