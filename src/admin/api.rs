@@ -208,10 +208,15 @@ fn refused(r: &Refusal) -> Response<Full<Bytes>> {
             })
         })
         .collect();
-    let mut resp = json_response(
-        r.status,
-        json!({ "error": r.message, "help": r.help, "errors": errors }),
-    );
+    // Only what there is: no `"help": null`, no `"errors": []`.
+    let mut body = json!({ "error": r.message });
+    if let Some(help) = &r.help {
+        body["help"] = json!(help);
+    }
+    if !errors.is_empty() {
+        body["errors"] = json!(errors);
+    }
+    let mut resp = json_response(r.status, body);
     if r.status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -236,6 +241,18 @@ fn authorized<B>(view: &View, req: &Request<B>) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+}
+
+/// A change asked and refused: one audit line, whether the body, its values or the
+/// runtime refused it.
+fn audit_refusal(who: &str, what: &str, r: &Refusal) {
+    tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "audit: refused: {}", r.message);
+}
+
+/// [`refused`], audited: for a change refused before it reached the runtime.
+fn audit_refused(who: &str, what: &str, r: &Refusal) -> Response<Full<Bytes>> {
+    audit_refusal(who, what, r);
+    refused(r)
 }
 
 /// Who asked, for the audit log.
@@ -295,17 +312,17 @@ pub async fn answer(
         (&Method::PUT, ["pools", pool, "servers", server]) => {
             let body: SetServer = match read_json(req).await {
                 Ok(b) => b,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             };
             match set_command(pool, server, body) {
                 Ok(c) => c,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             }
         }
         (&Method::POST, ["pools", pool, "servers"]) => {
             let server: NewServer = match read_json(req).await {
                 Ok(b) => b,
-                Err(r) => return refused(&r),
+                Err(r) => return audit_refused(&who, &what, &r),
             };
             Command::AddServer {
                 pool: pool.to_string(),
@@ -362,9 +379,7 @@ pub async fn answer(
                 tracing::info!(target: "switchyard::audit", who = %who, what = %what, "audit: no change");
             }
         }
-        Err(r) if write => {
-            tracing::warn!(target: "switchyard::audit", who = %who, what = %what, "audit: refused: {}", r.message);
-        }
+        Err(r) if write => audit_refusal(&who, &what, r),
         _ => {}
     }
     match reply {

@@ -11,6 +11,12 @@
 //! mean EWMA of the measured servers, so it gets a fair share instead of a flood.
 //! Ties are broken in weighted turn, as `least_conn`.
 //!
+//! A measured server left unpicked for [`LeastTime::starved_after`] picks (256, or 16 per
+//! server in larger pools) is measured again: when the turn comes to it and it is idle, it
+//! gets that request, and the answer replaces its EWMA. Without this, one slow answer (a
+//! cold start, a pause) would keep a server out of rotation for good, since only picks bring
+//! samples; the cost is at most one request in 256 per slow server.
+//!
 //! Under [`INDEX_FROM`] servers a pick scans them. From [`INDEX_FROM`] on, as `least_conn`,
 //! the servers report every change of their load (a request starts or ends, a latency
 //! sample) to two [`MinIndex`]es: the measured servers by cost, the unmeasured ones by
@@ -18,7 +24,10 @@
 //! A pick reads the block summaries instead of every server; the answer is the scan's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 
 use super::load_index::{ABSENT, Bound, INDEX_FROM, Keys, MinIndex, conn_key};
 use super::round_robin::RoundRobin;
@@ -30,6 +39,10 @@ pub struct LeastTime {
     servers: Vec<Arc<Server>>,
     weights: Vec<u64>,
     turn: RoundRobin,
+    /// The turn at which each server was last picked.
+    last_pick: Box<[AtomicU64]>,
+    /// Picks after which an unpicked server is measured again (see the module docs).
+    starved_after: u64,
     /// Kept by the servers, for pools of [`INDEX_FROM`] servers or more.
     index: Option<Bound<TimeKeys>>,
 }
@@ -112,8 +125,20 @@ impl LeastTime {
             servers: servers.to_vec(),
             weights,
             turn: RoundRobin::new(servers),
+            last_pick: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            starved_after: (16 * n as u64).max(256),
             index,
         }
+    }
+
+    /// Whether the server at the turn (`i`, the `turn`th pick) is to be measured again: a
+    /// measured server unpicked for `starved_after` picks and idle now.
+    fn starved(&self, i: usize, turn: u64, take: impl Fn(&Server) -> bool) -> bool {
+        let s = &self.servers[i];
+        turn.wrapping_sub(self.last_pick[i].load(Relaxed)) >= self.starved_after
+            && s.latency_ewma_us() > 0
+            && s.in_flight() == 0
+            && take(s)
     }
 
     /// A pick from the index: `Err` when it turned too many candidates away (then scan).
@@ -122,13 +147,13 @@ impl LeastTime {
         keys: &TimeKeys,
         start: usize,
         ctx: &PickContext<'_>,
-    ) -> Result<Option<Arc<Server>>, ()> {
+    ) -> Result<Option<usize>, ()> {
         let eligible = |i: usize| ctx.eligible(&self.servers[i]);
         let (measured, n) = (keys.measured.load(SeqCst), self.servers.len() as u64);
         // The least busy unmeasured server; an idle one goes first.
         let unmeasured = if measured < n {
             match keys.unmeasured.search(start, eligible)? {
-                Some((0, i)) => return Ok(Some(self.servers[i].clone())),
+                Some((0, i)) => return Ok(Some(i)),
                 u => u,
             }
         } else {
@@ -147,10 +172,10 @@ impl LeastTime {
             if best
                 .is_none_or(|(_, m)| cost(u, mean).less(cost(m, self.servers[m].latency_ewma_us())))
             {
-                return Ok(Some(self.servers[u].clone()));
+                return Ok(Some(u));
             }
         }
-        Ok(best.map(|(_, m)| self.servers[m].clone()))
+        Ok(best.map(|(_, m)| m))
     }
 }
 
@@ -172,13 +197,19 @@ impl Cost {
 
 impl Balancer for LeastTime {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<Arc<Server>> {
-        let start = self.turn.next_index()?;
-        if let Some(keys) = self.index.as_ref().and_then(Bound::keys)
+        let (start, turn) = self.turn.next_turn()?;
+        let i = if self.starved(start, turn, |s| ctx.eligible(s)) {
+            self.servers[start].remeasure();
+            start
+        } else if let Some(keys) = self.index.as_ref().and_then(Bound::keys)
             && let Ok(found) = self.pick_indexed(keys, start, ctx)
         {
-            return found;
-        }
-        self.scan(start, |s| ctx.eligible(s))
+            found?
+        } else {
+            self.scan(start, |s| ctx.eligible(s))?
+        };
+        self.last_pick[i].store(turn, Relaxed);
+        Some(self.servers[i].clone())
     }
 
     /// A peek: the turn is read, not taken; the scan's answer, which the index gives too.
@@ -206,7 +237,7 @@ impl Balancer for LeastTime {
                 f.add("cost_us", Cost::new(ewma, in_flight, w).0 / w.max(1));
             }
         }
-        let Some(start) = self.turn.peek_index() else {
+        let Some((start, turn)) = self.turn.peek_turn() else {
             e.step("no server in rotation");
             return e;
         };
@@ -236,7 +267,18 @@ impl Balancer for LeastTime {
                 self.servers.len()
             ));
         }
-        e.pick = self.scan(start, |s| ctx.would_take(s));
+        if self.starved(start, turn, |s| ctx.would_take(s)) {
+            e.pick = Some(self.servers[start].clone());
+            e.step(format!(
+                "{} is picked: the turn is at it and it has not been picked in {} picks, so it is measured again (its answer replaces its EWMA)",
+                label(&self.servers[start]),
+                self.starved_after
+            ));
+            return e;
+        }
+        e.pick = self
+            .scan(start, |s| ctx.would_take(s))
+            .map(|i| self.servers[i].clone());
         for s in &self.servers {
             if let Some(why) = ctx.refusal(s) {
                 e.step(format!("{} is not considered: {why}", label(s)));
@@ -264,7 +306,7 @@ impl Balancer for LeastTime {
 
 impl LeastTime {
     /// The scan: every server from `start` on, those `take` accepts.
-    fn scan(&self, start: usize, take: impl Fn(&Server) -> bool) -> Option<Arc<Server>> {
+    fn scan(&self, start: usize, take: impl Fn(&Server) -> bool) -> Option<usize> {
         let n = self.servers.len();
         let mut best: Option<(usize, Cost)> = None;
         // The least busy (in_flight relative to weight) server still waiting for its first
@@ -290,7 +332,7 @@ impl LeastTime {
                 };
                 if (in_flight == 0 || better) && take(s) {
                     if in_flight == 0 {
-                        return Some(s.clone());
+                        return Some(i);
                     }
                     unmeasured = Some((i, in_flight));
                 }
@@ -312,7 +354,7 @@ impl LeastTime {
                 best = Some((i, cost));
             }
         }
-        best.map(|(i, _)| self.servers[i].clone())
+        best.map(|(i, _)| i)
     }
 }
 
@@ -324,6 +366,37 @@ mod tests {
     };
     use crate::upstream::InFlight;
     use std::time::Duration;
+
+    /// One slow first answer (a cold start) must not keep an as-fast server out for good:
+    /// after `starved_after` picks it gets one request, whose answer replaces its EWMA.
+    #[test]
+    fn a_server_slow_once_is_measured_again() {
+        for indexed in [false, true] {
+            let s = servers(&[1, 1, 1]);
+            let b = LeastTime::with_index(&s, indexed);
+            for (server, ms) in s.iter().zip([5, 80, 5]) {
+                server.record_latency(Duration::from_millis(ms));
+            }
+            // From now on every server answers in 5 ms; requests one after another.
+            let mut counts = [0; 3];
+            let mut first_back = None;
+            for n in 0..3000 {
+                let got = b.pick(&PickContext::default()).unwrap();
+                let i = index(&s, &got);
+                counts[i] += 1;
+                if i == 1 && first_back.is_none() {
+                    first_back = Some(n);
+                }
+                let held = got.begin();
+                got.record_latency(Duration::from_millis(5));
+                drop(held);
+            }
+            let back = first_back.expect("server 1 is picked again");
+            assert!(back <= 256 + 3, "measured again after {back} picks");
+            // Back at 5 ms, it shares the rest about evenly (ties in turn).
+            assert!(counts[1] > 800, "indexed {indexed}: {counts:?}");
+        }
+    }
 
     #[test]
     fn moves_traffic_away_from_a_slow_server() {

@@ -103,6 +103,23 @@ impl RoundRobin {
         Some(self.cycle.get(at))
     }
 
+    /// [`RoundRobin::next_index`], with the count of turns taken before this one.
+    pub(crate) fn next_turn(&self) -> Option<(usize, u64)> {
+        let len = self.cycle.len();
+        if len == 0 {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        Some((self.cycle.get(turn % len), turn as u64))
+    }
+
+    /// What [`RoundRobin::next_turn`] would return, without taking the turn.
+    pub(crate) fn peek_turn(&self) -> Option<(usize, u64)> {
+        let len = self.cycle.len();
+        let turn = self.next.load(Ordering::Relaxed);
+        (len > 0).then(|| (self.cycle.get(turn % len), turn as u64))
+    }
+
     /// What [`RoundRobin::next_index`] would return, without taking the turn.
     pub(crate) fn peek_index(&self) -> Option<usize> {
         let len = self.cycle.len();

@@ -28,6 +28,16 @@ use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Target};
 use super::routes::{RouteChange, route_changes};
 use crate::tls::CertPair;
 
+/// The names of the fields, of those listed, whose values differ between `a` and `b`.
+macro_rules! changed {
+    ($a:expr, $b:expr; $($key:ident),*) => {
+        [$((stringify!($key), $a.$key == $b.$key)),*]
+            .into_iter()
+            .filter_map(|(key, same)| (!same).then_some(key))
+            .collect::<Vec<&'static str>>()
+    };
+}
+
 /// Every difference between two plans that the runtime acts on.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PlanDiff {
@@ -97,15 +107,9 @@ impl ListenerDetail {
                 .cloned()
                 .collect()
         };
-        let mut settings = Vec::new();
-        for (key, same) in [
-            ("redirect_https", old.redirect_https == new.redirect_https),
-            ("hsts", old.hsts == new.hsts),
-            ("L4 settings", old.l4 == new.l4),
-        ] {
-            if !same {
-                settings.push(key);
-            }
+        let mut settings = changed!(old, new; redirect_https, hsts);
+        if old.l4 != new.l4 {
+            settings.push("L4 settings");
         }
         ListenerDetail {
             routes: route_changes(old, new),
@@ -169,22 +173,9 @@ impl RedisChange {
             (None, Some(_)) => RedisChange::Added,
             (Some(_), None) => RedisChange::Removed,
             (Some(o), Some(n)) => {
-                let keys = [
-                    ("addr", o.addr == n.addr),
-                    ("prefix", o.prefix == n.prefix),
-                    ("timeout", o.timeout == n.timeout),
-                    ("io_timeout", o.io_timeout == n.io_timeout),
-                    ("sync_interval", o.sync_interval == n.sync_interval),
-                    ("queue", o.queue == n.queue),
-                ];
-                let changed: Vec<_> = keys
-                    .iter()
-                    .filter(|(_, same)| !same)
-                    .map(|(k, _)| *k)
-                    .collect();
-                match changed.is_empty() {
-                    true => RedisChange::Same,
-                    false => RedisChange::Changed(changed),
+                match changed!(o, n; addr, prefix, timeout, io_timeout, sync_interval, queue) {
+                    keys if keys.is_empty() => RedisChange::Same,
+                    keys => RedisChange::Changed(keys),
                 }
             }
         }
@@ -511,38 +502,15 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
 }
 
 fn changed_settings(a: &PoolPlan, b: &PoolPlan) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |key: &'static str, same: bool| {
-        if !same {
-            out.push(key);
-        }
-    };
-    check("algorithm", a.algorithm == b.algorithm);
-    check("hash_key", a.hash_key == b.hash_key);
-    check("keepalive", a.keepalive == b.keepalive);
-    check(
-        "keepalive_timeout",
-        a.keepalive_timeout == b.keepalive_timeout,
-    );
-    check("timeouts", a.timeouts == b.timeouts);
-    check("host_header", a.host_header == b.host_header);
-    check("health", a.health == b.health);
-    check("retry", a.retry == b.retry);
-    check("sticky", a.sticky == b.sticky);
-    check(
-        "upstream_protocol",
-        a.upstream_protocol == b.upstream_protocol,
-    );
-    check("tls", a.tls == b.tls);
-    check(
-        "tunnel_idle_timeout",
-        a.tunnel_idle_timeout == b.tunnel_idle_timeout,
-    );
+    let mut out = changed!(a, b; algorithm, hash_key, keepalive, keepalive_timeout, timeouts,
+        host_header, health, retry, sticky, upstream_protocol, tls, tunnel_idle_timeout);
     // Server order is what round robin walks and what the ring is built from.
     let order = |p: &PoolPlan| p.servers.iter().map(|s| s.addr).collect::<Vec<_>>();
     let (oa, ob) = (order(a), order(b));
     let same_set = oa.len() == ob.len() && oa.iter().all(|x| ob.contains(x));
-    check("server order", !same_set || oa == ob);
+    if same_set && oa != ob {
+        out.push("server order");
+    }
     out
 }
 

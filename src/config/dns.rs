@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::plan::ServerPlan;
-use super::words::Words;
+use super::words::{Words, as_str};
 
 /// The shortest time between two questions about one name, whatever its TTL (a TTL of 0 is
 /// common with Consul and Kubernetes): a DNS server is never asked more than once a second
@@ -118,19 +118,10 @@ pub enum InitAddr {
     None,
 }
 
-impl Words for InitAddr {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("resolve", InitAddr::Resolve), ("none", InitAddr::None)];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("init_addr {written:?} is not understood"),
-            "use \"resolve\" (default: a name must resolve at start) or \"none\" (start without its addresses and wait for DNS)".into(),
-        )
-    }
-}
+as_str!(InitAddr);
 
-impl InitAddr {
-    pub fn as_str(&self) -> &'static str {
-        self.word()
-    }
+impl Words for InitAddr {
+    const WORDS: &[(&str, Self)] = &[("resolve", InitAddr::Resolve), ("none", InitAddr::None)];
+    const UNKNOWN: &str = "init_addr {} is not understood";
+    const HELP: &str = "use \"resolve\" (default: a name must resolve at start) or \"none\" (start without its addresses and wait for DNS)";
 }

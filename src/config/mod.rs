@@ -16,19 +16,21 @@
 //!
 //! To add a key: a field in the plan type, with its default in the type's `Default` impl,
 //! and one line in the reader of its table, placed where the key should appear in the list
-//! an unknown-key error gives, e.g. in `read/mod.rs`
-//! `top.set("shutdown_delay", &mut plan.shutdown_delay, duration);`. The parsers of
-//! `read/value.rs` (`int(lo, hi)`, `duration`, `positive(help)`, `addr(what)`, `word`,
-//! `list(p)`, `slash_path(what)`, or any closure over a `Val`, with `.must(rule, message,
-//! help)`) say in the operator's words what is wrong. A listener key that only some
-//! protocols take also goes in `PROTOCOL_KEYS` (`read/listener.rs`) and is read with
-//! `on.set(...)`; a pool key that only HTTP reads also goes in `HTTP_POOL_KEYS`
-//! (`read/cross.rs`). A new table (`[[listener.limit]]`): `t.tables("limit")` or
-//! `t.table("log")` in its parent's reader, a reader of its own, and `finish()` at its end.
+//! an unknown-key error gives, e.g. in `read/mod.rs` `set!(t, plan.shutdown_delay,
+//! duration);` (or `t.set("key", &mut field, parser)` where the key and the field are named
+//! apart). The parsers of `read/value.rs` (`int(lo, hi)`, `duration`, `positive(help)`,
+//! `addr(what)`, `size(lo, hi)`, `word`, `list(p)`, `slash_path(what)`, or any closure over a
+//! `Val`, with `.must(rule, message, help)`) say in the operator's words what is wrong. A
+//! listener key that only some protocols take also goes in `PROTOCOL_KEYS`
+//! (`read/listener.rs`) and is read with `set!(on, ...)`; a pool key that only HTTP reads
+//! also goes in `HTTP_POOL_KEYS` (`read/cross.rs`). A new table (`[[listener.limit]]`):
+//! `t.tables("limit")` or `t.table("log")` in its parent's reader, a reader of its own, and
+//! `finish()` at its end.
 //!
-//! To add a choice of words: implement `words::Words` for the plan enum (its words, and
-//! what to say for another) and read it with `word`. To add a rule across listeners and
-//! pools: a function in `read/cross.rs` over the plan, pointing at `r.at("pool.NAME.key")`.
+//! To add a choice of words: implement `words::Words` for the plan enum (its words, and in
+//! `UNKNOWN` and `HELP` what to say for another) and read it with `word`. To add a rule across
+//! listeners and pools: a function in `read/cross.rs` over the plan, pointing at
+//! `r.at("pool.NAME.key")`.
 
 pub mod diff;
 mod dns;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::suggest;
-use super::words::{Words, words_of};
+use super::words::{Words, as_str, words_of};
 use super::{
     AdminPlan, ClientLimits, DnsPlan, ForwardHeaders, GuardPlan, HealthPlan, NamedServer,
     PassivePlan, RedisPlan, RetryPlan, StickyPlan,
@@ -97,15 +97,12 @@ pub enum LogFormat {
 }
 
 impl Words for LogFormat {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("combined", LogFormat::Combined), ("json", LogFormat::Json)];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("unknown log format {written:?}"),
-            "use format = \"combined\" (nginx's line with upstream fields) or \"json\"".into(),
-        )
-    }
+    const WORDS: &[(&str, Self)] = &[("combined", LogFormat::Combined), ("json", LogFormat::Json)];
+    const UNKNOWN: &str = "unknown log format {}";
+    const HELP: &str = "use format = \"combined\" (nginx's line with upstream fields) or \"json\"";
 }
+
+as_str!(Protocol, Algorithm, UpstreamProtocol);
 
 impl Plan {
     /// The pool named `name`.
@@ -129,25 +126,14 @@ pub enum Protocol {
 }
 
 impl Words for Protocol {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("http", Protocol::Http),
         ("tcp", Protocol::Tcp),
         ("udp", Protocol::Udp),
         ("https", Protocol::Https),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("unknown protocol {written:?}"),
-            "use protocol = \"http\", \"https\", \"tcp\" or \"udp\"".into(),
-        )
-    }
-}
-
-impl Protocol {
-    /// How the protocol is written in a config.
-    pub fn as_str(&self) -> &'static str {
-        self.word()
-    }
+    const UNKNOWN: &str = "unknown protocol {}";
+    const HELP: &str = "use protocol = \"http\", \"https\", \"tcp\" or \"udp\"";
 }
 
 /// A `[[listener]]`.
@@ -293,7 +279,7 @@ pub enum Algorithm {
 }
 
 impl Words for Algorithm {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("round_robin", Algorithm::RoundRobin),
         ("weighted_round_robin", Algorithm::RoundRobin),
         ("least_conn", Algorithm::LeastConn),
@@ -304,11 +290,9 @@ impl Words for Algorithm {
         ("hash", Algorithm::Hash),
         ("maglev", Algorithm::Maglev),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("unknown algorithm {written:?}"),
-            suggest::algorithm(written, Algorithm::NAMES),
-        )
+    const UNKNOWN: &str = "unknown algorithm {}";
+    fn help(written: &str) -> String {
+        suggest::algorithm(written, Algorithm::NAMES)
     }
 }
 
@@ -319,11 +303,6 @@ impl Algorithm {
     /// The algorithm a word names.
     pub fn parse(s: &str) -> Option<Algorithm> {
         Algorithm::from_word(s)
-    }
-
-    /// How the algorithm is written in a config.
-    pub fn as_str(&self) -> &'static str {
-        self.word()
     }
 
     /// Whether the algorithm looks at `PickContext::hash_key`.
@@ -354,17 +333,13 @@ pub enum HostHeader {
 }
 
 impl Words for HostHeader {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("keep", HostHeader::Keep),
         ("client", HostHeader::Keep),
         ("upstream", HostHeader::Upstream),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("host_header {written:?} is not understood"),
-            "use \"keep\" (default) or \"upstream\"".into(),
-        )
-    }
+    const UNKNOWN: &str = "host_header {} is not understood";
+    const HELP: &str = "use \"keep\" (default) or \"upstream\"";
 }
 
 /// How long each step of an exchange with a server may take.
@@ -496,26 +471,17 @@ pub enum UpstreamProtocol {
 }
 
 impl Words for UpstreamProtocol {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("h1", UpstreamProtocol::H1),
         ("http/1.1", UpstreamProtocol::H1),
         ("h2", UpstreamProtocol::H2),
         ("h2c", UpstreamProtocol::H2c),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("upstream_protocol {written:?} is not understood"),
-            "use \"h1\" (default), \"h2\" (HTTP/2; over TLS when the pool has tls) or \"h2c\" (cleartext HTTP/2)".into(),
-        )
-    }
+    const UNKNOWN: &str = "upstream_protocol {} is not understood";
+    const HELP: &str = "use \"h1\" (default), \"h2\" (HTTP/2; over TLS when the pool has tls) or \"h2c\" (cleartext HTTP/2)";
 }
 
 impl UpstreamProtocol {
-    /// How the protocol is written in a config.
-    pub fn as_str(&self) -> &'static str {
-        self.word()
-    }
-
     /// Whether requests go over one multiplexed HTTP/2 connection per server.
     pub fn is_h2(&self) -> bool {
         !matches!(self, UpstreamProtocol::H1)
@@ -598,20 +564,18 @@ pub enum ProxyVersion {
 }
 
 impl Words for ProxyVersion {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("v1", ProxyVersion::V1),
         ("1", ProxyVersion::V1),
         ("v2", ProxyVersion::V2),
         ("2", ProxyVersion::V2),
     ];
+    const UNKNOWN: &str = "proxy_protocol {} is not a PROXY protocol version";
+    const HELP: &str = "use proxy_protocol = \"v1\" or \"v2\"";
+    /// The word is named in lower case, as it would be read.
     fn unknown(written: &str) -> (String, String) {
-        (
-            format!(
-                "proxy_protocol {:?} is not a PROXY protocol version",
-                Self::normal(written)
-            ),
-            "use proxy_protocol = \"v1\" or \"v2\"".into(),
-        )
+        let message = Self::UNKNOWN.replace("{}", &format!("{:?}", Self::normal(written)));
+        (message, Self::HELP.into())
     }
     fn normal(written: &str) -> String {
         written.to_ascii_lowercase()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::words::Words;
+use super::words::{Words, as_str};
 
 /// How an active probe talks to a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum HealthKind {
 }
 
 impl Words for HealthKind {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("http", HealthKind::Http),
         ("tcp", HealthKind::Tcp),
         (
@@ -38,18 +38,14 @@ impl Words for HealthKind {
             },
         ),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("unknown health check type {written:?}"),
-            "use type = \"http\", type = \"tcp\" or type = \"grpc\"".into(),
-        )
-    }
+    const UNKNOWN: &str = "unknown health check type {}";
+    const HELP: &str = "use type = \"http\", type = \"tcp\" or type = \"grpc\"";
 }
 
 /// The methods a health probe may send: the standard ones that ask for a resource (not
 /// CONNECT, which opens a tunnel and gets no status to judge), in any case.
 impl Words for Method {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("GET", Method::GET),
         ("HEAD", Method::HEAD),
         ("OPTIONS", Method::OPTIONS),
@@ -59,12 +55,10 @@ impl Words for Method {
         ("DELETE", Method::DELETE),
         ("TRACE", Method::TRACE),
     ];
-    fn unknown(written: &str) -> (String, String) {
+    const UNKNOWN: &str = "{} is not a method a health check can send";
+    fn help(_: &str) -> String {
         let all: Vec<&str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
-        (
-            format!("{written:?} is not a method a health check can send"),
-            format!("use one of: {}", all.join(", ")),
-        )
+        format!("use one of: {}", all.join(", "))
     }
     fn normal(written: &str) -> String {
         written.to_ascii_uppercase()
@@ -202,24 +196,13 @@ pub enum StickyMode {
 }
 
 impl Words for StickyMode {
-    const WORDS: &'static [(&'static str, Self)] = &[
+    const WORDS: &[(&str, Self)] = &[
         ("cookie", StickyMode::Cookie),
         ("app_cookie", StickyMode::AppCookie),
         ("source_ip", StickyMode::SourceIp),
     ];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("unknown sticky mode {written:?}"),
-            "use mode = \"cookie\", \"app_cookie\" or \"source_ip\"".into(),
-        )
-    }
-}
-
-impl StickyMode {
-    /// How the mode is written in a config.
-    pub fn as_str(&self) -> &'static str {
-        self.word()
-    }
+    const UNKNOWN: &str = "unknown sticky mode {}";
+    const HELP: &str = "use mode = \"cookie\", \"app_cookie\" or \"source_ip\"";
 }
 
 /// `[pool.NAME.sticky]`.
@@ -250,23 +233,13 @@ pub enum OnDrain {
     Move,
 }
 
-impl Words for OnDrain {
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("stay", OnDrain::Stay), ("move", OnDrain::Move)];
-    fn unknown(written: &str) -> (String, String) {
-        (
-            format!("on_drain {written:?} is not understood"),
-            "use on_drain = \"stay\" (a draining server keeps its sticky clients) or \"move\""
-                .into(),
-        )
-    }
-}
+as_str!(StickyMode, OnDrain);
 
-impl OnDrain {
-    /// How the setting is written in a config.
-    pub fn as_str(&self) -> &'static str {
-        self.word()
-    }
+impl Words for OnDrain {
+    const WORDS: &[(&str, Self)] = &[("stay", OnDrain::Stay), ("move", OnDrain::Move)];
+    const UNKNOWN: &str = "on_drain {} is not understood";
+    const HELP: &str =
+        "use on_drain = \"stay\" (a draining server keeps its sticky clients) or \"move\"";
 }
 
 impl Default for StickyPlan {

@@ -8,14 +8,28 @@
 ///
 /// To add one: implement it for the plan enum, listing each word with the value it names (the
 /// first word of a value is its own spelling; later ones are accepted aliases), and say in
-/// `unknown` what to write instead; the reader then needs only `t.set(key, &mut field,
-/// word)`.
+/// `UNKNOWN` and `HELP` (or `help`, made from the word written) what to write instead;
+/// the reader then needs only `t.set(key, &mut field, word)`.
 pub(crate) trait Words: Sized + Clone + PartialEq + 'static {
     /// Each word and the value it names.
     const WORDS: &'static [(&'static str, Self)];
 
+    /// The message for a word that is not one of these, `{}` standing for it (quoted).
+    const UNKNOWN: &'static str;
+
+    /// What to write instead of such a word.
+    const HELP: &'static str = "";
+
+    /// The help for `written`, when it depends on what was written.
+    fn help(_written: &str) -> String {
+        Self::HELP.into()
+    }
+
     /// The message and the help for `written`, which is not one of the words.
-    fn unknown(written: &str) -> (String, String);
+    fn unknown(written: &str) -> (String, String) {
+        let message = Self::UNKNOWN.replace("{}", &format!("{written:?}"));
+        (message, Self::help(written))
+    }
 
     /// The spelling looked up, for words that are not case-sensitive.
     fn normal(written: &str) -> String {
@@ -39,6 +53,21 @@ pub(crate) trait Words: Sized + Clone + PartialEq + 'static {
             .map_or("", |(w, _)| w)
     }
 }
+
+/// `as_str!(Protocol, ...)`: each type's `as_str()`, how a value is written in a config (the
+/// name the rest of the crate knows [`Words::word`] by).
+macro_rules! as_str {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// How the value is written in a config.
+            pub fn as_str(&self) -> &'static str {
+                self.word()
+            }
+        }
+    )*};
+}
+
+pub(crate) use as_str;
 
 /// The words of a table, for a `pub const` list of them.
 pub(crate) const fn words_of<T, const N: usize>(table: &[(&'static str, T)]) -> [&'static str; N] {

@@ -430,6 +430,13 @@ fn cookie(c: &mut Config, l: &Line, p: &mut Pool) {
         }
         i += 1;
     }
+    if s.mode == "cookie" && s.ttl.is_none() {
+        c.approx(
+            &l.at,
+            l.text(),
+            "without maxlife HAProxy's cookie lasts as long as the browser session; Switchyard's carries Max-Age = the sticky ttl, 1h unless the [pool.X.sticky] table sets ttl",
+        );
+    }
     p.sticky = Some(s);
 }
 

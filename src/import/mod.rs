@@ -207,4 +207,35 @@ mod tests {
         );
         assert_eq!(detect("hello\n"), None);
     }
+
+    /// `cookie SRV insert` without maxlife is a session cookie in HAProxy; ours has a
+    /// Max-Age, and the import says so (with maxlife, the ttl carries it: no note).
+    #[test]
+    fn a_session_cookie_is_reported_as_approximated() {
+        let dir = std::env::temp_dir().join(format!("sy-import-cookie-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let notes = |cookie: &str| {
+            let file = dir.join("h.cfg");
+            let text = format!(
+                "frontend f\n  bind 127.0.0.1:8080\n  default_backend b\nbackend b\n  {cookie}\n  server s1 127.0.0.1:9001 cookie s1\n"
+            );
+            std::fs::write(&file, text).unwrap();
+            import(&[file.as_path()], Some(Source::Haproxy))
+                .unwrap()
+                .notes
+        };
+        let session = notes("cookie SRV insert indirect nocache");
+        assert!(
+            session
+                .iter()
+                .any(|n| n.approximated && n.why.contains("Max-Age")),
+            "{session:?}"
+        );
+        let lasting = notes("cookie SRV insert maxlife 2h");
+        assert!(
+            !lasting.iter().any(|n| n.why.contains("Max-Age")),
+            "{lasting:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

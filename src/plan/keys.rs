@@ -34,7 +34,7 @@ fn hashing(a: Algorithm) -> bool {
 }
 
 /// What a `hash`/`maglev` pool hashes, as the file writes it.
-fn hash_key(k: &HashKey) -> String {
+pub fn hash_key(k: &HashKey) -> String {
     match k {
         HashKey::ClientIp => "client_ip".into(),
         HashKey::Uri => "uri".into(),
@@ -83,7 +83,16 @@ fn pool(o: &PoolPlan, n: &PoolPlan) -> Option<(String, PoolMoved)> {
         return Some((line, entry(s.share, "sessions")));
     }
     if !hashing(o.algorithm) {
-        return None;
+        if !hashing(n.algorithm) {
+            return None;
+        }
+        // Nothing was kept, so nothing moves; say so rather than print nothing.
+        let line = format!(
+            "pool {name:?} ({} → {}): no key was kept on a server before, so none moves; from now on each key stays on one server",
+            o.algorithm.as_str(),
+            affinity(n)
+        );
+        return Some((line, entry(0.0, "keys")));
     }
     if !hashing(n.algorithm) {
         let line = format!(

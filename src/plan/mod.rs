@@ -18,7 +18,9 @@ mod keys;
 
 use crate::config::diff::{AdminChange, ListenerChange, PoolChange, RedisChange, ServerChange};
 use crate::config::routes::{self, RouteChange};
-use crate::config::{self, ListenerPlan, Plan, PlanDiff, Protocol, format_duration};
+use crate::config::{
+    self, AccessTarget, ListenerPlan, LogFormat, LogPlan, Plan, PlanDiff, Protocol, format_duration,
+};
 
 /// Certificates that expire within this many days are named.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -159,7 +161,7 @@ pub fn make(old: &Plan, new: &Plan, now: i64) -> Report {
         },
         Section {
             title: "other",
-            lines: other(&diff),
+            lines: other(old, new, &diff),
         },
     ];
     Report {
@@ -332,6 +334,11 @@ fn pools(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
                             o.algorithm.as_str(),
                             n.algorithm.as_str()
                         )),
+                        ("hash_key", Some(o), Some(n)) => out.push(format!(
+                            "~ pool {name:?}: hash_key {} → {}",
+                            keys::hash_key(&o.hash_key),
+                            keys::hash_key(&n.hash_key)
+                        )),
                         _ => rest.push(*key),
                     }
                 }
@@ -386,8 +393,14 @@ fn server_lines(pool: &str, p: Option<&config::PoolPlan>, changes: &[ServerChang
     out
 }
 
-fn other(diff: &PlanDiff) -> Vec<String> {
+fn other(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
     let mut out = Vec::new();
+    if diff.log {
+        out.push(format!(
+            "~ [log] {}: the access log is opened anew at the reload",
+            log_changes(&old.log, &new.log).join(", ")
+        ));
+    }
     match &diff.redis {
         RedisChange::Same => {}
         RedisChange::Added => out.push("+ [redis] a link to Redis; shared tables use it".into()),
@@ -415,6 +428,39 @@ fn other(diff: &PlanDiff) -> Vec<String> {
         out.push(format!(
             "~ workers {a} → {b}: takes effect at the next restart or upgrade, not at a reload"
         ));
+    }
+    out
+}
+
+/// `access stderr → logs/access.log`, … for each `[log]` key that differs.
+fn log_changes(o: &LogPlan, n: &LogPlan) -> Vec<String> {
+    let access = |a: &AccessTarget| match a {
+        AccessTarget::Off => "off".to_string(),
+        AccessTarget::Stdout => "stdout".into(),
+        AccessTarget::Stderr => "stderr".into(),
+        AccessTarget::File(p) => p.display().to_string(),
+    };
+    let mut out = Vec::new();
+    if o.access != n.access {
+        out.push(format!(
+            "access {} → {}",
+            access(&o.access),
+            access(&n.access)
+        ));
+    }
+    if o.format != n.format {
+        let format = |f: LogFormat| match f {
+            LogFormat::Combined => "combined",
+            LogFormat::Json => "json",
+        };
+        out.push(format!(
+            "format {} → {}",
+            format(o.format),
+            format(n.format)
+        ));
+    }
+    if o.buffer != n.buffer {
+        out.push(format!("buffer {} → {} bytes", o.buffer, n.buffer));
     }
     out
 }

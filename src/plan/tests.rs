@@ -75,6 +75,21 @@ fn the_same_file_plans_nothing() {
     assert_eq!(r.summary(), "plan: no changes");
 }
 
+/// A `[log]`-only change is a change: it reopens the access log at the reload.
+#[test]
+fn a_log_change_is_a_line() {
+    let new = OLD.replace(
+        "grace_period = \"10s\"\n",
+        "grace_period = \"10s\"\n[log]\naccess = \"off\"\nformat = \"json\"\n",
+    );
+    let r = report(OLD, &new);
+    has(
+        &r,
+        "~ [log] access stderr → off, format combined → json: the access log is opened anew at the reload",
+    );
+    assert_eq!(r.summary(), "plan: 1 change(s)");
+}
+
 #[test]
 fn every_kind_of_change_is_a_line() {
     let new = OLD
@@ -214,7 +229,15 @@ fn another_hash_key_or_algorithm_moves_most_keys() {
         "{}",
         r.text()
     );
+    has(&r, "~ pool \"cache\": hash_key client_ip → uri");
     let rr = OLD.replace("algorithm = \"hash\"", "algorithm = \"round_robin\"");
+    // From round robin to a hash, nothing was kept, so nothing moves: said, not left out.
+    let r = report(&rr, OLD);
+    has(
+        &r,
+        "pool \"cache\" (round_robin → hash on client_ip): no key was kept on a server before, so none moves; from now on each key stays on one server",
+    );
+    assert_eq!(r.moved[0].share, 0.0);
     let r = report(OLD, &rr);
     assert_eq!(r.moved[0].share, 1.0);
     assert!(

@@ -118,6 +118,8 @@ pub struct Server {
     /// Exponentially weighted moving average of the time to the response head, in µs;
     /// 0 until the first sample.
     latency_ewma_us: AtomicU64,
+    /// Set by [`Server::remeasure`]: the next sample replaces the average.
+    remeasure: AtomicBool,
     /// Times to the response head (HTTP), every try.
     header_time: crate::observe::histogram::Histogram,
     /// Health and slow start (see `upstream/state.rs` and `state_cell.rs`).
@@ -147,6 +149,7 @@ impl Server {
             failures: AtomicU64::new(0),
             responses: Default::default(),
             latency_ewma_us: AtomicU64::new(0),
+            remeasure: AtomicBool::new(false),
             header_time: Default::default(),
             health: super::state_cell::HealthCell::new(plan.passive, plan.slow_start),
             watched: AtomicBool::new(false),
@@ -411,19 +414,29 @@ impl Server {
         });
     }
 
-    /// Feed one response time into the EWMA (weight 1/8 for the new sample, as TCP's SRTT).
+    /// Feed one response time into the EWMA (weight 1/8 for the new sample, as TCP's SRTT;
+    /// the first sample, and the first after [`Server::remeasure`], replaces it).
     pub fn record_latency(&self, d: Duration) {
         let sample = (d.as_micros() as u64).max(1);
+        let fresh =
+            self.remeasure.load(Ordering::Relaxed) && self.remeasure.swap(false, Ordering::Relaxed);
         let _ = self
             .latency_ewma_us
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(if old == 0 {
+                Some(if old == 0 || fresh {
                     sample
                 } else {
                     old - old / 8 + sample / 8
                 })
             });
         self.load_changed();
+    }
+
+    /// Let the next sample replace the EWMA: `least_time` asks it of a server it sends one
+    /// request after leaving it unpicked for long, so that one slow answer long ago (a cold
+    /// start) does not keep a server out for good.
+    pub fn remeasure(&self) {
+        self.remeasure.store(true, Ordering::Relaxed);
     }
 }
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use super::report::{Kind, Report};
+use crate::config::diff::pools_of;
 use crate::config::{
     HashKey, HealthKind, HostMatch, ListenerPlan, Plan, Protocol, StickyMode, Target,
 };
@@ -166,10 +167,7 @@ fn loops(r: &Report<'_>, plan: &Plan, listens: &[Range<usize>]) {
     let hops: Vec<Vec<_>> = listeners
         .iter()
         .map(|l| {
-            let mut pools: Vec<&str> = ways(l).into_iter().map(|w| w.0).collect();
-            pools.sort_unstable();
-            pools.dedup();
-            let servers = pools
+            let servers = pools_of(l)
                 .into_iter()
                 .filter_map(|n| plan.pool(n))
                 .flat_map(|p| p.servers.iter().map(move |s| (p, s)));

@@ -1,7 +1,8 @@
 //! A cursor over one table of the parsed TOML tree: typed accessors that record their own
 //! errors, so that reading a key is one line (`t.set("keepalive", &mut p.keepalive, int(0,
-//! 100_000))`), and [`Table::finish`], which reports every key that was not read as unknown,
-//! with a did-you-mean.
+//! 100_000))`, or `set!(t, p.keepalive, int(0, 100_000))` where the key is the field's
+//! name), and [`Table::finish`], which reports every key that was not read as unknown, with
+//! a did-you-mean.
 //!
 //! The keys a table allows are the keys its reader reads, in the order it reads them (that
 //! order is the list an unknown-key error gives), so a reader reads every key of its table,

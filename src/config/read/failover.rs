@@ -16,13 +16,13 @@ use crate::config::{
 
 /// `max_fails` and `fail_timeout`, over the pool's (or nginx's) values in `p`.
 pub(super) fn passive(t: &Table<'_>, p: &mut PassivePlan) {
-    t.set("max_fails", &mut p.max_fails, int(0, 1000));
+    set!(t, p.max_fails, int(0, 1000));
     let never = "fail_timeout = \"0s\" would never take a failing server out";
     let help = "write a duration such as \"10s\", or set max_fails = 0 to turn passive checks off";
-    t.set(
-        "fail_timeout",
-        &mut p.fail_timeout,
-        duration.must(|d| !d.is_zero(), never, help),
+    set!(
+        t,
+        p.fail_timeout,
+        duration.must(|d| !d.is_zero(), never, help)
     );
 }
 
@@ -58,8 +58,8 @@ const HTTP_CHECK_KEYS: [(&str, &str); 5] = [
 pub(super) fn health(t: &Table<'_>) -> HealthPlan {
     let mut h = HealthPlan::default();
     t.set("type", &mut h.kind, word);
-    t.set("path", &mut h.path, slash_path("health path"));
-    t.set("method", &mut h.method, word);
+    set!(t, h.path, slash_path("health path"));
+    set!(t, h.method, word);
     h.host = t.get("host", |v| match v.str()? {
         host if http::HeaderValue::from_str(host).is_ok() && !host.is_empty() => {
             Ok(host.to_string())
@@ -69,7 +69,7 @@ pub(super) fn health(t: &Table<'_>) -> HealthPlan {
             "write a host name such as \"api.internal\"",
         )),
     });
-    t.set("expect", &mut h.expect, |v| {
+    set!(t, h.expect, |v| {
         let e = v.str()?;
         let help = "write statuses or ranges from 100 to 599, e.g. \"200\", \"200-399\" or \"200-299,302\"";
         parse_expect(e).ok_or_else(|| bad(format!("expect {e:?} is not a list of statuses"), help))
@@ -82,7 +82,7 @@ pub(super) fn health(t: &Table<'_>) -> HealthPlan {
         flood,
         "write e.g. interval = \"2s\"",
     );
-    let interval_known = t.set("interval", &mut h.interval, interval);
+    let interval_known = set!(t, h.interval, interval);
     // Unset, the timeout is 1s or the interval if that is shorter (HAProxy's `timeout check`
     // falls back to `inter` too): `interval = "500ms"` alone is a valid check.
     h.timeout = h.timeout.min(h.interval);
@@ -91,9 +91,9 @@ pub(super) fn health(t: &Table<'_>) -> HealthPlan {
         "timeout = 0 fails every check",
         "write e.g. timeout = \"1s\"",
     );
-    let timeout_known = t.set("timeout", &mut h.timeout, timeout);
-    t.set("rise", &mut h.rise, int(1, 100));
-    t.set("fall", &mut h.fall, int(1, 100));
+    let timeout_known = set!(t, h.timeout, timeout);
+    set!(t, h.rise, int(1, 100));
+    set!(t, h.fall, int(1, 100));
 
     // Keys of another kind of check are a mistake the operator wants to hear about.
     for (key, grpc_why) in HTTP_CHECK_KEYS
@@ -161,7 +161,7 @@ fn timeout_over_interval(t: &Table<'_>, h: &HealthPlan) {
 
 /// `[pool.NAME.retry]`, over the defaults in `p`.
 pub(super) fn retry(t: &Table<'_>, p: &mut RetryPlan) {
-    t.set("attempts", &mut p.attempts, int(0, 20));
+    set!(t, p.attempts, int(0, 20));
     if let Some(conditions) = t.get("on", list(condition)) {
         // `on` replaces the defaults.
         p.on = RetryOn::default();
@@ -173,9 +173,9 @@ pub(super) fn retry(t: &Table<'_>, p: &mut RetryPlan) {
             p.on.statuses.extend(c.statuses);
         }
     }
-    t.set("non_idempotent", &mut p.non_idempotent, boolean);
+    set!(t, p.non_idempotent, boolean);
     let help = "write a share of the traffic from 0.0 to 10.0, e.g. budget = 0.2 for 20 %";
-    t.set("budget", &mut p.budget, |v| match float(v)? {
+    set!(t, p.budget, |v| match float(v)? {
         b if b.is_finite() && (0.0..=10.0).contains(&b) => Ok(b),
         b => Err(bad(format!("budget = {b} is out of range"), help)),
     });
@@ -218,18 +218,18 @@ pub(super) fn sticky(t: &Table<'_>) -> Option<StickyPlan> {
     let mode = t.need("mode", word, "[sticky] has no mode", help);
     let name = t.get("name", string);
     let forgets = "ttl under 1s forgets every client at once";
-    t.set(
-        "ttl",
-        &mut s.ttl,
+    set!(
+        t,
+        s.ttl,
         duration.must(
             |d| *d >= Duration::from_secs(1),
             forgets,
             "write e.g. ttl = \"1h\"",
-        ),
+        )
     );
-    t.set("size", &mut s.size, int(16, 10_000_000));
-    t.set("on_drain", &mut s.on_drain, word);
-    t.set("shared", &mut s.shared, boolean);
+    set!(t, s.size, int(16, 10_000_000));
+    set!(t, s.on_drain, word);
+    set!(t, s.shared, boolean);
     if s.shared && mode == Some(StickyMode::Cookie) {
         let message = "shared = true with mode = \"cookie\": the cookie already names the server on every balancer";
         let help = "remove shared (balancers whose configs name the pool and its servers alike read each other's cookies)";

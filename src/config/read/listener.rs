@@ -149,7 +149,7 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
         name: format!("listener{}", i + 1),
         ..ListenerPlan::default()
     };
-    t.set("name", &mut l.name, string);
+    set!(t, l.name, string);
     let no_listen = format!("listener {:?} has no listen address", l.name);
     let help = "add listen = \"127.0.0.1:8080\" (or a bare port, listen = \"8080\")";
     // A listener without a usable address is still checked against the others; its error
@@ -157,7 +157,9 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     l.listen = t
         .need("listen", addr("listen"), no_listen, help)
         .unwrap_or(l.listen);
-    l.origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    l.origin = t
+        .pos("listen")
+        .map(|s| t.report().origin(s.start).to_string());
     let protocol = protocol(t);
     l.default_pool = t.get("pool", pool_ref(pools));
     let mut named: Vec<String> = t.text("pool").map(String::from).into_iter().collect();
@@ -167,15 +169,13 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     let on = On { t, protocol };
     let l4 = &mut l.l4;
     let help = "write e.g. \"30s\" or \"10m\"";
-    on.set("idle_timeout", &mut l4.idle_timeout, positive(help));
-    on.set("proxy_protocol", &mut l4.proxy_protocol, |v| {
-        word(v).map(Some)
-    });
+    set!(on, l4.idle_timeout, positive(help));
+    set!(on, l4.proxy_protocol, |v| word(v).map(Some));
     let accept = on.get("accept_proxy_protocol", boolean);
     let trusted = on.get("trusted_proxies", list(cidr));
-    on.set("splice", &mut l4.splice, boolean);
-    on.set("session_timeout", &mut l4.session_timeout, positive(help));
-    on.set("max_sessions", &mut l4.max_sessions, int(1, 10_000_000));
+    set!(on, l4.splice, boolean);
+    set!(on, l4.session_timeout, positive(help));
+    set!(on, l4.max_sessions, int(1, 10_000_000));
     let http = matches!(protocol, Some(Protocol::Http | Protocol::Https) | None);
     l.trusted_proxies = trusted.clone().unwrap_or_default();
     l4.accept_proxy = accept_proxy(t, accept, trusted, http);
@@ -188,18 +188,14 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
             .filter_map(|(_, c)| certificate(c))
             .collect();
     }
-    on.set("redirect_https", &mut l.redirect_https, boolean);
+    set!(on, l.redirect_https, boolean);
     l.hsts = on.get("hsts", duration);
     guard::access(t, &mut l.guard);
     let (limits, blocks) = (on.here("limit", array), on.here("block", array));
     if limits && blocks {
         guard::rules(t, &mut l.guard);
     }
-    on.set(
-        "forward_headers",
-        &mut l.forward_headers,
-        guard::forward_headers,
-    );
+    set!(on, l.forward_headers, guard::forward_headers);
     match protocol {
         Some(is @ (Protocol::Tcp | Protocol::Udp)) => l4_rules(t, is.as_str()),
         Some(is) => http_rules(t, &l, is),
@@ -212,59 +208,21 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
 /// The listener's limits on its clients (`config/limits.rs`), each read where its protocol
 /// takes it.
 fn limits(on: &On<'_, '_>, c: &mut ClientLimits) {
-    on.set(
-        "max_connections",
-        &mut c.max_connections,
-        int(1, 10_000_000),
-    );
-    let per_client = int(0, 10_000_000);
-    on.set(
-        "max_connections_per_client",
-        &mut c.max_connections_per_client,
-        per_client,
-    );
+    set!(on, c.max_connections, int(1, 10_000_000));
+    set!(on, c.max_connections_per_client, int(0, 10_000_000));
     let help = "write e.g. \"60s\"";
-    on.set(
-        "client_header_timeout",
-        &mut c.client_header_timeout,
-        positive(help),
-    );
-    on.set(
-        "keepalive_timeout",
-        &mut c.keepalive_timeout,
-        positive(help),
-    );
-    on.set(
-        "keepalive_requests",
-        &mut c.keepalive_requests,
-        int(1, 1_000_000_000),
-    );
-    on.set(
-        "tls_handshake_timeout",
-        &mut c.tls_handshake_timeout,
-        positive(help),
-    );
-    on.set("send_timeout", &mut c.send_timeout, positive(help));
+    set!(on, c.client_header_timeout, positive(help));
+    set!(on, c.keepalive_timeout, positive(help));
+    set!(on, c.keepalive_requests, int(1, 1_000_000_000));
+    set!(on, c.tls_handshake_timeout, positive(help));
+    set!(on, c.send_timeout, positive(help));
     // A head must hold a request line and a Host field; the read buffer holds a head whole.
-    let head = size(1024, 1 << 20);
-    on.set("max_header_size", &mut c.max_header_size, |v| {
-        head(v).map(|n| n as usize)
-    });
-    on.set("max_headers", &mut c.max_headers, int(8, 1000));
-    let uri = size(64, 1 << 20);
-    on.set("max_uri_size", &mut c.max_uri_size, |v| {
-        uri(v).map(|n| n as usize)
-    });
-    on.set(
-        "client_max_body_size",
-        &mut c.client_max_body_size,
-        size(0, u64::MAX >> 1),
-    );
-    on.set("request_buffering", &mut c.request_buffering, boolean);
-    let buffer = size(1024, 64 << 20);
-    on.set("request_buffer_size", &mut c.request_buffer_size, |v| {
-        buffer(v).map(|n| n as usize)
-    });
+    set!(on, c.max_header_size, size(1024, 1 << 20));
+    set!(on, c.max_headers, int(8, 1000));
+    set!(on, c.max_uri_size, size(64, 1 << 20));
+    set!(on, c.client_max_body_size, size(0, u64::MAX >> 1));
+    set!(on, c.request_buffering, boolean);
+    set!(on, c.request_buffer_size, size(1024, 64 << 20));
     if c.max_uri_size > c.max_header_size && on.t.has("max_uri_size") && on.t.has("max_header_size")
     {
         let message = format!(
@@ -381,13 +339,13 @@ fn protocol(t: &Table<'_>) -> Option<Protocol> {
 fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> + 'p {
     move |v: &Val<'_>| match v.str()? {
         name if pools.contains(&name) => Ok(name.to_string()),
-        name if pools.is_empty() => {
-            let help =
-                format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]");
-            Err(bad(format!("no pool named {name:?}"), help))
-        }
         name => {
-            let help = format!("use one of: {}, or define [pool.{name}]", pools.join(", "));
+            let help = match pools {
+                [] => {
+                    format!("define it: [pool.{name}] with servers = [{{ addr = \"host:port\" }}]")
+                }
+                _ => format!("use one of: {}, or define [pool.{name}]", pools.join(", ")),
+            };
             Err(bad(format!("no pool named {name:?}"), help))
         }
     }
@@ -481,7 +439,7 @@ fn certificate(t: &Table<'_>) -> Option<CertPair> {
 /// it names are added to `named`.
 fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<RoutePlan> {
     let mut m = Matcher::default();
-    let host_known = t.set("host", &mut m.host, |v| host(v).map(Some));
+    let host_known = set!(t, m.host, |v| host(v).map(Some));
     m.path_prefix = t.get("path_prefix", slash_path("path_prefix"));
     m.method = t.get("method", |v| {
         let s = v.str()?;

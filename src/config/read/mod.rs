@@ -8,6 +8,15 @@
 //! (its failure-handling sections in `failover.rs`); the rules that span listeners and pools
 //! run last, on the plan, in `cross.rs`. The module docs of `config` say how to add a key.
 
+/// `set!(t, p.keepalive, int(0, 100_000))`: [`cursor::Table::set`] for a key spelled as its
+/// field (`t.set("keepalive", &mut p.keepalive, ...)`), so the name is written once. A key
+/// named otherwise (`type` → `kind`) is read with `t.set` itself.
+macro_rules! set {
+    ($t:expr, $s:ident . $key:ident, $p:expr) => {
+        $t.set(stringify!($key), &mut $s.$key, $p)
+    };
+}
+
 mod cross;
 mod cursor;
 mod failover;
@@ -55,9 +64,9 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
 /// The top level, and the tables below it.
 fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     let mut plan = Plan::default();
-    t.set("workers", &mut plan.workers, int(1, 1024));
-    t.set("grace_period", &mut plan.grace_period, duration);
-    t.set("shutdown_delay", &mut plan.shutdown_delay, duration);
+    set!(t, plan.workers, int(1, 1024));
+    set!(t, plan.grace_period, duration);
+    set!(t, plan.shutdown_delay, duration);
     // Pools first (their errors come first where two share a place), then the listeners,
     // which know a pool by its name whatever is wrong inside it.
     let listeners = t.tables("listener");
@@ -109,20 +118,14 @@ fn admin(t: &Table<'_>) -> Option<AdminPlan> {
         "[admin] has no listen address",
         help,
     );
-    let origin = t.pos("listen").map(|s| t.report().origin(s.start));
+    let origin = t
+        .pos("listen")
+        .map(|s| t.report().origin(s.start).to_string());
     let token = t.get("token", token);
     let mut limits = AdminLimits::default();
-    t.set(
-        "max_connections",
-        &mut limits.max_connections,
-        int(1, 100_000),
-    );
+    set!(t, limits.max_connections, int(1, 100_000));
     let help = "write e.g. \"10s\"";
-    t.set(
-        "client_header_timeout",
-        &mut limits.client_header_timeout,
-        positive(help),
-    );
+    set!(t, limits.client_header_timeout, positive(help));
     // The API changes pools and reloads the config: only this machine may reach it, or
     // whoever holds the token (a wrong token has its own error).
     if let Some(addr) = listen
@@ -158,25 +161,17 @@ fn redis(t: &Table<'_>) -> Option<RedisPlan> {
         mixed,
         "write e.g. prefix = \"switchyard:\"",
     );
-    t.set("prefix", &mut r.prefix, prefix);
-    t.set(
-        "timeout",
-        &mut r.timeout,
-        positive("write e.g. timeout = \"5ms\""),
-    );
-    t.set(
-        "io_timeout",
-        &mut r.io_timeout,
-        positive("write e.g. io_timeout = \"1s\""),
-    );
+    set!(t, r.prefix, prefix);
+    set!(t, r.timeout, positive("write e.g. timeout = \"5ms\""));
+    set!(t, r.io_timeout, positive("write e.g. io_timeout = \"1s\""));
     let flood = "a sync_interval under 10ms would flood Redis";
     let every = duration.must(
         |d| *d >= Duration::from_millis(10),
         flood,
         "write e.g. sync_interval = \"100ms\"",
     );
-    t.set("sync_interval", &mut r.sync_interval, every);
-    t.set("queue", &mut r.queue, int(1, 10_000_000));
+    set!(t, r.sync_interval, every);
+    set!(t, r.queue, int(1, 10_000_000));
     if t.has("timeout") && r.timeout > r.io_timeout {
         let message = "timeout (what a request waits on Redis) is longer than io_timeout (what finds Redis gone)";
         t.error_at(
@@ -220,7 +215,7 @@ fn redis_addr(v: &Val<'_>) -> Result<String, Bad> {
 fn log(t: &Table<'_>) -> LogPlan {
     let mut plan = LogPlan::default();
     let report = t.report();
-    t.set("access", &mut plan.access, |v| {
+    set!(t, plan.access, |v| {
         Ok(match v.str()? {
             "off" => AccessTarget::Off,
             "stdout" => AccessTarget::Stdout,
@@ -234,8 +229,8 @@ fn log(t: &Table<'_>) -> LogPlan {
             path => AccessTarget::File(report.path(path)),
         })
     });
-    t.set("format", &mut plan.format, word);
-    t.set("buffer", &mut plan.buffer, int(4096, 64 << 20));
+    set!(t, plan.format, word);
+    set!(t, plan.buffer, int(4096, 64 << 20));
     t.finish();
     plan
 }

@@ -13,7 +13,7 @@ use super::value::{
     server_addr, string, word,
 };
 use crate::config::{
-    DnsPlan, HashKey, HealthKind, NamedServer, Origin, PoolPlan, RESOLVE_MIN_INTERVAL, ServerPlan,
+    DnsPlan, HashKey, HealthKind, NamedServer, PoolPlan, RESOLVE_MIN_INTERVAL, ServerPlan,
     Timeouts, UpstreamProtocol,
 };
 use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
@@ -25,42 +25,32 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
         name: name.to_string(),
         ..PoolPlan::default()
     };
-    let algorithm_known = t.set("algorithm", &mut p.algorithm, word);
-    let hash_known = t.set("hash_key", &mut p.hash_key, hash_key);
-    t.set("keepalive", &mut p.keepalive, int(0, 100_000));
+    let algorithm_known = set!(t, p.algorithm, word);
+    let hash_known = set!(t, p.hash_key, hash_key);
+    set!(t, p.keepalive, int(0, 100_000));
     let help =
         "write e.g. keepalive_timeout = \"60s\"; to keep no idle connection, set keepalive = 0";
-    t.set(
-        "keepalive_timeout",
-        &mut p.keepalive_timeout,
-        positive(help),
-    );
+    set!(t, p.keepalive_timeout, positive(help));
     if let Some(to) = t.table("timeouts") {
         timeouts(&to.named("timeouts."), &mut p.timeouts);
     }
-    t.set("host_header", &mut p.host_header, word);
+    set!(t, p.host_header, word);
     let servers = t.tables("servers");
     // What a server does not say, the pool does.
     let mut server = ServerPlan::default();
-    failover::passive(t, &mut server.passive);
-    t.set("slow_start", &mut server.slow_start, duration);
-    t.set("max_conns", &mut server.max_conns, int(0, 1_000_000));
-    t.set("queue_size", &mut p.queue_size, int(0, 1_000_000));
+    server_keys(t, &mut server);
+    set!(t, p.queue_size, int(0, 1_000_000));
     let help = "write e.g. queue_timeout = \"10s\"; to let no request wait, set queue_size = 0";
-    t.set("queue_timeout", &mut p.queue_timeout, positive(help));
+    set!(t, p.queue_timeout, positive(help));
     p.health = t.table("health").map(|h| failover::health(&h));
     if let Some(r) = t.table("retry") {
         failover::retry(&r, &mut p.retry);
     }
     p.sticky = t.table("sticky").and_then(|s| failover::sticky(&s));
-    let protocol_known = t.set("upstream_protocol", &mut p.upstream_protocol, word);
+    let protocol_known = set!(t, p.upstream_protocol, word);
     p.tls = t.table("tls").map(|tls| upstream_tls(&tls, name));
     let help = "write e.g. tunnel_idle_timeout = \"1h\"; zero would close every WebSocket at once";
-    t.set(
-        "tunnel_idle_timeout",
-        &mut p.tunnel_idle_timeout,
-        positive(help),
-    );
+    set!(t, p.tunnel_idle_timeout, positive(help));
 
     let mut seen = HashSet::new();
     for (_, st) in &servers {
@@ -126,11 +116,19 @@ fn hash_key(v: &Val<'_>) -> Result<HashKey, Bad> {
 /// read at once; nginx rejects it too.
 fn timeouts(t: &Table<'_>, to: &mut Timeouts) {
     let help = "write e.g. \"5s\"; a timeout of zero fails every try at once";
-    t.set("connect", &mut to.connect, positive(help));
-    t.set("read", &mut to.read, positive(help));
-    t.set("send", &mut to.send, positive(help));
-    t.set("client_body", &mut to.client_body, positive(help));
+    set!(t, to.connect, positive(help));
+    set!(t, to.read, positive(help));
+    set!(t, to.send, positive(help));
+    set!(t, to.client_body, positive(help));
     t.finish();
+}
+
+/// The keys a server takes from its pool when it does not say them: passive health, slow
+/// start and `max_conns`.
+fn server_keys(t: &Table<'_>, s: &mut ServerPlan) {
+    failover::passive(t, &mut s.passive);
+    set!(t, s.slow_start, duration);
+    set!(t, s.max_conns, int(0, 1_000_000));
 }
 
 /// A server entry: written with its address, or with a name that `discovery` resolves.
@@ -155,23 +153,20 @@ fn read_server(
         no_addr,
         "write { addr = \"127.0.0.1:9001\" }",
     );
-    s.name = t
-        .text("addr")
-        .map_or_else(String::new, |a| a.trim().to_string());
+    let written = t.text("addr").map(str::trim).unwrap_or_default();
+    s.name = written.to_string();
     let mut resolve = false;
     t.set("resolve", &mut resolve, boolean);
-    t.set("name", &mut s.name, string);
-    let weight_known = t.set("weight", &mut s.weight, int(1, 1000));
-    t.set("backup", &mut s.backup, boolean);
-    t.set("down", &mut s.down, boolean);
-    t.set("drain", &mut s.drain, boolean);
+    set!(t, s.name, string);
+    let weight_known = set!(t, s.weight, int(1, 1000));
+    set!(t, s.backup, boolean);
+    set!(t, s.down, boolean);
+    set!(t, s.drain, boolean);
     if s.drain && s.down {
         let help = "keep down = true (out of service now) or drain = true (no new requests; the ones running finish)";
         t.error_at("drain", "a server cannot be both down and draining", help);
     }
-    failover::passive(t, &mut s.passive);
-    t.set("slow_start", &mut s.slow_start, duration);
-    t.set("max_conns", &mut s.max_conns, int(0, 1_000_000));
+    server_keys(t, &mut s);
     let key = match &addr {
         Some(ServerAddr::Addr(a)) => Some(a.to_string()),
         Some(ServerAddr::Name { host, port }) => Some(match port {
@@ -214,16 +209,10 @@ fn read_server(
             weight_known.then_some(Entry::Addr(s))
         }
         ServerAddr::Name { host, port } => {
-            let span = t.pos("addr").unwrap_or(t.span());
-            let (line, column) = t.report().line_column(span.start);
-            let origin = Origin {
-                file: t.report().file().to_string(),
-                line,
-                column,
-            };
+            let origin = t.report().origin(t.pos("addr").unwrap_or(t.span()).start);
             weight_known.then(|| {
                 Entry::Named(NamedServer {
-                    written: t.text("addr").unwrap_or_default().trim().to_string(),
+                    written: written.to_string(),
                     host,
                     port,
                     resolve,
@@ -244,7 +233,7 @@ fn dns(t: &Table<'_>, p: &mut PoolPlan) {
     let help = "write e.g. resolver_timeout = \"5s\"";
     t.set("resolver_timeout", &mut d.timeout, positive(help));
     let valid_known = t.set("resolver_valid", &mut d.valid, duration);
-    t.set("init_addr", &mut d.init_addr, word);
+    set!(t, d.init_addr, word);
     if valid_known && t.has("resolver_valid") && d.valid < RESOLVE_MIN_INTERVAL {
         t.error_at(
             "resolver_valid",
@@ -258,26 +247,16 @@ fn dns(t: &Table<'_>, p: &mut PoolPlan) {
     }
     let pool = &p.name;
     let example = "e.g. servers = [ { addr = \"app.internal:8080\", resolve = true } ]";
-    if p.named.is_empty() {
-        for key in ["resolver", "resolver_timeout"] {
-            if t.has(key) {
-                t.error_at(
-                    key,
-                    format!("{key} is used only for servers written with a host name, and pool {pool:?} has none"),
-                    format!("remove {key}, or write a server's host name, {example}"),
-                );
-            }
-        }
-    }
-    if !p.named.iter().any(|n| n.resolve) {
-        for key in ["resolver_valid", "init_addr"] {
-            if t.has(key) {
-                t.error_at(
-                    key,
-                    format!("{key} is used only for servers with resolve = true, and pool {pool:?} has none"),
-                    format!("remove {key}, or add resolve = true to a server written with a host name, {example}"),
-                );
-            }
+    // Each pair of keys, and the servers that use them.
+    #[rustfmt::skip]
+    let uses = [
+        (["resolver", "resolver_timeout"], !p.named.is_empty(), "servers written with a host name", "write a server's host name"),
+        (["resolver_valid", "init_addr"], p.named.iter().any(|n| n.resolve), "servers with resolve = true", "add resolve = true to a server written with a host name"),
+    ];
+    for (keys, used, servers, fix) in uses {
+        for key in keys.into_iter().filter(|k| !used && t.has(k)) {
+            let message = format!("{key} is used only for {servers}, and pool {pool:?} has none");
+            t.error_at(key, message, format!("remove {key}, or {fix}, {example}"));
         }
     }
     p.dns = d;

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Origin};
 
 /// What kind of mistake an error is. Of two errors at one place, the shape one comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,10 +62,12 @@ impl<'s> Report<'s> {
         self.positions.borrow().get(path).cloned()
     }
 
-    /// `file:line:column` of a byte offset, for the runtime's own errors (a port taken).
-    pub(crate) fn origin(&self, offset: usize) -> String {
+    /// Where a byte offset is (`file:line:column` as it prints), for errors found after
+    /// reading (a port taken, a name that does not resolve).
+    pub(crate) fn origin(&self, offset: usize) -> Origin {
         let (line, column) = self.line_column(offset);
-        format!("{}:{line}:{column}", self.file)
+        let file = self.file.to_string();
+        Origin { file, line, column }
     }
 
     /// A path as written in the file, relative to the file's own directory.
@@ -77,13 +79,8 @@ impl<'s> Report<'s> {
         }
     }
 
-    /// The file as named to the reader.
-    pub(crate) fn file(&self) -> &str {
-        self.file
-    }
-
     /// 1-based line and column (in characters) of a byte offset.
-    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
+    fn line_column(&self, offset: usize) -> (usize, usize) {
         let before = &self.src[..offset.min(self.src.len())];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -184,7 +184,7 @@ pub(crate) fn positive(help: &'static str) -> impl Fn(&Val<'_>) -> Result<Durati
 /// A size in bytes, from `lo` to `hi`: a whole number of bytes (`65536`, as HAProxy writes
 /// them), or with nginx's units, in quotes: `"64k"`, `"1m"`, `"1g"` (powers of 1024; `KiB`,
 /// `MB` and the like are read the same way).
-pub(crate) fn size(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<u64, Bad> {
+pub(crate) fn size<T: TryFrom<u64>>(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<T, Bad> {
     move |v: &Val<'_>| {
         let key = v.what();
         let n = match v.value {
@@ -201,13 +201,13 @@ pub(crate) fn size(lo: u64, hi: u64) -> impl Fn(&Val<'_>) -> Result<u64, Bad> {
             );
             return Err(bad(format!("{key}: {} is not a size", shown(v)), help));
         };
-        if !(lo..=hi).contains(&n) {
-            return Err(bad(
+        let fits = (lo..=hi).contains(&n).then(|| T::try_from(n).ok());
+        fits.flatten().ok_or_else(|| {
+            bad(
                 format!("{key} = {} is out of range", shown(v)),
                 format!("use a size from {} to {}", show_size(lo), show_size(hi)),
-            ));
-        }
-        Ok(n)
+            )
+        })
     }
 }
 
@@ -511,11 +511,11 @@ fn type_error(v: &Val<'_>, ty: Ty) -> (String, String) {
                     "write pool = \"NAME\"; to spread over several, write split = [ { pool = \"a\", weight = 1 }, { pool = \"b\", weight = 1 } ]".into(),
                 ),
                 DeValue::Boolean(b) => (what, format!("write {}", quoted(&b.to_string()))),
-                _ => match (int, float) {
-                    (Some(n), _) => (what, format!("write {}", quoted(&n.to_string()))),
-                    (_, Some(f)) => (what, format!("write {}", quoted(&f.to_string()))),
-                    _ => (what, format!("write {}", quoted("..."))),
-                },
+                _ => {
+                    let number = int.map(|n| n.to_string()).or(float.map(|f| f.to_string()));
+                    let shown = number.unwrap_or_else(|| "...".into());
+                    (what, format!("write {}", quoted(&shown)))
+                }
             }
         }
         Ty::Size => (
