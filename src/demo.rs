@@ -30,7 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-use crate::config::{AdminPlan, Algorithm, ListenerPlan, Plan, PoolPlan, ServerPlan, Timeouts};
+use crate::config::Algorithm;
 use crate::proxy::http::body::{ProxyBody, boxed, full};
 use crate::proxy::listen::bind_tcp;
 use crate::shutdown::Shutdown;
@@ -265,39 +265,65 @@ fn stream_bytes(n: u64) -> ProxyBody {
     boxed(StreamBody::new(chunks))
 }
 
-/// The demo's plan: one listener over the given backends with `algorithm`, and an admin
-/// listener on `admin` (loopback, no token) when given.
-pub fn plan(
+/// The demo's configuration, as an operator would write it: one listener over the given
+/// backends with `algorithm`, and an admin listener on `admin` (loopback, no token). The
+/// demo runs it from a file ([`DemoFile`]), so the API's changes (drain, weight) and
+/// `switchyard reload -c FILE` work on the demo as on any Switchyard.
+pub fn config(
     listen: SocketAddr,
     backends: &[(String, SocketAddr)],
     algorithm: Algorithm,
-    admin: Option<SocketAddr>,
-) -> Plan {
-    let servers = backends
+    admin: SocketAddr,
+) -> String {
+    let servers: String = backends
         .iter()
-        .map(|(name, addr)| ServerPlan::at(*addr).named(name))
+        .map(|(name, addr)| format!("  {{ name = \"{name}\", addr = \"{addr}\" }},\n"))
         .collect();
-    let demo = PoolPlan {
-        algorithm,
-        // Short enough that a stopped demo server shows at once.
-        timeouts: Timeouts {
-            connect: Duration::from_secs(2),
-            read: Duration::from_secs(10),
-            send: Duration::from_secs(10),
-            client_body: Duration::from_secs(10),
-        },
-        ..PoolPlan::of("demo", servers)
-    };
-    Plan {
-        workers: 2,
-        grace_period: Duration::from_secs(5),
-        // An operator at a terminal: Ctrl-C stops at once.
-        shutdown_delay: Duration::ZERO,
-        listeners: vec![ListenerPlan::http("demo", listen, "demo")],
-        pools: vec![demo],
-        admin: admin.map(AdminPlan::at),
-        redis: None,
-        log: Default::default(),
+    format!(
+        "# The configuration `switchyard demo` runs (it removes this file when it stops).\n\
+         # Edit it, then: switchyard reload -c THIS_FILE\n\
+         workers = 2\n\
+         grace_period = \"5s\"\n\
+         # An operator at a terminal: Ctrl-C stops at once.\n\
+         shutdown_delay = \"0s\"\n\
+         \n\
+         [admin]\n\
+         listen = \"{admin}\"\n\
+         \n\
+         [[listener]]\n\
+         name = \"demo\"\n\
+         listen = \"{listen}\"\n\
+         pool = \"demo\"\n\
+         \n\
+         [pool.demo]\n\
+         algorithm = \"{}\"\n\
+         # Short enough that a stopped demo server shows at once.\n\
+         timeouts = {{ connect = \"2s\", read = \"10s\", send = \"10s\", client_body = \"10s\" }}\n\
+         servers = [\n{servers}]\n",
+        algorithm.as_str()
+    )
+}
+
+/// The demo's configuration file, in a directory of its own under the system's temporary
+/// directory; removed when dropped.
+pub struct DemoFile {
+    dir: std::path::PathBuf,
+    pub path: std::path::PathBuf,
+}
+
+impl DemoFile {
+    pub fn write(text: &str) -> std::io::Result<DemoFile> {
+        let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("demo.toml");
+        std::fs::write(&path, text)?;
+        Ok(DemoFile { dir, path })
+    }
+}
+
+impl Drop for DemoFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -308,6 +334,7 @@ pub fn welcome(
     algorithm: Algorithm,
     backends: &[(&Backend, u64)],
     admin: Option<SocketAddr>,
+    file: Option<&std::path::Path>,
     me: &str,
 ) -> String {
     let mut out = format!(
@@ -330,6 +357,14 @@ pub fn welcome(
          \x20 curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body\n\
          \x20 {me} demo --algorithm least_time  # the slow server gets less\n"
     );
+    if let Some(file) = file {
+        out += &format!(
+            "\nits configuration: {}\n\
+             \x20 edit it, then: {me} reload -c {}\n",
+            file.display(),
+            file.display()
+        );
+    }
     if let Some(admin) = admin {
         out += &format!(
             "\nwatch and change it (the admin listener):\n\

@@ -179,7 +179,7 @@ struct ProbeArgs {
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    Algorithm::parse(s).ok_or_else(|| format!("use one of: {}", Algorithm::NAMES.join(", ")))
+    Algorithm::parse(s).ok_or_else(|| Algorithm::help_for(s))
 }
 
 fn main() -> ExitCode {
@@ -562,8 +562,12 @@ async fn serve_until_signal(
         // Orchestrators and balancers in front see /health/ready turn 503 and stop sending;
         // meanwhile every listener still accepts, and a new process may already share the
         // ports (SO_REUSEPORT).
+        let ready = match plan.admin.is_some() {
+            true => "/health/ready answers 503 and ",
+            false => "",
+        };
         tracing::info!(
-            "SIGTERM: /health/ready answers 503 for {delay:?} (shutdown_delay) while the listeners still accept; then they close (signal again to stop at once)"
+            "SIGTERM: for {delay:?} (shutdown_delay) {ready}the listeners still accept, so balancers in front stop sending; then they close (signal again, or SIGINT, to stop at once; shutdown_delay = \"0s\" skips this)"
         );
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -734,7 +738,15 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
             .iter()
             .map(|b| (b.name().to_string(), b.addr))
             .collect();
-        let runtime = Runtime::start(demo::plan(listen, &servers, algorithm, Some(admin)))
+        // Run from a file, as any Switchyard: the API's changes and reloads work on it.
+        let text = demo::config(listen, &servers, algorithm, admin);
+        let file = demo::DemoFile::write(&text).context("cannot write the demo's config file")?;
+        let plan = config::load_str(&text, &file.path.display().to_string())?;
+        let launch = Launch {
+            file: Some((file.path.clone(), text)),
+            ..Launch::default()
+        };
+        let runtime = Runtime::launch(plan, launch)
             .await
             .context("the demo did not start (other ports: --listen ADDR, --admin ADDR)")?;
         let addr = runtime.local_addr("demo").unwrap_or(listen);
@@ -745,7 +757,14 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
         let served: Vec<(&Backend, u64)> = backends.iter().zip(delays).collect();
         print!(
             "{}",
-            demo::welcome(addr, algorithm, &served, runtime.admin_addr(), &me)
+            demo::welcome(
+                addr,
+                algorithm,
+                &served,
+                runtime.admin_addr(),
+                Some(&file.path),
+                &me
+            )
         );
         println!("Ctrl-C stops.");
         signals.next_stop().await;

@@ -569,6 +569,14 @@ async fn status_is_json_with_pools_servers_and_listeners() {
         "one duration per check"
     );
     assert_eq!(s1["check_duration"]["buckets"]["+Inf"], checks["pass"]);
+    // Buckets by bound, as Prometheus lists them (not as text: "+Inf", "10", "2.5").
+    let bounds: Vec<f64> = s1["check_duration"]["buckets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse::<f64>().unwrap_or(f64::INFINITY))
+        .collect();
+    assert!(bounds.is_sorted(), "{bounds:?}");
     assert!(s1["last_check"]["ago_ms"].as_u64().unwrap() < 30_000);
     assert!(s1["latency_ewma_ms"].as_f64().unwrap() > 0.0);
     let s2 = &p["servers"][1];

@@ -397,9 +397,35 @@ async fn the_demo_serves_traffic_and_its_dashboard() {
     for name in ["demo-1", "demo-2", "demo-3"] {
         assert!(pools.text().contains(name), "{}", pools.text());
     }
+    // The drain it suggests works: the demo runs from a file of its own, which it names.
+    let file = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("its configuration: "))
+        .unwrap_or_else(|| panic!("no configuration line in {seen:?}"))
+        .to_string();
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("[pool.demo]")
+    );
+    let drain = http::Request::put("/api/pools/demo/servers/demo-3")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"state": "drain"}"#,
+        )))
+        .unwrap();
+    let a = Client::connect(admin).await.send(drain).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    for _ in 0..6 {
+        let a = get(traffic, "/").await;
+        assert_ne!(a.server(), "demo-3", "drained");
+    }
     signal(&child, "INT");
     let status = exited(&mut child, Duration::from_secs(10))
         .await
         .expect("the demo stops within 10 s of Ctrl-C");
     assert!(status.success(), "exit status {status}");
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "the demo removes its file"
+    );
 }

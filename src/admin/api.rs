@@ -497,10 +497,36 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
-            format!("the body is not what this endpoint takes: {e}"),
+            format!("the body is not what this endpoint takes: {}", plain(&e)),
             "send JSON such as {\"weight\": 5}, {\"state\": \"drain\"} or {\"addr\": \"10.0.0.5:80\"}",
         )
     })
+}
+
+/// serde's words for a JSON mistake, without Rust's type names: `invalid type: string
+/// "5", expected i64` → `a string ("5") where a whole number belongs`.
+fn plain(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let Some(rest) = text.strip_prefix("invalid type: ") else {
+        return text;
+    };
+    let Some((found, tail)) = rest.split_once(", expected ") else {
+        return text;
+    };
+    let (expected, at) = tail.split_once(" at ").unwrap_or((tail, ""));
+    let expected = match expected {
+        "i64" | "u64" | "i32" | "u32" | "usize" | "u16" => "a whole number",
+        "a boolean" => "true or false",
+        other => other,
+    };
+    let found = match found.split_once(' ') {
+        Some((kind, value)) => format!("a {kind} ({value})"),
+        None => found.to_string(),
+    };
+    match at {
+        "" => format!("{found} where {expected} belongs"),
+        at => format!("{found} where {expected} belongs (at {at})"),
+    }
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
@@ -586,6 +612,20 @@ mod tests {
         assert_eq!(percent_decode("10.0.0.1:80"), "10.0.0.1:80");
         assert_eq!(percent_decode("bad%zz"), "bad%zz");
         assert_eq!(percent_decode("end%4"), "end%4");
+    }
+
+    #[test]
+    fn json_type_mistakes_are_said_without_rust_type_names() {
+        let e = |body: &str| plain(&serde_json::from_str::<SetServer>(body).unwrap_err());
+        assert_eq!(
+            e(r#"{"weight":"5"}"#),
+            r#"a string ("5") where a whole number belongs (at line 1 column 13)"#
+        );
+        assert_eq!(
+            e(r#"{"weight": true}"#),
+            "a boolean (`true`) where a whole number belongs (at line 1 column 15)"
+        );
+        assert!(e(r#"{"wieght": 5}"#).starts_with("unknown field `wieght`"));
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! xxh3 with a fixed seed), the same on every balancer whose config names the pool and the
 //! server alike.
 //!
-//! # Configuration (proposed; read by the `config` module once wired)
+//! # Configuration (`config`: `[redis]` is `Plan::redis`, `shared` is on `StickyPlan` and
+//! `LimitPlan`; `shared = true` without `[redis]` is an error)
 //!
 //! ```toml
 //! [redis]
@@ -46,36 +47,21 @@
 //! shared = true              # needs [redis]
 //! ```
 //!
-//! # Wiring (the steps left)
+//! # Wiring
 //!
-//! 1. `config`: a `[redis]` table → `Plan.redis: Option<RedisConfig>` (or a `RedisPlan`
-//!    with these fields); `shared` on `[pool.X.sticky]` → `StickyPlan.shared` and on the
-//!    limits → their plan. Errors: `shared = true` without `[redis]` ("add a [redis] table
-//!    with addr = \"host:6379\""), and with `mode = "cookie"` ("the cookie already names
-//!    the server on every balancer; remove shared").
-//! 2. `runtime`: `Cluster::start(redis_config, &shutdown)` once, before the listeners (it
-//!    returns at once; the link connects in the background); keep the `Arc<Cluster>`; at
-//!    shutdown, after the listeners drained, `cluster.stopped().await` (the tasks end when
-//!    the `Shutdown` they were given fires).
-//! 3. `proxy/http/sticky.rs`: `Sticky::new` gets `Option<&Cluster>`; a shared pool's
-//!    `app` / `ip` table is `cluster.sticky_table::<String>(StickyMode::AppCookie, pool,
-//!    plan.size, plan.ttl)` / `::<IpAddr>(StickyMode::SourceIp, ...)` instead of
-//!    `StickTable::new(plan.size, plan.ttl)` (a two-variant enum there: local or shared,
-//!    with `get`, `insert`, `insert_if_room`, `len`). `Sticky::lookup` becomes `async` and
-//!    calls `table.get_or_fetch(&key, now).await` where it called `table.get(&key, now)`;
-//!    `Sticky::after` is unchanged (`insert` / `insert_if_room` queue the write).
-//! 4. The rate limits (issue 15's wiring of `guard`): a shared limit's limiter is
-//!    `cluster.rate_limiter(scope, rate, burst, capacity)` instead of
-//!    `RateLimiter::new(rate, burst, capacity)`, with a scope every balancer names alike
-//!    (`"{listener}/{index}"`, or the limit's name); the request path calls
-//!    `limiter.check(key, now)` as before.
-//! 5. `admin/metrics.rs`: [`Cluster::link_stats`], [`Cluster::rate_stats`] and each shared
-//!    table's [`SharedStickTable::stats`], e.g. `switchyard_redis_up`,
-//!    `switchyard_redis_calls_total{result="ok|error|timeout|skipped"}`,
-//!    `switchyard_redis_writes_total{result="sent|dropped"}`,
-//!    `switchyard_redis_link_changes_total{to="up|down"}`,
-//!    `switchyard_sticky_shared_total{pool,event="learned|fetch_hit|fetch_miss|..."}`,
-//!    `switchyard_rate_syncs_total{result="ok|failed"}`.
+//! - `runtime` starts a [`Cluster`] when the plan has `[redis]` (a reload that changes it
+//!   starts a new one, and the old one stops), before the listeners, and stops it after
+//!   they drained.
+//! - `proxy/http/sticky.rs`: a shared pool's table is [`Cluster::sticky_table`]; a lookup
+//!   that misses locally reads through (`get_or_fetch`).
+//! - `proxy/http/protect.rs`: a shared limit's table is [`Cluster::rate_limiter`] under the
+//!   scope `{listener}/{index}` (`{listener}/route{n}/{index}`), which every balancer names
+//!   alike; the request path calls `limiter.check(key, now)` as for a local one. A reload
+//!   that keeps the limit keeps its table ([`Cluster::holds_limiter`]), or moves it onto a
+//!   new link ([`Cluster::adopt_limiter`]).
+//! - `admin/catalog/redis.rs`: [`Cluster::link_stats`], [`Cluster::rate_stats`] and each
+//!   shared table's [`SharedStickTable::stats`] as `switchyard_redis_*` and
+//!   `switchyard_pool_sticky_shared_total`.
 
 mod link;
 mod rate;
@@ -178,6 +164,17 @@ impl Cluster {
         let limiter = Arc::new(RateLimiter::new(rate, burst, capacity).shared(IDENTITY_SEED));
         self.limits.add(scope, &limiter);
         limiter
+    }
+
+    /// Whether `limiter` is synced through this cluster's link.
+    pub fn holds_limiter(&self, limiter: &Arc<RateLimiter>) -> bool {
+        self.limits.holds(limiter)
+    }
+
+    /// Sync `limiter` (one of another cluster's, a reload that changed `[redis]` moving it
+    /// here with its keys) under `scope` through this cluster's link too.
+    pub fn adopt_limiter(&self, scope: &str, limiter: &Arc<RateLimiter>) {
+        self.limits.add(scope, limiter);
     }
 
     /// Whether the link to Redis is up now.

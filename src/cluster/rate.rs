@@ -92,6 +92,7 @@ pub struct SharedLimits {
     sha: String,
     syncs: AtomicU64,
     failed: AtomicU64,
+    skipped: AtomicU64,
     keys: AtomicU64,
     raised: AtomicU64,
 }
@@ -103,6 +104,9 @@ pub struct RateCounters {
     pub syncs: u64,
     /// Syncs that failed or timed out (their counts are lost; local limits held).
     pub failed: u64,
+    /// Syncs not tried: the link was down (the limits held on this balancer alone, their
+    /// counts waiting).
+    pub skipped: u64,
     /// Key counts sent.
     pub keys: u64,
     /// Keys an answer found in debt, whose local TAT was raised to at least it (a no-op
@@ -118,6 +122,7 @@ impl SharedLimits {
             sha: redis::Script::new(SYNC_SCRIPT).get_hash().to_string(),
             syncs: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             keys: AtomicU64::new(0),
             raised: AtomicU64::new(0),
         }
@@ -141,11 +146,22 @@ impl SharedLimits {
             });
     }
 
+    /// Whether `limiter` is one of these.
+    pub fn holds(&self, limiter: &Arc<RateLimiter>) -> bool {
+        let target = Arc::downgrade(limiter);
+        self.limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s.limiter.ptr_eq(&target))
+    }
+
     pub fn stats(&self) -> RateCounters {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RateCounters {
             syncs: r(&self.syncs),
             failed: r(&self.failed),
+            skipped: r(&self.skipped),
             keys: r(&self.keys),
             raised: r(&self.raised),
         }
@@ -166,6 +182,14 @@ impl SharedLimits {
     /// One sync of every limiter. While the link is down nothing is taken: the counts wait.
     async fn sync(&self) {
         if !self.link.is_up() {
+            let any = !self
+                .limiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if any {
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
         // Take the counts; the lock is held for that only (it is not on the request path).

@@ -8,6 +8,7 @@
 //!   the servers that stay keep their state), or is added or removed.
 //! - `[redis]` added, removed or changed makes a new link (or none); the pools with a
 //!   `shared = true` sticky table are then rebuilt onto it (`settings: ["redis"]`).
+//!   So are the listeners with a `shared = true` limit (`Changed`: its limiters move).
 //! - A **listener** is known by its name. It keeps its socket unless its address or its
 //!   transport (TCP or UDP) changed (`Moved`: a new socket, the old one drains); a new
 //!   protocol on the same socket (`http` to `https`) gets a new accept loop on that socket
@@ -265,6 +266,10 @@ impl PlanDiff {
                     Some(o) if o.protocol != l.protocol => ListenerChange::Reprotocol,
                     Some(o) if !same_listener(o, l) => ListenerChange::Changed,
                     Some(_) if pools_of(l).iter().any(|p| renewed(p)) => ListenerChange::Changed,
+                    // A shared limit lives on the link too: onto the new one (or local).
+                    Some(_) if redis != RedisChange::Same && shares_limits(l) => {
+                        ListenerChange::Changed
+                    }
                     Some(_) => ListenerChange::Same,
                 };
                 (l.name.clone(), change)
@@ -435,6 +440,12 @@ fn same_listener(a: &ListenerPlan, b: &ListenerPlan) -> bool {
     let mut a = a.clone();
     a.origin.clone_from(&b.origin);
     a == *b
+}
+
+/// Whether a limit of `l` (or of one of its routes) is counted across balancers.
+fn shares_limits(l: &ListenerPlan) -> bool {
+    let guards = std::iter::once(&l.guard).chain(l.routes.iter().map(|r| &r.guard));
+    guards.flat_map(|g| &g.limits).any(|x| x.shared)
 }
 
 /// The pools a listener sends to.

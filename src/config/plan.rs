@@ -305,6 +305,12 @@ impl Algorithm {
         Algorithm::from_word(s)
     }
 
+    /// The help for a word that is no algorithm: a did-you-mean (HAProxy's and nginx's
+    /// names included), or the list, as `check` gives it.
+    pub fn help_for(written: &str) -> String {
+        suggest::algorithm(written, Algorithm::NAMES)
+    }
+
     /// Whether the algorithm looks at `PickContext::hash_key`.
     pub fn uses_hash_key(&self) -> bool {
         matches!(self, Algorithm::Hash | Algorithm::Maglev)

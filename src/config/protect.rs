@@ -79,9 +79,8 @@ pub struct LimitPlan {
     /// Keys tracked at once (fixed memory: 24 bytes a key); beyond it, the key nearest its
     /// full allowance is forgotten.
     pub size: usize,
-    /// `shared = true`: counted across balancers through Redis (`src/cluster/rate.rs`). The
-    /// reader refuses it until `[redis]` is wired (`src/cluster/mod.rs`, steps 1, 2 and 4);
-    /// then `proxy/http/protect.rs`'s `limiter` builds the shared limiter.
+    /// `shared = true`: counted across balancers through `[redis]` (`src/cluster/rate.rs`;
+    /// `proxy/http/protect.rs`'s `limiter` builds the shared table). Needs `[redis]`.
     pub shared: bool,
 }
 

@@ -182,6 +182,7 @@ impl Offline<'_> {
                         &r.guard,
                         &format!("{}/route{i}", l.name),
                         None,
+                        None,
                     ),
                     max_body: r.client_max_body_size,
                 }
@@ -210,7 +211,7 @@ impl Offline<'_> {
             hsts: None,
             proxy_in: None,
             direct: false,
-            guard: crate::proxy::http::protect::Guard::build(&l.guard, &l.name, None),
+            guard: crate::proxy::http::protect::Guard::build(&l.guard, &l.name, None, None),
             trusted: l.trusted_proxies.clone(),
             forward_headers: l.forward_headers,
             port: l.listen.port(),

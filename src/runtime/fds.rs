@@ -118,10 +118,10 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
             ""
         };
         warnings.push(format!(
-            "listener {:?}: {key} = {}{note} needs about {} descriptors, more than the \
-             open-file limit of {nofile} leaves ({reserved} kept for the process, its pools \
-             and the admin listener): lowered to {lowered}; raise the limit (ulimit -n, \
-             systemd LimitNOFILE=) or set {key} lower",
+            "listener {:?}: {key} = {}{note} needs about {} descriptors; the open-file \
+             limit is {nofile}, {reserved} of them kept for the process, its pools and the \
+             admin listener: lowered to {lowered}; raise the limit (ulimit -n, systemd \
+             LimitNOFILE=) or set {key} lower",
             l.name,
             *value,
             *value as u64 * per
@@ -131,12 +131,17 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
     warnings
 }
 
-/// [`fit`] under the process's own limit, the warnings logged.
+/// [`fit`] under the process's own limit, the warnings logged: each once, not again at
+/// every reload or API change that leaves it as it was.
 pub fn fit_here(plan: &mut Plan) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if let Some(nofile) = open_file_limit() {
-        for w in fit(plan, nofile) {
+        let warnings = fit(plan, nofile);
+        let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+        for w in warnings.iter().filter(|w| !said.contains(w)) {
             tracing::warn!("{w}");
         }
+        *said = warnings;
     }
 }
 

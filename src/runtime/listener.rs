@@ -156,6 +156,8 @@ pub struct Wiring<'a> {
     pub log: &'a Arc<crate::observe::sink::AccessLog>,
     /// Which code serves HTTP/1.x clients (the direct path unless a test asks for hyper).
     pub engine: http::Http1Engine,
+    /// The link to Redis of the plan being applied: `shared = true` limits count through it.
+    pub cluster: Option<&'a Arc<crate::cluster::Cluster>>,
 }
 
 impl Wiring<'_> {
@@ -432,6 +434,7 @@ fn site(
                     previous
                         .and_then(|p| p.router.routes.get(i))
                         .map(|r| &r.guard),
+                    wiring.cluster,
                 ),
             }
         })
@@ -461,7 +464,12 @@ fn site(
         },
         proxy_in: proxy_in.clone(),
         direct: false,
-        guard: Guard::build(&l.guard, &l.name, previous.map(|p| &p.guard)),
+        guard: Guard::build(
+            &l.guard,
+            &l.name,
+            previous.map(|p| &p.guard),
+            wiring.cluster,
+        ),
         // With PROXY headers, the peer in front is an L4 hop that passes the client's bytes
         // unchanged: an X-Forwarded-For through it is the client's own word.
         trusted: match l.l4.accept_proxy {

@@ -351,6 +351,7 @@ impl Running {
             parent: &self.shutdown,
             log: &self.log,
             engine: self.engine,
+            cluster: self.cluster.as_ref().map(|c| &c.cluster),
         };
 
         // Listeners, in the new plan's order; a new accept loop serves before the one it

@@ -1,5 +1,6 @@
-//! The metrics of the link to Redis (`[redis]`, `cluster::link`) and of the sticky tables
-//! shared through it (`cluster::sticky`).
+//! The metrics of the link to Redis (`[redis]`, `cluster::link`), of the rate limits synced
+//! through it (`cluster::rate`) and of the sticky tables shared through it
+//! (`cluster::sticky`).
 
 use super::describe::{Json, Metric, Reader};
 use crate::observe::metrics::Kind;
@@ -72,6 +73,33 @@ pub static LINK: &[Metric] = &[
         json: Json::Number("connect_failures"),
         counted_in: "`Link::run` (cluster::link)",
         read: Reader::Redis(|c, o| o.value(c.link_stats().connect_failures)),
+    },
+    Metric {
+        name: "switchyard_redis_rate_syncs_total",
+        help: "Syncs of the shared rate limits (shared = true on a [[listener.limit]]; one every sync_interval while the link is up, all limits in one pipeline) by result: ok (Redis answered), failed (failed or timed out), skipped (not tried: the link was down). While syncs fail or are skipped each balancer holds its limits alone.",
+        kind: Kind::Counter,
+        labels: &["result"],
+        json: Json::Number("rate_syncs"),
+        counted_in: "`SharedLimits::sync` (cluster::rate)",
+        read: Reader::Redis(|c, o| {
+            let s = c.rate_stats();
+            o.sample(&["ok"], s.syncs.into());
+            o.sample(&["failed"], s.failed.into());
+            o.sample(&["skipped"], s.skipped.into());
+        }),
+    },
+    Metric {
+        name: "switchyard_redis_rate_keys_total",
+        help: "Keys of the shared rate limits whose counts a sync sent (sent), and of those, the ones Redis answered in debt, whose local allowance was lowered to the global one (raised: the other balancers had used some of it).",
+        kind: Kind::Counter,
+        labels: &["event"],
+        json: Json::Number("rate_keys"),
+        counted_in: "`SharedLimits::sync` (cluster::rate)",
+        read: Reader::Redis(|c, o| {
+            let s = c.rate_stats();
+            o.sample(&["sent"], s.keys.into());
+            o.sample(&["raised"], s.raised.into());
+        }),
     },
 ];
 

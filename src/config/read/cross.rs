@@ -1,7 +1,7 @@
 //! The rules that span listeners and pools, run on the typed plan once every table is read,
 //! pointing at the lines to change through the positions the reader kept: listeners that
-//! cannot all bind, traffic that loops back, the pools that only tcp/udp listeners use, and
-//! sticky cookies that would overwrite each other.
+//! cannot all bind, traffic that loops back, the pools that only tcp/udp listeners use,
+//! sticky cookies that would overwrite each other, and shared state without `[redis]`.
 //!
 //! To add a rule: a function here over `&Plan` (or `&mut Plan`, for a default that depends
 //! on how a pool is used), called from [`check`]; `r.at("pool.NAME.key")` is where a key is
@@ -39,13 +39,36 @@ pub(super) fn check(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
     loops(r, plan, &listens);
     l4_pools(r, plan, seen);
     sticky_cookies(r, plan);
-    shared_without_redis(r, plan);
+    shared_without_redis(r, plan, seen);
 }
 
-/// A table kept in Redis needs a `[redis]` to keep it in.
-fn shared_without_redis(r: &Report<'_>, plan: &Plan) {
+/// A table or a limit kept in Redis needs a `[redis]` to keep it in.
+fn shared_without_redis(r: &Report<'_>, plan: &Plan, seen: &Seen) {
     if plan.redis.is_some() {
         return;
+    }
+    let help = "add a [redis] table with addr = \"host:6379\", or remove shared";
+    for (l, (path, _)) in plan.listeners.iter().zip(&seen.listeners) {
+        let guards = std::iter::once((path.clone(), "listener", &l.guard)).chain(
+            l.routes
+                .iter()
+                .enumerate()
+                .map(|(k, route)| (format!("{path}.route.{k}"), "listener.route", &route.guard)),
+        );
+        for (table, kind, guard) in guards {
+            for (j, _) in guard.limits.iter().enumerate().filter(|(_, x)| x.shared) {
+                let message = format!(
+                    "[[{kind}.limit]] of listener {:?} says shared = true, but there is no [redis] to share it through",
+                    l.name
+                );
+                error(
+                    r,
+                    at(r, &format!("{table}.limit.{j}"), "shared"),
+                    message,
+                    help,
+                );
+            }
+        }
     }
     for p in &plan.pools {
         if p.sticky.as_ref().is_some_and(|s| s.shared) {
@@ -54,7 +77,6 @@ fn shared_without_redis(r: &Report<'_>, plan: &Plan) {
                 "[pool.{}.sticky] says shared = true, but there is no [redis] to share it through",
                 p.name
             );
-            let help = "add a [redis] table with addr = \"host:6379\", or remove shared";
             error(r, at(r, &path, "shared"), message, help);
         }
     }

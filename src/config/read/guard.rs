@@ -100,16 +100,8 @@ fn limit(t: &Table<'_>) -> Option<LimitPlan> {
     };
     t.set("burst", &mut l.burst, int(0, 1_000_000));
     t.set("size", &mut l.size, int(1, 100_000_000));
-    // The hook for limits shared through Redis: the plan has the field, the runtime does
-    // not have a `[redis]` link yet (src/cluster/mod.rs lists the steps).
+    // Counted across balancers through `[redis]` (cross.rs: shared without [redis]).
     t.set("shared", &mut l.shared, boolean);
-    if l.shared {
-        t.error_at(
-            "shared",
-            "shared rate limits need a [redis] link, which this version does not start yet",
-            "remove shared = true: the limit then holds on each balancer alone (with N balancers behind one address, divide rate by N)",
-        );
-    }
     t.finish();
     Some(LimitPlan {
         key: key?,

@@ -1,6 +1,7 @@
-//! `[redis]` and `shared = true` on `[pool.NAME.sticky]`: the plan they make, and the
-//! errors (file:line:column and the fix) for a table shared with nothing to share it
-//! through, for shared cookies, and for values Redis cannot take.
+//! `[redis]` and `shared = true` on `[pool.NAME.sticky]` and on `[[listener.limit]]` /
+//! `[[listener.route.limit]]`: the plan they make, and the errors (file:line:column and the
+//! fix) for a table or a limit shared with nothing to share it through, for shared cookies,
+//! and for values Redis cannot take.
 
 use std::time::Duration;
 
@@ -61,6 +62,57 @@ fn a_shared_table_without_redis_says_where_and_what_to_add() {
         text.contains("add a [redis] table with addr = \"host:6379\""),
         "{text}"
     );
+}
+
+/// A listener with a shared limit and a route with a shared limit (`shared` on lines 7
+/// and 14), then the pool.
+fn shared_limits(redis: &str) -> String {
+    let (listener, pool) = BASE.split_at(BASE.find("[pool.p]").unwrap());
+    format!(
+        "{listener}[[listener.limit]]\nkey = \"client_ip\"\nrate = \"50/s\"\nshared = true\n[[listener.route]]\npath_prefix = \"/api\"\npool = \"p\"\n[[listener.route.limit]]\nkey = \"header:x-api-key\"\nrate = \"10/s\"\nshared = true\n{pool}{redis}"
+    )
+}
+
+#[test]
+fn a_shared_limit_with_redis_becomes_the_plan() {
+    let plan = validate(
+        &shared_limits("[redis]\naddr = \"127.0.0.1:6379\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let l = &plan.listeners[0];
+    assert!(l.guard.limits[0].shared);
+    assert!(l.routes[0].guard.limits[0].shared);
+    assert!(plan.redis.is_some());
+    // A new link moves the shared limits: their listener changes, not one without any.
+    use crate::config::PlanDiff;
+    use crate::config::diff::ListenerChange;
+    let other = "[[listener]]\nname = \"plain\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n";
+    let file = |port: u16| {
+        let src = format!(
+            "{other}{}",
+            shared_limits(&format!("[redis]\naddr = \"127.0.0.1:{port}\"\n"))
+        );
+        validate(&src, "t.toml").unwrap()
+    };
+    let d = PlanDiff::between(&file(6379), &file(6380));
+    assert_eq!(d.listener("listener2"), Some(ListenerChange::Changed));
+    assert_eq!(d.listener("plain"), Some(ListenerChange::Same));
+    assert!(PlanDiff::between(&file(6379), &file(6379)).is_empty());
+}
+
+#[test]
+fn a_shared_limit_without_redis_says_where_and_what_to_add() {
+    let text = errors(&shared_limits(""));
+    for want in [
+        "t.toml:7:10: [[listener.limit]] of listener \"listener1\" says shared = true, but there is no [redis] to share it through",
+        "t.toml:14:10: [[listener.route.limit]] of listener \"listener1\" says shared = true, but there is no [redis]",
+        "add a [redis] table with addr = \"host:6379\", or remove shared",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    // Without shared, a limit is local and needs nothing.
+    assert!(validate(&shared_limits("").replace("shared = true\n", ""), "t.toml").is_ok());
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::time::Instant;
 use regex::bytes::Regex;
 
 use super::view::RequestView;
+use crate::cluster::Cluster;
 use crate::config::{Cidr, GuardPlan, LimitKey, LimitPlan};
 use crate::error::ProxyError;
 use crate::guard::{Acl, Decision, RateLimiter, RequestRule, rules};
@@ -24,17 +25,33 @@ use crate::guard::{Acl, Decision, RateLimiter, RequestRule, rules};
 pub struct Limit {
     pub plan: LimitPlan,
     pub limiter: Arc<RateLimiter>,
-    /// A name every balancer gives this limit alike (`web/0`, `web/route1/0`): the scope of
-    /// its keys in Redis once limits can be shared.
+    /// A name every balancer gives this limit alike (`web/0`, `web/route0/0`): the scope of
+    /// its keys in Redis when it is shared.
     pub scope: String,
 }
 
-/// The table of one limit. This is the hook for `shared = true` (refused by the reader
-/// today): with a `Cluster` at hand it becomes `cluster.rate_limiter(scope, l.rate, l.burst,
-/// l.size)`, which syncs the same GCRA table through Redis (`src/cluster/rate.rs`); the
-/// request path does not change.
-fn limiter(l: &LimitPlan, _scope: &str) -> Arc<RateLimiter> {
-    Arc::new(RateLimiter::new(l.rate, l.burst, l.size))
+/// The table of one limit: for `shared = true` with a `Cluster` at hand, one synced through
+/// Redis under `scope` (`src/cluster/rate.rs`), else this balancer's own. A `previous` table
+/// of the same limit is kept when it is of the same kind and link, and moved onto a new
+/// link (a reload that changed `[redis]`) with its keys. The request path is the same.
+fn limiter(
+    l: &LimitPlan,
+    scope: &str,
+    previous: Option<&Arc<RateLimiter>>,
+    cluster: Option<&Arc<Cluster>>,
+) -> Arc<RateLimiter> {
+    // Without a link (`explain`, which serves nothing), a shared limit is counted here.
+    let cluster = cluster.filter(|_| l.shared);
+    match (previous, cluster) {
+        (Some(p), None) if !p.is_shared() => p.clone(),
+        (Some(p), Some(c)) if c.holds_limiter(p) => p.clone(),
+        (Some(p), Some(c)) if p.is_shared() => {
+            c.adopt_limiter(scope, p);
+            p.clone()
+        }
+        (_, Some(c)) => c.rate_limiter(scope, l.rate, l.burst, l.size),
+        (_, None) => Arc::new(RateLimiter::new(l.rate, l.burst, l.size)),
+    }
 }
 
 /// What protects one listener or one route.
@@ -62,22 +79,33 @@ impl Guard {
         }
     }
 
-    /// The guard of `plan`, whose limits are named `{scope}/{index}`. A limit that
+    /// The guard of `plan`, whose limits are named `{scope}/{index}`; its `shared = true`
+    /// limits are counted through `cluster` (the running `[redis]` link). A limit that
     /// `previous` (the guard this one replaces on a reload) had with the same settings
     /// keeps its table, so a reload forgets no client's spent allowance.
-    pub fn build(plan: &GuardPlan, scope: &str, previous: Option<&Guard>) -> Guard {
+    pub fn build(
+        plan: &GuardPlan,
+        scope: &str,
+        previous: Option<&Guard>,
+        cluster: Option<&Arc<Cluster>>,
+    ) -> Guard {
         let limits = plan
             .limits
             .iter()
             .enumerate()
             .map(|(i, l)| {
                 let scope = format!("{scope}/{i}");
+                // A shared table is synced under its name: kept only where it keeps it.
                 let kept = previous
-                    .and_then(|p| p.limits.iter().find(|old| old.plan == *l))
-                    .map(|old| old.limiter.clone());
+                    .and_then(|p| {
+                        let same =
+                            |old: &&Limit| old.plan == *l && (!l.shared || old.scope == scope);
+                        p.limits.iter().find(same)
+                    })
+                    .map(|old| &old.limiter);
                 Limit {
                     plan: l.clone(),
-                    limiter: kept.unwrap_or_else(|| limiter(l, &scope)),
+                    limiter: limiter(l, &scope, kept, cluster),
                     scope,
                 }
             })
@@ -269,13 +297,13 @@ mod tests {
             limits: vec![limit(1), limit(2)],
             ..GuardPlan::default()
         };
-        let first = Guard::build(&plan, "web", None);
+        let first = Guard::build(&plan, "web", None, None);
         assert_eq!(first.limits()[1].scope, "web/1");
         let next = GuardPlan {
             limits: vec![limit(2), limit(3)],
             ..GuardPlan::default()
         };
-        let second = Guard::build(&next, "web", Some(&first));
+        let second = Guard::build(&next, "web", Some(&first), None);
         assert!(Arc::ptr_eq(
             &first.limits()[1].limiter,
             &second.limits()[0].limiter
@@ -284,6 +312,67 @@ mod tests {
             &first.limits()[0].limiter,
             &second.limits()[1].limiter
         ));
+    }
+
+    #[tokio::test]
+    async fn a_shared_limit_counts_through_the_link_and_follows_a_new_one() {
+        use crate::cluster::RedisConfig;
+        use crate::config::{LimitKey, LimitPlan, Rate};
+        let limit = |shared| LimitPlan {
+            key: LimitKey::ClientIp,
+            rate: Rate {
+                count: 10,
+                per: std::time::Duration::from_secs(1),
+            },
+            burst: 0,
+            size: 16,
+            shared,
+        };
+        let plan = |shared| GuardPlan {
+            limits: vec![limit(false), limit(shared)],
+            ..GuardPlan::default()
+        };
+        // Two links to nothing (they connect in the background; the limits never wait).
+        let stop = crate::shutdown::Shutdown::new();
+        let link = |port| {
+            let config = RedisConfig {
+                addr: format!("127.0.0.1:{port}"),
+                ..RedisConfig::default()
+            };
+            Cluster::start(config, &stop).unwrap()
+        };
+        let (one, two) = (link(9), link(10));
+        let first = Guard::build(&plan(true), "web", None, Some(&one));
+        let [local, shared] = [0, 1].map(|i| first.limits()[i].limiter.clone());
+        assert!(!local.is_shared() && !one.holds_limiter(&local));
+        assert!(shared.is_shared() && one.holds_limiter(&shared));
+        // Rebuilt on the same link: the same tables.
+        let again = Guard::build(&plan(true), "web", Some(&first), Some(&one));
+        assert!(Arc::ptr_eq(&again.limits()[1].limiter, &shared));
+        assert!(Arc::ptr_eq(&again.limits()[0].limiter, &local));
+        // A new link ([redis] changed): the table moves to it with its keys.
+        let moved = Guard::build(&plan(true), "web", Some(&again), Some(&two));
+        assert!(Arc::ptr_eq(&moved.limits()[1].limiter, &shared));
+        assert!(two.holds_limiter(&shared));
+        // shared = false: a local table of its own; shared again: a new shared one.
+        let alone = Guard::build(&plan(false), "web", Some(&moved), Some(&two));
+        assert!(!alone.limits()[1].limiter.is_shared());
+        let back = Guard::build(&plan(true), "web", Some(&alone), Some(&two));
+        assert!(back.limits()[1].limiter.is_shared());
+        assert!(!Arc::ptr_eq(&back.limits()[1].limiter, &shared));
+        // The same settings under another name (moved up the list) are not kept: the
+        // other balancers count it under the new name.
+        let renamed = GuardPlan {
+            limits: vec![limit(true)],
+            ..GuardPlan::default()
+        };
+        let up = Guard::build(&renamed, "web", Some(&back), Some(&two));
+        assert_eq!(up.limits()[0].scope, "web/0");
+        assert!(!Arc::ptr_eq(
+            &up.limits()[0].limiter,
+            &back.limits()[1].limiter
+        ));
+        stop.stop();
     }
 
     #[test]
