@@ -6,14 +6,20 @@
 # medians) through each, and prints ratios against HAProxy (each row against HAProxy without
 # splice, then like for like: splice against splice, plain copy against plain copy). For the
 # small connections it also prints the LB's CPU time per connection (user + system from
-# /proc): on a busy machine the steadier figure. Bounded: about two minutes after the
-# release build.
+# /proc): on a busy machine the steadier figure; and the TCP segments per connection
+# (nstat's TcpOutSegs, both connections of a proxied one counted), which load does not
+# move. Bounded: about two minutes after the release build.
 #
 #   bench/l4.sh            # defaults: BULK=1 GiB, REPEAT=3, SECS=4, CONC=32, ROUNDS=3, WORKERS=2
 #   SY=/path/to/other/switchyard bench/l4.sh   # another build
 #   BASE=/path/to/older/switchyard bench/l4.sh # adds that build's row (splice on), e.g. before a change
+#   NETNS=1 bench/l4.sh    # as root: in a network namespace of its own, so that no other
+#                          # program's loopback traffic enters the segment counts
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${NETNS:-}" = 1 ] && [ -z "${L4BENCH_IN_NETNS:-}" ]; then
+  exec env L4BENCH_IN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+fi
 
 BULK=${BULK:-1073741824}
 REPEAT=${REPEAT:-3}
@@ -101,7 +107,8 @@ if [ -n "${BASE:-}" ]; then
   PORT[base_splice]=$(free_port); start_switchyard base "${PORT[base_splice]}" true base_splice "$BASE"
   ORDER+=(base_splice)
 fi
-declare -A BULKR CONNR ERRS CPU
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A BULKR CONNR ERRS CPU SEG
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -115,14 +122,18 @@ for t in "${ORDER[@]}"; do
   BULKR[$t]=$best
 done
 # Small connections: ROUNDS rounds, the targets in a rotating order, medians.
-declare -A RATES CPUS
+declare -A RATES CPUS SEGS
+# Segments sent over every TCP socket of this network namespace (loopback: sent = received).
+tcp_out_segs() { awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutSegs") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 for round in $(seq "$ROUNDS"); do
   n=${#ORDER[@]}
   for k in $(seq 0 $((n - 1))); do
     t=${ORDER[$(( (k + round) % n ))]}
     pid=${PID[$t]:-}
     [ -z "$pid" ] || before=$(cpu_ticks "$pid")
+    segs_before=$(tcp_out_segs)
     out=$("$LB" conns "127.0.0.1:${PORT[$t]}" "$SECS" "$CONC")
+    segs_after=$(tcp_out_segs)
     rate=$(echo "$out" | field conns_per_s)
     RATES[$t]="${RATES[$t]:-} $rate"
     ERRS[$t]=$(( ${ERRS[$t]:-0} + $(echo "$out" | field errors) ))
@@ -131,20 +142,24 @@ for round in $(seq "$ROUNDS"); do
       conns=$(echo "$out" | sed -n 's/.*conns=\([0-9]*\).*/\1/p')
       CPUS[$t]="${CPUS[$t]:-} $(python3 -c "print(($after - $before) / $HZ * 1e6 / max($conns, 1))")"
     fi
+    conns=$(echo "$out" | sed -n 's/.*conns=\([0-9]*\).*/\1/p')
+    SEGS[$t]="${SEGS[$t]:-} $(python3 -c "print(($segs_after - $segs_before) / max($conns, 1))")"
   done
 done
 for t in "${ORDER[@]}"; do
   CONNR[$t]=$(median ${RATES[$t]})
   if [ -n "${CPUS[$t]:-}" ]; then CPU[$t]=$(python3 -c "print(f'{$(median ${CPUS[$t]}):.1f}')"); else CPU[$t]=-; fi
+  SEG[$t]=$(python3 -c "print(f'{$(median ${SEGS[$t]}):.2f}')")
 done
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo
+echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (other programs share these cores: read the CPU per connection, not the rates)"
 echo "L4 TCP on 127.0.0.1, $(nproc) cores, workers/nbthread=$WORKERS; bulk = $((BULK / 1048576)) MiB download (best of $REPEAT); small = $CONC loops x ${SECS}s of connect + 64 B + close (median of $ROUNDS interleaved rounds)"
-printf "%-18s %12s %14s %12s %8s %12s %12s %12s\n" target bulk_MiB/s small_conn/s cpu_us/conn errors bulk/haproxy small/haproxy cpu/haproxy
+printf "%-18s %12s %14s %12s %10s %8s %12s %12s %12s\n" target bulk_MiB/s small_conn/s cpu_us/conn segs/conn errors bulk/haproxy small/haproxy cpu/haproxy
 for t in "${ORDER[@]}"; do
   cr=-; [ "${CPU[$t]}" = - ] || cr=$(ratio "${CPU[$t]}" "${CPU[haproxy]}")
-  printf "%-18s %12s %14s %12s %8s %12s %12s %12s\n" "$t" "${BULKR[$t]}" "${CONNR[$t]}" "${CPU[$t]}" "${ERRS[$t]}" \
+  printf "%-18s %12s %14s %12s %10s %8s %12s %12s %12s\n" "$t" "${BULKR[$t]}" "${CONNR[$t]}" "${CPU[$t]}" "${SEG[$t]}" "${ERRS[$t]}" \
     "$(ratio "${BULKR[$t]}" "${BULKR[haproxy]}")" "$(ratio "${CONNR[$t]}" "${CONNR[haproxy]}")" "$cr"
 done
 echo

@@ -385,7 +385,13 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
                 return ExitCode::FAILURE;
             }
         }
-        None => print!("{}", imported.toml),
+        None => {
+            // The TOML ends with a newline; flushed before the report, so that on a
+            // terminal the notes start on a line of their own.
+            use std::io::Write;
+            print!("{}", imported.toml);
+            let _ = std::io::stdout().flush();
+        }
     }
     for n in &imported.notes {
         eprintln!("{n}");

@@ -702,3 +702,65 @@ async fn a_trusted_request_gets_its_trace_on_both_engines() {
         lb.shutdown().await;
     }
 }
+
+/// The listener's and the route's rules are judged as the request would meet them, and
+/// explaining spends no allowance: allow/deny (403), a block rule (403), a rate limit spent
+/// by real requests (429, and the next explanation still says so: nothing was spent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_judged_without_spending_a_limit() {
+    let b = backends(1).await;
+    let text = format!(
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\ndeny = [\"10.9.0.0/16\"]\n[[listener.block]]\npath_regex = \"^/admin\"\n[[listener.route]]\npath_prefix = \"/api/\"\npool = \"p\"\n[[listener.route.limit]]\nkey = \"client_ip\"\nrate = \"1/m\"\nburst = 1\n[pool.p]\nservers = {}\n",
+        servers_toml(&b, &[])
+    );
+    let lb = start_lb(&text).await;
+    let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
+    let rules = |e: &Value| e["rules"].to_string();
+    let denied = explain(admin, "path=/&client=10.9.1.1").await;
+    assert!(
+        denied["answered"]
+            .as_str()
+            .unwrap()
+            .starts_with("listener answers 403"),
+        "{denied:#}"
+    );
+    assert!(
+        rules(&denied).contains("10.9.1.1 is not allowed: 403"),
+        "{denied:#}"
+    );
+    let blocked = explain(admin, "path=/admin/x").await;
+    assert!(
+        rules(&blocked).contains("block rule 1 matches: 403"),
+        "{blocked:#}"
+    );
+    assert!(blocked["pick"].is_null(), "{blocked:#}");
+    // The route's limit: two requests allowed (rate 1/m, burst 1), then 429.
+    let fresh = explain(admin, "path=/api/x").await;
+    assert!(
+        rules(&fresh).contains("route 1: limit 1/m burst 1 on client_ip for \\\"127.0.0.1\\\": 2 more request(s) allowed now"),
+        "{fresh:#}"
+    );
+    assert_eq!(pick(&fresh), "s1", "{fresh:#}");
+    for _ in 0..2 {
+        assert_eq!(get(web, "/api/x").await.status, 200);
+    }
+    for _ in 0..2 {
+        let over = explain(admin, "path=/api/x").await;
+        assert!(rules(&over).contains("over the limit: 429"), "{over:#}");
+        assert!(
+            over["answered"]
+                .as_str()
+                .unwrap()
+                .starts_with("route 1 answers 429"),
+            "{over:#}"
+        );
+    }
+    assert_eq!(get(web, "/api/x").await.status, 429);
+    // Another client's allowance is whole: explaining spent none of it.
+    let other = explain(admin, "path=/api/x&client=10.1.1.1").await;
+    assert!(
+        rules(&other).contains("2 more request(s) allowed now"),
+        "{other:#}"
+    );
+    lb.shutdown().await;
+}

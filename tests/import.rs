@@ -500,11 +500,16 @@ async fn haproxy_content_switching_example_routes_by_path_alike() {
     }
     // Reported, with its line: the host-prefix rule that Switchyard cannot express.
     assert!(reported(&i, 36, "hdr_beg(host)"), "{:?}", i.notes);
+    // maxconn and timeout queue are carried (max_conns, queue_timeout), the queue's
+    // bound said; fullconn/minconn (a limit growing with the load) are not.
+    assert!(i.toml.contains("max_conns = 500"), "{}", i.toml);
+    assert!(i.toml.contains("queue_timeout = \"30s\""), "{}", i.toml);
+    assert!(!reported(&i, 61, "timeout queue"), "{:?}", i.notes);
     for (line, what) in [
         (65, "maxconn 500"),
+        (65, "minconn 50"),
         (65, "cookie s1"),
         (64, "fullconn"),
-        (61, "timeout queue"),
     ] {
         assert!(
             reported(&i, line, what),
@@ -631,4 +636,74 @@ async fn haproxy_edge_example_redirects_balances_and_sticks_alike() {
     for (_, _, d) in sides {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// nginx's `limit_req` imported as a Switchyard rate limit refuses where nginx refuses:
+/// with `rate=1r/m burst=2 nodelay`, the first three requests of a client pass and the next
+/// ones are refused — 503 from nginx (its `limit_req_status` default), 429 with
+/// `Retry-After` from Switchyard, as the import's note says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end (nginx): scripts/test runs it"]
+async fn nginx_limit_req_refuses_alike_after_import() {
+    let b = backends(&["r1"]).await;
+    let mut statuses = Vec::new();
+    let mut imported = None;
+    for who in ["nginx", "switchyard"] {
+        let dir = common::temp_dir(&format!("import-limit-{who}"));
+        let port = free_port();
+        let text = format!(
+            "events {{}}\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nhttp {{\n    access_log off;\n    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;\n    upstream app {{ server {b}; }}\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n            limit_req zone=one burst=2 nodelay;\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
+            d = dir.display(),
+            b = b[0].addr,
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, &text).unwrap();
+        let mut keep = None;
+        let mut lb = None;
+        if who == "nginx" {
+            let mut p = Proc::nginx(&path, &dir, &text);
+            p.ready(port).await;
+            keep = Some(p);
+        } else {
+            let i = import_ok(&[&path]);
+            assert!(
+                i.toml.contains("[[listener.route.limit]]")
+                    || i.toml.contains("[[listener.limit]]"),
+                "{}",
+                i.toml
+            );
+            lb = Some(start_switchyard(&i.toml).await);
+            imported = Some(i);
+        }
+        let mut got = Vec::new();
+        let mut retry_after = Vec::new();
+        for _ in 0..5 {
+            let mut client = common::Client::connect(([127, 0, 0, 1], port).into()).await;
+            let req = http::Request::get("/")
+                .header("host", "example.com")
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let a = client.send(req).await;
+            got.push(a.status.as_u16());
+            retry_after.push(a.headers.contains_key("retry-after"));
+        }
+        println!("{who}: {got:?}");
+        statuses.push((got, retry_after));
+        if let Some(lb) = lb {
+            lb.shutdown().await;
+        }
+        drop(keep);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert_eq!(statuses[0].0, [200, 200, 200, 503, 503], "nginx");
+    assert_eq!(statuses[1].0, [200, 200, 200, 429, 429], "switchyard");
+    assert_eq!(statuses[1].1, [false, false, false, true, true]);
+    let i = imported.unwrap();
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.at.line == 11 && n.why.contains("429") && n.why.contains("nginx: 503")),
+        "{:?}",
+        i.notes
+    );
 }

@@ -475,4 +475,18 @@ fn two_files_are_planned_without_a_balancer_and_errors_exit_1() {
         err.contains("has no [admin] listener, which switchyard plan talks to"),
         "{err}"
     );
+    // No file at all: that one error, not also "has no [admin] listener".
+    let missing = file.dir.join("absent.toml");
+    let missing = missing.to_str().unwrap();
+    for args in [vec!["reload", "-c", missing], vec!["plan", missing]] {
+        let (code, _, err) = cli(&args);
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "error: {missing}: cannot read the file: No such file or directory (os error 2)\n  help: pass an existing file with -c PATH"
+            ),
+            "{args:?}"
+        );
+    }
 }

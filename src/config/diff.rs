@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::RedisPlan;
-use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, ServerPlan, Target};
+use super::diff_keys;
+use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, RoutePlan, ServerPlan, Target};
 use super::routes::{RouteChange, route_changes};
 use crate::tls::CertPair;
 
@@ -96,8 +97,12 @@ pub struct ListenerDetail {
     pub certs_added: Vec<CertPair>,
     /// … and of the old plan that the new one drops.
     pub certs_removed: Vec<CertPair>,
-    /// Other settings whose value changed (`hsts`, `redirect_https`, the L4 ones).
-    pub settings: Vec<&'static str>,
+    /// The listener's other settings that changed, each `key before → after` (`hsts`,
+    /// `allow`, `limit rate 50/s → 1/m`, `max_connections`, the L4 ones, …).
+    pub settings: Vec<String>,
+    /// Routes that keep their conditions and target but not their settings (`allow`,
+    /// `limit`, `block`, `client_max_body_size`): `route 1 (path_prefix = "/api/"): …`.
+    pub route_settings: Vec<String>,
 }
 
 impl ListenerDetail {
@@ -108,15 +113,24 @@ impl ListenerDetail {
                 .cloned()
                 .collect()
         };
-        let mut settings = changed!(old, new; redirect_https, hsts);
-        if old.l4 != new.l4 {
-            settings.push("L4 settings");
-        }
         ListenerDetail {
             routes: route_changes(old, new),
             certs_added: missing(&new.tls, &old.tls),
             certs_removed: missing(&old.tls, &new.tls),
-            settings,
+            settings: diff_keys::listener(old, new),
+            route_settings: kept_routes(old, new)
+                .into_iter()
+                .filter_map(|(at, o, n)| {
+                    let keys = diff_keys::route(o, n);
+                    (!keys.is_empty()).then(|| {
+                        format!(
+                            "route {at} ({}): {}",
+                            super::routes::conditions(&n.matcher),
+                            keys.join(", ")
+                        )
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -125,6 +139,7 @@ impl ListenerDetail {
             && self.certs_added.is_empty()
             && self.certs_removed.is_empty()
             && self.settings.is_empty()
+            && self.route_settings.is_empty()
     }
 
     /// One line per change, without the listener's name.
@@ -137,8 +152,9 @@ impl ListenerDetail {
             out.push(format!("certificate {} removed", c.cert.display()));
         }
         if !self.settings.is_empty() {
-            out.push(format!("{} changed", self.settings.join(", ")));
+            out.push(self.settings.join(", "));
         }
+        out.extend(self.route_settings.iter().cloned());
         out
     }
 }
@@ -150,6 +166,8 @@ pub struct Rebuild {
     pub removed: Vec<SocketAddr>,
     /// Pool keys whose value changed (`algorithm`, `timeouts`, …).
     pub settings: Vec<&'static str>,
+    /// The same, key by key: `algorithm round_robin → least_conn`, `health interval 2s → 5s`.
+    pub changes: Vec<String>,
     /// Live value changes of the servers that stay.
     pub servers: Vec<ServerChange>,
     /// Same protocol and TLS towards the servers: their idle connections can be kept.
@@ -366,7 +384,9 @@ impl PlanDiff {
                     for a in &r.removed {
                         out.push(format!("pool {name:?}: server {a} removed"));
                     }
-                    if !r.settings.is_empty() {
+                    if !r.changes.is_empty() {
+                        out.push(format!("pool {name:?}: {}", r.changes.join(", ")));
+                    } else if !r.settings.is_empty() {
                         out.push(format!("pool {name:?}: {} changed", r.settings.join(", ")));
                     }
                     servers(&mut out, &r.servers);
@@ -442,6 +462,24 @@ fn same_listener(a: &ListenerPlan, b: &ListenerPlan) -> bool {
     a == *b
 }
 
+/// The routes of both plans with the same conditions and target, paired in order, with
+/// their 1-based place in the new plan.
+fn kept_routes<'a>(
+    old: &'a ListenerPlan,
+    new: &'a ListenerPlan,
+) -> Vec<(usize, &'a RoutePlan, &'a RoutePlan)> {
+    let mut used = vec![false; old.routes.len()];
+    let mut out = Vec::new();
+    for (i, n) in new.routes.iter().enumerate() {
+        let same = |o: &RoutePlan| o.matcher == n.matcher && o.target == n.target;
+        if let Some(j) = (0..old.routes.len()).find(|&j| !used[j] && same(&old.routes[j])) {
+            used[j] = true;
+            out.push((i + 1, &old.routes[j], n));
+        }
+    }
+    out
+}
+
 /// Whether a limit of `l` (or of one of its routes) is counted across balancers.
 fn shares_limits(l: &ListenerPlan) -> bool {
     let guards = std::iter::once(&l.guard).chain(l.routes.iter().map(|r| &r.guard));
@@ -507,6 +545,7 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
             .map(|s| s.addr)
             .collect(),
         settings,
+        changes: diff_keys::pool(old, new),
         servers,
         keep_conns: old.upstream_protocol == new.upstream_protocol && old.tls == new.tls,
     })
@@ -514,7 +553,8 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
 
 fn changed_settings(a: &PoolPlan, b: &PoolPlan) -> Vec<&'static str> {
     let mut out = changed!(a, b; algorithm, hash_key, keepalive, keepalive_timeout, timeouts,
-        host_header, health, retry, sticky, upstream_protocol, tls, tunnel_idle_timeout);
+        host_header, health, retry, sticky, upstream_protocol, tls, tunnel_idle_timeout,
+        queue_size, queue_timeout);
     // Server order is what round robin walks and what the ring is built from.
     let order = |p: &PoolPlan| p.servers.iter().map(|s| s.addr).collect::<Vec<_>>();
     let (oa, ob) = (order(a), order(b));
@@ -712,6 +752,29 @@ servers = [ { addr = "127.0.0.1:9005" } ]
         let text = d.describe().join("\n");
         assert!(text.contains("pool \"db\" removed"), "{text}");
         assert!(text.contains("listener \"new\" added"), "{text}");
+    }
+
+    #[test]
+    fn l4_settings_timeouts_and_retries_are_said_key_by_key() {
+        let d = diff(|s| {
+            s.replace(
+                "pool = \"db\"\n",
+                "pool = \"db\"\nidle_timeout = \"30s\"\nmax_connections_per_client = 4\n",
+            )
+            .replace(
+                "[pool.api]\nservers = [ { addr = \"127.0.0.1:9003\" }, { addr = \"127.0.0.1:9004\" } ]\n",
+                "[pool.api]\ntimeouts = { connect = \"500ms\" }\nservers = [ { addr = \"127.0.0.1:9003\" }, { addr = \"127.0.0.1:9004\" } ]\n[pool.api.retry]\nattempts = 0\non = [\"error\", \"5xx\"]\n",
+            )
+        });
+        assert_eq!(
+            d.describe(),
+            [
+                "pool \"api\": timeouts connect 1m → 500ms, retry attempts 2 → 0, retry on [connect_failure, reset, timeout] → [connect_failure, reset, 5xx]",
+                // It sends to the rebuilt pool "api".
+                "listener \"web\" routes or settings swapped",
+                "listener \"db\": max_connections_per_client 0 → 4, idle_timeout 10m → 30s",
+            ]
+        );
     }
 
     #[test]

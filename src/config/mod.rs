@@ -33,6 +33,7 @@
 //! `r.at("pool.NAME.key")`.
 
 pub mod diff;
+mod diff_keys;
 mod dns;
 mod duration;
 mod limits;
@@ -52,6 +53,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use diff::PlanDiff;
+pub use diff_keys::hash_key;
 pub use dns::*;
 pub use duration::{format_duration, parse_duration};
 pub use limits::*;

@@ -71,7 +71,10 @@ pub fn route_changes(old: &ListenerPlan, new: &ListenerPlan) -> Vec<RouteChange>
     // The old position of each new route that stays (same conditions and target).
     let mut kept: Vec<usize> = Vec::new();
     for (i, r) in new.routes.iter().enumerate() {
-        let same = (0..old.routes.len()).find(|&j| !used[j] && old.routes[j] == *r);
+        // Its settings (`limit`, `allow`, …) may differ: `ListenerDetail::route_settings`.
+        let same = (0..old.routes.len()).find(|&j| {
+            !used[j] && old.routes[j].matcher == r.matcher && old.routes[j].target == r.target
+        });
         let retargeted =
             || (0..old.routes.len()).find(|&j| !used[j] && old.routes[j].matcher == r.matcher);
         if let Some(j) = same {

@@ -61,6 +61,17 @@ pub(crate) fn nearest<'w>(typo: &str, words: &[&'w str]) -> Option<&'w str> {
         .map(|(_, w)| w)
 }
 
+/// The name of `names` that `typo` probably misspells (`ap` for `app`): as [`nearest`], but
+/// measured against the longer of the two, so a short name missing a letter is found.
+pub(crate) fn nearest_name<'w>(typo: &str, names: &[&'w str]) -> Option<&'w str> {
+    names
+        .iter()
+        .map(|w| (edit_distance(typo, w), *w))
+        .filter(|(d, w)| *d <= 2 && *d * 2 < typo.len().max(w.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, w)| w)
+}
+
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();

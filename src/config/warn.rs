@@ -2,6 +2,7 @@
 //! and neither refuses the file (a deployment may mean them).
 
 use super::Plan;
+use super::diff::pools_of;
 
 /// One line per risky setting, each saying what to do instead.
 pub fn warnings(plan: &Plan) -> Vec<String> {
@@ -27,6 +28,20 @@ pub fn warnings(plan: &Plan) -> Vec<String> {
             out.push(format!(
                 "listener {:?}: trusted_proxies contains {}/0, every address: any client can claim any address (X-Forwarded-For, PROXY headers), and allow/deny, rate limits and logs then believe it; list only the proxies in front of this listener",
                 l.name, all.addr
+            ));
+        }
+    }
+    // nginx says nothing of an upstream no location uses; said here, as a pool with a
+    // misspelt name (`[pool.ap]` for `app`) is one.
+    for p in &plan.pools {
+        if !plan
+            .listeners
+            .iter()
+            .any(|l| pools_of(l).contains(&p.name.as_str()))
+        {
+            out.push(format!(
+                "pool {:?} gets no traffic: no listener or route sends to it; name it in a listener's or a route's pool = {:?}, or remove it",
+                p.name, p.name
             ));
         }
     }

@@ -41,7 +41,7 @@ pub struct Report {
     pub request: Request,
     /// Set when the listener answers every request itself (`redirect_https`).
     pub answered: Option<String>,
-    /// Request rules that would stop the request before routing (none yet: see [`rules`]).
+    /// The listener's and the matched route's rules, each with its verdict (see [`rules`]).
     pub rules: Vec<String>,
     /// Every route, in order.
     pub routes: Vec<RouteLine>,
@@ -117,13 +117,17 @@ pub fn explain(site: &Site, req: &Request) -> Report {
         answered: site.redirect_https.map(|port| {
             format!("this listener answers every request with 308 to https (port {port}): nothing is routed")
         }),
-        rules: rules(site, req),
+        rules: Vec::new(),
         routes: Vec::new(),
         matched: site.router.matched(req, &path),
         default: site.router.default.as_ref().map(|u| u.pool.name.clone()),
         split: None,
         pool: None,
     };
+    if let Err(answer) = rules(&site.guard, "listener", req, &path, &mut report.rules) {
+        report.answered = Some(answer);
+        return report;
+    }
     for (i, r) in site.router.routes.iter().enumerate() {
         let verdict = match (first_failed(&r.matcher, req, &path), report.matched) {
             (Some(c), _) => RouteVerdict::Failed(failure(&r.matcher, c, req)),
@@ -138,6 +142,14 @@ pub fn explain(site: &Site, req: &Request) -> Report {
     }
     if report.answered.is_some() {
         return report;
+    }
+    if let Some(i) = report.matched {
+        let whose = format!("route {}", i + 1);
+        let guard = &site.router.routes[i].guard;
+        if let Err(answer) = rules(guard, &whose, req, &path, &mut report.rules) {
+            report.answered = Some(answer);
+            return report;
+        }
     }
     let up = match report.matched {
         Some(i) => {
@@ -292,11 +304,25 @@ fn pool_report(up: &Upstream, req: &Request, l4: bool) -> PoolReport {
     }
 }
 
-/// Request rules (ACLs, rate limits, block rules) that would answer the request before
-/// routing. Not judged yet (docs/explain.md says so): the site's `guard` and each route's
-/// would be asked here, without spending a rate limit's tokens.
-fn rules(_site: &Site, _req: &Request) -> Vec<String> {
-    Vec::new()
+/// The listener's rules (allow/deny, block rules, rate limits) and, once routed, the
+/// route's: each rule's verdict in a line, asked without spending a limit's allowance;
+/// `Err` when one refuses the request (its answer).
+fn rules(
+    guard: &crate::proxy::http::protect::Guard,
+    whose: &str,
+    req: &Request,
+    path: &[u8],
+    lines: &mut Vec<String>,
+) -> Result<(), String> {
+    if guard.is_empty() {
+        return Ok(());
+    }
+    let raw = RequestView::path(req).as_bytes();
+    let raw = raw.split(|&b| b == b'?').next().unwrap_or_default();
+    let mut said = Vec::new();
+    let verdict = guard.judge(req, req.client, raw, path, &mut said);
+    lines.extend(said.into_iter().map(|l| format!("{whose}: {l}")));
+    verdict.map_err(|e| format!("{whose} answers {} itself ({e})", e.status()))
 }
 
 /// What a pool of `algorithm` hashes for `req` (`bytes`: the pool's key, if the request has

@@ -247,6 +247,26 @@ impl RateLimiter {
     }
 
     /// GCRA on a slot that holds the key.
+    /// What [`RateLimiter::check`] would answer for `key` at `now`, and how many more
+    /// requests it would allow at once then; nothing spent, nothing stored (for `explain`).
+    pub fn peek(&self, key: &[u8], now: Instant) -> (Decision, u64) {
+        let hash = self.key_id(key);
+        let place = hash.wrapping_mul(self.seed) >> self.shift.min(63);
+        let bucket = (place as usize & self.mask) * WAYS;
+        let now_us = self.micros(now);
+        let tat = self.slots[bucket..bucket + WAYS]
+            .iter()
+            .find(|s| s.key.load(Ordering::Relaxed) == hash)
+            .map_or(now_us, |s| s.tat.load(Ordering::Relaxed).max(now_us));
+        let ahead = tat - now_us;
+        if ahead > self.tolerance_us {
+            let retry_after = Duration::from_micros(ahead - self.tolerance_us);
+            return (Decision::Deny { retry_after }, 0);
+        }
+        let room = (self.tolerance_us - ahead) / self.interval_us.max(1) + 1;
+        (Decision::Allow, room)
+    }
+
     fn charge(&self, slot: &Slot, now_us: u64) -> Decision {
         let mut old = slot.tat.load(Ordering::Relaxed);
         loop {
@@ -277,6 +297,21 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peek_spends_nothing_and_agrees_with_check() {
+        let l = RateLimiter::new(Rate::parse("10/s").unwrap(), 2, 64);
+        let now = Instant::now();
+        assert_eq!(l.peek(b"k", now), (Decision::Allow, 3));
+        assert_eq!(l.peek(b"k", now), (Decision::Allow, 3), "nothing spent");
+        for left in [2, 1, 0] {
+            assert_eq!(l.check(b"k", now), Decision::Allow);
+            let (d, room) = l.peek(b"k", now);
+            assert_eq!(room, left);
+            assert_eq!(d == Decision::Allow, left > 0);
+        }
+        assert_eq!(l.peek(b"k", now).0, l.check(b"k", now));
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

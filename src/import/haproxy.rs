@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::haproxy_backend::{self, time};
+use super::haproxy_guard;
 use super::haproxy_parse::{Line, Section};
 use super::model::{Config, Listener, Origin, Route, q};
 
@@ -130,24 +131,29 @@ fn global(c: &mut Config, s: &Section) {
         match l.kw() {
             "nbthread" => c.workers = l.arg(1).parse().ok(),
             "maxconn" => c.note(&l.at, l.text(), "no global connection limit (each listener has its max_connections)"),
-            "log" => c.note(&l.at, l.text(), "Switchyard logs to standard error (--log-level sets the level)"),
+            "log" => c.note(&l.at, l.text(), LOG),
             k if k.starts_with("ssl-default") || k.starts_with("tune.ssl") => c.note(&l.at, l.text(), "TLS is rustls with its safe defaults: TLS 1.2 and 1.3, modern ciphers"),
             _ => c.note(&l.at, l.text(), "a process setting with no Switchyard equivalent (it runs in the foreground under its service manager)"),
         }
     }
 }
 
+const LOG: &str = "Switchyard writes its access log to standard error, or to a file or stdout ([log] access), not to syslog; its own messages go to standard error (--log-level)";
+
 /// Why a line is not carried; `None` for lines that need no word (what Switchyard does anyway).
 fn reason(l: &Line, kind: &str) -> Option<String> {
     let r = match (l.kw(), l.arg(1)) {
         ("mode", _) | ("option", "forwardfor") | ("option", "http-keep-alive") => return None,
-        ("option", "httplog")
-        | ("option", "tcplog")
-        | ("option", "dontlognull")
-        | ("log", _)
-        | ("log-format", _)
-        | ("option", "log-health-checks")
-        | ("option", "logasap") => "Switchyard logs one access line per request in its own format",
+        ("option", "httplog") | ("option", "tcplog") => {
+            "Switchyard always writes one access line per request (tcp: per connection), nginx's combined line with its own fields or JSON ([log] format); not HAProxy's httplog/tcplog format"
+        }
+        ("log", _) => LOG,
+        ("log-format", _) => {
+            "Switchyard's line is nginx's combined with its own fields, or JSON ([log] format); a custom format is not carried"
+        }
+        ("option", "dontlognull") | ("option", "log-health-checks") | ("option", "logasap") => {
+            "no Switchyard equivalent (its access log is [log])"
+        }
         ("stats", _) => "no stats page: the admin listener serves /metrics and /status",
         ("monitor-uri", _) => {
             "the admin listener's /health/live and /health/ready answer orchestrators"
@@ -156,12 +162,11 @@ fn reason(l: &Line, kind: &str) -> Option<String> {
         ("http-request", "cache-use") | ("http-response", "cache-store") => {
             "Switchyard does not cache responses"
         }
-        ("http-request", _)
-        | ("http-response", _)
-        | ("http-after-response", _)
-        | ("tcp-request", _)
-        | ("tcp-response", _) => {
-            "Switchyard does not rewrite, deny or redirect requests (other than to https)"
+        ("http-request", _) | ("tcp-request", _) => {
+            "not carried: Switchyard refuses by client address (allow/deny: `deny if { src … }` is carried), by method, path or header (block rules, 403) and by rate ([[listener.limit]]: `sc_http_req_rate(0) gt N` is carried); it does not rewrite requests or redirect (other than to https): write such rules by hand (docs/security.md)"
+        }
+        ("http-response", _) | ("http-after-response", _) | ("tcp-response", _) => {
+            "Switchyard does not rewrite responses (it sets only hsts)"
         }
         ("timeout", "client-fin") | ("timeout", "server-fin") => {
             "Switchyard closes half-closed connections with the rest (no separate timeout)"
@@ -509,7 +514,12 @@ fn frontend(
     let mut redirect = false;
     let mut hsts = None;
     let mut extra = Vec::new();
+    let mut access = haproxy_guard::Access::new(p.tcp);
     for (k, l) in p.lines.iter().enumerate() {
+        if haproxy_guard::line(c, l, &mut access) {
+            used[k] = true;
+            continue;
+        }
         let mut take = true;
         match (l.kw(), l.arg(1)) {
             ("bind", _) => binds.extend(bind(c, l)),
@@ -538,6 +548,7 @@ fn frontend(
                                 cookie: cond.cookie,
                                 pool: be.0.clone(),
                                 at: l.at.clone(),
+                                ..Route::default()
                             });
                         }
                     }
@@ -608,6 +619,19 @@ fn frontend(
             used[k] = true;
         }
     }
+    haproxy_guard::finish(c, &mut access);
+    if p.tcp {
+        access.guard.limits.clear();
+    }
+    if let Some(limit) = access.guard.limits.first()
+        && binds.len() > 1
+    {
+        c.approx(
+            &limit.at,
+            "stick-table … http_req_rate",
+            format!("each of the {} listeners (one per bind) counts alone (HAProxy: one table): a client may get up to {} times the rate across them", binds.len(), binds.len()),
+        );
+    }
     if binds.is_empty() {
         if p.sec.kind == "frontend" {
             c.note(
@@ -660,6 +684,7 @@ fn frontend(
             redirect_https: redirect && !b.ssl,
             hsts: if b.ssl { hsts.clone() } else { None },
             extra: extra.clone(),
+            guard: access.guard.clone(),
             at: b.at.clone(),
             ..Listener::default()
         };

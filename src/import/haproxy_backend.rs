@@ -58,6 +58,7 @@ pub fn backend(
     let mut retries: Option<u32> = None;
     let mut retry_on: Option<Vec<String>> = None;
     let mut redispatch = false;
+    let mut queue_timeout = None;
     let mut retries_at = None;
     let mut proxy_send: Vec<String> = Vec::new();
     for (k, l) in lines.iter().enumerate() {
@@ -139,14 +140,15 @@ pub fn backend(
             }
             ("timeout", "tunnel") => p.tunnel_idle_timeout = time(l.arg(2)),
             ("timeout", "check") => check_timeout = time(l.arg(2)),
-            ("timeout", "queue") => c.note(&l.at, l.text(), "Switchyard does not queue requests (no per-server maxconn)"),
+            ("timeout", "queue") if !tcp => queue_timeout = time(l.arg(2)),
+            ("timeout", "queue") => c.note(&l.at, l.text(), "a tcp connection is not queued in Switchyard: with every server at max_conns it is closed"),
             ("option", "http-server-close") | ("option", "httpclose") => p.keepalive = Some(0),
             ("http-reuse", mode) => {
                 if mode == "never" {
                     p.keepalive = Some(0);
                 }
             }
-            ("fullconn", _) => c.note(&l.at, l.text(), "Switchyard has no dynamic per-server connection limits"),
+            ("fullconn", _) => c.note(&l.at, l.text(), "Switchyard's max_conns is fixed (a server's maxconn is carried there); no limit that grows with the load"),
             ("option", "allbackups") => c.note(&l.at, l.text(), "Switchyard balances over all backups when no primary can serve: allbackups is how it works"),
             _ => take = false,
         }
@@ -180,6 +182,10 @@ pub fn backend(
         for at in &checks.unchecked {
             c.approx(at, "server … (without check)", "Switchyard checks every server of a pool that has checks; HAProxy never checks this one");
         }
+    }
+    // HAProxy waits `timeout queue` in the queue, else `timeout connect`.
+    if !tcp && p.servers.iter().any(|s| s.max_conns.is_some()) {
+        p.queue_timeout = queue_timeout.or_else(|| p.connect_timeout.clone());
     }
     if retries.is_some() || retry_on.is_some() {
         p.retry = Some(Retry {
@@ -357,8 +363,41 @@ fn server(
                 skip = 2;
             }
             "send-proxy" | "send-proxy-v2" => proxy_send.push(o.to_string()),
-            "maxconn" | "minconn" | "maxqueue" => {
-                c.note(&l.at, format!("{o} {v}"), "Switchyard has no per-server connection limit or queue; least_conn spreads load instead");
+            "maxconn" => {
+                match v.parse::<u32>() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        s.max_conns = Some(n);
+                        let why = if p.l4 {
+                            "a tcp connection is not queued: with every server at max_conns Switchyard closes it (HAProxy queues it)"
+                        } else {
+                            "with every server full, a request waits in the pool's queue (queue_size: 1024 unless maxqueue says; HAProxy's has no bound) up to queue_timeout, then 503 as in HAProxy"
+                        };
+                        c.approx(&l.at, format!("{o} {v}"), why);
+                    }
+                    Err(_) => c.note(&l.at, format!("{o} {v}"), "not a number"),
+                }
+                skip = 2;
+            }
+            "maxqueue" if !p.l4 => {
+                match v.parse::<u32>() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        let total = p.queue_size.unwrap_or(0).saturating_add(n).min(1_000_000);
+                        p.queue_size = Some(total);
+                        c.approx(&l.at, format!("{o} {v}"), "Switchyard's queue is the pool's: queue_size is the servers' maxqueue added up");
+                    }
+                    Err(_) => c.note(&l.at, format!("{o} {v}"), "not a number"),
+                }
+                skip = 2;
+            }
+            "minconn" | "maxqueue" => {
+                let why = if o == "minconn" {
+                    "Switchyard's max_conns is fixed (maxconn is carried there); no limit that grows with the load (minconn, fullconn)"
+                } else {
+                    "a tcp connection is not queued in Switchyard"
+                };
+                c.note(&l.at, format!("{o} {v}"), why);
                 skip = 2;
             }
             "check-ssl" | "check-send-proxy" | "no-sslv3" | "no-tlsv10" | "no-tlsv11"

@@ -4,16 +4,20 @@
 //!
 //! Data flow: the source is detected (or named with `--from`) → `nginx_parse.rs` reads nginx
 //! syntax and its `include`s, `haproxy_parse.rs` HAProxy's sections (several files, as
-//! `haproxy -f a -f b`) → `nginx.rs` (+ `nginx_upstream.rs`, `nginx_stream.rs`) or
-//! `haproxy.rs` (+ `haproxy_backend.rs`) map directives onto a [`model::Config`] → `emit`
+//! `haproxy -f a -f b`) → `nginx.rs` (+ `nginx_upstream.rs`, `nginx_vhost.rs`,
+//! `nginx_stream.rs`, `nginx_guard.rs` for limits, access lists, client keys and logs) or
+//! `haproxy.rs` (+ `haproxy_backend.rs`, `haproxy_guard.rs`) map directives onto a
+//! [`model::Config`] → `emit`
 //! writes the TOML, which is then read back with Switchyard's own `config::load_str`, so
 //! what `import` prints is what `check` says.
 
 mod haproxy;
 mod haproxy_backend;
+mod haproxy_guard;
 mod haproxy_parse;
 mod model;
 mod nginx;
+mod nginx_guard;
 mod nginx_parse;
 mod nginx_stream;
 mod nginx_upstream;

@@ -41,6 +41,36 @@ impl std::fmt::Display for Note {
     }
 }
 
+/// A rate limit: `[[listener.limit]]` or `[[listener.route.limit]]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limit {
+    /// `client_ip`, `header:NAME`, `cookie:NAME`.
+    pub key: String,
+    /// `10/s`, `30/m`.
+    pub rate: String,
+    pub burst: Option<u32>,
+    pub size: Option<u64>,
+    /// Where the limit was written, and the zone (nginx) it counts in: not written out.
+    pub at: Origin,
+    pub zone: String,
+}
+
+/// Who may send what: access lists, rate limits and the body size, of a listener or a route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guard {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub limits: Vec<Limit>,
+    /// `client_max_body_size`, as a TOML value (`"10m"`, `0`).
+    pub body: Option<String>,
+}
+
+impl Guard {
+    pub fn is_empty(&self) -> bool {
+        *self == Guard::default()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Route {
     pub host: Option<String>,
@@ -49,6 +79,7 @@ pub struct Route {
     pub header: Option<(String, String)>,
     pub cookie: Option<(String, String)>,
     pub pool: String,
+    pub guard: Guard,
     pub at: Origin,
 }
 
@@ -64,8 +95,10 @@ pub struct Listener {
     pub tls: Vec<(String, String)>,
     pub redirect_https: bool,
     pub hsts: Option<String>,
-    /// L4 keys, as TOML values ready to write (`idle_timeout = "10m"`).
+    /// Other keys, as TOML values ready to write (`idle_timeout = "10m"`); a key written
+    /// twice is written once, with its last value.
     pub extra: Vec<(String, String)>,
+    pub guard: Guard,
     pub at: Origin,
 }
 
@@ -79,6 +112,7 @@ pub struct Server {
     pub max_fails: Option<u32>,
     pub fail_timeout: Option<String>,
     pub slow_start: Option<String>,
+    pub max_conns: Option<u32>,
     /// nginx's `resolve`: the name is asked again on its TTL.
     pub resolve: bool,
     pub at: Origin,
@@ -139,6 +173,8 @@ pub struct Pool {
     pub health: Option<Health>,
     pub retry: Option<Retry>,
     pub sticky: Option<Sticky>,
+    pub queue_size: Option<u32>,
+    pub queue_timeout: Option<String>,
     /// Reached only from tcp/udp listeners: HTTP keys are left out.
     pub l4: bool,
     pub at: Origin,
@@ -151,6 +187,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub pools: Vec<Pool>,
     pub notes: Vec<Note>,
+    /// `[log]`: `access` (a path, `stdout`, `stderr`, `off`) and `format`.
+    pub log_access: Option<String>,
+    pub log_format: Option<String>,
     /// The source files read, in order (for the header comment).
     pub sources: Vec<String>,
 }
@@ -280,9 +319,12 @@ pub fn emit(c: &Config, from: &str) -> String {
         if let Some(h) = &l.hsts {
             let _ = writeln!(t, "hsts = {}", q(h));
         }
-        for (k, v) in &l.extra {
-            let _ = writeln!(t, "{k} = {v}");
+        for (i, (k, v)) in l.extra.iter().enumerate() {
+            if !l.extra[i + 1..].iter().any(|(later, _)| later == k) {
+                let _ = writeln!(t, "{k} = {v}");
+            }
         }
+        guard_keys(&mut t, "", &l.guard);
         for (cert, k) in &l.tls {
             let _ = writeln!(
                 t,
@@ -291,6 +333,7 @@ pub fn emit(c: &Config, from: &str) -> String {
                 q(k)
             );
         }
+        limits(&mut t, "listener.limit", &l.guard);
         for r in &l.routes {
             let _ = writeln!(t, "  # {}", r.at);
             let _ = writeln!(t, "  [[listener.route]]");
@@ -310,12 +353,54 @@ pub fn emit(c: &Config, from: &str) -> String {
                 let _ = writeln!(t, "  cookie = {{ name = {}, value = {} }}", q(n), q(v));
             }
             let _ = writeln!(t, "  pool = {}", q(&r.pool));
+            guard_keys(&mut t, "  ", &r.guard);
+            limits(&mut t, "listener.route.limit", &r.guard);
         }
     }
     for p in &c.pools {
         pool(&mut t, p);
     }
+    if c.log_access.is_some() || c.log_format.is_some() {
+        let _ = writeln!(t, "\n[log]");
+        if let Some(a) = &c.log_access {
+            let _ = writeln!(t, "access = {}", q(a));
+        }
+        if let Some(f) = &c.log_format {
+            let _ = writeln!(t, "format = {}", q(f));
+        }
+    }
+    if !t.ends_with('\n') {
+        t.push('\n');
+    }
     t
+}
+
+/// `allow`, `deny` and `client_max_body_size` of a listener or route.
+fn guard_keys(t: &mut String, indent: &str, g: &Guard) {
+    for (k, list) in [("allow", &g.allow), ("deny", &g.deny)] {
+        if !list.is_empty() {
+            let list: Vec<String> = list.iter().map(|a| q(a)).collect();
+            let _ = writeln!(t, "{indent}{k} = [{}]", list.join(", "));
+        }
+    }
+    if let Some(b) = &g.body {
+        let _ = writeln!(t, "{indent}client_max_body_size = {b}");
+    }
+}
+
+/// `[[listener.limit]]` or `[[listener.route.limit]]` tables.
+fn limits(t: &mut String, table: &str, g: &Guard) {
+    for l in &g.limits {
+        let _ = writeln!(t, "  [[{table}]]");
+        let _ = writeln!(t, "  key = {}", q(&l.key));
+        let _ = writeln!(t, "  rate = {}", q(&l.rate));
+        if let Some(b) = l.burst {
+            let _ = writeln!(t, "  burst = {b}");
+        }
+        if let Some(n) = l.size {
+            let _ = writeln!(t, "  size = {n}");
+        }
+    }
 }
 
 fn pool(t: &mut String, p: &Pool) {
@@ -339,6 +424,8 @@ fn pool(t: &mut String, p: &Pool) {
             p.tunnel_idle_timeout.as_deref().map(q),
         );
         kv("tls", p.tls.clone());
+        kv("queue_size", p.queue_size.map(|n| n.to_string()));
+        kv("queue_timeout", p.queue_timeout.as_deref().map(q));
     }
     let mut timeouts = Vec::new();
     let all = [
@@ -404,6 +491,9 @@ fn pool(t: &mut String, p: &Pool) {
         }
         if let Some(f) = &s.slow_start {
             parts.push(format!("slow_start = {}", q(f)));
+        }
+        if let Some(n) = s.max_conns {
+            parts.push(format!("max_conns = {n}"));
         }
         if s.resolve {
             parts.push("resolve = true".into());

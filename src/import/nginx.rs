@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::model::{Config, Origin, Pool, Retry};
+use super::nginx_guard::{self, Front, conf_path, early_first};
 use super::nginx_parse::Directive;
 use super::nginx_stream;
 use super::nginx_upstream::{self, listen_addr, time};
@@ -66,6 +67,8 @@ struct Inherit {
     cert: Option<(String, String)>,
     hsts: Option<String>,
     trusted: Vec<String>,
+    /// Access lists, rate limits, body size and the listener's client keys.
+    front: Front,
 }
 
 struct Http {
@@ -104,8 +107,8 @@ fn http(c: &mut Config, block: &[Directive]) {
         h.upstreams.insert(name, p);
     }
     let mut inherit = Inherit::default();
-    for d in block
-        .iter()
+    for d in early_first(block)
+        .into_iter()
         .filter(|d| d.name != "server" && d.name != "upstream" && !d.name.starts_with("resolver"))
     {
         setting(c, d, &mut inherit, "http");
@@ -115,6 +118,7 @@ fn http(c: &mut Config, block: &[Directive]) {
         vhosts.push(server(c, &mut h, d, &inherit));
     }
     listeners(c, vhosts);
+    nginx_guard::shared_zones(c);
     // Upstreams no location sends to are kept, as they were in nginx.
     for name in order {
         if !c.pools.iter().any(|p| p.name == name) && !h.variants.iter().any(|(t, _, _)| *t == name)
@@ -127,6 +131,9 @@ fn http(c: &mut Config, block: &[Directive]) {
 
 /// Apply a directive that sets something a location inherits; anything else is noted.
 fn setting(c: &mut Config, d: &Directive, i: &mut Inherit, ctx: &str) {
+    if nginx_guard::setting(c, d, &mut i.front, ctx) {
+        return;
+    }
     let a = &d.args;
     let first = a.first().map(String::as_str).unwrap_or("");
     match d.name.as_str() {
@@ -204,29 +211,14 @@ fn setting(c: &mut Config, d: &Directive, i: &mut Inherit, ctx: &str) {
         }
         "set_real_ip_from" => i.trusted.push(first.to_string()),
         "real_ip_header" if first == "proxy_protocol" => {}
-        "access_log" | "log_format" | "error_log" | "log_not_found" | "open_log_file_cache"
-        | "log_subrequest" => c.note(
+        "error_log" => c.note(
             &d.at,
             d.text(),
-            "Switchyard logs one access line per request to standard error in its own format",
+            "Switchyard writes its own messages to standard error (--log-level sets the level)",
         ),
         "include" => {}
         _ => c.note(&d.at, d.text(), reason(&d.name, ctx)),
     }
-}
-
-/// A path of the configuration, absolute: relative ones are relative to the main file's
-/// directory.
-fn conf_path(c: &Config, p: &str) -> String {
-    let path = std::path::Path::new(p);
-    if path.is_absolute() {
-        return p.to_string();
-    }
-    let main = c.sources.first().map(String::as_str).unwrap_or(".");
-    let dir = std::path::Path::new(main)
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
-    super::model::absolute(dir).join(path).display().to_string()
 }
 
 /// Why a directive with no Switchyard key is not carried.
@@ -264,28 +256,18 @@ fn reason(name: &str, ctx: &str) -> String {
         | "error_page"
         | "aio"
         | "directio" => "Switchyard does not serve files or write pages itself: it only proxies",
-        "client_max_body_size"
-        | "client_body_buffer_size"
-        | "client_header_buffer_size"
-        | "large_client_header_buffers" => {
-            "not carried: write the listener's client_max_body_size (a route's for a location), request_buffer_size, max_header_size or max_uri_size (docs/config.md, client limits)"
-        }
-        "keepalive_timeout" | "keepalive_requests" | "send_timeout" | "client_header_timeout" => {
-            "not carried: write the listener's key of the same name (docs/config.md, client limits)"
-        }
         "reset_timedout_connection" | "lingering_close" | "lingering_time" => {
             "Switchyard closes timed-out and refused connections itself"
         }
-        "limit_req"
-        | "limit_req_zone"
-        | "limit_conn"
-        | "limit_conn_zone"
-        | "limit_rate"
-        | "allow"
-        | "deny"
-        | "auth_basic"
-        | "auth_basic_user_file"
-        | "auth_request" => "access control and rate limits are later work in Switchyard",
+        "limit_rate" | "limit_rate_after" => {
+            "Switchyard does not limit a response's bandwidth (its rate limits count requests: limit_req)"
+        }
+        "limit_conn_status" => {
+            "Switchyard answers 503 over max_connections_per_client (then closes the connection)"
+        }
+        "auth_basic" | "auth_basic_user_file" | "auth_request" | "auth_jwt" => {
+            "Switchyard does not authenticate clients (it has allow/deny, block rules and rate limits)"
+        }
         "rewrite" | "if" | "set" | "map" | "return" | "break" | "sub_filter" | "proxy_redirect" => {
             "Switchyard does not rewrite requests or responses"
         }
@@ -368,6 +350,7 @@ fn header(c: &mut Config, d: &Directive, i: &mut Inherit) {
 fn server(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit) -> Vhost {
     let block = d.block.as_deref().unwrap_or_default();
     let mut i = parent.clone();
+    i.front.enter();
     let mut v = Vhost {
         listens: Vec::new(),
         names: Vec::new(),
@@ -376,9 +359,10 @@ fn server(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit) -> Vhos
         cert: None,
         hsts: None,
         trusted: Vec::new(),
+        listener_keys: Vec::new(),
         at: d.at.clone(),
     };
-    for x in block {
+    for x in early_first(block) {
         match x.name.as_str() {
             "listen" => {
                 if let Some(l) = listen(c, x) {
@@ -407,6 +391,7 @@ fn server(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit) -> Vhos
     v.cert = i.cert.clone();
     v.hsts = i.hsts.clone();
     v.trusted = i.trusted.clone();
+    v.listener_keys = i.front.listener.clone();
     v
 }
 
@@ -490,8 +475,9 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
     };
     let block = d.block.as_deref().unwrap_or_default();
     let mut i = parent.clone();
+    i.front.enter();
     let mut target: Option<&Directive> = None;
-    for x in block {
+    for x in early_first(block) {
         match x.name.as_str() {
             "proxy_pass" => target = Some(x),
             "location" => {}
@@ -563,6 +549,7 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
         exact,
         path: path.to_string(),
         pool,
+        guard: i.front.guard.clone(),
         at: d.at.clone(),
     });
 }
@@ -574,6 +561,7 @@ fn variant(c: &mut Config, h: &mut Http, template: Pool, i: &Inherit, at: &Origi
         cert: None,
         hsts: None,
         trusted: Vec::new(),
+        front: Front::default(),
         ..i.clone()
     };
     if let Some((_, _, name)) = h

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::model::{Config, Listener, Pool, q};
+use super::nginx_guard::{self, Front, early_first};
 use super::nginx_parse::Directive;
 use super::nginx_upstream::{self, listen_addr, time};
 
@@ -20,10 +21,14 @@ pub fn stream(c: &mut Config, block: &[Directive]) {
     }
     let mut connect_default = None;
     let mut timeout_default = None;
-    for d in block
-        .iter()
+    let mut front_default = Front::default();
+    for d in early_first(block)
+        .into_iter()
         .filter(|d| d.name != "server" && d.name != "upstream")
     {
+        if stream_guard(c, d, &mut front_default) {
+            continue;
+        }
         match d.name.as_str() {
             "proxy_connect_timeout" => connect_default = d.args.first().and_then(|t| time(t)),
             "proxy_timeout" => timeout_default = d.args.first().and_then(|t| time(t)),
@@ -41,8 +46,13 @@ pub fn stream(c: &mut Config, block: &[Directive]) {
         let mut target = None;
         let mut listens = Vec::new();
         let mut proxy_protocol = false;
-        for x in d.block.as_deref().unwrap_or_default() {
+        let mut front = front_default.clone();
+        front.enter();
+        for x in early_first(d.block.as_deref().unwrap_or_default()) {
             let first = x.args.first().map(String::as_str).unwrap_or("");
+            if stream_guard(c, x, &mut front) {
+                continue;
+            }
             match x.name.as_str() {
                 "listen" => listens.push(x),
                 "proxy_pass" => target = Some(x),
@@ -128,6 +138,11 @@ pub fn stream(c: &mut Config, block: &[Directive]) {
                 at: x.at.clone(),
                 ..Listener::default()
             };
+            l.guard.allow = front.guard.allow.clone();
+            l.guard.deny = front.guard.deny.clone();
+            if !udp {
+                l.extra.extend(front.listener.iter().cloned());
+            }
             if let Some(t) = &timeout {
                 let key = if udp {
                     "session_timeout"
@@ -161,4 +176,13 @@ pub fn stream(c: &mut Config, block: &[Directive]) {
             c.pools.push(p.clone());
         }
     }
+}
+
+/// `allow`, `deny`, `limit_conn` (tcp: max_connections_per_client) and `access_log` of a
+/// stream block or server; `false` for other directives.
+fn stream_guard(c: &mut Config, d: &Directive, f: &mut Front) -> bool {
+    matches!(
+        d.name.as_str(),
+        "allow" | "deny" | "limit_conn_zone" | "limit_conn" | "access_log" | "log_format"
+    ) && nginx_guard::setting(c, d, f, "a stream server")
 }

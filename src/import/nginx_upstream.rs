@@ -100,6 +100,7 @@ pub fn upstream(c: &mut Config, d: &Directive, name: &str, l4: bool) -> Pool {
         at: d.at.clone(),
         ..Pool::default()
     };
+    let mut queued = false;
     for x in d.block.as_deref().unwrap_or_default() {
         let a = &x.args;
         match x.name.as_str() {
@@ -172,14 +173,42 @@ pub fn upstream(c: &mut Config, d: &Directive, name: &str, l4: bool) -> Pool {
             ),
             "sticky" if !l4 => sticky(c, x, &mut p),
             "ntlm" => c.note(&x.at, x.text(), "NTLM connection binding is not supported"),
+            // NGINX Plus: `queue N [timeout=T]` (HTTP only, as Switchyard's queue).
+            "queue" if !l4 => {
+                queued = true;
+                match a.first().and_then(|n| n.parse::<u32>().ok()) {
+                    Some(n) if n <= 1_000_000 => p.queue_size = Some(n),
+                    _ => c.note(&x.at, x.text(), "Switchyard's queue_size is 0 to 1000000"),
+                }
+                for o in &a[1.min(a.len())..] {
+                    match o.strip_prefix("timeout=").and_then(time) {
+                        Some(t) => p.queue_timeout = Some(t),
+                        None => c.note(&x.at, o, "not a queue option Switchyard knows"),
+                    }
+                }
+            }
             "queue" => c.note(
                 &x.at,
                 x.text(),
-                "requests are not queued when every server is at max_conns (Switchyard has no max_conns)",
+                "a tcp connection is not queued: with every server at max_conns it is closed",
             ),
             "resolver" => resolver(c, x, &mut p),
             "resolver_timeout" => p.resolver_timeout = a.first().and_then(|t| time(t)),
             _ => c.note(&x.at, x.text(), "no Switchyard equivalent in a pool"),
+        }
+    }
+    // Without `queue`, nginx answers 502 at once when every server is at max_conns.
+    if !queued && !l4 && p.servers.iter().any(|s| s.max_conns.is_some()) {
+        p.queue_size = Some(0);
+    }
+    for s in p.servers.iter().filter(|_| !l4) {
+        if let Some(n) = s.max_conns {
+            let why = if queued {
+                "a request that no server can take before the queue's timeout gets 503 with Retry-After (nginx: 502)"
+            } else {
+                "a request that no server can take gets 503 with Retry-After at once (nginx: 502); queue_size = 0 lets none wait, as nginx without queue"
+            };
+            c.approx(&s.at, format!("max_conns={n}"), why);
         }
     }
     p
@@ -215,11 +244,11 @@ fn server(c: &mut Config, x: &Directive, l4: bool) -> Option<Server> {
             "slow_start" => s.slow_start = time(v),
             "backup" => s.backup = true,
             "down" => s.down = true,
-            "max_conns" => c.note(
-                &x.at,
-                opt,
-                "Switchyard has no per-server connection limit; least_conn spreads load instead",
-            ),
+            "max_conns" => match v.parse::<u32>() {
+                Ok(0) => {}
+                Ok(n) => s.max_conns = Some(n),
+                Err(_) => c.note(&x.at, opt, "not a number"),
+            },
             "resolve" => s.resolve = true,
             "route" | "service" | "drain" => c.note(&x.at, opt, "no Switchyard equivalent"),
             _ => c.note(&x.at, opt, "unknown server option"),

@@ -3,7 +3,7 @@
 //! other virtual hosts' locations `host` routes before them; longest prefix first, as nginx
 //! chooses; certificates of every virtual host of an address go on its listener (SNI).
 
-use super::model::{Config, Listener, Origin, Route, q};
+use super::model::{Config, Guard, Listener, Origin, Route, q};
 
 #[derive(Debug)]
 pub struct Listen {
@@ -19,6 +19,8 @@ pub struct Loc {
     pub exact: bool,
     pub path: String,
     pub pool: String,
+    /// Access lists, rate limits and body size in force there.
+    pub guard: Guard,
     pub at: Origin,
 }
 
@@ -31,6 +33,8 @@ pub struct Vhost {
     pub cert: Option<(String, String)>,
     pub hsts: Option<String>,
     pub trusted: Vec<String>,
+    /// The listener's client keys (timeouts, max_connections_per_client) of this server.
+    pub listener_keys: Vec<(String, String)>,
     pub at: Origin,
 }
 
@@ -85,6 +89,17 @@ pub fn listeners(c: &mut Config, vhosts: Vec<Vhost>) {
             at: dl.at.clone(),
             ..Listener::default()
         };
+        l.extra.extend(dv.listener_keys.iter().cloned());
+        // One guard for every location here: the listener's; otherwise each route its own.
+        let mut guards = here
+            .iter()
+            .flat_map(|(v, _)| v.locs.iter().map(|x| &x.guard));
+        let first = guards.next().cloned().unwrap_or_default();
+        let shared = guards.all(|g| *g == first);
+        if shared {
+            l.guard = first;
+        }
+        let own = |g: &Guard| if shared { Guard::default() } else { g.clone() };
         if ssl {
             let mut order: Vec<&Vhost> = vec![dv];
             order.extend(
@@ -160,6 +175,7 @@ pub fn listeners(c: &mut Config, vhosts: Vec<Vhost>) {
                         host: Some(host.clone()),
                         path_prefix: (loc.path != "/").then(|| loc.path.clone()),
                         pool: loc.pool.clone(),
+                        guard: own(&loc.guard),
                         at: loc.at.clone(),
                         ..Route::default()
                     });
@@ -167,16 +183,21 @@ pub fn listeners(c: &mut Config, vhosts: Vec<Vhost>) {
             }
         }
         for loc in sorted(&dv.locs) {
+            let guard = own(&loc.guard);
             if loc.path == "/" && !loc.exact {
                 l.pool = Some(loc.pool.clone());
-            } else {
-                l.routes.push(Route {
-                    path_prefix: Some(loc.path.clone()),
-                    pool: loc.pool.clone(),
-                    at: loc.at.clone(),
-                    ..Route::default()
-                });
+                if guard.is_empty() {
+                    continue;
+                }
             }
+            // `location /` with its own guard: a route for every path, last.
+            l.routes.push(Route {
+                path_prefix: Some(loc.path.clone()),
+                pool: loc.pool.clone(),
+                guard,
+                at: loc.at.clone(),
+                ..Route::default()
+            });
         }
         if l.pool.is_none() && l.routes.is_empty() && !l.redirect_https {
             c.note(

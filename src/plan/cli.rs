@@ -99,7 +99,18 @@ fn target(
     token: Option<String>,
     cmd: &str,
 ) -> Result<Target, u8> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        // No file to find [admin] in: that error alone (`check`'s words), not also "has no
+        // [admin] listener".
+        Err(_) if admin.is_none() => {
+            if let Err(errors) = config::load_file(path) {
+                eprintln!("{errors}");
+            }
+            return Err(EXIT_ERROR);
+        }
+        Err(_) => String::new(),
+    };
     let found = client::target_of(&text);
     match (admin, found) {
         (Some(addr), found) => Ok(Target {

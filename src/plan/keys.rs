@@ -4,7 +4,7 @@
 
 use super::{PoolMoved, percent};
 use crate::config::diff::PoolChange;
-use crate::config::{Algorithm, HashKey, Plan, PlanDiff, PoolPlan, StickyMode};
+use crate::config::{Algorithm, Plan, PlanDiff, PoolPlan, StickyMode, hash_key};
 use crate::simulate::{MAX_KEYS, moved_between, sessions_moved};
 
 /// The lines of the "keys moved" section, and the share of each pool.
@@ -31,17 +31,6 @@ pub fn section(old: &Plan, new: &Plan, diff: &PlanDiff) -> (Vec<String>, Vec<Poo
 
 fn hashing(a: Algorithm) -> bool {
     matches!(a, Algorithm::IpHash | Algorithm::Hash | Algorithm::Maglev)
-}
-
-/// What a `hash`/`maglev` pool hashes, as the file writes it.
-pub fn hash_key(k: &HashKey) -> String {
-    match k {
-        HashKey::ClientIp => "client_ip".into(),
-        HashKey::Uri => "uri".into(),
-        HashKey::Header(h) => format!("header:{h}"),
-        HashKey::Cookie(c) => format!("cookie:{c}"),
-        HashKey::Query(q) => format!("query:{q}"),
-    }
 }
 
 /// How a pool keeps clients on a server: `hash on uri`, `ip_hash`, `sticky cookie "SRV"`.

@@ -211,10 +211,7 @@ fn listeners(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
         if let Some(d) = diff.detail(name)
             && !d.settings.is_empty()
         {
-            out.push(format!(
-                "~ listener {name:?}: {} changed",
-                d.settings.join(", ")
-            ));
+            out.push(format!("~ listener {name:?}: {}", d.settings.join(", ")));
         }
     }
     let admin = |p: &Plan| p.admin.as_ref().map(|a| a.listen);
@@ -238,6 +235,9 @@ fn route_lines(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
                 _ => '~',
             };
             out.push(format!("{sign} listener {name:?}: {}", c.describe()));
+        }
+        for r in &d.route_settings {
+            out.push(format!("~ listener {name:?}: {r}"));
         }
     }
     // Warnings on the new plan, saying whether the old one had them already.
@@ -326,24 +326,25 @@ fn pools(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
                         server_name(*a, o)
                     ));
                 }
-                let mut rest = Vec::new();
-                for key in &r.settings {
-                    match (*key, o, n) {
-                        ("algorithm", Some(o), Some(n)) => out.push(format!(
-                            "~ pool {name:?}: algorithm {} → {}",
-                            o.algorithm.as_str(),
-                            n.algorithm.as_str()
-                        )),
-                        ("hash_key", Some(o), Some(n)) => out.push(format!(
-                            "~ pool {name:?}: hash_key {} → {}",
-                            keys::hash_key(&o.hash_key),
-                            keys::hash_key(&n.hash_key)
-                        )),
-                        _ => rest.push(*key),
-                    }
+                // `algorithm` and `hash_key` on lines of their own (they move keys); the
+                // other keys on one line, each `key before → after`.
+                let (own, mut rest): (Vec<&String>, Vec<&String>) = r
+                    .changes
+                    .iter()
+                    .partition(|c| c.starts_with("algorithm ") || c.starts_with("hash_key "));
+                for c in own {
+                    out.push(format!("~ pool {name:?}: {c}"));
                 }
+                let whole: Vec<String> = r
+                    .settings
+                    .iter()
+                    .filter(|k| matches!(**k, "server order" | "redis"))
+                    .map(|k| format!("{k} changed"))
+                    .collect();
+                rest.extend(&whole);
                 if !rest.is_empty() {
-                    out.push(format!("~ pool {name:?}: {} changed", rest.join(", ")));
+                    let rest: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
+                    out.push(format!("~ pool {name:?}: {}", rest.join(", ")));
                 }
                 out.extend(server_lines(name, n, &r.servers));
                 if !r.keep_conns {

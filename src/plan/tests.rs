@@ -388,3 +388,111 @@ fn dates_are_utc_days() {
     assert_eq!(certs::date(951_782_400), "2000-02-29");
     assert_eq!(certs::date(-1), "1969-12-31");
 }
+
+const GUARDED: &str = r#"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+pool = "app"
+max_connections = 1000
+
+  [[listener.limit]]
+  key = "client_ip"
+  rate = "50/s"
+  burst = 10
+
+  [[listener.route]]
+  path_prefix = "/api/"
+  pool = "app"
+  allow = ["10.0.0.0/8"]
+
+    [[listener.route.limit]]
+    key = "client_ip"
+    rate = "5/s"
+
+[pool.app]
+servers = [ { addr = "127.0.0.1:9001" }, { addr = "127.0.0.1:9002" } ]
+
+  [pool.app.health]
+  interval = "5s"
+  timeout = "2s"
+
+  [pool.app.sticky]
+  mode = "cookie"
+  ttl = "1h"
+"#;
+
+/// The trial's change: a rate limit, health interval and timeout and a sticky ttl, each said
+/// with its values, one line per listener, route and pool.
+#[test]
+fn settings_are_said_key_by_key_with_before_and_after() {
+    let new = GUARDED
+        .replace("rate = \"50/s\"", "rate = \"1/m\"")
+        .replace("rate = \"5/s\"", "rate = \"50/s\"\n    burst = 5")
+        .replace(
+            "max_connections = 1000",
+            "max_connections = 500\nclient_header_timeout = \"10s\"",
+        )
+        .replace(
+            "allow = [\"10.0.0.0/8\"]",
+            "allow = [\"10.0.0.0/8\", \"192.168.0.0/16\"]",
+        )
+        .replace("interval = \"5s\"", "interval = \"2s\"")
+        .replace(
+            "timeout = \"2s\"",
+            "timeout = \"500ms\"\n  path = \"/healthz\"",
+        )
+        .replace("ttl = \"1h\"", "ttl = \"30m\"\n  on_drain = \"move\"");
+    let r = report(GUARDED, &new);
+    assert_eq!(
+        lines(&r),
+        [
+            "~ listener \"web\": limit rate 50/s → 1/m, max_connections 1000 → 500, client_header_timeout 1m → 10s",
+            "~ listener \"web\": route 1 (path_prefix = \"/api/\"): allow [10.0.0.0/8] → [10.0.0.0/8, 192.168.0.0/16], limit rate 5/s → 50/s, limit burst 0 → 5",
+            "~ pool \"app\": health path / → /healthz, health interval 5s → 2s, health timeout 2s → 500ms, sticky ttl 1h → 30m, sticky on_drain stay → move",
+            "pool \"app\" (sticky cookie \"SRV\"): 0.0% of sessions move [100,000 sessions placed by the pool]",
+        ],
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.summary(), "plan: 3 change(s); no key or session moves");
+    // The reload says the same.
+    assert_eq!(
+        r.diff.describe(),
+        [
+            "pool \"app\": health path / → /healthz, health interval 5s → 2s, health timeout 2s → 500ms, sticky ttl 1h → 30m, sticky on_drain stay → move",
+            "listener \"web\": limit rate 50/s → 1/m, max_connections 1000 → 500, client_header_timeout 1m → 10s",
+            "listener \"web\": route 1 (path_prefix = \"/api/\"): allow [10.0.0.0/8] → [10.0.0.0/8, 192.168.0.0/16], limit rate 5/s → 50/s, limit burst 0 → 5",
+        ]
+    );
+}
+
+/// Limits, blocks and sections added or removed whole; several limits are numbered.
+#[test]
+fn sections_added_or_removed_are_one_item_each() {
+    let new = GUARDED
+        .replace(
+            "  burst = 10\n",
+            "  burst = 10\n\n  [[listener.limit]]\n  rate = \"100/m\"\n  key = \"header:x-api-key\"\n\n  [[listener.block]]\n  method = [\"TRACE\"]\n",
+        )
+        .replace("    [[listener.route.limit]]\n    key = \"client_ip\"\n    rate = \"5/s\"\n", "")
+        .replace("  [pool.app.health]\n  interval = \"5s\"\n  timeout = \"2s\"\n", "")
+        .replace("[pool.app]\n", "[pool.app]\nqueue_size = 10\n");
+    let r = report(GUARDED, &new);
+    assert_eq!(
+        lines(&r),
+        [
+            "~ listener \"web\": limit 2 added (rate 100/m, burst 0, key header:x-api-key), block added (method [TRACE])",
+            "~ listener \"web\": route 1 (path_prefix = \"/api/\"): limit removed",
+            "~ pool \"app\": health removed, queue_size 1024 → 10",
+            "pool \"app\" (sticky cookie \"SRV\"): 0.0% of sessions move [100,000 sessions placed by the pool]",
+        ],
+        "{}",
+        r.text()
+    );
+    let r = report(&new, GUARDED);
+    has(
+        &r,
+        "~ pool \"app\": health added (http GET /, every 5s), queue_size 10 → 1024",
+    );
+}

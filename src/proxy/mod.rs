@@ -7,5 +7,7 @@
 pub mod http;
 pub mod listen;
 pub mod proxy_protocol;
+#[cfg(target_os = "linux")]
+pub(crate) mod splice;
 pub mod tcp;
 pub mod udp;

@@ -26,6 +26,8 @@ pub(super) struct Seen {
     pub(super) http_pools: Vec<String>,
     /// Whether some `[[listener]]` entry could not be read at all.
     pub(super) lost_listener: bool,
+    /// Pools without servers whose name is near another pool's.
+    pub(super) near_misses: Vec<super::pool::NearMiss>,
 }
 
 /// Every rule across listeners and pools.
@@ -40,6 +42,27 @@ pub(super) fn check(r: &Report<'_>, plan: &mut Plan, seen: &Seen) {
     l4_pools(r, plan, seen);
     sticky_cookies(r, plan);
     shared_without_redis(r, plan, seen);
+    near_misses(r, plan, seen);
+}
+
+/// A pool without servers: an error, whose help, when no listener or route sends to it and
+/// its name is near another pool's, says which section was probably meant.
+fn near_misses(r: &Report<'_>, plan: &Plan, seen: &Seen) {
+    for m in &seen.near_misses {
+        let used = plan
+            .listeners
+            .iter()
+            .any(|l| pools_of(l).contains(&m.pool.as_str()));
+        let help = match used {
+            true => "add servers = [{ addr = \"host:port\" }]".to_string(),
+            false => format!(
+                "there is no pool {:?}: did you mean {}? (or add servers = [...] to make a pool {:?})",
+                m.pool, m.meant, m.pool
+            ),
+        };
+        let message = format!("pool {:?} has no servers", m.pool);
+        r.error(Kind::Rule, m.span.clone(), message, help);
+    }
 }
 
 /// A table or a limit kept in Redis needs a `[redis]` to keep it in.

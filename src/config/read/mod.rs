@@ -72,16 +72,21 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     let listeners = t.tables("listener");
     let pools = t.table("pool");
     let pool_names = pools.as_ref().map_or_else(Vec::new, Table::keys);
+    let mut near_misses = Vec::new();
     if let Some(pools) = &pools {
         for name in &pool_names {
-            plan.pools
-                .extend(pools.table(name).map(|p| pool::read(&p, name)));
+            if let Some(p) = pools.table(name) {
+                let (pool, near_miss) = pool::read(&p, name, &pool_names);
+                plan.pools.push(pool);
+                near_misses.extend(near_miss);
+            }
         }
         pools.finish();
     }
     let lost_listener = listeners.len() < t.count("listener").unwrap_or(0);
     let mut seen = cross::Seen {
         lost_listener,
+        near_misses,
         ..Default::default()
     };
     for (i, l) in listeners {
@@ -98,7 +103,8 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
     }
     if t.count("listener") == Some(0) || !t.has("listener") {
         let help = "add [[listener]] with name, listen = \"127.0.0.1:8080\" and pool = \"...\"";
-        t.error(0..0, "the file has no [[listener]]", help);
+        // Not when a misspelt key means it (`[[listner]]`): its own error says so.
+        t.absent(&["listener"], 0..0, "the file has no [[listener]]", help);
     }
     plan.admin = t.table("admin").and_then(|a| admin(&a));
     plan.redis = t.table("redis").and_then(|r| redis(&r));

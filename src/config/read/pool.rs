@@ -18,9 +18,20 @@ use crate::config::{
 };
 use crate::tls::{CertPair, TlsError, UpstreamTlsOptions};
 
-/// The pool `name`. A wrong value is reported and the default kept, so that the checks
-/// across pools still see the pool; with an error recorded, the plan is never run.
-pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
+/// A pool written without `servers` whose name is near another pool's (`[pool.ap.sticky]`
+/// beside `[pool.app]`): whether it is a typo is known once the listeners are read (a pool
+/// that none sends to), so its error is left to `cross::check`.
+pub(super) struct NearMiss {
+    pub(super) pool: String,
+    pub(super) span: std::ops::Range<usize>,
+    /// The section as it should have been written: `[pool.app.sticky]`, `[pool.app]`.
+    pub(super) meant: String,
+}
+
+/// The pool `name` (`names`: every pool's). A wrong value is reported and the default kept,
+/// so that the checks across pools still see the pool; with an error recorded, the plan is
+/// never run.
+pub(super) fn read(t: &Table<'_>, name: &str, names: &[&str]) -> (PoolPlan, Option<NearMiss>) {
     let mut p = PoolPlan {
         name: name.to_string(),
         ..PoolPlan::default()
@@ -69,8 +80,23 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
     dns(t, &mut p);
     let no_servers = format!("pool {name:?} has no servers");
     let help = "add servers = [{ addr = \"host:port\" }]";
+    let others: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
+    let near = crate::config::suggest::nearest_name(name, &others);
+    let mut near_miss = None;
     match t.count("servers") {
         Some(0) => t.error_at("servers", no_servers, help),
+        None if !t.has("servers") && near.is_some() => {
+            let sections = ["health", "retry", "sticky", "tls", "timeouts"];
+            let meant = match (near, t.keys().as_slice()) {
+                (Some(n), [one]) if sections.contains(one) => format!("[pool.{n}.{one}]"),
+                (n, _) => format!("[pool.{}]", n.unwrap_or_default()),
+            };
+            near_miss = Some(NearMiss {
+                pool: name.to_string(),
+                span: t.span(),
+                meant,
+            });
+        }
         None if !t.has("servers") => t.absent(&["servers"], t.span(), no_servers, help),
         _ => {}
     }
@@ -92,7 +118,8 @@ pub(super) fn read(t: &Table<'_>, name: &str) -> PoolPlan {
         protocol_rules(t, &p);
     }
     t.finish();
-    p
+    // A misspelt `servers` has its own error.
+    (p, near_miss.filter(|_| !t.meant("servers")))
 }
 
 /// `hash_key`: `client_ip`, `uri`, `header:NAME`, `cookie:NAME` or `query:NAME`.

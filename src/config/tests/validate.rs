@@ -319,6 +319,12 @@ servers = [ { addr = "127.0.0.1:9", weight = 0 } ]
                 ),
                 "protocol must be a string, in quotes",
             ),
+            // A misspelt [[listener]]: its own error, not also "the file has no [[listener]]"
+            // listed first.
+            (
+                format!("[[listner]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n{pool}"),
+                "unknown field `listner`",
+            ),
             // The only listener has no address: not also "the file has no [[listener]]".
             (
                 format!("[[listener]]\npool = \"p\"\n{pool}"),
@@ -546,5 +552,70 @@ attempts = 1
         // Zero means something for these: stop at once, no ramp-up, forget HSTS.
         let ok = format!("grace_period = \"0s\"\n{base}slow_start = \"0s\"\n");
         assert!(validate(&ok, "f.toml").is_ok());
+    }
+
+    /// The trial's typo: `[pool.ap.sticky]` for the pool `app`. No listener sends to "ap",
+    /// and its name is one letter from "app": the help says which section was meant.
+    #[test]
+    fn a_misspelt_pool_section_says_which_pool_was_meant() {
+        let base = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"app\"\n\n[pool.app]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n\n";
+        let typo = format!("{base}[pool.ap.sticky]\nmode = \"cookie\"\n");
+        assert_eq!(
+            validate(&typo, "bad6.toml").unwrap_err().to_string(),
+            "error: bad6.toml:8:7: pool \"ap\" has no servers\n  help: there is no pool \"ap\": did you mean [pool.app.sticky]? (or add servers = [...] to make a pool \"ap\")"
+        );
+        let typo = format!("{base}[pool.ap]\nalgorithm = \"least_conn\"\n");
+        assert_eq!(
+            validate(&typo, "f.toml").unwrap_err().to_string(),
+            "error: f.toml:8:1: pool \"ap\" has no servers\n  help: there is no pool \"ap\": did you mean [pool.app]? (or add servers = [...] to make a pool \"ap\")"
+        );
+        // A pool that a listener sends to is meant: it only lacks its servers.
+        let used = typo.replace(
+            "pool = \"app\"\n",
+            "pool = \"app\"\n[[listener.route]]\npath_prefix = \"/a/\"\npool = \"ap\"\n",
+        );
+        assert_eq!(
+            validate(&used, "f.toml").unwrap_err().to_string(),
+            "error: f.toml:11:1: pool \"ap\" has no servers\n  help: add servers = [{ addr = \"host:port\" }]"
+        );
+        // A name near no other pool's: as before.
+        let far = format!("{base}[pool.cache]\nalgorithm = \"least_conn\"\n");
+        assert_eq!(
+            validate(&far, "f.toml").unwrap_err().to_string(),
+            "error: f.toml:8:1: pool \"cache\" has no servers\n  help: add servers = [{ addr = \"host:port\" }]"
+        );
+    }
+
+    /// A misspelt `[[listener]]` is one error: no "the file has no [[listener]]" before it.
+    #[test]
+    fn a_misspelt_listener_is_one_error() {
+        let src = "[[listner]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        let text = validate(src, "f.toml").unwrap_err().to_string();
+        assert!(!text.contains("the file has no [[listener]]"), "{text}");
+        assert!(
+            text.starts_with("error: f.toml:1:3: unknown field `listner`"),
+            "{text}"
+        );
+        assert!(text.contains("did you mean `listener`?"), "{text}");
+        // With no listener at all, still said.
+        let none = "[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
+        let text = validate(none, "f.toml").unwrap_err().to_string();
+        assert!(
+            text.starts_with("error: f.toml:1:1: the file has no [[listener]]"),
+            "{text}"
+        );
+    }
+
+    /// A pool that no listener or route sends to is a warning at `check`, never an error.
+    #[test]
+    fn a_pool_nobody_sends_to_is_a_warning() {
+        let src = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n\n[pool.spare]\nservers = [ { addr = \"127.0.0.1:10\" } ]\n";
+        let plan = validate(src, "f.toml").unwrap();
+        assert_eq!(
+            warnings(&plan),
+            [
+                "pool \"spare\" gets no traffic: no listener or route sends to it; name it in a listener's or a route's pool = \"spare\", or remove it"
+            ]
+        );
     }
 }

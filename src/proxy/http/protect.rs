@@ -154,8 +154,56 @@ impl Guard {
         if self.empty {
             return Ok(());
         }
-        if !self.acl.is_empty() && !self.acl.allows(client) {
-            return Err(ProxyError::Forbidden("the client's address is not allowed"));
+        let mut now = None;
+        let spend = |l: &Limit, key: &[u8]| {
+            let at = *now.get_or_insert_with(Instant::now);
+            (l.limiter.check(key, at), 0)
+        };
+        self.walk(req, client, path, normal, spend, None)
+    }
+
+    /// What [`Guard::check`] would do with this request, rule by rule in words, without
+    /// spending a limit's allowance (for `explain`); `Err` is the refusal it would answer.
+    pub fn judge(
+        &self,
+        req: &impl RequestView,
+        client: IpAddr,
+        path: &[u8],
+        normal: &[u8],
+        lines: &mut Vec<String>,
+    ) -> Result<(), ProxyError> {
+        let now = Instant::now();
+        let peek = |l: &Limit, key: &[u8]| l.limiter.peek(key, now);
+        self.walk(req, client, path, normal, peek, Some(lines))
+    }
+
+    /// The rules in order, stopping at the first that refuses: the access list, the block
+    /// rules, then each limit, asked through `limit` (a check that spends, or a peek).
+    /// `lines`, when given, gets a sentence per rule (nothing is formatted otherwise).
+    fn walk(
+        &self,
+        req: &impl RequestView,
+        client: IpAddr,
+        path: &[u8],
+        normal: &[u8],
+        mut limit: impl FnMut(&Limit, &[u8]) -> (Decision, u64),
+        mut lines: Option<&mut Vec<String>>,
+    ) -> Result<(), ProxyError> {
+        if !self.acl.is_empty() {
+            let allowed = self.acl.allows(client);
+            if let Some(l) = lines.as_deref_mut() {
+                l.push(format!(
+                    "allow/deny: {client} is {}",
+                    if allowed {
+                        "allowed"
+                    } else {
+                        "not allowed: 403"
+                    }
+                ));
+            }
+            if !allowed {
+                return Err(ProxyError::Forbidden("the client's address is not allowed"));
+            }
         }
         if !self.blocks.is_empty() {
             let both = [path, normal];
@@ -167,32 +215,80 @@ impl Guard {
             let values = |name: &http::HeaderName, re: &Regex| {
                 req.header_values(name).any(|v| re.is_match(v))
             };
-            if rules::first_match(&self.blocks, req.method(), paths, values).is_some() {
+            let hit = rules::first_match(&self.blocks, req.method(), paths, values);
+            if let Some(l) = lines.as_deref_mut() {
+                l.push(match hit {
+                    Some(i) => format!("block rule {} matches: 403", i + 1),
+                    None => format!("no block rule matches ({})", self.blocks.len()),
+                });
+            }
+            if hit.is_some() {
                 return Err(ProxyError::Forbidden("a block rule matched"));
             }
         }
-        if self.limits.is_empty() {
-            return Ok(());
-        }
-        let now = Instant::now();
         let mut ip = [0u8; 16];
         for l in &self.limits {
             let key: &[u8] = match &l.plan.key {
                 LimitKey::ClientIp => ip_bytes(client, &mut ip),
                 LimitKey::Header(name) => match req.header_values(name).next() {
                     Some(v) => v,
-                    None => continue,
+                    None => {
+                        if let Some(out) = lines.as_deref_mut() {
+                            out.push(format!("{}: no {name} header, not counted", l.named()));
+                        }
+                        continue;
+                    }
                 },
                 LimitKey::Cookie(name) => match req.cookie(name) {
                     Some(v) => v.as_bytes(),
-                    None => continue,
+                    None => {
+                        if let Some(out) = lines.as_deref_mut() {
+                            out.push(format!("{}: no {name} cookie, not counted", l.named()));
+                        }
+                        continue;
+                    }
                 },
             };
-            if let Decision::Deny { retry_after } = l.limiter.check(key, now) {
+            let (decision, room) = limit(l, key);
+            if let Some(out) = lines.as_deref_mut() {
+                let value = String::from_utf8_lossy(key);
+                let shown = match &l.plan.key {
+                    LimitKey::ClientIp => client.to_string(),
+                    _ => value.into_owned(),
+                };
+                out.push(match decision {
+                    Decision::Allow => format!(
+                        "{} for {shown:?}: {room} more request(s) allowed now",
+                        l.named()
+                    ),
+                    Decision::Deny { retry_after } => format!(
+                        "{} for {shown:?}: over the limit: 429, Retry-After {} s",
+                        l.named(),
+                        retry_after.as_secs().max(1)
+                    ),
+                });
+            }
+            if let Decision::Deny { retry_after } = decision {
                 return Err(ProxyError::RateLimited { retry_after });
             }
         }
         Ok(())
+    }
+}
+
+impl Limit {
+    /// `limit 50/s burst 5 on client_ip (shared)`, as the file writes it.
+    fn named(&self) -> String {
+        let key = match &self.plan.key {
+            LimitKey::ClientIp => "client_ip".to_string(),
+            LimitKey::Header(n) => format!("header:{n}"),
+            LimitKey::Cookie(n) => format!("cookie:{n}"),
+        };
+        let shared = if self.plan.shared { " (shared)" } else { "" };
+        format!(
+            "limit {} burst {} on {key}{shared}",
+            self.plan.rate, self.plan.burst
+        )
     }
 }
 

@@ -1,0 +1,338 @@
+//! A HAProxy frontend's rules on who may send: `http-request deny if { src … }` (or an
+//! `acl NAME src …` named there), `… unless`, `http-request allow if …` before a bare
+//! `http-request deny`, `tcp-request connection|content reject if …` → the listener's
+//! `allow`/`deny`; and the common rate limit, `stick-table type ip … store
+//! http_req_rate(T)` + `http-request track-sc0 src` + `http-request deny … if {
+//! sc_http_req_rate(0) gt N }` → a `[[listener.limit]]`.
+
+use std::collections::HashMap;
+
+use super::haproxy_parse::Line;
+use super::model::{Config, Guard, Limit};
+
+#[derive(Debug, Default)]
+pub struct Access {
+    /// `acl NAME src A B`: the address blocks (`None`: some could not be carried).
+    srcs: HashMap<String, Option<Vec<String>>>,
+    /// `http-request allow if SRC` waiting for the bare `http-request deny` that makes it
+    /// an allow list.
+    pending_allow: Vec<(Line, Vec<String>)>,
+    /// `stick-table type ip size N store http_req_rate(T)`: (size, period in seconds).
+    table: Option<(Option<u64>, u64)>,
+    tracked: bool,
+    /// The table and tracking lines, reported unless a rate rule used them.
+    unused: Vec<Line>,
+    /// A tcp frontend (its listeners close a refused connection, as HAProxy).
+    pub tcp: bool,
+    pub guard: Guard,
+}
+
+impl Access {
+    pub fn new(tcp: bool) -> Access {
+        Access {
+            tcp,
+            ..Access::default()
+        }
+    }
+}
+
+/// Read `l` if it is one of these rules; `true` when it was carried or noted here. `acl`
+/// lines are read and left to the routing too (`false`).
+pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
+    let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["acl", name, "src", values @ ..] => {
+            let blocks = (!values.iter().any(|v| v.starts_with('-')))
+                .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+            let merged = match (a.srcs.remove(*name), blocks) {
+                (None, b) => b,
+                (Some(Some(mut x)), Some(y)) => {
+                    x.extend(y);
+                    Some(x)
+                }
+                _ => None,
+            };
+            a.srcs.insert(name.to_string(), merged);
+            false
+        }
+        ["stick-table", rest @ ..] => {
+            let period = rest
+                .iter()
+                .find_map(|x| x.strip_prefix("http_req_rate(")?.strip_suffix(')'))
+                .and_then(seconds);
+            let ip = rest
+                .windows(2)
+                .any(|p| p[0] == "type" && p[1].starts_with("ip"));
+            match period {
+                Some(t) if ip => {
+                    let size = rest
+                        .windows(2)
+                        .find(|p| p[0] == "size")
+                        .and_then(|p| count(p[1]));
+                    a.table = Some((size, t));
+                    a.unused.push(l.clone());
+                    true
+                }
+                _ => false,
+            }
+        }
+        ["http-request" | "tcp-request", "track-sc0", "src"]
+        | ["tcp-request", "connection" | "content", "track-sc0", "src"] => {
+            a.tracked = true;
+            if a.table.is_some() {
+                a.unused.push(l.clone());
+            }
+            a.table.is_some()
+        }
+        ["http-request", "deny", rest @ ..] => deny(c, l, a, rest, true),
+        ["tcp-request", "connection" | "content", "reject", rest @ ..] => {
+            deny(c, l, a, rest, false)
+        }
+        ["http-request", "allow", "if", cond @ ..] => match src(a, cond) {
+            Some((false, blocks)) => {
+                a.pending_allow.push((l.clone(), blocks));
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `deny_status N`, then `if`/`unless` and one source condition (or a rate condition).
+fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> bool {
+    let mut status = "403";
+    let mut rest = rest;
+    if let ["deny_status", n, more @ ..] = rest {
+        status = n;
+        rest = more;
+    }
+    let tcp = a.tcp;
+    let status_note = |c: &mut Config| {
+        if status != "403" {
+            c.approx(
+                &l.at,
+                l.text(),
+                format!("refused with 403 (HAProxy: {status})"),
+            );
+        } else if !http && !tcp {
+            c.approx(
+                &l.at,
+                l.text(),
+                "an http listener answers 403 and keeps the connection (HAProxy closes it); a tcp listener closes it",
+            );
+        }
+    };
+    match rest {
+        [] if http && !a.pending_allow.is_empty() => {
+            for (_, blocks) in std::mem::take(&mut a.pending_allow) {
+                a.guard.allow.extend(blocks);
+            }
+            status_note(c);
+            true
+        }
+        ["if", cond @ ..] if rate(c, l, a, cond, status) => true,
+        ["if" | "unless", cond @ ..] => match src(a, cond) {
+            Some((negated, blocks)) => {
+                if negated == (rest[0] == "if") {
+                    a.guard.allow.extend(blocks);
+                } else {
+                    a.guard.deny.extend(blocks);
+                }
+                status_note(c);
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// One source condition: `{ src A B }`, `NAME` or `!NAME` (an `acl NAME src …`);
+/// (negated, blocks).
+fn src(a: &Access, cond: &[&str]) -> Option<(bool, Vec<String>)> {
+    match cond {
+        ["{", "src", values @ .., "}"] if !values.iter().any(|v| v.starts_with('-')) => {
+            Some((false, values.iter().map(|v| v.to_string()).collect()))
+        }
+        [name] => {
+            let (negated, name) = match name.strip_prefix('!') {
+                Some(n) => (true, n),
+                None => (false, *name),
+            };
+            a.srcs.get(name).cloned().flatten().map(|b| (negated, b))
+        }
+        _ => None,
+    }
+}
+
+/// `{ sc_http_req_rate(0) gt N }` (or `sc0_http_req_rate`, `ge`) with the table tracked
+/// by source: a limit of N requests per period.
+fn rate(c: &mut Config, l: &Line, a: &mut Access, cond: &[&str], status: &str) -> bool {
+    let ["{", what, op, n, "}"] = cond else {
+        return false;
+    };
+    let (Some((size, period)), true) = (a.table, a.tracked) else {
+        return false;
+    };
+    let n: u64 = match (n.parse::<u64>(), *op) {
+        (Ok(n), "gt") => n,
+        (Ok(n), "ge") if n > 0 => n - 1,
+        _ => return false,
+    };
+    if !matches!(
+        *what,
+        "sc_http_req_rate(0)" | "sc0_http_req_rate" | "sc0_http_req_rate()"
+    ) || n == 0
+    {
+        return false;
+    }
+    // N requests a period: the rate, with N - 1 of them at once as the burst.
+    let rate = if period == 1 {
+        format!("{n}/s")
+    } else if 60u64.is_multiple_of(period) {
+        format!("{}/m", n * (60 / period))
+    } else if 3600u64.is_multiple_of(period) {
+        format!("{}/h", n * (3600 / period))
+    } else {
+        return false;
+    };
+    a.unused.clear();
+    a.guard.limits.push(Limit {
+        key: "client_ip".into(),
+        rate,
+        burst: (n > 1).then(|| (n - 1) as u32),
+        size,
+        at: l.at.clone(),
+        zone: String::new(),
+    });
+    let status = if status == "429" {
+        String::new()
+    } else {
+        format!("; refused with 429 and Retry-After (HAProxy: {status}, deny_status)")
+    };
+    c.approx(
+        &l.at,
+        l.text(),
+        format!("a steady rate with {n} at once (GCRA) instead of HAProxy's sliding count over the period{status}"),
+    );
+    true
+}
+
+/// A HAProxy period (`10s`, `1m`, bare milliseconds) in whole seconds.
+fn seconds(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "ms" if n.is_multiple_of(1000) => n / 1000,
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    };
+    (secs > 0).then_some(secs)
+}
+
+/// A stick-table size (`100k`, `1m`, a number) as a count of keys.
+fn count(s: &str) -> Option<u64> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let n = match unit {
+        "" => n,
+        "k" => n * 1000,
+        "m" => n * 1_000_000,
+        "g" => n * 1_000_000_000,
+        _ => return None,
+    };
+    Some(n.clamp(1, 100_000_000))
+}
+
+/// Notes for what was read but not used: an `allow if` with no bare deny after it, a
+/// table no rate rule used.
+pub fn finish(c: &mut Config, a: &mut Access) {
+    for l in std::mem::take(&mut a.unused) {
+        c.note(
+            &l.at,
+            l.text(),
+            "a stick table is carried as a rate limit only with `http-request deny if { sc_http_req_rate(0) gt N }`; write [[listener.limit]] by hand (docs/security.md)",
+        );
+    }
+    for (l, _) in std::mem::take(&mut a.pending_allow) {
+        c.note(
+            &l.at,
+            l.text(),
+            "without a bare `http-request deny` after it this rule refuses no one: not carried",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::import::{Imported, Source, import};
+
+    fn haproxy(name: &str, text: &str) -> Imported {
+        let dir = std::env::temp_dir().join(format!("sy-import-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("haproxy.cfg");
+        std::fs::write(&file, text).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Haproxy)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(i.check, Ok(()), "{}", i.toml);
+        i
+    }
+
+    const CFG: &str = "defaults
+  mode http
+  timeout connect 5s
+frontend f
+  bind 127.0.0.1:18080
+  acl bad src 192.0.2.0/24 198.51.100.7
+  http-request deny if bad
+  tcp-request connection reject if { src 203.0.113.0/24 }
+  stick-table type ip size 100k expire 30s store http_req_rate(10s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 20 }
+  default_backend b
+backend b
+  timeout queue 10s
+  server a 127.0.0.1:9001 maxconn 50
+  server b2 127.0.0.1:9002 maxconn 50
+";
+
+    #[test]
+    fn deny_by_source_rate_tables_maxconn_and_the_queue_are_carried() {
+        let i = haproxy("guard", CFG);
+        for want in [
+            "deny = [\"192.0.2.0/24\", \"198.51.100.7\", \"203.0.113.0/24\"]",
+            "  [[listener.limit]]\n  key = \"client_ip\"\n  rate = \"120/m\"\n  burst = 19\n  size = 100000\n",
+            "queue_timeout = \"10s\"",
+            "{ addr = \"127.0.0.1:9001\", name = \"a\", max_conns = 50 }",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        // Carried: the acl, both deny rules, the table and its tracking say nothing.
+        for line in [6, 7, 9, 10] {
+            assert!(!i.notes.iter().any(|n| n.at.line == line), "{:?}", i.notes);
+        }
+        assert!(i.notes.iter().any(|n| n.at.line == 11 && n.approximated));
+        assert!(
+            i.notes
+                .iter()
+                .any(|n| n.at.line == 15 && n.approximated && n.why.contains("queue"))
+        );
+    }
+
+    /// `deny if !ok` / `allow if ok` + `deny`: an allow list; a table without a rate rule
+    /// is reported; without `timeout queue` the wait is `timeout connect`, as in HAProxy.
+    #[test]
+    fn allow_lists_and_unused_tables() {
+        let i = haproxy(
+            "allow",
+            "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl ok src 10.0.0.0/8\n  http-request allow if ok\n  http-request deny\n  stick-table type ip size 1k store http_req_rate(10s)\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001 maxconn 5\n",
+        );
+        assert!(i.toml.contains("allow = [\"10.0.0.0/8\"]"), "{}", i.toml);
+        assert!(i.toml.contains("queue_timeout = \"4s\""), "{}", i.toml);
+        assert!(i.notes.iter().any(|n| n.at.line == 9 && !n.approximated));
+        assert!(!i.notes.iter().any(|n| n.at.line == 7 || n.at.line == 8));
+    }
+}
