@@ -88,6 +88,7 @@ workers = 1
 name = "bench"
 listen = "127.0.0.1:$1"
 pool = "b"
+keepalive_requests = 1000000   # as the nginx configs here
 [pool.b]
 keepalive = 32
 servers = [ { addr = "127.0.0.1:$B1" }, { addr = "127.0.0.1:$B2" } ]

@@ -60,6 +60,8 @@ name = "https"
 listen = "127.0.0.1:$P_SY"
 protocol = "https"
 pool = "b"
+# As nginx's keepalive_requests below: h2load does not reconnect after a GOAWAY.
+keepalive_requests = 1000000
   [[listener.tls]]
   cert = "$work/cert.pem"
   key = "$work/key.pem"
