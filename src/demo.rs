@@ -313,8 +313,20 @@ pub struct DemoFile {
 
 impl DemoFile {
     pub fn write(text: &str) -> std::io::Result<DemoFile> {
-        let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
+        // A directory of our own, made new (never one another user made first), private.
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let base = format!("switchyard-demo-{}", std::process::id());
+        let mut n = 0;
+        let dir = loop {
+            let dir = std::env::temp_dir().join(format!("{base}-{n}"));
+            match builder.create(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let path = dir.join("demo.toml");
         std::fs::write(&path, text)?;
         Ok(DemoFile { dir, path })

@@ -568,3 +568,93 @@ async fn an_upload_held_back_by_h2_flow_control_gets_the_send_timeout() {
         "504 after {waited:?}"
     );
 }
+
+/// A server that answers each request as soon as it has its head, then reads its body
+/// (`content-length`) before the next head: as an upstream that refuses or answers an
+/// upload early does.
+async fn early_answer_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    while buf.len() < length {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..length);
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A server connection whose answer came before the end of its upload is not handed to the
+/// next request until the upload is done: the next request gets another connection at once
+/// instead of waiting behind someone else's upload (HTTP/2 clients, hyper's client path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_never_waits_behind_another_clients_upload() {
+    let server = early_answer_server().await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n[pool.p.retry]\nattempts = 1\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c_client(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let frames =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let upload = StreamBody::new(frames).boxed();
+    // Longer than any buffer the balancer keeps (request_buffer_size, a retry's 64 KiB):
+    // it streams as it comes.
+    tx.send(Ok(Frame::data(Bytes::from(vec![b'x'; 100_000]))))
+        .await
+        .unwrap();
+    let req = Request::post(format!("http://{addr}/upload"))
+        .header("content-length", "1000000")
+        .body(upload)
+        .unwrap();
+    let resp = c.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The answer read whole while the upload is still open.
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+    let get = Request::get(format!("http://{addr}/next"))
+        .body(TestBody::default())
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), c.send_request(get))
+        .await
+        .expect("the next request is answered without waiting for the upload")
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    tx.send(Ok(Frame::data(Bytes::from(vec![b'y'; 900_000]))))
+        .await
+        .unwrap();
+    drop(tx);
+    lb.shutdown().await;
+}

@@ -246,7 +246,6 @@ impl RateLimiter {
         }
     }
 
-    /// GCRA on a slot that holds the key.
     /// What [`RateLimiter::check`] would answer for `key` at `now`, and how many more
     /// requests it would allow at once then; nothing spent, nothing stored (for `explain`).
     pub fn peek(&self, key: &[u8], now: Instant) -> (Decision, u64) {
@@ -267,6 +266,7 @@ impl RateLimiter {
         (Decision::Allow, room)
     }
 
+    /// GCRA on a slot that holds the key.
     fn charge(&self, slot: &Slot, now_us: u64) -> Decision {
         let mut old = slot.tat.load(Ordering::Relaxed);
         loop {

@@ -188,20 +188,27 @@ fn rate(c: &mut Config, l: &Line, a: &mut Access, cond: &[&str], status: &str) -
         return false;
     }
     // N requests a period: the rate, with N - 1 of them at once as the burst.
+    let per = |unit: u64, word: &str| {
+        let n = n.checked_mul(unit / period)?;
+        Some(format!("{n}/{word}"))
+    };
     let rate = if period == 1 {
-        format!("{n}/s")
+        Some(format!("{n}/s"))
     } else if 60u64.is_multiple_of(period) {
-        format!("{}/m", n * (60 / period))
+        per(60, "m")
     } else if 3600u64.is_multiple_of(period) {
-        format!("{}/h", n * (3600 / period))
+        per(3600, "h")
     } else {
+        None
+    };
+    let Some(rate) = rate else {
         return false;
     };
     a.unused.clear();
     a.guard.limits.push(Limit {
         key: "client_ip".into(),
         rate,
-        burst: (n > 1).then(|| (n - 1) as u32),
+        burst: (n > 1).then(|| u32::try_from(n - 1).unwrap_or(u32::MAX)),
         size,
         at: l.at.clone(),
         zone: String::new(),
@@ -226,8 +233,8 @@ fn seconds(s: &str) -> Option<u64> {
     let secs = match unit {
         "" | "ms" if n.is_multiple_of(1000) => n / 1000,
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
         _ => return None,
     };
     (secs > 0).then_some(secs)
@@ -239,9 +246,9 @@ fn count(s: &str) -> Option<u64> {
     let n: u64 = num.parse().ok()?;
     let n = match unit {
         "" => n,
-        "k" => n * 1000,
-        "m" => n * 1_000_000,
-        "g" => n * 1_000_000_000,
+        "k" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(1_000_000)?,
+        "g" => n.checked_mul(1_000_000_000)?,
         _ => return None,
     };
     Some(n.clamp(1, 100_000_000))

@@ -125,7 +125,7 @@ pub fn setting(c: &mut Config, d: &Directive, f: &mut Front, ctx: &str) -> bool 
         "large_client_header_buffers" => {
             let n = first.parse::<u64>().ok();
             match (n, d.args.get(1).and_then(|s| size(s))) {
-                (Some(n), Some(one)) if n > 0 => {
+                (Some(n), Some(one)) if n > 0 && n.checked_mul(one).is_some() => {
                     f.listener.push(("max_uri_size".into(), one.to_string()));
                     f.listener
                         .push(("max_header_size".into(), (n * one).to_string()));
@@ -374,7 +374,14 @@ fn access(c: &mut Config, d: &Directive, f: &mut Front) {
 }
 
 fn access_log(c: &mut Config, d: &Directive, ctx: &str) {
-    let path = d.args.first().map(String::as_str).unwrap_or("");
+    let Some(path) = d.args.first().map(String::as_str) else {
+        c.note(
+            &d.at,
+            d.text(),
+            "access_log without a path (nginx refuses it too)",
+        );
+        return;
+    };
     let target = match path {
         "off" => "off".to_string(),
         "/dev/stdout" => "stdout".into(),

@@ -234,6 +234,9 @@ fn datagram(
         return;
     };
     session.last_seen = now;
+    // The session began with this datagram, taken a moment before the session was made: its
+    // lifetime (the log's duration) counts from it, so an expired one lived its timeout.
+    session.opened = session.opened.min(now);
     // A non-blocking send: a full socket buffer drops the datagram, as the network would,
     // instead of stalling every other client behind this one. Straight to the socket, not
     // tokio's `try_send`, which reports would-block until the reactor has seen the socket

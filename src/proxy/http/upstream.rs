@@ -199,7 +199,24 @@ pub struct Lease {
 
 impl AtEnd for Lease {
     fn ended(self) {
-        self.pool.put(self.slot, self.sender);
+        // The response is read whole, but the request body may still be going out (a server
+        // that answers before reading an upload): such a connection is not ready, and would
+        // hold up the next request to take it until the upload ends. It comes back when it
+        // is ready, through a task (the common case, ready at once, spawns nothing).
+        let Lease {
+            pool,
+            slot,
+            mut sender,
+        } = self;
+        if sender.is_ready() {
+            pool.put(slot, sender);
+            return;
+        }
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                pool.put(slot, sender);
+            }
+        });
     }
 }
 
@@ -246,9 +263,8 @@ impl ConnPool {
                     // Idle too long: drop it and look again.
                     continue;
                 }
-                // Its last response was read whole; its connection task may not have taken
-                // that in yet (it runs on another thread, or has not run since), which it
-                // does without waiting on anything. Closed by the server: look again.
+                // Put back ready (`Lease::ended`): ready still, or closed by the server
+                // since (then look again); never waiting on another request's upload.
                 if c.sender.is_ready() || c.sender.ready().await.is_ok() {
                     return Ok(Conn {
                         sender: c.sender,
