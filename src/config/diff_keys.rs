@@ -242,7 +242,8 @@ fn listed<T: PartialEq>(
     }
 }
 
-fn limit_key(key: &LimitKey) -> String {
+/// What a limit counts by, as the file writes it: `client_ip`, `header:X-Api-Key`, …
+pub fn limit_key(key: &LimitKey) -> String {
     match key {
         LimitKey::ClientIp => "client_ip".into(),
         LimitKey::Header(h) => format!("header:{h}"),

@@ -53,7 +53,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use diff::PlanDiff;
-pub use diff_keys::hash_key;
+pub use diff_keys::{hash_key, limit_key};
 pub use dns::*;
 pub use duration::{format_duration, parse_duration};
 pub use limits::*;

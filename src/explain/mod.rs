@@ -345,13 +345,10 @@ fn key_of(
             req.client.to_canonical().to_string(),
         )),
         Algorithm::Hash | Algorithm::Maglev => {
-            let from = match hash_key {
-                HashKey::ClientIp => return Some(client()),
-                HashKey::Uri => "uri".to_string(),
-                HashKey::Header(n) => format!("header:{n}"),
-                HashKey::Cookie(n) => format!("cookie:{n}"),
-                HashKey::Query(n) => format!("query:{n}"),
-            };
+            if *hash_key == HashKey::ClientIp {
+                return Some(client());
+            }
+            let from = crate::config::hash_key(hash_key);
             Some(match bytes {
                 Some(b) => (from, String::from_utf8_lossy(b).into_owned()),
                 None => {

@@ -279,11 +279,7 @@ impl Guard {
 impl Limit {
     /// `limit 50/s burst 5 on client_ip (shared)`, as the file writes it.
     fn named(&self) -> String {
-        let key = match &self.plan.key {
-            LimitKey::ClientIp => "client_ip".to_string(),
-            LimitKey::Header(n) => format!("header:{n}"),
-            LimitKey::Cookie(n) => format!("cookie:{n}"),
-        };
+        let key = crate::config::limit_key(&self.plan.key);
         let shared = if self.plan.shared { " (shared)" } else { "" };
         format!(
             "limit {} burst {} on {key}{shared}",
