@@ -83,8 +83,9 @@ impl Life {
 /// At most this many refused clients are answered 503 at once (each for at most
 /// [`LINGER`]); beyond that they are closed without a word.
 const ANSWERING: usize = 64;
-/// How long a refused client has to read its 503.
-const LINGER: Duration = Duration::from_secs(1);
+/// How long a refused client has to read its 503, and a keep-alive connection closed by a
+/// stopping listener lingers (`h1::linger`).
+pub(super) const LINGER: Duration = Duration::from_secs(1);
 static ANSWERING_NOW: AtomicUsize = AtomicUsize::new(0);
 
 /// Admit a connection accepted from `client` under `site`'s limits; `None`: it was refused

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf as TokioReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf as TokioReadBuf};
 use tokio::sync::watch;
 
 use super::life::Life;
@@ -89,6 +89,20 @@ pub struct Listener {
 /// How long a connection chosen to close for room before its first byte was read looks
 /// for that byte before it closes.
 const LAST_LOOK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A keep-alive connection closed because the listener stops, as nginx's lingering close:
+/// our FIN first, then what the client still sends is read and dropped for at most
+/// [`super::life::LINGER`], so a request that crossed the close meets the end of the stream
+/// (which clients retry on a fresh connection), not a reset.
+async fn linger<C: AsyncRead + AsyncWrite + Unpin>(io: &mut C) {
+    let _ = tokio::time::timeout(super::life::LINGER, async {
+        io.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
 
 /// Serve one client connection: HTTP/2 by prior knowledge goes to hyper, HTTP/1.x stays
 /// here, under `life`'s limits (`client_header_timeout` from the accept for the first
@@ -155,6 +169,8 @@ pub async fn serve<C>(
             .await
         {
             Ok(true) => {}
+            // Closed because the listener stops: a request may be crossing our close.
+            Ok(false) if *stopping.borrow() => return linger(&mut io).await,
             Ok(false) => return,
             Err(e) => {
                 let text = format!("{} {}\n", e.status(), e.reason());
@@ -169,7 +185,8 @@ pub async fn serve<C>(
         }
         match conn.request(&mut io, &l.site).await {
             Next::KeepAlive if !*stopping.borrow() => {}
-            Next::KeepAlive | Next::Close => {
+            Next::KeepAlive => return linger(&mut io).await,
+            Next::Close => {
                 let _ = io.shutdown().await;
                 return;
             }
