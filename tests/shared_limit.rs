@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 use switchyard::demo::Backend;
 use switchyard::proxy::http::Http1Engine;
 use switchyard::runtime::Runtime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use common::{backends, servers_toml};
 use l4_common::Redis;
@@ -80,28 +78,9 @@ async fn ask(addr: SocketAddr, client: &str) -> Result<(u16, bool), String> {
     let req = format!(
         "GET / HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
     );
-    let exchange = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(out)
-    };
-    let out = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| "no answer within 10 s".to_string())??;
-    let text = String::from_utf8_lossy(&out);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
+    let (status, head) = common::raw_exchange(addr, &req).await?;
     let retry_after = head
-        .lines()
+        .iter()
         .any(|l| l.to_ascii_lowercase().starts_with("retry-after:"));
     Ok((status, retry_after))
 }

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use switchyard::demo::Backend;
 use switchyard::proxy::http::Http1Engine;
 use switchyard::runtime::Runtime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use common::{backends, servers_toml};
 use l4_common::Redis;
@@ -115,28 +113,9 @@ async fn ask(
         req.push_str(&format!("Cookie: {c}\r\n"));
     }
     req.push_str("\r\n");
-    let exchange = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(out)
-    };
-    let out = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| "no answer within 10 s".to_string())??;
-    let text = String::from_utf8_lossy(&out);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
+    let (status, head) = common::raw_exchange(addr, &req).await?;
     let header = |name: &str| {
-        head.lines().skip(1).find_map(|l| {
+        head.iter().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })

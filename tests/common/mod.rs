@@ -274,3 +274,31 @@ pub async fn exited(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// One raw request over a fresh connection, read until the server closes (the request says
+/// `Connection: close`), bounded by 10 s: the answer's status and its head's lines after the
+/// status line. `Err` for anything but a whole answer.
+pub async fn raw_exchange(addr: SocketAddr, req: &str) -> Result<(u16, Vec<String>), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(out)
+    };
+    let out = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| "no answer within 10 s".to_string())??;
+    let text = String::from_utf8_lossy(&out);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP answer: {text:?}"))?;
+    Ok((status, lines.map(str::to_string).collect()))
+}
