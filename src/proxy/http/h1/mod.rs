@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
+pub mod timer;
 pub mod wait;
 
 use std::io;
