@@ -397,3 +397,225 @@ budget = 0.0
     assert_eq!(retried, 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Send `bytes` (a write error is no failure: the balancer may close first) and read to
+/// the close, within 10 s.
+async fn hostile(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let _ = c.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut c, &mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The balancer's own answers to heads it will not serve — malformed (400), too big (414,
+/// 431), too slow (408), a client over its connection limit (503) — are counted in the
+/// listener's row of answers no route took and logged, one line each with what is known of
+/// the request, on both HTTP/1 engines (hyper's path closes a slow head without an answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_heads_are_counted_and_logged_on_both_engines() {
+    use switchyard::proxy::http::Http1Engine;
+    let b = backends(1).await;
+    for engine in [Http1Engine::Direct, Http1Engine::Hyper] {
+        let dir = temp_dir("refused");
+        let log = dir.join("access.log");
+        let toml = format!(
+            r#"
+[log]
+access = "{log}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+client_header_timeout = "500ms"
+
+[[listener]]
+name = "few"
+listen = "127.0.0.1:0"
+pool = "p"
+max_connections_per_client = 1
+
+[pool.p]
+servers = [{{ addr = "{s1}" }}]
+"#,
+            log = log.display(),
+            s1 = b[0].addr,
+        );
+        let plan = switchyard::config::load_str(&toml, "test.toml").unwrap();
+        let lb = switchyard::runtime::Runtime::start_with(plan, engine)
+            .await
+            .unwrap();
+        let web = lb.local_addr("web").unwrap();
+        let few = lb.local_addr("few").unwrap();
+        let admin = lb.admin_addr().unwrap();
+        let hyper = engine == Http1Engine::Hyper;
+        let many: String = (0..150).map(|i| format!("X-F{i}: v\r\n")).collect();
+        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+            (
+                "Content-Length abc",
+                b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_vec(),
+                400,
+            ),
+            ("a garbage request line", b"GARBAGE\r\n\r\n".to_vec(), 400),
+            (
+                "HTTP/9.9",
+                b"GET / HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+                400,
+            ),
+            (
+                "obs-fold",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n".to_vec(),
+                400,
+            ),
+            (
+                "NUL in a field",
+                b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n".to_vec(),
+                400,
+            ),
+            (
+                "a 100 KB field",
+                format!(
+                    "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+                    "b".repeat(100_000)
+                )
+                .into_bytes(),
+                431,
+            ),
+            (
+                "150 fields",
+                format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n").into_bytes(),
+                431,
+            ),
+            (
+                "a 100 KB target",
+                format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(100_000)).into_bytes(),
+                414,
+            ),
+        ];
+        for (what, bytes, status) in &cases {
+            let got = hostile(web, bytes).await;
+            assert!(
+                got.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{engine:?}: {what}: {got:?}"
+            );
+        }
+        // Part of a head, then silence: 408 at client_header_timeout (hyper: a close).
+        let got = hostile(web, b"GET / HTTP/1.1\r\nHost: a\r\n").await;
+        match hyper {
+            false => assert!(got.starts_with("HTTP/1.1 408 "), "{got:?}"),
+            true => assert_eq!(got, "", "hyper's path closes without an answer"),
+        }
+        // One connection held, a second from the same address: 503.
+        let mut held = TcpStream::connect(few).await.unwrap();
+        held.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut held, &mut first)
+            .await
+            .unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        let got = hostile(few, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        assert!(got.starts_with("HTTP/1.1 503 "), "{got:?}");
+        drop(held);
+
+        let want: &[(&str, &str, u64)] = match hyper {
+            false => &[
+                ("web", "400", 5),
+                ("web", "408", 1),
+                ("web", "414", 1),
+                ("web", "431", 2),
+                ("few", "503", 1),
+            ],
+            true => &[
+                ("web", "400", 5),
+                ("web", "414", 1),
+                ("web", "431", 2),
+                ("few", "503", 1),
+            ],
+        };
+        let total: u64 = want.iter().map(|w| w.2).sum();
+        let refused = |m: &Page| -> Vec<(String, String, u64)> {
+            let mut v: Vec<_> = m
+                .samples
+                .iter()
+                .filter(|((n, l), _)| {
+                    n == "switchyard_requests_total" && l["route"] == "-" && l["pool"] == "-"
+                })
+                .map(|((_, l), v)| (l["listener"].clone(), l["code"].clone(), *v as u64))
+                .collect();
+            v.sort();
+            v
+        };
+        wait_until(Duration::from_secs(10), "the refusals counted", || async {
+            refused(&scrape(admin).await)
+                .iter()
+                .map(|r| r.2)
+                .sum::<u64>()
+                >= total
+        })
+        .await;
+        let want_rows: Vec<_> = want
+            .iter()
+            .map(|(l, c, n)| (l.to_string(), c.to_string(), *n))
+            .collect();
+        let mut want_sorted = want_rows.clone();
+        want_sorted.sort();
+        assert_eq!(refused(&scrape(admin).await), want_sorted, "{engine:?}");
+
+        let access = lb.access_log();
+        lb.shutdown().await;
+        access.flush(Duration::from_secs(5));
+        let mut got: Vec<_> = lines(&log)
+            .into_iter()
+            .filter(|l| l.status != 200)
+            .map(|l| {
+                assert_eq!(l.client, "127.0.0.1");
+                assert_eq!(l.fields["pool"], "-");
+                assert_eq!(l.fields["upstream"], "-");
+                let request = format!("{} {} {}", l.method, l.target, l.protocol);
+                (l.fields["listener"].clone(), request, l.status)
+            })
+            .collect();
+        got.sort();
+        let line = |l: &str, r: &str, s: u16| (l.to_string(), r.to_string(), s);
+        let mut want = match hyper {
+            // What the direct path parsed of each; hyper's own refusals know nothing of
+            // the request (the 100 KB field it read whole: refused by `handle`).
+            false => vec![
+                line("web", "GET / HTTP/1.1", 400),
+                line("web", "- - -", 400),
+                line("web", "GET / -", 400),
+                line("web", "GET / HTTP/1.1", 400),
+                line("web", "GET / HTTP/1.1", 400),
+                line("web", "GET / HTTP/1.1", 431),
+                line("web", "GET / HTTP/1.1", 431),
+                line("web", "GET - -", 414),
+                line("web", "GET / HTTP/1.1", 408),
+                line("few", "- - -", 503),
+            ],
+            true => vec![
+                line("web", "- - -", 400),
+                line("web", "- - -", 400),
+                line("web", "- - -", 400),
+                line("web", "- - -", 400),
+                line("web", "- - -", 400),
+                line("web", "GET / HTTP/1.1", 431),
+                line("web", "- - -", 431),
+                line("web", "- - -", 414),
+                line("few", "- - -", 503),
+            ],
+        };
+        want.sort();
+        assert_eq!(got, want, "{engine:?}: one line per refusal");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -91,7 +91,7 @@ static ANSWERING_NOW: AtomicUsize = AtomicUsize::new(0);
 /// Admit a connection accepted from `client` under `site`'s limits; `None`: it was refused
 /// (answered or closed, counted, and a warning said at most every 10 s).
 pub fn admit(
-    site: &Site,
+    site: &Arc<Site>,
     stream: tokio::net::TcpStream,
     client: SocketAddr,
     tls: bool,
@@ -116,7 +116,7 @@ pub fn admit(
                 site.limits.max_connections_per_client
             );
             if !tls && ANSWERING_NOW.fetch_add(1, Ordering::Relaxed) < ANSWERING {
-                tokio::spawn(busy_answer(stream));
+                tokio::spawn(busy_answer(stream, site.clone(), client));
             } else if !tls {
                 ANSWERING_NOW.fetch_sub(1, Ordering::Relaxed);
             }
@@ -127,14 +127,25 @@ pub fn admit(
 
 /// 503 to a client over its connection limit, then a close once it has read it (or after
 /// [`LINGER`]): what it sent is read and dropped, so the close is not a reset that would
-/// take the answer with it.
-async fn busy_answer(mut stream: tokio::net::TcpStream) {
+/// take the answer with it. Counted and logged as the listener's answers no route took (its
+/// request unread: `-`).
+async fn busy_answer(mut stream: tokio::net::TcpStream, site: Arc<Site>, client: SocketAddr) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "503 Service Unavailable: too many connections open\n\n";
     const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 retry-after: 1\r\ncontent-length: 52\r\nconnection: close\r\n\r\n\
 503 Service Unavailable: too many connections open\n\n";
+    let started = std::time::Instant::now();
     let _ = tokio::time::timeout(LINGER, async {
         stream.write_all(ANSWER).await?;
+        super::stats::refused(
+            &site,
+            client,
+            super::stats::Unread::NOTHING,
+            503,
+            BODY.len() as u64,
+            started,
+        );
         stream.shutdown().await?;
         let mut sink = [0u8; 1024];
         while stream.read(&mut sink).await? > 0 {}
@@ -142,6 +153,25 @@ retry-after: 1\r\ncontent-length: 52\r\nconnection: close\r\n\r\n\
     })
     .await;
     ANSWERING_NOW.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The status hyper's HTTP/1 server answered before it ended a connection on a request head
+/// it could not parse (its `on_error`: 414 for a target too long, 431 for a head too large,
+/// 400 for the rest), if it did.
+fn refused_by_hyper(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let e = e.downcast_ref::<hyper::Error>()?;
+    if !e.is_parse() || e.is_parse_status() || e.is_parse_version_h2() {
+        return None;
+    }
+    // hyper tells a target too long from a head too large only in its message.
+    let text = e.to_string();
+    match () {
+        _ if e.is_parse_too_large() && text.contains("URI") => Some(414),
+        _ if e.is_parse_too_large() => Some(431),
+        // Its own failure (no answer written).
+        _ if text.contains("internal error") => None,
+        _ => Some(400),
+    }
 }
 
 /// What the requests of one hyper-served connection are doing, for [`drive`].
@@ -343,6 +373,15 @@ pub async fn drive<C>(
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(%client, "connection ended: {e}");
+                    if let Some(status) = refused_by_hyper(&*e) {
+                        // hyper answered a head it could not parse itself.
+                        let started = match a.served_one.load(Ordering::Relaxed) {
+                            true => std::time::Instant::now(),
+                            false => life.accepted.into_std(),
+                        };
+                        let unread = super::stats::Unread::NOTHING;
+                        super::stats::refused(&sites.load(), client, unread, status, 0, started);
+                    }
                 }
                 return;
             }

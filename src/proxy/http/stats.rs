@@ -260,6 +260,58 @@ impl Answered<'_> {
     }
 }
 
+/// What is known of a request the balancer answered before it could read it whole: its
+/// method, target and protocol when its request line parsed, else `-`.
+#[derive(Clone, Copy)]
+pub struct Unread<'a> {
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    pub protocol: &'a str,
+}
+
+impl Unread<'_> {
+    /// Nothing of the request is known.
+    pub const NOTHING: Unread<'static> = Unread {
+        method: b"-",
+        target: b"-",
+        protocol: "-",
+    };
+}
+
+/// Account for an answer of the balancer's own to a request it could not read — a head
+/// malformed or over a limit (400, 414, 431), too slow (408), or a client over its
+/// connection limit (503) — with the answers no route took: counted, and logged with what
+/// is known. Only refusals come here: the normal path never does.
+#[cold]
+pub fn refused(
+    site: &super::Site,
+    client: SocketAddr,
+    request: Unread<'_>,
+    status: u16,
+    body_bytes: u64,
+    started: Instant,
+) {
+    Answered {
+        row: &site.router.none_row,
+        listener: &site.listener,
+        client,
+        method: request.method,
+        target: request.target,
+        protocol: request.protocol,
+        host: b"",
+        referer: b"",
+        user_agent: b"",
+        status,
+        body_bytes,
+        upstream: None,
+        attempts: 0,
+        upstream_connect: None,
+        upstream_header: None,
+        started,
+    }
+    .done(&site.log);
+}
+
 /// An answer of the hyper path (HTTP/2, and HTTP/1 to HTTP/2 pools), accounted for when its
 /// body has been sent (or the client went away): the fields are owned, as the body outlives
 /// the request's borrows.

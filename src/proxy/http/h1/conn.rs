@@ -24,11 +24,21 @@ use crate::error::ProxyError;
 use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
-use crate::proxy::http::stats::{Answered, Row, origin_form};
+use crate::proxy::http::stats::{self, Answered, Row, Unread, origin_form};
 use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::proxy::http::{Site, headers, log_failure, path, protect};
 use crate::upstream::{InFlight, Server};
+
+/// How waiting for a request head ended.
+pub enum Read {
+    /// A head to serve.
+    Head,
+    /// The client closed, the listener stops, or the connection is closed for room.
+    Gone,
+    /// The head was refused and answered: close.
+    Refused,
+}
 
 /// What comes after one request.
 pub enum Next {
@@ -98,15 +108,18 @@ impl Conn {
         }
     }
 
-    /// Read the next request head under `life`'s limits (see [`wait::head`]); 408 when
-    /// part of a head came and time ran out. `Ok(false)`: the connection is to close.
+    /// Read the next request head under `life`'s limits (see [`wait::head`]). A head that
+    /// cannot be served — malformed or over a limit (400, 414, 431), or part of one that
+    /// ran out of time (408) — is answered, counted and logged as `site`'s answers no route
+    /// took, and the connection is to close.
     pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
         stopping: &mut tokio::sync::watch::Receiver<bool>,
         life: &Life,
         first: bool,
-    ) -> Result<bool, parse::HeadError> {
+        site: &ArcSwap<Site>,
+    ) -> Read {
         let waited = wait::head(
             &mut self.rb,
             &mut self.req,
@@ -119,14 +132,51 @@ impl Conn {
                 first,
             },
         );
-        match waited.await? {
-            wait::Head::Read => Ok(true),
-            wait::Head::Gone => Ok(false),
-            wait::Head::TimedOut => {
-                let _ = self.answer_own(io, 408, b"", "", true).await;
-                Ok(false)
-            }
-        }
+        let (status, why) = match waited.await {
+            Ok(wait::Head::Read) => return Read::Head,
+            Ok(wait::Head::Gone) => return Read::Gone,
+            Ok(wait::Head::TimedOut) => (408, "client_header_timeout"),
+            Err(e) => (e.status(), e.reason()),
+        };
+        let started = match first {
+            true => life.accepted.into_std(),
+            false => Instant::now(),
+        };
+        self.refuse_head(io, &site.load(), status, why, started)
+            .await;
+        Read::Refused
+    }
+
+    /// Answer a head refused (408 bare; else its status and why), and account for it with
+    /// what is known of it: its method, target and version if its request line parsed.
+    #[cold]
+    async fn refuse_head<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        site: &Site,
+        status: u16,
+        why: &str,
+        started: Instant,
+    ) {
+        tracing::debug!(listener = %site.listener, client = %self.client, "refused: {status} {why}");
+        let text = match status {
+            408 => String::new(),
+            _ => format!("{status} {why}\n"),
+        };
+        let _ = self.answer_own(io, status, b"", &text, true).await;
+        let mut line = httparse::Request::new(&mut []);
+        let _ = line.parse(self.rb.data());
+        let target = line.path.filter(|p| p.len() <= self.head_limits.uri);
+        let known = Unread {
+            method: line.method.map_or(b"-", str::as_bytes),
+            target: target.map_or(b"-", |t| origin_form(t.as_bytes())),
+            protocol: match line.version {
+                Some(0) => "HTTP/1.0",
+                Some(_) => "HTTP/1.1",
+                None => "-",
+            },
+        };
+        stats::refused(site, self.client, known, status, self.body_sent, started);
     }
 
     /// The head limits of the connection's listener (`max_header_size`, `max_headers`,

@@ -166,18 +166,13 @@ pub async fn serve<C>(
     let mut served: u32 = 0;
     loop {
         match conn
-            .read_head(&mut io, &mut stopping, &life, served == 0)
+            .read_head(&mut io, &mut stopping, &life, served == 0, &l.site)
             .await
         {
-            Ok(true) => {}
+            conn::Read::Head => {}
             // Closed because the listener stops: a request may be crossing our close.
-            Ok(false) if *stopping.borrow() => return linger(&mut io).await,
-            Ok(false) => return,
-            Err(e) => {
-                let text = format!("{} {}\n", e.status(), e.reason());
-                let _ = conn.answer_own(&mut io, e.status(), b"", &text, true).await;
-                return;
-            }
+            conn::Read::Gone if *stopping.borrow() => return linger(&mut io).await,
+            conn::Read::Gone | conn::Read::Refused => return,
         }
         served += 1;
         if served >= life.keepalive_requests {
