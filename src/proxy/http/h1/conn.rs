@@ -24,7 +24,7 @@ use crate::error::ProxyError;
 use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::kept_up_to;
 use crate::proxy::http::retry::{PickHints, retry_loop};
-use crate::proxy::http::stats::{self, Answered, Row, Unread, origin_form};
+use crate::proxy::http::stats::{Answered, Row, origin_form};
 use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::proxy::http::{Site, headers, log_failure, path, protect};
@@ -142,41 +142,16 @@ impl Conn {
             true => life.accepted.into_std(),
             false => Instant::now(),
         };
-        self.refuse_head(io, &site.load(), status, why, started)
-            .await;
+        let refusal = wait::Refusal {
+            site: &site.load(),
+            client: self.client,
+            status,
+            why,
+            started,
+        };
+        let (rb, uri) = (self.rb.data(), self.head_limits.uri);
+        wait::refused(io, &mut self.out, rb, uri, refusal).await;
         Read::Refused
-    }
-
-    /// Answer a head refused (408 bare; else its status and why), and account for it with
-    /// what is known of it: its method, target and version if its request line parsed.
-    #[cold]
-    async fn refuse_head<C: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut C,
-        site: &Site,
-        status: u16,
-        why: &str,
-        started: Instant,
-    ) {
-        tracing::debug!(listener = %site.listener, client = %self.client, "refused: {status} {why}");
-        let text = match status {
-            408 => String::new(),
-            _ => format!("{status} {why}\n"),
-        };
-        let _ = self.answer_own(io, status, b"", &text, true).await;
-        let mut line = httparse::Request::new(&mut []);
-        let _ = line.parse(self.rb.data());
-        let target = line.path.filter(|p| p.len() <= self.head_limits.uri);
-        let known = Unread {
-            method: line.method.map_or(b"-", str::as_bytes),
-            target: target.map_or(b"-", |t| origin_form(t.as_bytes())),
-            protocol: match line.version {
-                Some(0) => "HTTP/1.0",
-                Some(_) => "HTTP/1.1",
-                None => "-",
-            },
-        };
-        stats::refused(site, self.client, known, status, self.body_sent, started);
     }
 
     /// The head limits of the connection's listener (`max_header_size`, `max_headers`,

@@ -1,18 +1,23 @@
 //! Waiting on the client on the direct path, under its listener's limits: for a request
 //! head (`client_header_timeout`, `keepalive_timeout`, the head's size limits; a full
-//! listener may close a connection idle before a request's first byte), and for a request
-//! body before a server is chosen (`request_buffering`).
+//! listener may close a connection idle before a request's first byte; a head refused is
+//! answered and accounted for), and for a request body before a server is chosen
+//! (`request_buffering`).
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::body::{ReadBuf, ReadFailed, chunked_whole};
+use super::body::{ReadBuf, ReadFailed, chunked_whole, flush};
+use super::head::own_answer;
 use super::parse::{self, Framing, HeadLimits, RequestHead};
 use super::timer::Timer;
 use crate::error::ProxyError;
 use crate::guard::ConnStats;
+use crate::proxy::http::Site;
 use crate::proxy::http::life::Life;
+use crate::proxy::http::stats::{self, Unread, origin_form};
 
 /// How waiting for a head ended.
 pub enum Head {
@@ -94,6 +99,52 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
             _ = life.permit.reused(), if idle => return Ok(Head::Gone),
         }
     }
+}
+
+/// A request head refused: `site`'s, from `client`, answered `status` (why it was).
+pub struct Refusal<'a> {
+    pub site: &'a Site,
+    pub client: SocketAddr,
+    pub status: u16,
+    pub why: &'a str,
+    /// The accept for a first head, else when it was refused.
+    pub started: Instant,
+}
+
+/// Answer a refused head (408 bare; else its status and why) through `out`, and account
+/// for it as the listener's answers no route took, with what is known of it: the method,
+/// target (not over `uri_limit`) and version its request line in `head` gave, else `-`.
+#[cold]
+pub async fn refused<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    out: &mut Vec<u8>,
+    head: &[u8],
+    uri_limit: usize,
+    r: Refusal<'_>,
+) {
+    let (site, status) = (r.site, r.status);
+    tracing::debug!(listener = %site.listener, client = %r.client, "refused: {status} {}", r.why);
+    let text = match status {
+        408 => String::new(),
+        _ => format!("{status} {}\n", r.why),
+    };
+    out.clear();
+    own_answer(out, status, b"", &text, true);
+    let _ = flush(io, out).await;
+    let mut line = httparse::Request::new(&mut []);
+    let _ = line.parse(head);
+    let target = line.path.filter(|p| p.len() <= uri_limit);
+    let known = Unread {
+        method: line.method.map_or(b"-", str::as_bytes),
+        target: target.map_or(b"-", |t| origin_form(t.as_bytes())),
+        protocol: match line.version {
+            Some(0) => "HTTP/1.0",
+            Some(_) => "HTTP/1.1",
+            None => "-",
+        },
+    };
+    let sent = text.len() as u64;
+    stats::refused(site, r.client, known, status, sent, r.started);
 }
 
 /// nginx's `proxy_request_buffering`: before a server is chosen, wait until the body is in
