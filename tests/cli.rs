@@ -1,6 +1,7 @@
 //! The `switchyard` command as a user runs it: `check` on good and bad files, `run` and a
 //! clean stop on SIGTERM, the demo with its dashboard.
 mod common;
+mod live_common;
 
 use std::process::Command;
 use std::time::Duration;
@@ -428,4 +429,63 @@ async fn the_demo_serves_traffic_and_its_dashboard() {
         !std::path::Path::new(&file).exists(),
         "the demo removes its file"
     );
+}
+
+/// `switchyard reload -c OTHER.toml` would reload the file the process runs from, not
+/// OTHER.toml: an error naming both, exit 1, and no reload. The running file itself, by
+/// another path to it (relative, from its directory), reloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_of_another_file_than_the_running_one_is_an_error() {
+    let b = backends(1).await;
+    let admin_port = live_common::free_port();
+    let text = format!(
+        "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n\n[pool.p]\nservers = [{{ addr = \"{}\" }}]\n",
+        b[0].addr
+    );
+    let a = ConfigFile::new("a.toml", &text);
+    let other = a.dir.join("b.toml");
+    std::fs::write(&other, &text).unwrap();
+    let other = other.to_str().unwrap();
+    let proc = live_common::Proc::start(&["run", "-c", &a.path], &[]);
+    let admin = proc.admin().await;
+    let running = std::fs::canonicalize(&a.path).unwrap();
+    let running = running.display();
+
+    let out = switchyard(&["reload", "-c", other]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let said = format!(
+        "error: the running Switchyard reads {running}; reload makes it read that file again — edit {running}, or run `switchyard plan {other}` to compare"
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(!stdout.contains("reloaded"), "{stdout}");
+    let dry = switchyard(&["reload", "-c", other, "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(1));
+    let status = live_common::api(admin, "GET", "/status", None, None)
+        .await
+        .json;
+    assert_eq!(status["config"]["reloads"]["ok"], 0, "{status:#}");
+    assert_eq!(status["config"]["path"], running.to_string());
+
+    // The running file, named relative to its directory: reloaded.
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["reload", "-c", "a.toml"])
+        .current_dir(&a.dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("reloaded: nothing changed"), "{stdout}");
+    let status = live_common::api(admin, "GET", "/status", None, None)
+        .await
+        .json;
+    assert_eq!(status["config"]["reloads"]["ok"], 1, "{status:#}");
 }

@@ -170,6 +170,30 @@ pub async fn reload(target: &Target) -> Result<ReloadOutcome, String> {
     Ok(refused(&json))
 }
 
+/// The config file the Switchyard at `target` runs from (`GET /status`'s `config.path`),
+/// `None` when it names none.
+pub async fn running_file(target: &Target) -> Result<Option<String>, String> {
+    let (status, body) = request(
+        target,
+        http::Method::GET,
+        "/status",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let json = json_of(status, &body)?;
+    if !status.is_success() {
+        return Err(format!(
+            "/status answered {status}: {}",
+            json.get("error").and_then(Value::as_str).unwrap_or("")
+        ));
+    }
+    Ok(json
+        .pointer("/config/path")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string))
+}
+
 /// A configuration the admin API gave as TOML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Config {

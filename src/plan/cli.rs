@@ -231,6 +231,7 @@ pub fn reload(
 ) -> u8 {
     let go = || -> Result<u8, u8> {
         let target = target(path, admin, token, "reload")?;
+        same_file(path, &target)?;
         let planned = reload_plan(path, &target, dry_run)?;
         let mut code = EXIT_OK;
         if let Some(report) = &planned {
@@ -260,6 +261,27 @@ pub fn reload(
         }
     };
     go().unwrap_or_else(|code| code)
+}
+
+/// A reload makes the running Switchyard read its own file again: `path` must be that file
+/// (compared as canonical paths), or the reload would apply another file than the plan
+/// compared with and the user means.
+fn same_file(path: &Path, target: &Target) -> Result<(), u8> {
+    let running = match block_on(client::running_file(target))? {
+        Ok(Some(p)) => p,
+        // Run without a file, or an older version that names none: nothing to compare.
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(unreachable(&e, target)),
+    };
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if canonical(Path::new(&running)) == canonical(path) {
+        return Ok(());
+    }
+    eprintln!(
+        "error: the running Switchyard reads {running}; reload makes it read that file again — edit {running}, or run `switchyard plan {}` to compare",
+        path.display()
+    );
+    Err(EXIT_ERROR)
 }
 
 /// The plan of a reload, or `None` when it cannot be made and the reload should still be

@@ -111,7 +111,11 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(16);
         let reloads = Arc::new(admin::Reloads::default());
         let loaded = admin::Loaded {
-            path: launch.file.as_ref().map(|(p, _)| p.display().to_string()),
+            // Absolute, so `switchyard reload` run from anywhere can tell it is this file.
+            path: launch.file.as_ref().map(|(p, _)| {
+                let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                p.display().to_string()
+            }),
             sha256: launch.file.as_ref().map(|(_, t)| sha256(t)),
             at: SystemTime::now(),
             overrides: 0,
