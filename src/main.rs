@@ -371,7 +371,8 @@ fn simulate(
 fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path>) -> ExitCode {
     use switchyard::import;
     let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
-    let imported = match import::import(&paths, from.and_then(import::Source::parse)) {
+    let name = output.map_or("<stdout>".to_string(), |p| p.display().to_string());
+    let imported = match import::import(&paths, from.and_then(import::Source::parse), &name) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");

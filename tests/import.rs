@@ -707,3 +707,65 @@ async fn nginx_limit_req_refuses_alike_after_import() {
         i.notes
     );
 }
+
+/// `switchyard import FILE [-o OUT]`: exit code and standard error.
+fn import_cli(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("import")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `check`'s errors of an import name the file written (`-o`), or `<stdout>`; no
+/// `imported.toml` that does not exist.
+#[test]
+fn import_errors_name_the_output_file() {
+    let dir = common::temp_dir("import-name");
+    // A backend with no server: its pool fails `check`.
+    let cfg = "defaults\n    mode http\n\nfrontend web\n    bind 127.0.0.1:8080\n    default_backend empty\n\nbackend empty\n    balance roundrobin\n";
+    std::fs::write(dir.join("haproxy.cfg"), cfg).unwrap();
+    let (code, err) = import_cli(&dir, &["haproxy.cfg", "-o", "out.toml"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!err.contains("imported.toml"), "{err}");
+    assert!(
+        err.contains("error: out.toml:") && err.contains("pool \"empty\" has no servers"),
+        "{err}"
+    );
+    assert!(dir.join("out.toml").exists());
+    let (code, err) = import_cli(&dir, &["haproxy.cfg"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("<stdout>:") && !err.contains("imported.toml"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// HAProxy's `listen stats` (`stats enable`, `stats uri`, no server) becomes neither a
+/// listener nor a pool — it would fail `check` as a pool with no servers — and the report
+/// points at `[admin]`.
+#[test]
+fn a_haproxy_stats_section_is_left_to_the_admin_listener() {
+    let dir = common::temp_dir("import-stats");
+    let cfg = "defaults\n    mode http\n\nlisten stats\n    bind 127.0.0.1:8404\n    stats enable\n    stats uri /stats\n    stats refresh 10s\n\nfrontend web\n    bind 127.0.0.1:8080\n    default_backend app\n\nbackend app\n    server a1 127.0.0.1:9001\n";
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let i = import_ok(&[&path]);
+    assert_eq!((i.listeners, i.pools), (1, 1), "{}", i.toml);
+    assert!(
+        !i.toml.contains("name = \"stats\"") && !i.toml.contains("[pool.stats]"),
+        "{}",
+        i.toml
+    );
+    assert!(reported(&i, 4, "[admin]"), "{:#?}", i.notes);
+    let (code, err) = import_cli(&dir, &["haproxy.cfg", "-o", "out.toml"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("switchyard check: ok"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,6 +45,11 @@ pub fn import(sections: &[Section], skipped: &[(Line, String)], c: &mut Config) 
                 }
                 last = lines;
             }
+            "listen" if stats_only(&s.lines) => c.note(
+                &s.at,
+                format!("listen {}", s.name),
+                "the whole section: a stats page only (no server): no stats page here; the admin listener serves /metrics, /status and a dashboard: add [admin] with listen = \"127.0.0.1:9900\" (docs/admin.md)",
+            ),
             "frontend" | "backend" | "listen" => {
                 let mut lines = match &s.from {
                     Some(f) => named.get(f).cloned().unwrap_or_default(),
@@ -114,6 +119,19 @@ pub fn import(sections: &[Section], skipped: &[(Line, String)], c: &mut Config) 
             }
         }
     }
+}
+
+/// Whether a `listen` section only serves HAProxy's stats page (`stats enable`, `stats uri`)
+/// and sends nothing to a server: it becomes no listener and no pool.
+fn stats_only(lines: &[Line]) -> bool {
+    let stats = lines.iter().any(|l| l.kw() == "stats");
+    let forwards = lines.iter().any(|l| {
+        matches!(
+            l.kw(),
+            "server" | "server-template" | "use_backend" | "default_backend" | "dispatch"
+        )
+    });
+    stats && !forwards
 }
 
 /// Whether another proxy used this `defaults` line (so it is carried).

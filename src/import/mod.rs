@@ -112,8 +112,13 @@ pub fn detect(text: &str) -> Option<Source> {
     }
 }
 
-/// Import `files` (one nginx main file; one or more HAProxy files, read in order).
-pub fn import(files: &[&Path], from: Option<Source>) -> Result<Imported, ImportError> {
+/// Import `files` (one nginx main file; one or more HAProxy files, read in order); `check`'s
+/// errors of the result name `output`, the file it is written to (or `<stdout>`).
+pub fn import(
+    files: &[&Path],
+    from: Option<Source>,
+    output: &str,
+) -> Result<Imported, ImportError> {
     let first = files
         .first()
         .ok_or_else(|| ImportError::Read("no file given".into()))?;
@@ -155,7 +160,7 @@ pub fn import(files: &[&Path], from: Option<Source>) -> Result<Imported, ImportE
     }
     mark_l4(&mut c);
     let toml = model::emit(&c, source.as_str());
-    let check = crate::config::load_str(&toml, "imported.toml")
+    let check = crate::config::load_str(&toml, output)
         .map(|_| ())
         .map_err(|e| e.to_string());
     let mut notes = c.notes.clone();

@@ -21,7 +21,7 @@ pub fn fixture(path: &str) -> String {
 
 /// Import files, and insist that Switchyard's `check` accepts the result.
 pub fn import_ok(files: &[&Path]) -> Imported {
-    let imported = import::import(files, None).unwrap_or_else(|e| panic!("{e}"));
+    let imported = import::import(files, None, "imported.toml").unwrap_or_else(|e| panic!("{e}"));
     if let Err(e) = &imported.check {
         panic!("check rejects the import:\n{e}\n---\n{}", imported.toml);
     }
