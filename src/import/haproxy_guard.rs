@@ -282,7 +282,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("haproxy.cfg");
         std::fs::write(&file, text).unwrap();
-        let i = import(&[file.as_path()], Some(Source::Haproxy)).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Haproxy), "imported.toml").unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(i.check, Ok(()), "{}", i.toml);
         i

@@ -229,7 +229,7 @@ mod tests {
                 "frontend f\n  bind 127.0.0.1:8080\n  default_backend b\nbackend b\n  {cookie}\n  server s1 127.0.0.1:9001 cookie s1\n"
             );
             std::fs::write(&file, text).unwrap();
-            import(&[file.as_path()], Some(Source::Haproxy))
+            import(&[file.as_path()], Some(Source::Haproxy), "imported.toml")
                 .unwrap()
                 .notes
         };

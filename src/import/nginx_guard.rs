@@ -483,7 +483,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("nginx.conf");
         std::fs::write(&file, text).unwrap();
-        let i = import(&[file.as_path()], Some(Source::Nginx)).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Nginx), "imported.toml").unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(i.check, Ok(()), "{}", i.toml);
         i
