@@ -339,15 +339,34 @@ impl Drop for DemoFile {
     }
 }
 
+/// Where `switchyard demo` listens unless told (`--listen`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where its admin listener listens unless told (`--admin`).
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
+
+/// The `--listen`/`--admin` a user gave the demo (those other than the defaults), for the
+/// commands it suggests to run it again.
+pub fn flags_given(listen: SocketAddr, admin: SocketAddr) -> String {
+    let mut out = String::new();
+    if listen.to_string() != DEFAULT_LISTEN {
+        out += &format!(" --listen {listen}");
+    }
+    if admin.to_string() != DEFAULT_ADMIN {
+        out += &format!(" --admin {admin}");
+    }
+    out
+}
+
 /// What `switchyard demo` prints once it listens: its servers, and what to try, with
-/// `me` as the program was started (`cargo run` users have no `switchyard` on their PATH).
+/// `me` as the program was started (`cargo run` users have no `switchyard` on their PATH)
+/// and `again` the flags it was given ([`flags_given`]).
 pub fn welcome(
     addr: SocketAddr,
     algorithm: Algorithm,
     backends: &[(&Backend, u64)],
     admin: Option<SocketAddr>,
     file: Option<&std::path::Path>,
-    me: &str,
+    (me, again): (&str, &str),
 ) -> String {
     let mut out = format!(
         "switchyard demo: listening on http://{addr}/ ({} over {} servers)\n",
@@ -367,7 +386,7 @@ pub fn welcome(
          \x20 for i in $(seq 6); do curl -s http://{addr}/; done\n\
          \x20 curl -s http://{addr}/headers           # what a server sees (X-Forwarded-For, ...)\n\
          \x20 curl -s http://{addr}/bytes/1000000 | wc -c   # a streamed 1 MB body\n\
-         \x20 {me} demo --algorithm least_time  # the slow server gets less\n"
+         \x20 {me} demo --algorithm least_time{again}  # the slow server gets less\n"
     );
     if let Some(file) = file {
         out += &format!(

@@ -77,14 +77,14 @@ enum Command {
     /// Run a load balancer over three built-in demo servers.
     Demo {
         /// Where the demo listens.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = demo::DEFAULT_LISTEN)]
         listen: SocketAddr,
         /// Balancing algorithm of the demo pool.
         #[arg(long, default_value = "round_robin", value_parser = parse_algorithm)]
         algorithm: Algorithm,
         /// Where the demo's admin listener serves the dashboard, /metrics, /status and the
         /// admin API.
-        #[arg(long, default_value = "127.0.0.1:8081")]
+        #[arg(long, default_value = demo::DEFAULT_ADMIN)]
         admin: SocketAddr,
     },
     /// Ask a running Switchyard whether it is ready (its admin /health/ready), for
@@ -770,7 +770,7 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
                 &served,
                 runtime.admin_addr(),
                 Some(&file.path),
-                &me
+                (&me, &demo::flags_given(listen, admin))
             )
         );
         println!("Ctrl-C stops.");
