@@ -381,9 +381,8 @@ async fn the_demo_serves_traffic_and_its_dashboard() {
     let admin = url("the dashboard");
     // The command it suggests runs it again where it was told to listen.
     assert!(
-        seen.iter().any(|l| l.contains(
-            "demo --algorithm least_time --listen 127.0.0.1:0 --admin 127.0.0.1:0  #"
-        )),
+        seen.iter().any(|l| l
+            .contains("demo --algorithm least_time --listen 127.0.0.1:0 --admin 127.0.0.1:0  #")),
         "{seen:?}"
     );
     let mut servers = std::collections::BTreeSet::new();

@@ -295,6 +295,9 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
         if let Ok(a) = s.parse::<SocketAddr>() {
             return Ok(a);
         }
+        if let Some(e) = a_url(what, s) {
+            return Err(e);
+        }
         if what == "listen"
             && let Ok(port) = s.parse::<u16>()
         {
@@ -316,6 +319,21 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
             )
         })
     }
+}
+
+/// An address written as a URL (`http://127.0.0.1:9003`): the error says what to drop.
+fn a_url(what: &str, s: &str) -> Option<Bad> {
+    let (scheme, rest) = s.split_once("://")?;
+    let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
+    let help = format!(
+        "drop `{scheme}://`: addr is host:port, e.g. \"{host_port}\"{}",
+        if scheme.eq_ignore_ascii_case("https") {
+            " (TLS to servers is the pool's `tls`)"
+        } else {
+            ""
+        }
+    );
+    Some(bad(format!("{what} {s:?} is a URL, not host:port"), help))
 }
 
 /// What a server's `addr` names.
@@ -340,6 +358,9 @@ pub(crate) fn server_addr(v: &Val<'_>) -> Result<ServerAddr, Bad> {
             "write host:port, e.g. \"127.0.0.1:9001\", \"[::1]:9001\" or \"app.internal:9001\"";
         bad(format!("server address {s:?} is not an address"), help)
     };
+    if let Some(e) = a_url("server address", s) {
+        return Err(e);
+    }
     if is_srv_name(s) {
         return Ok(ServerAddr::Name {
             host: s.to_string(),

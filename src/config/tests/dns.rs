@@ -90,6 +90,28 @@ fn names_written_wrong_say_how_to_write_them() {
 }
 
 #[test]
+fn an_address_written_as_a_url_says_to_drop_the_scheme() {
+    let e = errors(&format!(
+        "{BASE}servers = [ {{ addr = \"http://127.0.0.1:9003\" }}, {{ addr = \"https://app.test:8443/\" }} ]\n"
+    ));
+    for want in [
+        "t.toml:5:22: server address \"http://127.0.0.1:9003\" is a URL, not host:port",
+        "help: drop `http://`: addr is host:port, e.g. \"127.0.0.1:9003\"",
+        "server address \"https://app.test:8443/\" is a URL, not host:port",
+        "help: drop `https://`: addr is host:port, e.g. \"app.test:8443\" (TLS to servers is the pool's `tls`)",
+    ] {
+        assert!(e.contains(want), "{want:?} missing from:\n{e}");
+    }
+    assert!(!e.contains("is not an address"), "{e}");
+    let e = errors(&BASE.replace("\"127.0.0.1:8080\"", "\"http://0.0.0.0:80\""));
+    assert!(
+        e.contains("listen \"http://0.0.0.0:80\" is a URL, not host:port")
+            && e.contains("drop `http://`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn keys_without_a_use_are_errors_with_the_fix() {
     let e = errors(&format!(
         "{BASE}resolver = \"127.0.0.1:5353\"\ninit_addr = \"none\"\nservers = [ {{ addr = \"127.0.0.1:9001\", resolve = true }} ]\n"
