@@ -133,6 +133,16 @@ pub static PROTECTION: &[Case] = &[
         b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
         400,
     ),
+    refused(
+        "a Host whose port is over 65535",
+        b"GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n",
+        400,
+    ),
+    refused(
+        "an absolute-form target whose port is over 65535",
+        b"GET http://a:70000/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
     Case {
         server_check: Some(host_a),
         ..case(

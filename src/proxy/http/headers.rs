@@ -118,8 +118,9 @@ pub fn wants_websocket(headers: &HeaderMap) -> bool {
 
 /// Whether a `Host` (or `:authority`) value is a host as RFC 3986 writes one, with an
 /// optional port: a registered name (letters, digits, `-._~`, sub-delims, `%`), or an
-/// IP literal in brackets; no `/`, `\`, `@`, space or control byte, no `..` (nginx refuses
-/// those with 400 too). An empty value names no host and is refused as well.
+/// IP literal in brackets; no `/`, `\`, `@`, space or control byte, no `..`, no port over
+/// 65535 (nginx refuses those with 400 too). An empty value names no host and is refused as
+/// well.
 pub fn valid_host(h: &[u8]) -> bool {
     let (host, port) = match h.first() {
         None => return false,
@@ -144,7 +145,15 @@ pub fn valid_host(h: &[u8]) -> bool {
     };
     let port_ok = match port.split_first() {
         None => true,
-        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        // A port is 0 to 65535 (`a:99999` names no port; nginx answers 400).
+        Some((b':', digits)) => {
+            digits.len() <= 5
+                && digits.iter().all(u8::is_ascii_digit)
+                && digits
+                    .iter()
+                    .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+                    <= 65535
+        }
         Some(_) => false,
     };
     let name_ok = host.first() == Some(&b'[')
@@ -322,12 +331,27 @@ mod tests {
             "[2001:db8::1]:443",
             "xn--bcher-kva.example",
             "a:",
+            "a:65535",
+            "[::1]:0",
         ] {
             assert!(valid_host(good.as_bytes()), "{good}");
         }
         for bad in [
-            "", "a b", "a/b", "a\\b", "a@b", "a..b", "[::1", "[zz]", "a:80x", "a:123456", "a\tb",
+            "",
+            "a b",
+            "a/b",
+            "a\\b",
+            "a@b",
+            "a..b",
+            "[::1",
+            "[zz]",
+            "a:80x",
+            "a:123456",
+            "a\tb",
             "[::1]x",
+            "a:99999",
+            "a:65536",
+            "[::1]:70000",
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad}");
         }
