@@ -143,6 +143,16 @@ pub static PROTECTION: &[Case] = &[
         b"GET http://a:70000/ HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
     ),
+    refused(
+        "the asterisk-form target with a method other than OPTIONS",
+        b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
+    case(
+        "OPTIONS * is forwarded",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[200],
+    ),
     Case {
         server_check: Some(host_a),
         ..case(

@@ -233,7 +233,8 @@ pub async fn handle(
 }
 
 /// What a request must be before anything else looks at it: its host (one, valid, the one
-/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), a
+/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), `*`
+/// only with `OPTIONS`, a
 /// body framing we can pass on whole (no transfer coding but `chunked`).
 fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
     let bad = |why: &'static str| {
@@ -242,6 +243,10 @@ fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
     };
     if req.method() == http::Method::CONNECT {
         return Err(ProxyError::MethodNotAllowed("CONNECT is not proxied"));
+    }
+    // The asterisk-form target (RFC 9112 §3.2.4; HTTP/2's `:path` of `*`, RFC 9113 §8.3.1).
+    if req.uri().path() == "*" && req.method() != http::Method::OPTIONS {
+        return bad("the asterisk-form target is for OPTIONS only");
     }
     let h = req.headers();
     let mut hosts = h.get_all(http::header::HOST).iter();

@@ -748,7 +748,8 @@ static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
 /// What a request must be before anything else looks at it (hyper's engine checks the same
 /// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
-/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); a body framing we can
+/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); `*` only with
+/// `OPTIONS` (RFC 9112 §3.2.4); a body framing we can
 /// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
 pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
     let head = view.head;
@@ -767,6 +768,9 @@ pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static st
     }
     if view.method_bytes() == b"CONNECT" {
         return Some((405, "CONNECT is not proxied"));
+    }
+    if head.target.get(view.buf) == b"*" && view.method_bytes() != b"OPTIONS" {
+        return Some((400, "the asterisk-form target is for OPTIONS only"));
     }
     if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
     {
