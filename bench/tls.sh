@@ -15,6 +15,8 @@
 #   PIN=1 bench/tls.sh      # one worker each, every LB pinned to CPU 0; wrk (one thread)
 #                           # and the backend on CPU 1, as bench/http.sh
 #   SY=path bench/tls.sh    # measures another build (e.g. main's, as the before)
+#   BASE=path bench/tls.sh  # adds another build as a fourth LB "base", in the same rounds
+#                           # (before -> after on this shared machine)
 # Bounded: about 3 minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACKEND=$(free_port); P_SY=$(free_port); P_NGINX=$(free_port); P_HAPROXY=$(free_port)
+BACKEND=$(free_port); P_SY=$(free_port); P_NGINX=$(free_port); P_HAPROXY=$(free_port); P_BASE=$(free_port)
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj /CN=bench.example.com -addext subjectAltName=DNS:bench.example.com \
@@ -68,11 +70,12 @@ http {
 CONF
 "${GEN_CPU[@]}" nginx -c "$work/backend/nginx.conf" -p "$work/backend" -g 'daemon off;' & pids+=($!)
 
-cat > "$work/switchyard.toml" <<CONF
+sy_conf() { # $1 port
+  cat <<CONF
 workers = $WORKERS
 [[listener]]
 name = "https"
-listen = "127.0.0.1:$P_SY"
+listen = "127.0.0.1:$1"
 protocol = "https"
 pool = "b"
 # As nginx's keepalive_requests below: h2load does not reconnect after a GOAWAY.
@@ -84,8 +87,15 @@ keepalive_requests = 1000000
 keepalive = 256
 servers = [ { addr = "127.0.0.1:$BACKEND" } ]
 CONF
+}
+sy_conf "$P_SY" > "$work/switchyard.toml"
 RUST_LOG=warn "${LB_CPU[@]}" "$SY" run -c "$work/switchyard.toml" >"$work/switchyard.log" 2>&1 &
 PID_SY=$!; pids+=($PID_SY)
+if [ -n "${BASE:-}" ]; then
+  sy_conf "$P_BASE" > "$work/base.toml"
+  RUST_LOG=warn "${LB_CPU[@]}" "$BASE" run -c "$work/base.toml" >"$work/base.log" 2>&1 &
+  PID_BASE=$!; pids+=($PID_BASE)
+fi
 
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes $WORKERS;
@@ -136,14 +146,15 @@ backend b
 CONF
 "${LB_CPU[@]}" haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & PID_HA=$!; pids+=($PID_HA)
 
-for port in $BACKEND $P_SY $P_NGINX $P_HAPROXY; do
+lbs="$P_SY $P_NGINX $P_HAPROXY"; [ -z "${BASE:-}" ] || lbs+=" $P_BASE"
+for port in $BACKEND $lbs; do
   for _ in $(seq 100); do
     curl -sk -o /dev/null "https://127.0.0.1:$port/" 2>/dev/null && break
     curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
     sleep 0.1
   done
 done
-for port in $P_SY $P_NGINX $P_HAPROXY; do
+for port in $lbs; do
   body=$(curl -sk --http2 "https://127.0.0.1:$port/" || true)
   [ "$body" = "hello, world" ] || { echo "proxy on $port answers ${body:-nothing}"; cat "$work"/*.log; exit 1; }
 done
@@ -173,10 +184,11 @@ declare -A RPS CPU
 names=(switchyard nginx haproxy)
 declare -A port_of=([switchyard]=$P_SY [nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
 declare -A pid_of=([switchyard]=$PID_SY [nginx]=$PID_NG [haproxy]=$PID_HA)
+if [ -n "${BASE:-}" ]; then names+=(base); port_of[base]=$P_BASE; pid_of[base]=$PID_BASE; fi
 for t in ka hs h2; do
   for round in $(seq "$ROUNDS"); do
-    for k in 0 1 2; do
-      n=${names[$(( (k + round) % 3 ))]}; p=${port_of[$n]}
+    for k in $(seq 0 $(( ${#names[@]} - 1 ))); do
+      n=${names[$(( (k + round) % ${#names[@]} ))]}; p=${port_of[$n]}
       before=$(cpu_ticks "${pid_of[$n]}")
       case $t in
         ka) read -r done rps < <(wrk_run "https://127.0.0.1:$p/");;
@@ -212,5 +224,7 @@ for t in ka hs h2; do
     "$(ratio "${M[switchyard,r]}" "${M[nginx,r]}")" "$(ratio "${M[switchyard,r]}" "${M[haproxy,r]}")" \
     "${M[switchyard,c]}" "${M[nginx,c]}" "${M[haproxy,c]}" \
     "$(ratio "${M[nginx,c]}" "${M[switchyard,c]}")" "$(ratio "${M[haproxy,c]}" "${M[switchyard,c]}")"
+  [ -z "${BASE:-}" ] || printf "%-26s %9s %33s | %8s %28s  (base: %s req/s ÷ng, %s ng÷base)\n" "  base" "${M[base,r]}" "" \
+    "${M[base,c]}" "" "$(ratio "${M[base,r]}" "${M[nginx,r]}")" "$(ratio "${M[nginx,c]}" "${M[base,c]}")"
 done
 echo "(÷ng, ÷ha: Switchyard's requests/s over the peer's; ng÷sy, ha÷sy: the peer's LB CPU per request over Switchyard's, i.e. requests per core relative to the peer)"
