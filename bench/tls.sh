@@ -177,7 +177,7 @@ h2_run() {
   awk '/^requests:/ {n = $8} /^finished in/ {gsub(",", "", $4); r = int($4)} END {print n + 0, r + 0}' "$work/h2.out"
 }
 
-# Interleaved and repeated: each test runs ROUNDS times per proxy, the proxies in a rotating
+# Interleaved and repeated: each test runs ROUNDS times per proxy, the proxies in a changing
 # order, so a burst of other load on this shared machine does not land on one proxy only;
 # the medians count.
 declare -A RPS CPU
@@ -188,7 +188,10 @@ if [ -n "${BASE:-}" ]; then names+=(base); port_of[base]=$P_BASE; pid_of[base]=$
 for t in ka hs h2; do
   for round in $(seq "$ROUNDS"); do
     for k in $(seq 0 $(( ${#names[@]} - 1 ))); do
-      n=${names[$(( (k + round) % ${#names[@]} ))]}; p=${port_of[$n]}
+      # Rotated each round, and reversed every other round, so no LB always runs after the
+      # same one.
+      i=$(( (k + round) % ${#names[@]} )); [ $((round % 2)) = 1 ] || i=$(( ${#names[@]} - 1 - i ))
+      n=${names[$i]}; p=${port_of[$n]}
       before=$(cpu_ticks "${pid_of[$n]}")
       case $t in
         ka) read -r done rps < <(wrk_run "https://127.0.0.1:$p/");;
