@@ -246,6 +246,103 @@ async fn rust_client_sees_sni_alpn_and_both_http_versions() {
     );
 }
 
+/// The suite a client offering `suites` (in that order) and `versions` gets, and that a
+/// request over the connection is answered.
+async fn negotiated(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    suites: &[rustls::SupportedCipherSuite],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::CipherSuite {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(&pki.ca_pem).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: suites.to_vec(),
+        ..rustls::crypto::ring::default_provider()
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("www.example.com").unwrap();
+    let connect = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp);
+    let mut tls = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: www.example.com\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{suite:?}: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    suite
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes_128_gcm_is_chosen_unless_the_client_prefers_chacha20() {
+    use rustls::CipherSuite as C;
+    use rustls::crypto::ring::cipher_suite as cs;
+    let pki = Pki::new();
+    let b = backends(1).await;
+    let lb = start_lb(&https_config(&pki, &b, "")).await;
+    let addr = lb.local_addr("web").unwrap();
+    let (v13, v12) = (
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    );
+    // OpenSSL's order (curl, wrk, nginx as a client): AES-256 first.
+    let openssl13 = [
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_128_GCM_SHA256,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    let aes = std::arch::is_x86_feature_detected!("aes");
+    #[cfg(not(target_arch = "x86_64"))]
+    let aes = true;
+    let want = if aes {
+        C::TLS13_AES_128_GCM_SHA256
+    } else {
+        C::TLS13_AES_256_GCM_SHA384
+    };
+    assert_eq!(negotiated(addr, &pki, &openssl13, v13).await, want);
+    let openssl12 = [
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    let want = match aes {
+        true => C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        false => C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    };
+    assert_eq!(negotiated(addr, &pki, &openssl12, v12).await, want);
+    // A client without AES instructions lists ChaCha20 first: its order is kept.
+    let chacha_first = [
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_AES_128_GCM_SHA256,
+    ];
+    let got = negotiated(addr, &pki, &chacha_first, v13).await;
+    assert_eq!(got, C::TLS13_CHACHA20_POLY1305_SHA256);
+    // Only AES-256 offered: AES-256.
+    let only = [cs::TLS13_AES_256_GCM_SHA384];
+    assert_eq!(
+        negotiated(addr, &pki, &only, v13).await,
+        C::TLS13_AES_256_GCM_SHA384
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "end-to-end (curl): scripts/test runs it"]
 async fn plain_listener_redirects_to_the_https_port() {
