@@ -9,7 +9,7 @@ use crate::observe::metrics::Kind;
 pub static ANSWERS: &[Metric] = &[
     Metric {
         name: "switchyard_requests_total",
-        help: "Answers clients got, by status code: the servers' and the balancer's own (404 no route, 502 bad gateway, 503 no server, 504 timeout, 400/408/413/414/431 bad requests), one per request however many tries it took.",
+        help: "Answers clients got, by status code: the servers' and the balancer's own (404 no route, 502 bad gateway, 503 no server, 504 timeout, 400/408/413/414/431 bad requests, heads refused before they were read whole included, and 503 to a client over max_connections_per_client, those no route took under route and pool -), one per request however many tries it took.",
         kind: Kind::Counter,
         labels: &["code"],
         json: Json::Number("requests"),
