@@ -57,7 +57,7 @@ impl AccessRecord<'_> {
     }
 
     fn combined(&self, out: &mut Vec<u8>) {
-        ip(out, self.client);
+        line::ip(out, self.client.ip());
         out.extend_from_slice(b" - - ");
         line::time_local(out, self.at);
         out.extend_from_slice(b" \"");
@@ -76,7 +76,7 @@ impl AccessRecord<'_> {
         dash_quoted(out, self.user_agent);
         out.extend_from_slice(b" upstream=");
         match self.upstream {
-            Some(a) => addr(out, a),
+            Some(a) => line::addr(out, a),
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" upstream_time=");
@@ -102,7 +102,9 @@ impl AccessRecord<'_> {
         line::json_key(out, "time");
         line::time_iso(out, self.at);
         line::json_key(out, "remote_addr");
-        ip_json(out, self.client);
+        out.push(b'"');
+        line::ip(out, self.client.ip());
+        out.push(b'"');
         text(out, "method", self.method);
         text(out, "uri", self.target);
         text(out, "protocol", self.protocol.as_bytes());
@@ -116,7 +118,7 @@ impl AccessRecord<'_> {
         match self.upstream {
             Some(a) => {
                 out.push(b'"');
-                addr(out, a);
+                line::addr(out, a);
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),
@@ -143,38 +145,6 @@ fn dash_quoted(out: &mut Vec<u8>, v: &[u8]) {
     } else {
         line::quoted(out, v);
     }
-}
-
-/// An address without allocating: IPv4 by hand, IPv6 through `fmt` (rare).
-fn addr(out: &mut Vec<u8>, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            ip(out, a);
-            out.push(b':');
-            line::uint(out, u64::from(v4.port()));
-        }
-        SocketAddr::V6(_) => out.extend_from_slice(a.to_string().as_bytes()),
-    }
-}
-
-fn ip(out: &mut Vec<u8>, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            for (i, o) in v4.ip().octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                line::uint(out, u64::from(*o));
-            }
-        }
-        SocketAddr::V6(v6) => out.extend_from_slice(v6.ip().to_string().as_bytes()),
-    }
-}
-
-fn ip_json(out: &mut Vec<u8>, a: SocketAddr) {
-    out.push(b'"');
-    ip(out, a);
-    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -1,12 +1,51 @@
 //! The pieces access-log lines are made of, written by hand into a byte buffer (no `fmt`
 //! machinery, no floats, no allocation): nginx's `[time_local]`, ISO 8601 times, quoted
-//! strings escaped as nginx escapes them, JSON strings, seconds to the millisecond.
+//! strings escaped as nginx escapes them, JSON strings, seconds to the millisecond,
+//! addresses.
+//!
+//! A line is written on the request path, so each piece takes the short way when it can: a
+//! time is formatted once per second per thread and copied after that, numbers go two
+//! digits at a time, and a string is scanned once against a table and copied whole when
+//! nothing in it needs escaping (the usual case).
 
+use std::cell::Cell;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
+
+/// `00` to `99`, two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// A byte that a quoted string (and a JSON string) carries as it is: printable ASCII but
+/// `"` and `\`.
+const QUOTED: u8 = 1;
+/// A byte that a `key=value` field carries as it is: [`QUOTED`] but the space.
+const FIELD: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        if b != b'"' as usize && b != b'\\' as usize {
+            t[b] = QUOTED | FIELD;
+        }
+        b += 1;
+    }
+    t[b' ' as usize] = QUOTED;
+    t
+};
+
+/// Whether every byte of `s` is of `class`.
+fn all(s: &[u8], class: u8) -> bool {
+    s.iter().all(|&b| CLASS[usize::from(b)] & class != 0)
+}
 
 /// The civil date and time (UTC) of `secs` since the epoch: year, month 1-12, day, h, m, s
 /// (Howard Hinnant's days-to-civil).
@@ -32,6 +71,36 @@ fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
     )
 }
 
+/// `v % 100` as two digits.
+fn pair(v: u64) -> [u8; 2] {
+    let i = (v % 100) as usize * 2;
+    [PAIRS[i], PAIRS[i + 1]]
+}
+
+/// Append the first `n` bytes of `buf`: copied as one block of a size known when compiling
+/// (a few moves, not a call to `memcpy`), then cut to `n`.
+fn put<const N: usize>(out: &mut Vec<u8>, buf: &[u8; N], n: usize) {
+    out.extend_from_slice(buf);
+    out.truncate(out.len() - (N - n));
+}
+
+/// `0` to `255` in 1 to 3 digits, padded to 3 bytes, with how many they are.
+const OCTETS: [([u8; 3], usize); 256] = {
+    let mut t = [([0u8; 3], 0); 256];
+    let mut v = 0;
+    while v < 256 {
+        let d = [b'0' + (v / 100) as u8, b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+        t[v] = match v {
+            0..=9 => ([d[2], 0, 0], 1),
+            10..=99 => ([d[1], d[2], 0], 2),
+            _ => (d, 3),
+        };
+        v += 1;
+    }
+    t
+};
+
+/// `v` in exactly `width` digits (its lowest ones), zero-padded.
 fn digits(out: &mut Vec<u8>, v: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut v = v;
@@ -42,68 +111,94 @@ fn digits(out: &mut Vec<u8>, v: u64, width: usize) {
     out.extend_from_slice(&buf[..width]);
 }
 
+thread_local! {
+    /// The second [`time_local`] last wrote on this thread (from, until), and its text.
+    static LOCAL_TIME: Cell<(SystemTime, SystemTime, [u8; 28])> =
+        const { Cell::new((UNIX_EPOCH, UNIX_EPOCH, [0; 28])) };
+    /// The second [`time_iso`] last wrote on this thread, and its text up to the seconds.
+    static ISO_TIME: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+}
+
 /// nginx's `$time_local` in brackets, in UTC: `[01/Dec/2026:13:48:51 +0000]`.
 pub fn time_local(out: &mut Vec<u8>, at: SystemTime) {
+    let (from, until, mut text) = LOCAL_TIME.get();
+    if from <= at && at < until {
+        out.extend_from_slice(&text);
+        return;
+    }
     let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let from = UNIX_EPOCH + Duration::from_secs(secs);
+    let start = out.len();
     let (y, m, d, hh, mm, ss) = civil(secs);
     out.push(b'[');
-    digits(out, d, 2);
+    out.extend_from_slice(&pair(d));
     out.push(b'/');
     out.extend_from_slice(MONTHS[(m - 1) as usize]);
     out.push(b'/');
     digits(out, y, 4);
-    out.push(b':');
-    digits(out, hh, 2);
-    out.push(b':');
-    digits(out, mm, 2);
-    out.push(b':');
-    digits(out, ss, 2);
+    for v in [hh, mm, ss] {
+        out.push(b':');
+        out.extend_from_slice(&pair(v));
+    }
     out.extend_from_slice(b" +0000]");
+    text.copy_from_slice(&out[start..]);
+    LOCAL_TIME.set((from, from + Duration::from_secs(1), text));
 }
 
 /// ISO 8601 in UTC to the millisecond, quoted: `"2026-12-01T13:48:51.123Z"`.
 pub fn time_iso(out: &mut Vec<u8>, at: SystemTime) {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, m, d, hh, mm, ss) = civil(since.as_secs());
-    out.push(b'"');
-    digits(out, y, 4);
-    out.push(b'-');
-    digits(out, m, 2);
-    out.push(b'-');
-    digits(out, d, 2);
-    out.push(b'T');
-    digits(out, hh, 2);
-    out.push(b':');
-    digits(out, mm, 2);
-    out.push(b':');
-    digits(out, ss, 2);
-    out.push(b'.');
-    digits(out, u64::from(since.subsec_millis()), 3);
-    out.extend_from_slice(b"Z\"");
+    let secs = since.as_secs();
+    let (last, mut text) = ISO_TIME.get();
+    if last == secs {
+        out.extend_from_slice(&text);
+    } else {
+        let start = out.len();
+        let (y, m, d, hh, mm, ss) = civil(secs);
+        out.push(b'"');
+        digits(out, y, 4);
+        for (sep, v) in [(b'-', m), (b'-', d), (b'T', hh), (b':', mm), (b':', ss)] {
+            out.push(sep);
+            out.extend_from_slice(&pair(v));
+        }
+        text.copy_from_slice(&out[start..]);
+        ISO_TIME.set((secs, text));
+    }
+    let ms = u64::from(since.subsec_millis());
+    let [a, b] = pair(ms);
+    out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, a, b, b'Z', b'"']);
 }
 
 /// A number.
 pub fn uint(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
     }
-    out.extend_from_slice(&buf[i..]);
+    let n = v.ilog10() as usize + 1;
+    let mut buf = [0u8; 20];
+    let (mut i, mut v) = (n, v);
+    while i >= 2 {
+        buf[i - 2..i].copy_from_slice(&pair(v));
+        v /= 100;
+        i -= 2;
+    }
+    if i == 1 {
+        buf[0] = b'0' + v as u8;
+    }
+    put(out, &buf, n);
 }
 
 /// Seconds to the millisecond, as nginx writes `$request_time`: `0.003`, `12.500`.
 pub fn secs(out: &mut Vec<u8>, d: Duration) {
-    let ms = d.as_millis().min(u128::from(u64::MAX)) as u64;
-    uint(out, ms / 1000);
-    out.push(b'.');
-    digits(out, ms % 1000, 3);
+    let (s, ms) = (d.as_secs(), u64::from(d.subsec_millis()));
+    let [a, b] = pair(ms);
+    if s < 10 {
+        out.extend_from_slice(&[b'0' + s as u8, b'.', b'0' + (ms / 100) as u8, a, b]);
+    } else {
+        uint(out, s);
+        out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, a, b]);
+    }
 }
 
 /// Seconds, or `-` when there is no such time (no server reached), as nginx writes
@@ -112,6 +207,46 @@ pub fn secs_or_dash(out: &mut Vec<u8>, d: Option<Duration>) {
     match d {
         Some(d) => secs(out, d),
         None => out.push(b'-'),
+    }
+}
+
+/// An IPv4 address, dotted.
+fn ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    for (i, o) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        let (digits, len) = OCTETS[usize::from(o)];
+        buf[n..n + 3].copy_from_slice(&digits);
+        n += len;
+    }
+    put(out, &buf, n);
+}
+
+/// An IP address as `IpAddr`'s `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
+pub fn ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => ipv4(out, v4),
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// An address and port as `SocketAddr`'s `Display` writes it (`[v6]:port` too).
+pub fn addr(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            ipv4(out, *v4.ip());
+            out.push(b':');
+            uint(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -125,15 +260,28 @@ pub fn quoted(out: &mut Vec<u8>, s: &[u8]) {
 
 /// [`quoted`] without the quotes: for fields that cannot hold a space (a host, a pool).
 pub fn bare(out: &mut Vec<u8>, s: &[u8]) {
-    if s.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    escaped(out, s, QUOTED);
+}
+
+/// `s` with each byte not of `class` as `\xHH`.
+fn escaped(out: &mut Vec<u8>, s: &[u8], class: u8) {
+    if s.len() <= 16 {
+        // Checked and copied in one pass (a host, a pool, a method, a short path).
+        let mut buf = [0u8; 16];
+        let plain = s.iter().zip(&mut buf).all(|(&b, to)| {
+            *to = b;
+            CLASS[usize::from(b)] & class != 0
+        });
+        if plain {
+            return put(out, &buf, s.len());
+        }
+    } else if all(s, class) {
         out.extend_from_slice(s);
         return;
     }
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s {
-        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+        if CLASS[usize::from(b)] & class != 0 {
             out.push(b);
         } else {
             out.extend_from_slice(&[
@@ -154,15 +302,8 @@ pub fn field(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     out.push(b'=');
     if value.is_empty() {
         out.push(b'-');
-    } else if value.contains(&b' ') {
-        for part in value.split(|&b| b == b' ').enumerate() {
-            if part.0 > 0 {
-                out.extend_from_slice(b"\\x20");
-            }
-            bare(out, part.1);
-        }
     } else {
-        bare(out, value);
+        escaped(out, value, FIELD);
     }
 }
 
@@ -170,6 +311,11 @@ pub fn field(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 /// U+FFFD).
 pub fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    if all(s, QUOTED) {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     let text = String::from_utf8_lossy(s);
     for c in text.chars() {
         match c {
@@ -252,5 +398,100 @@ mod tests {
         assert_eq!(j, "\"a\\\"b\\\\\\n\\u0001é\"");
         let parsed: String = serde_json::from_str(&j).unwrap();
         assert_eq!(parsed, "a\"b\\\n\u{1}é");
+    }
+
+    #[test]
+    fn numbers_and_seconds_read_as_display_writes_them() {
+        let mut values: Vec<u64> = (0..=12_000).collect();
+        let mut x = 1u64;
+        for _ in 0..2_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            values.extend([x, x >> 17, x >> 40]);
+        }
+        values.extend((0..20).map(|p| 10u64.pow(p)).flat_map(|v| [v - 1, v, v + 1]));
+        values.push(u64::MAX);
+        for v in values {
+            assert_eq!(s(|o| uint(o, v)), v.to_string());
+            let ms = v.min(u64::MAX / 2);
+            let d = Duration::from_millis(ms) + Duration::from_micros(v % 1000);
+            assert_eq!(
+                s(|o| secs(o, d)),
+                format!("{}.{:03}", ms / 1000, ms % 1000),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        let mut x = 7u64;
+        for i in 0..5_000u64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1442695040888963407);
+            let v4 = std::net::Ipv4Addr::from((x >> 32) as u32 >> (i % 32));
+            let a = SocketAddr::from((v4, (x >> 7) as u16));
+            assert_eq!(s(|o| ip(o, a.ip())), a.ip().to_string());
+            assert_eq!(s(|o| addr(o, a)), a.to_string());
+        }
+        for a in ["[::1]:8080", "[2001:db8::7]:443", "0.0.0.0:0", "255.255.255.255:65535"] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(s(|o| addr(o, a)), a.to_string());
+            assert_eq!(s(|o| ip(o, a.ip())), a.ip().to_string());
+        }
+    }
+
+    #[test]
+    fn a_time_kept_for_its_second_is_the_time_of_each_call() {
+        // Seconds in and out of order, repeated, across days, months and years: each line
+        // gets its own time, never the one kept from the call before.
+        let reference = |secs: u64, ms: u32| {
+            let (y, m, d, hh, mm, ss) = civil(secs);
+            let mon = std::str::from_utf8(MONTHS[(m - 1) as usize]).unwrap();
+            (
+                format!("[{d:02}/{mon}/{y:04}:{hh:02}:{mm:02}:{ss:02} +0000]"),
+                format!("\"{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z\""),
+            )
+        };
+        let base = 1_796_132_931u64;
+        let mut seen = 0;
+        for step in [0, 0, 1, 1, 59, 3_600, 86_399, 86_400, 0, 2_678_400, 31_536_000] {
+            for secs in [base + step, base.wrapping_sub(step), base + step * 7] {
+                for ms in [0u32, 1, 999, 0] {
+                    let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms.into());
+                    let (local, iso) = reference(secs, ms);
+                    assert_eq!(s(|o| time_local(o, at)), local);
+                    assert_eq!(s(|o| time_iso(o, at)), iso);
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 132);
+    }
+
+    #[test]
+    fn every_byte_is_escaped_as_before() {
+        // The escaping written byte by byte, as it was before the fast paths.
+        fn slow(s: &[u8], space: bool) -> String {
+            let mut out = String::new();
+            for &b in s {
+                if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' && (space || b != b' ') {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("\\x{b:02X}"));
+                }
+            }
+            out
+        }
+        let mut strings: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        strings.extend((0..=255u8).map(|b| vec![b'a', b, b' ', b'z']));
+        strings.push(b"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0".to_vec());
+        strings.push("caf\u{e9} \"q\" \\ \t".as_bytes().to_vec());
+        for v in strings {
+            assert_eq!(s(|o| bare(o, &v)), slow(&v, true), "{v:?}");
+            assert_eq!(s(|o| quoted(o, &v)), format!("\"{}\"", slow(&v, true)));
+            assert_eq!(s(|o| field(o, b"k", &v)), format!(" k={}", slow(&v, false)));
+            let j = s(|o| json_str(o, &v));
+            let parsed: String = serde_json::from_str(&j).unwrap();
+            assert_eq!(parsed, String::from_utf8_lossy(&v), "{j}");
+        }
     }
 }

@@ -49,7 +49,7 @@ impl StreamRecord<'_> {
     }
 
     fn text(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.client.ip().to_string().as_bytes());
+        line::ip(out, self.client.ip());
         out.push(b' ');
         line::time_local(out, self.at);
         out.push(b' ');
@@ -64,7 +64,7 @@ impl StreamRecord<'_> {
         line::secs(out, self.duration);
         out.extend_from_slice(b" upstream=");
         match self.upstream {
-            Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
+            Some(a) => line::addr(out, a),
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" upstream_connect_time=");
@@ -83,7 +83,9 @@ impl StreamRecord<'_> {
         line::json_key(out, "time");
         line::time_iso(out, self.at);
         line::json_key(out, "remote_addr");
-        line::json_str(out, self.client.ip().to_string().as_bytes());
+        out.push(b'"');
+        line::ip(out, self.client.ip());
+        out.push(b'"');
         line::json_key(out, "remote_port");
         line::uint(out, u64::from(self.client.port()));
         line::json_key(out, "protocol");
@@ -98,7 +100,11 @@ impl StreamRecord<'_> {
         line::secs(out, self.duration);
         line::json_key(out, "upstream");
         match self.upstream {
-            Some(a) => line::json_str(out, a.to_string().as_bytes()),
+            Some(a) => {
+                out.push(b'"');
+                line::addr(out, a);
+                out.push(b'"');
+            }
             None => out.extend_from_slice(b"null"),
         }
         line::json_key(out, "upstream_connect_time");
