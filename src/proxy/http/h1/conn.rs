@@ -192,15 +192,16 @@ impl Conn {
             self.log_host.clear();
             // `view.host()`, without parsing the target when it is not absolute-form.
             let host = match self.req.target.get(view.buf).first() {
-                Some(b'/') => self
-                    .req
-                    .host
-                    .map(|h| std::str::from_utf8(h.get(view.buf)).unwrap_or(""))
-                    .map(headers::strip_port),
-                _ => view.host(),
+                Some(b'/') => self.req.host.map(|h| h.get(view.buf)).map(|h| {
+                    match h.is_ascii() || std::str::from_utf8(h).is_ok() {
+                        true => headers::strip_port_bytes(h),
+                        false => b"",
+                    }
+                }),
+                _ => view.host().map(str::as_bytes),
             };
             if let Some(h) = host {
-                self.log_host.extend_from_slice(h.as_bytes());
+                self.log_host.extend_from_slice(h);
             }
         }
         let head_len = self.req.len;
