@@ -141,6 +141,7 @@ impl AccessRecord<'_> {
 }
 
 /// `"value"`, or `"-"` for an empty one (nginx writes a missing header so).
+#[inline(always)]
 fn dash_quoted(l: &mut Line<'_>, v: &[u8]) {
     if v.is_empty() {
         l.text(b"\"-\"");
