@@ -30,7 +30,11 @@ const OCTETS: [([u8; 3], usize); 256] = {
     let mut t = [([0u8; 3], 0); 256];
     let mut v = 0;
     while v < 256 {
-        let d = [b'0' + (v / 100) as u8, b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+        let d = [
+            b'0' + (v / 100) as u8,
+            b'0' + (v / 10 % 10) as u8,
+            b'0' + (v % 10) as u8,
+        ];
         t[v] = match v {
             0..=9 => ([d[2], 0, 0], 1),
             10..=99 => ([d[1], d[2], 0], 2),
@@ -117,8 +121,7 @@ fn local_time(at: SystemTime) -> [u8; 28] {
     let ([h1, h2], [m1, m2], [s1, s2]) = (pair(hh), pair(mm), pair(ss));
     let mut text = *b"[dd/Mon/yyyy:hh:mm:ss +0000]";
     text[1..21].copy_from_slice(&[
-        d1, d2, b'/', mo1, mo2, mo3, b'/', y1, y2, y3, y4, b':', h1, h2, b':', m1, m2, b':', s1,
-        s2,
+        d1, d2, b'/', mo1, mo2, mo3, b'/', y1, y2, y3, y4, b':', h1, h2, b':', m1, m2, b':', s1, s2,
     ]);
     let from = UNIX_EPOCH + Duration::from_secs(secs);
     LOCAL_TIME.set((from, from + Duration::from_secs(1), text));
@@ -514,7 +517,11 @@ mod tests {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             values.extend([x, x >> 17, x >> 40]);
         }
-        values.extend((0..20).map(|p| 10u64.pow(p)).flat_map(|v| [v - 1, v, v + 1]));
+        values.extend(
+            (0..20)
+                .map(|p| 10u64.pow(p))
+                .flat_map(|v| [v - 1, v, v + 1]),
+        );
         values.push(u64::MAX);
         for v in values {
             assert_eq!(s(|o| o.uint(v)), v.to_string());
@@ -551,13 +558,20 @@ mod tests {
     fn addresses_read_as_display_writes_them() {
         let mut x = 7u64;
         for i in 0..5_000u64 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1442695040888963407);
             let v4 = std::net::Ipv4Addr::from((x >> 32) as u32 >> (i % 32));
             let a = SocketAddr::from((v4, (x >> 7) as u16));
             assert_eq!(s(|o| o.ip(a.ip())), a.ip().to_string());
             assert_eq!(s(|o| o.addr(a)), a.to_string());
         }
-        for a in ["[::1]:8080", "[2001:db8::7]:443", "0.0.0.0:0", "255.255.255.255:65535"] {
+        for a in [
+            "[::1]:8080",
+            "[2001:db8::7]:443",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+        ] {
             let a: SocketAddr = a.parse().unwrap();
             assert_eq!(s(|o| o.addr(a)), a.to_string());
             assert_eq!(s(|o| o.ip(a.ip())), a.ip().to_string());
@@ -578,10 +592,13 @@ mod tests {
         };
         let base = 1_796_132_931u64;
         let mut seen = 0;
-        for step in [0, 0, 1, 1, 59, 3_600, 86_399, 86_400, 0, 2_678_400, 31_536_000] {
+        for step in [
+            0, 0, 1, 1, 59, 3_600, 86_399, 86_400, 0, 2_678_400, 31_536_000,
+        ] {
             for secs in [base + step, base.wrapping_sub(step), base + step * 7] {
                 for ms in [0u32, 1, 999, 0] {
-                    let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms.into());
+                    let at =
+                        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms.into());
                     let (local, iso) = reference(secs, ms);
                     assert_eq!(s(|o| o.time_local(at)), local);
                     assert_eq!(s(|o| o.time_iso(at)), iso);

@@ -180,7 +180,9 @@ impl Conn {
             for f in &self.req.fields {
                 let name = f.name.get(view.buf);
                 let (seen, into) = match name.len() {
-                    7 if name.eq_ignore_ascii_case(b"referer") => (&mut referer, &mut self.log_referer),
+                    7 if name.eq_ignore_ascii_case(b"referer") => {
+                        (&mut referer, &mut self.log_referer)
+                    }
                     10 if name.eq_ignore_ascii_case(b"user-agent") => (&mut ua, &mut self.log_ua),
                     _ => continue,
                 };
