@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
+pub mod timer;
 pub mod wait;
 
 use std::io;
@@ -194,10 +195,11 @@ pub async fn serve<C>(
                 let up = *up;
                 let mut server = up.server;
                 // Bytes either side sent early go first.
-                if !conn.rb.is_empty() && server.io.write_all(conn.rb.data()).await.is_err() {
+                if !conn.rb.is_empty() && body::send(&mut server.io, conn.rb.data()).await.is_err()
+                {
                     return;
                 }
-                if !server.rb.is_empty() && io.write_all(server.rb.data()).await.is_err() {
+                if !server.rb.is_empty() && body::send(&mut io, server.rb.data()).await.is_err() {
                     return;
                 }
                 let tunnel =
