@@ -158,6 +158,20 @@ pub async fn attempt(
         };
         return forward_h2(up, server, prepared, make, &sent, in_flight, started, info).await;
     }
+    if downstream_upgrade.is_none() {
+        // HTTP/1.1 over the direct path's connections (`h1/client.rs`); only a WebSocket
+        // upgrade keeps hyper's client, which hands over the upgraded connection.
+        let out = super::h1::client::Outgoing {
+            parts: &prepared.parts,
+            host_from_server: pool.host_header == HostHeader::Upstream,
+        };
+        let answered = super::h1::client::exchange(up, server, &out, body, in_flight).await?;
+        info.connect = Some(answered.connect);
+        let header_time = started.elapsed();
+        info.header = Some(header_time);
+        server.record_response_head(header_time);
+        return Ok(answered.response);
+    }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
     let sent = super::body::UploadProgress::new();

@@ -29,7 +29,7 @@ pub struct Upstream {
     sticky: Option<super::sticky::Sticky>,
     h2: H2Conns,
     /// Idle connections of the direct HTTP/1 path, with their read buffers.
-    idle: super::h1::pool::IdleConns,
+    idle: Arc<super::h1::pool::IdleConns>,
     /// Retries and refusals of the retry budget, kept by the upstream that succeeds it.
     stats: Arc<PoolStats>,
 }
@@ -104,12 +104,12 @@ impl Upstream {
             opened: AtomicU64::new(conns_of.map_or(0, |p| p.conns.opened())),
             transport: Arc::new(transport),
         });
-        let idle = super::h1::pool::IdleConns::succeed(
+        let idle = Arc::new(super::h1::pool::IdleConns::succeed(
             pool.servers(),
             pool.keepalive,
             pool.keepalive_timeout,
-            conns_of.map(|p| &p.idle),
-        );
+            conns_of.map(|p| &*p.idle),
+        ));
         Upstream {
             idle,
             stats: previous.map_or_else(Arc::default, |(p, _)| p.stats.clone()),
@@ -143,8 +143,9 @@ impl Upstream {
         &self.conns
     }
 
-    /// The direct HTTP/1 path's idle server connections.
-    pub fn idle(&self) -> &super::h1::pool::IdleConns {
+    /// The direct HTTP/1 path's idle server connections (a response body read by hyper's
+    /// engine holds them to put its connection back: `h1/client.rs`).
+    pub fn idle(&self) -> &Arc<super::h1::pool::IdleConns> {
         &self.idle
     }
 
