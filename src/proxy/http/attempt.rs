@@ -116,9 +116,9 @@ pub struct UpstreamInfo {
 pub struct Prepared {
     pub parts: http::request::Parts,
     /// Turns true when the client stalled sending its body (`timeouts.client_body`).
-    pub client_stalled: Arc<AtomicBool>,
+    pub client_stalled: Option<Arc<AtomicBool>>,
     /// Set to `client_max_body_size` when the request body went past it (413).
-    pub body_over: Arc<std::sync::atomic::AtomicU64>,
+    pub body_over: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Where upgraded connections are kept, so shutdown waits for them.
     pub tunnels: Option<Tunnels>,
 }
@@ -336,11 +336,11 @@ pub(super) fn exchange_error(
         }
         source = s.source();
     }
-    let over = prepared.body_over.load(Ordering::Relaxed);
+    let over = (prepared.body_over.as_ref()).map_or(0, |o| o.load(Ordering::Relaxed));
     if over > 0 {
         return ProxyError::BodyTooLarge(over);
     }
-    if prepared.client_stalled.load(Ordering::Relaxed) {
+    if (prepared.client_stalled.as_ref()).is_some_and(|s| s.load(Ordering::Relaxed)) {
         return ProxyError::ClientTimeout(pool.timeouts.client_body);
     }
     if e.is_user() {

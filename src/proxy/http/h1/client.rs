@@ -34,7 +34,7 @@ use super::pool::{IdleConns, ServerConn};
 use super::upload::{Encoder, Out, Upload};
 use crate::error::ProxyError;
 use crate::proxy::http::body::{
-    BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, full,
+    BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty,
 };
 use crate::proxy::http::headers::only_chunked;
 use crate::proxy::http::replay::ReplayBody;
@@ -285,7 +285,7 @@ async fn send_body(
                     biased;
                     f = body.frame() => f,
                     _ = rb.fill(io, MAX_HEAD) => {
-                                        let rest = std::mem::replace(body, full(Bytes::new()));
+                                        let rest = std::mem::replace(body, empty());
                         return Ok(Some(Upload::new(rest, enc)));
                     }
                 }
@@ -368,6 +368,8 @@ fn response(
     let bad = |why: &str| upstream_error(server, why.into());
     let status = StatusCode::from_u16(head.status).map_err(|_| bad("invalid status"))?;
     let mut headers = HeaderMap::with_capacity(head.fields.len() + 1);
+    // The values share one copy of the head rather than one allocation each.
+    let shared = Bytes::copy_from_slice(&buf[..head.len]);
     for f in &head.fields {
         let name = f.name.get(buf);
         if name.eq_ignore_ascii_case(b"content-length")
@@ -378,7 +380,7 @@ fn response(
         }
         let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(f.value.get(buf)),
+            HeaderValue::from_maybe_shared(shared.slice(f.value.range())),
         ) else {
             return Err(bad("an invalid header field"));
         };
@@ -419,7 +421,7 @@ fn response(
             up.idle().put(server, conn);
         }
         drop(in_flight);
-        full(Bytes::new())
+        empty()
     } else {
         let body = ServerBody {
             conn: Some(conn),
