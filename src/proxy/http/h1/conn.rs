@@ -18,6 +18,7 @@ use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
 use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
+use super::timer::Timer;
 use super::wait;
 use crate::error::ProxyError;
 use crate::proxy::http::life::Life;
@@ -68,6 +69,8 @@ pub struct Conn {
     log_ua: Vec<u8>,
     /// Body bytes of the answer sent to the client.
     body_sent: u64,
+    /// The deadline of waits on the client.
+    timer: Timer,
 }
 
 impl Conn {
@@ -91,6 +94,7 @@ impl Conn {
             log_referer: Vec::new(),
             log_ua: Vec::new(),
             body_sent: 0,
+            timer: Timer::new(),
         }
     }
 
@@ -108,9 +112,12 @@ impl Conn {
             &mut self.req,
             self.head_limits,
             io,
-            stopping,
-            life,
-            first,
+            &mut self.timer,
+            wait::Waiting {
+                stopping,
+                life,
+                first,
+            },
         );
         match waited.await? {
             wait::Head::Read => Ok(true),

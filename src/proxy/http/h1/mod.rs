@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
+pub mod timer;
 pub mod upload;
 pub mod wait;
 

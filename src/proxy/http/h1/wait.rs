@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::body::{ReadBuf, ReadFailed, chunked_whole};
 use super::parse::{self, Framing, HeadLimits, RequestHead};
+use super::timer::Timer;
 use crate::error::ProxyError;
 use crate::guard::ConnStats;
 use crate::proxy::http::life::Life;
@@ -24,6 +25,14 @@ pub enum Head {
     TimedOut,
 }
 
+/// What a wait for a head is under: the connection's limits, whether its listener stops,
+/// and whether this is the connection's first head.
+pub struct Waiting<'a> {
+    pub stopping: &'a mut tokio::sync::watch::Receiver<bool>,
+    pub life: &'a Life,
+    pub first: bool,
+}
+
 /// Wait for the next request head. The first one must be whole within
 /// `client_header_timeout` of the accept; a later one's first byte may take
 /// `keepalive_timeout`, and the rest of it `client_header_timeout` from that byte (nginx's
@@ -34,10 +43,14 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
     req: &mut RequestHead,
     limits: HeadLimits,
     io: &mut C,
-    stopping: &mut tokio::sync::watch::Receiver<bool>,
-    life: &Life,
-    first: bool,
+    timer: &mut Timer,
+    waiting: Waiting<'_>,
 ) -> Result<Head, parse::HeadError> {
+    let Waiting {
+        stopping,
+        life,
+        first,
+    } = waiting;
     let now = tokio::time::Instant::now();
     let mut deadline = match (first, rb.is_empty()) {
         (true, _) => life.first_deadline(),
@@ -55,11 +68,11 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
         if idle && *stopping.borrow() {
             return Ok(Head::Gone);
         }
-        let read = tokio::time::timeout_at(deadline, rb.fill(io, limits.size));
+        let read = timer.within(deadline, rb.fill(io, limits.size));
         tokio::select! {
             r = read => match r {
-                Ok(Ok(0)) | Ok(Err(_)) => return Ok(Head::Gone),
-                Ok(Ok(_)) => {
+                Some(Ok(0)) | Some(Err(_)) => return Ok(Head::Gone),
+                Some(Ok(_)) => {
                     if idle && !first {
                         if !life.permit.busy() {
                             return Ok(Head::Gone);
@@ -67,7 +80,7 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
                         deadline = tokio::time::Instant::now() + life.header_timeout;
                     }
                 }
-                Err(_) => {
+                None => {
                     let stats = life.stats();
                     if idle && !first {
                         ConnStats::count(&stats.idle_timeouts);
