@@ -289,3 +289,94 @@ async fn no_answer_within_the_read_timeout_is_a_504() {
     assert!(started.elapsed() < Duration::from_secs(5));
     lb.shutdown().await;
 }
+
+/// A server that sends `100 Continue` unasked as soon as it has a request's head (then says
+/// so on `sent`), reads the `content-length` body, and answers with its length.
+async fn continue_server(sent: tokio::sync::mpsc::Sender<()>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        let _ = sent.send(()).await;
+        while buf.len() < end + length {
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let text = format!("got {}", buf.len() - end);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    });
+    addr
+}
+
+/// An interim answer the server sends while the upload is still coming is passed over and
+/// the upload goes on: the server gets the whole body and answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_answer_during_an_upload_does_not_stop_it() {
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(1);
+    let server = continue_server(sent_tx).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\ntimeouts = {{ read = \"3s\" }}\n[pool.p.retry]\nattempts = 0\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(4);
+    let frames =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    // Longer than a retry keeps, so it streams.
+    let first = Bytes::from(vec![b'a'; 70_000]);
+    tx.send(Ok(hyper::body::Frame::data(first))).await.unwrap();
+    let req = Request::post("http://127.0.0.1/upload")
+        .header("content-length", "100000")
+        .body(http_body_util::StreamBody::new(frames).boxed())
+        .unwrap();
+    let answer = tokio::spawn(async move {
+        let resp = c.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    });
+    tokio::time::timeout(Duration::from_secs(10), sent_rx.recv())
+        .await
+        .expect("the server sent its 100");
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+        b'b';
+        30_000
+    ]))))
+    .await
+    .unwrap();
+    drop(tx);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "got 100000"));
+    lb.shutdown().await;
+}

@@ -29,7 +29,7 @@ use tokio::io::AsyncWriteExt;
 use super::body::{FLUSH_AT, ReadBuf, ReadFailed, chunk_line, trailers};
 use super::exchange::{open, transfer_codings};
 use super::head::{hop_by_hop, named_by_connection};
-use super::parse::{self, MAX_HEAD};
+use super::parse::{self, MAX_HEAD, ResponseHead};
 use super::pool::{IdleConns, ServerConn};
 use super::upload::{Encoder, Out, Upload};
 use crate::error::ProxyError;
@@ -227,6 +227,7 @@ async fn send(
         io: &mut conn.io,
         rb: &mut conn.rb,
         out: &mut out,
+        head: &mut conn.head,
     };
     let r = send_body(up, server, ends, body, framing, touched, whole).await;
     out.clear();
@@ -239,6 +240,7 @@ struct Ends<'a> {
     io: &'a mut SendTimed<ServerStream>,
     rb: &'a mut ReadBuf,
     out: &'a mut Vec<u8>,
+    head: &'a mut ResponseHead,
 }
 
 async fn send_body(
@@ -250,7 +252,7 @@ async fn send_body(
     touched: &mut bool,
     whole: bool,
 ) -> Result<Option<Upload>, (ProxyError, bool)> {
-    let Ends { io, rb, out } = ends;
+    let Ends { io, rb, out, head } = ends;
     macro_rules! flush {
         () => {
             if !out.is_empty() {
@@ -280,12 +282,16 @@ async fn send_body(
             None => {
                 flush!();
                 // While the client's next bytes are awaited, the server may answer (or close):
-                // then the answer is read, and the rest of the body goes beside it.
+                // then the answer is read, and the rest of the body goes beside it. An
+                // interim answer (a `100 Continue` unasked) is passed over.
                 tokio::select! {
                     biased;
                     f = body.frame() => f,
-                    _ = rb.fill(io, MAX_HEAD) => {
-                                        let rest = std::mem::replace(body, empty());
+                    got = rb.fill(io, MAX_HEAD) => {
+                        if matches!(got, Ok(n) if n > 0) && only_interim(rb, head) {
+                            continue;
+                        }
+                        let rest = std::mem::replace(body, empty());
                         return Ok(Some(Upload::new(rest, enc)));
                     }
                 }
@@ -305,6 +311,17 @@ async fn send_body(
     enc.end(out).map_err(|e| (e, false))?;
     flush!();
     Ok(None)
+}
+
+/// Whether `rb` held only whole interim answers (1xx but 101), now passed over.
+fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
+    while let Ok(true) = parse::response(rb.data(), head) {
+        if !(100..200).contains(&head.status) || head.status == 101 {
+            return false;
+        }
+        rb.consume(head.len);
+    }
+    rb.is_empty()
 }
 
 /// Read the answer's head into `conn.head` (interim 1xx answers are passed over; a 101 was
