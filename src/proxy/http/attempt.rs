@@ -2,11 +2,13 @@
 //!
 //! [`Exchange`] is what the retry loop (`retry.rs`) drives: one try on a server, and whether
 //! the request can go again; [`Answer`] is what it judges. [`HyperExchange`] is hyper's:
-//! [`attempt`] sends the prepared head over the pool's HTTP/1.1 connection (`upstream.rs`)
-//! or its server's HTTP/2 connection ([`forward_h2`]), with the resend-once rule for a
-//! kept-alive connection that closed before the request left, and classifies a failure
-//! where it happens ([`exchange_error`]). The direct HTTP/1 path's tries are in
-//! `h1/exchange.rs`.
+//! [`attempt`] sends the prepared request to an HTTP/1.1 server over the direct path's
+//! connections (`h1/client.rs`, with its resend-once rule and its failures classified
+//! there), a WebSocket upgrade over hyper's HTTP/1.1 client (`upstream.rs`'s `ConnPool`),
+//! or to its server's HTTP/2 connection ([`forward_h2`]); for these two, with the
+//! resend-once rule for a kept-alive connection that closed before the request left, a
+//! failure classified where it happens ([`exchange_error`]). The direct HTTP/1 path's tries
+//! are in `h1/exchange.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,9 @@
 //! A pool as the HTTP proxy sees it: the pool's servers plus their idle connections.
 //!
-//! Connections are HTTP/1.1, one request at a time. A connection checked out for a request
+//! HTTP/1.1 requests of both engines go over the direct path's connections
+//! ([`IdleConns`](super::h1::pool::IdleConns), `h1/client.rs` for hyper's); [`ConnPool`]
+//! keeps hyper's HTTP/1.1 client connections for WebSocket upgrades, which hyper hands over
+//! as upgraded connections. Those are one request at a time. A connection checked out for a request
 //! is a [`Lease`] until its response body has been read to its end; then the body itself
 //! puts it back on its server's idle list (no task waits for it), keeping at most
 //! `keepalive` per server for at most `keepalive_timeout`, like nginx's `keepalive`
