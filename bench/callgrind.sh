@@ -12,6 +12,12 @@
 #   MODE=h2 bench/callgrind.sh              # HTTP/2 cleartext (h2c, prior knowledge) from
 #                                           # h2load -c CONNS -m STREAMS (10 x 10), HTTP/1.1
 #                                           # to the backend; each LB one worker
+#   MODE=tls bench/callgrind.sh             # HTTPS/1.1 keep-alive (TLS 1.3, ECDSA P-256
+#                                           # certificate from a CA of the run, h1load over
+#                                           # rustls); each of the CONNS connections makes
+#                                           # its handshake inside the count, for every LB
+#   MODE=tls REQUESTS=300 CONNS=300 bench/callgrind.sh   # one request per connection:
+#                                           # about the cost of a full handshake
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-5000}
@@ -21,6 +27,7 @@ STREAMS=${STREAMS:-10}
 for tool in valgrind callgrind_control nginx haproxy $([ "$MODE" = h2 ] && echo h2load); do
   command -v "$tool" >/dev/null || { echo "bench/callgrind.sh: $tool is missing (apt-get install valgrind nginx-light haproxy)"; exit 1; }
 done
+case $MODE in h1|h2|tls) ;; *) echo "bench/callgrind.sh: MODE is h1, h2 or tls"; exit 1;; esac
 # h2 with SY given needs no build (h2load is the load).
 [ "$MODE" = h2 ] && [ -n "${SY:-}" ] || cargo build --release --quiet --bin switchyard --example h1load
 SY=${SY:-target/release/switchyard}
@@ -46,13 +53,27 @@ NGX
 nginx -c "$work/backend/nginx.conf" & pids+=($!)
 wait_port "$B"
 
+# MODE=tls: a CA of this run, and a certificate for bench.example.com it signed.
+TLS_ARGS=()
+if [ "$MODE" = tls ]; then
+  ( cd "$work"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.example.com \
+      -keyout key.pem -out leaf.csr
+    printf 'subjectAltName=DNS:bench.example.com\nbasicConstraints=CA:FALSE\n' > leaf.ext
+    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out cert.pem
+    cat cert.pem key.pem > combined.pem ) 2>/dev/null
+  TLS_ARGS=("$work/ca.pem" bench.example.com)
+fi
+
 # REQUESTS requests to port $1, printing "errors=N" as h1load does.
 load() {
   if [ "$MODE" = h2 ]; then
     h2load -n "$2" -c "$CONNS" -m "$STREAMS" "http://127.0.0.1:$1/" |
       awk '/^requests:/ {print "requests=" $2 " errors=" ($10 + $12 + $14)}'
   else
-    "$LOAD" "127.0.0.1:$1" "$2" "$CONNS"
+    "$LOAD" "127.0.0.1:$1" "$2" "$CONNS" "${TLS_ARGS[@]}"
   fi
 }
 
@@ -76,14 +97,19 @@ measure() {
   printf '%-14s %12.0f instructions/request\n' "$name" "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')"
 }
 
-sy_conf() { printf 'workers = 1\n[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\npool = "b"\n[pool.b]\nkeepalive = 32\nservers = [ { addr = "127.0.0.1:%s" } ]\n' "$1" "$B"; }
+sy_conf() {
+  printf 'workers = 1\n[[listener]]\nname = "bench"\nlisten = "127.0.0.1:%s"\npool = "b"\n' "$1"
+  [ "$MODE" != tls ] || printf 'protocol = "https"\n[[listener.tls]]\ncert = "%s"\nkey = "%s"\n' "$work/cert.pem" "$work/key.pem"
+  printf '[pool.b]\nkeepalive = 32\nservers = [ { addr = "127.0.0.1:%s" } ]\n' "$B"
+}
 P=$(free_port); sy_conf "$P" > "$work/sy.toml"
 measure switchyard "$P" "$SY" --log-level warn run -c "$work/sy.toml"
 P=$(free_port); sy_conf "$P" > "$work/syl.toml"
-[ "$MODE" = h2 ] || measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
+[ "$MODE" != h1 ] || measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
 
 P=$(free_port); mkdir -p "$work/lb"
 H2=""; [ "$MODE" = h2 ] && H2=" http2"
+[ "$MODE" = tls ] && H2=" ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem"
 cat > "$work/lb/nginx.conf" <<NGX
 worker_processes 1;
 master_process off;
@@ -111,7 +137,7 @@ defaults
   option forwardfor
   http-reuse always
 frontend f
-  bind 127.0.0.1:$P
+  bind 127.0.0.1:$P$([ "$MODE" = tls ] && echo " ssl crt $work/combined.pem alpn http/1.1")
   default_backend b
 backend b
   server b1 127.0.0.1:$B

@@ -4,7 +4,9 @@
 //! counts per request repeatable, where wrk runs for a time.
 //!
 //! ```text
-//! h1load ADDR REQUESTS CONNS      # prints requests=N errors=E secs=S
+//! h1load ADDR REQUESTS CONNS                  # prints requests=N errors=E secs=S
+//! h1load ADDR REQUESTS CONNS CERT.pem NAME    # over TLS (rustls, ring), trusting CERT.pem
+//!                                             # and sending NAME as SNI; HTTP/1.1 by ALPN
 //! ```
 
 use std::net::SocketAddr;
@@ -12,13 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
-        eprintln!("usage: h1load ADDR REQUESTS CONNS");
+        eprintln!("usage: h1load ADDR REQUESTS CONNS [CERT.pem SERVER_NAME]");
         std::process::exit(2)
     };
     let addr: SocketAddr = args
@@ -33,6 +38,11 @@ fn main() {
         .get(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| usage());
+    let tls = match (args.get(3), args.get(4)) {
+        (Some(cert), Some(name)) => Some(tls(cert, name)),
+        (None, None) => None,
+        _ => usage(),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,9 +53,10 @@ fn main() {
     rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..conns {
-            let (left, errors) = (left.clone(), errors.clone());
+            let (left, errors, tls) = (left.clone(), errors.clone(), tls.clone());
             tasks.push(tokio::spawn(async move {
-                if one_connection(addr, &left).await.is_err() {
+                if let Err(e) = one_connection(addr, tls, &left).await {
+                    eprintln!("h1load: {e}");
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             }));
@@ -62,9 +73,43 @@ fn main() {
     );
 }
 
-async fn one_connection(addr: SocketAddr, left: &AtomicU64) -> std::io::Result<()> {
-    let mut s = TcpStream::connect(addr).await?;
+/// A TLS client trusting only `cert` (the server's own, self-signed), sending `name`.
+fn tls(cert: &str, name: &str) -> (TlsConnector, ServerName<'static>) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("CERT.pem") {
+        roots
+            .add(c.expect("a PEM certificate"))
+            .expect("a usable certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from(name.to_string()).expect("SERVER_NAME");
+    (TlsConnector::from(Arc::new(cfg)), name)
+}
+
+async fn one_connection(
+    addr: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    left: &AtomicU64,
+) -> std::io::Result<()> {
+    let s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
+    match tls {
+        Some((connector, name)) => requests(connector.connect(name, s).await?, left).await,
+        None => requests(s, left).await,
+    }
+}
+
+/// Requests one after another over `s` while any are left to send.
+async fn requests<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    left: &AtomicU64,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(16384);
     let mut tmp = [0u8; 16384];
     while left

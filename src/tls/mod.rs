@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use cert::{CertPair, LoadedCert, dns_names, load_pair, not_after};
 pub use client::{UpstreamTlsOptions, client_config, server_name_for};
 pub use reload::{reload, watch};
-pub use resolver::{CertStore, SniResolver, server_config};
+pub use resolver::{CertStore, ServerConfigs, SniResolver, server_config};
 
 /// What can go wrong with certificates and keys; each names the file an operator must fix.
 #[derive(Debug, thiserror::Error)]

@@ -110,8 +110,15 @@ impl ResolvesServerCert for SniResolver {
 
 /// The server side of an `https` listener: TLS 1.3 and 1.2, ALPN `h2` then `http/1.1`,
 /// certificates from `resolver`, session resumption by tickets and a session cache.
-pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut cfg = ServerConfig::builder_with_provider(provider())
+///
+/// The cipher suite is AES-128-GCM (with SHA-256) when the client offers it, as Go's and
+/// Caddy's servers choose: the same security level for TLS as AES-256, 10 AES rounds instead
+/// of 14, and a key schedule on SHA-256, which CPUs with the SHA extensions hash in hardware
+/// (SHA-384's is software on AMD with ring). A client that lists ChaCha20-Poly1305 before
+/// any AES-GCM suite most likely has no AES instructions and keeps its own order; so do all
+/// clients when this machine has none ([`ServerConfigs::for_hello`]).
+pub fn server_config(resolver: Arc<SniResolver>) -> Result<ServerConfigs, TlsError> {
+    let mut cfg = ServerConfig::builder_with_provider(Arc::new(server_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
@@ -120,7 +127,85 @@ pub fn server_config(resolver: Arc<SniResolver>) -> Result<Arc<ServerConfig>, Tl
     cfg.ticketer = rustls::crypto::ring::Ticketer::new()
         .map_err(|e| TlsError::Config(format!("session tickets: {e}")))?;
     cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(20_000);
-    Ok(Arc::new(cfg))
+    // Both share the resolver, the ticket keys and the session cache: a session made under
+    // one resumes under the other.
+    let client_order = Arc::new(cfg.clone());
+    cfg.ignore_client_order = aes_in_hardware();
+    Ok(ServerConfigs {
+        server_order: Arc::new(cfg),
+        client_order,
+    })
+}
+
+/// The two configurations of a listener, one chosen per handshake from the ClientHello.
+#[derive(Clone, Debug)]
+pub struct ServerConfigs {
+    /// AES-128-GCM first, whatever the client's order.
+    pub server_order: Arc<ServerConfig>,
+    /// The client's order (a client that prefers ChaCha20).
+    pub client_order: Arc<ServerConfig>,
+}
+
+impl ServerConfigs {
+    /// Go's rule (`crypto/tls`, `aesgcmPreferred`): the first AEAD the client lists decides;
+    /// ChaCha20 there means the client has no AES instructions, so its order is kept.
+    pub fn for_hello(&self, hello: &ClientHello<'_>) -> &Arc<ServerConfig> {
+        use rustls::CipherSuite as C;
+        let first = hello.cipher_suites().iter().find(|s| {
+            matches!(
+                s,
+                C::TLS13_AES_128_GCM_SHA256
+                    | C::TLS13_AES_256_GCM_SHA384
+                    | C::TLS13_CHACHA20_POLY1305_SHA256
+                    | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                    | C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                    | C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                    | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+                    | C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+                    | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+            )
+        });
+        match first {
+            Some(
+                C::TLS13_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            ) => &self.client_order,
+            _ => &self.server_order,
+        }
+    }
+}
+
+/// ring's suites (those rustls enables by default), AES-128-GCM first, then AES-256-GCM,
+/// then ChaCha20-Poly1305, in each TLS version.
+fn server_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::cipher_suite as cs;
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ],
+        ..(*provider()).clone()
+    }
+}
+
+/// Whether this CPU encrypts AES-GCM in hardware (else ChaCha20 is as fast, and every
+/// client keeps its order).
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(target_arch = "aarch64")]
+    return std::arch::is_aarch64_feature_detected!("aes");
+    #[allow(unreachable_code)]
+    false
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use rustls::ServerConfig;
+use rustls::server::Acceptor;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use super::Site;
 use super::body::{ProxyBody, full};
@@ -30,6 +30,7 @@ use super::life::{self, Life};
 use super::transport::SendTimed;
 use crate::guard::ConnStats;
 use crate::shutdown::Shutdown;
+use crate::tls::ServerConfigs;
 
 /// Accept TLS connections on `listener` and serve them with the current `site` until
 /// `shutdown` fires; then stop accepting (serving what the kernel already queued, as
@@ -37,18 +38,17 @@ use crate::shutdown::Shutdown;
 pub async fn serve_tls(
     listener: Arc<TcpListener>,
     site: Arc<ArcSwap<Site>>,
-    tls: Arc<ServerConfig>,
+    tls: ServerConfigs,
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let l = super::h1::Listener {
         site,
         tunnels: super::Tunnels::default(),
         direct: super::h1::DirectConns::default(),
     };
     let start = |stream: TcpStream, client: SocketAddr| {
-        tls_connection(stream, client, l.clone(), acceptor.clone())
+        tls_connection(stream, client, l.clone(), tls.clone())
     };
     loop {
         tokio::select! {
@@ -79,7 +79,7 @@ fn tls_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     l: super::h1::Listener,
-    acceptor: TlsAcceptor,
+    tls: ServerConfigs,
 ) {
     let accepted = tokio::time::Instant::now();
     let _ = stream.set_nodelay(true);
@@ -112,7 +112,13 @@ fn tls_connection(
         let stats = site.stats.clone();
         let handshake_by =
             (accepted + site.limits.tls_handshake_timeout).min(life.first_deadline());
-        let handshake = tokio::time::timeout_at(handshake_by, acceptor.accept(stream));
+        // The ClientHello first, to choose the configuration (the cipher suite order).
+        let handshake = async {
+            let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
+            let config = tls.for_hello(&start.client_hello()).clone();
+            start.into_stream(config).await
+        };
+        let handshake = tokio::time::timeout_at(handshake_by, handshake);
         let tls = tokio::select! {
             r = handshake => match r {
                 Ok(Ok(s)) => s,

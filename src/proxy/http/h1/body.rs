@@ -135,10 +135,19 @@ pub enum CopyError {
 /// Write `out` whole to `io` and empty it.
 pub async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
     if !out.is_empty() {
-        io.write_all(out).await?;
+        send(io, out).await?;
         out.clear();
     }
     Ok(())
+}
+
+/// Write `bytes` whole to `io`, and out: over TLS a write can leave its last records queued
+/// in rustls when the socket is full (tokio-rustls says they are written), and nothing
+/// sends them while the connection waits to read, so every write before a read is flushed
+/// (a no-op on plain TCP).
+pub async fn send<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 /// The size line of one chunk (lower-case hex, CRLF).

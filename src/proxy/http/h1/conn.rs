@@ -480,8 +480,7 @@ impl Conn {
         let n = n as usize;
         self.kept.clear();
         if expect_continue && self.rb.is_empty() {
-            use tokio::io::AsyncWriteExt;
-            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            super::body::send(io, b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .map_err(|e| ProxyError::ClientAborted(e.to_string()))?;
         }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
 use super::parse::{self, Framing, MAX_HEAD, ResponseHead};
@@ -145,11 +145,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
             // The client waits for this before its body (hyper sends it on the first read
             // of the body, which is also now: a server is ready for it).
             self.continued = true;
-            if let Err(e) = self
-                .client
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-            {
+            if let Err(e) = super::body::send(self.client, b"HTTP/1.1 100 Continue\r\n\r\n").await {
                 return Err(Some(ProxyError::ClientAborted(e.to_string())));
             }
         }

@@ -197,10 +197,11 @@ pub async fn serve<C>(
                 let up = *up;
                 let mut server = up.server;
                 // Bytes either side sent early go first.
-                if !conn.rb.is_empty() && server.io.write_all(conn.rb.data()).await.is_err() {
+                if !conn.rb.is_empty() && body::send(&mut server.io, conn.rb.data()).await.is_err()
+                {
                     return;
                 }
-                if !server.rb.is_empty() && io.write_all(server.rb.data()).await.is_err() {
+                if !server.rb.is_empty() && body::send(&mut io, server.rb.data()).await.is_err() {
                     return;
                 }
                 let tunnel =

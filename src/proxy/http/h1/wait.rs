@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{ReadBuf, ReadFailed, chunked_whole};
 use super::parse::{self, Framing, HeadLimits, RequestHead};
@@ -109,7 +109,7 @@ pub async fn body<C: AsyncRead + AsyncWrite + Unpin>(
     wait: Duration,
 ) -> Result<Option<u64>, ProxyError> {
     if expect_continue && rb.is_empty() {
-        io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        super::body::send(io, b"HTTP/1.1 100 Continue\r\n\r\n")
             .await
             .map_err(|e| ProxyError::ClientAborted(e.to_string()))?;
     }
