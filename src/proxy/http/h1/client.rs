@@ -24,9 +24,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
 
-use super::body::{FLUSH_AT, ReadBuf, ReadFailed, chunk_line, trailers};
+use super::body::{self, FLUSH_AT, ReadBuf, ReadFailed, chunk_line, trailers};
 use super::exchange::{open, transfer_codings};
 use super::head::{hop_by_hop, named_by_connection};
 use super::parse::{self, MAX_HEAD, ResponseHead};
@@ -256,7 +255,9 @@ async fn send_body(
     macro_rules! flush {
         () => {
             if !out.is_empty() {
-                if let Err(e) = io.write_all(out).await {
+                // Flushed too: over TLS the last records could wait in rustls while we wait
+                // on the client or the server (`body::send`).
+                if let Err(e) = body::send(io, out).await {
                     return Err((write_failed(up, server, &e), !*touched || whole));
                 }
                 out.clear();

@@ -100,6 +100,8 @@ pub struct Upload {
     pub enc: Encoder,
     out: Vec<u8>,
     pos: usize,
+    /// Written but not flushed (over TLS, records may wait in rustls: `body::send`).
+    unflushed: bool,
     done: bool,
 }
 
@@ -110,6 +112,7 @@ impl Upload {
             enc,
             out: Vec::new(),
             pos: 0,
+            unflushed: false,
             done: false,
         }
     }
@@ -128,10 +131,17 @@ impl Upload {
                     Ok(n) => self.pos += n,
                 }
             }
-            self.out.clear();
-            self.pos = 0;
+            if !self.out.is_empty() {
+                self.out.clear();
+                self.pos = 0;
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(drop)?;
+                self.unflushed = false;
+            }
             if self.done {
-                return Pin::new(&mut *io).poll_flush(cx).map_err(drop);
+                return Poll::Ready(Ok(()));
             }
             let step = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => {
