@@ -14,7 +14,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use super::line;
+use super::line::Line;
 use crate::config::LogFormat;
 
 /// What happened to one request.
@@ -57,124 +57,97 @@ impl AccessRecord<'_> {
     }
 
     fn combined(&self, out: &mut Vec<u8>) {
-        ip(out, self.client);
-        out.extend_from_slice(b" - - ");
-        line::time_local(out, self.at);
-        out.extend_from_slice(b" \"");
-        line::bare(out, self.method);
-        out.push(b' ');
-        line::bare(out, self.target);
-        out.push(b' ');
-        out.extend_from_slice(self.protocol.as_bytes());
-        out.extend_from_slice(b"\" ");
-        line::uint(out, u64::from(self.status));
-        out.push(b' ');
-        line::uint(out, self.body_bytes);
-        out.push(b' ');
-        dash_quoted(out, self.referer);
-        out.push(b' ');
-        dash_quoted(out, self.user_agent);
-        out.extend_from_slice(b" upstream=");
+        let mut l = Line::new(out);
+        l.ip(self.client.ip());
+        l.text(b" - - ");
+        l.time_local(self.at);
+        l.text(b" \"");
+        l.bare(self.method);
+        l.byte(b' ');
+        l.bare(self.target);
+        l.byte(b' ');
+        l.raw(self.protocol.as_bytes());
+        l.text(b"\" ");
+        l.uint(u64::from(self.status));
+        l.byte(b' ');
+        l.uint(self.body_bytes);
+        l.byte(b' ');
+        dash_quoted(&mut l, self.referer);
+        l.byte(b' ');
+        dash_quoted(&mut l, self.user_agent);
+        l.text(b" upstream=");
         match self.upstream {
-            Some(a) => addr(out, a),
-            None => out.push(b'-'),
+            Some(a) => l.addr(a),
+            None => l.byte(b'-'),
         }
-        out.extend_from_slice(b" upstream_time=");
-        line::secs_or_dash(out, self.upstream_header);
-        out.extend_from_slice(b" request_time=");
-        line::secs(out, self.total);
-        line::field(out, b"pool", self.pool.as_bytes());
-        line::field(out, b"host", self.host);
-        line::field(out, b"listener", self.listener.as_bytes());
-        out.extend_from_slice(b" upstream_connect_time=");
-        line::secs_or_dash(out, self.upstream_connect);
-        out.extend_from_slice(b" attempts=");
-        line::uint(out, u64::from(self.attempts));
-        out.push(b'\n');
+        l.text(b" upstream_time=");
+        l.secs_or_dash(self.upstream_header);
+        l.text(b" request_time=");
+        l.secs(self.total);
+        l.field(b"pool", self.pool.as_bytes());
+        l.field(b"host", self.host);
+        l.field(b"listener", self.listener.as_bytes());
+        l.text(b" upstream_connect_time=");
+        l.secs_or_dash(self.upstream_connect);
+        l.text(b" attempts=");
+        l.uint(u64::from(self.attempts));
+        l.byte(b'\n');
     }
 
     fn json(&self, out: &mut Vec<u8>) {
-        let text = |out: &mut Vec<u8>, key: &str, v: &[u8]| {
-            line::json_key(out, key);
-            line::json_str(out, v);
+        let mut l = Line::new(out);
+        let text = |l: &mut Line<'_>, key: &str, v: &[u8]| {
+            l.json_key(key);
+            l.json_str(v);
         };
-        out.push(b'{');
-        line::json_key(out, "time");
-        line::time_iso(out, self.at);
-        line::json_key(out, "remote_addr");
-        ip_json(out, self.client);
-        text(out, "method", self.method);
-        text(out, "uri", self.target);
-        text(out, "protocol", self.protocol.as_bytes());
-        line::json_key(out, "status");
-        line::uint(out, u64::from(self.status));
-        line::json_key(out, "body_bytes_sent");
-        line::uint(out, self.body_bytes);
-        text(out, "referer", self.referer);
-        text(out, "user_agent", self.user_agent);
-        line::json_key(out, "upstream");
+        l.byte(b'{');
+        l.json_key("time");
+        l.time_iso(self.at);
+        l.json_key("remote_addr");
+        l.byte(b'"');
+        l.ip(self.client.ip());
+        l.byte(b'"');
+        text(&mut l, "method", self.method);
+        text(&mut l, "uri", self.target);
+        text(&mut l, "protocol", self.protocol.as_bytes());
+        l.json_key("status");
+        l.uint(u64::from(self.status));
+        l.json_key("body_bytes_sent");
+        l.uint(self.body_bytes);
+        text(&mut l, "referer", self.referer);
+        text(&mut l, "user_agent", self.user_agent);
+        l.json_key("upstream");
         match self.upstream {
             Some(a) => {
-                out.push(b'"');
-                addr(out, a);
-                out.push(b'"');
+                l.byte(b'"');
+                l.addr(a);
+                l.byte(b'"');
             }
-            None => out.extend_from_slice(b"null"),
+            None => l.text(b"null"),
         }
-        line::json_key(out, "upstream_time");
-        line::json_secs(out, self.upstream_header);
-        line::json_key(out, "request_time");
-        line::secs(out, self.total);
-        text(out, "pool", self.pool.as_bytes());
-        text(out, "host", self.host);
-        text(out, "listener", self.listener.as_bytes());
-        line::json_key(out, "upstream_connect_time");
-        line::json_secs(out, self.upstream_connect);
-        line::json_key(out, "attempts");
-        line::uint(out, u64::from(self.attempts));
-        out.extend_from_slice(b"}\n");
+        l.json_key("upstream_time");
+        l.json_secs(self.upstream_header);
+        l.json_key("request_time");
+        l.secs(self.total);
+        text(&mut l, "pool", self.pool.as_bytes());
+        text(&mut l, "host", self.host);
+        text(&mut l, "listener", self.listener.as_bytes());
+        l.json_key("upstream_connect_time");
+        l.json_secs(self.upstream_connect);
+        l.json_key("attempts");
+        l.uint(u64::from(self.attempts));
+        l.text(b"}\n");
     }
 }
 
 /// `"value"`, or `"-"` for an empty one (nginx writes a missing header so).
-fn dash_quoted(out: &mut Vec<u8>, v: &[u8]) {
+#[inline(always)]
+fn dash_quoted(l: &mut Line<'_>, v: &[u8]) {
     if v.is_empty() {
-        out.extend_from_slice(b"\"-\"");
+        l.text(b"\"-\"");
     } else {
-        line::quoted(out, v);
+        l.quoted(v);
     }
-}
-
-/// An address without allocating: IPv4 by hand, IPv6 through `fmt` (rare).
-fn addr(out: &mut Vec<u8>, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            ip(out, a);
-            out.push(b':');
-            line::uint(out, u64::from(v4.port()));
-        }
-        SocketAddr::V6(_) => out.extend_from_slice(a.to_string().as_bytes()),
-    }
-}
-
-fn ip(out: &mut Vec<u8>, a: SocketAddr) {
-    match a {
-        SocketAddr::V4(v4) => {
-            for (i, o) in v4.ip().octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                line::uint(out, u64::from(*o));
-            }
-        }
-        SocketAddr::V6(v6) => out.extend_from_slice(v6.ip().to_string().as_bytes()),
-    }
-}
-
-fn ip_json(out: &mut Vec<u8>, a: SocketAddr) {
-    out.push(b'"');
-    ip(out, a);
-    out.push(b'"');
 }
 
 #[cfg(test)]

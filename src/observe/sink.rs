@@ -115,7 +115,15 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct Opened(Option<Sink>);
 
-type Buffer = Arc<Mutex<Vec<u8>>>;
+/// One thread's lines for one sink.
+#[derive(Debug, Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    /// The writer was asked to come sooner for these lines: once per batch, not per line.
+    asked: bool,
+}
+
+type Buffer = Arc<Mutex<Lines>>;
 
 enum Msg {
     Wake,
@@ -188,8 +196,10 @@ impl Sink {
                 None => {
                     // Buffers of sinks that have ended are held by this list alone.
                     local.retain(|(_, b)| Arc::strong_count(b) > 1);
-                    let b: Buffer =
-                        Arc::new(Mutex::new(Vec::with_capacity(self.cap.min(64 << 10))));
+                    let b: Buffer = Arc::new(Mutex::new(Lines {
+                        bytes: Vec::with_capacity(self.cap.min(64 << 10)),
+                        asked: false,
+                    }));
                     self.buffers
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -198,18 +208,20 @@ impl Sink {
                     local.len() - 1
                 }
             };
-            let mut buf = local[i].1.lock().unwrap_or_else(|e| e.into_inner());
-            let start = buf.len();
+            let mut held = local[i].1.lock().unwrap_or_else(|e| e.into_inner());
+            let Lines { bytes, asked } = &mut *held;
+            let start = bytes.len();
             if start < self.cap {
-                line(&mut buf, self.format);
-                if buf.len() <= self.cap {
+                line(bytes, self.format);
+                if bytes.len() <= self.cap {
                     self.counters.lines.fetch_add(1, Ordering::Relaxed);
-                    if buf.len() >= self.cap / 2 {
+                    if bytes.len() >= self.cap / 2 && !*asked {
+                        *asked = true;
                         let _ = self.wake.try_send(Msg::Wake);
                     }
                     return;
                 }
-                buf.truncate(start);
+                bytes.truncate(start);
             }
             self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
         });
@@ -281,10 +293,11 @@ impl Writer {
         for b in buffers {
             {
                 let mut lines = b.lock().unwrap_or_else(|e| e.into_inner());
-                if lines.is_empty() {
+                lines.asked = false;
+                if lines.bytes.is_empty() {
                     continue;
                 }
-                std::mem::swap(&mut *lines, &mut self.spare);
+                std::mem::swap(&mut lines.bytes, &mut self.spare);
             }
             let written = match &mut self.out {
                 Out::Stdout => std::io::stdout().lock().write_all(&self.spare),

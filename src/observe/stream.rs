@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use super::line;
+use super::line::Line;
 use crate::config::LogFormat;
 
 /// One connection or session, at its end.
@@ -49,67 +49,75 @@ impl StreamRecord<'_> {
     }
 
     fn text(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.client.ip().to_string().as_bytes());
-        out.push(b' ');
-        line::time_local(out, self.at);
-        out.push(b' ');
-        out.extend_from_slice(self.protocol.as_bytes());
-        out.push(b' ');
-        line::uint(out, u64::from(self.status));
-        out.push(b' ');
-        line::uint(out, self.sent);
-        out.push(b' ');
-        line::uint(out, self.received);
-        out.push(b' ');
-        line::secs(out, self.duration);
-        out.extend_from_slice(b" upstream=");
+        let mut l = Line::new(out);
+        l.ip(self.client.ip());
+        l.byte(b' ');
+        l.time_local(self.at);
+        l.byte(b' ');
+        l.raw(self.protocol.as_bytes());
+        l.byte(b' ');
+        l.uint(u64::from(self.status));
+        l.byte(b' ');
+        l.uint(self.sent);
+        l.byte(b' ');
+        l.uint(self.received);
+        l.byte(b' ');
+        l.secs(self.duration);
+        l.text(b" upstream=");
         match self.upstream {
-            Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
-            None => out.push(b'-'),
+            Some(a) => l.addr(a),
+            None => l.byte(b'-'),
         }
-        out.extend_from_slice(b" upstream_connect_time=");
-        line::secs_or_dash(out, self.connect);
-        line::field(out, b"pool", self.pool.as_bytes());
-        line::field(out, b"listener", self.listener.as_bytes());
-        out.extend_from_slice(b" client_port=");
-        line::uint(out, u64::from(self.client.port()));
-        out.extend_from_slice(b" end=");
-        out.extend_from_slice(self.end.as_bytes());
-        out.push(b'\n');
+        l.text(b" upstream_connect_time=");
+        l.secs_or_dash(self.connect);
+        l.field(b"pool", self.pool.as_bytes());
+        l.field(b"listener", self.listener.as_bytes());
+        l.text(b" client_port=");
+        l.uint(u64::from(self.client.port()));
+        l.text(b" end=");
+        l.raw(self.end.as_bytes());
+        l.byte(b'\n');
     }
 
     fn json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        line::json_key(out, "time");
-        line::time_iso(out, self.at);
-        line::json_key(out, "remote_addr");
-        line::json_str(out, self.client.ip().to_string().as_bytes());
-        line::json_key(out, "remote_port");
-        line::uint(out, u64::from(self.client.port()));
-        line::json_key(out, "protocol");
-        line::json_str(out, self.protocol.as_bytes());
-        line::json_key(out, "status");
-        line::uint(out, u64::from(self.status));
-        line::json_key(out, "bytes_sent");
-        line::uint(out, self.sent);
-        line::json_key(out, "bytes_received");
-        line::uint(out, self.received);
-        line::json_key(out, "session_time");
-        line::secs(out, self.duration);
-        line::json_key(out, "upstream");
+        let mut l = Line::new(out);
+        l.byte(b'{');
+        l.json_key("time");
+        l.time_iso(self.at);
+        l.json_key("remote_addr");
+        l.byte(b'"');
+        l.ip(self.client.ip());
+        l.byte(b'"');
+        l.json_key("remote_port");
+        l.uint(u64::from(self.client.port()));
+        l.json_key("protocol");
+        l.json_str(self.protocol.as_bytes());
+        l.json_key("status");
+        l.uint(u64::from(self.status));
+        l.json_key("bytes_sent");
+        l.uint(self.sent);
+        l.json_key("bytes_received");
+        l.uint(self.received);
+        l.json_key("session_time");
+        l.secs(self.duration);
+        l.json_key("upstream");
         match self.upstream {
-            Some(a) => line::json_str(out, a.to_string().as_bytes()),
-            None => out.extend_from_slice(b"null"),
+            Some(a) => {
+                l.byte(b'"');
+                l.addr(a);
+                l.byte(b'"');
+            }
+            None => l.text(b"null"),
         }
-        line::json_key(out, "upstream_connect_time");
-        line::json_secs(out, self.connect);
-        line::json_key(out, "pool");
-        line::json_str(out, self.pool.as_bytes());
-        line::json_key(out, "listener");
-        line::json_str(out, self.listener.as_bytes());
-        line::json_key(out, "end");
-        line::json_str(out, self.end.as_bytes());
-        out.extend_from_slice(b"}\n");
+        l.json_key("upstream_connect_time");
+        l.json_secs(self.connect);
+        l.json_key("pool");
+        l.json_str(self.pool.as_bytes());
+        l.json_key("listener");
+        l.json_str(self.listener.as_bytes());
+        l.json_key("end");
+        l.json_str(self.end.as_bytes());
+        l.text(b"}\n");
     }
 }
 

@@ -2,11 +2,13 @@
 //!
 //! [`Exchange`] is what the retry loop (`retry.rs`) drives: one try on a server, and whether
 //! the request can go again; [`Answer`] is what it judges. [`HyperExchange`] is hyper's:
-//! [`attempt`] sends the prepared head over the pool's HTTP/1.1 connection (`upstream.rs`)
-//! or its server's HTTP/2 connection ([`forward_h2`]), with the resend-once rule for a
-//! kept-alive connection that closed before the request left, and classifies a failure
-//! where it happens ([`exchange_error`]). The direct HTTP/1 path's tries are in
-//! `h1/exchange.rs`.
+//! [`attempt`] sends the prepared request to an HTTP/1.1 server over the direct path's
+//! connections (`h1/client.rs`, with its resend-once rule and its failures classified
+//! there), a WebSocket upgrade over hyper's HTTP/1.1 client (`upstream.rs`'s `ConnPool`),
+//! or to its server's HTTP/2 connection ([`forward_h2`]); for these two, with the
+//! resend-once rule for a kept-alive connection that closed before the request left, a
+//! failure classified where it happens ([`exchange_error`]). The direct HTTP/1 path's tries
+//! are in `h1/exchange.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,9 +118,9 @@ pub struct UpstreamInfo {
 pub struct Prepared {
     pub parts: http::request::Parts,
     /// Turns true when the client stalled sending its body (`timeouts.client_body`).
-    pub client_stalled: Arc<AtomicBool>,
+    pub client_stalled: Option<Arc<AtomicBool>>,
     /// Set to `client_max_body_size` when the request body went past it (413).
-    pub body_over: Arc<std::sync::atomic::AtomicU64>,
+    pub body_over: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Where upgraded connections are kept, so shutdown waits for them.
     pub tunnels: Option<Tunnels>,
 }
@@ -157,6 +159,20 @@ pub async fn attempt(
             move || request(body).map(|b| boxed(Sending::sliced(b, sent, super::body::H2_SLICE)))
         };
         return forward_h2(up, server, prepared, make, &sent, in_flight, started, info).await;
+    }
+    if downstream_upgrade.is_none() {
+        // HTTP/1.1 over the direct path's connections (`h1/client.rs`); only a WebSocket
+        // upgrade keeps hyper's client, which hands over the upgraded connection.
+        let out = super::h1::client::Outgoing {
+            parts: &prepared.parts,
+            host_from_server: pool.host_header == HostHeader::Upstream,
+        };
+        let answered = super::h1::client::exchange(up, server, &out, body, in_flight).await?;
+        info.connect = Some(answered.connect);
+        let header_time = started.elapsed();
+        info.header = Some(header_time);
+        server.record_response_head(header_time);
+        return Ok(answered.response);
     }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);
@@ -322,11 +338,11 @@ pub(super) fn exchange_error(
         }
         source = s.source();
     }
-    let over = prepared.body_over.load(Ordering::Relaxed);
+    let over = (prepared.body_over.as_ref()).map_or(0, |o| o.load(Ordering::Relaxed));
     if over > 0 {
         return ProxyError::BodyTooLarge(over);
     }
-    if prepared.client_stalled.load(Ordering::Relaxed) {
+    if (prepared.client_stalled.as_ref()).is_some_and(|s| s.load(Ordering::Relaxed)) {
         return ProxyError::ClientTimeout(pool.timeouts.client_body);
     }
     if e.is_user() {

@@ -21,6 +21,13 @@ pub fn full(b: impl Into<Bytes>) -> ProxyBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
+/// An empty body, without an allocation (its box holds nothing).
+pub fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// Box any body whose error converts.
 pub fn boxed<B>(b: B) -> ProxyBody
 where

@@ -118,19 +118,21 @@ pub async fn forward(
     } else {
         kept_up_to(limits, pool.retry.attempts > 0)
     };
-    let client_stalled = Arc::new(AtomicBool::new(false));
-    let body_over = Arc::new(AtomicU64::new(0));
-    // A request without a body (GET) has nothing to time out.
-    let body = if http_body::Body::is_end_stream(&body) {
-        boxed(body)
+    // A request without a body (GET) has nothing to time out, nothing to keep: no
+    // allocation for it.
+    let (mut body, client_stalled, body_over) = if http_body::Body::is_end_stream(&body) {
+        (ReplayBody::Empty, None, None)
     } else {
-        boxed(
+        let client_stalled = Arc::new(AtomicBool::new(false));
+        let body_over = Arc::new(AtomicU64::new(0));
+        let body = boxed(
             ClientBody::new(body, pool.timeouts.client_body, client_stalled.clone())
                 .with_max(max_body, body_over.clone()),
-        )
+        );
+        let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
+        let body = ReplayBody::read(body, keep, unknown).await?;
+        (body, Some(client_stalled), Some(body_over))
     };
-    let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
-    let mut body = ReplayBody::read(body, keep, unknown).await?;
     let prepared = Prepared {
         parts,
         client_stalled,

@@ -231,13 +231,26 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
 
 /// A host without its port (`[v6]:port` too).
 pub fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest.split(']').next().unwrap_or(rest);
+    let (from, to) = host_span(host.as_bytes());
+    &host[from..to]
+}
+
+/// [`strip_port`] of bytes (the access log's host, taken without a UTF-8 check).
+pub fn strip_port_bytes(host: &[u8]) -> &[u8] {
+    let (from, to) = host_span(host);
+    &host[from..to]
+}
+
+/// Where the host of `host:port` or `[v6]:port` lies (bounds at ASCII bytes, so char
+/// boundaries too). By bytes: `rsplit_once(':')` goes through the generic pattern search.
+fn host_span(b: &[u8]) -> (usize, usize) {
+    if b.first() == Some(&b'[') {
+        let end = b.iter().position(|&c| c == b']').unwrap_or(b.len());
+        return (1, end);
     }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
+    match b.iter().rposition(|&c| c == b':') {
+        Some(i) if b[i + 1..].iter().all(u8::is_ascii_digit) => (0, i),
+        _ => (0, b.len()),
     }
 }
 
@@ -386,5 +399,20 @@ mod tests {
         let uri: http::Uri = "/".parse().unwrap();
         assert_eq!(request_host(&h, &uri), Some("Shop.Example.com"));
         assert_eq!(strip_port("[::1]:80"), "::1");
+        // As `rsplit_once(':')` and `split(']')` did before they were done by bytes.
+        for (host, want) in [
+            ("a.example:8080", "a.example"),
+            ("a.example", "a.example"),
+            ("a.example:", "a.example"),
+            ("a:b:80", "a:b"),
+            ("a.example:8x", "a.example:8x"),
+            ("[::1]", "::1"),
+            ("[::1", "::1"),
+            ("", ""),
+            ("h\u{e9}te:1", "h\u{e9}te"),
+        ] {
+            assert_eq!(strip_port(host), want, "{host}");
+            assert_eq!(strip_port_bytes(host.as_bytes()), want.as_bytes(), "{host}");
+        }
     }
 }

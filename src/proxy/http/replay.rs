@@ -20,7 +20,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::body::{BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, boxed, full};
+use super::body::{BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, boxed, empty, full};
 use crate::error::ProxyError;
 
 /// The most request body kept for replay on another server (nginx buffers bodies too, in
@@ -146,7 +146,7 @@ impl ReplayBody {
     /// The body for one try: a copy of a kept body, or the stream itself (once).
     pub fn for_send(&mut self) -> ProxyBody {
         match self {
-            ReplayBody::Empty => full(Bytes::new()),
+            ReplayBody::Empty => empty(),
             ReplayBody::Kept {
                 data,
                 trailers: None,

@@ -1,6 +1,9 @@
 //! A pool as the HTTP proxy sees it: the pool's servers plus their idle connections.
 //!
-//! Connections are HTTP/1.1, one request at a time. A connection checked out for a request
+//! HTTP/1.1 requests of both engines go over the direct path's connections
+//! ([`IdleConns`](super::h1::pool::IdleConns), `h1/client.rs` for hyper's); [`ConnPool`]
+//! keeps hyper's HTTP/1.1 client connections for WebSocket upgrades, which hyper hands over
+//! as upgraded connections. Those are one request at a time. A connection checked out for a request
 //! is a [`Lease`] until its response body has been read to its end; then the body itself
 //! puts it back on its server's idle list (no task waits for it), keeping at most
 //! `keepalive` per server for at most `keepalive_timeout`, like nginx's `keepalive`
@@ -29,7 +32,7 @@ pub struct Upstream {
     sticky: Option<super::sticky::Sticky>,
     h2: H2Conns,
     /// Idle connections of the direct HTTP/1 path, with their read buffers.
-    idle: super::h1::pool::IdleConns,
+    idle: Arc<super::h1::pool::IdleConns>,
     /// Retries and refusals of the retry budget, kept by the upstream that succeeds it.
     stats: Arc<PoolStats>,
 }
@@ -104,12 +107,12 @@ impl Upstream {
             opened: AtomicU64::new(conns_of.map_or(0, |p| p.conns.opened())),
             transport: Arc::new(transport),
         });
-        let idle = super::h1::pool::IdleConns::succeed(
+        let idle = Arc::new(super::h1::pool::IdleConns::succeed(
             pool.servers(),
             pool.keepalive,
             pool.keepalive_timeout,
-            conns_of.map(|p| &p.idle),
-        );
+            conns_of.map(|p| &*p.idle),
+        ));
         Upstream {
             idle,
             stats: previous.map_or_else(Arc::default, |(p, _)| p.stats.clone()),
@@ -143,8 +146,9 @@ impl Upstream {
         &self.conns
     }
 
-    /// The direct HTTP/1 path's idle server connections.
-    pub fn idle(&self) -> &super::h1::pool::IdleConns {
+    /// The direct HTTP/1 path's idle server connections (a response body read by hyper's
+    /// engine holds them to put its connection back: `h1/client.rs`).
+    pub fn idle(&self) -> &Arc<super::h1::pool::IdleConns> {
         &self.idle
     }
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::parse::Framing;
 
@@ -15,7 +15,7 @@ use super::parse::Framing;
 /// [`super::parse::MAX_HEAD`] and is kept at that size for the connection's life.
 pub const READ_BUF: usize = 16 * 1024;
 /// Output is written once this much has gathered (or before waiting to read).
-const FLUSH_AT: usize = 32 * 1024;
+pub const FLUSH_AT: usize = 32 * 1024;
 /// The longest chunk-size line (size and extensions) or trailer section we read.
 const CHUNK_LINE_MAX: usize = 4096;
 const TRAILERS_MAX: usize = 16 * 1024;
@@ -60,6 +60,16 @@ impl ReadBuf {
         io: &mut R,
         limit: usize,
     ) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_fill(cx, io, limit)).await
+    }
+
+    /// [`ReadBuf::fill`] as a poll (for a body hyper polls: `h1/client.rs`).
+    pub fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        io: &mut R,
+        limit: usize,
+    ) -> std::task::Poll<io::Result<usize>> {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -69,12 +79,14 @@ impl ReadBuf {
                 let to = (self.buf.len() * 2).min(limit);
                 self.buf.resize(to, 0);
             } else {
-                return Err(io::Error::other("buffer full"));
+                return std::task::Poll::Ready(Err(io::Error::other("buffer full")));
             }
         }
-        let n = io.read(&mut self.buf[self.end..]).await?;
+        let mut rb = tokio::io::ReadBuf::new(&mut self.buf[self.end..]);
+        std::task::ready!(std::pin::Pin::new(io).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
         self.end += n;
-        Ok(n)
+        std::task::Poll::Ready(Ok(n))
     }
 
     /// [`ReadBuf::fill`] within `wait` (none: no limit).
@@ -159,7 +171,7 @@ pub fn chunk_size_line(out: &mut Vec<u8>, n: usize) {
 /// The size of the chunk whose size line starts `b`: `Ok(Some((line_len, size)))`, `Ok(None)`
 /// when the line is not all there. As hyper reads it: hex digits, optional spaces or tabs,
 /// optional `;` extensions without a bare LF, then CRLF.
-fn chunk_line(b: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
+pub fn chunk_line(b: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
     let mut size: u64 = 0;
     let mut i = 0;
     let mut digits = 0;
@@ -237,7 +249,7 @@ pub fn chunked_whole(b: &[u8]) -> Option<u64> {
 
 /// The trailer section at the start of `b` (after the last chunk's size line): its length
 /// with the final empty line, or `None` when not all there.
-fn trailers(b: &[u8]) -> Result<Option<usize>, &'static str> {
+pub fn trailers(b: &[u8]) -> Result<Option<usize>, &'static str> {
     let mut i = 0;
     loop {
         let Some(eol) = b[i..].iter().position(|&c| c == b'\n') else {

@@ -205,17 +205,37 @@ impl Conn {
         self.log_uri
             .push_str(std::str::from_utf8(self.req.target.get(view.buf)).unwrap_or("-"));
         if logging {
-            let first = |name: &http::HeaderName, into: &mut Vec<u8>| {
-                into.clear();
-                if let Some(v) = view.header_values(name).next() {
-                    into.extend_from_slice(v);
+            // The first Referer and User-Agent, in one pass over the fields.
+            self.log_referer.clear();
+            self.log_ua.clear();
+            let (mut referer, mut ua) = (false, false);
+            for f in &self.req.fields {
+                let name = f.name.get(view.buf);
+                let (seen, into) = match name.len() {
+                    7 if name.eq_ignore_ascii_case(b"referer") => {
+                        (&mut referer, &mut self.log_referer)
+                    }
+                    10 if name.eq_ignore_ascii_case(b"user-agent") => (&mut ua, &mut self.log_ua),
+                    _ => continue,
+                };
+                if !*seen {
+                    *seen = true;
+                    into.extend_from_slice(f.value.get(view.buf));
                 }
-            };
-            first(&http::header::REFERER, &mut self.log_referer);
-            first(&http::header::USER_AGENT, &mut self.log_ua);
+            }
             self.log_host.clear();
-            if let Some(h) = view.host() {
-                self.log_host.extend_from_slice(h.as_bytes());
+            // `view.host()`, without parsing the target when it is not absolute-form.
+            let host = match self.req.target.get(view.buf).first() {
+                Some(b'/') => self.req.host.map(|h| h.get(view.buf)).map(|h| {
+                    match h.is_ascii() || std::str::from_utf8(h).is_ok() {
+                        true => headers::strip_port_bytes(h),
+                        false => b"",
+                    }
+                }),
+                _ => view.host().map(str::as_bytes),
+            };
+            if let Some(h) = host {
+                self.log_host.extend_from_slice(h);
             }
         }
         let head_len = self.req.len;

@@ -81,7 +81,7 @@ pub struct DirectExchange<'a, C> {
 }
 
 /// A new connection to `server`, and the time it took.
-async fn open(up: &Upstream, server: &Server) -> Result<(ServerConn, Duration), ProxyError> {
+pub async fn open(up: &Upstream, server: &Server) -> Result<(ServerConn, Duration), ProxyError> {
     let started = Instant::now();
     let pool = &up.pool;
     let stream = up
@@ -327,7 +327,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
 }
 
 /// The values of the answer's `Transfer-Encoding` lines.
-fn transfer_codings<'b>(
+pub fn transfer_codings<'b>(
     buf: &'b [u8],
     head: &'b ResponseHead,
 ) -> impl Iterator<Item = &'b [u8]> + 'b {

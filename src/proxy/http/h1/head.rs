@@ -75,7 +75,7 @@ impl RequestView for HeadView<'_> {
 
 /// Fields that describe one hop (RFC 9110 §7.6.1), the proxy ones, and those whose value we
 /// write ourselves; a request and an answer drop them alike.
-fn hop_by_hop(name: &[u8]) -> bool {
+pub fn hop_by_hop(name: &[u8]) -> bool {
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     match name.len() {
         2 => is(b"te"),
@@ -92,7 +92,7 @@ fn hop_by_hop(name: &[u8]) -> bool {
     }
 }
 
-fn named_by_connection(buf: &[u8], tokens: &[Span], name: &[u8]) -> bool {
+pub fn named_by_connection(buf: &[u8], tokens: &[Span], name: &[u8]) -> bool {
     tokens.iter().any(|t| t.get(buf).eq_ignore_ascii_case(name))
 }
 

@@ -11,12 +11,14 @@
 //! servers (`Site::direct`); otherwise its HTTP/1 clients go through hyper as well.
 
 pub mod body;
+pub mod client;
 pub mod conn;
 pub mod exchange;
 pub mod head;
 pub mod parse;
 pub mod pool;
 pub mod timer;
+pub mod upload;
 pub mod wait;
 
 use std::io;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncRead;
 
 use super::body::ReadBuf;
+use super::parse::ResponseHead;
 use crate::proxy::http::transport::{SendTimed, ServerStream};
 use crate::upstream::Server;
 
@@ -24,6 +25,10 @@ pub struct ServerConn {
     /// Taken from the idle list (a failure before any answer may be the server's idle close).
     pub reused: bool,
     since: Instant,
+    /// The head buffers of hyper's engine's tries over it (`h1/client.rs`), kept with the
+    /// connection so that a request in the steady state allocates none.
+    pub out: Vec<u8>,
+    pub head: ResponseHead,
 }
 
 impl ServerConn {
@@ -33,6 +38,8 @@ impl ServerConn {
             rb: ReadBuf::default(),
             reused: false,
             since: Instant::now(),
+            out: Vec::new(),
+            head: ResponseHead::default(),
         }
     }
 

@@ -1,0 +1,747 @@
+//! hyper's engine's tries to HTTP/1.1 servers (an HTTP/2 client's requests, an HTTP/1.x
+//! request on a listener with an HTTP/2 pool) over the direct path's server connections
+//! (`h1/pool.rs`), without hyper's HTTP/1.1 client: the request head written from the
+//! prepared `http` parts into the connection's buffer with the first body bytes, the body
+//! streamed by its length or chunked, the answer's head read with httparse and the framing
+//! rules of `h1/parse.rs`, and its body handed to hyper as a [`ServerBody`] that reads the
+//! connection and puts it back on its server's idle list at its end (no task, no channel).
+//!
+//! Failures are classified where they happen, as on the direct path (`h1/exchange.rs`):
+//! the client's body (stalled, too large, broken off: 408 / 413 / 400, no passive failure),
+//! the server's (closed, reset or garbage: 502; no answer within `timeouts.read`, no bytes
+//! taken within `timeouts.send`: 504). A reused connection that fails before the request
+//! left (or, for a request we hold whole and may send twice, before any answer) gets the
+//! request once more on a fresh connection. WebSocket upgrades keep hyper's client.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use super::body::{self, FLUSH_AT, ReadBuf, ReadFailed, chunk_line, trailers};
+use super::exchange::{open, transfer_codings};
+use super::head::{hop_by_hop, named_by_connection};
+use super::parse::{self, MAX_HEAD, ResponseHead};
+use super::pool::{IdleConns, ServerConn};
+use super::upload::{Encoder, Out, Upload};
+use crate::error::ProxyError;
+use crate::proxy::http::body::{
+    BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty,
+};
+use crate::proxy::http::headers::only_chunked;
+use crate::proxy::http::replay::ReplayBody;
+use crate::proxy::http::transport::{SendTimed, ServerStream, is_send_timeout};
+use crate::proxy::http::upstream::Upstream;
+use crate::upstream::{InFlight, Server};
+
+/// A request as every try sends it: the prepared head and the pool's `host_header`.
+pub struct Outgoing<'a> {
+    pub parts: &'a http::request::Parts,
+    /// `host_header = "upstream"`: the server's address replaces `Host`.
+    pub host_from_server: bool,
+}
+
+/// The server's answer, its body streaming, and the time the connection took to open
+/// (zero when reused).
+pub struct Answered {
+    pub response: Response<ProxyBody>,
+    pub connect: Duration,
+}
+
+/// How waiting for a response head failed.
+enum HeadFailed {
+    /// The server closed or reset before a byte of the answer.
+    Nothing(String),
+    TimedOut,
+    Bad(String),
+}
+
+/// One try on `server`: a connection (idle or new), the request, the answer's head. The
+/// body is taken from `body` only once a connection is open, so a failed connect leaves it
+/// whole for the next server.
+pub async fn exchange(
+    up: &Upstream,
+    server: &Arc<Server>,
+    req: &Outgoing<'_>,
+    body: &mut ReplayBody,
+    in_flight: InFlight,
+) -> Result<Answered, ProxyError> {
+    let (mut conn, mut connect) = match up.idle().take(server) {
+        Some(c) => (c, Duration::ZERO),
+        None => open(up, server).await?,
+    };
+    let whole = matches!(body, ReplayBody::Empty | ReplayBody::Kept { .. });
+    let mut data = body.for_send();
+    let mut resent = false;
+    let upload = loop {
+        let mut touched = false;
+        let sent = send(up, server, &mut conn, req, &mut data, &mut touched, whole).await;
+        let failed = match sent {
+            Ok(upload) => match answer(up, &mut conn).await {
+                Ok(()) => break upload,
+                Err(HeadFailed::TimedOut) => {
+                    return Err(ProxyError::Timeout {
+                        server: server.name.clone(),
+                        after: up.pool.timeouts.read,
+                    });
+                }
+                Err(HeadFailed::Bad(cause)) => return Err(upstream_error(server, cause)),
+                // The server's idle close met our request: if it may be sent again, once,
+                // on a fresh connection.
+                Err(HeadFailed::Nothing(cause))
+                    if conn.reused && !resent && whole && req.parts.method.is_idempotent() =>
+                {
+                    cause
+                }
+                Err(HeadFailed::Nothing(cause)) => return Err(upstream_error(server, cause)),
+            },
+            // The write to a reused connection failed before the request left.
+            Err((e, true)) if conn.reused && !resent => e.to_string(),
+            Err((e, _)) => return Err(e),
+        };
+        tracing::debug!(server = %server.name, "kept-alive connection failed ({failed}); sending again on a new one");
+        resent = true;
+        if touched {
+            // A body held whole: a fresh copy.
+            data = body.for_send();
+        }
+        (conn, connect) = open(up, server).await?;
+    };
+    let response = response(up, server, conn, &req.parts.method, in_flight, upload)?;
+    Ok(Answered { response, connect })
+}
+
+fn upstream_error(server: &Server, cause: String) -> ProxyError {
+    ProxyError::Upstream {
+        server: server.name.clone(),
+        cause,
+    }
+}
+
+/// The request head into `out`, without its body: origin-form target, HTTP/1.1, the
+/// prepared fields (the hop-by-hop ones are gone already but `TE: trailers`, which HTTP/1.1
+/// servers want before they send trailers, as hyper's client sends it), then our framing.
+/// Returns the framing.
+fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &ProxyBody) -> Out {
+    let parts = req.parts;
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut declared = false;
+    for (name, value) in &parts.headers {
+        if *name == header::CONTENT_LENGTH {
+            declared = true;
+            continue;
+        }
+        if *name == header::TRANSFER_ENCODING || (req.host_from_server && *name == header::HOST) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if req.host_from_server {
+        use std::io::Write;
+        let _ = write!(out, "host: {}\r\n", server.addr);
+    }
+    let framing = if body.is_end_stream() {
+        Out::Empty
+    } else {
+        match body.size_hint().exact() {
+            Some(n) => Out::Length(n),
+            None => Out::Chunked,
+        }
+    };
+    match framing {
+        Out::Empty => {
+            // A request that declared its empty body, or whose method means one, says so.
+            let wants = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+            if declared || wants {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+        }
+        Out::Length(n) => {
+            use std::io::Write;
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Out::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// The client's body failed: it stalled (408), went past `client_max_body_size` (413), or
+/// broke off (not the server's fault).
+fn client_error(e: &(dyn std::error::Error + 'static)) -> ProxyError {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<ClientBodyTimeout>() {
+            return ProxyError::ClientTimeout(t.0);
+        }
+        if let Some(over) = err.downcast_ref::<BodyOverLimit>() {
+            return ProxyError::BodyTooLarge(over.0);
+        }
+        cur = err.source();
+    }
+    ProxyError::ClientAborted(e.to_string())
+}
+
+fn write_failed(up: &Upstream, server: &Server, e: &io::Error) -> ProxyError {
+    if is_send_timeout(e) {
+        return ProxyError::Timeout {
+            server: server.name.clone(),
+            after: up.pool.timeouts.send,
+        };
+    }
+    upstream_error(server, e.to_string())
+}
+
+/// Write the request to `conn`: the head with what the body has ready, then the rest as
+/// the client sends it. `Ok(Some(_))`: the server answered (or closed) while the body was
+/// still coming; the rest of it goes beside the answer. `Err((e, true))`: a write failed
+/// before the request left, or while we hold the body whole (it may go again).
+async fn send(
+    up: &Upstream,
+    server: &Server,
+    conn: &mut ServerConn,
+    req: &Outgoing<'_>,
+    body: &mut ProxyBody,
+    touched: &mut bool,
+    whole: bool,
+) -> Result<Option<Upload>, (ProxyError, bool)> {
+    let mut out = std::mem::take(&mut conn.out);
+    out.clear();
+    let framing = head_out(&mut out, req, server, body);
+    let ends = Ends {
+        io: &mut conn.io,
+        rb: &mut conn.rb,
+        out: &mut out,
+        head: &mut conn.head,
+    };
+    let r = send_body(up, server, ends, body, framing, touched, whole).await;
+    out.clear();
+    conn.out = out;
+    r
+}
+
+/// The server connection's halves a body send uses.
+struct Ends<'a> {
+    io: &'a mut SendTimed<ServerStream>,
+    rb: &'a mut ReadBuf,
+    out: &'a mut Vec<u8>,
+    head: &'a mut ResponseHead,
+}
+
+async fn send_body(
+    up: &Upstream,
+    server: &Server,
+    ends: Ends<'_>,
+    body: &mut ProxyBody,
+    framing: Out,
+    touched: &mut bool,
+    whole: bool,
+) -> Result<Option<Upload>, (ProxyError, bool)> {
+    let Ends { io, rb, out, head } = ends;
+    macro_rules! flush {
+        () => {
+            if !out.is_empty() {
+                // Flushed too: over TLS the last records could wait in rustls while we wait
+                // on the client or the server (`body::send`).
+                if let Err(e) = body::send(io, out).await {
+                    return Err((write_failed(up, server, &e), !*touched || whole));
+                }
+                out.clear();
+            }
+        };
+    }
+    if framing == Out::Empty {
+        flush!();
+        return Ok(None);
+    }
+    let mut enc = Encoder::new(framing);
+    loop {
+        // What the body has ready goes with what is gathered; then a write before waiting.
+        let ready = std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(f) => Some(f),
+                Poll::Pending => None,
+            })
+        })
+        .await;
+        let frame = match ready {
+            Some(f) => f,
+            None => {
+                flush!();
+                // While the client's next bytes are awaited, the server may answer (or close):
+                // then the answer is read, and the rest of the body goes beside it. An
+                // interim answer (a `100 Continue` unasked) is passed over.
+                tokio::select! {
+                    biased;
+                    f = body.frame() => f,
+                    got = rb.fill(io, MAX_HEAD) => {
+                        if matches!(got, Ok(n) if n > 0) && only_interim(rb, head) {
+                            continue;
+                        }
+                        let rest = std::mem::replace(body, empty());
+                        return Ok(Some(Upload::new(rest, enc)));
+                    }
+                }
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Err(e)) => return Err((client_error(&*e), false)),
+            Some(Ok(f)) => f,
+        };
+        *touched = true;
+        enc.frame(out, frame).map_err(|e| (e, false))?;
+        if out.len() >= FLUSH_AT {
+            flush!();
+        }
+    }
+    enc.end(out).map_err(|e| (e, false))?;
+    flush!();
+    Ok(None)
+}
+
+/// Whether `rb` held only whole interim answers (1xx but 101), now passed over.
+fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
+    while let Ok(true) = parse::response(rb.data(), head) {
+        if !(100..200).contains(&head.status) || head.status == 101 {
+            return false;
+        }
+        rb.consume(head.len);
+    }
+    rb.is_empty()
+}
+
+/// Read the answer's head into `conn.head` (interim 1xx answers are passed over; a 101 was
+/// not asked for: upgrades keep hyper's client).
+async fn answer(up: &Upstream, conn: &mut ServerConn) -> Result<(), HeadFailed> {
+    let wait = up.pool.timeouts.read;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let head = &mut conn.head;
+        match parse::response(conn.rb.data(), head) {
+            Ok(true) if head.status == 101 => {
+                return Err(HeadFailed::Bad("switched protocols unasked".into()));
+            }
+            Ok(true) if (100..200).contains(&head.status) => {
+                conn.rb.consume(head.len);
+                continue;
+            }
+            // `gzip, chunked` (or `gzip` alone): the coding would be lost when the body is
+            // framed anew for the client.
+            Ok(true)
+                if (head.chunked || head.other_coding)
+                    && !only_chunked(transfer_codings(conn.rb.data(), head)) =>
+            {
+                return Err(HeadFailed::Bad(
+                    "a transfer coding other than chunked".into(),
+                ));
+            }
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(why) => return Err(HeadFailed::Bad(why.into())),
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let got_some = !conn.rb.is_empty();
+        match conn
+            .rb
+            .fill_within(&mut conn.io, MAX_HEAD, Some(left))
+            .await
+        {
+            Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
+            Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
+            Ok(_) => {}
+            Err(ReadFailed::TimedOut) => return Err(HeadFailed::TimedOut),
+            Err(ReadFailed::Io(e)) if got_some => return Err(HeadFailed::Bad(e.to_string())),
+            Err(ReadFailed::Io(e)) => return Err(HeadFailed::Nothing(e.to_string())),
+        }
+    }
+}
+
+/// The answer for hyper: its status, its fields less the hop-by-hop ones (one
+/// `Content-Length`, none beside chunked), and its body reading the connection.
+fn response(
+    up: &Upstream,
+    server: &Arc<Server>,
+    mut conn: ServerConn,
+    method: &Method,
+    in_flight: InFlight,
+    upload: Option<Upload>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let head = &conn.head;
+    let buf = conn.rb.data();
+    let bad = |why: &str| upstream_error(server, why.into());
+    let status = StatusCode::from_u16(head.status).map_err(|_| bad("invalid status"))?;
+    let mut headers = HeaderMap::with_capacity(head.fields.len() + 1);
+    // The values share one copy of the head rather than one allocation each.
+    let shared = Bytes::copy_from_slice(&buf[..head.len]);
+    for f in &head.fields {
+        let name = f.name.get(buf);
+        if name.eq_ignore_ascii_case(b"content-length")
+            || hop_by_hop(name)
+            || named_by_connection(buf, &head.connection_tokens, name)
+        {
+            continue;
+        }
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(shared.slice(f.value.range())),
+        ) else {
+            return Err(bad("an invalid header field"));
+        };
+        headers.append(n, v);
+    }
+    if let (Some(n), false) = (head.content_length, head.chunked) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    let framing = head.framing(*method == Method::HEAD);
+    let reusable = head.keep_alive && framing != parse::Framing::Close;
+    conn.rb.consume(head.len);
+    let state = match framing {
+        parse::Framing::Empty => State::Done,
+        parse::Framing::Length(n) => State::Length(n),
+        parse::Framing::Chunked => State::Size,
+        parse::Framing::Close => State::Close,
+    };
+    let body = if let Some(upload) = upload {
+        let body = ServerBody {
+            conn: Some(conn),
+            state,
+            reusable,
+            hold: true,
+            idle: up.idle().clone(),
+            server: server.clone(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (gone, reader_gone) = tokio::sync::oneshot::channel();
+        tokio::spawn(duplex(body, upload, tx, reader_gone));
+        let relayed = Relayed {
+            rx,
+            done: state == State::Done,
+            _gone: gone,
+        };
+        boxed(UpstreamBody::new(relayed, in_flight, up.pool.timeouts.read))
+    } else if state == State::Done {
+        if reusable && conn.rb.is_empty() {
+            up.idle().put(server, conn);
+        }
+        drop(in_flight);
+        empty()
+    } else {
+        let body = ServerBody {
+            conn: Some(conn),
+            state,
+            reusable,
+            hold: false,
+            idle: up.idle().clone(),
+            server: server.clone(),
+        };
+        boxed(UpstreamBody::new(body, in_flight, up.pool.timeouts.read))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.version_mut() = Version::HTTP_11;
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// Where a response body's reading is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Bytes left of a `Content-Length` body.
+    Length(u64),
+    /// Chunked: the next size line.
+    Size,
+    /// Chunked: bytes left of this chunk.
+    Data(u64),
+    /// Chunked: the CRLF after a chunk's data.
+    DataEnd,
+    /// Chunked: the trailer section after the last chunk.
+    Trailers,
+    /// To the server's close.
+    Close,
+    Done,
+}
+
+/// A response body read from the server's connection by its framing (chunked checked as
+/// `h1/body.rs` checks it), the connection put back on its server's idle list at the end
+/// when the server keeps it open and sent nothing more; dropped or failed before that, the
+/// connection closes.
+pub struct ServerBody {
+    conn: Option<ServerConn>,
+    state: State,
+    reusable: bool,
+    /// An upload still goes on over the connection ([`duplex`]): kept at the end.
+    hold: bool,
+    idle: Arc<IdleConns>,
+    server: Arc<Server>,
+}
+
+fn framing_error(why: &'static str) -> BoxError {
+    Box::new(io::Error::new(io::ErrorKind::InvalidData, why))
+}
+
+impl ServerBody {
+    /// The body ended: the connection back to the idle list, or closed.
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if self.hold {
+            return;
+        }
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.rb.is_empty()
+        {
+            self.idle.put(&self.server, conn);
+        }
+    }
+
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state = State::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+/// Read more into the connection's buffer; `Ok(false)` at its close.
+fn poll_more(conn: &mut ServerConn, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    let limit = conn.rb.capacity();
+    let n = ready!(conn.rb.poll_fill(cx, &mut conn.io, limit))?;
+    Poll::Ready(Ok(n > 0))
+}
+
+/// The trailer lines `b` (without the final empty line) as fields.
+fn trailer_fields(b: &[u8]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for line in b.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+impl Body for ServerBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // The state's bytes when the buffer holds them, else a read and again.
+            let need_more = match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(left) | State::Data(left) if !conn.rb.is_empty() => {
+                    let n = (conn.rb.data().len() as u64).min(left) as usize;
+                    let data = Bytes::copy_from_slice(&conn.rb.data()[..n]);
+                    conn.rb.consume(n);
+                    let left = left - n as u64;
+                    match this.state {
+                        State::Length(_) if left == 0 => this.finish(),
+                        State::Length(_) => this.state = State::Length(left),
+                        _ if left == 0 => this.state = State::DataEnd,
+                        _ => this.state = State::Data(left),
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Close if !conn.rb.is_empty() => {
+                    let data = Bytes::copy_from_slice(conn.rb.data());
+                    let n = data.len();
+                    conn.rb.consume(n);
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Size => match chunk_line(conn.rb.data()) {
+                    Err(why) => return this.fail(framing_error(why)),
+                    Ok(None) => true,
+                    Ok(Some((line, size))) => {
+                        conn.rb.consume(line);
+                        this.state = if size == 0 {
+                            State::Trailers
+                        } else {
+                            State::Data(size)
+                        };
+                        false
+                    }
+                },
+                State::DataEnd if conn.rb.data().len() >= 2 => {
+                    if &conn.rb.data()[..2] != b"\r\n" {
+                        return this.fail(framing_error("chunk data not followed by CRLF"));
+                    }
+                    conn.rb.consume(2);
+                    this.state = State::Size;
+                    false
+                }
+                State::Trailers => match trailers(conn.rb.data()) {
+                    Err(why) => return this.fail(framing_error(why)),
+                    Ok(None) => true,
+                    Ok(Some(len)) => {
+                        let fields = (len > 2).then(|| trailer_fields(&conn.rb.data()[..len - 2]));
+                        conn.rb.consume(len);
+                        this.finish();
+                        return match fields {
+                            Some(t) if !t.is_empty() => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+                            _ => Poll::Ready(None),
+                        };
+                    }
+                },
+                State::Length(_) | State::Data(_) | State::DataEnd | State::Close => true,
+            };
+            if !need_more {
+                continue;
+            }
+            match poll_more(conn, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) if this.state == State::Close => {
+                    this.state = State::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(false)) => {
+                    return this.fail(Box::new(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed before the body's end",
+                    )));
+                }
+                Poll::Ready(Err(e)) => return this.fail(Box::new(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+type Relay = Result<Frame<Bytes>, BoxError>;
+
+/// An answer that came while its request's body was still being sent: one task writes the
+/// rest of the body and reads the answer's body for the client (as hyper's client reads and
+/// writes at once), and when both have ended whole the connection goes back to the idle
+/// list. The answer's reader gone, or the upload failed: the connection closes.
+async fn duplex(
+    mut body: ServerBody,
+    mut upload: Upload,
+    tx: tokio::sync::mpsc::Sender<Relay>,
+    mut reader_gone: tokio::sync::oneshot::Receiver<()>,
+) {
+    // Dropped when the answer has been read whole: the client sees its end while the
+    // upload may still go on.
+    let mut tx = Some(tokio_util::sync::PollSender::new(tx));
+    let (mut sent, mut read) = (false, false);
+    let whole = std::future::poll_fn(|cx| {
+        // The answer's reader gone before its end: nothing more is wanted.
+        if !read && Pin::new(&mut reader_gone).poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        if !sent {
+            let Some(conn) = body.conn.as_mut() else {
+                return Poll::Ready(false);
+            };
+            match upload.poll_drive(cx, &mut conn.io) {
+                Poll::Ready(Ok(())) => sent = true,
+                Poll::Ready(Err(())) => return Poll::Ready(false),
+                Poll::Pending => {}
+            }
+        }
+        while let Some(relay) = tx.as_mut() {
+            match relay.poll_reserve(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
+                Poll::Pending => break,
+            }
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => {
+                    read = true;
+                    tx = None;
+                }
+                Poll::Ready(Some(frame)) => {
+                    let failed = frame.is_err();
+                    if relay.send_item(frame).is_err() || failed {
+                        return Poll::Ready(false);
+                    }
+                }
+            }
+        }
+        if sent && read {
+            Poll::Ready(true)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    if let Some(conn) = body.conn.take()
+        && whole
+        && body.reusable
+        && conn.rb.is_empty()
+    {
+        body.idle.put(&body.server, conn);
+    }
+}
+
+/// The answer's body as [`duplex`] relays it.
+struct Relayed {
+    rx: tokio::sync::mpsc::Receiver<Relay>,
+    /// The answer has no body.
+    done: bool,
+    /// Dropped with this body: [`duplex`] stops reading for nobody.
+    _gone: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Body for Relayed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(self.rx.poll_recv(cx));
+        if frame.is_none() {
+            self.done = true;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}

@@ -1,0 +1,382 @@
+//! HTTP/2 clients to HTTP/1.1 servers (`proxy/http/h1/client.rs`): the server connections,
+//! the framing of the server's answers and the failures, against scripted servers whose
+//! every byte the test chooses.
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use switchyard::runtime::Runtime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a scripted server does with one request.
+#[derive(Clone, Copy)]
+enum Act {
+    Answer(&'static str),
+    /// Close the connection without a byte.
+    Close,
+    /// Read the request and never answer.
+    Silent,
+}
+
+/// A server that reads request heads (and `content-length` bodies) and acts as
+/// `script(connection, request on it, head)` says; returns its address and its count of
+/// connections.
+async fn scripted(script: fn(usize, usize, &str) -> Act) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let c = counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for r in 0.. {
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < end + length {
+                        let mut chunk = [0u8; 4096];
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..end + length);
+                    match script(c, r, &head) {
+                        Act::Answer(a) => {
+                            if s.write_all(a.as_bytes()).await.is_err()
+                                || a.contains("connection: close")
+                            {
+                                return;
+                            }
+                        }
+                        Act::Close => return,
+                        Act::Silent => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn h2c(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+/// One request over `c`: the status, the body (or the error that broke it off).
+async fn send(
+    c: &mut hyper::client::conn::http2::SendRequest<Body>,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> (u16, Result<String, String>) {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1{path}"))
+        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => Ok(String::from_utf8_lossy(&b.to_bytes()).into_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    (status, body)
+}
+
+async fn lb_for(server: SocketAddr, pool_extra: &str) -> (Runtime, SocketAddr) {
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n{pool_extra}"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    (lb, addr)
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
+/// A kept-alive connection the server closes as our next request arrives (its idle close
+/// meeting the request): a GET, which we hold whole and may send twice, goes once more on a
+/// new connection; a POST does not (the server may have acted on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_connection_closed_unanswered_gets_a_get_once_more() {
+    let (server, conns) = scripted(|c, r, _| match (c, r) {
+        (0, 0) => Act::Answer(OK),
+        (0, _) => Act::Close,
+        _ => Act::Answer(OK),
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "[pool.p.retry]\nattempts = 0\n").await;
+    let mut c = h2c(addr).await;
+    assert_eq!(
+        send(&mut c, Method::GET, "/a", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/b", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        2,
+        "the GET went again on a new one"
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/c", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(conns.load(Ordering::SeqCst), 2, "the new one was kept");
+    lb.shutdown().await;
+}
+
+/// Answers without a body (HEAD, 204, 304, 1xx before the answer) leave the connection
+/// clean for the next request, and the length of a HEAD's answer is passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_without_a_body_keep_the_connection_clean() {
+    let (server, conns) = scripted(|_, _, head| {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        Act::Answer(match path {
+            "/head" => "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+            "/204" => "HTTP/1.1 204 No Content\r\n\r\n",
+            "/304" => "HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+            "/early" => "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+            "/chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            _ => OK,
+        })
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "").await;
+    let mut c = h2c(addr).await;
+    let req = Request::head("http://127.0.0.1/head")
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap();
+    let resp = c.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-length"], "5");
+    assert!(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty()
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/204", "").await,
+        (204, Ok(String::new()))
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/304", "").await,
+        (304, Ok(String::new()))
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/early", "").await,
+        (200, Ok("hi".into()))
+    );
+    assert_eq!(
+        send(&mut c, Method::POST, "/chunked", "data").await,
+        (200, Ok("hello world".into()))
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "one connection for all");
+    lb.shutdown().await;
+}
+
+/// The server's answer is read as strictly as on the direct path: an ambiguous length is a
+/// 502, a broken chunk breaks the body off (the client sees an error, not a clean end), a
+/// body to the close is passed on whole and its connection not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_framing_is_read_strictly() {
+    let (server, conns) = scripted(|_, _, head| {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        match path {
+            "/two-lengths" => Act::Answer(
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
+            ),
+            "/bad-chunk" => Act::Answer(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+            ),
+            "/gzip" => {
+                Act::Answer("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+            }
+            "/to-close" => Act::Answer("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it"),
+            _ => Act::Answer(OK),
+        }
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "[pool.p.retry]\nattempts = 0\n").await;
+    let mut c = h2c(addr).await;
+    assert_eq!(send(&mut c, Method::GET, "/two-lengths", "").await.0, 502);
+    assert_eq!(send(&mut c, Method::GET, "/gzip", "").await.0, 502);
+    // The stream is reset: before or after its head reached the client.
+    let req = Request::get("http://127.0.0.1/bad-chunk")
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap();
+    if let Ok(resp) = c.send_request(req).await {
+        let body = resp.into_body().collect().await;
+        assert!(body.is_err(), "a broken chunk is no clean end");
+    }
+    let before = conns.load(Ordering::SeqCst);
+    assert_eq!(
+        send(&mut c, Method::GET, "/to-close", "").await,
+        (200, Ok("all of it".into()))
+    );
+    assert_eq!(
+        send(&mut c, Method::GET, "/", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        before + 2,
+        "a body to the close ends its connection"
+    );
+    lb.shutdown().await;
+}
+
+/// A server that takes the request and never answers: 504 after `timeouts.read`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_within_the_read_timeout_is_a_504() {
+    let (server, _) = scripted(|_, _, _| Act::Silent).await;
+    let (lb, addr) = lb_for(
+        server,
+        "timeouts = { read = \"300ms\" }\n[pool.p.retry]\nattempts = 0\n",
+    )
+    .await;
+    let mut c = h2c(addr).await;
+    let started = std::time::Instant::now();
+    assert_eq!(send(&mut c, Method::GET, "/", "").await.0, 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    lb.shutdown().await;
+}
+
+/// A server that sends `100 Continue` unasked as soon as it has a request's head (then says
+/// so on `sent`), reads the `content-length` body, and answers with its length.
+async fn continue_server(sent: tokio::sync::mpsc::Sender<()>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        let _ = sent.send(()).await;
+        while buf.len() < end + length {
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let text = format!("got {}", buf.len() - end);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    });
+    addr
+}
+
+/// An interim answer the server sends while the upload is still coming is passed over and
+/// the upload goes on: the server gets the whole body and answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_answer_during_an_upload_does_not_stop_it() {
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::channel(1);
+    let server = continue_server(sent_tx).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\ntimeouts = {{ read = \"3s\" }}\n[pool.p.retry]\nattempts = 0\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(4);
+    let frames =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    // Longer than a retry keeps, so it streams.
+    let first = Bytes::from(vec![b'a'; 70_000]);
+    tx.send(Ok(hyper::body::Frame::data(first))).await.unwrap();
+    let req = Request::post("http://127.0.0.1/upload")
+        .header("content-length", "100000")
+        .body(http_body_util::StreamBody::new(frames).boxed())
+        .unwrap();
+    let answer = tokio::spawn(async move {
+        let resp = c.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    });
+    tokio::time::timeout(Duration::from_secs(10), sent_rx.recv())
+        .await
+        .expect("the server sent its 100");
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+        b'b';
+        30_000
+    ]))))
+    .await
+    .unwrap();
+    drop(tx);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "got 100000"));
+    lb.shutdown().await;
+}
