@@ -19,7 +19,7 @@ use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, resp
 use super::parse::{self, Framing, RequestHead, ResponseHead};
 use super::pool::ServerConn;
 use super::timer::Timer;
-use super::wait;
+use super::wait::{self, Read};
 use crate::error::ProxyError;
 use crate::proxy::http::life::Life;
 use crate::proxy::http::replay::kept_up_to;
@@ -29,16 +29,6 @@ use crate::proxy::http::trace::Trace;
 use crate::proxy::http::view::{RequestView, hash_key};
 use crate::proxy::http::{Site, headers, log_failure, path, protect};
 use crate::upstream::{InFlight, Server};
-
-/// How waiting for a request head ended.
-pub enum Read {
-    /// A head to serve.
-    Head,
-    /// The client closed, the listener stops, or the connection is closed for room.
-    Gone,
-    /// The head was refused and answered: close.
-    Refused,
-}
 
 /// What comes after one request.
 pub enum Next {
@@ -138,19 +128,9 @@ impl Conn {
             Ok(wait::Head::TimedOut) => (408, "client_header_timeout"),
             Err(e) => (e.status(), e.reason()),
         };
-        let started = match first {
-            true => life.accepted.into_std(),
-            false => Instant::now(),
-        };
-        let refusal = wait::Refusal {
-            site: &site.load(),
-            client: self.client,
-            status,
-            why,
-            started,
-        };
-        let (rb, uri) = (self.rb.data(), self.head_limits.uri);
-        wait::refused(io, &mut self.out, rb, uri, refusal).await;
+        let site = site.load();
+        let r = wait::Refusal::new(&site, self.client, (status, why), life, first);
+        wait::refused(io, &mut self.out, self.rb.data(), self.head_limits.uri, r).await;
         Read::Refused
     }
 

@@ -171,10 +171,10 @@ pub async fn serve<C>(
             .read_head(&mut io, &mut stopping, &life, served == 0, &l.site)
             .await
         {
-            conn::Read::Head => {}
+            wait::Read::Head => {}
             // Closed because the listener stops: a request may be crossing our close.
-            conn::Read::Gone if *stopping.borrow() => return linger(&mut io).await,
-            conn::Read::Gone | conn::Read::Refused => return,
+            wait::Read::Gone if *stopping.borrow() => return linger(&mut io).await,
+            wait::Read::Gone | wait::Read::Refused => return,
         }
         served += 1;
         if served >= life.keepalive_requests {

@@ -101,6 +101,16 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// How reading a request head ended, for the connection.
+pub enum Read {
+    /// A head to serve.
+    Head,
+    /// The client closed, the listener stops, or the connection is closed for room.
+    Gone,
+    /// The head was refused and answered: close.
+    Refused,
+}
+
 /// A request head refused: `site`'s, from `client`, answered `status` (why it was).
 pub struct Refusal<'a> {
     pub site: &'a Site,
@@ -109,6 +119,29 @@ pub struct Refusal<'a> {
     pub why: &'a str,
     /// The accept for a first head, else when it was refused.
     pub started: Instant,
+}
+
+impl<'a> Refusal<'a> {
+    /// `status` and why, for the connection's `first` head or a later one.
+    pub fn new(
+        site: &'a Site,
+        client: SocketAddr,
+        (status, why): (u16, &'a str),
+        life: &Life,
+        first: bool,
+    ) -> Refusal<'a> {
+        let started = match first {
+            true => life.accepted.into_std(),
+            false => Instant::now(),
+        };
+        Refusal {
+            site,
+            client,
+            status,
+            why,
+            started,
+        }
+    }
 }
 
 /// Answer a refused head (408 bare; else its status and why) through `out`, and account
