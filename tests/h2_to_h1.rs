@@ -380,3 +380,100 @@ async fn an_interim_answer_during_an_upload_does_not_stop_it() {
     assert_eq!((status, body.as_str()), (200, "got 100000"));
     lb.shutdown().await;
 }
+
+/// A server that answers `200` chunked with `hello` as soon as it has a request's head
+/// (then says so on `answered`), and ends the answer with `world` when told on `finish`.
+async fn early_answer_server(
+    answered: tokio::sync::mpsc::Sender<()>,
+    finish: tokio::sync::oneshot::Receiver<()>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        let _ = answered.send(()).await;
+        let (mut r, mut w) = s.into_split();
+        // The upload is read (and dropped) meanwhile.
+        let reader = tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            while matches!(r.read(&mut chunk).await, Ok(n) if n > 0) {}
+        });
+        let _ = finish.await;
+        let _ = w.write_all(b"5\r\nworld\r\n0\r\n\r\n").await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    });
+    addr
+}
+
+/// An upload that fails (here: over `client_max_body_size`) after the server has begun its
+/// answer does not cut the answer short to look whole: it is relayed to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_failing_after_the_answer_began_does_not_cut_the_answer() {
+    let (answered_tx, mut answered_rx) = tokio::sync::mpsc::channel(1);
+    let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
+    let server = early_answer_server(answered_tx, finish_rx).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\nclient_max_body_size = \"80k\"\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\ntimeouts = {{ read = \"5s\" }}\n[pool.p.retry]\nattempts = 0\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(4);
+    let frames =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    // Longer than a retry keeps, so it streams; no length, so only the limit stops it.
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+        b'a';
+        70_000
+    ]))))
+    .await
+    .unwrap();
+    let req = Request::post("http://127.0.0.1/upload")
+        .body(http_body_util::StreamBody::new(frames).boxed())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    tokio::time::timeout(Duration::from_secs(10), answered_rx.recv())
+        .await
+        .expect("the server answered early");
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("the first bytes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "hello");
+    // Past the limit: the upload fails.
+    let _ = tx
+        .send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+            b'b';
+            30_000
+        ]))))
+        .await;
+    // The answer is not over: nothing (no end) until the server finishes it.
+    let next = tokio::time::timeout(Duration::from_millis(500), body.frame()).await;
+    assert!(next.is_err(), "the answer ended early: {next:?}");
+    finish_tx.send(()).unwrap();
+    let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the answer's end")
+        .expect("a whole answer");
+    assert_eq!(rest.to_bytes(), "world");
+    drop(tx);
+    lb.shutdown().await;
+}

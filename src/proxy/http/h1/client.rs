@@ -652,7 +652,8 @@ type Relay = Result<Frame<Bytes>, BoxError>;
 /// An answer that came while its request's body was still being sent: one task writes the
 /// rest of the body and reads the answer's body for the client (as hyper's client reads and
 /// writes at once), and when both have ended whole the connection goes back to the idle
-/// list. The answer's reader gone, or the upload failed: the connection closes.
+/// list. The answer's reader gone, or the upload failed: the connection closes (after the
+/// answer's end, when only the upload failed).
 async fn duplex(
     mut body: ServerBody,
     mut upload: Upload,
@@ -674,7 +675,13 @@ async fn duplex(
             };
             match upload.poll_drive(cx, &mut conn.io) {
                 Poll::Ready(Ok(())) => sent = true,
-                Poll::Ready(Err(())) => return Poll::Ready(false),
+                // The upload failed (the client's body, or the server took no more): the
+                // connection is not kept, but the answer is relayed to its end (or its
+                // failure), never cut short to look whole, as hyper's client did.
+                Poll::Ready(Err(())) => {
+                    sent = true;
+                    body.reusable = false;
+                }
                 Poll::Pending => {}
             }
         }
