@@ -477,3 +477,20 @@ async fn an_upload_failing_after_the_answer_began_does_not_cut_the_answer() {
     drop(tx);
     lb.shutdown().await;
 }
+
+/// An HTTP/2 `:path` that is not an origin-form target (`?x`) is refused with 400 before
+/// routing, as nginx refuses it; nothing reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_not_starting_with_a_slash_is_a_400() {
+    let (server, conns) = scripted(|_, _, _| Act::Answer(OK)).await;
+    let (lb, addr) = lb_for(server, "").await;
+    let mut c = h2c(addr).await;
+    let (status, _) = send(&mut c, Method::GET, "?x", "").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        send(&mut c, Method::GET, "/?x", "").await,
+        (200, Ok("ok".into()))
+    );
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+    lb.shutdown().await;
+}
