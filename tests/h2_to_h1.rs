@@ -494,3 +494,33 @@ async fn a_path_not_starting_with_a_slash_is_a_400() {
     assert_eq!(conns.load(Ordering::SeqCst), 1);
     lb.shutdown().await;
 }
+
+/// A server's trailers reach the HTTP/2 client but the hop-by-hop ones, which h2 refuses
+/// to send (the stream was reset after a whole body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_trailers_are_dropped() {
+    let (server, _) = scripted(|_, _, _| {
+        Act::Answer(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nkeep-alive: 5\r\nTE: trailers\r\nx-sum: 1\r\n\r\n",
+        )
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "").await;
+    let mut c = h2c(addr).await;
+    let req = Request::get("http://127.0.0.1/t")
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .expect("the body in time")
+        .expect("a whole body");
+    let trailers = got.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["x-sum"], "1");
+    assert!(!trailers.contains_key("keep-alive") && !trailers.contains_key("te"));
+    assert_eq!(got.to_bytes(), "hi");
+    lb.shutdown().await;
+}

@@ -523,7 +523,8 @@ fn poll_more(conn: &mut ServerConn, cx: &mut Context<'_>) -> Poll<io::Result<boo
     Poll::Ready(Ok(n > 0))
 }
 
-/// The trailer lines `b` (without the final empty line) as fields.
+/// The trailer lines `b` (without the final empty line) as fields, but the hop-by-hop ones
+/// (h2 refuses to send `connection`, `te`, ... and would reset the stream after a whole body).
 fn trailer_fields(b: &[u8]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for line in b.split(|&c| c == b'\n') {
@@ -531,6 +532,9 @@ fn trailer_fields(b: &[u8]) -> HeaderMap {
         let Some(colon) = line.iter().position(|&c| c == b':') else {
             continue;
         };
+        if hop_by_hop(line[..colon].trim_ascii()) {
+            continue;
+        }
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(&line[..colon]),
             HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
