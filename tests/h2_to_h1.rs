@@ -524,3 +524,80 @@ async fn hop_by_hop_trailers_are_dropped() {
     assert_eq!(got.to_bytes(), "hi");
     lb.shutdown().await;
 }
+
+/// A server that reads one chunked request whole (to the end of its trailer section), says
+/// what it read on `got`, and answers `ok`.
+async fn trailer_server(got: tokio::sync::mpsc::Sender<String>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        loop {
+            if let Some(e) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                && (buf[e + 4..].starts_with(b"0\r\n")
+                    || buf[e + 4..].windows(5).any(|w| w == b"\r\n0\r\n"))
+                && buf.ends_with(b"\r\n\r\n")
+            {
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = got.send(String::from_utf8_lossy(&buf).into_owned()).await;
+        let _ = s.write_all(OK.as_bytes()).await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    });
+    addr
+}
+
+/// A client's trailers go to the server but those that frame, route or authenticate the
+/// request, the hop-by-hop ones and the forwarding ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_trailers_are_filtered() {
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::channel(1);
+    let server = trailer_server(got_tx).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n[pool.p.retry]\nattempts = 0\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    let mut t = http::HeaderMap::new();
+    for (n, v) in [
+        ("x-sum", "1"),
+        ("host", "evil.example"),
+        ("authorization", "Basic eA=="),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("forwarded", "for=6.6.6.6"),
+        ("set-cookie", "a=b"),
+        ("content-length", "9"),
+    ] {
+        t.insert(n, http::HeaderValue::from_static(v));
+    }
+    let frames = futures_util::stream::iter([
+        Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from_static(b"hi"))),
+        Ok(hyper::body::Frame::trailers(t)),
+    ]);
+    let req = Request::post("http://127.0.0.1/t")
+        .body(http_body_util::StreamBody::new(frames).boxed())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = tokio::time::timeout(Duration::from_secs(10), got_rx.recv())
+        .await
+        .expect("the server read the request")
+        .unwrap()
+        .to_ascii_lowercase();
+    let trailer = &got[got.find("\r\n0\r\n").expect("a chunked body") + 5..];
+    assert_eq!(trailer, "x-sum: 1\r\n\r\n", "all read: {got}");
+    lb.shutdown().await;
+}
