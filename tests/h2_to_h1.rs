@@ -601,3 +601,30 @@ async fn request_trailers_are_filtered() {
     assert_eq!(trailer, "x-sum: 1\r\n\r\n", "all read: {got}");
     lb.shutdown().await;
 }
+
+/// A try that fails after its connection opened (here: a garbage answer, 502) still logs
+/// the time the connection took to open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_try_logs_its_connect_time() {
+    let (server, _) = scripted(|_, _, _| Act::Answer("garbage\r\n\r\n")).await;
+    let dir = temp_dir("h2-to-h1-connect");
+    let log = dir.join("access.log");
+    let lb = start_lb(&format!(
+        "[log]\naccess = \"{}\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n[pool.p.retry]\nattempts = 0\n",
+        log.display()
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    assert_eq!(send(&mut c, Method::GET, "/x", "").await.0, 502);
+    let access = lb.access_log();
+    lb.shutdown().await;
+    access.flush(Duration::from_secs(5));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("\" 502 ")).expect(&text);
+    let connect = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("upstream_connect_time="))
+        .expect(line);
+    assert!(connect.parse::<f64>().is_ok(), "{line}");
+}

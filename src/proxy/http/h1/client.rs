@@ -48,13 +48,6 @@ pub struct Outgoing<'a> {
     pub host_from_server: bool,
 }
 
-/// The server's answer, its body streaming, and the time the connection took to open
-/// (zero when reused).
-pub struct Answered {
-    pub response: Response<ProxyBody>,
-    pub connect: Duration,
-}
-
 /// How waiting for a response head failed.
 enum HeadFailed {
     /// The server closed or reset before a byte of the answer.
@@ -63,19 +56,28 @@ enum HeadFailed {
     Bad(String),
 }
 
-/// One try on `server`: a connection (idle or new), the request, the answer's head. The
-/// body is taken from `body` only once a connection is open, so a failed connect leaves it
-/// whole for the next server.
+/// One try on `server`: a connection (idle or new), the request, the answer's head (its
+/// body streaming). The body is taken from `body` only once a connection is open, so a
+/// failed connect leaves it whole for the next server. `connect`: the time the connection
+/// took to open (zero when reused), set as soon as it is open, for failed tries too.
 pub async fn exchange(
     up: &Upstream,
     server: &Arc<Server>,
     req: &Outgoing<'_>,
     body: &mut ReplayBody,
     in_flight: InFlight,
-) -> Result<Answered, ProxyError> {
-    let (mut conn, mut connect) = match up.idle().take(server) {
-        Some(c) => (c, Duration::ZERO),
-        None => open(up, server).await?,
+    connect: &mut Option<Duration>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut conn = match up.idle().take(server) {
+        Some(c) => {
+            *connect = Some(Duration::ZERO);
+            c
+        }
+        None => {
+            let (c, took) = open(up, server).await?;
+            *connect = Some(took);
+            c
+        }
     };
     let whole = matches!(body, ReplayBody::Empty | ReplayBody::Kept { .. });
     let mut data = body.for_send();
@@ -112,10 +114,11 @@ pub async fn exchange(
             // A body held whole: a fresh copy.
             data = body.for_send();
         }
-        (conn, connect) = open(up, server).await?;
+        let took;
+        (conn, took) = open(up, server).await?;
+        *connect = Some(took);
     };
-    let response = response(up, server, conn, &req.parts.method, in_flight, upload)?;
-    Ok(Answered { response, connect })
+    response(up, server, conn, &req.parts.method, in_flight, upload)
 }
 
 fn upstream_error(server: &Server, cause: String) -> ProxyError {
