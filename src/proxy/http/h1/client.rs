@@ -1,5 +1,5 @@
-//! hyper's engine's tries to HTTP/1.1 servers (an HTTP/2 client's requests, an HTTP/1.x
-//! request on a listener with an HTTP/2 pool) over the direct path's server connections
+//! The HTTP/1.1 tries of the requests hyper serves (HTTP/2 clients, and HTTP/1.x clients
+//! on listeners the direct path does not serve) over the direct path's server connections
 //! (`h1/pool.rs`), without hyper's HTTP/1.1 client: the request head written from the
 //! prepared `http` parts into the connection's buffer with the first body bytes, the body
 //! streamed by its length or chunked, the answer's head read with httparse and the framing
