@@ -628,3 +628,52 @@ async fn a_failed_try_logs_its_connect_time() {
         .expect(line);
     assert!(connect.parse::<f64>().is_ok(), "{line}");
 }
+
+/// An upload that goes on after its answer's end keeps its server counted busy (in flight,
+/// for least_conn) until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_outliving_its_answer_stays_in_flight() {
+    let (answered_tx, mut answered_rx) = tokio::sync::mpsc::channel(1);
+    let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
+    let server = early_answer_server(answered_tx, finish_rx).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\nrequest_buffering = false\n[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n[pool.p.retry]\nattempts = 0\n"
+    ))
+    .await;
+    let addr = lb.local_addr("web").unwrap();
+    let mut c = h2c(addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(4);
+    let frames =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+        b'a';
+        70_000
+    ]))))
+    .await
+    .unwrap();
+    let req = Request::post("http://127.0.0.1/upload")
+        .body(http_body_util::StreamBody::new(frames).boxed())
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), answered_rx.recv())
+        .await
+        .expect("the server answered early");
+    finish_tx.send(()).unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .expect("the answer's end")
+        .unwrap();
+    assert_eq!(body.to_bytes(), "helloworld");
+    let pool = lb.pool("p").unwrap();
+    let busy = || pool.servers()[0].in_flight();
+    assert_eq!(busy(), 1, "the upload still goes on");
+    drop(tx);
+    wait_until(Duration::from_secs(10), "the upload's end", || async {
+        busy() == 0
+    })
+    .await;
+    lb.shutdown().await;
+}

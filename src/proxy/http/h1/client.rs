@@ -430,13 +430,16 @@ fn response(
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let (gone, reader_gone) = tokio::sync::oneshot::channel();
-        tokio::spawn(duplex(body, upload, tx, reader_gone));
+        tokio::spawn(duplex(body, upload, tx, reader_gone, in_flight));
         let relayed = Relayed {
             rx,
             done: state == State::Done,
             _gone: gone,
         };
-        boxed(UpstreamBody::new(relayed, in_flight, up.pool.timeouts.read))
+        boxed(UpstreamBody::counted_elsewhere(
+            relayed,
+            up.pool.timeouts.read,
+        ))
     } else if state == State::Done {
         if reusable && conn.rb.is_empty() {
             up.idle().put(server, conn);
@@ -666,6 +669,8 @@ async fn duplex(
     mut upload: Upload,
     tx: tokio::sync::mpsc::Sender<Relay>,
     mut reader_gone: tokio::sync::oneshot::Receiver<()>,
+    // The server is busy until both ends are over (the upload may outlive the answer).
+    _in_flight: InFlight,
 ) {
     // Dropped when the answer has been read whole: the client sees its end while the
     // upload may still go on.
