@@ -167,12 +167,13 @@ pub async fn attempt(
             parts: &prepared.parts,
             host_from_server: pool.host_header == HostHeader::Upstream,
         };
-        let answered = super::h1::client::exchange(up, server, &out, body, in_flight).await?;
-        info.connect = Some(answered.connect);
+        let response =
+            super::h1::client::exchange(up, server, &out, body, in_flight, &mut info.connect)
+                .await?;
         let header_time = started.elapsed();
         info.header = Some(header_time);
         server.record_response_head(header_time);
-        return Ok(answered.response);
+        return Ok(response);
     }
     let mut conn = up.conns().checkout(server).await?;
     info.connect = Some(conn.connect_time);

@@ -81,6 +81,20 @@ impl<B> UpstreamBody<B> {
     }
 }
 
+impl<B> UpstreamBody<B> {
+    /// [`UpstreamBody::new`] for a body whose server's in-flight count is held by whoever
+    /// outlives it (`h1/client.rs`'s `duplex` task, which may write after the answer's end).
+    pub fn counted_elsewhere(inner: B, read_timeout: Duration) -> Self {
+        UpstreamBody {
+            inner,
+            in_flight: None,
+            at_end: None,
+            read_timeout,
+            deadline: tokio::time::sleep(read_timeout),
+        }
+    }
+}
+
 impl<B, E> UpstreamBody<B, E> {
     /// [`UpstreamBody::new`], calling `at_end` when the body has been read whole.
     pub fn with_end(

@@ -233,8 +233,8 @@ pub async fn handle(
 }
 
 /// What a request must be before anything else looks at it: its host (one, valid, the one
-/// of `:authority` on HTTP/2; required on HTTP/1.1), a method we carry (no `CONNECT`), `*`
-/// only with `OPTIONS`, a
+/// of `:authority` on HTTP/2; required on HTTP/1.1), on HTTP/2 a `:path` that starts with
+/// `/`, `*` only with `OPTIONS`, a method we carry (no `CONNECT`), a
 /// body framing we can pass on whole (no transfer coding but `chunked`).
 fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
     let bad = |why: &'static str| {
@@ -248,6 +248,13 @@ fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
     if req.uri().path() == "*" && req.method() != http::Method::OPTIONS {
         return bad("the asterisk-form target is for OPTIONS only");
     }
+    let h2 = req.version() == http::Version::HTTP_2;
+    // RFC 9113 §8.3.1: `:path` is an origin-form target (or `*` for OPTIONS); h2 takes any
+    // (`?x`), which routing would read as `/` and a server as something else (nginx: 400).
+    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    if h2 && !target.starts_with('/') && target != "*" {
+        return bad("a :path not starting with /");
+    }
     let h = req.headers();
     let mut hosts = h.get_all(http::header::HOST).iter();
     let host = hosts.next();
@@ -255,7 +262,6 @@ fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
         return bad("more than one Host");
     }
     let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
-    let h2 = req.version() == http::Version::HTTP_2;
     match (authority, host) {
         // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the
         // request malformed (refused rather than replaced: one of them lies). For an

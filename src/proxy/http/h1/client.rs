@@ -1,5 +1,5 @@
-//! hyper's engine's tries to HTTP/1.1 servers (an HTTP/2 client's requests, an HTTP/1.x
-//! request on a listener with an HTTP/2 pool) over the direct path's server connections
+//! The HTTP/1.1 tries of the requests hyper serves (HTTP/2 clients, and HTTP/1.x clients
+//! on listeners the direct path does not serve) over the direct path's server connections
 //! (`h1/pool.rs`), without hyper's HTTP/1.1 client: the request head written from the
 //! prepared `http` parts into the connection's buffer with the first body bytes, the body
 //! streamed by its length or chunked, the answer's head read with httparse and the framing
@@ -48,13 +48,6 @@ pub struct Outgoing<'a> {
     pub host_from_server: bool,
 }
 
-/// The server's answer, its body streaming, and the time the connection took to open
-/// (zero when reused).
-pub struct Answered {
-    pub response: Response<ProxyBody>,
-    pub connect: Duration,
-}
-
 /// How waiting for a response head failed.
 enum HeadFailed {
     /// The server closed or reset before a byte of the answer.
@@ -63,19 +56,28 @@ enum HeadFailed {
     Bad(String),
 }
 
-/// One try on `server`: a connection (idle or new), the request, the answer's head. The
-/// body is taken from `body` only once a connection is open, so a failed connect leaves it
-/// whole for the next server.
+/// One try on `server`: a connection (idle or new), the request, the answer's head (its
+/// body streaming). The body is taken from `body` only once a connection is open, so a
+/// failed connect leaves it whole for the next server. `connect`: the time the connection
+/// took to open (zero when reused), set as soon as it is open, for failed tries too.
 pub async fn exchange(
     up: &Upstream,
     server: &Arc<Server>,
     req: &Outgoing<'_>,
     body: &mut ReplayBody,
     in_flight: InFlight,
-) -> Result<Answered, ProxyError> {
-    let (mut conn, mut connect) = match up.idle().take(server) {
-        Some(c) => (c, Duration::ZERO),
-        None => open(up, server).await?,
+    connect: &mut Option<Duration>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut conn = match up.idle().take(server) {
+        Some(c) => {
+            *connect = Some(Duration::ZERO);
+            c
+        }
+        None => {
+            let (c, took) = open(up, server).await?;
+            *connect = Some(took);
+            c
+        }
     };
     let whole = matches!(body, ReplayBody::Empty | ReplayBody::Kept { .. });
     let mut data = body.for_send();
@@ -112,10 +114,11 @@ pub async fn exchange(
             // A body held whole: a fresh copy.
             data = body.for_send();
         }
-        (conn, connect) = open(up, server).await?;
+        let took;
+        (conn, took) = open(up, server).await?;
+        *connect = Some(took);
     };
-    let response = response(up, server, conn, &req.parts.method, in_flight, upload)?;
-    Ok(Answered { response, connect })
+    response(up, server, conn, &req.parts.method, in_flight, upload)
 }
 
 fn upstream_error(server: &Server, cause: String) -> ProxyError {
@@ -427,13 +430,16 @@ fn response(
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let (gone, reader_gone) = tokio::sync::oneshot::channel();
-        tokio::spawn(duplex(body, upload, tx, reader_gone));
+        tokio::spawn(duplex(body, upload, tx, reader_gone, in_flight));
         let relayed = Relayed {
             rx,
             done: state == State::Done,
             _gone: gone,
         };
-        boxed(UpstreamBody::new(relayed, in_flight, up.pool.timeouts.read))
+        boxed(UpstreamBody::counted_elsewhere(
+            relayed,
+            up.pool.timeouts.read,
+        ))
     } else if state == State::Done {
         if reusable && conn.rb.is_empty() {
             up.idle().put(server, conn);
@@ -523,7 +529,8 @@ fn poll_more(conn: &mut ServerConn, cx: &mut Context<'_>) -> Poll<io::Result<boo
     Poll::Ready(Ok(n > 0))
 }
 
-/// The trailer lines `b` (without the final empty line) as fields.
+/// The trailer lines `b` (without the final empty line) as fields, but the hop-by-hop ones
+/// (h2 refuses to send `connection`, `te`, ... and would reset the stream after a whole body).
 fn trailer_fields(b: &[u8]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for line in b.split(|&c| c == b'\n') {
@@ -531,6 +538,9 @@ fn trailer_fields(b: &[u8]) -> HeaderMap {
         let Some(colon) = line.iter().position(|&c| c == b':') else {
             continue;
         };
+        if hop_by_hop(line[..colon].trim_ascii()) {
+            continue;
+        }
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(&line[..colon]),
             HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
@@ -652,12 +662,15 @@ type Relay = Result<Frame<Bytes>, BoxError>;
 /// An answer that came while its request's body was still being sent: one task writes the
 /// rest of the body and reads the answer's body for the client (as hyper's client reads and
 /// writes at once), and when both have ended whole the connection goes back to the idle
-/// list. The answer's reader gone, or the upload failed: the connection closes.
+/// list. The answer's reader gone, or the upload failed: the connection closes (after the
+/// answer's end, when only the upload failed).
 async fn duplex(
     mut body: ServerBody,
     mut upload: Upload,
     tx: tokio::sync::mpsc::Sender<Relay>,
     mut reader_gone: tokio::sync::oneshot::Receiver<()>,
+    // The server is busy until both ends are over (the upload may outlive the answer).
+    _in_flight: InFlight,
 ) {
     // Dropped when the answer has been read whole: the client sees its end while the
     // upload may still go on.
@@ -674,7 +687,13 @@ async fn duplex(
             };
             match upload.poll_drive(cx, &mut conn.io) {
                 Poll::Ready(Ok(())) => sent = true,
-                Poll::Ready(Err(())) => return Poll::Ready(false),
+                // The upload failed (the client's body, or the server took no more): the
+                // connection is not kept, but the answer is relayed to its end (or its
+                // failure), never cut short to look whole, as hyper's client did.
+                Poll::Ready(Err(())) => {
+                    sent = true;
+                    body.reusable = false;
+                }
                 Poll::Pending => {}
             }
         }

@@ -18,6 +18,10 @@ use super::parse::ResponseHead;
 use crate::proxy::http::transport::{SendTimed, ServerStream};
 use crate::upstream::Server;
 
+/// The capacity an idle connection keeps of its write buffer (`ServerConn::out`): a large
+/// upload's buffer is given back.
+pub const KEPT_OUT: usize = 16 * 1024;
+
 /// An open connection to a server and what it has read ahead.
 pub struct ServerConn {
     pub io: SendTimed<ServerStream>,
@@ -129,6 +133,7 @@ impl IdleConns {
     }
 
     /// Keep `conn` for the next request to `server` (its response was read whole).
+    /// Back on the idle list, the buffer of what is written shrunk to [`KEPT_OUT`].
     pub fn put(&self, server: &Server, mut conn: ServerConn) {
         if self.max_idle == 0 {
             return;
@@ -137,6 +142,8 @@ impl IdleConns {
             return;
         };
         conn.since = Instant::now();
+        // An idle connection does not keep the largest request it ever wrote.
+        conn.out.shrink_to(KEPT_OUT);
         let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
         if list.len() >= self.max_idle {
             // Keep the newest; the oldest is the likeliest to be closed by the server.

@@ -11,8 +11,35 @@ use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 
 use super::body::chunk_size_line;
+use super::head::hop_by_hop;
 use crate::error::ProxyError;
 use crate::proxy::http::body::ProxyBody;
+use crate::proxy::http::forwarding::claim;
+
+/// Whether a client's trailer field may go to the server (RFC 9110 §6.5.1): not one that
+/// frames, routes, authenticates or controls the request (as hyper's client never sent
+/// `Host`, `Authorization`, `Content-Length`, ...), nor a hop-by-hop or forwarding field
+/// (`X-Forwarded-*`, `Forwarded`: `forwarding.rs` writes those, in the head).
+fn may_trail(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    !(hop_by_hop(n.as_bytes())
+        || claim(n.as_bytes()).is_some()
+        || matches!(
+            n,
+            "host"
+                | "authorization"
+                | "cookie"
+                | "set-cookie"
+                | "trailer"
+                | "expect"
+                | "max-forwards"
+                | "cache-control"
+                | "range"
+                | "content-type"
+                | "content-encoding"
+                | "content-range"
+        ))
+}
 
 /// How the request body goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +91,7 @@ impl Encoder {
             Err(frame) => {
                 if let (Out::Chunked, Ok(t)) = (self.framing, frame.into_trailers()) {
                     out.extend_from_slice(b"0\r\n");
-                    for (name, value) in &t {
+                    for (name, value) in t.iter().filter(|(n, _)| may_trail(n)) {
                         out.extend_from_slice(name.as_str().as_bytes());
                         out.extend_from_slice(b": ");
                         out.extend_from_slice(value.as_bytes());
