@@ -25,8 +25,8 @@ use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use super::body::{self, FLUSH_AT, ReadBuf, ReadFailed, chunk_line, trailers};
-use super::exchange::{open, transfer_codings};
+use super::body::{self, FLUSH_AT, ReadBuf, chunk_line, trailers};
+use super::exchange::{HeadFailed, answer_head, open};
 use super::head::{hop_by_hop, named_by_connection};
 use super::parse::{self, MAX_HEAD, ResponseHead};
 use super::pool::{IdleConns, ServerConn};
@@ -35,7 +35,6 @@ use crate::error::ProxyError;
 use crate::proxy::http::body::{
     BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty,
 };
-use crate::proxy::http::headers::only_chunked;
 use crate::proxy::http::replay::ReplayBody;
 use crate::proxy::http::transport::{SendTimed, ServerStream, is_send_timeout};
 use crate::proxy::http::upstream::Upstream;
@@ -46,14 +45,6 @@ pub struct Outgoing<'a> {
     pub parts: &'a http::request::Parts,
     /// `host_header = "upstream"`: the server's address replaces `Host`.
     pub host_from_server: bool,
-}
-
-/// How waiting for a response head failed.
-enum HeadFailed {
-    /// The server closed or reset before a byte of the answer.
-    Nothing(String),
-    TimedOut,
-    Bad(String),
 }
 
 /// One try on `server`: a connection (idle or new), the request, the answer's head (its
@@ -332,46 +323,7 @@ fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
 /// not asked for: upgrades keep hyper's client).
 async fn answer(up: &Upstream, conn: &mut ServerConn) -> Result<(), HeadFailed> {
     let wait = up.pool.timeouts.read;
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let head = &mut conn.head;
-        match parse::response(conn.rb.data(), head) {
-            Ok(true) if head.status == 101 => {
-                return Err(HeadFailed::Bad("switched protocols unasked".into()));
-            }
-            Ok(true) if (100..200).contains(&head.status) => {
-                conn.rb.consume(head.len);
-                continue;
-            }
-            // `gzip, chunked` (or `gzip` alone): the coding would be lost when the body is
-            // framed anew for the client.
-            Ok(true)
-                if (head.chunked || head.other_coding)
-                    && !only_chunked(transfer_codings(conn.rb.data(), head)) =>
-            {
-                return Err(HeadFailed::Bad(
-                    "a transfer coding other than chunked".into(),
-                ));
-            }
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(why) => return Err(HeadFailed::Bad(why.into())),
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let got_some = !conn.rb.is_empty();
-        match conn
-            .rb
-            .fill_within(&mut conn.io, MAX_HEAD, Some(left))
-            .await
-        {
-            Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
-            Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
-            Ok(_) => {}
-            Err(ReadFailed::TimedOut) => return Err(HeadFailed::TimedOut),
-            Err(ReadFailed::Io(e)) if got_some => return Err(HeadFailed::Bad(e.to_string())),
-            Err(ReadFailed::Io(e)) => return Err(HeadFailed::Nothing(e.to_string())),
-        }
-    }
+    answer_head(&mut conn.rb, &mut conn.io, &mut conn.head, wait, false).await
 }
 
 /// The answer for hyper: its status, its fields less the hop-by-hop ones (one

@@ -94,7 +94,7 @@ pub async fn open(up: &Upstream, server: &Server) -> Result<(ServerConn, Duratio
 }
 
 /// How waiting for a response head failed.
-enum HeadFailed {
+pub enum HeadFailed {
     /// The server closed or reset before a byte of the answer.
     Nothing(String),
     TimedOut,
@@ -194,45 +194,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
     /// Read the answer's head (interim 1xx answers other than 101 are passed over).
     async fn answer(&mut self, conn: &mut ServerConn) -> Result<(), HeadFailed> {
         let wait = self.up.pool.timeouts.read;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match parse::response(conn.rb.data(), self.resp) {
-                Ok(true) if (100..200).contains(&self.resp.status) && self.resp.status != 101 => {
-                    conn.rb.consume(self.resp.len);
-                    continue;
-                }
-                Ok(true) if self.resp.status == 101 && !self.upgrading => {
-                    return Err(HeadFailed::Bad("switched protocols unasked".into()));
-                }
-                // `gzip, chunked` (or `gzip` alone): the coding would be lost when the body
-                // is framed anew for the client, as hyper's engine refuses it too.
-                Ok(true)
-                    if (self.resp.chunked || self.resp.other_coding)
-                        && !only_chunked(transfer_codings(conn.rb.data(), self.resp)) =>
-                {
-                    return Err(HeadFailed::Bad(
-                        "a transfer coding other than chunked".into(),
-                    ));
-                }
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(why) => return Err(HeadFailed::Bad(why.into())),
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let got_some = !conn.rb.is_empty();
-            match conn
-                .rb
-                .fill_within(&mut conn.io, MAX_HEAD, Some(left))
-                .await
-            {
-                Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
-                Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
-                Ok(_) => {}
-                Err(ReadFailed::TimedOut) => return Err(HeadFailed::TimedOut),
-                Err(ReadFailed::Io(e)) if got_some => return Err(HeadFailed::Bad(e.to_string())),
-                Err(ReadFailed::Io(e)) => return Err(HeadFailed::Nothing(e.to_string())),
-            }
-        }
+        answer_head(&mut conn.rb, &mut conn.io, self.resp, wait, self.upgrading).await
     }
 
     /// Whether the request can go once more as it went (we still hold it whole).
@@ -327,7 +289,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
 }
 
 /// The values of the answer's `Transfer-Encoding` lines.
-pub fn transfer_codings<'b>(
+fn transfer_codings<'b>(
     buf: &'b [u8],
     head: &'b ResponseHead,
 ) -> impl Iterator<Item = &'b [u8]> + 'b {
@@ -335,4 +297,50 @@ pub fn transfer_codings<'b>(
         .iter()
         .filter(|f| f.name.get(buf).eq_ignore_ascii_case(b"transfer-encoding"))
         .map(|f| f.value.get(buf))
+}
+
+/// Read a server's answer head into `resp` within `wait`: interim 1xx answers are passed
+/// over; a 101 is an error unless `upgrading`; a transfer coding other than chunked is
+/// refused (it would be lost when the body is framed anew for the client, as hyper's engine
+/// refuses it too). Used by the direct path and by `h1/client.rs`.
+pub async fn answer_head<I: AsyncRead + Unpin>(
+    rb: &mut ReadBuf,
+    io: &mut I,
+    resp: &mut ResponseHead,
+    wait: Duration,
+    upgrading: bool,
+) -> Result<(), HeadFailed> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match parse::response(rb.data(), resp) {
+            Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
+                rb.consume(resp.len);
+                continue;
+            }
+            Ok(true) if resp.status == 101 && !upgrading => {
+                return Err(HeadFailed::Bad("switched protocols unasked".into()));
+            }
+            Ok(true)
+                if (resp.chunked || resp.other_coding)
+                    && !only_chunked(transfer_codings(rb.data(), resp)) =>
+            {
+                return Err(HeadFailed::Bad(
+                    "a transfer coding other than chunked".into(),
+                ));
+            }
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(why) => return Err(HeadFailed::Bad(why.into())),
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let got_some = !rb.is_empty();
+        match rb.fill_within(io, MAX_HEAD, Some(left)).await {
+            Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
+            Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
+            Ok(_) => {}
+            Err(ReadFailed::TimedOut) => return Err(HeadFailed::TimedOut),
+            Err(ReadFailed::Io(e)) if got_some => return Err(HeadFailed::Bad(e.to_string())),
+            Err(ReadFailed::Io(e)) => return Err(HeadFailed::Nothing(e.to_string())),
+        }
+    }
 }
