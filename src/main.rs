@@ -398,8 +398,15 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
         eprintln!("{n}");
     }
     let approximated = imported.notes.iter().filter(|n| n.approximated).count();
+    let warned = imported.notes.iter().filter(|n| n.warning).count();
+    let warned = match warned {
+        0 => String::new(),
+        n => format!(
+            " ({n} warning(s): requests the source refused or answered itself now reach a pool)"
+        ),
+    };
     eprintln!(
-        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried, {approximated} approximated{}",
+        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried{warned}, {approximated} approximated{}",
         imported.source.as_str(),
         imported.listeners,
         imported.pools,
