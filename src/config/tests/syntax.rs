@@ -163,3 +163,45 @@ mod tests {
         }
     }
 }
+
+/// A number written where a string with a unit or a shape is read: the help's fix, fed back
+/// to the reader, is accepted (it was `write rate = "20"`, itself an error).
+#[test]
+fn the_fix_for_an_unquoted_number_is_a_valid_value() {
+    let base = "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\npool = \"p\"\n\
+        [[listener.limit]]\nkey = \"client_ip\"\nrate = \"1/s\"\n\
+        [pool.p]\nservers = [{ addr = \"127.0.0.1:9001\" }]\nqueue_timeout = \"1s\"\n\
+        [pool.p.health]\npath = \"/\"\nexpect = \"200\"\ninterval = \"2s\"\n";
+    let cases = [
+        ("rate = \"1/s\"", "rate = 20"),
+        ("rate = \"1/s\"", "rate = 2.5"),
+        ("listen = \"127.0.0.1:8080\"", "listen = 8080"),
+        ("queue_timeout = \"1s\"", "queue_timeout = 5"),
+        ("queue_timeout = \"1s\"", "queue_timeout = 2.5"),
+        ("interval = \"2s\"", "interval = 3"),
+        ("expect = \"200\"", "expect = 204"),
+        ("path = \"/\"", "path = 5"),
+    ];
+    for (good, written) in cases {
+        let src = base.replace(good, written);
+        let key = written.split(" = ").next().unwrap();
+        let errors = super::validate(&src, "sy.toml").expect_err(written).0;
+        let e = errors
+            .iter()
+            .find(|e| e.message.starts_with(key) || e.message.contains(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{written}: {errors:?}"));
+        let help = e.help.clone().unwrap_or_default();
+        let prefix = format!("write {key} = ");
+        let fix = help
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{written}: help {help:?}"));
+        let value = match fix.strip_prefix('"') {
+            Some(rest) => format!("\"{}\"", &rest[..rest.find('"').unwrap()]),
+            None => fix.split([' ', ',', ';']).next().unwrap().to_string(),
+        };
+        let fixed = base.replace(good, &format!("{key} = {value}"));
+        if let Err(again) = super::validate(&fixed, "sy.toml") {
+            panic!("{written} → help {help:?} → {key} = {value}: {again}");
+        }
+    }
+}
