@@ -196,3 +196,43 @@ async fn a_second_stop_signal_ends_the_drain_at_once() {
     assert!(status.success(), "exit status {status}");
     slow.abort();
 }
+
+/// Each health change names its pool, as the failover lines do: active checks taking a
+/// server out (`pool=web`) and passive health taking one out after a failed try (`pool=api`;
+/// of two servers: a pool of one is never taken out, as in nginx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_change_log_lines_name_the_pool() {
+    let b = backends(1).await;
+    // An address nothing listens on: bound, then closed.
+    let unbound = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (dead, dead2) = (unbound(), unbound());
+    let config = format!(
+        "shutdown_delay = \"0s\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"web\"\n\
+         [[listener.route]]\npath_prefix = \"/api/\"\npool = \"api\"\n\
+         [pool.web]\nservers = [{{ addr = \"{}\", name = \"web1\" }}, {{ addr = \"{dead}\", name = \"web3\" }}]\n\
+         [pool.web.health]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfall = 1\n\
+         [pool.api]\nservers = [{{ addr = \"{dead}\", name = \"api1\" }}, {{ addr = \"{dead2}\", name = \"api2\" }}]\n[pool.api.retry]\nattempts = 0\n",
+        b[0].addr
+    );
+    let lb = LbProcess::start_logging(&config, "info");
+    let down = lb
+        .wait_for_log("out of rotation", Duration::from_secs(5))
+        .await;
+    assert!(
+        down.contains("pool=web") && down.contains("server=web3"),
+        "{down}"
+    );
+    assert_eq!(get(lb.addr, "/api/x").await.status, 502);
+    let out = lb
+        .wait_for_log("server out after", Duration::from_secs(5))
+        .await;
+    assert!(
+        out.contains("pool=api") && out.contains("server=api"),
+        "{out}"
+    );
+}
