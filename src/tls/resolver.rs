@@ -25,6 +25,9 @@ pub struct CertStore {
     default: Arc<CertifiedKey>,
     /// The names of each pair, in file order (for logs).
     pub names: Vec<Vec<String>>,
+    /// Each pair's certificate chain, in file order: what a reload compares to tell
+    /// whether anything changed.
+    chains: Vec<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 impl CertStore {
@@ -50,7 +53,13 @@ impl CertStore {
             wildcard,
             default,
             names: certs.iter().map(|c| c.names.clone()).collect(),
+            chains: certs.iter().map(|c| c.key.cert.clone()).collect(),
         })
+    }
+
+    /// Whether `other` serves the same certificates, in the same order.
+    pub fn same_certificates(&self, other: &CertStore) -> bool {
+        self.chains == other.chains
     }
 
     /// The pair for a client's SNI name (`None`: no SNI).
