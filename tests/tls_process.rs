@@ -62,3 +62,55 @@ async fn wait_for_count(lb: &LbProcess, needle: &str, n: usize) {
     })
     .await;
 }
+
+/// Run `switchyard explain ARGS`: (exit code, stdout, stderr).
+fn explain(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("explain")
+        .args(args)
+        .output()
+        .expect("run switchyard explain");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `explain 'GET https://shop.test/login'` with an http and an https listener: the https
+/// one on the URL's port (443 when it names none) is the one, as a client would reach it,
+/// and the request is echoed with its scheme.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_picks_the_listener_by_the_urls_scheme_and_port() {
+    let pki = Pki::new();
+    let pair = pki.leaf("shop", &["shop.test"]);
+    let b = backends(1).await;
+    let config = |https: &str| {
+        format!(
+            "[[listener]]\nname = \"plain\"\nlisten = \"127.0.0.1:8080\"\npool = \"p\"\n\
+             [[listener]]\nname = \"shop\"\nlisten = \"{https}\"\nprotocol = \"https\"\npool = \"p\"\n{}\n\
+             [pool.p]\nservers = {}\n",
+            tls_entries(std::slice::from_ref(&pair)),
+            servers_toml(&b, &[])
+        )
+    };
+    let file = pki.dir.join("sy.toml");
+    for (https, url, listener) in [
+        ("127.0.0.1:443", "https://shop.test/login", "shop"),
+        ("127.0.0.1:38631", "https://shop.test:38631/login", "shop"),
+        ("127.0.0.1:38631", "https://shop.test/login", "shop"),
+        ("127.0.0.1:38631", "http://shop.test:8080/login", "plain"),
+        ("127.0.0.2:8080", "https://shop.test:8080/login", "shop"),
+        ("127.0.0.2:8080", "http://shop.test:8080/login", "plain"),
+    ] {
+        std::fs::write(&file, config(https)).unwrap();
+        let (code, out, err) = explain(&["-c", file.to_str().unwrap(), &format!("GET {url}")]);
+        assert_eq!(code, 0, "{https} {url}: {err}{out}");
+        let first = out.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("request   GET {url} "))
+                && first.ends_with(&format!("listener {listener:?}")),
+            "{https} {url} → {listener}: {out}"
+        );
+    }
+}
