@@ -114,3 +114,46 @@ async fn explain_picks_the_listener_by_the_urls_scheme_and_port() {
         );
     }
 }
+
+/// The lines of `/metrics` on `admin` that start with `prefix`.
+async fn metric_lines(admin: std::net::SocketAddr, prefix: &str) -> Vec<String> {
+    let page = get(admin, "/metrics").await.text();
+    page.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `plan` warns of a certificate about to expire; `/metrics` says when each one served
+/// expires, so that an alert can too, and follows the files when they are renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_when_each_certificate_expires_and_follow_a_renewal() {
+    let pki = Pki::new();
+    let (shop, shop_at) = pki.leaf_until("shop", &["shop.test"], (2031, 3, 1));
+    let (api, api_at) = pki.leaf_until("api", &["api.test", "www.api.test"], (2030, 1, 12));
+    let b = backends(1).await;
+    let config = format!(
+        "{}[admin]\nlisten = \"127.0.0.1:0\"\n",
+        https_config(&b, &[shop.clone(), api])
+    );
+    let lb = start_lb(&config).await;
+    let admin = lb.admin_addr().unwrap();
+    let name = "switchyard_tls_certificate_not_after_seconds";
+    let mut lines = metric_lines(admin, name).await;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("{name}{{listener=\"web\",name=\"api.test\"}} {api_at}"),
+            format!("{name}{{listener=\"web\",name=\"shop.test\"}} {shop_at}"),
+        ]
+    );
+    // Renewed in place: the watcher loads the new pair, and the gauge follows.
+    let (_, renewed_at) = pki.leaf_until("shop", &["shop.test"], (2032, 6, 30));
+    let want = format!("{name}{{listener=\"web\",name=\"shop.test\"}} {renewed_at}");
+    wait_until(Duration::from_secs(10), "the renewed expiry", || async {
+        metric_lines(admin, name).await.contains(&want)
+    })
+    .await;
+    lb.shutdown().await;
+}
