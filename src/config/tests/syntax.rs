@@ -205,3 +205,42 @@ fn the_fix_for_an_unquoted_number_is_a_valid_value() {
         }
     }
 }
+
+/// `check -c nginx.conf` (or haproxy.cfg): the help says what the file is and how to
+/// convert it, instead of TOML's "expected '='" alone; a TOML file missing an `=` is not
+/// taken for one.
+#[test]
+fn an_nginx_or_haproxy_file_is_recognised_and_import_suggested() {
+    let nginx = "events {}\nhttp {\n    upstream web { server 127.0.0.1:9001; }\n}\n";
+    let haproxy = "global\n    daemon\ndefaults\n    mode http\nfrontend www\n    bind :80\n";
+    for (src, file, product) in [
+        (nginx, "nginx.conf", "an nginx config"),
+        (
+            "worker_processes 2;\n",
+            "/etc/nginx/nginx.conf",
+            "an nginx config",
+        ),
+        (haproxy, "haproxy.cfg", "a HAProxy config"),
+        (haproxy, "lb.conf", "a HAProxy config"),
+        (
+            "frontend www\n    bind :80\n",
+            "haproxy.cfg",
+            "a HAProxy config",
+        ),
+    ] {
+        let e = &super::validate(src, file).unwrap_err().0[0];
+        let help = e.help.clone().unwrap_or_default();
+        assert!(
+            help.contains(product)
+                && help.contains(&format!("switchyard import {file} -o switchyard.toml")),
+            "{file}: {help}"
+        );
+    }
+    for src in ["listen \"127.0.0.1:80\"\n", "[[listener]]\nname \"web\"\n"] {
+        let e = &super::validate(src, "sy.toml").unwrap_err().0[0];
+        assert!(
+            !e.help.clone().unwrap_or_default().contains("import"),
+            "{e:?}"
+        );
+    }
+}
