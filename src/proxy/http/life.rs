@@ -40,6 +40,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::body::{BoxError, ProxyBody};
+use super::streams::Joined;
 use super::{Site, Tunnels, handle, headers};
 use crate::config::ClientLimits;
 use crate::guard::{ConnPermit, ConnStats, Refused};
@@ -327,7 +328,7 @@ fn service(
             req.extensions_mut().insert(tunnels.clone());
         }
         // Boxed once here: hyper moves each request's future whole several times as it spawns
-        // it (HTTP/2: a task per stream), and ours is large.
+        // it (HTTP/2: into the connection's streams, streams.rs), and ours is large.
         let answer = Box::pin(handle(site, client, req));
         async move {
             let resp = answer.await;
@@ -360,7 +361,8 @@ pub async fn drive<C>(
         .serve_connection_with_upgrades(TokioIo::new(io), svc)
         .into_owned();
     drop(site);
-    tokio::pin!(conn);
+    // HTTP/2 streams run in this task, polled before the connection writes (streams.rs).
+    let mut conn = Joined::new(conn);
     let a = &activity;
     let life = &a.life;
     let stats = life.stats();
@@ -370,7 +372,7 @@ pub async fn drive<C>(
     let mut graceful = false;
     loop {
         tokio::select! {
-            r = conn.as_mut() => {
+            r = &mut conn => {
                 if let Err(e) = r {
                     tracing::debug!(%client, "connection ended: {e}");
                     if let Some(status) = refused_by_hyper(&*e) {
@@ -386,7 +388,7 @@ pub async fn drive<C>(
                 return;
             }
             _ = stopping.changed(), if !graceful => {
-                conn.as_mut().graceful_shutdown();
+                conn.conn().graceful_shutdown();
                 graceful = true;
             }
             _ = tokio::time::sleep_until(going.unwrap_or(deadline)) => {
@@ -403,7 +405,7 @@ pub async fn drive<C>(
                     Some(idle) if idle >= limit || !a.served_one.load(Ordering::Relaxed) => {
                         ConnStats::count(counter);
                         tracing::debug!(%client, "closed: no request for {limit:?}");
-                        conn.as_mut().graceful_shutdown();
+                        conn.conn().graceful_shutdown();
                         graceful = true;
                         going = Some(now + Duration::from_secs(1));
                     }
@@ -426,19 +428,19 @@ pub async fn drive<C>(
                         a.resets.load(Ordering::Relaxed),
                         a.requests.load(Ordering::Relaxed)
                     );
-                    conn.as_mut().graceful_shutdown();
+                    conn.conn().graceful_shutdown();
                     graceful = true;
                     going = Some(Instant::now() + Duration::from_millis(100));
                 } else if !graceful {
                     // keepalive_requests served: GOAWAY (HTTP/1.1: Connection: close).
-                    conn.as_mut().graceful_shutdown();
+                    conn.conn().graceful_shutdown();
                     graceful = true;
                 }
             }
             _ = life.permit.reused(), if going.is_none() => {
                 // Chosen to close for a new connection while idle; a request that came in
                 // the same moment is finished first.
-                conn.as_mut().graceful_shutdown();
+                conn.conn().graceful_shutdown();
                 graceful = true;
                 if a.active.load(Ordering::Acquire) == 0 {
                     going = Some(Instant::now() + Duration::from_secs(1));

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod router;
 pub mod stats;
 pub mod sticky;
+pub mod streams;
 pub mod tls_serve;
 pub mod trace;
 pub mod transport;
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -97,7 +98,7 @@ pub struct Site {
     /// The open connections (kept across reloads that keep `max_connections`).
     pub conns: Arc<ConnLimits>,
     /// hyper's connection settings, made from `limits` ([`conn_builder`]).
-    pub hyper: Arc<auto::Builder<TokioExecutor>>,
+    pub hyper: Arc<auto::Builder<streams::StreamExec>>,
     /// The listener's counters (kept across reloads).
     pub stats: Arc<stats::HttpStats>,
     /// The access log.
@@ -550,8 +551,8 @@ pub(crate) async fn drain(l: &h1::Listener, grace: Duration) {
 /// (CVE-2023-44487 "rapid reset") or makes us reset many; resets paced slower than that are
 /// counted per connection by [`life::drive`]. SETTINGS floods are bounded by h2 itself: it
 /// reads no further frame until the previous SETTINGS is acknowledged.
-pub fn conn_builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+pub fn conn_builder(limits: &ClientLimits) -> auto::Builder<streams::StreamExec> {
+    let mut builder = auto::Builder::new(streams::StreamExec);
     builder
         .http1()
         .timer(TokioTimer::new())
