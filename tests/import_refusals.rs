@@ -24,6 +24,11 @@ http {
         location /private/ { return 444; }
         location /admin/ { deny all; }
     }
+    server {
+        listen 127.0.0.1:0;
+        server_name old.test;
+        return 410;
+    }
 }
 "#;
 
@@ -47,7 +52,14 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
             && w.starts_with("warning: ")),
         "{warnings:?}"
     );
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // A whole server that only answers: its host now reaches the default server's pool.
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`return 410`") && w.contains("WILL now be proxied")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
     let rt = Runtime::start(plan).await.unwrap();
     let addr = rt.local_addr("http-0").unwrap();
@@ -70,6 +82,12 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
             assert_eq!(a.server(), "web1", "{path}");
         }
     }
+    // nginx answered old.test 410 itself; now its requests reach the default server's pool.
+    let req = http::Request::get("/")
+        .header("host", "old.test")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(client.send(req).await.server(), "web1");
     rt.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -410,10 +410,11 @@ fn redirect(c: &mut Config, x: &Directive, v: &mut Vhost) {
             );
         }
     } else {
-        c.note(
+        // nginx refused or answered every request here itself.
+        c.warn(
             &x.at,
             x.text(),
-            "Switchyard does not answer requests itself (only redirect to https)",
+            "Switchyard does not answer requests itself (only redirects to https): the requests nginx answered here WILL now be proxied where this address's other routes or its default pool send them (a 404 where none takes them)",
         );
     }
 }
