@@ -677,3 +677,82 @@ async fn an_upload_outliving_its_answer_stays_in_flight() {
     .await;
     lb.shutdown().await;
 }
+
+/// A server whose every answer waits until `together` requests are waiting on as many
+/// connections (so they are surely in flight at once); returns its address and its counts
+/// of connections opened and closed (by the LB).
+async fn together_server(together: usize) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, c) = (opened.clone(), closed.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(together));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            o.fetch_add(1, Ordering::SeqCst);
+            let (c, barrier) = (c.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        barrier.wait().await;
+                        if s.write_all(OK.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, opened, closed)
+}
+
+/// More requests in flight than `keepalive`: the connections over it stay open while they
+/// are needed (steady load opens none), and close once idle a while (HAProxy's
+/// `pool-purge-delay`); `keepalive` of them stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_keepalive_close_only_once_idle_a_while() {
+    let (server, opened, closed) = together_server(8).await;
+    let (lb, addr) = lb_for(server, "keepalive = 2\n").await;
+    let c = h2c(addr).await;
+    for round in 0..3 {
+        let sends: Vec<_> = (0..8)
+            .map(|i| {
+                let mut c = c.clone();
+                tokio::spawn(async move { send(&mut c, Method::GET, &format!("/{i}"), "").await })
+            })
+            .collect();
+        for s in sends {
+            assert_eq!(s.await.unwrap(), (200, Ok("ok".into())), "round {round}");
+        }
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            8,
+            "round {round}: none opened again"
+        );
+        assert_eq!(
+            closed.load(Ordering::SeqCst),
+            0,
+            "round {round}: none closed yet"
+        );
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the idle ones over keepalive closed",
+        || async { closed.load(Ordering::SeqCst) >= 6 },
+    )
+    .await;
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        6,
+        "keepalive = 2 of them stay"
+    );
+    lb.shutdown().await;
+}
