@@ -756,3 +756,25 @@ async fn connections_over_keepalive_close_only_once_idle_a_while() {
     );
     lb.shutdown().await;
 }
+
+/// An answer read whole with its head is passed on as it is; bytes past its length were not
+/// asked for: they are not passed on, and its connection is not used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_past_the_answers_length_end_its_connection() {
+    let (server, conns) = scripted(|_, _, head| match head.split(' ').nth(1) {
+        Some("/extra") => Act::Answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA"),
+        _ => Act::Answer(OK),
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "[pool.p.retry]\nattempts = 0\n").await;
+    let mut c = h2c(addr).await;
+    for path in ["/", "/", "/extra", "/", "/"] {
+        assert_eq!(
+            send(&mut c, Method::GET, path, "").await,
+            (200, Ok("ok".into())),
+            "{path}"
+        );
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 2, "one more after /extra");
+    lb.shutdown().await;
+}
