@@ -81,11 +81,9 @@ pub async fn forward(
     if from_h2 && !up.transport().protocol.is_h2() {
         join_cookies(&mut parts.headers);
     }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
+    // A shared copy of the value (no allocation), read while the headers change.
+    let host = parts.headers.get(header::HOST).cloned();
+    let host = host.as_ref().and_then(|h| h.to_str().ok());
     forwarding::rewrite(
         &mut parts.headers,
         &Forwarding {
@@ -93,7 +91,7 @@ pub async fn forward(
             client,
             trusted,
             scheme,
-            host: host.as_deref(),
+            host,
             port: site.port,
             set: site.forward_headers,
         },
