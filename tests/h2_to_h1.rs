@@ -778,3 +778,72 @@ async fn bytes_past_the_answers_length_end_its_connection() {
     assert_eq!(conns.load(Ordering::SeqCst), 2, "one more after /extra");
     lb.shutdown().await;
 }
+
+/// `X-Forwarded-Host` and `Forwarded` name the host an HTTP/2 request was routed on (its
+/// `:authority`); the default set writes neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_name_the_routed_host() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        buf.drain(..i + 4);
+                        let _ = tx.send(head).await;
+                        if s.write_all(OK.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    for (set, expect) in [
+        (
+            "forward_headers = [\"x-forwarded-host\", \"forwarded\"]\n",
+            [
+                "x-forwarded-host: h2.example:8443",
+                "host=\"h2.example:8443\"",
+            ],
+        ),
+        ("", ["x-real-ip: 127.0.0.1", "x-forwarded-for: 127.0.0.1"]),
+    ] {
+        let lb = start_lb(&format!(
+            "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n{set}[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n"
+        ))
+        .await;
+        let mut c = h2c(lb.local_addr("web").unwrap()).await;
+        let req = Request::get("http://h2.example:8443/x")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let head = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the server's head")
+            .unwrap();
+        for e in expect {
+            assert!(head.contains(e), "{set}: {e} in {head}");
+        }
+        if set.is_empty() {
+            assert!(!head.contains("x-forwarded-host"), "{head}");
+            assert!(!head.contains("\r\nforwarded"), "{head}");
+        }
+        lb.shutdown().await;
+    }
+}

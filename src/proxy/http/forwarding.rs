@@ -180,8 +180,6 @@ pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     // Room for what is added, made once.
     headers.reserve(4);
     let mut buf = [0u8; 48];
-    // The peer's address as a value, when `X-Real-IP` can share it (one allocation).
-    let mut peer_value = None;
     if set.has(ForwardHeaders::X_FORWARDED_FOR) {
         let peer = ip_text(f.peer, &mut buf);
         if headers.contains_key(&X_FORWARDED_FOR) {
@@ -196,18 +194,12 @@ pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             }
             xff.extend_from_slice(peer);
             put(headers, &X_FORWARDED_FOR, &xff);
-        } else if let Ok(v) = HeaderValue::from_bytes(peer) {
-            headers.insert(X_FORWARDED_FOR.clone(), v.clone());
-            peer_value = Some(v);
+        } else {
+            put(headers, &X_FORWARDED_FOR, peer);
         }
     }
     if set.has(ForwardHeaders::X_REAL_IP) {
-        match peer_value {
-            Some(v) if f.client == f.peer => {
-                headers.insert(X_REAL_IP.clone(), v);
-            }
-            _ => put(headers, &X_REAL_IP, ip_text(f.client, &mut buf)),
-        }
+        put(headers, &X_REAL_IP, ip_text(f.client, &mut buf));
     }
     let mine =
         |h: &mut HeaderMap, bit: u8, name: &HeaderName| set.has(bit) && !h.contains_key(name);

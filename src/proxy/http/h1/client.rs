@@ -371,7 +371,7 @@ fn response(
         headers.append(n, v);
     }
     if let (Some(n), false) = (head.content_length, head.chunked) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        headers.insert(header::CONTENT_LENGTH, length_value(&shared, head, n));
     }
     let reusable = head.keep_alive && framing != parse::Framing::Close;
     conn.rb.consume(head.len);
@@ -437,6 +437,27 @@ fn response(
     *resp.version_mut() = Version::HTTP_11;
     *resp.headers_mut() = headers;
     Ok(resp)
+}
+
+/// The `Content-Length` value for `n`: the server's own bytes when it wrote just the
+/// digits once (most do; no allocation), else `n` written out.
+fn length_value(shared: &Bytes, head: &ResponseHead, n: u64) -> HeaderValue {
+    let mut lengths = head
+        .fields
+        .iter()
+        .filter(|f| f.name.get(shared).eq_ignore_ascii_case(b"content-length"));
+    if let (Some(f), None) = (lengths.next(), lengths.next()) {
+        let v = f.value.get(shared);
+        if !v.is_empty()
+            && v.len() <= 19
+            && v.iter().all(u8::is_ascii_digit)
+            && v[0] != b'0'
+            && let Ok(v) = HeaderValue::from_maybe_shared(shared.slice(f.value.range()))
+        {
+            return v;
+        }
+    }
+    HeaderValue::from(n)
 }
 
 /// Where a response body's reading is.
