@@ -48,6 +48,12 @@ enum Command {
         /// without a refused connection (HAProxy's -x).
         #[arg(long, requires = "upgrade_socket")]
         upgrade: bool,
+        /// Start even if another process already listens on a fixed address of the config,
+        /// sharing its new connections with it (SO_REUSEPORT): several processes on one
+        /// port on purpose. Without it such a start is refused, unless the other process
+        /// is a Switchyard that is stopping.
+        #[arg(long)]
+        share_ports: bool,
     },
     /// Make a running Switchyard load its config file again (as SIGHUP does), through the
     /// admin listener named in the file; prints the plan of what it changes (as `switchyard
@@ -207,7 +213,8 @@ fn main() -> ExitCode {
             config,
             upgrade_socket,
             upgrade,
-        } => run(&config, upgrade_socket, upgrade),
+            share_ports,
+        } => run(&config, upgrade_socket, upgrade, share_ports),
         Command::Simulate {
             workload,
             algorithms,
@@ -456,7 +463,12 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
 
 // -- Live changes: run with reloads and upgrades (`switchyard reload`: plan::cli) --------
 
-fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -> Result<()> {
+fn run(
+    path: &std::path::Path,
+    upgrade_socket: Option<PathBuf>,
+    upgrade: bool,
+    share_ports: bool,
+) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let plan = match config::load_file(path) {
         Ok(plan) => plan,
@@ -491,6 +503,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         let mut signals = Signals::new();
         let mut launch = Launch {
             file: Some((path.to_path_buf(), text)),
+            exclusive: !share_ports,
             ..Launch::default()
         };
         #[cfg(target_os = "linux")]
