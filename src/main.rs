@@ -273,14 +273,11 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("{} error(s) in {}", errors.0.len(), path.display());
         ExitCode::FAILURE
     };
-    let plan = match config::load_file(path) {
-        Ok(plan) => plan,
-        Err(errors) => return failed(&errors),
-    };
-    // Host names of servers are resolved as `run` would, and said: which name gave what.
-    let (plan, notes) = match discovery::resolve_now(&plan) {
+    // Host names of servers are resolved as `run` would, and said: which name gave what;
+    // a name without address is reported with the file's other errors, in one run.
+    let (plan, notes) = match discovery::check_file(path) {
         Ok(resolved) => resolved,
-        Err(errors) => return failed(&config::ConfigErrors(errors)),
+        Err(errors) => return failed(&errors),
     };
     for n in &notes {
         println!("{n}");
@@ -473,7 +470,9 @@ fn run(
     let plan = match config::load_file(path) {
         Ok(plan) => plan,
         Err(errors) => {
-            // The same report as `check`: every error, each already saying "error:".
+            // The same report as `check`: every error, each already saying "error:", the
+            // server names that give no address among them.
+            let errors = discovery::check_file(path).err().unwrap_or(errors);
             eprintln!("{errors}");
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
