@@ -34,6 +34,7 @@
 
 pub mod diff;
 mod diff_keys;
+mod diff_servers;
 mod dns;
 mod duration;
 mod limits;
