@@ -385,6 +385,31 @@ async fn slow_server_gives_504_after_the_read_timeout() {
     assert_eq!(get(addr, "/sleep/10").await.status, 200);
 }
 
+/// The read timeout on a kept-alive client connection, whose timer for server waits was
+/// moved later by each request before: the slow answer is still cut at its own deadline.
+#[tokio::test]
+async fn the_read_timeout_holds_on_a_kept_alive_connection() {
+    let b = backends(1).await;
+    let cfg = simple_config("round_robin", &b, &[]).replace(
+        "[pool.p]\n",
+        "[pool.p]\ntimeouts = { connect = \"1s\", read = \"300ms\" }\n",
+    );
+    let lb = start_lb(&cfg).await;
+    let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
+    for _ in 0..3 {
+        assert_eq!(c.get("/sleep/10").await.status, 200);
+    }
+    let started = Instant::now();
+    assert_eq!(c.get("/sleep/3000").await.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "504 took {:?}",
+        started.elapsed()
+    );
+    let mut c = Client::connect(lb.local_addr("web").unwrap()).await;
+    assert_eq!(c.get("/sleep/10").await.status, 200);
+}
+
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let b = backends(2).await;

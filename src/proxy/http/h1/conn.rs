@@ -71,6 +71,10 @@ pub struct Conn {
     body_sent: u64,
     /// The deadline of waits on the client.
     timer: Timer,
+    /// The deadline of waits on a server's answer head: a timer of its own, so that both
+    /// only ever move later (the client's `keepalive_timeout` is further than the server's
+    /// `timeouts.read`) and neither is filed again with the runtime per request.
+    server_timer: Timer,
 }
 
 impl Conn {
@@ -95,6 +99,7 @@ impl Conn {
             log_ua: Vec::new(),
             body_sent: 0,
             timer: Timer::new(),
+            server_timer: Timer::new(),
         }
     }
 
@@ -323,9 +328,8 @@ impl Conn {
         if let Some(k) = key {
             self.key.extend_from_slice(k);
         }
-        let now = tokio::time::Instant::now();
         let stick = match up.sticky() {
-            Some(s) => Some(s.lookup(&view, client, now).await),
+            Some(s) => Some(s.lookup(&view, client, tokio::time::Instant::now()).await),
             None => None,
         };
         request_out(
@@ -416,6 +420,7 @@ impl Conn {
             crb: &mut self.rb,
             out: &mut self.out,
             resp: &mut self.resp,
+            timer: &mut self.server_timer,
             continued,
             connect: None,
             header: None,

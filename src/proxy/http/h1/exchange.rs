@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
 use super::parse::{self, Framing, MAX_HEAD, ResponseHead};
 use super::pool::ServerConn;
+use super::timer::Timer;
 use crate::config::HostHeader;
 use crate::error::ProxyError;
 use crate::proxy::http::attempt::{Answer, Exchange, idempotent};
@@ -69,6 +70,8 @@ pub struct DirectExchange<'a, C> {
     pub out: &'a mut Vec<u8>,
     /// The head the answer is read into; handed back in the [`Reply`].
     pub resp: &'a mut ResponseHead,
+    /// Bounds the wait for the answer head (the connection's, reused by each request).
+    pub timer: &'a mut Timer,
     /// Set once the client was sent its `100 Continue`.
     pub continued: bool,
     /// Times of the last try, for the access log.
@@ -193,8 +196,17 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
 
     /// Read the answer's head (interim 1xx answers other than 101 are passed over).
     async fn answer(&mut self, conn: &mut ServerConn) -> Result<(), HeadFailed> {
-        let wait = self.up.pool.timeouts.read;
-        answer_head(&mut conn.rb, &mut conn.io, self.resp, wait, self.upgrading).await
+        let by = tokio::time::Instant::now() + self.up.pool.timeouts.read;
+        let (rb, io) = (&mut conn.rb, &mut conn.io);
+        answer_head_by(
+            rb,
+            io,
+            self.resp,
+            by,
+            Some(&mut *self.timer),
+            self.upgrading,
+        )
+        .await
     }
 
     /// Whether the request can go once more as it went (we still hold it whole).
@@ -310,7 +322,20 @@ pub async fn answer_head<I: AsyncRead + Unpin>(
     wait: Duration,
     upgrading: bool,
 ) -> Result<(), HeadFailed> {
-    let deadline = tokio::time::Instant::now() + wait;
+    let by = tokio::time::Instant::now() + wait;
+    answer_head_by(rb, io, resp, by, None, upgrading).await
+}
+
+/// [`answer_head`] by `deadline`, on `timer` when the caller keeps one (else a timeout of
+/// its own per read).
+async fn answer_head_by<I: AsyncRead + Unpin>(
+    rb: &mut ReadBuf,
+    io: &mut I,
+    resp: &mut ResponseHead,
+    deadline: tokio::time::Instant,
+    mut timer: Option<&mut Timer>,
+    upgrading: bool,
+) -> Result<(), HeadFailed> {
     loop {
         match parse::response(rb.data(), resp) {
             Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
@@ -332,9 +357,13 @@ pub async fn answer_head<I: AsyncRead + Unpin>(
             Ok(false) => {}
             Err(why) => return Err(HeadFailed::Bad(why.into())),
         }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let got_some = !rb.is_empty();
-        match rb.fill_within(io, MAX_HEAD, Some(left)).await {
+        let read = rb.fill(io, MAX_HEAD);
+        let read = match timer.as_deref_mut() {
+            Some(t) => t.within(deadline, read).await,
+            None => tokio::time::timeout_at(deadline, read).await.ok(),
+        };
+        match read.map_or(Err(ReadFailed::TimedOut), |r| r.map_err(ReadFailed::Io)) {
             Ok(0) if got_some => return Err(HeadFailed::Bad("answer cut short".into())),
             Ok(0) => return Err(HeadFailed::Nothing("closed before answering".into())),
             Ok(_) => {}

@@ -1,4 +1,5 @@
-//! One timer for the waits of a connection's life, moved to each new deadline.
+//! A timer for the waits of a connection's life, moved to each new deadline (a client
+//! connection keeps two: its waits on the client, and on the servers' answer heads).
 //!
 //! A `tokio::time::timeout` per wait registers a timer with the runtime and removes it again
 //! (each under the timer driver's lock): about 400 user-space instructions a request for
