@@ -761,8 +761,10 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
         let text = demo::config(listen, &servers, algorithm, admin);
         let file = demo::DemoFile::write(&text).context("cannot write the demo's config file")?;
         let plan = config::load_str(&text, &file.path.display().to_string())?;
+        // A second demo on the same ports is refused, as a second `run` is.
         let launch = Launch {
             file: Some((file.path.clone(), text)),
+            exclusive: true,
             ..Launch::default()
         };
         let runtime = Runtime::launch(plan, launch)

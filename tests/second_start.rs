@@ -73,3 +73,32 @@ async fn share_ports_starts_a_second_process_on_purpose() {
         .await;
     assert!(second.running());
 }
+
+/// `switchyard demo` (the README's first command) started twice on its port: the second is
+/// refused too, instead of taking half of the first one's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_demo_on_the_same_port_is_refused() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let first = Proc::start(
+        &["demo", "--listen", &listen, "--admin", "127.0.0.1:0"],
+        &[],
+    );
+    first.line("listening on", Duration::from_secs(10)).await;
+    let mut second = Proc::start(
+        &["demo", "--listen", &listen, "--admin", "127.0.0.1:0"],
+        &[],
+    );
+    let status = second
+        .exited(Duration::from_secs(15))
+        .await
+        .expect("the second demo stops by itself");
+    assert!(!status.success(), "{status}");
+    let log = second.log_text();
+    assert!(
+        log.contains(&format!(
+            "bind() to {listen} failed (98: Address already in use)"
+        )),
+        "{log}"
+    );
+}
