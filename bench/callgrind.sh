@@ -5,6 +5,8 @@
 # nginx backend; after a warm-up, counting is switched on for exactly REQUESTS keep-alive
 # requests (examples/h1load.rs over CONNS connections) and the total is divided by them.
 # Kernel time is not counted (it is about the same for every design: see bench/http.sh).
+# Beside it: the connections the backend accepted during the count (its stub_status), per
+# request: how often the LB opens a server connection under steady load.
 #
 #   bench/callgrind.sh                      # REQUESTS=5000 CONNS=10
 #   SY=/path/to/other/switchyard bench/callgrind.sh   # another build, e.g. before a change
@@ -40,6 +42,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 300); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened"; exit 1; }
 
 B=$(free_port)
+S=$(free_port)  # the backend's stub_status: connections it accepted (opened by the LB)
 mkdir -p "$work/backend"
 cat > "$work/backend/nginx.conf" <<NGX
 worker_processes 1;
@@ -48,7 +51,8 @@ error_log $work/backend/error.log warn;
 pid $work/backend/nginx.pid;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$B; location / { return 200 'hello from the backend\n'; } } }
+  server { listen 127.0.0.1:$B; location / { return 200 'hello from the backend\n'; } }
+  server { listen 127.0.0.1:$S; location / { stub_status; } } }
 NGX
 nginx -c "$work/backend/nginx.conf" & pids+=($!)
 wait_port "$B"
@@ -66,6 +70,9 @@ if [ "$MODE" = tls ]; then
     cat cert.pem key.pem > combined.pem ) 2>/dev/null
   TLS_ARGS=("$work/ca.pem" bench.example.com)
 fi
+
+# Connections the backend has accepted so far.
+accepts() { curl -s "http://127.0.0.1:$S/" | awk 'NR == 3 {print $1}'; }
 
 # REQUESTS requests to port $1, printing "errors=N" as h1load does.
 load() {
@@ -85,8 +92,10 @@ measure() {
   wait_port "$port"
   load "$port" 500 >/dev/null
   callgrind_control -i on "$pid" >/dev/null 2>&1
-  local out
+  local out a0 a1
+  a0=$(accepts)
   out=$(load "$port" "$REQUESTS")
+  a1=$(accepts)
   callgrind_control -i off "$pid" >/dev/null 2>&1
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -94,7 +103,8 @@ measure() {
   [ -z "${KEEP:-}" ] || cp "$work"/cg."$name".[0-9]* "$KEEP/" 2>/dev/null || true
   local ir
   ir=$(cat "$work"/cg."$name".[0-9]* 2>/dev/null | awk '/^totals:/ {s += $2} END {print s + 0}')
-  printf '%-14s %12.0f instructions/request\n' "$name" "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')"
+  printf '%-14s %12.0f instructions/request  %6.3f server connections opened/request\n' "$name" \
+    "$(awk -v i="$ir" -v n="$REQUESTS" 'BEGIN {print i / n}')" "$(awk -v a="$((a1 - a0 - 1))" -v n="$REQUESTS" 'BEGIN {print a / n}')"
 }
 
 sy_conf() {

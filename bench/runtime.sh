@@ -77,7 +77,7 @@ SWITCHYARD_RUNTIME=current_thread taskset -c 0 "$SY" --log-level warn run -c "$w
 "$SY" --log-level warn run -c "$work/mt2.toml" 2>"$work/mt2.log" & pids+=($!); PIDS[mt2]=$!
 SWITCHYARD_RUNTIME=current_thread "$SY" --log-level warn run -c "$work/ct2.toml" 2>"$work/ct2a.log" & pids+=($!); PIDS[ct2]=$!
 wait_port "${PORT[ct2]}"
-SWITCHYARD_RUNTIME=current_thread "$SY" --log-level warn run -c "$work/ct2.toml" 2>"$work/ct2b.log" & pids+=($!); PIDS[ct2]+=" $!"
+SWITCHYARD_RUNTIME=current_thread "$SY" --log-level warn run --share-ports -c "$work/ct2.toml" 2>"$work/ct2b.log" & pids+=($!); PIDS[ct2]+=" $!"
 wait_port "$B"
 for n in "${names[@]}"; do wait_port "${PORT[$n]}"; done
 sleep 0.5

@@ -48,6 +48,12 @@ enum Command {
         /// without a refused connection (HAProxy's -x).
         #[arg(long, requires = "upgrade_socket")]
         upgrade: bool,
+        /// Start even if another process already listens on a fixed address of the config,
+        /// sharing its new connections with it (SO_REUSEPORT): several processes on one
+        /// port on purpose. Without it such a start is refused, unless the other process
+        /// is a Switchyard that is stopping.
+        #[arg(long)]
+        share_ports: bool,
     },
     /// Make a running Switchyard load its config file again (as SIGHUP does), through the
     /// admin listener named in the file; prints the plan of what it changes (as `switchyard
@@ -207,7 +213,8 @@ fn main() -> ExitCode {
             config,
             upgrade_socket,
             upgrade,
-        } => run(&config, upgrade_socket, upgrade),
+            share_ports,
+        } => run(&config, upgrade_socket, upgrade, share_ports),
         Command::Simulate {
             workload,
             algorithms,
@@ -266,14 +273,11 @@ fn check(path: &std::path::Path) -> ExitCode {
         eprintln!("{} error(s) in {}", errors.0.len(), path.display());
         ExitCode::FAILURE
     };
-    let plan = match config::load_file(path) {
-        Ok(plan) => plan,
-        Err(errors) => return failed(&errors),
-    };
-    // Host names of servers are resolved as `run` would, and said: which name gave what.
-    let (plan, notes) = match discovery::resolve_now(&plan) {
+    // Host names of servers are resolved as `run` would, and said: which name gave what;
+    // a name without address is reported with the file's other errors, in one run.
+    let (plan, notes) = match discovery::check_file(path) {
         Ok(resolved) => resolved,
-        Err(errors) => return failed(&config::ConfigErrors(errors)),
+        Err(errors) => return failed(&errors),
     };
     for n in &notes {
         println!("{n}");
@@ -463,12 +467,19 @@ fn tokio_runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
 
 // -- Live changes: run with reloads and upgrades (`switchyard reload`: plan::cli) --------
 
-fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -> Result<()> {
+fn run(
+    path: &std::path::Path,
+    upgrade_socket: Option<PathBuf>,
+    upgrade: bool,
+    share_ports: bool,
+) -> Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let plan = match config::load_file(path) {
         Ok(plan) => plan,
         Err(errors) => {
-            // The same report as `check`: every error, each already saying "error:".
+            // The same report as `check`: every error, each already saying "error:", the
+            // server names that give no address among them.
+            let errors = discovery::check_file(path).err().unwrap_or(errors);
             eprintln!("{errors}");
             anyhow::bail!("{} error(s) in {}", errors.0.len(), path.display());
         }
@@ -498,6 +509,7 @@ fn run(path: &std::path::Path, upgrade_socket: Option<PathBuf>, upgrade: bool) -
         let mut signals = Signals::new();
         let mut launch = Launch {
             file: Some((path.to_path_buf(), text)),
+            exclusive: !share_ports,
             ..Launch::default()
         };
         #[cfg(target_os = "linux")]
@@ -759,8 +771,10 @@ fn run_demo(listen: SocketAddr, algorithm: Algorithm, admin: SocketAddr) -> Resu
         let text = demo::config(listen, &servers, algorithm, admin);
         let file = demo::DemoFile::write(&text).context("cannot write the demo's config file")?;
         let plan = config::load_str(&text, &file.path.display().to_string())?;
+        // A second demo on the same ports is refused, as a second `run` is.
         let launch = Launch {
             file: Some((file.path.clone(), text)),
+            exclusive: true,
             ..Launch::default()
         };
         let runtime = Runtime::launch(plan, launch)

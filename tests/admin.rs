@@ -724,3 +724,63 @@ async fn admin_paths_and_methods() {
     );
     lb.shutdown().await;
 }
+
+/// HAProxy's server status in Prometheus form: a drained server is `drain` (and still
+/// `switchyard_server_up 1`: it serves its sticky clients), a server in maintenance
+/// `maint`, the others `up`; a drain over the API moves a server from up to drain on the
+/// next scrape; `/status` says the same word.
+#[tokio::test]
+async fn server_status_tells_up_drain_and_maint_apart() {
+    let b = backends(3).await;
+    let lb = start_lb(&format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[pool.p]\nservers = [ {{ addr = \"{}\", name = \"a\" }}, {{ addr = \"{}\", name = \"b\", drain = true }}, {{ addr = \"{}\", name = \"c\", down = true }} ]\n",
+        b[0].addr, b[1].addr, b[2].addr
+    ))
+    .await;
+    let admin = lb.admin_addr().unwrap();
+    let addrs: Vec<String> = b.iter().map(|b| b.addr.to_string()).collect();
+    let labels = |name: &'static str, i: usize| {
+        vec![("pool", "p"), ("server", name), ("addr", addrs[i].as_str())]
+    };
+    let status_of = |m: &metrics_common::Page, name: &'static str, i: usize| -> Vec<&'static str> {
+        ["up", "drain", "down", "maint"]
+            .into_iter()
+            .filter(|st| {
+                let mut l = labels(name, i);
+                l.push(("state", st));
+                m.at("switchyard_server_status", &l) == 1.0
+            })
+            .collect()
+    };
+    let m = scrape(admin).await;
+    assert_eq!(status_of(&m, "a", 0), ["up"]);
+    assert_eq!(status_of(&m, "b", 1), ["drain"]);
+    assert_eq!(status_of(&m, "c", 2), ["maint"]);
+    // `up` keeps its meaning (a request may be sent there): the drained server is 1.
+    assert_eq!(m.at("switchyard_server_up", &labels("b", 1)), 1.0);
+    assert_eq!(m.at("switchyard_server_up", &labels("c", 2)), 0.0);
+    assert_eq!(
+        m.at("switchyard_pool_servers_usable", &[("pool", "p")]),
+        1.0
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&get(admin, "/status").await.text()).unwrap();
+    let words: Vec<&str> = status["pools"][0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(words, ["up", "drain", "maint"]);
+
+    // Drained over the API: the next scrape says so.
+    lb.upstream("p").unwrap().pool.servers()[0]
+        .set_admin_state(switchyard::upstream::AdminState::Drain);
+    let m = scrape(admin).await;
+    assert_eq!(status_of(&m, "a", 0), ["drain"]);
+    assert_eq!(
+        m.at("switchyard_pool_servers_usable", &[("pool", "p")]),
+        0.0
+    );
+    lb.shutdown().await;
+}

@@ -197,6 +197,59 @@ servers = [ { addr = "127.0.0.1:9001", weight = 0 } ]
     assert!(err.contains(&format!("3 error(s) in {p}")), "{err}");
 }
 
+/// A server name that does not resolve is reported with the file's other errors, in file
+/// order, not only once they are fixed (`.invalid` never resolves: RFC 6761). A pool whose
+/// `resolver` is itself wrong has its names not asked (another resolver's answer would say
+/// nothing true). `run` says the same.
+#[test]
+fn check_reports_names_that_do_not_resolve_with_the_other_errors() {
+    let f = ConfigFile::new(
+        "names.toml",
+        r#"[[listener]]
+listen = "127.0.0.1:8080"
+pool = "web"
+timeout = "5s"
+
+[pool.web]
+servers = [ { addr = "nowhere.invalid:80" }, { addr = "127.0.0.1:9001", weight = 0 } ]
+
+[pool.other]
+resolver = "not an address"
+servers = [ { addr = "elsewhere.invalid:80" } ]
+"#,
+    );
+    let p = f.path.as_str();
+    let (code, err) = f.check();
+    assert_eq!(code, Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(lines[0].starts_with(&format!("error: {p}:4:1: unknown field `timeout`")));
+    assert!(
+        lines[1].starts_with(&format!(
+            "error: {p}:7:22: server addr \"nowhere.invalid:80\": the name \"nowhere.invalid\" does not resolve"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: check the name (getent ahosts nowhere.invalid)"),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("error: {p}:7:82: weight = 0")),
+        "{err}"
+    );
+    assert!(lines[3].starts_with(&format!("error: {p}:10:")), "{err}");
+    assert!(!err.contains("elsewhere.invalid"), "{err}");
+    assert!(err.contains(&format!("4 error(s) in {p}")), "{err}");
+    let run = switchyard(&["run", "-c", p]);
+    let run_err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        run_err.contains("\"nowhere.invalid\" does not resolve"),
+        "{run_err}"
+    );
+}
+
 #[test]
 fn check_lists_every_error_of_the_trial_files_in_one_run() {
     // A user from nginx/HAProxy: a quoted number, a unit-less and a fractional duration, a
@@ -299,11 +352,13 @@ fn a_port_taken_by_another_process_is_named_with_its_line_and_a_fix() {
     assert_eq!(f.check().0, Some(0));
     let (code, err) = run_briefly(p);
     assert_eq!(code, Some(1), "{err}");
-    let expected = format!("error: {p}:3:10: listener \"web\" cannot listen on 127.0.0.1:{port}: ");
-    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
-    let help = format!(
-        "\n  help: another process listens there (ss -ltnp 'sport = :{port}' shows which), or choose another port"
+    // As nginx says it, before anything is bound (tests/second_start.rs: another Switchyard).
+    let expected = format!(
+        "error: {p}:3:10: listener \"web\": bind() to 127.0.0.1:{port} failed (98: Address already in use): another process listens there"
     );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    let help =
+        format!("\n  help: `ss -ltnp 'sport = :{port}'` shows which. If it is a Switchyard,");
     assert!(err.contains(&help), "missing {help:?} in:\n{err}");
     drop(taken);
 }

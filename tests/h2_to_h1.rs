@@ -677,3 +677,173 @@ async fn an_upload_outliving_its_answer_stays_in_flight() {
     .await;
     lb.shutdown().await;
 }
+
+/// A server whose every answer waits until `together` requests are waiting on as many
+/// connections (so they are surely in flight at once); returns its address and its counts
+/// of connections opened and closed (by the LB).
+async fn together_server(together: usize) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (o, c) = (opened.clone(), closed.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(together));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            o.fetch_add(1, Ordering::SeqCst);
+            let (c, barrier) = (c.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        barrier.wait().await;
+                        if s.write_all(OK.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, opened, closed)
+}
+
+/// More requests in flight than `keepalive`: the connections over it stay open while they
+/// are needed (steady load opens none), and close once idle a while (HAProxy's
+/// `pool-purge-delay`); `keepalive` of them stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_keepalive_close_only_once_idle_a_while() {
+    let (server, opened, closed) = together_server(8).await;
+    let (lb, addr) = lb_for(server, "keepalive = 2\n").await;
+    let c = h2c(addr).await;
+    for round in 0..3 {
+        let sends: Vec<_> = (0..8)
+            .map(|i| {
+                let mut c = c.clone();
+                tokio::spawn(async move { send(&mut c, Method::GET, &format!("/{i}"), "").await })
+            })
+            .collect();
+        for s in sends {
+            assert_eq!(s.await.unwrap(), (200, Ok("ok".into())), "round {round}");
+        }
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            8,
+            "round {round}: none opened again"
+        );
+        assert_eq!(
+            closed.load(Ordering::SeqCst),
+            0,
+            "round {round}: none closed yet"
+        );
+    }
+    wait_until(
+        Duration::from_secs(20),
+        "the idle ones over keepalive closed",
+        || async { closed.load(Ordering::SeqCst) >= 6 },
+    )
+    .await;
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        6,
+        "keepalive = 2 of them stay"
+    );
+    lb.shutdown().await;
+}
+
+/// An answer read whole with its head is passed on as it is; bytes past its length were not
+/// asked for: they are not passed on, and its connection is not used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_past_the_answers_length_end_its_connection() {
+    let (server, conns) = scripted(|_, _, head| match head.split(' ').nth(1) {
+        Some("/extra") => Act::Answer("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA"),
+        _ => Act::Answer(OK),
+    })
+    .await;
+    let (lb, addr) = lb_for(server, "[pool.p.retry]\nattempts = 0\n").await;
+    let mut c = h2c(addr).await;
+    for path in ["/", "/", "/extra", "/", "/"] {
+        assert_eq!(
+            send(&mut c, Method::GET, path, "").await,
+            (200, Ok("ok".into())),
+            "{path}"
+        );
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 2, "one more after /extra");
+    lb.shutdown().await;
+}
+
+/// `X-Forwarded-Host` and `Forwarded` name the host an HTTP/2 request was routed on (its
+/// `:authority`); the default set writes neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_name_the_routed_host() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        buf.drain(..i + 4);
+                        let _ = tx.send(head).await;
+                        if s.write_all(OK.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    for (set, expect) in [
+        (
+            "forward_headers = [\"x-forwarded-host\", \"forwarded\"]\n",
+            [
+                "x-forwarded-host: h2.example:8443",
+                "host=\"h2.example:8443\"",
+            ],
+        ),
+        ("", ["x-real-ip: 127.0.0.1", "x-forwarded-for: 127.0.0.1"]),
+    ] {
+        let lb = start_lb(&format!(
+            "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n{set}[pool.p]\nservers = [ {{ addr = \"{server}\" }} ]\n"
+        ))
+        .await;
+        let mut c = h2c(lb.local_addr("web").unwrap()).await;
+        let req = Request::get("http://h2.example:8443/x")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let head = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the server's head")
+            .unwrap();
+        for e in expect {
+            assert!(head.contains(e), "{set}: {e} in {head}");
+        }
+        if set.is_empty() {
+            assert!(!head.contains("x-forwarded-host"), "{head}");
+            assert!(!head.contains("\r\nforwarded"), "{head}");
+        }
+        lb.shutdown().await;
+    }
+}

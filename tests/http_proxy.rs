@@ -410,6 +410,42 @@ async fn the_read_timeout_holds_on_a_kept_alive_connection() {
     assert_eq!(c.get("/sleep/10").await.status, 200);
 }
 
+/// A server that floods interim answers (100 Continue without end, each read finding the
+/// next at once) is still cut at the read timeout.
+#[tokio::test]
+async fn endless_interim_answers_end_at_the_read_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let flood = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(40_000);
+                let until = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < until && s.write_all(&flood).await.is_ok() {}
+            });
+        }
+    });
+    let cfg = format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\ntimeouts = {{ read = \"300ms\" }}\nservers = [ {{ addr = \"{addr}\" }} ]\n"
+    );
+    let lb = start_lb(&cfg).await;
+    let started = Instant::now();
+    let a = tokio::time::timeout(
+        Duration::from_secs(8),
+        get(lb.local_addr("web").unwrap(), "/"),
+    )
+    .await
+    .expect("an answer before the flood ends");
+    assert_eq!(a.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let b = backends(2).await;

@@ -490,3 +490,69 @@ fn two_files_are_planned_without_a_balancer_and_errors_exit_1() {
         );
     }
 }
+
+/// A value Switchyard derives is said with where it comes from when a reload changes it,
+/// and not at all when it does not: under `ulimit -n 512` the default max_connections is
+/// lowered to fit; a reload that changes the pools' idle connections (what the process
+/// keeps descriptors for) changes the lowered value, and says why; a second server ends
+/// nginx's lone-server rule (max_fails 0), and that says why too. A reload of the same file
+/// changes nothing and says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derived_value_is_a_change_only_when_it_changes_and_says_from_what() {
+    let b = backends(2).await;
+    let admin_port = free_port();
+    let text = |servers: &str, extra: &str| {
+        format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n[pool.p]\n{extra}servers = {servers}\n"
+        )
+    };
+    let file = ConfigFile::new("derived", &text(&entries(&[&b[0]]), ""));
+    let path = file.path.to_str().unwrap().to_string();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 512 && exec \"$0\" --log-level info run -c \"$1\"",
+        env!("CARGO_BIN_EXE_switchyard"),
+        &path,
+    ])
+    .stderr(std::process::Stdio::piped());
+    let proc = Proc::adopt(cmd.spawn().expect("start switchyard under ulimit -n 512"));
+    proc.line("admin endpoints on", std::time::Duration::from_secs(10))
+        .await;
+    proc.line("lowered to", std::time::Duration::from_secs(1))
+        .await;
+
+    let (code, out, err) = cli(&["reload", "-c", &path]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("reloaded: nothing changed"), "{out}");
+    assert!(!out.contains("max_connections"), "{out}");
+
+    std::fs::write(
+        &file.path,
+        text(&entries(&[&b[0], &b[1]]), "keepalive = 8\n"),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["reload", "-c", &path]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("reloaded: listener \"web\": max_connections "))
+        .unwrap_or_else(|| panic!("the lowered value changed: {out}"));
+    assert!(
+        line.contains("(derived: max_connections = 10000 lowered to fit the open-file limit of 512 descriptors"),
+        "{line}"
+    );
+    let lone = out
+        .lines()
+        .find(|l| l.starts_with("reloaded:") && l.contains("max_fails/fail_timeout 0/"))
+        .unwrap_or_else(|| panic!("the lone server's rule ended: {out}"));
+    assert!(
+        lone.contains("(derived: the only server of a pool"),
+        "{lone}"
+    );
+    assert!(lone.contains("the pool now has 2 servers"), "{lone}");
+
+    let (code, out, _) = cli(&["reload", "-c", &path]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("reloaded: nothing changed"), "{out}");
+}

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use super::RedisPlan;
 use super::diff_keys;
+use super::diff_servers::{server_changes, state};
 use super::plan::{ListenerPlan, Plan, PoolPlan, Protocol, RoutePlan, ServerPlan, Target};
 use super::routes::{RouteChange, route_changes};
 use crate::tls::CertPair;
@@ -512,7 +513,7 @@ fn pool_change(old: &PoolPlan, new: &PoolPlan) -> PoolChange {
         .iter()
         .filter_map(|n| {
             let o = old.servers.iter().find(|o| identity(o) == identity(n))?;
-            let changes = server_changes(o, n);
+            let changes = server_changes(o, n, (old.servers.len(), new.servers.len()));
             (!changes.is_empty()).then_some(ServerChange {
                 addr: n.addr,
                 changes,
@@ -561,43 +562,6 @@ fn changed_settings(a: &PoolPlan, b: &PoolPlan) -> Vec<&'static str> {
     let same_set = oa.len() == ob.len() && oa.iter().all(|x| ob.contains(x));
     if same_set && oa != ob {
         out.push("server order");
-    }
-    out
-}
-
-/// A server's admin state as the file sets it, in HAProxy's words.
-fn state(s: &ServerPlan) -> &'static str {
-    if s.down {
-        "maint"
-    } else if s.drain {
-        "drain"
-    } else {
-        "ready"
-    }
-}
-
-fn server_changes(a: &ServerPlan, b: &ServerPlan) -> Vec<String> {
-    let mut out = Vec::new();
-    if a.weight != b.weight {
-        out.push(format!("weight {} → {}", a.weight, b.weight));
-    }
-    if state(a) != state(b) {
-        out.push(format!("state {} → {}", state(a), state(b)));
-    }
-    if a.passive != b.passive {
-        out.push(format!(
-            "max_fails/fail_timeout {}/{:?} → {}/{:?}",
-            a.passive.max_fails,
-            a.passive.fail_timeout,
-            b.passive.max_fails,
-            b.passive.fail_timeout
-        ));
-    }
-    if a.slow_start != b.slow_start {
-        out.push(format!(
-            "slow_start {:?} → {:?}",
-            a.slow_start, b.slow_start
-        ));
     }
     out
 }

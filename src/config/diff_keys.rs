@@ -10,7 +10,7 @@ use super::plan::{Cidr, L4Plan, ListenerPlan, PoolPlan, RoutePlan};
 use super::plan_failover::{HealthKind, HealthPlan, RetryOn, RetryPlan, StickyPlan};
 use super::protect::{BlockPlan, ForwardHeaders, GuardPlan, LimitKey, LimitPlan};
 use super::words::Words;
-use super::{ClientLimits, HashKey, format_duration};
+use super::{ClientLimits, FitNote, HashKey, format_duration};
 
 /// The items found so far, each `key before → after`.
 #[derive(Default)]
@@ -104,7 +104,37 @@ pub fn listener(a: &ListenerPlan, b: &ListenerPlan) -> Vec<String> {
     );
     limits(&mut k, &a.limits, &b.limits);
     l4(&mut k, &a.l4, &b.l4);
+    let key = match b.protocol {
+        super::Protocol::Udp => "max_sessions ",
+        _ => "max_connections ",
+    };
+    if let Some(item) = k.0.iter_mut().find(|i| i.starts_with(key)) {
+        item.push_str(&derived(key.trim_end(), a.fitted.0, b.fitted.0));
+    }
     k.0
+}
+
+/// Why a connection limit that the open-file limit lowers changed (`runtime::fds::fit`):
+/// from the value written and the descriptors kept for the rest, the one that changed.
+fn derived(key: &str, a: Option<FitNote>, b: Option<FitNote>) -> String {
+    match (a, b) {
+        (_, Some(b)) => {
+            let kept = match a {
+                Some(a) if a.reserved != b.reserved => format!("{} → {}", a.reserved, b.reserved),
+                _ => b.reserved.to_string(),
+            };
+            let limit = match a {
+                Some(a) if a.nofile != b.nofile => format!("{} → {}", a.nofile, b.nofile),
+                _ => b.nofile.to_string(),
+            };
+            format!(
+                " (derived: {key} = {} lowered to fit the open-file limit of {limit} descriptors, {kept} of them kept for the process, its listeners, the pools' idle connections and health checks, and the admin listener)",
+                b.written
+            )
+        }
+        (Some(_), None) => " (no longer lowered: it fits the open-file limit)".into(),
+        (None, None) => String::new(),
+    }
 }
 
 /// What changed of a route that keeps its conditions and its target.

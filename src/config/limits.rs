@@ -87,3 +87,28 @@ impl Default for AdminLimits {
         }
     }
 }
+
+/// Why a listener's `max_connections` (`max_sessions` for udp) is not what the file says:
+/// `runtime::fds::fit` lowered it to fit the open-file limit. A note for the reload report,
+/// not a setting: it never makes two plans differ (its `==` is always true), so a plan with
+/// the same values runs unchanged whatever the note says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fitted(pub Option<FitNote>);
+
+/// What a lowered value was derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitNote {
+    /// The value of the file (or its default).
+    pub written: usize,
+    /// The process's open-file limit.
+    pub nofile: u64,
+    /// The descriptors kept for the process, its listeners, the pools' idle connections and
+    /// health checks, and the admin listener.
+    pub reserved: u64,
+}
+
+impl PartialEq for Fitted {
+    fn eq(&self, _: &Fitted) -> bool {
+        true
+    }
+}

@@ -34,6 +34,7 @@
 
 pub mod diff;
 mod diff_keys;
+mod diff_servers;
 mod dns;
 mod duration;
 mod limits;
@@ -142,6 +143,23 @@ pub fn load_str(src: &str, file: &str) -> Result<Plan, ConfigErrors> {
     match errors.is_empty() {
         true => Ok(plan),
         false => Err(ConfigErrors(errors.into_iter().map(|(_, e)| e).collect())),
+    }
+}
+
+/// Read, parse and validate a file: the plan as far as it could be read, and every error
+/// (a plan with errors is never run; `check` still asks the DNS names it holds, to report
+/// every problem in one run).
+pub fn read_file(path: &Path) -> (Plan, Vec<ConfigError>) {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => {
+            let (plan, errors) = read::read(&src, &name);
+            (plan, errors.into_iter().map(|(_, e)| e).collect())
+        }
+        Err(_) => (
+            Plan::default(),
+            load_file(path).err().map_or_else(Vec::new, |e| e.0),
+        ),
     }
 }
 

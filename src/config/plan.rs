@@ -168,6 +168,9 @@ pub struct ListenerPlan {
     pub forward_headers: ForwardHeaders,
     /// Connection counts (every TCP listener), timeouts and request sizes (http/https).
     pub limits: ClientLimits,
+    /// Set when `max_connections` (`max_sessions`) was lowered to fit the open-file limit:
+    /// from what, for the reload report.
+    pub fitted: super::Fitted,
 }
 
 impl Default for ListenerPlan {
@@ -187,6 +190,7 @@ impl Default for ListenerPlan {
             trusted_proxies: Vec::new(),
             forward_headers: ForwardHeaders::default(),
             limits: ClientLimits::default(),
+            fitted: Default::default(),
         }
     }
 }

@@ -127,6 +127,23 @@ pub fn resolve_now(plan: &Plan) -> Result<(Plan, Vec<String>), Vec<ConfigError>>
     Ok((apply(plan, &resolved.book, &[]), resolved.notes))
 }
 
+/// `check`'s report of a file: its plan with the host names resolved (and a note per name),
+/// or every problem in one run, in file order: the file's errors and the names of its
+/// servers that give no address, each with file:line:column and the fix.
+pub fn check_file(
+    path: &std::path::Path,
+) -> Result<(Plan, Vec<String>), crate::config::ConfigErrors> {
+    let (plan, mut errors) = crate::config::read_file(path);
+    match resolve_now(&plan) {
+        Ok(resolved) if errors.is_empty() => return Ok(resolved),
+        Ok(_) => {}
+        Err(dns) => errors.extend(dns),
+    }
+    // Stable: two errors at one place keep the order each list gave them.
+    errors.sort_by_key(|e| (e.line, e.column));
+    Err(crate::config::ConfigErrors(errors))
+}
+
 /// The plan to run: `plan` with the addresses of `book` (and the operator's `tweaks`).
 pub fn apply(plan: &Plan, book: &Book, tweaks: &[Tweak]) -> Plan {
     expand(plan, |pool, q| book.targets(pool, q), tweaks)

@@ -5,7 +5,9 @@
 //! SO_REUSEPORT, as HAProxy does by default on Linux: a new Switchyard process can bind the
 //! same addresses while the old one still serves (during its `shutdown_delay`), so a restart
 //! never meets a closed port. Two processes of the same user on one port share its new
-//! connections; a process of another program still gets "address in use". A socket handed
+//! connections; a process of another program still gets "address in use". So that a
+//! second Switchyard started by mistake does not share silently, `runtime::exclusive`
+//! probes each address without SO_REUSEPORT before a start binds. A socket handed
 //! over by `switchyard run --upgrade` is the same socket in both processes and needs none
 //! of this.
 

@@ -13,6 +13,17 @@ pub enum RuntimeError {
         udp: bool,
         source: std::io::Error,
     },
+    /// Another process already listens on a fixed address (a start, not an upgrade or a
+    /// reload: `exclusive.rs`), which SO_REUSEPORT would silently share.
+    #[error("{}listener {name:?}: bind() to {addr} failed ({}): another process listens there\n  help: {}", origin.as_ref().map_or(String::new(), |o| format!("{o}: ")), errno(cause), in_use_help(*addr, *udp))]
+    InUse {
+        name: String,
+        addr: SocketAddr,
+        origin: Option<String>,
+        udp: bool,
+        /// Not a `source`: the message says it already, as nginx writes it.
+        cause: std::io::Error,
+    },
     #[error("TLS of {what}: {source}")]
     Tls {
         what: String,
@@ -57,6 +68,29 @@ fn bind_help(addr: SocketAddr, udp: bool, e: &std::io::Error) -> String {
         ),
         _ => "choose another address or port".to_string(),
     }
+}
+
+/// `98: Address already in use`, as nginx writes it.
+fn errno(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    match e.raw_os_error() {
+        Some(n) => format!("{n}: {text}"),
+        None => text,
+    }
+}
+
+/// What to do when another process listens on a start's address.
+fn in_use_help(addr: SocketAddr, udp: bool) -> String {
+    let ss = if udp { "ss -lunp" } else { "ss -ltnp" };
+    format!(
+        "`{ss} 'sport = :{port}'` shows which. If it is a Switchyard, starting a second one would share the port's connections between two configurations (SO_REUSEPORT): stop it first, or change a running one with `switchyard reload` or replace it with `switchyard run --upgrade` (docs/operations.md); otherwise choose another port. To share the port on purpose, start with `switchyard run --share-ports`",
+        port = addr.port()
+    )
 }
 
 /// What to do when the access log cannot be opened.

@@ -126,6 +126,11 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Fitted {
             default: *value == default,
             per,
         });
+        l.fitted = crate::config::Fitted(Some(crate::config::FitNote {
+            written: *value,
+            nofile,
+            reserved,
+        }));
         *value = lowered;
     }
     Fitted {
@@ -275,6 +280,29 @@ servers = [ { addr = "127.0.0.1:9" } ]
         assert_eq!(f.lowered.len(), 1, "{f:?}");
         assert_eq!(plan.listeners[0].limits.max_connections, 50);
         assert_eq!(plan.listeners[1].l4.max_sessions, 443 - 100);
+    }
+
+    #[test]
+    fn a_lowered_value_changes_in_a_diff_only_when_it_changes_and_says_from_what() {
+        let fitted = |src: &str| {
+            let mut plan = load_str(src, "t.toml").unwrap();
+            fit(&mut plan, 512);
+            plan
+        };
+        let a = fitted(TWO);
+        let same = crate::config::diff::PlanDiff::between(&a, &fitted(TWO)).describe();
+        assert!(same.is_empty(), "{same:?}");
+        // Fewer idle connections kept: more descriptors for the listeners.
+        let b = fitted(&TWO.replace("keepalive = 2", "keepalive = 0"));
+        let changes = crate::config::diff::PlanDiff::between(&a, &b).describe();
+        let line = changes
+            .iter()
+            .find(|c| c.contains("max_connections "))
+            .unwrap();
+        assert!(
+            line.contains("(derived: max_connections = 10000 lowered to fit the open-file limit of 512 descriptors, 69 → 67 of them kept"),
+            "{changes:?}"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   (`overrides.rs`: the operator's API changes kept on top of the file).
 //! - `fds.rs`: the open-file limit, raised at start, and the connection limits lowered to
 //!   fit in it.
+//! - `exclusive.rs`: a start refused when another process listens on its ports (SO_REUSEPORT
+//!   would share them silently), except a stopping Switchyard's, which it marks.
 //! - `handover.rs`: sockets handed to a new process (`switchyard run --upgrade`);
 //!   `notify.rs`: systemd notifications.
 //!
@@ -26,6 +28,7 @@
 
 mod control;
 mod error;
+mod exclusive;
 pub mod fds;
 #[cfg(target_os = "linux")]
 pub mod handover;
@@ -71,6 +74,9 @@ pub struct Launch {
     pub spare: Spare,
     /// Which code serves HTTP/1.x clients: the direct path, or hyper (tests run both).
     pub engine: crate::proxy::http::Http1Engine,
+    /// Refuse to start when another process already listens on a fixed address of the
+    /// plan (`switchyard run` without `--share-ports`; see `exclusive.rs`).
+    pub exclusive: bool,
 }
 
 /// A running configuration.
@@ -84,6 +90,8 @@ struct Inner {
     shutdown: Shutdown,
     /// Fired when a new process took over the sockets (an upgrade): this one drains.
     upgraded: Shutdown,
+    /// Once stopping: the marks that let a successor share the ports (`exclusive.rs`).
+    draining: std::sync::Mutex<Option<exclusive::Draining>>,
 }
 
 impl Runtime {
@@ -141,6 +149,9 @@ impl Runtime {
         for n in &resolved.notes {
             tracing::info!("DNS: {n}");
         }
+        if launch.exclusive {
+            exclusive::check(&plan, &launch.spare).await?;
+        }
         empty.apply(discovery::apply(&plan, &resolved.book, &[]), launch.spare)?;
         let (path, text) = match launch.file {
             Some((p, t)) => (Some(p), Some(t)),
@@ -153,6 +164,7 @@ impl Runtime {
             state,
             shutdown: shutdown.clone(),
             upgraded: Shutdown::new(),
+            draining: Default::default(),
         });
         tokio::spawn(control_task(Arc::downgrade(&inner), rx));
         tokio::spawn(dns_task(Arc::downgrade(&inner), wake, shutdown));
@@ -185,9 +197,18 @@ impl Runtime {
     }
 
     /// Start answering `/health/ready` with 503 "draining" (a shutdown is coming); the
-    /// listeners still accept.
+    /// listeners still accept. A Switchyard started on the same ports meanwhile shares them
+    /// without `--share-ports` (its successor: `exclusive.rs`).
     pub fn set_draining(&self) {
         self.inner.state.draining.store(true, Ordering::Relaxed);
+        let mut marks = self
+            .inner
+            .draining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if marks.is_none() {
+            *marks = Some(exclusive::mark_draining(&self.plan()));
+        }
     }
 
     /// Resolves once a new process has taken over the sockets (see

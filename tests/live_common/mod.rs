@@ -486,7 +486,6 @@ pub struct Proc {
 impl Proc {
     /// Start `switchyard ARGS…` (with `--log-level info`), its stderr read into `log`.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        use std::io::BufRead;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
         cmd.args(["--log-level", "info"])
             .args(args)
@@ -494,7 +493,13 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start switchyard");
+        Proc::adopt(cmd.spawn().expect("start switchyard"))
+    }
+
+    /// A switchyard started another way (e.g. under `sh -c 'ulimit …; exec …'`), its stderr
+    /// piped: read into `log`.
+    pub fn adopt(mut child: std::process::Child) -> Proc {
+        use std::io::BufRead;
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();

@@ -3,7 +3,7 @@
 
 use super::describe::{Json, Metric, Reader, unix_seconds};
 use crate::observe::metrics::Kind;
-use crate::upstream::{AdminState, HealthState};
+use crate::upstream::{AdminState, HealthState, Server};
 
 const STATES: [HealthState; 4] = [
     HealthState::Healthy,
@@ -14,17 +14,47 @@ const STATES: [HealthState; 4] = [
 
 const ADMIN: [AdminState; 3] = [AdminState::Ready, AdminState::Drain, AdminState::Maint];
 
+/// HAProxy's server status (its stats page's UP, DRAIN, DOWN, MAINT), lower case.
+const STATUS: [&str; 4] = ["up", "drain", "down", "maint"];
+
+/// One word for what the server does now, from its operator state and its health:
+/// maintenance first (out at once, whatever the checks say); then down (failed by active
+/// or passive checks: it serves nobody, not even the clients stuck to it, so a draining
+/// server that is also down is `down`); then drain; else up.
+fn status(s: &Server) -> &'static str {
+    match (s.admin_state(), s.health_state()) {
+        (AdminState::Maint, _) => "maint",
+        (_, HealthState::Unhealthy | HealthState::Failed | HealthState::Disabled) => "down",
+        (AdminState::Drain, HealthState::Healthy) => "drain",
+        (AdminState::Ready, HealthState::Healthy) => "up",
+    }
+}
+
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 pub static METRICS: &[Metric] = &[
     Metric {
         name: "switchyard_server_up",
-        help: "1 when the server can take a request now: in rotation (not down, not failed by active checks) and not out for a passive fail_timeout; else 0.",
+        help: "1 when a request may be sent to the server now: not down or in maint, not failed by active checks, not out for a passive fail_timeout; else 0. A draining server is 1 (it still serves the clients stuck to it and the requests running); switchyard_server_status says drain.",
         kind: Kind::Gauge,
         labels: &[],
         json: Json::Flag("usable"),
         counted_in: "`Server::is_available`",
         read: Reader::Server(|_, s, o| o.value(s.is_available())),
+    },
+    Metric {
+        name: "switchyard_server_status",
+        help: "1 for the server's status, 0 for the others, as HAProxy's stats show it: up (takes new requests), drain (healthy, takes no new requests; sticky clients and running requests finish), down (failed by active or passive checks) or maint (down = true, or maint over the API).",
+        kind: Kind::Gauge,
+        labels: &["state"],
+        json: Json::OneOf("status"),
+        counted_in: "`Server::admin_state` and `Server::health_state`",
+        read: Reader::Server(|_, s, o| {
+            let now = status(s);
+            for st in STATUS {
+                o.sample(&[st], (st == now).into());
+            }
+        }),
     },
     Metric {
         name: "switchyard_server_state",

@@ -256,9 +256,9 @@ fn read_server(
 /// Each is an error in a pool that has no use for it (as `hash_key` is without hashing).
 fn dns(t: &Table<'_>, p: &mut PoolPlan) {
     let mut d = DnsPlan::default();
-    t.set("resolver", &mut d.resolvers, one_or_list(resolver_addr));
+    let resolver_read = t.set("resolver", &mut d.resolvers, one_or_list(resolver_addr));
     let help = "write e.g. resolver_timeout = \"5s\"";
-    t.set("resolver_timeout", &mut d.timeout, positive(help));
+    let timeout_read = t.set("resolver_timeout", &mut d.timeout, positive(help));
     let valid_known = t.set("resolver_valid", &mut d.valid, duration);
     set!(t, d.init_addr, word);
     if valid_known && t.has("resolver_valid") && d.valid < RESOLVE_MIN_INTERVAL {
@@ -287,6 +287,12 @@ fn dns(t: &Table<'_>, p: &mut PoolPlan) {
         }
     }
     p.dns = d;
+    // The file is refused already; `check` still asks the names of a file with errors (all
+    // problems in one run), but not of a pool whose resolver is not as written: the
+    // answers of another resolver would say nothing true.
+    if !(resolver_read && timeout_read) {
+        p.named.clear();
+    }
 }
 
 /// What `upstream_protocol` rules out: a gRPC check (HTTP/2) over HTTP/1.1, and h2c

@@ -81,11 +81,14 @@ pub async fn forward(
     if from_h2 && !up.transport().protocol.is_h2() {
         join_cookies(&mut parts.headers);
     }
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string);
+    // Only `X-Forwarded-Host` and `Forwarded` write the host (not by default): a copy of
+    // its value (read while the headers change) only for them.
+    let set = site.forward_headers;
+    let host = (set.has(crate::config::ForwardHeaders::X_FORWARDED_HOST)
+        || set.has(crate::config::ForwardHeaders::FORWARDED))
+    .then(|| parts.headers.get(header::HOST).cloned())
+    .flatten();
+    let host = host.as_ref().and_then(|h| h.to_str().ok());
     forwarding::rewrite(
         &mut parts.headers,
         &Forwarding {
@@ -93,9 +96,9 @@ pub async fn forward(
             client,
             trusted,
             scheme,
-            host: host.as_deref(),
+            host,
             port: site.port,
-            set: site.forward_headers,
+            set,
         },
     );
     // Origin form (`/path?query`) for the server, without parsing the target again.

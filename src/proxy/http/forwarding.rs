@@ -177,6 +177,8 @@ pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             h.insert(name.clone(), v);
         }
     };
+    // Room for what is added, made once.
+    headers.reserve(4);
     let mut buf = [0u8; 48];
     if set.has(ForwardHeaders::X_FORWARDED_FOR) {
         let peer = ip_text(f.peer, &mut buf);

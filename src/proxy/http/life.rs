@@ -362,7 +362,15 @@ pub async fn drive<C>(
         .into_owned();
     drop(site);
     // HTTP/2 streams run in this task, polled before the connection writes (streams.rs).
-    let mut conn = Joined::new(conn);
+    // Once `keepalive_requests` streams came, the GOAWAY is begun before they run, so that
+    // it leaves ahead of their answers (and the client opens no more).
+    let counted = activity.clone();
+    let mut conn = Joined::new(conn, move |c: Pin<&mut _>| {
+        let max = counted.max_requests;
+        if max > 0 && counted.requests.load(Ordering::Relaxed) >= max {
+            c.graceful_shutdown();
+        }
+    });
     let a = &activity;
     let life = &a.life;
     let stats = life.stats();

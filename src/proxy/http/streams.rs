@@ -10,8 +10,11 @@
 //! HAProxy and nginx, one connection's streams share one worker.
 //!
 //! [`StreamExec`] is the executor of every listener's hyper builder: a stream opened while
-//! a [`Joined`] polls its connection is adopted by it; any other future (none today) is
-//! spawned as before.
+//! a [`Joined`] polls its connection is adopted by it; any other future (hyper's upgrade
+//! tasks, given from a stream) is spawned as before. The streams of a connection share its
+//! task's budget of tokio's cooperative scheduling: when they spend it, the connection is
+//! polled first the next time, so a large download cannot keep its connection from
+//! reading and writing.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -57,20 +60,28 @@ where
 /// other tasks run (a client that opens streams as fast as they finish gets no more).
 const ROUNDS: usize = 4;
 
-/// A connection future and the streams it opened, polled as one.
-pub struct Joined<C> {
+/// A connection future and the streams it opened, polled as one. `after` is called with
+/// the connection after each poll that opened streams, before they run: the place to begin
+/// a graceful shutdown (`keepalive_requests`) so that its GOAWAY leaves before their answers.
+pub struct Joined<C, H> {
     conn: Pin<Box<C>>,
     streams: FuturesUnordered<Stream>,
     /// The list [`OPENED`] lends out, kept for its allocation.
     spare: Vec<Stream>,
+    after: H,
+    /// The streams spent the task's budget (tokio's cooperative scheduling) last time: the
+    /// connection goes first now, so that its reads and writes are not starved by them.
+    conn_first: bool,
 }
 
-impl<C: Future> Joined<C> {
-    pub fn new(conn: C) -> Joined<C> {
+impl<C: Future, H: FnMut(Pin<&mut C>)> Joined<C, H> {
+    pub fn new(conn: C, after: H) -> Joined<C, H> {
         Joined {
             conn: Box::pin(conn),
             streams: FuturesUnordered::new(),
             spare: Vec::new(),
+            after,
+            conn_first: false,
         }
     }
 
@@ -83,22 +94,62 @@ impl<C: Future> Joined<C> {
     pub fn streams(&self) -> usize {
         self.streams.len()
     }
+
+    /// Poll the streams that were woken, while the task's budget lasts; false when it ran
+    /// out (the connection goes first next time).
+    fn run_streams(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if !tokio::task::coop::has_budget_remaining() {
+                self.conn_first = true;
+                return false;
+            }
+            match self.streams.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => {}
+                _ => return true,
+            }
+        }
+    }
 }
 
-impl<C: Future> Future for Joined<C> {
+/// Lends `OPENED` a list for as long as it lives, and takes it back even if the poll
+/// panics (so no later `execute` on this thread could fall into a stale list).
+struct Lent;
+
+impl Lent {
+    fn new(list: Vec<Stream>) -> Lent {
+        let before = OPENED.with(|o| o.borrow_mut().replace(list));
+        debug_assert!(before.is_none(), "a Joined polled inside another");
+        Lent
+    }
+
+    fn take(self) -> Vec<Stream> {
+        OPENED.with(|o| o.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let _ = OPENED.try_with(|o| o.borrow_mut().take());
+    }
+}
+
+impl<C: Future, H: FnMut(Pin<&mut C>) + Unpin> Future for Joined<C, H> {
     /// The connection's: streams still running when it ends are dropped with this future
-    /// (their client is gone).
+    /// (after a graceful shutdown it ends only once every stream has sent its last frame).
     type Output = C::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let this = &mut *self;
         for _ in 0..ROUNDS {
-            // Streams first: what they send the connection writes below, in one go.
-            while let Poll::Ready(Some(())) = this.streams.poll_next_unpin(cx) {}
-            let lent = std::mem::take(&mut this.spare);
-            OPENED.with(|o| *o.borrow_mut() = Some(lent));
+            // Streams first, unless they starved the connection last time: what they send
+            // the connection writes below, in one go.
+            if !std::mem::take(&mut this.conn_first) && !this.run_streams(cx) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let lent = Lent::new(std::mem::take(&mut this.spare));
             let polled = this.conn.as_mut().poll(cx);
-            let mut opened = OPENED.with(|o| o.borrow_mut().take()).unwrap_or_default();
+            let mut opened = lent.take();
             if let Poll::Ready(out) = polled {
                 return Poll::Ready(out);
             }
@@ -106,6 +157,7 @@ impl<C: Future> Future for Joined<C> {
                 this.spare = opened;
                 return Poll::Pending;
             }
+            (this.after)(this.conn.as_mut());
             this.streams.extend(opened.drain(..));
             this.spare = opened;
         }
@@ -161,7 +213,7 @@ mod tests {
             n: 10,
             done: done.clone(),
         };
-        let mut joined = Joined::new(conn);
+        let mut joined = Joined::new(conn, |_| {});
         // The first poll: the connection opened ten streams, adopted (each waits on its
         // first wake-up), none spawned elsewhere.
         let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut joined).poll(cx))).await;
@@ -195,7 +247,7 @@ mod tests {
             }
         }
         let done = Arc::new(AtomicUsize::new(0));
-        Joined::new(Opener(false, done.clone())).await;
+        Joined::new(Opener(false, done.clone()), |_| {}).await;
         assert_eq!(done.load(Ordering::Relaxed), 1);
     }
 

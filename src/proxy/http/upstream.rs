@@ -107,12 +107,13 @@ impl Upstream {
             opened: AtomicU64::new(conns_of.map_or(0, |p| p.conns.opened())),
             transport: Arc::new(transport),
         });
-        let idle = Arc::new(super::h1::pool::IdleConns::succeed(
+        let idle = super::h1::pool::IdleConns::succeed(
             pool.servers(),
             pool.keepalive,
             pool.keepalive_timeout,
             conns_of.map(|p| &*p.idle),
-        ));
+        )
+        .shared();
         Upstream {
             idle,
             stats: previous.map_or_else(Arc::default, |(p, _)| p.stats.clone()),

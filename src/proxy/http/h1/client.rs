@@ -33,7 +33,7 @@ use super::pool::{IdleConns, ServerConn};
 use super::upload::{Encoder, Out, Upload};
 use crate::error::ProxyError;
 use crate::proxy::http::body::{
-    BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty,
+    BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty, full,
 };
 use crate::proxy::http::replay::ReplayBody;
 use crate::proxy::http::transport::{SendTimed, ServerStream, is_send_timeout};
@@ -340,9 +340,20 @@ fn response(
     let buf = conn.rb.data();
     let bad = |why: &str| upstream_error(server, why.into());
     let status = StatusCode::from_u16(head.status).map_err(|_| bad("invalid status"))?;
+    let framing = head.framing(*method == Method::HEAD);
+    // A body of known length already read whole with its head (a small answer: most of
+    // them) is handed over as it is, and the connection goes back at once, with no body
+    // that reads it and no read timeout to arm.
+    let whole = match framing {
+        parse::Framing::Length(n) if upload.is_none() && n <= (buf.len() - head.len) as u64 => {
+            Some(n as usize)
+        }
+        _ => None,
+    };
     let mut headers = HeaderMap::with_capacity(head.fields.len() + 1);
-    // The values share one copy of the head rather than one allocation each.
-    let shared = Bytes::copy_from_slice(&buf[..head.len]);
+    // The values (and a whole body) share one copy of the head rather than one allocation
+    // each.
+    let shared = Bytes::copy_from_slice(&buf[..head.len + whole.unwrap_or(0)]);
     for f in &head.fields {
         let name = f.name.get(buf);
         if name.eq_ignore_ascii_case(b"content-length")
@@ -360,11 +371,23 @@ fn response(
         headers.append(n, v);
     }
     if let (Some(n), false) = (head.content_length, head.chunked) {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        headers.insert(header::CONTENT_LENGTH, length_value(&shared, head, n));
     }
-    let framing = head.framing(*method == Method::HEAD);
     let reusable = head.keep_alive && framing != parse::Framing::Close;
     conn.rb.consume(head.len);
+    if let Some(n) = whole {
+        conn.rb.consume(n);
+        // Anything after it was not asked for: the connection closes.
+        if reusable && conn.rb.is_empty() {
+            up.idle().put(server, conn);
+        }
+        drop(in_flight);
+        let mut resp = Response::new(full(shared.slice(shared.len() - n..)));
+        *resp.status_mut() = status;
+        *resp.version_mut() = Version::HTTP_11;
+        *resp.headers_mut() = headers;
+        return Ok(resp);
+    }
     let state = match framing {
         parse::Framing::Empty => State::Done,
         parse::Framing::Length(n) => State::Length(n),
@@ -414,6 +437,27 @@ fn response(
     *resp.version_mut() = Version::HTTP_11;
     *resp.headers_mut() = headers;
     Ok(resp)
+}
+
+/// The `Content-Length` value for `n`: the server's own bytes when it wrote just the
+/// digits once (most do; no allocation), else `n` written out.
+fn length_value(shared: &Bytes, head: &ResponseHead, n: u64) -> HeaderValue {
+    let mut lengths = head
+        .fields
+        .iter()
+        .filter(|f| f.name.get(shared).eq_ignore_ascii_case(b"content-length"));
+    if let (Some(f), None) = (lengths.next(), lengths.next()) {
+        let v = f.value.get(shared);
+        if !v.is_empty()
+            && v.len() <= 19
+            && v.iter().all(u8::is_ascii_digit)
+            && v[0] != b'0'
+            && let Ok(v) = HeaderValue::from_maybe_shared(shared.slice(f.value.range()))
+        {
+            return v;
+        }
+    }
+    HeaderValue::from(n)
 }
 
 /// Where a response body's reading is.

@@ -71,10 +71,12 @@ pub struct Conn {
     body_sent: u64,
     /// The deadline of waits on the client.
     timer: Timer,
-    /// The deadline of waits on a server's answer head: a timer of its own, so that both
-    /// only ever move later (the client's `keepalive_timeout` is further than the server's
-    /// `timeouts.read`) and neither is filed again with the runtime per request.
-    server_timer: Timer,
+    /// The deadline of waits on a server's answer head (made at the first request): a
+    /// timer of its own, so that on a busy connection each usually moves later (the
+    /// client's `keepalive_timeout` is further than the server's `timeouts.read`) and is
+    /// not filed again with the runtime per request. One that fired while the connection
+    /// idled, or a pool with a shorter `read`, is filed again once.
+    server_timer: Option<Timer>,
 }
 
 impl Conn {
@@ -99,7 +101,7 @@ impl Conn {
             log_ua: Vec::new(),
             body_sent: 0,
             timer: Timer::new(),
-            server_timer: Timer::new(),
+            server_timer: None,
         }
     }
 
@@ -420,7 +422,7 @@ impl Conn {
             crb: &mut self.rb,
             out: &mut self.out,
             resp: &mut self.resp,
-            timer: &mut self.server_timer,
+            timer: self.server_timer.get_or_insert_with(Timer::new),
             continued,
             connect: None,
             header: None,

@@ -340,6 +340,11 @@ async fn answer_head_by<I: AsyncRead + Unpin>(
         match parse::response(rb.data(), resp) {
             Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
                 rb.consume(resp.len);
+                // A server that sends interim answers without end is still cut at the
+                // deadline (the read below is tried before the timer).
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(HeadFailed::TimedOut);
+                }
                 continue;
             }
             Ok(true) if resp.status == 101 && !upgrading => {

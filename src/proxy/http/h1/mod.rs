@@ -131,6 +131,8 @@ pub async fn serve<C>(
         }
         if n == PREFACE.len() {
             let io = Prefixed::new(seen.to_vec(), io);
+            // The HTTP/1 buffers are not needed for the HTTP/2 connection's life.
+            drop(conn);
             let (site, tunnels) = (&l.site, &l.tunnels);
             return super::life::drive(io, client, (site, tunnels), life, stopping).await;
         }

@@ -1,7 +1,13 @@
 //! The direct path's idle server connections: per server of a pool, a short list of open
 //! connections, each with its read buffer, taken for one exchange and put back inline when
-//! the response has been read to its end (no task, no channel). At most `keepalive` per
-//! server, for at most `keepalive_timeout`, newest first, as nginx's `keepalive`.
+//! the response has been read to its end (no task, no channel). Newest first, each for at
+//! most `keepalive_timeout`; `keepalive` per server, as nginx's `keepalive`, except that a
+//! connection over that number is closed only once it has stayed idle [`PURGE_DELAY`], as
+//! HAProxy's `pool-purge-delay`: under steady load with more requests in flight than
+//! `keepalive` (one HTTP/2 client's 100 streams), nginx's rule closes connections as
+//! they come back and opens new ones a moment later, one per five requests in
+//! `MODE=h2 bench/callgrind.sh`. A sweep every half [`PURGE_DELAY`] closes those, and the
+//! ones past `keepalive_timeout`, when no request comes to do it.
 //!
 //! One mutex per server, held only to push or pop: requests to different servers never
 //! contend, and the lock is never held across an await.
@@ -17,6 +23,10 @@ use super::body::ReadBuf;
 use super::parse::ResponseHead;
 use crate::proxy::http::transport::{SendTimed, ServerStream};
 use crate::upstream::Server;
+
+/// How long a connection over a server's `keepalive` stays idle before it is closed
+/// (HAProxy's `pool-purge-delay` default).
+pub const PURGE_DELAY: Duration = Duration::from_secs(5);
 
 /// The capacity an idle connection keeps of its write buffer (`ServerConn::out`): a large
 /// upload's buffer is given back.
@@ -100,12 +110,61 @@ impl IdleConns {
                 if let Some(old) = previous.list(server) {
                     let mut kept =
                         std::mem::take(&mut *old.lock().unwrap_or_else(|e| e.into_inner()));
-                    kept.truncate(max_idle);
+                    // The newest `max_idle` (a changed `keepalive` applies at once).
+                    kept.drain(..kept.len().saturating_sub(max_idle));
                     *list.lock().unwrap_or_else(|e| e.into_inner()) = kept;
                 }
             }
         }
         conns
+    }
+
+    /// Shared, with a task (on the current runtime, if any) that closes what has stayed
+    /// idle too long while no request comes; it ends with the last holder.
+    pub fn shared(self) -> std::sync::Arc<Self> {
+        let conns = std::sync::Arc::new(self);
+        if conns.max_idle > 0
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let weak = std::sync::Arc::downgrade(&conns);
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(PURGE_DELAY / 2);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(conns) = weak.upgrade() else { return };
+                    conns.sweep();
+                }
+            });
+        }
+        conns
+    }
+
+    /// Close the connections idle past `keepalive_timeout`, and those over `keepalive`
+    /// idle past [`PURGE_DELAY`].
+    fn sweep(&self) {
+        let now = Instant::now();
+        for list in &self.lists {
+            let gone: Vec<ServerConn> = {
+                let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+                let n = self.stale(&list, now);
+                list.drain(..n).collect()
+            };
+            drop(gone);
+        }
+    }
+
+    /// How many of `list` (oldest first: each was put back after the one before it) are
+    /// to be closed at `now`.
+    fn stale(&self, list: &[ServerConn], now: Instant) -> usize {
+        let over = list.len().saturating_sub(self.max_idle);
+        list.iter()
+            .enumerate()
+            .take_while(|(i, c)| {
+                let idle = now.saturating_duration_since(c.since);
+                idle >= self.idle_timeout || (*i < over && idle >= PURGE_DELAY)
+            })
+            .count()
     }
 
     fn list(&self, server: &Server) -> Option<&Mutex<Vec<ServerConn>>> {
@@ -133,7 +192,8 @@ impl IdleConns {
     }
 
     /// Keep `conn` for the next request to `server` (its response was read whole).
-    /// Back on the idle list, the buffer of what is written shrunk to [`KEPT_OUT`].
+    /// Back on the idle list, the buffer of what is written shrunk to [`KEPT_OUT`]; the
+    /// list's oldest closed if they are over `keepalive` and were idle [`PURGE_DELAY`].
     pub fn put(&self, server: &Server, mut conn: ServerConn) {
         if self.max_idle == 0 {
             return;
@@ -141,14 +201,17 @@ impl IdleConns {
         let Some(list) = self.list(server) else {
             return;
         };
-        conn.since = Instant::now();
+        let now = Instant::now();
+        conn.since = now;
         // An idle connection does not keep the largest request it ever wrote.
         conn.out.shrink_to(KEPT_OUT);
         let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
-        if list.len() >= self.max_idle {
-            // Keep the newest; the oldest is the likeliest to be closed by the server.
-            list.remove(0);
-        }
         list.push(conn);
+        if list.len() > self.max_idle {
+            // Over the cap: the oldest go (the likeliest to be closed by the server), once
+            // they have not been needed for a while.
+            let n = self.stale(&list, now);
+            list.drain(..n);
+        }
     }
 }
