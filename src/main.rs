@@ -401,27 +401,7 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
     for n in &imported.notes {
         eprintln!("{n}");
     }
-    let approximated = imported.notes.iter().filter(|n| n.approximated).count();
-    let warned = imported.notes.iter().filter(|n| n.warning).count();
-    let warned = match warned {
-        0 => String::new(),
-        n => format!(
-            " ({n} warning(s): requests the source refused or answered itself now reach a pool)"
-        ),
-    };
-    eprintln!(
-        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried{warned}, {approximated} approximated{}",
-        imported.source.as_str(),
-        imported.listeners,
-        imported.pools,
-        imported.servers,
-        imported.notes.len() - approximated,
-        if imported.notes.is_empty() {
-            ""
-        } else {
-            " (listed above)"
-        }
-    );
+    eprintln!("{}", imported.summary());
     match &imported.check {
         Ok(()) => {
             eprintln!("switchyard check: ok");
