@@ -401,20 +401,7 @@ fn import(files: &[PathBuf], from: Option<&str>, output: Option<&std::path::Path
     for n in &imported.notes {
         eprintln!("{n}");
     }
-    let approximated = imported.notes.iter().filter(|n| n.approximated).count();
-    eprintln!(
-        "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried, {approximated} approximated{}",
-        imported.source.as_str(),
-        imported.listeners,
-        imported.pools,
-        imported.servers,
-        imported.notes.len() - approximated,
-        if imported.notes.is_empty() {
-            ""
-        } else {
-            " (listed above)"
-        }
-    );
+    eprintln!("{}", imported.summary());
     match &imported.check {
         Ok(()) => {
             eprintln!("switchyard check: ok");
@@ -556,11 +543,14 @@ async fn serve_until_signal(
             signal = signals.next() => match signal {
                 Signal::Hangup => {
                     // A full reload; errors are logged and the running configuration stays.
-                    let _ = runtime.reload().await;
-                    // Certificate files are read again even when the reload was refused.
+                    let refused = runtime.reload().await.is_err();
+                    // Certificate files are read again (as their watcher does when they
+                    // change); only certificates other than those served are reported.
                     let n = runtime.reload_certificates().await;
-                    if n > 0 {
-                        tracing::info!("SIGHUP: {n} listener(s) took new certificates");
+                    match (n, refused) {
+                        (0, _) => {}
+                        (n, false) => tracing::info!("SIGHUP: {n} listener(s) took new certificates"),
+                        (n, true) => tracing::info!("SIGHUP: the configuration was refused, but {n} listener(s) took new certificates from their changed files"),
                     }
                 }
                 Signal::Upgrade => upgrade_in_place(upgrade_socket),

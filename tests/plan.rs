@@ -519,8 +519,11 @@ async fn a_derived_value_is_a_change_only_when_it_changes_and_says_from_what() {
     let proc = Proc::adopt(cmd.spawn().expect("start switchyard under ulimit -n 512"));
     proc.line("admin endpoints on", std::time::Duration::from_secs(10))
         .await;
-    proc.line("lowered to", std::time::Duration::from_secs(1))
-        .await;
+    proc.line(
+        "connection limits fitted to the open-file limit of 512",
+        std::time::Duration::from_secs(1),
+    )
+    .await;
 
     let (code, out, err) = cli(&["reload", "-c", &path]);
     assert_eq!(code, Some(0), "{out}{err}");

@@ -196,3 +196,112 @@ async fn a_second_stop_signal_ends_the_drain_at_once() {
     assert!(status.success(), "exit status {status}");
     slow.abort();
 }
+
+/// Each health change names its pool, as the failover lines do: active checks taking a
+/// server out (`pool=web`) and passive health taking one out after a failed try (`pool=api`;
+/// of two servers: a pool of one is never taken out, as in nginx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_change_log_lines_name_the_pool() {
+    let b = backends(1).await;
+    // An address nothing listens on: bound, then closed.
+    let unbound = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (dead, dead2) = (unbound(), unbound());
+    let config = format!(
+        "shutdown_delay = \"0s\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"web\"\n\
+         [[listener.route]]\npath_prefix = \"/api/\"\npool = \"api\"\n\
+         [pool.web]\nservers = [{{ addr = \"{}\", name = \"web1\" }}, {{ addr = \"{dead}\", name = \"web3\" }}]\n\
+         [pool.web.health]\ninterval = \"100ms\"\ntimeout = \"100ms\"\nfall = 1\n\
+         [pool.api]\nservers = [{{ addr = \"{dead}\", name = \"api1\" }}, {{ addr = \"{dead2}\", name = \"api2\" }}]\n[pool.api.retry]\nattempts = 0\n",
+        b[0].addr
+    );
+    let lb = LbProcess::start_logging(&config, "info");
+    let down = lb
+        .wait_for_log("out of rotation", Duration::from_secs(5))
+        .await;
+    assert!(
+        down.contains("pool=web") && down.contains("server=web3"),
+        "{down}"
+    );
+    assert_eq!(get(lb.addr, "/api/x").await.status, 502);
+    let out = lb
+        .wait_for_log("server out after", Duration::from_secs(5))
+        .await;
+    assert!(
+        out.contains("pool=api") && out.contains("server=api"),
+        "{out}"
+    );
+}
+
+/// The lines switchyard logs at `info` until it listens, run under `ulimit -n nofile`.
+fn startup_log(config: &str, nofile: u32) -> Vec<String> {
+    let dir = temp_dir("startup-log");
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {nofile} && exec {} --log-level info run -c {}",
+            env!("CARGO_BIN_EXE_switchyard"),
+            path.display()
+        ))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start switchyard");
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        lines.iter().any(|l| l.contains("listening on")),
+        "{lines:#?}"
+    );
+    lines
+}
+
+/// Under a low open-file limit, the default max_connections lowered to fit is expected:
+/// one INFO line, no warning; a value the operator set and that had to be lowered is still
+/// a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_default_max_connections_is_said_once_at_info() {
+    let b = backends(1).await;
+    let two = format!(
+        "{}[[listener]]\nname = \"other\"\nlisten = \"127.0.0.1:0\"\npool = \"p\"\n",
+        simple_config("round_robin", &b, &[]).replace("[pool.p]", "[pool.p]\nkeepalive = 2")
+    );
+    let lines = startup_log(&two, 2048);
+    let about: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("max_connections"))
+        .collect();
+    assert_eq!(about.len(), 1, "{lines:#?}");
+    assert!(
+        about[0].contains(" INFO ")
+            && about[0].contains("listener \"web\" max_connections = ")
+            && about[0].contains("listener \"other\" max_connections = "),
+        "{about:?}"
+    );
+    let set = two.replacen(
+        "pool = \"p\"\n",
+        "pool = \"p\"\nmax_connections = 5000\n",
+        1,
+    );
+    let lines = startup_log(&set, 2048);
+    let warned: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" WARN ") && l.contains("max_connections = 5000"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:#?}");
+}

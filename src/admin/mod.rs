@@ -149,6 +149,9 @@ pub struct AdminListener {
     /// The site an `http` / `https` listener serves (as its accept loop reads it), for
     /// `GET /api/explain`.
     pub site: Option<Arc<arc_swap::ArcSwap<crate::proxy::http::Site>>>,
+    /// The certificates an `https` listener serves now (swapped on reload), for their
+    /// expiry metric.
+    pub certs: Option<Arc<crate::tls::SniResolver>>,
 }
 
 /// The counters a listener keeps, by protocol.

@@ -20,10 +20,14 @@ pub struct Rate {
 impl Rate {
     /// Parse `100/s`, `10/m`, `5/h` (also `r/s` as nginx writes it: `100r/s`).
     pub fn parse(s: &str) -> Result<Rate, String> {
-        let fix = "write a count per period, such as \"100/s\", \"600/m\" or \"5/h\"";
-        let (n, per) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a rate; {fix}"))?;
+        let fix = "write \"100/s\" (or \"600/m\", \"5/h\"): a count per period";
+        let (n, per) = s.split_once('/').ok_or_else(|| match s.trim().parse::<u32>() {
+            // A count alone: say it with its period, as nginx's `rate=20r/s`.
+            Ok(n) if n > 0 => format!(
+                "{s:?} is not a rate: a count needs its period; write \"{n}/s\" (or \"{n}/m\", \"{n}/h\")"
+            ),
+            _ => format!("{s:?} is not a rate; {fix}"),
+        })?;
         let n = n.trim().trim_end_matches('r');
         let count: u32 = n
             .parse()

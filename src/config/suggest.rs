@@ -72,19 +72,27 @@ pub(crate) fn nearest_name<'w>(typo: &str, names: &[&'w str]) -> Option<&'w str>
         .map(|(_, w)| w)
 }
 
+/// Edits between `a` and `b`, a swap of two neighbouring letters counted as one
+/// (optimal string alignment, as `git`'s and rustc's suggestions): `wbe` is one edit from
+/// `web`, as `we` is.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    // Three rows: the one before the last (for a swap), the last, and this one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (last[j - 1] + cost).min(last[j] + 1).min(row[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
         }
+        before = std::mem::replace(&mut last, row);
     }
-    row[b.len()]
+    last[b.len()]
 }
 
 /// The help line for `algorithm = "<written>"`, which is none of `names`.
@@ -201,4 +209,24 @@ fn nginx_variable(lower: &str, original: &str) -> Option<String> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_swap_of_two_letters_is_one_edit() {
+        assert_eq!(edit_distance("wbe", "web"), 1);
+        assert_eq!(edit_distance("lsiten", "listen"), 1);
+        assert_eq!(edit_distance("we", "web"), 1);
+        assert_eq!(edit_distance("", "web"), 3);
+        assert_eq!(edit_distance("web", "web"), 0);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // Optimal string alignment: no letter is edited twice.
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        assert_eq!(nearest_name("wbe", &["web", "api"]), Some("web"));
+        assert_eq!(nearest("agorithm", &["algorithm"]), Some("algorithm"));
+        assert_eq!(nearest("algroithm", &["algorithm"]), Some("algorithm"));
+    }
 }

@@ -229,7 +229,9 @@ impl Offline<'_> {
 }
 
 /// The listener a request arrives on: the one it names; else the only listener; else the
-/// only one on the port of the request's URL.
+/// only one on the port of the request's URL (its scheme's default, 443 or 80, when it
+/// names none) and of its scheme; else, for a URL without a port, the only listener of its
+/// scheme.
 pub fn pick_listener<'p>(plan: &'p Plan, req: &Request) -> Result<&'p ListenerPlan, String> {
     let names = || {
         plan.listeners
@@ -253,16 +255,24 @@ pub fn pick_listener<'p>(plan: &'p Plan, req: &Request) -> Result<&'p ListenerPl
     if let [only] = plan.listeners.as_slice() {
         return Ok(only);
     }
-    let port = req
-        .host
-        .as_deref()
-        .and_then(|h| h.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok());
+    // The listeners the URL's port (its scheme's default, 443 or 80, if it has none)
+    // arrives on, of the URL's scheme when it has one.
+    let port = req.port();
+    let scheme_fits = |l: &&ListenerPlan| match req.scheme.as_deref() {
+        Some(s) => l.protocol.as_str() == s,
+        None => true,
+    };
     let on_port: Vec<&ListenerPlan> = plan
         .listeners
         .iter()
         .filter(|l| Some(l.listen.port()) == port)
         .collect();
+    let fitting: Vec<&ListenerPlan> = on_port.iter().copied().filter(scheme_fits).collect();
+    let mut on_port = if fitting.is_empty() { on_port } else { fitting };
+    if on_port.is_empty() && req.written_port().is_none() && req.scheme.is_some() {
+        // `https://shop.test/` with the https listener on 8443: the one of that scheme.
+        on_port = plan.listeners.iter().filter(|l| scheme_fits(l)).collect();
+    }
     match on_port.as_slice() {
         [one] => Ok(one),
         _ => Err(format!(

@@ -20,6 +20,8 @@ pub struct Request {
     /// A pool to ask directly, leaving listeners and routes out.
     pub pool: Option<String>,
     pub method: String,
+    /// The scheme of its URL (`http`, `https`), if it was given as one.
+    pub scheme: Option<String>,
     /// The host it names, with its port if any.
     pub host: Option<String>,
     /// Path and query, `/` at least.
@@ -38,6 +40,7 @@ impl Default for Request {
             listener: None,
             pool: None,
             method: "GET".into(),
+            scheme: None,
             host: None,
             path_and_query: "/".into(),
             client: IpAddr::from([127, 0, 0, 1]),
@@ -73,6 +76,7 @@ impl Request {
         })?;
         if let Some(a) = uri.authority() {
             self.host = Some(a.as_str().to_string());
+            self.scheme = uri.scheme_str().map(str::to_ascii_lowercase);
         } else if !target.starts_with('/') {
             return Err(format!(
                 "{target:?} is neither a URL nor a path: write http://example.com/path or /path"
@@ -167,10 +171,34 @@ impl Request {
         Ok(r)
     }
 
-    /// `GET http://host/path` as one line.
+    /// The port the URL (or Host) names, if any.
+    pub fn written_port(&self) -> Option<u16> {
+        self.host
+            .as_deref()
+            .and_then(|h| h.rsplit_once(':'))
+            .filter(|(h, _)| !h.starts_with('[') || h.ends_with(']'))
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+    }
+
+    /// The port the request arrives on: the one written, else its scheme's default (443
+    /// for https, 80 for http); `None` without either.
+    pub fn port(&self) -> Option<u16> {
+        self.written_port().or(match self.scheme.as_deref() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        })
+    }
+
+    /// `GET http://host/path` as one line (with the scheme it was written with).
     pub fn line(&self) -> String {
         match &self.host {
-            Some(h) => format!("{} http://{h}{}", self.method, self.path_and_query),
+            Some(h) => format!(
+                "{} {}://{h}{}",
+                self.method,
+                self.scheme.as_deref().unwrap_or("http"),
+                self.path_and_query
+            ),
             None => format!("{} {}", self.method, self.path_and_query),
         }
     }

@@ -113,8 +113,21 @@ pub fn import(sections: &[Section], skipped: &[(Line, String)], c: &mut Config) 
                 && !seen_by_other(&proxies, &used, l)
             {
                 let why = reason(l, p.sec.kind.as_str());
-                if let Some(why) = why {
-                    c.note(&l.at, l.text(), why);
+                let refusal = matches!(l.kw(), "http-request" | "tcp-request")
+                    && l.words.iter().any(|w| {
+                        matches!(w.as_str(), "deny" | "reject" | "tarpit" | "silent-drop")
+                    });
+                match why {
+                    Some(why) if refusal => c.warn(
+                        &l.at,
+                        l.text(),
+                        format!(
+                            "HAProxy refused these requests; they WILL now be proxied by {} {} as any other: {why}",
+                            p.sec.kind, p.sec.name
+                        ),
+                    ),
+                    Some(why) => c.note(&l.at, l.text(), why),
+                    None => {}
                 }
             }
         }

@@ -132,6 +132,12 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
             true
         }
         ["if", cond @ ..] if rate(c, l, a, cond, status) => true,
+        ["if", "{", crit, values @ .., "}"] if http && path_blocks(crit, values).is_some() => {
+            let blocks = path_blocks(crit, values).expect("checked");
+            a.guard.blocks.extend(blocks);
+            status_note(c);
+            true
+        }
         ["if" | "unless", cond @ ..] => match src(a, cond) {
             Some((negated, blocks)) => {
                 if negated == (rest[0] == "if") {
@@ -146,6 +152,23 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
         },
         _ => false,
     }
+}
+
+/// `{ path_beg /a /b }`, `path_end`, `path` (exact), `path_reg`, `path_sub`: one block
+/// rule's path regex per value; `None` for anything else (flags included).
+fn path_blocks(crit: &str, values: &[&str]) -> Option<Vec<String>> {
+    if values.is_empty() || values.iter().any(|v| v.starts_with('-')) {
+        return None;
+    }
+    let one = |v: &str| match crit {
+        "path_beg" => Some(format!("^{}", regex::escape(v))),
+        "path_end" => Some(format!("{}$", regex::escape(v))),
+        "path" => Some(format!("^{}$", regex::escape(v))),
+        "path_sub" => Some(regex::escape(v)),
+        "path_reg" if regex::Regex::new(v).is_ok() => Some(v.to_string()),
+        _ => None,
+    };
+    values.iter().map(|v| one(v)).collect()
 }
 
 /// One source condition: `{ src A B }`, `NAME` or `!NAME` (an `acl NAME src …`);

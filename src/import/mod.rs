@@ -66,6 +66,33 @@ pub struct Imported {
     pub check: Result<(), String>,
 }
 
+impl Imported {
+    /// The report's last line: what was made, and how many directives were not carried
+    /// (with the warnings among them) or approximated.
+    pub fn summary(&self) -> String {
+        let approximated = self.notes.iter().filter(|n| n.approximated).count();
+        let warned = match self.notes.iter().filter(|n| n.warning).count() {
+            0 => String::new(),
+            n => format!(
+                " ({n} warning(s): requests the source refused or answered itself now reach a pool)"
+            ),
+        };
+        format!(
+            "import ({}): {} listener(s), {} pool(s), {} server(s); {} directive(s) not carried{warned}, {approximated} approximated{}",
+            self.source.as_str(),
+            self.listeners,
+            self.pools,
+            self.servers,
+            self.notes.len() - approximated,
+            if self.notes.is_empty() {
+                ""
+            } else {
+                " (listed above)"
+            }
+        )
+    }
+}
+
 /// Why an import could not be made at all.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ImportError {

@@ -28,6 +28,9 @@ pub struct Note {
     pub why: String,
     /// Carried, but with a different meaning (said in `why`); otherwise not carried at all.
     pub approximated: bool,
+    /// Not carried, and requests the source refused or answered itself now reach a pool
+    /// (said in `why`): printed as a warning, never a quiet note.
+    pub warning: bool,
 }
 
 impl std::fmt::Display for Note {
@@ -37,7 +40,12 @@ impl std::fmt::Display for Note {
         } else {
             "not carried"
         };
-        write!(f, "{}: {what}: `{}`: {}", self.at, self.directive, self.why)
+        let warning = if self.warning { "warning: " } else { "" };
+        write!(
+            f,
+            "{warning}{}: {what}: `{}`: {}",
+            self.at, self.directive, self.why
+        )
     }
 }
 
@@ -63,6 +71,8 @@ pub struct Guard {
     pub limits: Vec<Limit>,
     /// `client_max_body_size`, as a TOML value (`"10m"`, `0`).
     pub body: Option<String>,
+    /// Block rules (`[[…block]]`, answered 403): the path regexes they refuse.
+    pub blocks: Vec<String>,
 }
 
 impl Guard {
@@ -201,6 +211,19 @@ impl Config {
             directive: shorten(directive.into()),
             why: why.into(),
             approximated: false,
+            warning: false,
+        });
+    }
+
+    /// Not carried, and requests the source refused or answered itself now go to a pool:
+    /// `why` says which.
+    pub fn warn(&mut self, at: &Origin, directive: impl Into<String>, why: impl Into<String>) {
+        self.notes.push(Note {
+            at: at.clone(),
+            directive: shorten(directive.into()),
+            why: why.into(),
+            approximated: false,
+            warning: true,
         });
     }
 
@@ -210,6 +233,7 @@ impl Config {
             directive: shorten(directive.into()),
             why: why.into(),
             approximated: true,
+            warning: false,
         });
     }
 
@@ -334,6 +358,7 @@ pub fn emit(c: &Config, from: &str) -> String {
             );
         }
         limits(&mut t, "listener.limit", &l.guard);
+        blocks(&mut t, "listener.block", &l.guard);
         for r in &l.routes {
             let _ = writeln!(t, "  # {}", r.at);
             let _ = writeln!(t, "  [[listener.route]]");
@@ -355,6 +380,7 @@ pub fn emit(c: &Config, from: &str) -> String {
             let _ = writeln!(t, "  pool = {}", q(&r.pool));
             guard_keys(&mut t, "  ", &r.guard);
             limits(&mut t, "listener.route.limit", &r.guard);
+            blocks(&mut t, "listener.route.block", &r.guard);
         }
     }
     for p in &c.pools {
@@ -400,6 +426,14 @@ fn limits(t: &mut String, table: &str, g: &Guard) {
         if let Some(n) = l.size {
             let _ = writeln!(t, "  size = {n}");
         }
+    }
+}
+
+/// `[[listener.block]]` or `[[listener.route.block]]` tables, one per path regex.
+fn blocks(t: &mut String, table: &str, g: &Guard) {
+    for re in &g.blocks {
+        let _ = writeln!(t, "  [[{table}]]");
+        let _ = writeln!(t, "  path_regex = {}", q(re));
     }
 }
 

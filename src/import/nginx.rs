@@ -12,7 +12,7 @@ use super::nginx_guard::{self, Front, conf_path, early_first};
 use super::nginx_parse::Directive;
 use super::nginx_stream;
 use super::nginx_upstream::{self, listen_addr, time};
-use super::nginx_vhost::{Listen, Loc, Vhost, listeners};
+use super::nginx_vhost::{Listen, Loc, Unproxied, Vhost, listeners};
 
 /// The top level of an nginx configuration.
 pub fn import(list: &[Directive], c: &mut Config) {
@@ -360,6 +360,7 @@ fn server(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit) -> Vhos
         hsts: None,
         trusted: Vec::new(),
         listener_keys: Vec::new(),
+        unproxied: Vec::new(),
         at: d.at.clone(),
     };
     for x in early_first(block) {
@@ -409,10 +410,11 @@ fn redirect(c: &mut Config, x: &Directive, v: &mut Vhost) {
             );
         }
     } else {
-        c.note(
+        // nginx refused or answered every request here itself.
+        c.warn(
             &x.at,
             x.text(),
-            "Switchyard does not answer requests itself (only redirect to https)",
+            "Switchyard does not answer requests itself (only redirects to https): the requests nginx answered here WILL now be proxied where this address's other routes or its default pool send them (a 404 where none takes them)",
         );
     }
 }
@@ -461,9 +463,12 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
         [m, p] => (m.as_str(), p.as_str()),
         _ => ("?", ""),
     };
+    let block = d.block.as_deref().unwrap_or_default();
+    let proxies = block.iter().any(|x| x.name == "proxy_pass");
     let exact = match modifier {
         "" | "^~" => false,
         "=" => true,
+        "~" | "~*" if !proxies => true, // what it matches is told by its regex below
         _ => {
             c.note(
                 &d.at,
@@ -473,15 +478,16 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
             return;
         }
     };
-    let block = d.block.as_deref().unwrap_or_default();
     let mut i = parent.clone();
     i.front.enter();
     let mut target: Option<&Directive> = None;
+    let mut answer: Option<&Directive> = None;
     for x in early_first(block) {
         match x.name.as_str() {
             "proxy_pass" => target = Some(x),
             "location" => {}
-            "return" if path == "/" => redirect(c, x, v),
+            "return" if path == "/" && modifier.is_empty() => redirect(c, x, v),
+            "return" => answer = Some(x),
             _ => setting(c, x, &mut i, "a location"),
         }
     }
@@ -489,8 +495,15 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
         location(c, h, x, &i, v);
     }
     let Some(pp) = target else {
+        let nested = block.iter().any(|x| x.name == "location");
+        if let Some(u) = Unproxied::of(d, modifier, path, answer, &i.front.guard, nested) {
+            v.unproxied.push(u);
+        }
         return;
     };
+    if let Some(x) = answer {
+        setting(c, x, &mut i, "a location");
+    }
     let url = pp.args.first().map(String::as_str).unwrap_or("");
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s, r),

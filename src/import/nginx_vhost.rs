@@ -4,6 +4,7 @@
 //! chooses; certificates of every virtual host of an address go on its listener (SNI).
 
 use super::model::{Config, Guard, Listener, Origin, Route, q};
+use super::nginx_parse::Directive;
 
 #[derive(Debug)]
 pub struct Listen {
@@ -35,7 +36,166 @@ pub struct Vhost {
     pub trusted: Vec<String>,
     /// The listener's client keys (timeouts, max_connections_per_client) of this server.
     pub listener_keys: Vec<(String, String)>,
+    /// Locations that proxy nowhere: nginx refused or answered their requests itself.
+    pub unproxied: Vec<Unproxied>,
     pub at: Origin,
+}
+
+/// A location with no `proxy_pass`: its requests were refused (`return 403;`, `deny all;`:
+/// carried as a block rule on every route of its server) or answered by nginx itself
+/// (`return 200 "ok";`, `root …`: Switchyard does not answer, so they now reach a pool,
+/// and the report warns so).
+#[derive(Debug)]
+pub struct Unproxied {
+    /// The paths it takes, as a regex (`^/healthz$`, `\.php$`).
+    pub regex: String,
+    /// The path of a prefix or exact location (none for a regex one).
+    pub literal: Option<(String, bool)>,
+    /// The status nginx refused with (`403`, `404`, `444`), if it refused.
+    pub refused: Option<String>,
+    /// The directive that refused or answered (or the location), and where.
+    pub directive: String,
+    pub at: Origin,
+}
+
+impl Unproxied {
+    /// What location `d` (`modifier path`) does with its requests, given its `return` and
+    /// its access lists; `None` for a named location, or one that only holds others.
+    pub fn of(
+        d: &Directive,
+        modifier: &str,
+        path: &str,
+        answer: Option<&Directive>,
+        guard: &Guard,
+        nested: bool,
+    ) -> Option<Unproxied> {
+        if path.starts_with('@') {
+            return None;
+        }
+        let (regex, literal) = match modifier {
+            "=" => (
+                format!("^{}$", regex::escape(path)),
+                Some((path.into(), true)),
+            ),
+            "~" => (path.to_string(), None),
+            "~*" => (format!("(?i){path}"), None),
+            _ => (
+                format!("^{}", regex::escape(path)),
+                Some((path.into(), false)),
+            ),
+        };
+        let code = answer.and_then(|a| a.args.first()).map(String::as_str);
+        let denies_all = guard.allow.is_empty() && guard.deny.iter().any(|d| d == "0.0.0.0/0");
+        let (refused, by) = match code {
+            Some(n) if n == "444" || n.starts_with('4') || n.starts_with('5') => {
+                (Some(n.to_string()), answer)
+            }
+            Some(_) => (None, answer),
+            None if denies_all => (Some("403".into()), None),
+            None if nested => return None,
+            None => (None, None),
+        };
+        Some(Unproxied {
+            regex,
+            literal,
+            refused,
+            directive: by.map_or_else(|| d.text(), |a| format!("{} {}", d.text(), a.text())),
+            at: by.map_or_else(|| d.at.clone(), |a| a.at.clone()),
+        })
+    }
+
+    /// Whether Switchyard's regex engine takes the location's regex as written.
+    fn carried(&self) -> bool {
+        regex::Regex::new(&self.regex).is_ok()
+    }
+}
+
+/// The block rules a server's refusing locations make (added to each of its locations'
+/// guards), and the report: an approximated status, or a warning naming the pool that
+/// now gets requests nginx refused or answered itself.
+fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
+    for v in vhosts.iter_mut() {
+        let blocks: Vec<String> = v
+            .unproxied
+            .iter()
+            .filter(|u| u.refused.is_some() && u.carried())
+            .map(|u| u.regex.clone())
+            .collect();
+        for u in &v.unproxied {
+            let to = destination(v, u);
+            match &u.refused {
+                Some(_) if !u.carried() || v.locs.is_empty() => c.warn(
+                    &u.at,
+                    &u.directive,
+                    format!(
+                        "nginx refused these requests; they WILL now be proxied to {to}: no block rule carries it ({}); write a [[listener.block]] by hand (docs/security.md#block-rules)",
+                        if u.carried() {
+                            "no location of this server proxies, so it has no route to hold one"
+                        } else {
+                            "Switchyard's regex syntax does not take this regex"
+                        }
+                    ),
+                ),
+                Some(code) if code != "403" => c.approx(
+                    &u.at,
+                    &u.directive,
+                    format!(
+                        "carried as a block rule (path_regex = {}) on this server's routes: refused with 403, not {code}",
+                        q(&u.regex)
+                    ),
+                ),
+                Some(_) => {}
+                None => c.warn(
+                    &u.at,
+                    &u.directive,
+                    format!(
+                        "nginx answered these requests itself; Switchyard only proxies, so they WILL now be proxied to {to}; to refuse them instead, add [[listener.block]] path_regex = {}",
+                        q(&u.regex)
+                    ),
+                ),
+            }
+        }
+        for loc in &mut v.locs {
+            loc.guard.blocks.extend(blocks.iter().cloned());
+        }
+    }
+}
+
+/// Where the requests of `u` go now: the pool of the server's location that takes its
+/// path, or the pools its paths may reach.
+fn destination(v: &Vhost, u: &Unproxied) -> String {
+    let pools = |it: &mut dyn Iterator<Item = &Loc>| {
+        let mut names: Vec<String> = Vec::new();
+        for l in it {
+            if !names.contains(&l.pool) {
+                names.push(l.pool.clone());
+            }
+        }
+        names
+    };
+    let names = match &u.literal {
+        Some((path, _)) => pools(
+            &mut sorted(&v.locs)
+                .into_iter()
+                .filter(|l| {
+                    if l.exact {
+                        l.path == *path
+                    } else {
+                        path.starts_with(&l.path)
+                    }
+                })
+                .take(1),
+        ),
+        None => pools(&mut v.locs.iter()),
+    };
+    match names.as_slice() {
+        [] => "the default server's routes on this address".into(),
+        [one] => format!("pool {}", q(one)),
+        many => format!(
+            "the pool of the route their path matches ({})",
+            many.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// Server names as Switchyard `host` values: exact, `*.example.com`; `.example.com` is
@@ -63,7 +223,8 @@ fn hosts(c: &mut Config, v: &Vhost) -> Vec<String> {
 }
 
 /// One listener per listen address, over the server blocks that listen there.
-pub fn listeners(c: &mut Config, vhosts: Vec<Vhost>) {
+pub fn listeners(c: &mut Config, mut vhosts: Vec<Vhost>) {
+    unproxied(c, &mut vhosts);
     let mut addrs: Vec<String> = Vec::new();
     for v in &vhosts {
         for l in &v.listens {

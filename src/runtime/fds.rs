@@ -7,8 +7,10 @@
 //! whose limits add up to more than the open-file limit would let a flood of connections or
 //! spoofed datagrams take every descriptor, and with them every other listener and the
 //! admin port (accept fails with EMFILE for all). So before a plan runs, [`fit`] lowers
-//! `max_connections` and `max_sessions` until they fit, with a warning naming each one, as
-//! HAProxy lowers `maxconn` to what `ulimit -n` allows.
+//! `max_connections` and `max_sessions` until they fit, naming each one (at INFO for a
+//! default the operator did not set, as HAProxy derives its default `maxconn` from `ulimit
+//! -n`; a warning for a value the operator set), as HAProxy lowers `maxconn` to what
+//! `ulimit -n` allows.
 
 use crate::config::{Plan, Protocol};
 
@@ -70,9 +72,9 @@ fn reserved(plan: &Plan) -> u64 {
 /// so that together they fit in `nofile` descriptors with what the process needs besides.
 /// The descriptors are shared out equally, a listener that needs less than its share
 /// leaving the rest to the others (not in proportion to what each asks: UDP's default of
-/// 100,000 sessions would leave an HTTP listener a few dozen connections). Returns one
-/// warning per value lowered (nothing when they fit).
-pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
+/// 100,000 sessions would leave an HTTP listener a few dozen connections). Returns what
+/// was lowered (nothing when they fit).
+pub fn fit(plan: &mut Plan, nofile: u64) -> Fitted {
     let reserved = reserved(plan);
     let budget = nofile.saturating_sub(reserved);
     let need = |p: Protocol, l: &crate::config::ListenerPlan| match p {
@@ -81,7 +83,11 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
     };
     let wanted: u64 = plan.listeners.iter().map(|l| need(l.protocol, l)).sum();
     if wanted <= budget {
-        return Vec::new();
+        return Fitted {
+            lowered: Vec::new(),
+            nofile,
+            reserved,
+        };
     }
     // Equal shares, smallest needs first: what one leaves goes to the rest.
     let mut order: Vec<usize> = (0..plan.listeners.len()).collect();
@@ -97,7 +103,7 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
     }
     let defaults = crate::config::ClientLimits::default().max_connections;
     let default_sessions = crate::config::L4Plan::default().max_sessions;
-    let mut warnings = Vec::new();
+    let mut lowered_all = Vec::new();
     for (l, share) in plan.listeners.iter_mut().zip(shares) {
         let (key, value, default, per) = match l.protocol {
             Protocol::Udp => ("max_sessions", &mut l.l4.max_sessions, default_sessions, 1),
@@ -112,20 +118,14 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
         if lowered == *value {
             continue;
         }
-        let note = if *value == default {
-            " (the default)"
-        } else {
-            ""
-        };
-        warnings.push(format!(
-            "listener {:?}: {key} = {}{note} needs about {} descriptors; the open-file \
-             limit is {nofile}, {reserved} of them kept for the process, its pools and the \
-             admin listener: lowered to {lowered}; raise the limit (ulimit -n, systemd \
-             LimitNOFILE=) or set {key} lower",
-            l.name,
-            *value,
-            *value as u64 * per
-        ));
+        lowered_all.push(Lowered {
+            listener: l.name.clone(),
+            key,
+            from: *value,
+            to: lowered,
+            default: *value == default,
+            per,
+        });
         l.fitted = crate::config::Fitted(Some(crate::config::FitNote {
             written: *value,
             nofile,
@@ -133,20 +133,97 @@ pub fn fit(plan: &mut Plan, nofile: u64) -> Vec<String> {
         }));
         *value = lowered;
     }
-    warnings
+    Fitted {
+        lowered: lowered_all,
+        nofile,
+        reserved,
+    }
 }
 
-/// [`fit`] under the process's own limit, the warnings logged: each once, not again at
-/// every reload or API change that leaves it as it was.
+/// What [`fit`] lowered, and under which limit.
+#[derive(Debug)]
+pub struct Fitted {
+    pub lowered: Vec<Lowered>,
+    pub nofile: u64,
+    pub reserved: u64,
+}
+
+/// One listener's `max_connections` or `max_sessions`, lowered.
+#[derive(Debug)]
+pub struct Lowered {
+    pub listener: String,
+    pub key: &'static str,
+    pub from: usize,
+    pub to: usize,
+    /// Whether `from` is the default (the operator did not set it, or set the default).
+    pub default: bool,
+    /// Descriptors per connection (2) or session (1).
+    per: u64,
+}
+
+impl Fitted {
+    /// A warning for each value the operator set that was lowered (HAProxy warns when it
+    /// lowers a `maxconn` it was given).
+    pub fn warnings(&self) -> Vec<String> {
+        let (nofile, reserved) = (self.nofile, self.reserved);
+        self.lowered
+            .iter()
+            .filter(|l| !l.default)
+            .map(|l| {
+                format!(
+                    "listener {:?}: {key} = {} needs about {} descriptors; the open-file \
+                     limit is {nofile}, {reserved} of them kept for the process, its pools and \
+                     the admin listener: lowered to {}; raise the limit (ulimit -n, systemd \
+                     LimitNOFILE=) or set {key} lower",
+                    l.listener,
+                    l.from,
+                    l.from as u64 * l.per,
+                    l.to,
+                    key = l.key,
+                )
+            })
+            .collect()
+    }
+
+    /// One line for the defaults lowered to fit (expected when the operator set none: as
+    /// HAProxy derives its default `maxconn` from `ulimit -n`), `None` when none was.
+    pub fn note(&self) -> Option<String> {
+        let defaults: Vec<String> = self
+            .lowered
+            .iter()
+            .filter(|l| l.default)
+            .map(|l| format!("listener {:?} {} = {}", l.listener, l.key, l.to))
+            .collect();
+        (!defaults.is_empty()).then(|| {
+            format!(
+                "connection limits fitted to the open-file limit of {} ({} kept for the \
+                 process, its pools and the admin listener), from their defaults: {}; set \
+                 them, or raise the limit (ulimit -n, systemd LimitNOFILE=), to change them",
+                self.nofile,
+                self.reserved,
+                defaults.join(", ")
+            )
+        })
+    }
+}
+
+/// [`fit`] under the process's own limit, logged: a lowered default once at INFO, a
+/// lowered value the operator set at WARN; each line once, not again at every reload or
+/// API change that leaves it as it was.
 pub fn fit_here(plan: &mut Plan) {
     static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if let Some(nofile) = open_file_limit() {
-        let warnings = fit(plan, nofile);
+        let fitted = fit(plan, nofile);
+        let warnings = fitted.warnings();
+        let note = fitted.note();
         let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
         for w in warnings.iter().filter(|w| !said.contains(w)) {
             tracing::warn!("{w}");
         }
-        *said = warnings;
+        if let Some(n) = note.as_ref().filter(|n| !said.contains(n)) {
+            tracing::info!("{n}");
+        }
+        *said = warnings.into_iter().chain(note).collect();
     }
 }
 
@@ -171,14 +248,18 @@ servers = [ { addr = "127.0.0.1:9" } ]
 "#;
 
     #[test]
-    fn defaults_that_do_not_fit_are_lowered_to_equal_shares_with_a_warning() {
+    fn defaults_that_do_not_fit_are_lowered_to_equal_shares_with_one_note() {
         let mut plan = load_str(TWO, "t.toml").unwrap();
-        let w = fit(&mut plan, 512);
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("listener \"web\": max_connections = 10000 (the default)"));
+        let f = fit(&mut plan, 512);
+        assert_eq!(f.lowered.len(), 2, "{f:?}");
+        // Not set by the operator: no warning, one line at INFO naming both.
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        let note = f.note().unwrap();
         assert!(
-            w[1].contains("max_sessions = 100000 (the default)"),
-            "{w:?}"
+            note.contains("open-file limit of 512")
+                && note.contains("listener \"web\" max_connections = ")
+                && note.contains("listener \"dns\" max_sessions = "),
+            "{note}"
         );
         let conns = plan.listeners[0].limits.max_connections as u64;
         let sessions = plan.listeners[1].l4.max_sessions as u64;
@@ -195,8 +276,8 @@ servers = [ { addr = "127.0.0.1:9" } ]
             "pool = \"p\"\nmax_connections = 50\n[[listener]]",
         );
         let mut plan = load_str(&src, "t.toml").unwrap();
-        let w = fit(&mut plan, 512);
-        assert_eq!(w.len(), 1, "{w:?}");
+        let f = fit(&mut plan, 512);
+        assert_eq!(f.lowered.len(), 1, "{f:?}");
         assert_eq!(plan.listeners[0].limits.max_connections, 50);
         assert_eq!(plan.listeners[1].l4.max_sessions, 443 - 100);
     }
@@ -228,7 +309,7 @@ servers = [ { addr = "127.0.0.1:9" } ]
     fn limits_that_fit_are_left_alone() {
         let mut plan = load_str(TWO, "t.toml").unwrap();
         let before = plan.clone();
-        assert!(fit(&mut plan, 1 << 20).is_empty());
+        assert!(fit(&mut plan, 1 << 20).lowered.is_empty());
         assert_eq!(plan, before);
     }
 
@@ -239,10 +320,14 @@ servers = [ { addr = "127.0.0.1:9" } ]
             "pool = \"p\"\nmax_connections = 5000\n[[listener]]",
         );
         let mut plan = load_str(&src, "t.toml").unwrap();
-        let w = fit(&mut plan, 4096);
+        let f = fit(&mut plan, 4096);
+        let w = f.warnings();
         assert!(
             w[0].contains("max_connections = 5000 needs about 10000 descriptors"),
             "{w:?}"
         );
+        // The udp listener's default sessions, lowered too, are the note's.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(f.note().unwrap().contains("max_sessions"), "{f:?}");
     }
 }

@@ -512,5 +512,9 @@ fn shown(l: &Listener) -> ShownListener {
             Kind::Http { site, .. } => Some(site.clone()),
             _ => None,
         },
+        certs: match &l.kind {
+            Kind::Http { certs: Some(c), .. } => Some(c.resolver.clone()),
+            _ => None,
+        },
     }
 }

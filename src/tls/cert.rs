@@ -25,6 +25,8 @@ pub struct LoadedCert {
     pub key: Arc<CertifiedKey>,
     /// DNS names from the leaf's subjectAltName, lower case; wildcards as `*.example.com`.
     pub names: Vec<String>,
+    /// The leaf's notAfter, in seconds since the Unix epoch (`None`: not readable).
+    pub not_after: Option<i64>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -66,9 +68,11 @@ pub fn load_pair(pair: &CertPair) -> Result<LoadedCert, TlsError> {
             path: pair.cert.clone(),
         });
     }
+    let not_after = key.cert.first().and_then(|leaf| not_after(leaf));
     Ok(LoadedCert {
         key: Arc::new(key),
         names,
+        not_after,
     })
 }
 

@@ -25,7 +25,8 @@ fn stamp(pairs: &[CertPair]) -> Stamp {
 }
 
 /// Load every pair again into `resolver`; on any error keep what is served and say why.
-/// Returns whether the new certificates are in service.
+/// Returns whether new certificates are in service: `false`, and nothing logged, when the
+/// files hold the certificates already served (a SIGHUP reloads them all, changed or not).
 pub fn reload(listener: &str, pairs: &[CertPair], resolver: &SniResolver) -> bool {
     let mut loaded = Vec::new();
     for p in pairs {
@@ -41,6 +42,7 @@ pub fn reload(listener: &str, pairs: &[CertPair], resolver: &SniResolver) -> boo
         }
     }
     match CertStore::new(&loaded) {
+        Some(store) if store.same_certificates(&resolver.current()) => false,
         Some(store) => {
             tracing::info!(listener, names = ?store.names, "certificates reloaded");
             resolver.store(store);

@@ -25,6 +25,11 @@ pub struct CertStore {
     default: Arc<CertifiedKey>,
     /// The names of each pair, in file order (for logs).
     pub names: Vec<Vec<String>>,
+    /// Each pair's leaf notAfter (Unix seconds), in file order, for the expiry metric.
+    pub not_after: Vec<Option<i64>>,
+    /// Each pair's certificate chain, in file order: what a reload compares to tell
+    /// whether anything changed.
+    chains: Vec<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 impl CertStore {
@@ -50,7 +55,14 @@ impl CertStore {
             wildcard,
             default,
             names: certs.iter().map(|c| c.names.clone()).collect(),
+            not_after: certs.iter().map(|c| c.not_after).collect(),
+            chains: certs.iter().map(|c| c.key.cert.clone()).collect(),
         })
+    }
+
+    /// Whether `other` serves the same certificates, in the same order.
+    pub fn same_certificates(&self, other: &CertStore) -> bool {
+        self.chains == other.chains
     }
 
     /// The pair for a client's SNI name (`None`: no SNI).

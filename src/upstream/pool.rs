@@ -93,6 +93,7 @@ impl Pool {
             .then(|| previous.and_then(|p| p.queue.clone()).unwrap_or_default());
         for s in &servers {
             s.set_queue(queue.clone());
+            s.set_pool(&plan.name);
         }
         Pool {
             name: plan.name.clone(),

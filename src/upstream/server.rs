@@ -132,6 +132,9 @@ pub struct Server {
     max_conns: AtomicU32,
     /// The pool's queue, told when a place frees up (only while `max_conns` is set).
     queue: ArcSwapOption<super::Queue>,
+    /// The name of the pool it serves in (set when the pool is built), for the log lines
+    /// of its health changes.
+    pool: ArcSwapOption<String>,
 }
 
 impl Server {
@@ -156,6 +159,7 @@ impl Server {
             watcher: ArcSwapOption::empty(),
             max_conns: AtomicU32::new(plan.max_conns),
             queue: ArcSwapOption::empty(),
+            pool: ArcSwapOption::empty(),
         }
     }
 
@@ -312,6 +316,18 @@ impl Server {
     pub fn has_room(&self) -> bool {
         let max = self.max_conns.load(Ordering::Relaxed);
         max == 0 || self.in_flight() < max
+    }
+
+    /// The pool it serves in (set by the pool when it is built).
+    pub(super) fn set_pool(&self, name: &str) {
+        if self.pool.load().as_deref().map(String::as_str) != Some(name) {
+            self.pool.store(Some(Arc::new(name.to_string())));
+        }
+    }
+
+    /// The name of the pool it serves in; empty before a pool took it.
+    pub fn pool_name(&self) -> Arc<String> {
+        self.pool.load_full().unwrap_or_default()
     }
 
     /// The queue to tell when a place frees up (the pool's, set when it is built).

@@ -245,6 +245,7 @@ impl Server {
                 a.restart_pass_count();
             }
             tracing::warn!(
+                pool = %self.pool_name(),
                 server = %self.name,
                 addr = %self.addr,
                 "server out after {} failure(s); tried again in {:?}",
@@ -268,7 +269,7 @@ impl Server {
         drop(p);
         if back {
             h.start_ramp(now);
-            tracing::info!(server = %self.name, addr = %self.addr, "server back after a successful try");
+            tracing::info!(pool = %self.pool_name(), server = %self.name, addr = %self.addr, "server back after a successful try");
         }
     }
 
@@ -297,19 +298,19 @@ impl Server {
         match transition {
             Some(Transition::Down) => {
                 h.healthy.store(false, Ordering::Relaxed);
-                tracing::warn!(server = %self.name, addr = %self.addr, "health check failed {fall} time(s) in a row ({detail}): out of rotation");
+                tracing::warn!(pool = %self.pool_name(), server = %self.name, addr = %self.addr, "health check failed {fall} time(s) in a row ({detail}): out of rotation");
             }
             Some(Transition::Up) => {
                 h.healthy.store(true, Ordering::Relaxed);
                 self.clear_passive();
                 h.start_ramp(now);
-                tracing::info!(server = %self.name, addr = %self.addr, "health check passed {rise} time(s) in a row: back in rotation");
+                tracing::info!(pool = %self.pool_name(), server = %self.name, addr = %self.addr, "health check passed {rise} time(s) in a row: back in rotation");
             }
             None if pass && passes >= rise && !h.passive_available() => {
                 // Active checks vouch for a server passive checks took out: usable at once.
                 self.clear_passive();
                 h.start_ramp(now);
-                tracing::info!(server = %self.name, addr = %self.addr, "health check passed {rise} time(s) in a row: back before fail_timeout");
+                tracing::info!(pool = %self.pool_name(), server = %self.name, addr = %self.addr, "health check passed {rise} time(s) in a row: back before fail_timeout");
             }
             None => {}
         }

@@ -184,35 +184,82 @@ pub struct LbProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
     pub dir: std::path::PathBuf,
+    /// Every line it has logged so far (standard error).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl LbProcess {
     /// Start the binary on `toml` (one listener on port 0) and wait until it listens.
     pub fn start(toml: &str) -> LbProcess {
+        LbProcess::start_logging(toml, "warn,switchyard::runtime=info")
+    }
+
+    /// [`LbProcess::start`] with `--log-level level` (which must show the runtime's
+    /// "listening on" line).
+    pub fn start_logging(toml: &str, level: &str) -> LbProcess {
         use std::io::BufRead;
         let dir = temp_dir("lb");
         let path = dir.join("switchyard.toml");
         std::fs::write(&path, toml).unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["--log-level", "warn,switchyard::runtime=info", "run", "-c"])
+            .args(["--log-level", level, "run", "-c"])
             .arg(&path)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start switchyard");
         let stderr = child.stderr.take().unwrap();
         let mut lines = std::io::BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let addr = loop {
             let line = lines
                 .next()
                 .expect("switchyard exited before listening")
                 .unwrap();
+            log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        LbProcess { child, addr, dir }
+        // Keep draining its log so it never blocks on a full pipe, and keep it.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        LbProcess {
+            child,
+            addr,
+            dir,
+            log,
+        }
+    }
+
+    /// The config file it runs.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.join("switchyard.toml")
+    }
+
+    /// The lines logged so far that contain `needle`.
+    pub fn logged(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+
+    /// Wait up to `limit` for a logged line containing `needle`: the first such line.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(l) = self.logged(needle).into_iter().next() {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} within {limit:?}; the log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Peak resident memory of the process so far (VmHWM), in KiB.

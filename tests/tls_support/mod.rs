@@ -77,6 +77,25 @@ impl Pki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A leaf for `names` valid until `(year, month, day)` at midnight UTC, written as
+    /// `FILE.pem` and `FILE.key`; and that moment in Unix seconds.
+    pub fn leaf_until(
+        &self,
+        file: &str,
+        names: &[&str],
+        ymd: (i32, u8, u8),
+    ) -> ((PathBuf, PathBuf), i64) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.not_after = rcgen::date_time_ymd(ymd.0, ymd.1, ymd.2);
+        let at = params.not_after.unix_timestamp();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (self.write(file, &cert.pem(), &key.serialize_pem()), at)
+    }
+
     pub fn write(&self, file: &str, cert: &str, key: &str) -> (PathBuf, PathBuf) {
         let c = self.dir.join(format!("{file}.pem"));
         let k = self.dir.join(format!("{file}.key"));

@@ -159,6 +159,10 @@ impl<'a> Table<'a> {
         if !matches!(got, Err(Bad::Type(_))) {
             self.report.mark(self.child(key), v.span.clone());
         }
+        let got = match got {
+            Err(Bad::Type(Ty::Str)) => Err(quoted_number(&v, &p).unwrap_or(Bad::Type(Ty::Str))),
+            got => got,
+        };
         Some(got.map_err(|why| self.bad(key, &v, why)))
     }
 
@@ -337,5 +341,41 @@ fn unknown_key(key: &str, allowed: &[&str]) -> String {
         [one] => format!("unknown field `{key}`, expected {one}"),
         [a, b] => format!("unknown field `{key}`, expected {a} or {b}"),
         all => format!("unknown field `{key}`, expected one of {}", all.join(", ")),
+    }
+}
+
+/// A number written where a string is read (`rate = 20`): the help says to quote it only
+/// when the quoted number is a valid value; otherwise it gives the parser's own fix for
+/// the quoted text (`write rate = "20/s"`), so the help is never itself an error.
+fn quoted_number<T>(v: &Val<'_>, p: &impl Fn(&Val<'_>) -> Result<T, Bad>) -> Option<Bad> {
+    let text = match v.value {
+        DeValue::Integer(i) => i.as_str().replace('_', ""),
+        DeValue::Float(f) => f.as_str().replace('_', ""),
+        _ => return None,
+    };
+    let quiet = Report::new("", "");
+    let quoted = DeValue::String(std::borrow::Cow::Owned(text.clone()));
+    let again = Val {
+        report: &quiet,
+        key: v.key,
+        value: &quoted,
+        span: v.span.clone(),
+        path: v.path,
+        prefix: v.prefix,
+        element: v.element,
+    };
+    match p(&again) {
+        Err(Bad::Value(_, help)) => {
+            let key = v.key;
+            let help = match help.strip_prefix("write ") {
+                Some(fix) if fix.starts_with('"') => format!("write {key} = {fix}"),
+                _ => help,
+            };
+            Some(Bad::Value(
+                format!("{key} must be a string, in quotes, and {text:?} is not a valid one"),
+                help,
+            ))
+        }
+        _ => None,
     }
 }

@@ -52,7 +52,13 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
         .min_by_key(|e| e.span().map_or(usize::MAX, |s| s.start))
     {
         let message = first.message().trim().to_string();
-        let help = syntax_help(&message).to_string();
+        let at = first.span().map_or(0, |s| s.start).min(src.len());
+        let help = match foreign(src, at, file) {
+            Some(product) => format!(
+                "this looks like {product} config, not Switchyard's TOML; convert it with: switchyard import {file} -o switchyard.toml (docs/import.md)"
+            ),
+            None => syntax_help(&message).to_string(),
+        };
         report.error(Kind::Shape, first.span().unwrap_or(0..0), message, help);
         return (Plan::default(), report.errors());
     }
@@ -275,4 +281,58 @@ fn syntax_help(message: &str) -> &'static str {
     } else {
         "see the configuration reference in docs/config.md"
     }
+}
+
+/// Whether the line of a syntax error at `at` is nginx's (`http {`, `listen 80;`) or
+/// HAProxy's (`frontend www` with other sections, or in a `.cfg` file): "an nginx" or
+/// "a HAProxy".
+fn foreign(src: &str, at: usize, file: &str) -> Option<&'static str> {
+    const NGINX: &[&str] = &[
+        "http",
+        "events",
+        "server",
+        "upstream",
+        "stream",
+        "location",
+        "worker_processes",
+        "user",
+        "pid",
+        "error_log",
+        "include",
+        "map",
+        "listen",
+        "proxy_pass",
+        "load_module",
+        "worker_rlimit_nofile",
+        "mail",
+    ];
+    const HAPROXY: &[&str] = &[
+        "global",
+        "defaults",
+        "frontend",
+        "backend",
+        "listen",
+        "resolvers",
+        "peers",
+        "userlist",
+        "cache",
+        "program",
+        "mailers",
+        "ring",
+    ];
+    let start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = src[start..].lines().next().unwrap_or("").trim();
+    let first = line.split_whitespace().next().unwrap_or("");
+    if NGINX.contains(&first) && line.ends_with(['{', '}', ';']) {
+        return Some("an nginx");
+    }
+    let sections = src
+        .lines()
+        .filter(|l| {
+            let w = l.split_whitespace().next().unwrap_or("");
+            !l.starts_with(char::is_whitespace) && HAPROXY.contains(&w) && !l.contains('=')
+        })
+        .count();
+    let haproxy_line = HAPROXY.contains(&first) && !line.contains(['=', '{', '[']);
+    (haproxy_line && (sections >= 2 || file.ends_with(".cfg"))).then_some("a HAProxy")
 }

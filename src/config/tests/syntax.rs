@@ -163,3 +163,84 @@ mod tests {
         }
     }
 }
+
+/// A number written where a string with a unit or a shape is read: the help's fix, fed back
+/// to the reader, is accepted (it was `write rate = "20"`, itself an error).
+#[test]
+fn the_fix_for_an_unquoted_number_is_a_valid_value() {
+    let base = "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\npool = \"p\"\n\
+        [[listener.limit]]\nkey = \"client_ip\"\nrate = \"1/s\"\n\
+        [pool.p]\nservers = [{ addr = \"127.0.0.1:9001\" }]\nqueue_timeout = \"1s\"\n\
+        [pool.p.health]\npath = \"/\"\nexpect = \"200\"\ninterval = \"2s\"\n";
+    let cases = [
+        ("rate = \"1/s\"", "rate = 20"),
+        ("rate = \"1/s\"", "rate = 2.5"),
+        ("listen = \"127.0.0.1:8080\"", "listen = 8080"),
+        ("queue_timeout = \"1s\"", "queue_timeout = 5"),
+        ("queue_timeout = \"1s\"", "queue_timeout = 2.5"),
+        ("interval = \"2s\"", "interval = 3"),
+        ("expect = \"200\"", "expect = 204"),
+        ("path = \"/\"", "path = 5"),
+    ];
+    for (good, written) in cases {
+        let src = base.replace(good, written);
+        let key = written.split(" = ").next().unwrap();
+        let errors = super::validate(&src, "sy.toml").expect_err(written).0;
+        let e = errors
+            .iter()
+            .find(|e| e.message.starts_with(key) || e.message.contains(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{written}: {errors:?}"));
+        let help = e.help.clone().unwrap_or_default();
+        let prefix = format!("write {key} = ");
+        let fix = help
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{written}: help {help:?}"));
+        let value = match fix.strip_prefix('"') {
+            Some(rest) => format!("\"{}\"", &rest[..rest.find('"').unwrap()]),
+            None => fix.split([' ', ',', ';']).next().unwrap().to_string(),
+        };
+        let fixed = base.replace(good, &format!("{key} = {value}"));
+        if let Err(again) = super::validate(&fixed, "sy.toml") {
+            panic!("{written} → help {help:?} → {key} = {value}: {again}");
+        }
+    }
+}
+
+/// `check -c nginx.conf` (or haproxy.cfg): the help says what the file is and how to
+/// convert it, instead of TOML's "expected '='" alone; a TOML file missing an `=` is not
+/// taken for one.
+#[test]
+fn an_nginx_or_haproxy_file_is_recognised_and_import_suggested() {
+    let nginx = "events {}\nhttp {\n    upstream web { server 127.0.0.1:9001; }\n}\n";
+    let haproxy = "global\n    daemon\ndefaults\n    mode http\nfrontend www\n    bind :80\n";
+    for (src, file, product) in [
+        (nginx, "nginx.conf", "an nginx config"),
+        (
+            "worker_processes 2;\n",
+            "/etc/nginx/nginx.conf",
+            "an nginx config",
+        ),
+        (haproxy, "haproxy.cfg", "a HAProxy config"),
+        (haproxy, "lb.conf", "a HAProxy config"),
+        (
+            "frontend www\n    bind :80\n",
+            "haproxy.cfg",
+            "a HAProxy config",
+        ),
+    ] {
+        let e = &super::validate(src, file).unwrap_err().0[0];
+        let help = e.help.clone().unwrap_or_default();
+        assert!(
+            help.contains(product)
+                && help.contains(&format!("switchyard import {file} -o switchyard.toml")),
+            "{file}: {help}"
+        );
+    }
+    for src in ["listen \"127.0.0.1:80\"\n", "[[listener]]\nname \"web\"\n"] {
+        let e = &super::validate(src, "sy.toml").unwrap_err().0[0];
+        assert!(
+            !e.help.clone().unwrap_or_default().contains("import"),
+            "{e:?}"
+        );
+    }
+}

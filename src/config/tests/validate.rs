@@ -564,6 +564,12 @@ attempts = 1
             validate(&typo, "bad6.toml").unwrap_err().to_string(),
             "error: bad6.toml:8:7: pool \"ap\" has no servers\n  help: there is no pool \"ap\": did you mean [pool.app.sticky]? (or add servers = [...] to make a pool \"ap\")"
         );
+        // Two letters swapped is one edit, as a letter left out.
+        let swapped = base.replace("app", "web") + "[pool.wbe.health]\npath = \"/\"\n";
+        assert_eq!(
+            validate(&swapped, "f.toml").unwrap_err().to_string(),
+            "error: f.toml:8:7: pool \"wbe\" has no servers\n  help: there is no pool \"wbe\": did you mean [pool.web.health]? (or add servers = [...] to make a pool \"wbe\")"
+        );
         let typo = format!("{base}[pool.ap]\nalgorithm = \"least_conn\"\n");
         assert_eq!(
             validate(&typo, "f.toml").unwrap_err().to_string(),

@@ -1,0 +1,149 @@
+//! What nginx refused or answered itself, after `switchyard import`: a location that
+//! returns 403/404 or denies all is carried as a block rule (real requests refused by the
+//! running import), and one nginx answered itself (`return 200 "ok";`) is reported as a
+//! warning naming the pool its requests now reach — never a quiet note.
+
+mod common;
+
+use std::time::Duration;
+
+use switchyard::demo::Backend;
+use switchyard::import::{self, Source};
+use switchyard::runtime::Runtime;
+
+const NGINX: &str = r#"
+events {}
+http {
+    upstream web { server BACKEND; }
+    server {
+        listen 127.0.0.1:0;
+        location / { proxy_pass http://web; }
+        location ~ \.php$ { return 403; }
+        location ~* ^/secret { return 404; }
+        location = /healthz { return 200 "ok"; }
+        location /private/ { return 444; }
+        location /admin/ { deny all; }
+    }
+    server {
+        listen 127.0.0.1:0;
+        server_name old.test;
+        return 410;
+    }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
+    let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
+    let dir = common::temp_dir("import-refusals");
+    let file = dir.join("nginx.conf");
+    std::fs::write(&file, NGINX.replace("BACKEND", &backend.addr.to_string())).unwrap();
+    let i = import::import(&[file.as_path()], Some(Source::Nginx), "imported.toml").unwrap();
+    assert_eq!(i.check, Ok(()), "{}", i.toml);
+    let warnings: Vec<String> = i
+        .notes
+        .iter()
+        .filter(|n| n.warning)
+        .map(|n| n.to_string())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("healthz")
+            && w.contains("WILL now be proxied to pool \"web\"")
+            && w.starts_with("warning: ")),
+        "{warnings:?}"
+    );
+    // A whole server that only answers: its host now reaches the default server's pool.
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`return 410`") && w.contains("WILL now be proxied")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
+    let rt = Runtime::start(plan).await.unwrap();
+    let addr = rt.local_addr("http-0").unwrap();
+    let mut client = common::Client::connect(addr).await;
+    for (path, status) in [
+        ("/index.html", 200),
+        ("/x/index.php", 403),
+        ("/SECRET/a", 403),
+        ("/private/a", 403),
+        ("/admin/", 403),
+        ("/healthz", 200), // proxied now, as the warning says
+    ] {
+        let req = http::Request::get(path)
+            .header("host", "shop.test")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let a = client.send(req).await;
+        assert_eq!(a.status, status, "{path}\n{}", i.toml);
+        if status == 200 {
+            assert_eq!(a.server(), "web1", "{path}");
+        }
+    }
+    // nginx answered old.test 410 itself; now its requests reach the default server's pool.
+    let req = http::Request::get("/")
+        .header("host", "old.test")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(client.send(req).await.server(), "web1");
+    rt.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+const HAPROXY: &str = "
+defaults
+  mode http
+  timeout connect 5s
+frontend f
+  bind 127.0.0.1:0
+  http-request deny if { path_beg /admin/ /internal/ }
+  http-request deny deny_status 404 if { path_end .php }
+  http-request deny if { hdr_sub(user-agent) curl }
+  default_backend b
+backend b
+  server s1 BACKEND
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
+    let backend = Backend::start("b1", Duration::ZERO).await.unwrap();
+    let dir = common::temp_dir("import-refusals-haproxy");
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, HAPROXY.replace("BACKEND", &backend.addr.to_string())).unwrap();
+    let i = import::import(&[file.as_path()], Some(Source::Haproxy), "imported.toml").unwrap();
+    assert_eq!(i.check, Ok(()), "{}", i.toml);
+    let warnings: Vec<String> = i
+        .notes
+        .iter()
+        .filter(|n| n.warning)
+        .map(|n| n.to_string())
+        .collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("user-agent")
+            && warnings[0].contains("WILL now be proxied"),
+        "{warnings:?}"
+    );
+    let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
+    let rt = Runtime::start(plan).await.unwrap();
+    let addr = rt.local_addr("f").unwrap();
+    let mut client = common::Client::connect(addr).await;
+    for (path, status) in [
+        ("/", 200),
+        ("/admin/x", 403),
+        ("/internal/", 403),
+        ("/a/b.php", 403),
+        ("/admin", 200),
+    ] {
+        let req = http::Request::get(path)
+            .header("host", "shop.test")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let a = client.send(req).await;
+        assert_eq!(a.status, status, "{path}\n{}", i.toml);
+    }
+    rt.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
