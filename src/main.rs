@@ -567,6 +567,10 @@ async fn serve_until_signal(
     let (grace, delay) = (plan.grace_period, plan.shutdown_delay);
     notify::stopping();
     runtime.set_draining();
+    if stop == Signal::Upgraded {
+        // The successor holds the sockets: a third start is not to share them.
+        runtime.release_marks();
+    }
     if stop == Signal::Terminate && !delay.is_zero() {
         // Orchestrators and balancers in front see /health/ready turn 503 and stop sending;
         // meanwhile every listener still accepts, and a new process may already share the
@@ -711,7 +715,10 @@ impl Signals {
                     None => std::future::pending().await,
                 }
             }
+            // In this order when several are waiting: a stop first, a reload before a reopen
+            // (so a log reopened after a reload names the reload's outcome before it).
             tokio::select! {
+                biased;
                 () = recv(&mut self.int) => Signal::Interrupt,
                 () = recv(&mut self.term) => Signal::Terminate,
                 () = recv(&mut self.hup) => Signal::Hangup,

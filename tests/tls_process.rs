@@ -144,13 +144,13 @@ async fn metrics_say_when_each_certificate_expires_and_follow_a_renewal() {
     assert_eq!(
         lines,
         [
-            format!("{name}{{listener=\"web\",name=\"api.test\"}} {api_at}"),
-            format!("{name}{{listener=\"web\",name=\"shop.test\"}} {shop_at}"),
+            format!("{name}{{listener=\"web\",cert=\"1\",name=\"shop.test\"}} {shop_at}"),
+            format!("{name}{{listener=\"web\",cert=\"2\",name=\"api.test\"}} {api_at}"),
         ]
     );
     // Renewed in place: the watcher loads the new pair, and the gauge follows.
     let (_, renewed_at) = pki.leaf_until("shop", &["shop.test"], (2032, 6, 30));
-    let want = format!("{name}{{listener=\"web\",name=\"shop.test\"}} {renewed_at}");
+    let want = format!("{name}{{listener=\"web\",cert=\"1\",name=\"shop.test\"}} {renewed_at}");
     wait_until(Duration::from_secs(10), "the renewed expiry", || async {
         metric_lines(admin, name).await.contains(&want)
     })

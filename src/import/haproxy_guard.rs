@@ -157,7 +157,15 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
 /// `{ path_beg /a /b }`, `path_end`, `path` (exact), `path_reg`, `path_sub`: one block
 /// rule's path regex per value; `None` for anything else (flags included).
 fn path_blocks(crit: &str, values: &[&str]) -> Option<Vec<String>> {
-    if values.is_empty() || values.iter().any(|v| v.starts_with('-')) {
+    // One condition only: `{ path_beg /a } || { path_end .php }` or `{ path_beg /a }
+    // !{ src 10.0.0.0/8 }` would read the words of the others as paths (and block what
+    // HAProxy let through): such a rule is reported, not carried.
+    let other = |v: &&str| matches!(*v, "{" | "}" | "||" | "or" | "if" | "unless");
+    if values.is_empty()
+        || values
+            .iter()
+            .any(|v| v.starts_with('-') || v.starts_with('!') || other(v))
+    {
         return None;
     }
     let one = |v: &str| match crit {
@@ -350,6 +358,30 @@ backend b
                 .iter()
                 .any(|n| n.at.line == 15 && n.approximated && n.why.contains("queue"))
         );
+    }
+
+    /// A deny on several conditions is not read as one path condition (its other words
+    /// would become paths): reported as not carried, and no block rule is written.
+    #[test]
+    fn a_deny_on_several_conditions_is_reported_not_carried() {
+        for cond in [
+            "{ path_beg /admin } || { path_end .php }",
+            "{ path_beg /admin } !{ src 10.0.0.0/8 }",
+            "{ path_sub src } { src 10.0.0.0/8 }",
+        ] {
+            let i = haproxy(
+                "multi",
+                &format!(
+                    "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  http-request deny if {cond}\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+                ),
+            );
+            assert!(!i.toml.contains("block"), "{cond}:\n{}", i.toml);
+            assert!(
+                i.notes.iter().any(|n| n.at.line == 6 && n.warning),
+                "{cond}: {:?}",
+                i.notes
+            );
+        }
     }
 
     /// `deny if !ok` / `allow if ok` + `deny`: an allow list; a table without a rate rule

@@ -494,16 +494,14 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
     for x in block.iter().filter(|x| x.name == "location") {
         location(c, h, x, &i, v);
     }
-    let Some(pp) = target else {
+    // A `return` runs before `proxy_pass` (rewrite phase): such a location never proxies.
+    let Some(pp) = target.filter(|_| answer.is_none()) else {
         let nested = block.iter().any(|x| x.name == "location");
         if let Some(u) = Unproxied::of(d, modifier, path, answer, &i.front.guard, nested) {
             v.unproxied.push(u);
         }
         return;
     };
-    if let Some(x) = answer {
-        setting(c, x, &mut i, "a location");
-    }
     let url = pp.args.first().map(String::as_str).unwrap_or("");
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s, r),
@@ -560,6 +558,7 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
     let pool = variant(c, h, template, &i, &d.at);
     v.locs.push(Loc {
         exact,
+        stops_regex: modifier == "^~",
         path: path.to_string(),
         pool,
         guard: i.front.guard.clone(),

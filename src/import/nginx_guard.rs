@@ -616,4 +616,48 @@ http {
         );
         assert!(note(&i, 7).is_some_and(|n| n.approximated && n.why.contains("most specific")));
     }
+
+    /// Refusals land only where nginx refused: a longer prefix location under a refused
+    /// prefix and a `^~` location keep proxying; a `return 403` next to `proxy_pass`
+    /// refuses (the return runs first); a refusal in a server without `location /` beside
+    /// another server is a warning (its other requests reach the default server's routes).
+    #[test]
+    fn refusals_follow_nginx_location_precedence() {
+        let i = nginx(
+            "prec",
+            "http {\n upstream a { server 127.0.0.1:9001; }\n server {\n  listen 127.0.0.1:8080;\n  location / { proxy_pass http://a; }\n  location /admin { deny all; }\n  location /admin/health { proxy_pass http://a; }\n  location ^~ /static/ { proxy_pass http://a; }\n  location ~ \\.php$ { return 403; }\n  location /old { return 410; proxy_pass http://a; }\n }\n}\n",
+        );
+        let route = |path: &str| {
+            let at = i
+                .toml
+                .find(&format!("path_prefix = \"{path}\""))
+                .unwrap_or_else(|| panic!("{path} in {}", i.toml));
+            let end = i.toml[at..]
+                .find("[[listener.route]]")
+                .map_or(i.toml.len(), |e| at + e);
+            i.toml[at..end].to_string()
+        };
+        let health = route("/admin/health");
+        assert!(!health.contains("^/admin"), "{health}");
+        assert!(health.contains("\\.php$"), "{health}");
+        let stat = route("/static/");
+        assert!(
+            stat.contains("^/admin") && !stat.contains("\\.php$"),
+            "{stat}"
+        );
+        assert!(i.toml.contains("^/old"), "{}", i.toml);
+        assert!(!i.notes.iter().any(|n| n.warning), "{:?}", i.notes);
+
+        let two = nginx(
+            "noroot",
+            "http {\n upstream a { server 127.0.0.1:9001; }\n server {\n  listen 127.0.0.1:8080 default_server;\n  location / { proxy_pass http://a; }\n }\n server {\n  listen 127.0.0.1:8080;\n  server_name b.test;\n  location /api { proxy_pass http://a; }\n  location /admin { deny all; }\n }\n}\n",
+        );
+        assert!(
+            two.notes
+                .iter()
+                .any(|n| n.at.line == 11 && n.warning && n.why.contains("location /")),
+            "{:?}",
+            two.notes
+        );
+    }
 }

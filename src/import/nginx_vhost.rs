@@ -18,6 +18,8 @@ pub struct Listen {
 #[derive(Debug)]
 pub struct Loc {
     pub exact: bool,
+    /// `^~`: nginx tries no regex location for the paths it takes.
+    pub stops_regex: bool,
     pub path: String,
     pub pool: String,
     /// Access lists, rate limits and body size in force there.
@@ -114,26 +116,30 @@ impl Unproxied {
 /// guards), and the report: an approximated status, or a warning naming the pool that
 /// now gets requests nginx refused or answered itself.
 fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
+    let several = vhosts.len() > 1;
     for v in vhosts.iter_mut() {
-        let blocks: Vec<String> = v
-            .unproxied
-            .iter()
-            .filter(|u| u.refused.is_some() && u.carried())
-            .map(|u| u.regex.clone())
-            .collect();
+        // Without `location /`, requests for this server's hosts outside its locations go to
+        // the default server's routes (unless it is that server), which hold no block.
+        let no_root = several && !v.locs.iter().any(|x| x.path == "/" && !x.exact);
         for u in &v.unproxied {
             let to = destination(v, u);
+            let why = match (u.carried(), no_root) {
+                (false, _) => Some("Switchyard's regex syntax does not take this regex"),
+                (true, _) if v.locs.is_empty() => {
+                    Some("no location of this server proxies, so it has no route to hold one")
+                }
+                (true, true) => Some(
+                    "this server has no `location /`: its hosts' other requests go to the default server's routes, which do not hold this block",
+                ),
+                (true, false) => None,
+            };
             match &u.refused {
-                Some(_) if !u.carried() || v.locs.is_empty() => c.warn(
+                Some(_) if why.is_some() => c.warn(
                     &u.at,
                     &u.directive,
                     format!(
                         "nginx refused these requests; they WILL now be proxied to {to}: no block rule carries it ({}); write a [[listener.block]] by hand (docs/security.md#block-rules)",
-                        if u.carried() {
-                            "no location of this server proxies, so it has no route to hold one"
-                        } else {
-                            "Switchyard's regex syntax does not take this regex"
-                        }
+                        why.unwrap_or_default()
                     ),
                 ),
                 Some(code) if code != "403" => c.approx(
@@ -155,8 +161,27 @@ fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
                 ),
             }
         }
+        // Each refusal on the routes whose requests nginx would have refused with it: not
+        // a longer prefix location under a refused prefix (nginx's longest prefix wins),
+        // and a regex refusal not on `=` or `^~` locations (nginx tries no regex there).
+        let refusals: Vec<&Unproxied> = v
+            .unproxied
+            .iter()
+            .filter(|u| u.refused.is_some() && u.carried())
+            .collect();
         for loc in &mut v.locs {
-            loc.guard.blocks.extend(blocks.iter().cloned());
+            for u in &refusals {
+                let applies = match &u.literal {
+                    Some((p, false)) => {
+                        !(loc.path.len() > p.len() && loc.path.starts_with(p.as_str()))
+                    }
+                    Some((_, true)) => true,
+                    None => !loc.exact && !loc.stops_regex,
+                };
+                if applies {
+                    loc.guard.blocks.push(u.regex.clone());
+                }
+            }
         }
     }
 }

@@ -136,7 +136,8 @@ fn is_draining(port: u16, udp: bool) -> bool {
     }
 }
 
-/// The markers of a stopping process: held until it exits.
+/// The markers of a stopping process: held until its listeners close (or, after an upgrade,
+/// not at all).
 #[derive(Default)]
 pub struct Draining {
     #[cfg(target_os = "linux")]
@@ -159,8 +160,18 @@ pub fn mark_draining(plan: &Plan) -> Draining {
                 let name =
                     std::os::unix::net::SocketAddr::from_abstract_name(marker_name(port, udp))
                         .ok()?;
-                // Taken already: another stopping process marks it.
-                std::os::unix::net::UnixListener::bind_addr(&name).ok()
+                // A starting process's probe holds the name for a moment: try again a
+                // few times; taken for longer, another stopping process marks it.
+                (0..10).find_map(
+                    |_| match std::os::unix::net::UnixListener::bind_addr(&name) {
+                        Ok(l) => Some(Some(l)),
+                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                            std::thread::sleep(Duration::from_millis(5));
+                            None
+                        }
+                        Err(_) => Some(None),
+                    },
+                )?
             })
             .collect();
         Draining { _held: held }

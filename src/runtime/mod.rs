@@ -211,6 +211,17 @@ impl Runtime {
         }
     }
 
+    /// Drop the marks [`Runtime::set_draining`] made (after an upgrade the successor holds
+    /// the sockets; at shutdown the listeners close).
+    pub fn release_marks(&self) {
+        let mut marks = self
+            .inner
+            .draining
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *marks = None;
+    }
+
     /// Resolves once a new process has taken over the sockets (see
     /// [`Runtime::offer_upgrades`]); this one should then [`Runtime::shutdown`].
     pub async fn upgraded(&self) {
@@ -222,6 +233,9 @@ impl Runtime {
     pub async fn shutdown(self) {
         self.set_draining();
         let tasks = self.inner.control.lock().await.running.stop_all();
+        // The listeners close now: a Switchyard started from here on is not our successor
+        // sharing our ports, and need not be let through.
+        self.release_marks();
         for t in tasks {
             let _ = t.await;
         }

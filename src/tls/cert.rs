@@ -182,6 +182,9 @@ pub fn not_after(cert: &[u8]) -> Option<i64> {
     let (_, _, after) = der_next(validity)?; // notBefore
     let (tag, time, _) = der_next(after)?;
     let digits = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
+    if !digits.is_ascii() {
+        return None;
+    }
     let (year, rest) = match (tag, digits.len()) {
         (0x17, 12) => {
             let yy: i64 = digits[..2].parse().ok()?;

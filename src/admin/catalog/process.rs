@@ -97,19 +97,20 @@ pub static METRICS: &[Metric] = &[
     },
     Metric {
         name: "switchyard_tls_certificate_not_after_seconds",
-        help: "When each certificate an https listener serves expires (its notAfter), in seconds since the Unix epoch, by listener and name (the first DNS name of its subjectAltName); updated when certificates are loaded or reloaded.",
+        help: "When each certificate an https listener serves expires (its notAfter), in seconds since the Unix epoch, by listener, cert (its place in the listener's [[listener.tls]] list, from 1: two pairs may name the same host) and name (the first DNS name of its subjectAltName); updated when certificates are loaded or reloaded.",
         kind: Kind::Gauge,
-        labels: &["listener", "name"],
+        labels: &["listener", "cert", "name"],
         json: Json::Number("tls_certificate_not_after"),
         counted_in: "`tls::load_pair` (at start, on reload and when the files change)",
         read: Reader::Process(|v, o| {
             for l in &v.listeners {
                 let Some(certs) = &l.certs else { continue };
                 let store = certs.current();
-                for (names, t) in store.names.iter().zip(&store.not_after) {
+                for (i, (names, t)) in store.names.iter().zip(&store.not_after).enumerate() {
                     let Some(t) = t else { continue };
                     let name = names.first().map_or("", String::as_str);
-                    o.sample(&[l.name.as_str(), name], ((*t).max(0) as u64).into());
+                    let cert = (i + 1).to_string();
+                    o.sample(&[l.name.as_str(), &cert, name], ((*t).max(0) as u64).into());
                 }
             }
         }),

@@ -140,10 +140,11 @@ impl<C: Future, H: FnMut(Pin<&mut C>) + Unpin> Future for Joined<C, H> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let this = &mut *self;
+        // The streams spent the last budget: the connection goes first, the streams after.
+        let mut streams_due = std::mem::take(&mut this.conn_first);
         for _ in 0..ROUNDS {
-            // Streams first, unless they starved the connection last time: what they send
-            // the connection writes below, in one go.
-            if !std::mem::take(&mut this.conn_first) && !this.run_streams(cx) {
+            // Streams first: what they send the connection writes below, in one go.
+            if !streams_due && !this.run_streams(cx) {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -155,11 +156,17 @@ impl<C: Future, H: FnMut(Pin<&mut C>) + Unpin> Future for Joined<C, H> {
             }
             if opened.is_empty() {
                 this.spare = opened;
+                // Streams left ready when the budget ran out have no wake-up coming: run
+                // them now.
+                if streams_due && !this.run_streams(cx) {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             (this.after)(this.conn.as_mut());
             this.streams.extend(opened.drain(..));
             this.spare = opened;
+            streams_due = false;
         }
         // New streams keep coming: poll them (and the connection) again after others ran.
         cx.waker().wake_by_ref();
@@ -249,6 +256,43 @@ mod tests {
         let done = Arc::new(AtomicUsize::new(0));
         Joined::new(Opener(false, done.clone()), |_| {}).await;
         assert_eq!(done.load(Ordering::Relaxed), 1);
+    }
+
+    /// One stream spends the task's whole budget while another is ready: both finish, with
+    /// no wake-up from outside (the connection wakes no one, as a quiet client's would not).
+    #[tokio::test]
+    async fn streams_left_ready_when_the_budget_ran_out_still_run() {
+        struct Quiet(bool, Arc<AtomicUsize>);
+        impl Future for Quiet {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                if !self.0 {
+                    self.0 = true;
+                    let (a, b) = (self.1.clone(), self.1.clone());
+                    StreamExec.execute(async move {
+                        for _ in 0..300 {
+                            tokio::task::coop::consume_budget().await;
+                        }
+                        a.fetch_add(1, Ordering::Relaxed);
+                    });
+                    StreamExec.execute(async move {
+                        tokio::task::yield_now().await;
+                        b.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                match self.1.load(Ordering::Relaxed) {
+                    2 => Poll::Ready(()),
+                    _ => Poll::Pending,
+                }
+            }
+        }
+        let done = Arc::new(AtomicUsize::new(0));
+        let joined = Joined::new(Quiet(false, done.clone()), |_| {});
+        // In a task of its own, where tokio counts the budget.
+        tokio::time::timeout(std::time::Duration::from_secs(5), tokio::spawn(joined))
+            .await
+            .expect("both streams end without a wake-up from outside")
+            .unwrap();
     }
 
     #[tokio::test]

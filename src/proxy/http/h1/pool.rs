@@ -205,13 +205,18 @@ impl IdleConns {
         conn.since = now;
         // An idle connection does not keep the largest request it ever wrote.
         conn.out.shrink_to(KEPT_OUT);
-        let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
-        list.push(conn);
-        if list.len() > self.max_idle {
+        let gone: Vec<ServerConn> = {
+            let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+            list.push(conn);
+            if list.len() <= self.max_idle {
+                return;
+            }
             // Over the cap: the oldest go (the likeliest to be closed by the server), once
             // they have not been needed for a while.
             let n = self.stale(&list, now);
-            list.drain(..n);
-        }
+            list.drain(..n).collect()
+        };
+        // Closed outside the lock.
+        drop(gone);
     }
 }
