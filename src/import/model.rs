@@ -206,34 +206,32 @@ pub struct Config {
 
 impl Config {
     pub fn note(&mut self, at: &Origin, directive: impl Into<String>, why: impl Into<String>) {
-        self.notes.push(Note {
-            at: at.clone(),
-            directive: shorten(directive.into()),
-            why: why.into(),
-            approximated: false,
-            warning: false,
-        });
+        self.push(at, directive.into(), why.into(), (false, false));
     }
 
     /// Not carried, and requests the source refused or answered itself now go to a pool:
     /// `why` says which.
     pub fn warn(&mut self, at: &Origin, directive: impl Into<String>, why: impl Into<String>) {
-        self.notes.push(Note {
-            at: at.clone(),
-            directive: shorten(directive.into()),
-            why: why.into(),
-            approximated: false,
-            warning: true,
-        });
+        self.push(at, directive.into(), why.into(), (false, true));
     }
 
     pub fn approx(&mut self, at: &Origin, directive: impl Into<String>, why: impl Into<String>) {
+        self.push(at, directive.into(), why.into(), (true, false));
+    }
+
+    fn push(
+        &mut self,
+        at: &Origin,
+        directive: String,
+        why: String,
+        (approximated, warning): (bool, bool),
+    ) {
         self.notes.push(Note {
             at: at.clone(),
-            directive: shorten(directive.into()),
-            why: why.into(),
-            approximated: true,
-            warning: false,
+            directive: shorten(directive),
+            why,
+            approximated,
+            warning,
         });
     }
 
