@@ -35,17 +35,7 @@ http {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
     let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
-    let dir = common::temp_dir("import-refusals");
-    let file = dir.join("nginx.conf");
-    std::fs::write(&file, NGINX.replace("BACKEND", &backend.addr.to_string())).unwrap();
-    let i = import::import(&[file.as_path()], Some(Source::Nginx), "imported.toml").unwrap();
-    assert_eq!(i.check, Ok(()), "{}", i.toml);
-    let warnings: Vec<String> = i
-        .notes
-        .iter()
-        .filter(|n| n.warning)
-        .map(|n| n.to_string())
-        .collect();
+    let (dir, i, warnings) = imported("import-refusals", "nginx.conf", NGINX, &backend);
     assert!(
         warnings.iter().any(|w| w.contains("healthz")
             && w.contains("WILL now be proxied to pool \"web\"")
@@ -109,17 +99,7 @@ backend b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
     let backend = Backend::start("b1", Duration::ZERO).await.unwrap();
-    let dir = common::temp_dir("import-refusals-haproxy");
-    let file = dir.join("haproxy.cfg");
-    std::fs::write(&file, HAPROXY.replace("BACKEND", &backend.addr.to_string())).unwrap();
-    let i = import::import(&[file.as_path()], Some(Source::Haproxy), "imported.toml").unwrap();
-    assert_eq!(i.check, Ok(()), "{}", i.toml);
-    let warnings: Vec<String> = i
-        .notes
-        .iter()
-        .filter(|n| n.warning)
-        .map(|n| n.to_string())
-        .collect();
+    let (dir, i, warnings) = imported("import-refusals-haproxy", "haproxy.cfg", HAPROXY, &backend);
     assert!(
         warnings.len() == 1
             && warnings[0].contains("user-agent")
@@ -146,4 +126,30 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
     }
     rt.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `text` (its `BACKEND` the backend's address) written to `name` in a new directory and
+/// imported (the source told by the name): the directory, the import (checked), its warnings.
+fn imported(
+    tag: &str,
+    name: &str,
+    text: &str,
+    backend: &Backend,
+) -> (std::path::PathBuf, import::Imported, Vec<String>) {
+    let dir = common::temp_dir(tag);
+    let file = dir.join(name);
+    std::fs::write(&file, text.replace("BACKEND", &backend.addr.to_string())).unwrap();
+    let source = match name.ends_with(".cfg") {
+        true => Source::Haproxy,
+        false => Source::Nginx,
+    };
+    let i = import::import(&[file.as_path()], Some(source), "imported.toml").unwrap();
+    assert_eq!(i.check, Ok(()), "{}", i.toml);
+    let warnings = i
+        .notes
+        .iter()
+        .filter(|n| n.warning)
+        .map(|n| n.to_string())
+        .collect();
+    (dir, i, warnings)
 }
