@@ -50,12 +50,15 @@ async fn explain_until(
 /// The explanation once no request is in flight any more (a response's end is counted when
 /// its body is done, which may be a moment after the client has read it).
 async fn settled(admin: SocketAddr, query: &str) -> Value {
+    // Both views, the candidates' and the balancer's: they read the counter at two moments.
     explain_until(admin, query, "no request in flight", |e| {
-        e["pool"]["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["in_flight"] == 0)
+        let idle = |list: &Value| {
+            list.as_array().is_none_or(|l| {
+                l.iter()
+                    .all(|s| s["in_flight"].as_u64().is_none_or(|n| n == 0))
+            })
+        };
+        idle(&e["pool"]["servers"]) && idle(&e["pool"]["balancer"]["servers"])
     })
     .await
 }
@@ -196,8 +199,11 @@ async fn least_conn_and_least_time_read_the_live_load() {
     let (web, admin) = (lb.local_addr("web").unwrap(), lb.admin_addr().unwrap());
     // least_conn: one long request on s1 (the first turn) …
     let long = tokio::spawn(async move { get(web, "/sleep/3000").await });
+    // The candidates and the balancer read the counter at two moments of one answer: wait
+    // until both have seen the request begin.
     let e = explain_until(admin, "path=/", "s1 busy", |e| {
         candidate(e, "s1")["in_flight"] == 1
+            && server(&e["pool"]["balancer"], "s1")["load"] == "1/1"
     })
     .await;
     let bal = &e["pool"]["balancer"];
