@@ -414,10 +414,7 @@ async fn a_grpc_probe_says_why_it_failed() {
     let o = probe_with(&plan(""), web.addr, &h2c).await;
     assert!(!o.pass, "{o:?}");
     // Nothing listening.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = common::dead_addr();
     let o = probe_with(&plan(""), closed, &h2c).await;
     assert!(!o.pass && o.detail.starts_with("connect:"), "{o:?}");
 }

@@ -138,11 +138,4 @@ fn the_guides_commands_give_the_guides_answers() {
     }
 }
 
-/// A free port of 127.0.0.1 (bound, then let go) for a process started by the test.
-fn live_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port as live_port;

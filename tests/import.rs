@@ -20,13 +20,7 @@ use switchyard::demo::Backend;
 use switchyard::import::Imported;
 use switchyard::runtime::Runtime;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 /// `text` with the lines that start with one of `needs_root` commented out: they need root
 /// or files of a real installation. Line numbers stay as in the fixture.

@@ -2,6 +2,7 @@
 //! `fail_timeout`) fed by TCP connect failures and UDP refusals, active `type = "tcp"`
 //! checks taking a stopped backend out and back, and `ip_hash` / `least_conn` judged by
 //! where connections land.
+mod common;
 mod l4_common;
 
 use std::collections::{BTreeMap, BTreeSet};

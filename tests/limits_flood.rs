@@ -98,14 +98,7 @@ impl Lb {
     }
 }
 
-/// A free port on 127.0.0.1 for the admin listener (its address is not logged per listener).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 /// A UDP server answering each datagram with the same bytes.
 async fn udp_echo() -> SocketAddr {

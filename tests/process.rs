@@ -204,13 +204,7 @@ async fn a_second_stop_signal_ends_the_drain_at_once() {
 async fn health_change_log_lines_name_the_pool() {
     let b = backends(1).await;
     // An address nothing listens on: bound, then closed.
-    let unbound = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let (dead, dead2) = (unbound(), unbound());
+    let (dead, dead2) = (common::dead_addr(), common::dead_addr());
     let config = format!(
         "shutdown_delay = \"0s\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"web\"\n\
          [[listener.route]]\npath_prefix = \"/api/\"\npool = \"api\"\n\

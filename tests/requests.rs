@@ -20,12 +20,7 @@ use metrics_common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-fn dead_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use common::dead_addr as dead_port;
 
 /// GET over HTTP/2 without TLS (prior knowledge), with a Host and a User-Agent.
 async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Bytes) {

@@ -5,6 +5,7 @@
 //! Redis hung, killed and restarted costs no call more than its bound and is caught up.
 //! The figures printed here are the ones in docs/shared-state.md.
 
+mod common;
 mod l4_common;
 
 use std::net::IpAddr;

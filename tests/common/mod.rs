@@ -2,6 +2,10 @@
 //! inline TOML on 127.0.0.1 (port 0), make real HTTP requests, wait for conditions.
 #![allow(dead_code)]
 
+mod ports;
+#[allow(unused_imports)]
+pub use ports::{dead_addr, free_port, free_udp_port};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -158,13 +158,7 @@ impl Drop for Dns {
     }
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::free_udp_port;
 
 /// `dig @127.0.0.1 -p PORT NAME TYPE +short`: whether an answer came (of any status).
 pub async fn dig(port: u16, name: &str, kind: &str) -> Option<String> {

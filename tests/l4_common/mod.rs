@@ -220,23 +220,11 @@ pub async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-/// A port that was free a moment ago (for servers that cannot bind port 0 and report it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use crate::common::free_port;
 
-/// A free UDP port.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use crate::common::free_udp_port;
 
 fn spawn_tool(cmd: &mut Command, tool: &str, package: &str) -> Child {
     cmd.stdout(Stdio::null())

@@ -454,15 +454,8 @@ pub fn server<'a>(pool: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no server {name} in {pool:#}"))
 }
 
-/// A free TCP port on 127.0.0.1, chosen by the kernel (bind port 0, then let go): for the
-/// tests where two processes must listen on the same port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use crate::common::free_port;
 
 /// Wait until `path` exists (a socket bound by a process).
 pub async fn wait_for_file(path: &Path, limit: Duration) {

@@ -31,11 +31,7 @@ pub struct Driver {
 impl Driver {
     /// Start chromedriver and wait until it says it is ready.
     pub async fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"))
             .stdout(Stdio::null())
