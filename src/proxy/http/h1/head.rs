@@ -99,7 +99,7 @@ impl RequestView for HeadView<'_> {
 /// Fields that describe one hop (RFC 9110 §7.6.1), the proxy ones, and those whose value we
 /// write ourselves; a request and an answer drop them alike.
 pub fn hop_by_hop(name: &[u8]) -> bool {
-    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    let is = |n: &[u8]| super::parse::is(name, n);
     match name.len() {
         2 => is(b"te"),
         5 => is(b"proxy"),
