@@ -233,7 +233,12 @@ pub struct Answered<'a> {
 impl Answered<'_> {
     /// Count it, and write its access-log line (when the log is on).
     pub fn done(&self, log: &AccessLog) {
-        let total = self.started.elapsed();
+        self.done_at(log, Instant::now());
+    }
+
+    /// [`Answered::done`] for an answer that ended at `ended`, a clock its caller read.
+    pub fn done_at(&self, log: &AccessLog, ended: Instant) {
+        let total = ended.saturating_duration_since(self.started);
         self.row.count(self.status, total);
         log.write(|out, format| {
             AccessRecord {

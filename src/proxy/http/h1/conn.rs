@@ -7,6 +7,7 @@
 //! requests of a kept-alive connection.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::{Copy, CopyError, ReadBuf, ReadFailed, flush};
+use super::checks::{log_fields, own_checks};
 use super::exchange::{Body, DirectExchange, Reply};
 use super::head::{AnswerOut, Forwarding, HeadView, own_answer, request_out, response_out};
 use super::parse::{self, Framing, RequestHead, ResponseHead};
@@ -77,10 +79,17 @@ pub struct Conn {
     /// not filed again with the runtime per request. One that fired while the connection
     /// idled, or a pool with a shorter `read`, is filed again once.
     server_timer: Option<Timer>,
+    /// When the request being served began (its head's first byte), and when the last
+    /// answer ended: the clock is read once per phase, and these share it.
+    began: tokio::time::Instant,
+    ended: tokio::time::Instant,
+    /// The answer's end, when its copy read the clock (its account uses it).
+    answered: Option<Instant>,
 }
 
 impl Conn {
     pub fn new(client: SocketAddr) -> Conn {
+        let now = tokio::time::Instant::now();
         Conn {
             client,
             client_ip: client.ip().to_string(),
@@ -102,6 +111,9 @@ impl Conn {
             body_sent: 0,
             timer: Timer::new(),
             server_timer: None,
+            began: now,
+            ended: now,
+            answered: None,
         }
     }
 
@@ -109,10 +121,15 @@ impl Conn {
     /// cannot be served — malformed or over a limit (400, 414, 431), or part of one that
     /// ran out of time (408) — is answered, counted and logged as `site`'s answers no route
     /// took, and the connection is to close.
-    pub async fn read_head<C: AsyncRead + AsyncWrite + Unpin>(
+    /// `gone` resolves when the listener stops or the connection is chosen to close for
+    /// room (see [`wait::Waiting`]).
+    pub async fn read_head<
+        C: AsyncRead + AsyncWrite + Unpin,
+        G: std::future::Future<Output = ()>,
+    >(
         &mut self,
         io: &mut C,
-        stopping: &mut tokio::sync::watch::Receiver<bool>,
+        (stopping, gone): (&tokio::sync::watch::Receiver<bool>, Pin<&mut G>),
         life: &Life,
         first: bool,
         site: &ArcSwap<Site>,
@@ -125,12 +142,17 @@ impl Conn {
             &mut self.timer,
             wait::Waiting {
                 stopping,
+                gone,
                 life,
                 first,
+                since: self.ended,
             },
         );
         let (status, why) = match waited.await {
-            Ok(wait::Head::Read) => return Read::Head,
+            Ok(wait::Head::Read(began)) => {
+                self.began = began;
+                return Read::Head;
+            }
             Ok(wait::Head::Gone) => return Read::Gone,
             Ok(wait::Head::TimedOut) => (408, "client_header_timeout"),
             Err(e) => (e.status(), e.reason()),
@@ -177,53 +199,20 @@ impl Conn {
     where
         C: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let started = Instant::now();
+        let started = self.began.into_std();
+        self.answered = None;
         let site = site.load();
-        let view = HeadView {
-            buf: self.rb.data(),
-            head: &self.req,
-        };
+        let view = HeadView::new(self.rb.data(), &self.req);
         let logging = site.log.enabled();
         self.body_sent = 0;
         // Kept for the access log and the warning of a failed request (reused buffers).
         self.log_method.clear();
         self.log_method.push_str(view.method());
         self.log_uri.clear();
-        self.log_uri
-            .push_str(std::str::from_utf8(self.req.target.get(view.buf)).unwrap_or("-"));
+        self.log_uri.push_str(view.target().unwrap_or("-"));
         if logging {
-            // The first Referer and User-Agent, in one pass over the fields.
-            self.log_referer.clear();
-            self.log_ua.clear();
-            let (mut referer, mut ua) = (false, false);
-            for f in &self.req.fields {
-                let name = f.name.get(view.buf);
-                let (seen, into) = match name.len() {
-                    7 if name.eq_ignore_ascii_case(b"referer") => {
-                        (&mut referer, &mut self.log_referer)
-                    }
-                    10 if name.eq_ignore_ascii_case(b"user-agent") => (&mut ua, &mut self.log_ua),
-                    _ => continue,
-                };
-                if !*seen {
-                    *seen = true;
-                    into.extend_from_slice(f.value.get(view.buf));
-                }
-            }
-            self.log_host.clear();
-            // `view.host()`, without parsing the target when it is not absolute-form.
-            let host = match self.req.target.get(view.buf).first() {
-                Some(b'/') => self.req.host.map(|h| h.get(view.buf)).map(|h| {
-                    match h.is_ascii() || std::str::from_utf8(h).is_ok() {
-                        true => headers::strip_port_bytes(h),
-                        false => b"",
-                    }
-                }),
-                _ => view.host().map(str::as_bytes),
-            };
-            if let Some(h) = host {
-                self.log_host.extend_from_slice(h);
-            }
+            let into = (&mut self.log_referer, &mut self.log_ua, &mut self.log_host);
+            log_fields(&view, into);
         }
         let head_len = self.req.len;
         let framing = self.req.framing();
@@ -605,13 +594,16 @@ impl Conn {
         let moved = copy.moved;
         self.body_sent = moved;
         drop(in_flight);
+        // The answer's end, for the idle list and the account.
+        let end = Instant::now();
+        self.answered = Some(end);
         match copied {
             Ok(()) => {
                 if server_reusable
                     && conn.rb.is_empty()
                     && let Some(s) = plan.server
                 {
-                    up.idle().put(s, conn);
+                    up.idle().put_at(s, conn, end);
                 }
                 if close { Next::Close } else { Next::KeepAlive }
             }
@@ -715,7 +707,7 @@ impl Conn {
     /// Count the answer the client got in its row, and write its access-log line.
     #[allow(clippy::too_many_arguments)]
     fn account(
-        &self,
+        &mut self,
         site: &Site,
         row: &Row,
         status: u16,
@@ -725,6 +717,8 @@ impl Conn {
         header: Option<Duration>,
         started: Instant,
     ) {
+        let ended = self.answered.take().unwrap_or_else(Instant::now);
+        self.ended = tokio::time::Instant::from_std(ended);
         Answered {
             row,
             listener: &site.listener,
@@ -747,44 +741,11 @@ impl Conn {
             upstream_header: header,
             started,
         }
-        .done(&site.log);
+        .done_at(&site.log, ended);
     }
 }
 
 static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-
-/// What a request must be before anything else looks at it (hyper's engine checks the same
-/// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
-/// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); `*` only with
-/// `OPTIONS` (RFC 9112 §3.2.4); a body framing we can
-/// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
-pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
-    let head = view.head;
-    if head.hosts > 1 {
-        return Some((400, "more than one Host"));
-    }
-    match (view.origin().1, head.host) {
-        (Some(a), _) if !headers::valid_host(a.as_bytes()) => {
-            return Some((400, "invalid host in the target"));
-        }
-        (None, Some(h)) if !headers::valid_host(h.get(view.buf)) => {
-            return Some((400, "invalid Host"));
-        }
-        (None, None) if !http10 => return Some((400, "no Host")),
-        _ => {}
-    }
-    if view.method_bytes() == b"CONNECT" {
-        return Some((405, "CONNECT is not proxied"));
-    }
-    if head.target.get(view.buf) == b"*" && view.method_bytes() != b"OPTIONS" {
-        return Some((400, "the asterisk-form target is for OPTIONS only"));
-    }
-    if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
-    {
-        return Some((501, "a transfer coding other than chunked"));
-    }
-    None
-}
 
 /// What the answer to the client depends on besides the server's answer.
 struct AnswerPlan<'a> {

@@ -194,9 +194,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> DirectExchange<'_, C> {
         }
     }
 
-    /// Read the answer's head (interim 1xx answers other than 101 are passed over).
-    async fn answer(&mut self, conn: &mut ServerConn) -> Result<(), HeadFailed> {
-        let by = tokio::time::Instant::now() + self.up.pool.timeouts.read;
+    /// Read the answer's head (interim 1xx answers other than 101 are passed over), within
+    /// the pool's `read` timeout of `sent`, when the request went.
+    async fn answer(
+        &mut self,
+        conn: &mut ServerConn,
+        sent: tokio::time::Instant,
+    ) -> Result<(), HeadFailed> {
+        let by = sent + self.up.pool.timeouts.read;
         let (rb, io) = (&mut conn.rb, &mut conn.io);
         answer_head_by(
             rb,
@@ -227,17 +232,27 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
         self.attempts += 1;
         self.connect = None;
         self.header = None;
+        // One clock read for the try's start, the idle connection's age and (for a request
+        // without a body) the start of the server's `read` timeout.
         let started = Instant::now();
-        let (mut conn, connect) = match self.up.idle().take(server) {
+        let (mut conn, connect) = match self.up.idle().take_at(server, started) {
             Some(c) => (c, Duration::ZERO),
             None => open(self.up, server).await?,
         };
         self.connect = Some(connect);
+        let mut sending = started + connect;
         let mut resent = false;
         loop {
+            let bodied = !matches!(self.body, Body::Empty);
             let sent = self.send(server, &mut conn).await;
+            // A head alone goes in one write at once; a body may take its time, and the wait
+            // for the answer starts after it.
+            let sent_at = match bodied {
+                true => tokio::time::Instant::now(),
+                false => tokio::time::Instant::from_std(sending),
+            };
             let failed = match sent {
-                Ok(()) => match self.answer(&mut conn).await {
+                Ok(()) => match self.answer(&mut conn, sent_at).await {
                     Ok(()) => break,
                     Err(HeadFailed::TimedOut) => {
                         return Err(ProxyError::Timeout {
@@ -283,6 +298,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Exchange for DirectExchange<'_, C
             })?;
             conn = fresh;
             self.connect = Some(connect);
+            sending = Instant::now();
         }
         let header = started.elapsed();
         self.header = Some(header);
@@ -337,7 +353,12 @@ async fn answer_head_by<I: AsyncRead + Unpin>(
     upgrading: bool,
 ) -> Result<(), HeadFailed> {
     loop {
-        match parse::response(rb.data(), resp) {
+        // Nothing to parse yet (the usual first look): straight to the read.
+        let parsed = match rb.is_empty() {
+            true => Ok(false),
+            false => parse::response(rb.data(), resp),
+        };
+        match parsed {
             Ok(true) if (100..200).contains(&resp.status) && resp.status != 101 => {
                 rb.consume(resp.len);
                 // A server that sends interim answers without end is still cut at the

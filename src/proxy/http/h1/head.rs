@@ -14,33 +14,56 @@ use crate::proxy::http::view::RequestView;
 pub struct HeadView<'a> {
     pub buf: &'a [u8],
     pub head: &'a RequestHead,
+    /// The target as text (`None`: not UTF-8), and [`HeadView::origin`]: worked out once,
+    /// as the checks, the router and the server's head each ask.
+    target: Option<&'a str>,
+    origin: (&'a str, Option<&'a str>),
 }
 
-impl HeadView<'_> {
-    fn text(&self, s: Span) -> &str {
+impl<'a> HeadView<'a> {
+    pub fn new(buf: &'a [u8], head: &'a RequestHead) -> HeadView<'a> {
+        let target = std::str::from_utf8(head.target.get(buf)).ok();
+        HeadView {
+            buf,
+            head,
+            target,
+            origin: origin_of(target.unwrap_or("")),
+        }
+    }
+
+    fn text(&self, s: Span) -> &'a str {
         std::str::from_utf8(s.get(self.buf)).unwrap_or("")
+    }
+
+    /// The target as it was sent, when it is UTF-8.
+    pub fn target(&self) -> Option<&'a str> {
+        self.target
     }
 
     /// The target in origin form (`/path?query`, or `*`), and the authority of an
     /// absolute-form target.
-    pub fn origin(&self) -> (&str, Option<&str>) {
-        let t = self.text(self.head.target);
-        if t.starts_with('/') || t == "*" {
-            return (t, None);
-        }
-        // absolute-form: scheme "://" authority [path-abempty] ["?" query]
-        let Some((_, rest)) = t.split_once("://") else {
-            return (t, None);
-        };
-        match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[i..], Some(&rest[..i])),
-            Some(i) => (&rest[i..], Some(&rest[..i])),
-            None => ("/", Some(rest)),
-        }
+    pub fn origin(&self) -> (&'a str, Option<&'a str>) {
+        self.origin
     }
 
     pub fn method_bytes(&self) -> &[u8] {
         self.head.method.get(self.buf)
+    }
+}
+
+/// [`HeadView::origin`] of target `t`.
+fn origin_of(t: &str) -> (&str, Option<&str>) {
+    if t.starts_with('/') || t == "*" {
+        return (t, None);
+    }
+    // absolute-form: scheme "://" authority [path-abempty] ["?" query]
+    let Some((_, rest)) = t.split_once("://") else {
+        return (t, None);
+    };
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[i..], Some(&rest[..i])),
+        Some(i) => (&rest[i..], Some(&rest[..i])),
+        None => ("/", Some(rest)),
     }
 }
 
@@ -76,7 +99,7 @@ impl RequestView for HeadView<'_> {
 /// Fields that describe one hop (RFC 9110 §7.6.1), the proxy ones, and those whose value we
 /// write ourselves; a request and an answer drop them alike.
 pub fn hop_by_hop(name: &[u8]) -> bool {
-    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    let is = |n: &[u8]| super::parse::is(name, n);
     match name.len() {
         2 => is(b"te"),
         5 => is(b"proxy"),
@@ -97,6 +120,15 @@ pub fn named_by_connection(buf: &[u8], tokens: &[Span], name: &[u8]) -> bool {
 }
 
 fn push_field(out: &mut Vec<u8>, buf: &[u8], f: &Field) {
+    // Spelt as we would write it (`name: value` and CRLF, the usual line): one copy.
+    let (name, value) = (f.name.range(), f.value.range());
+    if value.start == name.end + 2
+        && buf.get(name.end..value.start) == Some(&b": "[..])
+        && buf.get(value.end..value.end + 2) == Some(&b"\r\n"[..])
+    {
+        out.extend_from_slice(&buf[name.start..value.end + 2]);
+        return;
+    }
     out.extend_from_slice(f.name.get(buf));
     out.extend_from_slice(b": ");
     out.extend_from_slice(f.value.get(buf));
@@ -104,6 +136,14 @@ fn push_field(out: &mut Vec<u8>, buf: &[u8], f: &Field) {
 }
 
 fn push_number(out: &mut Vec<u8>, n: u64) {
+    // A status code, a short length or a port: no loop.
+    let d = |v: u64| b'0' + (v % 10) as u8;
+    match n {
+        0..=9 => return out.push(d(n)),
+        10..=99 => return out.extend_from_slice(&[d(n / 10), d(n)]),
+        100..=999 => return out.extend_from_slice(&[d(n / 100), d(n / 10), d(n)]),
+        _ => {}
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = n;
@@ -401,7 +441,7 @@ mod tests {
         let buf = b"POST http://a.example/x?y=1 HTTP/1.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nTE: trailers, deflate\r\nUpgrade: h2c\r\nContent-Length: 5\r\nX-App: kept\r\n\r\n";
         let mut head = RequestHead::default();
         assert_eq!(parse::request(buf, &mut head), Ok(true));
-        let view = HeadView { buf, head: &head };
+        let view = HeadView::new(buf, &head);
         assert_eq!(view.host(), Some("a.example"));
         assert_eq!(view.path(), "/x");
         let mut out = Vec::new();

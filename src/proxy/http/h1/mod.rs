@@ -11,6 +11,7 @@
 //! servers (`Site::direct`); otherwise its HTTP/1 clients go through hyper as well.
 
 pub mod body;
+pub mod checks;
 pub mod client;
 pub mod conn;
 pub mod exchange;
@@ -116,7 +117,7 @@ pub async fn serve<C>(
     client: SocketAddr,
     l: &Listener,
     life: Life,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -168,51 +169,66 @@ pub async fn serve<C>(
         }
     }
     let mut served: u32 = 0;
-    loop {
-        match conn
-            .read_head(&mut io, &mut stopping, &life, served == 0, &l.site)
-            .await
-        {
-            wait::Read::Head => {}
-            // Closed because the listener stops: a request may be crossing our close.
-            wait::Read::Gone if *stopping.borrow() => return linger(&mut io).await,
-            wait::Read::Gone | wait::Read::Refused => return,
-        }
-        served += 1;
-        if served >= life.keepalive_requests {
-            // nginx's keepalive_requests: this answer says Connection: close.
-            conn.last_request();
-        }
-        match conn.request(&mut io, &l.site).await {
-            Next::KeepAlive if !*stopping.borrow() => {}
-            Next::KeepAlive => return linger(&mut io).await,
-            Next::Close => {
-                let _ = io.shutdown().await;
-                return;
+    let up = {
+        // What ends an idle wait (the listener stops, or the connection is chosen to close
+        // for room), made once for the connection's life: a waiter registered per wait and
+        // removed again costs two locks each, twice per request.
+        let mut stop = stopping.clone();
+        let inner = async {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = life.permit.reused() => {}
             }
-            Next::Upgrade(up) => {
-                let up = *up;
-                let mut server = up.server;
-                // Bytes either side sent early go first.
-                if !conn.rb.is_empty() && body::send(&mut server.io, conn.rb.data()).await.is_err()
-                {
+        };
+        tokio::pin!(inner);
+        let mut gone = wait::Gone::new(inner, &stopping, &life.permit);
+        loop {
+            match conn
+                .read_head(
+                    &mut io,
+                    (&stopping, Pin::new(&mut gone)),
+                    &life,
+                    served == 0,
+                    &l.site,
+                )
+                .await
+            {
+                wait::Read::Head => {}
+                // Closed because the listener stops: a request may be crossing our close.
+                wait::Read::Gone if *stopping.borrow() => return linger(&mut io).await,
+                wait::Read::Gone | wait::Read::Refused => return,
+            }
+            served += 1;
+            if served >= life.keepalive_requests {
+                // nginx's keepalive_requests: this answer says Connection: close.
+                conn.last_request();
+            }
+            match conn.request(&mut io, &l.site).await {
+                Next::KeepAlive if !*stopping.borrow() => {}
+                Next::KeepAlive => return linger(&mut io).await,
+                Next::Close => {
+                    let _ = io.shutdown().await;
                     return;
                 }
-                if !server.rb.is_empty() && body::send(&mut io, server.rb.data()).await.is_err() {
-                    return;
-                }
-                let tunnel =
-                    super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
-                // The tunnel keeps the connection's place in the listener.
-                let permit = life.permit;
-                l.tunnels.spawn(async move {
-                    tunnel.await;
-                    drop(permit);
-                });
-                return;
+                Next::Upgrade(up) => break *up,
             }
         }
+    };
+    let mut server = up.server;
+    // Bytes either side sent early go first.
+    if !conn.rb.is_empty() && body::send(&mut server.io, conn.rb.data()).await.is_err() {
+        return;
     }
+    if !server.rb.is_empty() && body::send(&mut io, server.rb.data()).await.is_err() {
+        return;
+    }
+    let tunnel = super::tunnel::copy_both_ways(io, server.io, up.in_flight, up.idle_timeout);
+    // The tunnel keeps the connection's place in the listener.
+    let permit = life.permit;
+    l.tunnels.spawn(async move {
+        tunnel.await;
+        drop(permit);
+    });
 }
 
 /// A stream whose first bytes were already read: they are read again first.

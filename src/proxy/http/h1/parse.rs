@@ -206,8 +206,14 @@ fn tokens(buf: &[u8], value: Span, out: &mut Vec<Span>) {
     }
 }
 
-fn is(name: &[u8], lower: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(lower)
+/// Whether `name` is `lower` (in lowercase) in any case: `eq_ignore_ascii_case` without a
+/// branch per byte (it costs about six instructions a byte, on every field of every head).
+pub fn is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name.iter().zip(lower).fold(0, |differ, (&a, &b)| {
+            let fold = if b.is_ascii_lowercase() { 0x20 } else { 0 };
+            differ | ((a | fold) ^ b)
+        }) == 0
 }
 
 /// Whether the last coding of a `Transfer-Encoding` value is `chunked`.
@@ -456,6 +462,26 @@ pub fn response(buf: &[u8], head: &mut ResponseHead) -> Result<bool, &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_agrees_with_eq_ignore_ascii_case_for_every_byte() {
+        for lower in [&b"content-length"[..], b"te", b"keep-alive", b"x-1_z"] {
+            assert!(is(lower, lower));
+            assert!(is(&lower.to_ascii_uppercase(), lower));
+            assert!(!is(&lower[1..], lower));
+            for at in 0..lower.len() {
+                for byte in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[at] = byte;
+                    assert_eq!(
+                        is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn lengths_are_digits_only() {

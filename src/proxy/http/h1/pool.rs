@@ -180,10 +180,15 @@ impl IdleConns {
 
     /// The newest idle connection to `server` that is still open.
     pub fn take(&self, server: &Server) -> Option<ServerConn> {
+        self.take_at(server, Instant::now())
+    }
+
+    /// [`IdleConns::take`] at `now`, a clock its caller has just read.
+    pub fn take_at(&self, server: &Server, now: Instant) -> Option<ServerConn> {
         let list = self.list(server)?;
         loop {
             let mut c = list.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-            if c.since.elapsed() < self.idle_timeout && c.still_open() {
+            if now.saturating_duration_since(c.since) < self.idle_timeout && c.still_open() {
                 c.reused = true;
                 return Some(c);
             }
@@ -194,14 +199,18 @@ impl IdleConns {
     /// Keep `conn` for the next request to `server` (its response was read whole).
     /// Back on the idle list, the buffer of what is written shrunk to [`KEPT_OUT`]; the
     /// list's oldest closed if they are over `keepalive` and were idle [`PURGE_DELAY`].
-    pub fn put(&self, server: &Server, mut conn: ServerConn) {
+    pub fn put(&self, server: &Server, conn: ServerConn) {
+        self.put_at(server, conn, Instant::now());
+    }
+
+    /// [`IdleConns::put`] at `now`, a clock its caller has just read.
+    pub fn put_at(&self, server: &Server, mut conn: ServerConn, now: Instant) {
         if self.max_idle == 0 {
             return;
         }
         let Some(list) = self.list(server) else {
             return;
         };
-        let now = Instant::now();
         conn.since = now;
         // An idle connection does not keep the largest request it ever wrote.
         conn.out.shrink_to(KEPT_OUT);

@@ -4,8 +4,13 @@
 //! answered and accounted for), and for a request body before a server is chosen
 //! (`request_buffering`).
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -14,15 +19,16 @@ use super::head::own_answer;
 use super::parse::{self, Framing, HeadLimits, RequestHead};
 use super::timer::Timer;
 use crate::error::ProxyError;
-use crate::guard::ConnStats;
+use crate::guard::{ConnPermit, ConnStats};
 use crate::proxy::http::Site;
 use crate::proxy::http::life::Life;
 use crate::proxy::http::stats::{self, Unread, origin_form};
 
 /// How waiting for a head ended.
 pub enum Head {
-    /// A whole head is in `req`.
-    Read,
+    /// A whole head is in `req`; its request began at this time (its first byte read, or
+    /// the wait's start when it was in already).
+    Read(Instant),
     /// The client closed, the listener stops, or the connection was chosen to close for a
     /// new one: close without a word.
     Gone,
@@ -32,10 +38,17 @@ pub enum Head {
 
 /// What a wait for a head is under: the connection's limits, whether its listener stops,
 /// and whether this is the connection's first head.
-pub struct Waiting<'a> {
-    pub stopping: &'a mut tokio::sync::watch::Receiver<bool>,
+pub struct Waiting<'a, G> {
+    pub stopping: &'a tokio::sync::watch::Receiver<bool>,
+    /// Resolves when the listener stops or the connection is chosen to close for room: made
+    /// once per connection (not per wait, which would register and remove two waiters per
+    /// request), and never polled again once it has resolved, as the connection then ends.
+    pub gone: Pin<&'a mut G>,
     pub life: &'a Life,
     pub first: bool,
+    /// When the connection's last answer ended (its clock read, taken again here as the
+    /// start of this wait).
+    pub since: Instant,
 }
 
 /// Wait for the next request head. The first one must be whole within
@@ -43,31 +56,38 @@ pub struct Waiting<'a> {
 /// `keepalive_timeout`, and the rest of it `client_header_timeout` from that byte (nginx's
 /// timers). A connection with nothing of a request in is idle: a full listener may close
 /// it (`life.permit`). Each close by a timeout is counted.
-pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
+pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
     rb: &mut ReadBuf,
     req: &mut RequestHead,
     limits: HeadLimits,
     io: &mut C,
     timer: &mut Timer,
-    waiting: Waiting<'_>,
+    waiting: Waiting<'_, G>,
 ) -> Result<Head, parse::HeadError> {
     let Waiting {
         stopping,
+        mut gone,
         life,
         first,
+        since,
     } = waiting;
-    let now = tokio::time::Instant::now();
+    // The request begins with its first byte: for a head in already, now (the connection's
+    // first: it was read while looking for HTTP/2's preface), else when it comes.
+    let mut began = match first {
+        true if !rb.is_empty() => Instant::now(),
+        _ => since,
+    };
     let mut deadline = match (first, rb.is_empty()) {
         (true, _) => life.first_deadline(),
         (false, true) => {
-            life.permit.idle(now.into_std());
-            now + life.keepalive_timeout
+            life.permit.idle(since.into_std());
+            since + life.keepalive_timeout
         }
-        (false, false) => now + life.header_timeout,
+        (false, false) => since + life.header_timeout,
     };
     loop {
         if !rb.is_empty() && parse::request_within(rb.data(), req, limits)? {
-            return Ok(Head::Read);
+            return Ok(Head::Read(began));
         }
         let idle = rb.is_empty();
         if idle && *stopping.borrow() {
@@ -75,14 +95,20 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
         }
         let read = timer.within(deadline, rb.fill(io, limits.size));
         tokio::select! {
+            // The read first: when it is what woke us, `gone` is not looked at.
+            biased;
             r = read => match r {
                 Some(Ok(0)) | Some(Err(_)) => return Ok(Head::Gone),
                 Some(Ok(_)) => {
-                    if idle && !first {
-                        if !life.permit.busy() {
-                            return Ok(Head::Gone);
+                    if idle {
+                        // One clock read per request: its start, and the head's deadline.
+                        began = Instant::now();
+                        if !first {
+                            if !life.permit.busy() {
+                                return Ok(Head::Gone);
+                            }
+                            deadline = began + life.header_timeout;
                         }
-                        deadline = tokio::time::Instant::now() + life.header_timeout;
                     }
                 }
                 None => {
@@ -95,9 +121,49 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin>(
                     return Ok(if idle { Head::Gone } else { Head::TimedOut });
                 }
             },
-            _ = stopping.changed(), if idle => return Ok(Head::Gone),
-            _ = life.permit.reused(), if idle => return Ok(Head::Gone),
+            () = gone.as_mut(), if idle => return Ok(Head::Gone),
         }
+    }
+}
+
+/// What ends a connection's idle waits, made once for its life: `inner` resolves when the
+/// listener stops (`stopping` changes) or the connection is chosen to close for room
+/// (`permit`). Once `inner` has been polled, its waiters stay registered with the
+/// connection's task, which they wake; after that it is polled again only when one of the
+/// two says so (an atomic load each), not on every wait.
+pub struct Gone<'a, F> {
+    inner: F,
+    stopping: &'a tokio::sync::watch::Receiver<bool>,
+    permit: &'a ConnPermit,
+    polled: bool,
+}
+
+impl<'a, F: Future<Output = ()> + Unpin> Gone<'a, F> {
+    pub fn new(
+        inner: F,
+        stopping: &'a tokio::sync::watch::Receiver<bool>,
+        permit: &'a ConnPermit,
+    ) -> Self {
+        Gone {
+            inner,
+            stopping,
+            permit,
+            polled: false,
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Unpin> Future for Gone<'_, F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let said = this.stopping.has_changed().unwrap_or(true) || this.permit.is_reused();
+        if this.polled && !said {
+            return Poll::Pending;
+        }
+        this.polled = true;
+        Pin::new(&mut this.inner).poll(cx)
     }
 }
 
@@ -118,7 +184,7 @@ pub struct Refusal<'a> {
     pub status: u16,
     pub why: &'a str,
     /// The accept for a first head, else when it was refused.
-    pub started: Instant,
+    pub started: std::time::Instant,
 }
 
 impl<'a> Refusal<'a> {
@@ -132,7 +198,7 @@ impl<'a> Refusal<'a> {
     ) -> Refusal<'a> {
         let started = match first {
             true => life.accepted.into_std(),
-            false => Instant::now(),
+            false => std::time::Instant::now(),
         };
         Refusal {
             site,
