@@ -242,6 +242,7 @@ fn guard(k: &mut Keys, a: &GuardPlan, b: &GuardPlan) {
             h.as_ref()
                 .map_or("none".into(), |(n, r)| format!("{n} ~ {r:?}"))
         });
+        k.num("status", &a.status, &b.status);
     });
 }
 
@@ -301,6 +302,9 @@ fn block(b: &BlockPlan) -> String {
     }
     if let Some((n, r)) = &b.header {
         on.push(format!("header {n} ~ {r:?}"));
+    }
+    if b.status != BlockPlan::DEFAULT_STATUS {
+        on.push(format!("status {}", b.status));
     }
     on.join(", ")
 }

@@ -134,8 +134,7 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
         ["if", cond @ ..] if rate(c, l, a, cond, status) => true,
         ["if", "{", crit, values @ .., "}"] if http && path_blocks(crit, values).is_some() => {
             let blocks = path_blocks(crit, values).expect("checked");
-            a.guard.blocks.extend(blocks);
-            status_note(c);
+            block(c, l, a, blocks, status);
             true
         }
         ["if" | "unless", cond @ ..] => match src(a, cond) {
@@ -152,6 +151,24 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
         },
         _ => false,
     }
+}
+
+/// Block rules refusing `regexes` with `status` (`deny_status`), carried when a block rule
+/// takes it (400 to 599; else 403 and a note).
+fn block(c: &mut Config, l: &Line, a: &mut Access, regexes: Vec<String>, status: &str) {
+    let n = status
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (400..=599).contains(n));
+    if n.is_none() {
+        c.approx(
+            &l.at,
+            l.text(),
+            format!("refused with 403 (HAProxy: {status}; a block rule answers 400 to 599)"),
+        );
+    }
+    let n = n.unwrap_or(403);
+    a.guard.blocks.extend(regexes.into_iter().map(|r| (r, n)));
 }
 
 /// `{ path_beg /a /b }`, `path_end`, `path` (exact), `path_reg`, `path_sub`: one block
