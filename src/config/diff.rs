@@ -125,7 +125,8 @@ impl ListenerDetail {
                     let keys = diff_keys::route(o, n);
                     (!keys.is_empty()).then(|| {
                         format!(
-                            "route {at} ({}): {}",
+                            "{} ({}): {}",
+                            super::routes::which(at, n),
                             super::routes::conditions(&n.matcher),
                             keys.join(", ")
                         )

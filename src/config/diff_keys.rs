@@ -140,6 +140,10 @@ fn derived(key: &str, a: Option<FitNote>, b: Option<FitNote>) -> String {
 /// What changed of a route that keeps its conditions and its target.
 pub fn route(a: &RoutePlan, b: &RoutePlan) -> Vec<String> {
     let mut k = Keys::default();
+    k.key("name", &a.name, &b.name, |n| {
+        n.as_ref()
+            .map_or("none (its position)".into(), |n| format!("{n:?}"))
+    });
     guard(&mut k, &a.guard, &b.guard);
     k.key(
         "client_max_body_size",
