@@ -86,6 +86,28 @@ async fn sighup_keeps_the_process_serving_and_sigterm_still_stops_it() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// Without `[admin]` (no readiness for anything in front to watch) and without a written
+/// `shutdown_delay`, SIGTERM does not wait the default 5 s: the listener closes and the
+/// process exits at once, as nginx and HAProxy stop. (The old code served on for 5 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_without_admin_stops_without_the_default_delay() {
+    let b = backends(1).await;
+    let mut lb = LbProcess::start_logging(&simple_config("round_robin", &b, &[]), "info");
+    assert_eq!(get(lb.addr, "/").await.status, 200);
+    signal(&lb.child, "TERM");
+    // Well under the 5 s default: what is left is the drain of no connection.
+    let status = exited(&mut lb.child, Duration::from_secs(3))
+        .await
+        .expect("switchyard exits at once after SIGTERM without [admin]");
+    assert!(status.success(), "exit status {status}");
+    lb.wait_for_log("stopped", Duration::from_secs(5)).await;
+    assert!(
+        lb.logged("(shutdown_delay)").is_empty(),
+        "no wait announced: {:?}",
+        lb.logged("")
+    );
+}
+
 /// `(soft, hard)` open-file limits of a process, from /proc/PID/limits.
 fn open_file_limits(pid: u32) -> (String, String) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();

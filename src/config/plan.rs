@@ -25,7 +25,8 @@ pub struct Plan {
     /// How long in-flight requests may run after a shutdown signal.
     pub grace_period: Duration,
     /// After SIGTERM, how long `/health/ready` answers 503 while every listener still
-    /// accepts, before they close (so health checkers in front notice first).
+    /// accepts, before they close (so health checkers in front notice first). Not written:
+    /// 5s with `[admin]`, 0 without (`read/mod.rs`).
     pub shutdown_delay: Duration,
     pub listeners: Vec<ListenerPlan>,
     /// Pools in file order.
