@@ -178,6 +178,33 @@ async fn workers_sets_the_number_of_worker_threads() {
         .filter(|comm| comm.trim() == "switchyard-w")
         .count();
     assert_eq!(workers, 3, "worker threads named switchyard-w");
+
+    // A reload cannot change it: the reload says so (not `workers 3 → 1` as if done),
+    // the threads stay 3, and the next reload says it again until a restart.
+    let path = lb.config_path();
+    std::fs::write(&path, config.replace("workers = 3", "workers = 1")).unwrap();
+    for n in 1..=2 {
+        signal(&lb.child, "HUP");
+        let said = "not reloaded: workers = 1 in the file, 3 running: a reload cannot change it; restart or upgrade";
+        wait_until(
+            Duration::from_secs(10),
+            "the reload says workers need a restart",
+            || async { lb.logged(said).len() == n },
+        )
+        .await;
+    }
+    let as_done = lb.logged("reloaded: workers");
+    assert!(
+        as_done.iter().all(|l| l.contains("not reloaded: workers")),
+        "{:?}",
+        lb.logged("workers")
+    );
+    let threads = std::fs::read_dir(format!("/proc/{}/task", lb.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "switchyard-w")
+        .count();
+    assert_eq!(threads, 3, "still 3 worker threads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
