@@ -104,6 +104,8 @@ frontend f
   http-request deny if { path_beg /admin/ /internal/ }
   http-request deny deny_status 404 if { path_end .php }
   http-request deny if { hdr_sub(user-agent) curl }
+  acl blocked path_beg /private/
+  http-request deny if blocked
   default_backend b
 backend b
   server s1 BACKEND
@@ -127,7 +129,8 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
         ("/", 200),
         ("/admin/x", 403),
         ("/internal/", 403),
-        ("/a/b.php", 404), // deny_status 404 carried
+        ("/a/b.php", 404),   // deny_status 404 carried
+        ("/private/x", 403), // `deny if blocked`, a named path acl
         ("/admin", 200),
     ] {
         let req = http::Request::get(path)
