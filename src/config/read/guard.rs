@@ -149,7 +149,7 @@ fn regex(v: &Val<'_>) -> Result<String, Bad> {
 /// and nginx's `return` refuse (a 2xx or 3xx would say the request was served or moved).
 fn block_status(v: &Val<'_>) -> Result<u16, Bad> {
     let n = int::<i64>(i64::MIN, i64::MAX)(v)?;
-    let fits = (400..=599).contains(&n).then(|| n as u16);
+    let fits = (400..=599).contains(&n).then_some(n as u16);
     fits.ok_or_else(|| {
         bad(
             format!("status = {n} cannot refuse a request: a block rule answers a 4xx or 5xx status"),
