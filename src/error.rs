@@ -51,9 +51,12 @@ pub enum ProxyError {
         pool: String,
         protocol: &'static str,
     },
-    /// Refused by the listener's or route's `allow` / `deny` or a `block` rule.
+    /// Refused by the listener's or route's `allow` / `deny`.
     #[error("refused: {0}")]
     Forbidden(&'static str),
+    /// Refused by a `block` rule with its `status` (403 unless the rule says otherwise).
+    #[error("refused by a block rule ({0})")]
+    Blocked(StatusCode),
     /// Over a `limit`: the key may come back after `retry_after`.
     #[error("over the rate limit; the key may try again in {retry_after:?}")]
     RateLimited { retry_after: Duration },
@@ -87,6 +90,7 @@ impl ProxyError {
             // As nginx and HAProxy answer a request they cannot carry to a server.
             ProxyError::UpgradeToH2 { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::Blocked(status) => *status,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -108,12 +112,14 @@ impl ProxyError {
         }
     }
 
-    /// A refusal by the listener's own rules (403, 405, 429): the client's doing, logged at
-    /// debug level rather than as a warning per request (a flood would flood the log).
+    /// A refusal by the listener's own rules (403, a block rule's status, 405, 429): the
+    /// client's doing, logged at debug level rather than as a warning per request (a flood
+    /// would flood the log).
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
             ProxyError::Forbidden(_)
+                | ProxyError::Blocked(_)
                 | ProxyError::RateLimited { .. }
                 | ProxyError::MethodNotAllowed(_)
         )
@@ -134,6 +140,7 @@ impl ProxyError {
             | ProxyError::ClientTimeout(_)
             | ProxyError::ClientAborted(_)
             | ProxyError::Forbidden(_)
+            | ProxyError::Blocked(_)
             | ProxyError::RateLimited { .. }
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::NotImplemented(_)
@@ -161,6 +168,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => "body_too_large",
             ProxyError::UpgradeToH2 { .. } => "upgrade_to_h2_pool",
             ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::Blocked(_) => "blocked",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::MethodNotAllowed(_) => "method_not_allowed",
             ProxyError::NotImplemented(_) => "not_implemented",

@@ -391,7 +391,7 @@ async fn a_sticky_cookie_overrides_the_balancer() {
 async fn routes_matched_and_shadowed_and_questions_refused() {
     let b = backends(2).await;
     let text = format!(
-        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"a\"\n[[listener.route]]\nhost = \"api.example.com\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/v1/\"\npool = \"b\"\n[[listener.route]]\npath_prefix = \"/v1/users\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/canary/\"\nsplit = [{{ pool = \"a\", weight = 3 }}, {{ pool = \"b\", weight = 1 }}]\n[[listener]]\nname = \"db\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\npool = \"b\"\n[pool.a]\nservers = {}\n[pool.b]\nservers = {}\n",
+        "shutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:0\"\npool = \"a\"\n[[listener.route]]\nhost = \"api.example.com\"\npool = \"a\"\n[[listener.route]]\nname = \"v1\"\npath_prefix = \"/v1/\"\npool = \"b\"\n[[listener.route]]\npath_prefix = \"/v1/users\"\npool = \"a\"\n[[listener.route]]\npath_prefix = \"/canary/\"\nsplit = [{{ pool = \"a\", weight = 3 }}, {{ pool = \"b\", weight = 1 }}]\n[[listener]]\nname = \"db\"\nprotocol = \"tcp\"\nlisten = \"127.0.0.1:0\"\npool = \"b\"\n[pool.a]\nservers = {}\n[pool.b]\nservers = {}\n",
         servers_toml(&b[..1], &[]),
         servers_toml(&b[1..], &[])
     );
@@ -412,7 +412,18 @@ async fn routes_matched_and_shadowed_and_questions_refused() {
     );
     assert_eq!(routes[1]["verdict"], "matched");
     assert_eq!(routes[2]["verdict"], "shadowed", "{e:#}");
+    // Route 2 has a name: explain says it where it says the route, as the metrics do.
+    assert_eq!(routes[1]["name"], "v1", "{e:#}");
+    assert_eq!(routes[0]["name"], Value::Null, "{e:#}");
+    assert!(
+        routes[2]["why"]
+            .as_str()
+            .unwrap()
+            .contains("route v1 comes first"),
+        "{e:#}"
+    );
     assert_eq!(e["route"], 2);
+    assert_eq!(e["route_name"], "v1");
     assert_eq!(e["pool"]["name"], "b");
     assert_eq!(pick(&e), "s2");
     let real = get_with(web, "/v1/users/7", &[("host", "shop.example.com")]).await;

@@ -1,6 +1,6 @@
 //! What nginx refused or answered itself, after `switchyard import`: a location that
-//! returns 403/404 or denies all is carried as a block rule (real requests refused by the
-//! running import), and one nginx answered itself (`return 200 "ok";`) is reported as a
+//! returns 403/404 or denies all is carried as a block rule with nginx's status (real
+//! requests refused by the running import; HAProxy's `deny_status` alike), and one nginx answered itself (`return 200 "ok";`) is reported as a
 //! warning naming the pool its requests now reach — never a quiet note.
 
 mod common;
@@ -50,6 +50,19 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
         "{warnings:?}"
     );
     assert_eq!(warnings.len(), 2, "{warnings:?}");
+    // 444 is nginx's close without an answer: 403, said; 404 is carried as it is.
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.approximated && n.why.contains("not 444")),
+        "{:?}",
+        i.notes
+    );
+    assert!(
+        !i.notes.iter().any(|n| n.why.contains("not 404")),
+        "{:?}",
+        i.notes
+    );
     let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
     let rt = Runtime::start(plan).await.unwrap();
     let addr = rt.local_addr("http-0").unwrap();
@@ -57,8 +70,8 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
     for (path, status) in [
         ("/index.html", 200),
         ("/x/index.php", 403),
-        ("/SECRET/a", 403),
-        ("/private/a", 403),
+        ("/SECRET/a", 404),  // `return 404` carried as the rule's status
+        ("/private/a", 403), // 444: nginx closes without an answer; 403, and a note says so
         ("/admin/", 403),
         ("/healthz", 200), // proxied now, as the warning says
     ] {
@@ -91,6 +104,8 @@ frontend f
   http-request deny if { path_beg /admin/ /internal/ }
   http-request deny deny_status 404 if { path_end .php }
   http-request deny if { hdr_sub(user-agent) curl }
+  acl blocked path_beg /private/
+  http-request deny if blocked
   default_backend b
 backend b
   server s1 BACKEND
@@ -114,7 +129,8 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
         ("/", 200),
         ("/admin/x", 403),
         ("/internal/", 403),
-        ("/a/b.php", 403),
+        ("/a/b.php", 404),   // deny_status 404 carried
+        ("/private/x", 403), // `deny if blocked`, a named path acl
         ("/admin", 200),
     ] {
         let req = http::Request::get(path)

@@ -86,6 +86,28 @@ async fn sighup_keeps_the_process_serving_and_sigterm_still_stops_it() {
     assert!(status.success(), "exit status {status}");
 }
 
+/// Without `[admin]` (no readiness for anything in front to watch) and without a written
+/// `shutdown_delay`, SIGTERM does not wait the default 5 s: the listener closes and the
+/// process exits at once, as nginx and HAProxy stop. (The old code served on for 5 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_without_admin_stops_without_the_default_delay() {
+    let b = backends(1).await;
+    let mut lb = LbProcess::start_logging(&simple_config("round_robin", &b, &[]), "info");
+    assert_eq!(get(lb.addr, "/").await.status, 200);
+    signal(&lb.child, "TERM");
+    // Well under the 5 s default: what is left is the drain of no connection.
+    let status = exited(&mut lb.child, Duration::from_secs(3))
+        .await
+        .expect("switchyard exits at once after SIGTERM without [admin]");
+    assert!(status.success(), "exit status {status}");
+    lb.wait_for_log("stopped", Duration::from_secs(5)).await;
+    assert!(
+        lb.logged("(shutdown_delay)").is_empty(),
+        "no wait announced: {:?}",
+        lb.logged("")
+    );
+}
+
 /// `(soft, hard)` open-file limits of a process, from /proc/PID/limits.
 fn open_file_limits(pid: u32) -> (String, String) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
@@ -156,6 +178,33 @@ async fn workers_sets_the_number_of_worker_threads() {
         .filter(|comm| comm.trim() == "switchyard-w")
         .count();
     assert_eq!(workers, 3, "worker threads named switchyard-w");
+
+    // A reload cannot change it: the reload says so (not `workers 3 → 1` as if done),
+    // the threads stay 3, and the next reload says it again until a restart.
+    let path = lb.config_path();
+    std::fs::write(&path, config.replace("workers = 3", "workers = 1")).unwrap();
+    for n in 1..=2 {
+        signal(&lb.child, "HUP");
+        let said = "not reloaded: workers = 1 in the file, 3 running: a reload cannot change it; restart or upgrade";
+        wait_until(
+            Duration::from_secs(10),
+            "the reload says workers need a restart",
+            || async { lb.logged(said).len() == n },
+        )
+        .await;
+    }
+    let as_done = lb.logged("reloaded: workers");
+    assert!(
+        as_done.iter().all(|l| l.contains("not reloaded: workers")),
+        "{:?}",
+        lb.logged("workers")
+    );
+    let threads = std::fs::read_dir(format!("/proc/{}/task", lb.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "switchyard-w")
+        .count();
+    assert_eq!(threads, 3, "still 3 worker threads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

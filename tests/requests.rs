@@ -130,6 +130,7 @@ pool = "slow"
 path_prefix = "/none"
 pool = "empty"
 [[listener.route]]
+name = "retry"
 path_prefix = "/retry"
 pool = "r"
 [[listener.route]]
@@ -266,7 +267,8 @@ budget = 0.0
     assert_eq!(req("web", "1", "dead", "502"), 2.0);
     assert_eq!(req("web", "2", "slow", "504"), 1.0);
     assert_eq!(req("web", "3", "empty", "503"), 1.0);
-    assert_eq!(req("web", "4", "r", "200"), 6.0);
+    // A named route is labelled by its name, the others by their position.
+    assert_eq!(req("web", "retry", "r", "200"), 6.0);
     assert_eq!(req("web", "5", "b", "502"), 12.0);
     assert_eq!(req("strict", "-", "-", "404"), 1.0);
     assert_eq!(req("strict", "-", "-", "400"), 1.0);

@@ -1,6 +1,6 @@
 //! A second Switchyard started by mistake on the ports of a running one: refused, loudly,
 //! naming the address (as nginx's "bind() to 0.0.0.0:80 failed (98: Address already in
-//! use)"), while the first goes on serving everything; `--share-ports` shares on purpose.
+//! use)"), while the first goes on running, ready and serving; `--share-ports` shares on purpose.
 //! (A restart during the old process's `shutdown_delay` and `run --upgrade` still share
 //! without asking: tests/upgrade.rs.)
 mod common;
@@ -25,8 +25,9 @@ async fn a_second_switchyard_on_the_same_port_refuses_to_start_and_says_why() {
     let (port, admin_port) = (free_port(), free_port());
     let file = ConfigFile::new("second", &config(port, admin_port, &b));
     let path = file.path.to_str().unwrap().to_string();
-    let first = Proc::start(&["run", "-c", &path], &[]);
+    let mut first = Proc::start(&["run", "-c", &path], &[]);
     assert_eq!(first.listener("web").await.port(), port);
+    let admin = first.admin().await;
 
     let mut second = Proc::start(&["run", "-c", &path], &[]);
     let status = second
@@ -51,11 +52,13 @@ async fn a_second_switchyard_on_the_same_port_refuses_to_start_and_says_why() {
     );
     assert!(!log.contains("listening on"), "nothing was bound: {log}");
 
-    // The first one alone answers every request (none went to the second).
+    // The refused start took nothing of the first: it still runs, is still ready (not
+    // marked draining), and answers on its port.
+    assert!(first.running(), "the first process goes on");
+    let ready = get(admin, "/health/ready").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..20 {
-        assert_eq!(get(addr, "/").await.status, 200);
-    }
+    assert_eq!(get(addr, "/").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

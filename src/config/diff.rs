@@ -54,7 +54,9 @@ pub struct PlanDiff {
     /// `[redis]`: a new link when it is added or changed (the pools with shared tables are
     /// rebuilt onto it, their entries kept), none when it is removed.
     pub redis: RedisChange,
-    /// `workers` cannot change in a running process (restart or upgrade).
+    /// `workers` cannot change in a running process (restart or upgrade): (running, in
+    /// the new plan). The running plan keeps the count it runs (`Running::apply`), so a
+    /// reload says this until the process restarts.
     pub workers: Option<(usize, usize)>,
     pub grace_period: Option<(Duration, Duration)>,
     pub shutdown_delay: Option<(Duration, Duration)>,
@@ -125,7 +127,8 @@ impl ListenerDetail {
                     let keys = diff_keys::route(o, n);
                     (!keys.is_empty()).then(|| {
                         format!(
-                            "route {at} ({}): {}",
+                            "{} ({}): {}",
+                            super::routes::which(at, n),
                             super::routes::conditions(&n.matcher),
                             keys.join(", ")
                         )
@@ -441,12 +444,15 @@ impl PlanDiff {
         }
         if let Some((a, b)) = self.workers {
             out.push(format!(
-                "workers {a} → {b}: takes effect at the next restart or upgrade"
+                "workers = {b} in the file, {a} running: {NEEDS_RESTART}; restart or upgrade (SIGUSR2, run --upgrade) to run {b}"
             ));
         }
         out
     }
 }
+
+/// What a line of [`PlanDiff::describe`] says of a change it did not make.
+pub const NEEDS_RESTART: &str = "a reload cannot change it";
 
 fn changed<T: PartialEq>(a: T, b: T) -> Option<(T, T)> {
     (a != b).then_some((a, b))
@@ -745,7 +751,12 @@ servers = [ { addr = "127.0.0.1:9005" } ]
     fn workers_and_the_grace_period_are_reported() {
         let d = diff(|s| format!("workers = 77\ngrace_period = \"20s\"\n{s}"));
         assert!(d.workers.is_some() && d.grace_period.is_some());
-        let text = d.describe().join("\n");
-        assert!(text.contains("next restart or upgrade"), "{text}");
+        let said = d.describe();
+        assert!(
+            said.iter()
+                .any(|l| l.starts_with("workers = 77 in the file, ")
+                    && l.contains(" running: a reload cannot change it; restart or upgrade")),
+            "{said:?}"
+        );
     }
 }

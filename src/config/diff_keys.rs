@@ -140,6 +140,10 @@ fn derived(key: &str, a: Option<FitNote>, b: Option<FitNote>) -> String {
 /// What changed of a route that keeps its conditions and its target.
 pub fn route(a: &RoutePlan, b: &RoutePlan) -> Vec<String> {
     let mut k = Keys::default();
+    k.key("name", &a.name, &b.name, |n| {
+        n.as_ref()
+            .map_or("none (its position)".into(), |n| format!("{n:?}"))
+    });
     guard(&mut k, &a.guard, &b.guard);
     k.key(
         "client_max_body_size",
@@ -242,6 +246,7 @@ fn guard(k: &mut Keys, a: &GuardPlan, b: &GuardPlan) {
             h.as_ref()
                 .map_or("none".into(), |(n, r)| format!("{n} ~ {r:?}"))
         });
+        k.num("status", &a.status, &b.status);
     });
 }
 
@@ -301,6 +306,9 @@ fn block(b: &BlockPlan) -> String {
     }
     if let Some((n, r)) = &b.header {
         on.push(format!("header {n} ~ {r:?}"));
+    }
+    if b.status != BlockPlan::DEFAULT_STATUS {
+        on.push(format!("status {}", b.status));
     }
     on.join(", ")
 }

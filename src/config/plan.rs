@@ -25,7 +25,8 @@ pub struct Plan {
     /// How long in-flight requests may run after a shutdown signal.
     pub grace_period: Duration,
     /// After SIGTERM, how long `/health/ready` answers 503 while every listener still
-    /// accepts, before they close (so health checkers in front notice first).
+    /// accepts, before they close (so health checkers in front notice first). Not written:
+    /// 5s with `[admin]`, 0 without (`read/mod.rs`).
     pub shutdown_delay: Duration,
     pub listeners: Vec<ListenerPlan>,
     /// Pools in file order.
@@ -211,6 +212,9 @@ impl ListenerPlan {
 /// A `[[listener.route]]`: where matching requests go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutePlan {
+    /// `name`: the route's label in metrics, `/status` and `explain`; `None`: its position
+    /// (`1`, `2`, …). Unique in its listener, never all digits, `default` or `-`.
+    pub name: Option<String>,
     pub matcher: Matcher,
     pub target: Target,
     /// `allow`, `deny`, `[[listener.route.limit]]`, `[[listener.route.block]]`: checked for
@@ -219,6 +223,14 @@ pub struct RoutePlan {
     /// `client_max_body_size` for this route (nginx's, per `location`); `None`: the
     /// listener's; `Some(0)`: no limit.
     pub client_max_body_size: Option<u64>,
+}
+
+impl RoutePlan {
+    /// The route's label as the `i`th (0-based) of its listener: its `name`, or its
+    /// position counted from 1.
+    pub fn label(&self, i: usize) -> String {
+        self.name.clone().unwrap_or_else(|| (i + 1).to_string())
+    }
 }
 
 /// All present conditions must hold.

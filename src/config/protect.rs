@@ -95,9 +95,10 @@ impl LimitPlan {
 }
 
 /// A `[[listener.block]]` or `[[listener.route.block]]`: a request matching every condition
-/// given is refused with 403 (HAProxy's `http-request deny if …`). The regexes are checked
-/// when the file is read and kept as written.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// given is refused with `status`, 403 unless set (HAProxy's `http-request deny deny_status
+/// N if …`, nginx's `location … { return N; }`). The regexes are checked when the file is
+/// read and kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockPlan {
     /// Any of these methods (upper case); empty: any method.
     pub methods: Vec<String>,
@@ -105,6 +106,24 @@ pub struct BlockPlan {
     pub path_regex: Option<String>,
     /// A header (lower-case name) any of whose values matches the regex.
     pub header: Option<(String, String)>,
+    /// The status of the refusal: 403 by default, any of 400 to 599 (checked when read).
+    pub status: u16,
+}
+
+impl BlockPlan {
+    /// HAProxy's and nginx's status of a refusal.
+    pub const DEFAULT_STATUS: u16 = 403;
+}
+
+impl Default for BlockPlan {
+    fn default() -> BlockPlan {
+        BlockPlan {
+            methods: Vec::new(),
+            path_regex: None,
+            header: None,
+            status: BlockPlan::DEFAULT_STATUS,
+        }
+    }
 }
 
 /// What protects one listener or one route. Empty by default: nothing checked, nothing

@@ -37,9 +37,11 @@ impl RouteChange {
     /// One line, e.g. `route 2 added: path_prefix = "/v2/" → pool "api"`.
     pub fn describe(&self) -> String {
         match self {
-            RouteChange::Added { at, route } => format!("route {at} added: {}", describe(route)),
+            RouteChange::Added { at, route } => {
+                format!("{} added: {}", which(*at, route), describe(route))
+            }
             RouteChange::Removed { at, route } => {
-                format!("route {at} removed: {}", describe(route))
+                format!("{} removed: {}", which(*at, route), describe(route))
             }
             RouteChange::Retargeted {
                 at,
@@ -61,6 +63,14 @@ impl RouteChange {
                 format!("default pool {} → {}", p(from), p(to))
             }
         }
+    }
+}
+
+/// `route 2`, or `route 2 "api"` when it has a name.
+pub fn which(at: usize, route: &RoutePlan) -> String {
+    match &route.name {
+        Some(n) => format!("route {at} {n:?}"),
+        None => format!("route {at}"),
     }
 }
 

@@ -170,7 +170,7 @@ impl Offline<'_> {
                         RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                     }
                 };
-                let route = (i + 1).to_string();
+                let route = r.label(i);
                 let rows = (target.pools().iter())
                     .map(|u| stats.row(&route, &u.pool.name))
                     .collect();

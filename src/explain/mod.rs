@@ -58,6 +58,10 @@ pub struct Report {
 /// One route and how the request fared against it.
 #[derive(Debug, Clone)]
 pub struct RouteLine {
+    /// Its label: its `name`, or its position (`1`, `2`, …), as its metrics say it.
+    pub label: String,
+    /// Whether the label is a `name` (not a position).
+    pub named: bool,
     /// Its conditions, as the config writes them.
     pub conditions: String,
     /// Where it sends requests.
@@ -134,7 +138,11 @@ pub fn explain(site: &Site, req: &Request) -> Report {
             (None, Some(m)) if m == i => RouteVerdict::Matched,
             (None, m) => RouteVerdict::Shadowed { by: m.unwrap_or(i) },
         };
+        // The label its answers are counted under (`runtime/listener.rs`).
+        let label = r.rows.first().map(|row| row.route.clone());
         report.routes.push(RouteLine {
+            named: label.as_ref().is_some_and(|l| *l != (i + 1).to_string()),
+            label: label.unwrap_or_else(|| (i + 1).to_string()),
             conditions: conditions(&r.matcher),
             target: target(&r.target),
             verdict,
@@ -144,7 +152,7 @@ pub fn explain(site: &Site, req: &Request) -> Report {
         return report;
     }
     if let Some(i) = report.matched {
-        let whose = format!("route {}", i + 1);
+        let whose = format!("route {}", report.routes[i].label);
         let guard = &site.router.routes[i].guard;
         if let Err(answer) = rules(guard, &whose, req, &path, &mut report.rules) {
             report.answered = Some(answer);

@@ -114,12 +114,16 @@ fn to_json(r: &Report) -> Json {
                 RouteVerdict::Matched => ("matched", None),
                 RouteVerdict::Shadowed { by } => (
                     "shadowed",
-                    Some(format!("matches too, but route {} comes first", by + 1)),
+                    Some(format!(
+                        "matches too, but route {} comes first",
+                        r.routes[*by].label
+                    )),
                 ),
                 RouteVerdict::Failed(w) => ("no match", Some(w.clone())),
             };
             json!({
                 "route": i + 1,
+                "name": l.named.then_some(&l.label),
                 "conditions": l.conditions,
                 "target": l.target,
                 "verdict": verdict,
@@ -132,6 +136,11 @@ fn to_json(r: &Report) -> Json {
         None if r.default.is_some() => json!("default"),
         None => Json::Null,
     };
+    let route_name = r
+        .matched
+        .and_then(|i| r.routes.get(i))
+        .filter(|l| l.named)
+        .map(|l| l.label.clone());
     json!({
         "listener": r.listener,
         "l4": r.l4,
@@ -148,6 +157,7 @@ fn to_json(r: &Report) -> Json {
         "rules": r.rules,
         "routes": routes,
         "route": route,
+        "route_name": route_name,
         "default": r.default,
         "split": r.split.as_ref().map(|s| json!({
             "parts": s.parts.iter().map(|(p, n)| json!({ "pool": p, "of_cycle": n })).collect::<Vec<_>>(),
@@ -215,7 +225,10 @@ fn to_text(r: &Report) -> String {
         let verdict = match &l.verdict {
             RouteVerdict::Matched => "matched".to_string(),
             RouteVerdict::Shadowed { by } => {
-                format!("shadowed: matches too, but route {} comes first", by + 1)
+                format!(
+                    "shadowed: matches too, but route {} comes first",
+                    r.routes[*by].label
+                )
             }
             RouteVerdict::Failed(w) => format!("no match: {w}"),
         };
@@ -224,7 +237,7 @@ fn to_text(r: &Report) -> String {
             out,
             "{} {:>2}  {} -> {}{}  {verdict}",
             if i == 0 { "route   " } else { "        " },
-            i + 1,
+            l.label,
             l.conditions,
             l.target,
             " ".repeat(pad)

@@ -194,7 +194,7 @@ fn reason(l: &Line, kind: &str) -> Option<String> {
             "Switchyard does not cache responses"
         }
         ("http-request", _) | ("tcp-request", _) => {
-            "not carried: Switchyard refuses by client address (allow/deny: `deny if { src … }` is carried), by method, path or header (block rules, 403) and by rate ([[listener.limit]]: `sc_http_req_rate(0) gt N` is carried); it does not rewrite requests or redirect (other than to https): write such rules by hand (docs/security.md)"
+            "not carried: Switchyard refuses by client address (allow/deny: `deny if { src … }` is carried), by method, path or header (block rules, with their status) and by rate ([[listener.limit]]: `sc_http_req_rate(0) gt N` is carried); it does not rewrite requests or redirect (other than to https): write such rules by hand (docs/security.md)"
         }
         ("http-response", _) | ("http-after-response", _) | ("tcp-response", _) => {
             "Switchyard does not rewrite responses (it sets only hsts)"

@@ -1,9 +1,10 @@
 //! A HAProxy frontend's rules on who may send: `http-request deny if { src … }` (or an
 //! `acl NAME src …` named there), `… unless`, `http-request allow if …` before a bare
 //! `http-request deny`, `tcp-request connection|content reject if …` → the listener's
-//! `allow`/`deny`; and the common rate limit, `stick-table type ip … store
-//! http_req_rate(T)` + `http-request track-sc0 src` + `http-request deny … if {
-//! sc_http_req_rate(0) gt N }` → a `[[listener.limit]]`.
+//! `allow`/`deny`; `http-request deny [deny_status N] if { path_beg … }` (or an `acl NAME
+//! path_beg …` named alone there) → `[[listener.block]]` with its `status`; and the common
+//! rate limit, `stick-table type ip … store http_req_rate(T)` + `http-request track-sc0
+//! src` + `http-request deny … if { sc_http_req_rate(0) gt N }` → a `[[listener.limit]]`.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,12 @@ use super::model::{Config, Guard, Limit};
 pub struct Access {
     /// `acl NAME src A B`: the address blocks (`None`: some could not be carried).
     srcs: HashMap<String, Option<Vec<String>>>,
+    /// `acl NAME path_beg /a /b` (`path_end`, `path`, `path_sub`, `path_reg`): one block
+    /// rule's path regex per value (`None`: some could not be carried).
+    paths: HashMap<String, Option<Vec<String>>>,
+    /// ACL names with a line of another criterion (`hdr(host) …`): a deny on such a name
+    /// matches more than its paths or sources, so it is not carried.
+    others: std::collections::HashSet<String>,
     /// `http-request allow if SRC` waiting for the bare `http-request deny` that makes it
     /// an allow list.
     pending_allow: Vec<(Line, Vec<String>)>,
@@ -53,6 +60,22 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
                 _ => None,
             };
             a.srcs.insert(name.to_string(), merged);
+            false
+        }
+        ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
+            let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
+                (None, b) => b,
+                (Some(Some(mut x)), Some(y)) => {
+                    x.extend(y);
+                    Some(x)
+                }
+                _ => None,
+            };
+            a.paths.insert(name.to_string(), merged);
+            false
+        }
+        ["acl", name, ..] => {
+            a.others.insert(name.to_string());
             false
         }
         ["stick-table", rest @ ..] => {
@@ -134,8 +157,14 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
         ["if", cond @ ..] if rate(c, l, a, cond, status) => true,
         ["if", "{", crit, values @ .., "}"] if http && path_blocks(crit, values).is_some() => {
             let blocks = path_blocks(crit, values).expect("checked");
-            a.guard.blocks.extend(blocks);
-            status_note(c);
+            block(c, l, a, blocks, status);
+            true
+        }
+        // `acl blocked path_beg /admin` + `deny if blocked`: as the inline form (one name
+        // alone; `!NAME`, `unless` and several conditions are not carried).
+        ["if", name] if http && named_paths(a, name).is_some() => {
+            let blocks = named_paths(a, name).expect("checked");
+            block(c, l, a, blocks, status);
             true
         }
         ["if" | "unless", cond @ ..] => match src(a, cond) {
@@ -152,6 +181,24 @@ fn deny(c: &mut Config, l: &Line, a: &mut Access, rest: &[&str], http: bool) -> 
         },
         _ => false,
     }
+}
+
+/// Block rules refusing `regexes` with `status` (`deny_status`), carried when a block rule
+/// takes it (400 to 599; else 403 and a note).
+fn block(c: &mut Config, l: &Line, a: &mut Access, regexes: Vec<String>, status: &str) {
+    let n = status
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (400..=599).contains(n));
+    if n.is_none() {
+        c.approx(
+            &l.at,
+            l.text(),
+            format!("refused with 403 (HAProxy: {status}; a block rule answers 400 to 599)"),
+        );
+    }
+    let n = n.unwrap_or(403);
+    a.guard.blocks.extend(regexes.into_iter().map(|r| (r, n)));
 }
 
 /// `{ path_beg /a /b }`, `path_end`, `path` (exact), `path_reg`, `path_sub`: one block
@@ -179,6 +226,15 @@ fn path_blocks(crit: &str, values: &[&str]) -> Option<Vec<String>> {
     values.iter().map(|v| one(v)).collect()
 }
 
+/// The block rules' regexes of an ACL that only matches paths (every line of it a path
+/// criterion this import carries).
+fn named_paths(a: &Access, name: &str) -> Option<Vec<String>> {
+    if a.srcs.contains_key(name) || a.others.contains(name) {
+        return None;
+    }
+    a.paths.get(name).cloned().flatten()
+}
+
 /// One source condition: `{ src A B }`, `NAME` or `!NAME` (an `acl NAME src …`);
 /// (negated, blocks).
 fn src(a: &Access, cond: &[&str]) -> Option<(bool, Vec<String>)> {
@@ -191,6 +247,10 @@ fn src(a: &Access, cond: &[&str]) -> Option<(bool, Vec<String>)> {
                 Some(n) => (true, n),
                 None => (false, *name),
             };
+            // A name with lines of other criteria matches more than its sources.
+            if a.others.contains(name) || a.paths.contains_key(name) {
+                return None;
+            }
             a.srcs.get(name).cloned().flatten().map(|b| (negated, b))
         }
         _ => None,
@@ -358,6 +418,50 @@ backend b
                 .iter()
                 .any(|n| n.at.line == 15 && n.approximated && n.why.contains("queue"))
         );
+    }
+
+    /// `acl NAME path_beg …` named alone in a deny is carried as the inline form is (with
+    /// its `deny_status`); `!NAME`, `unless NAME`, two names, and a name that also has a
+    /// line of another criterion are reported, not carried.
+    #[test]
+    fn a_deny_on_a_named_path_acl_is_a_block_rule() {
+        let cfg = |rule: &str, more: &str| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl blocked path_beg /admin /internal\n  acl blocked path_end .php\n  acl api path_beg /api\n{more}  {rule}\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+            )
+        };
+        let i = haproxy(
+            "named",
+            &cfg("http-request deny deny_status 404 if blocked", ""),
+        );
+        for want in [
+            "path_regex = \"^/admin\"\n  status = 404",
+            "path_regex = \"^/internal\"\n  status = 404",
+            "path_regex = '\\.php$'\n  status = 404",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        assert!(i.notes.iter().all(|n| !n.warning), "{:?}", i.notes);
+        for (rule, more) in [
+            ("http-request deny if !blocked", ""),
+            ("http-request deny unless blocked", ""),
+            ("http-request deny if blocked api", ""),
+            ("http-request deny if blocked || api", ""),
+            (
+                "http-request deny if blocked",
+                "  acl blocked hdr(host) a.test\n",
+            ),
+        ] {
+            let i = haproxy("named-not", &cfg(rule, more));
+            assert!(!i.toml.contains("block"), "{rule}:\n{}", i.toml);
+            assert!(
+                i.notes
+                    .iter()
+                    .any(|n| n.warning && n.directive.contains("deny")),
+                "{rule}: {:?}",
+                i.notes
+            );
+        }
     }
 
     /// A deny on several conditions is not read as one path condition (its other words

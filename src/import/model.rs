@@ -71,8 +71,9 @@ pub struct Guard {
     pub limits: Vec<Limit>,
     /// `client_max_body_size`, as a TOML value (`"10m"`, `0`).
     pub body: Option<String>,
-    /// Block rules (`[[…block]]`, answered 403): the path regexes they refuse.
-    pub blocks: Vec<String>,
+    /// Block rules (`[[…block]]`): the path regexes they refuse, each with its status
+    /// (403, the default, is not written).
+    pub blocks: Vec<(String, u16)>,
 }
 
 impl Guard {
@@ -427,11 +428,15 @@ fn limits(t: &mut String, table: &str, g: &Guard) {
     }
 }
 
-/// `[[listener.block]]` or `[[listener.route.block]]` tables, one per path regex.
+/// `[[listener.block]]` or `[[listener.route.block]]` tables, one per path regex, with its
+/// `status` unless it is 403.
 fn blocks(t: &mut String, table: &str, g: &Guard) {
-    for re in &g.blocks {
+    for (re, status) in &g.blocks {
         let _ = writeln!(t, "  [[{table}]]");
         let _ = writeln!(t, "  path_regex = {}", q(re));
+        if *status != 403 {
+            let _ = writeln!(t, "  status = {status}");
+        }
     }
 }
 

@@ -106,6 +106,14 @@ impl Unproxied {
         })
     }
 
+    /// The status a block rule answers as nginx refused: its `return` code when it is one
+    /// a block rule takes (400 to 599, but not 444, nginx's close without an answer).
+    fn status(&self) -> Option<&str> {
+        let code = self.refused.as_deref()?;
+        let n: u16 = code.parse().ok()?;
+        ((400..=599).contains(&n) && n != 444).then_some(code)
+    }
+
     /// Whether Switchyard's regex engine takes the location's regex as written.
     fn carried(&self) -> bool {
         regex::Regex::new(&self.regex).is_ok()
@@ -142,12 +150,17 @@ fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
                         why.unwrap_or_default()
                     ),
                 ),
-                Some(code) if code != "403" => c.approx(
+                Some(code) if u.status() != Some(code.as_str()) => c.approx(
                     &u.at,
                     &u.directive,
                     format!(
-                        "carried as a block rule (path_regex = {}) on this server's routes: refused with 403, not {code}",
-                        q(&u.regex)
+                        "carried as a block rule (path_regex = {}) on this server's routes: refused with 403, not {code}{}",
+                        q(&u.regex),
+                        if code == "444" {
+                            " (nginx closes the connection without an answer)"
+                        } else {
+                            ""
+                        }
                     ),
                 ),
                 Some(_) => {}
@@ -179,7 +192,8 @@ fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
                     None => !loc.exact && !loc.stops_regex,
                 };
                 if applies {
-                    loc.guard.blocks.push(u.regex.clone());
+                    let status = u.status().and_then(|n| n.parse().ok()).unwrap_or(403);
+                    loc.guard.blocks.push((u.regex.clone(), status));
                 }
             }
         }

@@ -252,7 +252,11 @@ pub fn reload(
                     println!("reloaded: nothing changed");
                 }
                 for c in changes {
-                    println!("reloaded: {c}");
+                    // A change a reload cannot make (`workers`) is not said as made.
+                    match c.contains(crate::config::diff::NEEDS_RESTART) {
+                        true => println!("not reloaded: {c}"),
+                        false => println!("reloaded: {c}"),
+                    }
                 }
                 Ok(EXIT_OK)
             }

@@ -427,7 +427,7 @@ fn other(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
     }
     if let Some((a, b)) = diff.workers {
         out.push(format!(
-            "~ workers {a} → {b}: takes effect at the next restart or upgrade, not at a reload"
+            "~ workers = {b} in the file, {a} running: a reload cannot change it; restart or upgrade (SIGUSR2, run --upgrade) to run {b}"
         ));
     }
     out

@@ -686,7 +686,10 @@ pub fn log_reload(r: &ReloadReport) {
         tracing::info!("reloaded: nothing changed");
     }
     for c in &r.changes {
-        tracing::info!("reloaded: {c}");
+        match c.contains(crate::config::diff::NEEDS_RESTART) {
+            true => tracing::warn!("not reloaded: {c}"),
+            false => tracing::info!("reloaded: {c}"),
+        }
     }
     for o in &r.overrides {
         tracing::warn!("reloaded: {o}");

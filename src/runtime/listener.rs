@@ -417,7 +417,8 @@ fn site(
                     RouteTarget::split(parts.iter().map(|(p, w)| (get(p), *w)).collect())
                 }
             };
-            let route = (i + 1).to_string();
+            // Its `name`, or its position: the `route` label of its answers.
+            let route = r.label(i);
             let rows = target
                 .pools()
                 .iter()

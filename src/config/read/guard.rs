@@ -145,6 +145,19 @@ fn regex(v: &Val<'_>) -> Result<String, Bad> {
     }
 }
 
+/// A block rule's `status`: a client error or a server error, as HAProxy's `deny_status`
+/// and nginx's `return` refuse (a 2xx or 3xx would say the request was served or moved).
+fn block_status(v: &Val<'_>) -> Result<u16, Bad> {
+    let n = int::<i64>(i64::MIN, i64::MAX)(v)?;
+    let fits = (400..=599).contains(&n).then_some(n as u16);
+    fits.ok_or_else(|| {
+        bad(
+            format!("status = {n} cannot refuse a request: a block rule answers a 4xx or 5xx status"),
+            "write a status from 400 to 599, e.g. status = 404 (nginx's return 404, HAProxy's deny_status 404); without it the rule answers 403",
+        )
+    })
+}
+
 /// One `[[…block]]`.
 fn block(t: &Table<'_>) -> Option<BlockPlan> {
     let mut b = BlockPlan::default();
@@ -162,6 +175,7 @@ fn block(t: &Table<'_>) -> Option<BlockPlan> {
         }
         good &= b.header.is_some();
     }
+    good &= t.set("status", &mut b.status, block_status);
     if good && b.methods.is_empty() && b.path_regex.is_none() && b.header.is_none() {
         t.absent(
             &["method", "path_regex", "header"],

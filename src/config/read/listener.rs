@@ -163,8 +163,20 @@ pub(super) fn read(t: &Table<'_>, i: usize, pools: &[&str]) -> (Option<ListenerP
     let protocol = protocol(t);
     l.default_pool = t.get("pool", pool_ref(pools));
     let mut named: Vec<String> = t.text("pool").map(String::from).into_iter().collect();
+    let mut route_names: Vec<String> = Vec::new();
     for (_, r) in t.tables("route") {
-        l.routes.extend(route(&r, pools, &mut named));
+        let route = route(&r, pools, &mut named);
+        if let Some(name) = route.as_ref().and_then(|r| r.name.clone()) {
+            if route_names.contains(&name) {
+                r.error_at(
+                    "name",
+                    format!("route name {name:?} is used twice in listener {:?}", l.name),
+                    "give every [[listener.route]] of a listener its own name (or none: it is then labelled by its position)",
+                );
+            }
+            route_names.push(name);
+        }
+        l.routes.extend(route);
     }
     let on = On { t, protocol };
     let l4 = &mut l.l4;
@@ -438,6 +450,7 @@ fn certificate(t: &Table<'_>) -> Option<CertPair> {
 /// with another wrong condition stays in the plan, for the checks across pools); the pools
 /// it names are added to `named`.
 fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<RoutePlan> {
+    let name = t.get("name", route_name);
     let mut m = Matcher::default();
     let host_known = set!(t, m.host, |v| host(v).map(Some));
     m.path_prefix = t.get("path_prefix", slash_path("path_prefix"));
@@ -511,12 +524,27 @@ fn route(t: &Table<'_>, pools: &[&str], named: &mut Vec<String>) -> Option<Route
     };
     t.finish();
     Some(RoutePlan {
+        name,
         matcher: m,
         target: target?,
         guard: g,
         client_max_body_size: max_body,
     })
     .filter(|_| host_known)
+}
+
+/// A route's `name`: any text but the labels of unnamed routes and answers (a position,
+/// `default`, `-`), so that no two rows of a listener's metrics share a label.
+fn route_name(v: &Val<'_>) -> Result<String, Bad> {
+    let s = v.str()?;
+    let taken = s.is_empty() || s == "default" || s == "-" || s.bytes().all(|b| b.is_ascii_digit());
+    if taken {
+        return Err(bad(
+            format!("route name {s:?} is a label of its own"),
+            "write a name with a letter in it, e.g. name = \"api\": a number is an unnamed route's position, `default` the listener's pool and `-` the answers no route took",
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// A route's `host`: `api.example.com` or `*.example.com`.

@@ -113,6 +113,12 @@ fn top(t: &Table<'_>) -> (Plan, cross::Seen) {
         t.absent(&["listener"], 0..0, "the file has no [[listener]]", help);
     }
     plan.admin = t.table("admin").and_then(|a| admin(&a));
+    // Without [admin] there is no /health/ready for a balancer in front to see turn 503, so
+    // the default wait would only delay the stop: none, as nginx and HAProxy (`grace` 0)
+    // stop. Written, it is kept (a preStop-like pause, or a restart sharing the ports).
+    if plan.admin.is_none() && !t.has("shutdown_delay") {
+        plan.shutdown_delay = std::time::Duration::ZERO;
+    }
     plan.redis = t.table("redis").and_then(|r| redis(&r));
     if let Some(l) = t.table("log") {
         plan.log = log(&l);

@@ -10,6 +10,25 @@ fn errors(src: &str) -> String {
 
 const BASE: &str = "[[listener]]\nlisten = \"127.0.0.1:8080\"\npool = \"p\"\n[pool.p]\n";
 
+/// `shutdown_delay` not written: 5s with `[admin]` (its readiness turns 503 meanwhile), none
+/// without (nothing in front could see it); written, it is kept either way.
+#[test]
+fn shutdown_delay_defaults_to_none_without_admin() {
+    let servers = "servers = [ { addr = \"127.0.0.1:9001\" } ]\n";
+    let admin = "[admin]\nlisten = \"127.0.0.1:9900\"\n";
+    let delay = |text: &str| {
+        crate::config::load_str(text, "t.toml")
+            .unwrap()
+            .shutdown_delay
+    };
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(delay(&format!("{BASE}{servers}")), secs(0));
+    assert_eq!(delay(&format!("{BASE}{servers}{admin}")), secs(5));
+    let written = "shutdown_delay = \"3s\"\n";
+    assert_eq!(delay(&format!("{written}{BASE}{servers}")), secs(3));
+    assert_eq!(delay(&format!("{written}{BASE}{servers}{admin}")), secs(3));
+}
+
 #[test]
 fn the_new_keys_read_and_their_mistakes_say_the_fix() {
     let ok = format!(

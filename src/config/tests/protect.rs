@@ -210,6 +210,36 @@ fn mistakes_name_their_place_and_the_fix() {
     assert_eq!(e.len(), 2, "{e:?}");
 }
 
+/// A block rule answers 403 unless it says `status` (nginx's `return 404`, HAProxy's
+/// `deny_status 404`): 400 to 599, anything else refused at its place with the fix.
+#[test]
+fn a_block_rule_carries_its_status() {
+    let plan = load_str(
+        &format!(
+            "{HTTP}[[listener.block]]\npath_regex = '^/x'\nstatus = 404\n[[listener.route]]\npath_prefix = \"/\"\npool = \"p\"\n[[listener.route.block]]\nmethod = \"TRACE\"\n{POOL}"
+        ),
+        "p.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.listeners[0].guard.blocks[0].status, 404);
+    assert_eq!(plan.listeners[0].routes[0].guard.blocks[0].status, 403);
+    for (bad, col) in [("200", 10), ("399", 10), ("600", 10), ("\"404\"", 10)] {
+        let e = errors(&format!(
+            "{HTTP}[[listener.block]]\nmethod = \"TRACE\"\nstatus = {bad}\n{POOL}"
+        ));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(e[0].contains(&format!("p.toml:6:{col}:")), "{bad}: {e:?}");
+    }
+    let e = errors(&format!(
+        "{HTTP}[[listener.block]]\nmethod = \"TRACE\"\nstatus = 302\n{POOL}"
+    ));
+    assert!(
+        e[0].contains("status = 302 cannot refuse a request")
+            && e[0].contains("write a status from 400 to 599, e.g. status = 404"),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn check_warns_of_an_open_admin_and_trust_in_everyone() {
     let risky = format!(

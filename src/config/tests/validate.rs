@@ -151,6 +151,57 @@ servers = [ { addr = "127.0.0.1:9" }, { addr = "127.0.0.1:9" } ]
         assert!(text.contains("listener name \"a\" is used twice"), "{text}");
     }
 
+    /// A route's `name` labels it (its position otherwise); two of one listener, a number,
+    /// `default` or `-` are errors at the name with the fix; two listeners may share one.
+    #[test]
+    fn route_names_label_routes_and_are_unique_per_listener() {
+        let route =
+            |name: &str| format!("[[listener.route]]\n{name}path_prefix = \"/a\"\npool = \"p\"\n");
+        let file = |routes: &str, more: &str| {
+            format!(
+                "[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\n{routes}{more}[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
+            )
+        };
+        let other = format!(
+            "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:2\"\n{}",
+            route("name = \"api\"\n")
+        );
+        let plan = validate(
+            &file(
+                &format!("{}{}", route("name = \"api\"\n"), route("")),
+                &other,
+            ),
+            "f.toml",
+        )
+        .unwrap();
+        let labels: Vec<String> = (plan.listeners[0].routes.iter().enumerate())
+            .map(|(i, r)| r.label(i))
+            .collect();
+        assert_eq!(labels, ["api", "2"]);
+        assert_eq!(plan.listeners[1].routes[0].label(0), "api");
+
+        let twice = file(
+            &format!("{}{}", route("name = \"api\"\n"), route("name = \"api\"\n")),
+            "",
+        );
+        let text = validate(&twice, "f.toml").unwrap_err().to_string();
+        assert!(
+            text.contains("f.toml:9:8: route name \"api\" is used twice in listener \"a\"")
+                && text.contains("give every [[listener.route]] of a listener its own name"),
+            "{text}"
+        );
+        for taken in ["2", "default", "-", ""] {
+            let bad = file(&route(&format!("name = {taken:?}\n")), "");
+            let text = validate(&bad, "f.toml").unwrap_err().to_string();
+            assert!(
+                text.contains(&format!(
+                    "f.toml:5:8: route name {taken:?} is a label of its own"
+                )) && text.contains("e.g. name = \"api\""),
+                "{taken}: {text}"
+            );
+        }
+    }
+
     #[test]
     fn shape_errors_and_other_errors_come_in_one_run() {
         let bad = r#"

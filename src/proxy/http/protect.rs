@@ -1,7 +1,7 @@
 //! The request checks of a listener or a route, for both HTTP engines: access lists
-//! (`allow` / `deny`, 403), refusing rules (`[[…block]]`, 403) and rate limits
-//! (`[[…limit]]`, 429 with `Retry-After`), in that order, so a request refused by the first
-//! two spends no rate budget. Also the client's address as the checks see it: the peer, or
+//! (`allow` / `deny`, 403), refusing rules (`[[…block]]`, 403 or the rule's `status`) and
+//! rate limits (`[[…limit]]`, 429 with `Retry-After`), in that order, so a request refused
+//! by the first two spends no rate budget. Also the client's address as the checks see it: the peer, or
 //! what `X-Forwarded-For` says when the peer is one of the listener's `trusted_proxies`
 //! (nginx's `real_ip` module with `real_ip_recursive on`).
 //!
@@ -58,6 +58,8 @@ fn limiter(
 pub struct Guard {
     acl: Acl,
     blocks: Vec<RequestRule>,
+    /// Each block rule's status, in the order of `blocks`.
+    block_status: Vec<http::StatusCode>,
     limits: Vec<Limit>,
     empty: bool,
 }
@@ -74,6 +76,7 @@ impl Guard {
         Guard {
             acl: Acl::everyone(),
             blocks: Vec::new(),
+            block_status: Vec::new(),
             limits: Vec::new(),
             empty: true,
         }
@@ -123,9 +126,16 @@ impl Guard {
                 }),
             })
             .collect();
+        // Checked when the file was read (400 to 599).
+        let status = |b: &crate::config::BlockPlan| http::StatusCode::from_u16(b.status).ok();
         Guard {
             acl: Acl::new(&plan.allow, &plan.deny),
             blocks,
+            block_status: plan
+                .blocks
+                .iter()
+                .map(|b| status(b).unwrap_or(http::StatusCode::FORBIDDEN))
+                .collect(),
             limits,
             empty: plan.is_empty(),
         }
@@ -218,12 +228,16 @@ impl Guard {
             let hit = rules::first_match(&self.blocks, req.method(), paths, values);
             if let Some(l) = lines.as_deref_mut() {
                 l.push(match hit {
-                    Some(i) => format!("block rule {} matches: 403", i + 1),
+                    Some(i) => format!(
+                        "block rule {} matches: {}",
+                        i + 1,
+                        self.block_status[i].as_u16()
+                    ),
                     None => format!("no block rule matches ({})", self.blocks.len()),
                 });
             }
-            if hit.is_some() {
-                return Err(ProxyError::Forbidden("a block rule matched"));
+            if let Some(i) = hit {
+                return Err(ProxyError::Blocked(self.block_status[i]));
             }
         }
         let mut ip = [0u8; 16];

@@ -23,7 +23,7 @@ const CODES: usize = 500;
 /// The answers of one route and pool of a listener.
 #[derive(Debug)]
 pub struct Row {
-    /// The route's position in the listener (`1`, `2`, …), `default`, or `-` (no route).
+    /// The route's `name` or position in the listener (`1`, `2`, …), `default`, or `-`.
     pub route: String,
     /// The pool, or `-`.
     pub pool: String,
