@@ -13,7 +13,7 @@ use hyper::upgrade::OnUpgrade;
 use super::Site;
 use super::attempt::{HyperExchange, Prepared, UpstreamInfo};
 use super::body::{ClientBody, ProxyBody, boxed, full};
-use super::forwarding::{self, Forwarding};
+use super::forwarding::Forwarding;
 use super::headers::{join_cookies, strip_hop_by_hop, wants_websocket};
 use super::replay::{ReplayBody, is_grpc, kept_up_to};
 use super::retry::{PickHints, retry_loop};
@@ -72,46 +72,23 @@ pub async fn forward(
     parts.headers.remove(header::EXPECT);
     // The host the request was routed on is the one the server sees: an HTTP/2 request's
     // :authority, or the authority of an absolute-form target (RFC 9112 §3.2.2), replaces
-    // the `Host` line (an HTTP/2 `host` that differs was refused before routing).
-    if let Some(authority) = parts.uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        parts.headers.insert(header::HOST, v);
-    }
+    // the `Host` line (an HTTP/2 `host` that differs was refused before routing). The target
+    // keeps it until a try writes the head: as bytes to an HTTP/1.1 server, with no copy
+    // (`h1/client.rs`), or `Prepared::parts_for_hyper` moves it into the fields.
     if from_h2 && !up.transport().protocol.is_h2() {
         join_cookies(&mut parts.headers);
     }
-    // Only `X-Forwarded-Host` and `Forwarded` write the host (not by default): a copy of
-    // its value (read while the headers change) only for them.
-    let set = site.forward_headers;
-    let host = (set.has(crate::config::ForwardHeaders::X_FORWARDED_HOST)
-        || set.has(crate::config::ForwardHeaders::FORWARDED))
-    .then(|| parts.headers.get(header::HOST).cloned())
-    .flatten();
-    let host = host.as_ref().and_then(|h| h.to_str().ok());
-    forwarding::rewrite(
-        &mut parts.headers,
-        &Forwarding {
-            peer: peer.ip(),
-            client,
-            trusted,
-            scheme,
-            host,
-            port: site.port,
-            set,
-        },
-    );
-    // Origin form (`/path?query`) for the server, without parsing the target again.
-    let mut target = http::uri::Parts::default();
-    target.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    parts.uri = http::Uri::from_parts(target)
-        .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
+    // The forwarding headers are written by each try, as bytes or into its fields
+    // (`forwarding.rs`); the host they may name is read then.
+    let fwd = Forwarding {
+        peer: peer.ip(),
+        client,
+        trusted,
+        scheme,
+        host: None,
+        port: site.port,
+        set: site.forward_headers,
+    };
     parts.version = Version::HTTP_11;
     let method = parts.method.clone();
     // Keep small bodies for a retry when a retry could happen, and when the listener
@@ -138,6 +115,7 @@ pub async fn forward(
     };
     let prepared = Prepared {
         parts,
+        fwd,
         client_stalled,
         body_over,
         tunnels,

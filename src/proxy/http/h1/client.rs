@@ -35,6 +35,7 @@ use crate::error::ProxyError;
 use crate::proxy::http::body::{
     BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty, full,
 };
+use crate::proxy::http::forwarding::{Forwarding, Seen};
 use crate::proxy::http::replay::ReplayBody;
 use crate::proxy::http::transport::{SendTimed, ServerStream, is_send_timeout};
 use crate::proxy::http::upstream::Upstream;
@@ -43,6 +44,8 @@ use crate::upstream::{InFlight, Server};
 /// A request as every try sends it: the prepared head and the pool's `host_header`.
 pub struct Outgoing<'a> {
     pub parts: &'a http::request::Parts,
+    /// The forwarding headers, written after the client's fields.
+    pub fwd: &'a Forwarding<'static>,
     /// `host_header = "upstream"`: the server's address replaces `Host`.
     pub host_from_server: bool,
 }
@@ -131,12 +134,20 @@ fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &Proxy
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut declared = false;
+    // The target's authority (an HTTP/2 `:authority`, an absolute-form target's) is the
+    // host, replacing the `Host` line (`forward.rs`).
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let own_host = req.host_from_server || authority.is_some();
+    let mut seen = Seen::default();
     for (name, value) in &parts.headers {
         if *name == header::CONTENT_LENGTH {
             declared = true;
             continue;
         }
-        if *name == header::TRANSFER_ENCODING || (req.host_from_server && *name == header::HOST) {
+        if *name == header::TRANSFER_ENCODING
+            || (own_host && *name == header::HOST)
+            || !req.fwd.passes(name.as_str().as_bytes(), &mut seen)
+        {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -147,7 +158,18 @@ fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &Proxy
     if req.host_from_server {
         use std::io::Write;
         let _ = write!(out, "host: {}\r\n", server.addr);
+    } else if let Some(a) = authority {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
+    // The host routed on, for the headers that name it.
+    let host = match authority {
+        Some(a) => Some(a),
+        None if req.fwd.wants_host() => parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        None => None,
+    };
+    Forwarding { host, ..*req.fwd }.write(out, &parts.headers, &seen);
     let framing = if body.is_end_stream() {
         Out::Empty
     } else {
