@@ -22,10 +22,10 @@ use hyper::body::Incoming;
 use super::body::{
     AtEnd, BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
 };
+use super::forwarding::{self, Forwarding};
 use super::headers::{
     drop_length_beside_coding, only_chunked, remove_hop_by_hop, strip_hop_by_hop,
 };
-use super::forwarding::{self, Forwarding};
 use super::replay::{ReplayBody, grpc_unavailable};
 use super::tunnel::Tunnels;
 use super::upstream::Upstream;

@@ -53,7 +53,9 @@ pub async fn forward(
 
     // Only a WebSocket upgrade may become a tunnel (issue 15.2): another offer (`h2c`) is
     // dropped with the other hop-by-hop headers and the request goes on as a plain one.
-    let upgrading = wants_websocket(req.headers());
+    // (HTTP/2 has no Upgrade: h2 refuses a request that carries `Connection` or `Upgrade`.)
+    let from_h2 = req.version() == Version::HTTP_2;
+    let upgrading = !from_h2 && wants_websocket(req.headers());
     if upgrading && up.transport().protocol.is_h2() {
         // HTTP/2 has no Upgrade: forwarded without it, the request would quietly become a
         // plain one.
@@ -64,7 +66,6 @@ pub async fn forward(
     }
     let tunnels = req.extensions().get::<Tunnels>().cloned();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
-    let from_h2 = req.version() == Version::HTTP_2;
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrading);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first

@@ -122,7 +122,7 @@ pub async fn handle(
     site: Arc<Site>,
     client: SocketAddr,
     req: Request<Incoming>,
-) -> Response<ProxyBody> {
+) -> Response<stats::Counted<ProxyBody>> {
     let started = Instant::now();
     let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
@@ -161,7 +161,7 @@ pub async fn handle(
         Err(e) => (None, site.router.none_row.clone(), Err(e)),
         Ok(()) if site.redirect_https.is_some() => {
             let port = site.redirect_https.unwrap_or(443);
-            return tls_serve::redirect(&site, client, &req, port);
+            return tls_serve::redirect(&site, client, &req, port).map(stats::Counted::uncounted);
         }
         // Refused before routing: counted with the answers no route took.
         Ok(()) => match too_big {
@@ -230,7 +230,7 @@ pub async fn handle(
         started,
     };
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
+    Response::from_parts(parts, stats::Counted::new(body, pending))
 }
 
 /// What a request must be before anything else looks at it: its host (one, valid, the one
@@ -306,12 +306,18 @@ async fn route_and_forward(
     Result<Response<ProxyBody>, ProxyError>,
 ) {
     let none = || site.router.none_row.clone();
-    let xff = http::header::HeaderName::from_static("x-forwarded-for");
-    let client = protect::real_client(
-        peer.ip(),
-        &site.trusted,
-        req.headers().get_all(&xff).iter().map(|v| v.as_bytes()),
-    );
+    // Only a trusted peer's `X-Forwarded-For` is read (the list names the client).
+    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
+    let client = if trusted {
+        static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+        protect::real_client(
+            peer.ip(),
+            &site.trusted,
+            req.headers().get_all(&XFF).iter().map(|v| v.as_bytes()),
+        )
+    } else {
+        peer.ip()
+    };
     let raw = req.uri().path().as_bytes();
     let mut buf = Vec::new();
     let normal = match path::normalise(raw, &mut buf) {
@@ -344,7 +350,6 @@ async fn route_and_forward(
         0 => u64::MAX,
         n => n,
     };
-    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
     let r = forward(&up, req, peer, client, trusted, site, max_body, info).await;
     (Some(up), row, r)
 }

@@ -26,10 +26,11 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::body::{self, FLUSH_AT, ReadBuf, chunk_line, trailers};
-use super::exchange::{HeadFailed, answer_head, open};
+use super::exchange::{HeadFailed, answer_head_by, open};
 use super::head::{hop_by_hop, named_by_connection};
 use super::parse::{self, MAX_HEAD, ResponseHead};
 use super::pool::{IdleConns, ServerConn};
+use super::timer::Timer;
 use super::upload::{Encoder, Out, Upload};
 use crate::error::ProxyError;
 use crate::proxy::http::body::{
@@ -166,7 +167,10 @@ fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &Proxy
     // The host routed on, for the headers that name it.
     let host = match authority {
         Some(a) => Some(a),
-        None if req.fwd.wants_host() => parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+        None if req.fwd.wants_host() => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok()),
         None => None,
     };
     Forwarding { host, ..*req.fwd }.write(out, &parts.headers, &seen);
@@ -343,9 +347,20 @@ fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
 
 /// Read the answer's head into `conn.head` (interim 1xx answers are passed over; a 101 was
 /// not asked for: upgrades keep hyper's client).
+/// The wait is on the connection's timer, moved to each try's deadline (a timeout per try
+/// would register a timer with the runtime and remove it again).
 async fn answer(up: &Upstream, conn: &mut ServerConn) -> Result<(), HeadFailed> {
-    let wait = up.pool.timeouts.read;
-    answer_head(&mut conn.rb, &mut conn.io, &mut conn.head, wait, false).await
+    let by = tokio::time::Instant::now() + up.pool.timeouts.read;
+    let timer = conn.timer.get_or_insert_with(Timer::new);
+    answer_head_by(
+        &mut conn.rb,
+        &mut conn.io,
+        &mut conn.head,
+        by,
+        Some(timer),
+        false,
+    )
+    .await
 }
 
 /// The answer for hyper: its status, its fields less the hop-by-hop ones (one

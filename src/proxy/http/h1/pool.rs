@@ -21,6 +21,7 @@ use tokio::io::AsyncRead;
 
 use super::body::ReadBuf;
 use super::parse::ResponseHead;
+use super::timer::Timer;
 use crate::proxy::http::transport::{SendTimed, ServerStream};
 use crate::upstream::Server;
 
@@ -43,6 +44,9 @@ pub struct ServerConn {
     /// connection so that a request in the steady state allocates none.
     pub out: Vec<u8>,
     pub head: ResponseHead,
+    /// The timer of those tries' waits for an answer head, made at the first and moved to
+    /// each new deadline (`h1/timer.rs`).
+    pub timer: Option<Timer>,
 }
 
 impl ServerConn {
@@ -54,6 +58,7 @@ impl ServerConn {
             since: Instant::now(),
             out: Vec::new(),
             head: ResponseHead::default(),
+            timer: None,
         }
     }
 
