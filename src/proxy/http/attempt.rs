@@ -112,6 +112,9 @@ pub struct UpstreamInfo {
     pub attempts: u32,
     pub connect: Option<Duration>,
     pub header: Option<Duration>,
+    /// The target of a request that failed, for its log line: copied where it failed, so
+    /// that one that does not fail copies nothing.
+    pub uri: Option<http::Uri>,
 }
 
 /// The request head as every try sends it (hop-by-hop headers gone; the target as the

@@ -59,6 +59,7 @@ pub async fn forward(
     if upgrading && up.transport().protocol.is_h2() {
         // HTTP/2 has no Upgrade: forwarded without it, the request would quietly become a
         // plain one.
+        info.uri = Some(req.uri().clone());
         return Err(ProxyError::UpgradeToH2 {
             pool: pool.name.clone(),
             protocol: up.transport().protocol.as_str(),
@@ -111,7 +112,13 @@ pub async fn forward(
                 .with_max(max_body, body_over.clone()),
         );
         let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
-        let body = ReplayBody::read(body, keep, unknown).await?;
+        let body = match ReplayBody::read(body, keep, unknown).await {
+            Ok(body) => body,
+            Err(e) => {
+                info.uri = Some(parts.uri);
+                return Err(e);
+            }
+        };
         (body, Some(client_stalled), Some(body_over))
     };
     let prepared = Prepared {
@@ -129,7 +136,13 @@ pub async fn forward(
         trace: info.trace.clone(),
     };
     let (result, server) = run(up, &prepared, &mut body, downstream_upgrade, ask, info).await;
-    let mut resp = result?;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            info.uri = Some(prepared.parts.uri);
+            return Err(e);
+        }
+    };
     if let (Some(sticky), Some(lookup), Some(server)) = (up.sticky(), &stick, &server) {
         sticky.after(
             lookup,
