@@ -213,6 +213,8 @@ impl Forwarding<'_> {
     pub fn write(&self, out: &mut Vec<u8>, headers: &HeaderMap, seen: &Seen) {
         let set = self.set;
         let mut buf = [0u8; 48];
+        // The peer's text, written once when the client is the peer (most requests).
+        let mut peer_len = 0;
         if set.has(ForwardHeaders::X_FORWARDED_FOR) {
             out.extend_from_slice(b"x-forwarded-for: ");
             if seen.xff {
@@ -224,7 +226,9 @@ impl Forwarding<'_> {
                     }
                 }
             }
-            out.extend_from_slice(ip_text(self.peer, &mut buf));
+            let peer = ip_text(self.peer, &mut buf);
+            peer_len = peer.len();
+            out.extend_from_slice(peer);
             out.extend_from_slice(b"\r\n");
         }
         let mut line = |name: &[u8], value: &[u8]| {
@@ -233,7 +237,12 @@ impl Forwarding<'_> {
             out.extend_from_slice(b"\r\n");
         };
         if set.has(ForwardHeaders::X_REAL_IP) {
-            line(b"x-real-ip: ", ip_text(self.client, &mut buf));
+            let client = if peer_len > 0 && self.client == self.peer {
+                &buf[..peer_len]
+            } else {
+                ip_text(self.client, &mut buf)
+            };
+            line(b"x-real-ip: ", client);
         }
         let mine = |bit: u8| set.has(bit) && seen.kept & bit == 0;
         if mine(ForwardHeaders::X_FORWARDED_PROTO) {
@@ -469,6 +478,71 @@ mod tests {
         let mut v6 = String::new();
         forwarded_element(&mut v6, ip("2001:db8::1"), "https", Some("a.example"));
         assert_eq!(v6, "for=\"[2001:db8::1]\";proto=https;host=a.example");
+    }
+
+    /// The fields as one list per name (several lines are one list, RFC 9110 §5.3).
+    fn lists(h: &HeaderMap) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = h
+            .keys()
+            .map(|k| {
+                let vals: Vec<&str> = h.get_all(k).iter().map(|v| v.to_str().unwrap()).collect();
+                (k.to_string(), vals.join(", "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn written_as_bytes_they_say_what_rewrite_says() {
+        let all = ForwardHeaders(0x3f);
+        let cases = [
+            (false, ForwardHeaders::default()),
+            (false, all),
+            (false, ForwardHeaders(ForwardHeaders::X_REAL_IP)),
+            (true, ForwardHeaders::default()),
+            (true, all),
+        ];
+        for (trusted, set) in cases {
+            let f = Forwarding {
+                peer: ip("10.9.9.9"),
+                client: ip(if trusted { "10.0.0.2" } else { "10.9.9.9" }),
+                trusted,
+                scheme: "https",
+                host: Some("shop.example:8080"),
+                port: 8080,
+                set,
+            };
+            let src = map(SPOOF);
+            let mut rewritten = src.clone();
+            rewrite(&mut rewritten, &f);
+            let mut seen = Seen::default();
+            let mut out = Vec::new();
+            for (n, v) in &src {
+                if f.passes(n.as_str().as_bytes(), &mut seen) {
+                    out.extend_from_slice(n.as_str().as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(v.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            f.write(&mut out, &src, &seen);
+            let text = String::from_utf8(out).unwrap();
+            let mut written = HeaderMap::new();
+            for line in text.split_terminator("\r\n") {
+                let (n, v) = line.split_once(": ").unwrap();
+                written.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            // A trusted proxy's `X_Real_IP` spelling goes when ours is written (as on the
+            // direct path, `h1/head.rs`); `rewrite` replaces only the `-` spelling.
+            if trusted && set.has(ForwardHeaders::X_REAL_IP) {
+                assert!(rewritten.remove("x_real_ip").is_some());
+            }
+            assert_eq!(lists(&written), lists(&rewritten), "{trusted} {set:?}");
+        }
     }
 
     #[test]
