@@ -151,28 +151,21 @@ fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &Proxy
         {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        for part in [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     if req.host_from_server {
         use std::io::Write;
         let _ = write!(out, "host: {}\r\n", server.addr);
     } else if let Some(a) = authority {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        for part in [&b"host: "[..], a.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     // The host routed on, for the headers that name it.
-    let host = match authority {
-        Some(a) => Some(a),
-        None if req.fwd.wants_host() => parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok()),
-        None => None,
-    };
+    let from_field = || parts.headers.get(header::HOST)?.to_str().ok();
+    let host = authority.or_else(|| req.fwd.wants_host().then(from_field).flatten());
     Forwarding { host, ..*req.fwd }.write(out, &parts.headers, &seen);
     let framing = if body.is_end_stream() {
         Out::Empty
@@ -388,9 +381,16 @@ fn response(
         _ => None,
     };
     let mut headers = HeaderMap::with_capacity(head.fields.len() + 1);
-    // The values (and a whole body) share one copy of the head rather than one allocation
-    // each.
-    let shared = Bytes::copy_from_slice(&buf[..head.len + whole.unwrap_or(0)]);
+    // The values (and a whole body) share one copy of the head, in a buffer kept with the
+    // connection (`bytes` takes its room back once the answers before were sent).
+    let len = head.len + whole.unwrap_or(0);
+    (conn.answers).reserve(if conn.answers.capacity() == 0 {
+        4096
+    } else {
+        len
+    });
+    conn.answers.extend_from_slice(&buf[..len]);
+    let shared = conn.answers.split().freeze();
     for f in &head.fields {
         let name = f.name.get(buf);
         if name.eq_ignore_ascii_case(b"content-length")

@@ -47,6 +47,8 @@ pub struct ServerConn {
     /// The timer of those tries' waits for an answer head, made at the first and moved to
     /// each new deadline (`h1/timer.rs`).
     pub timer: Option<Timer>,
+    /// Where those tries' answer heads are copied for hyper (`h1/client.rs`).
+    pub answers: bytes::BytesMut,
 }
 
 impl ServerConn {
@@ -59,6 +61,7 @@ impl ServerConn {
             out: Vec::new(),
             head: ResponseHead::default(),
             timer: None,
+            answers: bytes::BytesMut::new(),
         }
     }
 
