@@ -30,7 +30,6 @@ use super::exchange::{HeadFailed, answer_head_by, open};
 use super::head::{hop_by_hop, named_by_connection};
 use super::parse::{self, MAX_HEAD, ResponseHead};
 use super::pool::{IdleConns, ServerConn};
-use super::timer::Timer;
 use super::upload::{Encoder, Out, Upload};
 use crate::error::ProxyError;
 use crate::proxy::http::body::{
@@ -344,7 +343,7 @@ fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
 /// would register a timer with the runtime and remove it again).
 async fn answer(up: &Upstream, conn: &mut ServerConn) -> Result<(), HeadFailed> {
     let by = tokio::time::Instant::now() + up.pool.timeouts.read;
-    let timer = conn.timer.get_or_insert_with(Timer::new);
+    let timer = &mut conn.tries.get_or_insert_with(Box::default).timer;
     answer_head_by(
         &mut conn.rb,
         &mut conn.io,
@@ -384,13 +383,11 @@ fn response(
     // The values (and a whole body) share one copy of the head, in a buffer kept with the
     // connection (`bytes` takes its room back once the answers before were sent).
     let len = head.len + whole.unwrap_or(0);
-    (conn.answers).reserve(if conn.answers.capacity() == 0 {
-        4096
-    } else {
-        len
-    });
-    conn.answers.extend_from_slice(&buf[..len]);
-    let shared = conn.answers.split().freeze();
+    let answers = &mut conn.tries.get_or_insert_with(Box::default).answers;
+    let room = if answers.capacity() == 0 { 4096 } else { len };
+    answers.reserve(room);
+    answers.extend_from_slice(&buf[..len]);
+    let shared = answers.split().freeze();
     for f in &head.fields {
         let name = f.name.get(buf);
         if name.eq_ignore_ascii_case(b"content-length")

@@ -44,10 +44,17 @@ pub struct ServerConn {
     /// connection so that a request in the steady state allocates none.
     pub out: Vec<u8>,
     pub head: ResponseHead,
-    /// The timer of those tries' waits for an answer head, made at the first and moved to
-    /// each new deadline (`h1/timer.rs`).
-    pub timer: Option<Timer>,
-    /// Where those tries' answer heads are copied for hyper (`h1/client.rs`).
+    /// What those tries keep, made at the first (boxed: the direct path's connections stay
+    /// as small as they were).
+    pub tries: Option<Box<Tries>>,
+}
+
+/// What hyper's tries over a server connection keep with it (`h1/client.rs`).
+#[derive(Default)]
+pub struct Tries {
+    /// The timer of their waits for an answer head, moved to each deadline (`h1/timer.rs`).
+    pub timer: Timer,
+    /// Where their answer heads are copied for hyper.
     pub answers: bytes::BytesMut,
 }
 
@@ -60,8 +67,7 @@ impl ServerConn {
             since: Instant::now(),
             out: Vec::new(),
             head: ResponseHead::default(),
-            timer: None,
-            answers: bytes::BytesMut::new(),
+            tries: None,
         }
     }
 
