@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use super::body::{
     AtEnd, BodyOverLimit, ClientBodyTimeout, ProxyBody, Sending, UpstreamBody, boxed, full,
 };
+use super::forwarding::{self, Forwarding};
 use super::headers::{
     drop_length_beside_coding, only_chunked, remove_hop_by_hop, strip_hop_by_hop,
 };
@@ -111,18 +112,55 @@ pub struct UpstreamInfo {
     pub attempts: u32,
     pub connect: Option<Duration>,
     pub header: Option<Duration>,
+    /// The target of a request that failed, for its log line: copied where it failed, so
+    /// that one that does not fail copies nothing.
+    pub uri: Option<http::Uri>,
 }
 
-/// The request head as every try sends it (hop-by-hop headers gone, forwarding headers
-/// added); `attempt` clones it per server.
+/// The request head as every try sends it (hop-by-hop headers gone; the target as the
+/// client gave it, its authority the host the server sees; the forwarding headers written
+/// by each try, `fwd`): as bytes to an HTTP/1.1 server (`h1/client.rs`), else through
+/// [`Prepared::parts_for_hyper`], a copy per try.
 pub struct Prepared {
     pub parts: http::request::Parts,
+    /// What the forwarding headers say (`host`: read from the request when written).
+    pub fwd: Forwarding<'static>,
     /// Turns true when the client stalled sending its body (`timeouts.client_body`).
     pub client_stalled: Option<Arc<AtomicBool>>,
     /// Set to `client_max_body_size` when the request body went past it (413).
     pub body_over: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Where upgraded connections are kept, so shutdown waits for them.
     pub tunnels: Option<Tunnels>,
+}
+
+impl Prepared {
+    /// The head for hyper's clients (HTTP/2 servers, WebSocket upgrades): the target's
+    /// authority as `Host`, the target in origin form (`/path?query`), the forwarding
+    /// headers rewritten (`forwarding.rs`).
+    pub fn parts_for_hyper(&self) -> http::request::Parts {
+        let mut parts = self.parts.clone();
+        if let Some(authority) = parts.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(authority.as_str())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+        let mut target = http::uri::Parts::default();
+        target.path_and_query = Some(
+            (parts.uri.path_and_query().cloned())
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        parts.uri = http::Uri::from_parts(target).unwrap_or_else(|_| http::Uri::from_static("/"));
+        // Only `X-Forwarded-Host` and `Forwarded` name the host: a copy of it only for them.
+        let host = (self.fwd.wants_host())
+            .then(|| parts.headers.get(header::HOST).cloned())
+            .flatten();
+        let fwd = Forwarding {
+            host: host.as_ref().and_then(|h| h.to_str().ok()),
+            ..self.fwd
+        };
+        forwarding::rewrite(&mut parts.headers, &fwd);
+        parts
+    }
 }
 
 /// One try: send the prepared request to `server` and return its response, body
@@ -144,7 +182,7 @@ pub async fn attempt(
     // The body is handed over only once a connection exists, so a failed connect leaves it
     // whole for the next server.
     let request = |body: &mut ReplayBody| {
-        let mut parts = prepared.parts.clone();
+        let mut parts = prepared.parts_for_hyper();
         if pool.host_header == HostHeader::Upstream
             && let Ok(v) = HeaderValue::from_str(&server.addr.to_string())
         {
@@ -165,6 +203,7 @@ pub async fn attempt(
         // upgrade keeps hyper's client, which hands over the upgraded connection.
         let out = super::h1::client::Outgoing {
             parts: &prepared.parts,
+            fwd: &prepared.fwd,
             host_from_server: pool.host_header == HostHeader::Upstream,
         };
         let response =

@@ -6,26 +6,68 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, combinators::BoxBody};
 use tokio::time::{Instant, Sleep};
 
 use crate::upstream::InFlight;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Any body the proxy sends, either way.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
-
-/// A body from bytes we hold.
-pub fn full(b: impl Into<Bytes>) -> ProxyBody {
-    Full::new(b.into()).map_err(|never| match never {}).boxed()
+/// Any body the proxy sends, either way: bytes we hold (a small answer read whole with its
+/// head, our own answers), with no box, or any other body boxed.
+pub enum ProxyBody {
+    /// Sent as one frame (none when empty), then the end.
+    Bytes(Option<Bytes>),
+    Boxed(BoxBody<Bytes, BoxError>),
 }
 
-/// An empty body, without an allocation (its box holds nothing).
+impl std::fmt::Debug for ProxyBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyBody::Bytes(b) => f.debug_tuple("Bytes").field(b).finish(),
+            ProxyBody::Boxed(_) => f.write_str("Boxed"),
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Bytes(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Boxed(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Bytes(b) => b.is_none(),
+            ProxyBody::Boxed(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Bytes(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Boxed(b) => b.size_hint(),
+        }
+    }
+}
+
+/// A body from bytes we hold (no allocation).
+pub fn full(b: impl Into<Bytes>) -> ProxyBody {
+    let b = b.into();
+    ProxyBody::Bytes((!b.is_empty()).then_some(b))
+}
+
+/// An empty body, without an allocation.
 pub fn empty() -> ProxyBody {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed()
+    ProxyBody::Bytes(None)
 }
 
 /// Box any body whose error converts.
@@ -34,7 +76,7 @@ where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    b.map_err(Into::into).boxed()
+    ProxyBody::Boxed(b.map_err(Into::into).boxed())
 }
 
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use hyper::upgrade::OnUpgrade;
 use super::Site;
 use super::attempt::{HyperExchange, Prepared, UpstreamInfo};
 use super::body::{ClientBody, ProxyBody, boxed, full};
-use super::forwarding::{self, Forwarding};
+use super::forwarding::Forwarding;
 use super::headers::{join_cookies, strip_hop_by_hop, wants_websocket};
 use super::replay::{ReplayBody, is_grpc, kept_up_to};
 use super::retry::{PickHints, retry_loop};
@@ -53,10 +53,13 @@ pub async fn forward(
 
     // Only a WebSocket upgrade may become a tunnel (issue 15.2): another offer (`h2c`) is
     // dropped with the other hop-by-hop headers and the request goes on as a plain one.
-    let upgrading = wants_websocket(req.headers());
+    // (HTTP/2 has no Upgrade: h2 refuses a request that carries `Connection` or `Upgrade`.)
+    let from_h2 = req.version() == Version::HTTP_2;
+    let upgrading = !from_h2 && wants_websocket(req.headers());
     if upgrading && up.transport().protocol.is_h2() {
         // HTTP/2 has no Upgrade: forwarded without it, the request would quietly become a
         // plain one.
+        info.uri = Some(req.uri().clone());
         return Err(ProxyError::UpgradeToH2 {
             pool: pool.name.clone(),
             protocol: up.transport().protocol.as_str(),
@@ -64,7 +67,6 @@ pub async fn forward(
     }
     let tunnels = req.extensions().get::<Tunnels>().cloned();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
-    let from_h2 = req.version() == Version::HTTP_2;
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers, upgrading);
     // We answer `Expect: 100-continue` ourselves (hyper sends 100 when the body is first
@@ -72,46 +74,23 @@ pub async fn forward(
     parts.headers.remove(header::EXPECT);
     // The host the request was routed on is the one the server sees: an HTTP/2 request's
     // :authority, or the authority of an absolute-form target (RFC 9112 §3.2.2), replaces
-    // the `Host` line (an HTTP/2 `host` that differs was refused before routing).
-    if let Some(authority) = parts.uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        parts.headers.insert(header::HOST, v);
-    }
+    // the `Host` line (an HTTP/2 `host` that differs was refused before routing). The target
+    // keeps it until a try writes the head: as bytes to an HTTP/1.1 server, with no copy
+    // (`h1/client.rs`), or `Prepared::parts_for_hyper` moves it into the fields.
     if from_h2 && !up.transport().protocol.is_h2() {
         join_cookies(&mut parts.headers);
     }
-    // Only `X-Forwarded-Host` and `Forwarded` write the host (not by default): a copy of
-    // its value (read while the headers change) only for them.
-    let set = site.forward_headers;
-    let host = (set.has(crate::config::ForwardHeaders::X_FORWARDED_HOST)
-        || set.has(crate::config::ForwardHeaders::FORWARDED))
-    .then(|| parts.headers.get(header::HOST).cloned())
-    .flatten();
-    let host = host.as_ref().and_then(|h| h.to_str().ok());
-    forwarding::rewrite(
-        &mut parts.headers,
-        &Forwarding {
-            peer: peer.ip(),
-            client,
-            trusted,
-            scheme,
-            host,
-            port: site.port,
-            set,
-        },
-    );
-    // Origin form (`/path?query`) for the server, without parsing the target again.
-    let mut target = http::uri::Parts::default();
-    target.path_and_query = Some(
-        parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    parts.uri = http::Uri::from_parts(target)
-        .map_err(|_| ProxyError::BadRequest("bad request target".into()))?;
+    // The forwarding headers are written by each try, as bytes or into its fields
+    // (`forwarding.rs`); the host they may name is read then.
+    let fwd = Forwarding {
+        peer: peer.ip(),
+        client,
+        trusted,
+        scheme,
+        host: None,
+        port: site.port,
+        set: site.forward_headers,
+    };
     parts.version = Version::HTTP_11;
     let method = parts.method.clone();
     // Keep small bodies for a retry when a retry could happen, and when the listener
@@ -133,11 +112,18 @@ pub async fn forward(
                 .with_max(max_body, body_over.clone()),
         );
         let unknown = limits.request_buffering && !upgrading && !is_grpc(&parts.headers);
-        let body = ReplayBody::read(body, keep, unknown).await?;
+        let body = match ReplayBody::read(body, keep, unknown).await {
+            Ok(body) => body,
+            Err(e) => {
+                info.uri = Some(parts.uri);
+                return Err(e);
+            }
+        };
         (body, Some(client_stalled), Some(body_over))
     };
     let prepared = Prepared {
         parts,
+        fwd,
         client_stalled,
         body_over,
         tunnels,
@@ -150,7 +136,13 @@ pub async fn forward(
         trace: info.trace.clone(),
     };
     let (result, server) = run(up, &prepared, &mut body, downstream_upgrade, ask, info).await;
-    let mut resp = result?;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            info.uri = Some(prepared.parts.uri);
+            return Err(e);
+        }
+    };
     if let (Some(sticky), Some(lookup), Some(server)) = (up.sticky(), &stick, &server) {
         sticky.after(
             lookup,

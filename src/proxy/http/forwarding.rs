@@ -97,7 +97,23 @@ pub fn forwarded_element(out: &mut String, peer: IpAddr, scheme: &str, host: Opt
     }
 }
 
+impl Claim {
+    /// The bit of `forward_headers` that writes what the claim says (none for `Other`).
+    pub fn bit(self) -> u8 {
+        match self {
+            Claim::For => ForwardHeaders::X_FORWARDED_FOR,
+            Claim::RealIp => ForwardHeaders::X_REAL_IP,
+            Claim::Proto => ForwardHeaders::X_FORWARDED_PROTO,
+            Claim::Host => ForwardHeaders::X_FORWARDED_HOST,
+            Claim::Port => ForwardHeaders::X_FORWARDED_PORT,
+            Claim::Forwarded => ForwardHeaders::FORWARDED,
+            Claim::Other => 0,
+        }
+    }
+}
+
 /// What one request's forwarding headers depend on.
+#[derive(Debug, Clone, Copy)]
 pub struct Forwarding<'a> {
     /// The connection's peer (after a PROXY header).
     pub peer: IpAddr,
@@ -153,8 +169,115 @@ fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
     }
 }
 
-/// Rewrite the forwarding headers of a request (hyper's engine; the direct path writes the
-/// same into its head, `h1/head.rs`).
+/// What [`Forwarding::passes`] saw of a request's fields, for [`Forwarding::write`].
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The bits of a trusted proxy's claims that went on as they came.
+    kept: u8,
+    /// The request has `X-Forwarded-For` lines (joined into ours).
+    xff: bool,
+}
+
+impl Forwarding<'_> {
+    /// Whether the listener writes a header that names the host (`X-Forwarded-Host`,
+    /// `Forwarded`).
+    pub fn wants_host(&self) -> bool {
+        self.set.has(ForwardHeaders::X_FORWARDED_HOST) || self.set.has(ForwardHeaders::FORWARDED)
+    }
+
+    /// For a request head written as bytes from a `HeaderMap` (hyper's engine to an HTTP/1.1
+    /// server, `h1/client.rs`; the same rules as [`rewrite`] and as the direct path's
+    /// `h1/head.rs`): whether the client's field `name` goes on as it came. A forwarding
+    /// header does only from a trusted proxy, and not when ours replaces it (`X-Forwarded-For`,
+    /// `X-Real-IP`).
+    #[inline]
+    pub fn passes(&self, name: &[u8], seen: &mut Seen) -> bool {
+        let Some(c) = claim(name) else {
+            return true;
+        };
+        let bit = c.bit();
+        let rewritten = matches!(c, Claim::For | Claim::RealIp) && self.set.has(bit);
+        seen.xff |= c == Claim::For;
+        if self.trusted && !rewritten {
+            seen.kept |= bit;
+            return true;
+        }
+        false
+    }
+
+    /// Our forwarding headers as bytes, after the client's fields that [`Self::passes`] let
+    /// through: `X-Forwarded-For` the list as it came (`headers`' lines, from anyone) then the
+    /// peer on one line; the others as [`rewrite`] writes them, a trusted proxy's
+    /// `X-Forwarded-Proto/Host/Port` kept instead of ours, our `Forwarded` element on a line
+    /// after a trusted proxy's (one list, RFC 9110 §5.3).
+    pub fn write(&self, out: &mut Vec<u8>, headers: &HeaderMap, seen: &Seen) {
+        let set = self.set;
+        let mut buf = [0u8; 48];
+        // The peer's text, written once when the client is the peer (most requests).
+        let mut peer_len = 0;
+        if set.has(ForwardHeaders::X_FORWARDED_FOR) {
+            out.extend_from_slice(b"x-forwarded-for: ");
+            if seen.xff {
+                for v in headers.get_all(&X_FORWARDED_FOR) {
+                    let v = v.as_bytes().trim_ascii();
+                    if !v.is_empty() {
+                        out.extend_from_slice(v);
+                        out.extend_from_slice(b", ");
+                    }
+                }
+            }
+            let peer = ip_text(self.peer, &mut buf);
+            peer_len = peer.len();
+            out.extend_from_slice(peer);
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut line = |name: &[u8], value: &[u8]| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        if set.has(ForwardHeaders::X_REAL_IP) {
+            let client = if peer_len > 0 && self.client == self.peer {
+                &buf[..peer_len]
+            } else {
+                ip_text(self.client, &mut buf)
+            };
+            line(b"x-real-ip: ", client);
+        }
+        let mine = |bit: u8| set.has(bit) && seen.kept & bit == 0;
+        if mine(ForwardHeaders::X_FORWARDED_PROTO) {
+            line(b"x-forwarded-proto: ", self.scheme.as_bytes());
+        }
+        if mine(ForwardHeaders::X_FORWARDED_HOST)
+            && let Some(h) = self.host
+        {
+            line(b"x-forwarded-host: ", h.as_bytes());
+        }
+        if mine(ForwardHeaders::X_FORWARDED_PORT) {
+            let mut port = [0u8; 5];
+            let mut i = port.len();
+            let mut n = self.port;
+            loop {
+                i -= 1;
+                port[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            line(b"x-forwarded-port: ", &port[i..]);
+        }
+        if set.has(ForwardHeaders::FORWARDED) {
+            let mut element = String::new();
+            forwarded_element(&mut element, self.peer, self.scheme, self.host);
+            line(b"forwarded: ", element.as_bytes());
+        }
+    }
+}
+
+/// Rewrite the forwarding headers of a request (hyper's engine to HTTP/2 servers and for
+/// WebSocket upgrades; to HTTP/1.1 servers they are written as bytes, [`Forwarding::write`],
+/// and the direct path writes the same into its head, `h1/head.rs`).
 pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     if !f.trusted {
         let appended = f.set.has(ForwardHeaders::X_FORWARDED_FOR);
@@ -355,6 +478,71 @@ mod tests {
         let mut v6 = String::new();
         forwarded_element(&mut v6, ip("2001:db8::1"), "https", Some("a.example"));
         assert_eq!(v6, "for=\"[2001:db8::1]\";proto=https;host=a.example");
+    }
+
+    /// The fields as one list per name (several lines are one list, RFC 9110 §5.3).
+    fn lists(h: &HeaderMap) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = h
+            .keys()
+            .map(|k| {
+                let vals: Vec<&str> = h.get_all(k).iter().map(|v| v.to_str().unwrap()).collect();
+                (k.to_string(), vals.join(", "))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn written_as_bytes_they_say_what_rewrite_says() {
+        let all = ForwardHeaders(0x3f);
+        let cases = [
+            (false, ForwardHeaders::default()),
+            (false, all),
+            (false, ForwardHeaders(ForwardHeaders::X_REAL_IP)),
+            (true, ForwardHeaders::default()),
+            (true, all),
+        ];
+        for (trusted, set) in cases {
+            let f = Forwarding {
+                peer: ip("10.9.9.9"),
+                client: ip(if trusted { "10.0.0.2" } else { "10.9.9.9" }),
+                trusted,
+                scheme: "https",
+                host: Some("shop.example:8080"),
+                port: 8080,
+                set,
+            };
+            let src = map(SPOOF);
+            let mut rewritten = src.clone();
+            rewrite(&mut rewritten, &f);
+            let mut seen = Seen::default();
+            let mut out = Vec::new();
+            for (n, v) in &src {
+                if f.passes(n.as_str().as_bytes(), &mut seen) {
+                    out.extend_from_slice(n.as_str().as_bytes());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(v.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            f.write(&mut out, &src, &seen);
+            let text = String::from_utf8(out).unwrap();
+            let mut written = HeaderMap::new();
+            for line in text.split_terminator("\r\n") {
+                let (n, v) = line.split_once(": ").unwrap();
+                written.append(
+                    HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            // A trusted proxy's `X_Real_IP` spelling goes when ours is written (as on the
+            // direct path, `h1/head.rs`); `rewrite` replaces only the `-` spelling.
+            if trusted && set.has(ForwardHeaders::X_REAL_IP) {
+                assert!(rewritten.remove("x_real_ip").is_some());
+            }
+            assert_eq!(lists(&written), lists(&rewritten), "{trusted} {set:?}");
+        }
     }
 
     #[test]

@@ -156,13 +156,39 @@ pub fn valid_host(h: &[u8]) -> bool {
         }
         Some(_) => false,
     };
-    let name_ok = host.first() == Some(&b'[')
-        || (!host.is_empty()
-            && !host.windows(2).any(|w| w == b"..")
-            && host
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)));
+    let name_ok = host.first() == Some(&b'[') || (!host.is_empty() && reg_name(host));
     port_ok && name_ok
+}
+
+/// The bytes of a registered name (RFC 3986 §3.2.2): letters, digits, `-._~`, the
+/// sub-delims and `%`; one table lookup a byte, as this runs for every request.
+static REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether `host` is a registered name with no `..`.
+fn reg_name(host: &[u8]) -> bool {
+    let mut dot = false;
+    for &b in host {
+        if !REG_NAME[b as usize] || (dot && b == b'.') {
+            return false;
+        }
+        dot = b == b'.';
+    }
+    true
 }
 
 /// Whether every transfer coding of these `Transfer-Encoding` values is `chunked`. Another

@@ -40,6 +40,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::body::{BoxError, ProxyBody};
+use super::stats::Counted;
 use super::streams::Joined;
 use super::{Site, Tunnels, handle, headers};
 use crate::config::ClientLimits;
@@ -268,7 +269,7 @@ pin_project_lite::pin_project! {
     /// An answer's body, holding its request's [`Stream`] until the body is done with.
     pub struct Watched {
         #[pin]
-        inner: ProxyBody,
+        inner: Counted<ProxyBody>,
         stream: Option<Stream>,
     }
 }
@@ -324,7 +325,8 @@ fn service(
         let mut stream = activity.begin();
         // Only a WebSocket upgrade becomes a tunnel (issue 15.2); other requests skip the
         // extension map's allocation.
-        if headers::wants_websocket(req.headers()) {
+        // (HTTP/2 has no Upgrade: h2 refuses a request that carries one.)
+        if req.version() != http::Version::HTTP_2 && headers::wants_websocket(req.headers()) {
             req.extensions_mut().insert(tunnels.clone());
         }
         // Boxed once here: hyper moves each request's future whole several times as it spawns

@@ -122,11 +122,10 @@ pub async fn handle(
     site: Arc<Site>,
     client: SocketAddr,
     req: Request<Incoming>,
-) -> Response<ProxyBody> {
+) -> Response<stats::Counted<ProxyBody>> {
     let started = Instant::now();
     let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
-    let uri = req.uri().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
     // must not turn off the client's keep-alive (hyper still answers a 1.0 client in 1.0).
     let (version, protocol) = match req.version() {
@@ -135,6 +134,13 @@ pub async fn handle(
         _ => (http::Version::HTTP_11, "HTTP/1.1"),
     };
     let logging = site.log.enabled();
+    // The target is written only in the access log: not copied when it is off. A failure's
+    // log line gets it from `info.uri` (set where the request failed, so that a request
+    // that does not fail copies nothing).
+    let target = match req.uri().path_and_query() {
+        Some(pq) if logging => bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
+        _ => bytes::Bytes::from_static(b"/"),
+    };
     let header = |name: &http::HeaderName| {
         req.headers()
             .get(name)
@@ -158,10 +164,13 @@ pub async fn handle(
         ..UpstreamInfo::default()
     };
     let (pool, row, result) = match checked(&site, &req) {
-        Err(e) => (None, site.router.none_row.clone(), Err(e)),
+        Err(e) => {
+            info.uri = Some(req.uri().clone());
+            (None, site.router.none_row.clone(), Err(e))
+        }
         Ok(()) if site.redirect_https.is_some() => {
             let port = site.redirect_https.unwrap_or(443);
-            return tls_serve::redirect(&site, client, &req, port);
+            return tls_serve::redirect(&site, client, &req, port).map(stats::Counted::uncounted);
         }
         // Refused before routing: counted with the answers no route took.
         Ok(()) => match too_big {
@@ -178,6 +187,7 @@ pub async fn handle(
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
+            let uri = info.uri.take().unwrap_or_default();
             if e.is_refusal() {
                 tracing::debug!(listener = %site.listener, %client, "{method} {uri}: {e}");
             } else {
@@ -206,11 +216,6 @@ pub async fn handle(
         resp.headers_mut().insert(trace::HEADER, t.header_value());
     }
     *resp.version_mut() = version;
-    // The target is written only in the access log: not copied when it is off.
-    let target = match uri.path_and_query() {
-        Some(pq) if logging => bytes::Bytes::copy_from_slice(pq.as_str().as_bytes()),
-        _ => bytes::Bytes::from_static(b"/"),
-    };
     let pending = stats::Pending {
         site: site.clone(),
         row,
@@ -230,7 +235,7 @@ pub async fn handle(
         started,
     };
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, body::boxed(stats::Counted::new(body, pending)))
+    Response::from_parts(parts, stats::Counted::new(body, pending))
 }
 
 /// What a request must be before anything else looks at it: its host (one, valid, the one
@@ -306,28 +311,42 @@ async fn route_and_forward(
     Result<Response<ProxyBody>, ProxyError>,
 ) {
     let none = || site.router.none_row.clone();
-    let xff = http::header::HeaderName::from_static("x-forwarded-for");
-    let client = protect::real_client(
-        peer.ip(),
-        &site.trusted,
-        req.headers().get_all(&xff).iter().map(|v| v.as_bytes()),
-    );
+    // Only a trusted peer's `X-Forwarded-For` is read (the list names the client).
+    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
+    let client = if trusted {
+        static XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+        protect::real_client(
+            peer.ip(),
+            &site.trusted,
+            req.headers().get_all(&XFF).iter().map(|v| v.as_bytes()),
+        )
+    } else {
+        peer.ip()
+    };
+    // A refusal's log line names the target (`handle`).
+    let failed = |info: &mut UpstreamInfo, e| {
+        info.uri = Some(req.uri().clone());
+        Err(e)
+    };
     let raw = req.uri().path().as_bytes();
     let mut buf = Vec::new();
     let normal = match path::normalise(raw, &mut buf) {
         Ok(n) => n,
-        Err(e) => return (None, none(), Err(ProxyError::BadRequest(e.reason().into()))),
+        Err(e) => {
+            let bad = ProxyError::BadRequest(e.reason().into());
+            return (None, none(), failed(info, bad));
+        }
     };
     if let Err(e) = site.guard.check(&req, client, raw, normal) {
-        return (None, none(), Err(e));
+        return (None, none(), failed(info, e));
     }
     let routed = site.router.route_row(&req, normal);
     let row = routed.row.clone();
     let Some(up) = routed.pool.cloned() else {
-        return (None, row, Err(ProxyError::NoRoute));
+        return (None, row, failed(info, ProxyError::NoRoute));
     };
     if let Err(e) = routed.guard.check(&req, client, raw, normal) {
-        return (Some(up), row, Err(e));
+        return (Some(up), row, failed(info, e));
     }
     if let Some(t) = &info.trace {
         t.note(format!(
@@ -344,7 +363,6 @@ async fn route_and_forward(
         0 => u64::MAX,
         n => n,
     };
-    let trusted = !site.trusted.is_empty() && protect::trusted(&site.trusted, peer.ip());
     let r = forward(&up, req, peer, client, trusted, site, max_body, info).await;
     (Some(up), row, r)
 }

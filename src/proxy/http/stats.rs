@@ -364,17 +364,29 @@ impl Drop for Pending {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that counts its bytes and accounts for its answer when dropped.
+    /// A response body that counts its bytes and accounts for its answer when dropped (not
+    /// boxed again: hyper's answers carry it as it is).
     pub struct Counted<B> {
         #[pin]
         inner: B,
-        pending: Pending,
+        pending: Option<Pending>,
     }
 }
 
 impl<B> Counted<B> {
     pub fn new(inner: B, pending: Pending) -> Counted<B> {
-        Counted { inner, pending }
+        Counted {
+            inner,
+            pending: Some(pending),
+        }
+    }
+
+    /// An answer accounted for elsewhere (or not at all: the https redirect).
+    pub fn uncounted(inner: B) -> Counted<B> {
+        Counted {
+            inner,
+            pending: None,
+        }
     }
 }
 
@@ -390,8 +402,9 @@ impl<B: http_body::Body<Data = bytes::Bytes>> http_body::Body for Counted<B> {
         let polled = this.inner.poll_frame(cx);
         if let std::task::Poll::Ready(Some(Ok(f))) = &polled
             && let Some(d) = f.data_ref()
+            && let Some(p) = this.pending
         {
-            this.pending.body_bytes += d.len() as u64;
+            p.body_bytes += d.len() as u64;
         }
         polled
     }

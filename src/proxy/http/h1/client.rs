@@ -26,7 +26,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use super::body::{self, FLUSH_AT, ReadBuf, chunk_line, trailers};
-use super::exchange::{HeadFailed, answer_head, open};
+use super::exchange::{HeadFailed, answer_head_by, open};
 use super::head::{hop_by_hop, named_by_connection};
 use super::parse::{self, MAX_HEAD, ResponseHead};
 use super::pool::{IdleConns, ServerConn};
@@ -35,6 +35,7 @@ use crate::error::ProxyError;
 use crate::proxy::http::body::{
     BodyOverLimit, BoxError, ClientBodyTimeout, ProxyBody, UpstreamBody, boxed, empty, full,
 };
+use crate::proxy::http::forwarding::{Forwarding, Seen};
 use crate::proxy::http::replay::ReplayBody;
 use crate::proxy::http::transport::{SendTimed, ServerStream, is_send_timeout};
 use crate::proxy::http::upstream::Upstream;
@@ -43,6 +44,8 @@ use crate::upstream::{InFlight, Server};
 /// A request as every try sends it: the prepared head and the pool's `host_header`.
 pub struct Outgoing<'a> {
     pub parts: &'a http::request::Parts,
+    /// The forwarding headers, written after the client's fields.
+    pub fwd: &'a Forwarding<'static>,
     /// `host_header = "upstream"`: the server's address replaces `Host`.
     pub host_from_server: bool,
 }
@@ -131,23 +134,38 @@ fn head_out(out: &mut Vec<u8>, req: &Outgoing<'_>, server: &Server, body: &Proxy
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut declared = false;
+    // The target's authority (an HTTP/2 `:authority`, an absolute-form target's) is the
+    // host, replacing the `Host` line (`forward.rs`).
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let own_host = req.host_from_server || authority.is_some();
+    let mut seen = Seen::default();
     for (name, value) in &parts.headers {
         if *name == header::CONTENT_LENGTH {
             declared = true;
             continue;
         }
-        if *name == header::TRANSFER_ENCODING || (req.host_from_server && *name == header::HOST) {
+        if *name == header::TRANSFER_ENCODING
+            || (own_host && *name == header::HOST)
+            || !req.fwd.passes(name.as_str().as_bytes(), &mut seen)
+        {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        for part in [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
     if req.host_from_server {
         use std::io::Write;
         let _ = write!(out, "host: {}\r\n", server.addr);
+    } else if let Some(a) = authority {
+        for part in [&b"host: "[..], a.as_bytes(), b"\r\n"] {
+            out.extend_from_slice(part);
+        }
     }
+    // The host routed on, for the headers that name it.
+    let from_field = || parts.headers.get(header::HOST)?.to_str().ok();
+    let host = authority.or_else(|| req.fwd.wants_host().then(from_field).flatten());
+    Forwarding { host, ..*req.fwd }.write(out, &parts.headers, &seen);
     let framing = if body.is_end_stream() {
         Out::Empty
     } else {
@@ -321,9 +339,20 @@ fn only_interim(rb: &mut ReadBuf, head: &mut ResponseHead) -> bool {
 
 /// Read the answer's head into `conn.head` (interim 1xx answers are passed over; a 101 was
 /// not asked for: upgrades keep hyper's client).
+/// The wait is on the connection's timer, moved to each try's deadline (a timeout per try
+/// would register a timer with the runtime and remove it again).
 async fn answer(up: &Upstream, conn: &mut ServerConn) -> Result<(), HeadFailed> {
-    let wait = up.pool.timeouts.read;
-    answer_head(&mut conn.rb, &mut conn.io, &mut conn.head, wait, false).await
+    let by = tokio::time::Instant::now() + up.pool.timeouts.read;
+    let timer = &mut conn.tries.get_or_insert_with(Box::default).timer;
+    answer_head_by(
+        &mut conn.rb,
+        &mut conn.io,
+        &mut conn.head,
+        by,
+        Some(timer),
+        false,
+    )
+    .await
 }
 
 /// The answer for hyper: its status, its fields less the hop-by-hop ones (one
@@ -351,9 +380,14 @@ fn response(
         _ => None,
     };
     let mut headers = HeaderMap::with_capacity(head.fields.len() + 1);
-    // The values (and a whole body) share one copy of the head rather than one allocation
-    // each.
-    let shared = Bytes::copy_from_slice(&buf[..head.len + whole.unwrap_or(0)]);
+    // The values (and a whole body) share one copy of the head, in a buffer kept with the
+    // connection (`bytes` takes its room back once the answers before were sent).
+    let len = head.len + whole.unwrap_or(0);
+    let answers = &mut conn.tries.get_or_insert_with(Box::default).answers;
+    let room = if answers.capacity() == 0 { 4096 } else { len };
+    answers.reserve(room);
+    answers.extend_from_slice(&buf[..len]);
+    let shared = answers.split().freeze();
     for f in &head.fields {
         let name = f.name.get(buf);
         if name.eq_ignore_ascii_case(b"content-length")

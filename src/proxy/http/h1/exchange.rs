@@ -344,7 +344,7 @@ pub async fn answer_head<I: AsyncRead + Unpin>(
 
 /// [`answer_head`] by `deadline`, on `timer` when the caller keeps one (else a timeout of
 /// its own per read).
-async fn answer_head_by<I: AsyncRead + Unpin>(
+pub async fn answer_head_by<I: AsyncRead + Unpin>(
     rb: &mut ReadBuf,
     io: &mut I,
     resp: &mut ResponseHead,

@@ -21,6 +21,7 @@ use tokio::io::AsyncRead;
 
 use super::body::ReadBuf;
 use super::parse::ResponseHead;
+use super::timer::Timer;
 use crate::proxy::http::transport::{SendTimed, ServerStream};
 use crate::upstream::Server;
 
@@ -43,6 +44,18 @@ pub struct ServerConn {
     /// connection so that a request in the steady state allocates none.
     pub out: Vec<u8>,
     pub head: ResponseHead,
+    /// What those tries keep, made at the first (boxed: the direct path's connections stay
+    /// as small as they were).
+    pub tries: Option<Box<Tries>>,
+}
+
+/// What hyper's tries over a server connection keep with it (`h1/client.rs`).
+#[derive(Default)]
+pub struct Tries {
+    /// The timer of their waits for an answer head, moved to each deadline (`h1/timer.rs`).
+    pub timer: Timer,
+    /// Where their answer heads are copied for hyper.
+    pub answers: bytes::BytesMut,
 }
 
 impl ServerConn {
@@ -54,6 +67,7 @@ impl ServerConn {
             since: Instant::now(),
             out: Vec::new(),
             head: ResponseHead::default(),
+            tries: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! A timer for the waits of a connection's life, moved to each new deadline (a client
-//! connection keeps two: its waits on the client, and on the servers' answer heads).
+//! connection keeps two: its waits on the client, and on the servers' answer heads; a server
+//! connection keeps one for the answer heads of hyper's tries over it, `h1/client.rs`).
 //!
 //! A `tokio::time::timeout` per wait registers a timer with the runtime and removes it again
 //! (each under the timer driver's lock): about 400 user-space instructions a request for
