@@ -276,85 +276,49 @@ impl Forwarding<'_> {
 }
 
 /// Rewrite the forwarding headers of a request (hyper's engine to HTTP/2 servers and for
-/// WebSocket upgrades; to HTTP/1.1 servers they are written as bytes, [`Forwarding::write`],
-/// and the direct path writes the same into its head, `h1/head.rs`).
+/// WebSocket upgrades) by the rules of the bytes written to HTTP/1.1 servers: the client's
+/// fields that [`Forwarding::passes`] refuses go (in any spelling: a CGI-style server reads
+/// `x_forwarded_for` as `X-Forwarded-For`), then what [`Forwarding::write`] writes is added.
+/// One rule set for the three writers (this, `write`, and the direct path's `h1/head.rs`).
 pub fn rewrite(headers: &mut HeaderMap, f: &Forwarding<'_>) {
-    if !f.trusted {
-        let appended = f.set.has(ForwardHeaders::X_FORWARDED_FOR);
-        let removed = |n: &HeaderName| match claim(n.as_str().as_bytes()) {
-            Some(Claim::For) => !appended,
-            Some(_) => true,
-            None => false,
-        };
-        // Most requests carry none: looked for first, collected only when there is one.
-        if headers.keys().any(removed) {
-            let claims: Vec<HeaderName> = headers.keys().filter(|n| removed(n)).cloned().collect();
-            for n in claims {
-                headers.remove(&n);
-            }
-        }
-    }
-    let set = f.set;
-    let put = |h: &mut HeaderMap, name: &HeaderName, v: &[u8]| {
-        if let Ok(v) = HeaderValue::from_bytes(v) {
-            h.insert(name.clone(), v);
-        }
-    };
-    // Room for what is added, made once.
-    headers.reserve(4);
-    let mut buf = [0u8; 48];
-    if set.has(ForwardHeaders::X_FORWARDED_FOR) {
-        let peer = ip_text(f.peer, &mut buf);
-        if headers.contains_key(&X_FORWARDED_FOR) {
-            // Several lines are one list (RFC 9110 §5.3): joined in order, the peer last.
-            let mut xff = Vec::new();
-            for v in headers.get_all(&X_FORWARDED_FOR).iter() {
-                let v = v.to_str().unwrap_or("").trim();
-                if !v.is_empty() {
-                    xff.extend_from_slice(v.as_bytes());
-                    xff.extend_from_slice(b", ");
-                }
-            }
-            xff.extend_from_slice(peer);
-            put(headers, &X_FORWARDED_FOR, &xff);
-        } else {
-            put(headers, &X_FORWARDED_FOR, peer);
-        }
-    }
-    if set.has(ForwardHeaders::X_REAL_IP) {
-        put(headers, &X_REAL_IP, ip_text(f.client, &mut buf));
-    }
-    let mine =
-        |h: &mut HeaderMap, bit: u8, name: &HeaderName| set.has(bit) && !h.contains_key(name);
-    if mine(
-        headers,
-        ForwardHeaders::X_FORWARDED_PROTO,
-        &X_FORWARDED_PROTO,
-    ) {
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(f.scheme),
-        );
-    }
-    if let Some(host) = f.host
-        && mine(headers, ForwardHeaders::X_FORWARDED_HOST, &X_FORWARDED_HOST)
+    let mut seen = Seen::default();
+    let mut refused: Vec<HeaderName> = Vec::new();
+    // Most requests carry no claim: looked for first.
+    if headers
+        .keys()
+        .any(|n| claim(n.as_str().as_bytes()).is_some())
     {
-        put(headers, &X_FORWARDED_HOST, host.as_bytes());
-    }
-    if mine(headers, ForwardHeaders::X_FORWARDED_PORT, &X_FORWARDED_PORT) {
-        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
-    }
-    if set.has(ForwardHeaders::FORWARDED) {
-        let mut value = String::new();
-        for v in headers.get_all(&FORWARDED).iter() {
-            let v = v.to_str().unwrap_or("").trim();
-            if !v.is_empty() {
-                value.push_str(v);
-                value.push_str(", ");
+        for n in headers.keys() {
+            if !f.passes(n.as_str().as_bytes(), &mut seen) {
+                refused.push(n.clone());
             }
         }
-        forwarded_element(&mut value, f.peer, f.scheme, f.host);
-        put(headers, &FORWARDED, value.as_bytes());
+    }
+    // Written before the refused go: `write` reads the client's X-Forwarded-For list.
+    let mut out = Vec::with_capacity(160);
+    f.write(&mut out, headers, &seen);
+    for n in &refused {
+        headers.remove(n);
+    }
+    headers.reserve(4);
+    for line in out.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii_start());
+        let name = match name {
+            b"x-forwarded-for" => &X_FORWARDED_FOR,
+            b"x-real-ip" => &X_REAL_IP,
+            b"x-forwarded-proto" => &X_FORWARDED_PROTO,
+            b"x-forwarded-host" => &X_FORWARDED_HOST,
+            b"x-forwarded-port" => &X_FORWARDED_PORT,
+            b"forwarded" => &FORWARDED,
+            _ => continue,
+        };
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            headers.append(name.clone(), v);
+        }
     }
 }
 
@@ -401,6 +365,8 @@ mod tests {
         ("x-forwarded-for", "10.0.0.2"),
         ("x-real-ip", "10.0.0.3"),
         ("x_real_ip", "10.0.0.4"),
+        ("x_forwarded_for", "10.0.0.8"),
+        ("X_Forwarded_Proto", "gopher"),
         ("true-client-ip", "10.0.0.5"),
         ("forwarded", "for=10.0.0.6"),
         ("x-forwarded-host", "evil.example"),
@@ -470,11 +436,21 @@ mod tests {
             "the proxy's own is kept"
         );
         assert_eq!(h["x-forwarded-port"], "8080");
+        // Ours on a line after the proxy's: one list (RFC 9110 §5.3), as on the direct path.
+        let forwarded: Vec<_> = h.get_all("forwarded").iter().collect();
         assert_eq!(
-            h["forwarded"],
-            "for=10.0.0.6, for=10.9.9.9;proto=http;host=\"shop.example:8080\""
+            forwarded,
+            [
+                "for=10.0.0.6",
+                "for=10.9.9.9;proto=http;host=\"shop.example:8080\""
+            ]
         );
         assert_eq!(h["true-client-ip"], "10.0.0.5");
+        assert_eq!(
+            h.get_all("x_forwarded_for").iter().count(),
+            0,
+            "ours replaces the list in every spelling"
+        );
         let mut v6 = String::new();
         forwarded_element(&mut v6, ip("2001:db8::1"), "https", Some("a.example"));
         assert_eq!(v6, "for=\"[2001:db8::1]\";proto=https;host=a.example");
@@ -535,11 +511,6 @@ mod tests {
                     HeaderName::from_bytes(n.as_bytes()).unwrap(),
                     HeaderValue::from_str(v).unwrap(),
                 );
-            }
-            // A trusted proxy's `X_Real_IP` spelling goes when ours is written (as on the
-            // direct path, `h1/head.rs`); `rewrite` replaces only the `-` spelling.
-            if trusted && set.has(ForwardHeaders::X_REAL_IP) {
-                assert!(rewritten.remove("x_real_ip").is_some());
             }
             assert_eq!(lists(&written), lists(&rewritten), "{trusted} {set:?}");
         }

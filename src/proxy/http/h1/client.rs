@@ -384,8 +384,7 @@ fn response(
     // connection (`bytes` takes its room back once the answers before were sent).
     let len = head.len + whole.unwrap_or(0);
     let answers = &mut conn.tries.get_or_insert_with(Box::default).answers;
-    let room = if answers.capacity() == 0 { 4096 } else { len };
-    answers.reserve(room);
+    answers.reserve(len);
     answers.extend_from_slice(&buf[..len]);
     let shared = answers.split().freeze();
     for f in &head.fields {

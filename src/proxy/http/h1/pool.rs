@@ -50,12 +50,25 @@ pub struct ServerConn {
 }
 
 /// What hyper's tries over a server connection keep with it (`h1/client.rs`).
-#[derive(Default)]
 pub struct Tries {
     /// The timer of their waits for an answer head, moved to each deadline (`h1/timer.rs`).
     pub timer: Timer,
     /// Where their answer heads are copied for hyper.
     pub answers: bytes::BytesMut,
+}
+
+/// The room of [`Tries::answers`] made at first, and again when an idle connection's grew
+/// past [`KEPT_OUT`] (`bytes` reuses the room only when the answers before were sent, and
+/// grows it to what one answer needed otherwise).
+const ANSWERS: usize = 4096;
+
+impl Default for Tries {
+    fn default() -> Self {
+        Tries {
+            timer: Timer::default(),
+            answers: bytes::BytesMut::with_capacity(ANSWERS),
+        }
+    }
 }
 
 impl ServerConn {
@@ -228,6 +241,11 @@ impl IdleConns {
         conn.since = now;
         // An idle connection does not keep the largest request it ever wrote.
         conn.out.shrink_to(KEPT_OUT);
+        if let Some(t) = conn.tries.as_mut()
+            && t.answers.capacity() > KEPT_OUT
+        {
+            t.answers = bytes::BytesMut::with_capacity(ANSWERS);
+        }
         let gone: Vec<ServerConn> = {
             let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
             list.push(conn);
