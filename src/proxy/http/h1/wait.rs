@@ -32,9 +32,13 @@ pub enum Head {
     /// The client closed, the listener stops, or the connection was chosen to close for a
     /// new one: close without a word.
     Gone,
-    /// Out of time with part of a head in: 408, then close.
-    TimedOut,
+    /// Out of time with part of a head in: 408, then close. Its request began at this
+    /// time (its first byte read).
+    TimedOut(Instant),
 }
+
+/// A head refused by the parser (400, 414, 431), and when its request began.
+pub struct Refused(pub parse::HeadError, pub Instant);
 
 /// What a wait for a head is under: the connection's limits, whether its listener stops,
 /// and whether this is the connection's first head.
@@ -63,7 +67,7 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
     io: &mut C,
     timer: &mut Timer,
     waiting: Waiting<'_, G>,
-) -> Result<Head, parse::HeadError> {
+) -> Result<Head, Refused> {
     let Waiting {
         stopping,
         mut gone,
@@ -86,8 +90,12 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
         (false, false) => since + life.header_timeout,
     };
     loop {
-        if !rb.is_empty() && parse::request_within(rb.data(), req, limits)? {
-            return Ok(Head::Read(began));
+        if !rb.is_empty() {
+            match parse::request_within(rb.data(), req, limits) {
+                Ok(true) => return Ok(Head::Read(began)),
+                Ok(false) => {}
+                Err(e) => return Err(Refused(e, began)),
+            }
         }
         let idle = rb.is_empty();
         if idle && *stopping.borrow() {
@@ -118,7 +126,7 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
                     } else {
                         ConnStats::count(&stats.header_timeouts);
                     }
-                    return Ok(if idle { Head::Gone } else { Head::TimedOut });
+                    return Ok(if idle { Head::Gone } else { Head::TimedOut(began) });
                 }
             },
             () = gone.as_mut(), if idle => return Ok(Head::Gone),
@@ -183,22 +191,22 @@ pub struct Refusal<'a> {
     pub client: SocketAddr,
     pub status: u16,
     pub why: &'a str,
-    /// The accept for a first head, else when it was refused.
+    /// The accept for a first head, else the head's first byte (as a served request's).
     pub started: std::time::Instant,
 }
 
 impl<'a> Refusal<'a> {
-    /// `status` and why, for the connection's `first` head or a later one.
+    /// `status` and why, for the connection's `first` head or a later one that `began`.
     pub fn new(
         site: &'a Site,
         client: SocketAddr,
         (status, why): (u16, &'a str),
         life: &Life,
-        first: bool,
+        (first, began): (bool, Instant),
     ) -> Refusal<'a> {
         let started = match first {
             true => life.accepted.into_std(),
-            false => std::time::Instant::now(),
+            false => began.into_std(),
         };
         Refusal {
             site,
