@@ -532,3 +532,65 @@ async fn heads_over_the_configured_limits_get_414_and_431() {
     }
     lb.shutdown().await;
 }
+
+/// A kept-alive connection that has served two requests and gone idle again: a full
+/// listener closes it promptly for a new client (not at its keepalive_timeout), and so does
+/// a graceful stop. Its idle waits after the first share one waiter (`h1/wait.rs` `Gone`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_idle_after_two_requests_closes_for_room_and_on_stop() {
+    let b = backends(1).await;
+    let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    for engine in ENGINES {
+        let extra = "max_connections = 1\nkeepalive_timeout = \"60s\"";
+        let lb = lb(&listener_config(&b[0], extra), engine).await;
+        let addr = lb.local_addr("web").unwrap();
+        let limits = lb.conn_limits("web").unwrap();
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            kept.write_all(two).await.unwrap();
+            let (first, _) = support::read_answer(&mut kept).await;
+            assert!(first.starts_with("HTTP/1.1 200"), "{engine:?}: {first}");
+        }
+        // A new client: refused until the kept one is idle (its answer just written), then
+        // served, the kept one closed for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(two).await.unwrap();
+            let (first, _) = support::read_answer(&mut c).await;
+            if first.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{engine:?}: never served: {first}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(limits.stats().reused(), 1, "{engine:?}");
+        closed_within(&mut kept, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|_| panic!("{engine:?}: the idle connection chosen is still open"));
+        wait_until(Duration::from_secs(5), "all closed", || {
+            let n = limits.open();
+            async move { n == 0 }
+        })
+        .await;
+
+        // The same connection state, then a graceful stop.
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            kept.write_all(two).await.unwrap();
+            let (first, _) = support::read_answer(&mut kept).await;
+            assert!(first.starts_with("HTTP/1.1 200"), "{engine:?}: {first}");
+        }
+        let stopped = tokio::spawn(lb.shutdown());
+        closed_within(&mut kept, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|_| panic!("{engine:?}: the idle connection is open after a stop"));
+        tokio::time::timeout(Duration::from_secs(5), stopped)
+            .await
+            .expect("stopped within 5 s")
+            .unwrap();
+    }
+}

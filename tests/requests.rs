@@ -616,3 +616,96 @@ servers = [{{ addr = "{s1}" }}]
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Read one answer with a Content-Length off a kept-alive connection: its status.
+async fn one_answer(c: &mut TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before a whole answer: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        let Some(end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let len: usize = text[..end]
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if got.len() >= end + 4 + len {
+            return text[9..12].parse().unwrap();
+        }
+    }
+}
+
+/// A refused head on a kept-alive connection (408 for part of one that stalls, 400 for a
+/// bad one sent in two parts) logs request_time from the head's first byte, as a served
+/// request does (nginx's `$request_time`), not ≈0 from the refusal (the direct path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_refused_heads_request_time_runs_from_its_first_byte() {
+    use switchyard::proxy::http::Http1Engine;
+    let b = backends(1).await;
+    let dir = temp_dir("refused-time");
+    let log = dir.join("access.log");
+    let toml = format!(
+        r#"
+[log]
+access = "{log}"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:0"
+pool = "p"
+client_header_timeout = "500ms"
+
+[pool.p]
+servers = [{{ addr = "{s1}" }}]
+"#,
+        log = log.display(),
+        s1 = b[0].addr,
+    );
+    let plan = switchyard::config::load_str(&toml, "test.toml").unwrap();
+    let lb = switchyard::runtime::Runtime::start_with(plan, Http1Engine::Direct)
+        .await
+        .unwrap();
+    let web = lb.local_addr("web").unwrap();
+    let ask = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    // 408: a second head's first part, then silence.
+    let mut c = TcpStream::connect(web).await.unwrap();
+    c.write_all(ask).await.unwrap();
+    assert_eq!(one_answer(&mut c).await, 200);
+    c.write_all(b"GET /late HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    assert_eq!(one_answer(&mut c).await, 408);
+    // 400: a second head in two parts 300 ms apart, the second making it bad.
+    let mut c = TcpStream::connect(web).await.unwrap();
+    c.write_all(ask).await.unwrap();
+    assert_eq!(one_answer(&mut c).await, 200);
+    c.write_all(b"GET /bad HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.write_all(b"Content-Length: abc\r\n\r\n").await.unwrap();
+    assert_eq!(one_answer(&mut c).await, 400);
+
+    let access = lb.access_log();
+    lb.shutdown().await;
+    access.flush(Duration::from_secs(5));
+    let got = lines(&log);
+    let time = |status: u16| -> f64 {
+        let l = got
+            .iter()
+            .find(|l| l.status == status)
+            .unwrap_or_else(|| panic!("no {status} line in {got:?}"));
+        l.fields["request_time"].parse().unwrap()
+    };
+    assert!(time(408) >= 0.45, "408's request_time {}", time(408));
+    assert!(time(400) >= 0.25, "400's request_time {}", time(400));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -361,6 +361,16 @@ impl ConnPermit {
         }
     }
 
+    /// What a full listener's choice of this slot's previous connection does when its
+    /// wake-up comes after this connection began to wait: wakes one waiter, the slot not
+    /// chosen (for tests of the waiters).
+    #[cfg(test)]
+    pub fn wake_stale(&self) {
+        if let Some(slot) = self.slot() {
+            slot.wake.notify_one();
+        }
+    }
+
     /// The counters of the listener this connection came to.
     pub fn stats(&self) -> &ConnStats {
         &self.limits.stats

@@ -35,6 +35,20 @@ fn host_b_once(raw: &[u8]) -> Result<(), String> {
     }
 }
 
+fn slash_query(raw: &[u8]) -> Result<(), String> {
+    match raw.starts_with(b"GET /?q=1 HTTP/1.1\r\n") {
+        true => Ok(()),
+        false => Err(format!("the server did not get /?q=1: {:?}", lower(raw))),
+    }
+}
+
+fn slash_only(raw: &[u8]) -> Result<(), String> {
+    match raw.starts_with(b"GET / HTTP/1.1\r\n") {
+        true => Ok(()),
+        false => Err(format!("the server did not get /: {:?}", lower(raw))),
+    }
+}
+
 fn websocket_offer(raw: &[u8]) -> Result<(), String> {
     match lower(raw).contains("\r\nupgrade: websocket\r\n") {
         true => Ok(()),
@@ -148,6 +162,49 @@ pub static PROTECTION: &[Case] = &[
         b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
     ),
+    Case {
+        open: Some("hyper forwards it"),
+        ..refused(
+            "a target without a leading slash",
+            b"GET admin HTTP/1.1\r\nHost: a\r\n\r\n",
+            400,
+        )
+    },
+    with(
+        "[[listener.route]]\npath_prefix = \"/admin\"\npool = \"p\"\ndeny = [\"127.0.0.0/8\"]",
+        refused(
+            "a relative target climbing to a denied route",
+            b"GET x/../admin HTTP/1.1\r\nHost: a\r\n\r\n",
+            400,
+        ),
+    ),
+    refused(
+        "a target that is only a query",
+        b"GET ?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
+    refused(
+        "an absolute-form target with one slash",
+        b"GET http:/a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+    ),
+    Case {
+        server_check: Some(slash_query),
+        open: Some("hyper writes ?q=1"),
+        ..case(
+            "an absolute-form target with a query and no path goes on as /?query",
+            b"GET http://a?q=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+            &[200],
+        )
+    },
+    Case {
+        server_check: Some(slash_only),
+        ..case(
+            "an absolute-form target with no path goes on as /",
+            b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+            &[200],
+        )
+    },
     case(
         "OPTIONS * is forwarded",
         b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",

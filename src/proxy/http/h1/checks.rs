@@ -9,8 +9,11 @@ use crate::proxy::http::view::RequestView;
 /// What a request must be before anything else looks at it (hyper's engine checks the same
 /// in `handle`): one valid host, the target's when it is absolute-form, a `Host` on
 /// HTTP/1.1 (RFC 9112 §3.2); a method we carry (no `CONNECT`: 405); `*` only with
-/// `OPTIONS` (RFC 9112 §3.2.4); a body framing we can
-/// pass on whole (no transfer coding but `chunked`: 501). Each closes the connection.
+/// `OPTIONS` (RFC 9112 §3.2.4); a target in origin form (`/…`) or absolute form
+/// (`scheme://authority` then nothing, `/…` or `?…`), as hyper's `Uri` takes it: anything
+/// else (`admin`, `x/../admin`) would match no route's path and is refused (400); a body
+/// framing we can pass on whole (no transfer coding but `chunked`: 501). Each closes the
+/// connection.
 pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static str)> {
     let head = view.head;
     if head.hosts > 1 {
@@ -32,11 +35,33 @@ pub fn own_checks(view: &HeadView<'_>, http10: bool) -> Option<(u16, &'static st
     if head.target.get(view.buf) == b"*" && view.method_bytes() != b"OPTIONS" {
         return Some((400, "the asterisk-form target is for OPTIONS only"));
     }
+    if !known_form(view) {
+        return Some((400, "a request target in neither origin nor absolute form"));
+    }
     if head.chunked && !headers::only_chunked(view.header_values(&http::header::TRANSFER_ENCODING))
     {
         return Some((501, "a transfer coding other than chunked"));
     }
     None
+}
+
+/// The target is `*`, in origin form, or in absolute form with a scheme (RFC 3986 §3.1)
+/// and an authority ([`HeadView::origin`] has split off the rest, which starts with `/`
+/// or `?` or is empty).
+fn known_form(view: &HeadView<'_>) -> bool {
+    let Some(t) = view.target() else {
+        return false;
+    };
+    if t.starts_with('/') || t == "*" {
+        return true;
+    }
+    let Some((scheme, _)) = t.split_once("://") else {
+        return false;
+    };
+    let mut s = scheme.bytes();
+    s.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && view.origin().1.is_some_and(|a| !a.is_empty())
 }
 
 /// The access log's fields of a request: its first Referer and User-Agent (in one pass
@@ -74,5 +99,50 @@ pub fn log_fields(
     };
     if let Some(h) = named {
         host.extend_from_slice(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::{self, RequestHead};
+    use super::*;
+
+    fn check(target: &str) -> Option<(u16, &'static str)> {
+        let buf = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut head = RequestHead::default();
+        assert_eq!(
+            parse::request(buf.as_bytes(), &mut head),
+            Ok(true),
+            "{target}"
+        );
+        own_checks(&HeadView::new(buf.as_bytes(), &head), false)
+    }
+
+    #[test]
+    fn only_origin_and_absolute_form_targets_pass() {
+        for ok in [
+            "/",
+            "/a?b",
+            "//x",
+            "http://a",
+            "http://a/x",
+            "http://a?q",
+            "h2+x.y-z://a/",
+        ] {
+            assert_eq!(check(ok), None, "{ok}");
+        }
+        for bad in [
+            "admin",
+            "x/../admin",
+            "?q",
+            "http:/a",
+            "1http://a/",
+            "ht/tp://a/",
+            "://a/",
+            "http:///x",
+            "a:80",
+        ] {
+            assert_eq!(check(bad).map(|c| c.0), Some(400), "{bad}");
+        }
     }
 }

@@ -148,17 +148,17 @@ impl Conn {
                 since: self.ended,
             },
         );
-        let (status, why) = match waited.await {
+        let (status, why, began) = match waited.await {
             Ok(wait::Head::Read(began)) => {
                 self.began = began;
                 return Read::Head;
             }
             Ok(wait::Head::Gone) => return Read::Gone,
-            Ok(wait::Head::TimedOut) => (408, "client_header_timeout"),
-            Err(e) => (e.status(), e.reason()),
+            Ok(wait::Head::TimedOut(began)) => (408, "client_header_timeout", began),
+            Err(wait::Refused(e, began)) => (e.status(), e.reason(), began),
         };
         let site = site.load();
-        let r = wait::Refusal::new(&site, self.client, (status, why), life, first);
+        let r = wait::Refusal::new(&site, self.client, (status, why), life, (first, began));
         wait::refused(io, &mut self.out, self.rb.data(), self.head_limits.uri, r).await;
         Read::Refused
     }

@@ -72,8 +72,12 @@ impl RequestView for HeadView<'_> {
         self.text(self.head.method)
     }
     fn path(&self) -> &str {
+        // `http://a?q`: the path is `/` (as `http::Uri::path` has it).
         let pq = self.origin().0;
-        pq.split_once('?').map_or(pq, |(p, _)| p)
+        match pq.split_once('?').map_or(pq, |(p, _)| p) {
+            "" => "/",
+            p => p,
+        }
     }
     fn path_and_query(&self) -> &str {
         self.origin().0
@@ -210,6 +214,10 @@ pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) 
     out.clear();
     out.extend_from_slice(view.method_bytes());
     out.push(b' ');
+    if target.starts_with('?') {
+        // `http://a?q` goes on as `/?q`.
+        out.push(b'/');
+    }
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let set = fw.set;

@@ -7,9 +7,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,9 +35,13 @@ pub enum Head {
     /// The client closed, the listener stops, or the connection was chosen to close for a
     /// new one: close without a word.
     Gone,
-    /// Out of time with part of a head in: 408, then close.
-    TimedOut,
+    /// Out of time with part of a head in: 408, then close. Its request began at this
+    /// time (its first byte read).
+    TimedOut(Instant),
 }
+
+/// A head refused by the parser (400, 414, 431), and when its request began.
+pub struct Refused(pub parse::HeadError, pub Instant);
 
 /// What a wait for a head is under: the connection's limits, whether its listener stops,
 /// and whether this is the connection's first head.
@@ -63,7 +70,7 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
     io: &mut C,
     timer: &mut Timer,
     waiting: Waiting<'_, G>,
-) -> Result<Head, parse::HeadError> {
+) -> Result<Head, Refused> {
     let Waiting {
         stopping,
         mut gone,
@@ -86,8 +93,12 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
         (false, false) => since + life.header_timeout,
     };
     loop {
-        if !rb.is_empty() && parse::request_within(rb.data(), req, limits)? {
-            return Ok(Head::Read(began));
+        if !rb.is_empty() {
+            match parse::request_within(rb.data(), req, limits) {
+                Ok(true) => return Ok(Head::Read(began)),
+                Ok(false) => {}
+                Err(e) => return Err(Refused(e, began)),
+            }
         }
         let idle = rb.is_empty();
         if idle && *stopping.borrow() {
@@ -118,7 +129,7 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
                     } else {
                         ConnStats::count(&stats.header_timeouts);
                     }
-                    return Ok(if idle { Head::Gone } else { Head::TimedOut });
+                    return Ok(if idle { Head::Gone } else { Head::TimedOut(began) });
                 }
             },
             () = gone.as_mut(), if idle => return Ok(Head::Gone),
@@ -128,14 +139,38 @@ pub async fn head<C: AsyncRead + AsyncWrite + Unpin, G: Future<Output = ()>>(
 
 /// What ends a connection's idle waits, made once for its life: `inner` resolves when the
 /// listener stops (`stopping` changes) or the connection is chosen to close for room
-/// (`permit`). Once `inner` has been polled, its waiters stay registered with the
-/// connection's task, which they wake; after that it is polled again only when one of the
-/// two says so (an atomic load each), not on every wait.
+/// (`permit`). Once `inner` has been polled, its waiters stay registered and wake the
+/// connection's task through [`Woken`]; after that it is polled again only when one of them
+/// woke (a stale wake-up too: a slot's previous connection chosen to close can wake the
+/// waiter its next one registered, which must register again) or one of the two says so (an
+/// atomic load each), not on every wait.
 pub struct Gone<'a, F> {
     inner: F,
     stopping: &'a tokio::sync::watch::Receiver<bool>,
     permit: &'a ConnPermit,
     polled: bool,
+    woken: Arc<Woken>,
+    /// `woken` as a waker, for polling `inner`.
+    waker: Waker,
+}
+
+/// The waker `inner`'s waiters hold: it notes that one woke, then wakes the connection's
+/// task (registered at each poll of [`Gone`]).
+#[derive(Default)]
+struct Woken {
+    flag: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 impl<'a, F: Future<Output = ()> + Unpin> Gone<'a, F> {
@@ -144,11 +179,14 @@ impl<'a, F: Future<Output = ()> + Unpin> Gone<'a, F> {
         stopping: &'a tokio::sync::watch::Receiver<bool>,
         permit: &'a ConnPermit,
     ) -> Self {
+        let woken = Arc::new(Woken::default());
         Gone {
             inner,
             stopping,
             permit,
             polled: false,
+            waker: Waker::from(woken.clone()),
+            woken,
         }
     }
 }
@@ -158,12 +196,17 @@ impl<F: Future<Output = ()> + Unpin> Future for Gone<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let said = this.stopping.has_changed().unwrap_or(true) || this.permit.is_reused();
+        // Registered before the flag is read: a wake-up after the read wakes this task.
+        this.woken.task.register(cx.waker());
+        let said = this.woken.flag.swap(false, Ordering::AcqRel)
+            || this.stopping.has_changed().unwrap_or(true)
+            || this.permit.is_reused();
         if this.polled && !said {
             return Poll::Pending;
         }
         this.polled = true;
-        Pin::new(&mut this.inner).poll(cx)
+        // `inner` re-registers what woke (its `reused` waits in a loop until chosen).
+        Pin::new(&mut this.inner).poll(&mut Context::from_waker(&this.waker))
     }
 }
 
@@ -183,22 +226,22 @@ pub struct Refusal<'a> {
     pub client: SocketAddr,
     pub status: u16,
     pub why: &'a str,
-    /// The accept for a first head, else when it was refused.
+    /// The accept for a first head, else the head's first byte (as a served request's).
     pub started: std::time::Instant,
 }
 
 impl<'a> Refusal<'a> {
-    /// `status` and why, for the connection's `first` head or a later one.
+    /// `status` and why, for the connection's `first` head or a later one that `began`.
     pub fn new(
         site: &'a Site,
         client: SocketAddr,
         (status, why): (u16, &'a str),
         life: &Life,
-        first: bool,
+        (first, began): (bool, Instant),
     ) -> Refusal<'a> {
         let started = match first {
             true => life.accepted.into_std(),
-            false => std::time::Instant::now(),
+            false => began.into_std(),
         };
         Refusal {
             site,
@@ -282,5 +325,57 @@ pub async fn body<C: AsyncRead + AsyncWrite + Unpin>(
             Err(ReadFailed::TimedOut) => return Err(ProxyError::ClientTimeout(wait)),
             Err(ReadFailed::Io(e)) => return Err(ProxyError::ClientAborted(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::guard::ConnLimits;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A stale wake-up (a slot's previous connection chosen to close, its notify coming
+    /// after this connection's waiter registered) takes the waiter; the connection's own
+    /// choice later must still wake it.
+    #[test]
+    fn a_stale_wake_up_does_not_hide_the_choice_to_close() {
+        let limits = ConnLimits::reusing(1, 0, Arc::default());
+        let permit = limits.admit([192, 0, 2, 1].into()).unwrap();
+        assert!(permit.idle(std::time::Instant::now()));
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let mut stop = rx.clone();
+        let inner = Box::pin(async {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = permit.reused() => {}
+            }
+        });
+        let mut gone = Gone::new(inner, &rx, &permit);
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut gone).poll(&mut cx).is_pending());
+        permit.wake_stale();
+        // Woken by it: polled, nothing to end yet.
+        assert!(Pin::new(&mut gone).poll(&mut cx).is_pending());
+        let before = count.0.load(Ordering::Relaxed);
+        // A new client on the full listener: this idle connection is chosen to close.
+        let _new = limits.admit([192, 0, 2, 2].into()).unwrap();
+        assert!(permit.is_reused());
+        assert!(
+            count.0.load(Ordering::Relaxed) > before,
+            "the connection's task was not woken"
+        );
+        assert!(Pin::new(&mut gone).poll(&mut cx).is_ready());
     }
 }
