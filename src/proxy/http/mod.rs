@@ -121,9 +121,10 @@ impl Site {
 pub async fn handle(
     site: Arc<Site>,
     client: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<stats::Counted<ProxyBody>> {
     let started = Instant::now();
+    slash_before_query(&mut req);
     let too_big = head_too_big(&site.limits, &req);
     let method = req.method().clone();
     // The response speaks the client's hop, whatever the server spoke: an HTTP/1.0 server
@@ -238,6 +239,23 @@ pub async fn handle(
     Response::from_parts(parts, stats::Counted::new(body, pending))
 }
 
+/// An absolute-form target with a query and no path (`GET http://a?q`) goes on as `/?q`
+/// (RFC 9112 §3.2.2: an empty path is `/` in the origin form), as on the direct path; the
+/// target of everything else is left as it came.
+fn slash_before_query<B>(req: &mut Request<B>) {
+    let Some(pq) = req.uri().path_and_query() else {
+        return;
+    };
+    if !pq.as_str().starts_with('?') || req.uri().scheme().is_none() {
+        return;
+    }
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = format!("/{}", pq.as_str()).parse().ok();
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
 /// What a request must be before anything else looks at it: its host (one, valid, the one
 /// of `:authority` on HTTP/2; required on HTTP/1.1), on HTTP/2 a `:path` that starts with
 /// `/`, `*` only with `OPTIONS`, a method we carry (no `CONNECT`), a
@@ -260,6 +278,12 @@ fn checked<B>(site: &Site, req: &Request<B>) -> Result<(), ProxyError> {
     let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
     if h2 && !target.starts_with('/') && target != "*" {
         return bad("a :path not starting with /");
+    }
+    // RFC 9112 §3.2: an HTTP/1 target is origin-form (`/…`), absolute-form (a scheme, then
+    // its authority: checked below), or `*`; hyper also takes `admin` or `?q`, which routing
+    // would read as no path at all and a server as something else (nginx: 400).
+    if !h2 && req.uri().scheme().is_none() && !target.starts_with('/') && target != "*" {
+        return bad("a target not starting with /");
     }
     let h = req.headers();
     let mut hosts = h.get_all(http::header::HOST).iter();
