@@ -95,6 +95,47 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Refusing locations that overlap answer as nginx picks: the longest prefix, a regex
+/// before a prefix; not the first in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_nginx_refusals_answer_the_status_nginx_picks() {
+    let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
+    let conf = r#"
+events {}
+http {
+    upstream web { server BACKEND; }
+    server {
+        listen 127.0.0.1:0;
+        location / { proxy_pass http://web; }
+        location /api/ { return 404; }
+        location /api/internal/ { return 403; }
+        location /old/ { return 410; }
+        location ~ \.php$ { return 403; }
+    }
+}
+"#;
+    let (dir, i, _) = imported("import-refusals-order", "nginx.conf", conf, &backend);
+    let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
+    let rt = Runtime::start(plan).await.unwrap();
+    let addr = rt.local_addr("http-0").unwrap();
+    let mut client = common::Client::connect(addr).await;
+    for (path, status) in [
+        ("/api/x", 404),
+        ("/api/internal/x", 403),
+        ("/old/a", 410),
+        ("/old/a.php", 403),
+        ("/a", 200),
+    ] {
+        let req = http::Request::get(path)
+            .header("host", "shop.test")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(client.send(req).await.status, status, "{path}\n{}", i.toml);
+    }
+    rt.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 const HAPROXY: &str = "
 defaults
   mode http
