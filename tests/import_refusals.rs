@@ -147,6 +147,7 @@ frontend f
   http-request deny if { hdr_sub(user-agent) curl }
   acl blocked path_beg /private/
   http-request deny if blocked
+  acl blocked path_beg /late/
   default_backend b
 backend b
   server s1 BACKEND
@@ -172,6 +173,7 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
         ("/internal/", 403),
         ("/a/b.php", 404),   // deny_status 404 carried
         ("/private/x", 403), // `deny if blocked`, a named path acl
+        ("/late/x", 403),    // a line of that acl after the deny
         ("/admin", 200),
     ] {
         let req = http::Request::get(path)

@@ -43,41 +43,51 @@ impl Access {
     }
 }
 
+/// Every `acl` line of the frontend, read before its rules: HAProxy evaluates an ACL at
+/// request time, so a line written after the deny that names it extends it too.
+pub fn acls(lines: &[Line], a: &mut Access) {
+    for l in lines {
+        let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["acl", name, "src", values @ ..] => {
+                let blocks = (!values.iter().any(|v| v.starts_with('-')))
+                    .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+                let merged = match (a.srcs.remove(*name), blocks) {
+                    (None, b) => b,
+                    (Some(Some(mut x)), Some(y)) => {
+                        x.extend(y);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                a.srcs.insert(name.to_string(), merged);
+            }
+            ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
+                let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
+                    (None, b) => b,
+                    (Some(Some(mut x)), Some(y)) => {
+                        x.extend(y);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                a.paths.insert(name.to_string(), merged);
+            }
+            ["acl", name, ..] => {
+                a.others.insert(name.to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Read `l` if it is one of these rules; `true` when it was carried or noted here. `acl`
-/// lines are read and left to the routing too (`false`).
+/// lines were read by [`acls`] and are left to the routing too (`false`).
 pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
     let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
     match w.as_slice() {
-        ["acl", name, "src", values @ ..] => {
-            let blocks = (!values.iter().any(|v| v.starts_with('-')))
-                .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
-            let merged = match (a.srcs.remove(*name), blocks) {
-                (None, b) => b,
-                (Some(Some(mut x)), Some(y)) => {
-                    x.extend(y);
-                    Some(x)
-                }
-                _ => None,
-            };
-            a.srcs.insert(name.to_string(), merged);
-            false
-        }
-        ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
-            let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
-                (None, b) => b,
-                (Some(Some(mut x)), Some(y)) => {
-                    x.extend(y);
-                    Some(x)
-                }
-                _ => None,
-            };
-            a.paths.insert(name.to_string(), merged);
-            false
-        }
-        ["acl", name, ..] => {
-            a.others.insert(name.to_string());
-            false
-        }
+        // Read before the frontend's other lines (`acls`).
+        ["acl", ..] => false,
         ["stick-table", rest @ ..] => {
             let period = rest
                 .iter()
@@ -500,5 +510,39 @@ backend b
         assert!(i.toml.contains("queue_timeout = \"4s\""), "{}", i.toml);
         assert!(i.notes.iter().any(|n| n.at.line == 9 && !n.approximated));
         assert!(!i.notes.iter().any(|n| n.at.line == 7 || n.at.line == 8));
+    }
+
+    /// An `acl` line written after the deny that names it extends the ACL (HAProxy reads
+    /// ACLs at request time): a later path line is blocked too, a later line of another
+    /// criterion makes the deny reported, not carried; a source ACL alike.
+    #[test]
+    fn acl_lines_after_the_deny_count() {
+        let cfg = |more: &str| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl blocked path_beg /a\n  http-request deny if blocked\n  http-request deny if bad\n  acl blocked path_beg /b\n  acl bad src 192.0.2.0/24\n{more}  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+            )
+        };
+        let i = haproxy("late-acl", &cfg(""));
+        for want in [
+            "path_regex = \"^/a\"",
+            "path_regex = \"^/b\"",
+            "deny = [\"192.0.2.0/24\"]",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        assert!(i.notes.iter().all(|n| !n.warning), "{:?}", i.notes);
+        let i = haproxy(
+            "late-acl-other",
+            &cfg("  acl blocked hdr(host) evil.test\n  acl bad hdr(host) evil.test\n"),
+        );
+        assert!(!i.toml.contains("path_regex"), "{}", i.toml);
+        assert!(!i.toml.contains("192.0.2.0/24"), "{}", i.toml);
+        for line in [7, 8] {
+            assert!(
+                i.notes.iter().any(|n| n.at.line == line && n.warning),
+                "line {line}: {:?}",
+                i.notes
+            );
+        }
     }
 }
