@@ -24,6 +24,9 @@ pub struct Access {
     /// `http-request allow if SRC` waiting for the bare `http-request deny` that makes it
     /// an allow list.
     pending_allow: Vec<(Line, Vec<String>)>,
+    /// The first `http-request allow|return|redirect` that does not only name sources:
+    /// HAProxy answered or let through some requests there before any later deny.
+    let_through: Option<Line>,
     /// `stick-table type ip size N store http_req_rate(T)`: (size, period in seconds).
     table: Option<(Option<u64>, u64)>,
     tracked: bool,
@@ -85,6 +88,20 @@ pub fn acls(lines: &[Line], a: &mut Access) {
 /// lines were read by [`acls`] and are left to the routing too (`false`).
 pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
     let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
+    if let [
+        "http-request",
+        verb @ ("allow" | "return" | "redirect"),
+        rest @ ..,
+    ] = w.as_slice()
+    {
+        let sources = match rest {
+            ["if", cond @ ..] if *verb == "allow" => matches!(src(a, cond), Some((false, _))),
+            _ => false,
+        };
+        if !sources && a.let_through.is_none() {
+            a.let_through = Some(l.clone());
+        }
+    }
     match w.as_slice() {
         // Read before the frontend's other lines (`acls`).
         ["acl", ..] => false,
@@ -117,7 +134,21 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
             }
             a.table.is_some()
         }
-        ["http-request", "deny", rest @ ..] => deny(c, l, a, rest, true),
+        ["http-request", "deny", rest @ ..] => {
+            let carried = deny(c, l, a, rest, true);
+            if let (true, Some(before)) = (carried, &a.let_through) {
+                c.warn(
+                    &l.at,
+                    l.text(),
+                    format!(
+                        "carried, but HAProxy let requests through or answered them at line {} (`{}`) before this rule, and Switchyard refuses before routing: it may now refuse requests HAProxy let through; check that rule's requests",
+                        before.at.line,
+                        before.text()
+                    ),
+                );
+            }
+            carried
+        }
         ["tcp-request", "connection" | "content", "reject", rest @ ..] => {
             deny(c, l, a, rest, false)
         }
@@ -544,5 +575,44 @@ backend b
                 i.notes
             );
         }
+    }
+
+    /// An `http-request allow|return|redirect` (not only on sources) before a carried deny:
+    /// HAProxy let some requests through there that the block rule now refuses: warned.
+    #[test]
+    fn a_deny_after_an_allow_or_answer_is_warned() {
+        let cfg = |before: &str| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl ok src 10.0.0.0/8\n{before}  http-request deny if {{ path_beg /admin }}\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+            )
+        };
+        for before in [
+            "  http-request allow if { path_beg /admin/public }\n",
+            "  http-request return status 200 if { path /admin/ping }\n",
+            "  http-request redirect location /login if { path_beg /admin/old }\n",
+        ] {
+            let i = haproxy("let-through", &cfg(before));
+            assert!(i.toml.contains("path_regex = \"^/admin\""), "{}", i.toml);
+            let w: Vec<String> = i
+                .notes
+                .iter()
+                .filter(|n| n.warning && n.at.line == 8)
+                .map(|n| n.to_string())
+                .collect();
+            assert!(
+                w.len() == 1
+                    && w[0].starts_with("warning: ")
+                    && w[0].contains("may now refuse requests HAProxy let through"),
+                "{before}: {:?}",
+                i.notes
+            );
+        }
+        // An allow on sources only is an allow list's part, not a way around the deny.
+        let i = haproxy("let-through-src", &cfg("  http-request allow if ok\n"));
+        assert!(
+            !i.notes.iter().any(|n| n.why.contains("may now refuse")),
+            "{:?}",
+            i.notes
+        );
     }
 }
