@@ -111,6 +111,7 @@ http {
         location /api/internal/ { return 403; }
         location /old/ { return 410; }
         location ~ \.php$ { return 403; }
+        location /down/ { return 503; }
     }
 }
 "#;
@@ -125,12 +126,20 @@ http {
         ("/old/a", 410),
         ("/old/a.php", 403),
         ("/a", 200),
+        ("/down/x", 503),
     ] {
         let req = http::Request::get(path)
             .header("host", "shop.test")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        assert_eq!(client.send(req).await.status, status, "{path}\n{}", i.toml);
+        let a = client.send(req).await;
+        assert_eq!(a.status, status, "{path}\n{}", i.toml);
+        // nginx's `return 503` says no Retry-After; a block rule's answer neither.
+        assert!(
+            a.headers.get("retry-after").is_none(),
+            "{path}: {:?}",
+            a.headers
+        );
     }
     rt.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
