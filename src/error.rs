@@ -100,14 +100,18 @@ impl ProxyError {
         }
     }
 
-    /// The `Retry-After` of the answer, in seconds: 1 for a 503, the time until the key's
-    /// next request is allowed (rounded up) for a 429.
+    /// The `Retry-After` of the answer, in seconds: 1 for the 503 of no server or a full
+    /// queue, the time until the key's next request is allowed (rounded up) for a 429. A
+    /// block rule's status carries none, whatever it is (nginx's `return 503` and
+    /// HAProxy's `deny_status 503` add none).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::RateLimited { retry_after } => {
                 Some(retry_after.as_micros().div_ceil(1_000_000).max(1) as u64)
             }
-            e if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            ProxyError::NoServer { .. }
+            | ProxyError::QueueFull { .. }
+            | ProxyError::QueueTimeout { .. } => Some(1),
             _ => None,
         }
     }
@@ -181,5 +185,34 @@ impl ProxyError {
     /// no server (the configuration's, not a server's, e.g. an upgrade to an HTTP/2 pool).
     pub fn client_detail(&self) -> Option<String> {
         matches!(self, ProxyError::UpgradeToH2 { .. }).then(|| self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retry-After for no server and a full queue (and a 429), not for a block rule's
+    /// status, even 503.
+    #[test]
+    fn retry_after_is_said_for_no_server_and_the_queue_only() {
+        let pool = || "p".to_string();
+        assert_eq!(ProxyError::NoServer { pool: pool() }.retry_after(), Some(1));
+        assert_eq!(
+            ProxyError::QueueFull { pool: pool() }.retry_after(),
+            Some(1)
+        );
+        assert_eq!(
+            ProxyError::QueueTimeout {
+                pool: pool(),
+                after: Duration::from_secs(1)
+            }
+            .retry_after(),
+            Some(1)
+        );
+        assert_eq!(
+            ProxyError::Blocked(StatusCode::SERVICE_UNAVAILABLE).retry_after(),
+            None
+        );
     }
 }

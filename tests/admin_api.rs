@@ -538,3 +538,46 @@ async fn draining_keeps_sticky_clients_unless_the_pool_moves_them() {
         lb.shutdown().await;
     }
 }
+
+/// `workers` cannot change at a reload: the reload says so, `GET /api/config` shows the
+/// count running, and a later change of a server says only what it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_reported_by_reloads_only_and_shown_as_running() {
+    let b = backends(2).await;
+    let text = format!("workers = 2\n{}", config(&b, ""));
+    let file = ConfigFile::new("api-workers", &text);
+    let lb = start_file(&file).await;
+    let admin = lb.admin_addr().unwrap();
+    file.write(&text.replace("workers = 2", "workers = 1"));
+    let a = api(admin, "POST", "/api/reload", None, None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(
+        a.text.contains("workers = 1 in the file, 2 running"),
+        "{}",
+        a.text
+    );
+    let a = api(
+        admin,
+        "PUT",
+        "/api/pools/p/servers/s2",
+        Some(r#"{"state": "drain"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.json["changes"],
+        serde_json::json!([format!(
+            "pool \"p\": server {}: state ready → drain",
+            b[1].addr
+        )]),
+        "{}",
+        a.text
+    );
+    // The running count, which `switchyard plan` compares with a file.
+    let cfg = api(admin, "GET", "/api/config", None, None).await;
+    let plan = switchyard::config::load_str(&cfg.text, "running.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{}", cfg.text));
+    assert_eq!(plan.workers, 2, "{}", cfg.text);
+    lb.shutdown().await;
+}

@@ -95,6 +95,56 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Refusing locations that overlap answer as nginx picks: the longest prefix, a regex
+/// before a prefix; not the first in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_nginx_refusals_answer_the_status_nginx_picks() {
+    let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
+    let conf = r#"
+events {}
+http {
+    upstream web { server BACKEND; }
+    server {
+        listen 127.0.0.1:0;
+        location / { proxy_pass http://web; }
+        location /api/ { return 404; }
+        location /api/internal/ { return 403; }
+        location /old/ { return 410; }
+        location ~ \.php$ { return 403; }
+        location /down/ { return 503; }
+    }
+}
+"#;
+    let (dir, i, _) = imported("import-refusals-order", "nginx.conf", conf, &backend);
+    let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
+    let rt = Runtime::start(plan).await.unwrap();
+    let addr = rt.local_addr("http-0").unwrap();
+    let mut client = common::Client::connect(addr).await;
+    for (path, status) in [
+        ("/api/x", 404),
+        ("/api/internal/x", 403),
+        ("/old/a", 410),
+        ("/old/a.php", 403),
+        ("/a", 200),
+        ("/down/x", 503),
+    ] {
+        let req = http::Request::get(path)
+            .header("host", "shop.test")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let a = client.send(req).await;
+        assert_eq!(a.status, status, "{path}\n{}", i.toml);
+        // nginx's `return 503` says no Retry-After; a block rule's answer neither.
+        assert!(
+            a.headers.get("retry-after").is_none(),
+            "{path}: {:?}",
+            a.headers
+        );
+    }
+    rt.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 const HAPROXY: &str = "
 defaults
   mode http
@@ -106,6 +156,7 @@ frontend f
   http-request deny if { hdr_sub(user-agent) curl }
   acl blocked path_beg /private/
   http-request deny if blocked
+  acl blocked path_beg /late/
   default_backend b
 backend b
   server s1 BACKEND
@@ -131,6 +182,7 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
         ("/internal/", 403),
         ("/a/b.php", 404),   // deny_status 404 carried
         ("/private/x", 403), // `deny if blocked`, a named path acl
+        ("/late/x", 403),    // a line of that acl after the deny
         ("/admin", 200),
     ] {
         let req = http::Request::get(path)

@@ -546,6 +546,7 @@ fn frontend(
     let mut hsts = None;
     let mut extra = Vec::new();
     let mut access = haproxy_guard::Access::new(p.tcp);
+    haproxy_guard::acls(&p.lines, &mut access);
     for (k, l) in p.lines.iter().enumerate() {
         if haproxy_guard::line(c, l, &mut access) {
             used[k] = true;

@@ -24,6 +24,9 @@ pub struct Access {
     /// `http-request allow if SRC` waiting for the bare `http-request deny` that makes it
     /// an allow list.
     pending_allow: Vec<(Line, Vec<String>)>,
+    /// The first `http-request allow|return|redirect` that does not only name sources:
+    /// HAProxy answered or let through some requests there before any later deny.
+    let_through: Option<Line>,
     /// `stick-table type ip size N store http_req_rate(T)`: (size, period in seconds).
     table: Option<(Option<u64>, u64)>,
     tracked: bool,
@@ -43,41 +46,65 @@ impl Access {
     }
 }
 
+/// Every `acl` line of the frontend, read before its rules: HAProxy evaluates an ACL at
+/// request time, so a line written after the deny that names it extends it too.
+pub fn acls(lines: &[Line], a: &mut Access) {
+    for l in lines {
+        let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["acl", name, "src", values @ ..] => {
+                let blocks = (!values.iter().any(|v| v.starts_with('-')))
+                    .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+                let merged = match (a.srcs.remove(*name), blocks) {
+                    (None, b) => b,
+                    (Some(Some(mut x)), Some(y)) => {
+                        x.extend(y);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                a.srcs.insert(name.to_string(), merged);
+            }
+            ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
+                let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
+                    (None, b) => b,
+                    (Some(Some(mut x)), Some(y)) => {
+                        x.extend(y);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                a.paths.insert(name.to_string(), merged);
+            }
+            ["acl", name, ..] => {
+                a.others.insert(name.to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Read `l` if it is one of these rules; `true` when it was carried or noted here. `acl`
-/// lines are read and left to the routing too (`false`).
+/// lines were read by [`acls`] and are left to the routing too (`false`).
 pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
     let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
+    if let [
+        "http-request",
+        verb @ ("allow" | "return" | "redirect"),
+        rest @ ..,
+    ] = w.as_slice()
+    {
+        let sources = match rest {
+            ["if", cond @ ..] if *verb == "allow" => matches!(src(a, cond), Some((false, _))),
+            _ => false,
+        };
+        if !sources && a.let_through.is_none() {
+            a.let_through = Some(l.clone());
+        }
+    }
     match w.as_slice() {
-        ["acl", name, "src", values @ ..] => {
-            let blocks = (!values.iter().any(|v| v.starts_with('-')))
-                .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
-            let merged = match (a.srcs.remove(*name), blocks) {
-                (None, b) => b,
-                (Some(Some(mut x)), Some(y)) => {
-                    x.extend(y);
-                    Some(x)
-                }
-                _ => None,
-            };
-            a.srcs.insert(name.to_string(), merged);
-            false
-        }
-        ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
-            let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
-                (None, b) => b,
-                (Some(Some(mut x)), Some(y)) => {
-                    x.extend(y);
-                    Some(x)
-                }
-                _ => None,
-            };
-            a.paths.insert(name.to_string(), merged);
-            false
-        }
-        ["acl", name, ..] => {
-            a.others.insert(name.to_string());
-            false
-        }
+        // Read before the frontend's other lines (`acls`).
+        ["acl", ..] => false,
         ["stick-table", rest @ ..] => {
             let period = rest
                 .iter()
@@ -107,7 +134,21 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
             }
             a.table.is_some()
         }
-        ["http-request", "deny", rest @ ..] => deny(c, l, a, rest, true),
+        ["http-request", "deny", rest @ ..] => {
+            let carried = deny(c, l, a, rest, true);
+            if let (true, Some(before)) = (carried, &a.let_through) {
+                c.warn(
+                    &l.at,
+                    l.text(),
+                    format!(
+                        "carried, but HAProxy let requests through or answered them at line {} (`{}`) before this rule, and Switchyard refuses before routing: it may now refuse requests HAProxy let through; check that rule's requests",
+                        before.at.line,
+                        before.text()
+                    ),
+                );
+            }
+            carried
+        }
         ["tcp-request", "connection" | "content", "reject", rest @ ..] => {
             deny(c, l, a, rest, false)
         }
@@ -500,5 +541,78 @@ backend b
         assert!(i.toml.contains("queue_timeout = \"4s\""), "{}", i.toml);
         assert!(i.notes.iter().any(|n| n.at.line == 9 && !n.approximated));
         assert!(!i.notes.iter().any(|n| n.at.line == 7 || n.at.line == 8));
+    }
+
+    /// An `acl` line written after the deny that names it extends the ACL (HAProxy reads
+    /// ACLs at request time): a later path line is blocked too, a later line of another
+    /// criterion makes the deny reported, not carried; a source ACL alike.
+    #[test]
+    fn acl_lines_after_the_deny_count() {
+        let cfg = |more: &str| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl blocked path_beg /a\n  http-request deny if blocked\n  http-request deny if bad\n  acl blocked path_beg /b\n  acl bad src 192.0.2.0/24\n{more}  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+            )
+        };
+        let i = haproxy("late-acl", &cfg(""));
+        for want in [
+            "path_regex = \"^/a\"",
+            "path_regex = \"^/b\"",
+            "deny = [\"192.0.2.0/24\"]",
+        ] {
+            assert!(i.toml.contains(want), "{want} in\n{}", i.toml);
+        }
+        assert!(i.notes.iter().all(|n| !n.warning), "{:?}", i.notes);
+        let i = haproxy(
+            "late-acl-other",
+            &cfg("  acl blocked hdr(host) evil.test\n  acl bad hdr(host) evil.test\n"),
+        );
+        assert!(!i.toml.contains("path_regex"), "{}", i.toml);
+        assert!(!i.toml.contains("192.0.2.0/24"), "{}", i.toml);
+        for line in [7, 8] {
+            assert!(
+                i.notes.iter().any(|n| n.at.line == line && n.warning),
+                "line {line}: {:?}",
+                i.notes
+            );
+        }
+    }
+
+    /// An `http-request allow|return|redirect` (not only on sources) before a carried deny:
+    /// HAProxy let some requests through there that the block rule now refuses: warned.
+    #[test]
+    fn a_deny_after_an_allow_or_answer_is_warned() {
+        let cfg = |before: &str| {
+            format!(
+                "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl ok src 10.0.0.0/8\n{before}  http-request deny if {{ path_beg /admin }}\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n"
+            )
+        };
+        for before in [
+            "  http-request allow if { path_beg /admin/public }\n",
+            "  http-request return status 200 if { path /admin/ping }\n",
+            "  http-request redirect location /login if { path_beg /admin/old }\n",
+        ] {
+            let i = haproxy("let-through", &cfg(before));
+            assert!(i.toml.contains("path_regex = \"^/admin\""), "{}", i.toml);
+            let w: Vec<String> = i
+                .notes
+                .iter()
+                .filter(|n| n.warning && n.at.line == 8)
+                .map(|n| n.to_string())
+                .collect();
+            assert!(
+                w.len() == 1
+                    && w[0].starts_with("warning: ")
+                    && w[0].contains("may now refuse requests HAProxy let through"),
+                "{before}: {:?}",
+                i.notes
+            );
+        }
+        // An allow on sources only is an allow list's part, not a way around the deny.
+        let i = haproxy("let-through-src", &cfg("  http-request allow if ok\n"));
+        assert!(
+            !i.notes.iter().any(|n| n.why.contains("may now refuse")),
+            "{:?}",
+            i.notes
+        );
     }
 }

@@ -274,4 +274,45 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Refusing locations that overlap: the block rules in the order nginx picks a
+    /// location (the first rule that matches answers), not in file order.
+    #[test]
+    fn nginx_refusals_are_ordered_as_nginx_picks_locations() {
+        let dir = std::env::temp_dir().join(format!("sy-import-order-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nginx.conf");
+        let text = r#"events {}
+http {
+    upstream web { server 127.0.0.1:9001; }
+    server {
+        listen 127.0.0.1:8080;
+        location / { proxy_pass http://web; }
+        location /api/ { return 404; }
+        location /old/ { return 410; }
+        location ~ \.php$ { return 403; }
+        location /api/internal/ { return 403; }
+        location = /api/ { return 401; }
+        location ^~ /static/ { return 404; }
+    }
+}
+"#;
+        std::fs::write(&file, text).unwrap();
+        let i = import(&[file.as_path()], Some(Source::Nginx), "imported.toml").unwrap();
+        let at = |needle: &str| {
+            i.toml
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} in\n{}", i.toml))
+        };
+        let order = [
+            at("^/api/$"),
+            at("^/static/"),
+            at(r"'\.php$'"),
+            at("^/api/internal/"),
+            at("\"^/api/\""),
+            at("^/old/"),
+        ];
+        assert!(order.is_sorted(), "{order:?}\n{}", i.toml);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

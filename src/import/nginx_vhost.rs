@@ -53,6 +53,8 @@ pub struct Unproxied {
     pub regex: String,
     /// The path of a prefix or exact location (none for a regex one).
     pub literal: Option<(String, bool)>,
+    /// A `^~` prefix location: nginx tries no regex location after it.
+    pub stops_regex: bool,
     /// The status nginx refused with (`403`, `404`, `444`), if it refused.
     pub refused: Option<String>,
     /// The directive that refused or answered (or the location), and where.
@@ -100,6 +102,7 @@ impl Unproxied {
         Some(Unproxied {
             regex,
             literal,
+            stops_regex: modifier == "^~",
             refused,
             directive: by.map_or_else(|| d.text(), |a| format!("{} {}", d.text(), a.text())),
             at: by.map_or_else(|| d.at.clone(), |a| a.at.clone()),
@@ -112,6 +115,21 @@ impl Unproxied {
         let code = self.refused.as_deref()?;
         let n: u16 = code.parse().ok()?;
         ((400..=599).contains(&n) && n != 444).then_some(code)
+    }
+
+    /// Where nginx's choice of a location puts this one: `=` exact first, then `^~`
+    /// prefixes longest first, then regexes in file order (a stable sort keeps it), then
+    /// the other prefixes longest first. (A `^~` prefix with a longer plain prefix under it
+    /// is the one order this cannot say: nginx takes the longer one, then its regexes.)
+    fn precedence(&self) -> (u8, std::cmp::Reverse<usize>) {
+        let rank = match &self.literal {
+            Some((_, true)) => 0,
+            Some(_) if self.stops_regex => 1,
+            None => 2,
+            Some(_) => 3,
+        };
+        let len = self.literal.as_ref().map_or(0, |(p, _)| p.len());
+        (rank, std::cmp::Reverse(len))
     }
 
     /// Whether Switchyard's regex engine takes the location's regex as written.
@@ -177,11 +195,14 @@ fn unproxied(c: &mut Config, vhosts: &mut [Vhost]) {
         // Each refusal on the routes whose requests nginx would have refused with it: not
         // a longer prefix location under a refused prefix (nginx's longest prefix wins),
         // and a regex refusal not on `=` or `^~` locations (nginx tries no regex there).
-        let refusals: Vec<&Unproxied> = v
+        let mut refusals: Vec<&Unproxied> = v
             .unproxied
             .iter()
             .filter(|u| u.refused.is_some() && u.carried())
             .collect();
+        // The first block rule that matches answers (protect.rs): in the order nginx picks
+        // a location, so that overlapping ones answer nginx's status.
+        refusals.sort_by_key(|u| u.precedence());
         for loc in &mut v.locs {
             for u in &refusals {
                 let applies = match &u.literal {

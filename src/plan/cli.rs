@@ -86,7 +86,7 @@ pub fn plan_files(old: &Path, new: &Path, max_moved: Option<f64>) -> u8 {
         _ => return EXIT_ERROR,
     };
     println!("plan: {} → {}", old.display(), new.display());
-    let report = super::make(&a, &b, now());
+    let report = super::make_files(&a, &b, now());
     print!("{}", report.text());
     verdict(&report, max_moved)
 }

@@ -136,6 +136,17 @@ pub fn percent(share: f64) -> String {
 /// What `new` would change of `old`. `now`: seconds since the Unix epoch, for certificate
 /// expiry. Reads the certificate files the plans name; builds pools to ask their balancers.
 pub fn make(old: &Plan, new: &Plan, now: i64) -> Report {
+    make_as(old, new, now, ("in the file", "running"))
+}
+
+/// [`make`] for two files (`switchyard plan OLD NEW`): nothing is running, and `workers`
+/// is said as the old file's.
+pub fn make_files(old: &Plan, new: &Plan, now: i64) -> Report {
+    make_as(old, new, now, ("in the new file", "in the old file"))
+}
+
+/// `is`: what `new` and `old` are, for the `workers` line (`in the file`, `running`).
+fn make_as(old: &Plan, new: &Plan, now: i64, is: (&str, &str)) -> Report {
     let diff = PlanDiff::between(old, new);
     let (keys, moved) = keys::section(old, new, &diff);
     let sections = vec![
@@ -161,7 +172,7 @@ pub fn make(old: &Plan, new: &Plan, now: i64) -> Report {
         },
         Section {
             title: "other",
-            lines: other(old, new, &diff),
+            lines: other(old, new, &diff, is),
         },
     ];
     Report {
@@ -394,7 +405,7 @@ fn server_lines(pool: &str, p: Option<&config::PoolPlan>, changes: &[ServerChang
     out
 }
 
-fn other(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
+fn other(old: &Plan, new: &Plan, diff: &PlanDiff, is: (&str, &str)) -> Vec<String> {
     let mut out = Vec::new();
     if diff.log {
         out.push(format!(
@@ -427,7 +438,8 @@ fn other(old: &Plan, new: &Plan, diff: &PlanDiff) -> Vec<String> {
     }
     if let Some((a, b)) = diff.workers {
         out.push(format!(
-            "~ workers = {b} in the file, {a} running: a reload cannot change it; restart or upgrade (SIGUSR2, run --upgrade) to run {b}"
+            "~ workers = {b} {}, {a} {}: a reload cannot change it; restart or upgrade (SIGUSR2, run --upgrade) to run {b}",
+            is.0, is.1
         ));
     }
     out

@@ -496,3 +496,28 @@ fn sections_added_or_removed_are_one_item_each() {
         "~ pool \"app\": health added (http GET /, every 5s), queue_size 10 → 1024",
     );
 }
+
+#[test]
+fn workers_are_said_running_or_in_the_old_file() {
+    let (old, new) = (
+        plan(&format!("workers = 3\n{OLD}")),
+        plan(&format!("workers = 1\n{OLD}")),
+    );
+    let said = |r: &Report| -> String {
+        lines(r)
+            .into_iter()
+            .find(|l| l.contains("workers"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        said(&make(&old, &new, 0)).starts_with("~ workers = 1 in the file, 3 running: "),
+        "{}",
+        said(&make(&old, &new, 0))
+    );
+    let offline = said(&make_files(&old, &new, 0));
+    assert!(
+        offline.starts_with("~ workers = 1 in the new file, 3 in the old file: a reload cannot"),
+        "{offline}"
+    );
+}

@@ -174,7 +174,9 @@ impl Control {
         for c in &changed {
             tracing::info!("DNS: {c}");
         }
-        let plan = discovery::apply(&self.source, &self.book, &self.overrides.tweaks());
+        let mut plan = discovery::apply(&self.source, &self.book, &self.overrides.tweaks());
+        // Only a reload reports a `workers` the file changed (see `change`).
+        plan.workers = self.running.plan.workers;
         match self.running.apply(plan, Spare::default()) {
             Ok(lines) => {
                 for l in lines {
@@ -379,13 +381,27 @@ impl Control {
                     self.overrides.len()
                 )
             },
-            render(&self.overrides.apply(file))
+            render(&self.with_workers_running(self.overrides.apply(file)))
         );
         Ok(Done {
             status: StatusCode::OK,
             changes: Vec::new(),
             body: Body::Toml(text),
         })
+    }
+
+    /// `doc` saying the number of worker threads running (made at start: a reload cannot
+    /// change it), where the file says another (or leaves the default, another).
+    fn with_workers_running(&self, mut doc: Table) -> Table {
+        let running = self.running.plan.workers;
+        let in_file = match doc.get("workers").and_then(Value::as_integer) {
+            Some(n) => usize::try_from(n).ok(),
+            None => Some(Plan::default().workers),
+        };
+        if in_file != Some(running) {
+            doc.insert("workers".into(), Value::Integer(running as i64));
+        }
+        doc
     }
 
     /// The pool and server an API path names, as the running plan has them.
@@ -405,7 +421,7 @@ impl Control {
         let Some(file) = &self.file else {
             return Err(no_file());
         };
-        let plan = self.plan_of(file, &next).map_err(|e| Refusal {
+        let mut plan = self.plan_of(file, &next).map_err(|e| Refusal {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: "this change would make the configuration invalid; nothing changed".into(),
             help: None,
@@ -419,6 +435,9 @@ impl Control {
                 })
                 .collect(),
         })?;
+        // The file's `workers` is a reload's to report (SIGHUP, `switchyard reload`,
+        // POST /api/reload), not each change of a server after it.
+        plan.workers = self.running.plan.workers;
         let previous = std::mem::replace(&mut self.overrides, next);
         let book = self.book.clone();
         let changes = self.apply_source(plan, book).map_err(|e| {

@@ -175,7 +175,8 @@ impl Running {
         super::fds::fit_here(&mut plan);
         let diff = PlanDiff::between(&self.plan, &plan);
         // The worker threads were made at start: the running plan keeps their count, so
-        // what it says (`/api/config`, the next reload's report) stays true.
+        // what it says stays true: `/api/config` writes it (`Control::with_workers_running`),
+        // and the next reload of a file that says another reports it again.
         plan.workers = self.plan.workers;
         let prepared = self.prepare(&plan, &diff, &mut spare)?;
         // What no new listener took closes now (or stays with the loop still serving it).

@@ -108,7 +108,7 @@ impl Scope {
                 "Labels: `pool`, `mode` (`cookie`, `app_cookie`, `source_ip`). Pools without stickiness have none of these."
             }
             Scope::Answers => {
-                "Labels: `listener`; `route`, the route's `name`, or without one its position in the listener (`1`, `2`, …), `default` for the listener's `pool`, `-` for answers no route took (404, and the balancer's own 400/405/501/308 before routing, and the 403/429 of the listener's own allow/deny, block rules and limits); `pool`, `-` without one. Every answer a client got is counted once, the balancer's own 4xx/5xx included (no route, no server, timeouts, limits)."
+                "Labels: `listener`; `route`, the route's `name`, or without one its position in the listener (`1`, `2`, …), `default` for the listener's `pool`, `-` for answers no route took (404, and the balancer's own 400/405/501/308 before routing, and the listener's own refusals: 403 of its allow/deny, 429 of its limits, a block rule's status); `pool`, `-` without one. Every answer a client got is counted once, the balancer's own 4xx/5xx included (no route, no server, timeouts, limits)."
             }
             Scope::Http | Scope::Tcp | Scope::Udp => "Label: `listener`.",
             Scope::Limits => {
