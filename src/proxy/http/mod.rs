@@ -246,7 +246,9 @@ fn slash_before_query<B>(req: &mut Request<B>) {
     let Some(pq) = req.uri().path_and_query() else {
         return;
     };
-    if !pq.as_str().starts_with('?') || req.uri().scheme().is_none() {
+    // HTTP/2's `:path` must start with `/` (refused in `checked`); its scheme is always there.
+    let h1 = req.version() != http::Version::HTTP_2;
+    if !h1 || !pq.as_str().starts_with('?') || req.uri().scheme().is_none() {
         return;
     }
     let mut parts = req.uri().clone().into_parts();

@@ -183,18 +183,6 @@ pub struct Forwarding<'a> {
     pub upgrading: bool,
 }
 
-/// The bit of `forward_headers` that writes what a claim says.
-fn claim_bit(c: Claim) -> u8 {
-    match c {
-        Claim::For => ForwardHeaders::X_FORWARDED_FOR,
-        Claim::RealIp => ForwardHeaders::X_REAL_IP,
-        Claim::Proto => ForwardHeaders::X_FORWARDED_PROTO,
-        Claim::Host => ForwardHeaders::X_FORWARDED_HOST,
-        Claim::Port => ForwardHeaders::X_FORWARDED_PORT,
-        Claim::Forwarded => ForwardHeaders::FORWARDED,
-        Claim::Other => 0,
-    }
-}
 
 fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
@@ -233,7 +221,7 @@ pub fn request_out(out: &mut Vec<u8>, view: &HeadView<'_>, fw: &Forwarding<'_>) 
             continue;
         }
         if let Some(c) = claim(name) {
-            let bit = claim_bit(c);
+            let bit = c.bit();
             // X-Forwarded-For and X-Real-IP are written anew below when set.
             let rewritten = matches!(c, Claim::For | Claim::RealIp) && set.has(bit);
             if fw.trusted && !rewritten {
