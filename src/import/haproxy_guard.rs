@@ -25,8 +25,11 @@ pub struct Access {
     /// an allow list.
     pending_allow: Vec<(Line, Vec<String>)>,
     /// The first `http-request allow|return|redirect` that does not only name sources:
-    /// HAProxy answered or let through some requests there before any later deny.
+    /// HAProxy answered or let through some requests there before any later deny (not
+    /// `redirect scheme https`: carried as `redirect_https`, which answers before blocks).
     let_through: Option<Line>,
+    /// The first `http-request allow if SRC`: those sources pass a later deny on paths too.
+    src_allow: Option<Line>,
     /// `stick-table type ip size N store http_req_rate(T)`: (size, period in seconds).
     table: Option<(Option<u64>, u64)>,
     tracked: bool,
@@ -46,8 +49,9 @@ impl Access {
     }
 }
 
-/// Every `acl` line of the frontend, read before its rules: HAProxy evaluates an ACL at
-/// request time, so a line written after the deny that names it extends it too.
+/// Every `acl` line of the frontend, read before its rules: the lines of one name make one
+/// ACL in HAProxy wherever they are written, so a line after the deny that names it
+/// extends it too.
 pub fn acls(lines: &[Line], a: &mut Access) {
     for l in lines {
         let w: Vec<&str> = l.words.iter().map(String::as_str).collect();
@@ -55,25 +59,11 @@ pub fn acls(lines: &[Line], a: &mut Access) {
             ["acl", name, "src", values @ ..] => {
                 let blocks = (!values.iter().any(|v| v.starts_with('-')))
                     .then(|| values.iter().map(|v| v.to_string()).collect::<Vec<_>>());
-                let merged = match (a.srcs.remove(*name), blocks) {
-                    (None, b) => b,
-                    (Some(Some(mut x)), Some(y)) => {
-                        x.extend(y);
-                        Some(x)
-                    }
-                    _ => None,
-                };
+                let merged = joined(a.srcs.remove(*name), blocks);
                 a.srcs.insert(name.to_string(), merged);
             }
             ["acl", name, crit, values @ ..] if crit.starts_with("path") => {
-                let merged = match (a.paths.remove(*name), path_blocks(crit, values)) {
-                    (None, b) => b,
-                    (Some(Some(mut x)), Some(y)) => {
-                        x.extend(y);
-                        Some(x)
-                    }
-                    _ => None,
-                };
+                let merged = joined(a.paths.remove(*name), path_blocks(crit, values));
                 a.paths.insert(name.to_string(), merged);
             }
             ["acl", name, ..] => {
@@ -81,6 +71,19 @@ pub fn acls(lines: &[Line], a: &mut Access) {
             }
             _ => {}
         }
+    }
+}
+
+/// One more line of an ACL (`had`: its lines before, if any) joined to it; `None` once a
+/// line could not be carried.
+fn joined(had: Option<Option<Vec<String>>>, more: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (had, more) {
+        (None, b) => b,
+        (Some(Some(mut x)), Some(y)) => {
+            x.extend(y);
+            Some(x)
+        }
+        _ => None,
     }
 }
 
@@ -98,7 +101,10 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
             ["if", cond @ ..] if *verb == "allow" => matches!(src(a, cond), Some((false, _))),
             _ => false,
         };
-        if !sources && a.let_through.is_none() {
+        let https = *verb == "redirect" && rest.starts_with(&["scheme", "https"]);
+        if sources && a.src_allow.is_none() {
+            a.src_allow = Some(l.clone());
+        } else if !sources && !https && a.let_through.is_none() {
             a.let_through = Some(l.clone());
         }
     }
@@ -136,7 +142,13 @@ pub fn line(c: &mut Config, l: &Line, a: &mut Access) -> bool {
         }
         ["http-request", "deny", rest @ ..] => {
             let carried = deny(c, l, a, rest, true);
-            if let (true, Some(before)) = (carried, &a.let_through) {
+            // A bare deny completes the allow list of the sources allowed before it.
+            let before = match (&a.let_through, rest.is_empty()) {
+                (Some(b), _) => Some(b),
+                (None, false) => a.src_allow.as_ref(),
+                (None, true) => None,
+            };
+            if let (true, Some(before)) = (carried, before) {
                 c.warn(
                     &l.at,
                     l.text(),
@@ -607,12 +619,28 @@ backend b
                 i.notes
             );
         }
-        // An allow on sources only is an allow list's part, not a way around the deny.
+        // Sources allowed before a deny on paths pass it in HAProxy: warned too.
         let i = haproxy("let-through-src", &cfg("  http-request allow if ok\n"));
         assert!(
-            !i.notes.iter().any(|n| n.why.contains("may now refuse")),
+            i.notes
+                .iter()
+                .any(|n| n.warning && n.why.contains("may now refuse")),
             "{:?}",
             i.notes
         );
+        // Not the https redirect (answered before any block rule), nor an allow list's
+        // closing bare deny.
+        let quiet = [
+            cfg("  http-request redirect scheme https unless { ssl_fc }\n"),
+            "defaults\n  mode http\n  timeout connect 4s\nfrontend f\n  bind 127.0.0.1:18080\n  acl ok src 10.0.0.0/8\n  http-request allow if ok\n  http-request deny\n  default_backend b\nbackend b\n  server a 127.0.0.1:9001\n".to_string(),
+        ];
+        for text in quiet {
+            let i = haproxy("quiet", &text);
+            assert!(
+                !i.notes.iter().any(|n| n.why.contains("may now refuse")),
+                "{text}: {:?}",
+                i.notes
+            );
+        }
     }
 }

@@ -74,7 +74,7 @@ impl Imported {
         let warned = match self.notes.iter().filter(|n| n.warning).count() {
             0 => String::new(),
             n => format!(
-                " ({n} warning(s): requests the source refused or answered itself now reach a pool)"
+                " ({n} warning(s): requests the source refused, answered or let through are now treated otherwise)"
             ),
         };
         format!(

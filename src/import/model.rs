@@ -28,7 +28,8 @@ pub struct Note {
     pub why: String,
     /// Carried, but with a different meaning (said in `why`); otherwise not carried at all.
     pub approximated: bool,
-    /// Not carried, and requests the source refused or answered itself now reach a pool
+    /// Requests the source refused, answered or let through are now treated otherwise (they
+    /// reach a pool, or a block rule refuses them)
     /// (said in `why`): printed as a warning, never a quiet note.
     pub warning: bool,
 }

@@ -183,7 +183,6 @@ pub struct Forwarding<'a> {
     pub upgrading: bool,
 }
 
-
 fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(value);

@@ -57,9 +57,11 @@ pub struct Tries {
     pub answers: bytes::BytesMut,
 }
 
-/// The room of [`Tries::answers`] made at first, and again when an idle connection's grew
-/// past [`KEPT_OUT`] (`bytes` reuses the room only when the answers before were sent, and
-/// grows it to what one answer needed otherwise).
+/// The room of [`Tries::answers`] made at first, and made again when an idle connection's
+/// room left (after the answers split off it) is over [`KEPT_OUT`]: `bytes` reuses its
+/// allocation only when the answers before were sent, and grows it to what an answer
+/// needed otherwise, so an idle connection keeps at most about twice the largest answer
+/// head it read (under 64 KiB: a head fits the 16 KiB read buffer).
 const ANSWERS: usize = 4096;
 
 impl Default for Tries {
