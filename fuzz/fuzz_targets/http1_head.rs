@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use switchyard::config::ForwardHeaders;
 use switchyard::proxy::http::forwarding::{Claim, claim};
-use switchyard::proxy::http::h1::conn::own_checks;
+use switchyard::proxy::http::h1::checks::own_checks;
 use switchyard::proxy::http::h1::head::{Forwarding, HeadView, request_out};
 use switchyard::proxy::http::h1::parse::{self, RequestHead, ResponseHead};
 use switchyard::proxy::http::path;
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(head.len <= buf.len());
-    let view = HeadView { buf, head: &head };
+    let view = HeadView::new(buf, &head);
     // What the connection refuses before anything is written for a server (two Hosts, a
     // bad one, CONNECT, a coding other than chunked) goes no further here either.
     if own_checks(&view, head.minor == 0).is_some() {
