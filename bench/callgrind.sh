@@ -14,6 +14,9 @@
 #   MODE=h2 bench/callgrind.sh              # HTTP/2 cleartext (h2c, prior knowledge) from
 #                                           # h2load -c CONNS -m STREAMS (10 x 10), HTTP/1.1
 #                                           # to the backend; each LB one worker
+#                                           # then the floor: hyper's HTTP/2 server answering
+#                                           # itself (examples/h2floor.rs), and HAProxy and
+#                                           # nginx answering themselves, no backend
 #   MODE=tls bench/callgrind.sh             # HTTPS/1.1 keep-alive (TLS 1.3, ECDSA P-256
 #                                           # certificate from a CA of the run, h1load over
 #                                           # rustls); each of the CONNS connections makes
@@ -32,6 +35,7 @@ done
 case $MODE in h1|h2|tls) ;; *) echo "bench/callgrind.sh: MODE is h1, h2 or tls"; exit 1;; esac
 # h2 with SY given needs no build (h2load is the load).
 [ "$MODE" = h2 ] && [ -n "${SY:-}" ] || cargo build --release --quiet --bin switchyard --example h1load
+[ "$MODE" != h2 ] || cargo build --release --quiet --example h2floor
 SY=${SY:-target/release/switchyard}
 LOAD=target/release/examples/h1load
 work=$(mktemp -d)
@@ -153,4 +157,34 @@ backend b
   server b1 127.0.0.1:$B
 HA
 measure haproxy "$P" haproxy -q -f "$work/haproxy.cfg"
+
+if [ "$MODE" = h2 ]; then
+  # The floor: the same requests answered by the server itself, no backend, no proxying.
+  P=$(free_port)
+  measure hyper-h2-self "$P" target/release/examples/h2floor "127.0.0.1:$P"
+  P=$(free_port); mkdir -p "$work/self"
+  cat > "$work/self/nginx.conf" <<NGX
+worker_processes 1;
+master_process off;
+daemon off;
+error_log $work/self/error.log warn;
+pid $work/self/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/self;
+  server { listen 127.0.0.1:$P http2; location / { return 200 'hello from the backend\n'; } } }
+NGX
+  measure nginx-self "$P" nginx -c "$work/self/nginx.conf"
+  P=$(free_port)
+  cat > "$work/self.cfg" <<HA
+global
+  nbthread 1
+defaults
+  mode http
+  timeout client 60s
+frontend f
+  bind 127.0.0.1:$P
+  http-request return status 200 content-type text/plain lf-string "hello from the backend"
+HA
+  measure haproxy-self "$P" haproxy -q -f "$work/self.cfg"
+fi
 echo "(callgrind, $MODE, $REQUESTS requests over $CONNS keep-alive connections, $(date -u +%F), $(git rev-parse --short HEAD))"

@@ -1,0 +1,65 @@
+//! The floor of an HTTP/2 proxy built on hyper, for `MODE=h2 bench/callgrind.sh`: hyper's
+//! HTTP/2 server (h2c, prior knowledge) on one current-thread runtime, as a Switchyard
+//! worker runs it, answering every request itself with the backend's answer (the same four
+//! fields and 23-byte body), so no proxying at all: what hyper and h2 cost a request
+//! before a proxy does anything. Compared with HAProxy and nginx answering themselves
+//! (`http-request return`, `return 200`), it shows how much of Switchyard's HTTP/2 cost is
+//! the codec's.
+//!
+//! ```text
+//! h2floor ADDR      # serves until killed
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+const BODY: &[u8] = b"hello from the backend\n";
+
+fn main() {
+    let addr: SocketAddr = match std::env::args().nth(1).map(|a| a.parse()) {
+        Some(Ok(a)) => a,
+        _ => {
+            eprintln!("usage: h2floor ADDR");
+            std::process::exit(2)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(answer));
+                let _ = conn.await;
+            });
+        }
+    });
+}
+
+/// The backend's answer, fields as nginx writes them. A proxy copies the backend's `Date`
+/// rather than formatting one; a fixed one here (the backend's changes once a second, a
+/// handful of times in a counted run).
+async fn answer(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let resp = Response::builder()
+        .header(header::SERVER, "nginx/1.22.1")
+        .header(header::DATE, "Wed, 02 Dec 2026 10:24:44 GMT")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::CONTENT_LENGTH, BODY.len())
+        .body(Full::new(Bytes::from_static(BODY)))
+        .expect("a valid response");
+    Ok(resp)
+}
