@@ -1,7 +1,8 @@
 //! The floor of an HTTP/2 proxy built on hyper, for `MODE=h2 bench/callgrind.sh`: hyper's
-//! HTTP/2 server (h2c, prior knowledge) on one current-thread runtime, as a Switchyard
-//! worker runs it, answering every request itself with the backend's answer (the same four
-//! fields and 23-byte body), so no proxying at all: what hyper and h2 cost a request
+//! HTTP/2 server (h2c, prior knowledge) run as a Switchyard worker runs it (tokio's
+//! multi-thread scheduler with one worker, a connection's streams polled in its own task by
+//! `streams::Joined`), answering every request itself with the backend's answer (the same
+//! four fields and 23-byte body), so no proxying at all: what hyper and h2 cost a request
 //! before a proxy does anything. Compared with HAProxy and nginx answering themselves
 //! (`http-request return`, `return 200`), it shows how much of Switchyard's HTTP/2 cost is
 //! the codec's.
@@ -18,7 +19,8 @@ use http::{Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use switchyard::proxy::http::streams::{Joined, StreamExec};
 
 const BODY: &[u8] = b"hello from the backend\n";
 
@@ -30,7 +32,8 @@ fn main() {
             std::process::exit(2)
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("a tokio runtime");
@@ -42,9 +45,9 @@ fn main() {
             };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                let conn = hyper::server::conn::http2::Builder::new(StreamExec)
                     .serve_connection(TokioIo::new(stream), service_fn(answer));
-                let _ = conn.await;
+                let _ = Joined::new(conn, |_: std::pin::Pin<&mut _>| {}).await;
             });
         }
     });
