@@ -539,8 +539,9 @@ async fn draining_keeps_sticky_clients_unless_the_pool_moves_them() {
     }
 }
 
-/// `workers` cannot change at a reload: the reload says so, `GET /api/config` shows the
-/// count running, and a later change of a server says only what it changed.
+/// `workers` cannot change at a reload: the reload says so, `GET /api/config`, `/status`
+/// and `/metrics` show the count running, and a later change of a server says only what it
+/// changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_are_reported_by_reloads_only_and_shown_as_running() {
     let b = backends(2).await;
@@ -579,5 +580,10 @@ async fn workers_are_reported_by_reloads_only_and_shown_as_running() {
     let plan = switchyard::config::load_str(&cfg.text, "running.toml")
         .unwrap_or_else(|e| panic!("{e}\n{}", cfg.text));
     assert_eq!(plan.workers, 2, "{}", cfg.text);
+    // And what /status and /metrics say runs.
+    let status = api(admin, "GET", "/status", None, None).await.json;
+    assert_eq!(status["config"]["workers"], 2, "{status:#}");
+    let m = api(admin, "GET", "/metrics", None, None).await.text;
+    assert!(m.contains("\nswitchyard_workers 2\n"), "{m}");
     lb.shutdown().await;
 }

@@ -74,6 +74,15 @@ pub static METRICS: &[Metric] = &[
         read: Reader::Process(|v, o| o.value(v.config.overrides)),
     },
     Metric {
+        name: "switchyard_workers",
+        help: "Worker threads running (workers); made at start, so a reload of a file that says another number leaves it (restart or upgrade to change it).",
+        kind: Kind::Gauge,
+        labels: &[],
+        json: Json::Number("config.workers"),
+        counted_in: "the running plan (runtime::running keeps the count made at start)",
+        read: Reader::Process(|v, o| o.value(v.plan.workers)),
+    },
+    Metric {
         name: "switchyard_access_log_lines_total",
         help: "Access-log lines taken to be written (one per HTTP request, TCP connection or UDP session while [log] access is not off).",
         kind: Kind::Counter,
