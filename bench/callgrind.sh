@@ -121,22 +121,28 @@ measure switchyard "$P" "$SY" --log-level warn run -c "$work/sy.toml"
 P=$(free_port); sy_conf "$P" > "$work/syl.toml"
 [ "$MODE" != h1 ] || measure switchyard+log "$P" "$SY" --log-level info run -c "$work/syl.toml"
 
-P=$(free_port); mkdir -p "$work/lb"
-H2=""; [ "$MODE" = h2 ] && H2=" http2"
-[ "$MODE" = tls ] && H2=" ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem"
-cat > "$work/lb/nginx.conf" <<NGX
+# nginx in one process: $1 its folder, then the body of http {}.
+nginx_conf() {
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<NGX
 worker_processes 1;
 master_process off;
 daemon off;
-error_log $work/lb/error.log warn;
-pid $work/lb/nginx.pid;
+error_log $1/error.log warn;
+pid $1/nginx.pid;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
-  client_body_temp_path $work/lb; proxy_temp_path $work/lb;
-  upstream b { server 127.0.0.1:$B; keepalive 32; }
-  server { listen 127.0.0.1:$P$H2; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";
-    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } } }
+  client_body_temp_path $1; proxy_temp_path $1;
+  $2 }
 NGX
+}
+
+P=$(free_port)
+H2=""; [ "$MODE" = h2 ] && H2=" http2"
+[ "$MODE" = tls ] && H2=" ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem"
+nginx_conf "$work/lb" "upstream b { server 127.0.0.1:$B; keepalive 32; }
+  server { listen 127.0.0.1:$P$H2; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
 measure nginx "$P" nginx -c "$work/lb/nginx.conf"
 
 P=$(free_port)
@@ -162,17 +168,8 @@ if [ "$MODE" = h2 ]; then
   # The floor: the same requests answered by the server itself, no backend, no proxying.
   P=$(free_port)
   measure hyper-h2-self "$P" target/release/examples/h2floor "127.0.0.1:$P"
-  P=$(free_port); mkdir -p "$work/self"
-  cat > "$work/self/nginx.conf" <<NGX
-worker_processes 1;
-master_process off;
-daemon off;
-error_log $work/self/error.log warn;
-pid $work/self/nginx.pid;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/self;
-  server { listen 127.0.0.1:$P http2; location / { return 200 'hello from the backend\n'; } } }
-NGX
+  P=$(free_port)
+  nginx_conf "$work/self" "server { listen 127.0.0.1:$P http2; location / { return 200 'hello from the backend\\n'; } }"
   measure nginx-self "$P" nginx -c "$work/self/nginx.conf"
   P=$(free_port)
   cat > "$work/self.cfg" <<HA
