@@ -12,6 +12,11 @@
 #   bench/http.sh                 # defaults: 5 rounds of 8 s, 50 connections
 #   ROUNDS=3 DURATION=5 CONNS=64 bench/http.sh
 #   BASE=/path/to/older/switchyard bench/http.sh   # adds that build's rows (base, base+log)
+#   RATE=20000 bench/http.sh      # the same offered load to each LB: examples/h1load sends
+#                                 # RATE requests/s over CONNS connections on a fixed schedule
+#                                 # (open loop) instead of wrk's closed loop, and the latencies
+#                                 # are read at that load (p50 and p999 printed beside p99);
+#                                 # pick a RATE below every LB's top rate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -22,6 +27,7 @@ for tool in nginx haproxy wrk taskset; do
 done
 
 cargo build --release --quiet
+[ -z "${RATE:-}" ] || cargo build --release --quiet --example h1load
 SY=${SY:-target/release/switchyard}   # SY=path/to/another/build compares another build
 work=$(mktemp -d)
 pids=()
@@ -127,48 +133,64 @@ for name in "${names[@]}"; do
   curl -sf "http://127.0.0.1:${PORT[$name]}/" | grep -q "hello from the backend" || { echo "$name does not proxy"; exit 1; }
 done
 
-run_wrk() { # $1 name -> "rps p99_ms cpu_us_per_request"
+# wrk's latency at a percentile ("99%"), in milliseconds.
+wrk_ms() { awk -v q="$1" '$1==q {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$work/wrk.out"; }
+# A field of h1load's line ("p99"), as it printed it.
+load_field() { sed -n -E "s/(^|.* )$1=([0-9.]+).*/\2/p" "$work/load.out"; }
+run_wrk() { # $1 name -> "rps p99_ms cpu_us_per_request p50_ms p999_ms" (the last two with RATE)
   local port=${PORT[$1]} pid=${PID[$1]} before after
   before=$(cpu_ticks "$pid")
+  if [ -n "${RATE:-}" ]; then
+    taskset -c 1 target/release/examples/h1load "127.0.0.1:$port" $((RATE * DURATION)) "$CONNS" --rate "$RATE" > "$work/load.out" 2>&1
+    after=$(cpu_ticks "$pid")
+    [ "$(load_field errors)" = 0 ] || echo "  note ($1): $(cat "$work/load.out")" >&2
+    awk -v n="$(load_field requests)" -v s="$(load_field secs)" -v p="$(load_field p99)" -v t=$((after - before)) -v hz="$HZ" \
+      -v p50="$(load_field p50)" -v p999="$(load_field p999)" 'BEGIN {printf "%.0f %s %.2f %s %s\n", n / s, p, t / hz * 1e6 / n, p50, p999}'
+    return
+  fi
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" > "$work/wrk.out" 2>&1
   after=$(cpu_ticks "$pid")
-  local rps p99 reqs errs
+  local rps p99 p50 reqs errs
   rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
-  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$work/wrk.out")
+  p99=$(wrk_ms 99%)
   errs=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out" | tr '\n' ' ')
   [ -z "$errs" ] || echo "  note ($1): $errs" >&2
-  awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%s %s %.2f\n", r, p, t / hz * 1e6 / n}'
+  p50=$(wrk_ms 50%)
+  awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$HZ" -v p50="$p50" 'BEGIN {printf "%s %s %.2f %s -\n", r, p, t / hz * 1e6 / n, p50}'
 }
 
-declare -A RPS P99 CPU
-for name in "${names[@]}"; do RPS[$name]=""; P99[$name]=""; CPU[$name]=""; done
+declare -A RPS P99 CPU P50 P999
+for name in "${names[@]}"; do RPS[$name]=""; P99[$name]=""; CPU[$name]=""; P50[$name]=""; P999[$name]=""; done
 for r in $(seq "$ROUNDS"); do
   # A rotating order, so a burst of other load on this shared machine does not always land
   # on the same LB.
   for k in $(seq 0 $(( ${#names[@]} - 1 ))); do
     name=${names[$(( (k + r) % ${#names[@]} ))]}
-    read -r rps p99 cpu < <(run_wrk "$name")
-    RPS[$name]+="$rps "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
+    read -r rps p99 cpu p50 p999 < <(run_wrk "$name")
+    RPS[$name]+="$rps "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "; P50[$name]+="$p50 "; P999[$name]+="$p999 "
     printf 'round %d %-14s %9.0f req/s  p99 %6.2f ms  LB CPU %6.2f us/req\n' "$r" "$name" "$rps" "$p99" "$cpu"
   done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "HTTP/1.1 keep-alive, $CONNS connections, 1 LB core, median of $ROUNDS x ${DURATION}s ($(date -u +%F), $(git rev-parse --short HEAD))"
-printf '%-14s %10s %8s %16s %12s\n' lb "req/s" "p99 ms" "LB CPU us/req" "idle RSS MiB"
-declare -A M_RPS M_CPU
+load="wrk closed loop"; [ -z "${RATE:-}" ] || load="an open load of $RATE requests/s (h1load)"
+echo "HTTP/1.1 keep-alive, $CONNS connections, $load, 1 LB core, median of $ROUNDS x ${DURATION}s ($(date -u +%F), $(git rev-parse --short HEAD))"
+printf '%-14s %10s %8s %8s %8s %16s %12s\n' lb "req/s" "p50 ms" "p99 ms" "p999 ms" "LB CPU us/req" "idle RSS MiB"
+declare -A M_RPS M_CPU M_P99
 for name in "${names[@]}"; do
   M_RPS[$name]=$(echo "${RPS[$name]}" | median); M_CPU[$name]=$(echo "${CPU[$name]}" | median)
-  p=$(echo "${P99[$name]}" | median)
-  printf '%-14s %10.0f %8.2f %16.2f %12.1f\n' "$name" "${M_RPS[$name]}" "$p" "${M_CPU[$name]}" "$(awk -v k="${IDLE_RSS[$name]}" 'BEGIN {print k / 1024}')"
+  M_P99[$name]=$(echo "${P99[$name]}" | median)
+  printf '%-14s %10.0f %8s %8.2f %8s %16.2f %12.1f\n' "$name" "${M_RPS[$name]}" "$(echo "${P50[$name]}" | median)" \
+    "${M_P99[$name]}" "$(echo "${P999[$name]}" | median)" "${M_CPU[$name]}" "$(awk -v k="${IDLE_RSS[$name]}" 'BEGIN {print k / 1024}')"
 done
 sys=(switchyard switchyard+log); [ -z "${BASE:-}" ] || sys+=(base base+log)
 for sy in "${sys[@]}"; do
   awk -v s="${M_RPS[$sy]}" -v n="${M_RPS[nginx]}" -v h="${M_RPS[haproxy]}" \
-      -v cs="${M_CPU[$sy]}" -v cn="${M_CPU[nginx]}" -v ch="${M_CPU[haproxy]}" -v name="$sy" 'BEGIN {
-    printf "%-14s req/s %.2fx nginx, %.2fx haproxy; CPU/req %.2fx nginx, %.2fx haproxy\n", name, s/n, s/h, cs/cn, cs/ch }'
+      -v cs="${M_CPU[$sy]}" -v cn="${M_CPU[nginx]}" -v ch="${M_CPU[haproxy]}" -v name="$sy" \
+      -v ps="${M_P99[$sy]}" -v pn="${M_P99[nginx]}" -v ph="${M_P99[haproxy]}" 'BEGIN {
+    printf "%-14s req/s %.2fx nginx, %.2fx haproxy; CPU/req %.2fx nginx, %.2fx haproxy; p99 %.2fx nginx, %.2fx haproxy\n", name, s/n, s/h, cs/cn, cs/ch, ps/pn, ps/ph }'
 done
 awk -v a="${M_CPU[switchyard+log]}" -v b="${M_CPU[switchyard]}" 'BEGIN {printf "access log costs %.2f us/request\n", a - b}'
 [ -z "${BASE:-}" ] || awk -v a="${M_CPU[base+log]}" -v b="${M_CPU[base]}" 'BEGIN {printf "base: access log costs %.2f us/request\n", a - b}'
