@@ -252,6 +252,14 @@ async fn every_mistake_is_a_4xx_that_names_the_fix_and_changes_nothing() {
             400,
             "host:port",
         ),
+        // A URL: drop the scheme (not "a host name … goes in the file, resolve = true").
+        (
+            "POST",
+            "/api/pools/p/servers",
+            Some(r#"{"addr": "http://127.0.0.1:9/"}"#),
+            400,
+            "drop `http://`: send {\"addr\": \"127.0.0.1:9\"}",
+        ),
         (
             "POST",
             "/api/pools/p/servers",

@@ -573,6 +573,34 @@ servers = [ {{ addr = "127.0.0.1:9" }} ]
     assert!(err.contains("4 error(s)"), "{err}");
 }
 
+/// A cert and key written the wrong way round, or a path that is not there, get a help
+/// that says so rather than "write cert = \"PATH\" …" for a cert that is written.
+#[tokio::test]
+async fn check_says_cert_and_key_are_swapped_or_not_found() {
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("good", &["good.example.com"]);
+    let check = |cert: &std::path::Path, key: &std::path::Path| {
+        let toml = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\nprotocol = \"https\"\npool = \"p\"\n  [[listener.tls]]\n  cert = \"{}\"\n  key = \"{}\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n",
+            cert.display(),
+            key.display()
+        );
+        let errs = switchyard::config::load_str(&toml, "f.toml").unwrap_err().0;
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        errs[0].to_string()
+    };
+    let swapped = check(&key, &cert);
+    assert!(swapped.contains("f.toml:6:10:"), "{swapped}");
+    assert!(swapped.contains("are cert and key swapped?"), "{swapped}");
+    let missing = check(&pki.dir.join("missing.pem"), &key);
+    assert!(missing.contains("cannot read"), "{missing}");
+    assert!(
+        missing
+            .contains("help: fix the path (a relative one is read from the config file's folder)"),
+        "{missing}"
+    );
+}
+
 #[tokio::test]
 async fn config_rules_for_tls_keys() {
     let bad = r#"

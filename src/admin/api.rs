@@ -472,10 +472,19 @@ pub fn check_weight(w: i64) -> Result<u32, Refusal> {
 /// An admin state from the API.
 pub fn check_state(s: &str) -> Result<AdminState, Refusal> {
     AdminState::parse(s).ok_or_else(|| {
+        // nginx's and HAProxy's words for these states.
+        let meant = match s.to_ascii_lowercase().as_str() {
+            "down" | "disable" | "disabled" | "maintenance" => {
+                "did you mean \"maint\"? (nginx's down, HAProxy's disable server) "
+            }
+            "up" | "enable" | "enabled" => "did you mean \"ready\"? ",
+            "draining" | "drained" => "did you mean \"drain\"? ",
+            _ => "",
+        };
         Refusal::new(
             StatusCode::BAD_REQUEST,
             format!("unknown state {s:?}"),
-            "send \"ready\" (in service), \"drain\" (no new requests; running ones finish) or \"maint\" (out at once)",
+            format!("{meant}send \"ready\" (in service), \"drain\" (no new requests; running ones finish) or \"maint\" (out at once)"),
         )
     })
 }
@@ -642,6 +651,16 @@ mod tests {
                 .unwrap()
                 .contains("maint")
         );
+        // nginx's `down` and HAProxy's `disable`/`enable` name the state meant.
+        let help = |s: &str| check_state(s).unwrap_err().help.unwrap();
+        assert!(
+            help("down").starts_with("did you mean \"maint\"?"),
+            "{}",
+            help("down")
+        );
+        assert!(help("enable").starts_with("did you mean \"ready\"?"));
+        assert!(help("draining").starts_with("did you mean \"drain\"?"));
+        assert!(help("sideways").starts_with("send \"ready\""));
     }
 
     #[test]

@@ -407,7 +407,9 @@ impl PlanDiff {
                 ListenerChange::Reprotocol => "changed protocol (same socket)",
                 // Said by its details, when it has some (else a pool behind it was rebuilt).
                 ListenerChange::Changed if details.is_some() => "",
-                ListenerChange::Changed => "routes or settings swapped",
+                ListenerChange::Changed => {
+                    "swapped whole between two requests (a pool it sends to, or its settings, changed)"
+                }
                 ListenerChange::Same => continue,
             };
             if !what.is_empty() {
@@ -691,7 +693,7 @@ servers = [ { addr = "127.0.0.1:9005" } ]
         });
         assert_eq!(d.listener("web"), Some(ListenerChange::Changed));
         assert_eq!(d.pool("api"), Some(&PoolChange::Same));
-        // The report says which route, instead of "routes or settings swapped".
+        // The report says which route, instead of "swapped whole …".
         assert_eq!(
             d.describe(),
             [
@@ -741,7 +743,7 @@ servers = [ { addr = "127.0.0.1:9005" } ]
             [
                 "pool \"api\": timeouts connect 1m → 500ms, retry attempts 2 → 0, retry on [connect_failure, reset, timeout] → [connect_failure, reset, 5xx]",
                 // It sends to the rebuilt pool "api".
-                "listener \"web\" routes or settings swapped",
+                "listener \"web\" swapped whole between two requests (a pool it sends to, or its settings, changed)",
                 "listener \"db\": max_connections_per_client 0 → 4, idle_timeout 10m → 30s",
             ]
         );

@@ -29,6 +29,25 @@ fn other_spelling(written: &str, allowed: &[&str]) -> Option<(Option<String>, St
             "idle_timeout"
         }
         "maxconn" if allowed.contains(&"max_connections") => "max_connections",
+        // HAProxy's `bind :80`; its `frontend`/`listen` sections and nginx's `server {}`
+        // blocks are [[listener]]s; nginx's `upstream {}` and HAProxy's `backend` are pools
+        // (`default_backend`/`use_backend` a listener's or route's `pool`).
+        "bind" if allowed.contains(&"listen") => "listen",
+        "frontend" | "listen" | "server" if allowed.contains(&"listener") => {
+            return Some((
+                Some("listener".into()),
+                "did you mean `listener`? nginx's server {} block and HAProxy's frontend are [[listener]] here, with listen = \"host:port\"".into(),
+            ));
+        }
+        "upstream" | "upstreams" | "backend" | "backends" if allowed.contains(&"listener") => {
+            return Some((
+                Some("pool".into()),
+                "did you mean `pool`? nginx's upstream {} and HAProxy's backend are [pool.NAME] here, with servers = [ { addr = \"host:port\" } ]".into(),
+            ));
+        }
+        "backend" | "default_backend" | "use_backend" | "upstream" if allowed.contains(&"pool") => {
+            "pool"
+        }
         "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout"
             if allowed.contains(&"timeouts") =>
         {

@@ -113,7 +113,8 @@ pub enum ImportError {
 }
 
 /// Guess the product from the text: HAProxy's sections start lines with `frontend`,
-/// `backend`, `listen`, `defaults` or `global`; nginx's blocks have braces.
+/// `backend`, `listen`, `defaults` or `global`; nginx's blocks have braces and its
+/// directives end with `;` (so nginx's own `listen 80;` is not a HAProxy section).
 pub fn detect(text: &str) -> Option<Source> {
     let mut haproxy = 0;
     let mut nginx = 0;
@@ -123,7 +124,7 @@ pub fn detect(text: &str) -> Option<Source> {
             continue;
         }
         let first = t.split_whitespace().next().unwrap_or("");
-        if haproxy_parse::SECTIONS.contains(&first) && !t.contains('{') {
+        if haproxy_parse::SECTIONS.contains(&first) && !t.contains('{') && !t.ends_with(';') {
             haproxy += 1;
         }
         if t.ends_with('{') || t.ends_with(';') {
@@ -242,6 +243,15 @@ mod tests {
             Some(Source::Haproxy)
         );
         assert_eq!(detect("hello\n"), None);
+    }
+
+    /// nginx's `listen 80;` starts with a HAProxy section's word: it is not one. Three
+    /// server blocks with one-line locations were read as HAProxy (3 "sections" against
+    /// 9 nginx lines, under the 3-to-1 the mix needs).
+    #[test]
+    fn nginx_listen_directives_are_not_haproxy_sections() {
+        let text = "http {\n  server {\n    listen 9281;\n    location / { proxy_pass http://a; }\n  }\n  server {\n    listen 9282;\n    server_name a.example.com;\n    location / { proxy_pass http://a; }\n  }\n  server {\n    listen 9282;\n    server_name b.example.com;\n    location / { proxy_pass http://b; }\n  }\n}\n";
+        assert_eq!(detect(text), Some(Source::Nginx));
     }
 
     /// `cookie SRV insert` without maxlife is a session cookie in HAProxy; ours has a

@@ -514,7 +514,14 @@ impl Control {
             return Err(api::no_pool(&view, pool));
         };
         let Some(addr) = overrides::address(&new.addr) else {
-            let help = if new.addr.contains(':') && !new.addr.trim().starts_with('[') {
+            let written = new.addr.trim();
+            let help = if let Some((scheme, rest)) = written.split_once("://") {
+                // A URL (`http://10.0.0.5:8080/`): the address is inside it.
+                let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
+                format!(
+                    "drop `{scheme}://`: send {{\"addr\": {host_port:?}}} (host:port; TLS to servers is the pool's `tls`, in the file)"
+                )
+            } else if new.addr.contains(':') && !new.addr.trim().starts_with('[') {
                 format!(
                     "the API adds one server by its address, e.g. {{\"addr\": \"10.0.0.5:8080\"}}; a host name, whose addresses DNS gives and changes, goes in the file: {{ addr = {:?}, resolve = true }}, then reload",
                     new.addr.trim()

@@ -439,11 +439,22 @@ fn certificate(t: &Table<'_>) -> Option<CertPair> {
             TlsError::NoName { .. } => {
                 "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
             }
+            TlsError::Read { .. } => {
+                "fix the path (a relative one is read from the config file's folder); or make a pair with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem"
+            }
+            TlsError::NoCertificate { path } if holds(path, "PRIVATE KEY-----") => {
+                "this file holds a private key: are cert and key swapped? cert is the certificate chain (BEGIN CERTIFICATE), key its private key"
+            }
             _ => CERT_HELP,
         };
         t.error_at(at, e.to_string(), help);
     }
     Some(pair)
+}
+
+/// Whether the file at `path` has `marker` in it (a PEM block's label).
+fn holds(path: &std::path::Path, marker: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.contains(marker))
 }
 
 /// A `[[listener.route]]`, or `None` when its host or target is wrong (reported; a route

@@ -303,6 +303,19 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
         {
             return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
         }
+        // HAProxy's `bind :80` / `bind *:80`, nginx's `listen *:80`: every address, written
+        // here as the address itself (a bare "80" is every IPv4 address too).
+        if what == "listen"
+            && let Some((host @ ("" | "*"), port)) = s.rsplit_once(':')
+            && port.parse::<u16>().is_ok()
+        {
+            return Err(bad(
+                format!("listen {s:?}: the host {host:?} is not an address"),
+                format!(
+                    "for every IPv4 address write \"0.0.0.0:{port}\" (or \"{port}\"); for IPv6 too, \"[::]:{port}\""
+                ),
+            ));
+        }
         let host_port = s
             .rsplit_once(':')
             .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());

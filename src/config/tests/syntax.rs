@@ -82,6 +82,22 @@ mod tests {
                 format!("{listener}timeouts = {{ read = \"5s\" }}\n{pool}"),
                 "timeouts are set per pool",
             ),
+            (
+                format!("{listener}[upstream.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"),
+                "did you mean `pool`? nginx's upstream {} and HAProxy's backend are [pool.NAME]",
+            ),
+            (
+                format!("[[frontend]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n{pool}"),
+                "did you mean `listener`?",
+            ),
+            (
+                format!("[[listener]]\nbind = \"127.0.0.1:1\"\npool = \"p\"\n{pool}"),
+                "did you mean `listen`?",
+            ),
+            (
+                format!("[[listener]]\nlisten = \"127.0.0.1:1\"\ndefault_backend = \"p\"\n{pool}"),
+                "did you mean `pool`?",
+            ),
         ] {
             let read = read(&src);
             assert_eq!(read.errors.len(), 1, "{src}\n{:?}", read.errors);

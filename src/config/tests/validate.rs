@@ -114,6 +114,22 @@ servers = [ { addr = "127.0.0.1:1", weight = 0 } ]
         assert!(errs[0].message.contains("is not an address"), "{errs:?}");
     }
 
+    /// HAProxy's `bind :8080` and `bind *:8080` (nginx's `listen *:8080`) as `listen`: the
+    /// help says what to write, rather than "write host:port" or "\"*\" does not resolve".
+    #[test]
+    fn a_wildcard_listen_says_how_to_write_every_address() {
+        for listen in [":8080", "*:8080"] {
+            let src = format!(
+                "[[listener]]\nlisten = \"{listen}\"\npool = \"p\"\n[pool.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
+            );
+            let errs = validate(&src, "f.toml").unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let help = errs[0].help.as_deref().unwrap_or("");
+            assert!(help.contains("\"0.0.0.0:8080\""), "{listen}: {errs:?}");
+            assert!(errs[0].to_string().contains("f.toml:2:10:"), "{errs:?}");
+        }
+    }
+
     #[test]
     fn unknown_keys_are_named_with_their_place() {
         let bad = "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\nlisen = 1\n[pool.p]\nservers = [ { addr = \"127.0.0.1:9\" } ]\n";
