@@ -22,7 +22,13 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-50}
-for tool in nginx haproxy wrk taskset; do
+if [ -n "${RATE:-}" ]; then
+  [[ $RATE =~ ^[1-9][0-9]*$ ]] || { echo "bench/http.sh: RATE is requests per second, a whole number (RATE=20000)"; exit 1; }
+  tools="nginx haproxy taskset"
+else
+  tools="nginx haproxy wrk taskset"
+fi
+for tool in $tools; do
   command -v "$tool" >/dev/null || { echo "bench/http.sh: $tool is missing (apt-get install nginx-light haproxy wrk)"; exit 1; }
 done
 
@@ -141,9 +147,18 @@ run_wrk() { # $1 name -> "rps p99_ms cpu_us_per_request p50_ms p999_ms" (the las
   local port=${PORT[$1]} pid=${PID[$1]} before after
   before=$(cpu_ticks "$pid")
   if [ -n "${RATE:-}" ]; then
-    taskset -c 1 target/release/examples/h1load "127.0.0.1:$port" $((RATE * DURATION)) "$CONNS" --rate "$RATE" > "$work/load.out" 2>&1
+    # Bounded: a stalled LB fails the run after three times its length.
+    if ! timeout $((3 * DURATION + 10)) taskset -c 1 target/release/examples/h1load "127.0.0.1:$port" \
+      $((RATE * DURATION)) "$CONNS" --rate "$RATE" > "$work/load.out" 2>&1; then
+      echo "bench/http.sh: h1load through $1 failed: $(cat "$work/load.out")" >&2
+      exit 1
+    fi
     after=$(cpu_ticks "$pid")
     [ "$(load_field errors)" = 0 ] || echo "  note ($1): $(cat "$work/load.out")" >&2
+    # Below the rate asked: the LB (or the generator) could not keep up, and its latencies
+    # are not of the same load as the others'.
+    awk -v n="$(load_field requests)" -v s="$(load_field secs)" -v r="$RATE" -v lb="$1" \
+      'BEGIN { if (n / s < 0.97 * r) printf "  note (%s): %.0f requests/s, under RATE=%d: not the same load\n", lb, n / s, r > "/dev/stderr" }'
     awk -v n="$(load_field requests)" -v s="$(load_field secs)" -v p="$(load_field p99)" -v t=$((after - before)) -v hz="$HZ" \
       -v p50="$(load_field p50)" -v p999="$(load_field p999)" 'BEGIN {printf "%.0f %s %.2f %s %s\n", n / s, p, t / hz * 1e6 / n, p50, p999}'
     return

@@ -1,7 +1,7 @@
 //! The floor of an HTTP/2 proxy built on hyper, for `MODE=h2 bench/callgrind.sh`: hyper's
 //! HTTP/2 server (h2c, prior knowledge) run as a Switchyard worker runs it (tokio's
-//! multi-thread scheduler with one worker, a connection's streams polled in its own task by
-//! `streams::Joined`), answering every request itself with the backend's answer (the same
+//! multi-thread scheduler with one worker, Switchyard's `conn_builder` settings, a
+//! connection's streams polled in its own task by `streams::Joined`), answering every request itself with the backend's answer (the same
 //! four fields and 23-byte body), so no proxying at all: what hyper and h2 cost a request
 //! before a proxy does anything. Compared with HAProxy and nginx answering themselves
 //! (`http-request return`, `return 200`), it shows how much of Switchyard's HTTP/2 cost is
@@ -21,7 +21,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use switchyard::proxy::http::streams::{Joined, StreamExec};
+use switchyard::config::ClientLimits;
+use switchyard::proxy::http::conn_builder;
+use switchyard::proxy::http::streams::Joined;
 
 /// 23 bytes, as `Content-Length` below says.
 const BODY: &[u8] = b"hello from the backend\n";
@@ -41,14 +43,17 @@ fn main() {
         .expect("a tokio runtime");
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        // Switchyard's own connection settings (HTTP/2 limits, keep-alive pings and their
+        // timer), with a listener's default limits.
+        let builder = std::sync::Arc::new(conn_builder(&ClientLimits::default()));
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let builder = builder.clone();
             tokio::spawn(async move {
-                let conn = hyper::server::conn::http2::Builder::new(StreamExec)
-                    .serve_connection(TokioIo::new(stream), service_fn(answer));
+                let conn = builder.serve_connection(TokioIo::new(stream), service_fn(answer));
                 let _ = Joined::new(conn, |_: std::pin::Pin<&mut _>| {}).await;
             });
         }
