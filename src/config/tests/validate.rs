@@ -126,6 +126,12 @@ servers = [ { addr = "127.0.0.1:1", weight = 0 } ]
             assert_eq!(errs.len(), 1, "{errs:?}");
             let help = errs[0].help.as_deref().unwrap_or("");
             assert!(help.contains("\"0.0.0.0:8080\""), "{listen}: {errs:?}");
+            // IPv6 listeners are bound IPv6-only: "[::]" is a second listener, not a swap.
+            assert!(help.contains("second [[listener]]"), "{listen}: {errs:?}");
+            assert!(
+                help.contains("\"[::]:8080\" (IPv6 only)"),
+                "{listen}: {errs:?}"
+            );
             assert!(errs[0].to_string().contains("f.toml:2:10:"), "{errs:?}");
         }
     }
