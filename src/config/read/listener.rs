@@ -358,9 +358,14 @@ fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> +
                 }
                 _ => format!("use one of: {}, or define [pool.{name}]", pools.join(", ")),
             };
-            Err(bad(format!("no pool named {name:?}"), help))
+            Err(bad(no_pool(name), help))
         }
     }
+}
+
+/// The error for a pool name no `[pool.NAME]` defines.
+pub(super) fn no_pool(name: &str) -> String {
+    format!("no pool named {name:?}")
 }
 
 /// `accept_proxy_protocol` and `trusted_proxies`: the PROXY headers' senders, when the
