@@ -260,6 +260,22 @@ async fn every_mistake_is_a_4xx_that_names_the_fix_and_changes_nothing() {
             400,
             "drop `http://`: send {\"addr\": \"127.0.0.1:9\"}",
         ),
+        // An IP with no port: the scheme's port; https also names the pool's `tls`.
+        (
+            "POST",
+            "/api/pools/p/servers",
+            Some(r#"{"addr": "https://10.0.0.5/health?x=1"}"#),
+            400,
+            "drop `https://`: send {\"addr\": \"10.0.0.5:443\"}; TLS to servers is the pool's `tls`",
+        ),
+        // A host name in a URL is not suggested to the API (which refuses names): the file.
+        (
+            "POST",
+            "/api/pools/p/servers",
+            Some(r#"{"addr": "http://backend.internal/"}"#),
+            400,
+            "goes in the file: { addr = \"backend.internal:80\", resolve = true }",
+        ),
         (
             "POST",
             "/api/pools/p/servers",
@@ -283,6 +299,11 @@ async fn every_mistake_is_a_4xx_that_names_the_fix_and_changes_nothing() {
             "{method} {path} {body:?}: {help:?} not in {said}"
         );
     }
+    // Plain http is not told about TLS.
+    let plain = r#"{"addr": "http://127.0.0.1:9/"}"#;
+    let a = api(admin, "POST", "/api/pools/p/servers", Some(plain), None).await;
+    let help = a.json["help"].as_str().unwrap_or("");
+    assert!(!help.contains("tls"), "{help}");
     // Removing the last server of a pool is refused: remove s2 first (it drains, then goes).
     assert_eq!(
         api(admin, "DELETE", "/api/pools/p/servers/s2", None, None)

@@ -73,8 +73,9 @@ pub enum ListenerChange {
     /// Another protocol over the same TCP socket (`http`, `https`, `tcp`): the socket stays,
     /// a new accept loop takes it, the old one drains its connections.
     Reprotocol,
-    /// Same socket and protocol; routes, pools, TLS or L4 settings changed, or a pool it
-    /// sends to was rebuilt: swapped whole between two requests or connections.
+    /// Same socket and protocol; routes, pools, TLS or L4 settings changed, a pool it sends
+    /// to was rebuilt, or `[redis]` changed under its shared limits: swapped whole between
+    /// two requests or connections.
     Changed,
     Same,
 }
@@ -405,10 +406,11 @@ impl PlanDiff {
                 ListenerChange::Removed => "removed (draining)",
                 ListenerChange::Moved => "moved to a new address (the old one drains)",
                 ListenerChange::Reprotocol => "changed protocol (same socket)",
-                // Said by its details, when it has some (else a pool behind it was rebuilt).
+                // Said by its details, when it has some (else a pool behind it was rebuilt, or
+                // [redis] changed under its shared limits: both reported on their own lines).
                 ListenerChange::Changed if details.is_some() => "",
                 ListenerChange::Changed => {
-                    "swapped whole between two requests (a pool it sends to, or its settings, changed)"
+                    "swapped whole between two requests (a pool it sends to, its settings, or the [redis] link of its shared limits changed)"
                 }
                 ListenerChange::Same => continue,
             };
@@ -743,7 +745,7 @@ servers = [ { addr = "127.0.0.1:9005" } ]
             [
                 "pool \"api\": timeouts connect 1m → 500ms, retry attempts 2 → 0, retry on [connect_failure, reset, timeout] → [connect_failure, reset, 5xx]",
                 // It sends to the rebuilt pool "api".
-                "listener \"web\" swapped whole between two requests (a pool it sends to, or its settings, changed)",
+                "listener \"web\" swapped whole between two requests (a pool it sends to, its settings, or the [redis] link of its shared limits changed)",
                 "listener \"db\": max_connections_per_client 0 → 4, idle_timeout 10m → 30s",
             ]
         );

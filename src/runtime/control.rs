@@ -12,7 +12,7 @@
 //! ([`Control::dns_answers`]): the written plan again, with the new addresses.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -514,22 +514,7 @@ impl Control {
             return Err(api::no_pool(&view, pool));
         };
         let Some(addr) = overrides::address(&new.addr) else {
-            let written = new.addr.trim();
-            let help = if let Some((scheme, rest)) = written.split_once("://") {
-                // A URL (`http://10.0.0.5:8080/`): the address is inside it.
-                let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
-                format!(
-                    "drop `{scheme}://`: send {{\"addr\": {host_port:?}}} (host:port; TLS to servers is the pool's `tls`, in the file)"
-                )
-            } else if new.addr.contains(':') && !new.addr.trim().starts_with('[') {
-                format!(
-                    "the API adds one server by its address, e.g. {{\"addr\": \"10.0.0.5:8080\"}}; a host name, whose addresses DNS gives and changes, goes in the file: {{ addr = {:?}, resolve = true }}, then reload",
-                    new.addr.trim()
-                )
-            } else {
-                "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}"
-                    .to_string()
-            };
+            let help = addr_help(new.addr.trim());
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 format!("addr {:?} is not an address", new.addr),
@@ -719,5 +704,49 @@ pub fn log_reload(r: &ReloadReport) {
     }
     for o in &r.overrides {
         tracing::warn!("reloaded: {o}");
+    }
+}
+
+/// The help for an `addr` the API cannot add. A URL (`http://10.0.0.5:8080/`) has the
+/// address inside it: an IP, with the scheme's port if it has none, is suggested as it is; a
+/// host name is not (the API refuses those), so it gets the host-name help.
+fn addr_help(written: &str) -> String {
+    let mut host_port = written.to_string();
+    let mut tls = "";
+    if let Some((scheme, rest)) = written.split_once("://") {
+        let inside = rest.split(['/', '?']).next().unwrap_or(rest);
+        let port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        };
+        if scheme.eq_ignore_ascii_case("https") {
+            tls = "; TLS to servers is the pool's `tls`, in the file";
+        }
+        let bare = inside.strip_prefix('[').and_then(|i| i.strip_suffix(']'));
+        let ip = bare.unwrap_or(inside).parse::<IpAddr>().ok();
+        let addr = inside
+            .parse::<SocketAddr>()
+            .ok()
+            .or_else(|| Some(SocketAddr::new(ip?, port?)));
+        if let Some(a) = addr {
+            return format!("drop `{scheme}://`: send {{\"addr\": \"{a}\"}}{tls}");
+        }
+        let has_port = inside
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        host_port = match port {
+            _ if has_port || inside.is_empty() => inside.to_string(),
+            Some(p) => format!("{inside}:{p}"),
+            None => format!("{inside}:PORT"),
+        };
+    }
+    if host_port.contains(':') && !host_port.starts_with('[') {
+        format!(
+            "the API adds one server by its address, e.g. {{\"addr\": \"10.0.0.5:8080\"}}; a host name, whose addresses DNS gives and changes, goes in the file: {{ addr = {host_port:?}, resolve = true }}, then reload{tls}"
+        )
+    } else {
+        "send host:port, e.g. {\"addr\": \"10.0.0.5:8080\"} or {\"addr\": \"[::1]:8080\"}"
+            .to_string()
     }
 }

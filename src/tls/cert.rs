@@ -32,6 +32,7 @@ pub struct LoadedCert {
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::Read {
         path: path.to_path_buf(),
+        kind: e.kind(),
         cause: e.to_string(),
     })
 }

@@ -28,6 +28,7 @@ pub struct UpstreamTlsOptions {
 fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = std::fs::read(path).map_err(|e| TlsError::Read {
         path: path.clone(),
+        kind: e.kind(),
         cause: e.to_string(),
     })?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)

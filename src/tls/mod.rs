@@ -26,7 +26,12 @@ pub use resolver::{CertStore, ServerConfigs, SniResolver, server_config};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {cause}")]
-    Read { path: PathBuf, cause: String },
+    Read {
+        path: PathBuf,
+        /// Why, for the help: a missing file and an unreadable one are fixed differently.
+        kind: std::io::ErrorKind,
+        cause: String,
+    },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} holds no PEM private key: {cause}")]

@@ -358,9 +358,14 @@ fn pool_ref<'p>(pools: &'p [&str]) -> impl Fn(&Val<'_>) -> Result<String, Bad> +
                 }
                 _ => format!("use one of: {}, or define [pool.{name}]", pools.join(", ")),
             };
-            Err(bad(format!("no pool named {name:?}"), help))
+            Err(bad(no_pool(name), help))
         }
     }
+}
+
+/// The error for a pool name no `[pool.NAME]` defines.
+pub(super) fn no_pool(name: &str) -> String {
+    format!("no pool named {name:?}")
 }
 
 /// `accept_proxy_protocol` and `trusted_proxies`: the PROXY headers' senders, when the
@@ -432,24 +437,35 @@ fn certificate(t: &Table<'_>) -> Option<CertPair> {
             TlsError::NoKey { .. } | TlsError::BadKey { .. } => "key",
             _ => "cert",
         };
-        let help = match &e {
-            TlsError::KeyMismatch { .. } => {
-                "use the key the certificate was made for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
-            }
-            TlsError::NoName { .. } => {
-                "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
-            }
-            TlsError::Read { .. } => {
-                "fix the path (a relative one is read from the config file's folder); or make a pair with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem"
-            }
-            TlsError::NoCertificate { path } if holds(path, "PRIVATE KEY-----") => {
-                "this file holds a private key: are cert and key swapped? cert is the certificate chain (BEGIN CERTIFICATE), key its private key"
-            }
-            _ => CERT_HELP,
-        };
-        t.error_at(at, e.to_string(), help);
+        t.error_at(at, e.to_string(), cert_help(&e));
     }
     Some(pair)
+}
+
+/// What to do about a listener's certificate pair that does not load.
+fn cert_help(e: &TlsError) -> &'static str {
+    match e {
+        TlsError::KeyMismatch { .. } => {
+            "use the key the certificate was made for (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)"
+        }
+        TlsError::NoName { .. } => {
+            "issue the certificate with subjectAltName DNS names, e.g. -addext subjectAltName=DNS:example.com,DNS:*.example.com"
+        }
+        // The file is there (a key is often 0600, owned by root): the path is right.
+        TlsError::Read {
+            kind: std::io::ErrorKind::PermissionDenied,
+            ..
+        } => {
+            "let the user Switchyard runs as read it (e.g. give the file to that user's group and chmod g+r), or point the path at a copy it can read"
+        }
+        TlsError::Read { .. } => {
+            "fix the path (a relative one is read from the config file's folder); or make a pair with: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com -addext subjectAltName=DNS:example.com -keyout key.pem -out cert.pem"
+        }
+        TlsError::NoCertificate { path } if holds(path, "PRIVATE KEY-----") => {
+            "this file holds a private key: are cert and key swapped? cert is the certificate chain (BEGIN CERTIFICATE), key its private key"
+        }
+        _ => CERT_HELP,
+    }
 }
 
 /// Whether the file at `path` has `marker` in it (a PEM block's label).
@@ -585,4 +601,29 @@ fn name_value(t: &Table<'_>, key: &str) -> Option<(String, String)> {
     let value = nv.need("value", string, format!("{key} has no value"), help);
     nv.finish();
     Some((name?, value?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    // Root reads a chmod 000 file, so the tests (run as root) build the error instead.
+    #[test]
+    fn an_unreadable_cert_file_says_who_must_read_it_not_to_fix_the_path() {
+        let read = |kind: ErrorKind| TlsError::Read {
+            path: "key.pem".into(),
+            kind,
+            cause: std::io::Error::from(kind).to_string(),
+        };
+        let denied = cert_help(&read(ErrorKind::PermissionDenied));
+        assert!(denied.contains("the user Switchyard runs as"), "{denied}");
+        assert!(!denied.contains("fix the path"), "{denied}");
+        for kind in [ErrorKind::NotFound, ErrorKind::Other] {
+            assert!(
+                cert_help(&read(kind)).starts_with("fix the path"),
+                "{kind:?}"
+            );
+        }
+    }
 }

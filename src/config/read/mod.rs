@@ -64,7 +64,17 @@ pub(crate) fn read(src: &str, file: &str) -> (Plan, Vec<(Kind, ConfigError)>) {
     }
     let (mut plan, seen) = top(&Table::root(&report, &doc));
     cross::check(&report, &mut plan, &seen);
-    (plan, report.errors())
+    // nginx's [upstream.NAME] (HAProxy's [backend.NAME]) is an unknown key whose help says
+    // "did you mean `pool`?": "no pool named NAME" where it is sent to would only repeat it.
+    let foreign: Vec<String> = ["upstream", "upstreams", "backend", "backends"]
+        .iter()
+        .filter_map(|k| doc.get_ref().get(*k))
+        .filter_map(|v| v.get_ref().as_table())
+        .flat_map(|t| t.keys().map(|name| listener::no_pool(name.get_ref())))
+        .collect();
+    let mut errors = report.errors();
+    errors.retain(|(_, e)| !foreign.contains(&e.message));
+    (plan, errors)
 }
 
 /// The top level, and the tables below it.

@@ -312,7 +312,7 @@ pub(crate) fn addr(what: &'static str) -> impl Fn(&Val<'_>) -> Result<SocketAddr
             return Err(bad(
                 format!("listen {s:?}: the host {host:?} is not an address"),
                 format!(
-                    "for every IPv4 address write \"0.0.0.0:{port}\" (or \"{port}\"); for IPv6 too, \"[::]:{port}\""
+                    "every IPv4 address is \"0.0.0.0:{port}\" (or \"{port}\"); for IPv6 as well, add a second [[listener]] with listen = \"[::]:{port}\" (IPv6 only)"
                 ),
             ));
         }

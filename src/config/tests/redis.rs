@@ -98,6 +98,14 @@ fn a_shared_limit_with_redis_becomes_the_plan() {
     let d = PlanDiff::between(&file(6379), &file(6380));
     assert_eq!(d.listener("listener2"), Some(ListenerChange::Changed));
     assert_eq!(d.listener("plain"), Some(ListenerChange::Same));
+    // And the report says why it was swapped (not only "a pool or its settings changed").
+    let said = d.describe();
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("listener \"listener2\" swapped whole")
+                && l.contains("the [redis] link of its shared limits")),
+        "{said:?}"
+    );
     assert!(PlanDiff::between(&file(6379), &file(6379)).is_empty());
 }
 

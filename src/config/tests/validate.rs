@@ -126,7 +126,37 @@ servers = [ { addr = "127.0.0.1:1", weight = 0 } ]
             assert_eq!(errs.len(), 1, "{errs:?}");
             let help = errs[0].help.as_deref().unwrap_or("");
             assert!(help.contains("\"0.0.0.0:8080\""), "{listen}: {errs:?}");
+            // IPv6 listeners are bound IPv6-only: "[::]" is a second listener, not a swap.
+            assert!(help.contains("second [[listener]]"), "{listen}: {errs:?}");
+            assert!(
+                help.contains("\"[::]:8080\" (IPv6 only)"),
+                "{listen}: {errs:?}"
+            );
             assert!(errs[0].to_string().contains("f.toml:2:10:"), "{errs:?}");
+        }
+    }
+
+    /// nginx's `[upstream.p]` (HAProxy's `[backend.p]`) sent to by `pool = "p"`: one error,
+    /// "did you mean `pool`?"; "no pool named \"p\"" would only repeat it.
+    #[test]
+    fn an_upstream_table_for_a_pool_is_one_error_not_two() {
+        for word in ["upstream", "backend"] {
+            let src = format!(
+                "[[listener]]\nlisten = \"127.0.0.1:1\"\npool = \"p\"\n[{word}.p]\nservers = [ {{ addr = \"127.0.0.1:9\" }} ]\n"
+            );
+            let errs = validate(&src, "f.toml").unwrap_err().0;
+            assert_eq!(errs.len(), 1, "{word}: {errs:?}");
+            assert!(
+                errs[0].to_string().contains("did you mean `pool`?"),
+                "{errs:?}"
+            );
+            // Another name is still missing, and said so.
+            let other = validate(&src.replace("pool = \"p\"", "pool = \"q\""), "f.toml");
+            let errs = other.unwrap_err().0;
+            assert!(
+                errs.iter().any(|e| e.message == "no pool named \"q\""),
+                "{errs:?}"
+            );
         }
     }
 
