@@ -196,6 +196,40 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A location whose `proxy_pass` rewrites the path (a URI part) or names a variable is left
+/// out: nginx proxied its requests there, Switchyard will send them where the address's other
+/// routes do, which is a warning, not a quiet note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_locations_left_out_are_warned() {
+    let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
+    let text = r#"
+events {}
+http {
+    upstream web { server BACKEND; }
+    server {
+        listen 127.0.0.1:0;
+        location / { proxy_pass http://web; }
+        location /v2/ { proxy_pass http://web/; }
+        location /v3/ { proxy_pass http://$backend_of_v3; }
+        location /same/ { proxy_pass http://web/same/; }
+    }
+}
+"#;
+    let (dir, _, warnings) = imported("import-left-out", "nginx.conf", text, &backend);
+    for (line, what) in [(8, "URI part"), (9, "variable")] {
+        assert!(
+            warnings.iter().any(|w| w.starts_with("warning: ")
+                && w.contains(&format!("nginx.conf:{line}:"))
+                && w.contains(what)
+                && w.contains("WILL now be proxied")),
+            "{line}: {warnings:?}"
+        );
+    }
+    // A URI part that is the location's own prefix changes nothing: carried, no warning.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `text` (its `BACKEND` the backend's address) written to `name` in a new directory and
 /// imported (the source told by the name): the directory, the import (checked), its warnings.
 fn imported(

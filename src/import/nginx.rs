@@ -511,19 +511,21 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
         Some(k) => (&rest[..k], &rest[k..]),
         None => (rest, ""),
     };
+    // A location left out: nginx proxied its requests somewhere; here they reach whatever
+    // else matches them, so it is a warning, not a quiet note.
     if host.contains('$') || !matches!(scheme, "http" | "https") {
-        c.note(
+        c.warn(
             &pp.at,
             pp.text(),
-            "proxy_pass to a variable or a non-HTTP scheme has no equivalent",
+            "proxy_pass to a variable or a non-HTTP scheme has no equivalent; the route is left out, so the requests nginx sent here WILL now be proxied where this address's other routes or its default pool send them",
         );
         return;
     }
     if !uri.is_empty() && uri != path {
-        c.note(
+        c.warn(
             &pp.at,
             pp.text(),
-            "Switchyard passes the request path unchanged; a URI part that replaces the location's prefix is not carried (the route is left out)",
+            "Switchyard passes the request path unchanged; a URI part that replaces the location's prefix is not carried: the route is left out, so the requests nginx sent here (with the path rewritten) WILL now be proxied, path unchanged, where this address's other routes or its default pool send them",
         );
         return;
     }
