@@ -196,8 +196,8 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A location whose `proxy_pass` rewrites the path (a URI part) or names a variable is left
-/// out: nginx proxied its requests there, Switchyard will send them where the address's other
+/// A location whose `proxy_pass` rewrites the path (a URI part) or names a variable, or a
+/// regular-expression location that proxies, is left out: nginx proxied its requests there, Switchyard will send them where the address's other
 /// routes do, which is a warning, not a quiet note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_locations_left_out_are_warned() {
@@ -212,11 +212,12 @@ http {
         location /v2/ { proxy_pass http://web/; }
         location /v3/ { proxy_pass http://$backend_of_v3; }
         location /same/ { proxy_pass http://web/same/; }
+        location ~ \.php$ { proxy_pass http://web; }
     }
 }
 "#;
     let (dir, _, warnings) = imported("import-left-out", "nginx.conf", text, &backend);
-    for (line, what) in [(8, "URI part"), (9, "variable")] {
+    for (line, what) in [(8, "URI part"), (9, "variable"), (11, "regular-expression")] {
         assert!(
             warnings.iter().any(|w| w.starts_with("warning: ")
                 && w.contains(&format!("nginx.conf:{line}:"))
@@ -226,7 +227,7 @@ http {
         );
     }
     // A URI part that is the location's own prefix changes nothing: carried, no warning.
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -469,6 +469,15 @@ fn location(c: &mut Config, h: &mut Http, d: &Directive, parent: &Inherit, v: &m
         "" | "^~" => false,
         "=" => true,
         "~" | "~*" if !proxies => true, // what it matches is told by its regex below
+        // Left out: where nginx proxied its requests, they now reach whatever else matches.
+        _ if proxies => {
+            c.warn(
+                &d.at,
+                d.text(),
+                "Switchyard routes by path prefix; regular-expression and named locations are not carried: the requests nginx proxied here WILL now be proxied where this address's other routes or its default pool send them",
+            );
+            return;
+        }
         _ => {
             c.note(
                 &d.at,
