@@ -197,8 +197,9 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
 }
 
 /// A location whose `proxy_pass` rewrites the path (a URI part) or names a variable, or a
-/// regular-expression location that proxies, is left out: nginx proxied its requests there, Switchyard will send them where the address's other
-/// routes do, which is a warning, not a quiet note.
+/// regular-expression location that proxies, is left out: nginx proxied its requests there,
+/// Switchyard will send them where the address's other routes do, which is a warning, not a
+/// quiet note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_locations_left_out_are_warned() {
     let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
