@@ -100,22 +100,15 @@ async fn nginx_refusing_locations_stay_refused_and_answered_ones_are_warned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_nginx_refusals_answer_the_status_nginx_picks() {
     let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
-    let conf = r#"
-events {}
-http {
-    upstream web { server BACKEND; }
-    server {
-        listen 127.0.0.1:0;
-        location / { proxy_pass http://web; }
-        location /api/ { return 404; }
+    let conf = one_server(
+        r#"        location /api/ { return 404; }
         location /api/internal/ { return 403; }
         location /old/ { return 410; }
         location ~ \.php$ { return 403; }
         location /down/ { return 503; }
-    }
-}
-"#;
-    let (dir, i, _) = imported("import-refusals-order", "nginx.conf", conf, &backend);
+"#,
+    );
+    let (dir, i, _) = imported("import-refusals-order", "nginx.conf", &conf, &backend);
     let plan = switchyard::config::load_str(&i.toml, "imported.toml").unwrap();
     let rt = Runtime::start(plan).await.unwrap();
     let addr = rt.local_addr("http-0").unwrap();
@@ -203,21 +196,14 @@ async fn haproxy_path_denies_stay_refused_and_others_are_warned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_locations_left_out_are_warned() {
     let backend = Backend::start("web1", Duration::ZERO).await.unwrap();
-    let text = r#"
-events {}
-http {
-    upstream web { server BACKEND; }
-    server {
-        listen 127.0.0.1:0;
-        location / { proxy_pass http://web; }
-        location /v2/ { proxy_pass http://web/; }
+    let text = one_server(
+        r#"        location /v2/ { proxy_pass http://web/; }
         location /v3/ { proxy_pass http://$backend_of_v3; }
         location /same/ { proxy_pass http://web/same/; }
         location ~ \.php$ { proxy_pass http://web; }
-    }
-}
-"#;
-    let (dir, _, warnings) = imported("import-left-out", "nginx.conf", text, &backend);
+"#,
+    );
+    let (dir, _, warnings) = imported("import-left-out", "nginx.conf", &text, &backend);
     for (line, what) in [(8, "URI part"), (9, "variable"), (11, "regular-expression")] {
         assert!(
             warnings.iter().any(|w| w.starts_with("warning: ")
@@ -230,6 +216,14 @@ http {
     // A URI part that is the location's own prefix changes nothing: carried, no warning.
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An nginx.conf of one server on upstream `web` (`BACKEND`), whose `location /` proxies
+/// there, with `locations` after it: they start on line 8.
+fn one_server(locations: &str) -> String {
+    format!(
+        "\nevents {{}}\nhttp {{\n    upstream web {{ server BACKEND; }}\n    server {{\n        listen 127.0.0.1:0;\n        location / {{ proxy_pass http://web; }}\n{locations}    }}\n}}\n"
+    )
 }
 
 /// `text` (its `BACKEND` the backend's address) written to `name` in a new directory and
